@@ -1,0 +1,166 @@
+"""Typed configuration: one frozen dataclass per stage, composed into :class:`VectorizeConfig`.
+
+Dicts, CLI flags and protobuf messages are converted to these at the edges (``cli.py``, ``server/``);
+core code only ever sees these objects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An option has a value the pipeline cannot use; the message names the option."""
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Rasterizer settings.
+
+    renderer: "torch" (built-in, CPU and CUDA) or "diffvg" (needs a source build of pydiffvg).
+    samples_per_segment: straight pieces each cubic segment is flattened into.
+    subrows: horizontal scanlines per pixel row (vertical anti-aliasing); coverage is exact along x.
+    """
+
+    renderer: str = "torch"
+    samples_per_segment: int = 16
+    subrows: int = 4
+
+
+@dataclass(frozen=True)
+class SimplifyConfig:
+    """Simplification sequence: the original plus ``levels`` coarser images.
+
+    method: "auto" | "classical" | "sds".
+    """
+
+    method: str = "auto"
+    levels: int = 4
+    # classical (edge-preserving smoothing + quantisation)
+    smooth_strength: float = 1.0
+    # SDS (diffusers)
+    sd_model: str | None = None
+    sds_iterations_per_level: int = 20
+    sds_t_range: tuple[float, float] = (0.05, 0.5)
+    sds_lr: float = 0.01
+    sds_guidance_size: int = 512
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Segmentation of each level into masks.
+
+    method: "auto" | "classical" | "sam".
+    min_area: masks smaller than this fraction of the image are dropped.
+    """
+
+    method: str = "auto"
+    min_area: float = 0.0005
+    # SAM (segment-anything)
+    sam_checkpoint: str | None = None
+    sam_points_per_side: int = 32
+    sam_pred_iou_thresh: float = 0.86
+    sam_stability_score_thresh: float = 0.92
+
+
+@dataclass(frozen=True)
+class SaliencyConfig:
+    """Where the importance map comes from.
+
+    source: "auto" | "clip" | "mask" | "none"; ``mask_path`` is used with "mask".
+    """
+
+    source: str = "auto"
+    prompt: str = ""
+    mask_path: str | None = None
+    clip_model: str | None = None
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Path optimisation (stage I structure, stage II refinement)."""
+
+    structure_iters: int = 150
+    refine_iters: int = 150
+    point_lr: float = 1.0
+    color_lr: float = 0.01
+    overlap_weight: float = 0.1
+    refine_rounds: int = 4
+    prune_every: int = 50
+    prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
+    dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
+
+
+@dataclass(frozen=True)
+class CompactConfig:
+    """Compact mode (recolouring-based mask merging)."""
+
+    structural_ratio: float = 0.4
+    rounds: int = 20
+    lambda_wmse: float = 1.0
+    lambda_wtv: float = 0.1
+    lambda_ent: float = 0.01
+    lambda_c: float = 0.1
+    lambda_d: float = 0.01
+    detail_radius: float = 5.0
+
+
+MODES = ("layered", "compact")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class VectorizeConfig:
+    """Everything ``lvss.vectorize`` needs.
+
+    paths: path budget N (the SVG has at most N paths).
+    work_size: long side in pixels of the working resolution (optimisation happens there).
+    """
+
+    paths: int = 128
+    mode: str = "layered"
+    seed: int = 0
+    device: str = "auto"
+    work_size: int = 256
+    render: RenderConfig = field(default_factory=RenderConfig)
+    simplify: SimplifyConfig = field(default_factory=SimplifyConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    compact: CompactConfig = field(default_factory=CompactConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def with_(self, **changes: Any) -> "VectorizeConfig":
+        """A copy with top-level fields changed (``cfg.with_(paths=64)``)."""
+        return replace(self, **changes)
+
+
+def validate(cfg: VectorizeConfig) -> None:
+    """Raise :class:`ConfigError` naming the first option that is out of range."""
+    if not isinstance(cfg.paths, int) or isinstance(cfg.paths, bool) or cfg.paths <= 0:
+        raise ConfigError(f"paths must be a positive integer (the path budget), got {cfg.paths!r}")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {cfg.mode!r}")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    if not isinstance(cfg.work_size, int) or cfg.work_size < 16:
+        raise ConfigError(f"work_size must be an integer >= 16 pixels, got {cfg.work_size!r}")
+    if cfg.simplify.levels < 0 or cfg.simplify.levels > 10:
+        raise ConfigError(f"levels must be between 0 and 10, got {cfg.simplify.levels}")
+    if cfg.render.renderer not in ("torch", "diffvg"):
+        raise ConfigError(f"renderer must be 'torch' or 'diffvg', got {cfg.render.renderer!r}")
+    if not 0.0 <= cfg.compact.structural_ratio <= 1.0:
+        raise ConfigError(f"structural_ratio must be within [0, 1], got {cfg.compact.structural_ratio}")
+    if cfg.compact.rounds < 1:
+        raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
+
+
+def to_dict(obj: Any) -> dict:
+    """A plain dict of a config (nested), for JSON and logs."""
+    out = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = to_dict(v) if hasattr(v, "__dataclass_fields__") else v
+    return out
