@@ -1,0 +1,571 @@
+"""Scene ⇄ SVG with lxml.
+
+Writer: ``viewBox`` equal to the canvas, one ``<g inkscape:groupmode="layer">`` per layer (back to
+front), each path ``<path d="M … C … Z" fill="#rrggbb" fill-opacity="a"/>``. Numbers are written with
+``precision`` decimals (default 2).
+
+Reader: reads back everything the writer writes, and plain SVGs made of path, rect, circle, ellipse,
+polygon and polyline elements with transforms (clip art). Only fills are read: strokes, ``<line>``,
+text, images, clip paths, masks and filters are ignored, and gradients become the mean of their stop
+colours. Each closed subpath becomes one lvss path (holes are not cut out).
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path as FsPath
+
+import numpy as np
+import torch
+from lxml import etree
+
+from .io import atomic_write
+from .scene import Layer, Path, Scene, SceneError
+
+SVG_NS = "http://www.w3.org/2000/svg"
+INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+NSMAP = {None: SVG_NS, "inkscape": INKSCAPE_NS}
+
+
+class SvgError(ValueError):
+    """The SVG cannot be read; the message says why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# writer
+# ---------------------------------------------------------------------------------------------
+def _fmt(v: float, precision: int) -> str:
+    s = f"{v:.{precision}f}"
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    if s in ("-0", ""):
+        s = "0"
+    return s
+
+
+def path_data(points: np.ndarray, precision: int = 2) -> str:
+    """``M … C … Z`` for a closed cubic path given as (3S, 2) points."""
+    n = points.shape[0] // 3
+    f = lambda p: f"{_fmt(p[0], precision)} {_fmt(p[1], precision)}"  # noqa: E731
+    parts = [f"M{f(points[0])}"]
+    for k in range(n):
+        c1, c2, end = points[3 * k + 1], points[3 * k + 2], points[(3 * k + 3) % (3 * n)]
+        parts.append(f"C{f(c1)} {f(c2)} {f(end)}")
+    parts.append("Z")
+    return "".join(parts)
+
+
+def _hex(rgb) -> str:
+    r, g, b = (int(round(min(max(float(c), 0.0), 1.0) * 255)) for c in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _layer_id(i: int, layer: Layer, used: set[str]) -> str:
+    base = layer.id or f"layer{i + 1}"
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", base)
+    if not re.match(r"[A-Za-z_]", base):
+        base = f"l_{base}"
+    out, k = base, 2
+    while out in used:
+        out, k = f"{base}_{k}", k + 1
+    used.add(out)
+    return out
+
+
+def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
+                 height: float | None = None) -> str:
+    """SVG text for a scene. ``width``/``height`` set the displayed size (default: the canvas)."""
+    if precision < 0 or precision > 8:
+        raise SvgError(f"precision must be between 0 and 8 decimals, got {precision}")
+    root = etree.Element(f"{{{SVG_NS}}}svg", nsmap=NSMAP)
+    root.set("version", "1.1")
+    root.set("width", _fmt(width if width is not None else scene.width, precision))
+    root.set("height", _fmt(height if height is not None else scene.height, precision))
+    root.set("viewBox", f"0 0 {scene.width} {scene.height}")
+    used: set[str] = set()
+    for i, layer in enumerate(scene.layers):
+        g = etree.SubElement(root, f"{{{SVG_NS}}}g")
+        g.set("id", _layer_id(i, layer, used))
+        g.set(f"{{{INKSCAPE_NS}}}label", layer.name)
+        g.set(f"{{{INKSCAPE_NS}}}groupmode", "layer")
+        for p in layer.paths:
+            pts = p.points.detach().cpu().double().numpy()
+            col = p.color.detach().cpu().double().numpy()
+            if not np.isfinite(pts).all():
+                raise SceneError(f"layer {layer.name!r} has a path with NaN or infinite points")
+            e = etree.SubElement(g, f"{{{SVG_NS}}}path")
+            e.set("d", path_data(pts, precision))
+            e.set("fill", _hex(col[:3]))
+            a = min(max(float(col[3]), 0.0), 1.0)
+            if a < 1.0:
+                e.set("fill-opacity", _fmt(a, max(precision, 3)))
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode("utf-8")
+
+
+def write_svg(scene: Scene, path: str | FsPath, precision: int = 2, **kw) -> None:
+    """Write the scene's SVG atomically (never a partial file)."""
+    atomic_write(path, scene_to_svg(scene, precision, **kw))
+
+
+# ---------------------------------------------------------------------------------------------
+# reader
+# ---------------------------------------------------------------------------------------------
+_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_CMD = re.compile(r"[MmLlHhVvCcSsQqTtAaZz]")
+_TOKEN = re.compile(r"([MmLlHhVvCcSsQqTtAaZz])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|([\s,]+)|(.)")
+_ARGS = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "A": 7, "Z": 0}
+
+
+def _tokens(d: str) -> list:
+    out: list = []
+    pending_cmd = None
+    i = 0
+    n = len(d)
+    while i < n:
+        m = _TOKEN.match(d, i)
+        if m.group(1):
+            pending_cmd = m.group(1)
+            out.append(pending_cmd)
+        elif m.group(2):
+            out.append(float(m.group(2)))
+        elif m.group(4):
+            raise SvgError(f"path data has an unexpected character {m.group(4)!r} at position {i}")
+        i = m.end()
+    return out
+
+
+def _arc_to_cubics(p0, rx, ry, phi_deg, large, sweep, p1):
+    """Endpoint arc → list of cubic segments ((c1, c2, end), ...) (SVG implementation notes F.6)."""
+    x1, y1 = p0
+    x2, y2 = p1
+    if rx == 0 or ry == 0 or (x1 == x2 and y1 == y2):
+        return [((x1 + (x2 - x1) / 3, y1 + (y2 - y1) / 3), (x1 + 2 * (x2 - x1) / 3, y1 + 2 * (y2 - y1) / 3), (x2, y2))]
+    rx, ry = abs(rx), abs(ry)
+    phi = math.radians(phi_deg)
+    cp, sp = math.cos(phi), math.sin(phi)
+    dx, dy = (x1 - x2) / 2, (y1 - y2) / 2
+    x1p, y1p = cp * dx + sp * dy, -sp * dx + cp * dy
+    lam = (x1p / rx) ** 2 + (y1p / ry) ** 2
+    if lam > 1:
+        s = math.sqrt(lam)
+        rx, ry = rx * s, ry * s
+    num = rx * rx * ry * ry - rx * rx * y1p * y1p - ry * ry * x1p * x1p
+    den = rx * rx * y1p * y1p + ry * ry * x1p * x1p
+    coef = math.sqrt(max(num / den, 0.0)) if den > 0 else 0.0
+    if large == sweep:
+        coef = -coef
+    cxp, cyp = coef * rx * y1p / ry, -coef * ry * x1p / rx
+    cx = cp * cxp - sp * cyp + (x1 + x2) / 2
+    cy = sp * cxp + cp * cyp + (y1 + y2) / 2
+
+    def ang(ux, uy, vx, vy):
+        a = math.atan2(ux * vy - uy * vx, ux * vx + uy * vy)
+        return a
+
+    t1 = ang(1, 0, (x1p - cxp) / rx, (y1p - cyp) / ry)
+    dt = ang((x1p - cxp) / rx, (y1p - cyp) / ry, (-x1p - cxp) / rx, (-y1p - cyp) / ry)
+    if not sweep and dt > 0:
+        dt -= 2 * math.pi
+    elif sweep and dt < 0:
+        dt += 2 * math.pi
+    nseg = max(1, int(math.ceil(abs(dt) / (math.pi / 2) - 1e-9)))
+    step = dt / nseg
+    k = 4.0 / 3.0 * math.tan(step / 4)
+    out = []
+
+    def pt(t):
+        x, y = rx * math.cos(t), ry * math.sin(t)
+        return (cp * x - sp * y + cx, sp * x + cp * y + cy)
+
+    def der(t):
+        x, y = -rx * math.sin(t), ry * math.cos(t)
+        return (cp * x - sp * y, sp * x + cp * y)
+
+    for i in range(nseg):
+        a0, a1 = t1 + i * step, t1 + (i + 1) * step
+        q0, q1 = pt(a0), pt(a1)
+        d0, d1 = der(a0), der(a1)
+        out.append(((q0[0] + k * d0[0], q0[1] + k * d0[1]), (q1[0] - k * d1[0], q1[1] - k * d1[1]),
+                    (x2, y2) if i == nseg - 1 else q1))
+    return out
+
+
+def parse_path_data(d: str) -> list[np.ndarray]:
+    """SVG path data → list of closed subpaths, each (3S, 2) float64 cubic control points."""
+    toks = _tokens(d)
+    subpaths: list[np.ndarray] = []
+    cur = np.zeros(2)
+    start = np.zeros(2)
+    segs: list = []  # (c1, c2, end) relative to a subpath starting at `start`
+    last_ctrl = None
+    last_cmd = ""
+    i = 0
+    cmd = None
+
+    def flush():
+        nonlocal segs
+        if segs:
+            end = np.asarray(segs[-1][2])
+            if np.hypot(*(end - start)) > 1e-9:
+                segs.append((tuple(end + (start - end) / 3), tuple(end + 2 * (start - end) / 3), tuple(start)))
+            pts = [start]
+            for k, (c1, c2, e) in enumerate(segs):
+                pts.append(np.asarray(c1))
+                pts.append(np.asarray(c2))
+                if k < len(segs) - 1:
+                    pts.append(np.asarray(e))
+            arr = np.asarray(pts, dtype=np.float64)
+            if len(segs) >= 1 and arr.shape[0] == 3 * len(segs):
+                subpaths.append(arr)
+        segs = []
+
+    while i < len(toks):
+        t = toks[i]
+        if isinstance(t, str):
+            cmd = t
+            i += 1
+            if cmd in "Zz":
+                flush()
+                cur = start.copy()
+                last_ctrl, last_cmd = None, "Z"
+                continue
+        elif cmd is None:
+            raise SvgError("path data must start with a moveto command (M or m)")
+        up = cmd.upper()
+        rel = cmd.islower()
+        nargs = _ARGS[up]
+        if nargs == 0:
+            raise SvgError("path data has numbers after a closepath (Z) without a command")
+        if up == "A":
+            # flags may be written without separators ("a1 1 0 01 1 1")
+            args = []
+            while len(args) < 7:
+                if i >= len(toks) or isinstance(toks[i], str):
+                    raise SvgError("path data has an incomplete elliptical arc (A) command")
+                args.append(toks[i])
+                i += 1
+        else:
+            if i + nargs > len(toks) or any(isinstance(x, str) for x in toks[i:i + nargs]):
+                raise SvgError(f"path data has an incomplete {cmd} command (needs {nargs} numbers)")
+            args = toks[i:i + nargs]
+            i += nargs
+        a = np.asarray(args, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise SvgError("path data contains a non-finite number")
+        if up == "M":
+            flush()
+            cur = (cur + a) if rel and last_cmd else a.copy()
+            start = cur.copy()
+            cmd = "l" if rel else "L"  # further pairs are implicit linetos
+            last_ctrl, last_cmd = None, "M"
+            continue
+        if up in "LHV":
+            if up == "L":
+                end = cur + a if rel else a.copy()
+            elif up == "H":
+                end = np.array([cur[0] + a[0] if rel else a[0], cur[1]])
+            else:
+                end = np.array([cur[0], cur[1] + a[0] if rel else a[0]])
+            segs.append((tuple(cur + (end - cur) / 3), tuple(cur + 2 * (end - cur) / 3), tuple(end)))
+            last_ctrl = None
+        elif up in "CS":
+            if up == "C":
+                c1 = cur + a[0:2] if rel else a[0:2]
+                c2 = cur + a[2:4] if rel else a[2:4]
+                end = cur + a[4:6] if rel else a[4:6]
+            else:
+                c1 = 2 * cur - last_ctrl if (last_ctrl is not None and last_cmd in "CS") else cur.copy()
+                c2 = cur + a[0:2] if rel else a[0:2]
+                end = cur + a[2:4] if rel else a[2:4]
+            segs.append((tuple(c1), tuple(c2), tuple(end)))
+            last_ctrl = np.asarray(c2)
+        elif up in "QT":
+            if up == "Q":
+                q = cur + a[0:2] if rel else a[0:2]
+                end = cur + a[2:4] if rel else a[2:4]
+            else:
+                q = 2 * cur - last_ctrl if (last_ctrl is not None and last_cmd in "QT") else cur.copy()
+                end = cur + a[0:2] if rel else a[0:2]
+            segs.append((tuple(cur + 2 / 3 * (q - cur)), tuple(end + 2 / 3 * (q - end)), tuple(end)))
+            last_ctrl = np.asarray(q)
+        else:  # A
+            end = cur + a[5:7] if rel else a[5:7]
+            for seg in _arc_to_cubics(tuple(cur), a[0], a[1], a[2], bool(a[3]), bool(a[4]), tuple(end)):
+                segs.append(seg)
+            last_ctrl = None
+        cur = np.asarray(end, dtype=np.float64)
+        last_cmd = up
+    flush()
+    return subpaths
+
+
+def _parse_transform(s: str | None) -> np.ndarray:
+    """SVG transform list → 3x3 matrix."""
+    m = np.eye(3)
+    if not s:
+        return m
+    for name, body in re.findall(r"([a-zA-Z]+)\s*\(([^)]*)\)", s):
+        v = [float(x) for x in _NUM.findall(body)]
+        t = np.eye(3)
+        try:
+            if name == "matrix":
+                t[0, 0], t[1, 0], t[0, 1], t[1, 1], t[0, 2], t[1, 2] = v[:6]
+            elif name == "translate":
+                t[0, 2], t[1, 2] = v[0], (v[1] if len(v) > 1 else 0.0)
+            elif name == "scale":
+                t[0, 0], t[1, 1] = v[0], (v[1] if len(v) > 1 else v[0])
+            elif name == "rotate":
+                a = math.radians(v[0])
+                r = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+                if len(v) >= 3:
+                    c = np.array([[1, 0, v[1]], [0, 1, v[2]], [0, 0, 1]])
+                    ci = np.array([[1, 0, -v[1]], [0, 1, -v[2]], [0, 0, 1]])
+                    r = c @ r @ ci
+                t = r
+            elif name == "skewX":
+                t[0, 1] = math.tan(math.radians(v[0]))
+            elif name == "skewY":
+                t[1, 0] = math.tan(math.radians(v[0]))
+            else:
+                raise SvgError(f"unknown transform {name!r}")
+        except IndexError:
+            raise SvgError(f"transform {name}({body}) has too few numbers") from None
+        m = m @ t
+    return m
+
+
+_NAMED = {
+    "black": "#000000", "white": "#ffffff", "red": "#ff0000", "green": "#008000", "blue": "#0000ff",
+    "yellow": "#ffff00", "cyan": "#00ffff", "aqua": "#00ffff", "magenta": "#ff00ff", "fuchsia": "#ff00ff",
+    "gray": "#808080", "grey": "#808080", "silver": "#c0c0c0", "maroon": "#800000", "olive": "#808000",
+    "lime": "#00ff00", "teal": "#008080", "navy": "#000080", "purple": "#800080", "orange": "#ffa500",
+    "brown": "#a52a2a", "pink": "#ffc0cb", "gold": "#ffd700", "darkgray": "#a9a9a9", "lightgray": "#d3d3d3",
+}
+
+
+def _parse_color(s: str, gradients: dict) -> tuple[float, float, float] | None:
+    s = s.strip()
+    low = s.lower()
+    if low in ("none", "transparent"):
+        return None
+    if low.startswith("url("):
+        ref = re.search(r"#([^)\s]+)", s)
+        return gradients.get(ref.group(1)) if ref else None
+    if low in _NAMED:
+        s = _NAMED[low]
+    if s.startswith("#"):
+        h = s[1:]
+        if len(h) == 3:
+            h = "".join(c * 2 for c in h)
+        if len(h) in (6, 8) and re.fullmatch(r"[0-9a-fA-F]+", h):
+            return tuple(int(h[k:k + 2], 16) / 255.0 for k in (0, 2, 4))
+        raise SvgError(f"cannot read colour {s!r}")
+    m = re.match(r"rgba?\(([^)]*)\)", low)
+    if m:
+        parts = [p.strip() for p in m.group(1).replace("/", ",").split(",") if p.strip()]
+        vals = []
+        for p in parts[:3]:
+            vals.append(float(p[:-1]) / 100.0 if p.endswith("%") else float(p) / 255.0)
+        return tuple(vals)
+    raise SvgError(f"cannot read colour {s!r}")
+
+
+def _style(e) -> dict[str, str]:
+    out = {}
+    for k in ("fill", "fill-opacity", "opacity", "display", "visibility"):
+        v = e.get(k)
+        if v is not None:
+            out[k] = v
+    st = e.get("style")
+    if st:
+        for item in st.split(";"):
+            if ":" in item:
+                k, v = item.split(":", 1)
+                out[k.strip()] = v.strip()
+    return out
+
+
+def _local(tag) -> str:
+    return tag.split("}", 1)[1] if isinstance(tag, str) and "}" in tag else (tag if isinstance(tag, str) else "")
+
+
+def _length(v: str | None) -> float | None:
+    if v is None:
+        return None
+    m = _NUM.match(v.strip())
+    if not m:
+        return None
+    x = float(m.group(0))
+    unit = v.strip()[m.end():].strip()
+    scale = {"": 1, "px": 1, "pt": 4 / 3, "pc": 16, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96}.get(unit)
+    if scale is None:
+        return None
+    return x * scale
+
+
+def _shape_subpaths(e, tag: str) -> list[np.ndarray]:
+    g = lambda k, d=0.0: float(_length(e.get(k)) or d)  # noqa: E731
+    if tag == "path":
+        return parse_path_data(e.get("d", ""))
+    if tag == "rect":
+        x, y, w, h = g("x"), g("y"), g("width"), g("height")
+        if w <= 0 or h <= 0:
+            return []
+        rx, ry = e.get("rx"), e.get("ry")
+        rx = _length(rx) if rx is not None else None
+        ry = _length(ry) if ry is not None else None
+        rx = ry if rx is None else rx
+        ry = rx if ry is None else ry
+        rx, ry = min(rx or 0.0, w / 2), min(ry or 0.0, h / 2)
+        if rx > 0 and ry > 0:
+            d = (f"M{x + rx},{y} H{x + w - rx} A{rx},{ry} 0 0 1 {x + w},{y + ry} V{y + h - ry} "
+                 f"A{rx},{ry} 0 0 1 {x + w - rx},{y + h} H{x + rx} A{rx},{ry} 0 0 1 {x},{y + h - ry} "
+                 f"V{y + ry} A{rx},{ry} 0 0 1 {x + rx},{y} Z")
+        else:
+            d = f"M{x},{y} H{x + w} V{y + h} H{x} Z"
+        return parse_path_data(d)
+    if tag in ("circle", "ellipse"):
+        cx, cy = g("cx"), g("cy")
+        if tag == "circle":
+            rx = ry = g("r")
+        else:
+            rx, ry = g("rx"), g("ry")
+        if rx <= 0 or ry <= 0:
+            return []
+        d = (f"M{cx + rx},{cy} A{rx},{ry} 0 0 1 {cx},{cy + ry} A{rx},{ry} 0 0 1 {cx - rx},{cy} "
+             f"A{rx},{ry} 0 0 1 {cx},{cy - ry} A{rx},{ry} 0 0 1 {cx + rx},{cy} Z")
+        return parse_path_data(d)
+    if tag in ("polygon", "polyline"):
+        nums = [float(x) for x in _NUM.findall(e.get("points", ""))]
+        if len(nums) < 6:
+            return []
+        pts = np.asarray(nums[: len(nums) // 2 * 2]).reshape(-1, 2)
+        d = "M" + " L".join(f"{p[0]},{p[1]}" for p in pts) + " Z"
+        return parse_path_data(d)
+    return []
+
+
+_SKIP = {"defs", "clipPath", "mask", "symbol", "marker", "pattern", "metadata", "title", "desc", "style",
+         "script", "text", "image", "foreignObject", "filter", "linearGradient", "radialGradient", "line",
+         "namedview"}
+_SHAPES = {"path", "rect", "circle", "ellipse", "polygon", "polyline"}
+
+
+def _gradients(root) -> dict:
+    out = {}
+    for e in root.iter(f"{{{SVG_NS}}}linearGradient", f"{{{SVG_NS}}}radialGradient"):
+        cols = []
+        for s in e.iter(f"{{{SVG_NS}}}stop"):
+            st = _style(s)
+            c = s.get("stop-color") or st.get("stop-color")
+            if not c:
+                sty = s.get("style") or ""
+                m = re.search(r"stop-color\s*:\s*([^;]+)", sty)
+                c = m.group(1) if m else None
+            if c:
+                try:
+                    rgb = _parse_color(c, {})
+                except SvgError:
+                    rgb = None
+                if rgb:
+                    cols.append(rgb)
+        if cols and e.get("id"):
+            out[e.get("id")] = tuple(np.mean(np.asarray(cols), axis=0).tolist())
+    return out
+
+
+def svg_to_scene(source: str | bytes, width: int | None = None, height: int | None = None) -> Scene:
+    """Parse SVG text into a Scene.
+
+    The canvas is ``width`` × ``height`` pixels (default: the SVG's width/height, else its viewBox),
+    and the viewBox is mapped onto it. Top-level groups become layers (label from ``inkscape:label``,
+    else ``id``); shapes outside any group are collected into layers in document order.
+    """
+    data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        raise SvgError(f"malformed SVG: {e}") from None
+    if _local(root.tag) != "svg":
+        raise SvgError(f"not an SVG document: the root element is <{_local(root.tag)}>, expected <svg>")
+    vb = root.get("viewBox")
+    wattr, hattr = _length(root.get("width")), _length(root.get("height"))
+    if vb:
+        nums = [float(x) for x in _NUM.findall(vb)]
+        if len(nums) != 4 or nums[2] <= 0 or nums[3] <= 0:
+            raise SvgError(f"viewBox {vb!r} must be four numbers with positive width and height")
+        vx, vy, vw, vh = nums
+    else:
+        if not wattr or not hattr:
+            raise SvgError("the SVG has neither a viewBox nor a width and height; cannot tell its size")
+        vx, vy, vw, vh = 0.0, 0.0, wattr, hattr
+    W = width if width is not None else int(round(wattr if wattr else vw))
+    H = height if height is not None else int(round(hattr if hattr else vh))
+    if W <= 0 or H <= 0:
+        raise SvgError(f"the SVG's size {W}x{H} is not positive")
+    base = np.array([[W / vw, 0, -vx * W / vw], [0, H / vh, -vy * H / vh], [0, 0, 1.0]])
+    grads = _gradients(root)
+
+    layers: list[Layer] = []
+    loose: list[Path] = []
+
+    def flush_loose():
+        nonlocal loose
+        if loose:
+            layers.append(Layer(f"Layer {len(layers) + 1}", loose))
+            loose = []
+
+    def walk(e, m, inherited: dict, out: list[Path]):
+        tag = _local(e.tag)
+        if not tag or tag in _SKIP:
+            return
+        st = dict(inherited)
+        own = _style(e)
+        if own.get("display") == "none" or own.get("visibility") == "hidden":
+            return
+        op = float(own.pop("opacity", 1.0))
+        st.update(own)
+        st["_opacity"] = inherited.get("_opacity", 1.0) * op
+        m = m @ _parse_transform(e.get("transform"))
+        if tag in ("g", "svg", "a", "switch"):
+            for c in e:
+                walk(c, m, st, out)
+            return
+        if tag not in _SHAPES:
+            return
+        fill = st.get("fill", "black")
+        rgb = _parse_color(fill, grads)
+        if rgb is None:
+            return
+        alpha = float(st.get("fill-opacity", 1.0)) * st["_opacity"]
+        for sp in _shape_subpaths(e, tag):
+            pts = np.c_[sp, np.ones(len(sp))] @ m.T
+            out.append(Path(torch.tensor(pts[:, :2], dtype=torch.float32),
+                            torch.tensor([*rgb, min(max(alpha, 0.0), 1.0)], dtype=torch.float32)))
+
+    root_style = _style(root)
+    root_style["_opacity"] = float(root_style.pop("opacity", 1.0))
+    for child in root:
+        tag = _local(child.tag)
+        if tag == "g":
+            flush_loose()
+            paths: list[Path] = []
+            walk(child, base, root_style, paths)
+            label = child.get(f"{{{INKSCAPE_NS}}}label") or child.get("id") or f"Layer {len(layers) + 1}"
+            layers.append(Layer(label, paths, child.get("id")))
+        else:
+            walk(child, base, root_style, loose)
+    flush_loose()
+    return Scene(W, H, layers)
+
+
+def read_svg(path: str | FsPath, width: int | None = None, height: int | None = None) -> Scene:
+    p = FsPath(path)
+    if not p.exists():
+        raise SvgError(f"SVG file not found: {p}")
+    return svg_to_scene(p.read_bytes(), width, height)
+
+
+__all__ = ["scene_to_svg", "svg_to_scene", "write_svg", "read_svg", "path_data", "parse_path_data", "SvgError"]
