@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Inkscape effect: vectorize the selected bitmaps with an lvss server.
+
+For every selected ``<image>`` (in z-order; other selected objects are ignored) the bitmap is read
+(embedded ``data:`` URI or linked file), sent to the server with the dialog's options, and the
+layered SVG that comes back is inserted directly above the image as a group "Vectorized: NAME"
+holding one sub-group per layer, back to front, mapped exactly onto the bitmap.
+
+All requests are made before the document is touched, and any failure raises
+``inkex.AbortExtension``: Inkscape then shows the message and keeps the document unchanged. A
+successful run is a single undo step, like every effect extension.
+"""
+from __future__ import annotations
+
+import inkex
+
+import lvss_ext_remote as remote
+from lvss_ext_image import ImageSourceError, pixel_size, read_image
+from lvss_ext_place import PlacementError, build_group, document_ids, insert, parse_result
+
+
+def vectorize_image(image_bytes: bytes, settings: "remote.Settings") -> str:
+    """The server's SVG for one encoded bitmap (module level, so tests can stand in a fake)."""
+    return remote.vectorize(image_bytes, settings)
+
+
+class LvssVectorize(inkex.EffectExtension):
+    """Replace (or accompany) selected bitmaps with layered vector art from an lvss server."""
+
+    def add_arguments(self, pars):
+        pars.add_argument("--tab", default="vectorize", help="the dialog tab that was open")
+        pars.add_argument("--prompt", default="", help="what matters in the image (may be empty)")
+        pars.add_argument("--paths", type=int, default=128, help="path budget")
+        pars.add_argument("--mode", default="layered", choices=("layered", "compact"))
+        pars.add_argument("--levels", type=int, default=4, help="simplification levels")
+        pars.add_argument("--seed", type=int, default=0, help="random seed")
+        pars.add_argument("--insert_as", default="layers", choices=("layers", "groups"))
+        pars.add_argument("--original", default="keep", choices=("keep", "hide", "delete"))
+        pars.add_argument("--server", default="", help="host:port; empty: $LVSS_SERVER or 127.0.0.1:50051")
+        pars.add_argument("--token_file", default="", help="file holding the server's token")
+        pars.add_argument("--timeout", type=int, default=600, help="seconds per image")
+        pars.add_argument("--python", default="", help="Python with lvss; empty: $LVSS_PYTHON")
+
+    def selected_images(self):
+        """Selected ``<image>`` elements in document (z) order, bottom first; aborts if none."""
+        selected = list(self.svg.selection.values())
+        if not selected:
+            raise inkex.AbortExtension(
+                "Nothing is selected. Select one or more bitmap images (click them, or Edit > "
+                "Select Same > Object Type on an image), then run Extensions > Images > "
+                "Vectorize Bitmap (lvss) again."
+            )
+        images = [el for el in selected if isinstance(el, inkex.Image)]
+        if not images:
+            raise inkex.AbortExtension(
+                f"The selection ({len(selected)} object(s)) holds no bitmap image. Select the bitmap "
+                "itself (enter its group with a double click, or Ctrl+click it), then run the "
+                "extension again."
+            )
+        order = {el: i for i, el in enumerate(self.document.getroot().iter())}
+        return sorted(images, key=lambda el: order.get(el, 0))
+
+    def settings(self) -> "remote.Settings":
+        o = self.options
+        # Inkscape passes a multi-line text field with its newlines written as "\n"
+        prompt = (o.prompt or "").replace("\\n", "\n").strip()
+        return remote.resolve_settings(
+            server=o.server, token_file=o.token_file, python=o.python, timeout=o.timeout,
+            prompt=prompt, paths=o.paths, mode=o.mode, levels=o.levels, seed=o.seed,
+        )
+
+    def effect(self):
+        images = self.selected_images()
+        try:
+            sources = [read_image(img, self.document_path()) for img in images]
+        except ImageSourceError as err:
+            raise inkex.AbortExtension(str(err)) from None
+        settings = self.settings()
+        results = []
+        for src in sources:
+            try:
+                svg_text = vectorize_image(src.data, settings)
+            except remote.RemoteError as err:
+                raise inkex.AbortExtension(remote.explain(err, settings, src.name)) from None
+            try:
+                results.append(parse_result(svg_text))
+            except PlacementError as err:
+                raise inkex.AbortExtension(f"'{src.name}': {err}") from None
+        taken = document_ids(self.svg)
+        placements = []
+        for img, src, result in zip(images, sources, results):
+            try:
+                placements.append(build_group(
+                    img, result, name=src.name, pixels=pixel_size(src.data),
+                    as_layers=self.options.insert_as == "layers", taken=taken,
+                ))
+            except PlacementError as err:
+                raise inkex.AbortExtension(str(err)) from None
+        # everything is ready: only now change the document
+        for placement in placements:
+            insert(self.svg, placement, self.options.original)
+
+
+if __name__ == "__main__":
+    LvssVectorize().run()

@@ -1,0 +1,144 @@
+"""``lvss install-inkscape-extension``: copy the Inkscape extension into the user's Inkscape.
+
+The destination is ``<user data directory>/extensions/lvss``, where Inkscape itself says its user
+data directory is (``inkscape --user-data-directory``; it honours INKSCAPE_PROFILE_DIR). Next to the
+extension a small ``lvss_vectorize.json`` records the Python this command runs with, so that the
+extension can run ``lvss remote`` with it when Inkscape's own Python lacks grpcio.
+
+``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler in ``func``);
+``main(argv)`` runs it standalone (``python -m lvss.inkscape``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DESCRIPTION = (
+    "Install the lvss Inkscape extension (Extensions > Images > Vectorize Bitmap (lvss)) into the "
+    "user's Inkscape extensions folder, and record this Python for it."
+)
+EXTENSION_FILES = (
+    "lvss_vectorize.inx", "lvss_vectorize.py", "lvss_ext_image.py", "lvss_ext_place.py",
+    "lvss_ext_remote.py", "README.md",
+)
+CONFIG_NAME = "lvss_vectorize.json"
+SUBDIR = "lvss"
+
+
+class InstallError(Exception):
+    """The extension cannot be installed; the message says what to do."""
+
+
+def extension_source() -> Path:
+    """The folder holding the extension's files (the repository's or the installed copy's)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "inkscape_ext", here.parent / "inkscape_ext"):
+        if (cand / "lvss_vectorize.inx").is_file():
+            return cand
+    raise InstallError(
+        "The extension's files (inkscape_ext/lvss_vectorize.inx) are not part of this lvss "
+        "installation. Install lvss from a source checkout (pip install -e .) or pass --source DIR."
+    )
+
+
+def user_extensions_dir(inkscape: str = "inkscape", timeout: float = 60.0) -> Path:
+    """``<inkscape --user-data-directory>/extensions``, as Inkscape reports it."""
+    try:
+        proc = subprocess.run([inkscape, "--user-data-directory"], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise InstallError(
+            f"Inkscape was not found ({inkscape!r} is not on PATH). Install Inkscape 1.x, pass its "
+            "program with --inkscape PATH, or give the extensions folder with --dest DIR "
+            "(on Linux usually ~/.config/inkscape/extensions)."
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise InstallError(f"'{inkscape} --user-data-directory' did not answer within {timeout:g} s; "
+                           "pass the extensions folder with --dest DIR.") from None
+    lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+    if proc.returncode != 0 or not lines:
+        raise InstallError(
+            f"'{inkscape} --user-data-directory' failed ({(proc.stderr or '').strip()[-300:] or proc.returncode}); "
+            "pass the extensions folder with --dest DIR."
+        )
+    return Path(lines[-1]) / "extensions"
+
+
+def install(dest: Path | None = None, *, inkscape: str = "inkscape", python: str | None = None,
+            server: str | None = None, source: Path | None = None) -> Path:
+    """Copy the extension to ``dest`` (default: Inkscape's user extensions folder)/lvss.
+
+    python: the Python the extension uses to run ``lvss remote`` (default: this one);
+    server: a default server address to record (the dialog and LVSS_SERVER still override it).
+    Returns the folder the files went to.
+    """
+    src = Path(source) if source else extension_source()
+    missing = [f for f in EXTENSION_FILES if not (src / f).is_file()]
+    if missing:
+        raise InstallError(f"{src} lacks {', '.join(missing)}; pass --source with a complete inkscape_ext folder.")
+    base = Path(dest) if dest else user_extensions_dir(inkscape)
+    target = base / SUBDIR
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in EXTENSION_FILES:
+            shutil.copy2(src / name, target / name)
+        os.chmod(target / "lvss_vectorize.py", 0o755)
+        config = {"python": python or sys.executable}
+        if server:
+            config["server"] = server
+        tmp = target / (CONFIG_NAME + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, target / CONFIG_NAME)
+    except OSError as err:
+        raise InstallError(f"Cannot write to {target} ({err.strerror}); choose another folder with --dest.") from None
+    return target
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dest", type=Path, metavar="DIR",
+                   help="extensions folder to install into (default: ask Inkscape: "
+                        "`inkscape --user-data-directory`/extensions); files go to DIR/lvss")
+    p.add_argument("--inkscape", default="inkscape", metavar="PROG", help="the Inkscape program (default: inkscape)")
+    p.add_argument("--python", metavar="PY",
+                   help="Python the extension runs `lvss remote` with (default: the one running this command)")
+    p.add_argument("--server", metavar="HOST:PORT", help="default server address to record (default 127.0.0.1:50051)")
+    p.add_argument("--source", type=Path, metavar="DIR", help=argparse.SUPPRESS)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``install-inkscape-extension``; returns the new parser."""
+    p = subparsers.add_parser("install-inkscape-extension", help="install the Inkscape extension",
+                              description=DESCRIPTION)
+    _add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Install; exit status 0, or 2 with a one-line error on stderr."""
+    try:
+        target = install(args.dest, inkscape=args.inkscape, python=args.python, server=args.server,
+                         source=args.source)
+    except InstallError as err:
+        print(f"lvss install-inkscape-extension: error: {err}", file=sys.stderr)
+        return 2
+    print(f"Installed the lvss extension in {target}")
+    print(f"It runs `lvss remote` with {args.python or sys.executable} when Inkscape's Python lacks grpcio.")
+    print("Next: start the server (lvss serve), restart Inkscape, select a bitmap and choose "
+          "Extensions > Images > Vectorize Bitmap (lvss)...")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lvss install-inkscape-extension", description=DESCRIPTION)
+    _add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
