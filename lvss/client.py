@@ -1,0 +1,258 @@
+"""Python client of the lvss gRPC server (service ``lvss.v1.Vectorizer``).
+
+    from lvss.client import vectorize, ClientError
+    result = vectorize(open("cat.png", "rb").read(), server="127.0.0.1:50051", paths=64,
+                       on_progress=lambda p: print(p.stage, p.fraction))
+    open("cat.svg", "w").write(result.svg)
+
+Every failure raises :class:`ClientError` with ``.code`` (a gRPC status name) and a message that
+says what to do. grpc is imported only when a call is made.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+TOKEN_FILE_ENV = "LVSS_TOKEN_FILE"
+CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INVALID_ARGUMENT", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED",
+         "CANCELLED", "INTERNAL")
+MAX_RESPONSE_BYTES = 256 << 20
+# Stage choices and iteration counts a caller may add through Client.vectorize(extra=...).
+EXTRA_OPTIONS = ("simplify", "segment", "saliency", "structure_iters", "refine_iters")
+
+
+class ClientError(Exception):
+    """A call failed. ``code`` is one of CODES; ``message`` says what went wrong and what to do."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code if code in CODES else "INTERNAL"
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer of the result: its SVG id, its Inkscape label and how many paths it holds."""
+
+    id: str
+    label: str
+    paths: int
+
+
+@dataclass
+class ClientResult:
+    """svg: the whole document; layers back to front; metrics and timings (seconds) by name."""
+
+    svg: str
+    layers: list[LayerInfo] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What ``on_progress`` receives.
+
+    stage: "queued" while the job waits (``position`` = jobs ahead of it), else the pipeline stage.
+    fraction: overall progress in [0, 1], never decreasing within one call.
+    """
+
+    stage: str
+    fraction: float
+    message: str = ""
+    position: int | None = None
+
+
+def read_token(token: str | None = None, token_file: str | os.PathLike | None = None) -> str | None:
+    """The token to send: ``token``, else the file ``token_file``, else the file in $LVSS_TOKEN_FILE."""
+    if token is not None:
+        return token.strip() or None
+    path = token_file if token_file is not None else os.environ.get(TOKEN_FILE_ENV) or None
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.read().strip()
+    except OSError as e:
+        raise ClientError("INVALID_ARGUMENT", f"cannot read token file {path}: {e.strerror or e}") from None
+    if not value:
+        raise ClientError("INVALID_ARGUMENT", f"token file {path} is empty; copy the server's token into it")
+    return value
+
+
+def _port_of(server: str) -> str:
+    return server.rsplit(":", 1)[1] if ":" in server else "50051"
+
+
+def _translate(err: Any, server: str, timeout: float | None, tls: bool) -> ClientError:
+    """A ClientError for a grpc.RpcError, with advice in place of transport jargon."""
+    import grpc
+
+    code = err.code() if callable(getattr(err, "code", None)) else grpc.StatusCode.UNKNOWN
+    details = (err.details() if callable(getattr(err, "details", None)) else "") or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        if details.startswith("the lvss server"):
+            return ClientError("UNAVAILABLE", details)
+        hint = "" if tls else " (if the server uses TLS, pass its CA certificate with --tls-ca)"
+        return ClientError("UNAVAILABLE", f"cannot reach the lvss server at {server}; start one with "
+                                          f"`lvss serve --port {_port_of(server)}`{hint}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        limit = f"within {timeout:g} s" if timeout is not None else "in time"
+        return ClientError("DEADLINE_EXCEEDED", f"the lvss server did not finish {limit}; raise the timeout "
+                                                "(--timeout) or ask for fewer paths or a smaller work size")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details.lower():
+        return ClientError("RESOURCE_EXHAUSTED", f"the request is larger than the lvss server accepts "
+                                                 f"({details}); send a smaller or recompressed image")
+    if code == grpc.StatusCode.CANCELLED:
+        return ClientError("CANCELLED", f"the request was cancelled{': ' + details if details else ''}")
+    if code.name in CODES:
+        return ClientError(code.name, details or f"the lvss server answered {code.name}")
+    return ClientError("INTERNAL", f"the lvss server failed ({code.name}: {details or 'no details'}); "
+                                   "see the server log")
+
+
+def _options(pb: Any, values: Mapping[str, Any]) -> Any:
+    opts = pb.VectorizeOptions()
+    for name, value in values.items():
+        if value is None:
+            continue
+        try:
+            setattr(opts, name, value)
+        except (TypeError, ValueError):
+            kind = "a string" if name in ("mode", "simplify", "segment", "saliency") else "an integer"
+            raise ClientError("INVALID_ARGUMENT", f"{name} must be {kind}, got {value!r}") from None
+    return opts
+
+
+class Client:
+    """A connection to one lvss server, reusable for many calls (close it, or use ``with``).
+
+    server: "HOST:PORT"; token: sent as ``authorization: Bearer <token>`` (default: read from the
+    file in $LVSS_TOKEN_FILE if set); tls_ca: PEM file of the CA that signed the server's
+    certificate (turns TLS on).
+    """
+
+    def __init__(self, server: str = DEFAULT_SERVER, *, token: str | None = None, tls_ca: str | None = None):
+        try:
+            import grpc
+        except ImportError:  # pragma: no cover - optional dependency
+            raise ClientError("INTERNAL", "grpcio is not installed; pip install 'lvss[server]'") from None
+        from ._proto import vectorizer_pb2 as pb
+        from ._proto import vectorizer_pb2_grpc as pb_grpc
+
+        self.server = server
+        self._grpc, self._pb = grpc, pb
+        self._token = read_token(token)
+        options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
+                   ("grpc.max_send_message_length", -1)]
+        self._tls = tls_ca is not None
+        if self._tls:
+            try:
+                with open(tls_ca, "rb") as f:
+                    ca = f.read()
+            except OSError as e:
+                raise ClientError("INVALID_ARGUMENT", f"cannot read CA certificate {tls_ca}: {e.strerror or e}") from None
+            self._channel = grpc.secure_channel(server, grpc.ssl_channel_credentials(root_certificates=ca), options)
+        else:
+            self._channel = grpc.insecure_channel(server, options)
+        self._stub = pb_grpc.VectorizerStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self._token}")] if self._token else []
+
+    def info(self, timeout: float | None = 10.0) -> dict[str, Any]:
+        """Server version, device, loaded models, limits (dict), auth_required, queue_length, busy."""
+        try:
+            r = self._stub.GetInfo(self._pb.GetInfoRequest(), timeout=timeout, metadata=self._metadata())
+        except self._grpc.RpcError as e:
+            raise _translate(e, self.server, timeout, self._tls) from None
+        limits = {f.name: int(getattr(r.limits, f.name)) for f in r.limits.DESCRIPTOR.fields}
+        return dict(version=r.version, device=r.device, models_loaded=list(r.models_loaded), limits=limits,
+                    auth_required=r.auth_required, queue_length=r.queue_length, busy=r.busy)
+
+    def vectorize(self, image_bytes: bytes, *, prompt: str = "", paths: int | None = None,
+                  mode: str | None = None, levels: int | None = None, seed: int | None = None,
+                  work_size: int | None = None, saliency_mask: bytes | None = None,
+                  timeout: float | None = None, on_progress: Callable[[Progress], None] | None = None,
+                  extra: Mapping[str, Any] | None = None) -> ClientResult:
+        """See :func:`vectorize`. ``extra`` sets the other VectorizeOptions fields (EXTRA_OPTIONS)."""
+        pb, grpc = self._pb, self._grpc
+        if not isinstance(image_bytes, (bytes, bytearray, memoryview)):
+            raise ClientError("INVALID_ARGUMENT", f"image_bytes must be the bytes of an image file, "
+                                                  f"got {type(image_bytes).__name__}")
+        if not image_bytes:
+            raise ClientError("INVALID_ARGUMENT", "the image is empty (0 bytes); give a PNG, JPEG or WebP file")
+        unknown = set(extra or {}) - set(EXTRA_OPTIONS)
+        if unknown:
+            raise ClientError("INVALID_ARGUMENT", f"unknown option(s) {', '.join(sorted(unknown))}; "
+                                                  f"known: {', '.join(EXTRA_OPTIONS)}")
+        if timeout is not None and timeout <= 0:
+            raise ClientError("INVALID_ARGUMENT", f"timeout must be > 0 seconds, got {timeout}")
+        values = dict(paths=paths, mode=mode, levels=levels, seed=seed, work_size=work_size, **(extra or {}))
+        request = pb.VectorizeRequest(image=bytes(image_bytes), prompt=prompt or "",
+                                      saliency_mask=bytes(saliency_mask or b""), options=_options(pb, values))
+        call = self._stub.Vectorize(request, timeout=timeout, metadata=self._metadata())
+        result = None
+        try:
+            for event in call:
+                kind = event.WhichOneof("event")
+                if kind == "result":
+                    r = event.result
+                    result = ClientResult(
+                        svg=r.svg, layers=[LayerInfo(l.id, l.label, l.path_count) for l in r.layers],
+                        metrics=dict(r.metrics), timings=dict(r.timings))
+                elif on_progress is None:
+                    continue
+                elif kind == "queued":
+                    n = event.queued.position
+                    on_progress(Progress("queued", 0.0, f"waiting: {n} job(s) ahead", position=n))
+                elif kind == "progress":
+                    p = event.progress
+                    on_progress(Progress(p.stage, float(p.fraction), p.message))
+        except grpc.RpcError as e:
+            raise _translate(e, self.server, timeout, self._tls) from None
+        except BaseException:
+            call.cancel()  # on_progress raised or the user interrupted: stop the job on the server
+            raise
+        if result is None:
+            raise ClientError("INTERNAL", "the lvss server ended the call without a result; see the server log")
+        return result
+
+
+def vectorize(image_bytes: bytes, *, server: str = DEFAULT_SERVER, prompt: str = "", paths: int | None = None,
+              mode: str | None = None, levels: int | None = None, seed: int | None = None,
+              work_size: int | None = None, saliency_mask: bytes | None = None, token: str | None = None,
+              timeout: float | None = None, tls_ca: str | None = None,
+              on_progress: Callable[[Progress], None] | None = None) -> ClientResult:
+    """Vectorize an encoded image (PNG, JPEG, WebP bytes) on an lvss server.
+
+    Options left at None use the server's defaults. ``saliency_mask``: encoded greyscale image,
+    bright = important. ``timeout``: seconds for the whole call (the job is stopped on the server when
+    it passes). ``on_progress(Progress)`` is called as events arrive; if it raises, the call is
+    cancelled and the exception propagates. Raises :class:`ClientError`.
+    """
+    with Client(server, token=token, tls_ca=tls_ca) as client:
+        return client.vectorize(image_bytes, prompt=prompt, paths=paths, mode=mode, levels=levels, seed=seed,
+                                work_size=work_size, saliency_mask=saliency_mask, timeout=timeout,
+                                on_progress=on_progress)
+
+
+def get_info(server: str = DEFAULT_SERVER, *, token: str | None = None, timeout: float | None = 10.0,
+             tls_ca: str | None = None) -> dict[str, Any]:
+    """GetInfo as a dict: version, device, models_loaded, limits, auth_required, queue_length, busy."""
+    with Client(server, token=token, tls_ca=tls_ca) as client:
+        return client.info(timeout)

@@ -1,0 +1,147 @@
+"""``lvss remote``: vectorize an image on an lvss server, with a progress bar on stderr.
+
+``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler set as ``func``);
+``main(argv)`` runs it standalone. Exit status: 0 done; 2 bad input or usage (missing file,
+rejected image or option, token problems); 1 the server could not do the job (unreachable, busy,
+deadline, server error); 130 interrupted. Errors are one line on stderr, never a traceback, and the
+output file is written atomically, so it is never left partial or empty.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+BAD_INPUT = 2
+FAILED = 1
+INTERRUPTED = 130
+_BAD_INPUT_CODES = ("INVALID_ARGUMENT", "UNAUTHENTICATED")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from .client import DEFAULT_SERVER, TOKEN_FILE_ENV
+
+    p.add_argument("input", metavar="IN", help="image file (PNG, JPEG, WebP)")
+    p.add_argument("-o", "--output", metavar="OUT.svg", required=True, help="SVG file to write")
+    p.add_argument("--server", metavar="HOST:PORT", default=os.environ.get("LVSS_SERVER", DEFAULT_SERVER),
+                   help=f"lvss server address (default $LVSS_SERVER or {DEFAULT_SERVER})")
+    p.add_argument("--prompt", default="", help="what matters in the image (steers saliency)")
+    p.add_argument("--paths", type=int, metavar="N", help="path budget (default: the server's)")
+    p.add_argument("--mode", help="layered or compact (default: the server's)")
+    p.add_argument("--levels", type=int, metavar="L", help="simplification levels, 0..10")
+    p.add_argument("--seed", type=int, help="random seed (same input + seed = same SVG)")
+    p.add_argument("--work-size", type=int, metavar="PX", help="long side of the working resolution, pixels")
+    p.add_argument("--saliency-mask", metavar="FILE", help="greyscale image, white = important")
+    p.add_argument("--token-file", metavar="F", help=f"file with the server's token (default ${TOKEN_FILE_ENV})")
+    p.add_argument("--tls-ca", metavar="PEM", help="CA certificate of a TLS server")
+    p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (the job is stopped)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``remote`` on an argparse subparsers object; returns the new parser."""
+    p = subparsers.add_parser("remote", help="vectorize on an lvss server (lvss serve)",
+                              description="Send an image to an lvss server and write the SVG it returns.")
+    _add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _error(message: str, status: int) -> int:
+    print(f"lvss remote: error: {message}", file=sys.stderr)
+    return status
+
+
+def _read_file(path: str, what: str) -> bytes:
+    from .client import ClientError
+
+    p = Path(path)
+    if not p.exists():
+        raise ClientError("INVALID_ARGUMENT", f"{what} not found: {p}")
+    if p.is_dir():
+        raise ClientError("INVALID_ARGUMENT", f"{what} is a directory, not a file: {p}")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ClientError("INVALID_ARGUMENT", f"cannot read {what} {p}: {e.strerror or e}") from None
+    if not data:
+        raise ClientError("INVALID_ARGUMENT", f"{what} {p} is empty (0 bytes)")
+    return data
+
+
+class _Bar:
+    """tqdm bar on stderr driven by client.Progress events (percent of the whole job)."""
+
+    def __init__(self, enabled: bool):
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=100, file=sys.stderr, unit="%", leave=False, dynamic_ncols=True,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+            self._bar.set_description_str("connecting")
+
+    def __call__(self, p) -> None:
+        if self._bar is None:
+            return
+        if p.stage == "queued":
+            self._bar.set_description_str(f"queued ({p.position} ahead)")
+        else:
+            self._bar.set_description_str(p.stage)
+        self._bar.update(max(0.0, round(p.fraction * 100, 1) - self._bar.n))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .client import ClientError, Client, read_token
+
+    out = Path(args.output)
+    bar = None
+    try:
+        if not out.parent.is_dir():
+            raise ClientError("INVALID_ARGUMENT", f"output folder does not exist: {out.parent}")
+        if out.is_dir():
+            raise ClientError("INVALID_ARGUMENT", f"output is a directory, not a file: {out}")
+        image = _read_file(args.input, "input image")
+        mask = _read_file(args.saliency_mask, "saliency mask") if args.saliency_mask else None
+        token = read_token(None, args.token_file)
+        bar = _Bar(not args.quiet)
+        with Client(args.server, token=token, tls_ca=args.tls_ca) as client:
+            result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
+                                      levels=args.levels, seed=args.seed, work_size=args.work_size,
+                                      saliency_mask=mask, timeout=args.timeout, on_progress=bar)
+        bar.close()
+        from .io import atomic_write
+
+        try:
+            atomic_write(out, result.svg)
+        except OSError as e:
+            return _error(f"cannot write {out}: {e.strerror or e}", BAD_INPUT)
+    except ClientError as e:
+        if bar is not None:
+            bar.close()
+        return _error(e.message, BAD_INPUT if e.code in _BAD_INPUT_CODES else FAILED)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        return _error("interrupted; the job was cancelled on the server", INTERRUPTED)
+    paths = sum(layer.paths for layer in result.layers)
+    total = result.timings.get("total")
+    took = f" in {total:.1f} s" if total is not None else ""
+    print(f"wrote {out} ({len(result.layers)} layers, {paths} paths{took})", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lvss remote",
+                                description="Send an image to an lvss server and write the SVG it returns.")
+    _add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

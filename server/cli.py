@@ -1,0 +1,92 @@
+"""``lvss serve``: run the vectorization server.
+
+``add_parser(subparsers)`` registers the ``serve`` subcommand on the ``lvss`` CLI (the handler is set
+as ``func``, so ``args.func(args)`` runs it); ``main(argv)`` runs it standalone (``python -m server``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+DESCRIPTION = ("Serve lvss over gRPC (service lvss.v1.Vectorizer, plus grpc.health.v1 and reflection). "
+               "Jobs run one at a time per device from a bounded queue.")
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; any non-loopback address needs --token-file "
+                        "or --insecure)")
+    p.add_argument("--port", type=int, default=50051, help="TCP port (default 50051; 0 picks a free one, "
+                                                           "printed on stdout)")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="where jobs run (default auto: cuda if available)")
+    p.add_argument("--max-queue", type=int, default=8, metavar="N",
+                   help="jobs that may wait behind the running one; more get RESOURCE_EXHAUSTED (default 8)")
+    p.add_argument("--token-file", metavar="F", help="file holding the token clients must send as "
+                                                    "'authorization: Bearer <token>'")
+    p.add_argument("--tls-cert", metavar="F", help="PEM certificate chain; enables TLS (with --tls-key)")
+    p.add_argument("--tls-key", metavar="F", help="PEM private key for --tls-cert")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback address without a token (only on trusted networks)")
+    p.add_argument("--grace", type=float, default=10.0, metavar="S",
+                   help="on SIGTERM, seconds the running job may take to finish before it is cancelled "
+                        "(default 10)")
+    p.add_argument("--max-image-mb", type=float, default=64.0, metavar="MB",
+                   help="largest encoded image (and mask) accepted, MiB (default 64)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
+                   help="largest decoded image, width x height (default 50 000 000)")
+    p.add_argument("--max-paths", type=int, default=4096, metavar="N", help="largest path budget (default 4096)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``serve`` on an argparse subparsers object; returns the new parser."""
+    p = subparsers.add_parser("serve", help="run the gRPC vectorization server", description=DESCRIPTION)
+    _add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def options_from_args(args: argparse.Namespace):
+    """ServerOptions from parsed arguments (reads the token file). Raises app.StartupError."""
+    from .app import ServerOptions, StartupError, read_token_file
+    from .service import MiB, Limits
+
+    if args.max_image_mb <= 0:
+        raise StartupError(f"--max-image-mb must be > 0, got {args.max_image_mb}")
+    if args.max_pixels <= 0 or args.max_paths <= 0:
+        raise StartupError("--max-pixels and --max-paths must be > 0")
+    if args.max_queue < 0:
+        raise StartupError(f"--max-queue must be >= 0, got {args.max_queue}")
+    limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_pixels=args.max_pixels,
+                    max_paths=args.max_paths, max_queue=args.max_queue)
+    token = read_token_file(args.token_file) if args.token_file else None
+    return ServerOptions(host=args.host, port=args.port, device=args.device, token=token,
+                         tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure,
+                         grace=args.grace, limits=limits)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def run(args: argparse.Namespace, run_job=None) -> int:
+    """Run the server until SIGTERM/SIGINT; exit status 0, or 2 with a one-line error."""
+    setup_logging(args.log_level)
+    from .app import StartupError, check_options, serve
+
+    try:
+        opts = options_from_args(args)
+        check_options(opts)
+        return serve(opts, run_job)
+    except StartupError as e:
+        print(f"lvss serve: error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lvss serve", description=DESCRIPTION)
+    _add_arguments(p)
+    return run(p.parse_args(argv))

@@ -1,0 +1,536 @@
+"""The ``lvss.v1.Vectorizer`` servicer: request checks, a bounded job queue and one worker per device.
+
+Flow of one ``Vectorize`` call (each call runs on its own gRPC handler thread):
+
+1. ``_admit``: options → :class:`lvss.config.VectorizeConfig`, image (and mask) decoded with
+   :func:`lvss.io.decode_image_bytes`. Anything wrong ends the call with INVALID_ARGUMENT at once,
+   before the job takes a place in the queue.
+2. :class:`JobQueue` holds at most ``max_queue`` waiting jobs behind the running one; a full queue
+   answers RESOURCE_EXHAUSTED at once. Waiting jobs get ``queued`` events whenever their place changes.
+3. The worker thread runs jobs one at a time through ``run_job`` (default :func:`lvss.pipeline.run`),
+   whose progress callback feeds the call's event queue, so progress streams as it happens.
+4. When the call ends early (client cancel, disconnect or deadline), gRPC fires the call's
+   termination callback: a waiting job leaves the queue, a running one gets its ``cancel`` event set
+   and the pipeline stops at its next step check.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import grpc
+import numpy as np
+
+from lvss._proto import vectorizer_pb2 as pb
+from lvss._proto import vectorizer_pb2_grpc as pb_grpc
+from lvss.config import MODES, ConfigError, VectorizeConfig
+from lvss.types import ProgressCallback, ProgressEvent, VectorizeResult
+
+log = logging.getLogger("lvss.server")
+
+MiB = 1 << 20
+SIMPLIFY_METHODS = ("auto", "classical", "sds")
+SEGMENT_METHODS = ("auto", "classical", "sam")
+SALIENCY_SOURCES = ("auto", "clip", "mask", "none")
+
+RunJob = Callable[[np.ndarray, VectorizeConfig, ProgressCallback, threading.Event], VectorizeResult]
+"""``run_job(image (H, W, 4) uint8, cfg, progress, cancel) -> VectorizeResult`` (as lvss.pipeline.run)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for. Sizes in bytes, pixels = width × height of the decoded image."""
+
+    max_image_bytes: int = 64 * MiB
+    max_pixels: int = 50_000_000
+    max_paths: int = 4096
+    max_prompt_chars: int = 1000
+    max_work_size: int = 2048
+    max_iters: int = 5000
+    max_queue: int = 8
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Transport limit for one request: an image and a mask at their limit, plus room for options."""
+        return 2 * self.max_image_bytes + MiB
+
+    def to_proto(self) -> pb.Limits:
+        return pb.Limits(max_image_bytes=self.max_image_bytes, max_pixels=self.max_pixels,
+                         max_paths=self.max_paths, max_prompt_chars=self.max_prompt_chars,
+                         max_work_size=self.max_work_size, max_iters=self.max_iters,
+                         max_queue=self.max_queue, max_message_bytes=self.max_message_bytes)
+
+
+class RequestError(ValueError):
+    """A request the server cannot run; ``code`` is the gRPC status to answer with."""
+
+    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT):
+        super().__init__(message)
+        self.code = code
+
+
+class QueueFull(Exception):
+    pass
+
+
+class QueueClosed(Exception):
+    pass
+
+
+@dataclass
+class _Failure:
+    """Ends a call's stream with a status instead of a result."""
+
+    code: grpc.StatusCode
+    message: str
+
+
+_END = object()  # last item of a job's event queue
+
+
+@dataclass(eq=False)
+class Job:
+    """One admitted request. ``events`` carries pb.VectorizeEvent / _Failure / _END to the handler."""
+
+    image: np.ndarray
+    cfg: VectorizeConfig
+    nbytes: int
+    summary: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    mask_file: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    events: "queue.Queue[Any]" = field(default_factory=queue.Queue)
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    cancel_reason: str | None = None  # "client" | "shutdown"
+    cancel_requested_at: float | None = None
+    position: int = 0
+    finished: bool = False
+
+    def request_cancel(self, reason: str) -> None:
+        if not self.cancel.is_set():
+            self.cancel_reason = reason
+            self.cancel_requested_at = time.monotonic()
+            self.cancel.set()
+
+    def set_position(self, position: int) -> None:
+        if position >= 1 and position != self.position:
+            self.events.put(pb.VectorizeEvent(queued=pb.Queued(position=position)))
+        self.position = position
+
+    def cleanup(self) -> None:
+        if self.mask_file:
+            try:
+                os.unlink(self.mask_file)
+            except OSError:
+                pass
+            self.mask_file = None
+
+
+class JobQueue:
+    """At most ``max_waiting`` jobs wait behind the running one; one worker thread runs them in order."""
+
+    def __init__(self, max_waiting: int, execute: Callable[[Job], None], name: str = "lvss-worker"):
+        if max_waiting < 0:
+            raise ValueError(f"max_queue must be >= 0, got {max_waiting}")
+        self.max_waiting = max_waiting
+        self._execute = execute
+        self._cond = threading.Condition()
+        self._waiting: deque[Job] = deque()
+        self._running: Job | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> Job | None:
+        return self._running
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def submit(self, job: Job) -> None:
+        """Append a job; raises QueueFull or QueueClosed without queueing it."""
+        with self._cond:
+            if self._closed:
+                raise QueueClosed()
+            if len(self._waiting) >= self.max_waiting and (self._running is not None or self._waiting):
+                raise QueueFull()
+            self._waiting.append(job)
+            self._renumber()
+            self._cond.notify_all()
+
+    def withdraw(self, job: Job) -> bool:
+        """Take a job out of the queue before it started; False if it is not waiting (any more)."""
+        with self._cond:
+            try:
+                self._waiting.remove(job)
+            except ValueError:
+                return False
+            self._renumber()
+            return True
+
+    def close(self) -> list[Job]:
+        """Accept no more jobs; returns the jobs that were still waiting (removed from the queue)."""
+        with self._cond:
+            self._closed = True
+            left = list(self._waiting)
+            self._waiting.clear()
+            self._cond.notify_all()
+            return left
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job runs or waits; True if that happened within ``timeout`` seconds."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._running is not None or self._waiting:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def _renumber(self) -> None:
+        ahead = 1 if self._running is not None else 0
+        for i, job in enumerate(self._waiting):
+            job.set_position(ahead + i)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._closed:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                job = self._waiting.popleft()
+                self._running = job
+                self._renumber()
+            try:
+                self._execute(job)
+            except Exception:  # the executor handles job errors; this only guards the worker itself
+                log.exception("worker: unexpected error around job %s", job.id)
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._renumber()
+                    self._cond.notify_all()
+
+
+def layers_of_svg(svg: str) -> list[pb.LayerInfo]:
+    """The Inkscape layers (``<g inkscape:groupmode="layer">``) of an SVG, back to front."""
+    from lxml import etree
+
+    svg_ns = "http://www.w3.org/2000/svg"
+    ink_ns = "http://www.inkscape.org/namespaces/inkscape"
+    root = etree.fromstring(svg.encode("utf-8"))
+    out = []
+    for g in root.iter(f"{{{svg_ns}}}g"):
+        if g.get(f"{{{ink_ns}}}groupmode") == "layer":
+            out.append(pb.LayerInfo(id=g.get("id") or "", label=g.get(f"{{{ink_ns}}}label") or "",
+                                    path_count=sum(1 for _ in g.iter(f"{{{svg_ns}}}path"))))
+    return out
+
+
+def _pipeline_run() -> RunJob:
+    from lvss.pipeline import run
+
+    def run_job(image, cfg, progress, cancel):
+        return run(image, cfg, progress=progress, cancel=cancel)
+
+    return run_job
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    try:
+        from lvss.pipeline import Cancelled
+    except ImportError:
+        return False
+    return isinstance(exc, Cancelled)
+
+
+def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: str,
+                        base: VectorizeConfig | None = None) -> VectorizeConfig:
+    """The pipeline config a request asks for; RequestError (INVALID_ARGUMENT) says what to fix.
+
+    Unset options keep ``base``'s values (default: ``VectorizeConfig()``); ``device`` is the server's.
+    The saliency mask file is not set here (see ``Servicer._admit``).
+    """
+    base = base or VectorizeConfig()
+    o = request.options
+
+    def opt(name: str, default):
+        return getattr(o, name) if o.HasField(name) else default
+
+    paths = opt("paths", base.paths)
+    if not 1 <= paths <= limits.max_paths:
+        raise RequestError(f"paths must be between 1 and {limits.max_paths} (the path budget), got {paths}")
+    mode = opt("mode", base.mode)
+    if mode not in MODES:
+        raise RequestError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+    levels = opt("levels", base.simplify.levels)
+    if not 0 <= levels <= 10:
+        raise RequestError(f"levels must be between 0 and 10, got {levels}")
+    seed = opt("seed", base.seed)
+    if seed < 0:
+        raise RequestError(f"seed must be >= 0, got {seed}")
+    work_size = opt("work_size", base.work_size)
+    if not 16 <= work_size <= limits.max_work_size:
+        raise RequestError(f"work_size must be between 16 and {limits.max_work_size} pixels, got {work_size}")
+    choices = {}
+    for name, allowed, default in (("simplify", SIMPLIFY_METHODS, base.simplify.method),
+                                   ("segment", SEGMENT_METHODS, base.segment.method),
+                                   ("saliency", SALIENCY_SOURCES, base.saliency.source)):
+        v = opt(name, default)
+        if v not in allowed:
+            raise RequestError(f"unknown {name} method {v!r}; use one of: {', '.join(allowed)}")
+        choices[name] = v
+    iters = {}
+    for name in ("structure_iters", "refine_iters"):
+        v = opt(name, getattr(base.optimize, name))
+        if not 1 <= v <= limits.max_iters:
+            raise RequestError(f"{name} must be between 1 and {limits.max_iters}, got {v}")
+        iters[name] = v
+    prompt = request.prompt
+    if len(prompt) > limits.max_prompt_chars:
+        raise RequestError(f"the prompt has {len(prompt)} characters, over the limit of "
+                           f"{limits.max_prompt_chars}; shorten it")
+    has_mask = bool(request.saliency_mask)
+    saliency = choices["saliency"]
+    if has_mask and not o.HasField("saliency"):
+        saliency = "mask"
+    if has_mask and saliency != "mask":
+        raise RequestError(f"a saliency mask was sent but saliency is {saliency!r}; "
+                           "send saliency 'mask' or leave the mask out")
+    if saliency == "mask" and not has_mask:
+        raise RequestError("saliency 'mask' needs a saliency mask image; send one or pick another source")
+    try:
+        return VectorizeConfig(
+            paths=paths, mode=mode, seed=seed, device=device, work_size=work_size,
+            render=base.render,
+            simplify=replace(base.simplify, method=choices["simplify"], levels=levels),
+            segment=replace(base.segment, method=choices["segment"]),
+            saliency=replace(base.saliency, source=saliency, prompt=prompt),
+            optimize=replace(base.optimize, **iters),
+            compact=base.compact,
+        )
+    except ConfigError as e:
+        raise RequestError(str(e)) from None
+
+
+def _summary(request: pb.VectorizeRequest, cfg: VectorizeConfig) -> str:
+    """Options for the log line; the prompt's length only, never its text."""
+    return (f"paths={cfg.paths} mode={cfg.mode} levels={cfg.simplify.levels} seed={cfg.seed} "
+            f"work_size={cfg.work_size} simplify={cfg.simplify.method} segment={cfg.segment.method} "
+            f"saliency={cfg.saliency.source} iters={cfg.optimize.structure_iters}/{cfg.optimize.refine_iters} "
+            f"prompt_chars={len(request.prompt)} mask={'yes' if request.saliency_mask else 'no'}")
+
+
+class Servicer(pb_grpc.VectorizerServicer):
+    """Vectorizer service for one device.
+
+    run_job: how a job is computed; default :func:`lvss.pipeline.run` (tests inject a scripted double
+        to exercise queueing, cancellation and auth without the cost of the real pipeline).
+    device: "cpu" or "cuda"; written into every job's config.
+    models: names of the models the server holds in memory (reported by GetInfo).
+    """
+
+    def __init__(self, run_job: RunJob | None = None, *, device: str = "cpu", limits: Limits | None = None,
+                 models: list[str] | None = None, base_config: VectorizeConfig | None = None,
+                 auth_required: bool = False, decode_slots: int = 2):
+        from lvss.io import ImageError, decode_image_bytes
+        from lvss.svg import scene_to_svg
+
+        self._decode = decode_image_bytes
+        self._image_error = ImageError
+        self._to_svg = scene_to_svg
+        self.run_job = run_job if run_job is not None else _pipeline_run()
+        self.device = device
+        self.limits = limits or Limits()
+        self.models = list(models or [])
+        self.base_config = base_config or VectorizeConfig()
+        self.auth_required = auth_required
+        self._decode_slots = threading.BoundedSemaphore(max(1, decode_slots))
+        self._closing = threading.Event()
+        self.queue = JobQueue(self.limits.max_queue, self._execute)
+
+    # ---------------------------------------------------------------------------------------- RPCs
+    def GetInfo(self, request, context):
+        import lvss
+
+        return pb.GetInfoResponse(version=lvss.__version__, device=self.device, models_loaded=self.models,
+                                  limits=self.limits.to_proto(), auth_required=self.auth_required,
+                                  queue_length=len(self.queue), busy=self.queue.running is not None)
+
+    def Vectorize(self, request, context) -> Iterator[pb.VectorizeEvent]:
+        try:
+            job = self._admit(request)
+        except RequestError as e:
+            log.info("rejected: %s (%s)", e, e.code.name)
+            context.abort(e.code, str(e))
+        try:
+            self.queue.submit(job)
+        except QueueFull:
+            job.cleanup()
+            log.info("job %s rejected: queue full (%d waiting)", job.id, len(self.queue))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"the server is busy: {self.limits.max_queue} job(s) already wait for the device; "
+                          "retry in a little while")
+        except QueueClosed:
+            job.cleanup()
+            context.abort(grpc.StatusCode.UNAVAILABLE, self._shutdown_message())
+
+        def on_rpc_done() -> None:
+            # Fired by gRPC when the call ends for any reason; only matters while the job is unfinished.
+            if job.finished:
+                return
+            job.request_cancel("client")
+            if self.queue.withdraw(job):
+                self._finish(job, "cancelled in queue")
+            job.events.put(_END)
+
+        if not context.add_callback(on_rpc_done):
+            on_rpc_done()
+        while True:
+            item = job.events.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                context.abort(item.code, item.message)
+            yield item
+
+    # ------------------------------------------------------------------------------- admission
+    def _admit(self, request: pb.VectorizeRequest) -> Job:
+        if self._closing.is_set():
+            raise RequestError(self._shutdown_message(), grpc.StatusCode.UNAVAILABLE)
+        lim = self.limits
+        if not request.image:
+            raise RequestError("the request has no image; send the bytes of a PNG, JPEG or WebP file")
+        for what, data in (("the image", request.image), ("the saliency mask", request.saliency_mask)):
+            if len(data) > lim.max_image_bytes:
+                raise RequestError(f"{what} is {len(data) / MiB:.1f} MiB, over the server's limit of "
+                                   f"{lim.max_image_bytes / MiB:.1f} MiB; downscale or recompress it")
+        cfg = config_from_request(request, lim, self.device, self.base_config)
+        with self._decode_slots:
+            try:
+                image = self._decode(request.image, lim.max_pixels)
+            except self._image_error as e:
+                raise RequestError(str(e)) from None
+            mask_file = None
+            if request.saliency_mask:
+                try:
+                    mask = self._decode(request.saliency_mask, lim.max_pixels, what="the saliency mask")
+                except self._image_error as e:
+                    raise RequestError(f"{e}; send a greyscale PNG (white = important) or no mask") from None
+                mask_file = self._write_mask(mask)
+        if mask_file is not None:
+            cfg = replace(cfg, saliency=replace(cfg.saliency, mask_path=mask_file))
+        h, w = image.shape[:2]
+        return Job(image=image, cfg=cfg, nbytes=len(request.image), mask_file=mask_file,
+                   summary=f"size={w}x{h} bytes={len(request.image)} {_summary(request, cfg)}")
+
+    @staticmethod
+    def _write_mask(mask: np.ndarray) -> str:
+        """The pipeline reads a user mask from a file (SaliencyConfig.mask_path): a greyscale PNG."""
+        from PIL import Image
+
+        grey = Image.fromarray(mask).convert("L")
+        fd, path = tempfile.mkstemp(prefix="lvss-mask-", suffix=".png")
+        with os.fdopen(fd, "wb") as f:
+            grey.save(f, format="PNG")
+        return path
+
+    # --------------------------------------------------------------------------------- running
+    def _execute(self, job: Job) -> None:
+        if job.cancel.is_set():
+            self._finish(job, "cancelled in queue")
+            return
+        job.started = time.monotonic()
+        last = [0.0]
+
+        def progress(ev: ProgressEvent) -> None:
+            # Fractions are clamped to [0, 1] and never go backwards within one job.
+            f = min(1.0, max(last[0], float(ev.fraction)))
+            last[0] = f
+            job.events.put(pb.VectorizeEvent(progress=pb.Progress(stage=ev.stage, fraction=f,
+                                                                  message=ev.message)))
+
+        progress(ProgressEvent("start", 0.0, f"job {job.id} started on {self.device}"))
+        try:
+            result = self.run_job(job.image, job.cfg, progress, job.cancel)
+            if job.cancel.is_set():
+                raise _CancelledHere()
+            t = time.monotonic()
+            svg = self._to_svg(result.scene)
+            t_svg = time.monotonic() - t
+            timings = {k: float(v) for k, v in result.timings.items()}
+            timings.update(svg=t_svg, queue=job.started - job.submitted,
+                           total=time.monotonic() - job.submitted)
+            job.events.put(pb.VectorizeEvent(result=pb.Result(
+                svg=svg, layers=layers_of_svg(svg), job_id=job.id,
+                metrics={k: float(v) for k, v in result.metrics.items()}, timings=timings)))
+            self._finish(job, "ok")
+        except Exception as e:  # noqa: BLE001 - one bad job must not stop the server
+            if job.cancel.is_set() or _is_cancellation(e):
+                stopped = time.monotonic() - (job.cancel_requested_at or time.monotonic())
+                if job.cancel_reason == "shutdown":
+                    job.events.put(_Failure(grpc.StatusCode.UNAVAILABLE,
+                                            "the lvss server shut down before the job finished; send it again"))
+                self._finish(job, f"cancelled by {job.cancel_reason or 'pipeline'} "
+                                  f"(stopped {stopped:.2f}s after the request)")
+            elif isinstance(e, (self._image_error, ConfigError)):
+                job.events.put(_Failure(grpc.StatusCode.INVALID_ARGUMENT, str(e)))
+                self._finish(job, f"invalid: {e}")
+            else:
+                log.exception("job %s failed", job.id)
+                job.events.put(_Failure(grpc.StatusCode.INTERNAL,
+                                        f"the job failed on the server ({type(e).__name__}: {e}); "
+                                        f"the server log has the details under job {job.id}"))
+                self._finish(job, f"error: {type(e).__name__}")
+
+    def _finish(self, job: Job, outcome: str) -> None:
+        if job.finished:
+            return
+        job.finished = True
+        job.cleanup()
+        job.image = np.empty((0, 0, 4), np.uint8)  # drop the pixels now; the handler may live on
+        end = time.monotonic()
+        ran = end - job.started if job.started is not None else 0.0
+        waited = (job.started or end) - job.submitted
+        log.info("job %s %s seconds=%.2f queued=%.2f outcome=%s", job.id, job.summary, ran, waited, outcome)
+        job.events.put(_END)
+
+    # -------------------------------------------------------------------------------- shutdown
+    def _shutdown_message(self) -> str:
+        return "the lvss server is shutting down and takes no new jobs; retry on another server or later"
+
+    def begin_shutdown(self) -> None:
+        """Refuse new calls and drop waiting jobs (UNAVAILABLE); the running job goes on."""
+        self._closing.set()
+        for job in self.queue.close():
+            job.request_cancel("shutdown")
+            job.events.put(_Failure(grpc.StatusCode.UNAVAILABLE, self._shutdown_message()))
+            self._finish(job, "dropped at shutdown")
+
+    def drain(self, grace: float, cancel_wait: float = 5.0) -> bool:
+        """Let the running job finish within ``grace`` seconds, else cancel it; True if it finished."""
+        if self.queue.wait_idle(grace):
+            return True
+        running = self.queue.running
+        if running is not None:
+            log.info("grace period over: cancelling job %s", running.id)
+            running.request_cancel("shutdown")
+        self.queue.wait_idle(cancel_wait)
+        return False
+
+
+class _CancelledHere(Exception):
+    """run_job returned although the job's cancel event was set; treated as a cancellation."""
+

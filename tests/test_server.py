@@ -1,0 +1,560 @@
+"""Tests of the gRPC server (server/) with real server processes on 127.0.0.1.
+
+Most servers here run a scripted test double of the pipeline (``scripted_run`` below, injected via
+``Servicer(run_job=...)``), so queueing, cancellation, shutdown and auth can be exercised quickly
+and reproducibly; ``test_real_pipeline_happy_path`` runs the real pipeline with fast settings.
+
+Run as a script (``python tests/test_server.py --port 0 ...``) this file starts a server with the
+double; it takes the same flags as ``lvss serve``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STEP_SECONDS = 0.01  # one scripted optimisation step of the double
+
+
+def scripted_run(image, cfg, progress, cancel):
+    """Test double of ``lvss.pipeline.run``: ``cfg.optimize.structure_iters`` steps of 10 ms each.
+
+    Reports progress after every step and checks ``cancel`` before each one, like the pipeline.
+    A prompt containing "boom" makes it fail, to test that a failing job does not stop the server.
+    Returns a two-layer scene with ``cfg.paths`` circles on the image's canvas.
+    """
+    import torch
+
+    from lvss.scene import Layer, Scene, circle_path
+    from lvss.types import ProgressEvent, VectorizeResult
+
+    if "boom" in cfg.saliency.prompt:
+        raise RuntimeError("scripted failure")
+    steps = cfg.optimize.structure_iters
+    t0 = time.monotonic()
+    for i in range(steps):
+        if cancel.is_set():
+            raise InterruptedError("cancelled")
+        time.sleep(STEP_SECONDS)
+        progress(ProgressEvent("structure" if i < steps // 2 else "refine", (i + 1) / steps, f"step {i + 1}"))
+    h, w = image.shape[:2]
+    paths = []
+    for k in range(cfg.paths):
+        p = circle_path(w * (k + 1) / (cfg.paths + 1), h / 2, min(w, h) / 4)
+        p.color = torch.tensor([k / max(1, cfg.paths), 0.5, 0.2, 1.0])
+        paths.append(p)
+    back, front = paths[: max(1, len(paths) // 2)], paths[max(1, len(paths) // 2):]
+    scene = Scene(w, h, [Layer("background", back), Layer("details", front)])
+    return VectorizeResult(scene, timings={"optimize": time.monotonic() - t0}, metrics={"steps": float(steps)})
+
+
+def _serve_double(argv: list[str]) -> int:
+    from server.cli import _add_arguments, run
+    import argparse
+
+    p = argparse.ArgumentParser()
+    _add_arguments(p)
+    return run(p.parse_args(argv), run_job=scripted_run)
+
+
+if __name__ == "__main__":
+    sys.exit(_serve_double(sys.argv[1:]))
+
+# ------------------------------------------------------------------------------------- helpers
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lvss._proto import vectorizer_pb2 as pb  # noqa: E402
+from lvss._proto import vectorizer_pb2_grpc as pb_grpc  # noqa: E402
+
+PORT_LINE = re.compile(r"listening on \S+:(\d+)")
+
+
+class ServerProc:
+    """A server subprocess on 127.0.0.1 with a free port; stderr (the log) goes to a file."""
+
+    def __init__(self, *args: str, real: bool = False, start_timeout: float = 90.0):
+        self._log = tempfile.NamedTemporaryFile("w+", prefix="lvss-server-", suffix=".log", delete=False)
+        entry = ["-m", "server"] if real else [str(Path(__file__).resolve())]
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen([sys.executable, *entry, "--host", "127.0.0.1", "--port", "0", *args],
+                                     cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        end = time.monotonic() + start_timeout
+        line = ""
+        while time.monotonic() < end:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line:
+                    break
+            if self.proc.poll() is not None:
+                break
+        m = PORT_LINE.search(line)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"server did not start: {line!r}\n{self.log()}")
+        self.port = int(m.group(1))
+        self.address = f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return Path(self._log.name).read_text()
+
+    def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            m = re.search(pattern, self.log())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError(f"{pattern!r} not in server log:\n{self.log()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def png_bytes(w: int = 48, h: int = 32, seed: int = 0) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_header(w: int, h: int) -> bytes:
+    """A well-formed PNG whose header declares w × h pixels, with (almost) no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def request(image: bytes | None = None, steps: int = 5, prompt: str = "", mask: bytes = b"", **options):
+    opts = dict(paths=6, work_size=32, structure_iters=steps, refine_iters=1)
+    opts.update(options)
+    return pb.VectorizeRequest(image=png_bytes() if image is None else image, prompt=prompt,
+                               saliency_mask=mask, options=pb.VectorizeOptions(**opts))
+
+
+def stub_for(server: ServerProc):
+    channel = grpc.insecure_channel(server.address)
+    return channel, pb_grpc.VectorizerStub(channel)
+
+
+def collect(stub, req, timeout: float = 30.0, metadata=None):
+    """All events of one call: (list of (kind, message), final status code or OK)."""
+    events = []
+    try:
+        for ev in stub.Vectorize(req, timeout=timeout, metadata=metadata):
+            kind = ev.WhichOneof("event")
+            events.append((kind, getattr(ev, kind)))
+        return events, grpc.StatusCode.OK, ""
+    except grpc.RpcError as e:
+        return events, e.code(), e.details()
+
+
+def wait_idle(stub, timeout: float = 15.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        info = stub.GetInfo(pb.GetInfoRequest(), timeout=5)
+        if not info.busy and info.queue_length == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("server did not become idle")
+
+
+def first_event(call, kind: str, timeout: float = 20.0):
+    """Iterate a streaming call until an event of ``kind`` arrives (in a thread-safe way)."""
+    for ev in call:
+        if ev.WhichOneof("event") == kind:
+            return ev
+    raise AssertionError(f"stream ended before a {kind} event")
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = ServerProc("--max-queue", "2", "--max-image-mb", "1", "--max-paths", "64")
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.fixture
+def stub(server):
+    channel, stub = stub_for(server)
+    yield stub
+    wait_idle(stub)
+    channel.close()
+
+
+# --------------------------------------------------------------------------------------- tests
+def test_get_info_reports_limits(stub):
+    info = stub.GetInfo(pb.GetInfoRequest(), timeout=10)
+    import lvss
+
+    assert info.version == lvss.__version__
+    assert info.device in ("cpu", "cuda")
+    assert info.limits.max_image_bytes == 1 << 20
+    assert info.limits.max_paths == 64
+    assert info.limits.max_queue == 2
+    assert info.limits.max_message_bytes > info.limits.max_image_bytes
+    assert not info.auth_required
+
+
+def test_happy_path_streams_progress_then_result(stub, server):
+    from lxml import etree
+
+    from lvss.svg import svg_to_scene
+
+    events, code, details = collect(stub, request(steps=20, paths=7))
+    assert code == grpc.StatusCode.OK, details
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "result" and kinds.count("result") == 1
+    progress = [m for k, m in events if k == "progress"]
+    assert progress[0].stage == "start"
+    assert len(progress) == 21
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    result = events[-1][1]
+    root = etree.fromstring(result.svg.encode())
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    scene = svg_to_scene(result.svg)
+    assert (scene.width, scene.height) == (48, 32)
+    assert [(l.label, l.path_count) for l in result.layers] == [("background", 3), ("details", 4)]
+    assert [l.name for l in scene.layers] == ["background", "details"]
+    ids = [g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")]
+    assert [l.id for l in result.layers] == ids
+    assert result.metrics["steps"] == 20
+    assert {"optimize", "svg", "queue", "total"} <= set(result.timings)
+    m = server.wait_log(rf"job {result.job_id} size=48x32 .* outcome=ok")
+    assert "paths=7" in m.group(0)
+
+
+def _mask_png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+BAD_REQUESTS = {
+    "not an image": (dict(image=b"this is not an image"), "not an image"),
+    "truncated": (dict(image=png_bytes(64, 64)[:200]), "truncated"),
+    "huge header": (dict(image=png_header(100_000, 100_000)), "downscale"),
+    "0x0": (dict(image=png_header(0, 0)), "image"),
+    "empty image": (dict(image=b""), "no image"),
+    "paths 0": (dict(paths=0), "paths must be between 1 and 64"),
+    "paths over limit": (dict(paths=65), "paths must be between 1 and 64"),
+    "unknown mode": (dict(mode="cubist"), "unknown mode 'cubist'; use one of: layered, compact"),
+    "long prompt": (dict(prompt="x" * 1001), "over the limit of 1000"),
+    "unreadable mask": (dict(mask=b"\x89PNG not really"), "saliency mask"),
+    "mask with other saliency": (dict(mask=_mask_png(), saliency="clip"), "saliency mask was sent"),
+    "unknown segmenter": (dict(segment="magic"), "unknown segment method"),
+    "image over size limit": (dict(image=b"\x89PNG" + bytes(1_500_000)), "over the server's limit of 1.0 MiB"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_is_invalid_argument(stub, case):
+    kwargs, fragment = BAD_REQUESTS[case]
+    events, code, details = collect(stub, request(**kwargs))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert fragment in details
+    assert events == []
+    # and the server still serves
+    events, code, _ = collect(stub, request(steps=1))
+    assert code == grpc.StatusCode.OK and events[-1][0] == "result"
+
+
+def test_request_over_transport_limit_is_refused_clearly(stub, server):
+    # the transport limit is 2 × max image + 1 MiB; beyond it gRPC itself refuses the message
+    events, code, details = collect(stub, request(image=bytes(3_200_000)))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in details.lower()
+    from lvss.client import ClientError, vectorize
+
+    with pytest.raises(ClientError) as e:
+        vectorize(bytes(3_200_000), server=server.address)
+    assert e.value.code == "RESOURCE_EXHAUSTED" and "smaller" in e.value.message
+
+
+def test_failing_job_is_internal_and_server_goes_on(stub, server):
+    events, code, details = collect(stub, request(prompt="boom"))
+    assert code == grpc.StatusCode.INTERNAL
+    assert "RuntimeError" in details and "server log" in details
+    server.wait_log(r"outcome=error: RuntimeError")
+    events, code, _ = collect(stub, request(steps=1))
+    assert code == grpc.StatusCode.OK
+
+
+def test_queue_full_and_queued_positions(stub):
+    long_call = stub.Vectorize(request(steps=2000))
+    first_event(long_call, "progress")
+    waiting = [stub.Vectorize(request(steps=1)) for _ in range(2)]
+    positions = [first_event(c, "queued").queued.position for c in waiting]
+    assert positions == [1, 2]
+    t0 = time.monotonic()
+    events, code, details = collect(stub, request(steps=1))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in details
+    assert time.monotonic() - t0 < 5.0  # answered at once, not after the running job
+    long_call.cancel()
+    # the waiting jobs move up and run to completion
+    for c in waiting:
+        kinds = [ev.WhichOneof("event") for ev in c]
+        assert kinds[-1] == "result"
+        assert "queued" in kinds or "progress" in kinds
+
+
+def test_cancel_frees_device_for_next_job(stub, server):
+    first = stub.Vectorize(request(steps=3000))  # 30 s if not stopped
+    first_event(first, "progress")
+    started = {}
+
+    def second():
+        call = stub.Vectorize(request(steps=2))
+        for ev in call:
+            if ev.WhichOneof("event") == "progress" and "t" not in started:
+                started["t"] = time.monotonic()
+        started["done"] = True
+
+    t = threading.Thread(target=second)
+    t.start()
+    time.sleep(0.3)  # the second job is queued behind the first
+    t_cancel = time.monotonic()
+    first.cancel()
+    t.join(20)
+    assert started.get("done")
+    assert started["t"] - t_cancel < 1.0
+    m = server.wait_log(r"outcome=cancelled by client \(stopped ([\d.]+)s after the request\)")
+    assert float(m.group(1)) < 1.0
+
+
+def test_deadline_stops_the_job(stub, server):
+    events, code, _ = collect(stub, request(steps=3000), timeout=0.8)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    server.wait_log(r"iters=3000/1 .*outcome=cancelled by client")
+    events, code, _ = collect(stub, request(steps=1))
+    assert code == grpc.StatusCode.OK
+
+
+def test_eight_concurrent_clients_finish_or_are_refused(stub):
+    outcomes = []
+
+    def client(i):
+        events, code, _ = collect(stub, request(steps=15, seed=i), timeout=60)
+        outcomes.append((code, events[-1][0] if events else None))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert not any(t.is_alive() for t in threads), "a client hangs"
+    assert len(outcomes) == 8
+    for code, last in outcomes:
+        assert (code, last) in ((grpc.StatusCode.OK, "result"), (grpc.StatusCode.RESOURCE_EXHAUSTED, None))
+    ok = sum(code == grpc.StatusCode.OK for code, _ in outcomes)
+    assert ok >= 3  # the running job and the two queue places
+
+
+def test_killed_client_does_not_hurt_the_server(stub, server):
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from lvss.client import Client\n"
+        "def p(ev):\n"
+        "    print(ev.stage, flush=True)\n"
+        "Client(%r).vectorize(open(%r, 'rb').read(), work_size=32, paths=4, on_progress=p,\n"
+        "                      extra=dict(structure_iters=5000, refine_iters=1))\n"
+    )
+    with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as f:
+        f.write(png_bytes())
+    proc = subprocess.Popen([sys.executable, "-c", code % (str(ROOT), server.address, f.name)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "start"
+        proc.kill()
+        proc.wait(10)
+    finally:
+        proc.stdout.close()
+        os.unlink(f.name)
+    server.wait_log(r"iters=5000/1 .*outcome=cancelled by client")
+    wait_idle(stub)
+    events, code, _ = collect(stub, request(steps=2))
+    assert code == grpc.StatusCode.OK and events[-1][0] == "result"
+
+
+def test_reflection_lists_the_services(server):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with grpc.insecure_channel(server.address) as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"lvss.v1.Vectorizer", "grpc.health.v1.Health"} <= services
+
+
+def test_refuses_public_address_without_token():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "server", "--host", "0.0.0.0", "--port", "0"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without a token" in r.stderr
+    assert "--token-file" in r.stderr and "Traceback" not in r.stderr
+
+
+def _openssl_cert(tmp: Path) -> tuple[Path, Path]:
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_token_auth_and_tls(tmp_path):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = _openssl_cert(tmp_path)
+    token = "s3cr3t-token-for-tests-0123456789"
+    (tmp_path / "token").write_text(token + "\n")
+    s = ServerProc("--token-file", str(tmp_path / "token"), "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(s.address, creds) as channel:
+            stub = pb_grpc.VectorizerStub(channel)
+            right = [("authorization", f"Bearer {token}")]
+            info = stub.GetInfo(pb.GetInfoRequest(), timeout=10, metadata=right)
+            assert info.auth_required
+            events, code, _ = collect(stub, request(steps=2), metadata=right)
+            assert code == grpc.StatusCode.OK and events[-1][0] == "result"
+            for metadata, fragment in (([("authorization", "Bearer wrong")], "not accepted"),
+                                       ([("authorization", token)], "not accepted"),
+                                       (None, "needs a token")):
+                events, code, details = collect(stub, request(steps=2), metadata=metadata)
+                assert code == grpc.StatusCode.UNAUTHENTICATED and fragment in details and events == []
+                with pytest.raises(grpc.RpcError) as e:
+                    stub.GetInfo(pb.GetInfoRequest(), timeout=10, metadata=metadata)
+                assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            # the health check needs no token
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+        # plaintext against a TLS server fails
+        with grpc.insecure_channel(s.address) as channel:
+            with pytest.raises(grpc.RpcError) as e:
+                pb_grpc.VectorizerStub(channel).GetInfo(pb.GetInfoRequest(), timeout=5)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        assert s.stop() == 0
+    log = s.log()
+    assert "outcome=ok" in log
+    assert token not in log
+
+
+def _health(address: str):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            r = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="lvss.v1.Vectorizer"), timeout=5)
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
+        except grpc.RpcError as e:
+            return e.code().name
+
+
+def test_sigterm_health_and_running_job_finishes():
+    s = ServerProc("--grace", "30")
+    try:
+        assert _health(s.address) == "SERVING"
+        channel, stub = stub_for(s)
+        call = stub.Vectorize(request(steps=150))  # 1.5 s
+        first_event(call, "progress")
+        s.proc.send_signal(signal.SIGTERM)
+        s.wait_log("SIGTERM: shutting down")
+        assert _health(s.address) == "NOT_SERVING"
+        events, code, details = collect(stub, request(steps=1))
+        assert code == grpc.StatusCode.UNAVAILABLE and "shutting down" in details
+        kinds = [ev.WhichOneof("event") for ev in call]
+        assert kinds[-1] == "result"  # the running job was allowed to finish
+        assert s.proc.wait(20) == 0
+        channel.close()
+        assert _health(s.address) == "UNAVAILABLE"
+    finally:
+        s.stop()
+    assert "shutdown: running job finished" in s.log()
+
+
+def test_sigterm_cancels_running_job_after_grace():
+    s = ServerProc("--grace", "0.3")
+    try:
+        channel, stub = stub_for(s)
+        call = stub.Vectorize(request(steps=5000))  # 50 s if not cancelled
+        first_event(call, "progress")
+        waiting_events = []
+        waiting = stub.Vectorize(request(steps=1))
+        waiting_events.append(first_event(waiting, "queued"))
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(grpc.RpcError) as e:
+            list(waiting)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError) as e:
+            list(call)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "shut down before the job finished" in e.value.details()
+        assert s.proc.wait(20) == 0
+        assert time.monotonic() - t0 < 15
+        channel.close()
+    finally:
+        s.stop()
+    assert "outcome=cancelled by shutdown" in s.log()
+    assert "outcome=dropped at shutdown" in s.log()
+
+
+def test_real_pipeline_happy_path():
+    pytest.importorskip("lvss.pipeline")
+    from lvss.client import Client
+    from lvss.svg import svg_to_scene
+
+    img = Path("/work/shared/data/openmoji")
+    pngs = sorted(img.glob("*_256.png")) if img.is_dir() else []
+    image = pngs[0].read_bytes() if pngs else png_bytes(64, 64)
+    s = ServerProc(real=True)
+    try:
+        seen = []
+        with Client(s.address) as c:
+            r = c.vectorize(image, paths=8, work_size=64, seed=1, on_progress=seen.append,
+                            extra=dict(structure_iters=5, refine_iters=5), timeout=120)
+        scene = svg_to_scene(r.svg)
+        assert r.layers and sum(l.paths for l in r.layers) == scene.num_paths
+        assert 0 < scene.num_paths <= 8
+        assert [l.label for l in r.layers] == [l.name for l in scene.layers]
+        fr = [p.fraction for p in seen]
+        assert fr == sorted(fr)
+    finally:
+        assert s.stop() == 0
