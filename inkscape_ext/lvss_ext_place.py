@@ -236,6 +236,28 @@ class _IdMap:
                     el.set(name, "#" + self.map.get(value[1:], value[1:]))
 
 
+def raw_transform(elem) -> inkex.Transform:
+    """The element's ``transform`` read without inkex's wrapper, which would rewrite the attribute
+    rounded to 6 digits on access (moving the user's image by a hair)."""
+    return inkex.Transform(etree.ElementBase.get(elem, "transform"))
+
+
+def raw_style(elem) -> inkex.Style:
+    """The element's ``style`` as a detached Style (reading it leaves the attribute untouched)."""
+    return inkex.Style(etree.ElementBase.get(elem, "style") or "")
+
+
+def set_transform(elem, tf: inkex.Transform) -> None:
+    """Write ``tf`` with 10 significant digits (inkex's own setter rounds to 6, up to 0.01 px off
+    on large images), bypassing inkex's attribute wrapper."""
+    a, b, c, d, e, f = tf.to_hexad()
+    if (a, b, c, d) == (1, 0, 0, 1):
+        text = f"translate({e:.10g},{f:.10g})"
+    else:
+        text = "matrix(" + ",".join(f"{v:.10g}" for v in (a, b, c, d, e, f)) + ")"
+    etree.ElementBase.set(elem, "transform", text)
+
+
 def _is_layer_context(parent) -> bool:
     """True where Inkscape shows a layer: directly under the root or under another layer."""
     return parent.getparent() is None or parent.get(_GROUPMODE) == "layer"
@@ -272,14 +294,15 @@ def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tupl
     outer = inkex.Layer() if layered else inkex.Group()
     outer.set(_LABEL, f"Vectorized: {name}")
     outer.set("id", ids.fresh(f"vectorized-{image.get('id') or 'image'}"))
-    if image.get("transform"):
-        outer.set("transform", str(image.transform))
+    image_tf = raw_transform(image)
+    if image_tf:
+        set_transform(outer, image_tf)
     for attr in ("clip-path", "mask"):
         if image.get(attr):
             outer.set(attr, image.get(attr))
-    opacity = image.style.get("opacity") or image.get("opacity")
+    opacity = raw_style(image).get("opacity") or image.get("opacity")
     if opacity not in (None, "", "1"):
-        outer.style["opacity"] = opacity
+        etree.ElementBase.set(outer, "style", f"opacity:{opacity}")
 
     copied_defs = [copy.deepcopy(d) for d in result.defs]
     layer_groups = []
@@ -290,7 +313,7 @@ def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tupl
                 group.set(key, value)
         group.set(_LABEL, label)
         tf = layer_tf @ inkex.Transform(src.get("transform")) if src.get("transform") else layer_tf
-        group.set("transform", str(tf))
+        set_transform(group, tf)
         for child in src:
             if isinstance(child.tag, str):
                 group.append(copy.deepcopy(child))
@@ -336,7 +359,9 @@ def insert(svg, placement: Placement, original: str) -> inkex.Group:
             defs.append(d)
     image.addnext(group)
     if original == "hide":
-        image.style["display"] = "none"
+        style = raw_style(image)
+        style["display"] = "none"
+        etree.ElementBase.set(image, "style", str(style))
     elif original == "delete":
         image.getparent().remove(image)
     return group
