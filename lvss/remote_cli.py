@@ -36,7 +36,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-file", metavar="F", help=f"file with the server's token (default ${TOKEN_FILE_ENV})")
     p.add_argument("--tls-ca", metavar="PEM", help="CA certificate of a TLS server")
     p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (the job is stopped)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="progress bar on stderr: auto = only when stderr is a terminal (default)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (same as --progress never)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,8 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _error(message: str, status: int) -> int:
-    print(f"lvss remote: error: {message}", file=sys.stderr)
+def _error(message: str, status: int, code: str | None = None) -> int:
+    """One line on stderr: ``lvss remote: error: [CODE: ]message`` (the code when the server gave one)."""
+    print(f"lvss remote: error: {code + ': ' if code else ''}{message}", file=sys.stderr)
     return status
 
 
@@ -73,9 +76,9 @@ def _read_file(path: str, what: str) -> bytes:
 class _Bar:
     """tqdm bar on stderr driven by client.Progress events (percent of the whole job)."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, mode: str):
         self._bar = None
-        if enabled:
+        if mode == "always" or (mode == "auto" and sys.stderr.isatty()):
             from tqdm import tqdm
 
             self._bar = tqdm(total=100, file=sys.stderr, unit="%", leave=False, dynamic_ncols=True,
@@ -94,6 +97,9 @@ class _Bar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+            if not sys.stderr.isatty():
+                sys.stderr.write("\n")  # the next message starts on its own line
+            self._bar = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         image = _read_file(args.input, "input image")
         mask = _read_file(args.saliency_mask, "saliency mask") if args.saliency_mask else None
         token = read_token(None, args.token_file)
-        bar = _Bar(not args.quiet)
+        bar = _Bar("never" if args.quiet else args.progress)
         with Client(args.server, token=token, tls_ca=args.tls_ca) as client:
             result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
                                       levels=args.levels, seed=args.seed, work_size=args.work_size,
@@ -120,15 +126,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             atomic_write(out, result.svg)
         except OSError as e:
-            return _error(f"cannot write {out}: {e.strerror or e}", BAD_INPUT)
+            return _error(f"cannot write {out}: {e.strerror or e}", BAD_INPUT, "INVALID_ARGUMENT")
     except ClientError as e:
         if bar is not None:
             bar.close()
-        return _error(e.message, BAD_INPUT if e.code in _BAD_INPUT_CODES else FAILED)
+        return _error(e.message, BAD_INPUT if e.code in _BAD_INPUT_CODES else FAILED, e.code)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        return _error("interrupted; the job was cancelled on the server", INTERRUPTED)
+        return _error("interrupted; the job was cancelled on the server", INTERRUPTED, "CANCELLED")
     paths = sum(layer.paths for layer in result.layers)
     total = result.timings.get("total")
     took = f" in {total:.1f} s" if total is not None else ""

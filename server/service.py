@@ -355,7 +355,10 @@ class Servicer(pb_grpc.VectorizerServicer):
         self.device = device
         self.limits = limits or Limits()
         self.models = list(models or [])
-        self.base_config = base_config or VectorizeConfig()
+        base = base_config or VectorizeConfig()
+        if base.paths > self.limits.max_paths:  # the default budget must itself be allowed
+            base = base.with_(paths=self.limits.max_paths)
+        self.base_config = base
         self.auth_required = auth_required
         self._decode_slots = threading.BoundedSemaphore(max(1, decode_slots))
         self._closing = threading.Event()
