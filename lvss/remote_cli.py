@@ -84,14 +84,15 @@ class _Bar:
             self._bar = tqdm(total=100, file=sys.stderr, unit="%", leave=False, dynamic_ncols=True,
                              bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
             self._bar.set_description_str("connecting")
+        self._desc = "connecting"
 
     def __call__(self, p) -> None:
         if self._bar is None:
             return
-        if p.stage == "queued":
-            self._bar.set_description_str(f"queued ({p.position} ahead)")
-        else:
-            self._bar.set_description_str(p.stage)
+        desc = f"queued ({p.position} ahead)" if p.stage == "queued" else p.stage
+        if desc != self._desc:
+            self._desc = desc
+            self._bar.set_description_str(desc, refresh=False)
         self._bar.update(max(0.0, round(p.fraction * 100, 1) - self._bar.n))
 
     def close(self) -> None:

@@ -376,7 +376,7 @@ class Servicer(pb_grpc.VectorizerServicer):
         try:
             job = self._admit(request)
         except RequestError as e:
-            log.info("rejected: %s (%s)", e, e.code.name)
+            log.info("rejected request from %s: %s (%s)", context.peer(), e, e.code.name)
             context.abort(e.code, str(e))
         try:
             self.queue.submit(job)
