@@ -3,8 +3,9 @@
 ``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler set as ``func``);
 ``main(argv)`` runs it standalone. Exit status: 0 done; 2 bad input or usage (missing file,
 rejected image or option, token problems); 1 the server could not do the job (unreachable, busy,
-deadline, server error); 130 interrupted. Errors are one line on stderr, never a traceback, and the
-output file is written atomically, so it is never left partial or empty.
+deadline, server error); 130 interrupted. Errors are one line on stderr, never a traceback:
+``lvss remote: error: CODE: message`` with CODE one of lvss.client.CODES. The output file is written
+atomically, so it is never left partial or empty, and a failed run leaves an existing file as it was.
 """
 from __future__ import annotations
 

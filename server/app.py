@@ -10,14 +10,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+
+from lvss.config import VectorizeConfig
 
 from .service import Limits, RunJob, Servicer
 
@@ -44,6 +47,7 @@ class ServerOptions:
     insecure: bool = False
     grace: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    base_config: VectorizeConfig | None = None  # defaults for unset request options, model sources
     extra_threads: int = 8  # handler threads beyond the queue, for GetInfo, health and refusals
 
 
@@ -93,42 +97,49 @@ def check_options(opts: ServerOptions) -> None:
 
 
 def resolve_device(requested: str) -> str:
-    """"cpu" or "cuda" for the server's one worker. Uses lvss.models.resolve_device when present."""
+    """"cpu" or "cuda" for the server's one worker (lvss.models decides; StartupError if unusable)."""
+    from lvss.models import ModelError, resolve_device as _resolve
+
     try:
-        from lvss.models import resolve_device as _resolve
-    except ImportError:
-        _resolve = None
-    if _resolve is not None:
-        try:
-            dev = str(_resolve(requested))
-        except ValueError as e:
-            raise StartupError(str(e)) from None
-        return "cuda" if dev.startswith("cuda") else "cpu"
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise StartupError("--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+        dev = _resolve(requested)
+    except ModelError as e:
+        raise StartupError(str(e)) from None
+    return "cuda" if dev.type == "cuda" else "cpu"
 
 
-def preload_models(device: str) -> list[str]:
-    """Load the pipeline's models once, before the first job; names of the models now in memory.
+def _model_name(spec) -> str:
+    value = spec.value.rstrip("/")
+    return f"{spec.kind}:{os.path.basename(value) if spec.location.startswith('local') else value}"
 
-    Calls ``lvss.pipeline.preload(cfg) -> list[str]`` when the pipeline provides it. Without it the
-    pipeline loads what it needs on first use (classical stages need no models).
+
+def preload_models(cfg: VectorizeConfig) -> list[str]:
+    """Load every model the server is configured with, once, before the first job.
+
+    The models land in the process-wide cache of :mod:`lvss.models`, where the pipeline finds them.
+    Returns their names (e.g. "sam:sam_vit_b.pth"); empty when only classical stages are set up.
+    Raises StartupError when a configured model cannot be loaded.
     """
-    try:
-        from lvss import pipeline
-    except ImportError:
-        return []
-    preload = getattr(pipeline, "preload", None)
-    if preload is None:
-        return []
-    from lvss.config import VectorizeConfig
+    from lvss import stages
+    from lvss.config import ConfigError
+    from lvss.models import model_spec
 
-    return [str(m) for m in preload(VectorizeConfig(device=device))]
+    loaded = []
+    try:
+        _, spec, _ = stages.simplify_choice(cfg)
+        if spec is not None:
+            stages.get_simplifier(cfg)
+            loaded.append(_model_name(spec))
+        _, spec, _ = stages.segment_choice(cfg)
+        if spec is not None:
+            stages.get_segmenter(cfg)
+            loaded.append(_model_name(spec))
+        spec = model_spec("clip", cfg.saliency.clip_model)  # prompts come per request: load it now
+        if spec is not None:
+            stages.get_saliency(replace(cfg, saliency=replace(cfg.saliency, source="clip")))
+            loaded.append(_model_name(spec))
+    except ConfigError as e:  # ModelError included
+        raise StartupError(f"cannot load a configured model: {e}") from None
+    return loaded
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
@@ -208,11 +219,12 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
 
     check_options(opts)
     device = device or resolve_device(opts.device)
+    base = (opts.base_config or VectorizeConfig()).with_(device=device)
     if models is None:
-        models = preload_models(device) if run_job is None else []
+        models = preload_models(base) if run_job is None else []
     lim = opts.limits
     try:
-        servicer = Servicer(run_job, device=device, limits=lim, models=models,
+        servicer = Servicer(run_job, device=device, limits=lim, models=models, base_config=base,
                             auth_required=opts.token is not None)
     except ImportError as e:
         raise StartupError(f"cannot load the lvss pipeline ({e}); is lvss installed completely?") from None

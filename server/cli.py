@@ -37,6 +37,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
                    help="largest decoded image, width x height (default 50 000 000)")
     p.add_argument("--max-paths", type=int, default=4096, metavar="N", help="largest path budget (default 4096)")
+    g = p.add_argument_group("models (loaded once at start; unset = environment, else classical stages)")
+    g.add_argument("--sam-checkpoint", metavar="PATH|REPO:FILE|URL", help="segment-anything checkpoint "
+                                                                           "(environment LVSS_SAM_CHECKPOINT)")
+    g.add_argument("--sd-model", metavar="DIR|HUB_ID", help="Stable Diffusion in diffusers layout "
+                                                           "(environment LVSS_SD_MODEL)")
+    g.add_argument("--clip-model", metavar="DIR|HUB_ID", help="CLIP model for prompt saliency "
+                                                             "(environment LVSS_CLIP_MODEL)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -62,9 +69,13 @@ def options_from_args(args: argparse.Namespace):
     limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_pixels=args.max_pixels,
                     max_paths=args.max_paths, max_queue=args.max_queue)
     token = read_token_file(args.token_file) if args.token_file else None
+    from lvss.info import apply_model_arguments
+
+    models = argparse.Namespace(sam_checkpoint=args.sam_checkpoint, sd_model=args.sd_model,
+                                clip_model=args.clip_model)
     return ServerOptions(host=args.host, port=args.port, device=args.device, token=token,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure,
-                         grace=args.grace, limits=limits)
+                         grace=args.grace, limits=limits, base_config=apply_model_arguments(models))
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -32,14 +32,15 @@ import numpy as np
 from lvss._proto import vectorizer_pb2 as pb
 from lvss._proto import vectorizer_pb2_grpc as pb_grpc
 from lvss.config import MODES, ConfigError, VectorizeConfig
+from lvss.stages import SALIENCY_SOURCES, SEGMENT_METHODS, SIMPLIFY_METHODS
 from lvss.types import ProgressCallback, ProgressEvent, VectorizeResult
 
 log = logging.getLogger("lvss.server")
 
 MiB = 1 << 20
-SIMPLIFY_METHODS = ("auto", "classical", "sds")
-SEGMENT_METHODS = ("auto", "classical", "sam")
-SALIENCY_SOURCES = ("auto", "clip", "mask", "none")
+_LEARNED = {"sds": ("simplify", "a Stable Diffusion model", "--sd-model"),
+            "sam": ("segment", "a SAM checkpoint", "--sam-checkpoint"),
+            "clip": ("saliency", "a CLIP model", "--clip-model")}
 
 RunJob = Callable[[np.ndarray, VectorizeConfig, ProgressCallback, threading.Event], VectorizeResult]
 """``run_job(image (H, W, 4) uint8, cfg, progress, cancel) -> VectorizeResult`` (as lvss.pipeline.run)."""
@@ -311,8 +312,10 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
                            "send saliency 'mask' or leave the mask out")
     if saliency == "mask" and not has_mask:
         raise RequestError("saliency 'mask' needs a saliency mask image; send one or pick another source")
+    if saliency == "clip" and not prompt.strip():
+        raise RequestError("saliency 'clip' needs a prompt naming what matters; send one or pick another source")
     try:
-        return VectorizeConfig(
+        cfg = VectorizeConfig(
             paths=paths, mode=mode, seed=seed, device=device, work_size=work_size,
             render=base.render,
             simplify=replace(base.simplify, method=choices["simplify"], levels=levels),
@@ -321,6 +324,23 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
             optimize=replace(base.optimize, **iters),
             compact=base.compact,
         )
+    except ConfigError as e:
+        raise RequestError(str(e)) from None
+    _check_learned_stages(cfg)
+    return cfg
+
+
+def _check_learned_stages(cfg: VectorizeConfig) -> None:
+    """A learned stage asked for by name needs its model on this server; say so before queueing."""
+    from lvss import stages
+
+    try:
+        for choose in (stages.simplify_choice, stages.segment_choice, stages.saliency_choice):
+            method, spec, _ = choose(cfg)
+            if method in _LEARNED and spec is None:
+                option, model, flag = _LEARNED[method]
+                raise RequestError(f"{option} {method!r} needs {model}, and this server has none configured; "
+                                   f"use {option} 'auto' or 'classical' (or start the server with {flag})")
     except ConfigError as e:
         raise RequestError(str(e)) from None
 

@@ -90,6 +90,8 @@ class ServerProc:
         entry = ["-m", "server"] if real else [str(Path(__file__).resolve())]
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    OMP_NUM_THREADS="1")
+        for var in ("LVSS_SAM_CHECKPOINT", "LVSS_SD_MODEL", "LVSS_CLIP_MODEL"):  # classical stages only
+            env.pop(var, None)
         self.proc = subprocess.Popen([sys.executable, *entry, "--host", "127.0.0.1", "--port", "0", *args],
                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         end = time.monotonic() + start_timeout
@@ -277,6 +279,8 @@ BAD_REQUESTS = {
     "unreadable mask": (dict(mask=b"\x89PNG not really"), "saliency mask"),
     "mask with other saliency": (dict(mask=_mask_png(), saliency="clip"), "saliency mask was sent"),
     "unknown segmenter": (dict(segment="magic"), "unknown segment method"),
+    "learned stage without model": (dict(segment="sam"), "segment 'sam' needs a SAM checkpoint"),
+    "clip without prompt": (dict(saliency="clip"), "needs a prompt"),
     "image over size limit": (dict(image=b"\x89PNG" + bytes(1_500_000)), "over the server's limit of 1.0 MiB"),
 }
 
