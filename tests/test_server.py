@@ -473,6 +473,15 @@ def test_token_auth_and_tls(tmp_path):
             with pytest.raises(grpc.RpcError) as e:
                 pb_grpc.VectorizerStub(channel).GetInfo(pb.GetInfoRequest(), timeout=5)
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        # the Python client over TLS
+        from lvss.client import ClientError, get_info, vectorize
+
+        assert get_info(s.address, token=token, tls_ca=str(cert))["auth_required"]
+        r = vectorize(png_bytes(), server=s.address, token=token, tls_ca=str(cert), paths=4, timeout=30)
+        assert sum(l.paths for l in r.layers) == 4
+        with pytest.raises(ClientError) as e:
+            get_info(s.address, token=token, timeout=5)
+        assert e.value.code == "UNAVAILABLE" and "--tls-ca" in e.value.message
     finally:
         assert s.stop() == 0
     log = s.log()
