@@ -58,7 +58,8 @@ def patch_relevance(clip, image: np.ndarray, prompt: str) -> torch.Tensor:
 
     model = clip.model
     txt = _text_embedding(clip, prompt)
-    pixels = _pixels(clip, image)
+    # the weights are frozen; a grad-requiring input makes autograd record the attention maps
+    pixels = _pixels(clip, image).requires_grad_(True)
     with torch.enable_grad(), autocast(clip.device):
         out = model.vision_model(pixel_values=pixels, output_attentions=True)
         img = model.visual_projection(out.pooler_output).float()
