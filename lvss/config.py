@@ -19,12 +19,10 @@ class RenderConfig:
 
     renderer: "torch" (built-in, CPU and CUDA) or "diffvg" (needs a source build of pydiffvg).
     samples_per_segment: straight pieces each cubic segment is flattened into.
-    subrows: horizontal scanlines per pixel row (vertical anti-aliasing); coverage is exact along x.
     """
 
     renderer: str = "torch"
     samples_per_segment: int = 16
-    subrows: int = 4
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,7 @@ def _background(background, height: int, width: int, device, dtype) -> torch.Ten
 
 
 def render_paths(points: Sequence[torch.Tensor], colors: torch.Tensor, width: int, height: int,
-                 background=None, renderer: str = "torch", samples_per_segment: int = 16,
-                 subrows: int = 4) -> torch.Tensor:
+                 background=None, renderer: str = "torch", samples_per_segment: int = 16) -> torch.Tensor:
     """Render paths (back to front) to an image.
 
     points: N tensors of shape (3S_i, 2), pixels. colors: (N, 4) straight RGBA in [0, 1].
@@ -47,7 +46,7 @@ def render_paths(points: Sequence[torch.Tensor], colors: torch.Tensor, width: in
     if not bool(torch.isfinite(colors).all()):
         raise SceneError("path colours contain NaN or infinite values")
     if renderer == "torch":
-        C, A = render_torch(list(points), colors, width, height, samples_per_segment, subrows)
+        C, A = render_torch(list(points), colors, width, height, samples_per_segment)
     elif renderer == "diffvg":
         from .diffvg import render_diffvg
 
@@ -63,15 +62,14 @@ def render_paths(points: Sequence[torch.Tensor], colors: torch.Tensor, width: in
 
 
 def render(scene: Scene, background=None, renderer: str = "torch", device=None,
-           samples_per_segment: int = 16, subrows: int = 4) -> torch.Tensor:
+           samples_per_segment: int = 16) -> torch.Tensor:
     """Render a :class:`~lvss.scene.Scene`; see :func:`render_paths`."""
     pts = scene.point_list()
     cols = scene.colors()
     if device is not None:
         pts = [p.to(device) for p in pts]
         cols = cols.to(device)
-    return render_paths(pts, cols, scene.width, scene.height, background, renderer,
-                        samples_per_segment, subrows)
+    return render_paths(pts, cols, scene.width, scene.height, background, renderer, samples_per_segment)
 
 
 __all__ = ["render", "render_paths", "RENDERERS"]

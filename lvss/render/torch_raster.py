@@ -4,19 +4,14 @@ How it works
 ------------
 1. Each cubic segment is flattened into ``samples_per_segment`` straight edges (a fixed Bernstein
    matrix, so the flattened points are linear in the control points and autograd carries gradients).
-2. Every pixel row is split into ``subrows`` horizontal scanlines. For each edge we enumerate the
-   scanlines it crosses and compute the crossing abscissa ``x`` (differentiable in the edge's ends).
-3. Coverage along a scanline is exact for the nonzero rule where |winding| <= 1: per pixel it is the
-   winding number entering the pixel plus ``dir * (px + 1 - x)`` for each crossing inside the pixel,
-   taken in absolute value and clamped to 1. Running winding numbers come from one cumulative sum over
-   a flat buffer holding every path's bounding box (each row's crossings sum to zero, so rows never
-   leak into each other). Averaging the scanlines of a row gives the pixel's coverage.
-4. Paths are alpha-composited back to front, each touching only its bounding box.
-
-Steps 3 and 4 are custom autograd functions whose backward passes are written out: the coverage's
-derivative with respect to a crossing abscissa is ``-dir * sign / subrows`` in the pixel holding it,
-so gradients are exact derivatives of what the forward computes and cost O(crossings), not
-O(pixels x edges).
+2. Every edge is cut into pieces lying inside single pixel cells, and each piece adds its exact signed
+   area to an accumulation buffer that covers every path's bounding box (one flat buffer for all
+   paths; each row ends with an overflow column so that rows sum to zero and one cumulative sum serves
+   all rows). The running sum is the exact area coverage of every pixel (anti-aliasing without
+   supersampling), differentiable in every control point.
+3. Paths are alpha-composited back to front by a custom autograd function whose backward pass is
+   written out; it walks groups of paths with disjoint bounding boxes, so the loop runs over depth
+   levels rather than over paths.
 """
 from __future__ import annotations
 
@@ -85,10 +80,11 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
         0, pid[:, None].expand(-1, 2), pts, "amin")
     mx = torch.full((n, 2), -big, device=pts.device, dtype=pts.dtype).scatter_reduce(
         0, pid[:, None].expand(-1, 2), pts, "amax")
+    # a cell [c, c+1) holds x; the box always includes the cell of the largest coordinate
     x0 = torch.floor(mn[:, 0]).clamp(0, width)
-    x1 = torch.ceil(mx[:, 0]).clamp(0, width)
+    x1 = (torch.floor(mx[:, 0]) + 1).clamp(0, width)
     y0 = torch.floor(mn[:, 1]).clamp(0, height)
-    y1 = torch.ceil(mx[:, 1]).clamp(0, height)
+    y1 = (torch.floor(mx[:, 1]) + 1).clamp(0, height)
     w = (x1 - x0).clamp(min=0).long()
     h = (y1 - y0).clamp(min=0).long()
     visible = (w > 0) & (h > 0)
@@ -102,82 +98,126 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     return lay, torch.stack([x0i, y0i, w, h, off], 1), visible
 
 
-def _crossings(starts, ends, edge_path, boxes, subrows: int, height: int):
-    """Every (edge, scanline) crossing. Returns differentiable x (C,), and for each crossing its
-    direction (+1 downwards), flat buffer index (column clamped into [0, w], w = overflow),
-    scanline index within the row, and the left pixel edge of its column."""
-    dev = starts.device
-    ay, by = starts[:, 1].detach(), ends[:, 1].detach()
-    lo, hi = torch.minimum(ay, by), torch.maximum(ay, by)
-    s = subrows
-    nrows = height * s
-    # scanline j has y = (j + 0.5) / s; edge crosses it when lo <= y < hi
-    j_lo = torch.ceil(lo * s - 0.5).clamp(0, nrows).long()
-    j_hi = torch.ceil(hi * s - 0.5).clamp(0, nrows).long()
+def _safe_div(num: torch.Tensor, den: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """num / den with |den| kept >= eps (the sign kept), so gradients stay finite."""
+    den = torch.where(den >= 0, den.clamp(min=eps), den.clamp(max=-eps))
+    return num / den
+
+
+def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.Tensor:
+    """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
+
+    Each edge is cut into pieces that lie inside one pixel cell. A piece with vertical extent dy and
+    mean abscissa xm in column c of a row adds dir*dy*(c+1-xm) to that cell and dir*dy*(xm-c) to the next
+    one, so a running sum along the row gives the signed area covered in every cell (the classic
+    accumulation-buffer scheme). Coverage is min(|sum|, 1): the nonzero rule, exact where |winding| <= 1.
+    All of it is differentiable with autograd; horizontal edges add no area but their end points move
+    the neighbouring edges.
+    """
+    dev, dt = starts.device, starts.dtype
     pw = boxes[edge_path, 2]
-    cnt = torch.where(pw > 0, (j_hi - j_lo).clamp(min=0), torch.zeros_like(j_lo))
-    total = int(cnt.sum())
-    if total == 0:
-        z = torch.zeros(0, device=dev, dtype=torch.long)
-        return starts.new_zeros(0), z, z, z, z
+    # ---- stage 1: cut every edge at integer rows -------------------------------------------------
+    ay, by = starts[:, 1], ends[:, 1]
+    ymin, ymax = torch.minimum(ay, by), torch.maximum(ay, by)
+    r0 = torch.floor(ymin.detach())
+    r1 = torch.maximum(r0 + 1, torch.ceil(ymax.detach()))
+    r0c, r1c = r0.clamp(0, height), r1.clamp(0, height)
+    cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
+    n1 = int(cnt.sum())
+    if n1 == 0:
+        return starts.new_zeros(total) + 0.0 * starts.sum()
     e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
     first = torch.cumsum(cnt, 0) - cnt
-    j = j_lo[e] + (torch.arange(total, device=dev) - first[e])
-    yc = (j.to(starts.dtype) + 0.5) / s
-    a = starts[e]
-    b = ends[e]
-    dy = b[:, 1] - a[:, 1]
-    down = dy > 0
-    safe_dy = torch.where(down, dy.clamp(min=1e-6), dy.clamp(max=-1e-6))
-    t = ((yc - a[:, 1]) / safe_dy).clamp(0.0, 1.0)
-    x = a[:, 0] + t * (b[:, 0] - a[:, 0])
-    direction = torch.where(down, 1, -1).to(torch.long)
+    row = r0c[e].long() + (torch.arange(n1, device=dev) - first[e])
+    a, b = starts[e], ends[e]
+    d = b - a
+    rowf = row.to(dt)
+    y_top = torch.maximum(ymin[e], rowf)
+    y_bot = torch.minimum(ymax[e], rowf + 1.0)
+    flat = d[:, 1].detach().abs() < 1e-6
+    t_top = torch.where(flat, torch.zeros_like(y_top), _safe_div(y_top - a[:, 1], d[:, 1]).clamp(0, 1))
+    t_bot = torch.where(flat, torch.ones_like(y_bot), _safe_div(y_bot - a[:, 1], d[:, 1]).clamp(0, 1))
+    p = a + t_top.unsqueeze(1) * d            # upper end of the piece
+    q = a + t_bot.unsqueeze(1) * d            # lower end
+    sign = torch.where(d[:, 1].detach() > 0, 1.0, -1.0).to(dt)
     pth = edge_path[e]
-    bx0, by0, bw, bh, boff = boxes[pth].unbind(1)
-    row = torch.div(j, s, rounding_mode="floor") - by0
-    sub = j - torch.div(j, s, rounding_mode="floor") * s
-    col = (torch.floor(x.detach()).long() - bx0).clamp(0, None)
-    col = torch.minimum(col, bw)
-    flat = boff + row * (bw + 1) + col
-    left = (bx0 + col).to(starts.dtype)
-    inside = col < bw
-    return x, direction, flat, sub, torch.where(inside, left, torch.full_like(left, float("nan")))
+    bx0, by0, bw, _, boff = boxes[pth].unbind(1)
+    bx0f = bx0.to(dt)
+    bx1f = (bx0 + bw).to(dt)
+    # x outside the box: left → full cover from column 0 on, right → the overflow column
+    px_ = torch.maximum(torch.minimum(p[:, 0], bx1f), bx0f)
+    qx_ = torch.maximum(torch.minimum(q[:, 0], bx1f), bx0f)
+    dyr = (y_bot - y_top).clamp(min=0.0)      # vertical extent of the piece (same as q.y - p.y)
+    # ---- stage 2: cut every row piece at integer columns ---------------------------------------
+    xlo, xhi = torch.minimum(px_, qx_), torch.maximum(px_, qx_)
+    c0 = torch.floor(xlo.detach())
+    c1 = torch.maximum(c0 + 1, torch.ceil(xhi.detach()))
+    c1 = torch.minimum(c1, torch.maximum(c0 + 1, bx1f + 1))
+    cnt2 = (c1 - c0).long()
+    n2 = int(cnt2.sum())
+    k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2)
+    first2 = torch.cumsum(cnt2, 0) - cnt2
+    col = c0[k] + (torch.arange(n2, device=dev) - first2[k]).to(dt)
+    dx = qx_[k] - px_[k]
+    lo = torch.maximum(xlo[k], col)
+    hi = torch.minimum(xhi[k], col + 1.0)
+    vert = dx.detach().abs() < 1e-6
+    s_lo = torch.where(vert, torch.zeros_like(lo), _safe_div(lo - px_[k], dx).clamp(0, 1))
+    s_hi = torch.where(vert, torch.ones_like(hi), _safe_div(hi - px_[k], dx).clamp(0, 1))
+    dy = (s_hi - s_lo).abs() * dyr[k]
+    xm = 0.5 * (lo + hi)
+    w = sign[k] * dy
+    cidx = (col - bx0f[k]).long()             # column inside the box, 0..bw (bw = overflow)
+    base = boff[k] + (row[k] - by0[k]) * (bw[k] + 1)
+    acc_idx = torch.cat([base + cidx, base + cidx + 1])
+    acc_val = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
+    keep = torch.cat([torch.ones_like(cidx, dtype=torch.bool), cidx < bw[k]])
+    acc = starts.new_zeros(total).index_add(0, acc_idx[keep], acc_val[keep])
+    return torch.cumsum(acc, 0).abs().clamp(max=1.0)
 
 
-class _Coverage(torch.autograd.Function):
-    """Crossing abscissas → per-path bounding-box coverage (flat buffer)."""
+@dataclass
+class _Plan:
+    """Compositing order. Pairs (path, pixel) are sorted into groups of paths whose bounding boxes
+    are disjoint; group k only covers paths that lie above everything they overlap in groups < k,
+    so compositing one whole group at a time is exact."""
 
-    @staticmethod
-    def forward(ctx, x, direction, flat, sub, left, total: int, subrows: int):
-        s = subrows
-        dt = x.dtype
-        lin = sub * total + flat
-        D = torch.zeros(s * total, device=x.device, dtype=dt)
-        F = torch.zeros(s * total, device=x.device, dtype=dt)
-        d = direction.to(dt)
-        valid = ~torch.isnan(left)
-        frac = torch.where(valid, (left + 1.0 - x).clamp(0.0, 1.0), torch.zeros_like(x))
-        D.index_add_(0, lin, d)
-        F.index_add_(0, lin, d * frac)
-        Dv = D.view(s, total)
-        wind = torch.cumsum(Dv, 1) - Dv + F.view(s, total)
-        cov = wind.abs().clamp(max=1.0).mean(0)
-        # derivative factor of |.|.clamp(max=1) at each scanline pixel
-        dfac = torch.where(wind.abs() < 1.0, torch.sign(wind), torch.zeros_like(wind)).reshape(-1)
-        ctx.save_for_backward(direction, lin, dfac, left, x)
-        ctx.s = s
-        return cov
+    perm: torch.Tensor     # (P,) positions in the flat coverage buffer, grouped
+    pix: torch.Tensor      # (P,) pixel index y * W + x of each pair
+    pid: torch.Tensor      # (P,) path index of each pair
+    bounds: list[int]      # group g is pairs bounds[g]:bounds[g+1]
 
-    @staticmethod
-    def backward(ctx, g):
-        direction, lin, dfac, left, x = ctx.saved_tensors
-        s = ctx.s
-        total = g.shape[0]
-        gflat = g.repeat(s)  # same pixel gradient for each scanline of the row
-        inside = ~torch.isnan(left) & (x >= left) & (x < left + 1.0)
-        gx = -direction.to(g.dtype) * dfac[lin] * gflat[lin] / s
-        gx = torch.where(inside, gx, torch.zeros_like(gx))
-        return gx, None, None, None, None, None, None
+
+def _plan(lay: _Layout, boxes: torch.Tensor, width: int) -> _Plan:
+    dev = boxes.device
+    b = boxes.cpu()
+    x0, y0, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    vis = torch.nonzero(w > 0).flatten()
+    bx0, by0, bx1, by1 = x0[vis], y0[vis], x0[vis] + w[vis], y0[vis] + h[vis]
+    ov = ((bx0[:, None] < bx1[None, :]) & (bx0[None, :] < bx1[:, None]) &
+          (by0[:, None] < by1[None, :]) & (by0[None, :] < by1[:, None]))
+    ov = torch.tril(ov, diagonal=-1).numpy()
+    import numpy as np
+
+    level = np.zeros(len(vis), dtype=np.int64)
+    for j in range(1, len(vis)):
+        row = ov[j, :j]
+        if row.any():
+            level[j] = level[:j][row].max() + 1
+    order = vis[torch.from_numpy(np.argsort(level, kind="stable"))]
+    counts = (h * w)[order]
+    # every valid pair of each path, in path order within the group order
+    p_rep = torch.repeat_interleave(order, counts)
+    start = torch.cumsum(counts, 0) - counts
+    k = torch.arange(int(counts.sum())) - torch.repeat_interleave(start, counts)
+    ww = w[p_rep]
+    r, c = torch.div(k, ww, rounding_mode="floor"), torch.remainder(k, ww)
+    perm = torch.as_tensor(lay.off)[p_rep] + r * (ww + 1) + c
+    pix = (y0[p_rep] + r) * width + x0[p_rep] + c
+    lv = torch.from_numpy(np.sort(level, kind="stable"))
+    gsize = torch.bincount(lv, weights=counts.double()).long() if len(lv) else torch.zeros(0, dtype=torch.long)
+    bounds = [0] + torch.cumsum(gsize, 0).tolist()
+    return _Plan(perm.to(dev), pix.to(dev), p_rep.to(dev), bounds)
 
 
 class _Composite(torch.autograd.Function):
@@ -187,65 +227,55 @@ class _Composite(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, cov, rgb, alpha, lay: _Layout, height: int, width: int):
+    def forward(ctx, cov, rgb, alpha, plan: _Plan, height: int, width: int):
         dev, dt = cov.device, cov.dtype
-        C = torch.zeros(height, width, 3, device=dev, dtype=dt)
-        T = torch.ones(height, width, device=dev, dtype=dt)
-        Tab = torch.empty_like(cov)
-        n = rgb.shape[0]
-        rgb_l = rgb.unbind(0)
-        a_l = alpha.tolist()
-        for i in range(n - 1, -1, -1):
-            w, h = lay.w[i], lay.h[i]
-            if w == 0:
-                continue
-            o, x0, y0 = lay.off[i], lay.x0[i], lay.y0[i]
-            c = cov[o:o + h * (w + 1)].view(h, w + 1)[:, :w]
-            Ts = T[y0:y0 + h, x0:x0 + w]
-            tab = Tab[o:o + h * (w + 1)].view(h, w + 1)[:, :w]
-            tab.copy_(Ts)
-            u = c * a_l[i]
-            C[y0:y0 + h, x0:x0 + w].addcmul_((u * Ts).unsqueeze(-1), rgb_l[i].view(1, 1, 3))
-            Ts.mul_(1.0 - u)
-        ctx.save_for_backward(cov, rgb, alpha, Tab)
-        ctx.lay = lay
-        ctx.hw = (height, width)
-        return C, T
+        C = torch.zeros(height * width, 3, device=dev, dtype=dt)
+        T = torch.ones(height * width, device=dev, dtype=dt)
+        c = cov[plan.perm]
+        u = c * alpha[plan.pid]
+        rgbp = rgb[plan.pid]
+        tab = torch.empty_like(u)
+        bd = plan.bounds
+        for g in range(len(bd) - 2, -1, -1):   # top group first
+            a, b = bd[g], bd[g + 1]
+            px = plan.pix[a:b]
+            t = T[px]
+            tab[a:b] = t
+            ug = u[a:b]
+            C.index_add_(0, px, rgbp[a:b] * (ug * t).unsqueeze(1))
+            T[px] = t * (1.0 - ug)
+        ctx.save_for_backward(c, u, rgbp, alpha, tab)
+        ctx.plan = plan
+        ctx.shape = (height, width, cov.shape[0], rgb.shape[0])
+        return C.view(height, width, 3), T.view(height, width)
 
     @staticmethod
     def backward(ctx, gC, gT):
-        cov, rgb, alpha, Tab = ctx.saved_tensors
-        lay = ctx.lay
-        height, width = ctx.hw
-        dev, dt = cov.device, cov.dtype
-        gcov = torch.zeros_like(cov)
-        n = rgb.shape[0]
-        grgb = torch.zeros_like(rgb)
-        galpha = torch.zeros_like(alpha)
-        Bb = torch.zeros(height, width, 3, device=dev, dtype=dt)   # composite below, premultiplied
-        Tb = torch.ones(height, width, device=dev, dtype=dt)       # transmittance below
-        rgb_l = rgb.unbind(0)
-        a_l = alpha.tolist()
-        for i in range(n):
-            w, h = lay.w[i], lay.h[i]
-            if w == 0:
-                continue
-            o, x0, y0 = lay.off[i], lay.x0[i], lay.y0[i]
-            c = cov[o:o + h * (w + 1)].view(h, w + 1)[:, :w]
-            tab = Tab[o:o + h * (w + 1)].view(h, w + 1)[:, :w]
-            Bs = Bb[y0:y0 + h, x0:x0 + w]
-            Ts = Tb[y0:y0 + h, x0:x0 + w]
-            gCs = gC[y0:y0 + h, x0:x0 + w]
-            gTs = gT[y0:y0 + h, x0:x0 + w]
-            u = c * a_l[i]
-            ut = u * tab
-            grgb[i] = (gCs * ut.unsqueeze(-1)).sum((0, 1))
+        c, u, rgbp, alpha, tab = ctx.saved_tensors
+        plan = ctx.plan
+        height, width, total, n = ctx.shape
+        dev, dt = c.device, c.dtype
+        gC = gC.reshape(-1, 3)
+        gT = gT.reshape(-1)
+        Bb = torch.zeros(height * width, 3, device=dev, dtype=dt)   # composite below, premultiplied
+        Tb = torch.ones(height * width, device=dev, dtype=dt)       # transmittance below
+        gCp = gC[plan.pix]
+        gu = torch.empty_like(u)
+        bd = plan.bounds
+        for g in range(len(bd) - 1):   # bottom group first
+            a, b = bd[g], bd[g + 1]
+            px = plan.pix[a:b]
+            bs, ts = Bb[px], Tb[px]
+            ug, cg = u[a:b], rgbp[a:b]
             # dL/du = T_above * (gC . (rgb - B_below) - gT * T_below)
-            gu = tab * (torch.einsum("hwc,c->hw", gCs, rgb_l[i]) - (gCs * Bs).sum(-1) - gTs * Ts)
-            galpha[i] = (gu * c).sum()
-            gcov[o:o + h * (w + 1)].view(h, w + 1)[:, :w].copy_(gu * a_l[i])
-            Bs.mul_((1.0 - u).unsqueeze(-1)).addcmul_(u.unsqueeze(-1), rgb_l[i].view(1, 1, 3))
-            Ts.mul_(1.0 - u)
+            gu[a:b] = tab[a:b] * ((gCp[a:b] * (cg - bs)).sum(1) - gT[px] * ts)
+            Bb[px] = bs + (cg - bs) * ug.unsqueeze(1)
+            Tb[px] = ts * (1.0 - ug)
+        a_p = alpha[plan.pid]
+        gcov = torch.zeros(total, device=dev, dtype=dt)
+        gcov[plan.perm] = gu * a_p
+        galpha = torch.zeros(n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
+        grgb = torch.zeros(n, 3, device=dev, dtype=dt).index_add_(0, plan.pid, gCp * (u * tab).unsqueeze(1))
         return gcov, grgb, galpha, None, None, None
 
 
@@ -258,7 +288,7 @@ def check_points(points: list[torch.Tensor]) -> None:
 
 
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
-                 samples_per_segment: int = 16, subrows: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                 samples_per_segment: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Render paths onto a transparent canvas.
 
     points: list of N (3S_i, 2) tensors, pixels. colors: (N, 4) straight RGBA in [0, 1], back to front.
@@ -274,9 +304,11 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
     starts, ends, edge_path = flatten(pts, samples_per_segment)
     lay, boxes, _ = _layout(starts, ends, edge_path, n, width, height)
     col = colors.clamp(0.0, 1.0)
-    if lay.total == 0:
-        return torch.zeros(height, width, 3, device=dev, dtype=dt), torch.zeros(height, width, device=dev, dtype=dt)
-    x, direction, flat, sub, left = _crossings(starts, ends, edge_path, boxes, subrows, height)
-    cov = _Coverage.apply(x, direction, flat, sub, left, lay.total, subrows)
-    C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), lay, height, width)
+    if lay.total == 0:  # nothing visible: a constant image, still connected to the inputs (zero grads)
+        link = col.sum() * 0.0 + starts.sum() * 0.0
+        return (torch.zeros(height, width, 3, device=dev, dtype=dt) + link,
+                torch.zeros(height, width, device=dev, dtype=dt) + link)
+    cov = _coverage(starts, ends, edge_path, boxes, lay.total, height)
+    plan = _plan(lay, boxes, width)
+    C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
     return C, 1.0 - T

@@ -1,0 +1,202 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lvss.render import render, render_paths
+from lvss.scene import Layer, Path, Scene, SceneError, circle_path, polygon_to_path
+from lvss.svg import scene_to_svg
+from lvss.testing import random_scene, resvg_render
+
+
+def _psnr(a, b):
+    mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
+    return 99.0 if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+@pytest.mark.parametrize("n", [1, 16, 256])
+def test_resvg_parity(n):
+    size = 128
+    sc = random_scene(n, size, seed=n)
+    svg = scene_to_svg(sc)
+    ref = resvg_render(svg, size, size)
+    from lvss.svg import svg_to_scene
+
+    ours = render(svg_to_scene(svg), background=(1.0, 1.0, 1.0)).numpy()
+    assert _psnr(ref, ours) >= 38.0
+
+
+def test_resvg_parity_rgba():
+    sc = random_scene(16, 96, seed=7)
+    ref = resvg_render(scene_to_svg(sc, precision=4), 96, 96, background=None)
+    ours = render(sc).numpy()
+    # compare premultiplied colours and alpha
+    assert _psnr(ref[..., 3], ours[..., 3]) >= 38.0
+    assert _psnr(ref[..., :3] * ref[..., 3:], ours[..., :3] * ours[..., 3:]) >= 38.0
+
+
+def test_square_coverage_and_area():
+    sq = polygon_to_path(torch.tensor([[10.0, 10.0], [30.0, 10.0], [30.0, 30.0], [10.0, 30.0]]))
+    img = render(Scene(40, 40, [Layer("a", [sq])]))
+    a = img[..., 3]
+    assert a[10:30, 10:30].min() == pytest.approx(1.0)
+    assert float(a.sum()) == pytest.approx(400.0, abs=1e-3)
+    # half-pixel offset gives half coverage on the boundary column
+    sq2 = polygon_to_path(torch.tensor([[10.5, 10.0], [30.0, 10.0], [30.0, 30.0], [10.5, 30.0]]))
+    a2 = render(Scene(40, 40, [Layer("a", [sq2])]))[..., 3]
+    assert float(a2[15, 10]) == pytest.approx(0.5, abs=1e-5)
+
+
+def test_orientation_does_not_matter():
+    p = circle_path(20, 20, 10)
+    rev = Path(torch.roll(torch.flip(p.points, [0]), 1, 0), p.color)  # same curve, reversed
+    a = render(Scene(40, 40, [Layer("a", [p])]))[..., 3]
+    b = render(Scene(40, 40, [Layer("a", [rev])]))[..., 3]
+    assert torch.allclose(a, b, atol=1e-5)
+    assert float(a.sum()) == pytest.approx(math.pi * 100, rel=0.01)
+
+
+def _loss_fn(target, bg=(0.3, 0.5, 0.7)):
+    def f(pts, cols):
+        img = render_paths(pts, cols, 40, 40, background=bg)
+        return ((img - target) ** 2).sum()
+    return f
+
+
+def test_point_and_color_gradients_match_finite_differences():
+    sc = random_scene(6, 40, seed=3, radius=(0.2, 0.3))
+    pts = [p.points.double().clone().requires_grad_() for p in sc.paths()]
+    cols = sc.colors().double().clone().requires_grad_()
+    target = torch.rand(40, 40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    loss = _loss_fn(target)
+    loss(pts, cols).backward()
+    eps = 1e-4
+    for i, j, d in [(0, 0, 0), (0, 1, 1), (2, 5, 0), (3, 7, 1), (5, 2, 0), (1, 11, 1)]:
+        with torch.no_grad():
+            p2 = [p.clone() for p in pts]
+            p2[i][j, d] += eps
+            lp = loss(p2, cols)
+            p2[i][j, d] -= 2 * eps
+            lm = loss(p2, cols)
+        fd = float((lp - lm) / (2 * eps))
+        assert float(pts[i].grad[j, d]) == pytest.approx(fd, rel=1e-3, abs=1e-5)
+    for i, c in [(0, 0), (1, 3), (4, 1), (5, 3)]:
+        with torch.no_grad():
+            c2 = cols.clone()
+            c2[i, c] += eps
+            lp = loss(pts, c2)
+            c2[i, c] -= 2 * eps
+            lm = loss(pts, c2)
+        assert float(cols.grad[i, c]) == pytest.approx(float((lp - lm) / (2 * eps)), rel=1e-4, abs=1e-6)
+
+
+def test_rgba_output_gradients_finite():
+    sc = random_scene(5, 32, seed=2)
+    pts = [p.points.clone().requires_grad_() for p in sc.paths()]
+    cols = sc.colors().clone().requires_grad_()
+    out = render_paths(pts, cols, 32, 32)
+    assert out.shape == (32, 32, 4)
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in pts)
+    assert torch.isfinite(cols.grad).all()
+
+
+def test_optimise_square_onto_disc():
+    size = 48
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    target = (((xx - 24) ** 2 + (yy - 24) ** 2) < 14 ** 2).float()
+    sq = polygon_to_path(torch.tensor([[8.0, 8.0], [30.0, 8.0], [30.0, 30.0], [8.0, 30.0]]))
+    pts = sq.points.clone().requires_grad_()
+    col = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    opt = torch.optim.Adam([pts], lr=0.5)
+
+    def mse():
+        a = render_paths([pts], col, size, size)[..., 3]
+        return ((a - target) ** 2).mean()
+
+    first = float(mse().detach())
+    for _ in range(200):
+        opt.zero_grad()
+        loss = mse()
+        loss.backward()
+        opt.step()
+    assert float(mse()) <= 0.1 * first
+
+
+def test_empty_scene_and_background():
+    sc = Scene(8, 6, [])
+    img = render(sc, background=(0.2, 0.4, 0.6))
+    assert img.shape == (6, 8, 3)
+    assert torch.allclose(img, torch.tensor([0.2, 0.4, 0.6]).expand(6, 8, 3))
+    rgba = render(sc)
+    assert rgba.shape == (6, 8, 4) and float(rgba.abs().sum()) == 0.0
+
+
+def test_background_image():
+    bg = torch.rand(10, 12, 3)
+    img = render(Scene(12, 10, [Layer("x", [circle_path(-50, -50, 3)])]), background=bg)
+    assert torch.allclose(img, bg)
+
+
+@pytest.mark.parametrize("pts", [
+    torch.zeros(3, 2),                                             # zero area: a point
+    torch.tensor([[5.0, 5.0], [5.0, 5.0], [15.0, 5.0]] * 2),       # a line, doubled back
+    torch.tensor([[5.0, 5.0], [5.0, 5.0], [5.0, 5.0], [25.0, 25.0], [25.0, 25.0], [25.0, 25.0],
+                  [25.0, 5.0], [25.0, 5.0], [25.0, 5.0], [5.0, 25.0], [5.0, 25.0], [5.0, 25.0]]),  # bow-tie
+])
+def test_degenerate_paths_render_and_have_finite_gradients(pts):
+    p = pts.clone().requires_grad_()
+    cols = torch.tensor([[0.5, 0.2, 0.1, 1.0]], requires_grad=True)
+    img = render_paths([p], cols, 30, 30, background=(1, 1, 1))
+    assert torch.isfinite(img).all()
+    assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0 + 1e-6
+    ((img - 0.3) ** 2).sum().backward()
+    assert torch.isfinite(p.grad).all() and torch.isfinite(cols.grad).all()
+
+
+def test_bow_tie_covers_both_lobes():
+    bow = polygon_to_path(torch.tensor([[5.0, 5.0], [25.0, 25.0], [25.0, 5.0], [5.0, 25.0]]))
+    a = render(Scene(30, 30, [Layer("a", [bow])]))[..., 3]
+    assert float(a[15, 8]) == pytest.approx(1.0) and float(a[15, 22]) == pytest.approx(1.0)
+    assert float(a[8, 15]) == pytest.approx(0.0, abs=1e-6)
+    assert float(a.sum()) == pytest.approx(200.0, rel=0.01)
+
+
+def test_points_far_outside_canvas():
+    big = polygon_to_path(torch.tensor([[-1e6, -1e6], [1e6, -1e6], [1e6, 1e6], [-1e6, 1e6]]))
+    a = render(Scene(20, 10, [Layer("a", [big])]))[..., 3]
+    assert torch.allclose(a, torch.ones_like(a))
+    off = circle_path(1e5, 1e5, 10)
+    assert float(render(Scene(20, 10, [Layer("a", [off])]))[..., 3].sum()) == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_points_raise(bad):
+    pts = torch.tensor([[1.0, 1.0], [5.0, 1.0], [5.0, bad]])
+    with pytest.raises(SceneError, match="NaN or infinite"):
+        render_paths([pts], torch.ones(1, 4), 10, 10)
+
+
+def test_bad_canvas_and_shapes():
+    with pytest.raises(SceneError, match="width must be > 0"):
+        Scene(0, 10)
+    with pytest.raises(SceneError, match="height must be > 0"):
+        render_paths([], torch.zeros(0, 4), 10, -1)
+    with pytest.raises(SceneError, match=r"\(3S, 2\)"):
+        Path(torch.zeros(4, 2), torch.ones(4))
+    with pytest.raises(SceneError, match="colors must have shape"):
+        render_paths([torch.zeros(3, 2)], torch.ones(2, 4), 10, 10)
+    with pytest.raises(SceneError, match="unknown renderer"):
+        render_paths([torch.zeros(3, 2)], torch.ones(1, 4), 10, 10, renderer="cairo")
+
+
+def test_diffvg_missing_gives_build_instructions():
+    pytest.importorskip("torch")
+    try:
+        import pydiffvg  # noqa: F401
+        pytest.skip("pydiffvg is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(ImportError, match="built from source"):
+        render(Scene(10, 10, [Layer("a", [circle_path(5, 5, 3)])]), renderer="diffvg")
