@@ -1,0 +1,355 @@
+"""Layering of multi-level masks and their initial Bézier paths: steps 3 and 4 of the layered method.
+
+Masks of the simplified levels are taken from the coarsest level to the finest and stacked back to
+front: a mask that sits on masks already taken goes in front of all of them, in the back-most layer
+where it overlaps nothing else, so each layer is a set of disjoint shapes and coarse structure lies
+behind fine detail. Each mask's outer contour becomes one closed cubic Bézier path.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+
+from .scene import Layer, Path, Scene
+from .types import MaskSet
+
+
+@dataclass
+class LayerMask:
+    """One mask placed in a layer.
+
+    mask: (H, W) bool, holes filled (the area its path covers); level: index of the simplification level it came from (0 = finest, i.e. the
+    original image); color: (3,) float32 mean RGB under it; area: pixels.
+    """
+
+    mask: np.ndarray
+    level: int
+    color: np.ndarray
+    area: int
+
+
+@dataclass
+class Layering:
+    """Layers back to front; masks inside one layer never overlap.
+
+    num_levels: how many simplification levels the masks came from (for naming).
+    """
+
+    layers: list[list[LayerMask]] = field(default_factory=list)
+    num_levels: int = 0
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def num_masks(self) -> int:
+        return sum(len(layer) for layer in self.layers)
+
+    def union(self, index: int) -> np.ndarray:
+        """(H, W) bool: every pixel covered by layer ``index``."""
+        masks = [m.mask for m in self.layers[index]]
+        if not masks:
+            raise IndexError(f"layer {index} is empty")
+        return np.logical_or.reduce(masks)
+
+
+def _check_levels(levels: list[MaskSet], valid: np.ndarray | None) -> tuple[int, int]:
+    if not isinstance(levels, (list, tuple)) or not levels:
+        raise ValueError("levels must be a non-empty list of MaskSet, finest level first")
+    shape = None
+    for k, ms in enumerate(levels):
+        if not isinstance(ms, MaskSet):
+            raise ValueError(f"levels[{k}] must be a MaskSet, got {type(ms).__name__}")
+        m = np.asarray(ms.masks)
+        if m.ndim != 3 or m.dtype != bool:
+            raise ValueError(f"levels[{k}].masks must be a (K, H, W) bool array, got {m.dtype} {m.shape}")
+        if np.asarray(ms.colors).shape != (m.shape[0], 3):
+            raise ValueError(f"levels[{k}].colors must have shape ({m.shape[0]}, 3), "
+                             f"got {np.asarray(ms.colors).shape}")
+        if shape is None:
+            shape = m.shape[1:]
+        elif m.shape[1:] != shape:
+            raise ValueError(f"levels[{k}] masks are {m.shape[1:]}, levels[0] masks {shape}; "
+                             "segment every level at the same size")
+    if valid is not None:
+        v = np.asarray(valid)
+        if v.dtype != bool or v.ndim != 2:
+            raise ValueError(f"valid must be an (H, W) bool array, got {v.dtype} {v.shape}")
+        if shape is not None and v.shape != tuple(shape):
+            raise ValueError(f"valid has shape {v.shape} but the masks are {tuple(shape)}")
+    return int(shape[0]), int(shape[1])
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool with every hole filled (computed inside the bounding box, which is exact)."""
+    rows = np.flatnonzero(mask.any(1))
+    cols = np.flatnonzero(mask.any(0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    out = np.zeros_like(mask)
+    out[r0:r1, c0:c1] = ndi.binary_fill_holes(mask[r0:r1, c0:c1])
+    return out
+
+
+def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarray | None = None,
+                 overlap_frac: float = 0.05) -> Layering:
+    """Stack the masks of all levels into layers (step 3 of the method).
+
+    levels: MaskSets of one image, ``levels[0]`` the FINEST level, ``levels[-1]`` the COARSEST; all
+    masks (H, W) bool. dedup_iou: a mask whose IoU with a mask already taken is at least this is
+    dropped as a repeat. valid: optional (H, W) bool of opaque pixels; masks are cut to it and dropped
+    when nothing is left. overlap_frac: two masks "sit on each other" when their intersection exceeds
+    this fraction of the smaller one.
+
+    Every mask is used with its holes filled, as its path will cover them: a ring sits behind what it
+    encloses. Masks are taken coarsest level first (largest first within a level). A mask goes into the
+    back-most layer that (a) is in front of every taken mask it sits on and (b) holds no mask it
+    overlaps by even one pixel; a new layer is opened when none fits.
+    """
+    if not 0.0 < dedup_iou <= 1.0:
+        raise ValueError(f"dedup_iou must be in (0, 1], got {dedup_iou}")
+    if not 0.0 <= overlap_frac < 1.0:
+        raise ValueError(f"overlap_frac must be in [0, 1), got {overlap_frac}")
+    h, w = _check_levels(levels, valid)
+    total = sum(len(ms) for ms in levels)
+    valid = None if valid is None else np.asarray(valid, bool)
+    taken = np.zeros((total, h * w), bool)        # flat masks taken so far
+    taken_area = np.zeros(total, np.int64)
+    taken_layer = np.zeros(total, np.int64)
+    n_taken = 0
+    unions: list[np.ndarray] = []                 # flat union per layer
+    layers: list[list[LayerMask]] = []
+    for level in range(len(levels) - 1, -1, -1):
+        ms = levels[level]
+        masks = np.asarray(ms.masks)
+        order = np.argsort(-masks.reshape(len(ms), -1).sum(1), kind="stable")
+        for k in order.tolist():
+            m = masks[k] if valid is None else masks[k] & valid
+            if not m.any():
+                continue
+            # a path covers its outline's inside, so a mask counts with its holes filled
+            flat = _fill_holes(m).reshape(-1)
+            idx = np.flatnonzero(flat)
+            area = idx.size
+            if area == 0:
+                continue
+            inter = taken[:n_taken][:, idx].sum(1) if n_taken else np.zeros(0, np.int64)
+            iou = inter / (area + taken_area[:n_taken] - inter)
+            if n_taken and iou.max() >= dedup_iou:
+                continue
+            sits = inter > overlap_frac * np.minimum(area, taken_area[:n_taken])
+            lo = int(taken_layer[:n_taken][sits].max()) + 1 if sits.any() else 0
+            target = next((li for li in range(lo, len(layers)) if not unions[li][idx].any()), None)
+            if target is None:
+                target = len(layers)
+                layers.append([])
+                unions.append(np.zeros(h * w, bool))
+            unions[target][idx] = True
+            taken[n_taken] = flat
+            taken_area[n_taken] = area
+            taken_layer[n_taken] = target
+            n_taken += 1
+            color = np.asarray(ms.colors[k], np.float32).reshape(3)
+            layers[target].append(LayerMask(flat.reshape(h, w).copy(), level, color, int(area)))
+    return Layering(layers=layers, num_levels=len(levels))
+
+
+def layer_name(index: int, layering: Layering) -> str:
+    """Human name of layer ``index`` for Inkscape's Layers panel.
+
+    Layers whose masks come mostly from the coarser half of the levels are "Structure", the others
+    "Details"; numbering runs back to front, e.g. "Structure 1 (coarsest)", "Structure 2",
+    "Details 3", "Details 4 (finest)".
+    """
+    n = len(layering.layers)
+    if not 0 <= index < n:
+        raise IndexError(f"layer index {index} out of range for {n} layers")
+    layer = layering.layers[index]
+    span = max(layering.num_levels - 1, 1)
+    # coarseness in [0, 1] (1 = coarsest level), weighted by area
+    if layer:
+        areas = np.array([m.area for m in layer], np.float64)
+        coarse = float((np.array([m.level for m in layer]) / span * areas).sum() / areas.sum())
+    else:
+        coarse = 0.0
+    kind = "Structure" if index == 0 or coarse >= 0.5 or layering.num_levels <= 1 else "Details"
+    name = f"{kind} {index + 1}"
+    if index == 0:
+        name += " (coarsest)"
+    elif index == n - 1:
+        name += " (finest)"
+    return name
+
+
+# -- contour -> cubic Bézier path (step 4) ----------------------------------------------------------
+_CORNER_DEG = 50.0  # turning angle above which a polygon vertex stays a sharp corner
+
+
+@dataclass
+class _Contour:
+    """Outer boundary of one filled component: points (P, 2) as x, y pixels, and the component
+    itself cropped to its bounding box, whose top-left pixel is (row0, col0)."""
+
+    points: np.ndarray
+    shape: np.ndarray
+    row0: int
+    col0: int
+
+
+def _outer_contour(mask: np.ndarray) -> _Contour | None:
+    """The largest 4-connected component's outer boundary (holes filled), or None."""
+    from skimage.measure import find_contours, label
+
+    rows = np.flatnonzero(mask.any(1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    lab = label(mask[r0:rows[-1] + 1, c0:cols[-1] + 1], connectivity=1)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    comp = _fill_holes(lab == int(np.argmax(sizes)))
+    contours = find_contours(np.pad(comp, 1).astype(np.float32), 0.5)
+    if not contours:
+        return None
+    rc = max(contours, key=len)
+    # padded crop index (i, j) is pixel (r0 + i - 1, c0 + j - 1), which covers [c, c+1] x [r, r+1];
+    # the 0.5 level runs through pixel edges, half a pixel from the centres it separates
+    pts = np.stack([rc[:, 1] + c0 - 0.5, rc[:, 0] + r0 - 0.5], 1)
+    return _Contour(pts, comp, r0, c0)
+
+
+def _polygon(points: np.ndarray, eps: float) -> np.ndarray:
+    """Douglas–Peucker vertices of a closed contour, without the repeated last point."""
+    from skimage.measure import approximate_polygon
+
+    poly = approximate_polygon(points, tolerance=eps)
+    if len(poly) > 1 and np.allclose(poly[0], poly[-1]):
+        poly = poly[:-1]
+    return poly
+
+
+def _polygon_iou(poly: np.ndarray, c: _Contour) -> float:
+    """IoU of the polygon's pixels (centre inside) with the component, over its bounding box."""
+    from skimage.draw import polygon2mask
+
+    if len(poly) < 3:
+        return 0.0
+    # pixel (r, c) has its centre at x = c + 0.5, y = r + 0.5
+    rc = np.stack([poly[:, 1] - 0.5 - c.row0, poly[:, 0] - 0.5 - c.col0], 1)
+    filled = polygon2mask(c.shape.shape, rc)
+    union = np.count_nonzero(filled | c.shape)
+    return np.count_nonzero(filled & c.shape) / max(union, 1)
+
+
+def _simplify_polygon(c: _Contour, epsilon: float, max_segments: int, min_iou: float
+                      ) -> np.ndarray | None:
+    """Douglas–Peucker vertices (V, 2) with 3 <= V <= max_segments, or None.
+
+    epsilon is raised until the polygon has at most ``max_segments`` vertices; for small or spiky
+    shapes, where that tolerance cuts off too much, it is lowered (within the segment budget) until
+    the polygon covers the shape with IoU >= ``min_iou``.
+    """
+    eps = epsilon
+    poly = _polygon(c.points, eps)
+    while len(poly) > max_segments:
+        eps *= 1.25
+        poly = _polygon(c.points, eps)
+    while eps > 0.2 and (len(poly) < 3 or _polygon_iou(poly, c) < min_iou):
+        finer = _polygon(c.points, eps * 0.7)
+        if len(finer) > max_segments:
+            break
+        eps *= 0.7
+        poly = finer
+    return poly if len(poly) >= 3 else None
+
+
+def polygon_to_smooth_path(vertices: np.ndarray, corner_deg: float = _CORNER_DEG) -> np.ndarray:
+    """(V, 2) closed polygon -> (3V, 2) cubic control points through every vertex.
+
+    Douglas–Peucker keeps chords of curved outlines, so a vertex where the outline turns gently gets
+    a tangent parallel to its two neighbours' chord (Catmull-Rom direction), with handles a third of
+    each adjacent segment long: the curve then bulges like the outline it came from instead of
+    cutting inside it. A vertex that turns by more than ``corner_deg`` is a corner: its handles lie
+    on the segments, which keeps straight edges and sharp corners exact (a square stays a square).
+    """
+    v = np.asarray(vertices, np.float64)
+    prev = np.roll(v, 1, 0)
+    nxt = np.roll(v, -1, 0)
+    d_in = v - prev
+    d_out = nxt - v
+    len_in = np.linalg.norm(d_in, axis=1)
+    len_out = np.linalg.norm(d_out, axis=1)
+    u_in = d_in / np.maximum(len_in, 1e-9)[:, None]
+    u_out = d_out / np.maximum(len_out, 1e-9)[:, None]
+    turn = np.degrees(np.arccos(np.clip((u_in * u_out).sum(1), -1.0, 1.0)))
+    smooth = turn < corner_deg
+    tangent = nxt - prev
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=1), 1e-9)[:, None]
+    # outgoing handle at each vertex and incoming handle at the next one
+    out_dir = np.where(smooth[:, None], tangent, u_out)
+    in_dir_next = np.where(np.roll(smooth, -1)[:, None], np.roll(tangent, -1, 0), u_out)
+    c1 = v + out_dir * (len_out / 3.0)[:, None]
+    c2 = nxt - in_dir_next * (len_out / 3.0)[:, None]
+    return np.stack([v, c1, c2], 1).reshape(-1, 2)
+
+
+def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
+                 min_iou: float = 0.95) -> Path | None:
+    """Closed cubic Bézier path of a mask's outer contour (largest component, holes filled).
+
+    mask: (H, W) bool. epsilon: Douglas–Peucker tolerance in pixels; raised as needed to keep at most
+    ``max_segments`` segments, lowered (within that budget) where the polygon would cover the shape
+    with IoU below ``min_iou``. Points are in pixels, pixel (r, c) covering [c, c+1] x [r, r+1], so
+    rendering the path gives back the mask. Returns None when the mask is too small to contour.
+    Colour is opaque black; the caller sets it.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be a 2-D (H, W) array, got shape {m.shape}")
+    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(f"epsilon must be a positive number of pixels, got {epsilon!r}")
+    if max_segments < 3:
+        raise ValueError(f"max_segments must be at least 3, got {max_segments}")
+    contour = _outer_contour(m.astype(bool))
+    if contour is None or len(contour.points) < 4:
+        return None
+    poly = _simplify_polygon(contour, float(epsilon), int(max_segments), float(min_iou))
+    if poly is None:
+        return None
+    pts = polygon_to_smooth_path(poly)
+    return Path(torch.tensor(pts, dtype=torch.float32), torch.tensor([0.0, 0.0, 0.0, 1.0]))
+
+
+def init_scene(layering: Layering, height: int, width: int, epsilon: float = 1.5, seed: int = 0,
+               max_segments: int = 64) -> tuple[Scene, list[int]]:
+    """One scene layer per layering layer (same order and index, named by :func:`layer_name`) and one
+    path per mask, each with a random opaque colour drawn from ``seed``.
+
+    Returns the scene and, for every path back to front, the index of its layer. Masks too small to
+    contour get no path, so a layer may end up empty (it is kept so that indices line up).
+    """
+    rng = np.random.default_rng(seed)
+    scene = Scene(width=int(width), height=int(height))
+    path_layer: list[int] = []
+    for li, layer in enumerate(layering.layers):
+        out = Layer(name=layer_name(li, layering), id=f"layer{li + 1}")
+        for lm in layer:
+            if lm.mask.shape != (height, width):
+                raise ValueError(f"mask shape {lm.mask.shape} does not match the canvas ({height}, {width})")
+            path = mask_to_path(lm.mask, epsilon, max_segments)
+            if path is None:
+                continue
+            rgb = rng.uniform(0.0, 1.0, 3)
+            path.color = torch.tensor([*rgb, 1.0], dtype=torch.float32)
+            out.paths.append(path)
+            path_layer.append(li)
+        scene.layers.append(out)
+    return scene, path_layer
+
+
+__all__ = ["LayerMask", "Layering", "build_layers", "layer_name", "mask_to_path", "init_scene",
+           "polygon_to_smooth_path"]

@@ -1,0 +1,92 @@
+"""Classical (no weights) segmentation of one simplified level: step 2 of the layered method without SAM.
+
+A simplified level is piecewise flat, so its regions are exactly the 4-connected components of equal
+colour. An image that is not flat (a photograph given as is, e.g. the original ``I_0``) falls back to
+Felzenszwalb's graph segmentation, which groups similar neighbouring pixels instead.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import SegmentConfig
+from ..types import MaskSet
+
+# share of 4-neighbour pixel pairs with identical colour above which an image counts as piecewise flat
+_FLAT_SHARE = 0.6
+# graph segmentation of non-flat images
+_GRAPH_SCALE = 100.0
+_GRAPH_MIN_SIZE = 20
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array of shape (H, W, 3), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must have shape (H, W, 3) RGB, got {image.shape}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f"image must be float RGB in [0, 1], got dtype {image.dtype}; divide uint8 by 255")
+    if not np.isfinite(image).all():
+        raise ValueError("image contains NaN or infinite values")
+    return np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
+
+
+def _colour_keys(image: np.ndarray) -> np.ndarray:
+    """(H, W) int64: one key per 8-bit-quantised colour."""
+    q = np.rint(image * 255.0).astype(np.int64)
+    return (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
+
+
+def _flat_share(keys: np.ndarray) -> float:
+    same = np.count_nonzero(keys[:, 1:] == keys[:, :-1]) + np.count_nonzero(keys[1:, :] == keys[:-1, :])
+    pairs = keys[:, 1:].size + keys[1:, :].size
+    return 1.0 if pairs == 0 else same / pairs
+
+
+def segment_labels(image: np.ndarray, cfg: SegmentConfig | None = None) -> np.ndarray:
+    """(H, W) int region labels 0..R-1 of an (H, W, 3) float RGB image (see module doc)."""
+    from skimage.measure import label as connected
+
+    cfg = cfg or SegmentConfig()
+    img = _check_image(image)
+    h, w = img.shape[:2]
+    keys = _colour_keys(img)
+    if _flat_share(keys) >= _FLAT_SHARE:
+        # equal-colour components; keys are >= 0 so shift by one to keep 0 as "no background"
+        return connected(keys + 1, background=0, connectivity=1) - 1
+    from skimage.segmentation import felzenszwalb
+
+    # scale: Felzenszwalb's merge threshold (larger = bigger regions); min_size in pixels
+    min_size = max(_GRAPH_MIN_SIZE, int(math.ceil(cfg.min_area * h * w)))
+    labels = felzenszwalb(img, scale=_GRAPH_SCALE, sigma=0.8, min_size=min_size)
+    return connected(labels + 1, background=0, connectivity=1) - 1
+
+
+def segment_classical(image: np.ndarray, cfg: SegmentConfig | None = None) -> MaskSet:
+    """Masks of one (simplified) level.
+
+    image: (H, W, 3) float RGB in [0, 1]. Returns a :class:`MaskSet` with ``masks`` (K, H, W) bool,
+    non-overlapping, sorted by area (pixels) descending; ``scores`` (K,) ones; ``colors`` (K, 3) float32
+    mean RGB under each mask. Regions smaller than ``cfg.min_area * H * W`` pixels are left out, so the
+    masks need not cover the whole image.
+    """
+    cfg = cfg or SegmentConfig()
+    if not (isinstance(cfg.min_area, (int, float)) and 0.0 <= cfg.min_area < 1.0):
+        raise ValueError(f"min_area must be a fraction of the image in [0, 1), got {cfg.min_area!r}")
+    img = _check_image(image)
+    h, w = img.shape[:2]
+    labels = segment_labels(img, cfg)
+    r = int(labels.max()) + 1
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=r)
+    keep = np.flatnonzero(area >= max(1.0, cfg.min_area * h * w))
+    keep = keep[np.argsort(-area[keep], kind="stable")]
+    masks = labels[None, :, :] == keep[:, None, None]
+    sums = np.stack([np.bincount(flat, img[..., c].ravel(), minlength=r) for c in range(3)], 1)
+    colors = (sums[keep] / np.maximum(area[keep], 1)[:, None]).astype(np.float32).reshape(-1, 3)
+    return MaskSet(masks=masks.reshape(len(keep), h, w), scores=np.ones(len(keep), np.float32),
+                   colors=colors)
+
+
+__all__ = ["segment_classical", "segment_labels"]

@@ -1,0 +1,255 @@
+"""Mask layering and contour -> Bézier initialisation (lvss.layering)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lvss.layering import (Layering, LayerMask, build_layers, init_scene, layer_name, mask_to_path,
+                           polygon_to_smooth_path)
+from lvss.render import render_paths
+from lvss.scene import Path, Scene
+from lvss.segment.classical import segment_classical
+from lvss.types import MaskSet
+
+H, W = 48, 64
+
+
+def _disc(cy: float, cx: float, r: float, h: int = H, w: int = W) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+
+
+def _rect(r0: int, r1: int, c0: int, c1: int, h: int = H, w: int = W) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[r0:r1, c0:c1] = True
+    return m
+
+
+def _ms(*masks: np.ndarray) -> MaskSet:
+    m = np.stack(masks) if masks else np.zeros((0, H, W), bool)
+    return MaskSet(m, np.ones(len(m), np.float32), np.full((len(m), 3), 0.5, np.float32))
+
+
+def _coverage(path: Path, h: int, w: int) -> np.ndarray:
+    rgba = render_paths([path.points], torch.tensor([[0.0, 0.0, 0.0, 1.0]]), w, h)
+    return rgba[..., 3].detach().numpy() > 0.5
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def _assert_no_overlap_in_layers(lay: Layering) -> None:
+    for layer in lay.layers:
+        if layer:
+            assert np.stack([m.mask for m in layer]).sum(0).max() <= 1
+
+
+# -- build_layers ------------------------------------------------------------------------------
+def test_nested_discs_two_layers_big_at_back():
+    big, small = _disc(24, 32, 18), _disc(24, 32, 7)
+    lay = build_layers([_ms(small), _ms(big)])        # finest first, coarsest last
+    assert len(lay) == 2
+    assert [len(layer) for layer in lay.layers] == [1, 1]
+    back, front = lay.layers[0][0], lay.layers[1][0]
+    np.testing.assert_array_equal(back.mask, big)
+    np.testing.assert_array_equal(front.mask, small)
+    assert back.level == 1 and front.level == 0
+    assert back.area == big.sum() and back.color.shape == (3,)
+
+
+def test_segmented_levels_background_ring_goes_behind():
+    """Real segmentations: background (with holes) → big disc → small disc, repeats dropped."""
+    big, small = _disc(24, 32, 18), _disc(24, 32, 7)
+    fine = np.full((H, W, 3), 1.0, np.float32)
+    fine[big] = (0.2, 0.6, 0.2)
+    fine[small] = (0.1, 0.1, 0.1)
+    coarse = np.full((H, W, 3), 1.0, np.float32)
+    coarse[big] = (0.2, 0.6, 0.2)
+    lay = build_layers([segment_classical(fine), segment_classical(coarse)])
+    assert [len(layer) for layer in lay.layers] == [1, 1, 1]
+    assert lay.layers[0][0].mask.all()               # background, holes filled
+    assert _iou(lay.layers[1][0].mask, big) == 1.0
+    assert _iou(lay.layers[2][0].mask, small) == 1.0
+    assert [layer[0].level for layer in lay.layers] == [1, 1, 0]
+
+
+def test_disjoint_masks_share_a_layer_and_layers_never_overlap():
+    rng = np.random.default_rng(3)
+    levels = []
+    for _ in range(3):
+        masks = []
+        occupied = np.zeros((H, W), bool)
+        for _ in range(6):
+            r0, c0 = rng.integers(0, H - 8), rng.integers(0, W - 8)
+            m = _rect(r0, r0 + rng.integers(3, 16), c0, c0 + rng.integers(3, 16)) & ~occupied
+            if m.sum() >= 4:
+                masks.append(m)
+                occupied |= m
+        levels.append(_ms(*masks))
+    lay = build_layers(levels)
+    _assert_no_overlap_in_layers(lay)
+    # the coarsest level's masks are disjoint, so they all sit in the back layer
+    assert sum(m.level == 2 for m in lay.layers[0]) == len(levels[2])
+    # a mask is in front of every earlier mask it sits on
+    placed = [(li, m) for li, layer in enumerate(lay.layers) for m in layer]
+    for li, m in placed:
+        for lj, n in placed:
+            inter = (m.mask & n.mask).sum()
+            if n.level > m.level and inter > 0.05 * min(m.area, n.area):
+                assert li > lj
+
+
+def test_side_by_side_masks_stay_in_one_layer():
+    left, right = _rect(5, 40, 2, 30), _rect(5, 40, 30, 60)
+    lay = build_layers([_ms(right), _ms(left)])
+    assert len(lay) == 1 and len(lay.layers[0]) == 2
+
+
+def test_dedup_drops_repeats_only():
+    a = _rect(5, 35, 5, 45)
+    near = _rect(5, 35, 5, 46)                      # IoU 30/31
+    half = _rect(5, 35, 25, 60)
+    lay = build_layers([_ms(near), _ms(a)])
+    assert lay.num_masks == 1 and lay.layers[0][0].level == 1
+    lay = build_layers([_ms(near), _ms(a)], dedup_iou=0.99)
+    assert lay.num_masks == 2
+    lay = build_layers([_ms(half), _ms(a)])
+    assert lay.num_masks == 2 and len(lay) == 2
+
+
+def test_transparent_pixels_give_no_masks():
+    valid = _disc(24, 32, 15)
+    outside = ~_disc(24, 32, 20)                    # background, entirely transparent
+    part = _rect(0, 24, 0, 64)                      # half inside the opaque disc
+    lay = build_layers([_ms(part), _ms(outside)], valid=valid)
+    assert lay.num_masks == 1
+    m = lay.layers[0][0]
+    assert m.level == 0 and not (m.mask & ~valid).any()
+    assert m.area == (part & valid).sum()
+    # everything transparent: nothing at all
+    assert build_layers([_ms(part)], valid=np.zeros((H, W), bool)).num_masks == 0
+
+
+def test_layer_names():
+    big, mid, small = _disc(24, 32, 20), _disc(24, 32, 12), _disc(24, 32, 5)
+    lay = build_layers([_ms(small), _ms(mid), _ms(big)])
+    names = [layer_name(i, lay) for i in range(len(lay))]
+    assert names[0] == "Structure 1 (coarsest)"
+    assert names[-1].startswith("Details") and names[-1].endswith("(finest)")
+    assert len(set(names)) == len(names)
+    with pytest.raises(IndexError):
+        layer_name(len(lay), lay)
+
+
+def test_build_layers_bad_input():
+    with pytest.raises(ValueError, match="non-empty"):
+        build_layers([])
+    with pytest.raises(ValueError, match="same size"):
+        build_layers([_ms(_rect(0, 4, 0, 4)), MaskSet(np.zeros((1, 10, 10), bool), np.ones(1), np.zeros((1, 3)))])
+    with pytest.raises(ValueError, match="valid"):
+        build_layers([_ms(_rect(0, 4, 0, 4))], valid=np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="bool"):
+        build_layers([MaskSet(np.zeros((1, 4, 4)), np.ones(1), np.zeros((1, 3)))])
+    with pytest.raises(ValueError, match="dedup_iou"):
+        build_layers([_ms(_rect(0, 4, 0, 4))], dedup_iou=0.0)
+
+
+# -- mask_to_path ------------------------------------------------------------------------------
+def test_square_gives_four_corner_path():
+    sq = _rect(10, 40, 20, 50)
+    p = mask_to_path(sq)
+    assert p.num_segments == 4
+    corners = p.points[::3].numpy()
+    want = np.array([[20, 10], [50, 10], [50, 40], [20, 40]], np.float32)
+    for c in want:  # each true corner has a vertex within half a pixel
+        assert np.abs(corners - c).max(1).min() <= 0.5
+    # straight edges: the handles lie on the segment
+    pts = p.points.numpy().reshape(4, 3, 2)
+    for k in range(4):
+        a, b = pts[k, 0], pts[(k + 1) % 4, 0]
+        for c in pts[k, 1:]:
+            cross = (b - a)[0] * (c - a)[1] - (b - a)[1] * (c - a)[0]
+            assert abs(cross) / np.linalg.norm(b - a) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["square", "disc", "small_disc", "ring", "L", "star"])
+def test_rendered_path_covers_its_mask(name):
+    yy, xx = np.mgrid[:H, :W]
+    ang, rad = np.arctan2(yy - 24, xx - 32), np.hypot(yy - 24, xx - 32)
+    masks = {
+        "square": _rect(10, 40, 20, 50),
+        "disc": _disc(24, 32, 18),
+        "small_disc": _disc(20, 20, 4.5),
+        "ring": _disc(24, 32, 18) & ~_disc(24, 32, 9),       # outer contour: the whole disc
+        "L": _rect(5, 43, 5, 20) | _rect(30, 43, 5, 55),
+        "star": rad < 14 + 6 * np.cos(5 * ang),
+    }
+    mask = masks[name]
+    target = _disc(24, 32, 18) if name == "ring" else mask
+    p = mask_to_path(mask)
+    assert p is not None and p.num_segments >= 3
+    assert p.points.dtype == torch.float32 and p.color.tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert _iou(_coverage(p, H, W), target) > 0.95
+
+
+def test_largest_component_only_and_max_segments():
+    yy, xx = np.mgrid[:H, :W]
+    star = np.hypot(yy - 24, xx - 40) < 14 + 6 * np.cos(7 * np.arctan2(yy - 24, xx - 40))
+    speck = _rect(2, 5, 2, 5)
+    p = mask_to_path(star | speck)
+    assert _iou(_coverage(p, H, W), star) > 0.93
+    capped = mask_to_path(star, max_segments=8)
+    assert 3 <= capped.num_segments <= 8
+    assert mask_to_path(star, epsilon=0.3).num_segments > p.num_segments
+
+
+def test_too_small_or_empty_masks():
+    assert mask_to_path(np.zeros((H, W), bool)) is None
+    one = np.zeros((H, W), bool)
+    one[3, 3] = True
+    p = mask_to_path(one)
+    assert p is None or p.num_segments >= 3
+    with pytest.raises(ValueError, match="2-D"):
+        mask_to_path(np.zeros((2, H, W), bool))
+    with pytest.raises(ValueError, match="epsilon"):
+        mask_to_path(_rect(0, 5, 0, 5), epsilon=0)
+
+
+def test_polygon_to_smooth_path_keeps_vertices():
+    v = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], np.float64)
+    pts = polygon_to_smooth_path(v)
+    assert pts.shape == (12, 2)
+    np.testing.assert_allclose(pts[::3], v)
+
+
+# -- init_scene --------------------------------------------------------------------------------
+def test_init_scene_layers_paths_and_colours():
+    big, small, side = _disc(24, 24, 16), _disc(24, 24, 6), _rect(5, 40, 46, 60)
+    lay = build_layers([_ms(small), _ms(big, side)])
+    scene, path_layer = init_scene(lay, H, W, seed=3)
+    assert isinstance(scene, Scene) and (scene.width, scene.height) == (W, H)
+    assert [l.name for l in scene.layers] == [layer_name(i, lay) for i in range(len(lay))]
+    assert [len(l) for l in scene.layers] == [2, 1]
+    assert path_layer == [0, 0, 1]
+    colors = scene.colors()
+    assert colors.shape == (3, 4) and torch.all(colors[:, 3] == 1.0)
+    assert ((colors[:, :3] >= 0) & (colors[:, :3] <= 1)).all()
+    again, _ = init_scene(lay, H, W, seed=3)
+    assert torch.equal(again.colors(), colors)
+    other, _ = init_scene(lay, H, W, seed=4)
+    assert not torch.equal(other.colors(), colors)
+    # each path covers its mask
+    for path, lm in zip(scene.paths(), [m for layer in lay.layers for m in layer]):
+        assert _iou(_coverage(path, H, W), lm.mask) > 0.95
+
+
+def test_init_scene_keeps_layer_indices_when_a_mask_is_too_small():
+    dot = np.zeros((H, W), bool)
+    dot[0, 0] = True
+    lay = Layering(layers=[[LayerMask(_rect(0, 20, 0, 20), 1, np.zeros(3, np.float32), 400)],
+                           [LayerMask(dot, 0, np.zeros(3, np.float32), 1)]], num_levels=2)
+    scene, path_layer = init_scene(lay, H, W)
+    assert len(scene.layers) == 2
+    assert all(i < 2 for i in path_layer) and path_layer[0] == 0
