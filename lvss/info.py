@@ -119,7 +119,8 @@ def run_info(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``info`` on an argparse subparsers object; its handler is ``args.func(args) -> int``."""
     p = subparsers.add_parser("info", help="show which stages, devices and models would be used",
-                              description=__doc__.splitlines()[0])
+                              description="Show which implementation each stage would use (learned or classical), on "
+                                          "which device, and where each model's weights come from.")
     add_model_arguments(p)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="device to report on (default auto)")

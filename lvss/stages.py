@@ -43,7 +43,7 @@ def simplify_choice(cfg: VectorizeConfig) -> tuple[str, ModelSpec | None, str]:
     if method == "auto":
         if spec is not None:
             return "sds", spec, "auto: Stable Diffusion weights are configured"
-        return "classical", None, f"auto: no Stable Diffusion model configured ({setting_hint('sd')})"
+        return "classical", None, f"auto: no Stable Diffusion model set in {setting_hint('sd')}"
     return method, (spec if method == "sds" else None), "requested"
 
 
@@ -54,7 +54,7 @@ def segment_choice(cfg: VectorizeConfig) -> tuple[str, ModelSpec | None, str]:
     if method == "auto":
         if spec is not None:
             return "sam", spec, "auto: a SAM checkpoint is configured"
-        return "classical", None, f"auto: no SAM checkpoint configured ({setting_hint('sam')})"
+        return "classical", None, f"auto: no SAM checkpoint set in {setting_hint('sam')}"
     return method, (spec if method == "sam" else None), "requested"
 
 
@@ -67,8 +67,8 @@ def saliency_choice(cfg: VectorizeConfig) -> tuple[str, ModelSpec | None, str]:
             return "mask", None, "auto: a saliency mask is given"
         if spec is not None and cfg.saliency.prompt.strip():
             return "clip", spec, "auto: a CLIP model and a prompt are configured"
-        why = "no prompt" if spec is not None else f"no CLIP model configured ({setting_hint('clip')})"
-        return "none", None, f"auto: uniform map ({why})"
+        why = "no prompt given" if spec is not None else f"no CLIP model set in {setting_hint('clip')}"
+        return "none", None, f"auto: uniform map, {why}"
     return source, (spec if source == "clip" else None), "requested"
 
 

@@ -115,6 +115,7 @@ def simplify_sds(image: np.ndarray, levels: int, seed: int = 0, cfg: SimplifyCon
         loss = 0.5 * ((z.float() - (z.detach().float() - grad)) ** 2).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        x.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # an fp16 overflow in the VAE must not poison x
         opt.step()
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
