@@ -550,8 +550,10 @@ class SDModel:
     def encode_text(self, prompt: str) -> torch.Tensor:
         """(1, L, D) text-encoder hidden states for ``prompt`` (cached), in ``dtype``."""
         if prompt not in self._text_cache:
-            ids = self.tokenizer(prompt, padding="max_length", truncation=True,
-                                 max_length=self.tokenizer.model_max_length, return_tensors="pt").input_ids
+            length = min(int(self.tokenizer.model_max_length),
+                         int(self.text_encoder.config.max_position_embeddings))
+            ids = self.tokenizer(prompt, padding="max_length", truncation=True, max_length=length,
+                                 return_tensors="pt").input_ids
             with torch.no_grad():
                 hidden = self.text_encoder(ids.to(self.device))[0]
             self._text_cache[prompt] = hidden.to(self.dtype)
