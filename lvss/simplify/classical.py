@@ -5,14 +5,19 @@ level removes more detail from the previous one:
 
 1. an over-segmentation (Felzenszwalb's graph method) gives a fine partition that follows the edges;
 2. per level, greedy region merging lowers the piecewise-constant Mumford–Shah energy
-   ``E = sum_p w_p |I_p - c_region(p)|^2 + lambda * boundary_length``: two neighbouring regions merge
-   when the rise of the data term, ``w_i w_j / (w_i + w_j) * |c_i - c_j|^2``, is below ``lambda`` times the
-   length of their shared boundary (cheapest first).  ``lambda`` grows with the level;
+   ``E = sum_p |J_p - c_region(p)|^2 + lambda * boundary_length`` (J: the working image of step 5):
+   two neighbouring regions merge when the rise of the data term, ``n_i n_j / (n_i + n_j) *
+   |c_i - c_j|^2``, is below ``lambda`` times the length of their shared boundary (cheapest first);
+   ``lambda`` grows with the level and is scaled by the image's colour variance, so a low-contrast
+   photograph is not flattened at once;
 3. regions that are thin (inscribed radius below ``r``) and not large, or simply small, are removed and
    their pixels handed to the nearest surviving region (a Voronoi split), so an outline between a face
    and the background goes half to each and whole objects stay whole;
-4. every region is painted with the mean colour of the original pixels that belonged to it before any
-   removal, so absorbed strokes do not tint the regions that swallow them.
+4. a majority vote of the region labels over a small disc straightens pixel jaggies along the
+   boundaries, and tiny slivers left by step 3 are absorbed by a neighbour;
+5. every region is painted with the mean colour of a working image: the original, except that each
+   absorbed pixel is repainted with the colour of the region that took it, so an absorbed black
+   stroke does not tint the face that swallows it.
 
 Coarseness is a fraction ``f = k / levels`` in (0, 1], so the coarsest level looks the same whatever the
 number of levels; ``SimplifyConfig.smooth_strength`` scales every knob at once.
@@ -32,7 +37,7 @@ from ..types import SimplifyResult
 # Schedules from the finest (f -> 0) to the coarsest (f = 1) level. Lengths are pixels at a 256 x 256
 # canvas (scaled with sqrt(H W) / 256); areas are fractions of the image.
 _LAMBDA = (0.05, 1.0)        # Mumford–Shah boundary weight (colour^2 * px per px of boundary), geometric
-_DETAIL = (1.0, 8.0)         # detail size in px, linear: thinner regions go (radius), smaller ones go
+_DETAIL = (1.0, 8.0)         # detail size in px, geometric: thinner regions go (radius), smaller ones go
 _MIN_AREA_PER_DETAIL2 = 4.0  # (area below (2 * detail)^2)
 _THIN_MAX_AREA = (2e-3, 1.2e-2)  # thin regions at least this large stay (outlines, rings), geometric
 _REF_VARIANCE = 0.25         # colour variance at which lambda is used as is
@@ -54,7 +59,7 @@ class _LevelParams:
 def _level_params(f: float, height: int, width: int, strength: float, contrast: float) -> _LevelParams:
     scale = math.sqrt(height * width) / 256.0
     n = height * width
-    detail = strength * scale * (_DETAIL[0] + (_DETAIL[1] - _DETAIL[0]) * f)
+    detail = strength * scale * _interp(_DETAIL, f)
     return _LevelParams(
         lam=strength * contrast * _interp(_LAMBDA, f),
         thin_radius=detail,
@@ -101,7 +106,7 @@ def _merge_regions(labels: np.ndarray, work: np.ndarray, lam: float, min_regions
                    min_area: float) -> tuple[np.ndarray, np.ndarray]:
     """Greedy Mumford–Shah region merging (piecewise-constant energy, step 2 of the module doc).
 
-    labels: (H, W) int, 0..R-1. work: (H, W, 3) float64, the working image (step 4).
+    labels: (H, W) int, 0..R-1. work: (H, W, 3) float64, the working image (step 5).
     Merges cheapest-first while the merge threshold is below ``lam`` and more than ``min_regions``
     remain; then each region smaller than ``min_area`` pixels is absorbed by its cheapest neighbour,
     which keeps its own colour (the absorbed pixels are repainted with it in the returned working
@@ -110,7 +115,7 @@ def _merge_regions(labels: np.ndarray, work: np.ndarray, lam: float, min_regions
     r = int(labels.max()) + 1
     flat = labels.ravel()
     npx = np.bincount(flat, minlength=r).astype(np.float64).tolist()
-    w = list(npx)       # pixels whose colour counts towards the region's mean
+    w = list(npx)       # pixels whose colour counts towards the region's mean (absorbed ones do not)
     s = np.stack([np.bincount(flat, work[..., c].ravel(), minlength=r) for c in range(3)], 1).tolist()
     ea, eb, el = _adjacency(labels)
     adj: list[dict[int, int]] = [dict() for _ in range(r)]
@@ -217,7 +222,7 @@ def _absorb_thin(labels: np.ndarray, work: np.ndarray, thin_radius: float, thin_
 
     Only thick survivors take pixels (a large outline survives but does not swallow the fills it
     encloses). Returns new labels (4-connected components, 0..R'-1) and the working image with every
-    absorbed pixel repainted in the colour of the region that took it (step 4).
+    absorbed pixel repainted in the colour of the region that took it (step 5).
     """
     r = int(labels.max()) + 1
     area = np.bincount(labels.ravel(), minlength=r)
@@ -242,6 +247,31 @@ def _absorb_thin(labels: np.ndarray, work: np.ndarray, thin_radius: float, thin_
     return _components(new), work
 
 
+def _smooth_boundaries(labels: np.ndarray, work: np.ndarray, radius: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Majority vote of the labels over a disc: straightens pixel jaggies along region boundaries.
+
+    Pixels that change region are repainted with their new region's colour (step 5).
+    """
+    from skimage.filters.rank import majority
+    from skimage.morphology import disk
+
+    r = int(labels.max()) + 1
+    if radius < 1 or r < 2 or r > np.iinfo(np.uint16).max:
+        return labels, work
+    voted = majority(labels.astype(np.uint16), disk(radius)).astype(labels.dtype)
+    changed = voted != labels
+    if not changed.any():
+        return labels, work
+    keep = ~changed
+    flat = voted.ravel()
+    n = np.bincount(flat, keep.ravel(), minlength=r)
+    mean = np.stack([np.bincount(flat, (work[..., c] * keep).ravel(), minlength=r) for c in range(3)], 1)
+    mean /= np.maximum(n, 1)[:, None]
+    work = np.where(changed[..., None] & (n[voted] > 0)[..., None], mean[voted], work)
+    return _components(voted), work
+
+
 def _components(labels: np.ndarray) -> np.ndarray:
     """Split every label into its 4-connected components; labels 0..R-1."""
     from skimage.measure import label as cc
@@ -250,7 +280,7 @@ def _components(labels: np.ndarray) -> np.ndarray:
 
 
 def _paint(labels: np.ndarray, work: np.ndarray) -> np.ndarray:
-    """Step 4: each region in the mean colour of the working image under it; (H, W, 3) float32."""
+    """Step 5: each region in the mean colour of the working image under it; (H, W, 3) float32."""
     r = int(labels.max()) + 1
     flat = labels.ravel()
     n = np.bincount(flat, minlength=r).astype(np.float64)
@@ -293,6 +323,7 @@ def simplify_levels(image: np.ndarray, levels: int, cfg: SimplifyConfig | None =
         p = _level_params(k / levels, h, w, strength, contrast)
         labels, work = _merge_regions(labels, work, p.lam, 1, 0.0)
         labels, work = _absorb_thin(labels, work, p.thin_radius, p.thin_max_area, p.min_area)
+        labels, work = _smooth_boundaries(labels, work, max(1, int(round(p.thin_radius / 4))))
         # absorption can leave slivers of a split region: fold the tiny ones into a neighbour
         labels, work = _merge_regions(labels, work, 0.0, 1, p.min_area)
         out.append(_paint(labels, work))
