@@ -38,8 +38,8 @@ class PlacementError(Exception):
 class Viewport:
     """The pixel-to-user-space mapping of one ``<image>``: p_user = (sx·px + tx, sy·py + ty).
 
-    rect: the image's (x, y, width, height) in its user units; clip: True when the mapped bitmap
-    overflows ``rect`` (``slice``) and must be clipped to it, as SVG does for the bitmap itself.
+    rect: the image's (x, y, width, height) in its user units; slice: True when the mapped bitmap
+    overflows ``rect`` and SVG cuts it to ``rect``; grid: the mapped bitmap's (width, height).
     """
 
     sx: float
@@ -47,7 +47,13 @@ class Viewport:
     tx: float
     ty: float
     rect: Tuple[float, float, float, float]
-    clip: bool
+    slice: bool
+    grid: Tuple[float, float]  # the mapped bitmap's width and height, user units
+
+    @property
+    def visible(self) -> Tuple[float, float, float, float]:
+        """(x, y, width, height) of the drawn part of the bitmap: the mapped pixel grid cut to ``rect``."""
+        return self.rect if self.slice else (self.tx, self.ty, self.grid[0], self.grid[1])
 
     @property
     def transform(self) -> inkex.Transform:
@@ -136,7 +142,7 @@ def viewport_of(image, pixels: Tuple[float, float]) -> Viewport:
         ty += free_y / 2
     elif "YMax" in align:
         ty += free_y
-    return Viewport(sx, sy, tx, ty, (x, y, w, h), clip=align != "none" and slice_)
+    return Viewport(sx, sy, tx, ty, (x, y, w, h), slice=align != "none" and slice_, grid=(pw * sx, ph * sy))
 
 
 def parse_result(svg_text: str) -> ParsedResult:
@@ -325,23 +331,24 @@ def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tupl
     for group in layer_groups:
         outer.append(group)
 
-    if vp.clip:
-        # "slice": the bitmap is cut to its rectangle, so the vector copy is too
-        x, y, w, h = vp.rect
-        clip = inkex.ClipPath()
-        clip.set("id", ids.fresh(f"clip-{outer.get('id')}"))
-        clip.set("clipPathUnits", "userSpaceOnUse")
-        if outer.get("clip-path"):
-            inv = (-layer_tf).apply_to_point
-            (x0, y0), (x1, y1) = inv((x, y)), inv((x + w, y + h))
-            x, y, w, h = min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)
-            targets = layer_groups
-        else:
-            targets = [outer]
-        clip.append(inkex.Rectangle(x=str(x), y=str(y), width=str(w), height=str(h)))
-        copied_defs.append(clip)
-        for t in targets:
-            t.set("clip-path", f"url(#{clip.get('id')})")
+    # SVG draws a bitmap only inside its visible rectangle; the server's paths may overshoot the
+    # canvas (optimised control points), so the copy is cut to the same rectangle
+    x, y, w, h = vp.visible
+    clip = inkex.ClipPath()
+    clip.set("id", ids.fresh(f"clip-{outer.get('id')}"))
+    clip.set("clipPathUnits", "userSpaceOnUse")
+    if outer.get("clip-path"):
+        # the image's own clip sits on the group; this one goes on each layer, in pixel units
+        inv = (-layer_tf).apply_to_point
+        (x0, y0), (x1, y1) = inv((x, y)), inv((x + w, y + h))
+        x, y, w, h = min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)
+        targets = layer_groups
+    else:
+        targets = [outer]
+    clip.append(inkex.Rectangle(x=f"{x:.10g}", y=f"{y:.10g}", width=f"{w:.10g}", height=f"{h:.10g}"))
+    copied_defs.append(clip)
+    for t in targets:
+        t.set("clip-path", f"url(#{clip.get('id')})")
     return Placement(image, outer, copied_defs)
 
 

@@ -28,8 +28,8 @@ ENV_SERVER = "LVSS_SERVER"
 ENV_PYTHON = "LVSS_PYTHON"
 ENV_TOKEN_FILE = "LVSS_TOKEN_FILE"
 CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lvss_vectorize.json")
-# run the `lvss remote` subcommand of the lvss CLI with the configured Python
-_LAUNCH = "import sys; from lvss.cli import main; sys.exit(main(sys.argv[1:]))"
+# the `lvss remote` client as a module, so it runs whether or not the `lvss` script is on PATH
+REMOTE_MODULE = "lvss.remote_cli"
 # gRPC status codes the client reports, plus SETUP for problems on this side of the wire
 CODES = (
     "UNAVAILABLE", "DEADLINE_EXCEEDED", "INVALID_ARGUMENT", "UNAUTHENTICATED",
@@ -101,8 +101,9 @@ def explain(err: RemoteError, settings: Settings, name: str) -> str:
     server, code, msg = settings.server, err.code, err.message.strip()
     host, port = _host_port(server)
     if code == "UNAVAILABLE":
+        why = "" if "reach" in msg else f" ({msg})"
         return (
-            f"Could not reach the lvss server at {server} ({msg}).\n"
+            f"Could not reach the lvss server at {server}{why}.\n"
             "Start it in a terminal, in the Python environment where lvss is installed:\n"
             f"    lvss serve --host {host} --port {port}\n"
             "or enter the address of a running server on the Server tab "
@@ -210,7 +211,7 @@ def _vectorize_in_process(client, image_bytes: bytes, settings: Settings) -> str
 
 def remote_command(settings: Settings, in_path: str, out_path: str) -> list[str]:
     """The ``lvss remote`` command line run with the configured Python."""
-    cmd = [settings.python, "-c", _LAUNCH, "remote", in_path, "-o", out_path, "--server", settings.server,
+    cmd = [settings.python, "-m", REMOTE_MODULE, in_path, "-o", out_path, "--server", settings.server,
            "--paths", str(settings.paths), "--mode", settings.mode, "--levels", str(settings.levels),
            "--seed", str(settings.seed), "--timeout", f"{settings.timeout:g}"]
     if settings.prompt:
@@ -220,11 +221,28 @@ def remote_command(settings: Settings, in_path: str, out_path: str) -> list[str]
     return cmd
 
 
+def _is_inkscape_dir(path: str) -> bool:
+    """True for folders Inkscape adds to PYTHONPATH for its extensions (inkex, extension folders)."""
+    real = os.path.realpath(path)
+    here = os.path.dirname(os.path.realpath(__file__))
+    parent = os.path.dirname(here)  # the extensions folder, when installed
+    if real == here or (real == parent and os.path.basename(parent) == "extensions"):
+        return True
+    if "inkex" in real.split(os.sep):
+        return True
+    if os.path.isdir(os.path.join(real, "inkex")):
+        return True
+    try:
+        return any(name.endswith(".inx") for name in os.listdir(real))
+    except OSError:
+        return False
+
+
 def _child_env() -> dict:
-    """The environment for the configured Python, without Inkscape's own module folders."""
+    """The environment for the configured Python, without Inkscape's own module folders (their
+    modules could shadow the ones lvss imports)."""
     env = dict(os.environ)
-    kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-            if p and not os.path.isdir(os.path.join(p, "inkex"))]
+    kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and not _is_inkscape_dir(p)]
     if kept:
         env["PYTHONPATH"] = os.pathsep.join(kept)
     else:

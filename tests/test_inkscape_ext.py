@@ -84,12 +84,14 @@ def data_uri(data: bytes, wrap: bool = False) -> str:
 
 
 def layered_svg(w: int, h: int, labels=("background", "shapes", "details"), vb_origin=(0, 0)) -> str:
-    """A server-style SVG: one layer per label, back to front; the first covers the whole canvas."""
+    """A server-style SVG: one layer per label, back to front; the first covers the whole canvas
+    and a bit more."""
     ox, oy = vb_origin
     groups = []
     for i, label in enumerate(labels):
-        if i == 0:
-            d = f"M {ox} {oy} C {ox + w / 3} {oy} {ox + 2 * w / 3} {oy} {ox + w} {oy} L {ox + w} {oy + h} L {ox} {oy + h} Z"
+        if i == 0:  # overshoots the canvas by 3 px on every side, as optimised paths may
+            x0, y0, x1, y1 = ox - 3, oy - 3, ox + w + 3, oy + h + 3
+            d = f"M {x0} {y0} C {x0 + w / 3} {y0} {x0 + 2 * w / 3} {y0} {x1} {y0} L {x1} {y1} L {x0} {y1} Z"
         else:
             d = f"M {ox + i} {oy + i} C {ox + i + 2} {oy + i} {ox + i + 3} {oy + i + 1} {ox + i + 3} {oy + i + 3} Z"
         groups.append(f'<g id="layer{i}" inkscape:label="{label}" inkscape:groupmode="layer">'
@@ -316,20 +318,24 @@ class PlacementTest(ExtensionCase):
         image, group = self.place('x="0" y="0" width="100" height="100"')
         corners = pixel_corners_doc(group[0], self.W, self.H)
         np.testing.assert_allclose(corners, [[0, 25], [100, 25], [100, 75], [0, 75]], atol=1e-6)
-        self.assertIsNone(group.get("clip-path"))
+        self.assertEqual(self.clip_rect(group), [0, 25, 100, 50])
 
     def test_preserve_aspect_ratio_xmax_slice_is_clipped(self):
         image, group = self.place('x="0" y="0" width="100" height="100" preserveAspectRatio="xMaxYMin slice"')
         corners = pixel_corners_doc(group[0], self.W, self.H)
         np.testing.assert_allclose(corners, [[-100, 0], [100, 0], [100, 100], [-100, 100]], atol=1e-6)
-        clip = group.getroottree().getroot().getElementById(group.get("clip-path")[5:-1])
-        rect = clip[0]
-        self.assertEqual([float(rect.get(k)) for k in ("x", "y", "width", "height")], [0, 0, 100, 100])
+        self.assertEqual(self.clip_rect(group), [0, 0, 100, 100])
+
+    @staticmethod
+    def clip_rect(elem):
+        clip = elem.getroottree().getroot().getElementById(elem.get("clip-path")[5:-1])
+        return [float(clip[0].get(k)) for k in ("x", "y", "width", "height")]
 
     def test_viewport_rules(self):
         img = inkex.Image(x="10", y="0", width="60", height="60", preserveAspectRatio="xMinYMax meet")
         vp = ext_place.viewport_of(img, (30, 10))
-        self.assertEqual((vp.sx, vp.sy, vp.tx, vp.ty, vp.clip), (2.0, 2.0, 10.0, 40.0, False))
+        self.assertEqual((vp.sx, vp.sy, vp.tx, vp.ty, vp.slice), (2.0, 2.0, 10.0, 40.0, False))
+        self.assertEqual(vp.visible, (10.0, 40.0, 60.0, 20.0))
         img = inkex.Image(x="0", y="0", width="10mm")
         vp = ext_place.viewport_of(img, (10, 5))  # height from the aspect ratio, mm → px
         self.assertAlmostEqual(vp.rect[3], 10 * 96 / 25.4 / 2)
@@ -350,6 +356,8 @@ class PlacementTest(ExtensionCase):
         image, group = self.place('x="0" y="0" width="40" height="20" clip-path="url(#c)" style="opacity:0.4"')
         self.assertEqual(group.get("clip-path"), "url(#c)")
         self.assertEqual(group.style.get("opacity"), "0.4")
+        for layer in group:  # the cut to the bitmap's rectangle moves to the layers, in pixels
+            self.assertEqual(self.clip_rect(layer), [0, 0, self.W, self.H])
 
 
 class InsertTest(ExtensionCase):
@@ -581,15 +589,14 @@ class RemoteTest(unittest.TestCase):
 
     def test_subprocess_runs_lvss_remote(self):
         # the stand-in copies its input file to the -o file, proving both paths are passed
-        py = self.fake_python('while [ "$#" -gt 0 ]; do case "$1" in remote) shift; IN="$1";; '
-                              '-o) shift; OUT="$1";; esac; shift; done; '
+        py = self.fake_python('[ "$1 $2" = "-m lvss.remote_cli" ] || exit 9; IN="$3"; '
+                              'while [ "$#" -gt 0 ]; do case "$1" in -o) shift; OUT="$1";; esac; shift; done; '
                               'printf "<svg>%s</svg>" "$(cat "$IN")" > "$OUT"')
         settings = remote.Settings(python=py, prompt="two\nlines", token_file="")
         with mock.patch.object(remote, "_load_client", return_value=None):
             self.assertEqual(remote.vectorize(b"PIXELS", settings), "<svg>PIXELS</svg>")
         cmd = remote.remote_command(settings, "in.png", "out.svg")
-        self.assertEqual(cmd[:2], [py, "-c"])
-        self.assertEqual(cmd[3:7], ["remote", "in.png", "-o", "out.svg"])
+        self.assertEqual(cmd[:6], [py, "-m", "lvss.remote_cli", "in.png", "-o", "out.svg"])
         self.assertIn("--prompt", cmd)
         self.assertEqual(cmd[cmd.index("--prompt") + 1], "two\nlines")
 
@@ -631,8 +638,31 @@ class RemoteTest(unittest.TestCase):
                 remote.vectorize(b"x", remote.Settings(python="/bin/true", token_file=str(self.tmp / "nope")))
         self.assertIn("Cannot read the token file", ctx.exception.message)
 
+    def test_real_client_unreachable_server(self):
+        # the real lvss client, in process and through `lvss remote`, against a closed port
+        pytest.importorskip("grpc")
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        settings = remote.Settings(server=f"127.0.0.1:{port}", python=sys.executable, timeout=20)
+        path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+        with mock.patch.dict(os.environ, {"PYTHONPATH": path}):
+            for in_process in (True, False):
+                with mock.patch.object(remote, "_load_client",
+                                       return_value=None) if not in_process else mock.MagicMock():
+                    with self.assertRaises(remote.RemoteError) as ctx:
+                        remote.vectorize(png_bytes(), settings)
+                self.assertEqual(ctx.exception.code, "UNAVAILABLE", ctx.exception.message)
+                self.assertIn(f"--port {port}", remote.explain(ctx.exception, settings, "x"))
+
     def test_child_env_drops_inkscape_module_dirs(self):
-        with mock.patch.dict(os.environ, {"PYTHONPATH": os.pathsep.join([INKEX_DIRS[0], str(REPO)])}):
+        user_ext = self.tmp / "extensions"
+        (user_ext / "lvss").mkdir(parents=True)
+        (user_ext / "other.inx").write_text("<x/>")
+        dirs = [INKEX_DIRS[0], str(user_ext), INKEX_DIRS[0] + "/inkex/deprecated-simple", str(REPO)]
+        with mock.patch.dict(os.environ, {"PYTHONPATH": os.pathsep.join(dirs)}):
             env = remote._child_env()
         self.assertEqual(env["PYTHONPATH"], str(REPO))
 
