@@ -78,8 +78,9 @@ class SaliencyConfig:
 class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
-    structure_iters: int = 150
+    structure_iters: int = 100
     refine_iters: int = 150
+    structure_share: float = 0.7  # at most this share of the path budget goes to structural paths
     point_lr: float = 1.0
     color_lr: float = 0.01
     overlap_weight: float = 0.1
@@ -151,6 +152,10 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError(f"renderer must be 'torch' or 'diffvg', got {cfg.render.renderer!r}")
     if not 0.0 <= cfg.compact.structural_ratio <= 1.0:
         raise ConfigError(f"structural_ratio must be within [0, 1], got {cfg.compact.structural_ratio}")
+    if not 0.0 < cfg.optimize.structure_share <= 1.0:
+        raise ConfigError(f"structure_share must be within (0, 1], got {cfg.optimize.structure_share}")
+    if cfg.optimize.structure_iters < 0 or cfg.optimize.refine_iters < 0:
+        raise ConfigError("structure_iters and refine_iters must be >= 0")
     if cfg.compact.rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
 

@@ -12,7 +12,8 @@ if str(ROOT) not in sys.path:
 SHARED = ROOT.parent / "shared" / "data"
 OPENMOJI = SHARED / "openmoji"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# small tensors: threads barely help, and oversubscribed OpenMP threads spin badly on a shared machine
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

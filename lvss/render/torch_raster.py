@@ -312,3 +312,23 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
     plan = _plan(lay, boxes, width)
     C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
     return C, 1.0 - T
+
+
+def coverage_sum(points: list[torch.Tensor], width: int, height: int,
+                 samples_per_segment: int = 16) -> torch.Tensor:
+    """(H, W) sum over paths of each path's own coverage (no compositing), differentiable in the points.
+
+    Where paths overlap the sum exceeds 1; the structure stage penalises that excess.
+    """
+    dev = points[0].device if points else torch.device("cpu")
+    if not points:
+        return torch.zeros(height, width, device=dev)
+    check_points(points)
+    starts, ends, edge_path = flatten(list(points), samples_per_segment)
+    lay, boxes, _ = _layout(starts, ends, edge_path, len(points), width, height)
+    if lay.total == 0:
+        return torch.zeros(height, width, device=dev, dtype=starts.dtype) + starts.sum() * 0.0
+    cov = _coverage(starts, ends, edge_path, boxes, lay.total, height)
+    plan = _plan(lay, boxes, width)
+    out = torch.zeros(height * width, device=dev, dtype=cov.dtype).index_add(0, plan.pix, cov[plan.perm])
+    return out.view(height, width)

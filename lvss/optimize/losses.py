@@ -1,0 +1,19 @@
+"""Losses of the path optimisation stages."""
+from __future__ import annotations
+
+import torch
+
+
+def image_loss(C: torch.Tensor, A: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error on premultiplied colour (H, W, 3) and alpha (H, W), optionally weighted per
+    pixel by ``weight`` (H, W). Matching premultiplied values makes transparent pixels count as such."""
+    e = ((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2
+    if weight is not None:
+        e = e * weight
+    return e.mean()
+
+
+def overlap_loss(coverage_sum: torch.Tensor) -> torch.Tensor:
+    """Overlap penalty of the structure stage: mean excess of summed path coverage over 1 (H, W)."""
+    return torch.relu(coverage_sum - 1.0).mean()

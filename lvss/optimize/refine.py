@@ -1,0 +1,181 @@
+"""Stage II (refinement): detail paths where the error is largest, optimised against the image.
+
+Rounds: find the K largest connected regions of (saliency-weighted) error, start one path in each
+(from the region's contour), then optimise point positions of the detail paths and the colours of all
+paths with Adam on the image MSE. Paths whose visible area falls under a threshold are pruned, and a
+detail path that nearly repeats another (same colour, mostly the same pixels) is merged into it.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from skimage import measure
+
+from ..config import OptimizeConfig
+from ..render.torch_raster import render_torch
+from ..scene import circle_path
+from .losses import image_loss
+from .structure import _lr_at, check_cancel, visible_area
+
+ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
+
+
+@dataclass
+class RefineState:
+    """Paths back to front: the frozen structure first, then detail paths."""
+
+    points: list[torch.Tensor]
+    colors: torch.Tensor                 # (N, 4) straight RGBA
+    n_fixed: int                         # the first n_fixed paths keep their shape
+    history: list[float] = field(default_factory=list)
+
+
+def error_regions(err: np.ndarray, k: int, threshold: float = ERROR_THRESHOLD,
+                  min_area: int = 4) -> list[np.ndarray]:
+    """The k connected regions of ``err`` (H, W) above ``threshold`` with the largest total error,
+    as (H, W) bool masks, largest first."""
+    if k <= 0:
+        return []
+    lab = measure.label(err > threshold, connectivity=2)
+    if lab.max() == 0:
+        return []
+    sums = np.bincount(lab.ravel(), weights=err.ravel())
+    areas = np.bincount(lab.ravel())
+    sums[0] = 0
+    order = [i for i in np.argsort(-sums, kind="stable") if i > 0 and areas[i] >= min_area and sums[i] > 0]
+    return [lab == i for i in order[:k]]
+
+
+def _region_path(mask: np.ndarray, epsilon: float) -> torch.Tensor:
+    from ..layering import mask_to_path
+
+    p = mask_to_path(mask, epsilon, max_segments=16)
+    if p is not None:
+        return p.points
+    ys, xs = np.nonzero(mask)
+    r = max(1.0, math.sqrt(len(ys) / math.pi))
+    return circle_path(float(xs.mean()) + 0.5, float(ys.mean()) + 0.5, r).points
+
+
+def _render(state: RefineState, w: int, h: int):
+    return render_torch(state.points, state.colors, w, h)
+
+
+def _prune(state: RefineState, w: int, h: int, min_area: float) -> int:
+    """Drop detail paths that barely show; returns how many were removed."""
+    n = len(state.points)
+    if n <= state.n_fixed:
+        return 0
+    vis = visible_area(state.points, state.colors, w, h)
+    keep = [i for i in range(n) if i < state.n_fixed or float(vis[i]) >= min_area]
+    removed = n - len(keep)
+    if removed:
+        state.points = [state.points[i] for i in keep]
+        state.colors = state.colors[keep]
+    return removed
+
+
+def _merge_redundant(state: RefineState, w: int, h: int, color_tol: float = 0.04) -> int:
+    """Merge detail paths that repeat a neighbour: of two detail paths with nearly equal colours whose
+    bounding boxes overlap by more than 70 %, the one behind is removed."""
+    n = len(state.points)
+    if n - state.n_fixed < 2:
+        return 0
+    boxes = torch.stack([torch.cat([p.detach().min(0).values, p.detach().max(0).values]) for p in state.points])
+    drop: set[int] = set()
+    for i in range(state.n_fixed, n):
+        for j in range(i + 1, n):
+            if j in drop or i in drop:
+                continue
+            if float((state.colors[i, :3] - state.colors[j, :3]).abs().max()) > color_tol:
+                continue
+            lo = torch.maximum(boxes[i, :2], boxes[j, :2])
+            hi = torch.minimum(boxes[i, 2:], boxes[j, 2:])
+            inter = float((hi - lo).clamp(min=0).prod())
+            ai = float((boxes[i, 2:] - boxes[i, :2]).prod())
+            aj = float((boxes[j, 2:] - boxes[j, :2]).prod())
+            if inter > 0.7 * min(ai, aj) and min(ai, aj) > 0:
+                drop.add(i)
+    if drop:
+        keep = [k for k in range(n) if k not in drop]
+        state.points = [state.points[k] for k in keep]
+        state.colors = state.colors[keep]
+    return len(drop)
+
+
+def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, budget: int,
+           cfg: OptimizeConfig, weight: torch.Tensor | None = None,
+           step_callback: Callable[[int, int, float], None] | None = None,
+           cancel: threading.Event | None = None) -> RefineState:
+    """Add and optimise detail paths until ``budget`` paths in all (never more).
+
+    target_c: (H, W, 3) premultiplied target colour; target_a (H, W) target alpha; weight (H, W)
+    optional per-pixel importance (saliency) for both the error regions and the loss.
+    """
+    h, w = target_a.shape
+    dev = target_a.device
+    rounds = max(1, cfg.refine_rounds)
+    iters_total = cfg.refine_iters
+    per_round = [iters_total // rounds + (1 if r < iters_total % rounds else 0) for r in range(rounds)]
+    step = 0
+    for r in range(rounds):
+        check_cancel(cancel)
+        free = budget - len(state.points)
+        k = int(math.ceil(free / (rounds - r))) if free > 0 else 0
+        if k > 0:
+            with torch.no_grad():
+                C, A = _render(state, w, h)
+                err = ((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2
+                if weight is not None:
+                    err = err * weight
+            regions = error_regions(err.cpu().numpy(), k)
+            tc = target_c.cpu().numpy()
+            ta = target_a.cpu().numpy()
+            new_pts, new_cols = [], []
+            for m in regions:
+                a = float(ta[m].mean())
+                rgb = tc[m].mean(0) / max(a, 1e-3)
+                new_pts.append(_region_path(m, cfg.dp_epsilon).to(dev))
+                new_cols.append(torch.tensor([*np.clip(rgb, 0, 1), 1.0], dtype=torch.float32))
+            if new_pts:
+                state.points = state.points + new_pts
+                state.colors = torch.cat([state.colors, torch.stack(new_cols).to(dev)], 0)
+        n_iter = per_round[r]
+        if n_iter == 0 or len(state.points) == 0:
+            continue
+        pts = [p.detach().clone().requires_grad_(i >= state.n_fixed) for i, p in enumerate(state.points)]
+        cols = state.colors.detach().clone().requires_grad_(True)
+        free_pts = [p for p in pts if p.requires_grad]
+        groups = [{"params": [cols], "lr": cfg.color_lr, "base": cfg.color_lr}]
+        if free_pts:
+            groups.append({"params": free_pts, "lr": cfg.point_lr, "base": cfg.point_lr})
+        opt = torch.optim.Adam(groups)
+        for it in range(n_iter):
+            check_cancel(cancel)
+            for grp in opt.param_groups:
+                grp["lr"] = _lr_at(it, n_iter, grp["base"])
+            opt.zero_grad(set_to_none=True)
+            C, A = render_torch(pts, cols, w, h)
+            loss = image_loss(C, A, target_c, target_a, weight)
+            loss.backward()
+            for t in free_pts + [cols]:
+                if t.grad is not None:
+                    torch.nan_to_num_(t.grad, nan=0.0, posinf=0.0, neginf=0.0)
+            opt.step()
+            with torch.no_grad():
+                cols.clamp_(0.0, 1.0)
+            state.history.append(float(loss.detach()))
+            if step_callback is not None:
+                step_callback(step, iters_total, float(loss.detach()))
+            step += 1
+        state.points = [p.detach() for p in pts]
+        state.colors = cols.detach()
+        if cfg.prune_every > 0:
+            _prune(state, w, h, cfg.prune_area)
+            _merge_redundant(state, w, h)
+    return state

@@ -1,0 +1,127 @@
+"""Stage I (structure) and the colour fit of the layered method.
+
+Every layer is optimised against its own masks. To do that in one render per step, the layers are
+laid side by side on one wide canvas (layer l shifted right by l tiles), each path carrying a fixed
+random colour; the loss is the MSE between that canvas and the masks painted in the same colours,
+plus a penalty on overlap between paths of the same layer.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import OptimizeConfig
+from ..render.torch_raster import coverage_sum, render_torch
+from .losses import overlap_loss
+
+TILE_PAD = 8  # empty pixels between layer tiles, so paths drifting past an edge don't reach a neighbour
+
+
+class Cancelled(RuntimeError):
+    """The job was cancelled (its cancel event was set)."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("vectorization cancelled")
+
+
+@dataclass
+class StructuralPath:
+    """A path initialised from one mask. points (3S, 2) pixels; mask (H, W) bool; layer index."""
+
+    points: torch.Tensor
+    mask: np.ndarray
+    layer: int
+    mean_color: np.ndarray
+
+
+def _lr_at(step: int, total: int, lr: float) -> float:
+    """Exponential decay from lr to lr/10 over the run."""
+    return lr * (0.1 ** (step / max(total - 1, 1)))
+
+
+def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg: OptimizeConfig,
+                       device: torch.device, seed: int = 0,
+                       step_callback: Callable[[int, int, float], None] | None = None,
+                       cancel: threading.Event | None = None) -> list[torch.Tensor]:
+    """Optimise the shapes of structural paths against their masks; returns new (3S, 2) points.
+
+    Loss (per step): MSE(layers canvas, painted masks) + overlap_weight * mean(relu(sum coverage - 1)).
+    """
+    if not paths:
+        return []
+    n_layers = max(p.layer for p in paths) + 1
+    tile = width + TILE_PAD
+    W = tile * n_layers
+    g = torch.Generator().manual_seed(seed)
+    colors = torch.rand(len(paths), 3, generator=g)
+    colors = torch.cat([colors, torch.ones(len(paths), 1)], 1).to(device)
+    target = torch.zeros(height, W, 3)
+    for i, p in enumerate(paths):
+        x0 = p.layer * tile
+        m = torch.from_numpy(p.mask)
+        target[:, x0:x0 + width][m] = colors[i, :3].cpu()
+    target = target.to(device)
+    offsets = torch.tensor([[p.layer * tile, 0.0] for p in paths], device=device)
+    params = [p.points.detach().clone().to(device) + offsets[i] for i, p in enumerate(paths)]
+    for t in params:
+        t.requires_grad_(True)
+    iters = cfg.structure_iters
+    opt = torch.optim.Adam(params, lr=cfg.point_lr)
+    for step in range(iters):
+        check_cancel(cancel)
+        for grp in opt.param_groups:
+            grp["lr"] = _lr_at(step, iters, cfg.point_lr)
+        opt.zero_grad(set_to_none=True)
+        C, A = render_torch(params, colors, W, height)
+        loss = ((C - target) ** 2).sum(-1).mean() * n_layers
+        if cfg.overlap_weight > 0:
+            loss = loss + cfg.overlap_weight * n_layers * overlap_loss(coverage_sum(params, W, height))
+        loss.backward()
+        for t in params:
+            if t.grad is not None:
+                torch.nan_to_num_(t.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        opt.step()
+        if step_callback is not None:
+            step_callback(step, iters, float(loss.detach()))
+    return [(t.detach() - offsets[i]).cpu() for i, t in enumerate(params)]
+
+
+def fit_colors(points: list[torch.Tensor], alphas: torch.Tensor, target_rgb: torch.Tensor,
+               fallback: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Colour of every path = mean target colour over the pixels it visibly covers (weighted by its
+    compositing weight), i.e. the least-squares colour of each path on its own visible pixels.
+
+    points: N (3S, 2) tensors on the target's device; alphas (N,); target_rgb (H, W, 3) straight RGB;
+    fallback (N, 3) used for paths that end up invisible. Returns (N, 3).
+    """
+    n = len(points)
+    if n == 0:
+        return torch.zeros(0, 3)
+    dev = target_rgb.device
+    rgb = torch.full((n, 3), 0.5, device=dev, requires_grad=True)
+    cols = torch.cat([rgb, alphas.to(dev).view(n, 1)], 1)
+    C, _ = render_torch([p.detach() for p in points], cols, width, height)
+    # d(sum C)/d rgb_i = visible weight of path i; d(sum C * target)/d rgb_i = weighted target sum
+    g_w, = torch.autograd.grad(C[..., 0].sum(), rgb, retain_graph=True)
+    g_t, = torch.autograd.grad((C * target_rgb).sum(), rgb)
+    w = g_w[:, :1]
+    out = torch.where(w > 1e-3, g_t / w.clamp(min=1e-3), fallback.to(dev))
+    return out.clamp(0.0, 1.0).detach()
+
+
+def visible_area(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """(N,) pixels of each path that show in the composite (coverage x alpha x transmittance above)."""
+    n = len(points)
+    if n == 0:
+        return torch.zeros(0)
+    rgb = torch.zeros(n, 3, device=colors.device, requires_grad=True)
+    cols = torch.cat([rgb, colors[:, 3:].detach()], 1)
+    C, _ = render_torch([p.detach() for p in points], cols, width, height)
+    g, = torch.autograd.grad(C[..., 0].sum(), rgb)
+    return g[:, 0].detach()

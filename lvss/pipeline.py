@@ -1,0 +1,233 @@
+"""The layered vectorization pipeline: ``vectorize(image, config, progress) -> Scene``.
+
+simplify → segment every level → layering (coarse to fine, back to front) → contour paths →
+stage I structure → colour fit → stage II refinement → scene in the input's pixel coordinates.
+The work happens at a working resolution (long side ``cfg.work_size``); the result is scaled back.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import VectorizeConfig
+from .io import load_image
+from .optimize.structure import Cancelled, StructuralPath, check_cancel, fit_colors, optimize_structure
+from .scene import Layer, Path, Scene
+from .types import ProgressCallback, ProgressEvent, VectorizeResult
+
+__all__ = ["run", "vectorize", "Cancelled", "prepare_image"]
+
+# share of the progress bar each stage takes (fractions never go backwards)
+_SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), "layering": (0.2, 0.25),
+         "structure": (0.25, 0.55), "colour": (0.55, 0.57), "refine": (0.57, 0.98), "export": (0.98, 1.0),
+         # compact mode
+         "recolor": (0.2, 0.5), "detail": (0.5, 0.98)}
+
+
+class _Progress:
+    def __init__(self, cb: ProgressCallback | None):
+        self.cb = cb
+        self.last = 0.0
+
+    def __call__(self, stage: str, within: float = 0.0, message: str = "") -> None:
+        if self.cb is None:
+            return
+        a, b = _SPAN[stage]
+        f = max(self.last, min(1.0, a + (b - a) * min(max(within, 0.0), 1.0)))
+        self.last = f
+        self.cb(ProgressEvent(stage, f, message))
+
+
+def prepare_image(rgba: np.ndarray, work_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 4) uint8 → working-resolution straight RGB (h, w, 3) float32 and alpha (h, w) float32.
+
+    Only downscales (long side ``work_size``); small inputs keep their size.
+    """
+    from PIL import Image
+
+    H, W = rgba.shape[:2]
+    s = min(1.0, work_size / max(H, W))
+    w, h = max(2, round(W * s)), max(2, round(H * s))
+    img = rgba
+    if (w, h) != (W, H):
+        # resize premultiplied colour so transparent pixels don't bleed their (meaningless) colour
+        f = rgba.astype(np.float32) / 255.0
+        pm = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
+        chans = [np.asarray(Image.fromarray(pm[..., c]).resize((w, h), Image.LANCZOS)) for c in range(4)]
+        pm = np.clip(np.stack(chans, -1), 0.0, 1.0)
+        a = pm[..., 3]
+        rgb = np.where(a[..., None] > 1e-4, pm[..., :3] / np.maximum(a[..., None], 1e-4), 0.0)
+        return np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32)
+    f = img.astype(np.float32) / 255.0
+    return f[..., :3].copy(), f[..., 3].copy()
+
+
+def _device(cfg: VectorizeConfig) -> torch.device:
+    from .models import resolve_device
+
+    return resolve_device(cfg.device)
+
+
+def _structural_paths(layering, budget: int, epsilon: float) -> list[StructuralPath]:
+    """One path per layering mask (back to front), keeping the ``budget`` largest masks."""
+    from .layering import mask_to_path
+
+    entries = [(li, lm) for li, layer in enumerate(layering.layers) for lm in layer]
+    if len(entries) > budget:
+        keep = sorted(range(len(entries)), key=lambda i: -entries[i][1].area)[:budget]
+        entries = [entries[i] for i in sorted(keep)]
+    out = []
+    for li, lm in entries:
+        p = mask_to_path(lm.mask, epsilon)
+        if p is not None:
+            out.append(StructuralPath(p.points, lm.mask, li, np.asarray(lm.color, np.float32)))
+    return out
+
+
+def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None) -> VectorizeResult:
+    """Vectorize an image. ``image``: file path, bytes, PIL image or (H, W, 3|4) uint8 array.
+
+    Returns the scene (in the input's pixel coordinates), timings per stage (seconds) and metrics
+    measured at the working resolution (mse, psnr). Raises ImageError / ConfigError for bad input and
+    Cancelled when ``cancel`` is set.
+    """
+    cfg = cfg or VectorizeConfig()
+    prog = _Progress(progress)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        t = time.perf_counter()
+        timings[name] = round(t - t0, 4)
+        t0 = t
+
+    prog("load", 0.0, "reading the image")
+    rgba = load_image(image)
+    H0, W0 = rgba.shape[:2]
+    dev = _device(cfg)
+    rgb, alpha = prepare_image(rgba, cfg.work_size)
+    h, w = alpha.shape
+    torch.manual_seed(cfg.seed)
+    lap("load")
+    if cfg.mode == "compact":
+        from .recolor import run_compact
+
+        scene, metrics = run_compact(rgb, alpha, cfg, dev, prog, cancel)
+        lap("compact")
+    else:
+        scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap)
+    check_cancel(cancel)
+    prog("export", 0.0, "scaling to the input size")
+    out = scene.scaled(W0 / w, H0 / h, width=W0, height=H0)
+    lap("export")
+    prog("export", 1.0, "done")
+    return VectorizeResult(out, timings, metrics)
+
+
+def _targets(rgb: np.ndarray, alpha: np.ndarray, dev: torch.device):
+    a = torch.from_numpy(alpha).to(dev)
+    c = torch.from_numpy(rgb).to(dev) * a.unsqueeze(-1)
+    return c, a
+
+
+def _saliency_weight(rgb: np.ndarray, cfg: VectorizeConfig, dev: torch.device) -> torch.Tensor | None:
+    """Per-pixel loss weight 1 + saliency (None when the saliency map is uniform)."""
+    from .stages import get_saliency
+
+    sal = np.asarray(get_saliency(cfg)(rgb, cfg.saliency.prompt), np.float32)
+    if sal.shape != rgb.shape[:2]:
+        raise ValueError(f"saliency map has shape {sal.shape}, expected {rgb.shape[:2]}")
+    if float(sal.max() - sal.min()) < 1e-6:
+        return None
+    return torch.from_numpy(1.0 + sal).to(dev)
+
+
+def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel, lap):
+    from .layering import build_layers, layer_name
+    from .optimize.refine import RefineState, refine
+    from .stages import get_segmenter, get_simplifier
+
+    h, w = alpha.shape
+    valid = alpha > 0.5
+    # 1. simplification sequence
+    prog("simplify", 0.0, f"simplifying into {cfg.simplify.levels} coarser levels")
+    levels = get_simplifier(cfg)(rgb, cfg.simplify.levels, cfg.seed).levels
+    check_cancel(cancel)
+    lap("simplify")
+    # 2. segmentation of every level
+    segment = get_segmenter(cfg)
+    masksets = []
+    for i, lvl in enumerate(levels):
+        check_cancel(cancel)
+        masksets.append(segment(lvl))
+        prog("segment", (i + 1) / len(levels), f"segmented level {i} into {len(masksets[-1])} masks")
+    lap("segment")
+    # 3-4. layering and contour paths
+    layering = build_layers(masksets, valid=valid if not valid.all() else None)
+    n_struct = max(1, min(cfg.paths, int(round(cfg.paths * cfg.optimize.structure_share))))
+    spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon)
+    prog("layering", 1.0, f"{len(layering)} layers, {len(spaths)} structural paths")
+    lap("layering")
+    # 5. stage I: structure
+    def s_cb(step, total, loss):
+        if step % 5 == 0 or step == total - 1:
+            prog("structure", (step + 1) / max(total, 1), f"structure step {step + 1}/{total}, loss {loss:.4f}")
+
+    new_pts = optimize_structure(spaths, h, w, cfg.optimize, dev, cfg.seed, s_cb, cancel)
+    lap("structure")
+    # 6. colour fit, then the structure is frozen
+    target_c, target_a = _targets(rgb, alpha, dev)
+    pts = [p.to(dev) for p in new_pts]
+    n = len(pts)
+    if n:
+        fallback = torch.from_numpy(np.stack([sp.mean_color for sp in spaths]))
+        cols = fit_colors(pts, torch.ones(n), torch.from_numpy(rgb).to(dev), fallback, w, h)
+        colors = torch.cat([cols, torch.ones(n, 1, device=dev)], 1)
+    else:
+        colors = torch.zeros(0, 4, device=dev)
+    prog("colour", 1.0, "fitted colours")
+    lap("colour")
+    # 7. stage II: refinement
+    weight = _saliency_weight(rgb, cfg, dev)
+
+    def r_cb(step, total, loss):
+        if step % 5 == 0 or step == total - 1:
+            prog("refine", (step + 1) / max(total, 1), f"refinement step {step + 1}/{total}, loss {loss:.4f}")
+
+    state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, cfg.optimize, weight,
+                   r_cb, cancel)
+    lap("refine")
+    # assemble layers: one per structural layer (same order), then the detail paths in front
+    scene = Scene(w, h)
+    by_layer: dict[int, list[Path]] = {}
+    for i in range(state.n_fixed):
+        by_layer.setdefault(spaths[i].layer, []).append(Path(state.points[i].cpu(), state.colors[i].cpu()))
+    for li in range(len(layering)):
+        if by_layer.get(li):
+            scene.layers.append(Layer(layer_name(li, layering), by_layer[li], f"layer{len(scene.layers) + 1}"))
+    details = [Path(state.points[i].cpu(), state.colors[i].cpu()) for i in range(state.n_fixed, len(state.points))]
+    if details:
+        scene.layers.append(Layer("Details (refinement)", details, f"layer{len(scene.layers) + 1}"))
+    with torch.no_grad():
+        C, A = torch.zeros(h, w, 3, device=dev), torch.zeros(h, w, device=dev)
+        if state.points:
+            from .render.torch_raster import render_torch
+
+            C, A = render_torch(state.points, state.colors, w, h)
+        err = (((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2) / 4.0
+        m = float(err.mean())
+    metrics = {"mse": m, "psnr": 100.0 if m <= 1e-10 else float(10 * np.log10(1.0 / m)),
+               "paths": float(scene.num_paths), "layers": float(len(scene.layers))}
+    return scene, metrics
+
+
+def vectorize(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallback | None = None,
+              cancel: threading.Event | None = None) -> Scene:
+    """Vectorize an image into a layered :class:`~lvss.scene.Scene` (see :func:`run`)."""
+    return run(image, cfg, progress, cancel).scene
