@@ -22,13 +22,6 @@ import torch
 from ..scene import SceneError
 
 
-def _bernstein(m: int, device, dtype) -> torch.Tensor:
-    """(m + 1, 4) cubic Bernstein weights at t = 0, 1/m, ..., 1."""
-    t = torch.linspace(0.0, 1.0, m + 1, device=device, dtype=dtype)[:, None]
-    u = 1.0 - t
-    return torch.cat([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], dim=1)
-
-
 @dataclass
 class _Layout:
     """Bounding boxes of the paths inside the canvas, and where each sits in the flat buffer."""
@@ -41,33 +34,47 @@ class _Layout:
     total: int            # flat buffer length
 
 
-def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flatten closed cubic paths into edges.
+FLATTEN_TOLERANCE = 0.05  # pixels: largest distance between a cubic and its flattened polyline
 
-    points: list of (3S_i, 2) tensors. Returns ``starts`` (E, 2), ``ends`` (E, 2) and the path id of each
-    edge (E,) long. Edges of path i are contiguous and in order.
+
+def _segment_index(points: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, 4) indices of every segment's control points in ``torch.cat(points)``, and (T,) path ids."""
+    dev = points[0].device
+    counts = torch.tensor([p.shape[0] // 3 for p in points], device=dev)
+    seg_path = torch.repeat_interleave(torch.arange(len(points), device=dev), counts)
+    first = torch.cumsum(counts, 0) - counts                      # first segment of each path
+    k = torch.arange(seg_path.shape[0], device=dev) - first[seg_path]   # segment number within path
+    base = 3 * first[seg_path]
+    n3 = 3 * counts[seg_path]
+    i0 = base + 3 * k
+    return torch.stack([i0, i0 + 1, i0 + 2, base + torch.remainder(3 * k + 3, n3)], 1), seg_path
+
+
+def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flatten closed cubic paths into straight edges.
+
+    Each segment gets just enough pieces (at most ``samples``) to stay within FLATTEN_TOLERANCE of the
+    curve: m = ceil(sqrt(0.75 * max|second difference of the control points| / tolerance)).
+    points: list of (3S_i, 2) tensors. Returns ``starts`` (E, 2), ``ends`` (E, 2) and the path id of
+    each edge (E,) long. Edges of path i are contiguous and in order.
     """
     dev = points[0].device
-    counts = [p.shape[0] // 3 for p in points]
     allp = torch.cat(points, 0)
-    # index of the 4 control points of every segment
-    idx = []
-    base = 0
-    for s in counts:
-        k = torch.arange(s, device=dev) * 3 + base
-        end = torch.remainder(torch.arange(s, device=dev) * 3 + 3, 3 * s) + base
-        idx.append(torch.stack([k, k + 1, k + 2, end], 1))
-        base += 3 * s
-    idx = torch.cat(idx, 0)                                   # (T, 4)
-    ctrl = allp[idx]                                          # (T, 4, 2)
-    B = _bernstein(samples, dev, allp.dtype)                  # (m+1, 4)
-    curve = torch.einsum("mk,tkd->tmd", B, ctrl)              # (T, m+1, 2)
-    starts = curve[:, :-1].reshape(-1, 2)
-    ends = curve[:, 1:].reshape(-1, 2)
-    seg_path = torch.repeat_interleave(torch.arange(len(points), device=dev),
-                                       torch.tensor(counts, device=dev))
-    edge_path = torch.repeat_interleave(seg_path, samples)
-    return starts, ends, edge_path
+    idx, seg_path = _segment_index(points)
+    ctrl = allp.index_select(0, idx.reshape(-1)).view(-1, 4, 2)   # (T, 4, 2)
+    with torch.no_grad():
+        d2 = torch.maximum((ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=1),
+                           (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=1))
+        m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(1, max(1, samples)).long()
+    e_seg = torch.repeat_interleave(torch.arange(m.shape[0], device=dev), m)
+    first = torch.cumsum(m, 0) - m
+    j = (torch.arange(e_seg.shape[0], device=dev) - first[e_seg]).to(allp.dtype)
+    mm = m[e_seg].to(allp.dtype)
+    t = torch.stack([j / mm, (j + 1) / mm], 1)                # (E, 2) start and end parameters
+    u = 1.0 - t
+    B = torch.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 2)   # (E, 2, 4)
+    pts = torch.bmm(B, ctrl.index_select(0, e_seg))          # (E, 2, 2)
+    return pts[:, 0], pts[:, 1], seg_path[e_seg]
 
 
 def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
@@ -115,65 +122,73 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.
     the neighbouring edges.
     """
     dev, dt = starts.device, starts.dtype
-    pw = boxes[edge_path, 2]
+    pw = boxes[:, 2].index_select(0, edge_path)
     # ---- stage 1: cut every edge at integer rows -------------------------------------------------
-    ay, by = starts[:, 1], ends[:, 1]
-    ymin, ymax = torch.minimum(ay, by), torch.maximum(ay, by)
-    r0 = torch.floor(ymin.detach())
-    r1 = torch.maximum(r0 + 1, torch.ceil(ymax.detach()))
-    r0c, r1c = r0.clamp(0, height), r1.clamp(0, height)
-    cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
+    with torch.no_grad():
+        ylo = torch.minimum(starts[:, 1], ends[:, 1])
+        yhi = torch.maximum(starts[:, 1], ends[:, 1])
+        r0 = torch.floor(ylo)
+        r1 = torch.maximum(r0 + 1, torch.ceil(yhi))
+        r0c, r1c = r0.clamp(0, height), r1.clamp(0, height)
+        cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
     n1 = int(cnt.sum())
     if n1 == 0:
         return starts.new_zeros(total) + 0.0 * starts.sum()
     e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
     first = torch.cumsum(cnt, 0) - cnt
-    row = r0c[e].long() + (torch.arange(n1, device=dev) - first[e])
-    a, b = starts[e], ends[e]
-    d = b - a
+    ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
+    row = ie[:, 0] + torch.arange(n1, device=dev)
+    pth = ie[:, 1]
+    ab = torch.cat([starts, ends], 1).index_select(0, e)
+    ax, ay, bx, by = ab.unbind(1)
+    dxe, dye = bx - ax, by - ay
     rowf = row.to(dt)
-    y_top = torch.maximum(ymin[e], rowf)
-    y_bot = torch.minimum(ymax[e], rowf + 1.0)
-    flat = d[:, 1].detach().abs() < 1e-6
-    t_top = torch.where(flat, torch.zeros_like(y_top), _safe_div(y_top - a[:, 1], d[:, 1]).clamp(0, 1))
-    t_bot = torch.where(flat, torch.ones_like(y_bot), _safe_div(y_bot - a[:, 1], d[:, 1]).clamp(0, 1))
-    p = a + t_top.unsqueeze(1) * d            # upper end of the piece
-    q = a + t_bot.unsqueeze(1) * d            # lower end
-    sign = torch.where(d[:, 1].detach() > 0, 1.0, -1.0).to(dt)
-    pth = edge_path[e]
-    bx0, by0, bw, _, boff = boxes[pth].unbind(1)
+    y_top = torch.maximum(torch.minimum(ay, by), rowf)
+    y_bot = torch.minimum(torch.maximum(ay, by), rowf + 1.0)
+    flat = dye.detach().abs() < 1e-6
+    t_top = torch.where(flat, torch.zeros_like(y_top), _safe_div(y_top - ay, dye).clamp(0, 1))
+    t_bot = torch.where(flat, torch.ones_like(y_bot), _safe_div(y_bot - ay, dye).clamp(0, 1))
+    bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
     bx0f = bx0.to(dt)
     bx1f = (bx0 + bw).to(dt)
     # x outside the box: left → full cover from column 0 on, right → the overflow column
-    px_ = torch.maximum(torch.minimum(p[:, 0], bx1f), bx0f)
-    qx_ = torch.maximum(torch.minimum(q[:, 0], bx1f), bx0f)
-    dyr = (y_bot - y_top).clamp(min=0.0)      # vertical extent of the piece (same as q.y - p.y)
+    px_ = torch.maximum(torch.minimum(ax + t_top * dxe, bx1f), bx0f)   # upper end of the piece
+    qx_ = torch.maximum(torch.minimum(ax + t_bot * dxe, bx1f), bx0f)   # lower end
+    dyr = (y_bot - y_top).clamp(min=0.0)      # vertical extent of the piece
+    wdir = torch.where(dye.detach() > 0, dyr, -dyr)
+    base1 = boff + (row - by0) * (bw + 1) - bx0   # buffer index of column 0 of this row, minus x0
     # ---- stage 2: cut every row piece at integer columns ---------------------------------------
-    xlo, xhi = torch.minimum(px_, qx_), torch.maximum(px_, qx_)
-    c0 = torch.floor(xlo.detach())
-    c1 = torch.maximum(c0 + 1, torch.ceil(xhi.detach()))
-    c1 = torch.minimum(c1, torch.maximum(c0 + 1, bx1f + 1))
-    cnt2 = (c1 - c0).long()
+    with torch.no_grad():
+        c0 = torch.floor(torch.minimum(px_, qx_))
+        c1 = torch.maximum(c0 + 1, torch.ceil(torch.maximum(px_, qx_)))
+        c1 = torch.minimum(c1, torch.maximum(c0 + 1, bx1f + 1))
+        cnt2 = (c1 - c0).long()
     n2 = int(cnt2.sum())
-    k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2)
-    first2 = torch.cumsum(cnt2, 0) - cnt2
-    col = c0[k] + (torch.arange(n2, device=dev) - first2[k]).to(dt)
-    dx = qx_[k] - px_[k]
-    lo = torch.maximum(xlo[k], col)
-    hi = torch.minimum(xhi[k], col + 1.0)
+    if n2 == n1:   # every piece lies in one column: no expansion needed
+        col, P, Q, W = c0, px_, qx_, wdir
+        b_k, bw_k, x0_k = base1, bw, bx0
+    else:
+        k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2)
+        first2 = torch.cumsum(cnt2, 0) - cnt2
+        col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
+        P, Q, W = torch.stack([px_, qx_, wdir], 1).index_select(0, k).unbind(1)
+        b_k, bw_k, x0_k = torch.stack([base1, bw, bx0], 1).index_select(0, k).unbind(1)
+    xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
+    lo = torch.maximum(xl, col)
+    hi = torch.minimum(xh, col + 1.0)
+    dx = Q - P
     vert = dx.detach().abs() < 1e-6
-    s_lo = torch.where(vert, torch.zeros_like(lo), _safe_div(lo - px_[k], dx).clamp(0, 1))
-    s_hi = torch.where(vert, torch.ones_like(hi), _safe_div(hi - px_[k], dx).clamp(0, 1))
-    dy = (s_hi - s_lo).abs() * dyr[k]
+    s_lo = torch.where(vert, torch.zeros_like(lo), _safe_div(lo - P, dx).clamp(0, 1))
+    s_hi = torch.where(vert, torch.ones_like(hi), _safe_div(hi - P, dx).clamp(0, 1))
+    w = (s_hi - s_lo).abs() * W
     xm = 0.5 * (lo + hi)
-    w = sign[k] * dy
-    cidx = (col - bx0f[k]).long()             # column inside the box, 0..bw (bw = overflow)
-    base = boff[k] + (row[k] - by0[k]) * (bw[k] + 1)
-    acc_idx = torch.cat([base + cidx, base + cidx + 1])
-    acc_val = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
-    keep = torch.cat([torch.ones_like(cidx, dtype=torch.bool), cidx < bw[k]])
-    acc = starts.new_zeros(total).index_add(0, acc_idx[keep], acc_val[keep])
-    return torch.cumsum(acc, 0).abs().clamp(max=1.0)
+    ci = col.long()
+    idx = b_k + ci
+    # the spill into the next cell is dropped for the overflow column (it would leave the row)
+    nxt = torch.where(ci - x0_k < bw_k, idx + 1, torch.full_like(idx, total))
+    acc = starts.new_zeros(total + 1)
+    acc = acc.index_add(0, torch.cat([idx, nxt]), torch.cat([w * (col + 1.0 - xm), w * (xm - col)]))
+    return torch.cumsum(acc[:total], 0).abs().clamp(max=1.0)
 
 
 @dataclass
@@ -231,19 +246,19 @@ class _Composite(torch.autograd.Function):
         dev, dt = cov.device, cov.dtype
         C = torch.zeros(height * width, 3, device=dev, dtype=dt)
         T = torch.ones(height * width, device=dev, dtype=dt)
-        c = cov[plan.perm]
-        u = c * alpha[plan.pid]
-        rgbp = rgb[plan.pid]
+        c = cov.index_select(0, plan.perm)
+        u = c * alpha.index_select(0, plan.pid)
+        rgbp = rgb.index_select(0, plan.pid)
         tab = torch.empty_like(u)
         bd = plan.bounds
         for g in range(len(bd) - 2, -1, -1):   # top group first
             a, b = bd[g], bd[g + 1]
             px = plan.pix[a:b]
-            t = T[px]
+            t = T.index_select(0, px)
             tab[a:b] = t
             ug = u[a:b]
             C.index_add_(0, px, rgbp[a:b] * (ug * t).unsqueeze(1))
-            T[px] = t * (1.0 - ug)
+            T.index_copy_(0, px, t * (1.0 - ug))
         ctx.save_for_backward(c, u, rgbp, alpha, tab)
         ctx.plan = plan
         ctx.shape = (height, width, cov.shape[0], rgb.shape[0])
@@ -259,21 +274,20 @@ class _Composite(torch.autograd.Function):
         gT = gT.reshape(-1)
         Bb = torch.zeros(height * width, 3, device=dev, dtype=dt)   # composite below, premultiplied
         Tb = torch.ones(height * width, device=dev, dtype=dt)       # transmittance below
-        gCp = gC[plan.pix]
+        gCp = gC.index_select(0, plan.pix)
         gu = torch.empty_like(u)
         bd = plan.bounds
         for g in range(len(bd) - 1):   # bottom group first
             a, b = bd[g], bd[g + 1]
             px = plan.pix[a:b]
-            bs, ts = Bb[px], Tb[px]
+            bs, ts = Bb.index_select(0, px), Tb.index_select(0, px)
             ug, cg = u[a:b], rgbp[a:b]
             # dL/du = T_above * (gC . (rgb - B_below) - gT * T_below)
-            gu[a:b] = tab[a:b] * ((gCp[a:b] * (cg - bs)).sum(1) - gT[px] * ts)
-            Bb[px] = bs + (cg - bs) * ug.unsqueeze(1)
-            Tb[px] = ts * (1.0 - ug)
-        a_p = alpha[plan.pid]
-        gcov = torch.zeros(total, device=dev, dtype=dt)
-        gcov[plan.perm] = gu * a_p
+            gu[a:b] = tab[a:b] * ((gCp[a:b] * (cg - bs)).sum(1) - gT.index_select(0, px) * ts)
+            Bb.index_copy_(0, px, bs + (cg - bs) * ug.unsqueeze(1))
+            Tb.index_copy_(0, px, ts * (1.0 - ug))
+        a_p = alpha.index_select(0, plan.pid)
+        gcov = torch.zeros(total, device=dev, dtype=dt).index_copy_(0, plan.perm, gu * a_p)
         galpha = torch.zeros(n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
         grgb = torch.zeros(n, 3, device=dev, dtype=dt).index_add_(0, plan.pid, gCp * (u * tab).unsqueeze(1))
         return gcov, grgb, galpha, None, None, None
@@ -330,5 +344,5 @@ def coverage_sum(points: list[torch.Tensor], width: int, height: int,
         return torch.zeros(height, width, device=dev, dtype=starts.dtype) + starts.sum() * 0.0
     cov = _coverage(starts, ends, edge_path, boxes, lay.total, height)
     plan = _plan(lay, boxes, width)
-    out = torch.zeros(height * width, device=dev, dtype=cov.dtype).index_add(0, plan.pix, cov[plan.perm])
+    out = torch.zeros(height * width, device=dev, dtype=cov.dtype).index_add(0, plan.pix, cov.index_select(0, plan.perm))
     return out.view(height, width)
