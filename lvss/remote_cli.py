@@ -96,6 +96,12 @@ class _Bar:
             self._bar.set_description_str(desc, refresh=False)
         self._bar.update(max(0.0, round(p.fraction * 100, 1) - self._bar.n))
 
+    def done(self) -> None:
+        if self._bar is not None:
+            self._bar.set_description_str("done", refresh=False)
+            self._bar.update(100 - self._bar.n)
+        self.close()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -122,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
                                       levels=args.levels, seed=args.seed, work_size=args.work_size,
                                       saliency_mask=mask, timeout=args.timeout, on_progress=bar)
-        bar.close()
+        bar.done()
         from .io import atomic_write
 
         try:

@@ -196,8 +196,10 @@ class Running:
         """Health NOT_SERVING, refuse new calls, let the running job finish (or cancel it), stop."""
         self.health.enter_graceful_shutdown()
         self.servicer.begin_shutdown()
+        running = self.servicer.queue.running
         finished = self.servicer.drain(grace)
-        log.info("shutdown: running job %s", "finished" if finished else "cancelled")
+        if running is not None:
+            log.info("shutdown: running job %s %s", running.id, "finished" if finished else "cancelled")
         self.server.stop(grace=1.0).wait(5.0)
 
 
