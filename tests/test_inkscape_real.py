@@ -1,0 +1,257 @@
+"""The Inkscape extension in a real, headless Inkscape, talking to a real ``lvss serve``.
+
+The server runs on loopback with fast settings (small working size, few optimisation steps). The
+extension is installed by ``lvss install-inkscape-extension`` into a temporary Inkscape profile
+(INKSCAPE_PROFILE_DIR), whose preferences hold the dialog values, because Inkscape's batch action
+``<id>.noprefs`` runs an extension with its saved preferences. Inkscape's own Python usually lacks
+grpcio, so the extension reaches the server through ``lvss remote`` run by this test's Python
+(LVSS_PYTHON). Extension actions exist only when Inkscape starts its GUI, hence ``xvfb-run``.
+
+Set LVSS_TEST_ARTIFACTS=DIR to keep the documents and PNG renderings for a look.
+"""
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+REPO = Path(__file__).resolve().parents[1]
+INKSCAPE = shutil.which("inkscape")
+XVFB_RUN = shutil.which("xvfb-run")
+pytestmark = pytest.mark.skipif(
+    INKSCAPE is None or XVFB_RUN is None,
+    reason="needs Inkscape and xvfb-run (apt-get install inkscape xvfb xauth)",
+)
+
+EXTENSION_ACTION = "org.lvss.lvss-vectorize.noprefs"  # Inkscape turns '_' in the id into '-'
+LABEL = "{http://www.inkscape.org/namespaces/inkscape}label"
+GROUPMODE = "{http://www.inkscape.org/namespaces/inkscape}groupmode"
+SVG_PATH = "{http://www.w3.org/2000/svg}path"
+# the dialog values the run uses (saved preferences of the extension)
+PREFS = {"paths": "16", "levels": "1", "mode": "layered", "seed": "3", "insert_as": "layers",
+         "original": "hide", "timeout": "300"}
+# `lvss serve` with fast settings: every job runs the real pipeline at a 64 px working size
+# with 10 + 10 optimisation steps
+FAST_SERVER = r"""
+import argparse, dataclasses, sys
+from server import cli
+from lvss.pipeline import run
+
+def fast_job(image, cfg, progress, cancel):
+    cfg = dataclasses.replace(cfg, work_size=min(cfg.work_size, 64),
+                              optimize=dataclasses.replace(cfg.optimize, structure_iters=10, refine_iters=10))
+    return run(image, cfg, progress, cancel)
+
+parser = argparse.ArgumentParser(prog="lvss")
+cli.add_parser(parser.add_subparsers(dest="command"))
+sys.exit(cli.run(parser.parse_args(["serve", *sys.argv[1:]]), fast_job))
+"""
+
+
+def _import_inkex():
+    base = "/usr/share/inkscape/extensions"
+    if not os.path.isdir(os.path.join(base, "inkex")):
+        pytest.skip("Inkscape's inkex is not installed")
+    try:
+        import cssselect  # noqa: F401
+    except ImportError:
+        deb = "/usr/lib/python3/dist-packages/cssselect"
+        if not os.path.isfile(os.path.join(deb, "__init__.py")):
+            pytest.skip("inkex needs cssselect (pip install cssselect)")
+        spec = importlib.util.spec_from_file_location("cssselect", os.path.join(deb, "__init__.py"),
+                                                      submodule_search_locations=[deb])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["cssselect"] = module
+        spec.loader.exec_module(module)
+    if base not in sys.path:
+        sys.path.insert(0, base)
+    import inkex
+
+    return inkex
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real server on a free loopback port; yields "127.0.0.1:PORT"."""
+    pytest.importorskip("grpc")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FAST_SERVER, "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
+         "--log-level", "WARNING"],
+        cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                line = proc.stdout.readline()
+                if "listening on" in line:
+                    break
+        if "listening on" not in line:
+            proc.kill()
+            pytest.fail(f"lvss serve did not start: {proc.stderr.read()[-2000:]}")
+        address = line.split("listening on", 1)[1].split()[0]
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _bitmap() -> bytes:
+    """A 64×48 opaque photograph (skimage's cat), PNG."""
+    from skimage import data
+
+    im = PILImage.fromarray(data.chelsea()).resize((64, 48), PILImage.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _document(png: bytes) -> str:
+    """An Inkscape document with a non-zero viewBox origin, the bitmap rotated inside nested
+    transformed layers, and objects around it."""
+    uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+     xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" width="240" height="180" viewBox="-20 -10 240 180">
+  <rect id="paper" x="-20" y="-10" width="240" height="180" fill="#ffffff"/>
+  <g id="layer1" inkscape:groupmode="layer" inkscape:label="Layer 1" transform="translate(10 5)">
+    <rect id="below" x="0" y="0" width="20" height="20" fill="#00ff00"/>
+    <g id="holder" inkscape:groupmode="layer" inkscape:label="Photos" transform="scale(1.25)">
+      <image id="photo" inkscape:label="photo.png" x="10" y="20" width="128" height="96"
+             preserveAspectRatio="none" transform="rotate(12 74 68)" xlink:href="{uri}"/>
+      <rect id="above" x="150" y="0" width="10" height="10" fill="#0000ff"/>
+    </g>
+  </g>
+</svg>"""
+
+
+def _install_profile(tmp: Path, monkeypatch) -> Path:
+    """A fresh Inkscape profile with the extension installed and its preferences set."""
+    from lvss import inkscape as installer
+
+    profile = tmp / "profile"
+    profile.mkdir()
+    prefs = " ".join(f'org.lvss.lvss_vectorize.{k}="{v}"' for k, v in PREFS.items())
+    (profile / "preferences.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+        '<inkscape xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd" '
+        'xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" version="1">\n'
+        f'  <group id="extensions" {prefs} />\n</inkscape>\n'
+    )
+    # the real installer, asking the real Inkscape where its profile is
+    monkeypatch.setenv("INKSCAPE_PROFILE_DIR", str(profile))
+    installed = installer.install(inkscape=INKSCAPE)
+    assert installed == profile / "extensions" / "lvss"
+    assert (installed / "lvss_vectorize.inx").is_file()
+    return profile
+
+
+def _export_png(svg: Path, png: Path, profile: Path) -> np.ndarray:
+    """Inkscape's own rendering of ``svg`` (the page, 96 dpi, on white), (H, W, 3) float in [0, 1]."""
+    proc = subprocess.run([INKSCAPE, str(svg), "--export-type=png", f"--export-filename={png}",
+                           "--export-area-page", "--export-background=#ffffff", "--export-background-opacity=1"],
+                          capture_output=True, text=True, timeout=120, env=_env(INKSCAPE_PROFILE_DIR=str(profile)))
+    assert png.is_file(), proc.stderr[-2000:]
+    return np.asarray(PILImage.open(png).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
+    inkex = _import_inkex()
+    from lvss.client import vectorize
+
+    png = _bitmap()
+    doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
+    doc_in.write_text(_document(png))
+    profile = _install_profile(tmp_path, monkeypatch)
+    # the same request straight to the server (same options and seed, so the same result), run
+    # while Inkscape starts
+    pool = ThreadPoolExecutor(1)
+    direct = pool.submit(vectorize, png, server=server, paths=int(PREFS["paths"]), mode=PREFS["mode"],
+                         levels=int(PREFS["levels"]), seed=int(PREFS["seed"]), timeout=300)
+
+    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
+    proc = subprocess.run(
+        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
+        capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        env=_env(INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable, LVSS_SERVER=server),
+    )
+    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert doc_out.is_file(), log
+
+    svg = inkex.load_svg(str(doc_out)).getroot()
+    image = svg.getElementById("photo")
+    assert image is not None, log
+    group = image.getnext()
+    assert group is not None and group.get(LABEL) == "Vectorized: photo.png", log
+    assert group.get(GROUPMODE) == "layer"
+    assert "display:none" in (image.get("style") or "").replace(" ", "")
+    assert svg.getElementById("above").getparent() is group.getparent()
+
+    expected = direct.result()
+    pool.shutdown()
+    layers = list(group)
+    assert [g.get(LABEL) for g in layers] == [info.label for info in expected.layers]
+    assert [len(g.findall(f".//{SVG_PATH}")) for g in layers] == [info.paths for info in expected.layers]
+    assert sum(info.paths for info in expected.layers) > 0
+    assert all(g.get(GROUPMODE) == "layer" for g in layers)
+
+    # the result covers the bitmap: same bounding box in document units, within 1 px
+    bb_image = image.bounding_box(image.getparent().composed_transform())
+    bb_result = group.bounding_box(group.getparent().composed_transform())
+    for edge in ("left", "top", "right", "bottom"):
+        assert abs(getattr(bb_image, edge) - getattr(bb_result, edge)) <= 1.0, (edge, bb_image, bb_result)
+
+    # and looks like it: render both documents (the output's bitmap is hidden)
+    before = _export_png(doc_in, tmp_path / "in.png", profile)
+    after = _export_png(doc_out, tmp_path / "out.png", profile)
+    assert before.shape == after.shape
+    keep = os.environ.get("LVSS_TEST_ARTIFACTS")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for name in ("in.svg", "out.svg", "in.png", "out.png"):
+            shutil.copy(tmp_path / name, os.path.join(keep, name))
+    changed = np.abs(before - after).mean(axis=2)
+    # where the bitmap was drawn, the vectors stand in for it: close in colour on average
+    scale = before.shape[1] / 240.0
+    tf = image.composed_transform()
+    xs, ys = np.meshgrid(np.arange(changed.shape[1]), np.arange(changed.shape[0]))
+    inv = -tf
+    a, b, c, d, e, f = inv.to_hexad()
+    ux = a * (xs / scale - 20) + c * (ys / scale - 10) + e
+    uy = b * (xs / scale - 20) + d * (ys / scale - 10) + f
+    region = (ux > 12) & (ux < 136) & (uy > 22) & (uy < 114)  # inside the image, 2 px margin
+    err_inside = float(changed[region].mean())
+    # the same comparison against the bitmap shifted by 20 user units shows what misplacement costs
+    shifted = np.roll(after, int(round(20 * scale * 1.25)), axis=1)
+    err_shifted = float(np.abs(before - shifted).mean(axis=2)[region].mean())
+    assert err_inside < 0.12, err_inside
+    assert err_inside < 0.6 * err_shifted, (err_inside, err_shifted)
+    # outside the image nothing changed
+    outside = ~((ux > -2) & (ux < 150) & (uy > 8) & (uy < 128))
+    assert float(changed[outside].mean()) < 0.01
