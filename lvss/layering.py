@@ -104,10 +104,12 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     when nothing is left. overlap_frac: two masks "sit on each other" when their intersection exceeds
     this fraction of the smaller one.
 
-    Every mask is used with its holes filled, as its path will cover them: a ring sits behind what it
-    encloses. Masks are taken coarsest level first (largest first within a level). A mask goes into the
-    back-most layer that (a) is in front of every taken mask it sits on and (b) holds no mask it
-    overlaps by even one pixel; a new layer is opened when none fits.
+    Every mask is used with its holes filled, as its path will cover them. Masks are collected from the
+    coarsest level to the finest (largest first within a level), so a coarse mask wins over a finer
+    repeat of it. They are then stacked by filled area, largest first: a shape that encloses another
+    (an outline ring around a fill, a face around its eyes) goes behind it, whatever level either
+    came from. A mask goes into the back-most layer that (a) is in front of every stacked mask it sits
+    on and (b) holds no mask it overlaps by even one pixel; a new layer is opened when none fits.
     """
     if not 0.0 < dedup_iou <= 1.0:
         raise ValueError(f"dedup_iou must be in (0, 1], got {dedup_iou}")
@@ -116,12 +118,11 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     h, w = _check_levels(levels, valid)
     total = sum(len(ms) for ms in levels)
     valid = None if valid is None else np.asarray(valid, bool)
-    taken = np.zeros((total, h * w), bool)        # flat masks taken so far
-    taken_area = np.zeros(total, np.int64)
-    taken_layer = np.zeros(total, np.int64)
-    n_taken = 0
-    unions: list[np.ndarray] = []                 # flat union per layer
-    layers: list[list[LayerMask]] = []
+    # pass 1: unique masks, coarsest level first
+    kept = np.zeros((total, h * w), bool)
+    kept_area = np.zeros(total, np.int64)
+    meta: list[tuple[int, np.ndarray]] = []       # (level, colour)
+    n_kept = 0
     for level in range(len(levels) - 1, -1, -1):
         ms = levels[level]
         masks = np.asarray(ms.masks)
@@ -134,26 +135,42 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
             flat = _fill_holes(m).reshape(-1)
             idx = np.flatnonzero(flat)
             area = idx.size
-            if area == 0:
-                continue
-            inter = taken[:n_taken][:, idx].sum(1) if n_taken else np.zeros(0, np.int64)
-            iou = inter / (area + taken_area[:n_taken] - inter)
-            if n_taken and iou.max() >= dedup_iou:
-                continue
-            sits = inter > overlap_frac * np.minimum(area, taken_area[:n_taken])
-            lo = int(taken_layer[:n_taken][sits].max()) + 1 if sits.any() else 0
-            target = next((li for li in range(lo, len(layers)) if not unions[li][idx].any()), None)
-            if target is None:
-                target = len(layers)
-                layers.append([])
-                unions.append(np.zeros(h * w, bool))
-            unions[target][idx] = True
-            taken[n_taken] = flat
-            taken_area[n_taken] = area
-            taken_layer[n_taken] = target
-            n_taken += 1
-            color = np.asarray(ms.colors[k], np.float32).reshape(3)
-            layers[target].append(LayerMask(flat.reshape(h, w).copy(), level, color, int(area)))
+            if n_kept:
+                inter = kept[:n_kept][:, idx].sum(1)
+                iou = inter / (area + kept_area[:n_kept] - inter)
+                if iou.max() >= dedup_iou:
+                    continue
+            kept[n_kept] = flat
+            kept_area[n_kept] = area
+            meta.append((level, np.asarray(ms.colors[k], np.float32).reshape(3)))
+            n_kept += 1
+    # pass 2: stack, largest filled area first (coarser level first on ties)
+    order = sorted(range(n_kept), key=lambda i: (-kept_area[i], -meta[i][0]))
+    taken_layer = np.full(n_kept, -1, np.int64)
+    unions: list[np.ndarray] = []                 # flat union per layer
+    layers: list[list[LayerMask]] = []
+    placed: list[int] = []
+    for i in order:
+        flat = kept[i]
+        idx = np.flatnonzero(flat)
+        area = int(kept_area[i])
+        lo = 0
+        if placed:
+            pl = np.asarray(placed)
+            inter = kept[pl][:, idx].sum(1)
+            sits = inter > overlap_frac * np.minimum(area, kept_area[pl])
+            if sits.any():
+                lo = int(taken_layer[pl][sits].max()) + 1
+        target = next((li for li in range(lo, len(layers)) if not unions[li][idx].any()), None)
+        if target is None:
+            target = len(layers)
+            layers.append([])
+            unions.append(np.zeros(h * w, bool))
+        unions[target][idx] = True
+        taken_layer[i] = target
+        placed.append(i)
+        level, color = meta[i]
+        layers[target].append(LayerMask(flat.reshape(h, w).copy(), level, color, area))
     return Layering(layers=layers, num_levels=len(levels))
 
 
