@@ -7,6 +7,10 @@ protoc names Python modules after the .proto path (``lvss/v1/vectorizer.proto`` 
 would collide with the ``lvss`` package itself, so the generated files are placed flat in
 ``lvss/_proto/`` and their two references to the module path are rewritten to that location. The
 rewrite is part of generation, so ``--check`` (and tests/test_proto.py) compare like with like.
+
+Two checks: the contract itself (the file descriptor protoc builds from the .proto must equal the one
+embedded in the committed stubs, whatever the grpcio-tools version), and the exact text of the
+stubs, which only a grpcio-tools release equal to the one that generated them can reproduce.
 """
 from __future__ import annotations
 
@@ -65,6 +69,67 @@ def generate(out_dir: str | Path) -> list[Path]:
     return written
 
 
+def _strip_json_names(fd):
+    # protoc's descriptor sets carry json_name on every field; the embedded descriptor does not
+    stack = list(fd.message_type)
+    while stack:
+        m = stack.pop()
+        for f in m.field:
+            f.ClearField("json_name")
+        stack.extend(m.nested_type)
+    return fd
+
+
+def fresh_descriptors() -> dict:
+    """{proto file name: FileDescriptorProto} as protoc builds them from proto/ now."""
+    import importlib.resources
+
+    from google.protobuf import descriptor_pb2
+    from grpc_tools import protoc
+
+    include = str(importlib.resources.files("grpc_tools") / "_proto")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "set.pb"
+        args = ["grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--descriptor_set_out={out}",
+                *[str(PROTO_ROOT / rel) for rel in PROTO_FILES]]
+        if protoc.main(args) != 0:
+            raise RuntimeError("protoc failed")
+        fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    return {fd.name: _strip_json_names(fd) for fd in fds.file}
+
+
+def committed_descriptors() -> dict:
+    """{proto file name: FileDescriptorProto} embedded in the committed stubs."""
+    import importlib
+
+    from google.protobuf import descriptor_pb2
+
+    sys.path.insert(0, str(ROOT))
+    out = {}
+    for rel in PROTO_FILES:
+        mod = importlib.import_module(f"{PACKAGE}.{Path(rel).stem}_pb2")
+        out[rel] = _strip_json_names(descriptor_pb2.FileDescriptorProto.FromString(mod.DESCRIPTOR.serialized_pb))
+    return out
+
+
+def generated_with() -> str | None:
+    """The grpcio-tools version that generated the committed stubs (from their version guard)."""
+    import re
+
+    for rel in PROTO_FILES:
+        text = (TARGET / f"{Path(rel).stem}_pb2_grpc.py").read_text(encoding="utf-8")
+        m = re.search(r"GRPC_GENERATED_VERSION = '([^']+)'", text)
+        if m:
+            return m.group(1)
+    return None
+
+
+def tools_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("grpcio-tools")
+
+
 def diff(committed: Path = TARGET) -> list[str]:
     """Names of stub files whose committed content differs from a fresh generation."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="only compare; exit 1 when the stubs are stale")
     args = ap.parse_args(argv)
     if args.check:
+        if fresh_descriptors() != committed_descriptors():
+            print("the committed stubs do not match proto/; run python proto/generate.py", file=sys.stderr)
+            return 1
+        if tools_version() != generated_with():
+            print(f"contract matches; text not compared (stubs from grpcio-tools {generated_with()}, "
+                  f"installed {tools_version()})")
+            return 0
         stale = diff()
         if stale:
             print(f"stale generated stubs: {', '.join(stale)}; run python proto/generate.py", file=sys.stderr)
