@@ -78,7 +78,7 @@ class SaliencyConfig:
 class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
-    structure_iters: int = 100
+    structure_iters: int = 60
     refine_iters: int = 150
     structure_share: float = 0.7  # at most this share of the path budget goes to structural paths
     point_lr: float = 1.0

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import OptimizeConfig
-from ..render.torch_raster import coverage_sum, render_torch
+from ..render.torch_raster import render_torch
 from .losses import overlap_loss
 
 TILE_PAD = 8  # empty pixels between layer tiles, so paths drifting past an edge don't reach a neighbour
@@ -78,10 +78,10 @@ def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg
         for grp in opt.param_groups:
             grp["lr"] = _lr_at(step, iters, cfg.point_lr)
         opt.zero_grad(set_to_none=True)
-        C, A = render_torch(params, colors, W, height)
+        C, _, S = render_torch(params, colors, W, height, with_coverage_sum=True)
         loss = ((C - target) ** 2).sum(-1).mean() * n_layers
         if cfg.overlap_weight > 0:
-            loss = loss + cfg.overlap_weight * n_layers * overlap_loss(coverage_sum(params, W, height))
+            loss = loss + cfg.overlap_weight * n_layers * overlap_loss(S)
         loss.backward()
         for t in params:
             if t.grad is not None:

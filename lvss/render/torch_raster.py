@@ -302,30 +302,38 @@ def check_points(points: list[torch.Tensor]) -> None:
 
 
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
-                 samples_per_segment: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+                 samples_per_segment: int = 16, with_coverage_sum: bool = False):
     """Render paths onto a transparent canvas.
 
     points: list of N (3S_i, 2) tensors, pixels. colors: (N, 4) straight RGBA in [0, 1], back to front.
-    Returns premultiplied RGB (H, W, 3) and alpha (H, W).
+    Returns premultiplied RGB (H, W, 3) and alpha (H, W); with ``with_coverage_sum`` also the (H, W)
+    sum over paths of each path's own coverage (no compositing; above 1 where paths overlap).
     """
     n = len(points)
     dev = colors.device
     dt = colors.dtype if colors.is_floating_point() else torch.float32
+
+    def blank(link=0.0):
+        z3 = torch.zeros(height, width, 3, device=dev, dtype=dt) + link
+        z = torch.zeros(height, width, device=dev, dtype=dt) + link
+        return (z3, z, z.clone()) if with_coverage_sum else (z3, z)
+
     if n == 0:
-        return torch.zeros(height, width, 3, device=dev, dtype=dt), torch.zeros(height, width, device=dev, dtype=dt)
+        return blank()
     check_points(points)
     pts = [p.to(device=dev, dtype=dt) for p in points]
     starts, ends, edge_path = flatten(pts, samples_per_segment)
     lay, boxes, _ = _layout(starts, ends, edge_path, n, width, height)
     col = colors.clamp(0.0, 1.0)
     if lay.total == 0:  # nothing visible: a constant image, still connected to the inputs (zero grads)
-        link = col.sum() * 0.0 + starts.sum() * 0.0
-        return (torch.zeros(height, width, 3, device=dev, dtype=dt) + link,
-                torch.zeros(height, width, device=dev, dtype=dt) + link)
+        return blank(col.sum() * 0.0 + starts.sum() * 0.0)
     cov = _coverage(starts, ends, edge_path, boxes, lay.total, height)
     plan = _plan(lay, boxes, width)
     C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
-    return C, 1.0 - T
+    if not with_coverage_sum:
+        return C, 1.0 - T
+    S = torch.zeros(height * width, device=dev, dtype=dt).index_add(0, plan.pix, cov.index_select(0, plan.perm))
+    return C, 1.0 - T, S.view(height, width)
 
 
 def coverage_sum(points: list[torch.Tensor], width: int, height: int,
@@ -334,15 +342,7 @@ def coverage_sum(points: list[torch.Tensor], width: int, height: int,
 
     Where paths overlap the sum exceeds 1; the structure stage penalises that excess.
     """
-    dev = points[0].device if points else torch.device("cpu")
     if not points:
-        return torch.zeros(height, width, device=dev)
-    check_points(points)
-    starts, ends, edge_path = flatten(list(points), samples_per_segment)
-    lay, boxes, _ = _layout(starts, ends, edge_path, len(points), width, height)
-    if lay.total == 0:
-        return torch.zeros(height, width, device=dev, dtype=starts.dtype) + starts.sum() * 0.0
-    cov = _coverage(starts, ends, edge_path, boxes, lay.total, height)
-    plan = _plan(lay, boxes, width)
-    out = torch.zeros(height * width, device=dev, dtype=cov.dtype).index_add(0, plan.pix, cov.index_select(0, plan.perm))
-    return out.view(height, width)
+        return torch.zeros(height, width)
+    ones = torch.ones(len(points), 4, device=points[0].device, dtype=points[0].dtype)
+    return render_torch(points, ones, width, height, samples_per_segment, with_coverage_sum=True)[2]
