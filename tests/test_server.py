@@ -9,6 +9,7 @@ double; it takes the same flags as ``lvss serve``.
 """
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import re
@@ -41,6 +42,12 @@ def scripted_run(image, cfg, progress, cancel):
 
     if "boom" in cfg.saliency.prompt:
         raise RuntimeError("scripted failure")
+    if cfg.saliency.source == "mask":  # the server hands a user mask over as a greyscale PNG file
+        from PIL import Image
+
+        with Image.open(cfg.saliency.mask_path) as m:
+            if m.mode != "L":
+                raise RuntimeError(f"mask file has mode {m.mode}")
     steps = cfg.optimize.structure_iters
     t0 = time.monotonic()
     for i in range(steps):
@@ -87,6 +94,7 @@ class ServerProc:
 
     def __init__(self, *args: str, real: bool = False, start_timeout: float = 90.0):
         self._log = tempfile.NamedTemporaryFile("w+", prefix="lvss-server-", suffix=".log", delete=False)
+        atexit.register(lambda name=self._log.name: os.path.exists(name) and os.unlink(name))
         entry = ["-m", "server"] if real else [str(Path(__file__).resolve())]
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    OMP_NUM_THREADS="1")
@@ -307,6 +315,14 @@ def test_request_over_transport_limit_is_refused_clearly(stub, server):
     with pytest.raises(ClientError) as e:
         vectorize(bytes(3_200_000), server=server.address)
     assert e.value.code == "RESOURCE_EXHAUSTED" and "smaller" in e.value.message
+
+
+def test_saliency_mask_reaches_the_pipeline_and_is_cleaned_up(stub, server):
+    events, code, details = collect(stub, request(mask=_mask_png(), steps=2))
+    assert code == grpc.StatusCode.OK, details
+    job = events[-1][1].job_id
+    server.wait_log(rf"job {job} .*saliency=mask .*mask=yes .*outcome=ok")
+    assert not list(Path(tempfile.gettempdir()).glob("lvss-mask-*.png"))
 
 
 def test_failing_job_is_internal_and_server_goes_on(stub, server):
