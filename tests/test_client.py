@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -190,10 +191,10 @@ def test_queued_events_and_busy_server(client, server):
         client.vectorize(H.png_bytes(), on_progress=seen.append, extra=FAST, timeout=60)))
     waiting.start()
     # the queue (one place) is now taken: a third job is refused at once
-    deadline = __import__("time").monotonic() + 10
+    deadline = time.monotonic() + 10
     while not any(getattr(p, "stage", "") == "queued" for p in seen):
-        assert __import__("time").monotonic() < deadline
-        __import__("time").sleep(0.02)
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     with pytest.raises(ClientError) as e:
         client.vectorize(H.png_bytes(), extra=FAST, timeout=30)
     assert e.value.code == "RESOURCE_EXHAUSTED" and "busy" in e.value.message
