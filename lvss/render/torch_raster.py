@@ -235,6 +235,32 @@ def _plan(lay: _Layout, boxes: torch.Tensor, width: int) -> _Plan:
     return _Plan(perm.to(dev), pix.to(dev), p_rep.to(dev), bounds)
 
 
+_PLAN_CACHE: dict = {}
+
+
+def _plan_cached(lay: _Layout, boxes: torch.Tensor, width: int) -> _Plan:
+    """The plan depends only on the integer boxes, which stay put over most optimisation steps."""
+    key = (boxes.device.type, width, boxes.cpu().numpy().tobytes())
+    plan = _PLAN_CACHE.get(key)
+    if plan is None:
+        plan = _plan(lay, boxes, width)
+        _PLAN_CACHE.clear()
+        _PLAN_CACHE[key] = plan
+    return plan
+
+
+def _covered(plan: _Plan, cov: torch.Tensor) -> _Plan:
+    """Drop pairs whose coverage is 0: they change nothing in the composite, and the coverage's
+    derivative there is 0 too (|x| at 0), so the result and its gradients stay exact."""
+    keep = cov.detach().index_select(0, plan.perm) > 0
+    csum = torch.cumsum(keep.long(), 0)
+    at = torch.tensor(plan.bounds[1:], device=csum.device) - 1
+    ends = [0] + (csum.index_select(0, at.clamp(min=0)) * (at >= 0)).tolist()
+    idx = torch.nonzero(keep).flatten()
+    return _Plan(plan.perm.index_select(0, idx), plan.pix.index_select(0, idx), plan.pid.index_select(0, idx),
+                 ends)
+
+
 class _Composite(torch.autograd.Function):
     """Back-to-front 'over' compositing of per-path coverage onto a transparent canvas.
 
@@ -328,7 +354,7 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
     if lay.total == 0:  # nothing visible: a constant image, still connected to the inputs (zero grads)
         return blank(col.sum() * 0.0 + starts.sum() * 0.0)
     cov = _coverage(starts, ends, edge_path, boxes, lay.total, height)
-    plan = _plan(lay, boxes, width)
+    plan = _covered(_plan_cached(lay, boxes, width), cov)
     C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
     if not with_coverage_sum:
         return C, 1.0 - T
