@@ -253,6 +253,7 @@ def plot(rows: list[Row], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     kinds = [k for k in ("clip art", "photo") if any(r.kind == k for r in rows)]
     fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.5), squeeze=False)
@@ -271,6 +272,12 @@ def plot(rows: list[Row], path: Path) -> None:
             else:
                 ax.scatter([], [], c=col, marker=mk, label="vtracer defaults (each image)")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        xs = [r.paths for r in rows if r.kind == kind and not r.error and r.paths > 0]
+        if xs:
+            ax.set_xticks([t for t in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+                           if min(xs) / 2 <= t <= max(xs) * 2])
         ax.set_xlabel("paths in the SVG")
         ax.set_ylabel("PSNR vs input (dB, resvg render over white)")
         ax.set_title(kind)
