@@ -148,22 +148,25 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         n_iter = per_round[r]
         if n_iter == 0 or len(state.points) == 0:
             continue
-        pts = [p.detach().clone().requires_grad_(i >= state.n_fixed) for i, p in enumerate(state.points)]
+        fixed = [p.detach() for p in state.points[:state.n_fixed]]
+        sizes = [p.shape[0] for p in state.points[state.n_fixed:]]
+        free = (torch.cat([p.detach() for p in state.points[state.n_fixed:]], 0) if sizes
+                else torch.zeros(0, 2, device=dev)).requires_grad_(True)
         cols = state.colors.detach().clone().requires_grad_(True)
-        free_pts = [p for p in pts if p.requires_grad]
         groups = [{"params": [cols], "lr": cfg.color_lr, "base": cfg.color_lr}]
-        if free_pts:
-            groups.append({"params": free_pts, "lr": cfg.point_lr, "base": cfg.point_lr})
+        if sizes:
+            groups.append({"params": [free], "lr": cfg.point_lr, "base": cfg.point_lr})
         opt = torch.optim.Adam(groups)
         for it in range(n_iter):
             check_cancel(cancel)
             for grp in opt.param_groups:
                 grp["lr"] = _lr_at(it, n_iter, grp["base"])
             opt.zero_grad(set_to_none=True)
+            pts = fixed + list(torch.split(free, sizes))
             C, A = render_torch(pts, cols, w, h)
             loss = image_loss(C, A, target_c, target_a, weight)
             loss.backward()
-            for t in free_pts + [cols]:
+            for t in (free, cols):
                 if t.grad is not None:
                     torch.nan_to_num_(t.grad, nan=0.0, posinf=0.0, neginf=0.0)
             opt.step()
@@ -173,7 +176,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
             if step_callback is not None:
                 step_callback(step, iters_total, float(loss.detach()))
             step += 1
-        state.points = [p.detach() for p in pts]
+        state.points = fixed + [p.detach() for p in torch.split(free.detach(), sizes)]
         state.colors = cols.detach()
         if cfg.prune_every > 0:
             _prune(state, w, h, cfg.prune_area)

@@ -68,28 +68,29 @@ def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg
         target[:, x0:x0 + width][m] = colors[i, :3].cpu()
     target = target.to(device)
     offsets = torch.tensor([[p.layer * tile, 0.0] for p in paths], device=device)
-    params = [p.points.detach().clone().to(device) + offsets[i] for i, p in enumerate(paths)]
-    for t in params:
-        t.requires_grad_(True)
+    sizes = [p.points.shape[0] for p in paths]
+    # one parameter tensor holding every path's points (one Adam update instead of one per path)
+    flat = torch.cat([p.points.detach().to(device) + offsets[i] for i, p in enumerate(paths)], 0)
+    flat.requires_grad_(True)
     iters = cfg.structure_iters
-    opt = torch.optim.Adam(params, lr=cfg.point_lr)
+    opt = torch.optim.Adam([flat], lr=cfg.point_lr)
     for step in range(iters):
         check_cancel(cancel)
         for grp in opt.param_groups:
             grp["lr"] = _lr_at(step, iters, cfg.point_lr)
         opt.zero_grad(set_to_none=True)
+        params = list(torch.split(flat, sizes))
         C, _, S = render_torch(params, colors, W, height, with_coverage_sum=True)
         loss = ((C - target) ** 2).sum(-1).mean() * n_layers
         if cfg.overlap_weight > 0:
             loss = loss + cfg.overlap_weight * n_layers * overlap_loss(S)
         loss.backward()
-        for t in params:
-            if t.grad is not None:
-                torch.nan_to_num_(t.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        torch.nan_to_num_(flat.grad, nan=0.0, posinf=0.0, neginf=0.0)
         opt.step()
         if step_callback is not None:
             step_callback(step, iters, float(loss.detach()))
-    return [(t.detach() - offsets[i]).cpu() for i, t in enumerate(params)]
+    out = torch.split(flat.detach(), sizes)
+    return [(t - offsets[i]).cpu() for i, t in enumerate(out)]
 
 
 def fit_colors(points: list[torch.Tensor], alphas: torch.Tensor, target_rgb: torch.Tensor,
