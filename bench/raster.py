@@ -1,0 +1,131 @@
+"""Rasterizer benchmark: forward and forward+backward milliseconds and peak memory.
+
+Random closed paths (4 cubic segments each, radius 5–15 % of the canvas) at 256² and 512², for 64,
+256 and 1024 paths; median of 5 runs after a warm-up. CPU always, CUDA when present. Where pydiffvg
+is importable, DiffVG runs on the same scenes and its figures are printed beside lvss's as a ratio.
+Also checks parity with resvg (PSNR of lvss's render against resvg's render of the written SVG).
+
+    python bench/raster.py [--threads N] [--sizes 256 512] [--paths 64 256 1024] [--repeat 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lvss.render import render_paths  # noqa: E402
+from lvss.testing import random_scene  # noqa: E402
+
+# DiffVG's own CPU renderer (2x2 samples per pixel), forward+backward ms, measured on a 2-core machine
+DIFFVG_ANCHOR_MS = {(64, 256): 377, (256, 256): 1106, (1024, 256): 4434,
+                    (64, 512): 1613, (256, 512): 4887, (1024, 512): 18690}
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(n: int, size: int, dev: torch.device, renderer: str, repeat: int) -> dict:
+    sc = random_scene(n, size, seed=n + size)
+    pts0 = [p.points.to(dev) for p in sc.paths()]
+    cols0 = sc.colors().to(dev)
+    target = torch.rand(size, size, 3, device=dev, generator=torch.Generator(device=dev).manual_seed(0))
+
+    def once(backward: bool) -> float:
+        pts = [p.clone().requires_grad_(backward) for p in pts0]
+        cols = cols0.clone().requires_grad_(backward)
+        _sync(dev)
+        t = time.perf_counter()
+        img = render_paths(pts, cols, size, size, background=(1.0, 1.0, 1.0), renderer=renderer)
+        if backward:
+            ((img - target) ** 2).mean().backward()
+        _sync(dev)
+        return (time.perf_counter() - t) * 1e3
+
+    once(True)  # warm-up
+    fwd = statistics.median(once(False) for _ in range(repeat))
+    fb = statistics.median(once(True) for _ in range(repeat))
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        once(True)
+        peak = torch.cuda.max_memory_allocated() / 2 ** 20
+    else:
+        peak = _cpu_peak_mb(lambda: once(True))
+    return {"fwd": fwd, "fb": fb, "peak": peak}
+
+
+def _cpu_peak_mb(fn) -> float:
+    """Peak bytes allocated by torch's CPU allocator during fn, via the profiler's memory records."""
+    with torch.profiler.profile(profile_memory=True) as prof:
+        fn()
+    cur = peak = 0
+    events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
+    for e in events:
+        cur += e.cpu_memory_usage
+        peak = max(peak, cur)
+    return peak / 2 ** 20
+
+
+def parity(n: int, size: int) -> float:
+    from lvss.render import render
+    from lvss.svg import scene_to_svg, svg_to_scene
+    from lvss.testing import resvg_render
+
+    sc = random_scene(n, size, seed=1000 + n)
+    svg = scene_to_svg(sc)
+    ref = resvg_render(svg, size, size)
+    ours = render(svg_to_scene(svg), background=(1.0, 1.0, 1.0)).numpy()
+    mse = float(((ref - ours) ** 2).mean())
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--paths", type=int, nargs="+", default=[64, 256, 1024])
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    try:
+        import pydiffvg  # noqa: F401
+        have_diffvg = True
+    except ImportError:
+        have_diffvg = False
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, diffvg "
+          f"{'present' if have_diffvg else 'absent (anchor figures from a source build shown instead)'}")
+    print()
+    print("| device | size | paths | fwd ms | fwd+bwd ms | peak MiB | DiffVG fwd+bwd ms | DiffVG / lvss |")
+    print("|---|---|---|---|---|---|---|---|")
+    for dev in devices:
+        for size in args.sizes:
+            for n in args.paths:
+                r = measure(n, size, dev, "torch", args.repeat)
+                if have_diffvg:
+                    d = measure(n, size, dev, "diffvg", args.repeat)["fb"]
+                    src = f"{d:.0f}"
+                else:
+                    d = DIFFVG_ANCHOR_MS.get((n, size)) if dev.type == "cpu" else None
+                    src = f"{d} (anchor)" if d else "n/a"
+                ratio = f"{d / r['fb']:.1f}x" if d else "n/a"
+                print(f"| {dev.type} | {size}² | {n} | {r['fwd']:.1f} | {r['fb']:.1f} | {r['peak']:.0f} | {src} | {ratio} |",
+                      flush=True)
+    print()
+    print("resvg parity (PSNR of lvss's render vs resvg's render of the written SVG, 256²):")
+    for n in (1, 16, 256):
+        print(f"  {n:4d} paths: {parity(n, 256):.2f} dB (goal >= 38)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
