@@ -35,3 +35,75 @@ def ssim(a, b) -> float:
     if a.shape != b.shape:
         raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
     return float(structural_similarity(a, b, channel_axis=-1 if a.ndim == 3 else None, data_range=1.0))
+
+
+# -- VeC (vector compactness) ------------------------------------------------------------------------
+def _binary_stack(masks, name: str, threshold: float) -> np.ndarray:
+    """(K, H, W) bool from a bool or coverage-valued array-like (coverage > threshold)."""
+    m = np.asarray(masks.detach().cpu() if hasattr(masks, "detach") else masks)
+    if m.ndim != 3:
+        raise ValueError(f"{name} must have shape (K, H, W), got {m.shape}")
+    return m if m.dtype == bool else m > threshold
+
+
+def vec(path_masks, region_masks, inside: float = 0.85, threshold: float = 0.5) -> float:
+    """Vector compactness: how well paths keep to single semantic regions (higher is better, in [0, 1]).
+
+    path_masks: (P, H, W) bool or coverage in [0, 1] of every path's own shape (not its visible part);
+    region_masks: (R, H, W) bool (or coverage) of the semantic regions; coverage counts where it exceeds
+    ``threshold``. For each region, take the paths that overlap it (at least one shared pixel) and the
+    share of them with more than ``inside`` of their area inside the region; VeC is the mean of that
+    share over the regions that some path overlaps. NaN when no path overlaps any region.
+    """
+    if not 0.0 < inside <= 1.0:
+        raise ValueError(f"inside must be a fraction in (0, 1], got {inside}")
+    p = _binary_stack(path_masks, "path_masks", threshold)
+    r = _binary_stack(region_masks, "region_masks", threshold)
+    if p.shape[1:] != r.shape[1:]:
+        raise ValueError(f"path masks are {p.shape[1:]} but region masks {r.shape[1:]}; render both at one size")
+    if len(p) == 0 or len(r) == 0:
+        return float("nan")
+    pf = p.reshape(len(p), -1).astype(np.float32)
+    rf = r.reshape(len(r), -1).astype(np.float32)
+    inter = pf @ rf.T                                  # (P, R) shared pixels
+    area = pf.sum(1, keepdims=True)                    # (P, 1)
+    overlaps = inter > 0
+    kept = overlaps & (inter > inside * area)
+    n_over = overlaps.sum(0)
+    has = n_over > 0
+    if not has.any():
+        return float("nan")
+    return float((kept.sum(0)[has] / n_over[has]).mean())
+
+
+def scene_path_masks(scene, threshold: float = 0.5) -> np.ndarray:
+    """(P, H, W) bool: each path's own filled shape (coverage > threshold), back to front, on the
+    scene's canvas (every path rendered alone, opaque)."""
+    import torch
+
+    from .render import render_paths
+
+    out = np.zeros((scene.num_paths, scene.height, scene.width), bool)
+    one = torch.tensor([[0.0, 0.0, 0.0, 1.0]])
+    with torch.no_grad():
+        for i, p in enumerate(scene.paths()):
+            a = render_paths([p.points.detach().float()], one, scene.width, scene.height)[..., 3]
+            out[i] = a.numpy() > threshold
+    return out
+
+
+def svg_region_masks(svg, size: int = 256, threshold: float = 0.5, min_pixels: int = 1) -> np.ndarray:
+    """(R, size, size) bool semantic regions of an SVG (path text, bytes or a file path): the filled
+    shape of every element path (parsed with :func:`lvss.svg.svg_to_scene`), empty ones dropped."""
+    import os
+
+    from .svg import read_svg, svg_to_scene
+
+    if isinstance(svg, (bytes, bytearray)) or (isinstance(svg, str) and svg.lstrip().startswith("<")):
+        scene = svg_to_scene(svg, size, size)
+    elif isinstance(svg, (str, os.PathLike)):
+        scene = read_svg(svg, size, size)
+    else:
+        raise ValueError(f"svg must be SVG text, bytes or a file path, got {type(svg).__name__}")
+    masks = scene_path_masks(scene, threshold)
+    return masks[masks.reshape(len(masks), -1).sum(1) >= min_pixels]

@@ -1,0 +1,226 @@
+"""Compact mode: over-segmentation graph, recolouring merge rounds, budget split, end to end."""
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.measure import label as connected
+
+from lvss.config import CompactConfig, OptimizeConfig, VectorizeConfig
+from lvss.optimize.structure import Cancelled
+from lvss.recolor import (CLUSTERERS, build_graph, coarsen, detail_centres, greedy_merge, labels_from_masks,
+                          recolor_merge, run_compact, structural_budget)
+
+CC = CompactConfig(rounds=4)
+
+
+def _stripes(colours, width=8, height=16):
+    """Vertical stripes, one per colour: (rgb (H, W, 3) float32, labels (H, W) int32)."""
+    rgb = np.concatenate([np.broadcast_to(np.float32(c), (height, width, 3)) for c in colours], 1)
+    labels = np.repeat(np.arange(len(colours), dtype=np.int32), width)[None, :].repeat(height, 0)
+    return np.ascontiguousarray(rgb), labels
+
+
+def _voronoi(n, size, seed):
+    """Random partition into n cells with random colours: (rgb, labels)."""
+    rng = np.random.default_rng(seed)
+    sites = rng.uniform(0, size, (n, 2))
+    yy, xx = np.mgrid[0:size, 0:size]
+    d = (xx[..., None] + 0.5 - sites[:, 0]) ** 2 + (yy[..., None] + 0.5 - sites[:, 1]) ** 2
+    cell = d.argmin(-1)
+    cols = rng.uniform(0, 1, (n, 3)).astype(np.float32)
+    # masks are 4-connected pieces (a discrete cell can hang together by a corner only)
+    lab = (connected(cell + 1, background=0, connectivity=1) - 1).astype(np.int32)
+    return cols[cell], lab
+
+
+def _regions_connected(labels, mapping):
+    reg = mapping[labels]
+    return all(connected(reg == r, connectivity=1).max() == 1 for r in range(int(mapping.max()) + 1))
+
+
+def test_similar_neighbours_merge_and_distinct_salient_ones_stay():
+    # A, B nearly the same grey; C, D very different colours in a salient region
+    rgb, labels = _stripes([(0.5, 0.5, 0.5), (0.51, 0.5, 0.5), (1.0, 0.1, 0.1), (0.1, 0.1, 1.0)])
+    sal = np.zeros(labels.shape, np.float32)
+    sal[:, 16:] = 1.0
+    g = build_graph(labels, rgb, sal)
+    res = recolor_merge(g, 3, CC, seed=0)
+    m = res.mapping
+    assert res.regions == 3 and res.forced == 0  # the merge came from the recolouring rounds
+    assert m[0] == m[1] and len({m[1], m[2], m[3]}) == 3
+    # one more merge is forced by a budget of 2: still not the salient, very different pair
+    m2 = recolor_merge(g, 2, CC, seed=0).mapping
+    assert m2.max() + 1 == 2 and m2[2] != m2[3]
+
+
+def test_saliency_decides_which_pair_merges():
+    # two pairs with the same colour step; the middle boundary is a large step
+    cols = [(0.3, 0.3, 0.3), (0.5, 0.3, 0.3), (0.3, 0.3, 0.9), (0.3, 0.5, 0.9)]
+    rgb, labels = _stripes(cols)
+    for salient, free in ((slice(16, 32), (0, 1)), (slice(0, 16), (2, 3))):
+        sal = np.zeros(labels.shape, np.float32)
+        sal[:, salient] = 1.0
+        m = recolor_merge(build_graph(labels, rgb, sal), 3, CC, seed=0).mapping
+        assert m.max() + 1 == 3
+        assert m[free[0]] == m[free[1]], f"the non-salient pair {free} should merge, got {m}"
+
+
+def test_non_adjacent_masks_never_merge():
+    # X | Y | X: the two X stripes share a colour but do not touch
+    rgb, labels = _stripes([(0.2, 0.6, 0.2), (0.9, 0.9, 0.1), (0.2, 0.6, 0.2)])
+    g = build_graph(labels, rgb, np.full(labels.shape, 0.5, np.float32))
+    assert {tuple(e) for e in g.edges.tolist()} == {(0, 1), (1, 2)}
+    m = recolor_merge(g, 2, CC, seed=0).mapping
+    assert m.max() + 1 == 2 and m[0] != m[2]
+    for name, fn in CLUSTERERS.items():
+        assert _regions_connected(labels, fn(g, 2, CC, 0).mapping), name
+    # random partitions: every merged region is one connected piece
+    rgb, labels = _voronoi(40, 48, seed=3)
+    g = build_graph(labels, rgb, np.full(labels.shape, 0.5, np.float32))
+    for name, fn in CLUSTERERS.items():
+        res = fn(g, 8, CC, 0)
+        assert res.regions <= 8, name
+        assert _regions_connected(labels, res.mapping), name
+    # the hierarchy only ever gets coarser, and each level refines the next
+    res = recolor_merge(g, 8, CC, seed=0)
+    for fine, coarse in zip(res.hierarchy, res.hierarchy[1:]):
+        assert coarse.max() < fine.max()
+        for r in range(int(fine.max()) + 1):
+            assert len(set(coarse[fine == r].tolist())) == 1
+
+
+def test_graph_sums_and_coarsening():
+    rgb, labels = _voronoi(12, 24, seed=1)
+    sal = np.random.default_rng(0).uniform(0, 1, labels.shape).astype(np.float32)
+    g = build_graph(labels, rgb, sal)
+    assert g.n == 12 and g.area.sum() == labels.size
+    # boundary pixel pairs counted exactly
+    pairs = np.count_nonzero(labels[:, 1:] != labels[:, :-1]) + np.count_nonzero(labels[1:] != labels[:-1])
+    assert g.edge_len.sum() == pairs
+    np.testing.assert_allclose(g.color[3], rgb[labels == 3].mean(0), atol=1e-5)
+    mapping = greedy_merge(g, 5)
+    c = coarsen(g, mapping)
+    direct = build_graph(mapping[labels].astype(np.int32), rgb, sal)
+    for f in ("area", "wsum", "wsq", "sal", "edge_len"):
+        np.testing.assert_allclose(getattr(c, f), getattr(direct, f), rtol=1e-6)
+    np.testing.assert_array_equal(c.edges, direct.edges)
+    np.testing.assert_allclose(c.edge_w, direct.edge_w, rtol=1e-6)
+
+
+def test_labels_from_masks_partition():
+    h = w = 20
+    big = np.zeros((h, w), bool)
+    big[:, :14] = True
+    small = np.zeros((h, w), bool)
+    small[5:10, 5:10] = True  # lies on the big mask: the smaller one wins there
+    valid = np.ones((h, w), bool)
+    valid[:, 18:] = False
+    lab = labels_from_masks(np.stack([big, small]), valid)
+    assert (lab[:, 18:] == -1).all() and (lab[valid] >= 0).all()
+    assert lab.max() + 1 == 2
+    assert len(set(lab[small].tolist())) == 1 and lab[0, 0] != lab[7, 7]
+    # the uncovered columns 14..17 went to the nearest mask
+    assert lab[0, 15] == lab[0, 0]
+    with pytest.raises(ValueError, match="transparent"):
+        labels_from_masks(np.stack([big]), np.zeros((h, w), bool))
+
+
+def _cfg(**kw):
+    base = dict(mode="compact", paths=10, work_size=48, seed=0,
+                optimize=OptimizeConfig(refine_iters=4), compact=CompactConfig(rounds=3))
+    base.update(kw)
+    return VectorizeConfig(**base)
+
+
+def test_budget_split_is_honoured():
+    rgb, _ = _voronoi(30, 48, seed=5)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    for ratio, paths in ((0.4, 10), (0.0, 6), (1.0, 7)):
+        cfg = _cfg(paths=paths, compact=CompactConfig(rounds=3, structural_ratio=ratio))
+        scene, met = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        n_s = structural_budget(paths, ratio)
+        assert met["structural"] == n_s and met["details"] <= paths - n_s
+        assert scene.num_paths == met["paths"] <= paths
+        names = [layer.name for layer in scene.layers]
+        if n_s:
+            assert names[0].startswith("Structure") and len(scene.layers[0].paths) == n_s
+        if met["details"]:
+            assert names[-1] == "Details"
+        assert met["regions"] == n_s and met["merges"] == met["masks"] - n_s
+
+
+def test_deterministic():
+    rgb, _ = _voronoi(25, 40, seed=7)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    cfg = _cfg(paths=8)
+    a, ma = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+    b, mb = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+    assert ma["psnr"] == mb["psnr"]
+    for p, q in zip(a.paths(), b.paths()):
+        assert torch.equal(p.points, q.points) and torch.equal(p.color, q.color)
+
+
+def test_detail_centres_follow_saliency(tmp_path):
+    prob = np.zeros((30, 30))
+    prob[10:20, 5:15] = 1.0
+    c = detail_centres(prob, 50, seed=1)
+    assert len(c) == 50 and (c[:, 0] >= 5).all() and (c[:, 0] < 15).all()
+    assert (c[:, 1] >= 10).all() and (c[:, 1] < 20).all()
+    # end to end with a user mask over the right half: more detail paths start there than without
+    rgb, _ = _voronoi(20, 48, seed=2)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[:, 24:] = 255
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    base = _cfg(paths=24, optimize=OptimizeConfig(refine_iters=0, prune_area=0.0))
+    masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
+
+    def right_half(cfg):
+        scene, _ = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        det = scene.layers[-1].paths
+        return sum(float(p.points[:, 0].mean()) >= 24 for p in det), len(det)
+
+    inside_masked, n = right_half(masked)
+    inside_plain, _ = right_half(base)
+    assert inside_masked == n and inside_masked > inside_plain
+
+
+def test_cancel_and_bad_input():
+    rgb, _ = _voronoi(10, 32, seed=0)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(Cancelled):
+        run_compact(rgb, alpha, _cfg(), torch.device("cpu"), cancel=ev)
+    with pytest.raises(ValueError, match="clusterer"):
+        run_compact(rgb, alpha, _cfg(), torch.device("cpu"), clusterer="spectral")
+    with pytest.raises(ValueError, match="shape"):
+        run_compact(rgb[:, :10], alpha, _cfg(), torch.device("cpu"))
+
+
+def test_pipeline_end_to_end():
+    from lvss.pipeline import run
+
+    yy, xx = np.mgrid[0:80, 0:80]
+    img = np.zeros((80, 80, 4), np.uint8)
+    img[..., 3] = 255
+    img[...] = (240, 240, 230, 255)
+    img[(xx - 40) ** 2 + (yy - 40) ** 2 < 30 ** 2] = (230, 120, 40, 255)
+    img[(xx - 30) ** 2 + (yy - 32) ** 2 < 5 ** 2] = (20, 20, 20, 255)
+    img[(xx - 50) ** 2 + (yy - 32) ** 2 < 5 ** 2] = (20, 20, 20, 255)
+    img[55:60, 28:52] = (150, 30, 30, 255)
+    events = []
+    cfg = VectorizeConfig(mode="compact", paths=16, work_size=64, optimize=OptimizeConfig(refine_iters=15),
+                          compact=CompactConfig(rounds=4))
+    res = run(img, cfg, progress=events.append)
+    assert res.scene.width == 80 and 0 < res.scene.num_paths <= 16
+    assert res.scene.layers[0].name.startswith("Structure")
+    flat = ((img[..., :3] / 255.0 - (img[..., :3] / 255.0).mean((0, 1))) ** 2).mean()
+    assert res.metrics["psnr"] > 10 * np.log10(1 / flat) + 10
+    stages = [e.stage for e in events]
+    assert {"segment", "recolor", "detail"} <= set(stages)
+    assert all(a.fraction <= b.fraction for a, b in zip(events, events[1:]))
