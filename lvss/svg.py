@@ -61,6 +61,14 @@ def _hex(rgb) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+_XML_BAD = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(s: str) -> str:
+    """``s`` without the characters XML 1.0 cannot hold (control characters, lone surrogates)."""
+    return _XML_BAD.sub("", str(s))
+
+
 def _layer_id(i: int, layer: Layer, used: set[str]) -> str:
     base = layer.id or f"layer{i + 1}"
     base = re.sub(r"[^A-Za-z0-9_.-]", "_", base)
@@ -87,13 +95,15 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
     for i, layer in enumerate(scene.layers):
         g = etree.SubElement(root, f"{{{SVG_NS}}}g")
         g.set("id", _layer_id(i, layer, used))
-        g.set(f"{{{INKSCAPE_NS}}}label", layer.name)
+        g.set(f"{{{INKSCAPE_NS}}}label", _xml_text(layer.name))
         g.set(f"{{{INKSCAPE_NS}}}groupmode", "layer")
         for p in layer.paths:
             pts = p.points.detach().cpu().double().numpy()
             col = p.color.detach().cpu().double().numpy()
             if not np.isfinite(pts).all():
                 raise SceneError(f"layer {layer.name!r} has a path with NaN or infinite points")
+            if not np.isfinite(col).all():
+                raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
             e = etree.SubElement(g, f"{{{SVG_NS}}}path")
             e.set("d", path_data(pts, precision))
             e.set("fill", _hex(col[:3]))
@@ -112,25 +122,42 @@ def write_svg(scene: Scene, path: str | FsPath, precision: int = 2, **kw) -> Non
 # reader
 # ---------------------------------------------------------------------------------------------
 _NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_CMD = re.compile(r"[MmLlHhVvCcSsQqTtAaZz]")
-_TOKEN = re.compile(r"([MmLlHhVvCcSsQqTtAaZz])|([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|([\s,]+)|(.)")
+_CMDS = "MmLlHhVvCcSsQqTtAaZz"
 _ARGS = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "A": 7, "Z": 0}
 
 
 def _tokens(d: str) -> list:
+    """Path data → commands (str) and numbers (float).
+
+    Arc flags (the 4th and 5th arc arguments) are single characters '0' or '1' and may be written
+    without separators, as minifiers do: ``a5 5 0 105 5`` is rx=5 ry=5 rotation=0 large=1 sweep=0 x=5 y=5.
+    """
     out: list = []
-    pending_cmd = None
-    i = 0
-    n = len(d)
+    arc = False
+    argi = 0
+    i, n = 0, len(d)
     while i < n:
-        m = _TOKEN.match(d, i)
-        if m.group(1):
-            pending_cmd = m.group(1)
-            out.append(pending_cmd)
-        elif m.group(2):
-            out.append(float(m.group(2)))
-        elif m.group(4):
-            raise SvgError(f"path data has an unexpected character {m.group(4)!r} at position {i}")
+        c = d[i]
+        if c in " \t\r\n\f,":
+            i += 1
+            continue
+        if c in _CMDS:
+            out.append(c)
+            arc, argi = c in "Aa", 0
+            i += 1
+            continue
+        if arc and argi % 7 in (3, 4):
+            if c not in "01":
+                raise SvgError(f"path data has an arc flag {c!r} at position {i}; arc flags must be 0 or 1")
+            out.append(float(c))
+            argi += 1
+            i += 1
+            continue
+        m = _NUM.match(d, i)
+        if not m:
+            raise SvgError(f"path data has an unexpected character {c!r} at position {i}")
+        out.append(float(m.group(0)))
+        argi += 1
         i = m.end()
     return out
 
@@ -335,45 +362,72 @@ def _parse_transform(s: str | None) -> np.ndarray:
     return m
 
 
-_NAMED = {
-    "black": "#000000", "white": "#ffffff", "red": "#ff0000", "green": "#008000", "blue": "#0000ff",
-    "yellow": "#ffff00", "cyan": "#00ffff", "aqua": "#00ffff", "magenta": "#ff00ff", "fuchsia": "#ff00ff",
-    "gray": "#808080", "grey": "#808080", "silver": "#c0c0c0", "maroon": "#800000", "olive": "#808000",
-    "lime": "#00ff00", "teal": "#008080", "navy": "#000080", "purple": "#800080", "orange": "#ffa500",
-    "brown": "#a52a2a", "pink": "#ffc0cb", "gold": "#ffd700", "darkgray": "#a9a9a9", "lightgray": "#d3d3d3",
-}
+def _parse_color(s: str, gradients: dict, current: str | None = None) -> tuple[float, float, float, float] | None:
+    """An SVG paint → straight (r, g, b, a) in [0, 1], or None for no paint.
 
-
-def _parse_color(s: str, gradients: dict) -> tuple[float, float, float] | None:
+    Accepts #rgb, #rgba, #rrggbb, #rrggbbaa, rgb()/rgba() (commas or spaces, numbers or percentages),
+    hsl()/hsla() and every CSS named colour (through Pillow), ``currentColor`` (the ``color``
+    property, else black) and ``url(#id)`` of a gradient (the mean of its stop colours).
+    """
     s = s.strip()
     low = s.lower()
     if low in ("none", "transparent"):
         return None
     if low.startswith("url("):
         ref = re.search(r"#([^)\s]+)", s)
-        return gradients.get(ref.group(1)) if ref else None
-    if low in _NAMED:
-        s = _NAMED[low]
-    if s.startswith("#"):
-        h = s[1:]
-        if len(h) == 3:
-            h = "".join(c * 2 for c in h)
-        if len(h) in (6, 8) and re.fullmatch(r"[0-9a-fA-F]+", h):
-            return tuple(int(h[k:k + 2], 16) / 255.0 for k in (0, 2, 4))
-        raise SvgError(f"cannot read colour {s!r}")
-    m = re.match(r"rgba?\(([^)]*)\)", low)
+        rgb = gradients.get(ref.group(1)) if ref else None
+        if rgb is None:  # a paint server lvss does not read: use the fallback colour if there is one
+            rest = s[s.find(")") + 1:].strip()
+            return _parse_color(rest, gradients, current) if rest else None
+        return (*rgb, 1.0)
+    if low == "currentcolor":
+        if current is None or current.strip().lower() == "currentcolor":
+            return (0.0, 0.0, 0.0, 1.0)
+        return _parse_color(current, gradients)
+    m = re.fullmatch(r"rgba?\(([^)]*)\)", low)
     if m:
-        parts = [p.strip() for p in m.group(1).replace("/", ",").split(",") if p.strip()]
-        vals = []
-        for p in parts[:3]:
-            vals.append(float(p[:-1]) / 100.0 if p.endswith("%") else float(p) / 255.0)
-        return tuple(vals)
-    raise SvgError(f"cannot read colour {s!r}")
+        parts = [p for p in re.split(r"[\s,/]+", m.group(1).strip()) if p]
+        if len(parts) not in (3, 4):
+            raise SvgError(f"cannot read colour {s!r}: rgb() needs 3 values (and an optional alpha)")
+        try:
+            vals = [float(p[:-1]) / 100.0 if p.endswith("%") else float(p) / 255.0 for p in parts[:3]]
+            alpha = 1.0 if len(parts) == 3 else (
+                float(parts[3][:-1]) / 100.0 if parts[3].endswith("%") else float(parts[3]))
+        except ValueError:
+            raise SvgError(f"cannot read colour {s!r}") from None
+        return tuple(min(max(v, 0.0), 1.0) for v in (*vals, alpha))
+    from PIL import ImageColor
+
+    try:
+        c = ImageColor.getrgb(s)
+    except ValueError:
+        raise SvgError(f"cannot read colour {s!r}; use #rrggbb, rgb(), hsl() or a CSS colour name") from None
+    return (c[0] / 255.0, c[1] / 255.0, c[2] / 255.0, (c[3] / 255.0) if len(c) == 4 else 1.0)
+
+
+def _opacity(v: str | float | None, what: str) -> float:
+    """An opacity value (number or percentage) clamped to [0, 1]."""
+    if v is None:
+        return 1.0
+    if isinstance(v, float):
+        return v
+    t = v.strip()
+    try:
+        x = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise SvgError(f"cannot read {what} {v!r}; give a number between 0 and 1") from None
+    if x != x:
+        raise SvgError(f"cannot read {what} {v!r}; give a number between 0 and 1")
+    return min(max(x, 0.0), 1.0)
+
+
+_PRESENTATION = ("fill", "fill-opacity", "opacity", "display", "visibility", "color")
 
 
 def _style(e) -> dict[str, str]:
+    """Presentation attributes, then the ``style`` attribute over them; ``inherit`` is left out."""
     out = {}
-    for k in ("fill", "fill-opacity", "opacity", "display", "visibility"):
+    for k in _PRESENTATION:
         v = e.get(k)
         if v is not None:
             out[k] = v
@@ -382,8 +436,8 @@ def _style(e) -> dict[str, str]:
         for item in st.split(";"):
             if ":" in item:
                 k, v = item.split(":", 1)
-                out[k.strip()] = v.strip()
-    return out
+                out[k.strip()] = re.sub(r"\s*!important\s*$", "", v.strip())
+    return {k: v for k, v in out.items() if v.strip().lower() != "inherit"}
 
 
 def _local(tag) -> str:
@@ -465,11 +519,11 @@ def _gradients(root) -> dict:
                 c = m.group(1) if m else None
             if c:
                 try:
-                    rgb = _parse_color(c, {})
+                    rgba = _parse_color(c, {})
                 except SvgError:
-                    rgb = None
-                if rgb:
-                    cols.append(rgb)
+                    rgba = None
+                if rgba:
+                    cols.append(rgba[:3])
         if cols and e.get("id"):
             out[e.get("id")] = tuple(np.mean(np.asarray(cols), axis=0).tolist())
     return out
@@ -493,10 +547,17 @@ def svg_to_scene(source: str | bytes, width: int | None = None, height: int | No
     vb = root.get("viewBox")
     wattr, hattr = _length(root.get("width")), _length(root.get("height"))
     if vb:
-        nums = [float(x) for x in _NUM.findall(vb)]
-        if len(nums) != 4 or nums[2] <= 0 or nums[3] <= 0:
-            raise SvgError(f"viewBox {vb!r} must be four numbers with positive width and height")
+        parts = [p for p in re.split(r"[\s,]+", vb.strip()) if p]
+        nums = [float(p) if _NUM.fullmatch(p) else float("nan") for p in parts]
+        if len(nums) != 4 or not all(math.isfinite(v) for v in nums) or nums[2] <= 0 or nums[3] <= 0:
+            raise SvgError(f"viewBox {vb!r} must be four numbers (min-x min-y width height) with positive "
+                           "width and height")
         vx, vy, vw, vh = nums
+        # one size attribute given: the other follows the viewBox's aspect ratio
+        if wattr and not hattr:
+            hattr = wattr * vh / vw
+        elif hattr and not wattr:
+            wattr = hattr * vw / vh
     else:
         if not wattr or not hattr:
             raise SvgError("the SVG has neither a viewBox nor a width and height; cannot tell its size")
@@ -525,7 +586,7 @@ def svg_to_scene(source: str | bytes, width: int | None = None, height: int | No
         own = _style(e)
         if own.get("display") == "none" or own.get("visibility") == "hidden":
             return
-        op = float(own.pop("opacity", 1.0))
+        op = _opacity(own.pop("opacity", None), "opacity")
         st.update(own)
         st["_opacity"] = inherited.get("_opacity", 1.0) * op
         m = m @ _parse_transform(e.get("transform"))
@@ -536,17 +597,18 @@ def svg_to_scene(source: str | bytes, width: int | None = None, height: int | No
         if tag not in _SHAPES:
             return
         fill = st.get("fill", "black")
-        rgb = _parse_color(fill, grads)
-        if rgb is None:
+        rgba = _parse_color(fill, grads, st.get("color"))
+        if rgba is None:
             return
-        alpha = float(st.get("fill-opacity", 1.0)) * st["_opacity"]
+        rgb = rgba[:3]
+        alpha = rgba[3] * _opacity(st.get("fill-opacity"), "fill-opacity") * st["_opacity"]
         for sp in _shape_subpaths(e, tag):
             pts = np.c_[sp, np.ones(len(sp))] @ m.T
             out.append(Path(torch.tensor(pts[:, :2], dtype=torch.float32),
                             torch.tensor([*rgb, min(max(alpha, 0.0), 1.0)], dtype=torch.float32)))
 
     root_style = _style(root)
-    root_style["_opacity"] = float(root_style.pop("opacity", 1.0))
+    root_style["_opacity"] = _opacity(root_style.pop("opacity", None), "opacity")
     for child in root:
         tag = _local(child.tag)
         if tag == "g":
