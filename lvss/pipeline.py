@@ -19,7 +19,7 @@ from .optimize.structure import Cancelled, StructuralPath, check_cancel, fit_col
 from .scene import Layer, Path, Scene
 from .types import ProgressCallback, ProgressEvent, VectorizeResult
 
-__all__ = ["run", "vectorize", "Cancelled", "prepare_image"]
+__all__ = ["run", "vectorize", "Cancelled", "prepare_image", "composite_metrics"]
 
 # share of the progress bar each stage takes (fractions never go backwards)
 _SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), "layering": (0.2, 0.25),
@@ -220,11 +220,19 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
             from .render.torch_raster import render_torch
 
             C, A = render_torch(state.points, state.colors, w, h)
-        err = (((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2) / 4.0
-        m = float(err.mean())
-    metrics = {"mse": m, "psnr": 100.0 if m <= 1e-10 else float(10 * np.log10(1.0 / m)),
-               "paths": float(scene.num_paths), "layers": float(len(scene.layers))}
+    metrics = composite_metrics(C, A, target_c, target_a)
+    metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)))
     return scene, metrics
+
+
+def composite_metrics(C: torch.Tensor, A: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor) -> dict:
+    """MSE and PSNR (dB) of the result against the target, both composited over white (what a viewer
+    shows), at the working resolution. C, target_c: (H, W, 3) premultiplied; A, target_a: (H, W)."""
+    with torch.no_grad():
+        img = C + (1.0 - A).unsqueeze(-1)
+        ref = target_c + (1.0 - target_a).unsqueeze(-1)
+        m = float(((img - ref) ** 2).mean())
+    return {"mse": m, "psnr": 100.0 if m <= 1e-10 else float(10 * np.log10(1.0 / m))}
 
 
 def vectorize(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallback | None = None,

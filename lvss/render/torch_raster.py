@@ -35,6 +35,7 @@ class _Layout:
 
 
 FLATTEN_TOLERANCE = 0.05  # pixels: largest distance between a cubic and its flattened polyline
+MIN_PIECES = 4  # even a straight segment gets pieces inside, so its inner control points get gradients
 
 
 def _segment_index(points: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,8 +54,8 @@ def _segment_index(points: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
 def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flatten closed cubic paths into straight edges.
 
-    Each segment gets just enough pieces (at most ``samples``) to stay within FLATTEN_TOLERANCE of the
-    curve: m = ceil(sqrt(0.75 * max|second difference of the control points| / tolerance)).
+    Each segment gets just enough pieces (MIN_PIECES to ``samples``) to stay within FLATTEN_TOLERANCE of
+    the curve: m = ceil(sqrt(0.75 * max|second difference of the control points| / tolerance)).
     points: list of (3S_i, 2) tensors. Returns ``starts`` (E, 2), ``ends`` (E, 2) and the path id of
     each edge (E,) long. Edges of path i are contiguous and in order.
     """
@@ -65,7 +66,7 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
     with torch.no_grad():
         d2 = torch.maximum((ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=1),
                            (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=1))
-        m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(1, max(1, samples)).long()
+        m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(MIN_PIECES, max(MIN_PIECES, samples)).long()
     e_seg = torch.repeat_interleave(torch.arange(m.shape[0], device=dev), m)
     first = torch.cumsum(m, 0) - m
     j = (torch.arange(e_seg.shape[0], device=dev) - first[e_seg]).to(allp.dtype)
