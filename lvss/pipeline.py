@@ -72,7 +72,8 @@ def _device(cfg: VectorizeConfig) -> torch.device:
     return resolve_device(cfg.device)
 
 
-def _structural_paths(layering, budget: int, epsilon: float) -> list[StructuralPath]:
+def _structural_paths(layering, budget: int, epsilon: float,
+                      cancel: threading.Event | None = None) -> list[StructuralPath]:
     """One path per layering mask (back to front), keeping the ``budget`` largest masks."""
     from .layering import mask_to_path
 
@@ -82,6 +83,7 @@ def _structural_paths(layering, budget: int, epsilon: float) -> list[StructuralP
         entries = [entries[i] for i in sorted(keep)]
     out = []
     for li, lm in entries:
+        check_cancel(cancel)
         p = mask_to_path(lm.mask, epsilon)
         if p is not None:
             out.append(StructuralPath(p.points, lm.mask, li, np.asarray(lm.color, np.float32)))
@@ -171,7 +173,8 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     # 3-4. layering and contour paths
     layering = build_layers(masksets, valid=valid if not valid.all() else None)
     n_struct = max(1, min(cfg.paths, int(round(cfg.paths * cfg.optimize.structure_share))))
-    spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon)
+    check_cancel(cancel)
+    spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon, cancel)
     prog("layering", 1.0, f"{len(layering)} layers, {len(spaths)} structural paths")
     lap("layering")
     # 5. stage I: structure
