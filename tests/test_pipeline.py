@@ -1,0 +1,254 @@
+"""lvss.pipeline: budget, determinism, transparency, coordinates, input types, progress, cancel,
+an end-to-end quality floor on clip art, and layer order on nested shapes.
+
+Runs use a tiny working resolution and few optimisation steps so the file stays fast."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lvss.config import OptimizeConfig, VectorizeConfig
+from lvss.io import ImageError
+from lvss.metrics import psnr
+from lvss.pipeline import Cancelled, run, vectorize
+from lvss.render import render, render_paths
+from lvss.scene import Scene
+from lvss.svg import scene_to_svg
+from lvss.testing import resvg_render
+from lvss.types import ProgressEvent, VectorizeResult
+
+FAST = OptimizeConfig(structure_iters=10, refine_iters=10)
+
+
+def fast_cfg(paths: int = 8, **kw) -> VectorizeConfig:
+    kw.setdefault("work_size", 64)
+    kw.setdefault("optimize", FAST)
+    return VectorizeConfig(paths=paths, device="cpu", **kw)
+
+
+def discs(w: int = 64, h: int = 64, background=(255, 255, 255, 255), big=(200, 30, 30), small=(30, 30, 200),
+          centre=None, r_big: float = 0.4, r_small: float = 0.18) -> np.ndarray:
+    """(h, w, 4) uint8: a big disc with a smaller one inside it on ``background``."""
+    cx, cy = centre if centre is not None else (w / 2, h / 2)
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    d = np.hypot(xx - cx, yy - cy)
+    img = np.empty((h, w, 4), np.uint8)
+    img[:] = background
+    img[d < r_big * min(w, h)] = (*big, 255)
+    if r_small > 0:
+        img[d < r_small * min(w, h)] = (*small, 255)
+    return img
+
+
+def patchwork(n: int = 4, cell: int = 16, seed: int = 0) -> np.ndarray:
+    """(n*cell, n*cell, 3) uint8: n x n squares of random distinct colours (many regions)."""
+    rng = np.random.default_rng(seed)
+    cols = rng.integers(0, 256, (n, n, 3), dtype=np.uint8)
+    return np.kron(cols, np.ones((cell, cell, 1), np.uint8)).astype(np.uint8)
+
+
+def path_coverage(scene: Scene, i: int) -> np.ndarray:
+    """(H, W) coverage of path i of the scene rendered alone and opaque."""
+    p = list(scene.paths())[i]
+    out = render_paths([p.points], torch.tensor([[0.0, 0.0, 0.0, 1.0]]), scene.width, scene.height)
+    return out[..., 3].numpy()
+
+
+# ------------------------------------------------------------------------------------------------
+def test_budget_is_honoured():
+    img = patchwork()
+    for n in (1, 3, 7):
+        res = run(img, fast_cfg(paths=n))
+        assert isinstance(res, VectorizeResult)
+        assert 1 <= res.scene.num_paths <= n, n
+        svg = scene_to_svg(res.scene)
+        assert svg.count("<path ") == res.scene.num_paths
+        assert res.metrics["paths"] == res.scene.num_paths
+
+
+def test_same_input_and_seed_give_the_same_svg():
+    img = patchwork(seed=1)
+    a = scene_to_svg(run(img, fast_cfg(paths=6, seed=3)).scene)
+    b = scene_to_svg(run(img.copy(), fast_cfg(paths=6, seed=3)).scene)
+    assert a == b
+
+
+def test_transparent_background_stays_transparent():
+    # transparent pixels carry a loud colour that must not leak into the result
+    img = discs(background=(0, 255, 0, 0), small=(200, 30, 30))
+    res = run(img, fast_cfg(paths=6))
+    scene = res.scene
+    assert scene.num_paths >= 1
+    rgba = render(scene).numpy()
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    d = np.hypot(xx - w / 2, yy - h / 2)
+    r = 0.4 * min(w, h)
+    far = d > r + 4
+    inside = d < r - 4
+    assert rgba[far, 3].max() < 0.05, rgba[far, 3].max()
+    assert rgba[inside, 3].min() > 0.9
+    assert np.abs(rgba[inside, :3] - np.array([200, 30, 30]) / 255).mean() < 0.1
+    opaque = img[..., 3] > 0
+    for i, p in enumerate(scene.paths()):
+        cov = path_coverage(scene, i)
+        assert cov.sum() > 0
+        # no path lives only on transparent pixels (refinement may still put a small sliver mostly
+        # just outside an edge: 18 % on the disc was seen for a 6-pixel path)
+        assert float(cov[opaque].sum()) >= 0.5 and float(cov[opaque].sum() / cov.sum()) > 0.1, i
+        assert float(cov[far].sum()) < 1.0, i
+        assert float(p.color[1]) < 0.5  # none takes the hidden green
+
+
+def test_result_is_in_input_pixel_coordinates():
+    # a 300x150 input (larger than the working size) with a disc in its left half
+    img = discs(300, 150, centre=(75, 75), r_small=0)
+    res = run(img, fast_cfg(paths=4))
+    scene = res.scene
+    assert (scene.width, scene.height) == (300, 150)
+    pts = torch.cat([p.points for p in scene.paths()])
+    # control points may leave the canvas a little (a background path's curves bulge past the edge:
+    # -16 px was seen on this 300 px canvas); a scale error would put them far outside
+    assert float(pts[:, 0].min()) >= -30 and float(pts[:, 0].max()) <= 330
+    assert float(pts[:, 1].min()) >= -15 and float(pts[:, 1].max()) <= 165
+    # the red disc's path sits where the disc is, at the input's scale
+    red = [i for i, p in enumerate(scene.paths()) if p.color[0] > 0.6 and p.color[1] < 0.3]
+    assert red
+    cov = sum(path_coverage(scene, i) for i in red)
+    ys, xs = np.nonzero(cov > 0.5)
+    assert abs(xs.mean() - 75) < 6 and abs(ys.mean() - 75) < 6
+    assert 0.8 < (cov > 0.5).sum() / (np.pi * 60 ** 2) < 1.2
+    # the resvg render of the SVG has the input's size and looks like it
+    out = resvg_render(scene_to_svg(scene), 300, 150)
+    assert psnr(out, img[..., :3] / 255.0) > 18
+
+
+def test_small_input_keeps_its_size():
+    img = discs(40, 24)
+    scene = vectorize(img, fast_cfg(paths=3))
+    assert isinstance(scene, Scene)
+    assert (scene.width, scene.height) == (40, 24)
+
+
+def test_input_types_give_the_same_result(tmp_path):
+    rgba = discs(48, 40)
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    p = tmp_path / "in.png"
+    Image.fromarray(rgb).save(p)
+    cfg = fast_cfg(paths=4)
+    want = scene_to_svg(run(rgb, cfg).scene)
+    for src in (rgba, p, str(p), p.read_bytes(), Image.fromarray(rgb), Image.fromarray(rgba, "RGBA")):
+        res = run(src, cfg)
+        assert (res.scene.width, res.scene.height) == (48, 40)
+        assert scene_to_svg(res.scene) == want, type(src)
+
+
+def test_bad_inputs_raise_image_error(tmp_path):
+    with pytest.raises(ImageError):
+        run(tmp_path / "missing.png", fast_cfg())
+    with pytest.raises(ImageError):
+        run(np.zeros((1, 1, 3), np.uint8), fast_cfg())
+    with pytest.raises(ImageError):
+        run(b"not an image", fast_cfg())
+
+
+def test_progress_events():
+    events: list[ProgressEvent] = []
+    res = run(discs(), fast_cfg(paths=5), progress=events.append)
+    assert res.scene.num_paths >= 1
+    assert len(events) >= 5
+    fr = [e.fraction for e in events]
+    assert all(0.0 <= f <= 1.0 for f in fr)
+    assert all(b >= a for a, b in zip(fr, fr[1:])), fr
+    assert fr[-1] == 1.0
+    assert all(isinstance(e.stage, str) and e.stage and isinstance(e.message, str) for e in events)
+    stages = [e.stage for e in events]
+    assert stages[0] == "load" and stages[-1] == "export"
+    assert {"structure", "refine"} <= set(stages)
+
+
+@pytest.mark.parametrize("at_stage", ["simplify", "structure", "refine"])
+def test_cancel_from_the_progress_callback(at_stage):
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def progress(ev: ProgressEvent):
+        seen.append(ev.stage)
+        if ev.stage == at_stage:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        run(discs(), fast_cfg(paths=5), progress=progress, cancel=cancel)
+    # it stops within the stage that saw the cancel, without reaching the end
+    after = seen[seen.index(at_stage):]
+    assert set(after) == {at_stage}, after
+    assert "export" not in seen
+
+
+def test_cancel_before_start():
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        run(discs(), fast_cfg(), cancel=cancel)
+
+
+# measured (work_size 128, 32 paths, 20 + 20 steps): 20.7 dB on 1F344 against 8.3 dB for a blank
+# white canvas; the floor leaves room for tuning of the optimiser
+OPENMOJI_FLOOR_DB = 17.0
+
+
+def test_openmoji_end_to_end(openmoji_dir, tmp_path):
+    png = openmoji_dir / "1F344_256.png"
+    if not png.exists():
+        pytest.skip("1F344_256.png missing")
+    cfg = fast_cfg(paths=32, work_size=128, optimize=OptimizeConfig(structure_iters=20, refine_iters=20))
+    res = run(png, cfg)
+    assert res.scene.num_paths <= 32
+    assert (res.scene.width, res.scene.height) == (256, 256)
+    svg = scene_to_svg(res.scene)
+    target = np.asarray(Image.open(png).convert("RGB"), np.float64) / 255
+    got = resvg_render(svg, 256, 256)
+    score = psnr(got, target)
+    assert score >= OPENMOJI_FLOOR_DB, score
+    assert score > psnr(np.ones_like(target), target) + 6
+    assert len(res.scene.layers) >= 2
+    assert set(res.timings) >= {"load", "export"} and all(v >= 0 for v in res.timings.values())
+
+
+def _colour_layer(scene: Scene, rgb, tol: float = 0.2) -> list[int]:
+    """Indices of the layers holding a path of roughly colour ``rgb`` (0..255)."""
+    want = torch.tensor(rgb, dtype=torch.float32) / 255
+    return [li for li, layer in enumerate(scene.layers)
+            if any(float((p.color[:3] - want).abs().max()) < tol for p in layer.paths)]
+
+
+def _structure_layers(scene: Scene) -> list:
+    return [l for l in scene.layers if not l.name.lower().startswith("details")]
+
+
+def test_nested_discs_on_transparent_give_two_layers():
+    img = discs(background=(0, 0, 0, 0))
+    scene = run(img, fast_cfg(paths=4)).scene
+    structure = _structure_layers(scene)
+    assert len(structure) == 2, [l.name for l in scene.layers]
+    big, small = structure
+    # the big (red) disc is in the back layer, the small (blue) one in front of it
+    assert any(p.color[0] > 0.6 and p.color[2] < 0.3 for p in big.paths)
+    assert any(p.color[2] > 0.6 and p.color[0] < 0.3 for p in small.paths)
+    # the back path covers the whole big disc, not a ring around the small one
+    idx = next(i for i, p in enumerate(scene.paths()) if p is big.paths[0])
+    cov = path_coverage(scene, idx)
+    assert cov[32, 32] > 0.9
+    assert abs((cov > 0.5).sum() - np.pi * (0.4 * 64) ** 2) < 0.15 * np.pi * (0.4 * 64) ** 2
+
+
+def test_nested_discs_on_white_are_stacked_back_to_front():
+    scene = run(discs(), fast_cfg(paths=6)).scene
+    red = _colour_layer(scene, (200, 30, 30))
+    blue = _colour_layer(scene, (30, 30, 200))
+    assert red and blue
+    assert min(red) < min(blue)  # the enclosing disc is behind the enclosed one
