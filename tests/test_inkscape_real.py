@@ -17,6 +17,7 @@ import io
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -172,6 +173,20 @@ def _install_profile(tmp: Path, monkeypatch) -> Path:
     return profile
 
 
+def _run_session(cmd, timeout: float, **kw) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; on timeout kill the group (xvfb-run, Xvfb and
+    Inkscape), then fail: a GUI Inkscape that hit an error waits forever on its message dialog."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kw)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"Inkscape did not finish within {timeout:g} s (an error dialog may be open):\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def _export_png(svg: Path, png: Path, profile: Path) -> np.ndarray:
     """Inkscape's own rendering of ``svg`` (the page, 96 dpi, on white), (H, W, 3) float in [0, 1]."""
     proc = subprocess.run([INKSCAPE, str(svg), "--export-type=png", f"--export-filename={png}",
@@ -196,9 +211,9 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
                          levels=int(PREFS["levels"]), seed=int(PREFS["seed"]), timeout=300)
 
     actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
-    proc = subprocess.run(
+    proc = _run_session(
         [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
-        capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        timeout=300, cwd=tmp_path,
         env=_env(INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable, LVSS_SERVER=server),
     )
     log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
@@ -255,3 +270,44 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     # outside the image nothing changed
     outside = ~((ux > -2) & (ux < 150) & (uy > 8) & (uy < 128))
     assert float(changed[outside].mean()) < 0.01
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="Debian's Python (Inkscape's) is absent")
+def test_errors_under_inkscapes_python(tmp_path):
+    """The extension as Inkscape runs it (its Python, its inkex, DOCUMENT_PATH): a failure prints
+    advice, exits non-zero and writes no document, so Inkscape keeps the drawing unchanged.
+    (A GUI Inkscape would show the advice in a dialog, which would block a headless run.)"""
+    doc = tmp_path / "in.svg"
+    doc.write_text(_document(_bitmap()))
+    port = _closed_port()
+    script = REPO / "inkscape_ext" / "lvss_vectorize.py"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_") and k != "PYTHONPATH"}
+    base.update(DOCUMENT_PATH=str(doc), LVSS_SERVER=f"127.0.0.1:{port}",
+                PYTHONPATH="/usr/share/inkscape/extensions")
+    no_grpc = subprocess.run(["/usr/bin/python3", "-c", "import grpc"], capture_output=True).returncode != 0
+
+    def run(env):
+        return subprocess.run(["/usr/bin/python3", str(script), "--id=photo", str(doc)], capture_output=True,
+                              text=True, timeout=120, env=env, cwd=tmp_path)
+
+    if no_grpc:  # no grpc and no Python with lvss: say how to set one up
+        proc = run(base)
+        assert proc.returncode != 0 and proc.stdout == ""
+        assert "cannot import grpc" in proc.stderr and "LVSS_PYTHON" in proc.stderr, proc.stderr
+        assert "lvss install-inkscape-extension" in proc.stderr
+
+    # through `lvss remote` with this test's Python, to a server that is not running
+    env = dict(base, LVSS_PYTHON=sys.executable,
+               PYTHONPATH=os.pathsep.join(["/usr/share/inkscape/extensions", str(REPO)]))
+    proc = run(env)
+    assert proc.returncode != 0 and proc.stdout == "", proc.stderr
+    assert f"Could not reach the lvss server at 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert f"lvss serve --host 127.0.0.1 --port {port}" in proc.stderr
