@@ -59,6 +59,7 @@ class Settings:
     mode: str = "layered"
     levels: int = 4
     seed: int = 0
+    pythonpath: str = ""  # where lvss lives when it is not installed (a source checkout)
 
 
 def read_config(path: str = CONFIG_FILE) -> dict:
@@ -88,6 +89,7 @@ def resolve_settings(*, server: str = "", token_file: str = "", python: str = ""
         timeout=float(timeout),
         python=(python or env.get(ENV_PYTHON) or cfg.get("python") or "").strip(),
         prompt=prompt, paths=int(paths), mode=mode, levels=int(levels), seed=int(seed),
+        pythonpath=str(cfg.get("pythonpath") or ""),
     )
 
 
@@ -238,11 +240,13 @@ def _is_inkscape_dir(path: str) -> bool:
         return False
 
 
-def _child_env() -> dict:
+def _child_env(extra_path: str = "") -> dict:
     """The environment for the configured Python, without Inkscape's own module folders (their
-    modules could shadow the ones lvss imports)."""
+    modules could shadow the ones lvss imports), plus ``extra_path`` (a checkout of lvss)."""
     env = dict(os.environ)
     kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and not _is_inkscape_dir(p)]
+    if extra_path and extra_path not in kept:
+        kept.append(extra_path)
     if kept:
         env["PYTHONPATH"] = os.pathsep.join(kept)
     else:
@@ -300,7 +304,7 @@ def _vectorize_subprocess(image_bytes: bytes, settings: Settings) -> str:
             fh.write(image_bytes)
         cmd = remote_command(settings, in_path, out_path)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(),
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(settings.pythonpath),
                                   timeout=settings.timeout + 60, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
             raise RemoteError(

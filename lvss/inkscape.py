@@ -2,8 +2,9 @@
 
 The destination is ``<user data directory>/extensions/lvss``, where Inkscape itself says its user
 data directory is (``inkscape --user-data-directory``; it honours INKSCAPE_PROFILE_DIR). Next to the
-extension a small ``lvss_vectorize.json`` records the Python this command runs with, so that the
-extension can run ``lvss remote`` with it when Inkscape's own Python lacks grpcio.
+extension a small ``lvss_vectorize.json`` records the Python this command runs with (and, for a
+source checkout, where lvss lives), so that the extension can run ``lvss remote`` with it when
+Inkscape's own Python lacks grpcio.
 
 ``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler in ``func``);
 ``main(argv)`` runs it standalone (``python -m lvss.inkscape``).
@@ -89,6 +90,10 @@ def install(dest: Path | None = None, *, inkscape: str = "inkscape", python: str
             shutil.copy2(src / name, target / name)
         os.chmod(target / "lvss_vectorize.py", 0o755)
         config = {"python": python or sys.executable}
+        root = Path(__file__).resolve().parent.parent
+        if root.name not in ("site-packages", "dist-packages"):
+            # lvss runs from a source checkout: the extension puts it on the client's PYTHONPATH
+            config["pythonpath"] = str(root)
         if server:
             config["server"] = server
         tmp = target / (CONFIG_NAME + ".tmp")

@@ -541,8 +541,8 @@ class RemoteTest(unittest.TestCase):
         self.assertEqual((s.server, s.python, s.token_file), ("envhost:1", "/env/python", "/env/tok"))
         s = remote.resolve_settings(server="dlg:3", python="/dlg/py", environ=env, config=cfg)
         self.assertEqual((s.server, s.python), ("dlg:3", "/dlg/py"))
-        s = remote.resolve_settings(environ={}, config=cfg)
-        self.assertEqual((s.server, s.python), ("cfghost:2", "/cfg/python"))
+        s = remote.resolve_settings(environ={}, config=dict(cfg, pythonpath="/src/lvss"))
+        self.assertEqual((s.server, s.python, s.pythonpath), ("cfghost:2", "/cfg/python", "/src/lvss"))
         s = remote.resolve_settings(environ={}, config={})
         self.assertEqual((s.server, s.python, s.token_file), ("127.0.0.1:50051", "", ""))
 
@@ -664,7 +664,9 @@ class RemoteTest(unittest.TestCase):
         dirs = [INKEX_DIRS[0], str(user_ext), INKEX_DIRS[0] + "/inkex/deprecated-simple", str(REPO)]
         with mock.patch.dict(os.environ, {"PYTHONPATH": os.pathsep.join(dirs)}):
             env = remote._child_env()
-        self.assertEqual(env["PYTHONPATH"], str(REPO))
+            self.assertEqual(env["PYTHONPATH"], str(REPO))
+            env = remote._child_env("/src/lvss")
+            self.assertEqual(env["PYTHONPATH"], os.pathsep.join([str(REPO), "/src/lvss"]))
 
 
 class InstallTest(unittest.TestCase):
@@ -686,7 +688,7 @@ class InstallTest(unittest.TestCase):
         for name in ink.EXTENSION_FILES:
             self.assertEqual((target / name).read_bytes(), (EXT_DIR / name).read_bytes())
         cfg = json.loads((target / "lvss_vectorize.json").read_text())
-        self.assertEqual(cfg, {"python": "/opt/py/bin/python", "server": "h:5"})
+        self.assertEqual(cfg, {"python": "/opt/py/bin/python", "server": "h:5", "pythonpath": str(REPO)})
         self.assertEqual(remote.read_config(str(target / "lvss_vectorize.json"))["python"], "/opt/py/bin/python")
 
     def test_asks_inkscape_where(self):

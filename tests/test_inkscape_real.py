@@ -83,9 +83,10 @@ def _import_inkex():
     return inkex
 
 
-def _env(**extra) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+def _env(add_repo: bool = True, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_")}
+    if add_repo:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env
 
@@ -214,7 +215,9 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     proc = _run_session(
         [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
         timeout=300, cwd=tmp_path,
-        env=_env(INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable, LVSS_SERVER=server),
+        # lvss is found through the installer's record (lvss_vectorize.json), not PYTHONPATH
+        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
+                 LVSS_SERVER=server),
     )
     log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     assert doc_out.is_file(), log
