@@ -173,13 +173,14 @@ def no_python_message() -> str:
     return (
         f"Inkscape runs this extension with {sys.executable}, which cannot import grpc, so the "
         "extension runs `lvss remote` with a Python where lvss is installed - and none is set.\n"
-        "Set it up once, in the environment where you installed lvss (pip install 'lvss[server]'):\n"
+        "Set it up once, in the environment where you installed lvss with its server extra "
+        "(pip install -e \".[server]\" in the lvss folder):\n"
         "    lvss install-inkscape-extension\n"
         "which installs this extension and records that Python. Or enter that Python's path in "
         f"'Python with lvss' on the Server tab, or in the environment variable {ENV_PYTHON}; "
         "print the path with:\n"
         "    python -c \"import sys; print(sys.executable)\"\n"
-        f"Or install the client into Inkscape's Python: {sys.executable} -m pip install 'lvss[server]'."
+        f"Or install lvss with its server extra into Inkscape's Python ({sys.executable})."
     )
 
 
@@ -264,7 +265,8 @@ def classify_failure(stderr: str, settings: Settings) -> RemoteError:
         return RemoteError(
             "SETUP",
             f"The Python set for lvss ({settings.python}) cannot import {missing or 'lvss'} ({last}).\n"
-            f"Install the client there:  {shlex.quote(settings.python)} -m pip install 'lvss[server]'\n"
+            f"Install lvss with its server extra there, from the lvss folder:  "
+            f"{shlex.quote(settings.python)} -m pip install -e \".[server]\"\n"
             f"or set 'Python with lvss' on the Server tab (or {ENV_PYTHON}) to the Python where lvss "
             "is installed.",
         )

@@ -145,6 +145,18 @@ class ExtensionCase(TestCase):
 
     effect_class = LvssVectorize
 
+    def setUp(self):
+        super().setUp()
+        self._document_path = os.environ.get("DOCUMENT_PATH")
+
+    def tearDown(self):
+        # inkex's runner sets DOCUMENT_PATH for the effect; leave the environment as it was
+        if self._document_path is None:
+            os.environ.pop("DOCUMENT_PATH", None)
+        else:
+            os.environ["DOCUMENT_PATH"] = self._document_path
+        super().tearDown()
+
     def write_doc(self, body: str, name: str = "doc.svg", view_box: str = "0 0 200 200") -> str:
         path = os.path.join(self.tempdir, name)
         with open(path, "w", encoding="utf-8") as fh:
@@ -623,7 +635,7 @@ class RemoteTest(unittest.TestCase):
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"x", remote.Settings(python=py))
         self.assertEqual(ctx.exception.code, "SETUP")
-        self.assertIn("-m pip install 'lvss[server]'", ctx.exception.message)
+        self.assertIn('-m pip install -e ".[server]"', ctx.exception.message)
 
     def test_subprocess_python_missing(self):
         with mock.patch.object(remote, "_load_client", return_value=None):
