@@ -1,25 +1,26 @@
 """lvss: raster images to layered, editable SVG.
 
-Heavy optional dependencies (diffusers, transformers, segment_anything, grpc, inkex) are imported
-lazily by the stages that need them; ``import lvss`` pulls in only torch, numpy and lxml-free code.
+Everything is imported lazily: ``import lvss`` is cheap (no torch), so ``lvss.client`` can start fast,
+and heavy optional dependencies (diffusers, transformers, segment_anything, grpc, inkex) load only in
+the stages that need them.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import VectorizeConfig  # noqa: E402
-from .scene import Layer, Path, Scene  # noqa: E402
+_LAZY = {
+    "Scene": ("scene", "Scene"), "Layer": ("scene", "Layer"), "Path": ("scene", "Path"),
+    "VectorizeConfig": ("config", "VectorizeConfig"), "vectorize": ("pipeline", "vectorize"),
+    "render": ("render", "render"),
+}
 
 
 def __getattr__(name: str):
-    if name == "vectorize":
-        from .pipeline import vectorize
+    if name in _LAZY:
+        import importlib
 
-        return vectorize
-    if name == "render":
-        from .render import render
-
-        return render
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{mod}", __name__), attr)
     raise AttributeError(f"module 'lvss' has no attribute {name!r}")
 
 
