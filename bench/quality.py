@@ -5,7 +5,7 @@ rocket, resized to 256 px on the long side) and every budget N, it runs
 
 * lvss (``lvss.pipeline.run`` with ``VectorizeConfig(paths=N)``, defaults otherwise),
 * vtracer tuned to stay within N paths (coarser speckle filter and layer difference, finest first,
-  until its SVG has at most N ``<path>`` elements),
+  until its SVG has at most N ``<path>`` elements, then the in-between setting that uses most of N),
 * vtracer at its defaults (once per image, whatever its path count),
 
 renders each written SVG with resvg over white and compares it with the input (over white):
@@ -154,16 +154,36 @@ def vtracer_svg(img: np.ndarray, **kw) -> str:
 
 
 def run_vtracer_budget(img: np.ndarray, budget: int) -> tuple[str, float, str, int]:
-    """Finest setting of VT_SCHEDULE whose SVG has <= budget paths: (svg, seconds, settings, tries)."""
-    svg, secs, settings = "", 0.0, ""
-    for k, (fs, ld) in enumerate(VT_SCHEDULE):
+    """vtracer tuned to ``budget``: walk VT_SCHEDULE from fine to coarse to the first setting whose SVG
+    has <= budget paths, then search the settings between it and the previous (too fine) one for the
+    one that uses most of the budget. Returns (svg, seconds of that conversion, settings, tries)."""
+    tries = 0
+
+    def attempt(fs: int, ld: int):
+        nonlocal tries
+        tries += 1
         t = time.perf_counter()
         svg = vtracer_svg(img, filter_speckle=fs, layer_difference=ld)
-        secs = time.perf_counter() - t
-        settings = f"filter_speckle={fs} layer_difference={ld}"
-        if count_paths(svg) <= budget:
-            return svg, secs, settings, k + 1
-    return svg, secs, settings + " (still over budget)", len(VT_SCHEDULE)
+        return svg, time.perf_counter() - t, count_paths(svg)
+
+    for k, (fs, ld) in enumerate(VT_SCHEDULE):
+        svg, secs, n = attempt(fs, ld)
+        if n <= budget:
+            break
+    else:
+        return svg, secs, f"filter_speckle={fs} layer_difference={ld} (still over budget)", tries
+    best = (n, -fs, -ld, svg, secs)
+    if k > 0:
+        fs0, ld0 = VT_SCHEDULE[k - 1]
+        for f in range(fs0, fs + 1):
+            for d in range(ld0, ld + 1, max(1, (ld - ld0) // 4)):
+                if (f, d) in ((fs0, ld0), (fs, ld)):
+                    continue
+                s2, t2, n2 = attempt(f, d)
+                if n2 <= budget and (n2, -f, -d) > best[:3]:
+                    best = (n2, -f, -d, s2, t2)
+    n, fs, ld, svg, secs = best
+    return svg, secs, f"filter_speckle={-fs} layer_difference={-ld}", tries
 
 
 def _lvss_job(args: tuple) -> dict:
