@@ -227,8 +227,8 @@ def markdown_table(rows: list[Row]) -> str:
     for r in rows:
         note = r.error or r.settings
         lines.append(f"| {r.image} | {r.kind} | {r.budget if r.budget else '–'} | {r.method} | {r.paths} | "
-                     f"{r.subpaths} | {r.svg_bytes} | {r.seconds:.2f} | {_f(r.mse, 5)} | {_f(r.psnr, 2)} | {_f(r.ssim, 3)} | "
-                     f"{note} |")
+                     f"{r.subpaths} | {r.svg_bytes} | {r.seconds:.2f} | {_f(r.mse, 5)} | {_f(r.psnr, 2)} | "
+                     f"{_f(r.ssim, 3)} | {note} |")
     return "\n".join(lines)
 
 
