@@ -227,7 +227,8 @@ def _colour_layer(scene: Scene, rgb, tol: float = 0.2) -> list[int]:
 
 
 def _structure_layers(scene: Scene) -> list:
-    return [l for l in scene.layers if not l.name.lower().startswith("details")]
+    """The layers from the layering stage ("Structure k" / "Details k"), without the refinement's."""
+    return [l for l in scene.layers if "(refinement)" not in l.name]
 
 
 def test_nested_discs_on_transparent_give_two_layers():
