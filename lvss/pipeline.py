@@ -90,6 +90,19 @@ def _structural_paths(layering, budget: int, epsilon: float,
     return out
 
 
+def _solid_masks(masks: list[np.ndarray], h: int, w: int, solidity: float = 0.85) -> np.ndarray:
+    """(K, H, W) bool: the masks a single closed path can stand for, i.e. those whose holes are small
+    (area >= ``solidity`` x area with holes filled); rings and outlines are left out."""
+    from scipy import ndimage as ndi
+
+    keep = []
+    for m in masks:
+        a = int(m.sum())
+        if a >= 4 and a >= solidity * int(ndi.binary_fill_holes(m).sum()):
+            keep.append(m)
+    return np.stack(keep) if keep else np.zeros((0, h, w), bool)
+
+
 def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None) -> VectorizeResult:
     """Vectorize an image. ``image``: file path, bytes, PIL image or (H, W, 3|4) uint8 array.
@@ -203,8 +216,10 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
         if step % 5 == 0 or step == total - 1:
             prog("refine", (step + 1) / max(total, 1), f"refinement step {step + 1}/{total}, loss {loss:.4f}")
 
+    # candidate segments for detail paths: every level's masks not already a structural path
+    cands = _solid_masks([m & valid for ms in masksets for m in ms.masks], h, w)
     state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, cfg.optimize, weight,
-                   r_cb, cancel)
+                   r_cb, cancel, candidates=cands)
     lap("refine")
     # assemble layers: one per structural layer (same order), then the detail paths in front
     scene = Scene(w, h)

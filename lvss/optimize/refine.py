@@ -108,14 +108,48 @@ def _merge_redundant(state: RefineState, w: int, h: int, color_tol: float = 0.04
     return len(drop)
 
 
+def pick_candidates(err: np.ndarray, candidates: np.ndarray, used: np.ndarray, k: int,
+                    threshold: float = ERROR_THRESHOLD) -> list[int]:
+    """Indices of the k unused candidate masks (K, H, W) holding the most error above ``threshold``
+    (total over the mask), largest first; masks whose mean error is under the threshold are skipped."""
+    if k <= 0 or candidates.shape[0] == 0:
+        return []
+    flat = candidates.reshape(candidates.shape[0], -1)
+    e = err.reshape(-1).astype(np.float64)
+    total = flat @ e
+    area = flat.sum(1)
+    mean = total / np.maximum(area, 1)
+    total[used | (mean < threshold) | (area < 4)] = -1.0
+    order = [int(i) for i in np.argsort(-total, kind="stable")[:k] if total[i] > 0]
+    return order
+
+
+def _new_paths(err: np.ndarray, k: int, candidates: np.ndarray | None, used: np.ndarray | None,
+               valid: np.ndarray, epsilon: float) -> list[tuple[torch.Tensor, np.ndarray]]:
+    """Up to k (points, mask) for new detail paths: first the segments (candidate masks) with the most
+    error, then connected regions of error where no segment is left."""
+    out = []
+    if candidates is not None and len(candidates):
+        for i in pick_candidates(err, candidates, used, k):
+            used[i] = True
+            out.append((_region_path(candidates[i], epsilon), candidates[i]))
+    if len(out) < k:
+        for m in error_regions(err * valid, k - len(out)):
+            out.append((_region_path(m, epsilon), m))
+    return out
+
+
 def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, budget: int,
            cfg: OptimizeConfig, weight: torch.Tensor | None = None,
            step_callback: Callable[[int, int, float], None] | None = None,
-           cancel: threading.Event | None = None) -> RefineState:
+           cancel: threading.Event | None = None, candidates: np.ndarray | None = None) -> RefineState:
     """Add and optimise detail paths until ``budget`` paths in all (never more).
 
     target_c: (H, W, 3) premultiplied target colour; target_a (H, W) target alpha; weight (H, W)
-    optional per-pixel importance (saliency) for both the error regions and the loss.
+    optional per-pixel importance (saliency) for both the error regions and the loss. candidates:
+    optional (K, H, W) bool segments of the image; a new path starts from the contour of the segment
+    holding the most error (colour-coherent regions), else from a connected region of error.
+    Detail paths are opaque; their points and every path's RGB colour are optimised.
     """
     h, w = target_a.shape
     dev = target_a.device
@@ -123,6 +157,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     iters_total = cfg.refine_iters
     per_round = [iters_total // rounds + (1 if r < iters_total % rounds else 0) for r in range(rounds)]
     step = 0
+    valid = (target_a > 0.5).cpu().numpy()
+    used = np.zeros(len(candidates), bool) if candidates is not None else None
     for r in range(rounds):
         check_cancel(cancel)
         free = budget - len(state.points)
@@ -133,14 +169,13 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 err = ((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2
                 if weight is not None:
                     err = err * weight
-            regions = error_regions(err.cpu().numpy(), k)
             tc = target_c.cpu().numpy()
             ta = target_a.cpu().numpy()
             new_pts, new_cols = [], []
-            for m in regions:
+            for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon):
                 a = float(ta[m].mean())
                 rgb = tc[m].mean(0) / max(a, 1e-3)
-                new_pts.append(_region_path(m, cfg.dp_epsilon).to(dev))
+                new_pts.append(pts.to(dev))
                 new_cols.append(torch.tensor([*np.clip(rgb, 0, 1), 1.0], dtype=torch.float32))
             if new_pts:
                 state.points = state.points + new_pts
@@ -152,8 +187,9 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         sizes = [p.shape[0] for p in state.points[state.n_fixed:]]
         free = (torch.cat([p.detach() for p in state.points[state.n_fixed:]], 0) if sizes
                 else torch.zeros(0, 2, device=dev)).requires_grad_(True)
-        cols = state.colors.detach().clone().requires_grad_(True)
-        groups = [{"params": [cols], "lr": cfg.color_lr, "base": cfg.color_lr}]
+        rgb = state.colors[:, :3].detach().clone().requires_grad_(True)
+        alpha = state.colors[:, 3:].detach()
+        groups = [{"params": [rgb], "lr": cfg.color_lr, "base": cfg.color_lr}]
         if sizes:
             groups.append({"params": [free], "lr": cfg.point_lr, "base": cfg.point_lr})
         opt = torch.optim.Adam(groups)
@@ -163,21 +199,21 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 grp["lr"] = _lr_at(it, n_iter, grp["base"])
             opt.zero_grad(set_to_none=True)
             pts = fixed + list(torch.split(free, sizes))
-            C, A = render_torch(pts, cols, w, h)
+            C, A = render_torch(pts, torch.cat([rgb, alpha], 1), w, h)
             loss = image_loss(C, A, target_c, target_a, weight)
             loss.backward()
-            for t in (free, cols):
+            for t in (free, rgb):
                 if t.grad is not None:
                     torch.nan_to_num_(t.grad, nan=0.0, posinf=0.0, neginf=0.0)
             opt.step()
             with torch.no_grad():
-                cols.clamp_(0.0, 1.0)
+                rgb.clamp_(0.0, 1.0)
             state.history.append(float(loss.detach()))
             if step_callback is not None:
                 step_callback(step, iters_total, float(loss.detach()))
             step += 1
         state.points = fixed + [p.detach() for p in torch.split(free.detach(), sizes)]
-        state.colors = cols.detach()
+        state.colors = torch.cat([rgb.detach(), alpha], 1)
         if cfg.prune_every > 0:
             _prune(state, w, h, cfg.prune_area)
             _merge_redundant(state, w, h)
