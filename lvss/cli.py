@@ -56,6 +56,10 @@ def _add_vectorize(sub) -> None:
     p.add_argument("--structural-ratio", type=float, default=None, metavar="R",
                    help="compact mode: share of the budget for merged structure (default 0.4)")
     p.add_argument("--rounds", type=int, default=None, metavar="N", help="compact mode: merge rounds (default 20)")
+    p.add_argument("--structure-iters", type=int, default=None, metavar="N",
+                   help="optimisation steps of the structure stage (default 60)")
+    p.add_argument("--refine-iters", type=int, default=None, metavar="N",
+                   help="optimisation steps of the refinement stage (default 150)")
     p.add_argument("--precision", type=int, default=2, metavar="D", help="decimals in the SVG (default 2)")
     p.add_argument("--preview", metavar="OUT.png", help="also write lvss's own render of the result")
     p.add_argument("--json", action="store_true", help="print paths, layers, seconds and MSE/PSNR as JSON")
@@ -77,6 +81,12 @@ def _config(args):
     if args.rounds is not None:
         compact = replace(compact, rounds=args.rounds)
     cfg = replace(cfg, compact=compact)
+    opt = cfg.optimize
+    if args.structure_iters is not None:
+        opt = replace(opt, structure_iters=args.structure_iters)
+    if args.refine_iters is not None:
+        opt = replace(opt, refine_iters=args.refine_iters)
+    cfg = replace(cfg, optimize=opt)
     if args.saliency_mask:
         cfg = replace(cfg, saliency=replace(cfg.saliency, source="mask", mask_path=args.saliency_mask))
     cfg = apply_model_arguments(args, cfg)
