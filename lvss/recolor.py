@@ -37,7 +37,7 @@ from .optimize.structure import _lr_at, check_cancel
 
 __all__ = ["MaskGraph", "MergeResult", "labels_from_masks", "build_graph", "coarsen", "recolor_merge",
            "greedy_merge", "kmeans_merge", "dbscan_merge", "CLUSTERERS", "structural_budget",
-           "saliency_map", "detail_centres", "run_compact"]
+           "saliency_map", "detail_prob", "detail_centres", "run_compact"]
 
 MSE_FLOOR = 0.1        # colour-fit weight of a pixel with zero saliency (MSE_FLOOR + S)
 NEUTRAL_SALIENCY = 0.5  # S of every pixel when the saliency map is uniform
@@ -48,6 +48,9 @@ LR = 0.01              # Adam learning rate of both stages (held, then decayed o
 ASSIGN_TEMPERATURE = 0.05  # assignment = softmax(θ / T): Adam's steps on θ move logits by LR / T
 FUSION_MARGIN = 1.5    # TV scale above the pairwise fusion estimate, so the planned pairs do fuse
 PUSH_SIGMA = 0.1       # colour distance scale of the stage II push between non-adjacent masks
+DETAIL_AREA_EXPONENT = 1.0  # detail seeds: each mask's saliency weight / area^this (see detail_prob)
+CONFINE_DETAILS = True  # keep detail paths inside the mask they were seeded in (see _Confine)
+CONFINE_TOL = 0.0      # px a detail path's control point may stray outside its mask
 MAX_MASKS = 1000       # over-segmentations finer than this are first merged greedily down to it
 
 Progress = Callable[[str, float, str], None]
@@ -466,24 +469,15 @@ def _components(g: MaskGraph, cluster: np.ndarray) -> np.ndarray:
     return _union_edges(g, same, 1)
 
 
-def _search(g: MaskGraph, budget: int, make: Callable[[float], np.ndarray], lo: float, hi: float,
-            increasing: bool, steps: int = 16) -> np.ndarray:
-    """Bisection over a clustering parameter for the finest connected clustering with <= budget regions.
-    ``increasing``: region count grows with the parameter."""
+def _best_fit(g: MaskGraph, budget: int, make: Callable[[float], np.ndarray], params) -> np.ndarray:
+    """Of the clusterings ``make(param)`` for the candidate params, the connected one with the most
+    regions within ``budget`` (the first such on ties); everything merged if none fits."""
     best = None
-    for _ in range(steps):
-        mid = (lo + hi) / 2.0
-        m = _components(g, make(mid))
-        ok = m.max() + 1 <= budget
-        if ok and (best is None or m.max() > best.max()):
+    for prm in params:
+        m = _components(g, make(prm))
+        if m.max() + 1 <= budget and (best is None or m.max() > best.max()):
             best = m
-        if ok == increasing:
-            lo = mid
-        else:
-            hi = mid
-    if best is None:
-        best = _components(g, make(hi if not increasing else lo))
-    return best
+    return best if best is not None else np.zeros(g.n, np.int64)
 
 
 def _finish(g: MaskGraph, mapping: np.ndarray, budget: int, method: str, t0: float) -> MergeResult:
@@ -499,7 +493,8 @@ def _finish(g: MaskGraph, mapping: np.ndarray, budget: int, method: str, t0: flo
 def kmeans_merge(g: MaskGraph, budget: int, cc: CompactConfig | None = None, seed: int = 0,
                  cancel=None, progress=None, pos_weight: float = 0.5) -> MergeResult:
     """Ablation baseline: k-means on mask colour + position (scikit-learn when installed, else
-    scipy's kmeans2), k chosen by bisection as the largest whose connected clusters fit the budget."""
+    scipy's kmeans2); of k = 1..budget, the k whose connected clusters come closest to the budget
+    without exceeding it."""
     t0 = time.perf_counter()
     feats = _features(g, pos_weight)
     n = g.n
@@ -517,7 +512,7 @@ def kmeans_merge(g: MaskGraph, budget: int, cc: CompactConfig | None = None, see
             return kmeans2(feats, k, seed=seed, minit="++")[1]
     if n <= budget:
         return _finish(g, np.arange(n), budget, "kmeans", t0)
-    m = _search(g, budget, make, 1.0, float(min(n, 4 * budget)), increasing=True, steps=10)
+    m = _best_fit(g, budget, make, range(1, budget + 1))
     return _finish(g, m, budget, "kmeans", t0)
 
 
@@ -554,14 +549,14 @@ def _dbscan(feats: np.ndarray, eps: float, min_samples: int = 2) -> np.ndarray:
 
 def dbscan_merge(g: MaskGraph, budget: int, cc: CompactConfig | None = None, seed: int = 0,
                  cancel=None, progress=None, pos_weight: float = 0.5) -> MergeResult:
-    """Ablation baseline: DBSCAN on mask colour + position, eps chosen by bisection as the smallest
-    whose connected clusters fit the budget."""
+    """Ablation baseline: DBSCAN (min_samples 2) on mask colour + position; of 200 eps values on a
+    geometric grid, the one whose connected clusters come closest to the budget without exceeding it."""
     t0 = time.perf_counter()
     feats = _features(g, pos_weight)
     if g.n <= budget:
         return _finish(g, np.arange(g.n), budget, "dbscan", t0)
     hi = float(np.linalg.norm(feats.max(0) - feats.min(0))) + 1e-6
-    m = _search(g, budget, lambda eps: _dbscan(feats, eps), 1e-4, hi, increasing=False)
+    m = _best_fit(g, budget, lambda eps: _dbscan(feats, eps), np.geomspace(1e-3, hi, 200))
     return _finish(g, m, budget, "dbscan", t0)
 
 
@@ -602,6 +597,47 @@ def detail_centres(prob: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.stack([idx % w + 0.5, idx // w + 0.5], 1).astype(np.float32)
 
 
+def _mask_depth(labels: np.ndarray) -> np.ndarray:
+    """(H, W) distance in px from each pixel centre to the nearest border of its mask (the edge of a
+    pixel whose 4-neighbour has another label), i.e. how deep inside its mask a pixel lies."""
+    from scipy import ndimage as ndi
+
+    lab = np.asarray(labels)
+    edge = np.zeros(lab.shape, bool)
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge[:, :-1] |= lab[:, 1:] != lab[:, :-1]
+    edge[1:] |= lab[1:] != lab[:-1]
+    edge[:-1] |= lab[1:] != lab[:-1]
+    return ndi.distance_transform_edt(~edge) + 0.5
+
+
+def detail_prob(sal: np.ndarray, alpha: np.ndarray, labels: np.ndarray | None, radius: float,
+                area_exponent: float | None = None) -> np.ndarray:
+    """(H, W) sampling weights of detail-circle centres: saliency × alpha, and with an
+    over-segmentation ``labels`` (H, W, -1 = none) two priors: a centre lies at least ``radius`` px
+    (or as deep as the mask allows) inside its mask, so the circle starts in one mask, and each mask's
+    weight is divided by area^area_exponent, so small masks (eyes, buttons) get details as readily as
+    wide flat ones."""
+    from scipy import ndimage as ndi
+
+    gamma = DETAIL_AREA_EXPONENT if area_exponent is None else area_exponent
+    prob = np.asarray(sal, np.float64) * np.asarray(alpha, np.float64)
+    if labels is None:
+        return prob
+    lab = np.asarray(labels)
+    dist = _mask_depth(lab)
+    ok = lab >= 0
+    n = int(lab.max()) + 1
+    if n <= 0:
+        return prob
+    deepest = np.asarray(ndi.maximum(dist, lab + 1, np.arange(1, n + 1)), np.float64)
+    need = np.minimum(radius, deepest)
+    area = np.bincount(lab[ok], minlength=n).astype(np.float64)
+    li = np.maximum(lab, 0)
+    out = np.where(ok & (dist >= need[li]), prob * np.maximum(area[li], 1.0) ** -gamma, 0.0)
+    return out if out.sum() > 0 else prob
+
+
 # -- the compact pipeline ---------------------------------------------------------------------------------
 def _region_paths(region_labels: np.ndarray, m: int, epsilon: float):
     """One path per region (outer contour), back to front by filled area (largest first), so that a
@@ -628,9 +664,53 @@ def _region_paths(region_labels: np.ndarray, m: int, epsilon: float):
     return pts, ids
 
 
+class _Confine:
+    """Keeps each detail path in the over-segmentation mask its centre was seeded in: after every
+    optimiser step, control points more than ``tol`` px outside that mask move to the nearest pixel
+    centre inside it (projected gradient descent). Distance fields are computed once per mask, on
+    its bounding box grown by ``pad`` px."""
+
+    def __init__(self, labels: np.ndarray, centres: np.ndarray, pad: int, tol: float, device):
+        from scipy import ndimage as ndi
+
+        self.tol = tol
+        h, w = labels.shape
+        objs = ndi.find_objects(labels + 1)
+        cache: dict[int, tuple] = {}
+        self.items: list[tuple | None] = []
+        for x, y in np.asarray(centres).tolist():
+            m = int(labels[min(h - 1, int(y)), min(w - 1, int(x))])
+            if m < 0 or objs[m] is None:
+                self.items.append(None)
+                continue
+            if m not in cache:
+                ys, xs = objs[m]
+                y0, y1 = max(0, ys.start - pad), min(h, ys.stop + pad)
+                x0, x1 = max(0, xs.start - pad), min(w, xs.stop + pad)
+                dist, idx = ndi.distance_transform_edt(labels[y0:y1, x0:x1] != m, return_indices=True)
+                near = np.stack([idx[1] + x0 + 0.5, idx[0] + y0 + 0.5], -1).astype(np.float32)
+                cache[m] = (x0, y0, torch.from_numpy(dist.astype(np.float32)).to(device),
+                            torch.from_numpy(near).to(device))
+            self.items.append(cache[m])
+
+    @torch.no_grad()
+    def __call__(self, paths: list[torch.Tensor]) -> None:
+        for p, item in zip(paths, self.items):
+            if item is None:
+                continue
+            x0, y0, dist, near = item
+            ix = (torch.floor(p[:, 0]) - x0).long().clamp(0, dist.shape[1] - 1)
+            iy = (torch.floor(p[:, 1]) - y0).long().clamp(0, dist.shape[0] - 1)
+            out = (dist[iy, ix] > self.tol) | (ix != torch.floor(p[:, 0]) - x0) | (iy != torch.floor(p[:, 1]) - y0)
+            if bool(out.any()):
+                p[out] = near[iy[out], ix[out]]
+
+
 def _optimise(points: list[torch.Tensor], colors: torch.Tensor, target_c, target_a, weight, cfg,
-              prog: Progress, cancel) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Stage III: Adam on every path's points and colour against the image (weighted MSE)."""
+              prog: Progress, cancel, confine: _Confine | None = None, n_fixed: int = 0
+              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Stage III: Adam on every path's points and colour against the image (weighted MSE); paths
+    from index ``n_fixed`` on are kept in their masks by ``confine``."""
     from .optimize.losses import image_loss
     from .render.torch_raster import render_torch
 
@@ -638,6 +718,8 @@ def _optimise(points: list[torch.Tensor], colors: torch.Tensor, target_c, target
     iters = cfg.optimize.refine_iters
     pts = [p.detach().clone().requires_grad_(True) for p in points]
     cols = colors.detach().clone().requires_grad_(True)
+    if confine is not None:
+        confine(pts[n_fixed:])
     if iters == 0 or not pts:
         return [p.detach() for p in pts], cols.detach()
     opt = torch.optim.Adam([{"params": pts, "lr": cfg.optimize.point_lr, "base": cfg.optimize.point_lr},
@@ -656,6 +738,8 @@ def _optimise(points: list[torch.Tensor], colors: torch.Tensor, target_c, target
         opt.step()
         with torch.no_grad():
             cols.clamp_(0.0, 1.0)
+        if confine is not None:
+            confine(pts[n_fixed:])
         if it % 5 == 0 or it == iters - 1:
             prog("detail", (it + 1) / iters, f"path step {it + 1}/{iters}, loss {float(loss.detach()):.4f}")
     return [p.detach() for p in pts], cols.detach()
@@ -694,7 +778,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     sal, informative = saliency_map(rgb, cfg)
     check_cancel(cancel)
     regions_n, masks_n, merge = 0, 0, None
-    region_labels = None
+    region_labels = labels = None
     if n_struct > 0:
         ms = get_segmenter(cfg)(rgb)
         min_px = max(4, int(math.ceil(cfg.segment.min_area * h * w)))
@@ -730,11 +814,14 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     else:
         colors = torch.zeros(0, 4, device=dev)
     n_d = cfg.paths - n_s
-    centres = detail_centres(sal * alpha, n_d, cfg.seed)
     rad = float(cc.detail_radius)
+    centres = detail_centres(detail_prob(sal, alpha, labels, rad), n_d, cfg.seed)
     d_pts, d_cols = [], []
+    depth = _mask_depth(labels) if labels is not None else None
     for x, y in centres.tolist():
-        d_pts.append(circle_path(x, y, rad).points.to(dev))
+        # a 5 px circle, shrunk where its mask is thinner so that it starts inside the mask
+        r = rad if depth is None else float(min(rad, max(1.0, depth[int(y), int(x)])))
+        d_pts.append(circle_path(x, y, r).points.to(dev))
         x0, x1 = int(max(0, x - rad)), int(min(w, x + rad + 1))
         y0, y1 = int(max(0, y - rad)), int(min(h, y + rad + 1))
         c = rgb[y0:y1, x0:x1].reshape(-1, 3).mean(0)
@@ -743,7 +830,10 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         pts = pts + d_pts
         colors = torch.cat([colors, torch.tensor(d_cols, dtype=torch.float32, device=dev)], 0)
     weight = torch.from_numpy(1.0 + sal).to(dev) if informative else None
-    pts, colors = _optimise(pts, colors, target_c, target_a, weight, cfg, prog, cancel)
+    confine = None
+    if CONFINE_DETAILS and labels is not None and len(centres):
+        confine = _Confine(labels, centres, int(math.ceil(2 * rad)) + 2, CONFINE_TOL, dev)
+    pts, colors = _optimise(pts, colors, target_c, target_a, weight, cfg, prog, cancel, confine, n_s)
     # detail paths that ended up invisible are dropped
     if len(pts) > n_s:
         vis = visible_area(pts, colors, w, h)

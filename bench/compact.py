@@ -1,0 +1,321 @@
+"""Compact mode benchmark: compactness (VeC) and fidelity against layered mode and vtracer, the
+clustering ablation, and a saliency check.
+
+1. Main table, OpenMoji clip art at path budgets N (default 64, 128, 256): lvss compact mode
+   (``mode="compact"``), lvss layered mode (``mode="layered"``) and vtracer tuned to at most N paths
+   (bench/quality.py's schedule). Every SVG is rendered with resvg over white and compared with the
+   input: PSNR, SSIM; VeC (lvss.metrics.vec) of each <path> element's own shape (rendered alone with
+   resvg) against the SVG's exact element regions (lvss.metrics.svg_region_masks); paths; seconds.
+   Goal per budget: compact VeC above layered's and vtracer's, compact PSNR >= layered - 1 dB.
+2. Clustering ablation (photographs at --ablation-budget, clip art at a budget small enough for
+   their few masks to merge): the recolouring merge against
+   k-means and DBSCAN on mask colour + position (lvss.recolor.kmeans_merge / dbscan_merge), each
+   followed by the same path stage: masks, regions, clustering seconds, PSNR of the regions filled
+   with their mean colours, final PSNR (working resolution) and VeC (clip art only).
+3. Saliency check: a user mask over one object of an emoji; detail paths whose centre lies inside
+   the object with and without the mask.
+
+    PYTHONPATH=. python bench/compact.py [--quick] [--images 1F339 1F431] [--budgets 64 128 256]
+        [--ablation-images astronaut coffee 1F3A8] [--ablation-budget 64] [--ablation-emoji-budget 24]
+        [--skip-layered] [--skip main|ablation|saliency ...]
+        [--structure-iters S] [--refine-iters R] [--out bench/out/compact]
+
+``--quick``: 3 emoji at budgets 64 and 128, ablation on 2 photographs + 1 emoji. Writes table.md and
+results.json under --out and prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import quality as Q  # noqa: E402  (bench/quality.py: inputs, resvg scoring, budgeted vtracer)
+
+BUDGETS = (64, 128, 256)
+QUICK_IMAGES = ("1F339", "1F431", "1F6B2")
+QUICK_BUDGETS = (64, 128)
+ABLATION_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "1F3A8", "1F98A")
+QUICK_ABLATION = ("astronaut", "coffee", "1F3A8")
+SALIENCY_IMAGE = "1F339"
+
+
+def emoji_names() -> list[str]:
+    return sorted(p.name[: -len("_256.png")] for p in Q.OPENMOJI.glob("*_256.png"))
+
+
+def element_masks(svg: str, width: int, height: int) -> np.ndarray:
+    """(P, H, W) bool: the own shape of every <path> element of ``svg`` (fill rule and transforms as
+    written), each rendered alone, opaque, with resvg."""
+    from lxml import etree
+
+    from lvss.testing import resvg_render
+
+    root = etree.fromstring(svg.encode() if isinstance(svg, str) else svg)
+    paths = [e for e in root.iter() if isinstance(e.tag, str) and etree.QName(e).localname == "path"]
+    for e in paths:
+        e.set("display", "none")
+    out = np.zeros((len(paths), height, width), bool)
+    for i, e in enumerate(paths):
+        e.set("display", "inline")
+        saved = {k: e.get(k) for k in ("fill", "fill-opacity", "opacity", "stroke", "style")}
+        e.set("fill", "#000000"); e.set("fill-opacity", "1"); e.set("opacity", "1"); e.set("stroke", "none")
+        if "style" in e.attrib:
+            del e.attrib["style"]
+        rgba = resvg_render(etree.tostring(root).decode(), width, height, background=None)
+        out[i] = rgba[..., 3] > 0.5
+        for k, v in saved.items():
+            if v is None:
+                e.attrib.pop(k, None)
+            else:
+                e.set(k, v)
+        e.set("display", "none")
+    return out
+
+
+def _cfg(budget: int, mode: str, args, **kw):
+    from lvss.config import VectorizeConfig
+
+    cfg = VectorizeConfig(paths=budget, mode=mode, seed=args.seed, device="cpu", **kw)
+    over = {k: v for k, v in (("structure_iters", args.structure_iters), ("refine_iters", args.refine_iters))
+            if v is not None}
+    return replace(cfg, optimize=replace(cfg.optimize, **over)) if over else cfg
+
+
+def run_lvss(img: np.ndarray, budget: int, mode: str, args) -> tuple[str, float, dict]:
+    from lvss.pipeline import run
+    from lvss.svg import scene_to_svg
+
+    t = time.perf_counter()
+    res = run(img, _cfg(budget, mode, args))
+    return scene_to_svg(res.scene), time.perf_counter() - t, res.metrics
+
+
+def main_table(args) -> list[dict]:
+    from lvss.metrics import svg_region_masks, vec
+
+    rows = []
+    for name in args.images:
+        _, img = Q.load_input(name)
+        target = Q.over_white(img)
+        h, w = target.shape[:2]
+        regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w)
+        for budget in args.budgets:
+            methods = ["compact"] + ([] if args.skip_layered else ["layered"]) + ["vtracer"]
+            for method in methods:
+                extra = {}
+                if method == "vtracer":
+                    svg, secs, settings, _ = Q.run_vtracer_budget(img, budget)
+                    extra["settings"] = settings
+                else:
+                    svg, secs, met = run_lvss(img, budget, method, args)
+                    extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds") if k in met})
+                sc = Q.score(svg, target)
+                v = vec(element_masks(svg, w, h), regions)
+                row = dict(image=name, budget=budget, method=method, paths=Q.count_paths(svg),
+                           psnr=sc["psnr"], ssim=sc["ssim"], vec=v, seconds=secs, **extra)
+                rows.append(row)
+                print(f"  {name} N={budget} {method:8s} paths {row['paths']:3d} PSNR {row['psnr']:.2f} "
+                      f"SSIM {row['ssim']:.3f} VeC {v:.3f} {secs:.1f} s", flush=True)
+    return rows
+
+
+def _region_psnr(region_labels: np.ndarray, rgb: np.ndarray, m: int) -> float:
+    from lvss.metrics import psnr
+    from lvss.recolor import graph_colors
+
+    cols = graph_colors(region_labels, rgb, m)
+    out = np.where(region_labels[..., None] >= 0, cols[np.maximum(region_labels, 0)], rgb)
+    return psnr(out, rgb)
+
+
+def ablation(args) -> tuple[list[dict], str]:
+    """Each clusterer on the same over-segmentation, then the same path stage."""
+    import torch
+
+    from lvss.io import load_image
+    from lvss.metrics import scene_path_masks, svg_region_masks, vec
+    from lvss.pipeline import prepare_image
+    from lvss.recolor import (CLUSTERERS, build_graph, labels_from_masks, run_compact, saliency_map,
+                              structural_budget)
+    from lvss.stages import get_segmenter
+
+    try:
+        import sklearn  # noqa: F401
+
+        backend = "scikit-learn (KMeans, DBSCAN)"
+    except ImportError:
+        backend = "scipy (cluster.vq.kmeans2; DBSCAN on scipy.spatial.cKDTree) - scikit-learn not installed"
+    rows = []
+    for name in args.ablation_images:
+        _, img = Q.load_input(name)
+        is_emoji = name not in Q.PHOTOS
+        cfg = _cfg(args.ablation_emoji_budget if is_emoji else args.ablation_budget, "compact", args)
+        rgb, alpha = prepare_image(load_image(img), cfg.work_size)
+        h, w = alpha.shape
+        sal, _ = saliency_map(rgb, cfg)
+        labels = labels_from_masks(get_segmenter(cfg)(rgb).masks, alpha > 0.5, max(4, int(np.ceil(cfg.segment.min_area * h * w))))
+        graph = build_graph(labels, rgb, sal)
+        n_s = structural_budget(cfg.paths, cfg.compact.structural_ratio)
+        regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w) if is_emoji else None
+        for method, fn in CLUSTERERS.items():
+            res = fn(graph, n_s, cfg.compact, cfg.seed)
+            reg = np.where(labels >= 0, res.mapping[np.maximum(labels, 0)], -1)
+            scene, met = run_compact(rgb, alpha, cfg, torch.device("cpu"), clusterer=method)
+            v = vec(scene_path_masks(scene), regions) if is_emoji else float("nan")
+            row = dict(image=name, budget=cfg.paths, method=method, masks=graph.n, regions=res.regions, rounds=res.rounds,
+                       forced=res.forced, cluster_seconds=res.seconds,
+                       region_psnr=_region_psnr(reg, rgb, res.regions), psnr=met["psnr"], vec=v)
+            rows.append(row)
+            print(f"  ablation {name} {method:7s} masks {graph.n} -> {res.regions} regions in "
+                  f"{res.seconds:.2f} s, region PSNR {row['region_psnr']:.2f}, PSNR {met['psnr']:.2f}, "
+                  f"VeC {v:.3f}", flush=True)
+    return rows, backend
+
+
+def saliency_check(args) -> dict:
+    """Detail paths inside one object with and without a user mask over it."""
+    import tempfile
+
+    from PIL import Image
+    from scipy import ndimage as ndi
+
+    from lvss.metrics import svg_region_masks
+    from lvss.pipeline import run
+
+    name = SALIENCY_IMAGE
+    _, img = Q.load_input(name)
+    h, w = img.shape[:2]
+    regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w)
+    areas = regions.reshape(len(regions), -1).sum(1)
+    mid = [i for i in np.argsort(-areas) if areas[i] < 0.25 * h * w]
+    obj = regions[mid[0]] if mid else regions[int(np.argmax(areas))]
+    user = ndi.binary_dilation(obj, iterations=3)  # a hand-drawn mask is a little generous
+    budget = args.budgets[0]
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mask.png"
+        Image.fromarray(np.uint8(user) * 255).save(path)
+        for label, sal in (("without mask", None), ("with mask", str(path))):
+            cfg = _cfg(budget, "compact", args)
+            if sal:
+                cfg = replace(cfg, saliency=replace(cfg.saliency, source="mask", mask_path=sal))
+            res = run(img, cfg)
+            det = [l for l in res.scene.layers if l.name == "Details"]
+            pts = [p.points.mean(0) for p in (det[0].paths if det else [])]
+            inside = sum(bool(user[min(h - 1, max(0, int(p[1]))), min(w - 1, max(0, int(p[0])))]) for p in pts)
+            counts[label] = dict(details=len(pts), inside=inside, psnr=res.metrics["psnr"])
+            print(f"  saliency {label}: {inside}/{len(pts)} detail paths inside the object", flush=True)
+    return dict(image=name, object_pixels=int(user.sum()), budget=budget, **counts)
+
+
+def _f(v, nd=2):
+    return "–" if v is None or v != v else f"{v:.{nd}f}"
+
+
+def report(main_rows, abl_rows, backend, sal) -> str:
+    out = []
+    if main_rows:
+        out += ["## Compact vs layered vs vtracer (OpenMoji, resvg over white)", "",
+                "| image | budget | method | paths | PSNR dB | SSIM | VeC | seconds |",
+                "|---|---:|---|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['image']} | {r['budget']} | {r['method']} | {r['paths']} | {_f(r['psnr'])} | "
+                f"{_f(r['ssim'], 3)} | {_f(r['vec'], 3)} | {_f(r['seconds'], 1)} |" for r in main_rows]
+        out += ["", "| budget | method | images | mean paths | mean PSNR | mean SSIM | mean VeC | median s |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|"]
+        goals = []
+        for b in sorted({r["budget"] for r in main_rows}):
+            means = {}
+            for m in ("compact", "layered", "vtracer"):
+                sel = [r for r in main_rows if r["budget"] == b and r["method"] == m]
+                if not sel:
+                    continue
+                mv = statistics.fmean(r["vec"] for r in sel if r["vec"] == r["vec"])
+                mp = statistics.fmean(r["psnr"] for r in sel)
+                means[m] = (mp, mv)
+                out.append(f"| {b} | {m} | {len(sel)} | {statistics.fmean(r['paths'] for r in sel):.1f} | {mp:.2f} | "
+                           f"{statistics.fmean(r['ssim'] for r in sel):.3f} | {mv:.3f} | "
+                           f"{statistics.median(r['seconds'] for r in sel):.1f} |")
+            if "compact" in means and "layered" in means and "vtracer" in means:
+                (cp, cv), (lp, lv), (_, vv) = means["compact"], means["layered"], means["vtracer"]
+                ok = cv > lv and cv > vv and cp >= lp - 1.0
+                goals.append(f"GOAL N={b}: VeC compact {cv:.3f} vs layered {lv:.3f} / vtracer {vv:.3f}; "
+                             f"PSNR compact {cp:.2f} vs layered {lp:.2f} ({cp - lp:+.2f} dB, goal >= -1): "
+                             f"{'REACHED' if ok else 'NOT REACHED'}")
+        out += [""] + goals
+    if abl_rows:
+        out += ["", f"## Clustering ablation (clustering backend: {backend})", "",
+                "| image | budget | method | masks | regions | rounds | forced merges | cluster s | region PSNR | PSNR | VeC |",
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['image']} | {r['budget']} | {r['method']} | {r['masks']} | {r['regions']} | {r['rounds']} | {r['forced']} | "
+                f"{r['cluster_seconds']:.2f} | {r['region_psnr']:.2f} | {r['psnr']:.2f} | {_f(r['vec'], 3)} |"
+                for r in abl_rows]
+        out += ["", "| method | mean region PSNR | mean PSNR | mean VeC (clip art) | max cluster s |",
+                "|---|---:|---:|---:|---:|"]
+        for m in ("recolor", "kmeans", "dbscan"):
+            sel = [r for r in abl_rows if r["method"] == m]
+            vs = [r["vec"] for r in sel if r["vec"] == r["vec"]]
+            out.append(f"| {m} | {statistics.fmean(r['region_psnr'] for r in sel):.2f} | "
+                       f"{statistics.fmean(r['psnr'] for r in sel):.2f} | "
+                       f"{_f(statistics.fmean(vs) if vs else None, 3)} | "
+                       f"{max(r['cluster_seconds'] for r in sel):.2f} |")
+    if sal:
+        out += ["", f"## Saliency check ({sal['image']}, budget {sal['budget']}, object {sal['object_pixels']} px)", "",
+                "| saliency | detail paths | inside the object | PSNR |", "|---|---:|---:|---:|"]
+        for k in ("without mask", "with mask"):
+            out.append(f"| {k} | {sal[k]['details']} | {sal[k]['inside']} | {sal[k]['psnr']:.2f} |")
+        ok = sal["with mask"]["inside"] > sal["without mask"]["inside"]
+        out.append(f"\nGOAL saliency: {sal['with mask']['inside']} vs {sal['without mask']['inside']} detail paths "
+                   f"inside the object: {'REACHED' if ok else 'NOT REACHED'}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 emoji at budgets 64 and 128, small ablation")
+    ap.add_argument("--images", nargs="+", metavar="CODE", help="OpenMoji codes (default: all)")
+    ap.add_argument("--budgets", nargs="+", type=int, metavar="N")
+    ap.add_argument("--ablation-images", nargs="+", metavar="NAME")
+    ap.add_argument("--ablation-budget", type=int, default=64, help="ablation path budget, photographs")
+    ap.add_argument("--ablation-emoji-budget", type=int, default=24,
+                    help="ablation path budget, clip art (their 10-30 masks only merge below ~40 %% of it)")
+    ap.add_argument("--skip-layered", action="store_true", help="leave layered mode out (it is the slow one)")
+    ap.add_argument("--skip", nargs="+", default=[], choices=("main", "ablation", "saliency"))
+    ap.add_argument("--structure-iters", type=int)
+    ap.add_argument("--refine-iters", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "compact"))
+    args = ap.parse_args(argv)
+    args.images = args.images or (list(QUICK_IMAGES) if args.quick else emoji_names())
+    args.budgets = args.budgets or list(QUICK_BUDGETS if args.quick else BUDGETS)
+    args.ablation_images = args.ablation_images or list(QUICK_ABLATION if args.quick else ABLATION_IMAGES)
+    t0 = time.perf_counter()
+    main_rows = main_table(args) if "main" not in args.skip else []
+    abl_rows, backend = ablation(args) if "ablation" not in args.skip else ([], "")
+    sal = saliency_check(args) if "saliency" not in args.skip else None
+    text = report(main_rows, abl_rows, backend, sal)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(text + "\n")
+    (out / "results.json").write_text(json.dumps(dict(main=main_rows, ablation=abl_rows, backend=backend,
+                                                      saliency=sal, args=vars(args)), indent=1, default=float))
+    print(text)
+    print(f"\n{time.perf_counter() - t0:.0f} s in all; written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
