@@ -13,6 +13,23 @@ import numpy as np
 from .scene import Scene
 
 
+def check_rgb_image(image: np.ndarray, min_side: int = 1) -> np.ndarray:
+    """Validate a stage input: (H, W, 3) float RGB in [0, 1]; returns it as float32, clipped.
+
+    Raises ValueError saying what is wrong and how to fix it.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array of shape (H, W, 3), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < min_side or image.shape[1] < min_side:
+        raise ValueError(f"image must have shape (H, W, 3) RGB (drop or composite the alpha channel first) "
+                         f"with sides >= {min_side}, got {image.shape}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f"image must be float RGB in [0, 1], got dtype {image.dtype}; divide uint8 images by 255")
+    if not np.isfinite(image).all():
+        raise ValueError("image contains NaN or infinite values")
+    return np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     """stage: short name ("simplify", "segment", "structure", ...); fraction: overall progress in [0, 1]."""

@@ -16,17 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise ValueError(f"image must have shape (H, W, 3) RGB, got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"image must be float RGB in [0, 1], got dtype {arr.dtype}; divide uint8 by 255")
-    if not np.isfinite(arr).all():
-        raise ValueError("image contains NaN or infinite values")
-    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+from ..types import check_rgb_image
 
 
 def _pixels(clip, image: np.ndarray) -> torch.Tensor:
@@ -87,7 +77,7 @@ def clip_saliency(image: np.ndarray, prompt: str, clip) -> np.ndarray:
     image: (H, W, 3) float32 RGB in [0, 1]; clip: a loaded :class:`lvss.models.ClipModel`. A map with
     no relevance anywhere comes back uniform (all ones).
     """
-    image = _check_image(image)
+    image = check_rgb_image(image, min_side=2)
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError("CLIP saliency needs a text prompt (saliency.prompt, CLI --prompt); "
                           "choose saliency 'none' or a mask for no prompt")

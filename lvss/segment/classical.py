@@ -11,25 +11,13 @@ import math
 import numpy as np
 
 from ..config import SegmentConfig
-from ..types import MaskSet
+from ..types import MaskSet, check_rgb_image
 
 # share of 4-neighbour pixel pairs with identical colour above which an image counts as piecewise flat
 _FLAT_SHARE = 0.6
 # graph segmentation of non-flat images
 _GRAPH_SCALE = 100.0
 _GRAPH_MIN_SIZE = 20
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array of shape (H, W, 3), got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must have shape (H, W, 3) RGB, got {image.shape}")
-    if not np.issubdtype(image.dtype, np.floating):
-        raise ValueError(f"image must be float RGB in [0, 1], got dtype {image.dtype}; divide uint8 by 255")
-    if not np.isfinite(image).all():
-        raise ValueError("image contains NaN or infinite values")
-    return np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
 
 
 def _colour_keys(image: np.ndarray) -> np.ndarray:
@@ -49,7 +37,7 @@ def segment_labels(image: np.ndarray, cfg: SegmentConfig | None = None) -> np.nd
     from skimage.measure import label as connected
 
     cfg = cfg or SegmentConfig()
-    img = _check_image(image)
+    img = check_rgb_image(image, min_side=1)
     h, w = img.shape[:2]
     keys = _colour_keys(img)
     if _flat_share(keys) >= _FLAT_SHARE:
@@ -74,7 +62,7 @@ def segment_classical(image: np.ndarray, cfg: SegmentConfig | None = None) -> Ma
     cfg = cfg or SegmentConfig()
     if not (isinstance(cfg.min_area, (int, float)) and 0.0 <= cfg.min_area < 1.0):
         raise ValueError(f"min_area must be a fraction of the image in [0, 1), got {cfg.min_area!r}")
-    img = _check_image(image)
+    img = check_rgb_image(image, min_side=1)
     h, w = img.shape[:2]
     labels = segment_labels(img, cfg)
     r = int(labels.max()) + 1

@@ -21,22 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError, SegmentConfig
-from ..types import MaskSet
+from ..types import MaskSet, check_rgb_image
 
 POINTS_PER_BATCH = 64
 BOX_NMS_THRESH = 0.7
 STABILITY_OFFSET = 1.0
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise ValueError(f"image must have shape (H, W, 3) RGB, got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"image must be float RGB in [0, 1], got dtype {arr.dtype}; divide uint8 by 255")
-    if not np.isfinite(arr).all():
-        raise ValueError("image contains NaN or infinite values")
-    return np.clip(arr.astype(np.float32), 0.0, 1.0)
 
 
 def _check_cfg(cfg: SegmentConfig) -> None:
@@ -152,7 +141,7 @@ class SamSegmenter:
     def __call__(self, image: np.ndarray) -> MaskSet:
         """image: (H, W, 3) float32 RGB in [0, 1] -> MaskSet with (K, H, W) bool masks, largest first,
         scores = predicted IoU clipped to [0, 1], colors = mean RGB under each mask."""
-        image = _check_image(image)
+        image = check_rgb_image(image, min_side=2)
         h, w = image.shape[:2]
         cfg = self.cfg
         _, amg = _sam_utils()

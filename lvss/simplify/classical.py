@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..config import SimplifyConfig
-from ..types import SimplifyResult
+from ..types import SimplifyResult, check_rgb_image
 
 # Schedules from the finest (f -> 0) to the coarsest (f = 1) level. Lengths are pixels at a 256 x 256
 # canvas (scaled with sqrt(H W) / 256); areas are fractions of the image.
@@ -66,23 +66,6 @@ def _level_params(f: float, height: int, width: int, strength: float, contrast: 
         thin_max_area=n * _interp(_THIN_MAX_AREA, f),
         min_area=max(2.0, _MIN_AREA_PER_DETAIL2 * detail * detail),
     )
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array of shape (H, W, 3), got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(
-            f"image must have shape (H, W, 3) (RGB; drop or composite the alpha channel first), "
-            f"got {image.shape}"
-        )
-    if not np.issubdtype(image.dtype, np.floating):
-        raise ValueError(
-            f"image must be float RGB in [0, 1], got dtype {image.dtype}; divide uint8 images by 255"
-        )
-    if not np.isfinite(image).all():
-        raise ValueError("image contains NaN or infinite values")
-    return np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
 
 
 # -- region adjacency graph and greedy Mumford–Shah merging ----------------------------------------
@@ -303,7 +286,7 @@ def simplify_levels(image: np.ndarray, levels: int, cfg: SimplifyConfig | None =
                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Like :func:`simplify_classical` but also returns each coarser level's (H, W) int region labels."""
     cfg = cfg or SimplifyConfig()
-    img = _check_image(image)
+    img = check_rgb_image(image, min_side=1)
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 0:
         raise ValueError(f"levels must be an integer >= 0 (number of coarser images), got {levels!r}")
     strength = float(cfg.smooth_strength)

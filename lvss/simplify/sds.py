@@ -18,18 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError, SimplifyConfig
-from ..types import ProgressEvent, SimplifyResult
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise ValueError(f"image must have shape (H, W, 3) RGB, got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"image must be float RGB in [0, 1], got dtype {arr.dtype}; divide uint8 by 255")
-    if not np.isfinite(arr).all():
-        raise ValueError("image contains NaN or infinite values")
-    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+from ..types import ProgressEvent, SimplifyResult, check_rgb_image
 
 
 def _check_cfg(cfg: SimplifyConfig, levels: int) -> None:
@@ -83,7 +72,7 @@ def simplify_sds(image: np.ndarray, levels: int, seed: int = 0, cfg: SimplifyCon
     the same device.
     """
     cfg = cfg or SimplifyConfig()
-    image = _check_image(image)
+    image = check_rgb_image(image, min_side=2)
     _check_cfg(cfg, levels)
     if model is None:
         from ..models import load_sd, require_spec
