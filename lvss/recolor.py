@@ -13,8 +13,12 @@ Pipeline (all at the working resolution):
    adjacent masks whose colours end equal merge. Rounds stop at the structural budget; a greedy
    merge of the cheapest adjacent pairs finishes the job if the rounds leave too many regions;
 3. structure + detail (:func:`run_compact`): every merged region becomes one path (its outer contour,
-   largest first = back-most), the rest of the budget are small circles sampled from the saliency
-   map, and all paths are optimised against the image through the differentiable rasterizer.
+   largest first = back-most); the rest of the budget are small circles (5 px, or as deep as a thin
+   mask allows) whose centres are drawn with probability proportional to saliency, balanced over the
+   over-segmentation masks (a mask's weight divided by its area, so small parts get details as
+   readily as wide flat ones); all paths are then optimised against the image through the
+   differentiable rasterizer, each detail path kept inside the mask it was seeded in, so a detail
+   stays part of one semantic piece (compactness, see lvss.metrics.vec).
 
 Saliency S(p) in [0, 1] (prompt / user mask / uniform) weights the colour fit by MSE_FLOOR + S(p) and
 the smoothing by W(p) = 1 - S(p), so salient masks keep their colours and the background merges
@@ -46,7 +50,8 @@ STAGE1_STEPS = 100     # Adam steps of stage I per round
 STAGE2_STEPS = 50      # Adam steps of stage II per round
 LR = 0.01              # Adam learning rate of both stages (held, then decayed over the last 30 %)
 ASSIGN_TEMPERATURE = 0.05  # assignment = softmax(θ / T): Adam's steps on θ move logits by LR / T
-FUSION_MARGIN = 1.5    # TV scale above the pairwise fusion estimate, so the planned pairs do fuse
+FUSION_MARGIN = 3.0    # TV scale above the pairwise fusion estimate: about twice the planned pairs fuse,
+#                        and the round keeps the cheapest of them (Ward cost) down to its target
 PUSH_SIGMA = 0.1       # colour distance scale of the stage II push between non-adjacent masks
 DETAIL_AREA_EXPONENT = 1.0  # detail seeds: each mask's saliency weight / area^this (see detail_prob)
 CONFINE_DETAILS = True  # keep detail paths inside the mask they were seeded in (see _Confine)
@@ -405,12 +410,13 @@ def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
     """Cluster the masks of ``g`` into at most ``budget`` connected regions by rounds of recolouring.
 
     Each round runs stages I and II on the current regions and merges adjacent regions whose final
-    colours agree (within MERGE_TOL). The TV weight of round r is λ_wtv·s_r, where s_r is the
-    smallest scale at which, by the pairwise fusion estimate, enough adjacent pairs fuse to follow a
-    geometric schedule from N to ``budget`` regions over ``cc.rounds`` rounds (never below the previous
-    round's). Merges in the round that reaches the budget are taken cheapest first and stop there;
-    regions left over after the last round are merged greedily (Ward cost). Non-adjacent regions
-    never merge. Deterministic for a given seed.
+    colours agree (within MERGE_TOL). Round r aims at a geometric schedule from N regions down to
+    ``budget`` over ``cc.rounds`` rounds: its TV weight is λ_wtv·s_r, with s_r FUSION_MARGIN times the
+    scale at which, by the pairwise fusion estimate, just enough adjacent pairs fuse (never below the
+    previous round's; raised when a round falls short). Of the pairs that do fuse, the cheapest
+    (Ward cost) merge first, down to the round's target, so every round is one level of the
+    hierarchy. Regions left over after the last round are merged greedily (Ward cost, counted in
+    ``forced``). Non-adjacent regions never merge. Deterministic for a given seed.
     """
     t0 = time.perf_counter()
     budget = max(1, int(budget))
@@ -431,7 +437,7 @@ def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
             scale = max(scale, float(need[min(len(need), goal) - 1]) * FUSION_MARGIN * boost)
         colours = _recolor_round(cur, cc, scale, gen, cancel)
         diff = np.abs(colours[cur.edges[:, 0]] - colours[cur.edges[:, 1]]).max(1)
-        step_map = _union_edges(cur, np.flatnonzero(diff < MERGE_TOL), budget)
+        step_map = _union_edges(cur, np.flatnonzero(diff < MERGE_TOL), target)
         res.rounds = r + 1
         merged = cur.n - (int(step_map.max()) + 1)
         # feedback on the pairwise estimate: more pressure when a round falls well short of its goal
@@ -458,7 +464,7 @@ def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
 
 # -- baselines for the clustering ablation --------------------------------------------------------------
 def _features(g: MaskGraph, pos_weight: float) -> np.ndarray:
-    """(N, 5) mask features: mean RGB and centroid scaled by pos_weight / image diagonal."""
+    """(N, 5) mask features: mean RGB, and centroids scaled so the largest spread is ``pos_weight``."""
     span = max(float(np.ptp(g.centroid[:, 0])), float(np.ptp(g.centroid[:, 1])), 1.0)
     return np.concatenate([g.wmean, g.centroid / span * pos_weight], 1)
 
@@ -470,14 +476,17 @@ def _components(g: MaskGraph, cluster: np.ndarray) -> np.ndarray:
 
 
 def _best_fit(g: MaskGraph, budget: int, make: Callable[[float], np.ndarray], params) -> np.ndarray:
-    """Of the clusterings ``make(param)`` for the candidate params, the connected one with the most
-    regions within ``budget`` (the first such on ties); everything merged if none fits."""
-    best = None
+    """Of the clusterings ``make(param)`` for the candidate params, the connected one whose region
+    count is closest to ``budget`` (within it on ties, then the first). Regions beyond the budget are
+    left to the caller's greedy merge."""
+    best, best_key = None, None
     for prm in params:
         m = _components(g, make(prm))
-        if m.max() + 1 <= budget and (best is None or m.max() > best.max()):
-            best = m
-    return best if best is not None else np.zeros(g.n, np.int64)
+        k = int(m.max()) + 1
+        key = (abs(k - budget), k > budget)
+        if best_key is None or key < best_key:
+            best, best_key = m, key
+    return best
 
 
 def _finish(g: MaskGraph, mapping: np.ndarray, budget: int, method: str, t0: float) -> MergeResult:
@@ -493,8 +502,8 @@ def _finish(g: MaskGraph, mapping: np.ndarray, budget: int, method: str, t0: flo
 def kmeans_merge(g: MaskGraph, budget: int, cc: CompactConfig | None = None, seed: int = 0,
                  cancel=None, progress=None, pos_weight: float = 0.5) -> MergeResult:
     """Ablation baseline: k-means on mask colour + position (scikit-learn when installed, else
-    scipy's kmeans2); of k = 1..budget, the k whose connected clusters come closest to the budget
-    without exceeding it."""
+    scipy's kmeans2); of k = 1..budget, the k whose connected clusters come closest to the budget;
+    any excess is merged greedily (counted in ``forced``)."""
     t0 = time.perf_counter()
     feats = _features(g, pos_weight)
     n = g.n
@@ -550,7 +559,8 @@ def _dbscan(feats: np.ndarray, eps: float, min_samples: int = 2) -> np.ndarray:
 def dbscan_merge(g: MaskGraph, budget: int, cc: CompactConfig | None = None, seed: int = 0,
                  cancel=None, progress=None, pos_weight: float = 0.5) -> MergeResult:
     """Ablation baseline: DBSCAN (min_samples 2) on mask colour + position; of 200 eps values on a
-    geometric grid, the one whose connected clusters come closest to the budget without exceeding it."""
+    geometric grid, the one whose connected clusters come closest to the budget; any excess is merged
+    greedily (counted in ``forced``)."""
     t0 = time.perf_counter()
     feats = _features(g, pos_weight)
     if g.n <= budget:

@@ -10,8 +10,8 @@ from skimage.measure import label as connected
 
 from lvss.config import CompactConfig, OptimizeConfig, VectorizeConfig
 from lvss.optimize.structure import Cancelled
-from lvss.recolor import (CLUSTERERS, build_graph, coarsen, detail_centres, greedy_merge, labels_from_masks,
-                          recolor_merge, run_compact, structural_budget)
+from lvss.recolor import (CLUSTERERS, build_graph, coarsen, detail_centres, detail_prob, greedy_merge,
+                          labels_from_masks, recolor_merge, run_compact, structural_budget)
 
 CC = CompactConfig(rounds=4)
 
@@ -161,6 +161,19 @@ def test_deterministic():
     assert ma["psnr"] == mb["psnr"]
     for p, q in zip(a.paths(), b.paths()):
         assert torch.equal(p.points, q.points) and torch.equal(p.color, q.color)
+
+
+def test_detail_prob_balances_masks_and_keeps_off_borders():
+    labels = np.zeros((40, 40), np.int32)
+    labels[:, 30:] = 1                 # a wide mask (1200 px) and a narrow one (400 px)
+    labels[:, :2] = -1                 # excluded pixels
+    p = detail_prob(np.ones((40, 40)), np.ones((40, 40)), labels, radius=3.0)
+    assert (p[labels == -1] == 0).all()
+    assert (p[:, 28:32] == 0).all()    # within 3 px of the shared border
+    np.testing.assert_allclose(p[labels == 0].sum(), p[labels == 1].sum(), rtol=0.3)
+    # without an over-segmentation it is saliency x alpha
+    sal = np.random.default_rng(0).uniform(size=(8, 8))
+    np.testing.assert_allclose(detail_prob(sal, np.full((8, 8), 0.5), None, 3.0), sal * 0.5)
 
 
 def test_detail_centres_follow_saliency(tmp_path):
