@@ -8,10 +8,11 @@ clustering ablation, and a saliency check.
    resvg) against the SVG's exact element regions (lvss.metrics.svg_region_masks); paths; seconds.
    Goal per budget: compact VeC above layered's and vtracer's, compact PSNR >= layered - 1 dB.
 2. Clustering ablation (photographs at --ablation-budget, clip art at a budget small enough for
-   their few masks to merge): the recolouring merge against
-   k-means and DBSCAN on mask colour + position (lvss.recolor.kmeans_merge / dbscan_merge), each
-   followed by the same path stage: masks, regions, clustering seconds, PSNR of the regions filled
-   with their mean colours, final PSNR (working resolution) and VeC (clip art only).
+   their few masks to merge): the recolouring merge against k-means and DBSCAN on mask colour +
+   position (lvss.recolor.kmeans_merge / dbscan_merge), and for reference the greedy Ward merge
+   alone (ward_merge), each followed by the same path stage: masks, regions, clustering seconds,
+   PSNR of the regions filled with their mean colours, final PSNR (working resolution) and VeC
+   (clip art only).
 3. Saliency check: a user mask over one object of an emoji; detail paths whose centre lies inside
    the object with and without the mask.
 
@@ -262,7 +263,7 @@ def report(main_rows, abl_rows, backend, sal) -> str:
                 for r in abl_rows]
         out += ["", "| method | mean region PSNR | mean PSNR | mean VeC (clip art) | max cluster s |",
                 "|---|---:|---:|---:|---:|"]
-        for m in ("recolor", "kmeans", "dbscan"):
+        for m in ("recolor", "kmeans", "dbscan", "ward"):
             sel = [r for r in abl_rows if r["method"] == m]
             vs = [r["vec"] for r in sel if r["vec"] == r["vec"]]
             out.append(f"| {m} | {statistics.fmean(r['region_psnr'] for r in sel):.2f} | "

@@ -40,7 +40,7 @@ from .config import CompactConfig, VectorizeConfig
 from .optimize.structure import _lr_at, check_cancel
 
 __all__ = ["MaskGraph", "MergeResult", "labels_from_masks", "build_graph", "coarsen", "recolor_merge",
-           "greedy_merge", "kmeans_merge", "dbscan_merge", "CLUSTERERS", "structural_budget",
+           "greedy_merge", "kmeans_merge", "dbscan_merge", "ward_merge", "CLUSTERERS", "structural_budget",
            "saliency_map", "detail_prob", "detail_centres", "run_compact"]
 
 MSE_FLOOR = 0.1        # colour-fit weight of a pixel with zero saliency (MSE_FLOOR + S)
@@ -570,7 +570,16 @@ def dbscan_merge(g: MaskGraph, budget: int, cc: CompactConfig | None = None, see
     return _finish(g, m, budget, "dbscan", t0)
 
 
-CLUSTERERS = {"recolor": recolor_merge, "kmeans": kmeans_merge, "dbscan": dbscan_merge}
+def ward_merge(g: MaskGraph, budget: int, cc: CompactConfig | None = None, seed: int = 0,
+               cancel=None, progress=None) -> MergeResult:
+    """Reference: only the greedy adjacent merge by (saliency-weighted) Ward cost, no recolouring."""
+    t0 = time.perf_counter()
+    m = greedy_merge(g, budget)
+    return MergeResult(hierarchy=[np.arange(g.n), m], rounds=0, forced=g.n - (int(m.max()) + 1),
+                       seconds=time.perf_counter() - t0, method="ward")
+
+
+CLUSTERERS = {"recolor": recolor_merge, "kmeans": kmeans_merge, "dbscan": dbscan_merge, "ward": ward_merge}
 
 
 # -- saliency, budget, detail seeds ---------------------------------------------------------------------
@@ -762,7 +771,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
 
     rgb (h, w, 3) float32 straight RGB in [0, 1]; alpha (h, w) float32; prog(stage, fraction, message)
     with stage in {"segment", "recolor", "detail"}; clusterer: "recolor" (the method) or the ablation
-    baselines "kmeans" / "dbscan". Returns (Scene (w × h) with a "Structure" layer of merged regions
+    baselines "kmeans" / "dbscan" / "ward" (greedy merge only). Returns (Scene (w × h) with a "Structure" layer of merged regions
     at the back and a "Details" layer in front, metrics dict: mse, psnr, paths, layers, masks,
     regions, merges, forced_merges, rounds, cluster_seconds, structural, details).
     """
