@@ -60,7 +60,8 @@ def vec(path_masks, region_masks, inside: float = 0.85, threshold: float = 0.5) 
     p = _binary_stack(path_masks, "path_masks", threshold)
     r = _binary_stack(region_masks, "region_masks", threshold)
     if p.shape[1:] != r.shape[1:]:
-        raise ValueError(f"path masks are {p.shape[1:]} but region masks {r.shape[1:]}; render both at one size")
+        raise ValueError(f"path masks are {p.shape[1:]} but region masks {r.shape[1:]}; "
+                         "render both at one size")
     if len(p) == 0 or len(r) == 0:
         return float("nan")
     pf = p.reshape(len(p), -1).astype(np.float32)

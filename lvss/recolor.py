@@ -284,8 +284,8 @@ def greedy_merge(g: MaskGraph, target: int) -> np.ndarray:
 class MergeResult:
     """Clustering of the N initial masks.
 
-    hierarchy: one (N,) mapping initial mask -> region per round, coarser and coarser (the last one is
-    the result); rounds: rounds run; forced: merges made by the greedy fallback after the rounds;
+    hierarchy: one (N,) mapping initial mask -> region per level, coarser and coarser (the last one is
+    the result); rounds: the last round that ran (rounds already at their level are skipped); forced: merges made by the greedy fallback after the rounds;
     seconds: wall time of the clustering.
     """
 
@@ -323,10 +323,11 @@ def _round_lr(step: int, total: int) -> float:
     return LR if step < hold else _lr_at(step - hold, total - hold, LR)
 
 
-def _entropy(logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Σ_i weight_i · H(softmax(logits_i)) (assignment entropy)."""
-    logp = torch.log_softmax(logits, 1)
-    return -(weight * (logp.exp() * logp).sum(1)).sum()
+def _assign(theta: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Assignment probabilities softmax(θ / T) (N, K) and their entropy Σ_i weight_i · H_i."""
+    logp = torch.log_softmax(theta * (1.0 / ASSIGN_TEMPERATURE), 1)
+    p = logp.exp()
+    return p, -(weight * (p * logp).sum(1)).sum()
 
 
 def _recolor_round(g: MaskGraph, cc: CompactConfig, tv_scale: float, gen: torch.Generator,
@@ -363,17 +364,18 @@ def _recolor_round(g: MaskGraph, cc: CompactConfig, tv_scale: float, gen: torch.
         for grp in opt.param_groups:
             grp["lr"] = _round_lr(step, STAGE1_STEPS)
         opt.zero_grad(set_to_none=True)
-        x = torch.softmax(theta / T, 1) @ palette
+        prob, ent = _assign(theta, area)
+        x = prob @ palette
         wmse = (wsum * (x * x).sum(1) - 2.0 * (x * wcol).sum(1) + wsq).sum() / tot
         loss = (cc.lambda_wmse * wmse + cc.lambda_wtv * tv_scale * tv_of(x)
-                + cc.lambda_ent * _entropy(theta / T, area))
+                + cc.lambda_ent * ent)
         loss.backward()
         opt.step()
         with torch.no_grad():
             palette.clamp_(0.0, 1.0)
     palette = palette.detach()
     with torch.no_grad():
-        x1 = torch.softmax(theta / T, 1) @ palette
+        x1 = _assign(theta, area)[0] @ palette
 
     # stage II: palette frozen; matching to stage I's colours (weighted mean over masks)
     # + λ_c·pull (boundary-weighted mean over adjacent pairs) + λ_d·push (share of non-adjacent
@@ -394,15 +396,16 @@ def _recolor_round(g: MaskGraph, cc: CompactConfig, tv_scale: float, gen: torch.
         for grp in opt.param_groups:
             grp["lr"] = _round_lr(step, STAGE2_STEPS)
         opt.zero_grad(set_to_none=True)
-        x = torch.softmax(theta2 / T, 1) @ palette
+        prob, ent = _assign(theta2, area)
+        x = prob @ palette
         match = (mw * ((x - x1) ** 2).sum(1)).sum()
         pull = (ew * ((x[ei] - x[ej]) ** 2).sum(1)).sum() if len(ei) else x.sum() * 0.0
         push = (pair_w * torch.exp(-torch.cdist(x, x) ** 2 / PUSH_SIGMA ** 2)).sum()
-        loss = match + cc.lambda_c * pull + cc.lambda_d * push + cc.lambda_ent * _entropy(theta2 / T, area)
+        loss = match + cc.lambda_c * pull + cc.lambda_d * push + cc.lambda_ent * ent
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return (torch.softmax(theta2 / T, 1) @ palette).double().numpy()
+        return (_assign(theta2, area)[0] @ palette).double().numpy()
 
 
 def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
@@ -431,7 +434,9 @@ def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
             break
         check_cancel(cancel)
         target = max(budget, int(math.floor(n0 * (budget / n0) ** ((r + 1) / cc.rounds))))
-        goal = max(1, cur.n - target)
+        if cur.n <= target:  # already at this round's level of the schedule
+            continue
+        goal = cur.n - target
         if cc.lambda_wtv > 0:
             need = np.sort(_fusion_scales(cur, cc))
             scale = max(scale, float(need[min(len(need), goal) - 1]) * FUSION_MARGIN * boost)
@@ -718,9 +723,11 @@ class _Confine:
             if item is None:
                 continue
             x0, y0, dist, near = item
-            ix = (torch.floor(p[:, 0]) - x0).long().clamp(0, dist.shape[1] - 1)
-            iy = (torch.floor(p[:, 1]) - y0).long().clamp(0, dist.shape[0] - 1)
-            out = (dist[iy, ix] > self.tol) | (ix != torch.floor(p[:, 0]) - x0) | (iy != torch.floor(p[:, 1]) - y0)
+            fx, fy = torch.floor(p[:, 0]) - x0, torch.floor(p[:, 1]) - y0
+            ix = fx.long().clamp(0, dist.shape[1] - 1)
+            iy = fy.long().clamp(0, dist.shape[0] - 1)
+            # points beyond the crop count as outside (they were clamped onto its border)
+            out = (dist[iy, ix] > self.tol) | (ix != fx) | (iy != fy)
             if bool(out.any()):
                 p[out] = near[iy[out], ix[out]]
 
@@ -771,9 +778,10 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
 
     rgb (h, w, 3) float32 straight RGB in [0, 1]; alpha (h, w) float32; prog(stage, fraction, message)
     with stage in {"segment", "recolor", "detail"}; clusterer: "recolor" (the method) or the ablation
-    baselines "kmeans" / "dbscan" / "ward" (greedy merge only). Returns (Scene (w × h) with a "Structure" layer of merged regions
-    at the back and a "Details" layer in front, metrics dict: mse, psnr, paths, layers, masks,
-    regions, merges, forced_merges, rounds, cluster_seconds, structural, details).
+    baselines "kmeans" / "dbscan" / "ward" (greedy merge only). Returns (Scene (w × h) with a
+    "Structure" layer of merged regions at the back and a "Details" layer in front, metrics dict:
+    mse, psnr (working resolution), paths, layers, masks, regions, merges, forced_merges, rounds,
+    cluster_seconds, structural, details).
     """
     from .optimize.structure import fit_colors, visible_area
     from .render.torch_raster import render_torch
@@ -867,7 +875,10 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     if details:
         scene.layers.append(Layer("Details", details, f"layer{len(scene.layers) + 1}"))
     with torch.no_grad():
-        C, A = render_torch(pts, colors, w, h) if pts else (torch.zeros_like(target_c), torch.zeros_like(target_a))
+        if pts:
+            C, A = render_torch(pts, colors, w, h)
+        else:
+            C, A = torch.zeros_like(target_c), torch.zeros_like(target_a)
         m = float(((((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2) / 4.0).mean())
     metrics = {"mse": m, "psnr": 100.0 if m <= 1e-10 else float(10 * np.log10(1.0 / m)),
                "paths": float(scene.num_paths), "layers": float(len(scene.layers)),
