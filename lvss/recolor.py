@@ -640,8 +640,9 @@ def detail_prob(sal: np.ndarray, alpha: np.ndarray, labels: np.ndarray | None, r
     """(H, W) sampling weights of detail-circle centres: saliency × alpha, and with an
     over-segmentation ``labels`` (H, W, -1 = none) two priors: a centre lies at least ``radius`` px
     (or as deep as the mask allows) inside its mask, so the circle starts in one mask, and each mask's
-    weight is divided by area^area_exponent, so small masks (eyes, buttons) get details as readily as
-    wide flat ones."""
+    weight is divided by area^area_exponent, so small masks (eyes, buttons) get details as readily
+    as wide flat ones; masks smaller than one circle get none. Falls back to saliency × alpha where
+    no pixel qualifies."""
     from scipy import ndimage as ndi
 
     gamma = DETAIL_AREA_EXPONENT if area_exponent is None else area_exponent
@@ -658,7 +659,9 @@ def detail_prob(sal: np.ndarray, alpha: np.ndarray, labels: np.ndarray | None, r
     need = np.minimum(radius, deepest)
     area = np.bincount(lab[ok], minlength=n).astype(np.float64)
     li = np.maximum(lab, 0)
-    out = np.where(ok & (dist >= need[li]), prob * np.maximum(area[li], 1.0) ** -gamma, 0.0)
+    # masks smaller than one circle (slivers along edges) get no detail seeds
+    big = area >= math.pi * radius ** 2
+    out = np.where(ok & big[li] & (dist >= need[li]), prob * np.maximum(area[li], 1.0) ** -gamma, 0.0)
     return out if out.sum() > 0 else prob
 
 
