@@ -44,3 +44,17 @@ def resvg_render(svg: str, width: int, height: int, background: str | None = "wh
 
     bg = np.asarray(ImageColor.getrgb(background), dtype=np.float32) / 255.0
     return a[..., :3] * a[..., 3:] + bg * (1 - a[..., 3:])
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A well-formed PNG (valid CRCs) whose header declares width x height RGB pixels, with almost no
+    pixel data: a decompression bomb, a 0x0 image or a truncated one, for bad-input tests."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+            + chunk(b"IEND", b""))

@@ -9,10 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 from lxml import etree
 from PIL import Image
+from lvss.testing import png_declaring
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = b"<svg>previous result</svg>"
@@ -37,17 +36,6 @@ def _png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     return buf.getvalue()
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A PNG with a valid IHDR declaring width x height and a tiny IDAT."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-            + _chunk(b"IEND", b""))
 
 
 def disc_png() -> bytes:

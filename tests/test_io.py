@@ -4,15 +4,14 @@ from __future__ import annotations
 import io
 import os
 import stat
-import struct
 import threading
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from lvss.io import DEFAULT_MAX_PIXELS, ImageError, atomic_write, decode_image_bytes, load_image
+from lvss.testing import png_declaring
 
 
 # ------------------------------------------------------------------------------------------------
@@ -27,17 +26,6 @@ def _encode(arr_or_im, fmt="PNG", **kw) -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt, **kw)
     return buf.getvalue()
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A well-formed PNG header (valid CRCs) declaring width x height RGB with a tiny IDAT."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-            + _chunk(b"IEND", b""))
 
 
 # ------------------------------------------------------------------------------------------------

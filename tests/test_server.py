@@ -85,6 +85,7 @@ import pytest  # noqa: E402
 
 from lvss._proto import vectorizer_pb2 as pb  # noqa: E402
 from lvss._proto import vectorizer_pb2_grpc as pb_grpc  # noqa: E402
+from lvss.testing import png_declaring  # noqa: E402
 
 PORT_LINE = re.compile(r"listening on \S+:(\d+)")
 
@@ -151,19 +152,6 @@ def png_bytes(w: int = 48, h: int = 32, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def png_header(w: int, h: int) -> bytes:
-    """A well-formed PNG whose header declares w × h pixels, with (almost) no pixel data."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 def request(image: bytes | None = None, steps: int = 5, prompt: str = "", mask: bytes = b"", **options):
@@ -277,8 +265,8 @@ def _mask_png() -> bytes:
 BAD_REQUESTS = {
     "not an image": (dict(image=b"this is not an image"), "not an image"),
     "truncated": (dict(image=png_bytes(64, 64)[:200]), "truncated"),
-    "huge header": (dict(image=png_header(100_000, 100_000)), "downscale"),
-    "0x0": (dict(image=png_header(0, 0)), "image"),
+    "huge header": (dict(image=png_declaring(100_000, 100_000)), "downscale"),
+    "0x0": (dict(image=png_declaring(0, 0)), "image"),
     "empty image": (dict(image=b""), "no image"),
     "paths 0": (dict(paths=0), "paths must be between 1 and 64"),
     "paths over limit": (dict(paths=65), "paths must be between 1 and 64"),
