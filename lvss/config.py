@@ -14,18 +14,6 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class RenderConfig:
-    """Rasterizer settings.
-
-    renderer: "torch" (built-in, CPU and CUDA) or "diffvg" (needs a source build of pydiffvg).
-    samples_per_segment: straight pieces each cubic segment is flattened into.
-    """
-
-    renderer: str = "torch"
-    samples_per_segment: int = 16
-
-
-@dataclass(frozen=True)
 class SimplifyConfig:
     """Simplification sequence: the original plus ``levels`` coarser images.
 
@@ -121,7 +109,6 @@ class VectorizeConfig:
     seed: int = 0
     device: str = "auto"
     work_size: int = 256
-    render: RenderConfig = field(default_factory=RenderConfig)
     simplify: SimplifyConfig = field(default_factory=SimplifyConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
@@ -148,8 +135,6 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError(f"work_size must be an integer >= 16 pixels, got {cfg.work_size!r}")
     if cfg.simplify.levels < 0 or cfg.simplify.levels > 10:
         raise ConfigError(f"levels must be between 0 and 10, got {cfg.simplify.levels}")
-    if cfg.render.renderer not in ("torch", "diffvg"):
-        raise ConfigError(f"renderer must be 'torch' or 'diffvg', got {cfg.render.renderer!r}")
     if not 0.0 <= cfg.compact.structural_ratio <= 1.0:
         raise ConfigError(f"structural_ratio must be within [0, 1], got {cfg.compact.structural_ratio}")
     if not 0.0 < cfg.optimize.structure_share <= 1.0:

@@ -317,7 +317,6 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
     try:
         cfg = VectorizeConfig(
             paths=paths, mode=mode, seed=seed, device=device, work_size=work_size,
-            render=base.render,
             simplify=replace(base.simplify, method=choices["simplify"], levels=levels),
             segment=replace(base.segment, method=choices["segment"]),
             saliency=replace(base.saliency, source=saliency, prompt=prompt),
