@@ -2,8 +2,9 @@
 
 How it works
 ------------
-1. Each cubic segment is flattened into ``samples_per_segment`` straight edges (a fixed Bernstein
-   matrix, so the flattened points are linear in the control points and autograd carries gradients).
+1. Each cubic segment is flattened into just enough straight edges to stay within FLATTEN_TOLERANCE
+   (between MIN_PIECES and ``samples_per_segment``); the edge ends are Bernstein combinations of the
+   control points, so autograd carries gradients to them.
 2. Every edge is cut into pieces lying inside single pixel cells, and each piece adds its exact signed
    area to an accumulation buffer that covers every path's bounding box (one flat buffer for all
    paths; each row ends with an overflow column so that rows sum to zero and one cumulative sum serves
@@ -20,18 +21,6 @@ from dataclasses import dataclass
 import torch
 
 from ..scene import SceneError
-
-
-@dataclass
-class _Layout:
-    """Bounding boxes of the paths inside the canvas, and where each sits in the flat buffer."""
-
-    x0: list[int]
-    y0: list[int]
-    w: list[int]          # columns inside the canvas (the buffer row holds w + 1: an overflow column)
-    h: list[int]
-    off: list[int]        # start of each path in the flat buffer
-    total: int            # flat buffer length
 
 
 FLATTEN_TOLERANCE = 0.05  # pixels: largest distance between a cubic and its flattened polyline
@@ -79,8 +68,12 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
 
 
 def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
-            width: int, height: int) -> tuple[_Layout, torch.Tensor, torch.Tensor]:
-    """Per-path pixel bounding boxes clipped to the canvas."""
+            width: int, height: int) -> tuple[torch.Tensor, int]:
+    """Per-path pixel bounding boxes clipped to the canvas, and where each sits in the flat buffer.
+
+    Returns boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow
+    column), and the flat buffer length.
+    """
     pts = torch.cat([starts, ends], 0).detach()
     pid = torch.cat([edge_path, edge_path], 0)
     big = torch.finfo(pts.dtype).max
@@ -101,9 +94,7 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     size = h * (w + 1)
     off = torch.cumsum(size, 0) - size
     total = int(size.sum())
-    x0i, y0i = x0.long(), y0.long()
-    lay = _Layout(x0i.tolist(), y0i.tolist(), w.tolist(), h.tolist(), off.tolist(), total)
-    return lay, torch.stack([x0i, y0i, w, h, off], 1), visible
+    return torch.stack([x0.long(), y0.long(), w, h, off], 1), total
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -204,7 +195,7 @@ class _Plan:
     bounds: list[int]      # group g is pairs bounds[g]:bounds[g+1]
 
 
-def _plan(lay: _Layout, boxes: torch.Tensor, width: int) -> _Plan:
+def _plan(boxes: torch.Tensor, width: int) -> _Plan:
     dev = boxes.device
     b = boxes.cpu()
     x0, y0, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
@@ -228,7 +219,7 @@ def _plan(lay: _Layout, boxes: torch.Tensor, width: int) -> _Plan:
     k = torch.arange(int(counts.sum())) - torch.repeat_interleave(start, counts)
     ww = w[p_rep]
     r, c = torch.div(k, ww, rounding_mode="floor"), torch.remainder(k, ww)
-    perm = torch.as_tensor(lay.off)[p_rep] + r * (ww + 1) + c
+    perm = b[:, 4][p_rep] + r * (ww + 1) + c
     pix = (y0[p_rep] + r) * width + x0[p_rep] + c
     lv = torch.from_numpy(np.sort(level, kind="stable"))
     gsize = torch.bincount(lv, weights=counts.double()).long() if len(lv) else torch.zeros(0, dtype=torch.long)
@@ -239,12 +230,12 @@ def _plan(lay: _Layout, boxes: torch.Tensor, width: int) -> _Plan:
 _PLAN_CACHE: dict = {}
 
 
-def _plan_cached(lay: _Layout, boxes: torch.Tensor, width: int) -> _Plan:
+def _plan_cached(boxes: torch.Tensor, width: int) -> _Plan:
     """The plan depends only on the integer boxes, which stay put over most optimisation steps."""
     key = (boxes.device.type, width, boxes.cpu().numpy().tobytes())
     plan = _PLAN_CACHE.get(key)
     if plan is None:
-        plan = _plan(lay, boxes, width)
+        plan = _plan(boxes, width)
         _PLAN_CACHE.clear()
         _PLAN_CACHE[key] = plan
     return plan
@@ -350,12 +341,12 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
     check_points(points)
     pts = [p.to(device=dev, dtype=dt) for p in points]
     starts, ends, edge_path = flatten(pts, samples_per_segment)
-    lay, boxes, _ = _layout(starts, ends, edge_path, n, width, height)
+    boxes, total = _layout(starts, ends, edge_path, n, width, height)
     col = colors.clamp(0.0, 1.0)
-    if lay.total == 0:  # nothing visible: a constant image, still connected to the inputs (zero grads)
+    if total == 0:  # nothing visible: a constant image, still connected to the inputs (zero grads)
         return blank(col.sum() * 0.0 + starts.sum() * 0.0)
-    cov = _coverage(starts, ends, edge_path, boxes, lay.total, height)
-    plan = _covered(_plan_cached(lay, boxes, width), cov)
+    cov = _coverage(starts, ends, edge_path, boxes, total, height)
+    plan = _covered(_plan_cached(boxes, width), cov)
     C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
     if not with_coverage_sum:
         return C, 1.0 - T
