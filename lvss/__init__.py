@@ -6,6 +6,11 @@ the stages that need them.
 """
 from __future__ import annotations
 
+import os as _os
+
+# idle OpenMP threads sleep instead of spinning (see lvss.threads); must precede torch's import
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -37,12 +37,23 @@ def _positive_int(name: str):
 
 
 def _add_vectorize(sub) -> None:
-    from .info import add_model_arguments
-
     p = sub.add_parser("vectorize", help="turn a raster image into a layered SVG",
                        description="Vectorize an image into a layered, editable SVG (runs locally).")
     p.add_argument("input", metavar="IN", help="image file (PNG, JPEG, WebP, BMP, TIFF)")
     p.add_argument("-o", "--output", metavar="OUT.svg", required=True, help="SVG file to write")
+    add_vectorize_options(p)
+    p.add_argument("--precision", type=int, default=2, metavar="D", help="decimals in the SVG (default 2)")
+    p.add_argument("--preview", metavar="OUT.png", help="also write lvss's own render of the result")
+    p.add_argument("--json", action="store_true", help="print paths, layers, seconds and MSE/PSNR as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_vectorize)
+
+
+def add_vectorize_options(p) -> None:
+    """The options that shape a vectorization (shared by ``vectorize`` and ``batch``); read them back
+    with :func:`config_from_args`. ``--threads`` is a process setting, not part of the config."""
+    from .info import add_model_arguments
+
     p.add_argument("--paths", type=_positive_int("--paths"), default=128, metavar="N",
                    help="path budget: the SVG has at most N paths (default 128)")
     p.add_argument("--levels", type=int, default=4, metavar="L", help="coarser simplification levels (default 4)")
@@ -60,15 +71,13 @@ def _add_vectorize(sub) -> None:
                    help="optimisation steps of the structure stage (default 60)")
     p.add_argument("--refine-iters", type=int, default=None, metavar="N",
                    help="optimisation steps of the refinement stage (default 150)")
-    p.add_argument("--precision", type=int, default=2, metavar="D", help="decimals in the SVG (default 2)")
-    p.add_argument("--preview", metavar="OUT.png", help="also write lvss's own render of the result")
-    p.add_argument("--json", action="store_true", help="print paths, layers, seconds and MSE/PSNR as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
+                   help="CPU threads for torch (default: the idle cores, at most 4; env LVSS_THREADS)")
     add_model_arguments(p)
-    p.set_defaults(func=_cmd_vectorize)
 
 
-def _config(args):
+def config_from_args(args):
+    """The :class:`~lvss.config.VectorizeConfig` the options of :func:`add_vectorize_options` ask for."""
     from .config import VectorizeConfig
     from .info import apply_model_arguments
 
@@ -108,7 +117,7 @@ def _cmd_vectorize(args) -> int:
         if f is not None and f.is_dir():
             return _fail(f"{what} path is a directory: {f}")
     try:
-        cfg = _config(args)
+        cfg = config_from_args(args)
     except (ConfigError, ValueError) as e:
         return _fail(str(e))
     if not 0 <= args.precision <= 8:
@@ -119,7 +128,10 @@ def _cmd_vectorize(args) -> int:
 
         bar = tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
                    disable=None)
+    from . import threads
     from .pipeline import run
+
+    threads.apply(args.threads)
 
     def progress(ev):
         if bar is not None:

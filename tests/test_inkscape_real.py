@@ -83,6 +83,20 @@ def _import_inkex():
     return inkex
 
 
+@pytest.fixture(scope="module", autouse=True)
+def inkscape_python_ready():
+    """Fail at once, with the reason, when Inkscape's own Python (the system python3) cannot start an
+    extension: a GUI Inkscape would otherwise wait forever on inkex's error dialog."""
+    probe = subprocess.run(
+        ["/usr/bin/python3", "-c", "import lxml, cssselect, numpy, inkex"], capture_output=True, text=True,
+        timeout=60, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": "/usr/share/inkscape/extensions"},
+    ) if os.path.exists("/usr/bin/python3") else None
+    if probe is None or probe.returncode != 0:
+        reason = "no /usr/bin/python3" if probe is None else probe.stderr.strip().splitlines()[-1]
+        pytest.fail("Inkscape's Python cannot run extensions (" + reason + "); install Debian's "
+                    "python3-lxml python3-cssselect python3-numpy (see README, Inkscape section)")
+
+
 def _env(add_repo: bool = True, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_")}
     if add_repo:
