@@ -1,8 +1,10 @@
 """Reading the pixels of an SVG ``<image>``: an embedded ``data:`` URI or a linked file.
 
-Pure standard library, so that it runs under any Python that Inkscape uses. A linked file is looked
-up relative to the document's folder first, then at ``sodipodi:absref`` (the absolute path Inkscape
-records when it links a file). The bytes are passed on undecoded (PNG, JPEG, ...); the server decodes
+Pure standard library, so that it runs under any Python that Inkscape uses. Inkscape hands an
+extension a temporary copy of the document, so a relative link is looked up against the folders of
+:func:`document_folders`: the saved document's own folder first (``DOCUMENT_PATH``, else the file
+named by ``sodipodi:docname`` among the recently used files), the temporary copy's folder last;
+then at ``sodipodi:absref`` (the absolute path Inkscape records when it links a file). The bytes are passed on undecoded (PNG, JPEG, ...); the server decodes
 them. :func:`pixel_size` reads only the header to learn the bitmap's size in pixels.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Optional, Tuple
 
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 SODIPODI_ABSREF = "{http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd}absref"
+SODIPODI_DOCNAME = "{http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd}docname"
 INKSCAPE_LABEL = "{http://www.inkscape.org/namespaces/inkscape}label"
 
 
@@ -74,29 +77,99 @@ def _href_to_path(href: str) -> str:
     return href
 
 
-def candidate_paths(href: str, absref: Optional[str], document_dir: Optional[str]) -> list[str]:
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def recent_files(environ: Optional[dict] = None) -> list[str]:
+    """Local files in the desktop's list of recently used files (GTK's ``recently-used.xbel``, where
+    Inkscape records the documents it opens and saves), most recent last; [] when there is none."""
+    env = os.environ if environ is None else environ
+    data_home = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"),
+                                                         ".local", "share")
+    try:
+        with open(os.path.join(data_home, "recently-used.xbel"), encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return []
+    out = []
+    for href in re.findall(r'<bookmark\b[^>]*\bhref="(file://[^"]+)"', text):
+        path = urllib.parse.unquote(urllib.parse.urlparse(href).path)
+        if path:
+            out.append(path)
+    return out
+
+
+def document_folders(document_path: Optional[str], *, input_file: Optional[str] = None,
+                     docname: Optional[str] = None, environ: Optional[dict] = None,
+                     recent: Optional[list] = None) -> Tuple[list, bool]:
+    """Folders a relative link is resolved against, in order, and whether the document is saved.
+
+    document_path: Inkscape's ``DOCUMENT_PATH`` (the saved document; "" or None when unsaved or
+    unknown). input_file: the temporary copy Inkscape passed (inkex sets ``DOCUMENT_PATH`` to it when
+    Inkscape does not). docname: the root's ``sodipodi:docname``, the saved file's name (or path).
+    recent: recently used files (default :func:`recent_files`).
+
+    The saved document's folder comes first: ``DOCUMENT_PATH`` unless it is the temporary copy (a
+    relative one is taken from the folder Inkscape was started in, ``$PWD``); else the folder of a
+    recently used file named ``docname``; the temporary copy's folder comes last.
+    """
+    env = os.environ if environ is None else environ
+    folders: list = []
+    saved = False
+    doc = (document_path or "").strip()
+    if doc and not os.path.isabs(doc) and env.get("PWD"):
+        doc = os.path.join(env["PWD"], doc)
+    if doc and not (input_file and _same_file(doc, input_file)):
+        folders.append(os.path.dirname(os.path.abspath(doc)))
+        saved = True
+    name = (docname or "").strip()
+    if not saved and name:
+        if os.path.isabs(name):
+            folders.append(os.path.dirname(name))
+            saved = True
+        else:
+            candidates = recent_files(env) if recent is None else recent
+            for path in reversed(candidates):  # the most recent file of that name
+                if os.path.basename(path) == name and os.path.isfile(path):
+                    folders.append(os.path.dirname(path))
+                    saved = True
+                    break
+    if input_file:
+        folders.append(os.path.dirname(os.path.abspath(input_file)))
+    return list(dict.fromkeys(folders)), saved
+
+
+def candidate_paths(href: str, absref: Optional[str], document_dir) -> list[str]:
     """Where a linked image may be, in the order they are tried (duplicates removed).
 
-    A relative link is resolved against ``document_dir`` (both as written and percent-decoded);
-    an absolute link is taken as is; ``sodipodi:absref`` comes last.
+    document_dir: a folder, or a list of folders tried in order (see :func:`document_folders`). A
+    relative link is resolved against each (both as written and percent-decoded); an absolute link
+    is taken as is; ``sodipodi:absref`` comes last.
     """
+    dirs = [document_dir] if isinstance(document_dir, str) else list(document_dir or ())
     out: list[str] = []
     if href:
         raw = os.path.expanduser(_href_to_path(href))
         for p in dict.fromkeys([raw, urllib.parse.unquote(raw)]):
             if os.path.isabs(p):
                 out.append(p)
-            elif document_dir:
-                out.append(os.path.normpath(os.path.join(document_dir, p)))
+            else:
+                out.extend(os.path.normpath(os.path.join(d, p)) for d in dirs if d)
     if absref:
         out.append(os.path.expanduser(absref))
     return list(dict.fromkeys(out))
 
 
-def read_image(elem, document_path: Optional[str]) -> ImageSource:
+def read_image(elem, document_path: Optional[str], folders: Optional[list] = None,
+               saved: Optional[bool] = None) -> ImageSource:
     """The encoded bitmap of the ``<image>`` element ``elem``.
 
-    document_path: the saved document's file (Inkscape's DOCUMENT_PATH), or None/"" if unsaved.
+    document_path: the saved document's file (Inkscape's DOCUMENT_PATH), or None/"" if unsaved;
+    folders/saved: instead, the result of :func:`document_folders` (used when given).
     Raises ImageSourceError with a message naming the element and what to do.
     """
     label = element_name(elem)
@@ -122,8 +195,10 @@ def read_image(elem, document_path: Optional[str]) -> ImageSource:
             f"Image '{label}' links to a web address ({href}). Download the file, then link or "
             "embed it (Extensions > Images > Embed Images) and try again."
         )
-    document_dir = os.path.dirname(os.path.abspath(document_path)) if document_path else None
-    tried = candidate_paths(href, absref, document_dir)
+    if folders is None:
+        folders = [os.path.dirname(os.path.abspath(document_path))] if document_path else []
+        saved = bool(document_path)
+    tried = candidate_paths(href, absref, folders)
     for path in tried:
         if os.path.isfile(path):
             try:
@@ -136,9 +211,10 @@ def read_image(elem, document_path: Optional[str]) -> ImageSource:
                 ) from None
             return ImageSource(data, os.path.basename(path), path)
     looked = "\n  ".join(tried) if tried else "(nowhere: the link is relative and the document is unsaved)"
+    relative = bool(href) and not os.path.isabs(os.path.expanduser(_href_to_path(href)))
     unsaved = (
-        "" if document_dir else
         " The document is unsaved, so a relative link cannot be resolved: save it next to the image."
+        if relative and not saved else ""
     )
     raise ImageSourceError(
         f"The file linked by image '{label}' is missing: {href or absref}\nLooked at:\n  {looked}\n"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inkex
 
 import lvss_ext_remote as remote
-from lvss_ext_image import ImageSourceError, pixel_size, read_image
+from lvss_ext_image import SODIPODI_DOCNAME, ImageSourceError, document_folders, pixel_size, read_image
 from lvss_ext_place import PlacementError, build_group, document_ids, insert, parse_result
 
 
@@ -71,8 +71,13 @@ class LvssVectorize(inkex.EffectExtension):
 
     def effect(self):
         images = self.selected_images()
+        # Inkscape passes a temporary copy: relative links belong to the saved document's folder
+        copy = getattr(self.options, "input_file", None)
+        folders, saved = document_folders(
+            self.document_path(), input_file=copy if isinstance(copy, str) else None,
+            docname=self.document.getroot().get(SODIPODI_DOCNAME))
         try:
-            sources = [read_image(img, self.document_path()) for img in images]
+            sources = [read_image(img, None, folders, saved) for img in images]
         except ImageSourceError as err:
             raise inkex.AbortExtension(str(err)) from None
         settings = self.settings()

@@ -265,6 +265,78 @@ class ReadImageTest(ExtensionCase):
         self.assertIn("relink", msg)
         self.assertIn("Embed Images", msg)
 
+    def test_saved_documents_folder_comes_before_the_temporary_copy(self):
+        """Inkscape runs the effect on a temporary copy: a relative link belongs to the saved file."""
+        data = png_bytes(12, 6)
+        saved_dir, temp_dir = Path(self.tempdir, "drawings"), Path(self.tempdir, "tmp")
+        saved_dir.mkdir()
+        temp_dir.mkdir()
+        (saved_dir / "photo.png").write_bytes(data)
+        (temp_dir / "photo.png").write_bytes(png_bytes(5, 5))  # a decoy beside the copy
+        copy = str(temp_dir / "ink_ext_XXXXXX.svg")
+        Path(copy).write_text("<svg/>")
+        doc = str(saved_dir / "art.svg")
+        folders, saved = ext_image.document_folders(doc, input_file=copy, environ={})
+        self.assertEqual(folders, [str(saved_dir), str(temp_dir)])
+        self.assertTrue(saved)
+        src = ext_image.read_image(self.image(href="photo.png"), None, folders, saved)
+        self.assertEqual(src.data, data)
+        self.assertEqual(src.path, str(saved_dir / "photo.png"))
+        # a relative DOCUMENT_PATH is taken from the folder Inkscape was started in
+        folders, _ = ext_image.document_folders("drawings/art.svg", input_file=copy,
+                                                environ={"PWD": self.tempdir})
+        self.assertEqual(folders[0], str(saved_dir))
+
+    def test_docname_found_among_recent_files_when_document_path_is_the_copy(self):
+        """inkex sets DOCUMENT_PATH to the copy when Inkscape did not set it; then the saved file is
+        the recently used file named by sodipodi:docname."""
+        data = png_bytes(10, 4)
+        saved_dir = Path(self.tempdir, "my drawings")
+        saved_dir.mkdir()
+        (saved_dir / "photo.png").write_bytes(data)
+        (saved_dir / "art.svg").write_text("<svg/>")
+        copy = Path(self.tempdir, "ink_ext_1.svg")
+        copy.write_text("<svg/>")
+        data_home = Path(self.tempdir, "share")
+        data_home.mkdir()
+        uri = (saved_dir / "art.svg").as_uri()
+        (data_home / "recently-used.xbel").write_text(
+            '<?xml version="1.0"?>\n<xbel version="1.0">\n'
+            '<bookmark href="file:///elsewhere/art.svg" added="x"/>\n'
+            f'<bookmark href="{uri}" added="y"/>\n</xbel>\n')
+        env = {"XDG_DATA_HOME": str(data_home)}
+        self.assertIn(str(saved_dir / "art.svg"), ext_image.recent_files(env))
+        folders, saved = ext_image.document_folders(str(copy), input_file=str(copy), docname="art.svg",
+                                                    environ=env)
+        self.assertEqual(folders, [str(saved_dir), self.tempdir])
+        self.assertTrue(saved)
+        self.assertEqual(ext_image.read_image(self.image(href="photo.png"), None, folders, saved).data, data)
+        # no such recent file: only the copy's folder, and the document counts as unsaved
+        folders, saved = ext_image.document_folders(str(copy), input_file=str(copy), docname="other.svg",
+                                                    environ=env)
+        self.assertEqual((folders, saved), ([self.tempdir], False))
+        with self.assertRaisesRegex(ext_image.ImageSourceError, "unsaved"):
+            ext_image.read_image(self.image(href="nothere.png"), None, folders, saved)
+
+    def test_effect_reads_a_link_beside_the_saved_document(self):
+        """The whole effect, run on a temporary copy in another folder, with DOCUMENT_PATH naming the
+        saved document: the link beside the saved document is read."""
+        data = png_bytes(24, 12)
+        saved_dir = Path(self.tempdir, "saved")
+        saved_dir.mkdir()
+        (saved_dir / "photo.png").write_bytes(data)
+        body = '<image id="photo" xlink:href="photo.png" x="0" y="0" width="24" height="12"/>'
+        copy = self.write_doc(body, name="ink_ext_copy.svg")
+        saved = saved_dir / "art.svg"
+        Path(saved).write_text(Path(copy).read_text())
+        fake = FakeServer()
+        os.environ["DOCUMENT_PATH"] = str(saved)
+        with mock.patch.object(lvss_vectorize, "vectorize_image", fake):
+            effect = LvssVectorize()
+            effect.run([copy, "--id=photo"], output=io.BytesIO())
+        self.assertEqual(fake.calls[0][0], data)
+        self.assertEqual(len(self.result_groups(effect.svg)), 1)
+
     def test_relative_link_in_unsaved_document(self):
         with self.assertRaisesRegex(ext_image.ImageSourceError, "unsaved"):
             ext_image.read_image(self.image(href="photo.png"), None)
