@@ -17,6 +17,7 @@ _LAZY = {
     "Scene": ("scene", "Scene"), "Layer": ("scene", "Layer"), "Path": ("scene", "Path"),
     "VectorizeConfig": ("config", "VectorizeConfig"), "vectorize": ("pipeline", "vectorize"),
     "render": ("render", "render"),
+    "batch": ("batch", "batch"),
 }
 
 
@@ -29,4 +30,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'lvss' has no attribute {name!r}")
 
 
-__all__ = ["Scene", "Layer", "Path", "VectorizeConfig", "vectorize", "render", "__version__"]
+__all__ = ["Scene", "Layer", "Path", "VectorizeConfig", "vectorize", "render", "batch", "__version__"]

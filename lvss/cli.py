@@ -198,10 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lvss {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_vectorize(sub)
-    from . import info, inkscape, remote_cli
+    from . import batch_cli, info, inkscape, remote_cli
 
     info.add_parser(sub)
     remote_cli.add_parser(sub)
+    batch_cli.add_parser(sub)
     inkscape.add_parser(sub)
     try:
         from server.cli import add_parser as add_serve

@@ -1,0 +1,604 @@
+"""Vectorize many images: ``lvss batch`` and :func:`batch`.
+
+Inputs are files, folders (searched recursively for image files) and glob patterns. Every image gets
+``OUT_DIR/<its path relative to the folder or glob base>.svg`` and one line in
+``OUT_DIR/manifest.jsonl`` (JSON per line: input, output, input and config hashes, status ``ok`` /
+``skipped`` / ``error``, the error message, seconds, paths, layers, PSNR, ...).
+
+* **Resume**: an image whose manifest line has the same input hash and config hash, status ok or
+  skipped, and whose SVG still exists, is skipped. The input hash is only recomputed when the file's
+  size or modification time differ from the line's (as rsync does), so a resumed batch of ten
+  thousand images starts at once.
+* **Safety**: only this process writes into OUT_DIR. Workers return SVG text; it is written atomically,
+  then its manifest line is appended, so an interrupted batch (Ctrl-C, SIGTERM, a killed process)
+  leaves finished images with their SVG and line and never a partial SVG. A lock file keeps two
+  batches from writing to the same folder at once.
+* **Bad inputs** (unreadable, truncated, not an image, a decompression bomb, two inputs that would
+  write the same SVG) become ``error`` lines and the batch goes on (``fail_fast`` stops at the first).
+* **Engines**: ``local`` (worker processes on this machine, :mod:`lvss.batch_local`) or ``ray``
+  (actors on a Ray cluster, :mod:`lvss.batch_ray`). Each worker applies its share of the cores
+  (:mod:`lvss.threads`) and loads the stages and models once. Every engine runs the same
+  :func:`process_bytes`, so the SVGs are byte-identical to ``lvss vectorize`` with the same options.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import sys
+import time
+import types
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable
+
+from .config import ConfigError, VectorizeConfig, to_dict
+
+__all__ = ["batch", "Batch", "BatchError", "BatchEvent", "Item", "collect_inputs", "config_sha256",
+           "effective_config", "process_bytes", "process_path", "read_manifest", "IMAGE_EXTENSIONS",
+           "MANIFEST"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+MANIFEST = "manifest.jsonl"
+LOCK = ".lvss-batch.lock"
+ENGINES = ("local", "ray")
+RAY_READ = ("driver", "shared")
+_HASH_CHUNK = 1 << 20
+
+
+class BatchError(ValueError):
+    """The batch cannot start or go on (no inputs, an unusable output folder, a missing engine, a
+    model that cannot load); the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of a batch.
+
+    source: the input file as found; output: the SVG's path relative to OUT_DIR (POSIX separators);
+    problem: why it cannot be vectorized before even reading it (a clash of outputs), else None.
+    """
+
+    source: str
+    output: str
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """Progress of a batch.
+
+    kind: "start" (planning done; ``row`` is None) or "image" (``row`` is the manifest row of an image
+    just finished or skipped). done/total count images; skipped/todo are the plan's counts.
+    """
+
+    kind: str
+    done: int
+    total: int
+    row: dict | None
+    skipped: int
+    todo: int
+    engine: str
+    workers: int
+    threads: int
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------------
+def _has_magic(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def _glob_base(pattern: str) -> Path:
+    """The leading part of a glob pattern without wildcards (outputs are relative to it)."""
+    parts = []
+    for part in Path(pattern).parts:
+        if _has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _walk(folder: Path, skip: Path | None) -> Iterable[Path]:
+    """Image files under ``folder`` (recursive, sorted), leaving out hidden files and folders and
+    ``skip`` (the output folder when it lies inside an input folder)."""
+    for root, dirs, files in os.walk(folder):
+        r = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and (skip is None or (r / d).resolve() != skip))
+        for f in sorted(files):
+            if not f.startswith(".") and _is_image_name(f):
+                yield r / f
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None) -> list[Item]:
+    """Expand files, folders and globs into :class:`Item` s, in a stable order.
+
+    A file named explicitly is taken whatever its extension; folders and globs contribute image
+    files only (``IMAGE_EXTENSIONS``). The same file reached twice counts once. When two inputs would
+    write the same SVG, the first keeps it and the others carry a ``problem``. Raises
+    :class:`BatchError` for an input that does not exist or a glob that matches no image.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    skip = Path(out_dir).resolve() if out_dir is not None else None
+    found: list[tuple[Path, PurePosixPath]] = []
+    for raw in inputs:
+        s = os.fspath(raw)
+        if not s:
+            raise BatchError("an input is an empty string; give files, folders or glob patterns")
+        p = Path(s)
+        if p.is_dir():
+            found.extend((f, PurePosixPath(f.relative_to(p).as_posix())) for f in _walk(p, skip))
+        elif p.exists():
+            found.append((p, PurePosixPath(p.name)))
+        elif _has_magic(s):
+            base = _glob_base(s)
+            n = len(found)
+            for m in sorted(glob.glob(s, recursive=True)):
+                mp = Path(m)
+                if mp.is_dir():
+                    found.extend((f, PurePosixPath(f.relative_to(base).as_posix())) for f in _walk(mp, skip))
+                elif mp.is_file() and _is_image_name(mp.name):
+                    found.append((mp, PurePosixPath(mp.relative_to(base).as_posix())))
+            if len(found) == n:
+                raise BatchError(f"no image files match {s!r} (image files end in {', '.join(IMAGE_EXTENSIONS)})")
+        else:
+            raise BatchError(f"input not found: {s}")
+    items: list[Item] = []
+    seen_files: set[Path] = set()
+    owner: dict[str, str] = {}
+    for src, rel in found:
+        key = src.resolve()
+        if key in seen_files:
+            continue
+        seen_files.add(key)
+        out = str(rel.with_suffix(".svg") if rel.suffix else rel.with_name(rel.name + ".svg"))
+        if out in owner:
+            items.append(Item(str(src), out, f"{out} is already the output of {owner[out]}; rename one of "
+                                             "the two inputs or vectorize them into different folders"))
+        else:
+            owner[out] = str(src)
+            items.append(Item(str(src), out))
+    return items
+
+
+# --------------------------------------------------------------------------------------------------
+# config and hashes
+# --------------------------------------------------------------------------------------------------
+def _file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def effective_config(cfg: VectorizeConfig) -> VectorizeConfig:
+    """The config every worker runs: model sources named by environment variables
+    (``LVSS_SAM_CHECKPOINT`` ...) written into their fields, so workers on other machines use the
+    same models and the config hash changes when the environment does; a saliency mask path made
+    absolute."""
+    from .models import model_spec
+
+    simplify, segment, saliency = cfg.simplify, cfg.segment, cfg.saliency
+    spec = model_spec("sd", simplify.sd_model)
+    if spec is not None:
+        simplify = replace(simplify, sd_model=spec.value)
+    spec = model_spec("sam", segment.sam_checkpoint)
+    if spec is not None:
+        segment = replace(segment, sam_checkpoint=spec.value)
+    spec = model_spec("clip", saliency.clip_model)
+    if spec is not None:
+        saliency = replace(saliency, clip_model=spec.value)
+    if saliency.mask_path:
+        saliency = replace(saliency, mask_path=os.path.abspath(saliency.mask_path))
+    return cfg.with_(simplify=simplify, segment=segment, saliency=saliency)
+
+
+def config_sha256(cfg: VectorizeConfig, precision: int = 2) -> str:
+    """A hash of everything that shapes the SVG: the config, the SVG precision and the content of a
+    saliency mask file (a changed mask redoes the batch like a changed option)."""
+    d: dict[str, Any] = to_dict(cfg)
+    d["svg_precision"] = precision
+    mask = cfg.saliency.mask_path
+    if mask and os.path.isfile(mask):
+        d["saliency_mask_sha256"] = _file_sha256(mask)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# one image (runs inside a worker, whatever the engine)
+# --------------------------------------------------------------------------------------------------
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split()) or "unknown error"
+
+
+def warm_up(cfg: VectorizeConfig) -> None:
+    """Load what every image needs once per worker: the device, the stage implementations and their
+    models (cached per process by :mod:`lvss.models`). Raises ConfigError/ModelError when a model or
+    device is unusable."""
+    from . import pipeline  # noqa: F401  (imports the stages' dependencies now, not on image 1)
+    from .models import resolve_device
+    from .stages import get_saliency, get_segmenter, get_simplifier
+
+    resolve_device(cfg.device)
+    get_simplifier(cfg)
+    get_segmenter(cfg)
+    get_saliency(cfg)
+
+
+def process_bytes(data: bytes, name: str, cfg: VectorizeConfig, precision: int = 2) -> tuple[dict, str | None]:
+    """Vectorize one image's file content. Returns (manifest fields, SVG text or None on error).
+
+    The fields are input_sha256, status ("ok" | "error"), error (one line or None), seconds, paths,
+    layers, psnr, mse and svg_bytes. Bad images and internal failures become ``error`` fields; only
+    KeyboardInterrupt and SystemExit propagate.
+    """
+    from .io import ImageError, decode_image_bytes
+    from .pipeline import run
+    from .svg import scene_to_svg
+
+    t = time.perf_counter()
+    fields: dict[str, Any] = {"input_sha256": hashlib.sha256(data).hexdigest()}
+    svg = None
+    try:
+        rgba = decode_image_bytes(data, what=name)
+        res = run(rgba, cfg)
+        svg = scene_to_svg(res.scene, precision=precision)
+        psnr, mse = res.metrics.get("psnr"), res.metrics.get("mse")
+        fields.update(status="ok", error=None, paths=res.scene.num_paths, layers=len(res.scene.layers),
+                      psnr=None if psnr is None else round(float(psnr), 4),
+                      mse=None if mse is None else float(mse), svg_bytes=len(svg.encode("utf-8")))
+    except (ImageError, ConfigError) as e:
+        fields.update(status="error", error=_one_line(e))
+    except MemoryError:
+        fields.update(status="error", error=f"{name}: out of memory while vectorizing; lower --work-size "
+                                            "or run fewer --workers")
+    except Exception as e:  # an internal failure on one image must not end the batch
+        fields.update(status="error", error=_one_line(f"internal error on {name}: {type(e).__name__}: {e}"))
+    fields["seconds"] = round(time.perf_counter() - t, 3)
+    return fields, svg
+
+
+def process_path(path: str, name: str, cfg: VectorizeConfig, precision: int = 2) -> tuple[dict, str | None]:
+    """:func:`process_bytes` on a file read here (an unreadable file becomes an error)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return {"input_sha256": None, "status": "error", "seconds": 0.0,
+                "error": _one_line(f"cannot read {name}: {e.strerror or e}")}, None
+    return process_bytes(data, name, cfg, precision)
+
+
+# --------------------------------------------------------------------------------------------------
+# manifest
+# --------------------------------------------------------------------------------------------------
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, dict]:
+    """The latest manifest row per output path (lines that do not parse, such as one cut short by a
+    killed process, are ignored)."""
+    path = Path(out_dir) / MANIFEST
+    rows: dict[str, dict] = {}
+    try:
+        text = path.read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return rows
+    except OSError as e:
+        raise BatchError(f"cannot read {path}: {e.strerror or e}") from None
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("output"), str):
+            rows[row["output"]] = row
+    return rows
+
+
+class _Manifest:
+    """Appends one line per finished image (flushed at once); :meth:`compact` rewrites the file with
+    one line per image, atomically."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / MANIFEST
+        self.rows = read_manifest(out_dir)
+        self._f = None
+
+    def append(self, row: dict) -> None:
+        self.rows[row["output"]] = row
+        if self._f is None:
+            needs_newline = False
+            if self.path.exists() and self.path.stat().st_size:
+                with open(self.path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    needs_newline = f.read(1) != b"\n"
+            self._f = open(self.path, "a", encoding="utf-8")
+            if needs_newline:  # the last line of a killed run was cut short
+                self._f.write("\n")
+        self._f.write(json.dumps(row) + "\n")
+        self._f.flush()
+
+    def compact(self) -> None:
+        from .io import atomic_write
+
+        self.close()
+        if self.rows:
+            atomic_write(self.path, "".join(json.dumps(self.rows[k]) + "\n" for k in sorted(self.rows)))
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+@contextlib.contextmanager
+def _locked(out_dir: Path):
+    """Hold an exclusive lock on OUT_DIR for the batch (POSIX; elsewhere nothing is locked)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    f = open(out_dir / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BatchError(f"another lvss batch is writing to {out_dir}; wait for it to finish or choose "
+                             "another output folder") from None
+        yield
+    finally:
+        f.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# the batch
+# --------------------------------------------------------------------------------------------------
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+@dataclass
+class _Job:
+    """An image to vectorize (what an engine receives)."""
+
+    index: int
+    item: Item
+    stat: tuple[int, int] | None
+
+
+@dataclass
+class Batch:
+    """A batch of images bound for one output folder. ``Batch(inputs, out_dir, config)`` expands the
+    inputs (raising :class:`BatchError` for missing ones); :meth:`run` does the work."""
+
+    inputs: list
+    out_dir: Path
+    config: VectorizeConfig | None = None
+    precision: int = 2
+    items: list[Item] = field(init=False)
+    summary: dict = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inputs, (str, os.PathLike)):
+            self.inputs = [self.inputs]
+        if not self.inputs:
+            raise BatchError("no inputs given; name image files, folders or glob patterns")
+        self.out_dir = Path(self.out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise BatchError(f"output folder is a file: {self.out_dir}")
+        if not isinstance(self.precision, int) or not 0 <= self.precision <= 8:
+            raise BatchError(f"precision must be between 0 and 8 decimals, got {self.precision!r}")
+        self.config = effective_config(self.config or VectorizeConfig())
+        self.items = collect_inputs(self.inputs, self.out_dir)
+        if not self.items:
+            raise BatchError("no image files found in the inputs (image files end in "
+                             f"{', '.join(IMAGE_EXTENSIONS)}; hidden files and folders are left out)")
+
+    def run(self, *, engine: str | None = None, workers: int | None = None, threads: int | None = None,
+            ray_address: str | None = None, ray_read: str = "driver", gpus_per_worker: float | None = None,
+            resume: bool = True, fail_fast: bool = False, progress: Callable[[BatchEvent], None] | None = None,
+            cancel=None) -> list[dict]:
+        """Vectorize every image not already done; returns this run's manifest rows in input order
+        (images left undone by ``fail_fast`` or an interruption have none). ``self.summary`` holds the
+        counts afterwards. KeyboardInterrupt (and so SIGTERM turned into one) stops the workers, keeps
+        every finished image and its manifest line, and propagates."""
+        engine = engine or ("ray" if ray_address else "local")
+        if engine not in ENGINES:
+            raise BatchError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if ray_read not in RAY_READ:
+            raise BatchError(f"ray_read must be one of {', '.join(RAY_READ)}, got {ray_read!r}")
+        for name, v in (("workers", workers), ("threads", threads)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+                raise BatchError(f"{name} must be a positive integer, got {v!r}")
+        if gpus_per_worker is not None and not gpus_per_worker > 0:
+            raise BatchError(f"gpus_per_worker must be > 0, got {gpus_per_worker!r}")
+        cfg, precision = self.config, self.precision
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BatchError(f"cannot create the output folder {self.out_dir}: {e.strerror or e}") from None
+        chash = config_sha256(cfg, precision)
+        t0 = time.perf_counter()
+        with _locked(self.out_dir):
+            man = _Manifest(self.out_dir)
+            rows: dict[int, dict] = {}
+            jobs: list[_Job] = []
+            for i, item in enumerate(self.items):
+                st = _stat(item.source)
+                if item.problem is not None:
+                    rows[i] = self._row(item, st, chash, engine,
+                                        {"status": "error", "error": item.problem, "input_sha256": None})
+                    continue
+                old = man.rows.get(item.output) if resume else None
+                done = self._still_done(old, item, st, chash)
+                if done is not None:
+                    rows[i] = dict(old, input=item.source, status="skipped", input_sha256=done,
+                                   size=st[0], mtime_ns=st[1])
+                else:
+                    jobs.append(_Job(i, item, st))
+            skipped = sum(1 for r in rows.values() if r["status"] == "skipped")
+            n_workers, n_threads = 0, 0
+            counts = {"ok": 0, "skipped": 0, "error": 0}
+            state = {"done": 0, "stop": False}
+            total = len(self.items)
+            failures: list[dict] = []
+
+            def emit(row: dict) -> None:
+                counts[row["status"]] += 1
+                state["done"] += 1
+                if row["status"] == "error":
+                    failures.append({"input": row["input"], "error": row["error"]})
+                    if fail_fast:
+                        state["stop"] = True
+                if progress is not None:
+                    progress(BatchEvent("image", state["done"], total, row, skipped, len(jobs), engine,
+                                        n_workers, n_threads))
+
+            def on_result(job: _Job, fields: dict, svg: str | None) -> None:
+                if svg is not None:
+                    dest = self.out_dir / job.item.output
+                    try:
+                        from .io import atomic_write
+
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        atomic_write(dest, svg)
+                    except OSError as e:
+                        fields = dict(fields, status="error", error=_one_line(
+                            f"cannot write {dest}: {e.strerror or e}"))
+                row = self._row(job.item, job.stat, chash, engine, fields)
+                rows[job.index] = row
+                man.append(row)
+                emit(row)
+
+            def stop() -> bool:
+                return state["stop"] or (cancel is not None and cancel.is_set())
+
+            interrupted = False
+            try:
+                if engine == "local":
+                    from .batch_local import plan_local
+
+                    n_workers, n_threads = plan_local(workers, threads, cfg, len(jobs))
+                else:
+                    from .batch_ray import connect
+
+                    ray_session = connect(ray_address)
+                    n_workers, n_threads = ray_session.plan(workers, threads, cfg, gpus_per_worker, len(jobs))
+                if progress is not None:
+                    progress(BatchEvent("start", 0, total, None, skipped, len(jobs), engine, n_workers, n_threads))
+                # rows known before any work: clashes and skipped images
+                for i in sorted(rows):
+                    if rows[i]["status"] == "error":
+                        man.append(rows[i])
+                    else:
+                        man.rows[rows[i]["output"]] = rows[i]
+                    emit(rows[i])
+                todo = [] if stop() else jobs
+                if todo:
+                    if engine == "local":
+                        from .batch_local import run_local
+
+                        run_local(todo, cfg, precision, n_workers, n_threads, on_result, stop)
+                    else:
+                        ray_session.run(todo, cfg, precision, n_workers, n_threads, gpus_per_worker,
+                                        ray_read, on_result, stop)
+            except KeyboardInterrupt:
+                interrupted = True
+                raise
+            finally:
+                if engine == "ray" and "ray_session" in locals():
+                    ray_session.close()
+                man.compact()
+                secs = time.perf_counter() - t0
+                processed = counts["ok"] + counts["error"] - sum(
+                    1 for r in rows.values() if r.get("status") == "error" and r.get("seconds") is None)
+                ok_rows = [r for r in rows.values() if r["status"] == "ok"]
+                psnrs = [r["psnr"] for r in ok_rows if r.get("psnr") is not None]
+                self.summary = {
+                    "images": total, "ok": counts["ok"], "skipped": counts["skipped"], "failed": counts["error"],
+                    "not_done": total - state["done"], "interrupted": interrupted,
+                    "stopped_early": bool(state["stop"]) or (cancel is not None and cancel.is_set()),
+                    "seconds": round(secs, 3),
+                    "images_per_minute": round(60.0 * processed / secs, 2) if secs > 0 else None,
+                    "mean_paths": round(sum(r["paths"] for r in ok_rows) / len(ok_rows), 2) if ok_rows else None,
+                    "mean_psnr": round(sum(psnrs) / len(psnrs), 3) if psnrs else None,
+                    "engine": engine, "workers": n_workers, "threads": n_threads,
+                    "out_dir": str(self.out_dir), "manifest": str(man.path), "config_sha256": chash,
+                    "failures": failures,
+                }
+        return [rows[i] for i in sorted(rows)]
+
+    def _still_done(self, old: dict | None, item: Item, st, chash: str) -> str | None:
+        """The input hash when ``old`` shows this image already done with this config, else None."""
+        if (not old or old.get("status") not in ("ok", "skipped") or old.get("config_sha256") != chash
+                or st is None or not (self.out_dir / item.output).is_file()):
+            return None
+        if [old.get("size"), old.get("mtime_ns")] == list(st):
+            return old.get("input_sha256")
+        try:
+            h = _file_sha256(item.source)
+        except OSError:
+            return None
+        return h if h == old.get("input_sha256") else None
+
+    def _row(self, item: Item, st, chash: str, engine: str, fields: dict) -> dict:
+        from . import __version__
+
+        row = {"input": item.source, "output": item.output, "status": fields.get("status"),
+               "error": fields.get("error"), "input_sha256": fields.get("input_sha256"),
+               "config_sha256": chash, "seconds": fields.get("seconds"), "paths": fields.get("paths"),
+               "layers": fields.get("layers"), "psnr": fields.get("psnr"), "mse": fields.get("mse"),
+               "svg_bytes": fields.get("svg_bytes"), "size": st[0] if st else None,
+               "mtime_ns": st[1] if st else None, "engine": engine, "lvss": __version__, "finished": _now()}
+        return row
+
+
+def batch(inputs, out_dir: str | os.PathLike, config: VectorizeConfig | None = None, *,
+          workers: int | None = None, threads: int | None = None, ray_address: str | None = None,
+          engine: str | None = None, ray_read: str = "driver", gpus_per_worker: float | None = None,
+          precision: int = 2, resume: bool = True, fail_fast: bool = False,
+          progress: Callable[[BatchEvent], None] | None = None, cancel=None) -> list[dict]:
+    """Vectorize many images into ``out_dir``; returns this run's manifest rows (see the module doc).
+
+    inputs: a file, folder or glob, or a list of them. engine: "local" (default) or "ray"
+    (``ray_address`` implies "ray"; an already initialised Ray is used as it is, otherwise
+    ``ray.init(address=ray_address)``, which reads ``RAY_ADDRESS`` or starts a local Ray when None).
+    workers/threads: worker processes (or Ray actors) and torch threads per worker (default: every
+    core busy with one thread per worker, see :mod:`lvss.batch_local`). ray_read: "driver" (this
+    process reads each image and sends its bytes) or "shared" (workers read the paths themselves:
+    storage every node sees). gpus_per_worker: GPUs each Ray actor reserves with device "cuda"
+    (default 1). precision: decimals in the SVG. cancel: a ``threading.Event`` that stops the batch
+    like Ctrl-C but returns normally.
+    """
+    b = Batch(inputs, Path(out_dir), config, precision)
+    return b.run(engine=engine, workers=workers, threads=threads, ray_address=ray_address, ray_read=ray_read,
+                 gpus_per_worker=gpus_per_worker, resume=resume, fail_fast=fail_fast, progress=progress,
+                 cancel=cancel)
+
+
+class _CallableModule(types.ModuleType):
+    """``lvss.batch`` names both this module and :func:`batch` (importing the submodule replaces the
+    package's lazy attribute with the module), so the module can be called like the function."""
+
+    def __call__(self, *args, **kwargs):
+        return batch(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,183 @@
+"""The local batch engine: worker processes on this machine.
+
+Each worker is a fresh interpreter (``spawn``: no torch or OpenMP state is inherited from the driver)
+that applies its share of the cores with :func:`lvss.threads.apply`, loads the stages and models once
+(:func:`lvss.batch.warm_up`) and then vectorizes one image at a time, returning the SVG text to the
+driver, which alone writes files. Workers ignore SIGINT (Ctrl-C reaches the whole process group; the
+driver decides) and are terminated when the batch stops; a worker that dies (killed, out of memory)
+turns its image into an error line and is replaced.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import signal
+import threading
+from collections import deque
+from multiprocessing.connection import wait
+from typing import Callable
+
+from .batch import BatchError, _Job, _one_line, process_path, warm_up
+from .config import ConfigError, VectorizeConfig
+
+__all__ = ["plan_local", "run_local"]
+
+_POLL_S = 0.2
+
+
+def plan_local(workers: int | None, threads: int | None, cfg: VectorizeConfig, jobs: int) -> tuple[int, int]:
+    """(worker processes, torch threads each) so that workers x threads stays within the cores.
+
+    Neither given: one worker per available core, ``threads.default_threads(workers)`` each (one
+    thread; ``LVSS_THREADS`` overrides). Only threads given: cores // threads workers. Only workers
+    given: ``default_threads(workers)``. With device "cuda" the default is one worker (they would all
+    share the same GPU). Never more workers than images to do (at least one).
+    """
+    from . import threads as th
+
+    cores = th.available_cores()
+    if workers is None:
+        if cfg.device == "cuda":
+            workers = 1
+        elif threads is None:
+            workers = cores
+        else:
+            workers = max(1, cores // threads)
+    if threads is None:
+        threads = th.default_threads(workers)
+    return max(1, min(workers, jobs)), threads
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Start children with SIGINT ignored (the disposition survives exec, and Python keeps an
+    ignored SIGINT), so Ctrl-C never interrupts a worker half-way through its start-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _worker_main(conn, cfg: VectorizeConfig, precision: int, threads: int) -> None:
+    """Worker loop: ("ready", threads) or ("fatal", message) once, then ("done", index, fields, svg)
+    per ("job", index, path, name) until None or the driver goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        from . import threads as th
+
+        n = th.apply(threads)
+        warm_up(cfg)
+    except (ConfigError, ValueError) as e:
+        conn.send(("fatal", _one_line(e)))
+        return
+    except Exception as e:
+        conn.send(("fatal", _one_line(f"a worker could not start: {type(e).__name__}: {e}")))
+        return
+    conn.send(("ready", n))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        _, index, path, name = msg
+        fields, svg = process_path(path, name, cfg, precision)
+        try:
+            conn.send(("done", index, fields, svg))
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    def __init__(self, ctx, cfg: VectorizeConfig, precision: int, threads: int, number: int):
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, cfg, precision, threads), daemon=True,
+                                name=f"lvss-batch-{number}")
+        with _sigint_ignored():
+            self.proc.start()
+        child.close()
+        self.conn = parent
+        self.ready = False
+        self.job: _Job | None = None
+
+    def stop(self, graceful: bool) -> None:
+        if graceful and self.proc.is_alive():
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def run_local(jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: int, threads: int,
+              on_result: Callable[[_Job, dict, str | None], None], stop: Callable[[], bool]) -> None:
+    """Vectorize ``jobs`` on ``workers`` processes; ``on_result`` is called here, in the driver, for each
+    finished image. Returns when all are done or ``stop()`` turns true (running images are abandoned)."""
+    ctx = mp.get_context("spawn")
+    pending = deque(jobs)
+    pool: list[_Worker] = []
+    started = 0
+    graceful = False
+
+    def spawn() -> None:
+        nonlocal started
+        started += 1
+        pool.append(_Worker(ctx, cfg, precision, threads, started))
+
+    try:
+        for _ in range(min(workers, len(pending))):
+            spawn()
+        while pool and (pending or any(w.job for w in pool)):
+            if stop():
+                return
+            for w in pool:
+                if w.ready and w.job is None and pending:
+                    w.job = pending.popleft()
+                    w.conn.send(("job", w.job.index, w.job.item.source, w.job.item.output))
+            ready = wait([w.conn for w in pool] + [w.proc.sentinel for w in pool], timeout=_POLL_S)
+            for w in list(pool):
+                died = False
+                if w.conn in ready or w.proc.sentinel in ready:
+                    try:
+                        while w.conn.poll():
+                            msg = w.conn.recv()
+                            if msg[0] == "ready":
+                                w.ready = True
+                            elif msg[0] == "fatal":
+                                raise BatchError(msg[1])
+                            elif msg[0] == "done":
+                                job, w.job = w.job, None
+                                on_result(job, msg[2], msg[3])
+                                if stop():
+                                    return
+                    except (EOFError, OSError):
+                        died = True
+                if died or (w.proc.sentinel in ready and not w.proc.is_alive()):
+                    w.proc.join(1)
+                    code = w.proc.exitcode
+                    pool.remove(w)
+                    w.stop(graceful=False)
+                    if not w.ready:
+                        raise BatchError(f"a worker process failed to start (exit code {code}); run "
+                                         "`lvss vectorize` on one image to see why")
+                    if w.job is not None:
+                        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                        on_result(w.job, {"status": "error", "input_sha256": None, "seconds": None,
+                                          "error": f"the worker process stopped ({how}) while vectorizing "
+                                                   f"{w.job.item.output}; it may have run out of memory"}, None)
+                    if pending:
+                        spawn()
+        graceful = True
+    finally:
+        for w in pool:
+            w.stop(graceful)
