@@ -9,6 +9,10 @@ Two ways, chosen per run:
   writes next to the extension). Inkscape usually runs extensions with a system Python that lacks
   grpcio, so this is the common case.
 
+Either way a request is a :class:`Run` in the background: it reports the server's info (GetInfo),
+queue position, progress (stage, fraction) and warnings as events while it runs, and
+:meth:`Run.cancel` stops the job on the server. :func:`vectorize` is the blocking form.
+
 Failures are :class:`RemoteError` with a gRPC-style ``code``; :func:`explain` turns one into a
 message that tells the user what to do. Pure standard library (no inkex), so it can be tested alone.
 """
@@ -17,11 +21,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
-from typing import Optional
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 ENV_SERVER = "LVSS_SERVER"
@@ -184,32 +191,220 @@ def no_python_message() -> str:
     )
 
 
-def vectorize(image_bytes: bytes, settings: Settings) -> str:
-    """The layered SVG (text) the server makes from ``image_bytes`` (an encoded bitmap).
+@dataclass
+class Outcome:
+    """A finished request: the SVG text, the server's warnings (sentences) and its GetInfo dict."""
 
-    Raises RemoteError (see module doc).
+    svg: str
+    warnings: list = field(default_factory=list)
+    info: Optional[dict] = None
+
+
+def prompt_note(info: Optional[dict], settings: Settings) -> Optional[str]:
+    """What to tell the user before the run when the server cannot use the prompt, else None."""
+    if not settings.prompt or not info or info.get("prompt_supported", True):
+        return None
+    return (f"The prompt will not be used: the lvss server at {settings.server} has no CLIP model. "
+            "Start it with `lvss serve --models paper` (downloads the paper's checkpoints once) or "
+            "`lvss serve --clip-model DIR|HUB_ID` to let the prompt steer the result.")
+
+
+class Run:
+    """One request to the server, running in a background thread.
+
+    on_event(dict) is called from that thread with ``{"event": "info", ...}`` (the server's GetInfo),
+    ``{"event": "queued", "position": n}``, ``{"event": "progress", "stage", "fraction", "message"}``
+    and ``{"event": "warning", "message"}``. :meth:`cancel` stops the job on the server;
+    :meth:`result` waits and returns the :class:`Outcome` or raises :class:`RemoteError`.
     """
-    client = _load_client()
-    if client is not None:
-        return _vectorize_in_process(client, image_bytes, settings)
-    if not settings.python:
-        raise RemoteError("SETUP", no_python_message())
-    return _vectorize_subprocess(image_bytes, settings)
+
+    def __init__(self, image_bytes: bytes, settings: Settings,
+                 on_event: Optional[Callable[[dict], None]] = None):
+        self.image_bytes = image_bytes
+        self.settings = settings
+        self.on_event = on_event
+        self.done = threading.Event()
+        self.cancel_requested = threading.Event()
+        self._outcome: Optional[Outcome] = None
+        self._error: Optional[RemoteError] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "Run":
+        """Check the setup (raises RemoteError SETUP at once), then start the request."""
+        client = _load_client()
+        if client is None:
+            if not self.settings.python:
+                raise RemoteError("SETUP", no_python_message())
+            if self.settings.token_file and not os.path.isfile(os.path.expanduser(self.settings.token_file)):
+                _read_token(self.settings)  # raises the SETUP error naming the file
+            target = self._subprocess
+        else:
+            target = lambda: self._in_process(client)  # noqa: E731
+        self._thread = threading.Thread(target=self._guard, args=(target,), name="lvss-request", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the server to stop the job (returns at once; :meth:`result` then raises CANCELLED)."""
+        self.cancel_requested.set()
+
+    def result(self) -> Outcome:
+        self.done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None
+        return self._outcome
+
+    # ---------------------------------------------------------------------------------------------
+    def _emit(self, event: dict) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # noqa: BLE001  a display problem must not lose the result
+                pass
+
+    def _guard(self, target) -> None:
+        try:
+            self._outcome = target()
+        except RemoteError as err:
+            self._error = err
+        except Exception as err:  # noqa: BLE001
+            self._error = RemoteError("INTERNAL", f"{type(err).__name__}: {err}")
+        finally:
+            if self.cancel_requested.is_set() and self._error is None and self._outcome is None:
+                self._error = RemoteError("CANCELLED", "you cancelled it")
+            self.done.set()
+
+    def _cancelled_error(self) -> RemoteError:
+        return RemoteError("CANCELLED", "you cancelled it; the job was stopped on the server")
+
+    def _in_process(self, client) -> Outcome:
+        settings = self.settings
+        token = _read_token(settings)
+        warnings: list = []
+        try:
+            with client.Client(settings.server, token=token) as conn:
+                info = conn.info(timeout=min(10.0, settings.timeout))
+                self._emit({"event": "info", **info})
+
+                def on_progress(p) -> None:
+                    if p.stage == "queued":
+                        self._emit({"event": "queued", "position": p.position})
+                    else:
+                        self._emit({"event": "progress", "stage": p.stage, "fraction": float(p.fraction),
+                                    "message": p.message})
+
+                result = conn.vectorize(
+                    self.image_bytes, prompt=settings.prompt, paths=settings.paths, mode=settings.mode,
+                    levels=settings.levels, seed=settings.seed, timeout=settings.timeout,
+                    on_progress=on_progress, cancel=self.cancel_requested)
+        except client.ClientError as err:
+            if self.cancel_requested.is_set() and err.code == "CANCELLED":
+                raise self._cancelled_error() from None
+            code = getattr(err, "code", "INTERNAL")
+            message = getattr(err, "message", None) or str(err)
+            raise RemoteError(code if code in CODES else "INTERNAL", message) from None
+        for warning in result.warnings:
+            warnings.append(warning)
+            self._emit({"event": "warning", "message": warning})
+        return Outcome(result.svg, warnings, info)
+
+    def _subprocess(self) -> Outcome:
+        settings = self.settings
+        tmp = tempfile.mkdtemp(prefix="lvss-inkscape-")
+        try:
+            in_path = os.path.join(tmp, "input.img")
+            out_path = os.path.join(tmp, "output.svg")
+            with open(in_path, "wb") as fh:
+                fh.write(self.image_bytes)
+            cmd = remote_command(settings, in_path, out_path) + ["--events", "--stdin-cancel", "--progress", "never"]
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=_child_env(settings.pythonpath))
+            except FileNotFoundError:
+                raise RemoteError(
+                    "SETUP",
+                    f"The Python set for lvss does not exist: {settings.python}\nSet 'Python with lvss' on "
+                    f"the Server tab (or {ENV_PYTHON}) to the python executable of the environment where "
+                    "lvss is installed, or run `lvss install-inkscape-extension` from that environment.",
+                ) from None
+            except PermissionError:
+                raise RemoteError("SETUP", f"The Python set for lvss cannot be run (permission denied): "
+                                           f"{settings.python}") from None
+            info: dict = {}
+            warnings: list = []
+            stderr_parts: list = []
+
+            def read_stdout() -> None:
+                for line in proc.stdout:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if not isinstance(event, dict):
+                        continue
+                    if event.get("event") == "info":
+                        info.update({k: v for k, v in event.items() if k != "event"})
+                    elif event.get("event") == "warning":
+                        warnings.append(str(event.get("message", "")))
+                    self._emit(event)
+
+            readers = [threading.Thread(target=read_stdout, daemon=True),
+                       threading.Thread(target=lambda: stderr_parts.append(proc.stderr.read()), daemon=True)]
+            for t in readers:
+                t.start()
+            rc = self._wait(proc)
+            for t in readers:
+                t.join(timeout=10)
+            stderr = "".join(stderr_parts)
+            if rc != 0:
+                if self.cancel_requested.is_set():
+                    raise self._cancelled_error()
+                if rc is None:
+                    raise RemoteError("DEADLINE_EXCEEDED", "the lvss remote client did not return")
+                raise classify_failure(stderr or "", settings)
+            try:
+                with open(out_path, encoding="utf-8") as fh:
+                    return Outcome(fh.read(), warnings, info or None)
+            except OSError:
+                raise RemoteError("INTERNAL", f"lvss remote wrote no SVG (output: {stderr.strip()[-500:]})") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _wait(self, proc) -> Optional[int]:
+        """Wait for ``lvss remote``. On cancel, tell it through stdin (it cancels the job on the server
+        and exits), SIGTERM it after 10 s, kill it after 20 s. Returns its exit status, or None when it
+        overran the timeout (it is killed)."""
+        deadline = time.monotonic() + self.settings.timeout + 60
+        cancel_at = None
+        terminated = False
+        while True:
+            try:
+                return proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if cancel_at is None and self.cancel_requested.is_set():
+                cancel_at = now
+                try:
+                    proc.stdin.write("cancel\n")
+                    proc.stdin.close()
+                except (OSError, ValueError):
+                    pass
+            if cancel_at is not None and not terminated and now - cancel_at > 10:
+                proc.terminate()
+                terminated = True
+            if (cancel_at is not None and now - cancel_at > 20) or now > deadline:
+                proc.kill()
+                proc.wait()
+                return None if cancel_at is None else proc.returncode
 
 
-def _vectorize_in_process(client, image_bytes: bytes, settings: Settings) -> str:
-    token = _read_token(settings)
-    try:
-        result = client.vectorize(
-            image_bytes, server=settings.server, prompt=settings.prompt, paths=settings.paths,
-            mode=settings.mode, levels=settings.levels, seed=settings.seed, token=token,
-            timeout=settings.timeout,
-        )
-    except client.ClientError as err:
-        code = getattr(err, "code", "INTERNAL")
-        message = getattr(err, "message", None) or str(err)
-        raise RemoteError(code if code in CODES else "INTERNAL", message) from None
-    return result.svg
+def vectorize(image_bytes: bytes, settings: Settings,
+              on_event: Optional[Callable[[dict], None]] = None) -> Outcome:
+    """The layered SVG the server makes from ``image_bytes`` (an encoded bitmap), with the server's
+    warnings; blocks until done. Raises RemoteError (see module doc)."""
+    return Run(image_bytes, settings, on_event).start().result()
 
 
 def remote_command(settings: Settings, in_path: str, out_path: str) -> list[str]:
@@ -294,36 +489,3 @@ def _strip_prefix(line: str, code: str) -> str:
         if text.lower().startswith(prefix.lower()):
             text = text[len(prefix):].strip()
     return text or line
-
-
-def _vectorize_subprocess(image_bytes: bytes, settings: Settings) -> str:
-    if settings.token_file and not os.path.isfile(os.path.expanduser(settings.token_file)):
-        _read_token(settings)  # raises the SETUP error naming the file
-    with tempfile.TemporaryDirectory(prefix="lvss-inkscape-") as tmp:
-        in_path = os.path.join(tmp, "input.img")
-        out_path = os.path.join(tmp, "output.svg")
-        with open(in_path, "wb") as fh:
-            fh.write(image_bytes)
-        cmd = remote_command(settings, in_path, out_path)
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(settings.pythonpath),
-                                  timeout=settings.timeout + 60, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise RemoteError(
-                "SETUP",
-                f"The Python set for lvss does not exist: {settings.python}\nSet 'Python with lvss' on "
-                f"the Server tab (or {ENV_PYTHON}) to the python executable of the environment where "
-                "lvss is installed, or run `lvss install-inkscape-extension` from that environment.",
-            ) from None
-        except PermissionError:
-            raise RemoteError("SETUP", f"The Python set for lvss cannot be run (permission denied): "
-                                       f"{settings.python}") from None
-        except subprocess.TimeoutExpired:
-            raise RemoteError("DEADLINE_EXCEEDED", "the lvss remote client did not return") from None
-        if proc.returncode != 0:
-            raise classify_failure(proc.stderr or proc.stdout, settings)
-        try:
-            with open(out_path, encoding="utf-8") as fh:
-                return fh.read()
-        except OSError:
-            raise RemoteError("INTERNAL", f"lvss remote wrote no SVG (output: {(proc.stderr or '').strip()[-500:]})") from None

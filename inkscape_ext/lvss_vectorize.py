@@ -6,7 +6,12 @@ For every selected ``<image>`` (in z-order; other selected objects are ignored) 
 layered SVG that comes back is inserted directly above the image as a group "Vectorized: NAME"
 holding one sub-group per layer, back to front, mapped exactly onto the bitmap.
 
-All requests are made before the document is touched, and any failure raises
+While the server works, a progress window shows its stage and fraction with a Cancel button that
+stops the job on the server (where GTK is available; otherwise the run is silent). Before the run the
+extension asks the server what it can do, and tells the user when the prompt will not be used;
+what the server reports it did not use comes back as warnings, shown after the run.
+
+All requests are made before the document is touched, and any failure (or Cancel) raises
 ``inkex.AbortExtension``: Inkscape then shows the message and keeps the document unchanged. A
 successful run is a single undo step, like every effect extension.
 """
@@ -14,14 +19,18 @@ from __future__ import annotations
 
 import inkex
 
+import lvss_ext_progress as progress
 import lvss_ext_remote as remote
 from lvss_ext_image import SODIPODI_DOCNAME, ImageSourceError, document_folders, pixel_size, read_image
 from lvss_ext_place import PlacementError, build_group, document_ids, insert, parse_result
 
 
-def vectorize_image(image_bytes: bytes, settings: "remote.Settings") -> str:
-    """The server's SVG for one encoded bitmap (module level, so tests can stand in a fake)."""
-    return remote.vectorize(image_bytes, settings)
+def vectorize_image(image_bytes: bytes, settings: "remote.Settings", monitor=None, name: str = "image",
+                    index: int = 1, count: int = 1) -> "remote.Outcome":
+    """The server's SVG and warnings for one encoded bitmap, shown in ``monitor`` (a progress window
+    or a quiet one) while it runs; module level, so tests can stand in a fake."""
+    monitor = monitor or progress.QuietMonitor()
+    return monitor.follow(remote.Run(image_bytes, settings), name, index, count)
 
 
 class LvssVectorize(inkex.EffectExtension):
@@ -40,6 +49,10 @@ class LvssVectorize(inkex.EffectExtension):
         pars.add_argument("--token_file", default="", help="file holding the server's token")
         pars.add_argument("--timeout", type=int, default=600, help="seconds per image")
         pars.add_argument("--python", default="", help="Python with lvss; empty: $LVSS_PYTHON")
+        pars.add_argument("--progress_window", type=inkex.Boolean, default=True,
+                          help="show the server's progress in a window with a Cancel button")
+        pars.add_argument("--notes", type=inkex.Boolean, default=True,
+                          help="after the run, show what the server did not use (e.g. the prompt)")
 
     def selected_images(self):
         """Selected ``<image>`` elements in document (z) order, bottom first; aborts if none."""
@@ -82,15 +95,25 @@ class LvssVectorize(inkex.EffectExtension):
             raise inkex.AbortExtension(str(err)) from None
         settings = self.settings()
         results = []
-        for src in sources:
-            try:
-                svg_text = vectorize_image(src.data, settings)
-            except remote.RemoteError as err:
-                raise inkex.AbortExtension(remote.explain(err, settings, src.name)) from None
-            try:
-                results.append(parse_result(svg_text))
-            except PlacementError as err:
-                raise inkex.AbortExtension(f"'{src.name}': {err}") from None
+        notes = []
+        monitor = progress.open_monitor(self.options.progress_window, settings.server)
+        try:
+            for i, src in enumerate(sources, 1):
+                try:
+                    outcome = vectorize_image(src.data, settings, monitor, src.name, i, len(sources))
+                except remote.RemoteError as err:
+                    if err.code == "CANCELLED":
+                        raise inkex.AbortExtension(
+                            f"Cancelled while vectorizing '{src.name}'; the job was stopped on the server "
+                            "and the drawing is unchanged.") from None
+                    raise inkex.AbortExtension(remote.explain(err, settings, src.name)) from None
+                try:
+                    results.append(parse_result(outcome.svg))
+                except PlacementError as err:
+                    raise inkex.AbortExtension(f"'{src.name}': {err}") from None
+                notes += [f"'{src.name}': {w}" for w in outcome.warnings if w]
+        finally:
+            monitor.close()
         taken = document_ids(self.svg)
         placements = []
         for img, src, result in zip(images, sources, results):
@@ -104,6 +127,10 @@ class LvssVectorize(inkex.EffectExtension):
         # everything is ready: only now change the document
         for placement in placements:
             insert(self.svg, placement, self.options.original)
+        if notes and self.options.notes:
+            # Inkscape shows this text in a message after the run; the result is in place
+            inkex.errormsg("lvss: the result is in place, with these notes from the server:\n" +
+                           "\n".join(dict.fromkeys(notes)))
 
 
 if __name__ == "__main__":

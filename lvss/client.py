@@ -46,12 +46,15 @@ class LayerInfo:
 
 @dataclass
 class ClientResult:
-    """svg: the whole document; layers back to front; metrics and timings (seconds) by name."""
+    """svg: the whole document; layers back to front; metrics and timings (seconds) by name;
+    warnings: what was asked for but not used (e.g. a prompt on a server without CLIP), one
+    sentence each."""
 
     svg: str
     layers: list[LayerInfo] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -175,21 +178,25 @@ class Client:
         return [("authorization", f"Bearer {self._token}")] if self._token else []
 
     def info(self, timeout: float | None = 10.0) -> dict[str, Any]:
-        """Server version, device, loaded models, limits (dict), auth_required, queue_length, busy."""
+        """Server version, device, loaded models, limits (dict), auth_required, queue_length, busy,
+        prompt_supported (a prompt steers the result)."""
         try:
             r = self._stub.GetInfo(self._pb.GetInfoRequest(), timeout=timeout, metadata=self._metadata())
         except self._grpc.RpcError as e:
             raise _translate(e, self.server, timeout, self._tls) from None
         limits = {f.name: int(getattr(r.limits, f.name)) for f in r.limits.DESCRIPTOR.fields}
         return dict(version=r.version, device=r.device, models_loaded=list(r.models_loaded), limits=limits,
-                    auth_required=r.auth_required, queue_length=r.queue_length, busy=r.busy)
+                    auth_required=r.auth_required, queue_length=r.queue_length, busy=r.busy,
+                    prompt_supported=r.prompt_supported)
 
     def vectorize(self, image_bytes: bytes, *, prompt: str = "", paths: int | None = None,
                   mode: str | None = None, levels: int | None = None, seed: int | None = None,
                   work_size: int | None = None, saliency_mask: bytes | None = None,
                   timeout: float | None = None, on_progress: Callable[[Progress], None] | None = None,
-                  extra: Mapping[str, Any] | None = None) -> ClientResult:
-        """See :func:`vectorize`. ``extra`` sets the other VectorizeOptions fields (EXTRA_OPTIONS)."""
+                  extra: Mapping[str, Any] | None = None, cancel: Any = None) -> ClientResult:
+        """See :func:`vectorize`. ``extra`` sets the other VectorizeOptions fields (EXTRA_OPTIONS).
+        ``cancel``: a ``threading.Event``; setting it (from any thread) cancels the job on the server,
+        and the call raises ClientError CANCELLED."""
         pb, grpc = self._pb, self._grpc
         if not isinstance(image_bytes, (bytes, bytearray, memoryview)):
             raise ClientError("INVALID_ARGUMENT", f"image_bytes must be the bytes of an image file, "
@@ -206,6 +213,7 @@ class Client:
         request = pb.VectorizeRequest(image=bytes(image_bytes), prompt=prompt or "",
                                       saliency_mask=bytes(saliency_mask or b""), options=_options(pb, values))
         call = self._stub.Vectorize(request, timeout=timeout, metadata=self._metadata())
+        watcher = _cancel_watcher(call, cancel) if cancel is not None else None
         result = None
         try:
             for event in call:
@@ -214,7 +222,7 @@ class Client:
                     r = event.result
                     result = ClientResult(
                         svg=r.svg, layers=[LayerInfo(l.id, l.label, l.path_count) for l in r.layers],
-                        metrics=dict(r.metrics), timings=dict(r.timings))
+                        metrics=dict(r.metrics), timings=dict(r.timings), warnings=list(r.warnings))
                 elif on_progress is None:
                     continue
                 elif kind == "queued":
@@ -228,9 +236,28 @@ class Client:
         except BaseException:
             call.cancel()  # on_progress raised or the user interrupted: stop the job on the server
             raise
+        finally:
+            if watcher is not None:
+                watcher.set()
         if result is None:
             raise ClientError("INTERNAL", "the lvss server ended the call without a result; see the server log")
         return result
+
+
+def _cancel_watcher(call: Any, cancel: Any) -> Any:
+    """Cancel ``call`` when the event ``cancel`` is set; returns an event that stops the watching."""
+    import threading
+
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if cancel.wait(0.1):
+                call.cancel()
+                return
+
+    threading.Thread(target=watch, name="lvss-client-cancel", daemon=True).start()
+    return done
 
 
 def vectorize(image_bytes: bytes, *, server: str = DEFAULT_SERVER, prompt: str = "", paths: int | None = None,

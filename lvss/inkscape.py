@@ -25,7 +25,7 @@ DESCRIPTION = (
 )
 EXTENSION_FILES = (
     "lvss_vectorize.inx", "lvss_vectorize.py", "lvss_ext_image.py", "lvss_ext_place.py",
-    "lvss_ext_remote.py", "README.md",
+    "lvss_ext_remote.py", "lvss_ext_progress.py", "README.md",
 )
 CONFIG_NAME = "lvss_vectorize.json"
 SUBDIR = "lvss"

@@ -6,12 +6,23 @@ rejected image or option, token problems); 1 the server could not do the job (un
 deadline, server error); 130 interrupted. Errors are one line on stderr, never a traceback:
 ``lvss remote: error: CODE: message`` with CODE one of lvss.client.CODES. The output file is written
 atomically, so it is never left partial or empty, and a failed run leaves an existing file as it was.
+What the server could not use (a prompt on a server without CLIP, ...) is printed as
+``lvss remote: warning: ...`` lines.
+
+For programs that drive it (the Inkscape extension), ``--events`` writes one JSON object per line on
+stdout: ``{"event": "info", ...GetInfo...}`` first, then ``queued`` (``position``), ``progress``
+(``stage``, ``fraction``, ``message``), ``warning`` (``message``) and finally ``done`` (``layers``,
+``paths``, ``seconds``). ``--stdin-cancel`` cancels the job on the server when a line ``cancel``
+arrives on stdin or stdin is closed; SIGTERM and Ctrl+C cancel it too.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 BAD_INPUT = 2
@@ -40,6 +51,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr: auto = only when stderr is a terminal (default)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (same as --progress never)")
+    p.add_argument("--events", action="store_true",
+                   help="write the server's info, progress, warnings and the outcome as JSON lines on stdout")
+    p.add_argument("--stdin-cancel", action="store_true",
+                   help="cancel the job when stdin receives a line 'cancel' or is closed")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -110,11 +125,55 @@ class _Bar:
             self._bar = None
 
 
+class _Events:
+    """JSON lines on stdout (``--events``); a no-op otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def emit(self, event: str, **fields) -> None:
+        if self.enabled:
+            sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+            sys.stdout.flush()
+
+    def progress(self, p) -> None:
+        if p.stage == "queued":
+            self.emit("queued", position=p.position)
+        else:
+            self.emit("progress", stage=p.stage, fraction=round(float(p.fraction), 4), message=p.message)
+
+
+def _watch_stdin(cancel: threading.Event) -> None:
+    """Set ``cancel`` when stdin says "cancel" or closes (the program driving us gave up)."""
+
+    def read() -> None:
+        try:
+            for line in sys.stdin:
+                if line.strip().lower() == "cancel":
+                    break
+        except (OSError, ValueError):
+            pass
+        cancel.set()
+
+    threading.Thread(target=read, name="lvss-remote-stdin", daemon=True).start()
+
+
+def _sigterm_to_interrupt() -> None:
+    """SIGTERM ends the run like Ctrl+C: the job is cancelled on the server (main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
+
+
 def run(args: argparse.Namespace) -> int:
     from .client import ClientError, Client, read_token
 
     out = Path(args.output)
     bar = None
+    events = _Events(getattr(args, "events", False))
+    cancel = threading.Event()
     try:
         if not out.parent.is_dir():
             raise ClientError("INVALID_ARGUMENT", f"output folder does not exist: {out.parent}")
@@ -124,10 +183,21 @@ def run(args: argparse.Namespace) -> int:
         mask = _read_file(args.saliency_mask, "saliency mask") if args.saliency_mask else None
         token = read_token(None, args.token_file)
         bar = _Bar("never" if args.quiet else args.progress)
+        _sigterm_to_interrupt()
+        if getattr(args, "stdin_cancel", False):
+            _watch_stdin(cancel)
+
+        def on_progress(p) -> None:
+            bar(p)
+            events.progress(p)
+
         with Client(args.server, token=token, tls_ca=args.tls_ca) as client:
+            if events.enabled:
+                events.emit("info", **client.info(timeout=min(10.0, args.timeout or 10.0)))
             result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
                                       levels=args.levels, seed=args.seed, work_size=args.work_size,
-                                      saliency_mask=mask, timeout=args.timeout, on_progress=bar)
+                                      saliency_mask=mask, timeout=args.timeout, on_progress=on_progress,
+                                      cancel=cancel)
         bar.done()
         from .io import atomic_write
 
@@ -138,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
     except ClientError as e:
         if bar is not None:
             bar.close()
+        if e.code == "CANCELLED" and cancel.is_set():
+            return _error("cancelled; the job was stopped on the server", INTERRUPTED, "CANCELLED")
         return _error(e.message, BAD_INPUT if e.code in _BAD_INPUT_CODES else FAILED, e.code)
     except KeyboardInterrupt:
         if bar is not None:
@@ -146,7 +218,11 @@ def run(args: argparse.Namespace) -> int:
     paths = sum(layer.paths for layer in result.layers)
     total = result.timings.get("total")
     took = f" in {total:.1f} s" if total is not None else ""
+    for warning in result.warnings:
+        print(f"lvss remote: warning: {warning}", file=sys.stderr)
+        events.emit("warning", message=warning)
     print(f"wrote {out} ({len(result.layers)} layers, {paths} paths{took})", file=sys.stderr)
+    events.emit("done", layers=len(result.layers), paths=paths, seconds=total)
     return 0
 
 

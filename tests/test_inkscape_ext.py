@@ -103,16 +103,20 @@ def layered_svg(w: int, h: int, labels=("background", "shapes", "details"), vb_o
 class FakeServer:
     """Stands in for ``vectorize_image``: records calls, answers with layered_svg or an error."""
 
-    def __init__(self, error: remote.RemoteError | None = None, fail_on: int = 0, **svg_kw):
+    def __init__(self, error: remote.RemoteError | None = None, fail_on: int = 0, warnings=(), **svg_kw):
         self.calls: list[tuple[bytes, remote.Settings]] = []
         self.error, self.fail_on, self.svg_kw = error, fail_on, svg_kw
+        self.warnings = list(warnings)
+        self.monitors = []
 
-    def __call__(self, data: bytes, settings: remote.Settings) -> str:
+    def __call__(self, data: bytes, settings: remote.Settings, monitor=None, name="image", index=1,
+                 count=1) -> remote.Outcome:
         self.calls.append((data, settings))
+        self.monitors.append((monitor, name, index, count))
         if self.error is not None and len(self.calls) > self.fail_on:
             raise self.error
         w, h = ext_image.pixel_size(data)
-        return layered_svg(w, h, **self.svg_kw)
+        return remote.Outcome(layered_svg(w, h, **self.svg_kw), list(self.warnings))
 
 
 def raw_composed(elem):
@@ -591,8 +595,8 @@ class ErrorTest(ExtensionCase):
         self.assertEqual(Path(doc).read_bytes(), before)
 
     def test_bad_server_svg(self):
-        def garbage(data, settings):
-            return "<html>oops</html>"
+        def garbage(data, settings, *monitor_args):
+            return remote.Outcome("<html>oops</html>")
 
         msg = self.run_failing(self.doc(), fake=garbage)
         self.assertIn("not SVG", msg)
@@ -638,27 +642,43 @@ class RemoteTest(unittest.TestCase):
 
         calls = []
 
-        class FakeClient:
-            pass
+        class Conn:
+            def __init__(self, server, token=None):
+                calls.append(("connect", server, token))
 
-        FakeClient.ClientError = ClientError
+            def __enter__(self):
+                return self
 
-        def vectorize(data, **kw):
-            calls.append((data, kw))
-            if kw["prompt"] == "fail":
-                raise ClientError("UNAUTHENTICATED", "bad token")
-            return mock.Mock(svg="<svg/>")
+            def __exit__(self, *exc):
+                return None
 
-        FakeClient.vectorize = staticmethod(vectorize)
+            def info(self, timeout=None):
+                return {"version": "x", "prompt_supported": False}
+
+            def vectorize(self, data, **kw):
+                calls.append((data, kw))
+                kw["on_progress"](mock.Mock(stage="structure", fraction=0.5, message="step 3"))
+                if kw["prompt"] == "fail":
+                    raise ClientError("UNAUTHENTICATED", "bad token")
+                return mock.Mock(svg="<svg/>", warnings=["the prompt was not used: no CLIP"])
+
+        fake_client = mock.Mock(Client=Conn, ClientError=ClientError)
         tok = self.tmp / "tok"
         tok.write_text("secret\n")
         settings = remote.Settings(server="h:1", token_file=str(tok), prompt="cat", paths=5, timeout=9)
-        with mock.patch.object(remote, "_load_client", return_value=FakeClient):
-            self.assertEqual(remote.vectorize(b"img", settings), "<svg/>")
+        events = []
+        with mock.patch.object(remote, "_load_client", return_value=fake_client):
+            outcome = remote.vectorize(b"img", settings, events.append)
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"img", remote.Settings(prompt="fail"))
-        data, kw = calls[0]
-        self.assertEqual((data, kw["server"], kw["token"], kw["paths"], kw["timeout"]), (b"img", "h:1", "secret", 5, 9.0))
+        self.assertEqual(outcome.svg, "<svg/>")
+        self.assertEqual(outcome.warnings, ["the prompt was not used: no CLIP"])
+        self.assertEqual(outcome.info["prompt_supported"], False)
+        self.assertEqual(calls[0], ("connect", "h:1", "secret"))
+        data, kw = calls[1]
+        self.assertEqual((data, kw["paths"], kw["timeout"], kw["prompt"]), (b"img", 5, 9.0, "cat"))
+        self.assertEqual([e["event"] for e in events], ["info", "progress", "warning"])
+        self.assertEqual(events[1]["fraction"], 0.5)
         self.assertEqual(ctx.exception.code, "UNAUTHENTICATED")
 
     def test_no_grpc_and_no_python_explains_setup(self):
@@ -678,11 +698,52 @@ class RemoteTest(unittest.TestCase):
                               'printf "<svg>%s</svg>" "$(cat "$IN")" > "$OUT"')
         settings = remote.Settings(python=py, prompt="two\nlines", token_file="")
         with mock.patch.object(remote, "_load_client", return_value=None):
-            self.assertEqual(remote.vectorize(b"PIXELS", settings), "<svg>PIXELS</svg>")
+            self.assertEqual(remote.vectorize(b"PIXELS", settings).svg, "<svg>PIXELS</svg>")
         cmd = remote.remote_command(settings, "in.png", "out.svg")
         self.assertEqual(cmd[:6], [py, "-m", "lvss.remote_cli", "in.png", "-o", "out.svg"])
         self.assertIn("--prompt", cmd)
         self.assertEqual(cmd[cmd.index("--prompt") + 1], "two\nlines")
+
+    def test_subprocess_events_reach_the_caller(self):
+        """`lvss remote --events` lines become events; warnings and the server's info come back."""
+        lines = [
+            {"event": "info", "version": "0.1.0", "prompt_supported": False, "models_loaded": []},
+            {"event": "queued", "position": 2},
+            {"event": "progress", "stage": "structure", "fraction": 0.4, "message": "step 4 of 10"},
+            {"event": "warning", "message": "the prompt was not used: no CLIP model"},
+            {"event": "done", "layers": 3, "paths": 12, "seconds": 1.5},
+        ]
+        echo = "; ".join(f"echo '{json.dumps(line)}'" for line in lines)
+        py = self.fake_python('for a in "$@"; do [ "$a" = --events ] && EV=1; done; [ "$EV" = 1 ] || exit 9; '
+                              'while [ "$#" -gt 0 ]; do case "$1" in -o) shift; OUT="$1";; esac; shift; done; '
+                              f'{echo}; echo "not json"; printf "<svg/>" > "$OUT"')
+        events = []
+        with mock.patch.object(remote, "_load_client", return_value=None):
+            outcome = remote.vectorize(b"x", remote.Settings(python=py, prompt="a cat"), events.append)
+        self.assertEqual([e["event"] for e in events], ["info", "queued", "progress", "warning", "done"])
+        self.assertEqual(outcome.warnings, ["the prompt was not used: no CLIP model"])
+        self.assertFalse(outcome.info["prompt_supported"])
+        note = remote.prompt_note(outcome.info, remote.Settings(prompt="a cat", server="h:9"))
+        self.assertIn("will not be used", note)
+        self.assertIn("--models paper", note)
+        self.assertIsNone(remote.prompt_note(outcome.info, remote.Settings(prompt="")))
+        self.assertIsNone(remote.prompt_note({"prompt_supported": True}, remote.Settings(prompt="a cat")))
+
+    def test_subprocess_cancel_goes_through_stdin(self):
+        """Cancel writes "cancel" to `lvss remote --stdin-cancel`, which stops the job and exits."""
+        marker = self.tmp / "got-cancel"
+        started = self.tmp / "started"
+        py = self.fake_python(f'touch "{started}"; read line; [ "$line" = cancel ] && touch "{marker}"; '
+                              'echo "lvss remote: error: CANCELLED: cancelled" >&2; exit 130')
+        with mock.patch.object(remote, "_load_client", return_value=None):
+            run = remote.Run(b"x", remote.Settings(python=py)).start()
+            while not started.exists() and not run.done.is_set():
+                run.done.wait(0.05)
+            run.cancel()
+            with self.assertRaises(remote.RemoteError) as ctx:
+                run.result()
+        self.assertEqual(ctx.exception.code, "CANCELLED")
+        self.assertTrue(marker.exists(), "lvss remote was not told to cancel")
 
     def test_subprocess_errors(self):
         cases = {

@@ -79,7 +79,7 @@ class LayerInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ..., path_count: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("svg", "layers", "metrics", "timings", "job_id")
+    __slots__ = ("svg", "layers", "metrics", "timings", "job_id", "warnings")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,12 +99,14 @@ class Result(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     svg: str
     layers: _containers.RepeatedCompositeFieldContainer[LayerInfo]
     metrics: _containers.ScalarMap[str, float]
     timings: _containers.ScalarMap[str, float]
     job_id: str
-    def __init__(self, svg: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerInfo, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., timings: _Optional[_Mapping[str, float]] = ..., job_id: _Optional[str] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, svg: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerInfo, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., timings: _Optional[_Mapping[str, float]] = ..., job_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
@@ -131,7 +133,7 @@ class Limits(_message.Message):
     def __init__(self, max_image_bytes: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_paths: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_work_size: _Optional[int] = ..., max_iters: _Optional[int] = ..., max_queue: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("version", "device", "models_loaded", "limits", "auth_required", "queue_length", "busy")
+    __slots__ = ("version", "device", "models_loaded", "limits", "auth_required", "queue_length", "busy", "prompt_supported")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     MODELS_LOADED_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +141,7 @@ class GetInfoResponse(_message.Message):
     AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_SUPPORTED_FIELD_NUMBER: _ClassVar[int]
     version: str
     device: str
     models_loaded: _containers.RepeatedScalarFieldContainer[str]
@@ -146,4 +149,5 @@ class GetInfoResponse(_message.Message):
     auth_required: bool
     queue_length: int
     busy: bool
-    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., models_loaded: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., auth_required: _Optional[bool] = ..., queue_length: _Optional[int] = ..., busy: _Optional[bool] = ...) -> None: ...
+    prompt_supported: bool
+    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., models_loaded: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., auth_required: _Optional[bool] = ..., queue_length: _Optional[int] = ..., busy: _Optional[bool] = ..., prompt_supported: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,276 @@
+"""The Inkscape extension's request path against a real ``lvss serve`` on loopback: streamed
+progress, Cancel that stops the job on the server, the server's GetInfo and its warnings (an unused
+prompt), both in process and through ``lvss remote --events``; and the progress window itself, in
+Inkscape's own Python (GTK through python3-gi) under a virtual display, with a screenshot.
+
+The server runs a scripted stand-in for the pipeline, so the job's length is known: ``levels`` below
+10 makes a 20-step job (10 ms a step), ``levels`` 10 a job that runs until it is cancelled.
+Set LVSS_TEST_ARTIFACTS=DIR to keep the window's screenshot.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXT_DIR = REPO / "inkscape_ext"
+sys.path.insert(0, str(EXT_DIR))
+
+import lvss_ext_progress as progress  # noqa: E402
+import lvss_ext_remote as remote  # noqa: E402
+
+pytest.importorskip("grpc")
+
+SERVER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from server.cli import _add_arguments, run
+import argparse
+
+def job(image, cfg, progress, cancel):
+    import torch
+    from lvss.scene import Layer, Scene, circle_path
+    from lvss.types import ProgressEvent, VectorizeResult
+    steps = 20 if cfg.simplify.levels < 10 else 10 ** 6
+    for i in range(steps):
+        if cancel.is_set():
+            raise InterruptedError("cancelled")
+        time.sleep(0.01)
+        progress(ProgressEvent("structure", (i + 1) / min(steps, 1000), f"step {i + 1}"))
+    h, w = image.shape[:2]
+    p = circle_path(w / 2, h / 2, min(w, h) / 3)
+    p.color = torch.tensor([0.2, 0.4, 0.6, 1.0])
+    return VectorizeResult(Scene(w, h, [Layer("background", [p])]), timings={}, metrics={})
+
+p = argparse.ArgumentParser()
+_add_arguments(p)
+sys.exit(run(p.parse_args(sys.argv[2:]), run_job=job))
+"""
+
+
+class Server:
+    def __init__(self):
+        self.log_file = tempfile.NamedTemporaryFile("w+", prefix="lvss-ext-server-", suffix=".log", delete=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_")}
+        env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO), "--host", "127.0.0.1", "--port", "0"],
+                                     cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
+        line = ""
+        while self.proc.poll() is None:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 1.0)
+            if ready:
+                line = self.proc.stdout.readline()
+                break
+        if "listening on" not in line:
+            self.stop()
+            raise RuntimeError(f"server did not start: {line!r}\n{self.log()}")
+        self.address = line.split("listening on", 1)[1].split()[0]
+
+    def log(self) -> str:
+        return Path(self.log_file.name).read_text()
+
+    def wait_log(self, needle: str, limit: float = 30.0) -> None:
+        end = time.monotonic() + limit
+        while needle not in self.log():
+            if time.monotonic() > end:
+                raise AssertionError(f"{needle!r} not in the server log:\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        os.unlink(self.log_file.name)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+def png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 120, 40)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def settings(server, **kw) -> remote.Settings:
+    base = dict(server=server.address, python=sys.executable, pythonpath=str(REPO), timeout=120, paths=4, levels=1)
+    base.update(kw)
+    return remote.Settings(**base)
+
+
+@pytest.fixture(params=["in_process", "lvss_remote"])
+def way(request, monkeypatch):
+    """Both ways the extension reaches the server: the client in process, or `lvss remote`."""
+    if request.param == "lvss_remote":
+        monkeypatch.setattr(remote, "_load_client", lambda: None)
+    else:
+        from lvss import client
+
+        monkeypatch.setattr(remote, "_load_client", lambda: client)
+    return request.param
+
+
+def test_progress_info_and_prompt_warning(server, way):
+    events = []
+    outcome = remote.vectorize(png(), settings(server, prompt="the orange square"), events.append)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "info"
+    assert events[0]["prompt_supported"] is False  # the server has no CLIP model
+    assert "progress" in kinds and kinds.index("progress") > 0
+    fractions = [e["fraction"] for e in events if e["event"] == "progress"]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert any(e.get("stage") == "structure" for e in events)
+    # the server's result says the prompt was not used, and why
+    assert len(outcome.warnings) == 1
+    assert "prompt was not used" in outcome.warnings[0] and "--models paper" in outcome.warnings[0]
+    assert {"event": "warning", "message": outcome.warnings[0]} in events
+    assert "<svg" in outcome.svg
+    note = remote.prompt_note(outcome.info, settings(server, prompt="x"))
+    assert note is not None and server.address in note
+    # without a prompt: no warning
+    assert remote.vectorize(png(), settings(server)).warnings == []
+
+
+def test_cancel_stops_the_job_on_the_server(server, way):
+    started = threading.Event()
+    run = remote.Run(png(), settings(server, levels=10),
+                     lambda e: started.set() if e["event"] == "progress" and e["fraction"] > 0 else None).start()
+    assert started.wait(60), "no progress arrived"
+    before = server.log().count("cancelled by client")
+    run.cancel()
+    with pytest.raises(remote.RemoteError) as info:
+        run.result()
+    assert info.value.code == "CANCELLED"
+    end = time.monotonic() + 30
+    while server.log().count("cancelled by client") <= before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert server.log().count("cancelled by client") > before, server.log()
+
+
+def test_lvss_remote_prints_the_warning(server, tmp_path):
+    src = tmp_path / "in.png"
+    src.write_bytes(png())
+    out = tmp_path / "out.svg"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "lvss.remote_cli", str(src), "-o", str(out), "--server",
+                           server.address, "--prompt", "a square", "--levels", "1", "--events"],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "lvss remote: warning: the prompt was not used" in proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[0]["event"] == "info" and events[-1]["event"] == "done"
+    assert events[-1]["paths"] == 1
+    assert out.read_text().startswith("<?xml") or "<svg" in out.read_text()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+WINDOW_SCRIPT = r"""
+import json, os, sys, threading
+sys.path.insert(0, sys.argv[1])
+import lvss_ext_progress as progress, lvss_ext_remote as remote
+out, address, python, repo = sys.argv[2:6]
+monitor = progress.open_monitor(True, address)
+if isinstance(monitor, progress.QuietMonitor):
+    print(json.dumps({"quiet": monitor.reason}))
+    sys.exit(0)
+settings = remote.Settings(server=address, python=python, pythonpath=repo, timeout=120, paths=4, levels=10,
+                           prompt="the orange square")
+run = remote.Run(open(os.path.join(out, "in.png"), "rb").read(), settings)
+seen = {}
+
+def check():
+    # once the window shows progress and the prompt note, photograph it and press Cancel
+    frac = monitor.bar.get_fraction()
+    if frac > 0.005 and monitor.note.get_visible():
+        seen.update(fraction=frac, stage=monitor.stage.get_text(), note=monitor.note.get_text(),
+                    heading=monitor.heading.get_text(), button=monitor.cancel_button.get_label(),
+                    snapshot=monitor.snapshot(os.path.join(out, "progress.png")))
+        monitor.cancel_button.clicked()
+        seen["after_click"] = monitor.stage.get_text()
+        return False
+    return True
+
+monitor.GLib.timeout_add(50, check)
+try:
+    monitor.follow(run, "photo.png", 1, 2)
+    seen["code"] = "OK"
+except remote.RemoteError as err:
+    seen["code"] = err.code
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.skipif(not (os.path.exists(SYSTEM_PYTHON) and shutil.which("xvfb-run")),
+                    reason="needs Inkscape's Python (/usr/bin/python3) and xvfb-run")
+def test_progress_window_under_xvfb(server, tmp_path):
+    gi = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('Gtk', '3.0'); "
+                         "from gi.repository import Gtk"], capture_output=True, text=True)
+    if gi.returncode != 0:
+        pytest.fail("Inkscape's Python has no GTK 3 bindings; install python3-gi gir1.2-gtk-3.0 "
+                    f"(see README, Inkscape section): {gi.stderr.strip()[-300:]}")
+    (tmp_path / "in.png").write_bytes(png())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_") and k != "PYTHONPATH"}
+    before = server.log().count("cancelled by client")
+    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 800x600x24", SYSTEM_PYTHON, "-c", WINDOW_SCRIPT,
+                           str(EXT_DIR), str(tmp_path), server.address, sys.executable, str(REPO)],
+                          capture_output=True, text=True, timeout=300, env=env, start_new_session=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "quiet" not in seen, seen
+    assert seen["code"] == "CANCELLED", seen
+    assert seen["snapshot"] is True
+    assert seen["stage"].startswith("Shaping the paths"), seen
+    assert "will not be used" in seen["note"] and "--models paper" in seen["note"]
+    assert "photo.png" in seen["heading"] and "1 of 2" in seen["heading"]
+    assert seen["button"] == "Cancel" and seen["after_click"].startswith("Cancelling")
+    end = time.monotonic() + 30
+    while server.log().count("cancelled by client") <= before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert server.log().count("cancelled by client") > before
+    # the screenshot shows a window: light background, dark text, the progress bar's colour
+    import numpy as np
+    from PIL import Image
+
+    shot = np.asarray(Image.open(tmp_path / "progress.png").convert("RGB")).astype(int)
+    h, w = shot.shape[:2]
+    assert w >= 300 and h >= 100, shot.shape
+    grey = shot.mean(axis=2)
+    assert (grey > 200).mean() > 0.5 and (grey < 80).mean() > 0.005
+    keep = os.environ.get("LVSS_TEST_ARTIFACTS")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        shutil.copy(tmp_path / "progress.png", os.path.join(keep, "progress.png"))
+
+
+def test_quiet_monitor_without_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monitor = progress.open_monitor(True)
+    assert isinstance(monitor, progress.QuietMonitor) and "display" in monitor.reason
+    assert isinstance(progress.open_monitor(False), progress.QuietMonitor)
+    assert progress.stage_text({"event": "queued", "position": 2}) == "Waiting for the server: 2 jobs ahead"
+    assert progress.stage_text({"event": "progress", "stage": "refine", "message": "step 3"}) == \
+        "Adding details (step 3)"
+    assert progress.stage_text({"event": "progress", "stage": "new_stage"}) == "New stage"
