@@ -115,6 +115,7 @@ class Job:
     cancel_requested_at: float | None = None
     position: int = 0
     finished: bool = False
+    warnings: list = field(default_factory=list)  # sentences sent with the result
 
     def request_cancel(self, reason: str) -> None:
         if not self.cancel.is_set():
@@ -344,6 +345,29 @@ def _check_learned_stages(cfg: VectorizeConfig) -> None:
         raise RequestError(str(e)) from None
 
 
+def prompt_warnings(cfg: VectorizeConfig) -> list[str]:
+    """Why the request's prompt (``cfg.saliency.prompt``) will not steer the result, and what the
+    server needs for it; [] when there is no prompt or it is used (CLIP saliency)."""
+    from lvss import stages
+
+    if not cfg.saliency.prompt.strip():
+        return []
+    try:
+        source, _, _ = stages.saliency_choice(cfg)
+    except ConfigError:
+        return []
+    if source == "clip":
+        return []
+    if source == "mask":
+        why = "the saliency mask sent with it decides what matters instead"
+    elif cfg.saliency.source == "none":
+        why = "saliency 'none' was requested"
+    else:
+        why = ("this server has no CLIP model for prompt saliency; start it with --clip-model DIR|HUB_ID "
+               "or --models paper (downloads the paper's checkpoints once)")
+    return [f"the prompt was not used: {why}"]
+
+
 def _summary(request: pb.VectorizeRequest, cfg: VectorizeConfig) -> str:
     """Options for the log line; the prompt's length only, never its text."""
     return (f"paths={cfg.paths} mode={cfg.mode} levels={cfg.simplify.levels} seed={cfg.seed} "
@@ -389,7 +413,10 @@ class Servicer(pb_grpc.VectorizerServicer):
 
         return pb.GetInfoResponse(version=lvss.__version__, device=self.device, models_loaded=self.models,
                                   limits=self.limits.to_proto(), auth_required=self.auth_required,
-                                  queue_length=len(self.queue), busy=self.queue.running is not None)
+                                  queue_length=len(self.queue), busy=self.queue.running is not None,
+                                  prompt_supported=not prompt_warnings(replace(
+                                      self.base_config, saliency=replace(self.base_config.saliency,
+                                                                         source="auto", prompt="x"))))
 
     def Vectorize(self, request, context) -> Iterator[pb.VectorizeEvent]:
         try:
@@ -456,7 +483,8 @@ class Servicer(pb_grpc.VectorizerServicer):
             cfg = replace(cfg, saliency=replace(cfg.saliency, mask_path=mask_file))
         h, w = image.shape[:2]
         return Job(image=image, cfg=cfg, nbytes=len(request.image), mask_file=mask_file,
-                   summary=f"size={w}x{h} bytes={len(request.image)} {_summary(request, cfg)}")
+                   summary=f"size={w}x{h} bytes={len(request.image)} {_summary(request, cfg)}",
+                   warnings=prompt_warnings(cfg))
 
     @staticmethod
     def _write_mask(mask: np.ndarray) -> str:
@@ -496,7 +524,7 @@ class Servicer(pb_grpc.VectorizerServicer):
             timings.update(svg=t_svg, queue=job.started - job.submitted,
                            total=time.monotonic() - job.submitted)
             job.events.put(pb.VectorizeEvent(result=pb.Result(
-                svg=svg, layers=layers_of_svg(svg), job_id=job.id,
+                svg=svg, layers=layers_of_svg(svg), job_id=job.id, warnings=job.warnings,
                 metrics={k: float(v) for k, v in result.metrics.items()}, timings=timings)))
             self._finish(job, "ok")
         except Exception as e:  # noqa: BLE001 - one bad job must not stop the server
