@@ -204,10 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     remote_cli.add_parser(sub)
     batch_cli.add_parser(sub)
     inkscape.add_parser(sub)
-    try:
-        from server.cli import add_parser as add_serve
-    except ImportError:  # the server package ships with lvss; only a broken install lacks it
-        add_serve = None
+    try:  # the server installs as lvss_server (the server/ folder); it needs grpc only when it runs
+        from lvss_server.cli import add_parser as add_serve
+    except ImportError:
+        try:  # a source checkout used without installing it
+            from server.cli import add_parser as add_serve
+        except ImportError:
+            add_serve = None
     if add_serve is not None:
         add_serve(sub)
     return parser

@@ -2,13 +2,26 @@
 
 Every image that enters lvss passes through :func:`load_image`, which returns (H, W, 4) uint8 RGBA
 and rejects bad input with an :class:`ImageError` whose message says what to fix.
+
+For callers that hold many encoded images and decode them later (the server's queue), two more
+entry points keep memory and latency bounded:
+
+* :func:`inspect_image_bytes` reads only the header (format, size, orientation) and checks the size,
+  without decoding a pixel: microseconds for any image.
+* :func:`decode_image_reduced` decodes straight to about the working resolution: JPEG with the
+  decoder's own 1/2, 1/4, 1/8 scaling (the full-size image never exists), other formats decoded at
+  full size once and box-reduced band by band (no second full-size copy). It checks a cancel event
+  between every 16 KiB of compressed input and between bands, so a cancelled decode stops within
+  milliseconds. WebP and TIFF are decoded by their libraries in one call (no inner cancel point).
 """
 from __future__ import annotations
 
 import io
 import os
 import tempfile
+import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -20,6 +33,30 @@ MIN_SIDE = 2
 
 class ImageError(ValueError):
     """The input is not a usable image; the message says why and what to do."""
+
+
+class LoadCancelled(Exception):
+    """Decoding stopped because the caller's cancel event was set."""
+
+
+DECODE_BLOCK = 1 << 14  # compressed bytes handed to a decoder per step (cancel granularity)
+BAND_BYTES = 16 << 20  # RGBA bytes per band when a decoded image is reduced
+_ORIENTATION_TAG = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image's header says. ``width``/``height`` are as displayed (EXIF orientation applied
+    where the header carries it), in pixels; ``format`` is Pillow's name ("PNG", "JPEG", ...)."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
 
 
 def _check_size(width: int, height: int, max_pixels: int, what: str) -> None:
@@ -56,23 +93,44 @@ def _from_pil(im: Any, max_pixels: int, what: str, upright: bool = False) -> np.
     return _pil_to_rgba(im)
 
 
-def _pil_to_rgba(im: Any) -> np.ndarray:
+def _depth_scale(im: Any) -> float:
+    """Factor that brings a high-depth single-channel image to 8 bits (1.0 for every other mode).
+
+    16-bit integers: 255/65535; 32-bit integers likewise when they exceed 255; floats 255 when they
+    lie within [0, 1]. Decided on the whole image, so bands of one image are scaled alike.
+    """
+    mode = im.mode
+    if mode.startswith("I;16"):
+        return 255.0 / 65535.0
+    if mode == "I":
+        lo, hi = im.getextrema()
+        return 255.0 / 65535.0 if hi > 255 else 1.0
+    if mode == "F":
+        lo, hi = im.getextrema()
+        return 255.0 if hi <= 1.0 else 1.0
+    return 1.0
+
+
+def _pil_to_rgba(im: Any, depth_scale: float | None = None) -> np.ndarray:
     """A loaded PIL image → (H, W, 4) uint8 RGBA.
 
     Pillow's ``convert("RGBA")`` clips the single-channel high-depth modes at 255 (a 16-bit PNG comes
-    out almost white), so those are rescaled to 8 bits here first: 16-bit integers by 255/65535,
-    32-bit integers likewise when they exceed 255, floats by 255 when they lie within [0, 1].
+    out almost white), so those are rescaled to 8 bits here first (see :func:`_depth_scale`; pass
+    ``depth_scale`` to use one computed on a larger image this one is a part of).
     """
     from PIL import Image
 
     mode = im.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         a = np.asarray(im).astype(np.float64)
-        if mode.startswith("I;16") or (mode == "I" and a.size and a.max() > 255):
-            a = a * (255.0 / 65535.0)
-        elif mode == "F" and a.size and np.nanmax(a) <= 1.0:
-            a = a * 255.0
-        a = np.clip(np.nan_to_num(a), 0.0, 255.0)
+        if depth_scale is None:
+            if mode.startswith("I;16") or (mode == "I" and a.size and a.max() > 255):
+                depth_scale = 255.0 / 65535.0
+            elif mode == "F" and a.size and np.nanmax(a) <= 1.0:
+                depth_scale = 255.0
+            else:
+                depth_scale = 1.0
+        a = np.clip(np.nan_to_num(a * depth_scale), 0.0, 255.0)
         im = Image.fromarray((a + 0.5).astype(np.uint8), "L")
     return np.asarray(im.convert("RGBA"), dtype=np.uint8).copy()
 
@@ -102,6 +160,182 @@ def _check_png_header(data: bytes, max_pixels: int, what: str) -> None:
     """Raise the size error for a PNG whose IHDR declares an unusable size (e.g. 0x0)."""
     if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
         _check_size(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), max_pixels, what)
+
+
+def _open_header(data: bytes, max_pixels: int, what: str, fp: Any = None) -> Any:
+    """Open encoded bytes with Pillow (header only) and check the declared size; ImageError if unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageError(f"{what} is empty (0 bytes)")
+    try:
+        im = Image.open(fp if fp is not None else io.BytesIO(data))
+    except UnidentifiedImageError:
+        _check_png_header(data, max_pixels, what)
+        raise ImageError(f"{what} is not an image lvss can read (PNG, JPEG, WebP, BMP, TIFF)") from None
+    except LoadCancelled:
+        raise
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{what} could not be read ({e}); it may be truncated or corrupt") from None
+    _check_size(im.width, im.height, max_pixels, what)
+    return im
+
+
+def _header_orientation(im: Any) -> int:
+    """EXIF orientation (1..8) as far as the header tells, without decoding pixels (PNG keeps its
+    EXIF chunk anywhere in the file; one that comes after the pixel data counts as 1 here)."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    try:
+        value = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block only loses the orientation
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _check_png_chunks(data: bytes, what: str) -> None:
+    """Walk a PNG's chunk headers up to IEND (lengths only, nothing inflated); a PNG that ends
+    before its IEND chunk is truncated."""
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if kind == b"IEND":
+            return
+        if end > n:
+            break
+        pos = end
+    raise ImageError(f"{what} is truncated: the PNG ends after {n:,} bytes, before its last chunk; "
+                     "send the whole file")
+
+
+def inspect_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                        what: str = "the image") -> ImageInfo:
+    """Format and size of an encoded image from its header alone; no pixel is decoded.
+
+    The declared size is checked like :func:`decode_image_bytes` checks it (empty, smaller than 2x2,
+    over ``max_pixels``), and a PNG is checked for truncation (chunk structure). Raises ImageError.
+    Width and height are as displayed (EXIF orientation applied where the header carries it).
+    """
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # our own limit is checked from the header
+        im = _open_header(data, max_pixels, what)
+        with im:
+            if im.format == "PNG":
+                _check_png_chunks(data, what)
+            w, h = im.size
+            if _header_orientation(im) >= 5:
+                w, h = h, w
+            return ImageInfo(format=im.format or "?", width=w, height=h, mode=im.mode)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+class _CancellableBytes(io.BytesIO):
+    """In-memory file whose reads raise LoadCancelled once ``cancel`` is set (the decoders read
+    through it, one block at a time)."""
+
+    def __init__(self, data: bytes, cancel: threading.Event | None):
+        super().__init__(data)
+        self._cancel = cancel
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._cancel is not None and self._cancel.is_set():
+            raise LoadCancelled("decoding was cancelled")
+        return super().read(size)
+
+
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+              6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def decode_image_reduced(data: bytes, long_side: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+                         what: str = "the image", cancel: threading.Event | None = None,
+                         ) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode encoded bytes to about ``long_side`` pixels on the long side, never below it.
+
+    Returns ``(rgba, (width, height))``: (h, w, 4) uint8 RGBA with ``max(h, w)`` between
+    ``long_side`` and ``2 * long_side`` (or the full size when the image is smaller than
+    ``2 * long_side``), and the full upright size of the image, so a caller can scale results back.
+    Images are reduced by an integer factor with box filtering of premultiplied colour, so a later
+    resize to exactly ``long_side`` still sees every source pixel.
+
+    Memory: JPEG is decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself; other formats need one
+    full-size raster (at most 4 bytes per pixel, so ``4 * max_pixels`` bytes) which is reduced band
+    by band. ``cancel``: when set, decoding stops at the next block of compressed input or band and
+    LoadCancelled is raised. Bad input raises ImageError.
+    """
+    from PIL import Image
+
+    if not isinstance(long_side, int) or long_side < MIN_SIDE:
+        raise ValueError(f"long_side must be an integer >= {MIN_SIDE}, got {long_side!r}")
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None
+        im = _open_header(data, max_pixels, what, fp=_CancellableBytes(data, cancel))
+        with im:
+            return _decode_reduced(im, long_side, what, cancel)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise LoadCancelled("decoding was cancelled")
+
+
+def _decode_reduced(im: Any, long_side: int, what: str, cancel: threading.Event | None):
+    from PIL import Image
+
+    W0, H0 = im.size
+    if im.format == "JPEG" and max(W0, H0) >= 2 * long_side:
+        k = max(W0, H0) / long_side
+        im.draft(None, (max(1, int(W0 / k)), max(1, int(H0 / k))))  # DCT scaling inside libjpeg
+    im.decodermaxblock = DECODE_BLOCK
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im.load()
+    except LoadCancelled:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as e:
+        raise ImageError(f"{what} could not be decoded ({e}); it may be truncated or corrupt") from None
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    _check(cancel)
+    try:
+        orientation = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block only loses the orientation
+        orientation = 1
+    W, H = im.size
+    factor = max(W, H) // long_side
+    if factor <= 1:
+        small = im
+        rgba = None
+    else:
+        scale = _depth_scale(im)
+        rows = max(1, BAND_BYTES // (4 * W * factor)) * factor
+        bands = []
+        for y in range(0, H, rows):
+            _check(cancel)
+            band = _pil_to_rgba(im.crop((0, y, W, min(H, y + rows))), scale)
+            bands.append(np.asarray(Image.fromarray(band, "RGBA").reduce(factor)))
+        rgba = np.concatenate(bands, axis=0)
+        small = Image.fromarray(rgba, "RGBA")
+    _check(cancel)
+    if orientation in _TRANSPOSE:
+        small = small.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation]))
+        rgba = None
+    if rgba is None:
+        rgba = _pil_to_rgba(small)
+    if orientation >= 5:
+        W0, H0 = H0, W0
+    return np.ascontiguousarray(rgba), (W0, H0)
 
 
 def load_image(src: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

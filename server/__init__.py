@@ -1,5 +1,7 @@
 """lvss gRPC server (``lvss serve``): imports lvss, never the other way round.
 
-Modules: :mod:`server.service` (servicer, job queue, worker), :mod:`server.app` (server assembly,
-auth, TLS, signals), :mod:`server.cli` (command line).
+Installed as the package ``lvss_server`` (the folder in the source tree is ``server/``; a top-level
+package called ``server`` would collide with other projects'), so its modules refer to each other
+relatively. Modules: ``service`` (servicer, job queue, worker), ``app`` (server assembly, call gate,
+auth, TLS, signals), ``cli`` (command line).
 """

@@ -1,4 +1,4 @@
-"""``python -m server``: same as ``lvss serve``."""
+"""``python -m lvss_server`` (installed) or ``python -m server`` (source checkout): same as ``lvss serve``."""
 import sys
 
 from .cli import main

@@ -4,6 +4,26 @@ Security model: the server binds loopback by default. Any other address needs a 
 (``--token-file``) or an explicit ``--insecure``. With a token every call except the health check
 must carry ``authorization: Bearer <token>`` metadata; the token is never logged. TLS is used when a
 certificate and key are given.
+
+Staying reachable under load (:class:`CallGate`). gRPC's synchronous server gives every call a
+thread from its pool from the moment the call's headers arrive, and a unary method waits in that
+thread for the request message; a global cap on concurrent calls (``maximum_concurrent_rpcs``) then
+lets anyone who opens calls and never sends their message lock every other caller out, health
+checks included. So the server has no global cap. Instead the gate, which runs on the headers
+alone, before any message is read:
+
+* passes health checks straight through, uncounted, so they answer whatever the load;
+* refuses a call without the right token at once, with a handler that never waits for the
+  message (UNAUTHENTICATED), so an unauthenticated client cannot hold a thread or a place;
+* gives every other call one of a fixed number of places (Vectorize: the running job, the queue and
+  a few calls being checked; everything else: ``extra_threads``) and refuses the rest at once with
+  RESOURCE_EXHAUSTED. The thread pool is larger than all places together, so threads remain for
+  health checks and refusals;
+* cancels a call whose request message has not arrived within ``Limits.receive_seconds``, so even an
+  authenticated client cannot hold places for ever.
+
+Connections are also bounded (streams per connection, keepalive pings to find dead peers, idle
+connections closed).
 """
 from __future__ import annotations
 
@@ -12,8 +32,10 @@ import ipaddress
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +50,9 @@ log = logging.getLogger("lvss.server")
 
 SERVICE_NAME = "lvss.v1.Vectorizer"
 HEALTH_METHODS = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
+VECTORIZE_METHOD = f"/{SERVICE_NAME}/Vectorize"
+CHECKING_PLACES = 4  # Vectorize calls being received or checked at once, beyond the queue
+HEALTH_THREADS = 4  # pool threads no counted call can take: health checks and refusals
 
 
 class StartupError(Exception):
@@ -48,7 +73,8 @@ class ServerOptions:
     grace: float = 10.0
     limits: Limits = field(default_factory=Limits)
     base_config: VectorizeConfig | None = None  # defaults for unset request options, model sources
-    extra_threads: int = 8  # handler threads beyond the queue, for GetInfo, health and refusals
+    extra_threads: int = 8  # places for calls other than Vectorize and health (GetInfo, reflection)
+    threads: int | None = None  # CPU threads for the worker (None: lvss.threads.default_threads)
 
 
 def is_loopback(host: str) -> bool:
@@ -94,6 +120,10 @@ def check_options(opts: ServerOptions) -> None:
         raise StartupError(f"--max-queue must be >= 0, got {opts.limits.max_queue}")
     if opts.grace < 0:
         raise StartupError(f"--grace must be >= 0 seconds, got {opts.grace}")
+    if opts.threads is not None and opts.threads <= 0:
+        raise StartupError(f"--threads must be a positive number of threads, got {opts.threads}")
+    if opts.limits.receive_seconds <= 0:
+        raise StartupError(f"--receive-timeout must be > 0 seconds, got {opts.limits.receive_seconds}")
 
 
 def resolve_device(requested: str) -> str:
@@ -142,44 +172,178 @@ def preload_models(cfg: VectorizeConfig) -> list[str]:
     return loaded
 
 
-class TokenInterceptor(grpc.ServerInterceptor):
-    """Calls (except health checks) need ``authorization: Bearer <token>``; else UNAUTHENTICATED."""
+def _refusal(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """A handler that ends the call with ``code`` at once, without waiting for the request message
+    (request-streaming, so gRPC calls it as soon as the call starts; the wire format of a call does
+    not depend on whether the server reads it as a stream)."""
 
-    def __init__(self, token: str):
-        self._expected = f"Bearer {token}".encode("utf-8")
+    def refuse(request_iterator, context):
+        context.abort(code, message)
 
-        def deny_missing(request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          "this lvss server needs a token: send the one from the server's --token-file "
-                          "(lvss remote --token-file F, or set LVSS_TOKEN_FILE)")
+    return grpc.stream_stream_rpc_method_handler(refuse)
 
-        def deny_wrong(request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          "the token was not accepted by the lvss server; check the token file")
 
-        self._deny = {}
-        for name, fn in (("missing", deny_missing), ("wrong", deny_wrong)):
-            self._deny[name] = {
-                (False, False): grpc.unary_unary_rpc_method_handler(fn),
-                (False, True): grpc.unary_stream_rpc_method_handler(fn),
-                (True, False): grpc.stream_unary_rpc_method_handler(fn),
-                (True, True): grpc.stream_stream_rpc_method_handler(fn),
-            }
+class _Places:
+    """A fixed number of places for open calls; ``take`` returns a release function or None."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._free = count
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            if self._free <= 0:
+                return None
+            self._free -= 1
+        done = []
+
+        def release() -> None:
+            with self._lock:
+                if not done:  # called from the call's end callback and its handler: count once
+                    done.append(True)
+                    self._free += 1
+
+        return release
+
+    @property
+    def in_use(self) -> int:
+        with self._lock:
+            return self.count - self._free
+
+
+class _Watchdog:
+    """Cancels calls whose request message has not arrived in time (one thread for all calls)."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self._calls: dict[int, tuple[float, object, str]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._next = 0
+        self._thread = threading.Thread(target=self._run, name="lvss-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, context, method: str) -> int:
+        with self._lock:
+            self._next += 1
+            self._calls[self._next] = (time.monotonic() + self.timeout, context, method)
+            return self._next
+
+    def unwatch(self, key: int) -> None:
+        with self._lock:
+            self._calls.pop(key, None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        tick = min(0.5, self.timeout / 4)
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            with self._lock:
+                late = [(k, v) for k, v in self._calls.items() if v[0] <= now]
+                for k, _ in late:
+                    del self._calls[k]
+            for _, (_, context, method) in late:
+                log.info("cancelled %s from %s: its request message did not arrive within %.0fs",
+                         method, context.peer(), self.timeout)
+                context.cancel()
+
+
+class CallGate(grpc.ServerInterceptor):
+    """Token check and places for open calls, decided from a call's headers (see the module doc)."""
+
+    def __init__(self, token: str | None, vectorize_places: int, other_places: int, receive_seconds: float):
+        self._expected = f"Bearer {token}".encode("utf-8") if token is not None else None
+        self.vectorize = _Places(vectorize_places)
+        self.other = _Places(other_places)
+        self.watchdog = _Watchdog(receive_seconds)
+        self._missing = _refusal(grpc.StatusCode.UNAUTHENTICATED,
+                                 "this lvss server needs a token: send the one from the server's --token-file "
+                                 "(lvss remote --token-file F, or set LVSS_TOKEN_FILE)")
+        self._wrong = _refusal(grpc.StatusCode.UNAUTHENTICATED,
+                               "the token was not accepted by the lvss server; check the token file")
+        self._busy_vectorize = _refusal(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the server is busy: {vectorize_places} vectorize calls are open (the running job, the queue "
+            "and calls being received); retry in a little while")
+        self._busy_other = _refusal(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"the server is busy: {other_places} calls are open; retry in a little while")
 
     def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method in HEALTH_METHODS:
+        method = handler_call_details.method
+        if method in HEALTH_METHODS:
             return continuation(handler_call_details)
-        got = None
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                got = value.encode("utf-8") if isinstance(value, str) else value
-        if got is not None and hmac.compare_digest(got, self._expected):
-            return continuation(handler_call_details)
+        if self._expected is not None:
+            got = None
+            for key, value in handler_call_details.invocation_metadata or ():
+                if key == "authorization":
+                    got = value.encode("utf-8") if isinstance(value, str) else value
+            if got is None:
+                return self._missing
+            if not hmac.compare_digest(got, self._expected):
+                return self._wrong
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        kind = (handler.request_streaming, handler.response_streaming)
-        return self._deny["missing" if got is None else "wrong"][kind]
+        vectorize = method == VECTORIZE_METHOD
+        release = (self.vectorize if vectorize else self.other).take()
+        if release is None:
+            return self._busy_vectorize if vectorize else self._busy_other
+        return self._wrap(handler, release, method)
+
+    def _first_message(self, request_iterator, context, method: str):
+        key = self.watchdog.watch(context, method)
+        try:
+            request = next(request_iterator, None)
+        finally:
+            self.watchdog.unwatch(key)
+        if request is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended before its request message arrived")
+        return request
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, release, method: str) -> grpc.RpcMethodHandler:
+        """The same method as a request-streaming handler (called at once, so the place is given
+        back whatever happens: when the call ends, and when the handler returns)."""
+        if handler.request_streaming:
+            inner = handler.stream_stream or handler.stream_unary
+
+            def argument(it, context):
+                return it
+        else:
+            inner = handler.unary_stream or handler.unary_unary
+
+            def argument(it, context):
+                return self._first_message(it, context, method)
+
+        def hold(context) -> None:
+            if not context.add_callback(release):
+                release()  # the call is already over
+
+        if handler.response_streaming:
+            def stream(request_iterator, context):
+                try:
+                    yield from inner(argument(request_iterator, context), context)
+                finally:
+                    release()
+
+            def behavior(request_iterator, context):
+                hold(context)
+                return stream(request_iterator, context)
+
+            return grpc.stream_stream_rpc_method_handler(behavior, handler.request_deserializer,
+                                                         handler.response_serializer)
+
+        def unary(request_iterator, context):
+            hold(context)
+            try:
+                return inner(argument(request_iterator, context), context)
+            finally:
+                release()
+
+        return grpc.stream_unary_rpc_method_handler(unary, handler.request_deserializer,
+                                                    handler.response_serializer)
 
 
 @dataclass
@@ -191,16 +355,23 @@ class Running:
     servicer: Servicer
     health: object
     tls: bool
+    gate: CallGate | None = None
+    threads: int = 1
 
-    def shutdown(self, grace: float) -> None:
-        """Health NOT_SERVING, refuse new calls, let the running job finish (or cancel it), stop."""
+    def shutdown(self, grace: float, hurry: threading.Event | None = None) -> None:
+        """Health NOT_SERVING, refuse new calls, let the running job finish (or cancel it), stop.
+
+        ``hurry``: set it (e.g. on a second signal) to cancel the running job before ``grace`` ends.
+        """
         self.health.enter_graceful_shutdown()
         self.servicer.begin_shutdown()
         running = self.servicer.queue.running
-        finished = self.servicer.drain(grace)
+        finished = self.servicer.drain(grace, hurry=hurry)
         if running is not None:
             log.info("shutdown: running job %s %s", running.id, "finished" if finished else "cancelled")
         self.server.stop(grace=1.0).wait(5.0)
+        if self.gate is not None:
+            self.gate.watchdog.stop()
 
 
 def _read(path: str, what: str) -> bytes:
@@ -208,6 +379,46 @@ def _read(path: str, what: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as e:
         raise StartupError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def check_tls_files(cert: str, key: str) -> tuple[bytes, bytes]:
+    """Read a PEM certificate chain and its private key and check that they belong together.
+
+    Returns (certificate bytes, key bytes); StartupError names the file and the problem (unreadable,
+    not PEM, encrypted key, key of another certificate), so it is never taken for a busy port.
+    """
+    cert_pem, key_pem = _read(cert, "TLS certificate"), _read(key, "TLS key")
+    if b"-----BEGIN" not in cert_pem or b"CERTIFICATE-----" not in cert_pem:
+        raise StartupError(f"--tls-cert {cert} is not a PEM certificate (no BEGIN CERTIFICATE line)")
+    if b"PRIVATE KEY-----" not in key_pem:
+        raise StartupError(f"--tls-key {key} is not a PEM private key (no BEGIN ... PRIVATE KEY line)")
+
+    def no_passphrase():
+        raise StartupError(f"--tls-key {key} is encrypted; gRPC cannot ask for its passphrase, so give an "
+                           "unencrypted key (e.g. openssl pkey -in KEY -out KEY.plain)")
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert, key, password=no_passphrase)
+    except ssl.SSLError as e:
+        text = f"{e.reason or ''} {e}".upper()
+        if "KEY_VALUES_MISMATCH" in text or "MISMATCH" in text:
+            raise StartupError(f"the TLS key {key} does not belong to the certificate {cert}; give the key "
+                               "the certificate was made with") from None
+        raise StartupError(f"cannot use --tls-cert {cert} with --tls-key {key}: {e.reason or e}") from None
+    except OSError as e:
+        raise StartupError(f"cannot read the TLS files: {e.strerror or e}") from None
+    return cert_pem, key_pem
+
+
+def apply_threads(threads: int | None) -> int:
+    """The worker's CPU threads (lvss.threads policy, one worker per server); StartupError if invalid."""
+    from lvss import threads as policy
+
+    try:
+        return policy.apply(threads, workers=1)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
 
 
 def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] | None = None,
@@ -220,6 +431,9 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
     from lvss._proto import vectorizer_pb2_grpc as pb_grpc
 
     check_options(opts)
+    if opts.tls_cert is not None:
+        cert_pem, key_pem = check_tls_files(opts.tls_cert, opts.tls_key)
+    n_threads = apply_threads(opts.threads)
     device = device or resolve_device(opts.device)
     base = (opts.base_config or VectorizeConfig()).with_(device=device)
     if models is None:
@@ -230,16 +444,30 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
                             auth_required=opts.token is not None)
     except ImportError as e:
         raise StartupError(f"cannot load the lvss pipeline ({e}); is lvss installed completely?") from None
-    threads = lim.max_queue + 1 + opts.extra_threads
+    vectorize_places = lim.max_queue + 1 + CHECKING_PLACES
+    gate = CallGate(opts.token, vectorize_places, opts.extra_threads, lim.receive_seconds)
+    pool = vectorize_places + opts.extra_threads + HEALTH_THREADS
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lvss-rpc"),
-        interceptors=[TokenInterceptor(opts.token)] if opts.token else [],
+        futures.ThreadPoolExecutor(max_workers=pool, thread_name_prefix="lvss-rpc"),
+        interceptors=[gate],
         options=[("grpc.max_receive_message_length", lim.max_message_bytes),
                  ("grpc.max_send_message_length", lim.max_message_bytes),
-                 ("grpc.so_reuseport", 0)],
-        maximum_concurrent_rpcs=threads,
+                 ("grpc.so_reuseport", 0),
+                 ("grpc.max_concurrent_streams", 2 * vectorize_places),  # per connection
+                 ("grpc.keepalive_time_ms", 60_000),  # ping quiet connections, drop dead peers
+                 ("grpc.keepalive_timeout_ms", 20_000),
+                 ("grpc.max_connection_idle_ms", 10 * 60_000)],  # close connections without calls
     )
-    pb_grpc.add_VectorizerServicer_to_server(servicer, server)
+    # Vectorize is registered without a request deserializer: the servicer parses the message,
+    # so a malformed one (a prompt that is not UTF-8) is INVALID_ARGUMENT with a reason.
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {
+        "Vectorize": grpc.unary_stream_rpc_method_handler(
+            servicer.Vectorize, request_deserializer=None,
+            response_serializer=pb.VectorizeEvent.SerializeToString),
+        "GetInfo": grpc.unary_unary_rpc_method_handler(
+            servicer.GetInfo, request_deserializer=pb.GetInfoRequest.FromString,
+            response_serializer=pb.GetInfoResponse.SerializeToString),
+    }),))
     health_servicer = health.HealthServicer(experimental_non_blocking=True,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(1))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -252,27 +480,39 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
     tls = opts.tls_cert is not None
     try:
         if tls:
-            creds = grpc.ssl_server_credentials([(_read(opts.tls_key, "TLS key"), _read(opts.tls_cert, "TLS certificate"))])
+            creds = grpc.ssl_server_credentials([(key_pem, cert_pem)])
             port = server.add_secure_port(address, creds)
         else:
             port = server.add_insecure_port(address)
     except RuntimeError as e:
+        gate.watchdog.stop()
         raise StartupError(f"cannot listen on {address} ({e}); is another server using the port?") from None
     if not port:
-        raise StartupError(f"cannot listen on {address}; is another server using the port?")
+        gate.watchdog.stop()
+        raise StartupError(f"cannot listen on {address}; is another server using the port, or is the "
+                           "address not one of this machine's?")
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, servicer, health_servicer, tls)
+    return Running(server, port, servicer, health_servicer, tls, gate, n_threads)
 
 
 def serve(opts: ServerOptions, run_job: RunJob | None = None) -> int:
-    """Run until SIGTERM/SIGINT, then shut down gracefully; returns the exit status (0)."""
+    """Run until SIGTERM/SIGINT, then shut down gracefully; returns the exit status (0).
+
+    A second SIGTERM/SIGINT during the shutdown cancels the running job at once instead of letting
+    it use the rest of the grace period.
+    """
     stop = threading.Event()
+    hurry = threading.Event()
     received: list[str] = []
 
     def on_signal(signum, frame):
         received.append(signal.Signals(signum).name)
+        if stop.is_set():
+            if not hurry.is_set():
+                log.info("%s again: cancelling the running job now", received[-1])
+            hurry.set()
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -281,14 +521,16 @@ def serve(opts: ServerOptions, run_job: RunJob | None = None) -> int:
     host = opts.host
     print(f"lvss server listening on {host}:{running.port} (device {running.servicer.device}, "
           f"{'TLS' if running.tls else 'plaintext'}, {'token required' if opts.token else 'no token'}, "
-          f"queue {opts.limits.max_queue})", flush=True)
+          f"queue {opts.limits.max_queue}, {running.threads} thread{'s' if running.threads != 1 else ''})",
+          flush=True)
     log.info("serving on %s:%d device=%s tls=%s auth=%s max_queue=%d models=%s", host, running.port,
              running.servicer.device, running.tls, "token" if opts.token else "none", opts.limits.max_queue,
              ",".join(running.servicer.models) or "-")
     while not stop.wait(0.5):
         pass
-    log.info("%s: shutting down (grace %.1fs)", received[0] if received else "stop", opts.grace)
-    running.shutdown(opts.grace)
+    log.info("%s: shutting down (grace %.1fs; send it again to cancel the running job now)",
+             received[0] if received else "stop", opts.grace)
+    running.shutdown(opts.grace, hurry)
     log.info("stopped")
     sys.stdout.flush()
     return 0

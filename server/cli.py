@@ -1,13 +1,20 @@
 """``lvss serve``: run the vectorization server.
 
 ``add_parser(subparsers)`` registers the ``serve`` subcommand on the ``lvss`` CLI (the handler is set
-as ``func``, so ``args.func(args)`` runs it); ``main(argv)`` runs it standalone (``python -m server``).
+as ``func``, so ``args.func(args)`` runs it); ``main(argv)`` runs it standalone (``python -m lvss_server``
+once installed, ``python -m server`` in a source checkout).
+
+This module imports nothing beyond the standard library at load time, so ``lvss serve --help`` works
+without the server extra and ``lvss serve`` says how to install it when gRPC is missing.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+
+# top-level modules of the server extra (pip install 'lvss[server]')
+EXTRA_MODULES = ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "google")
 
 DESCRIPTION = ("Serve lvss over gRPC (service lvss.v1.Vectorizer, plus grpc.health.v1 and reflection). "
                "Jobs run one at a time per device from a bounded queue.")
@@ -37,6 +44,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
                    help="largest decoded image, width x height (default 50 000 000)")
     p.add_argument("--max-paths", type=int, default=4096, metavar="N", help="largest path budget (default 4096)")
+    p.add_argument("--receive-timeout", type=float, default=120.0, metavar="S",
+                   help="seconds a call's request message may take to arrive before the call is cancelled "
+                        "(default 120)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for the worker (default: LVSS_THREADS, else the idle cores, at most 4; "
+                        "the server runs one worker)")
     g = p.add_argument_group("models (loaded once at start; unset = environment, else classical stages)")
     g.add_argument("--sam-checkpoint", metavar="PATH|REPO:FILE|URL", help="segment-anything checkpoint "
                                                                            "(environment LVSS_SAM_CHECKPOINT)")
@@ -66,8 +79,12 @@ def options_from_args(args: argparse.Namespace):
         raise StartupError("--max-pixels and --max-paths must be > 0")
     if args.max_queue < 0:
         raise StartupError(f"--max-queue must be >= 0, got {args.max_queue}")
+    if not args.receive_timeout > 0:
+        raise StartupError(f"--receive-timeout must be > 0 seconds, got {args.receive_timeout}")
+    if args.threads is not None and args.threads <= 0:
+        raise StartupError(f"--threads must be a positive number of threads, got {args.threads}")
     limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_pixels=args.max_pixels,
-                    max_paths=args.max_paths, max_queue=args.max_queue)
+                    max_paths=args.max_paths, max_queue=args.max_queue, receive_seconds=args.receive_timeout)
     token = read_token_file(args.token_file) if args.token_file else None
     from lvss.info import apply_model_arguments
 
@@ -75,7 +92,8 @@ def options_from_args(args: argparse.Namespace):
                                 clip_model=args.clip_model)
     return ServerOptions(host=args.host, port=args.port, device=args.device, token=token,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure,
-                         grace=args.grace, limits=limits, base_config=apply_model_arguments(models))
+                         grace=args.grace, limits=limits, base_config=apply_model_arguments(models),
+                         threads=args.threads)
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -83,10 +101,26 @@ def setup_logging(level: str = "INFO") -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
+def missing_extra(e: ImportError) -> str | None:
+    """The advice for an ImportError caused by a missing server extra, else None."""
+    name = getattr(e, "name", None) or ""
+    if isinstance(e, ModuleNotFoundError) and name.split(".")[0] in {m.split(".")[0] for m in EXTRA_MODULES}:
+        return (f"the server needs the 'server' extra (missing module {name}); install it with "
+                "pip install 'lvss[server]'")
+    return None
+
+
 def run(args: argparse.Namespace, run_job=None) -> int:
     """Run the server until SIGTERM/SIGINT; exit status 0, or 2 with a one-line error."""
     setup_logging(args.log_level)
-    from .app import StartupError, check_options, serve
+    try:
+        from .app import StartupError, check_options, serve
+    except ImportError as e:
+        advice = missing_extra(e)
+        if advice is None:
+            raise
+        print(f"lvss serve: error: {advice}", file=sys.stderr)
+        return 2
 
     try:
         opts = options_from_args(args)

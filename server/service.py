@@ -1,20 +1,36 @@
 """The ``lvss.v1.Vectorizer`` servicer: request checks, a bounded job queue and one worker per device.
 
-Flow of one ``Vectorize`` call (each call runs on its own gRPC handler thread):
+Flow of one ``Vectorize`` call (each call runs on its own gRPC handler thread; the token check and
+the cap on open calls happen before that, in :class:`server.app.CallGate`):
 
-1. ``_admit``: options → :class:`lvss.config.VectorizeConfig`, image (and mask) decoded with
-   :func:`lvss.io.decode_image_bytes`. Anything wrong ends the call with INVALID_ARGUMENT at once,
-   before the job takes a place in the queue.
-2. :class:`JobQueue` holds at most ``max_queue`` waiting jobs behind the running one; a full queue
-   answers RESOURCE_EXHAUSTED at once. Waiting jobs get ``queued`` events whenever their place changes.
-3. The worker thread runs jobs one at a time through ``run_job`` (default :func:`lvss.pipeline.run`),
-   whose progress callback feeds the call's event queue, so progress streams as it happens.
+1. ``_admit``, cheapest checks first: the request message is parsed here (a malformed one, e.g. a
+   prompt that is not UTF-8, is INVALID_ARGUMENT), then the byte sizes, the options
+   (→ :class:`lvss.config.VectorizeConfig`), then a place in the queue is reserved (a full queue
+   answers RESOURCE_EXHAUSTED in microseconds, whatever the image), and only then the image's and
+   mask's headers are read (:func:`lvss.io.inspect_image_bytes`: size and format, no pixels).
+2. :class:`JobQueue` holds at most ``max_queue`` waiting jobs behind the running one. Waiting jobs
+   hold their encoded bytes only, and get ``queued`` events whenever their place changes.
+3. The worker thread runs jobs one at a time: it decodes the image straight to about the working
+   resolution (:func:`lvss.io.decode_image_reduced`, with cancel points), runs ``run_job`` (default
+   :func:`lvss.pipeline.run`), whose progress callback feeds the call's event queue, and scales the
+   scene back to the image's full size. An image that turns out corrupt when decoded ends the call
+   with INVALID_ARGUMENT then.
 4. When the call ends early (client cancel, disconnect or deadline), gRPC fires the call's
    termination callback: a waiting job leaves the queue, a running one gets its ``cancel`` event set
-   and the pipeline stops at its next step check.
+   and decoding or the pipeline stops at its next check.
+
+Memory ceiling per job: a waiting job holds its encoded image and mask (each at most
+``max_image_bytes``). The running job adds one decoded raster of at most 4 bytes x ``max_pixels``
+(PNG, WebP, BMP, TIFF, GIF are decoded at full size once and reduced band by band; JPEG is decoded
+at 1/2 to 1/8 scale by libjpeg, so far less), freed as soon as the working-resolution image exists,
+plus the pipeline's arrays at the working resolution (``work_size`` <= ``max_work_size``). A call
+being received holds its request message (at most ``max_message_bytes``; gRPC refuses a compressed
+message whose inflated size would exceed that without inflating the rest).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import queue
@@ -57,11 +73,14 @@ class Limits:
     max_work_size: int = 2048
     max_iters: int = 5000
     max_queue: int = 8
+    receive_seconds: float = 120.0  # a call's request message must arrive within this time
 
     @property
     def max_message_bytes(self) -> int:
-        """Transport limit for one request: an image and a mask at their limit, plus room for options."""
-        return 2 * self.max_image_bytes + MiB
+        """Transport limit for one request: an image at its limit plus a mask of up to an eighth of
+        it (at least 1 MiB) and the options. Image and mask are each still checked against
+        ``max_image_bytes``; this bounds what one call can make the server hold, compressed or not."""
+        return self.max_image_bytes + max(MiB, self.max_image_bytes // 8)
 
     def to_proto(self) -> pb.Limits:
         return pb.Limits(max_image_bytes=self.max_image_bytes, max_pixels=self.max_pixels,
@@ -82,6 +101,11 @@ class QueueFull(Exception):
     pass
 
 
+def busy_message(max_queue: int) -> str:
+    return (f"the server is busy: {max_queue} job(s) already wait for the device; "
+            "retry in a little while")
+
+
 class QueueClosed(Exception):
     pass
 
@@ -99,12 +123,18 @@ _END = object()  # last item of a job's event queue
 
 @dataclass(eq=False)
 class Job:
-    """One admitted request. ``events`` carries pb.VectorizeEvent / _Failure / _END to the handler."""
+    """One admitted request. ``events`` carries pb.VectorizeEvent / _Failure / _END to the handler.
 
-    image: np.ndarray
+    ``data``/``mask_data``: the encoded image and mask as sent (decoded only when the job starts);
+    ``size``: the image's upright (width, height) from its header.
+    """
+
+    data: bytes
     cfg: VectorizeConfig
     nbytes: int
     summary: str
+    size: tuple[int, int] = (0, 0)
+    mask_data: bytes = b""
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     mask_file: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -148,6 +178,7 @@ class JobQueue:
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._running: Job | None = None
+        self._reserved = 0  # places promised to calls still checking their request
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -159,12 +190,35 @@ class JobQueue:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def submit(self, job: Job) -> None:
-        """Append a job; raises QueueFull or QueueClosed without queueing it."""
+    def reserve(self) -> None:
+        """Promise a place to a job about to be submitted; raises QueueFull or QueueClosed.
+
+        A reserved place counts as taken until :meth:`submit` (``reserved=True``) fills it or
+        :meth:`release` gives it back.
+        """
         with self._cond:
             if self._closed:
                 raise QueueClosed()
-            if len(self._waiting) >= self.max_waiting and (self._running is not None or self._waiting):
+            taken = len(self._waiting) + self._reserved
+            if taken >= self.max_waiting and (self._running is not None or taken > 0):
+                raise QueueFull()
+            self._reserved += 1
+
+    def release(self) -> None:
+        """Give back a place taken by :meth:`reserve`."""
+        with self._cond:
+            self._reserved = max(0, self._reserved - 1)
+
+    def submit(self, job: Job, reserved: bool = False) -> None:
+        """Append a job (into its reserved place if ``reserved``); raises QueueFull or QueueClosed
+        without queueing it (a reserved place is given back then)."""
+        with self._cond:
+            if reserved:
+                self._reserved = max(0, self._reserved - 1)
+            if self._closed:
+                raise QueueClosed()
+            taken = len(self._waiting) + self._reserved
+            if not reserved and taken >= self.max_waiting and (self._running is not None or taken > 0):
                 raise QueueFull()
             self._waiting.append(job)
             self._renumber()
@@ -224,6 +278,8 @@ class JobQueue:
                     self._running = None
                     self._renumber()
                     self._cond.notify_all()
+                job = None
+                release_free_memory()
 
 
 def layers_of_svg(svg: str) -> list[pb.LayerInfo]:
@@ -256,6 +312,72 @@ def _is_cancellation(exc: BaseException) -> bool:
     except ImportError:
         return False
     return isinstance(exc, Cancelled)
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
+    value = shift = 0
+    while pos < len(buf) and shift < 64:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+    return None, pos
+
+
+def _invalid_utf8_field(raw: bytes, descriptor, prefix: str = "") -> str | None:
+    """Name of the first string field of a serialized message that is not valid UTF-8, else None.
+
+    Walks the protobuf wire format (each step moves forward, so the loop ends); only fields the
+    descriptor declares as strings or messages are looked into.
+    """
+    pos, n = 0, len(raw)
+    while pos < n:
+        key, pos = _varint(raw, pos)
+        if key is None:
+            return None
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _varint(raw, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, pos = _varint(raw, pos)
+            if length is None or pos + length > n:
+                return None
+            f = descriptor.fields_by_number.get(number)
+            if f is not None and f.type == f.TYPE_STRING:
+                try:
+                    raw[pos:pos + length].decode("utf-8")
+                except UnicodeDecodeError:
+                    return prefix + f.name
+            elif f is not None and f.type == f.TYPE_MESSAGE:
+                inner = _invalid_utf8_field(raw[pos:pos + length], f.message_type, prefix + f.name + ".")
+                if inner:
+                    return inner
+            pos += length
+        else:
+            return None
+    return None
+
+
+def parse_request(raw: bytes) -> pb.VectorizeRequest:
+    """A serialized VectorizeRequest → the message; RequestError (INVALID_ARGUMENT) says what is wrong."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        return pb.VectorizeRequest.FromString(raw)
+    except DecodeError as e:
+        field_name = _invalid_utf8_field(raw, pb.VectorizeRequest.DESCRIPTOR)
+        if field_name == "prompt":
+            raise RequestError("the prompt is not valid UTF-8 text; send it encoded as UTF-8") from None
+        if field_name:
+            raise RequestError(f"the field {field_name!r} is not valid UTF-8 text; send text as UTF-8") from None
+        raise RequestError(f"the request is not a valid lvss.v1.VectorizeRequest message ({e}); "
+                           "build the client from proto/lvss/v1/vectorizer.proto") from None
 
 
 def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: str,
@@ -387,11 +509,12 @@ class Servicer(pb_grpc.VectorizerServicer):
 
     def __init__(self, run_job: RunJob | None = None, *, device: str = "cpu", limits: Limits | None = None,
                  models: list[str] | None = None, base_config: VectorizeConfig | None = None,
-                 auth_required: bool = False, decode_slots: int = 2):
-        from lvss.io import ImageError, decode_image_bytes
+                 auth_required: bool = False):
+        from lvss.io import ImageError, decode_image_reduced, inspect_image_bytes
         from lvss.svg import scene_to_svg
 
-        self._decode = decode_image_bytes
+        self._inspect = inspect_image_bytes
+        self._decode = decode_image_reduced
         self._image_error = ImageError
         self._to_svg = scene_to_svg
         self.run_job = run_job if run_job is not None else _pipeline_run()
@@ -403,7 +526,6 @@ class Servicer(pb_grpc.VectorizerServicer):
             base = base.with_(paths=self.limits.max_paths)
         self.base_config = base
         self.auth_required = auth_required
-        self._decode_slots = threading.BoundedSemaphore(max(1, decode_slots))
         self._closing = threading.Event()
         self.queue = JobQueue(self.limits.max_queue, self._execute)
 
@@ -419,19 +541,18 @@ class Servicer(pb_grpc.VectorizerServicer):
                                                                          source="auto", prompt="x"))))
 
     def Vectorize(self, request, context) -> Iterator[pb.VectorizeEvent]:
+        """``request``: a VectorizeRequest, or its serialized bytes (the server registers this
+        method without a deserializer, so a malformed message gets a clear INVALID_ARGUMENT)."""
         try:
+            if isinstance(request, (bytes, bytearray, memoryview)):
+                request = parse_request(bytes(request))
             job = self._admit(request)
         except RequestError as e:
             log.info("rejected request from %s: %s (%s)", context.peer(), e, e.code.name)
             context.abort(e.code, str(e))
+        del request  # the job holds what it needs; the message may be large
         try:
-            self.queue.submit(job)
-        except QueueFull:
-            job.cleanup()
-            log.info("job %s rejected: queue full (%d waiting)", job.id, len(self.queue))
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"the server is busy: {self.limits.max_queue} job(s) already wait for the device; "
-                          "retry in a little while")
+            self.queue.submit(job, reserved=True)
         except QueueClosed:
             job.cleanup()
             context.abort(grpc.StatusCode.UNAVAILABLE, self._shutdown_message())
@@ -457,33 +578,40 @@ class Servicer(pb_grpc.VectorizerServicer):
 
     # ------------------------------------------------------------------------------- admission
     def _admit(self, request: pb.VectorizeRequest) -> Job:
+        """Checks in order of cost; returns a job holding a reserved queue place (RequestError else)."""
         if self._closing.is_set():
             raise RequestError(self._shutdown_message(), grpc.StatusCode.UNAVAILABLE)
         lim = self.limits
-        if not request.image:
+        image, mask = request.image, request.saliency_mask  # each access copies: read them once
+        if not image:
             raise RequestError("the request has no image; send the bytes of a PNG, JPEG or WebP file")
-        for what, data in (("the image", request.image), ("the saliency mask", request.saliency_mask)):
+        for what, data in (("the image", image), ("the saliency mask", mask)):
             if len(data) > lim.max_image_bytes:
                 raise RequestError(f"{what} is {len(data) / MiB:.1f} MiB, over the server's limit of "
                                    f"{lim.max_image_bytes / MiB:.1f} MiB; downscale or recompress it")
         cfg = config_from_request(request, lim, self.device, self.base_config)
-        with self._decode_slots:
-            try:
-                image = self._decode(request.image, lim.max_pixels)
-            except self._image_error as e:
-                raise RequestError(str(e)) from None
-            mask_file = None
-            if request.saliency_mask:
+        try:
+            self.queue.reserve()
+        except QueueFull:
+            raise RequestError(busy_message(lim.max_queue), grpc.StatusCode.RESOURCE_EXHAUSTED) from None
+        except QueueClosed:
+            raise RequestError(self._shutdown_message(), grpc.StatusCode.UNAVAILABLE) from None
+        try:
+            info = self._inspect(image, lim.max_pixels)
+            if mask:
                 try:
-                    mask = self._decode(request.saliency_mask, lim.max_pixels, what="the saliency mask")
+                    self._inspect(mask, lim.max_pixels, what="the saliency mask")
                 except self._image_error as e:
                     raise RequestError(f"{e}; send a greyscale PNG (white = important) or no mask") from None
-                mask_file = self._write_mask(mask)
-        if mask_file is not None:
-            cfg = replace(cfg, saliency=replace(cfg.saliency, mask_path=mask_file))
-        h, w = image.shape[:2]
-        return Job(image=image, cfg=cfg, nbytes=len(request.image), mask_file=mask_file,
-                   summary=f"size={w}x{h} bytes={len(request.image)} {_summary(request, cfg)}",
+        except self._image_error as e:
+            self.queue.release()
+            raise RequestError(str(e)) from None
+        except BaseException:
+            self.queue.release()
+            raise
+        w, h = info.width, info.height
+        return Job(data=image, mask_data=mask, size=(w, h), cfg=cfg, nbytes=len(image),
+                   summary=f"size={w}x{h} bytes={len(image)} {_summary(request, cfg)}",
                    warnings=prompt_warnings(cfg))
 
     @staticmethod
@@ -514,11 +642,13 @@ class Servicer(pb_grpc.VectorizerServicer):
 
         progress(ProgressEvent("start", 0.0, f"job {job.id} started on {self.device}"))
         try:
-            result = self.run_job(job.image, job.cfg, progress, job.cancel)
+            image = self._load(job)
+            result = self.run_job(image, job.cfg, progress, job.cancel)
             if job.cancel.is_set():
                 raise _CancelledHere()
             t = time.monotonic()
-            svg = self._to_svg(result.scene)
+            svg = self._to_svg(_full_size(result.scene, image.shape[1], image.shape[0], job.size))
+            del image
             t_svg = time.monotonic() - t
             timings = {k: float(v) for k, v in result.timings.items()}
             timings.update(svg=t_svg, queue=job.started - job.submitted,
@@ -545,12 +675,33 @@ class Servicer(pb_grpc.VectorizerServicer):
                                         f"the server log has the details under job {job.id}"))
                 self._finish(job, f"error: {type(e).__name__}")
 
+    def _load(self, job: Job) -> np.ndarray:
+        """Decode the job's image (and mask) to about its working resolution, with cancel points.
+
+        Returns (h, w, 4) uint8 RGBA; the mask goes to a greyscale PNG file for the pipeline. The
+        encoded bytes are dropped once decoded. ImageError / LoadCancelled pass through.
+        """
+        side, lim = job.cfg.work_size, self.limits
+        image, size = self._decode(job.data, side, lim.max_pixels, cancel=job.cancel)
+        job.size = size  # the decoder's word on orientation is final
+        job.data = b""
+        if job.mask_data:
+            try:
+                mask, _ = self._decode(job.mask_data, side, lim.max_pixels, what="the saliency mask",
+                                       cancel=job.cancel)
+            except self._image_error as e:
+                raise self._image_error(f"{e}; send a greyscale PNG (white = important) or no mask") from None
+            job.mask_data = b""
+            job.mask_file = self._write_mask(mask)
+            job.cfg = replace(job.cfg, saliency=replace(job.cfg.saliency, mask_path=job.mask_file))
+        return image
+
     def _finish(self, job: Job, outcome: str) -> None:
         if job.finished:
             return
         job.finished = True
         job.cleanup()
-        job.image = np.empty((0, 0, 4), np.uint8)  # drop the pixels now; the handler may live on
+        job.data = job.mask_data = b""  # drop the bytes now; the handler may live on
         end = time.monotonic()
         ran = end - job.started if job.started is not None else 0.0
         waited = (job.started or end) - job.submitted
@@ -569,13 +720,26 @@ class Servicer(pb_grpc.VectorizerServicer):
             job.events.put(_Failure(grpc.StatusCode.UNAVAILABLE, self._shutdown_message()))
             self._finish(job, "dropped at shutdown")
 
-    def drain(self, grace: float, cancel_wait: float = 5.0) -> bool:
-        """Let the running job finish within ``grace`` seconds, else cancel it; True if it finished."""
-        if self.queue.wait_idle(grace):
-            return True
+    def drain(self, grace: float, cancel_wait: float = 5.0, hurry: threading.Event | None = None) -> bool:
+        """Let the running job finish within ``grace`` seconds, else cancel it; True if it finished.
+
+        ``hurry``: when it is set during the grace period (a second SIGTERM/SIGINT), the job is
+        cancelled at once instead of at the end of the grace period.
+        """
+        end = time.monotonic() + grace
+        while True:
+            left = end - time.monotonic()
+            if self.queue.wait_idle(max(0.0, min(0.1, left))):
+                return True
+            if left <= 0:
+                why = "grace period over"
+                break
+            if hurry is not None and hurry.is_set():
+                why = "asked again to stop"
+                break
         running = self.queue.running
         if running is not None:
-            log.info("grace period over: cancelling job %s", running.id)
+            log.info("%s: cancelling job %s", why, running.id)
             running.request_cancel("shutdown")
         self.queue.wait_idle(cancel_wait)
         return False
@@ -583,4 +747,32 @@ class Servicer(pb_grpc.VectorizerServicer):
 
 class _CancelledHere(Exception):
     """run_job returned although the job's cancel event was set; treated as a cancellation."""
+
+
+def _full_size(scene, w: int, h: int, size: tuple[int, int]):
+    """The scene computed on a (w, h) image, scaled to the image's full ``size`` (width, height)."""
+    W, H = size
+    if (w, h) == (W, H) or (scene.width, scene.height) != (w, h) or W <= 0 or H <= 0:
+        return scene
+    return scene.scaled(W / w, H / h, width=W, height=H)
+
+
+_libc = None
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the operating system (glibc ``malloc_trim``; no-op elsewhere).
+
+    Decoding leaves large freed blocks in the allocator's arenas; without this the server's resident
+    size stays at its peak after a large image.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
 
