@@ -21,7 +21,8 @@ def _saliency_arg(value: str) -> str:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add --segmenter, --simplifier, --saliency, --sam-checkpoint, --sd-model, --clip-model, --prompt.
+    """Add --segmenter, --simplifier, --saliency, --sam-checkpoint, --sd-model, --clip-model, --prompt,
+    --models.
 
     All default to None (= keep the config's value); "auto" picks the learned stage when its weights
     are configured and the classical one otherwise.
@@ -42,16 +43,48 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument("--clip-model", default=None, metavar="DIR|HUB_ID",
                    help="CLIP model (transformers); environment LVSS_CLIP_MODEL")
     g.add_argument("--prompt", default=None, help="text describing what matters in the image (CLIP saliency)")
+    g.add_argument("--models", choices=tuple(_model_sets()), default=None,
+                   help="use a named set of checkpoints, downloaded once into the usual caches: 'paper' = "
+                        "SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, as published with the methods "
+                        "(--sam-checkpoint / --sd-model / --clip-model still override one of them)")
     return parser
 
 
-def apply_model_arguments(args: argparse.Namespace, cfg: VectorizeConfig | None = None) -> VectorizeConfig:
+def _model_sets() -> dict:
+    from .weights import MODEL_SETS
+
+    return MODEL_SETS
+
+
+def apply_model_arguments(args: argparse.Namespace, cfg: VectorizeConfig | None = None, *,
+                          fetch: bool = True) -> VectorizeConfig:
     """A copy of ``cfg`` with the stage/model options from ``args`` applied (missing or None ones
-    are left as they are; ``device`` too when the parser has it)."""
+    are left as they are; ``device`` too when the parser has it).
+
+    ``--models NAME`` fills the model settings not given by their own flags with that set's
+    checkpoints: downloaded once when ``fetch`` (progress on stderr; raises
+    :class:`~lvss.weights.WeightsError`), else their cached paths or public identifiers.
+    """
     cfg = cfg or VectorizeConfig()
+    named: dict[str, str] = {}
+    if getattr(args, "models", None):
+        from .weights import model_set, settings_for
+
+        own = {"sam": "sam_checkpoint", "sd": "sd_model", "clip": "clip_model"}
+        wanted = tuple(e.kind for e in model_set(args.models) if getattr(args, own[e.kind], None) is None)
+        if wanted:
+            if fetch:
+                from .weights import fetch_set
+
+                named = fetch_set(args.models, kinds=wanted)
+            else:
+                named = {k: v for k, v in settings_for(args.models, fetch_missing=False).items() if k in wanted}
 
     def arg(name: str) -> Any:
-        return getattr(args, name, None)
+        value = getattr(args, name, None)
+        if value is None and name in ("sam_checkpoint", "sd_model", "clip_model"):
+            value = named.get({"sam_checkpoint": "sam", "sd_model": "sd", "clip_model": "clip"}[name])
+        return value
 
     simplify, segment, saliency = cfg.simplify, cfg.segment, cfg.saliency
     if arg("simplifier") is not None:
@@ -97,7 +130,20 @@ def format_info(info: dict) -> str:
             lines.append(f"    problem: {p}")
     pk = ", ".join(f"{k} {v or 'missing'}" for k, v in info["packages"].items())
     lines.append(f"packages: {pk}")
+    for name, entries in (info.get("model_sets") or {}).items():
+        lines.append(f"model set '{name}' (--models {name}):")
+        for e in entries:
+            if e["path"]:
+                check = ", SHA-256 verified" if e.get("sha256") else ""
+                lines.append(f"    {e['kind']}: {e['title']}: cached, {_size(e['bytes'])}{check}: {e['path']}")
+            else:
+                lines.append(f"    {e['kind']}: {e['title']}: not downloaded ({e['identifier']}); "
+                             f"--models {name} downloads it once")
     return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -105,9 +151,12 @@ def run_info(args: argparse.Namespace) -> int:
     from . import __version__
     from .stages import describe_stages
 
-    cfg = apply_model_arguments(args, VectorizeConfig())
+    from .weights import MODEL_SETS, set_status
+
+    cfg = apply_model_arguments(args, VectorizeConfig(), fetch=False)  # info never downloads
     info = describe_stages(cfg)
     info["lvss"] = __version__
+    info["model_sets"] = {name: set_status(name) for name in MODEL_SETS}
     if getattr(args, "json", False):
         print(json.dumps(info, indent=2, sort_keys=True))
     else:

@@ -57,6 +57,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                                                            "(environment LVSS_SD_MODEL)")
     g.add_argument("--clip-model", metavar="DIR|HUB_ID", help="CLIP model for prompt saliency "
                                                              "(environment LVSS_CLIP_MODEL)")
+    g.add_argument("--models", choices=("paper",), default=None,
+                   help="'paper': SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, downloaded once into the "
+                        "usual caches (the three flags above override one of them); see lvss info")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -89,10 +92,16 @@ def options_from_args(args: argparse.Namespace):
     from lvss.info import apply_model_arguments
 
     models = argparse.Namespace(sam_checkpoint=args.sam_checkpoint, sd_model=args.sd_model,
-                                clip_model=args.clip_model)
+                                clip_model=args.clip_model, models=getattr(args, "models", None))
+    from lvss.config import ConfigError
+
+    try:
+        base_config = apply_model_arguments(models)  # --models: downloads once, verifies
+    except ConfigError as e:
+        raise StartupError(str(e)) from None
     return ServerOptions(host=args.host, port=args.port, device=args.device, token=token,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure,
-                         grace=args.grace, limits=limits, base_config=apply_model_arguments(models),
+                         grace=args.grace, limits=limits, base_config=base_config,
                          threads=args.threads)
 
 
