@@ -239,7 +239,7 @@ def fetch_file(ck: FileCheckpoint, *, progress: bool = True, folder: str | None 
         shutil.move(dest, dest + ".corrupt")
         print(f"lvss: {dest} does not match the published SHA-256 of {ck.title}; moved it to "
               f"{dest}.corrupt and downloading it again", file=sys.stderr)
-    if progress:
+    if progress and not _offline():
         size = f" ({_gib(ck.size)})" if ck.size else ""
         print(f"lvss: downloading {ck.title}{size} once, to {dest}", file=sys.stderr)
     return download_file(ck.url, dest, sha256=ck.sha256, size=ck.size, progress=progress, title=ck.title)
