@@ -182,26 +182,30 @@ def _file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+# model kind -> (config section, field, environment variable), as in lvss.models.SETTINGS (a test
+# keeps them equal); read here so that the driver never imports torch
+_MODEL_SETTINGS = {"sd": ("simplify", "sd_model", "LVSS_SD_MODEL"),
+                   "sam": ("segment", "sam_checkpoint", "LVSS_SAM_CHECKPOINT"),
+                   "clip": ("saliency", "clip_model", "LVSS_CLIP_MODEL")}
+
+
 def effective_config(cfg: VectorizeConfig) -> VectorizeConfig:
     """The config every worker runs: model sources named by environment variables
     (``LVSS_SAM_CHECKPOINT`` ...) written into their fields, so workers on other machines use the
     same models and the config hash changes when the environment does; a saliency mask path made
     absolute."""
-    from .models import model_spec
-
-    simplify, segment, saliency = cfg.simplify, cfg.segment, cfg.saliency
-    spec = model_spec("sd", simplify.sd_model)
-    if spec is not None:
-        simplify = replace(simplify, sd_model=spec.value)
-    spec = model_spec("sam", segment.sam_checkpoint)
-    if spec is not None:
-        segment = replace(segment, sam_checkpoint=spec.value)
-    spec = model_spec("clip", saliency.clip_model)
-    if spec is not None:
-        saliency = replace(saliency, clip_model=spec.value)
-    if saliency.mask_path:
-        saliency = replace(saliency, mask_path=os.path.abspath(saliency.mask_path))
-    return cfg.with_(simplify=simplify, segment=segment, saliency=saliency)
+    sections = {"simplify": cfg.simplify, "segment": cfg.segment, "saliency": cfg.saliency}
+    for section, name, env in _MODEL_SETTINGS.values():
+        configured = getattr(sections[section], name)
+        if configured is not None and str(configured).strip():
+            value = str(configured).strip()
+        else:
+            value = os.environ.get(env, "").strip() or None
+        if value != configured:
+            sections[section] = replace(sections[section], **{name: value})
+    if sections["saliency"].mask_path:
+        sections["saliency"] = replace(sections["saliency"], mask_path=os.path.abspath(sections["saliency"].mask_path))
+    return cfg.with_(**sections)
 
 
 def config_sha256(cfg: VectorizeConfig, precision: int = 2) -> str:
@@ -226,7 +230,7 @@ def warm_up(cfg: VectorizeConfig) -> None:
     """Load what every image needs once per worker: the device, the stage implementations and their
     models (cached per process by :mod:`lvss.models`). Raises ConfigError/ModelError when a model or
     device is unusable."""
-    from . import pipeline  # noqa: F401  (imports the stages' dependencies now, not on image 1)
+    from . import pipeline
     from .models import resolve_device
     from .stages import get_saliency, get_segmenter, get_simplifier
 
@@ -234,6 +238,20 @@ def warm_up(cfg: VectorizeConfig) -> None:
     get_simplifier(cfg)
     get_segmenter(cfg)
     get_saliency(cfg)
+    # one tiny run pays the first-use costs (lazy imports of the optimiser and image libraries) here,
+    # not on the first image; a failure is left for the real images to report
+    import numpy as np
+
+    yy, xx = np.mgrid[:16, :16]
+    tiny = np.where(((xx - 8) ** 2 + (yy - 8) ** 2 < 25)[..., None], [200, 40, 40], [250, 250, 250]).astype(np.uint8)
+    opt = replace(cfg.optimize, structure_iters=min(cfg.optimize.structure_iters, 2),
+                  refine_iters=min(cfg.optimize.refine_iters, 2))
+    simp = replace(cfg.simplify, levels=min(cfg.simplify.levels, 1),
+                   sds_iterations_per_level=min(cfg.simplify.sds_iterations_per_level, 1))
+    try:
+        pipeline.run(tiny, cfg.with_(paths=min(cfg.paths, 4), work_size=16, optimize=opt, simplify=simp))
+    except Exception:
+        pass
 
 
 def process_bytes(data: bytes, name: str, cfg: VectorizeConfig, precision: int = 2) -> tuple[dict, str | None]:
@@ -429,121 +447,44 @@ class Batch:
                 raise BatchError(f"{name} must be a positive integer, got {v!r}")
         if gpus_per_worker is not None and not gpus_per_worker > 0:
             raise BatchError(f"gpus_per_worker must be > 0, got {gpus_per_worker!r}")
-        cfg, precision = self.config, self.precision
+        ray_session = None
+        if engine == "ray":  # before anything is written: Ray may be missing or unreachable
+            from .batch_ray import connect
+
+            ray_session = connect(ray_address)
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise BatchError(f"cannot create the output folder {self.out_dir}: {e.strerror or e}") from None
-        chash = config_sha256(cfg, precision)
-        t0 = time.perf_counter()
-        with _locked(self.out_dir):
-            man = _Manifest(self.out_dir)
-            rows: dict[int, dict] = {}
-            jobs: list[_Job] = []
-            for i, item in enumerate(self.items):
-                st = _stat(item.source)
-                if item.problem is not None:
-                    rows[i] = self._row(item, st, chash, engine,
-                                        {"status": "error", "error": item.problem, "input_sha256": None})
-                    continue
-                old = man.rows.get(item.output) if resume else None
-                done = self._still_done(old, item, st, chash)
-                if done is not None:
-                    rows[i] = dict(old, input=item.source, status="skipped", input_sha256=done,
-                                   size=st[0], mtime_ns=st[1])
-                else:
-                    jobs.append(_Job(i, item, st))
-            skipped = sum(1 for r in rows.values() if r["status"] == "skipped")
-            n_workers, n_threads = 0, 0
-            counts = {"ok": 0, "skipped": 0, "error": 0}
-            state = {"done": 0, "stop": False}
-            total = len(self.items)
-            failures: list[dict] = []
-
-            def emit(row: dict) -> None:
-                counts[row["status"]] += 1
-                state["done"] += 1
-                if row["status"] == "error":
-                    failures.append({"input": row["input"], "error": row["error"]})
-                    if fail_fast:
-                        state["stop"] = True
-                if progress is not None:
-                    progress(BatchEvent("image", state["done"], total, row, skipped, len(jobs), engine,
-                                        n_workers, n_threads))
-
-            def on_result(job: _Job, fields: dict, svg: str | None) -> None:
-                if svg is not None:
-                    dest = self.out_dir / job.item.output
-                    try:
-                        from .io import atomic_write
-
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        atomic_write(dest, svg)
-                    except OSError as e:
-                        fields = dict(fields, status="error", error=_one_line(
-                            f"cannot write {dest}: {e.strerror or e}"))
-                row = self._row(job.item, job.stat, chash, engine, fields)
-                rows[job.index] = row
-                man.append(row)
-                emit(row)
-
-            def stop() -> bool:
-                return state["stop"] or (cancel is not None and cancel.is_set())
-
-            interrupted = False
             try:
-                if engine == "local":
-                    from .batch_local import plan_local
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise BatchError(f"cannot create the output folder {self.out_dir}: {e.strerror or e}") from None
+            with _locked(self.out_dir):
+                r = _Run(self, engine, resume, fail_fast, progress, cancel)
+                try:
+                    if ray_session is None:
+                        from .batch_local import plan_local, run_local
 
-                    n_workers, n_threads = plan_local(workers, threads, cfg, len(jobs))
-                else:
-                    from .batch_ray import connect
-
-                    ray_session = connect(ray_address)
-                    n_workers, n_threads = ray_session.plan(workers, threads, cfg, gpus_per_worker, len(jobs))
-                if progress is not None:
-                    progress(BatchEvent("start", 0, total, None, skipped, len(jobs), engine, n_workers, n_threads))
-                # rows known before any work: clashes and skipped images
-                for i in sorted(rows):
-                    if rows[i]["status"] == "error":
-                        man.append(rows[i])
+                        r.workers, r.threads = plan_local(workers, threads, self.config, len(r.jobs))
+                        r.start()
+                        if r.jobs and not r.stop():
+                            run_local(r.jobs, self.config, self.precision, r.workers, r.threads, r.on_result,
+                                      r.stop)
                     else:
-                        man.rows[rows[i]["output"]] = rows[i]
-                    emit(rows[i])
-                todo = [] if stop() else jobs
-                if todo:
-                    if engine == "local":
-                        from .batch_local import run_local
-
-                        run_local(todo, cfg, precision, n_workers, n_threads, on_result, stop)
-                    else:
-                        ray_session.run(todo, cfg, precision, n_workers, n_threads, gpus_per_worker,
-                                        ray_read, on_result, stop)
-            except KeyboardInterrupt:
-                interrupted = True
-                raise
-            finally:
-                if engine == "ray" and "ray_session" in locals():
-                    ray_session.close()
-                man.compact()
-                secs = time.perf_counter() - t0
-                processed = counts["ok"] + counts["error"] - sum(
-                    1 for r in rows.values() if r.get("status") == "error" and r.get("seconds") is None)
-                ok_rows = [r for r in rows.values() if r["status"] == "ok"]
-                psnrs = [r["psnr"] for r in ok_rows if r.get("psnr") is not None]
-                self.summary = {
-                    "images": total, "ok": counts["ok"], "skipped": counts["skipped"], "failed": counts["error"],
-                    "not_done": total - state["done"], "interrupted": interrupted,
-                    "stopped_early": bool(state["stop"]) or (cancel is not None and cancel.is_set()),
-                    "seconds": round(secs, 3),
-                    "images_per_minute": round(60.0 * processed / secs, 2) if secs > 0 else None,
-                    "mean_paths": round(sum(r["paths"] for r in ok_rows) / len(ok_rows), 2) if ok_rows else None,
-                    "mean_psnr": round(sum(psnrs) / len(psnrs), 3) if psnrs else None,
-                    "engine": engine, "workers": n_workers, "threads": n_threads,
-                    "out_dir": str(self.out_dir), "manifest": str(man.path), "config_sha256": chash,
-                    "failures": failures,
-                }
-        return [rows[i] for i in sorted(rows)]
+                        r.workers, r.threads = ray_session.plan(workers, threads, self.config, gpus_per_worker,
+                                                                len(r.jobs))
+                        r.start()
+                        if r.jobs and not r.stop():
+                            ray_session.run(r.jobs, self.config, self.precision, r.workers, r.threads,
+                                            gpus_per_worker, ray_read, r.on_result, r.stop)
+                except KeyboardInterrupt:
+                    r.interrupted = True
+                    raise
+                finally:
+                    r.manifest.compact()
+                    self.summary = r.summary()
+        finally:
+            if ray_session is not None:
+                ray_session.close()
+        return [r.rows[i] for i in sorted(r.rows)]
 
     def _still_done(self, old: dict | None, item: Item, st, chash: str) -> str | None:
         """The input hash when ``old`` shows this image already done with this config, else None."""
@@ -568,6 +509,96 @@ class Batch:
                "svg_bytes": fields.get("svg_bytes"), "size": st[0] if st else None,
                "mtime_ns": st[1] if st else None, "engine": engine, "lvss": __version__, "finished": _now()}
         return row
+
+
+class _Run:
+    """The state of one :meth:`Batch.run`: the plan (skipped images, jobs), rows, counts, and the
+    callbacks the engines call in the driver."""
+
+    def __init__(self, b: Batch, engine: str, resume: bool, fail_fast: bool, progress, cancel):
+        self.b, self.engine, self.fail_fast, self.progress, self.cancel = b, engine, fail_fast, progress, cancel
+        self.chash = config_sha256(b.config, b.precision)
+        self.t0 = time.perf_counter()
+        self.manifest = _Manifest(b.out_dir)
+        self.rows: dict[int, dict] = {}
+        self.jobs: list[_Job] = []
+        self.counts = {"ok": 0, "skipped": 0, "error": 0}
+        self.done = self.processed = self.workers = self.threads = 0
+        self.stopped = self.interrupted = False
+        self.failures: list[dict] = []
+        for i, item in enumerate(b.items):
+            st = _stat(item.source)
+            if item.problem is not None:
+                self.rows[i] = b._row(item, st, self.chash, engine, {"status": "error", "error": item.problem})
+                continue
+            old = self.manifest.rows.get(item.output) if resume else None
+            sha = b._still_done(old, item, st, self.chash)
+            if sha is not None:
+                self.rows[i] = dict(old, input=item.source, status="skipped", input_sha256=sha,
+                                    size=st[0], mtime_ns=st[1])
+            else:
+                self.jobs.append(_Job(i, item, st))
+        self.skipped = sum(1 for r in self.rows.values() if r["status"] == "skipped")
+
+    def _event(self, kind: str, row: dict | None) -> None:
+        if self.progress is not None:
+            self.progress(BatchEvent(kind, self.done, len(self.b.items), row, self.skipped, len(self.jobs),
+                                     self.engine, self.workers, self.threads))
+
+    def start(self) -> None:
+        """Announce the plan, then record the rows known before any work (clashes, skipped images)."""
+        self._event("start", None)
+        for i in sorted(self.rows):
+            row = self.rows[i]
+            if row["status"] == "error":
+                self.manifest.append(row)
+            else:
+                self.manifest.rows[row["output"]] = row
+            self._emit(row)
+
+    def _emit(self, row: dict) -> None:
+        self.counts[row["status"]] += 1
+        self.done += 1
+        if row["status"] == "error":
+            self.failures.append({"input": row["input"], "error": row["error"]})
+            self.stopped = self.stopped or self.fail_fast
+        self._event("image", row)
+
+    def on_result(self, job: _Job, fields: dict, svg: str | None) -> None:
+        """An engine finished an image: write its SVG (atomically), then its manifest line."""
+        if svg is not None:
+            from .io import atomic_write
+
+            dest = self.b.out_dir / job.item.output
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(dest, svg)
+            except OSError as e:
+                fields = dict(fields, status="error", error=_one_line(f"cannot write {dest}: {e.strerror or e}"))
+        row = self.b._row(job.item, job.stat, self.chash, self.engine, fields)
+        self.rows[job.index] = row
+        self.processed += 1
+        self.manifest.append(row)
+        self._emit(row)
+
+    def stop(self) -> bool:
+        return self.stopped or (self.cancel is not None and self.cancel.is_set())
+
+    def summary(self) -> dict:
+        secs = time.perf_counter() - self.t0
+        ok = [r for r in self.rows.values() if r["status"] == "ok"]
+        psnrs = [r["psnr"] for r in ok if r.get("psnr") is not None]
+        return {
+            "images": len(self.b.items), "ok": self.counts["ok"], "skipped": self.counts["skipped"],
+            "failed": self.counts["error"], "not_done": len(self.b.items) - self.done,
+            "interrupted": self.interrupted, "stopped_early": self.stop(), "seconds": round(secs, 3),
+            "images_per_minute": round(60.0 * self.processed / secs, 2) if secs > 0 else None,
+            "mean_paths": round(sum(r["paths"] for r in ok) / len(ok), 2) if ok else None,
+            "mean_psnr": round(sum(psnrs) / len(psnrs), 3) if psnrs else None,
+            "engine": self.engine, "workers": self.workers, "threads": self.threads,
+            "out_dir": str(self.b.out_dir), "manifest": str(self.manifest.path), "config_sha256": self.chash,
+            "failures": self.failures,
+        }
 
 
 def batch(inputs, out_dir: str | os.PathLike, config: VectorizeConfig | None = None, *,

@@ -82,7 +82,7 @@ def format_summary(s: dict) -> str:
             ("failed", s["failed"], "listed below" if s["failed"] else ""),
             ("not done", s["not_done"], "interrupted or --fail-fast; rerun to continue" if s["not_done"] else "")]
     for name, n, note in rows:
-        lines.append(f"  {name:<11}{n:>7}  {note}".rstrip())
+        lines.append(f"  {name:<11}{n:>7}  {note if n else ''}".rstrip())
     rate = s.get("images_per_minute")
     lines.append(f"  {'time':<11}{s['seconds']:>7.1f}s" + (f"  {rate:.1f} images/min" if rate else ""))
     if s.get("mean_paths") is not None:
@@ -91,7 +91,7 @@ def format_summary(s: dict) -> str:
     if s["failures"]:
         lines.append("failed:")
         for f in s["failures"][:_MAX_LISTED]:
-            lines.append(f"  {f['input']}: {f['error']}")
+            lines.append(f"  {f['error']}" if f["input"] in f["error"] else f"  {f['input']}: {f['error']}")
         if len(s["failures"]) > _MAX_LISTED:
             lines.append(f"  ... and {len(s['failures']) - _MAX_LISTED} more")
     lines.append(f"manifest: {s['manifest']}")

@@ -1,7 +1,8 @@
 """The local batch engine: worker processes on this machine.
 
-Each worker is a fresh interpreter (``spawn``: no torch or OpenMP state is inherited from the driver)
-that applies its share of the cores with :func:`lvss.threads.apply`, loads the stages and models once
+Workers start from a fork server (``forkserver``; ``spawn`` where there is none) that has imported
+torch and the pipeline's libraries once but run nothing, so no OpenMP or torch thread state is
+inherited and a worker starts without paying the imports again. Each worker applies its share of the cores with :func:`lvss.threads.apply`, loads the stages and models once
 (:func:`lvss.batch.warm_up`) and then vectorizes one image at a time, returning the SVG text to the
 driver, which alone writes files. Workers ignore SIGINT (Ctrl-C reaches the whole process group; the
 driver decides) and are terminated when the batch stops; a worker that dies (killed, out of memory)
@@ -23,6 +24,19 @@ from .config import ConfigError, VectorizeConfig
 __all__ = ["plan_local", "run_local"]
 
 _POLL_S = 0.2
+# imported once by the fork server (imports only: no torch work happens before the fork)
+_PRELOAD = ["lvss", "lvss.batch", "lvss.batch_local", "lvss.pipeline", "lvss.stages", "lvss.render", "lvss.svg", "lvss.layering",
+            "lvss.recolor", "torch._dynamo", "scipy.ndimage", "scipy.sparse.csgraph", "scipy.spatial",
+            "scipy.cluster.vq", "skimage.measure", "skimage.segmentation", "skimage.morphology",
+            "skimage.filters.rank", "skimage.draw", "skimage.transform", "skimage.metrics"]
+
+
+def _context():
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)  # only takes effect when the server first starts
+        return ctx
+    return mp.get_context("spawn")
 
 
 def plan_local(workers: int | None, threads: int | None, cfg: VectorizeConfig, jobs: int) -> tuple[int, int]:
@@ -123,7 +137,7 @@ def run_local(jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: i
               on_result: Callable[[_Job, dict, str | None], None], stop: Callable[[], bool]) -> None:
     """Vectorize ``jobs`` on ``workers`` processes; ``on_result`` is called here, in the driver, for each
     finished image. Returns when all are done or ``stop()`` turns true (running images are abandoned)."""
-    ctx = mp.get_context("spawn")
+    ctx = _context()
     pending = deque(jobs)
     pool: list[_Worker] = []
     started = 0
@@ -143,7 +157,7 @@ def run_local(jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: i
             for w in pool:
                 if w.ready and w.job is None and pending:
                     w.job = pending.popleft()
-                    w.conn.send(("job", w.job.index, w.job.item.source, w.job.item.output))
+                    w.conn.send(("job", w.job.index, w.job.item.source, w.job.item.source))
             ready = wait([w.conn for w in pool] + [w.proc.sentinel for w in pool], timeout=_POLL_S)
             for w in list(pool):
                 died = False
@@ -174,7 +188,7 @@ def run_local(jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: i
                         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                         on_result(w.job, {"status": "error", "input_sha256": None, "seconds": None,
                                           "error": f"the worker process stopped ({how}) while vectorizing "
-                                                   f"{w.job.item.output}; it may have run out of memory"}, None)
+                                                   f"{w.job.item.source}; it may have run out of memory"}, None)
                     if pending:
                         spawn()
         graceful = True

@@ -133,16 +133,16 @@ class RaySession:
             while pending and load.get(a) is not None and load[a] < _IN_FLIGHT:
                 job = pending.pop()
                 if ray_read == "shared":
-                    ref = a.run_path.remote(os.path.abspath(job.item.source), job.item.output)
+                    ref = a.run_path.remote(os.path.abspath(job.item.source), job.item.source)
                 else:
                     try:
                         with open(job.item.source, "rb") as f:
                             data = f.read()
                     except OSError as e:
                         on_result(job, {"status": "error", "input_sha256": None, "seconds": 0.0,
-                                        "error": _one_line(f"cannot read {job.item.output}: {e.strerror or e}")}, None)
+                                        "error": _one_line(f"cannot read {job.item.source}: {e.strerror or e}")}, None)
                         continue
-                    ref = a.run_bytes.remote(data, job.item.output)
+                    ref = a.run_bytes.remote(data, job.item.source)
                 inflight[ref] = (a, job)
                 load[a] += 1
 
@@ -167,7 +167,7 @@ class RaySession:
                         pending.append(job)
                     else:
                         on_result(job, {"status": "error", "input_sha256": None, "seconds": None,
-                                        "error": f"Ray could not vectorize {job.item.output}: "
+                                        "error": f"Ray could not vectorize {job.item.source}: "
                                                  f"{type(e).__name__}: {msg}"}, None)
                     if dead and a in load:
                         # gone for good after Ray's own restarts and retries: replace it (a bounded
