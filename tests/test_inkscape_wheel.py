@@ -1,0 +1,87 @@
+"""The Inkscape extension ships inside the wheel: built from a copy of the source tree, installed
+(not editable) into a fresh virtual environment, ``lvss install-inkscape-extension`` run from an
+unrelated folder installs the same files as the repository's ``inkscape_ext/``.
+
+Kept fast: the wheel is built without build isolation and installed without dependencies (the
+installer needs none of them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXT_DIR = REPO / "inkscape_ext"
+SKIP = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "bench",
+                              "tests", ".venv", "out")
+
+
+def _run(cmd, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+    assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    """(python, lvss script) of a fresh virtual environment holding only the built lvss wheel."""
+    pytest.importorskip("setuptools")
+    pytest.importorskip("wheel")
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(REPO, src, ignore=SKIP)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
+          str(src)], env=env, cwd=tmp)
+    (wheel,) = (tmp / "dist").glob("lvss-*.whl")
+    venv_dir = tmp / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv_dir)], env=env)
+    bindir = venv_dir / ("Scripts" if os.name == "nt" else "bin")
+    python = bindir / "python"
+    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)], env=env)
+    shutil.rmtree(src)  # nothing may come from the source tree any more
+    return python, bindir / "lvss", env, tmp
+
+
+def test_wheel_holds_the_extension(venv):
+    python, _, env, tmp = venv
+    where = _run([str(python), "-c", "import lvss, os; print(os.path.dirname(lvss.__file__))"],
+                 env=env, cwd=tmp).stdout.strip()
+    assert Path(where).is_relative_to(tmp / "venv"), where
+    shipped = Path(where) / "inkscape_ext"
+    names = sorted(p.name for p in shipped.iterdir() if p.is_file())
+    from lvss.inkscape import EXTENSION_FILES
+
+    assert names == sorted(EXTENSION_FILES)
+
+
+def test_install_from_any_folder(venv, tmp_path):
+    _, lvss, env, _ = venv
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    dest = tmp_path / "extensions"
+    proc = _run([str(lvss), "install-inkscape-extension", "--dest", str(dest)], env=env, cwd=elsewhere)
+    assert f"Installed the lvss extension in {dest / 'lvss'}" in proc.stdout
+    from lvss.inkscape import EXTENSION_FILES
+
+    for name in EXTENSION_FILES:
+        assert (dest / "lvss" / name).read_bytes() == (EXT_DIR / name).read_bytes(), name
+    config = json.loads((dest / "lvss" / "lvss_vectorize.json").read_text())
+    # the Python recorded is the environment's own; an installed lvss needs no source path
+    assert Path(config["python"]).parent == Path(lvss).parent
+    assert "pythonpath" not in config
+
+
+@pytest.mark.skipif(shutil.which("inkscape") is None, reason="needs Inkscape")
+def test_install_into_inkscapes_profile(venv, tmp_path):
+    _, lvss, env, _ = venv
+    profile = tmp_path / "profile"
+    proc = _run([str(lvss), "install-inkscape-extension"], env=dict(env, INKSCAPE_PROFILE_DIR=str(profile)),
+                cwd=tmp_path)
+    assert (profile / "extensions" / "lvss" / "lvss_vectorize.inx").is_file(), proc.stdout
