@@ -117,6 +117,7 @@ class ServerProc:
         if not m:
             self.stop()
             raise RuntimeError(f"server did not start: {line!r}\n{self.log()}")
+        self.banner = line.strip()
         self.port = int(m.group(1))
         self.address = f"127.0.0.1:{self.port}"
 
@@ -142,6 +143,42 @@ class ServerProc:
                 self.proc.wait()
         self.proc.stdout.close()
         return self.proc.returncode
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def bomb_png(width: int = 7000, height: int = 7000, rows_per_piece: int = 50) -> bytes:
+    """A valid all-black RGB PNG of width x height (7000 x 7000 = 49 Mpx by default, under the
+    server's 50 Mpx limit) in about 140 KB: a header bomb that decodes to full size.
+
+    Built in milliseconds: a run of zero rows is deflated once, ending with a full flush (which makes
+    the compressed piece independent of what came before), the piece is repeated, and the stream is
+    closed with an empty final block and the Adler-32 checksum of all the zeros.
+    """
+    import struct
+    import zlib
+
+    if height % rows_per_piece:
+        raise ValueError(f"height must be a multiple of {rows_per_piece}")
+    row = 3 * width + 1  # filter byte + RGB
+    c = zlib.compressobj(9)
+    head = c.compress(bytes(row * rows_per_piece)) + c.flush(zlib.Z_FULL_FLUSH)
+    piece = c.compress(bytes(row * rows_per_piece)) + c.flush(zlib.Z_FULL_FLUSH)
+    adler = (((row * height) % 65521) << 16) | 1  # Adler-32 of zeros: a = 1, b = length
+    idat = head + piece * (height // rows_per_piece - 1) + b"\x03\x00" + adler.to_bytes(4, "big")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def png_bytes(w: int = 48, h: int = 32, seed: int = 0) -> bytes:
