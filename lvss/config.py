@@ -24,12 +24,15 @@ class SimplifyConfig:
     levels: int = 4
     # classical (edge-preserving smoothing + quantisation)
     smooth_strength: float = 1.0
-    # SDS (diffusers)
+    # SDS (diffusers). Level k is the image after k * sds_iterations_per_level iterations, so a run
+    # costs levels * sds_iterations_per_level UNet + VAE passes (about 42 s each on a 2-core CPU at 512 px).
     sd_model: str | None = None
-    sds_iterations_per_level: int = 20
+    sds_iterations_per_level: int = 20  # lvss default: 80 iterations for the default 4 levels
+    # diffusion time sampled per iteration, as fractions of the training schedule; lvss's choice (low
+    # to middle noise: removes detail, keeps layout), not taken from a reference implementation
     sds_t_range: tuple[float, float] = (0.05, 0.5)
-    sds_lr: float = 0.01
-    sds_guidance_size: int = 512
+    sds_lr: float = 0.01  # Adam step on the pixels (RGB in [0, 1]); lvss's choice
+    sds_guidance_size: int = 512  # long side (px) the image is resampled to for the VAE: SD 1.x's native size
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,9 @@ class SegmentConfig:
     min_area: float = 0.0005
     # SAM (segment-anything)
     sam_checkpoint: str | None = None
-    sam_points_per_side: int = 32
-    sam_pred_iou_thresh: float = 0.86
-    sam_stability_score_thresh: float = 0.92
+    sam_points_per_side: int = 32  # prompt grid density; cost grows with its square
+    sam_pred_iou_thresh: float = 0.88  # segment-anything's generator default
+    sam_stability_score_thresh: float = 0.95  # segment-anything's generator default
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,15 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError("structure_iters and refine_iters must be >= 0")
     if cfg.compact.rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
+    _check_int(cfg.segment.sam_points_per_side, 1, 256, "sam_points_per_side (CLI --sam-points-per-side)")
+    _check_int(cfg.simplify.sds_iterations_per_level, 1, 1000,
+               "sds_iterations_per_level (CLI --sds-iterations)")
+    _check_int(cfg.simplify.sds_guidance_size, 16, 2048, "sds_guidance_size (CLI --sds-guidance-size)")
+
+
+def _check_int(value: Any, lo: int, hi: int, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer between {lo} and {hi}, got {value!r}")
 
 
 def to_dict(obj: Any) -> dict:

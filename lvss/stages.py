@@ -11,11 +11,15 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
-from typing import Any
+import inspect
+import threading
+from typing import Any, Callable
+
+import numpy as np
 
 from .config import ConfigError, VectorizeConfig
 from .models import ModelError, ModelSpec, model_dtype, model_spec, resolve_device, setting_hint
-from .types import SaliencySource, Segmenter, Simplifier
+from .types import MaskSet, SaliencySource, SegmentedLevels, Segmenter, SimplifyResult, Simplifier
 
 SIMPLIFY_METHODS = ("auto", "sds", "classical")
 SEGMENT_METHODS = ("auto", "sam", "classical")
@@ -87,12 +91,14 @@ def get_simplifier(cfg: VectorizeConfig) -> Simplifier:
 
 
 def get_segmenter(cfg: VectorizeConfig) -> Segmenter:
-    """``segmenter(image (H, W, 3) float32) -> MaskSet``."""
+    """``segmenter(image (H, W, 3) float32, out_size=None, progress=None, cancel=None) -> MaskSet``;
+    its ``input_size`` is the long side it works at best (SAM's encoder input, or the classical
+    segmenter's limit)."""
     method, spec, _ = segment_choice(cfg)
     if method == "classical":
-        from .segment.classical import segment_classical
+        from .segment.classical import ClassicalSegmenter
 
-        return functools.partial(segment_classical, cfg=cfg.segment)
+        return ClassicalSegmenter(cfg.segment)
     from .models import load_sam, require_spec
     from .segment.sam import SamSegmenter
 
@@ -120,6 +126,160 @@ def get_saliency(cfg: VectorizeConfig) -> SaliencySource:
 
     spec = require_spec("clip", cfg.saliency.clip_model)
     return ClipSaliency(load_clip(spec, resolve_device(cfg.device)))
+
+
+# --------------------------------------------------------------------------------------------------
+# running the simplifier and the segmenter for the pipeline
+
+StageProgress = Callable[[float, str], None]
+"""progress(fraction of the stage done in [0, 1], message)."""
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def simplify_levels(cfg: VectorizeConfig, image: np.ndarray, progress: StageProgress | None = None,
+                    cancel: threading.Event | None = None, simplifier: Simplifier | None = None) -> SimplifyResult:
+    """The simplification sequence of ``image`` ((H, W, 3) float32 RGB in [0, 1]): ``cfg.simplify.levels``
+    coarser images after the original, with the configured simplifier (or ``simplifier``).
+
+    Learned simplifiers report progress and honour ``cancel`` after every iteration (raising
+    :class:`lvss.optimize.structure.Cancelled`); the classical one reports when done.
+    """
+    from .optimize.structure import check_cancel
+
+    simplifier = simplifier or get_simplifier(cfg)
+    check_cancel(cancel)
+    kw: dict[str, Any] = {}
+    if _accepts(simplifier, "progress") and progress is not None:
+        kw["progress"] = lambda ev: progress(ev.fraction, ev.message)
+    if _accepts(simplifier, "cancel"):
+        kw["cancel"] = cancel
+    result = simplifier(image, cfg.simplify.levels, cfg.seed, **kw)
+    check_cancel(cancel)
+    if progress is not None:
+        progress(1.0, f"{len(result.levels) - 1} simplified levels")
+    return result
+
+
+def _as_rgb(source: np.ndarray, size: int) -> np.ndarray:
+    """A full-resolution original ((H, W, 3|4) uint8, or float in [0, 1]) as straight RGB float32 with
+    its long side at most ``size`` (never enlarged); colour is resized premultiplied by alpha so that
+    transparent pixels do not bleed into the edges."""
+    from PIL import Image
+
+    a = np.asarray(source)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or min(a.shape[:2]) < 1:
+        raise ValueError(f"source image must have shape (H, W, 3) or (H, W, 4), got {a.shape}")
+    f = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else np.clip(a.astype(np.float32), 0.0, 1.0)
+    if f.shape[2] == 3:
+        f = np.concatenate([f, np.ones(f.shape[:2] + (1,), np.float32)], -1)
+    H, W = f.shape[:2]
+    s = min(1.0, size / max(H, W))
+    w, h = max(2, round(W * s)), max(2, round(H * s))
+    pm = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
+    if (w, h) != (W, H):
+        pm = np.stack([np.asarray(Image.fromarray(pm[..., c]).resize((w, h), Image.LANCZOS)) for c in range(4)], -1)
+        pm = np.clip(pm, 0.0, 1.0)
+    al = pm[..., 3:]
+    rgb = np.where(al > 1e-4, pm[..., :3] / np.maximum(al, 1e-4), 0.0)
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+
+
+def resample_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(K, H, W) bool masks to (K, h, w): a pixel is in a mask when at least half of it is covered."""
+    import torch
+    import torch.nn.functional as F
+
+    masks = np.asarray(masks, bool)
+    if masks.shape[1:] == tuple(size):
+        return masks
+    if len(masks) == 0:
+        return np.zeros((0,) + tuple(size), bool)
+    t = torch.from_numpy(masks).float()[:, None]
+    t = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return (t[:, 0] >= 0.5).numpy()
+
+
+def _run_segmenter(segmenter, image: np.ndarray, size: tuple[int, int], progress, cancel) -> MaskSet:
+    kw: dict[str, Any] = {}
+    if _accepts(segmenter, "out_size"):
+        kw["out_size"] = size
+    if progress is not None and _accepts(segmenter, "progress"):
+        kw["progress"] = progress
+    if _accepts(segmenter, "cancel"):
+        kw["cancel"] = cancel
+    ms = segmenter(image, **kw)
+    if not isinstance(ms, MaskSet):
+        raise TypeError(f"the segmenter returned {type(ms).__name__}, expected a MaskSet")
+    if ms.masks.shape[1:] != tuple(size):
+        ms = MaskSet(resample_masks(ms.masks, size), ms.scores, ms.colors)
+        keep = ms.masks.reshape(len(ms), -1).any(1)
+        ms = MaskSet(ms.masks[keep], ms.scores[keep], ms.colors[keep])
+    return ms
+
+
+def segment_levels(cfg: VectorizeConfig, levels: list[np.ndarray], source: np.ndarray | None = None,
+                   progress: StageProgress | None = None, cancel: threading.Event | None = None,
+                   segmenter: Segmenter | None = None) -> SegmentedLevels:
+    """Masks of every level, at the working resolution.
+
+    levels: the simplification sequence, (h, w, 3) float32 RGB in [0, 1] each, ``levels[0]`` the
+    original at the working resolution. source: the full-resolution original ((H, W, 3|4) uint8 or
+    float RGB in [0, 1]) when available: level 0 is then segmented from it at up to the segmenter's own
+    input size (SAM: its encoder's 1024 px; classical: 512 px), never enlarged, and the masks are
+    resampled to (h, w). Coarser levels are segmented as given.
+
+    A level for which a learned segmenter finds no mask (flat or blank images, strict thresholds) is
+    segmented again by the classical segmenter; each such level is named in ``notes`` and
+    ``fallback_levels`` and reported through ``progress``. progress(fraction of the stage, message) is
+    called inside every level; ``cancel`` is checked between prompt batches (raises
+    :class:`lvss.optimize.structure.Cancelled`).
+    """
+    from .optimize.structure import check_cancel
+    from .segment.classical import ClassicalSegmenter
+
+    if not levels:
+        raise ValueError("segment_levels needs at least one level (the original image)")
+    h, w = levels[0].shape[:2]
+    if any(lv.shape[:2] != (h, w) for lv in levels):
+        raise ValueError(f"every level must have the working size {(h, w)}, got {[lv.shape[:2] for lv in levels]}")
+    method = segment_choice(cfg)[0] if segmenter is None else "custom"
+    segmenter = segmenter or get_segmenter(cfg)
+    name = {"sam": "SAM", "classical": "the classical segmenter"}.get(method, "the segmenter")
+    n = len(levels)
+    out = SegmentedLevels([])
+
+    def report(i: int, f: float, msg: str) -> None:
+        if progress is not None:
+            progress((i + min(max(f, 0.0), 1.0)) / n, f"level {i}: {msg}")
+
+    for i, level in enumerate(levels):
+        check_cancel(cancel)
+        image = level
+        if i == 0 and source is not None:
+            size = int(getattr(segmenter, "input_size", 0) or max(h, w))
+            image = _as_rgb(source, max(size, max(h, w)))
+            if image.shape[:2] == (h, w):
+                image = level
+        ms = _run_segmenter(segmenter, image, (h, w), lambda f, m, i=i: report(i, f, m), cancel)
+        if len(ms) == 0 and method != "classical":
+            note = f"level {i}: {name} found no masks; used the classical segmenter"
+            out.notes.append(note)
+            out.fallback_levels.append(i)
+            report(i, 1.0, note)
+            ms = _run_segmenter(ClassicalSegmenter(cfg.segment), level, (h, w), None, cancel)
+        if len(ms) == 0:
+            out.notes.append(f"level {i}: no masks")
+            out.empty_levels.append(i)
+        out.masksets.append(ms)
+        report(i, 1.0, f"{len(ms)} masks")
+    return out
 
 
 _PACKAGES = {"sds": ("diffusers", "transformers"), "sam": ("segment_anything",), "clip": ("transformers",)}
@@ -183,5 +343,6 @@ def describe_stages(cfg: VectorizeConfig) -> dict[str, Any]:
     return out
 
 
-__all__ = ["get_simplifier", "get_segmenter", "get_saliency", "describe_stages", "simplify_choice",
+__all__ = ["get_simplifier", "get_segmenter", "get_saliency", "describe_stages", "simplify_levels",
+           "segment_levels", "resample_masks", "simplify_choice",
            "segment_choice", "saliency_choice", "SIMPLIFY_METHODS", "SEGMENT_METHODS", "SALIENCY_SOURCES"]

@@ -66,12 +66,37 @@ class MaskSet:
 
 
 @dataclass
+class SegmentedLevels:
+    """The masks of every level of a simplification sequence, at the working resolution.
+
+    masksets: one MaskSet per level (same order as the levels); notes: what a user should know, e.g.
+    "level 2: SAM found no masks; used the classical segmenter"; fallback_levels: indices of the
+    levels whose masks came from the classical segmenter because the configured one found none;
+    empty_levels: indices of levels left without any mask.
+    """
+
+    masksets: list[MaskSet]
+    notes: list[str] = field(default_factory=list)
+    fallback_levels: list[int] = field(default_factory=list)
+    empty_levels: list[int] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Numbers for VectorizeResult.metrics: masks, levels that fell back, levels left empty."""
+        return {"masks": float(sum(len(m) for m in self.masksets)),
+                "segment_fallback_levels": float(len(self.fallback_levels)),
+                "segment_empty_levels": float(len(self.empty_levels))}
+
+
+@dataclass
 class VectorizeResult:
-    """What the pipeline returns besides the scene: timings (seconds per stage) and metrics."""
+    """What the pipeline returns besides the scene: timings (seconds per stage), metrics, and notes
+    (human-readable remarks such as a stage falling back to its classical implementation)."""
 
     scene: Scene
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 class Simplifier(Protocol):

@@ -51,30 +51,72 @@ def segment_labels(image: np.ndarray, cfg: SegmentConfig | None = None) -> np.nd
     return connected(labels + 1, background=0, connectivity=1) - 1
 
 
-def segment_classical(image: np.ndarray, cfg: SegmentConfig | None = None) -> MaskSet:
+def segment_classical(image: np.ndarray, cfg: SegmentConfig | None = None,
+                      out_size: tuple[int, int] | None = None) -> MaskSet:
     """Masks of one (simplified) level.
 
-    image: (H, W, 3) float RGB in [0, 1]. Returns a :class:`MaskSet` with ``masks`` (K, H, W) bool,
+    image: (H, W, 3) float RGB in [0, 1]. Returns a :class:`MaskSet` with ``masks`` (K, h, w) bool,
     non-overlapping, sorted by area (pixels) descending; ``scores`` (K,) ones; ``colors`` (K, 3) float32
-    mean RGB under each mask. Regions smaller than ``cfg.min_area * H * W`` pixels are left out, so the
-    masks need not cover the whole image.
+    mean RGB of the image under each region. (h, w) is ``out_size``, default (H, W): regions are found at
+    the image's resolution and their label map is sampled at the output pixels' centres. Regions smaller
+    than ``cfg.min_area * h * w`` output pixels are left out, so the masks need not cover the image.
     """
     cfg = cfg or SegmentConfig()
     if not (isinstance(cfg.min_area, (int, float)) and 0.0 <= cfg.min_area < 1.0):
         raise ValueError(f"min_area must be a fraction of the image in [0, 1), got {cfg.min_area!r}")
     img = check_rgb_image(image, min_side=1)
-    h, w = img.shape[:2]
+    H, W = img.shape[:2]
+    h, w = (H, W) if out_size is None else _out_size(out_size)
     labels = segment_labels(img, cfg)
     r = int(labels.max()) + 1
+    full = labels.ravel()
+    sums = np.stack([np.bincount(full, img[..., c].ravel(), minlength=r) for c in range(3)], 1)
+    mean = sums / np.maximum(np.bincount(full, minlength=r), 1)[:, None]
+    if (h, w) != (H, W):  # nearest sampling at the output pixel centres
+        yi = np.minimum(((np.arange(h) + 0.5) * H / h).astype(np.int64), H - 1)
+        xi = np.minimum(((np.arange(w) + 0.5) * W / w).astype(np.int64), W - 1)
+        labels = labels[yi[:, None], xi[None, :]]
     flat = labels.ravel()
     area = np.bincount(flat, minlength=r)
     keep = np.flatnonzero(area >= max(1.0, cfg.min_area * h * w))
     keep = keep[np.argsort(-area[keep], kind="stable")]
     masks = labels[None, :, :] == keep[:, None, None]
-    sums = np.stack([np.bincount(flat, img[..., c].ravel(), minlength=r) for c in range(3)], 1)
-    colors = (sums[keep] / np.maximum(area[keep], 1)[:, None]).astype(np.float32).reshape(-1, 3)
+    colors = mean[keep].astype(np.float32).reshape(-1, 3)
     return MaskSet(masks=masks.reshape(len(keep), h, w), scores=np.ones(len(keep), np.float32),
                    colors=colors)
 
 
-__all__ = ["segment_classical", "segment_labels"]
+def _out_size(out_size) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in out_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"out_size must be (height, width) in pixels, got {out_size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"out_size must be positive (height, width), got {out_size!r}")
+    return h, w
+
+
+# The long side the classical segmenter is given at most. On the 512-px astronaut photograph with
+# 256-px output masks, graph segmentation at 512 px took 1.0 s of CPU and gave 266 regions; at 1024 px
+# (upsampled) 7.4 s for 239 regions: beyond 512 px the cost grows much faster than the detail.
+CLASSICAL_INPUT_SIZE = 512
+
+
+class ClassicalSegmenter:
+    """A :class:`~lvss.types.Segmenter` around :func:`segment_classical`:
+    ``segmenter(image, out_size=None, progress=None, cancel=None) -> MaskSet``."""
+
+    input_size = CLASSICAL_INPUT_SIZE
+
+    def __init__(self, cfg: SegmentConfig | None = None):
+        self.cfg = cfg or SegmentConfig()
+
+    def __call__(self, image: np.ndarray, out_size: tuple[int, int] | None = None, progress=None,
+                 cancel=None) -> MaskSet:
+        ms = segment_classical(image, self.cfg, out_size)
+        if progress is not None:
+            progress(1.0, f"{len(ms)} regions")
+        return ms
+
+
+__all__ = ["segment_classical", "segment_labels", "ClassicalSegmenter", "CLASSICAL_INPUT_SIZE"]

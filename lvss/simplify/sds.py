@@ -11,6 +11,7 @@ towards "typical" images, which removes detail first; a snapshot every
 from __future__ import annotations
 
 import math
+import threading
 from typing import Callable
 
 import numpy as np
@@ -60,17 +61,29 @@ def sds_step_gradient(sd, z: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
     return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def snapshot_iterations(levels: int, per_level: int) -> list[int]:
+    """The 1-based iteration numbers after which the sequence's levels 1..``levels`` are taken:
+    exactly ``levels`` of them, one every ``per_level`` iterations (the last at ``levels * per_level``,
+    the total run)."""
+    return [k * per_level for k in range(1, levels + 1)]
+
+
 def simplify_sds(image: np.ndarray, levels: int, seed: int = 0, cfg: SimplifyConfig | None = None,
                  device=None, model=None,
-                 progress: Callable[[ProgressEvent], None] | None = None) -> SimplifyResult:
+                 progress: Callable[[ProgressEvent], None] | None = None,
+                 cancel: threading.Event | None = None) -> SimplifyResult:
     """Simplification sequence by unconditional score distillation.
 
     image: (H, W, 3) float32 RGB in [0, 1]. Returns ``levels + 1`` images of the same shape and dtype:
     levels[0] is the input, levels[k] the image after k·``sds_iterations_per_level`` SDS iterations.
     model: a loaded :class:`lvss.models.SDModel`, else loaded (cached) from ``cfg.sd_model`` /
     ``LVSS_SD_MODEL`` on ``device`` ("auto" | "cpu" | "cuda"). The same seed gives the same result on
-    the same device.
+    the same device. progress(ProgressEvent("simplify", fraction done, message)) is called after every
+    iteration, and ``cancel`` (a threading.Event) is checked before each: when set,
+    :class:`lvss.optimize.structure.Cancelled` is raised.
     """
+    from ..optimize.structure import check_cancel
+
     cfg = cfg or SimplifyConfig()
     image = check_rgb_image(image, min_side=2)
     _check_cfg(cfg, levels)
@@ -92,8 +105,10 @@ def simplify_sds(image: np.ndarray, levels: int, seed: int = 0, cfg: SimplifyCon
     x = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=cfg.sds_lr)
     n = cfg.sds_iterations_per_level
+    snapshots = set(snapshot_iterations(levels, n))
     total = levels * n
     for it in range(total):
+        check_cancel(cancel)
         t = torch.randint(t_lo, t_hi + 1, (1,), generator=gen)
         xg = F.interpolate(x, size=(gh, gw), mode="bilinear", align_corners=False) if (gh, gw) != (h, w) else x
         # gradients reach the pixels through the VAE encoder (posterior mean, scaled like SD's latents)
@@ -108,7 +123,7 @@ def simplify_sds(image: np.ndarray, levels: int, seed: int = 0, cfg: SimplifyCon
         opt.step()
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
-        if (it + 1) % n == 0:
+        if it + 1 in snapshots:
             out.append(x.detach()[0].permute(1, 2, 0).float().cpu().numpy().astype(np.float32))
         if progress is not None:
             progress(ProgressEvent("simplify", (it + 1) / total, f"SDS iteration {it + 1}/{total}"))
@@ -122,8 +137,8 @@ class SdsSimplifier:
         self.model = model
         self.cfg = cfg or SimplifyConfig()
 
-    def __call__(self, image: np.ndarray, levels: int, seed: int = 0, progress=None) -> SimplifyResult:
-        return simplify_sds(image, levels, seed, self.cfg, model=self.model, progress=progress)
+    def __call__(self, image: np.ndarray, levels: int, seed: int = 0, progress=None, cancel=None) -> SimplifyResult:
+        return simplify_sds(image, levels, seed, self.cfg, model=self.model, progress=progress, cancel=cancel)
 
 
-__all__ = ["simplify_sds", "SdsSimplifier", "sds_step_gradient", "guidance_shape"]
+__all__ = ["simplify_sds", "SdsSimplifier", "sds_step_gradient", "guidance_shape", "snapshot_iterations"]
