@@ -126,7 +126,7 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     for level in range(len(levels) - 1, -1, -1):
         ms = levels[level]
         masks = np.asarray(ms.masks)
-        order = np.argsort(-masks.reshape(len(ms), -1).sum(1), kind="stable")
+        order = np.argsort(-masks.sum((1, 2)), kind="stable")  # (0, H, W) stacks included
         for k in order.tolist():
             m = masks[k] if valid is None else masks[k] & valid
             if not m.any():

@@ -80,7 +80,7 @@ def labels_from_masks(masks: np.ndarray, valid: np.ndarray, min_px: int = 4) -> 
     if not valid.any():
         raise ValueError("no opaque pixels to segment: the image is fully transparent")
     lab = np.full(valid.shape, -1, np.int64)
-    order = np.argsort(-masks.reshape(len(masks), -1).sum(1), kind="stable")
+    order = np.argsort(-masks.sum((1, 2)), kind="stable")  # (0, H, W) stacks included
     for k in order.tolist():
         lab[masks[k]] = k
     lab[~valid] = -1
