@@ -5,12 +5,14 @@ import io
 import os
 import stat
 import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lvss.io import DEFAULT_MAX_PIXELS, ImageError, atomic_write, decode_image_bytes, load_image
+from lvss.io import (DEFAULT_MAX_PIXELS, ImageError, LoadCancelled, atomic_write, decode_image_bytes,
+                     decode_image_reduced, inspect_image_bytes, load_image)
 from lvss.testing import png_declaring
 
 
@@ -295,6 +297,166 @@ def test_image_error_is_a_value_error():
 def test_too_small_pil_image():
     with pytest.raises(ImageError, match="1x1"):
         load_image(Image.new("RGB", (1, 1)))
+
+
+# ------------------------------------------------------------------------------------------------
+# header inspection and reduced decoding (the server's queue and worker)
+# ------------------------------------------------------------------------------------------------
+def _zero_png(width: int, height: int) -> bytes:
+    """A valid all-black RGB PNG of width x height; highly compressed (a bomb when large)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    idat = zlib.compress(bytes((3 * width + 1) * height), 1)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_inspect_reads_format_and_size(fmt):
+    info = inspect_image_bytes(_encode(_rng_image(12, 17), fmt))
+    assert (info.format, info.width, info.height, info.pixels) == (fmt, 17, 12, 204)
+
+
+def test_inspect_decodes_nothing():
+    # the header declares 7000x7000 but there are no pixels: only decoding would find out
+    data = png_declaring(7000, 7000)
+    info = inspect_image_bytes(data)
+    assert (info.width, info.height) == (7000, 7000)
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_image_bytes(data)
+
+
+def test_inspect_applies_the_exif_orientation():
+    im = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    info = inspect_image_bytes(_encode(im, "JPEG", exif=exif.tobytes()))
+    assert (info.width, info.height) == (20, 40)
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "empty"), (b"hello", "not an image"), (png_declaring(0, 0), "empty"),
+    (png_declaring(1, 5), "at least 2x2"), (png_declaring(100_000, 100_000), "100000x100000.*limit"),
+])
+def test_inspect_refuses_what_decoding_refuses(data, match):
+    with pytest.raises(ImageError, match=match):
+        inspect_image_bytes(data)
+
+
+def test_inspect_finds_a_truncated_png():
+    data = _encode(_rng_image(64, 64))
+    assert inspect_image_bytes(data).width == 64
+    for cut in (len(data) // 2, len(data) - 13):
+        with pytest.raises(ImageError, match=r"truncated.*send the whole file"):
+            inspect_image_bytes(data[:cut], what="upload.png")
+    assert inspect_image_bytes(data, max_pixels=64 * 64).pixels == 64 * 64
+    with pytest.raises(ImageError, match="limit"):
+        inspect_image_bytes(data, max_pixels=64 * 64 - 1)
+
+
+def test_reduced_decode_keeps_small_images_as_they_are():
+    for fmt, mode in (("PNG", "RGB"), ("PNG", "RGBA"), ("JPEG", "RGB")):
+        data = _encode(_rng_image(30, 50, c=len(mode)), fmt)
+        rgba, size = decode_image_reduced(data, 32)  # 50 < 2 x 32: no reduction
+        assert size == (50, 30)
+        assert np.array_equal(rgba, decode_image_bytes(data))
+
+
+def test_reduced_decode_is_a_box_average():
+    a = _rng_image(120, 200, seed=4)
+    rgba, size = decode_image_reduced(_encode(a), 40)  # factor 5
+    assert size == (200, 120) and rgba.shape == (24, 40, 4) and rgba.dtype == np.uint8
+    box = a.astype(np.float64).reshape(24, 5, 40, 5, 3).mean(axis=(1, 3))
+    assert np.abs(rgba[..., :3] - box).max() <= 1.0
+    assert (rgba[..., 3] == 255).all()
+
+
+def test_reduced_decode_never_goes_below_the_long_side():
+    for w, h, side in ((301, 97, 64), (97, 301, 64), (129, 129, 64), (1000, 3, 100)):
+        rgba, size = decode_image_reduced(_encode(_rng_image(h, w)), side)
+        assert size == (w, h)
+        assert side <= max(rgba.shape[:2]) < 2 * side
+        assert rgba.shape[0] == -(-h // (max(w, h) // side))  # ceil: the last partial box is kept
+
+
+def test_reduced_decode_does_not_bleed_transparent_colour():
+    a = np.zeros((64, 64, 4), np.uint8)
+    a[..., :3] = (0, 255, 0)  # invisible green
+    a[::2, :, :] = (255, 0, 0, 255)  # every other row opaque red
+    rgba, _ = decode_image_reduced(_encode(a), 16)
+    assert np.abs(rgba[..., 3].astype(int) - 128).max() <= 1
+    assert (rgba[..., 0] >= 250).all() and (rgba[..., 1] <= 5).all()
+
+
+def test_reduced_decode_of_sixteen_bit_png_is_scaled_alike_in_every_band(monkeypatch):
+    import lvss.io as lio
+
+    monkeypatch.setattr(lio, "BAND_BYTES", 4 * 256 * 8 * 4)  # bands of 8 rows: many bands
+    ramp = (np.arange(256, dtype=np.uint32)[None, :] * 257).repeat(64, 0).astype(np.uint16)
+    rgba, _ = decode_image_reduced(_encode(Image.fromarray(ramp)), 64)
+    want = np.round(ramp.reshape(16, 4, 64, 4).mean(axis=(1, 3)) * 255 / 65535)
+    assert np.abs(rgba[..., 0].astype(float) - want).max() <= 1.5
+    assert np.array_equal(rgba[0], rgba[-1])  # first and last band alike
+
+
+def test_reduced_decode_of_jpeg_is_close_to_the_full_decode():
+    yy, xx = np.mgrid[0:480, 0:640]
+    a = np.stack([xx * 255 // 640, yy * 255 // 480, (xx + yy) * 255 // 1120], -1).astype(np.uint8)
+    data = _encode(a, "JPEG", quality=95)
+    rgba, size = decode_image_reduced(data, 80)  # libjpeg decodes at 1/8 scale: 80x60
+    assert size == (640, 480) and rgba.shape == (60, 80, 4)
+    full = decode_image_bytes(data)[..., :3].astype(np.float64).reshape(60, 8, 80, 8, 3).mean(axis=(1, 3))
+    assert np.abs(rgba[..., :3] - full).mean() < 2.0
+
+
+def test_reduced_decode_applies_the_exif_orientation():
+    a = np.zeros((200, 400, 3), np.uint8)  # wide, left half red
+    a[:, :200] = (255, 0, 0)
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    rgba, size = decode_image_reduced(_encode(im, "JPEG", quality=95, exif=exif.tobytes()), 50)
+    assert size == (200, 400)  # upright: tall
+    h, w = rgba.shape[:2]
+    assert h > w and 50 <= h < 100
+    assert rgba[h // 8, w // 2, 0] > 200 and rgba[-h // 8, w // 2, 0] < 60  # the red half on top
+
+
+def test_reduced_decode_stops_when_cancelled():
+    data = _zero_png(4000, 4000)  # 16 Mpx of zeros in a few KB
+    done = threading.Event()
+    done.set()
+    with pytest.raises(LoadCancelled):
+        decode_image_reduced(data, 64, cancel=done)
+    cancel = threading.Event()
+    timer = threading.Timer(0.05, cancel.set)
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(LoadCancelled):
+            for _ in range(20):  # each full decode takes far longer than 0.05 s on any machine
+                decode_image_reduced(data, 64, cancel=cancel)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 5.0
+    rgba, size = decode_image_reduced(data, 64, cancel=threading.Event())
+    assert size == (4000, 4000) and rgba.shape == (65, 65, 4) and not rgba[..., :3].any()  # factor 62
+
+
+def test_reduced_decode_bad_input():
+    with pytest.raises(ValueError, match="long_side"):
+        decode_image_reduced(_encode(_rng_image()), 1)
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_image_reduced(png_declaring(3000, 3000), 64)
+    data = _encode(_rng_image(300, 300), "JPEG")
+    with pytest.raises(ImageError, match="truncated|corrupt"):
+        decode_image_reduced(data[: len(data) // 2], 64)
+    with pytest.raises(ImageError, match="limit"):
+        decode_image_reduced(_encode(_rng_image(30, 30)), 8, max_pixels=100)
 
 
 # ------------------------------------------------------------------------------------------------
