@@ -15,6 +15,8 @@ alone, before any message is read:
 * passes health checks straight through, uncounted, so they answer whatever the load;
 * refuses a call without the right token at once, with a handler that never waits for the
   message (UNAUTHENTICATED), so an unauthenticated client cannot hold a thread or a place;
+* refuses a Vectorize call at once while the job queue is full (RESOURCE_EXHAUSTED), before its
+  message is even received, so a refusal costs the same for a 1 KB and a 60 MB image;
 * gives every other call one of a fixed number of places (Vectorize: the running job, the queue and
   a few calls being checked; everything else: ``extra_threads``) and refuses the rest at once with
   RESOURCE_EXHAUSTED. The thread pool is larger than all places together, so threads remain for
@@ -44,7 +46,7 @@ import grpc
 
 from lvss.config import VectorizeConfig
 
-from .service import Limits, RunJob, Servicer
+from .service import Limits, RunJob, Servicer, busy_message
 
 log = logging.getLogger("lvss.server")
 
@@ -254,8 +256,11 @@ class _Watchdog:
 class CallGate(grpc.ServerInterceptor):
     """Token check and places for open calls, decided from a call's headers (see the module doc)."""
 
-    def __init__(self, token: str | None, vectorize_places: int, other_places: int, receive_seconds: float):
+    def __init__(self, token: str | None, vectorize_places: int, other_places: int, receive_seconds: float,
+                 queue_full=None, queue_full_message: str = "the server is busy; retry in a little while"):
         self._expected = f"Bearer {token}".encode("utf-8") if token is not None else None
+        self._queue_full = queue_full  # () -> bool, or None
+        self._refuse_full = _refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, queue_full_message)
         self.vectorize = _Places(vectorize_places)
         self.other = _Places(other_places)
         self.watchdog = _Watchdog(receive_seconds)
@@ -288,6 +293,8 @@ class CallGate(grpc.ServerInterceptor):
         if handler is None:
             return None
         vectorize = method == VECTORIZE_METHOD
+        if vectorize and self._queue_full is not None and self._queue_full():
+            return self._refuse_full  # the servicer checks again when it reserves a place
         release = (self.vectorize if vectorize else self.other).take()
         if release is None:
             return self._busy_vectorize if vectorize else self._busy_other
@@ -445,7 +452,8 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
     except ImportError as e:
         raise StartupError(f"cannot load the lvss pipeline ({e}); is lvss installed completely?") from None
     vectorize_places = lim.max_queue + 1 + CHECKING_PLACES
-    gate = CallGate(opts.token, vectorize_places, opts.extra_threads, lim.receive_seconds)
+    gate = CallGate(opts.token, vectorize_places, opts.extra_threads, lim.receive_seconds,
+                    queue_full=servicer.queue.full, queue_full_message=busy_message(lim.max_queue))
     pool = vectorize_places + opts.extra_threads + HEALTH_THREADS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=pool, thread_name_prefix="lvss-rpc"),

@@ -204,6 +204,12 @@ class JobQueue:
                 raise QueueFull()
             self._reserved += 1
 
+    def full(self) -> bool:
+        """True when :meth:`reserve` would raise QueueFull now (a hint: the answer may change at once)."""
+        with self._cond:
+            taken = len(self._waiting) + self._reserved
+            return taken >= self.max_waiting and (self._running is not None or taken > 0)
+
     def release(self) -> None:
         """Give back a place taken by :meth:`reserve`."""
         with self._cond:

@@ -193,6 +193,14 @@ def test_header_bomb_with_full_queue_is_refused_at_once_and_queued_bombs_stay_sm
         took.append(time.monotonic() - t)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in details and events == []
     assert min(took) < 0.2 and sorted(took)[2] < 0.2, took
+    # refused before the message is even read: a call that never sends one is answered too
+    with grpc.insecure_channel(s.address) as channel:
+        held = _HeldCalls(channel, 1)
+        try:
+            assert held.codes(timeout=5) == [grpc.StatusCode.RESOURCE_EXHAUSTED]
+            assert "busy" in held.calls[0].details()
+        finally:
+            held.release()
     growth = H.rss_mib(s.proc.pid) - rss0
     assert growth < 40, f"server RSS grew {growth:.0f} MiB with two bombs queued"
     for c in queued:
