@@ -204,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     remote_cli.add_parser(sub)
     batch_cli.add_parser(sub)
     inkscape.add_parser(sub)
+    from . import blender
+    blender.add_parser(sub)
     try:  # the server installs as lvss_server (the server/ folder); it needs grpc only when it runs
         from lvss_server.cli import add_parser as add_serve
     except ImportError:

@@ -1,0 +1,68 @@
+"""The extension's preferences (Edit > Preferences > Add-ons > lvss): how to reach the server."""
+import bpy
+from bpy.props import EnumProperty, FloatProperty, StringProperty
+
+from . import remote
+
+PACKAGE = __package__
+
+
+class LvssPreferences(bpy.types.AddonPreferences):
+    bl_idname = PACKAGE
+
+    server: StringProperty(
+        name="Server", default=remote.DEFAULT_SERVER,
+        description="Address of the lvss server as HOST:PORT (start one with: lvss serve)")
+    token_file: StringProperty(
+        name="Token File", subtype="FILE_PATH", default="",
+        description="File holding the token the server requires (lvss serve --token-file); empty: none")
+    tls_ca: StringProperty(
+        name="TLS Certificate", subtype="FILE_PATH", default="",
+        description="CA certificate (PEM) of a server that uses TLS; empty: plain connection")
+    timeout: FloatProperty(
+        name="Timeout", default=600.0, min=1.0, max=86400.0, subtype="TIME_ABSOLUTE", unit="TIME_ABSOLUTE",
+        description="Give up (and stop the job on the server) after this many seconds")
+    connection: EnumProperty(
+        name="Connection", default="AUTO",
+        items=(("AUTO", "Auto", "gRPC inside Blender when it can import grpc, else lvss remote"),
+               ("GRPC", "gRPC in Blender", "Use the bundled grpcio wheels (or an lvss installed in Blender)"),
+               ("COMMAND", "lvss remote", "Run `lvss remote` with the Python set below")),
+        description="How Blender talks to the server")
+    python: StringProperty(
+        name="Python with lvss", subtype="FILE_PATH", default="",
+        description="Python executable of an environment where lvss is installed (for lvss remote); "
+                    "empty: $LVSS_PYTHON")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column()
+        col.prop(self, "server")
+        col.prop(self, "token_file")
+        col.prop(self, "tls_ca")
+        col.prop(self, "timeout")
+        col.separator()
+        col.prop(self, "connection")
+        sub = col.column()
+        sub.active = self.connection != "GRPC"
+        sub.prop(self, "python")
+        grpc_ok = remote.load_client() is not None
+        box = layout.box()
+        box.label(text=("gRPC client available in Blender" if grpc_ok else
+                        "Blender cannot import grpc: lvss remote with 'Python with lvss' is used"),
+                  icon="CHECKMARK" if grpc_ok else "INFO")
+        host, port = remote._host_port(self.server)
+        box.label(text=f"Start a server with:  lvss serve --host {host} --port {port}")
+
+
+def get(context) -> LvssPreferences:
+    return context.preferences.addons[PACKAGE].preferences
+
+
+def settings(context, **options) -> remote.Settings:
+    """A request's settings: the connection from the preferences, ``options`` from the operator."""
+    p = get(context)
+    return remote.Settings(server=p.server.strip(), token_file=bpy.path.abspath(p.token_file) if p.token_file else "",
+                           tls_ca=bpy.path.abspath(p.tls_ca) if p.tls_ca else "", timeout=float(p.timeout),
+                           connection=p.connection, python=bpy.path.abspath(p.python) if p.python else "",
+                           **options)

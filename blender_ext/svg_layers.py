@@ -1,0 +1,844 @@
+"""Reading a layered SVG into layers of filled cubic Bézier shapes (standard library only).
+
+This module runs in Blender's own Python, which has neither lxml nor lvss, so it uses
+``xml.etree.ElementTree`` and nothing else. It does not import ``bpy``: the Blender side
+(``scene_build``) turns a :class:`Drawing` into collections and curve objects.
+
+What is read:
+
+* layers: ``<g inkscape:groupmode="layer">`` (label from ``inkscape:label``, else the id); nested
+  layers become sublayers; drawable elements outside every layer go into layers named "Unlayered";
+* shapes: ``path``, ``rect`` (rounded too), ``circle``, ``ellipse``, ``polygon``, ``polyline`` and
+  ``use`` references to them, with all transforms (``matrix``, ``translate``, ``scale``,
+  ``rotate``, ``skewX``, ``skewY``) and the ``viewBox`` (with ``preserveAspectRatio``) applied;
+* fills: ``fill`` / ``fill-opacity`` / ``opacity`` from attributes and ``style``, inherited as in
+  SVG; colours as ``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``, ``rgb()``, ``rgba()``, ``hsl()``,
+  ``hsla()``, CSS names and ``currentColor``; a gradient fill becomes the mean of its stop colours.
+
+Every segment becomes a cubic Bézier segment: cubic segments are kept exactly, lines and quadratic
+segments are raised to cubics exactly, arcs become cubics of at most 90°. Coordinates are SVG
+pixels of the document (the ``width``/``height`` in CSS pixels onto which the viewBox is mapped),
+x to the right and y downwards.
+
+Not drawn (and counted in :attr:`Drawing.skipped` so the importer can say so): strokes, text,
+embedded images, paths without a fill, hidden elements. Clip paths, masks and filters are ignored.
+"""
+from __future__ import annotations
+
+import colorsys
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Optional
+
+SVG_NS = "http://www.w3.org/2000/svg"
+INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+MAX_BYTES = 256 << 20  # larger SVG files are refused before parsing
+MAX_USE_DEPTH = 16
+
+Point = tuple  # (x, y) floats, SVG pixels
+Matrix = tuple  # (a, b, c, d, e, f): x' = a x + c y + e, y' = b x + d y + f
+
+
+class SvgImportError(ValueError):
+    """The SVG cannot be imported; the message says why and what to do."""
+
+
+@dataclass
+class Spline:
+    """One closed subpath: anchors with their incoming (left) and outgoing (right) handles."""
+
+    anchors: list  # [(x, y), ...]
+    handles_left: list  # [(x, y), ...] same length
+    handles_right: list  # [(x, y), ...] same length
+
+    def segments(self) -> list:
+        """The cubic segments (p0, c1, c2, p1), the last one closing the loop."""
+        n = len(self.anchors)
+        return [(self.anchors[i], self.handles_right[i], self.handles_left[(i + 1) % n],
+                 self.anchors[(i + 1) % n]) for i in range(n)]
+
+
+@dataclass
+class Shape:
+    """A filled shape: its id, its fill (straight sRGB in [0, 1]), opacity and closed splines."""
+
+    id: str
+    rgb: tuple
+    opacity: float
+    splines: list
+
+    @property
+    def hex(self) -> str:
+        """The fill as ``#rrggbb``."""
+        return "#" + "".join(f"{int(round(min(max(c, 0.0), 1.0) * 255)):02x}" for c in self.rgb)
+
+
+@dataclass
+class Layer:
+    """One layer, back to front in :attr:`Drawing.layers`; ``parent`` is the index of its parent
+    layer (sublayers) or None."""
+
+    id: str
+    label: str
+    shapes: list = field(default_factory=list)
+    parent: Optional[int] = None
+    hidden: bool = False
+
+
+@dataclass
+class Drawing:
+    """A whole document: its size in SVG pixels and its layers back to front."""
+
+    width: float
+    height: float
+    layers: list
+    skipped: dict = field(default_factory=dict)  # reason -> count
+    title: str = ""
+
+    @property
+    def shape_count(self) -> int:
+        return sum(len(layer.shapes) for layer in self.layers)
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers, lengths, transforms
+# ---------------------------------------------------------------------------------------------
+_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_UNITS = {"": 1.0, "px": 1.0, "pt": 4.0 / 3.0, "pc": 16.0, "mm": 96.0 / 25.4, "cm": 96.0 / 2.54,
+          "in": 96.0, "q": 96.0 / 101.6, "em": 16.0, "ex": 8.0}
+IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def _length(value: Optional[str], default: Optional[float] = None, *, what: str = "length") -> Optional[float]:
+    """A length in CSS pixels; None (or default) when absent or a percentage."""
+    if value is None:
+        return default
+    text = value.strip()
+    m = _NUM.match(text)
+    if not m:
+        if not text:
+            return default
+        raise SvgImportError(f"cannot read the {what} {value!r}; give a number with an optional unit "
+                             "(px, pt, mm, cm, in)")
+    unit = text[m.end():].strip().lower()
+    if unit == "%":
+        return default
+    if unit not in _UNITS:
+        raise SvgImportError(f"the {what} {value!r} has an unknown unit {unit!r}; use px, pt, pc, mm, cm or in")
+    return float(m.group(0)) * _UNITS[unit]
+
+
+def mat_mul(m: Matrix, n: Matrix) -> Matrix:
+    """m ∘ n (n applied first)."""
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = n
+    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2,
+            a * e2 + c * f2 + e, b * e2 + d * f2 + f)
+
+
+def apply(m: Matrix, p: Point) -> Point:
+    a, b, c, d, e, f = m
+    return (a * p[0] + c * p[1] + e, b * p[0] + d * p[1] + f)
+
+
+_TRANSFORM = re.compile(r"\s*([A-Za-z]+)\s*\(([^)]*)\)\s*,?")
+
+
+def parse_transform(text: Optional[str]) -> Matrix:
+    """An SVG ``transform`` attribute as a matrix (identity when empty)."""
+    m = IDENTITY
+    if not text or not text.strip():
+        return m
+    pos, s = 0, text.strip()
+    while pos < len(s):
+        hit = _TRANSFORM.match(s, pos)
+        if not hit:
+            raise SvgImportError(f"cannot read the transform {text!r} near {s[pos:pos + 20]!r}")
+        name, args = hit.group(1), [float(v) for v in _NUM.findall(hit.group(2))]
+        pos = hit.end()
+        need = {"matrix": (6,), "translate": (1, 2), "scale": (1, 2), "rotate": (1, 3),
+                "skewX": (1,), "skewY": (1,)}.get(name)
+        if need is None:
+            raise SvgImportError(f"unknown transform {name!r} in {text!r}")
+        if len(args) not in need:
+            raise SvgImportError(f"{name}() takes {' or '.join(map(str, need))} numbers, "
+                                 f"got {len(args)} in {text!r}")
+        if name == "matrix":
+            t = tuple(args)
+        elif name == "translate":
+            t = (1.0, 0.0, 0.0, 1.0, args[0], args[1] if len(args) > 1 else 0.0)
+        elif name == "scale":
+            t = (args[0], 0.0, 0.0, args[1] if len(args) > 1 else args[0], 0.0, 0.0)
+        elif name == "rotate":
+            r = math.radians(args[0])
+            co, si = math.cos(r), math.sin(r)
+            t = (co, si, -si, co, 0.0, 0.0)
+            if len(args) == 3:
+                cx, cy = args[1], args[2]
+                t = mat_mul((1.0, 0.0, 0.0, 1.0, cx, cy), mat_mul(t, (1.0, 0.0, 0.0, 1.0, -cx, -cy)))
+        elif name == "skewX":
+            t = (1.0, 0.0, math.tan(math.radians(args[0])), 1.0, 0.0, 0.0)
+        else:
+            t = (1.0, math.tan(math.radians(args[0])), 0.0, 1.0, 0.0, 0.0)
+        m = mat_mul(m, t)
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# colours
+# ---------------------------------------------------------------------------------------------
+_NAMED = dict(
+    aliceblue="f0f8ff", antiquewhite="faebd7", aqua="00ffff", aquamarine="7fffd4", azure="f0ffff",
+    beige="f5f5dc", bisque="ffe4c4", black="000000", blanchedalmond="ffebcd", blue="0000ff",
+    blueviolet="8a2be2", brown="a52a2a", burlywood="deb887", cadetblue="5f9ea0", chartreuse="7fff00",
+    chocolate="d2691e", coral="ff7f50", cornflowerblue="6495ed", cornsilk="fff8dc", crimson="dc143c",
+    cyan="00ffff", darkblue="00008b", darkcyan="008b8b", darkgoldenrod="b8860b", darkgray="a9a9a9",
+    darkgreen="006400", darkgrey="a9a9a9", darkkhaki="bdb76b", darkmagenta="8b008b",
+    darkolivegreen="556b2f", darkorange="ff8c00", darkorchid="9932cc", darkred="8b0000",
+    darksalmon="e9967a", darkseagreen="8fbc8f", darkslateblue="483d8b", darkslategray="2f4f4f",
+    darkslategrey="2f4f4f", darkturquoise="00ced1", darkviolet="9400d3", deeppink="ff1493",
+    deepskyblue="00bfff", dimgray="696969", dimgrey="696969", dodgerblue="1e90ff", firebrick="b22222",
+    floralwhite="fffaf0", forestgreen="228b22", fuchsia="ff00ff", gainsboro="dcdcdc",
+    ghostwhite="f8f8ff", gold="ffd700", goldenrod="daa520", gray="808080", grey="808080",
+    green="008000", greenyellow="adff2f", honeydew="f0fff0", hotpink="ff69b4", indianred="cd5c5c",
+    indigo="4b0082", ivory="fffff0", khaki="f0e68c", lavender="e6e6fa", lavenderblush="fff0f5",
+    lawngreen="7cfc00", lemonchiffon="fffacd", lightblue="add8e6", lightcoral="f08080",
+    lightcyan="e0ffff", lightgoldenrodyellow="fafad2", lightgray="d3d3d3", lightgreen="90ee90",
+    lightgrey="d3d3d3", lightpink="ffb6c1", lightsalmon="ffa07a", lightseagreen="20b2aa",
+    lightskyblue="87cefa", lightslategray="778899", lightslategrey="778899", lightsteelblue="b0c4de",
+    lightyellow="ffffe0", lime="00ff00", limegreen="32cd32", linen="faf0e6", magenta="ff00ff",
+    maroon="800000", mediumaquamarine="66cdaa", mediumblue="0000cd", mediumorchid="ba55d3",
+    mediumpurple="9370db", mediumseagreen="3cb371", mediumslateblue="7b68ee",
+    mediumspringgreen="00fa9a", mediumturquoise="48d1cc", mediumvioletred="c71585",
+    midnightblue="191970", mintcream="f5fffa", mistyrose="ffe4e1", moccasin="ffe4b5",
+    navajowhite="ffdead", navy="000080", oldlace="fdf5e6", olive="808000", olivedrab="6b8e23",
+    orange="ffa500", orangered="ff4500", orchid="da70d6", palegoldenrod="eee8aa", palegreen="98fb98",
+    paleturquoise="afeeee", palevioletred="db7093", papayawhip="ffefd5", peachpuff="ffdab9",
+    peru="cd853f", pink="ffc0cb", plum="dda0dd", powderblue="b0e0e6", purple="800080",
+    rebeccapurple="663399", red="ff0000", rosybrown="bc8f8f", royalblue="4169e1",
+    saddlebrown="8b4513", salmon="fa8072", sandybrown="f4a460", seagreen="2e8b57", seashell="fff5ee",
+    sienna="a0522d", silver="c0c0c0", skyblue="87ceeb", slateblue="6a5acd", slategray="708090",
+    slategrey="708090", snow="fffafa", springgreen="00ff7f", steelblue="4682b4", tan="d2b48c",
+    teal="008080", thistle="d8bfd8", tomato="ff6347", turquoise="40e0d0", violet="ee82ee",
+    wheat="f5deb3", white="ffffff", whitesmoke="f5f5f5", yellow="ffff00", yellowgreen="9acd32",
+)
+
+
+def _channel(text: str, scale: float) -> float:
+    text = text.strip()
+    if text.endswith("%"):
+        return min(max(float(text[:-1]) / 100.0, 0.0), 1.0)
+    return min(max(float(text) / scale, 0.0), 1.0)
+
+
+def parse_color(text: str, current: Optional[str] = None) -> Optional[tuple]:
+    """A CSS colour as straight (r, g, b, a) in [0, 1]; None for ``none``/``transparent``."""
+    s = text.strip()
+    low = s.lower()
+    if low in ("none", "transparent"):
+        return None
+    if low == "currentcolor":
+        if current is None or current.strip().lower() == "currentcolor":
+            return (0.0, 0.0, 0.0, 1.0)
+        return parse_color(current)
+    try:
+        if low.startswith("#"):
+            h = low[1:]
+            if len(h) in (3, 4) and all(c in "0123456789abcdef" for c in h):
+                h = "".join(c * 2 for c in h)
+            if len(h) in (6, 8) and all(c in "0123456789abcdef" for c in h):
+                vals = [int(h[i:i + 2], 16) / 255.0 for i in range(0, len(h), 2)]
+                return (vals[0], vals[1], vals[2], vals[3] if len(vals) == 4 else 1.0)
+        m = re.fullmatch(r"(rgba?|hsla?)\(\s*([^)]*)\)", low)
+        if m:
+            parts = [p for p in re.split(r"[\s,/]+", m.group(2).strip()) if p]
+            if len(parts) in (3, 4):
+                alpha = _channel(parts[3], 1.0) if len(parts) == 4 else 1.0
+                if m.group(1).startswith("rgb"):
+                    return (_channel(parts[0], 255.0), _channel(parts[1], 255.0), _channel(parts[2], 255.0), alpha)
+                hue = float(parts[0].rstrip("deg")) / 360.0 % 1.0
+                r, g, b = colorsys.hls_to_rgb(hue, _channel(parts[2], 100.0), _channel(parts[1], 100.0))
+                return (r, g, b, alpha)
+        if low in _NAMED:
+            h = _NAMED[low]
+            return (int(h[0:2], 16) / 255.0, int(h[2:4], 16) / 255.0, int(h[4:6], 16) / 255.0, 1.0)
+    except ValueError:
+        pass
+    raise SvgImportError(f"cannot read the colour {text!r}; use #rrggbb, rgb(), hsl() or a CSS colour name")
+
+
+def _opacity(text: Optional[str], what: str) -> float:
+    if text is None:
+        return 1.0
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise SvgImportError(f"cannot read {what} {text!r}; give a number between 0 and 1") from None
+    if v != v:
+        raise SvgImportError(f"cannot read {what} {text!r}; give a number between 0 and 1")
+    return min(max(v, 0.0), 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# path data
+# ---------------------------------------------------------------------------------------------
+_COMMANDS = "MmLlHhVvCcSsQqTtAaZz"
+_ARITY = {"m": 2, "l": 2, "h": 1, "v": 1, "c": 6, "s": 4, "q": 4, "t": 2, "a": 7, "z": 0}
+
+
+def _path_tokens(d: str) -> list:
+    """Commands (str) and numbers (float); arc flags may be written without separators."""
+    out: list = []
+    i, n = 0, len(d)
+    arc_index = -1  # position within the current arc's 7 arguments, -1 outside arcs
+    while i < n:
+        ch = d[i]
+        if ch in " \t\r\n\f,":
+            i += 1
+            continue
+        if ch in _COMMANDS:
+            out.append(ch)
+            arc_index = 0 if ch in "Aa" else -1
+            i += 1
+            continue
+        if arc_index >= 0 and arc_index % 7 in (3, 4):
+            if ch not in "01":
+                raise SvgImportError(f"path data: an arc flag must be 0 or 1, found {ch!r} at character {i}")
+            out.append(float(ch))
+            arc_index += 1
+            i += 1
+            continue
+        m = _NUM.match(d, i)
+        if not m:
+            raise SvgImportError(f"path data: unexpected character {ch!r} at character {i}")
+        out.append(float(m.group(0)))
+        if arc_index >= 0:
+            arc_index += 1
+        i = m.end()
+    return out
+
+
+def _arc(p0: Point, rx: float, ry: float, angle: float, large: bool, sweep: bool, p1: Point) -> list:
+    """An elliptical arc (endpoint form) as cubic segments (c1, c2, end) of at most 90° each."""
+    if p0 == p1:
+        return []
+    rx, ry = abs(rx), abs(ry)
+    if rx == 0 or ry == 0:
+        return [_line(p0, p1)]
+    phi = math.radians(angle % 360.0)
+    cos_p, sin_p = math.cos(phi), math.sin(phi)
+    hx, hy = (p0[0] - p1[0]) / 2.0, (p0[1] - p1[1]) / 2.0
+    x1, y1 = cos_p * hx + sin_p * hy, -sin_p * hx + cos_p * hy
+    grow = (x1 / rx) ** 2 + (y1 / ry) ** 2
+    if grow > 1.0:  # radii too small for the endpoints: scale them up (as SVG specifies)
+        rx, ry = rx * math.sqrt(grow), ry * math.sqrt(grow)
+    num = (rx * ry) ** 2 - (rx * y1) ** 2 - (ry * x1) ** 2
+    den = (rx * y1) ** 2 + (ry * x1) ** 2
+    k = math.sqrt(max(num, 0.0) / den) if den > 0 else 0.0
+    if large == sweep:
+        k = -k
+    cxp, cyp = k * rx * y1 / ry, -k * ry * x1 / rx
+    cx = cos_p * cxp - sin_p * cyp + (p0[0] + p1[0]) / 2.0
+    cy = sin_p * cxp + cos_p * cyp + (p0[1] + p1[1]) / 2.0
+    start = math.atan2((y1 - cyp) / ry, (x1 - cxp) / rx)
+    end = math.atan2((-y1 - cyp) / ry, (-x1 - cxp) / rx)
+    delta = end - start
+    if sweep and delta < 0:
+        delta += 2 * math.pi
+    elif not sweep and delta > 0:
+        delta -= 2 * math.pi
+    count = max(1, int(math.ceil(abs(delta) / (math.pi / 2) - 1e-9)))
+    step = delta / count
+    alpha = 4.0 / 3.0 * math.tan(step / 4.0)
+
+    def point(t):
+        x, y = rx * math.cos(t), ry * math.sin(t)
+        return (cos_p * x - sin_p * y + cx, sin_p * x + cos_p * y + cy)
+
+    def tangent(t):
+        x, y = -rx * math.sin(t), ry * math.cos(t)
+        return (cos_p * x - sin_p * y, sin_p * x + cos_p * y)
+
+    segs = []
+    for i in range(count):
+        t0, t1 = start + i * step, start + (i + 1) * step
+        a, b = point(t0), point(t1)
+        da, db = tangent(t0), tangent(t1)
+        end_pt = p1 if i == count - 1 else b
+        segs.append(((a[0] + alpha * da[0], a[1] + alpha * da[1]),
+                     (b[0] - alpha * db[0], b[1] - alpha * db[1]), end_pt))
+    return segs
+
+
+def _line(p0: Point, p1: Point) -> tuple:
+    """A straight segment as an exact cubic (handles at a third and two thirds)."""
+    return ((p0[0] + (p1[0] - p0[0]) / 3.0, p0[1] + (p1[1] - p0[1]) / 3.0),
+            (p0[0] + 2.0 * (p1[0] - p0[0]) / 3.0, p0[1] + 2.0 * (p1[1] - p0[1]) / 3.0), p1)
+
+
+def _quad(p0: Point, q: Point, p1: Point) -> tuple:
+    """A quadratic segment as the exact cubic."""
+    return ((p0[0] + 2.0 / 3.0 * (q[0] - p0[0]), p0[1] + 2.0 / 3.0 * (q[1] - p0[1])),
+            (p1[0] + 2.0 / 3.0 * (q[0] - p1[0]), p1[1] + 2.0 / 3.0 * (q[1] - p1[1])), p1)
+
+
+def parse_path_data(d: str) -> list:
+    """SVG path data as subpaths, each ``(start, [(c1, c2, end), ...])`` of cubic segments.
+
+    Every subpath is returned (open or closed); filling closes it with a straight segment.
+    """
+    toks = _path_tokens(d or "")
+    subpaths: list = []
+    start = cur = (0.0, 0.0)
+    segs: Optional[list] = None
+    last_cubic_ctrl: Optional[Point] = None
+    last_quad_ctrl: Optional[Point] = None
+    cmd = None
+    i = 0
+    if toks and not isinstance(toks[0], str):
+        raise SvgImportError("path data must start with a command (M), found a number")
+    if toks and toks[0] not in "Mm":
+        raise SvgImportError(f"path data must start with M or m, found {toks[0]!r}")
+
+    def finish():
+        nonlocal segs
+        if segs:
+            subpaths.append((start, segs))
+        segs = None
+
+    while i < len(toks):
+        tok = toks[i]
+        if isinstance(tok, str):
+            cmd = tok
+            i += 1
+            if cmd in "Zz":
+                finish()
+                cur = start
+                last_cubic_ctrl = last_quad_ctrl = None
+                continue
+        elif cmd is None or cmd in "Zz":
+            raise SvgImportError(f"path data has a number without a command after {cmd or 'the start'}")
+        low = cmd.lower()
+        k = _ARITY[low]
+        args = toks[i:i + k]
+        if len(args) < k or any(isinstance(a, str) for a in args):
+            raise SvgImportError(f"path data: command {cmd!r} needs {k} numbers")
+        i += k
+        rel = cmd.islower()
+        ox, oy = cur if rel else (0.0, 0.0)
+        new_cubic = new_quad = None
+        if low == "m":
+            finish()
+            cur = start = (ox + args[0], oy + args[1])
+            segs = []
+            cmd = "l" if rel else "L"  # further pairs are line-to
+        else:
+            if segs is None:  # drawing after Z continues from the subpath's start
+                segs = []
+                start = cur
+            if low == "l":
+                end = (ox + args[0], oy + args[1])
+                segs.append(_line(cur, end))
+            elif low == "h":
+                end = (ox + args[0] if rel else args[0], cur[1])
+                segs.append(_line(cur, end))
+            elif low == "v":
+                end = (cur[0], oy + args[0] if rel else args[0])
+                segs.append(_line(cur, end))
+            elif low == "c":
+                c1, c2 = (ox + args[0], oy + args[1]), (ox + args[2], oy + args[3])
+                end = (ox + args[4], oy + args[5])
+                segs.append((c1, c2, end))
+                new_cubic = c2
+            elif low == "s":
+                c1 = (2 * cur[0] - last_cubic_ctrl[0], 2 * cur[1] - last_cubic_ctrl[1]) if last_cubic_ctrl else cur
+                c2, end = (ox + args[0], oy + args[1]), (ox + args[2], oy + args[3])
+                segs.append((c1, c2, end))
+                new_cubic = c2
+            elif low == "q":
+                q, end = (ox + args[0], oy + args[1]), (ox + args[2], oy + args[3])
+                segs.append(_quad(cur, q, end))
+                new_quad = q
+            elif low == "t":
+                q = (2 * cur[0] - last_quad_ctrl[0], 2 * cur[1] - last_quad_ctrl[1]) if last_quad_ctrl else cur
+                end = (ox + args[0], oy + args[1])
+                segs.append(_quad(cur, q, end))
+                new_quad = q
+            else:  # arc
+                end = (ox + args[5], oy + args[6])
+                segs.extend(_arc(cur, args[0], args[1], args[2], bool(args[3]), bool(args[4]), end))
+            cur = end
+        last_cubic_ctrl, last_quad_ctrl = new_cubic, new_quad
+    finish()
+    return subpaths
+
+
+def _close(start: Point, segs: list, m: Matrix, eps: float) -> Optional[Spline]:
+    """A closed spline from one subpath (transformed by ``m``), or None when it encloses nothing."""
+    pts = [apply(m, start)]
+    for c1, c2, end in segs:
+        pts += [apply(m, c1), apply(m, c2), apply(m, end)]
+    first, last = pts[0], pts[-1]
+    if math.hypot(last[0] - first[0], last[1] - first[1]) > eps:
+        c1, c2, end = _line(last, first)
+        pts += [c1, c2, end]
+    pts[-1] = first
+    n = (len(pts) - 1) // 3
+    anchors = [pts[3 * i] for i in range(n)]
+    right = [pts[3 * i + 1] for i in range(n)]
+    left = [pts[3 * i - 1] if i > 0 else pts[-2] for i in range(n)]
+    if n < 2:
+        # one segment from a point back to itself: it encloses area only through its handles
+        if n == 1 and (math.hypot(right[0][0] - first[0], right[0][1] - first[1]) > eps or
+                       math.hypot(left[0][0] - first[0], left[0][1] - first[1]) > eps):
+            return Spline(anchors, left, right)
+        return None
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    if max(xs) - min(xs) <= eps or max(ys) - min(ys) <= eps:
+        return None
+    return Spline(anchors, left, right)
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+# ---------------------------------------------------------------------------------------------
+def _num(e: ET.Element, name: str, default: float = 0.0) -> float:
+    v = _length(e.get(name), None, what=f"{_local(e.tag)} {name}")
+    return default if v is None else v
+
+
+def _ellipse_path(cx: float, cy: float, rx: float, ry: float) -> list:
+    k = 4.0 / 3.0 * (math.sqrt(2.0) - 1.0)
+    start = (cx + rx, cy)
+    segs = [((cx + rx, cy + k * ry), (cx + k * rx, cy + ry), (cx, cy + ry)),
+            ((cx - k * rx, cy + ry), (cx - rx, cy + k * ry), (cx - rx, cy)),
+            ((cx - rx, cy - k * ry), (cx - k * rx, cy - ry), (cx, cy - ry)),
+            ((cx + k * rx, cy - ry), (cx + rx, cy - k * ry), (cx + rx, cy))]
+    return [(start, segs)]
+
+
+def shape_subpaths(e: ET.Element, tag: str) -> list:
+    """The subpaths (start, segments) of a drawable element, in its own user units."""
+    if tag == "path":
+        return parse_path_data(e.get("d", ""))
+    if tag == "rect":
+        x, y, w, h = _num(e, "x"), _num(e, "y"), _num(e, "width"), _num(e, "height")
+        if w <= 0 or h <= 0:
+            return []
+        rx_s, ry_s = e.get("rx"), e.get("ry")
+        rx = _length(rx_s, None) if rx_s not in (None, "auto") else None
+        ry = _length(ry_s, None) if ry_s not in (None, "auto") else None
+        rx = ry if rx is None else rx
+        ry = rx if ry is None else ry
+        rx, ry = min(max(rx or 0.0, 0.0), w / 2), min(max(ry or 0.0, 0.0), h / 2)
+        if rx <= 0 or ry <= 0:
+            return [((x, y), [_line((x, y), (x + w, y)), _line((x + w, y), (x + w, y + h)),
+                              _line((x + w, y + h), (x, y + h))])]
+        k = 4.0 / 3.0 * (math.sqrt(2.0) - 1.0)
+        segs = [
+            _line((x + rx, y), (x + w - rx, y)),
+            ((x + w - rx + k * rx, y), (x + w, y + ry - k * ry), (x + w, y + ry)),
+            _line((x + w, y + ry), (x + w, y + h - ry)),
+            ((x + w, y + h - ry + k * ry), (x + w - rx + k * rx, y + h), (x + w - rx, y + h)),
+            _line((x + w - rx, y + h), (x + rx, y + h)),
+            ((x + rx - k * rx, y + h), (x, y + h - ry + k * ry), (x, y + h - ry)),
+            _line((x, y + h - ry), (x, y + ry)),
+            ((x, y + ry - k * ry), (x + rx - k * rx, y), (x + rx, y)),
+        ]
+        return [((x + rx, y), segs)]
+    if tag == "circle":
+        r = _num(e, "r")
+        return _ellipse_path(_num(e, "cx"), _num(e, "cy"), r, r) if r > 0 else []
+    if tag == "ellipse":
+        rx, ry = _num(e, "rx"), _num(e, "ry")
+        return _ellipse_path(_num(e, "cx"), _num(e, "cy"), rx, ry) if rx > 0 and ry > 0 else []
+    if tag in ("polygon", "polyline"):
+        vals = [float(v) for v in _NUM.findall(e.get("points", ""))]
+        pts = list(zip(vals[0::2], vals[1::2]))
+        if len(pts) < 2:
+            return []
+        return [(pts[0], [_line(a, b) for a, b in zip(pts, pts[1:])])]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# the document
+# ---------------------------------------------------------------------------------------------
+_INHERITED = ("fill", "fill-opacity", "fill-rule", "visibility", "color")
+_OWN = ("opacity", "display")
+_SHAPES = ("path", "rect", "circle", "ellipse", "polygon", "polyline")
+_CONTAINERS = ("g", "a", "switch")
+_NEVER_DRAWN = ("defs", "clipPath", "mask", "pattern", "marker", "symbol", "linearGradient",
+                "radialGradient", "style", "script", "metadata", "title", "desc", "filter", "namedview")
+_SKIPPED = {"text": "text (convert it to paths first: Path > Object to Path in Inkscape)",
+            "image": "embedded or linked bitmaps", "foreignObject": "foreign objects",
+            "line": "lines (strokes only; lines have no fill)"}
+
+
+def _local(tag) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[1] if "}" in tag else tag
+
+
+def _style(e: ET.Element) -> dict:
+    """Presentation attributes with the ``style`` attribute over them (``inherit`` left out)."""
+    out = {}
+    for k in _INHERITED + _OWN:
+        v = e.get(k)
+        if v is not None:
+            out[k] = v
+    text = e.get("style")
+    if text:
+        for item in text.split(";"):
+            if ":" in item:
+                k, v = item.split(":", 1)
+                out[k.strip().lower()] = re.sub(r"\s*!important\s*$", "", v.strip())
+    return {k: v for k, v in out.items() if v.strip().lower() != "inherit"}
+
+
+def _viewbox_matrix(root: ET.Element) -> tuple:
+    """(document width, height in px, matrix from user units to document pixels)."""
+    vb_text = root.get("viewBox")
+    width = _length(root.get("width"), None, what="svg width")
+    height = _length(root.get("height"), None, what="svg height")
+    if vb_text is not None and vb_text.strip():
+        vb = [float(v) for v in _NUM.findall(vb_text)]
+        if len(vb) != 4 or vb[2] <= 0 or vb[3] <= 0:
+            raise SvgImportError(f"the viewBox {vb_text!r} must be four numbers (min-x min-y width height) "
+                                 "with a positive width and height")
+        if width is None and height is None:
+            width, height = vb[2], vb[3]
+        elif width is None:
+            width = height * vb[2] / vb[3]
+        elif height is None:
+            height = width * vb[3] / vb[2]
+        if width <= 0 or height <= 0:
+            raise SvgImportError(f"the SVG's width and height must be positive, got {width:g} x {height:g}")
+        sx, sy = width / vb[2], height / vb[3]
+        par = (root.get("preserveAspectRatio") or "xMidYMid meet").split()
+        align = par[0] if par else "xMidYMid"
+        if align != "none":
+            s = max(sx, sy) if (len(par) > 1 and par[1] == "slice") else min(sx, sy)
+            tx = width - vb[2] * s
+            ty = height - vb[3] * s
+            fx = 0.0 if "xMin" in align else (1.0 if "xMax" in align else 0.5)
+            fy = 0.0 if "YMin" in align else (1.0 if "YMax" in align else 0.5)
+            return width, height, (s, 0.0, 0.0, s, fx * tx - vb[0] * s, fy * ty - vb[1] * s)
+        return width, height, (sx, 0.0, 0.0, sy, -vb[0] * sx, -vb[1] * sy)
+    if width is None or height is None:
+        raise SvgImportError("the SVG has neither a viewBox nor a width and height in absolute units, "
+                             "so its size is unknown; add a viewBox (Inkscape: Document Properties)")
+    if width <= 0 or height <= 0:
+        raise SvgImportError(f"the SVG's width and height must be positive, got {width:g} x {height:g}")
+    return width, height, IDENTITY
+
+
+def _gradient_colors(root: ET.Element) -> dict:
+    """id -> (r, g, b, a): the mean of each gradient's stop colours (following href chains)."""
+    by_id = {e.get("id"): e for e in root.iter() if e.get("id")}
+    out: dict = {}
+
+    def stops(e, depth=0):
+        found = [s for s in e if _local(s.tag) == "stop"]
+        if found or depth > MAX_USE_DEPTH:
+            return found
+        ref = e.get(f"{{{XLINK_NS}}}href") or e.get("href") or ""
+        target = by_id.get(ref[1:]) if ref.startswith("#") else None
+        return stops(target, depth + 1) if target is not None else []
+
+    for e in root.iter():
+        if _local(e.tag) not in ("linearGradient", "radialGradient") or not e.get("id"):
+            continue
+        cols = []
+        for s in stops(e):
+            st = _style(s)
+            m = re.search(r"stop-color\s*:\s*([^;]+)", s.get("style") or "")
+            text = m.group(1) if m else (s.get("stop-color") or "black")
+            try:
+                c = parse_color(text, st.get("color"))
+            except SvgImportError:
+                continue
+            if c is None:
+                continue
+            m2 = re.search(r"stop-opacity\s*:\s*([^;]+)", s.get("style") or "")
+            a = _opacity(m2.group(1) if m2 else s.get("stop-opacity"), "stop-opacity")
+            cols.append((c[0], c[1], c[2], c[3] * a))
+        if cols:
+            out[e.get("id")] = tuple(sum(c[i] for c in cols) / len(cols) for i in range(4))
+    return out
+
+
+class _Reader:
+    def __init__(self, root: ET.Element, eps: float):
+        self.root = root
+        self.eps = eps
+        self.layers: list = []
+        self.skipped: dict = {}
+        self.by_id = {e.get("id"): e for e in root.iter() if e.get("id")}
+        self.gradients = _gradient_colors(root)
+        self.loose: Optional[int] = None  # index of the current "Unlayered" layer
+        self.ids_used: dict = {}
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def fill_of(self, st: dict) -> Optional[tuple]:
+        paint = st.get("fill", "black")
+        low = paint.strip().lower()
+        if low.startswith("url("):
+            ref = re.search(r"#([^)\s'\"]+)", paint)
+            col = self.gradients.get(ref.group(1)) if ref else None
+            if col is None:
+                rest = paint[paint.find(")") + 1:].strip()
+                if not rest:
+                    self.skip("fills with patterns or unknown paint servers")
+                    return None
+                col = parse_color(rest, st.get("color"))
+            else:
+                self.skip("gradient fills (drawn with the mean of their stop colours)")
+            return col
+        return parse_color(paint, st.get("color"))
+
+    def layer_for(self, layer: Optional[int]) -> int:
+        if layer is not None:
+            return layer
+        if self.loose is None:
+            label = "Unlayered" if not any(lay.label.startswith("Unlayered") for lay in self.layers) \
+                else f"Unlayered {sum(lay.label.startswith('Unlayered') for lay in self.layers) + 1}"
+            self.layers.append(Layer(id=label.replace(" ", "_").lower(), label=label))
+            self.loose = len(self.layers) - 1
+        return self.loose
+
+    def shape_id(self, e: ET.Element, tag: str) -> str:
+        base = e.get("id") or tag
+        n = self.ids_used.get(base, 0)
+        self.ids_used[base] = n + 1
+        if e.get("id") and n == 0:
+            return base
+        return f"{base}{n + 1}" if not e.get("id") else f"{base}.{n:03d}"
+
+    def walk(self, e: ET.Element, m: Matrix, inherited: dict, opacity: float, layer: Optional[int],
+             use_depth: int = 0) -> None:
+        tag = _local(e.tag)
+        if tag in _NEVER_DRAWN or not tag:
+            return
+        st = _style(e)
+        if st.get("display", "").strip() == "none":
+            if tag == "g" and e.get(f"{{{INKSCAPE_NS}}}groupmode") == "layer":
+                pass  # hidden layers are imported, hidden
+            else:
+                self.skip("hidden elements (display:none)")
+                return
+        here = dict(inherited)
+        for k in _INHERITED:
+            if k in st:
+                here[k] = st[k]
+        op = opacity * _opacity(st.get("opacity"), "opacity")
+        mm = mat_mul(m, parse_transform(e.get("transform")))
+        if tag == "g" and e.get(f"{{{INKSCAPE_NS}}}groupmode") == "layer":
+            label = (e.get(f"{{{INKSCAPE_NS}}}label") or e.get("id") or f"Layer {len(self.layers) + 1}").strip()
+            self.layers.append(Layer(id=e.get("id") or f"layer{len(self.layers) + 1}", label=label or "Layer",
+                                     parent=layer, hidden=st.get("display", "").strip() == "none"))
+            index = len(self.layers) - 1
+            for child in e:
+                self.walk(child, mm, here, op, index, use_depth)
+            if layer is None:
+                self.loose = None  # loose elements after a layer start a new "Unlayered" layer
+            return
+        if tag in _CONTAINERS:
+            for child in e:
+                self.walk(child, mm, here, op, layer, use_depth)
+            return
+        if tag == "svg":  # a nested viewport: its x/y offset and viewBox
+            try:
+                _, _, vbm = _viewbox_matrix(e)
+            except SvgImportError:
+                vbm = IDENTITY
+            inner = mat_mul(mm, mat_mul((1.0, 0.0, 0.0, 1.0, _num(e, "x"), _num(e, "y")), vbm))
+            for child in e:
+                self.walk(child, inner, here, op, layer, use_depth)
+            return
+        if tag == "use":
+            ref = e.get(f"{{{XLINK_NS}}}href") or e.get("href") or ""
+            target = self.by_id.get(ref[1:]) if ref.startswith("#") else None
+            if target is None or use_depth >= MAX_USE_DEPTH:
+                self.skip("<use> elements whose target is missing or nested too deep")
+                return
+            moved = mat_mul(mm, (1.0, 0.0, 0.0, 1.0, _num(e, "x"), _num(e, "y")))
+            if _local(target.tag) == "symbol":
+                for child in target:
+                    self.walk(child, moved, here, op, layer, use_depth + 1)
+            else:
+                self.walk(target, moved, here, op, layer, use_depth + 1)
+            return
+        if tag in _SKIPPED:
+            self.skip(_SKIPPED[tag])
+            return
+        if tag not in _SHAPES:
+            return
+        if here.get("visibility", "visible").strip() in ("hidden", "collapse"):
+            self.skip("hidden elements (visibility:hidden)")
+            return
+        fill = self.fill_of(here)
+        if fill is None:
+            self.skip("shapes without a fill (strokes are not imported)")
+            return
+        alpha = fill[3] * _opacity(here.get("fill-opacity"), "fill-opacity") * op
+        try:
+            subpaths = shape_subpaths(e, tag)
+        except SvgImportError as err:
+            ident = e.get("id")
+            raise SvgImportError(f"<{tag}{' id=' + repr(ident) if ident else ''}>: {err}") from None
+        splines = [s for s in (_close(start, segs, mm, self.eps) for start, segs in subpaths) if s is not None]
+        if not splines:
+            self.skip("empty shapes (no area)")
+            return
+        index = self.layer_for(layer)
+        self.layers[index].shapes.append(Shape(id=self.shape_id(e, tag), rgb=fill[:3], opacity=alpha,
+                                               splines=splines))
+
+
+def parse_svg(data, *, name: str = "the SVG") -> Drawing:
+    """Read SVG text or bytes into a :class:`Drawing`; raises SvgImportError with the reason."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, (bytes, bytearray)):
+        raise SvgImportError(f"{name}: expected SVG text or bytes, got {type(data).__name__}")
+    if not data.strip():
+        raise SvgImportError(f"{name} is empty (0 bytes of SVG)")
+    if len(data) > MAX_BYTES:
+        raise SvgImportError(f"{name} is {len(data) >> 20} MiB; SVG files over {MAX_BYTES >> 20} MiB are refused")
+    if b"<!ENTITY" in data[:65536]:
+        raise SvgImportError(f"{name} declares XML entities, which are refused for safety; "
+                             "save it again as plain SVG")
+    try:
+        root = ET.fromstring(bytes(data))
+    except ET.ParseError as err:
+        raise SvgImportError(f"{name} is not well-formed XML ({err}); is it really an SVG file?") from None
+    if _local(root.tag) != "svg":
+        raise SvgImportError(f"{name} is XML but not SVG (its root element is <{_local(root.tag)}>)")
+    try:
+        width, height, m = _viewbox_matrix(root)
+        reader = _Reader(root, eps=1e-9 * max(width, height, 1.0))
+        st = _style(root)
+        inherited = {k: st[k] for k in _INHERITED if k in st}
+        op = _opacity(st.get("opacity"), "opacity")
+        for child in root:
+            reader.walk(child, m, inherited, op, None)
+    except SvgImportError as err:
+        raise SvgImportError(f"{name}: {err}") from None
+    except RecursionError:
+        raise SvgImportError(f"{name} nests its elements too deeply to be read") from None
+    layers = reader.layers
+    if not any(lay.shapes for lay in layers):
+        what = ", ".join(f"{n} {r}" for r, n in reader.skipped.items())
+        raise SvgImportError(f"{name} holds no filled shapes to import" + (f" (skipped: {what})" if what else "")
+                             + "; lvss imports filled paths and basic shapes")
+    title = next((t.text.strip() for t in root if _local(t.tag) == "title" and t.text and t.text.strip()), "")
+    return Drawing(width=width, height=height, layers=layers, skipped=reader.skipped, title=title)
