@@ -67,6 +67,7 @@ class Settings:
     levels: int = 4
     seed: int = 0
     pythonpath: str = ""  # where lvss lives when it is not installed (a source checkout)
+    backdrop: bool = True  # fill what the paths leave uncovered (lvss remote --backdrop)
 
 
 def read_config(path: str = CONFIG_FILE) -> dict:
@@ -81,7 +82,8 @@ def read_config(path: str = CONFIG_FILE) -> dict:
 
 def resolve_settings(*, server: str = "", token_file: str = "", python: str = "", timeout: float = 600.0,
                      prompt: str = "", paths: int = 128, mode: str = "layered", levels: int = 4,
-                     seed: int = 0, environ: Optional[dict] = None, config: Optional[dict] = None) -> Settings:
+                     seed: int = 0, backdrop: bool = True, environ: Optional[dict] = None,
+                     config: Optional[dict] = None) -> Settings:
     """Settings from the dialog, with empty fields filled from the environment, then the config file.
 
     server: dialog > $LVSS_SERVER > config "server" > 127.0.0.1:50051;
@@ -96,7 +98,7 @@ def resolve_settings(*, server: str = "", token_file: str = "", python: str = ""
         timeout=float(timeout),
         python=(python or env.get(ENV_PYTHON) or cfg.get("python") or "").strip(),
         prompt=prompt, paths=int(paths), mode=mode, levels=int(levels), seed=int(seed),
-        pythonpath=str(cfg.get("pythonpath") or ""),
+        pythonpath=str(cfg.get("pythonpath") or ""), backdrop=bool(backdrop),
     )
 
 
@@ -307,7 +309,17 @@ class Run:
         for warning in result.warnings:
             warnings.append(warning)
             self._emit({"event": "warning", "message": warning})
-        return Outcome(result.svg, warnings, info)
+        svg = result.svg
+        if settings.backdrop:
+            try:
+                from lvss.backdrop import add_to_svg, backdrop_from_bytes
+
+                bd = backdrop_from_bytes(self.image_bytes, svg)
+                if bd is not None:
+                    svg = add_to_svg(svg, bd)
+            except Exception as err:  # noqa: BLE001  the result is fine; only the extra layer is missing
+                warnings.append(f"no backdrop layer ({type(err).__name__}: {err})")
+        return Outcome(svg, warnings, info)
 
     def _subprocess(self) -> Outcome:
         settings = self.settings
@@ -416,6 +428,8 @@ def remote_command(settings: Settings, in_path: str, out_path: str) -> list[str]
         cmd += ["--prompt", settings.prompt]
     if settings.token_file:
         cmd += ["--token-file", os.path.expanduser(settings.token_file)]
+    if settings.backdrop:
+        cmd += ["--backdrop"]
     return cmd
 
 

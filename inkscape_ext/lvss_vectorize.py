@@ -51,6 +51,8 @@ class LvssVectorize(inkex.EffectExtension):
         pars.add_argument("--python", default="", help="Python with lvss; empty: $LVSS_PYTHON")
         pars.add_argument("--progress_window", type=inkex.Boolean, default=True,
                           help="show the server's progress in a window with a Cancel button")
+        pars.add_argument("--backdrop", type=inkex.Boolean, default=True,
+                          help="a bottom layer filling what the paths leave uncovered where the bitmap is opaque")
         pars.add_argument("--notes", type=inkex.Boolean, default=True,
                           help="after the run, show what the server did not use (e.g. the prompt)")
 
@@ -79,7 +81,7 @@ class LvssVectorize(inkex.EffectExtension):
         prompt = (o.prompt or "").replace("\\n", "\n").strip()
         return remote.resolve_settings(
             server=o.server, token_file=o.token_file, python=o.python, timeout=o.timeout,
-            prompt=prompt, paths=o.paths, mode=o.mode, levels=o.levels, seed=o.seed,
+            prompt=prompt, paths=o.paths, mode=o.mode, levels=o.levels, seed=o.seed, backdrop=o.backdrop,
         )
 
     def effect(self):

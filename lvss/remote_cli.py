@@ -55,6 +55,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the server's info, progress, warnings and the outcome as JSON lines on stdout")
     p.add_argument("--stdin-cancel", action="store_true",
                    help="cancel the job when stdin receives a line 'cancel' or is closed")
+    p.add_argument("--backdrop", action="store_true",
+                   help="add a bottom layer 'Backdrop' filling what the paths leave uncovered where the "
+                        "image is opaque (one path in the gaps' mean colour; not counted in --paths)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -167,6 +170,23 @@ def _sigterm_to_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+def _with_backdrop(image: bytes, svg: str, events: _Events) -> str:
+    """``svg`` with a backdrop layer (see lvss.backdrop); unchanged, with a warning, if that fails."""
+    try:
+        from .backdrop import add_to_svg, backdrop_from_bytes
+
+        bd = backdrop_from_bytes(image, svg)
+        if bd is None:
+            return svg
+        events.emit("backdrop", fill=bd.fill, gap=round(bd.gap, 6))
+        return add_to_svg(svg, bd)
+    except Exception as e:  # noqa: BLE001  the result itself is fine; only the extra layer is missing
+        message = f"no backdrop layer ({type(e).__name__}: {e})"
+        print(f"lvss remote: warning: {message}", file=sys.stderr)
+        events.emit("warning", message=message)
+        return svg
+
+
 def run(args: argparse.Namespace) -> int:
     from .client import ClientError, Client, read_token
 
@@ -199,10 +219,13 @@ def run(args: argparse.Namespace) -> int:
                                       saliency_mask=mask, timeout=args.timeout, on_progress=on_progress,
                                       cancel=cancel)
         bar.done()
+        svg = result.svg
+        if getattr(args, "backdrop", False):
+            svg = _with_backdrop(image, svg, events)
         from .io import atomic_write
 
         try:
-            atomic_write(out, result.svg)
+            atomic_write(out, svg)
         except OSError as e:
             return _error(f"cannot write {out}: {e.strerror or e}", BAD_INPUT, "INVALID_ARGUMENT")
     except ClientError as e:

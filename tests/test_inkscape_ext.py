@@ -7,6 +7,7 @@ returns a known layered SVG or raises the error under test.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib.util
 import io
 import json
@@ -665,12 +666,17 @@ class RemoteTest(unittest.TestCase):
         fake_client = mock.Mock(Client=Conn, ClientError=ClientError)
         tok = self.tmp / "tok"
         tok.write_text("secret\n")
-        settings = remote.Settings(server="h:1", token_file=str(tok), prompt="cat", paths=5, timeout=9)
+        settings = remote.Settings(server="h:1", token_file=str(tok), prompt="cat", paths=5, timeout=9,
+                                   backdrop=False)
         events = []
         with mock.patch.object(remote, "_load_client", return_value=fake_client):
             outcome = remote.vectorize(b"img", settings, events.append)
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"img", remote.Settings(prompt="fail"))
+            # a backdrop that cannot be made (not an image) costs only a warning
+            with_backdrop = remote.vectorize(b"img", dataclasses.replace(settings, backdrop=True))
+        self.assertEqual(with_backdrop.svg, "<svg/>")
+        self.assertIn("no backdrop layer", with_backdrop.warnings[-1])
         self.assertEqual(outcome.svg, "<svg/>")
         self.assertEqual(outcome.warnings, ["the prompt was not used: no CLIP"])
         self.assertEqual(outcome.info["prompt_supported"], False)

@@ -147,6 +147,9 @@ def test_progress_info_and_prompt_warning(server, way):
     assert "prompt was not used" in outcome.warnings[0] and "--models paper" in outcome.warnings[0]
     assert {"event": "warning", "message": outcome.warnings[0]} in events
     assert "<svg" in outcome.svg
+    # the backdrop layer comes first (bottom), filling the bitmap's colour where the circle leaves gaps
+    assert outcome.svg.index('inkscape:label="Backdrop"') < outcome.svg.index('inkscape:label="background"')
+    assert 'fill="#c87828"' in outcome.svg
     note = remote.prompt_note(outcome.info, settings(server, prompt="x"))
     assert note is not None and server.address in note
     # without a prompt: no warning
@@ -175,14 +178,19 @@ def test_lvss_remote_prints_the_warning(server, tmp_path):
     out = tmp_path / "out.svg"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "lvss.remote_cli", str(src), "-o", str(out), "--server",
-                           server.address, "--prompt", "a square", "--levels", "1", "--events"],
+                           server.address, "--prompt", "a square", "--levels", "1", "--events", "--backdrop"],
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "lvss remote: warning: the prompt was not used" in proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[0]["event"] == "info" and events[-1]["event"] == "done"
     assert events[-1]["paths"] == 1
-    assert out.read_text().startswith("<?xml") or "<svg" in out.read_text()
+    (bd,) = [e for e in events if e["event"] == "backdrop"]
+    assert bd["fill"] == "#c87828" and 0 < bd["gap"] < 1
+    from lvss.svg import svg_to_scene
+
+    scene = svg_to_scene(out.read_text())
+    assert [layer.name for layer in scene.layers] == ["Backdrop", "background"]
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"
