@@ -280,12 +280,11 @@ class JobQueue:
             except Exception:  # the executor handles job errors; this only guards the worker itself
                 log.exception("worker: unexpected error around job %s", job.id)
             finally:
+                release_free_memory()  # before the job counts as done: an idle server is trimmed
                 with self._cond:
                     self._running = None
                     self._renumber()
                     self._cond.notify_all()
-                job = None
-                release_free_memory()
 
 
 def layers_of_svg(svg: str) -> list[pb.LayerInfo]:
@@ -691,6 +690,7 @@ class Servicer(pb_grpc.VectorizerServicer):
         image, size = self._decode(job.data, side, lim.max_pixels, cancel=job.cancel)
         job.size = size  # the decoder's word on orientation is final
         job.data = b""
+        release_free_memory()  # the full-size raster is gone: give its memory back before the pipeline
         if job.mask_data:
             try:
                 mask, _ = self._decode(job.mask_data, side, lim.max_pixels, what="the saliency mask",
