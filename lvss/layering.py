@@ -233,6 +233,8 @@ def _outer_contour(mask: np.ndarray) -> _Contour | None:
     if not contours:
         return None
     rc = max(contours, key=len)
+    if len(rc) > 1 and np.allclose(rc[0], rc[-1]):
+        rc = rc[:-1]
     # padded crop index (i, j) is pixel (r0 + i - 1, c0 + j - 1), which covers [c, c+1] x [r, r+1];
     # the 0.5 level runs through pixel edges, half a pixel from the centres it separates
     pts = np.stack([rc[:, 1] + c0 - 0.5, rc[:, 0] + r0 - 0.5], 1)
@@ -240,13 +242,10 @@ def _outer_contour(mask: np.ndarray) -> _Contour | None:
 
 
 def _polygon(points: np.ndarray, eps: float) -> np.ndarray:
-    """Douglas–Peucker vertices of a closed contour, without the repeated last point."""
-    from skimage.measure import approximate_polygon
+    """Indices of the Douglas–Peucker vertices of a closed contour (no repeated closing point)."""
+    from .fit import douglas_peucker
 
-    poly = approximate_polygon(points, tolerance=eps)
-    if len(poly) > 1 and np.allclose(poly[0], poly[-1]):
-        poly = poly[:-1]
-    return poly
+    return douglas_peucker(points, eps)
 
 
 def _polygon_iou(poly: np.ndarray, c: _Contour) -> float:
@@ -264,24 +263,24 @@ def _polygon_iou(poly: np.ndarray, c: _Contour) -> float:
 
 def _simplify_polygon(c: _Contour, epsilon: float, max_segments: int, min_iou: float
                       ) -> np.ndarray | None:
-    """Douglas–Peucker vertices (V, 2) with 3 <= V <= max_segments, or None.
+    """Indices into ``c.points`` of Douglas–Peucker vertices (V,) with 3 <= V <= max_segments, or None.
 
     epsilon is raised until the polygon has at most ``max_segments`` vertices; for small or spiky
     shapes, where that tolerance cuts off too much, it is lowered (within the segment budget) until
     the polygon covers the shape with IoU >= ``min_iou``.
     """
     eps = epsilon
-    poly = _polygon(c.points, eps)
-    while len(poly) > max_segments:
+    idx = _polygon(c.points, eps)
+    while len(idx) > max_segments:
         eps *= 1.25
-        poly = _polygon(c.points, eps)
-    while eps > 0.2 and (len(poly) < 3 or _polygon_iou(poly, c) < min_iou):
+        idx = _polygon(c.points, eps)
+    while eps > 0.2 and (len(idx) < 3 or _polygon_iou(c.points[idx], c) < min_iou):
         finer = _polygon(c.points, eps * 0.7)
         if len(finer) > max_segments:
             break
         eps *= 0.7
-        poly = finer
-    return poly if len(poly) >= 3 else None
+        idx = finer
+    return idx if len(idx) >= 3 else None
 
 
 def polygon_to_smooth_path(vertices: np.ndarray, corner_deg: float = _CORNER_DEG) -> np.ndarray:
@@ -334,10 +333,12 @@ def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
     contour = _outer_contour(m.astype(bool))
     if contour is None or len(contour.points) < 4:
         return None
-    poly = _simplify_polygon(contour, float(epsilon), int(max_segments), float(min_iou))
-    if poly is None:
+    idx = _simplify_polygon(contour, float(epsilon), int(max_segments), float(min_iou))
+    if idx is None:
         return None
-    pts = polygon_to_smooth_path(poly)
+    from .fit import fit_closed_cubic
+
+    pts = fit_closed_cubic(contour.points, idx)
     return Path(torch.tensor(pts, dtype=torch.float32), torch.tensor([0.0, 0.0, 0.0, 1.0]))
 
 
