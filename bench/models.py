@@ -7,12 +7,16 @@ post-processing, whose cost depends on how many masks pass the thresholds: it is
 configured thresholds (few random masks pass) and with every candidate kept (an upper bound).
 
 Without CUDA it says so and runs reduced-size models on a smaller image, so the script is exercised.
+``--sam-cpu`` instead times full-size SAM (ViT-B by default) on the CPU: the image encoder, and the
+prompt batches of one level with lvss's decoder and with the reference decoder path.
 
     PYTHONPATH=. python bench/models.py [--device auto|cpu|cuda] [--size 512] [--reduced]
+    PYTHONPATH=. LVSS_THREADS=1 python bench/models.py --sam-cpu [--sam-arch vit_b] [--points 32]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import replace
 
@@ -140,6 +144,83 @@ def photo(size: int) -> np.ndarray:
     return transform.resize(data.astronaut(), (size, size), anti_aliasing=True).astype(np.float32)
 
 
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _reference_batch(sam: SamModel, emb, points, input_size, out_size, cfg: SegmentConfig):
+    """The automatic-mask batch as segment-anything's generator computes it (and lvss did before the
+    decoder rewrite): the reference mask decoder on per-prompt copies of the embedding, masks upsampled
+    to the 1024-px frame and resized to the output size, stability at that size."""
+    m = sam.model
+    labels = torch.ones(len(points), 1, dtype=torch.int)
+    with torch.no_grad():
+        sparse, dense = m.prompt_encoder(points=(points[:, None], labels), boxes=None, masks=None)
+        low, iou = m.mask_decoder(image_embeddings=emb, image_pe=m.prompt_encoder.get_dense_pe(),
+                                  sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                  multimask_output=True)
+        low, iou = low.flatten(0, 1)[:, None], iou.flatten(0, 1)
+        keep = iou > cfg.sam_pred_iou_thresh
+        if keep.any():
+            logits = m.postprocess_masks(low[keep], input_size, out_size)[:, 0]
+            inter = (logits > 1.0).sum((-1, -2)).float()
+            union = (logits > -1.0).sum((-1, -2)).float()
+            logits[(inter / union.clamp(min=1)) >= cfg.sam_stability_score_thresh]
+    return int(keep.sum())
+
+
+def bench_sam_cpu(args) -> None:
+    """Seconds per SAM level on the CPU: encoder, then the prompt batches of the lvss decoder and of the
+    reference decoder, measured on the first ``--sam-prompts`` prompts and scaled to the full grid."""
+    from lvss import threads
+    from lvss.segment.sam import POINTS_PER_BATCH, POINTS_PER_BATCH_CPU, SamSegmenter
+
+    threads.apply(None)
+    dev = torch.device("cpu")
+    size = args.size or 256
+    image = photo(size)
+    arch = sam_arch(args.sam_arch)
+    torch.manual_seed(0)
+    sam = SamModel(build_sam_model(arch).requires_grad_(False), arch, dev, f"random {arch.name}")
+    print(f"SAM {arch.name} (random weights) on the CPU, {torch.get_num_threads()} torch thread(s), "
+          f"image {size}x{size}, {args.points}² prompts per level; seconds are process CPU time "
+          f"(user + system), wall in brackets")
+    c, w = _cpu_seconds(), time.perf_counter()
+    seg = SamSegmenter(sam, SegmentConfig(sam_points_per_side=args.points))
+    emb, input_size = seg._embed(image)
+    enc_cpu, enc_wall = _cpu_seconds() - c, time.perf_counter() - w
+    print(f"{'image encoder':<44}{enc_cpu:>9.1f} ({enc_wall:.1f})")
+    from segment_anything.utils import amg
+
+    grid = amg.build_point_grid(args.points) * np.array([[input_size[1], input_size[0]]])
+    points = torch.as_tensor(grid, dtype=torch.float32)
+    n = min(args.sam_prompts, len(points))
+    scale = len(points) / n
+    for label, cfg in (("default thresholds", SegmentConfig(sam_points_per_side=args.points)),
+                       ("every candidate kept", SegmentConfig(sam_points_per_side=args.points,
+                                                              sam_pred_iou_thresh=-1e9,
+                                                              sam_stability_score_thresh=0.0))):
+        rows = []
+        for name in ("reference", "lvss"):
+            seg = SamSegmenter(sam, cfg)
+            per = POINTS_PER_BATCH if name == "reference" else POINTS_PER_BATCH_CPU
+            c, w = _cpu_seconds(), time.perf_counter()
+            for start in range(0, n, per):
+                batch = points[start:min(start + per, n)]
+                if name == "reference":
+                    _reference_batch(sam, emb, batch, input_size, (size, size), cfg)
+                else:
+                    seg._batch(emb, batch, input_size, (size, size))
+            cpu, wall = (_cpu_seconds() - c) * scale, (time.perf_counter() - w) * scale
+            rows.append((name, cpu, wall))
+            print(f"{'prompts, ' + name + ', ' + label:<44}{cpu:>9.1f} ({wall:.1f})  per level, from {n} prompts "
+                  f"x {scale:.1f}; batches of {per}", flush=True)
+        (_, rc, rw), (_, lc, lw) = rows
+        print(f"{'level total, ' + label:<44}  reference {enc_cpu + rc:.1f} s, lvss {enc_cpu + lc:.1f} s "
+              f"(decoder {rc / max(lc, 1e-9):.1f}x faster)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -147,7 +228,17 @@ def main() -> None:
     ap.add_argument("--levels", type=int, default=4)
     ap.add_argument("--iters", type=int, default=None, help="SDS iterations per level (20 on CUDA, 2 reduced)")
     ap.add_argument("--reduced", action="store_true", help="reduced-size models even on CUDA")
+    ap.add_argument("--sam-cpu", action="store_true",
+                    help="only SAM on the CPU at full size: seconds per level, lvss's decoder against the "
+                         "reference one (image 256 px unless --size)")
+    ap.add_argument("--sam-arch", default="vit_b", choices=("vit_b", "vit_l", "vit_h"), help="with --sam-cpu")
+    ap.add_argument("--points", type=int, default=32, help="with --sam-cpu: prompts per side (default 32)")
+    ap.add_argument("--sam-prompts", type=int, default=128,
+                    help="with --sam-cpu: prompts actually run per variant, scaled to the grid (default 128)")
     args = ap.parse_args()
+    if args.sam_cpu:
+        bench_sam_cpu(args)
+        return
 
     from lvss.saliency.clip_rollout import clip_saliency
     from lvss.segment.sam import SamSegmenter

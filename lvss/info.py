@@ -20,9 +20,22 @@ def _saliency_arg(value: str) -> str:
     raise argparse.ArgumentTypeError(f"expected clip, mask:FILE, none or auto, got {value!r}")
 
 
+def _int_in(lo: int, hi: int, flag: str):
+    def conv(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {v!r}") from None
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{flag} must be between {lo} and {hi}, got {n}")
+        return n
+    return conv
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add --segmenter, --simplifier, --saliency, --sam-checkpoint, --sd-model, --clip-model, --prompt,
-    --models.
+    --models, and the learned stages' cost knobs --sam-points-per-side, --sds-iterations,
+    --sds-guidance-size.
 
     All default to None (= keep the config's value); "auto" picks the learned stage when its weights
     are configured and the classical one otherwise.
@@ -47,6 +60,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                    help="use a named set of checkpoints, downloaded once into the usual caches: 'paper' = "
                         "SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, as published with the methods "
                         "(--sam-checkpoint / --sd-model / --clip-model still override one of them)")
+    g.add_argument("--sam-points-per-side", type=_int_in(1, 256, "--sam-points-per-side"), default=None,
+                   metavar="N", help="SAM: prompt grid of N x N points per level (default 32); the time per "
+                                     "level grows with N squared")
+    g.add_argument("--sds-iterations", type=_int_in(1, 1000, "--sds-iterations"), default=None, metavar="N",
+                   help="SDS: iterations per simplification level (default 20)")
+    g.add_argument("--sds-guidance-size", type=_int_in(16, 2048, "--sds-guidance-size"), default=None,
+                   metavar="PX", help="SDS: long side the image is resampled to for Stable Diffusion (default "
+                                      "512, its native size); smaller is faster and coarser")
     return parser
 
 
@@ -91,6 +112,12 @@ def apply_model_arguments(args: argparse.Namespace, cfg: VectorizeConfig | None 
         simplify = replace(simplify, method=arg("simplifier"))
     if arg("sd_model") is not None:
         simplify = replace(simplify, sd_model=arg("sd_model"))
+    if arg("sds_iterations") is not None:
+        simplify = replace(simplify, sds_iterations_per_level=arg("sds_iterations"))
+    if arg("sds_guidance_size") is not None:
+        simplify = replace(simplify, sds_guidance_size=arg("sds_guidance_size"))
+    if arg("sam_points_per_side") is not None:
+        segment = replace(segment, sam_points_per_side=arg("sam_points_per_side"))
     if arg("segmenter") is not None:
         segment = replace(segment, method=arg("segmenter"))
     if arg("sam_checkpoint") is not None:
@@ -128,6 +155,8 @@ def format_info(info: dict) -> str:
             lines.append(f"    mask: {e['mask']}")
         for p in e.get("problems", []):
             lines.append(f"    problem: {p}")
+        if e.get("cpu_cost"):
+            lines.append(f"    cost: {e['cpu_cost']}")
     pk = ", ".join(f"{k} {v or 'missing'}" for k, v in info["packages"].items())
     lines.append(f"packages: {pk}")
     for name, entries in (info.get("model_sets") or {}).items():

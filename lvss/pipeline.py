@@ -136,7 +136,7 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
         scene, metrics = run_compact(rgb, alpha, cfg, dev, prog, cancel)
         lap("compact")
     else:
-        scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap)
+        scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap, source=rgba)
     check_cancel(cancel)
     prog("export", 0.0, "scaling to the input size")
     out = scene.scaled(W0 / w, H0 / h, width=W0, height=H0)
@@ -163,25 +163,21 @@ def _saliency_weight(rgb: np.ndarray, cfg: VectorizeConfig, dev: torch.device) -
     return torch.from_numpy(1.0 + sal).to(dev)
 
 
-def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel, lap):
+def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel, lap, source=None):
     from .layering import build_layers, layer_name
     from .optimize.refine import RefineState, refine
-    from .stages import get_segmenter, get_simplifier
+    from .stages import segment_levels, simplify_levels
 
     h, w = alpha.shape
     valid = alpha > 0.5
     # 1. simplification sequence
     prog("simplify", 0.0, f"simplifying into {cfg.simplify.levels} coarser levels")
-    levels = get_simplifier(cfg)(rgb, cfg.simplify.levels, cfg.seed).levels
+    levels = simplify_levels(cfg, rgb, lambda f, m: prog("simplify", f, m), cancel).levels
     check_cancel(cancel)
     lap("simplify")
     # 2. segmentation of every level
-    segment = get_segmenter(cfg)
-    masksets = []
-    for i, lvl in enumerate(levels):
-        check_cancel(cancel)
-        masksets.append(segment(lvl))
-        prog("segment", (i + 1) / len(levels), f"segmented level {i} into {len(masksets[-1])} masks")
+    seg = segment_levels(cfg, levels, source, lambda f, m: prog("segment", f, m), cancel)
+    masksets = seg.masksets
     lap("segment")
     # 3-4. layering and contour paths
     layering = build_layers(masksets, valid=valid if not valid.all() else None)
@@ -239,7 +235,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
 
             C, A = render_torch(state.points, state.colors, w, h)
     metrics = composite_metrics(C, A, target_c, target_a)
-    metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)))
+    metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)), **seg.metrics)
     return scene, metrics
 
 

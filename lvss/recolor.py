@@ -789,7 +789,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     from .optimize.structure import fit_colors, visible_area
     from .render.torch_raster import render_torch
     from .scene import Layer, Path, Scene, circle_path
-    from .stages import get_segmenter
+    from .stages import segment_levels
 
     if clusterer not in CLUSTERERS:
         raise ValueError(f"clusterer must be one of {', '.join(CLUSTERERS)}, got {clusterer!r}")
@@ -810,7 +810,9 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     regions_n, masks_n, merge = 0, 0, None
     region_labels = labels = None
     if n_struct > 0:
-        ms = get_segmenter(cfg)(rgb)
+        # a learned segmenter that finds nothing falls back to the classical one (said in progress)
+        ms = segment_levels(cfg, [rgb], progress=lambda f, m: prog("segment", 0.9 * f, m),
+                            cancel=cancel).masksets[0]
         min_px = max(4, int(math.ceil(cfg.segment.min_area * h * w)))
         labels = labels_from_masks(np.asarray(ms.masks, bool), valid, min_px)
         graph = build_graph(labels, rgb, sal)

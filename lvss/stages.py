@@ -265,7 +265,7 @@ def segment_levels(cfg: VectorizeConfig, levels: list[np.ndarray], source: np.nd
         if i == 0 and source is not None:
             size = int(getattr(segmenter, "input_size", 0) or max(h, w))
             image = _as_rgb(source, max(size, max(h, w)))
-            if image.shape[:2] == (h, w):
+            if image.shape[0] * image.shape[1] <= h * w:  # no more detail than the working image
                 image = level
         ms = _run_segmenter(segmenter, image, (h, w), lambda f, m, i=i: report(i, f, m), cancel)
         if len(ms) == 0 and method != "classical":
@@ -315,6 +315,42 @@ def _stage_entry(stage: str, spec: ModelSpec | None, reason: str, requested: str
     return entry
 
 
+# What the learned stages cost on a CPU, measured on a shared 2-core x86 machine with full-size
+# architectures and random weights (bench/models.py; compute does not depend on the weights' values).
+CPU_COST = {
+    "sds": "about {sds_s:.0f} s per SDS iteration at {size} px guidance, peak about 8 GB: {iters} iterations "
+           "({levels} levels x {per}) take about {total}",
+    "sam": "SAM ViT-B: image encoder about 22 s and {points}² point prompts about {sam_s} per level; ViT-H's "
+           "encoder about 93 s, peak 6.3 GB",
+}
+_CPU_SDS_SECONDS_512 = 42.0       # per iteration at 512 px (VAE encode + backward + UNet)
+_CPU_SAM_SECONDS_PER_PROMPT = 0.0  # filled from bench/models.py --sam-cpu (lvss decoder, per prompt)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def cpu_cost(stage: str, cfg: VectorizeConfig) -> str:
+    """One line on what ``stage`` ("sds" | "sam") costs on a CPU with ``cfg``'s settings, from
+    measured figures; learned stages are meant for a GPU server."""
+    sp, sg = cfg.simplify, cfg.segment
+    if stage == "sds":
+        per_it = _CPU_SDS_SECONDS_512 * (sp.sds_guidance_size / 512) ** 2
+        iters = sp.levels * sp.sds_iterations_per_level
+        text = CPU_COST["sds"].format(sds_s=per_it, size=sp.sds_guidance_size, iters=iters, levels=sp.levels,
+                                      per=sp.sds_iterations_per_level, total=_duration(per_it * iters))
+        if sp.sds_guidance_size != 512:
+            text += " (scaled by area from the 512-px figure)"
+    elif stage == "sam":
+        n = sg.sam_points_per_side ** 2
+        text = CPU_COST["sam"].format(points=sg.sam_points_per_side,
+                                      sam_s=_duration(_CPU_SAM_SECONDS_PER_PROMPT * n))
+    else:
+        raise ValueError(f"no CPU cost is known for stage {stage!r}; expected one of {', '.join(CPU_COST)}")
+    return text + "; meant for a GPU server"
+
+
 def describe_stages(cfg: VectorizeConfig) -> dict[str, Any]:
     """Which implementation each stage would use, on which device, and where each model comes from.
 
@@ -334,6 +370,8 @@ def describe_stages(cfg: VectorizeConfig) -> dict[str, Any]:
         try:
             stage, spec, reason = choose(cfg)
             out[name] = _stage_entry(stage, spec, reason, requested)
+            if out.get("device") == "cpu" and stage in CPU_COST:
+                out[name]["cpu_cost"] = cpu_cost(stage, cfg)
         except ConfigError as e:
             out[name] = {"stage": None, "requested": requested, "problems": [str(e)]}
     if out["saliency"].get("stage") == "mask":
@@ -344,5 +382,5 @@ def describe_stages(cfg: VectorizeConfig) -> dict[str, Any]:
 
 
 __all__ = ["get_simplifier", "get_segmenter", "get_saliency", "describe_stages", "simplify_levels",
-           "segment_levels", "resample_masks", "simplify_choice",
+           "segment_levels", "resample_masks", "cpu_cost", "simplify_choice",
            "segment_choice", "saliency_choice", "SIMPLIFY_METHODS", "SEGMENT_METHODS", "SALIENCY_SOURCES"]

@@ -111,3 +111,37 @@ def test_bad_config_and_input(sd, image):
         simplify_sds(image, -1, cfg=CFG, model=sd)
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         simplify_sds(image[..., 0], 1, cfg=CFG, model=sd)
+
+
+@pytest.mark.parametrize("levels,per_level", [(1, 1), (3, 2), (4, 20), (10, 7)])
+def test_snapshot_schedule_gives_exactly_the_requested_levels(levels, per_level):
+    from lvss.simplify.sds import snapshot_iterations
+
+    its = snapshot_iterations(levels, per_level)
+    assert len(its) == levels and its[-1] == levels * per_level
+    assert all(b - a == per_level for a, b in zip([0] + its, its))
+
+
+def test_three_levels_one_iteration_each(sd, image):
+    cfg = SimplifyConfig(**{**CFG.__dict__, "sds_iterations_per_level": 1})
+    events = []
+    out = simplify_sds(image, 3, seed=0, cfg=cfg, model=sd, progress=events.append)
+    assert len(out.levels) == 4 and len(events) == 3
+    assert all(not np.array_equal(a, b) for a, b in zip(out.levels, out.levels[1:]))
+
+
+def test_cancel_between_iterations(sd, image):
+    import threading
+
+    from lvss.optimize.structure import Cancelled
+
+    stop = threading.Event()
+    events = []
+
+    def progress(ev):
+        events.append(ev)
+        stop.set()
+
+    with pytest.raises(Cancelled):
+        SdsSimplifier(sd, CFG)(image, 4, 0, progress=progress, cancel=stop)
+    assert len(events) == 1  # stopped before the second of 8 iterations

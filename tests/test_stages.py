@@ -177,3 +177,151 @@ def test_model_arguments_fold_into_the_config():
     assert info.apply_model_arguments(p.parse_args([]), base) == base
     with pytest.raises(SystemExit):
         p.parse_args(["--saliency", "eyes"])
+
+
+def test_cost_knobs_fold_into_the_config_and_bad_values_are_usage_errors(capsys):
+    p = argparse.ArgumentParser()
+    info.add_model_arguments(p)
+    args = p.parse_args(["--sam-points-per-side", "8", "--sds-iterations", "3", "--sds-guidance-size", "256"])
+    cfg = info.apply_model_arguments(args, VectorizeConfig())
+    assert cfg.segment.sam_points_per_side == 8
+    assert (cfg.simplify.sds_iterations_per_level, cfg.simplify.sds_guidance_size) == (3, 256)
+    for flag, bad in (("--sam-points-per-side", "0"), ("--sds-iterations", "2.5"), ("--sds-guidance-size", "8")):
+        with pytest.raises(SystemExit):
+            p.parse_args([flag, bad])
+        assert flag in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="sam_points_per_side"):
+        VectorizeConfig(segment=SegmentConfig(sam_points_per_side=0))
+    with pytest.raises(ConfigError, match="sds_guidance_size"):
+        VectorizeConfig(simplify=SimplifyConfig(sds_guidance_size=4096))
+
+
+def test_info_states_the_cpu_cost_of_learned_stages(learned_cfg, capsys):
+    d = stages.describe_stages(learned_cfg)
+    assert "GPU server" in d["segment"]["cpu_cost"] and "4² point prompts" in d["segment"]["cpu_cost"]
+    assert "GPU server" in d["simplify"]["cpu_cost"] and "2 iterations (2 levels x 1)" in d["simplify"]["cpu_cost"]
+    assert "cpu_cost" not in stages.describe_stages(VectorizeConfig(device="cpu"))["segment"]
+    args = _parser().parse_args(["info", "--sam-checkpoint", tiny_models.sam_checkpoint(), "--device", "cpu"])
+    args.func(args)
+    assert "cost: SAM ViT-B" in capsys.readouterr().out
+
+
+# -- running the stages for the pipeline ---------------------------------------------------------------
+
+class _Recorder:
+    """A segmenter stand-in with SAM's interface that records the image sizes it was given and returns
+    one centred box per level (or nothing when ``empty``)."""
+
+    input_size = 1024
+
+    def __init__(self, empty: bool = False):
+        self.seen, self.empty = [], empty
+
+    def __call__(self, image, out_size=None, progress=None, cancel=None):
+        self.seen.append(image.shape[:2])
+        h, w = out_size or image.shape[:2]
+        if self.empty:
+            return MaskSet(np.zeros((0, h, w), bool), np.zeros(0, np.float32), np.zeros((0, 3), np.float32))
+        m = np.zeros((1, h, w), bool)
+        m[0, h // 4:3 * h // 4, w // 4:3 * w // 4] = True
+        if progress is not None:
+            progress(1.0, "done")
+        return MaskSet(m, np.ones(1, np.float32), np.full((1, 3), 0.5, np.float32))
+
+
+def _levels(h=24, w=32, n=3):
+    base = tiny_models.photo(h, w)
+    return [base] + [np.clip(base * 0.5 + 0.25 * k, 0, 1).astype(np.float32) for k in range(1, n)]
+
+
+@pytest.mark.parametrize("source_shape,expected", [((600, 800, 4), (600, 800)), ((1500, 2000, 3), (768, 1024)),
+                                                    ((12, 16, 3), None)])
+def test_level_zero_is_segmented_from_the_original_at_the_segmenters_input_size(source_shape, expected):
+    levels = _levels()
+    source = np.full(source_shape, 200, np.uint8)
+    rec = _Recorder()
+    out = stages.segment_levels(VectorizeConfig(), levels, source=source, segmenter=rec)
+    assert rec.seen[0] == (expected or (24, 32))  # never below the working size
+    assert rec.seen[1:] == [(24, 32)] * 2  # coarser levels as given
+    assert all(ms.masks.shape[1:] == (24, 32) for ms in out.masksets)
+    assert out.notes == [] and out.fallback_levels == []
+
+
+def test_classical_segmenter_sees_the_original_up_to_512_px():
+    from lvss.segment.classical import ClassicalSegmenter
+
+    levels = _levels()
+    seg = ClassicalSegmenter()
+    seen = []
+    orig = seg.__call__
+
+    class Spy(ClassicalSegmenter):
+        def __call__(self, image, out_size=None, progress=None, cancel=None):
+            seen.append(image.shape[:2])
+            return orig(image, out_size, progress, cancel)
+
+    source = (np.random.default_rng(0).random((900, 1200, 3)) * 255).astype(np.uint8)
+    out = stages.segment_levels(VectorizeConfig(), levels, source=source, segmenter=Spy())
+    assert seen[0] == (384, 512) and out.masksets[0].masks.shape[1:] == (24, 32)
+
+
+def test_a_segmenter_that_finds_nothing_falls_back_to_the_classical_one_on_every_level():
+    levels = _levels()
+    events = []
+    out = stages.segment_levels(VectorizeConfig(), levels, segmenter=_Recorder(empty=True),
+                                progress=lambda f, m: events.append((f, m)))
+    assert out.fallback_levels == [0, 1, 2] and out.empty_levels == []
+    assert all(len(ms) > 0 and ms.masks.shape[1:] == (24, 32) for ms in out.masksets)
+    assert len(out.notes) == 3 and "found no masks; used the classical segmenter" in out.notes[0]
+    assert any("used the classical segmenter" in m for _, m in events)
+    assert [f for f, _ in events] == sorted(f for f, _ in events) and events[-1][0] == 1.0
+    assert out.metrics["segment_fallback_levels"] == 3.0
+
+
+def test_sam_with_no_masks_anywhere_falls_back(learned_cfg):
+    strict = replace(learned_cfg, segment=replace(learned_cfg.segment, sam_pred_iou_thresh=1e9))
+    out = stages.segment_levels(strict, _levels(n=2))
+    assert out.fallback_levels == [0, 1] and all(len(ms) > 0 for ms in out.masksets)
+    assert out.notes[0].startswith("level 0: SAM found no masks")
+
+
+def test_empty_mask_sets_reach_layering_and_compact_labels_without_crashing():
+    from lvss.layering import build_layers
+    from lvss.recolor import labels_from_masks
+
+    empty = MaskSet(np.zeros((0, 8, 10), bool), np.zeros(0, np.float32), np.zeros((0, 3), np.float32))
+    assert len(build_layers([empty, empty])) == 0
+    valid = np.ones((8, 10), bool)
+    valid[:, 5] = False
+    labels = labels_from_masks(empty.masks, valid)
+    assert set(np.unique(labels[valid])) == {0, 1} and (labels[~valid] == -1).all()  # one region per side
+
+
+def test_pipeline_with_a_segmenter_that_finds_nothing(monkeypatch):
+    from lvss import pipeline
+
+    monkeypatch.setattr(stages, "get_segmenter", lambda cfg: _Recorder(empty=True))
+    img = (tiny_models.photo(32, 32) * 255).astype(np.uint8)
+    events = []
+    cfg = VectorizeConfig(paths=8, work_size=32, simplify=SimplifyConfig(levels=1),
+                          segment=SegmentConfig(method="sam"),  # a learned segmenter, stood in for
+                          optimize=replace(VectorizeConfig().optimize, structure_iters=2, refine_iters=2))
+    res = pipeline.run(img, cfg, progress=events.append)
+    assert res.metrics["segment_fallback_levels"] == 2.0 and res.scene.num_paths > 0
+    assert any("used the classical segmenter" in e.message for e in events)
+
+
+def test_simplify_levels_passes_progress_and_cancel(learned_cfg, image):
+    import threading
+
+    from lvss.optimize.structure import Cancelled
+
+    events = []
+    seq = stages.simplify_levels(learned_cfg, image, progress=lambda f, m: events.append(f))
+    assert len(seq.levels) == 3 and events[-1] == 1.0 and len(events) >= 3
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        stages.simplify_levels(learned_cfg, image, cancel=stop)
+    classical = stages.simplify_levels(VectorizeConfig(simplify=SimplifyConfig(levels=1)), image)
+    assert len(classical.levels) == 2
