@@ -33,8 +33,9 @@ def _stack_props():
 
 
 def _select_result(context, result) -> None:
+    context.view_layer.update()  # objects removed by scripts leave stale entries until an update
     for obj in context.view_layer.objects:
-        if obj.select_get():
+        if obj is not None and obj.select_get():
             obj.select_set(False)
     for obj in (result.root, *result.objects):
         if obj.name in context.view_layer.objects:
