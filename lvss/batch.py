@@ -108,7 +108,7 @@ def _is_image_name(name: str) -> bool:
 
 
 def _walk(folder: Path, skip: Path | None) -> Iterable[Path]:
-    """Image files under ``folder`` (recursive, sorted), leaving out hidden files and folders and
+    """Image files under ``folder`` (recursive), leaving out hidden files and folders and
     ``skip`` (the output folder when it lies inside an input folder)."""
     for root, dirs, files in os.walk(folder):
         r = Path(root)
@@ -137,7 +137,8 @@ def collect_inputs(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
             raise BatchError("an input is an empty string; give files, folders or glob patterns")
         p = Path(s)
         if p.is_dir():
-            found.extend((f, PurePosixPath(f.relative_to(p).as_posix())) for f in _walk(p, skip))
+            found.extend(sorted(((f, PurePosixPath(f.relative_to(p).as_posix())) for f in _walk(p, skip)),
+                                key=lambda fr: str(fr[1])))
         elif p.exists():
             found.append((p, PurePosixPath(p.name)))
         elif _has_magic(s):
@@ -146,7 +147,8 @@ def collect_inputs(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
             for m in sorted(glob.glob(s, recursive=True)):
                 mp = Path(m)
                 if mp.is_dir():
-                    found.extend((f, PurePosixPath(f.relative_to(base).as_posix())) for f in _walk(mp, skip))
+                    found.extend(sorted(((f, PurePosixPath(f.relative_to(base).as_posix())) for f in _walk(mp, skip)),
+                                        key=lambda fr: str(fr[1])))
                 elif mp.is_file() and _is_image_name(mp.name):
                     found.append((mp, PurePosixPath(mp.relative_to(base).as_posix())))
             if len(found) == n:
