@@ -60,15 +60,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                    help="use a named set of checkpoints, downloaded once into the usual caches: 'paper' = "
                         "SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, as published with the methods "
                         "(--sam-checkpoint / --sd-model / --clip-model still override one of them)")
-    g.add_argument("--sam-points-per-side", type=_int_in(1, 256, "--sam-points-per-side"), default=None,
-                   metavar="N", help="SAM: prompt grid of N x N points per level (default 32); the time per "
-                                     "level grows with N squared")
-    g.add_argument("--sds-iterations", type=_int_in(1, 1000, "--sds-iterations"), default=None, metavar="N",
-                   help="SDS: iterations per simplification level (default 20)")
-    g.add_argument("--sds-guidance-size", type=_int_in(16, 2048, "--sds-guidance-size"), default=None,
-                   metavar="PX", help="SDS: long side the image is resampled to for Stable Diffusion (default "
-                                      "512, its native size); smaller is faster and coarser")
+    add_cost_arguments(g)
     return parser
+
+
+def add_cost_arguments(group) -> None:
+    """Add --sam-points-per-side, --sds-iterations and --sds-guidance-size (validated ranges; default
+    None = keep the config's value) to a parser or argument group; ``lvss serve`` shares them."""
+    group.add_argument("--sam-points-per-side", type=_int_in(1, 256, "--sam-points-per-side"), default=None,
+                       metavar="N", help="SAM: prompt grid of N x N points per level (default 32); the time "
+                                         "per level grows with N squared")
+    group.add_argument("--sds-iterations", type=_int_in(1, 1000, "--sds-iterations"), default=None,
+                       metavar="N", help="SDS: iterations per simplification level (default 20)")
+    group.add_argument("--sds-guidance-size", type=_int_in(16, 2048, "--sds-guidance-size"), default=None,
+                       metavar="PX", help="SDS: long side the image is resampled to for Stable Diffusion "
+                                          "(default 512, its native size); smaller is faster and coarser")
 
 
 def _model_sets() -> dict:
@@ -207,4 +213,5 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-__all__ = ["add_parser", "add_model_arguments", "apply_model_arguments", "run_info", "format_info"]
+__all__ = ["add_parser", "add_model_arguments", "add_cost_arguments", "apply_model_arguments", "run_info",
+           "format_info"]

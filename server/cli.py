@@ -60,6 +60,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--models", choices=("paper",), default=None,
                    help="'paper': SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, downloaded once into the "
                         "usual caches (the three flags above override one of them); see lvss info")
+    from lvss.info import add_cost_arguments
+
+    add_cost_arguments(g)  # --sam-points-per-side, --sds-iterations, --sds-guidance-size: every job's default
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
@@ -92,7 +95,9 @@ def options_from_args(args: argparse.Namespace):
     from lvss.info import apply_model_arguments
 
     models = argparse.Namespace(sam_checkpoint=args.sam_checkpoint, sd_model=args.sd_model,
-                                clip_model=args.clip_model, models=getattr(args, "models", None))
+                                clip_model=args.clip_model, models=getattr(args, "models", None),
+                                **{k: getattr(args, k, None) for k in ("sam_points_per_side", "sds_iterations",
+                                                                       "sds_guidance_size")})
     from lvss.config import ConfigError
 
     try:

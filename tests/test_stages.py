@@ -325,3 +325,17 @@ def test_simplify_levels_passes_progress_and_cancel(learned_cfg, image):
         stages.simplify_levels(learned_cfg, image, cancel=stop)
     classical = stages.simplify_levels(VectorizeConfig(simplify=SimplifyConfig(levels=1)), image)
     assert len(classical.levels) == 2
+
+
+def test_server_start_flags_set_every_jobs_cost_knobs():
+    pytest.importorskip("grpc")
+    from server import cli as server_cli
+
+    p = argparse.ArgumentParser()
+    server_cli._add_arguments(p)
+    args = p.parse_args(["--sam-points-per-side", "12", "--sds-iterations", "5", "--sds-guidance-size", "384"])
+    base = server_cli.options_from_args(args).base_config
+    assert base.segment.sam_points_per_side == 12
+    assert (base.simplify.sds_iterations_per_level, base.simplify.sds_guidance_size) == (5, 384)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--sds-iterations", "0"])
