@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import warnings
 from typing import Optional
 
 TITLE = "Vectorize Bitmap (lvss)"
@@ -61,19 +62,35 @@ class QuietMonitor:
         pass
 
 
+LOG_DOMAINS = ("Gtk", "Gdk", "GLib", "GLib-GObject", "GLib-GIO", "GdkPixbuf", "Pango", "Atk", "dbind")
+
+
+def _drop_log(domain, level, message, data) -> None:
+    """GLib log handler: GTK's warnings and notices are not for the user of the extension."""
+    return None
+
+
 def load_gtk() -> tuple:
     """(Gtk, Gdk, GLib) when GTK 3 can open windows here, else (None, reason)."""
     if sys.platform != "darwin" and os.name != "nt" and not (os.environ.get("DISPLAY")
                                                             or os.environ.get("WAYLAND_DISPLAY")):
         return None, "no display"
+    # Inkscape shows anything an extension writes to stderr in a message box, which would also stop
+    # a batch run: keep PyGObject's import notices and GTK's diagnostics off stderr
+    os.environ.setdefault("NO_AT_BRIDGE", "1")  # no accessibility-bus warnings without a session bus
     try:
-        import gi
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import gi
 
-        gi.require_version("Gtk", "3.0")
-        gi.require_version("Gdk", "3.0")
-        from gi.repository import Gdk, GLib, Gtk
+            gi.require_version("Gtk", "3.0")
+            gi.require_version("Gdk", "3.0")
+            from gi.repository import Gdk, GLib, Gtk
     except (ImportError, ValueError) as err:
         return None, f"GTK 3 for Python is not available ({err}); install python3-gi and gir1.2-gtk-3.0"
+    for domain in LOG_DOMAINS:
+        GLib.log_set_handler(domain, GLib.LogLevelFlags.LEVEL_MASK | GLib.LogLevelFlags.FLAG_FATAL
+                             | GLib.LogLevelFlags.FLAG_RECURSION, _drop_log, None)
     try:
         ok = Gtk.init_check(sys.argv[:1])
         ok = ok[0] if isinstance(ok, tuple) else ok

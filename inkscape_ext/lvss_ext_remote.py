@@ -368,6 +368,11 @@ class Run:
             rc = self._wait(proc)
             for t in readers:
                 t.join(timeout=10)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    pipe.close()
+                except (OSError, ValueError):
+                    pass
             stderr = "".join(stderr_parts)
             if rc != 0:
                 if self.cancel_requested.is_set():

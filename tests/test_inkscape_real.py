@@ -248,6 +248,9 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     expected = direct.result()
     pool.shutdown()
     layers = list(group)
+    # the backdrop (filling what the paths leave uncovered) is the bottom layer, then the server's
+    assert layers[0].get(LABEL) == "Backdrop" and len(layers[0].findall(f".//{SVG_PATH}")) == 1
+    layers = layers[1:]
     assert [g.get(LABEL) for g in layers] == [info.label for info in expected.layers]
     assert [len(g.findall(f".//{SVG_PATH}")) for g in layers] == [info.paths for info in expected.layers]
     assert sum(info.paths for info in expected.layers) > 0
@@ -287,6 +290,57 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     # outside the image nothing changed
     outside = ~((ux > -2) & (ux < 150) & (uy > 8) & (uy < 128))
     assert float(changed[outside].mean()) < 0.01
+
+
+def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
+    """A bitmap linked by a relative path, next to the saved document: Inkscape hands the extension a
+    temporary copy elsewhere (here a temporary folder holding a decoy of the same name), and the link
+    must be read beside the saved document."""
+    inkex = _import_inkex()
+    from lvss.client import vectorize
+
+    png = _bitmap()
+    docs = tmp_path / "drawings"
+    docs.mkdir()
+    (docs / "photo.png").write_bytes(png)
+    temp = tmp_path / "tmpdir"
+    temp.mkdir()
+    decoy = io.BytesIO()
+    PILImage.new("RGB", (10, 30), (0, 255, 0)).save(decoy, "PNG")
+    (temp / "photo.png").write_bytes(decoy.getvalue())
+    doc_in, doc_out = docs / "art.svg", tmp_path / "out.svg"
+    doc_in.write_text(f"""<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+     xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" width="200" height="150" viewBox="0 0 200 150">
+  <g id="layer1" inkscape:groupmode="layer" inkscape:label="Layer 1">
+    <image id="photo" x="20" y="10" width="128" height="96" preserveAspectRatio="none" xlink:href="photo.png"/>
+  </g>
+</svg>""")
+    profile = _install_profile(tmp_path, monkeypatch)
+    pool = ThreadPoolExecutor(1)
+    direct = pool.submit(vectorize, png, server=server, paths=int(PREFS["paths"]), mode=PREFS["mode"],
+                         levels=int(PREFS["levels"]), seed=int(PREFS["seed"]), timeout=300)
+    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
+    proc = _run_session(
+        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
+        timeout=300, cwd=tmp_path,  # started elsewhere than the document's folder
+        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
+                 LVSS_SERVER=server, TMPDIR=str(temp)),
+    )
+    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert doc_out.is_file(), log
+    svg = inkex.load_svg(str(doc_out)).getroot()
+    image = svg.getElementById("photo")
+    group = image.getnext()
+    assert group is not None and group.get(LABEL) == "Vectorized: photo.png", log
+    expected = direct.result()
+    pool.shutdown()
+    layers = list(group)[1:]  # after the backdrop
+    assert [g.get(LABEL) for g in layers] == [info.label for info in expected.layers], log
+    assert [len(g.findall(f".//{SVG_PATH}")) for g in layers] == [info.paths for info in expected.layers]
+    # the pixel grid of the real 64x48 photo lands on the image's rectangle
+    tf = layers[0].transform
+    assert tuple(tf.apply_to_point((0, 0))) == pytest.approx((20, 10))
+    assert tuple(tf.apply_to_point((64, 48))) == pytest.approx((148, 106))
 
 
 def _closed_port() -> int:
