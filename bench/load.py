@@ -290,7 +290,7 @@ def run_refusals(address: str, pid: int | None, image: bytes, opts: dict, count:
                     code = send()
                     times.append(time.monotonic() - t0)
                     codes[code] = codes.get(code, 0) + 1
-                results[name] = (percentile(times, 0.5), percentile(times, 0.95))
+                results[name] = (percentile(times, 0.5), percentile(times, 0.95), copy_ms / 1e3)
                 print(f"{name:>22} {size:>10d} {results[name][0] * 1e3:>8.1f} {results[name][1] * 1e3:>8.1f} "
                       f"{max(times) * 1e3:>8.1f} {copy_ms:>8.1f}  {codes}")
 
@@ -316,14 +316,28 @@ def run_refusals(address: str, pid: int | None, image: bytes, opts: dict, count:
                 copy_ms = (time.monotonic() - t0) * 1e3
                 measure(name, send_raw(raw), len(raw), copy_ms)
         rss1 = rss_mib(pid)
-        if rss0 is not None and rss1 is not None:
-            print(f"server RSS: {rss0:.1f} MiB before the refusals, {rss1:.1f} MiB after "
-                  f"({rss1 - rss0:+.1f} MiB)")
     finally:
         for c in calls:
             c.cancel()
         channel.close()
+    _wait_idle(address)
+    rss2 = rss_mib(pid)
+    if rss0 is not None and rss1 is not None:
+        print(f"server RSS: {rss0:.1f} MiB before the refusals, {rss1:.1f} MiB after "
+              f"({rss1 - rss0:+.1f} MiB, the running filler job included), {rss2:.1f} MiB once idle")
     return results
+
+
+def _wait_idle(address: str, timeout: float = 60.0) -> None:
+    from lvss.client import Client
+
+    end = time.monotonic() + timeout
+    with Client(address) as c:
+        while time.monotonic() < end:
+            info = c.info()
+            if not info["busy"] and not info["queue_length"]:
+                return
+            time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,12 +406,18 @@ def main(argv: list[str] | None = None) -> int:
             proc.stdout.close()
     if args.scenario == "hardening":
         growth = figures["jobs"]["growth"]
-        worst = max(p95 for _, p95 in figures["refusal"].values())
         print(f"goal: RSS growth over {figures['jobs']['done']} jobs <= {RSS_GOAL_MIB:.0f} MiB: "
               f"{'met' if growth is not None and growth <= RSS_GOAL_MIB else 'MISSED'} "
               f"({growth:+.1f} MiB)" if growth is not None else "goal: RSS growth unknown (no pid)")
+        refusal = figures["refusal"]
+        over = {k: v for k, v in refusal.items() if v[1] > REFUSAL_P95_GOAL_S}
         print(f"goal: refusal p95 <= {REFUSAL_P95_GOAL_S * 1e3:.0f} ms for every input: "
-              f"{'met' if worst <= REFUSAL_P95_GOAL_S else 'MISSED'} (worst p95 {worst * 1e3:.1f} ms)")
+              f"{'met' if not over else 'MISSED'} ({len(refusal) - len(over)} of {len(refusal)} within; "
+              f"the server's own decision, headers only: p95 {refusal['headers only'][1] * 1e3:.1f} ms)")
+        for name, (_, p95, copy_s) in over.items():
+            print(f"  over: {name}: p95 {p95 * 1e3:.0f} ms, of which one copy of the message in the client "
+                  f"takes {copy_s * 1e3:.0f} ms (the client library copies and sends it before it reads "
+                  "the answer the server gave on the headers)")
     return 0
 
 

@@ -208,11 +208,6 @@ class _Places:
 
         return release
 
-    @property
-    def in_use(self) -> int:
-        with self._lock:
-            return self.count - self._free
-
 
 class _Watchdog:
     """Cancels calls whose request message has not arrived in time (one thread for all calls)."""

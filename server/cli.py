@@ -40,9 +40,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="on SIGTERM, seconds the running job may take to finish before it is cancelled "
                         "(default 10)")
     p.add_argument("--max-image-mb", type=float, default=64.0, metavar="MB",
-                   help="largest encoded image (and mask) accepted, MiB (default 64)")
+                   help="largest encoded image (and mask) accepted, MiB (default 64); waiting jobs hold "
+                        "only these bytes, one request message at most this plus an eighth")
     p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
-                   help="largest decoded image, width x height (default 50 000 000)")
+                   help="largest image, width x height, checked from its header (default 50 000 000); the "
+                        "running job decodes it once at up to 4 bytes per pixel (JPEG at 1/2 to 1/8 scale), "
+                        "then works at the request's work size")
     p.add_argument("--max-paths", type=int, default=4096, metavar="N", help="largest path budget (default 4096)")
     p.add_argument("--receive-timeout", type=float, default=120.0, metavar="S",
                    help="seconds a call's request message may take to arrive before the call is cancelled "

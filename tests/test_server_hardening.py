@@ -254,6 +254,20 @@ def test_big_image_is_decoded_small_and_the_svg_has_its_full_size(stub):
     assert max(xs) > 300  # paths are placed on the full-size canvas, not the decoded one
 
 
+def test_compressed_request_is_refused_without_inflating_it(server, stub):
+    # 24 MiB of zeros gzip to ~24 KB; the transport limit is 1 MiB + 1 MiB here
+    rss0 = H.rss_mib(server.proc.pid)
+    with grpc.insecure_channel(server.address, compression=grpc.Compression.Gzip) as channel:
+        zipped = pb_grpc.VectorizerStub(channel)
+        for _ in range(3):
+            events, code, details = H.collect(zipped, H.request(image=bytes(24 << 20)))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details, details
+        events, code, _ = H.collect(zipped, H.request(steps=1))  # compressed and small: fine
+        assert code == grpc.StatusCode.OK
+    growth = H.rss_mib(server.proc.pid) - rss0
+    assert growth < 20, f"server RSS grew {growth:.0f} MiB for compressed requests it refused"
+
+
 # ------------------------------------------------------------------------------- malformed input
 def _raw_vectorize(channel, raw: bytes):
     method = channel.unary_stream(VECTORIZE, request_serializer=None, response_deserializer=None)
