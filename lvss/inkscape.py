@@ -36,14 +36,16 @@ class InstallError(Exception):
 
 
 def extension_source() -> Path:
-    """The folder holding the extension's files (the repository's or the installed copy's)."""
+    """The folder holding the extension's files: ``lvss/inkscape_ext`` of an installed wheel, else
+    the source checkout's ``inkscape_ext/``."""
     here = Path(__file__).resolve().parent
     for cand in (here / "inkscape_ext", here.parent / "inkscape_ext"):
         if (cand / "lvss_vectorize.inx").is_file():
             return cand
     raise InstallError(
-        "The extension's files (inkscape_ext/lvss_vectorize.inx) are not part of this lvss "
-        "installation. Install lvss from a source checkout (pip install -e .) or pass --source DIR."
+        f"The extension's files (lvss_vectorize.inx and the rest) are missing from this lvss installation "
+        f"({here}). Reinstall lvss from its source folder (pip install \".[server]\"), which puts them in "
+        "lvss/inkscape_ext."
     )
 
 
