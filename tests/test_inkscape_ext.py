@@ -555,6 +555,36 @@ class ErrorTest(ExtensionCase):
         self.assertIn(os.path.join(self.tempdir, "lost.png"), msg)
         self.assertEqual(server.calls, [], "nothing is sent when an image cannot be read")
 
+    def test_cancel_leaves_the_drawing_unchanged(self):
+        msg = self.server_error("CANCELLED", "you cancelled it")
+        self.assertIn("Cancelled while vectorizing", msg)
+        self.assertIn("stopped on the server", msg)
+
+    def run_with_notes(self, **opts):
+        fake = FakeServer(warnings=["the prompt was not used: this server has no CLIP model"])
+        err = io.StringIO()
+        doc = self.doc()
+        os.environ["DOCUMENT_PATH"] = doc
+        effect = LvssVectorize()
+        args = [doc, "--id=photo", "--id=photo2"] + [f"--{k}={v}" for k, v in opts.items()]
+        with mock.patch.object(lvss_vectorize, "vectorize_image", fake), mock.patch("sys.stderr", err):
+            effect.run(args, output=io.BytesIO())
+        return effect, fake, err.getvalue()
+
+    def test_server_notes_are_shown_after_a_successful_run(self):
+        effect, fake, err = self.run_with_notes(prompt="the cat")
+        self.assertEqual(len(self.result_groups(effect.svg)), 2)  # the result is in place
+        self.assertIn("the result is in place", err)
+        self.assertEqual(err.count("the prompt was not used"), 2)  # once per image, named
+        self.assertIn("'photo2'", err)
+        # one window (or quiet monitor) follows every image, numbered
+        self.assertEqual([m[2:] for m in fake.monitors], [(1, 2), (2, 2)])
+
+    def test_notes_can_be_turned_off(self):
+        effect, _, err = self.run_with_notes(prompt="the cat", notes="false")
+        self.assertEqual(len(self.result_groups(effect.svg)), 2)
+        self.assertEqual(err, "")
+
     def server_error(self, code, text, **opts):
         return self.run_failing(self.doc(), ids=("photo", "photo2"),
                                 fake=FakeServer(remote.RemoteError(code, text)), **opts)

@@ -193,6 +193,40 @@ def test_lvss_remote_prints_the_warning(server, tmp_path):
     assert [layer.name for layer in scene.layers] == ["Backdrop", "background"]
 
 
+@pytest.mark.parametrize("how", ["sigterm", "stdin"])
+def test_lvss_remote_cancels_the_job_when_stopped(server, tmp_path, how):
+    """SIGTERM, or "cancel" on stdin with --stdin-cancel: the job stops on the server, exit 130,
+    one line on stderr, no output file."""
+    import signal
+
+    src = tmp_path / "in.png"
+    src.write_bytes(png())
+    out = tmp_path / "out.svg"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    before = server.log().count("cancelled by client")
+    proc = subprocess.Popen([sys.executable, "-m", "lvss.remote_cli", str(src), "-o", str(out), "--server",
+                             server.address, "--levels", "10", "--events", "--stdin-cancel"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)
+    for line in proc.stdout:  # wait until the job runs
+        if json.loads(line)["event"] == "progress":
+            break
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        proc.stdin.write("cancel\n")
+        proc.stdin.flush()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("lvss remote: error: CANCELLED:"), err
+    assert "Traceback" not in err
+    assert not out.exists()
+    end = time.monotonic() + 30
+    while server.log().count("cancelled by client") <= before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert server.log().count("cancelled by client") > before
+
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 WINDOW_SCRIPT = r"""
 import json, os, sys, threading
