@@ -320,11 +320,15 @@ def _stage_entry(stage: str, spec: ModelSpec | None, reason: str, requested: str
 CPU_COST = {
     "sds": "about {sds_s:.0f} s per SDS iteration at {size} px guidance, peak about 8 GB: {iters} iterations "
            "({levels} levels x {per}) take about {total}",
-    "sam": "SAM ViT-B: image encoder about 22 s and {points}² point prompts about {sam_s} per level; ViT-H's "
-           "encoder about 93 s, peak 6.3 GB",
+    "sam": "SAM ViT-B per level: image encoder about 45 s, then {points}² point prompts {sam_lo} to {sam_hi} "
+           "(fewer to more masks passing the thresholds) on one thread, {total_lo} to {total_hi} for the {n} levels; "
+           "ViT-H's encoder about 93 s, peak 6.3 GB",
 }
-_CPU_SDS_SECONDS_512 = 42.0       # per iteration at 512 px (VAE encode + backward + UNet)
-_CPU_SAM_SECONDS_PER_PROMPT = 0.0  # filled from bench/models.py --sam-cpu (lvss decoder, per prompt)
+_CPU_SDS_SECONDS_512 = 42.0  # per iteration at 512 px (VAE encode 14 s + its backward 15 s + UNet 10.5 s)
+# CPU seconds per point prompt, lvss's decoder on one thread (bench/models.py --sam-cpu, ViT-B): 137.7 s
+# and 201.0 s for 1024 prompts with the default thresholds and with every candidate kept
+_CPU_SAM_SECONDS_PER_PROMPT = (0.134, 0.196)
+_CPU_SAM_ENCODER_SECONDS = 45.0  # ViT-B image encoder, same run
 
 
 def _duration(seconds: float) -> str:
@@ -344,8 +348,11 @@ def cpu_cost(stage: str, cfg: VectorizeConfig) -> str:
             text += " (scaled by area from the 512-px figure)"
     elif stage == "sam":
         n = sg.sam_points_per_side ** 2
-        text = CPU_COST["sam"].format(points=sg.sam_points_per_side,
-                                      sam_s=_duration(_CPU_SAM_SECONDS_PER_PROMPT * n))
+        lo, hi = (_duration(sec * n) for sec in _CPU_SAM_SECONDS_PER_PROMPT)
+        levels = sp.levels + 1  # the original and every coarser level
+        t_lo, t_hi = (_duration(levels * (_CPU_SAM_ENCODER_SECONDS + sec * n)) for sec in _CPU_SAM_SECONDS_PER_PROMPT)
+        text = CPU_COST["sam"].format(points=sg.sam_points_per_side, sam_lo=lo, sam_hi=hi, total_lo=t_lo,
+                                      total_hi=t_hi, n=levels)
     else:
         raise ValueError(f"no CPU cost is known for stage {stage!r}; expected one of {', '.join(CPU_COST)}")
     return text + "; meant for a GPU server"
