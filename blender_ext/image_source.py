@@ -203,25 +203,21 @@ def _png(width: int, height: int, rgba: bytes) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
-def _linear_to_srgb(c: float) -> float:
-    c = min(max(c, 0.0), 1.0)
-    return c * 12.92 if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055
-
-
 def encode_pixels(image) -> bytes:
-    """The image's pixels as a PNG (for images that exist only in memory or in formats the
-    server does not read)."""
+    """The image's pixels as an 8-bit RGBA PNG (for images that exist only in memory, were painted
+    on, or are in formats the server does not read)."""
+    import numpy as np  # Blender ships numpy
+
     width, height = image.size[:]
-    n = width * height * 4
-    buf = [0.0] * n
+    buf = np.empty(width * height * 4, dtype=np.float32)
     image.pixels.foreach_get(buf)
+    px = buf.reshape(height, width, 4)
     if image.is_float and image.colorspace_settings.name not in ("sRGB", "Non-Color", "Raw"):
-        buf = [_linear_to_srgb(v) if i % 4 != 3 else v for i, v in enumerate(buf)]
-    data = bytes(int(min(max(v, 0.0), 1.0) * 255 + 0.5) for v in buf)
-    # Blender's rows run bottom to top; PNG's top to bottom
-    stride = width * 4
-    flipped = b"".join(data[(height - 1 - y) * stride:(height - y) * stride] for y in range(height))
-    return _png(width, height, flipped)
+        rgb = np.clip(px[..., :3], 0.0, 1.0)  # scene-linear float pixels: encode them as sRGB
+        px = np.concatenate([np.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * rgb ** (1 / 2.4) - 0.055),
+                             px[..., 3:]], axis=-1)
+    data = (np.clip(px, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return _png(width, height, data[::-1].tobytes())  # Blender's rows run bottom to top, PNG's top down
 
 
 def encoded_bytes(image) -> bytes:

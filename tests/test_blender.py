@@ -464,6 +464,26 @@ if v:
         bpy.context.scene.collection.objects.link(e)
         activate(e)
     error_case("empty_without_image", empty_without_image)
+    def image_file_missing():
+        img = bpy.data.images.new("Lost", 8, 8)
+        img.source, img.filepath = "FILE", os.path.join(os.path.dirname(v["image"]), "lost-photo.png")
+        e = image_empty("Lost photo", img)
+        activate(e)
+    error_case("image_file_missing", image_file_missing)
+    def refused_input():
+        e = image_empty("Tiny", bpy.data.images.load(v["tiny_image"]))
+        activate(e)
+    error_case("refused_input", refused_input)
+    # an image that exists only in memory is sent as a PNG of its pixels
+    gen = bpy.data.images.new("Generated", 64, 48)
+    gen.generated_type = "COLOR_GRID"
+    import base64
+    png = sys.modules[module + ".image_source"].encoded_bytes(gen)
+    import numpy as np
+    px = np.empty(64 * 48 * 4, dtype=np.float32)
+    gen.pixels.foreach_get(px)
+    out["encoded"] = {"png": base64.b64encode(png).decode(), "size": gen.size[:],
+                      "pixels": base64.b64encode(px.tobytes()).decode()}
     # bad SVG to the importer
     before = snapshot()
     result, msg = run_op(bpy.ops.import_curve.lvss_svg, filepath=v["bad_svg"])
@@ -500,6 +520,8 @@ def blender(bpy_python, extension_zip, svgs, server, workdir) -> dict:
     image.write_bytes(_chelsea_png())
     wrong = workdir / "wrong-token.txt"
     wrong.write_text("not-the-token\n")
+    tiny = workdir / "tiny.png"
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(tiny)
     bad = workdir / "notes.svg"
     bad.write_text("this is not an SVG file\n")
     import socket
@@ -513,7 +535,7 @@ def blender(bpy_python, extension_zip, svgs, server, workdir) -> dict:
         "imports": {k: {"svg": str(p), "render": str(renders / f"{k}.png")} for k, p in svgs.items()},
         "vectorize": {"server": server["address"], "token_file": server["token_file"], "image": str(image),
                       "python": sys.executable, "dead_server": dead, "wrong_token_file": str(wrong),
-                      "bad_svg": str(bad)},
+                      "bad_svg": str(bad), "tiny_image": str(tiny)},
     }
     plan["imports"]["sample"]["reimport"] = True
     plan["imports"]["sample_fit"] = {"svg": str(svgs["sample"]),
@@ -786,6 +808,8 @@ def test_vectorize_through_lvss_remote_fallback(blender):
     ("wrong_token", ["token", "Token file", "--token-file"]),
     ("missing_token_file", ["Cannot read the token file"]),
     ("import_not_svg", ["not well-formed XML"]),
+    ("image_file_missing", ["lost-photo.png is missing", "Image > Replace"]),
+    ("refused_input", ["The lvss server refused 'tiny'"]),
 ])
 def test_errors_leave_the_scene_unchanged(blender, case, words):
     rec = blender["errors"][case]
@@ -798,3 +822,17 @@ def test_errors_leave_the_scene_unchanged(blender, case, words):
 def test_cancel_stops_the_job(blender):
     rec = blender["errors"]["cancel"]
     assert rec["finished"] and rec["code"] == "CANCELLED" and not rec["svg"] and rec["unchanged"]
+
+
+def test_in_memory_image_is_sent_as_png(blender):
+    import base64
+
+    rec = blender["encoded"]
+    im = Image.open(io.BytesIO(base64.b64decode(rec["png"]))).convert("RGBA")
+    assert im.size == tuple(rec["size"])
+    a = np.asarray(im).astype(np.float64)
+    w, h = rec["size"]
+    # Blender's pixels (rows bottom to top, floats) are the PNG's, top to bottom, in bytes
+    px = np.frombuffer(base64.b64decode(rec["pixels"]), dtype=np.float32).reshape(h, w, 4)[::-1]
+    np.testing.assert_allclose(a, np.round(px * 255), atol=1)
+    assert len(np.unique(a.reshape(-1, 4), axis=0)) > 4  # a real picture, not one colour
