@@ -10,9 +10,10 @@ entry points keep memory and latency bounded:
   without decoding a pixel: microseconds for any image.
 * :func:`decode_image_reduced` decodes straight to about the working resolution: JPEG with the
   decoder's own 1/2, 1/4, 1/8 scaling (the full-size image never exists), other formats decoded at
-  full size once and box-reduced band by band (no second full-size copy). It checks a cancel event
-  between every 16 KiB of compressed input and between bands, so a cancelled decode stops within
-  milliseconds. WebP and TIFF are decoded by their libraries in one call (no inner cancel point).
+  full size once and box-reduced band by band (no second full-size copy); one full-size decode at a
+  time per process. A cancel event is checked between every 16 KiB of compressed input and between
+  bands, so a cancelled decode returns within milliseconds; WebP and compressed TIFF, which their
+  libraries decode in one call, are decoded in a helper thread that the caller stops waiting for.
 """
 from __future__ import annotations
 
@@ -283,6 +284,63 @@ def decode_image_reduced(data: bytes, long_side: int, max_pixels: int = DEFAULT_
         Image.MAX_IMAGE_PIXELS = old
 
 
+def _load_now(im: Any, what: str) -> None:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im.load()
+    except LoadCancelled:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as e:
+        raise ImageError(f"{what} could not be decoded ({e}); it may be truncated or corrupt") from None
+
+
+# One full-size decode at a time in this process: a cancelled decode that is still inside a library
+# call finishes before the next one starts, so two full-size rasters never coexist.
+_DECODE_SLOT = threading.Lock()
+_POLL = 0.02  # seconds between cancel checks while waiting
+
+
+def _load_cancellable(im: Any, what: str, cancel: threading.Event | None) -> None:
+    """``im.load()``, returning within ~20 ms of ``cancel`` being set (LoadCancelled).
+
+    PNG, JPEG, GIF, BMP and raw TIFF decode block by block through a reader that stops on cancel.
+    WebP and compressed TIFF decode in one library call that cannot be interrupted; so the decode
+    runs in a helper thread: on cancel the caller returns at once and the helper's result is dropped
+    when its call ends (the next decode waits for that, cancellably, through ``_DECODE_SLOT``).
+    """
+    if cancel is None:
+        with _DECODE_SLOT:
+            _load_now(im, what)
+        return
+    while not _DECODE_SLOT.acquire(timeout=_POLL):
+        _check(cancel)
+    outcome: dict[str, BaseException] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            _load_now(im, what)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = e
+        finally:
+            _DECODE_SLOT.release()
+            done.set()
+
+    try:
+        threading.Thread(target=work, name="lvss-decode", daemon=True).start()
+    except BaseException:
+        _DECODE_SLOT.release()
+        raise
+    while not done.wait(_POLL):
+        _check(cancel)
+    if "error" in outcome:
+        raise outcome["error"]
+
+
 def _check(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise LoadCancelled("decoding was cancelled")
@@ -296,15 +354,7 @@ def _decode_reduced(im: Any, long_side: int, what: str, cancel: threading.Event 
         k = max(W0, H0) / long_side
         im.draft(None, (max(1, int(W0 / k)), max(1, int(H0 / k))))  # DCT scaling inside libjpeg
     im.decodermaxblock = DECODE_BLOCK
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im.load()
-    except LoadCancelled:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as e:
-        raise ImageError(f"{what} could not be decoded ({e}); it may be truncated or corrupt") from None
+    _load_cancellable(im, what, cancel)
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
     _check(cancel)

@@ -447,6 +447,33 @@ def test_reduced_decode_stops_when_cancelled():
     assert size == (4000, 4000) and rgba.shape == (65, 65, 4) and not rgba[..., :3].any()  # factor 62
 
 
+def test_cancel_does_not_wait_for_a_library_call_that_cannot_stop(monkeypatch):
+    import lvss.io as lio
+
+    real = lio._load_now
+    busy = threading.Event()
+
+    def stubborn(im, what):  # like libwebp: one call that ignores the cancel event
+        busy.set()
+        time.sleep(1.5)
+        real(im, what)
+
+    monkeypatch.setattr(lio, "_load_now", stubborn)
+    data = _encode(_rng_image(300, 300), "WEBP")
+    cancel = threading.Event()
+    threading.Thread(target=lambda: busy.wait(5) and cancel.set()).start()
+    t0 = time.monotonic()
+    with pytest.raises(LoadCancelled):
+        decode_image_reduced(data, 64, cancel=cancel)
+    assert time.monotonic() - t0 < 1.0  # returned without waiting for the call to end
+    # the next decode waits until the abandoned one has finished (one full-size decode at a time)
+    monkeypatch.setattr(lio, "_load_now", real)
+    t0 = time.monotonic()
+    rgba, size = decode_image_reduced(data, 64, cancel=threading.Event())
+    assert size == (300, 300) and rgba.shape == (75, 75, 4)
+    assert time.monotonic() - t0 > 0.3
+
+
 def test_reduced_decode_bad_input():
     with pytest.raises(ValueError, match="long_side"):
         decode_image_reduced(_encode(_rng_image()), 1)
