@@ -41,10 +41,16 @@ def venv(tmp_path_factory):
           str(src)], env=env, cwd=tmp)
     (wheel,) = (tmp / "dist").glob("lvss-*.whl")
     venv_dir = tmp / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv_dir)], env=env)
     bindir = venv_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)], env=env)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv_dir)], env=env)
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)]
+    proc = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
+    if proc.returncode != 0 and "no such option" in proc.stderr:  # pip older than 22.3: the venv's own pip
+        _run([sys.executable, "-m", "venv", "--clear", str(venv_dir)], env=env)
+        _run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], env=env)
+    else:
+        assert proc.returncode == 0, proc.stderr[-3000:]
     shutil.rmtree(src)  # nothing may come from the source tree any more
     return python, bindir / "lvss", env, tmp
 
