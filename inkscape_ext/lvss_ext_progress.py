@@ -178,13 +178,15 @@ class ProgressWindow:
         return run.result()
 
     def close(self) -> None:
-        self.window.destroy()
-        self._drain()
+        if self.window is not None:
+            self.window.destroy()
+            self.window = None
+            self._drain()
 
     def snapshot(self, path: str) -> bool:
         """Save the window as it is on screen to a PNG file; False when it is not shown."""
         self._drain()
-        gdk_window = self.window.get_window()
+        gdk_window = self.window.get_window() if self.window is not None else None
         if gdk_window is None:
             return False
         pixbuf = self.Gdk.pixbuf_get_from_window(gdk_window, 0, 0, gdk_window.get_width(),

@@ -273,8 +273,10 @@ class Run:
         except Exception as err:  # noqa: BLE001
             self._error = RemoteError("INTERNAL", f"{type(err).__name__}: {err}")
         finally:
-            if self.cancel_requested.is_set() and self._error is None and self._outcome is None:
-                self._error = RemoteError("CANCELLED", "you cancelled it")
+            if self.cancel_requested.is_set():  # Cancel wins, even over a result that just arrived
+                self._outcome = None
+                if self._error is None or self._error.code != "CANCELLED":
+                    self._error = self._cancelled_error()
             self.done.set()
 
     def _cancelled_error(self) -> RemoteError:
