@@ -433,6 +433,94 @@ if v:
     prefs.connection, prefs.python = "AUTO", ""
     save()
 
+    # the interactive (modal) path: Blender runs it from the menu with a window, which a headless
+    # Blender lacks, so the window manager and workspace are stand-ins; the operator's own invoke and
+    # modal code run against the real server and the real scene
+    ops = sys.modules[module + ".operators"]
+
+    class FakeWM:
+        def __init__(self):
+            self.calls = []
+        def event_timer_add(self, step, window=None):
+            self.calls.append("timer_add")
+            return "timer"
+        def event_timer_remove(self, timer):
+            self.calls.append("timer_remove")
+        def modal_handler_add(self, op):
+            self.calls.append("handler_add")
+        def progress_begin(self, lo, hi):
+            self.calls.append("progress_begin")
+        def progress_update(self, value):
+            self.calls.append(value)
+        def progress_end(self):
+            self.calls.append("progress_end")
+
+    class FakeWorkspace:
+        def __init__(self):
+            self.texts = []
+        def status_text_set(self, text):
+            self.texts.append(text)
+
+    class ModalOp:  # the operator's methods, bound to a plain object holding its properties
+        def __init__(self, **props):
+            self.__dict__.update(props)
+            self.properties = type("P", (), {"is_property_set": staticmethod(lambda name: True)})()
+            self.reports = []
+            self._timer = self._job = self._source = None
+        def report(self, kind, message):
+            self.reports.append([sorted(kind)[0], message])
+        def __getattr__(self, name):
+            return getattr(ops.LVSS_OT_vectorize, name).__get__(self)
+
+    class Event:
+        def __init__(self, type, value="NOTHING"):
+            self.type, self.value = type, value
+
+    def modal_run(obj, events):
+        wm, ws = FakeWM(), FakeWorkspace()
+        ctx = type("Ctx", (), dict(window_manager=wm, workspace=ws, window=None, scene=bpy.context.scene,
+                                   preferences=bpy.context.preferences, active_object=obj,
+                                   view_layer=bpy.context.view_layer, mode="OBJECT"))()
+        op = ModalOp(hide_image=False, shading="FLAT", prompt="", **opts)
+        states = [sorted(op.invoke(ctx, Event("NONE")))]
+        for ev in events(op):
+            state = sorted(op.modal(ctx, ev))
+            states.append(state)
+            if state != ["PASS_THROUGH"]:
+                break
+        return {"states": states[:1] + states[-2:], "steps": len(states), "wm": wm.calls[:3] + wm.calls[-3:],
+                "progress": [c for c in wm.calls if isinstance(c, (int, float))], "status": ws.texts[:2] + ws.texts[-2:],
+                "reports": op.reports, "job_cancelled": bool(op._job and op._job.cancelled)}
+
+    def timers(op):
+        while True:
+            time.sleep(0.05)
+            yield Event("MOUSEMOVE")  # other events pass through: Blender stays usable
+            yield Event("TIMER")
+
+    modal_empty = image_empty("Photo modal", image)
+    activate(modal_empty)
+    before = snapshot()
+    rec = modal_run(modal_empty, timers)
+    try:
+        rec.update(result_record(modal_empty))
+    except Exception:
+        rec["record_error"] = traceback.format_exc()
+    out["vectorize"]["modal"] = rec
+    save()
+
+    def escape(op):
+        while op._job.poll().fraction <= 0 and not op._job.done:  # wait until the server is at work
+            time.sleep(0.01)
+        yield Event("TIMER")
+        yield Event("ESC", "PRESS")
+
+    before = snapshot()
+    rec = modal_run(modal_empty, escape)
+    rec["unchanged"] = snapshot() == before
+    out["vectorize"]["modal_escape"] = rec
+    save()
+
     # errors: nothing may change
     def error_case(name, setup, **kw):
         setup()
@@ -836,3 +924,24 @@ def test_in_memory_image_is_sent_as_png(blender):
     px = np.frombuffer(base64.b64decode(rec["pixels"]), dtype=np.float32).reshape(h, w, 4)[::-1]
     np.testing.assert_allclose(a, np.round(px * 255), atol=1)
     assert len(np.unique(a.reshape(-1, 4), axis=0)) > 4  # a real picture, not one colour
+
+
+def test_modal_vectorize_reports_progress_and_inserts(blender):
+    rec = blender["vectorize"]["modal"]
+    assert "record_error" not in rec, rec.get("record_error")
+    assert rec["states"][0] == ["RUNNING_MODAL"] and rec["states"][-1] == ["FINISHED"]
+    assert rec["wm"][:3] == ["timer_add", "handler_add", "progress_begin"]
+    assert rec["wm"][-2:] == ["timer_remove", "progress_end"]
+    progress = rec["progress"]
+    assert progress == sorted(progress) and progress[-1] > progress[0]  # never goes back
+    assert all("Esc: cancel" in t for t in rec["status"][:-1]) and rec["status"][-1] is None
+    assert rec["layers"] == blender["vectorize"]["empty"]["layers"]  # the same result as the blocking run
+    assert rec["reports"][-1][0] == "INFO" and "Vectorized 'photo'" in rec["reports"][-1][1]
+
+
+def test_escape_cancels_the_modal_run(blender):
+    rec = blender["vectorize"]["modal_escape"]
+    assert rec["states"][0] == ["RUNNING_MODAL"] and rec["states"][-1] == ["CANCELLED"]
+    assert rec["job_cancelled"] and rec["unchanged"]
+    assert rec["wm"][-2:] == ["timer_remove", "progress_end"] and rec["status"][-1] is None
+    assert rec["reports"] == [["WARNING", "Vectorizing 'photo' cancelled; nothing was changed."]]
