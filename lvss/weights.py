@@ -60,6 +60,7 @@ class FileCheckpoint:
 class HubModel:
     """A Hugging Face repository, fetched into the Hugging Face cache (only ``patterns``).
 
+    patterns: files that must be there (globs); optional: files fetched when the repository has them;
     weights: groups of alternative weight files; of each group the first the repository has is
     fetched (safetensors before pickles), so one copy of the weights is downloaded.
     """
@@ -70,6 +71,7 @@ class HubModel:
     patterns: tuple[str, ...]
     weights: tuple[tuple[str, ...], ...] = ()
     size: int = 0  # approximate bytes, for messages
+    optional: tuple[str, ...] = ()
 
     @property
     def identifier(self) -> str:
@@ -89,10 +91,10 @@ SD_15 = HubModel(
     size=2_750_000_000)
 CLIP_B16 = HubModel(
     "clip", "CLIP ViT-B/16", "openai/clip-vit-base-patch16",
-    ("config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json",
-     "merges.txt", "special_tokens_map.json"),
+    ("config.json", "vocab.json", "merges.txt"),
     (("model.safetensors", "pytorch_model.bin"),),
-    size=600_000_000)
+    size=600_000_000,
+    optional=("preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"))
 
 MODEL_SETS: dict[str, tuple[Any, ...]] = {"paper": (SAM_VIT_H, SD_15, CLIP_B16)}
 """Named sets for ``--models``: each entry fills the setting of its ``kind``."""
@@ -246,8 +248,9 @@ def fetch_file(ck: FileCheckpoint, *, progress: bool = True, folder: str | None 
 
 
 def _hub_patterns(model: HubModel, files: list[str] | None) -> list[str]:
-    """The files to fetch: the fixed patterns, plus from each weight group the first file present."""
-    out = list(model.patterns)
+    """The files to fetch: the fixed and optional patterns, plus from each weight group the first
+    file present (``files``: the repository's files; None: the first of each group)."""
+    out = list(model.patterns) + list(model.optional)
     for group in model.weights:
         present = [f for f in group if files is None or f in files]
         if files is not None and not present:
