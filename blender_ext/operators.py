@@ -189,7 +189,9 @@ class LVSS_OT_vectorize(bpy.types.Operator):
 
     bl_idname = "lvss.vectorize"
     bl_label = "Vectorize Image (lvss)"
-    bl_options = {"REGISTER", "UNDO"}
+    # one undo step, but no redo panel: redoing would run execute(), which waits for the server
+    # with the interface frozen; run the operator again instead
+    bl_options = {"UNDO"}
 
     _timer = None
     _job = None

@@ -131,12 +131,24 @@ def download_wheels(platforms: list[str], dest: Path, python_version: str = BLEN
     return sorted(dest.glob("*.whl"))
 
 
+def _python_ok(pytag: str, abitag: str, python_version: str) -> bool:
+    """Whether a wheel's python and ABI tags fit CPython ``python_version`` (e.g. "3.11")."""
+    want = tuple(int(p) for p in python_version.split("."))
+    for tag in pytag.split("."):
+        if tag in ("py3", "py2.py3") or (tag.startswith("py3") and abitag == "none"):
+            return True
+        m = re.fullmatch(r"cp(\d)(\d+)", tag)
+        if m and ((int(m.group(1)), int(m.group(2))) == want or
+                  (abitag == "abi3" and (int(m.group(1)), int(m.group(2))) <= want)):
+            return True
+    return False
+
+
 def pick_wheels(folder: Path, platforms: list[str], python_version: str = BLENDER_PYTHON) -> list[Path]:
     """The wheels in ``folder`` that fit Blender's Python on ``platforms``; errors if grpcio or
     protobuf is missing for one of them."""
     if not folder.is_dir():
         raise BuildError(f"--wheel-dir {folder} is not a folder")
-    py = "cp" + python_version.replace(".", "")
     chosen: list[Path] = []
     for plat in platforms:
         tags = PLATFORM_TAGS[plat]
@@ -146,8 +158,7 @@ def pick_wheels(folder: Path, platforms: list[str], python_version: str = BLENDE
             if len(parts) not in (5, 6):
                 continue
             pytag, abitag = parts[-3], parts[-2]
-            if not (_wheel_platform_ok(whl.name, tags) and
-                    (pytag in (py, "py3", "py2.py3") or (abitag == "abi3" and pytag <= py and pytag.startswith("cp3")))):
+            if not (_wheel_platform_ok(whl.name, tags) and _python_ok(pytag, abitag, python_version)):
                 continue
             if whl not in chosen:
                 chosen.append(whl)

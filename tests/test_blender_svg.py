@@ -332,8 +332,9 @@ def test_build_with_a_wheel_dir(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     for name in ("grpcio-1.85.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-                 "protobuf-7.36.2-cp310-abi3-manylinux2014_x86_64.whl", "typing_extensions-4.16.0-py3-none-any.whl",
-                 "grpcio-1.85.3-cp312-cp312-manylinux_2_17_x86_64.whl", "grpcio-1.85.3-cp311-cp311-win_amd64.whl"):
+                 "protobuf-7.36.2-cp39-abi3-manylinux2014_x86_64.whl", "typing_extensions-4.16.0-py3-none-any.whl",
+                 "grpcio-1.85.3-cp312-cp312-manylinux_2_17_x86_64.whl", "grpcio-1.85.3-cp311-cp311-win_amd64.whl",
+                 "protobuf-7.36.2-cp312-abi3-manylinux2014_x86_64.whl"):
         (wheels / name).write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip: only the name matters here
     proc = _cli("--wheel-dir", str(wheels), "--platform", "linux-x64", "-o", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -344,7 +345,7 @@ def test_build_with_a_wheel_dir(tmp_path):
     assert manifest["platforms"] == ["linux-x64"]
     assert sorted(manifest["wheels"]) == sorted(f"./wheels/{n}" for n in (
         "grpcio-1.85.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        "protobuf-7.36.2-cp310-abi3-manylinux2014_x86_64.whl", "typing_extensions-4.16.0-py3-none-any.whl"))
+        "protobuf-7.36.2-cp39-abi3-manylinux2014_x86_64.whl", "typing_extensions-4.16.0-py3-none-any.whl"))
     assert all(w[2:] in zf.namelist() for w in manifest["wheels"])
 
 
