@@ -173,10 +173,8 @@ def _reference_batch(sam: SamModel, emb, points, input_size, out_size, cfg: Segm
 def bench_sam_cpu(args) -> None:
     """Seconds per SAM level on the CPU: encoder, then the prompt batches of the lvss decoder and of the
     reference decoder, measured on the first ``--sam-prompts`` prompts and scaled to the full grid."""
-    from lvss import threads
     from lvss.segment.sam import POINTS_PER_BATCH, POINTS_PER_BATCH_CPU, SamSegmenter
 
-    threads.apply(None)
     dev = torch.device("cpu")
     size = args.size or 256
     image = photo(size)
@@ -236,6 +234,9 @@ def main() -> None:
     ap.add_argument("--sam-prompts", type=int, default=128,
                     help="with --sam-cpu: prompts actually run per variant, scaled to the grid (default 128)")
     args = ap.parse_args()
+    from lvss import threads
+
+    threads.apply(None)  # LVSS_THREADS, else lvss's default (idle cores, at most 4)
     if args.sam_cpu:
         bench_sam_cpu(args)
         return

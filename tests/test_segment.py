@@ -95,3 +95,23 @@ def test_bad_input(image, match):
 def test_bad_min_area():
     with pytest.raises(ValueError, match="min_area"):
         segment_classical(np.zeros((4, 4, 3), np.float32), SegmentConfig(min_area=1.5))
+
+
+def test_masks_at_a_smaller_output_size_sample_the_full_resolution_regions():
+    from lvss.segment.classical import ClassicalSegmenter
+
+    img = np.zeros((40, 60, 3), np.float32)
+    img[:, 30:] = (1.0, 0.0, 0.0)
+    img[10:30, 5:20] = (0.0, 0.0, 1.0)
+    full = segment_classical(img, SegmentConfig(min_area=0.0))
+    small = segment_classical(img, SegmentConfig(min_area=0.0), out_size=(20, 30))
+    _check_maskset(small, 20, 30)
+    assert len(small) == len(full) == 3
+    # each small mask is its full-resolution region sampled at the output pixel centres (every 2nd pixel)
+    for m_small, m_full, c_small, c_full in zip(small.masks, full.masks, small.colors, full.colors):
+        assert np.array_equal(m_small, m_full[1::2, 1::2])
+        np.testing.assert_allclose(c_small, c_full)
+    seg = ClassicalSegmenter(SegmentConfig(min_area=0.0))
+    assert seg.input_size == 512 and np.array_equal(seg(img, out_size=(20, 30)).masks, small.masks)
+    with pytest.raises(ValueError, match="out_size"):
+        segment_classical(img, out_size=(0, 3))
