@@ -54,13 +54,16 @@ def add_vectorize_options(p) -> None:
     with :func:`config_from_args`. ``--threads`` is a process setting, not part of the config."""
     from .info import add_model_arguments
 
-    p.add_argument("--paths", type=_positive_int("--paths"), default=128, metavar="N",
-                   help="path budget: the SVG has at most N paths (default 128)")
+    p.add_argument("--paths", type=_positive_int("--paths"), default=None, metavar="N",
+                   help="path budget: the SVG has at most N paths (default: the preset's, 128 for balanced)")
+    p.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced",
+                   help="speed/fidelity preset: default budget (64/128/256), working size and optimisation "
+                        "effort (default balanced)")
     p.add_argument("--levels", type=int, default=4, metavar="L", help="coarser simplification levels (default 4)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (same input + seed = same SVG)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to compute")
-    p.add_argument("--work-size", type=int, default=256, metavar="PX",
-                   help="long side of the working resolution in pixels (default 256)")
+    p.add_argument("--work-size", type=int, default=None, metavar="PX",
+                   help="long side of the working resolution in pixels (default: the preset's, 256)")
     p.add_argument("--mode", choices=("layered", "compact"), default="layered",
                    help="layered (semantic simplification) or compact (recolouring merge)")
     p.add_argument("--saliency-mask", metavar="FILE", help="compact/refinement: mask image, white = important")
@@ -81,8 +84,12 @@ def config_from_args(args):
     from .config import VectorizeConfig
     from .info import apply_model_arguments
 
-    cfg = VectorizeConfig(paths=args.paths, mode=args.mode, seed=args.seed, device=args.device,
-                          work_size=args.work_size)
+    from .config import apply_quality
+
+    cfg = VectorizeConfig(paths=args.paths or 128, mode=args.mode, seed=args.seed, device=args.device,
+                          work_size=args.work_size or 256)
+    cfg = apply_quality(cfg, args.quality, paths_given=args.paths is not None,
+                        work_size_given=args.work_size is not None)
     cfg = replace(cfg, simplify=replace(cfg.simplify, levels=args.levels))
     compact = cfg.compact
     if args.structural_ratio is not None:
@@ -164,6 +171,7 @@ def _cmd_vectorize(args) -> int:
         print(json.dumps({"output": str(out), "paths": res.scene.num_paths,
                           "layers": [{"name": l.name, "paths": len(l.paths)} for l in res.scene.layers],
                           "seconds": round(secs, 3), "svg_bytes": len(svg.encode("utf-8")),
+                          "budget": cfg.paths, "notes": res.notes,
                           "mse": res.metrics.get("mse"), "psnr": res.metrics.get("psnr"),
                           "timings": res.timings}, indent=2))
     return 0

@@ -69,13 +69,19 @@ class SaliencyConfig:
 class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
-    structure_iters: int = 60
+    structure_iters: int = 60      # at most; each stage stops earlier once its loss levels off
     refine_iters: int = 150
+    structure_lr: float = 0.3      # contour-fitted paths start near their masks: small steps
+    structure_scale: float = 1.0   # the structure stage works at this fraction of the working size
+    refine_scale: float = 1.0      # refinement rounds before the last work at this fraction
+    stop_tol: float = 0.0          # stop when the loss improved less than this (relative) ...
+    stop_patience: int = 8         # ... over this many steps (stop_tol 0: always run every step)
     structure_share: float = 0.7  # at most this share of the path budget goes to structural paths
     point_lr: float = 1.0
     color_lr: float = 0.01
     overlap_weight: float = 0.1
     refine_rounds: int = 4
+    refill_rounds: int = 2         # extra rounds that re-spend budget freed by pruning
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
@@ -93,6 +99,34 @@ class CompactConfig:
     lambda_c: float = 0.1
     lambda_d: float = 0.01
     detail_radius: float = 5.0
+
+
+# --quality presets: the default path budget (when none is given), the working size and the
+# optimisation effort. "balanced" is OptimizeConfig's defaults; the figures each preset gives on
+# this project's reference machine are in the README (bench/speed.py, bench/quality.py).
+QUALITY_PRESETS: dict[str, dict[str, Any]] = {
+    "fast": dict(paths=64, work_size=192,
+                 optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=40, refine_scale=0.5,
+                               refine_rounds=3, refill_rounds=1)),
+    "balanced": dict(paths=128, work_size=256, optimize={}),
+    "best": dict(paths=256, work_size=256,
+                 optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=150, refine_scale=1.0,
+                               refine_rounds=4, refill_rounds=3)),
+}
+
+
+def apply_quality(cfg: "VectorizeConfig", name: str, paths_given: bool = False,
+                  work_size_given: bool = False) -> "VectorizeConfig":
+    """``cfg`` with the preset ``name`` applied; an explicitly given budget or working size wins."""
+    if name not in QUALITY_PRESETS:
+        raise ConfigError(f"quality must be one of {', '.join(QUALITY_PRESETS)}, got {name!r}")
+    pre = QUALITY_PRESETS[name]
+    out = replace(cfg, optimize=replace(cfg.optimize, **pre["optimize"]))
+    if not paths_given:
+        out = replace(out, paths=pre["paths"])
+    if not work_size_given:
+        out = replace(out, work_size=pre["work_size"])
+    return out
 
 
 MODES = ("layered", "compact")

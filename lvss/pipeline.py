@@ -15,7 +15,8 @@ import torch
 
 from .config import VectorizeConfig
 from .io import load_image
-from .optimize.structure import Cancelled, StructuralPath, check_cancel, fit_colors, optimize_structure
+from .optimize.structure import (Cancelled, StructuralPath, check_cancel, fit_colors, optimize_structure,
+                                 solve_colors)
 from .scene import Layer, Path, Scene
 from .types import ProgressCallback, ProgressEvent, VectorizeResult
 
@@ -142,7 +143,8 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     out = scene.scaled(W0 / w, H0 / h, width=W0, height=H0)
     lap("export")
     prog("export", 1.0, "done")
-    return VectorizeResult(out, timings, metrics)
+    notes = list(metrics.pop("_notes", []))
+    return VectorizeResult(out, timings, metrics, notes)
 
 
 def _targets(rgb: np.ndarray, alpha: np.ndarray, dev: torch.device):
@@ -200,6 +202,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     if n:
         fallback = torch.from_numpy(np.stack([sp.mean_color for sp in spaths]))
         cols = fit_colors(pts, torch.ones(n), torch.from_numpy(rgb).to(dev), fallback, w, h)
+        cols = solve_colors(pts, torch.ones(n, device=dev), target_c, cols, w, h)
         colors = torch.cat([cols, torch.ones(n, 1, device=dev)], 1)
     else:
         colors = torch.zeros(0, 4, device=dev)
@@ -235,7 +238,10 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
 
             C, A = render_torch(state.points, state.colors, w, h)
     metrics = composite_metrics(C, A, target_c, target_a)
-    metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)), **seg.metrics)
+    metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)), budget=float(cfg.paths),
+                   refine_rounds=float(state.rounds), **seg.metrics)
+    notes = [f"{int(scene.num_paths)} of {cfg.paths} paths used: {state.stop_reason}"] if state.stop_reason else []
+    metrics["_notes"] = notes
     return scene, metrics
 
 

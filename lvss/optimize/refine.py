@@ -20,7 +20,8 @@ from ..config import OptimizeConfig
 from ..render.torch_raster import render_torch
 from ..scene import circle_path
 from .losses import image_loss
-from .structure import _lr_at, check_cancel, visible_area
+from .stopping import Plateau
+from .structure import _lr_at, check_cancel, solve_colors, visible_area
 
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
 
@@ -33,6 +34,8 @@ class RefineState:
     colors: torch.Tensor                 # (N, 4) straight RGBA
     n_fixed: int                         # the first n_fixed paths keep their shape
     history: list[float] = field(default_factory=list)
+    rounds: int = 0                      # rounds run (planned ones plus refills)
+    stop_reason: str = ""                # why no more paths were added
 
 
 def error_regions(err: np.ndarray, k: int, threshold: float = ERROR_THRESHOLD,
@@ -139,6 +142,19 @@ def _new_paths(err: np.ndarray, k: int, candidates: np.ndarray | None, used: np.
     return out
 
 
+def _scaled_targets(target_c: torch.Tensor, target_a: torch.Tensor, weight: torch.Tensor | None, s: float):
+    """Targets (and weight) area-downsampled to scale ``s``; returns them and the new height, width."""
+    h, w = target_a.shape
+    hs, ws = max(1, round(h * s)), max(1, round(w * s))
+    if (hs, ws) == (h, w):
+        return target_c, target_a, weight, h, w
+    f = torch.nn.functional.interpolate
+    stack = torch.cat([target_c.permute(2, 0, 1), target_a[None]] + ([weight[None]] if weight is not None else []), 0)
+    small = f(stack[None], size=(hs, ws), mode="area")[0]
+    wgt = small[4] if weight is not None else None
+    return small[:3].permute(1, 2, 0).contiguous(), small[3].contiguous(), wgt, hs, ws
+
+
 def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, budget: int,
            cfg: OptimizeConfig, weight: torch.Tensor | None = None,
            step_callback: Callable[[int, int, float], None] | None = None,
@@ -159,10 +175,26 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     step = 0
     valid = (target_a > 0.5).cpu().numpy()
     used = np.zeros(len(candidates), bool) if candidates is not None else None
-    for r in range(rounds):
+    r = -1
+    added_last = 0
+    while True:
+        r += 1
+        if r >= rounds:
+            # refill: pruning and merging free part of the budget; spend it again while new paths
+            # still find regions of noticeable error
+            if len(state.points) >= budget:
+                state.stop_reason = "budget used"
+                break
+            if r >= rounds + cfg.refill_rounds:
+                state.stop_reason = f"{budget - len(state.points)} paths left after {cfg.refill_rounds} refill rounds"
+                break
+            if r > rounds and added_last == 0:
+                state.stop_reason = "no region of noticeable error left"
+                break
         check_cancel(cancel)
         free = budget - len(state.points)
-        k = int(math.ceil(free / (rounds - r))) if free > 0 else 0
+        k = (int(math.ceil(free / (rounds - r))) if r < rounds else free) if free > 0 else 0
+        added_last = 0
         if k > 0:
             with torch.no_grad():
                 C, A = _render(state, w, h)
@@ -177,30 +209,48 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 rgb = tc[m].mean(0) / max(a, 1e-3)
                 new_pts.append(pts.to(dev))
                 new_cols.append(torch.tensor([*np.clip(rgb, 0, 1), 1.0], dtype=torch.float32))
+            added_last = len(new_pts)
+            if r >= rounds and not new_pts:
+                state.stop_reason = "no region of noticeable error left"
+                break
             if new_pts:
                 state.points = state.points + new_pts
                 state.colors = torch.cat([state.colors, torch.stack(new_cols).to(dev)], 0)
-        n_iter = per_round[r]
-        if n_iter == 0 or len(state.points) == 0:
+        state.rounds = r + 1
+        n_iter = per_round[r] if r < rounds else max(1, per_round[-1] // 2)
+        if len(state.points) == 0:
             continue
-        fixed = [p.detach() for p in state.points[:state.n_fixed]]
+        # the best colours for the shapes as they are (one linear solve), then shapes and colours
+        # move together
+        state.colors = torch.cat([solve_colors(state.points, state.colors[:, 3], target_c, state.colors, w, h,
+                                               weight), state.colors[:, 3:]], 1)
+        if n_iter == 0:
+            continue
+        # every round but the last works at the coarse scale (exact-area rendering at scale s is the
+        # area-downsampled full render, so this is the same loss on blurred images, s^2 the cost)
+        sc = 1.0 if r >= rounds - 1 else min(1.0, max(cfg.refine_scale, 16.0 / min(h, w)))
+        tgt_c, tgt_a, wgt, hs, ws = _scaled_targets(target_c, target_a, weight, sc)
+        scale = torch.tensor([ws / w, hs / h], device=dev)
+        fixed = [p.detach() * scale for p in state.points[:state.n_fixed]]
         sizes = [p.shape[0] for p in state.points[state.n_fixed:]]
-        free = (torch.cat([p.detach() for p in state.points[state.n_fixed:]], 0) if sizes
+        free = (torch.cat([p.detach() for p in state.points[state.n_fixed:]], 0) * scale if sizes
                 else torch.zeros(0, 2, device=dev)).requires_grad_(True)
         rgb = state.colors[:, :3].detach().clone().requires_grad_(True)
         alpha = state.colors[:, 3:].detach()
         groups = [{"params": [rgb], "lr": cfg.color_lr, "base": cfg.color_lr}]
         if sizes:
-            groups.append({"params": [free], "lr": cfg.point_lr, "base": cfg.point_lr})
+            groups.append({"params": [free], "lr": cfg.point_lr * float(scale.min()),
+                           "base": cfg.point_lr * float(scale.min())})
         opt = torch.optim.Adam(groups)
+        stop = Plateau(cfg.stop_tol, cfg.stop_patience)
         for it in range(n_iter):
             check_cancel(cancel)
             for grp in opt.param_groups:
                 grp["lr"] = _lr_at(it, n_iter, grp["base"])
             opt.zero_grad(set_to_none=True)
             pts = fixed + list(torch.split(free, sizes))
-            C, A = render_torch(pts, torch.cat([rgb, alpha], 1), w, h)
-            loss = image_loss(C, A, target_c, target_a, weight)
+            C, A = render_torch(pts, torch.cat([rgb, alpha], 1), ws, hs)
+            loss = image_loss(C, A, tgt_c, tgt_a, wgt)
             loss.backward()
             for t in (free, rgb):
                 if t.grad is not None:
@@ -208,13 +258,21 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
             opt.step()
             with torch.no_grad():
                 rgb.clamp_(0.0, 1.0)
-            state.history.append(float(loss.detach()))
+            value = float(loss.detach())
+            state.history.append(value)
             if step_callback is not None:
-                step_callback(step, iters_total, float(loss.detach()))
+                step_callback(step, iters_total, value)
             step += 1
+            if stop.step(value):
+                break
+        fixed = [p for p in state.points[:state.n_fixed]]
+        free = free.detach() / scale
         state.points = fixed + [p.detach() for p in torch.split(free.detach(), sizes)]
         state.colors = torch.cat([rgb.detach(), alpha], 1)
         if cfg.prune_every > 0:
             _prune(state, w, h, cfg.prune_area)
             _merge_redundant(state, w, h)
+    if state.points:
+        state.colors = torch.cat([solve_colors(state.points, state.colors[:, 3], target_c, state.colors, w, h,
+                                               weight), state.colors[:, 3:]], 1)
     return state

@@ -17,6 +17,7 @@ import torch
 from ..config import OptimizeConfig
 from ..render.torch_raster import render_torch
 from .losses import overlap_loss
+from .stopping import Plateau
 
 TILE_PAD = 8  # empty pixels between layer tiles, so paths drifting past an edge don't reach a neighbour
 
@@ -66,31 +67,45 @@ def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg
         x0 = p.layer * tile
         m = torch.from_numpy(p.mask)
         target[:, x0:x0 + width][m] = colors[i, :3].cpu()
+    # coarse working size: exact-area rendering at scale s equals the area-downsampled full render,
+    # so the loss against the area-downsampled target is the same loss, blurred
+    s = min(1.0, max(cfg.structure_scale, 8.0 / min(height, width)))
+    hs, Ws = max(1, round(height * s)), max(1, round(W * s))
+    sx, sy = Ws / W, hs / height
+    if (hs, Ws) != (height, W):
+        target = torch.nn.functional.interpolate(target.permute(2, 0, 1)[None], size=(hs, Ws),
+                                                 mode="area")[0].permute(1, 2, 0)
     target = target.to(device)
+    scale = torch.tensor([sx, sy], device=device)
     offsets = torch.tensor([[p.layer * tile, 0.0] for p in paths], device=device)
     sizes = [p.points.shape[0] for p in paths]
     # one parameter tensor holding every path's points (one Adam update instead of one per path)
-    flat = torch.cat([p.points.detach().to(device) + offsets[i] for i, p in enumerate(paths)], 0)
+    flat = torch.cat([(p.points.detach().to(device) + offsets[i]) * scale for i, p in enumerate(paths)], 0)
     flat.requires_grad_(True)
     iters = cfg.structure_iters
-    opt = torch.optim.Adam([flat], lr=cfg.point_lr)
+    lr = cfg.structure_lr * min(sx, sy)
+    opt = torch.optim.Adam([flat], lr=lr)
+    stop = Plateau(cfg.stop_tol, cfg.stop_patience)
     for step in range(iters):
         check_cancel(cancel)
         for grp in opt.param_groups:
-            grp["lr"] = _lr_at(step, iters, cfg.point_lr)
+            grp["lr"] = _lr_at(step, iters, lr)
         opt.zero_grad(set_to_none=True)
         params = list(torch.split(flat, sizes))
-        C, _, S = render_torch(params, colors, W, height, with_coverage_sum=True)
+        C, _, S = render_torch(params, colors, Ws, hs, with_coverage_sum=True)
         loss = ((C - target) ** 2).sum(-1).mean() * n_layers
         if cfg.overlap_weight > 0:
             loss = loss + cfg.overlap_weight * n_layers * overlap_loss(S)
         loss.backward()
         torch.nan_to_num_(flat.grad, nan=0.0, posinf=0.0, neginf=0.0)
         opt.step()
+        value = float(loss.detach())
         if step_callback is not None:
-            step_callback(step, iters, float(loss.detach()))
+            step_callback(step, iters, value)
+        if stop.step(value):
+            break
     out = torch.split(flat.detach(), sizes)
-    return [(t - offsets[i]).cpu() for i, t in enumerate(out)]
+    return [(t / scale - offsets[i]).cpu() for i, t in enumerate(out)]
 
 
 def fit_colors(points: list[torch.Tensor], alphas: torch.Tensor, target_rgb: torch.Tensor,
@@ -126,3 +141,40 @@ def visible_area(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
     C, _ = render_torch([p.detach() for p in points], cols, width, height)
     g, = torch.autograd.grad(C[..., 0].sum(), rgb)
     return g[:, 0].detach()
+
+
+def solve_colors(points: list[torch.Tensor], alphas: torch.Tensor, target_c: torch.Tensor,
+                 current: torch.Tensor, width: int, height: int, weight: torch.Tensor | None = None,
+                 ridge: float = 1e-4) -> torch.Tensor:
+    """The RGB colours (N, 3) that bring the composite closest to ``target_c`` (H, W, 3, premultiplied)
+    in (optionally per-pixel weighted) least squares, all paths jointly, for the given shapes and
+    alphas. The composite is linear in the colours, so this is one small N x N linear solve; a tiny
+    ridge towards ``current`` (N, 3) settles paths that barely show. Clamped to [0, 1]."""
+    import scipy.sparse as sp
+
+    from ..render.torch_raster import visibility
+
+    n = len(points)
+    if n == 0:
+        return current[:, :3].clone()
+    pix, pid, vis = visibility(points, alphas, width, height)
+    P = height * width
+    wv = vis.double().cpu().numpy()
+    V = sp.csr_matrix((wv, (pix.cpu().numpy(), pid.cpu().numpy())), shape=(P, n))
+    tgt = target_c.reshape(P, 3).double().cpu().numpy()
+    if weight is not None:
+        wp = weight.reshape(P).double().cpu().numpy()
+        VW = sp.diags(wp) @ V
+    else:
+        VW = V
+    M = (V.T @ VW).toarray()
+    cur = current[:, :3].double().cpu().numpy()
+    scale = max(float(np.trace(M)) / n, 1e-9)
+    M += ridge * scale * np.eye(n)
+    rhs = VW.T @ tgt + ridge * scale * cur
+    try:
+        sol = np.linalg.solve(M, rhs)
+    except np.linalg.LinAlgError:
+        sol = np.linalg.lstsq(M, rhs, rcond=None)[0]
+    out = torch.from_numpy(np.clip(sol, 0.0, 1.0)).to(dtype=current.dtype, device=current.device)
+    return out

@@ -364,3 +364,38 @@ def coverage_sum(points: list[torch.Tensor], width: int, height: int,
         return torch.zeros(height, width)
     ones = torch.ones(len(points), 4, device=points[0].device, dtype=points[0].dtype)
     return render_torch(points, ones, width, height, samples_per_segment, with_coverage_sum=True)[2]
+
+
+def visibility(points: list[torch.Tensor], alphas: torch.Tensor, width: int, height: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """How much of each path shows at each pixel: the composite is linear in the paths' RGB colours,
+    ``C(pixel) = sum_i weight_i(pixel) * rgb_i``, with weight = coverage x alpha x transmittance of
+    the paths above. Returns (pix, pid, weight) over the (pixel, path) pairs with a nonzero weight:
+    pixel index y * width + x, path index, weight. No gradients."""
+    n = len(points)
+    dev = alphas.device
+    empty = (torch.zeros(0, dtype=torch.long, device=dev),) * 2 + (torch.zeros(0, device=dev),)
+    if n == 0:
+        return empty
+    with torch.no_grad():
+        check_points(points)
+        dt = alphas.dtype
+        pts = [p.detach().to(device=dev, dtype=dt) for p in points]
+        starts, ends, edge_path = flatten(pts, 16)
+        boxes, total = _layout(starts, ends, edge_path, n, width, height)
+        if total == 0:
+            return empty
+        cov = _coverage(starts, ends, edge_path, boxes, total, height)
+        plan = _covered(_plan_cached(boxes, width), cov)
+        T = torch.ones(height * width, device=dev, dtype=dt)
+        u = cov.index_select(0, plan.perm) * alphas.clamp(0, 1).index_select(0, plan.pid)
+        vis = torch.empty_like(u)
+        bd = plan.bounds
+        for g in range(len(bd) - 2, -1, -1):   # top group first
+            a, b = bd[g], bd[g + 1]
+            px = plan.pix[a:b]
+            t = T.index_select(0, px)
+            vis[a:b] = u[a:b] * t
+            T.index_copy_(0, px, t * (1.0 - u[a:b]))
+        keep = vis > 0
+        return plan.pix[keep], plan.pid[keep], vis[keep]
