@@ -269,10 +269,10 @@ def segment_levels(cfg: VectorizeConfig, levels: list[np.ndarray], source: np.nd
                 image = level
         ms = _run_segmenter(segmenter, image, (h, w), lambda f, m, i=i: report(i, f, m), cancel)
         if len(ms) == 0 and method != "classical":
-            note = f"level {i}: {name} found no masks; used the classical segmenter"
-            out.notes.append(note)
+            why = f"{name} found no masks; used the classical segmenter"
+            out.notes.append(f"level {i}: {why}")
             out.fallback_levels.append(i)
-            report(i, 1.0, note)
+            report(i, 1.0, why)
             ms = _run_segmenter(ClassicalSegmenter(cfg.segment), level, (h, w), None, cancel)
         if len(ms) == 0:
             out.notes.append(f"level {i}: no masks")
