@@ -318,8 +318,8 @@ def _stage_entry(stage: str, spec: ModelSpec | None, reason: str, requested: str
 # What the learned stages cost on a CPU, measured on a shared 2-core x86 machine with full-size
 # architectures and random weights (bench/models.py; compute does not depend on the weights' values).
 CPU_COST = {
-    "sds": "about {sds_s:.0f} s per SDS iteration at {size} px guidance, peak about 8 GB: {iters} iterations "
-           "({levels} levels x {per}) take about {total}",
+    "sds": "about {sds_s:.0f} s per SDS iteration at {size} px guidance: {iters} iterations ({levels} levels "
+           "x {per}) take about {total} (measured at 512 px: 42 s per iteration, peak 7.9 GB)",
     "sam": "SAM ViT-B per level: image encoder about 45 s, then {points}² point prompts {sam_lo} to {sam_hi} "
            "(fewer to more masks passing the thresholds) on one thread, {total_lo} to {total_hi} for the {n} levels; "
            "ViT-H's encoder about 93 s, peak 6.3 GB",
@@ -345,7 +345,7 @@ def cpu_cost(stage: str, cfg: VectorizeConfig) -> str:
         text = CPU_COST["sds"].format(sds_s=per_it, size=sp.sds_guidance_size, iters=iters, levels=sp.levels,
                                       per=sp.sds_iterations_per_level, total=_duration(per_it * iters))
         if sp.sds_guidance_size != 512:
-            text += " (scaled by area from the 512-px figure)"
+            text += "; other sizes scaled by area"
     elif stage == "sam":
         n = sg.sam_points_per_side ** 2
         lo, hi = (_duration(sec * n) for sec in _CPU_SAM_SECONDS_PER_PROMPT)
