@@ -7,11 +7,13 @@ through once the original bitmap is hidden. The backdrop is the bitmap's opaque 
 rectangle for an opaque bitmap, else exactly its pixels with alpha >= 1/2) filled with the bitmap's mean colour over the pixels the result leaves uncovered,
 each weighted by how uncovered it is. The Inkscape extension puts it under the layers it inserts.
 
-:func:`backdrop` needs the bitmap and the result's SVG; it renders the result at a small size to
-find the gaps. It is a client-side complement to the result, not part of its path budget.
+:func:`backdrop` needs the bitmap and the result's SVG; it rasterizes the result at a small size to
+find the gaps (with Pillow for the SVG lvss writes, so a client does not load torch for it). It is a
+client-side complement to the result, not part of its path budget.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,17 +54,157 @@ def _outline(opaque: np.ndarray) -> str:
     return "".join(f"M{x0} {y0}H{x1}V{y1}H{x0}Z" for (x0, x1), y0, y1 in rects)
 
 
+_SS = 4  # supersampling of the quick coverage raster, per axis
+_T = np.linspace(0.0, 1.0, 9)[1:]  # where each cubic segment is sampled (8 chords)
+_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _matrix(transform: str | None) -> np.ndarray:
+    """3x3 matrix of an SVG transform list made of matrix/translate/scale (ValueError otherwise)."""
+    m = np.eye(3)
+    for name, body in re.findall(r"([a-zA-Z]+)\s*\(([^)]*)\)", transform or ""):
+        v = [float(x) for x in _NUM.findall(body)]
+        t = np.eye(3)
+        if name == "matrix" and len(v) == 6:
+            t[0, 0], t[1, 0], t[0, 1], t[1, 1], t[0, 2], t[1, 2] = v
+        elif name == "translate" and len(v) in (1, 2):
+            t[0, 2], t[1, 2] = v[0], (v[1] if len(v) == 2 else 0.0)
+        elif name == "scale" and len(v) in (1, 2):
+            t[0, 0], t[1, 1] = v[0], (v[1] if len(v) == 2 else v[0])
+        else:
+            raise ValueError(f"transform {name}({body}) is not read by the quick raster")
+        m = m @ t
+    return m
+
+
+def _polygons(d: str) -> list[np.ndarray]:
+    """Closed polygons ((K, 2) float) of path data made of absolute M, C, L and Z (what lvss writes);
+    cubic segments are flattened into 8 chords. ValueError for anything else."""
+    out: list[np.ndarray] = []
+    parts: list[np.ndarray] = []  # pieces of the current subpath, (n, 2) each
+    cubic: list[float] = []  # consecutive C operands, flattened together
+    state = {"cur": None}
+
+    def flush_cubic() -> None:
+        if cubic:
+            c = np.asarray(cubic, np.float64).reshape(-1, 3, 2)  # (k, [c1, c2, end], xy)
+            p0 = np.concatenate([state["cur"][None], c[:-1, 2]])  # each segment's start
+            t = _T[None, :, None]
+            seg = ((1 - t) ** 3 * p0[:, None] + 3 * (1 - t) ** 2 * t * c[:, None, 0]
+                   + 3 * (1 - t) * t * t * c[:, None, 1] + t ** 3 * c[:, None, 2])
+            parts.append(seg.reshape(-1, 2))
+            state["cur"] = c[-1, 2]
+            cubic.clear()
+
+    def close() -> None:
+        flush_cubic()
+        if parts:
+            poly = np.concatenate(parts)
+            if len(poly) > 2:
+                out.append(poly)
+            parts.clear()
+
+    for cmd, body in re.findall(r"([A-Za-z])([^A-Za-z]*)", d):
+        v = [float(x) for x in _NUM.findall(body)]
+        if cmd == "C" and state["cur"] is not None and v and len(v) % 6 == 0:
+            cubic.extend(v)
+            continue
+        flush_cubic()
+        if cmd == "M" and len(v) >= 2 and len(v) % 2 == 0:
+            close()
+            parts.append(np.asarray(v, np.float64).reshape(-1, 2))
+            state["cur"] = parts[-1][-1]
+        elif cmd == "L" and state["cur"] is not None and v and len(v) % 2 == 0:
+            parts.append(np.asarray(v, np.float64).reshape(-1, 2))
+            state["cur"] = parts[-1][-1]
+        elif cmd in "Zz" and not v:
+            close()
+        else:
+            raise ValueError(f"path command {cmd!r} is not read by the quick raster")
+    close()
+    return out
+
+
+def _quick_coverage(svg_text: str, w: int, h: int) -> np.ndarray:
+    """(h, w) coverage in [0, 1] of the result's paths on a w x h canvas spanning its viewBox,
+    drawn with Pillow at 4x4 supersampling (no torch). ValueError for SVG it does not read."""
+    from lxml import etree
+    from PIL import Image, ImageDraw
+
+    root = etree.fromstring(svg_text.encode("utf-8"),
+                            etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
+    vb = [float(v) for v in _NUM.findall(root.get("viewBox") or "")]
+    if len(vb) != 4 or vb[2] <= 0 or vb[3] <= 0:
+        raise ValueError("the result has no usable viewBox")
+    vx, vy, vw, vh = vb
+    base = np.array([[w * _SS / vw, 0, -vx * w * _SS / vw], [0, h * _SS / vh, -vy * h * _SS / vh], [0, 0, 1]])
+    cover = np.zeros((h * _SS, w * _SS), np.float32)
+
+    def walk(e, m) -> None:
+        if not isinstance(e.tag, str):
+            return
+        name = etree.QName(e).localname
+        if name in ("defs", "clipPath", "mask", "title", "desc", "metadata") or e.get("clip-path") or e.get("mask"):
+            if name in ("defs", "title", "desc", "metadata"):
+                return
+            raise ValueError("clipping and masks are not read by the quick raster")
+        if "display:none" in (e.get("style") or "").replace(" ", "") or e.get("display") == "none":
+            return
+        m = m @ _matrix(e.get("transform"))
+        if name in ("svg", "g"):
+            for c in e:
+                walk(c, m)
+            return
+        if name != "path":
+            raise ValueError(f"<{name}> is not read by the quick raster")
+        if e.get("fill") == "none" or e.get("style"):
+            raise ValueError("styled paths are not read by the quick raster")
+        alpha = min(max(float(e.get("fill-opacity") or 1.0) * float(e.get("opacity") or 1.0), 0.0), 1.0)
+        polys = [(np.c_[poly, np.ones(len(poly))] @ m.T)[:, :2] for poly in _polygons(e.get("d") or "")]
+        if not polys or alpha <= 0:
+            return
+        allp = np.concatenate(polys)
+        x0, y0 = (max(0, int(np.floor(v))) for v in allp.min(axis=0))
+        x1, y1 = int(np.ceil(allp[:, 0].max())), int(np.ceil(allp[:, 1].max()))
+        x1, y1 = min(x1, cover.shape[1]), min(y1, cover.shape[0])
+        if x1 <= x0 or y1 <= y0:
+            return
+        canvas = Image.new("L", (x1 - x0, y1 - y0), 0)  # only the path's bounding box
+        draw = ImageDraw.Draw(canvas)
+        for xy in polys:
+            draw.polygon((xy - (x0, y0)).ravel().tolist(), fill=255)
+        mask = np.asarray(canvas, np.float32) * (alpha / 255.0)
+        box = cover[y0:y1, x0:x1]
+        box += (1.0 - box) * mask
+
+    walk(root, base)
+    return cover.reshape(h, _SS, w, _SS).mean(axis=(1, 3))
+
+
+def _coverage(svg_text: str, w: int, h: int) -> np.ndarray:
+    """Coverage of the result on a w x h canvas: the quick Pillow raster for what lvss writes, else
+    lvss's own renderer (which reads any SVG lvss can parse, and needs torch)."""
+    try:
+        return _quick_coverage(svg_text, w, h)
+    except ValueError:
+        import torch
+
+        from .render import render
+        from .svg import svg_to_scene
+
+        scene = svg_to_scene(svg_text, w, h)
+        if not scene.point_list():
+            return np.zeros((h, w), np.float32)
+        with torch.no_grad():
+            return render(scene).detach().cpu().numpy()[..., 3]
+
+
 def backdrop(image: np.ndarray, svg_text: str, size: int = 256) -> Backdrop | None:
     """The backdrop for ``image`` ((H, W, 4) uint8 RGBA) under the result ``svg_text`` (its viewBox
     spans the bitmap), or None when the bitmap has no opaque pixel.
 
-    size: long side, pixels, at which the result is rendered to find the gaps.
+    size: long side, pixels, at which the result is rasterized to find the gaps.
     """
-    import torch
-
-    from .render import render
-    from .svg import svg_to_scene
-
     if image.ndim != 3 or image.shape[2] != 4:
         raise ValueError(f"image must be (H, W, 4) uint8 RGBA, got shape {image.shape}")
     H, W = image.shape[:2]
@@ -74,12 +216,7 @@ def backdrop(image: np.ndarray, svg_text: str, size: int = 256) -> Backdrop | No
     from PIL import Image
 
     small = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR)).astype(np.float32) / 255.0
-    scene = svg_to_scene(svg_text, w, h)
-    if scene.point_list():
-        with torch.no_grad():
-            cover = render(scene).detach().cpu().numpy()[..., 3]
-    else:
-        cover = np.zeros((h, w), np.float32)
+    cover = _coverage(svg_text, w, h)
     opaque = small[..., 3] >= 0.5
     need = np.where(opaque, 1.0 - np.clip(cover, 0.0, 1.0), 0.0)
     weight = need if need.sum() > 1e-6 else opaque.astype(np.float32)

@@ -94,3 +94,26 @@ def test_real_results_are_covered_where_the_bitmap_is_opaque(paths):
     assert full[opaque].min() > 0.999
     under = coverage(f'<svg {NS} width="48" height="36"><path d="{bd.d}" fill="{bd.fill}"/></svg>', 48, 36)
     assert under[~opaque].max() == 0.0
+
+
+def test_quick_raster_matches_lvss_renderer_and_needs_no_torch(tmp_path):
+    """The coverage the backdrop's colour is weighted by: Pillow's raster of what lvss writes agrees
+    with lvss's renderer, and making a backdrop does not import torch (a client stays light)."""
+    import subprocess
+    import sys
+
+    from lvss.backdrop import _quick_coverage
+
+    d = "M2 2C10 0 20 0 28 2C30 10 30 14 28 18C20 20 10 20 2 18C0 14 0 10 2 2Z"
+    svg = result_svg(30, 20, d, view_box="0 0 30 20")
+    np.testing.assert_allclose(_quick_coverage(svg, 30, 20), coverage(svg, 30, 20), atol=0.3)  # edge pixels
+    assert abs(float(_quick_coverage(svg, 30, 20).mean()) - float(coverage(svg, 30, 20).mean())) < 0.01
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 20), (10, 200, 30)).save(buf, "PNG")
+    (tmp_path / "in.png").write_bytes(buf.getvalue())
+    (tmp_path / "r.svg").write_text(svg)
+    code = ("import sys; from lvss.backdrop import backdrop_from_bytes; "
+            f"bd = backdrop_from_bytes(open({str(tmp_path / 'in.png')!r}, 'rb').read(), "
+            f"open({str(tmp_path / 'r.svg')!r}).read()); print(bd.fill, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["#0ac81e", "False"], out.stderr
