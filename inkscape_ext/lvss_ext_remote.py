@@ -486,6 +486,13 @@ def classify_failure(stderr: str, settings: Settings) -> RemoteError:
             f"or set 'Python with lvss' on the Server tab (or {ENV_PYTHON}) to the Python where lvss "
             "is installed.",
         )
+    if "unrecognized arguments" in stderr or "invalid choice: 'remote'" in stderr:
+        return RemoteError(
+            "SETUP",
+            f"The lvss installed for {settings.python} is older than this extension ({last}).\n"
+            "Update it (pip install -U \".[server]\" from the lvss folder, in that environment), then run "
+            "`lvss install-inkscape-extension` there again.",
+        )
     # the CLI prints one line; it names the gRPC code when the server answered with one
     for code in CODES:
         if code in last or code.lower().replace("_", " ") in last.lower():

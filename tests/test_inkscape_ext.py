@@ -798,6 +798,15 @@ class RemoteTest(unittest.TestCase):
             err = remote.classify_failure("INVALID_ARGUMENT: image too small", remote.Settings())
             self.assertEqual(err.message, "image too small")
 
+    def test_subprocess_lvss_older_than_the_extension(self):
+        py = self.fake_python("echo 'lvss: error: unrecognized arguments: --events --backdrop' >&2; exit 2")
+        with mock.patch.object(remote, "_load_client", return_value=None):
+            with self.assertRaises(remote.RemoteError) as ctx:
+                remote.vectorize(b"x", remote.Settings(python=py))
+        self.assertEqual(ctx.exception.code, "SETUP")
+        self.assertIn("older than this extension", ctx.exception.message)
+        self.assertIn("lvss install-inkscape-extension", ctx.exception.message)
+
     def test_subprocess_python_without_lvss(self):
         py = self.fake_python("echo \"ModuleNotFoundError: No module named 'lvss'\" >&2; exit 1")
         with mock.patch.object(remote, "_load_client", return_value=None):
