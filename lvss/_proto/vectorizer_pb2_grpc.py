@@ -56,8 +56,12 @@ class VectorizerServicer:
     def Vectorize(self, request, context):
         """Streams zero or more `queued` events while the job waits, `progress` events while it runs, and
         exactly one final `result`. Errors end the stream with a status:
-        INVALID_ARGUMENT   bad image, mask or option (the message says what to fix)
-        RESOURCE_EXHAUSTED the queue is full; retry later
+        INVALID_ARGUMENT   bad image, mask, option or message (the message says what to fix); an
+        image whose header is sound but whose pixels are corrupt is reported when
+        its job starts, after any `queued` events
+        RESOURCE_EXHAUSTED the queue is full, too many calls are open, or the request is larger than
+        GetInfoResponse.limits.max_message_bytes (also once inflated); retry later
+        or send less
         UNAUTHENTICATED    the server needs `authorization: Bearer <token>` metadata
         UNAVAILABLE        the server is shutting down
         CANCELLED / DEADLINE_EXCEEDED as usual; the job is stopped on the server.
