@@ -241,7 +241,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)), budget=float(cfg.paths),
                    refine_rounds=float(state.rounds), **seg.metrics)
     notes = [f"{int(scene.num_paths)} of {cfg.paths} paths used: {state.stop_reason}"] if state.stop_reason else []
-    metrics["_notes"] = notes
+    metrics["_notes"] = seg.notes + notes  # segmenter fallbacks first
     return scene, metrics
 
 

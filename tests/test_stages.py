@@ -308,6 +308,9 @@ def test_pipeline_with_a_segmenter_that_finds_nothing(monkeypatch):
                           optimize=replace(VectorizeConfig().optimize, structure_iters=2, refine_iters=2))
     res = pipeline.run(img, cfg, progress=events.append)
     assert res.metrics["segment_fallback_levels"] == 2.0 and res.scene.num_paths > 0
+    assert [n for n in res.notes if "classical segmenter" in n] == [
+        "level 0: SAM found no masks; used the classical segmenter",
+        "level 1: SAM found no masks; used the classical segmenter"]
     assert any("used the classical segmenter" in e.message for e in events)
 
 
