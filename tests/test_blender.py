@@ -15,7 +15,9 @@ and protobuf wheels, as Blender's extension system installs them), then:
   and a cancelled job.
 
 The tests then compare what Blender made with an independent reading of the same SVG (lxml and
-``lvss.svg``) and the renders with resvg's. Set LVSS_TEST_ARTIFACTS=DIR to keep the renders.
+``lvss.svg``) and the renders with resvg's. Set LVSS_TEST_ARTIFACTS=DIR to keep the renders (and
+side-by-side comparisons); LVSS_BLENDER_WHEELS=DIR builds the .zip from wheels in DIR instead of
+downloading them from PyPI.
 """
 from __future__ import annotations
 
@@ -147,7 +149,7 @@ def server(workdir):
     token_file.write_text(TOKEN + "\n")
     proc = subprocess.Popen(
         [sys.executable, "-c", FAST_SERVER, "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
-         "--token-file", str(token_file), "--log-level", "WARNING"],
+         "--token-file", str(token_file), "--grace", "1", "--log-level", "WARNING"],
         cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -206,16 +208,30 @@ def svgs(server, workdir) -> dict:
 
 
 @pytest.fixture(scope="module")
-def extension_zip(workdir) -> Path:
-    """The extension as `lvss build-blender-extension` writes it (wheels for this platform)."""
+def extension_build(workdir):
+    """`lvss build-blender-extension` (wheels for this platform), started at once so that it runs
+    while the server starts; :func:`extension_zip` waits for it."""
     out = workdir / "dist"
     cmd = [sys.executable, "-m", "lvss.cli", "build-blender-extension", "-o", str(out)]
     if os.environ.get("LVSS_BLENDER_WHEELS"):
         cmd += ["--wheel-dir", os.environ["LVSS_BLENDER_WHEELS"]]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def extension_zip(extension_build) -> Path:
+    """The extension as `lvss build-blender-extension` writes it."""
+    proc, out = extension_build
+    stdout, stderr = proc.communicate(timeout=900)
+    assert proc.returncode == 0, stderr
     zips = sorted(out.glob("lvss-*.zip"))
-    assert len(zips) == 1, proc.stdout
+    assert len(zips) == 1, stdout
     return zips[0]
 
 
@@ -600,7 +616,7 @@ save()
 
 
 @pytest.fixture(scope="module")
-def blender(bpy_python, extension_zip, svgs, server, workdir) -> dict:
+def blender(bpy_python, extension_build, server, svgs, extension_zip, workdir) -> dict:
     """Run the driver once in Blender; returns its results and where the renders are."""
     renders = workdir / "renders"
     renders.mkdir(exist_ok=True)
