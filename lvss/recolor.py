@@ -809,10 +809,11 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     check_cancel(cancel)
     regions_n, masks_n, merge = 0, 0, None
     region_labels = labels = None
+    seg_notes: list[str] = []
     if n_struct > 0:
         # a learned segmenter that finds nothing falls back to the classical one (said in progress)
-        ms = segment_levels(cfg, [rgb], progress=lambda f, m: prog("segment", 0.9 * f, m),
-                            cancel=cancel).masksets[0]
+        seg = segment_levels(cfg, [rgb], progress=lambda f, m: prog("segment", 0.9 * f, m), cancel=cancel)
+        ms, seg_notes = seg.masksets[0], seg.notes
         min_px = max(4, int(math.ceil(cfg.segment.min_area * h * w)))
         labels = labels_from_masks(np.asarray(ms.masks, bool), valid, min_px)
         graph = build_graph(labels, rgb, sal)
@@ -892,7 +893,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
                "forced_merges": float(merge.forced if merge else 0),
                "rounds": float(merge.rounds if merge else 0),
                "cluster_seconds": float(merge.seconds if merge else 0.0),
-               "structural": float(len(struct)), "details": float(len(details))}
+               "structural": float(len(struct)), "details": float(len(details)),
+               "_notes": seg_notes}  # popped by pipeline.run into VectorizeResult.notes
     return scene, metrics
 
 
