@@ -646,8 +646,10 @@ class Servicer(pb_grpc.VectorizerServicer):
                                                                   message=ev.message)))
 
         progress(ProgressEvent("start", 0.0, f"job {job.id} started on {self.device}"))
+        loading = True
         try:
             image = self._load(job)
+            loading = False
             result = self.run_job(image, job.cfg, progress, job.cancel)
             if job.cancel.is_set():
                 raise _CancelledHere()
@@ -668,7 +670,8 @@ class Servicer(pb_grpc.VectorizerServicer):
                 if job.cancel_reason == "shutdown":
                     job.events.put(_Failure(grpc.StatusCode.UNAVAILABLE,
                                             "the lvss server shut down before the job finished; send it again"))
-                self._finish(job, f"cancelled by {job.cancel_reason or 'pipeline'} "
+                where = " while loading the image" if loading else ""
+                self._finish(job, f"cancelled by {job.cancel_reason or 'pipeline'}{where} "
                                   f"(stopped {stopped:.2f}s after the request)")
             elif isinstance(e, (self._image_error, ConfigError)):
                 job.events.put(_Failure(grpc.StatusCode.INVALID_ARGUMENT, str(e)))

@@ -213,23 +213,27 @@ def test_cancel_while_decoding_frees_the_worker_within_a_second(bomb, server, st
     s = server
     H.collect(stub, H.request(steps=1))  # warm: the first job pays for imports
     rss0 = H.rss_mib(s.proc.pid)
-    loading = stub.Vectorize(H.request(image=bomb, steps=1, work_size=32))
+    loading = stub.Vectorize(H.request(image=bomb, steps=3000, work_size=32))
     assert H.first_event(loading, "progress").progress.stage == "start"  # decoding now
-    started = {}
+    queued, started = threading.Event(), {}
 
     def next_job():
         for ev in stub.Vectorize(H.request(steps=2), timeout=30):
-            if ev.WhichOneof("event") == "progress" and "t" not in started:
+            kind = ev.WhichOneof("event")
+            if kind == "queued":
+                queued.set()
+            elif kind == "progress" and "t" not in started:
                 started["t"] = time.monotonic()
 
     t = threading.Thread(target=next_job)
     t.start()
-    time.sleep(0.15)  # the small job waits behind the bomb
+    assert queued.wait(10)  # the small job waits behind the bomb
     t_cancel = time.monotonic()
     loading.cancel()
     t.join(30)
     assert started["t"] - t_cancel < 1.0
-    m = s.wait_log(r"size=7000x7000 .*outcome=cancelled by client \(stopped ([\d.]+)s after the request\)")
+    m = s.wait_log(r"size=7000x7000 .*outcome=cancelled by client while loading the image "
+                   r"\(stopped ([\d.]+)s after the request\)")
     assert float(m.group(1)) < 1.0
     H.wait_idle(stub)
     growth = H.rss_mib(s.proc.pid) - rss0
