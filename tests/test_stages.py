@@ -342,3 +342,15 @@ def test_server_start_flags_set_every_jobs_cost_knobs():
     assert (base.simplify.sds_iterations_per_level, base.simplify.sds_guidance_size) == (5, 384)
     with pytest.raises(SystemExit):
         p.parse_args(["--sds-iterations", "0"])
+
+
+def test_compact_mode_with_a_segmenter_that_finds_nothing(monkeypatch):
+    from lvss import pipeline
+
+    monkeypatch.setattr(stages, "get_segmenter", lambda cfg: _Recorder(empty=True))
+    img = (tiny_models.photo(32, 32) * 255).astype(np.uint8)
+    cfg = VectorizeConfig(paths=8, work_size=32, mode="compact", segment=SegmentConfig(method="sam"),
+                          compact=replace(VectorizeConfig().compact, rounds=2))
+    res = pipeline.run(img, cfg)
+    assert res.notes[0] == "level 0: SAM found no masks; used the classical segmenter"
+    assert res.metrics["masks"] > 1 and "_notes" not in res.metrics
