@@ -94,7 +94,8 @@ class _Candidates:
 
 
 class SamSegmenter:
-    """Automatic SAM mask generation with a loaded model; ``segmenter(image) -> MaskSet``.
+    """Automatic SAM mask generation with a loaded model:
+    ``segmenter(image, out_size=None, progress=None, cancel=None) -> MaskSet``.
 
     model: a :class:`lvss.models.SamModel`; cfg: thresholds and grid density.
     """
