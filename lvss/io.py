@@ -163,14 +163,27 @@ def _check_png_header(data: bytes, max_pixels: int, what: str) -> None:
         _check_size(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), max_pixels, what)
 
 
+_PIL_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one header at a time lifts it
+
+
 def _open_header(data: bytes, max_pixels: int, what: str, fp: Any = None) -> Any:
-    """Open encoded bytes with Pillow (header only) and check the declared size; ImageError if unusable."""
+    """Open encoded bytes with Pillow (header only) and check the declared size; ImageError if unusable.
+
+    Pillow's own pixel limit is lifted while the header is read (our ``max_pixels`` replaces it),
+    under a lock, so concurrent callers never leave it lifted.
+    """
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ImageError(f"{what} is empty (0 bytes)")
     try:
-        im = Image.open(fp if fp is not None else io.BytesIO(data))
+        with _PIL_LIMIT:
+            old = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                im = Image.open(fp if fp is not None else io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
     except UnidentifiedImageError:
         _check_png_header(data, max_pixels, what)
         raise ImageError(f"{what} is not an image lvss can read (PNG, JPEG, WebP, BMP, TIFF)") from None
@@ -219,21 +232,13 @@ def inspect_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     over ``max_pixels``), and a PNG is checked for truncation (chunk structure). Raises ImageError.
     Width and height are as displayed (EXIF orientation applied where the header carries it).
     """
-    from PIL import Image
-
-    old = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None  # our own limit is checked from the header
-        im = _open_header(data, max_pixels, what)
-        with im:
-            if im.format == "PNG":
-                _check_png_chunks(data, what)
-            w, h = im.size
-            if _header_orientation(im) >= 5:
-                w, h = h, w
-            return ImageInfo(format=im.format or "?", width=w, height=h, mode=im.mode)
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+    with _open_header(data, max_pixels, what) as im:
+        if im.format == "PNG":
+            _check_png_chunks(data, what)
+        w, h = im.size
+        if _header_orientation(im) >= 5:
+            w, h = h, w
+        return ImageInfo(format=im.format or "?", width=w, height=h, mode=im.mode)
 
 
 class _CancellableBytes(io.BytesIO):
@@ -270,18 +275,10 @@ def decode_image_reduced(data: bytes, long_side: int, max_pixels: int = DEFAULT_
     by band. ``cancel``: when set, decoding stops at the next block of compressed input or band and
     LoadCancelled is raised. Bad input raises ImageError.
     """
-    from PIL import Image
-
     if not isinstance(long_side, int) or long_side < MIN_SIDE:
         raise ValueError(f"long_side must be an integer >= {MIN_SIDE}, got {long_side!r}")
-    old = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None
-        im = _open_header(data, max_pixels, what, fp=_CancellableBytes(data, cancel))
-        with im:
-            return _decode_reduced(im, long_side, what, cancel)
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+    with _open_header(data, max_pixels, what, fp=_CancellableBytes(data, cancel)) as im:
+        return _decode_reduced(im, long_side, what, cancel)
 
 
 def _load_now(im: Any, what: str) -> None:
