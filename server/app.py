@@ -18,9 +18,10 @@ alone, before any message is read:
 * refuses a Vectorize call at once while the job queue is full (RESOURCE_EXHAUSTED), before its
   message is even received, so a refusal costs the same for a 1 KB and a 60 MB image;
 * gives every other call one of a fixed number of places (Vectorize: the running job, the queue and
-  a few calls being checked; everything else: ``extra_threads``) and refuses the rest at once with
-  RESOURCE_EXHAUSTED. The thread pool is larger than all places together, so threads remain for
-  health checks and refusals;
+  a few calls being checked; client-streaming calls such as reflection, which a client may keep
+  open: ``STREAM_PLACES``; everything else, e.g. GetInfo: ``extra_threads``) and refuses the rest at
+  once with RESOURCE_EXHAUSTED. The thread pool is larger than all places together, so threads
+  remain for health checks and refusals;
 * cancels a call whose request message has not arrived within ``Limits.receive_seconds``, so even an
   authenticated client cannot hold places for ever.
 
@@ -54,6 +55,7 @@ SERVICE_NAME = "lvss.v1.Vectorizer"
 HEALTH_METHODS = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
 VECTORIZE_METHOD = f"/{SERVICE_NAME}/Vectorize"
 CHECKING_PLACES = 4  # Vectorize calls being received or checked at once, beyond the queue
+STREAM_PLACES = 4  # open client-streaming calls (server reflection)
 HEALTH_THREADS = 4  # pool threads no counted call can take: health checks and refusals
 
 
@@ -75,7 +77,7 @@ class ServerOptions:
     grace: float = 10.0
     limits: Limits = field(default_factory=Limits)
     base_config: VectorizeConfig | None = None  # defaults for unset request options, model sources
-    extra_threads: int = 8  # places for calls other than Vectorize and health (GetInfo, reflection)
+    extra_threads: int = 8  # places for unary calls other than Vectorize and health (GetInfo)
     threads: int | None = None  # CPU threads for the worker (None: lvss.threads.default_threads)
 
 
@@ -252,8 +254,10 @@ class CallGate(grpc.ServerInterceptor):
     """Token check and places for open calls, decided from a call's headers (see the module doc)."""
 
     def __init__(self, token: str | None, vectorize_places: int, other_places: int, receive_seconds: float,
-                 queue_full=None, queue_full_message: str = "the server is busy; retry in a little while"):
+                 queue_full=None, queue_full_message: str = "the server is busy; retry in a little while",
+                 stream_places: int = STREAM_PLACES):
         self._expected = f"Bearer {token}".encode("utf-8") if token is not None else None
+        self.streams = _Places(stream_places)
         self._queue_full = queue_full  # () -> bool, or None
         self._refuse_full = _refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, queue_full_message)
         self.vectorize = _Places(vectorize_places)
@@ -270,6 +274,9 @@ class CallGate(grpc.ServerInterceptor):
             "and calls being received); retry in a little while")
         self._busy_other = _refusal(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"the server is busy: {other_places} calls are open; retry in a little while")
+        self._busy_streams = _refusal(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                      f"the server is busy: {stream_places} streaming calls (e.g. reflection) "
+                                      "are open; close one or retry in a little while")
 
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
@@ -290,9 +297,15 @@ class CallGate(grpc.ServerInterceptor):
         vectorize = method == VECTORIZE_METHOD
         if vectorize and self._queue_full is not None and self._queue_full():
             return self._refuse_full  # the servicer checks again when it reserves a place
-        release = (self.vectorize if vectorize else self.other).take()
+        if vectorize:
+            places, busy = self.vectorize, self._busy_vectorize
+        elif handler.request_streaming:
+            places, busy = self.streams, self._busy_streams
+        else:
+            places, busy = self.other, self._busy_other
+        release = places.take()
         if release is None:
-            return self._busy_vectorize if vectorize else self._busy_other
+            return busy
         return self._wrap(handler, release, method)
 
     def _first_message(self, request_iterator, context, method: str):
@@ -449,7 +462,7 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
     vectorize_places = lim.max_queue + 1 + CHECKING_PLACES
     gate = CallGate(opts.token, vectorize_places, opts.extra_threads, lim.receive_seconds,
                     queue_full=servicer.queue.full, queue_full_message=busy_message(lim.max_queue))
-    pool = vectorize_places + opts.extra_threads + HEALTH_THREADS
+    pool = vectorize_places + opts.extra_threads + STREAM_PLACES + HEALTH_THREADS
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=pool, thread_name_prefix="lvss-rpc"),
         interceptors=[gate],
