@@ -275,6 +275,45 @@ out["install"] = {"result": sorted(r), "module": module, "grpc": grpc.__file__,
                               for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize())}
 save()
 
+# the panel, the preferences and the menus draw with real properties, operators and icons
+ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+ui = {"problems": [], "calls": 0}
+
+class FakeLayout:
+    use_property_split = use_property_decorate = active = enabled = True
+    def _note(self, what, ok):
+        ui["calls"] += 1
+        if not ok:
+            ui["problems"].append(what)
+    def column(self, **kw): return self
+    def row(self, **kw): return self
+    def box(self): return self
+    def separator(self, **kw): return None
+    def label(self, text="", icon="NONE", **kw):
+        self._note(f"label icon {icon}", icon in ICONS)
+    def prop(self, data, name, **kw):
+        self._note(f"prop {name}", name in data.bl_rna.properties)
+        self._note(f"prop icon {kw.get('icon')}", kw.get("icon", "NONE") in ICONS)
+    def operator(self, idname, text="", icon="NONE", **kw):
+        cat, op = idname.split(".")
+        self._note(f"operator {idname}", hasattr(getattr(bpy.ops, cat), op))
+        self._note(f"operator icon {icon}", icon in ICONS)
+        return type("OpProps", (), {})()
+
+ops_mod = sys.modules[module + ".operators"]
+layout_holder = type("Holder", (), {"layout": FakeLayout()})()
+ops_mod.VIEW3D_PT_lvss.draw(layout_holder, bpy.context)
+ops_mod.menu_import(layout_holder, bpy.context)
+ops_mod.menu_object(layout_holder, bpy.context)
+prefs_holder = type("PrefsHolder", (), {"layout": FakeLayout(), "bl_rna": prefs.bl_rna,
+                                        **{k: getattr(prefs, k) for k in prefs.bl_rna.properties.keys() if k != "rna_type"}})()
+type(prefs).draw(prefs_holder, bpy.context)
+ops_mod.LVSS_OT_import_svg.draw(type("ImpHolder", (), {"layout": FakeLayout(), "scale_mode": "SCALE",
+                                                       "bl_rna": bpy.ops.import_curve.lvss_svg.get_rna_type()})(),
+                                bpy.context)
+out["ui"] = ui
+save()
+
 def curve_record(obj):
     mat = obj.active_material
     emit = next((n.inputs["Color"].default_value[:] for n in mat.node_tree.nodes if n.type == "EMISSION"), None)
@@ -961,3 +1000,8 @@ def test_escape_cancels_the_modal_run(blender):
     assert rec["job_cancelled"] and rec["unchanged"]
     assert rec["wm"][-2:] == ["timer_remove", "progress_end"] and rec["status"][-1] is None
     assert rec["reports"] == [["WARNING", "Vectorizing 'photo' cancelled; nothing was changed."]]
+
+
+def test_panel_menus_and_preferences_draw(blender):
+    ui = blender["ui"]
+    assert ui["calls"] > 30 and ui["problems"] == []
