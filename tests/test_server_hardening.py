@@ -90,9 +90,9 @@ class _HeldCalls:
     has not arrived yet. Each call's request iterator waits at most ``hold`` seconds.
     """
 
-    def __init__(self, channel, n: int, metadata=None, hold: float = 30.0):
+    def __init__(self, channel, n: int, metadata=None, hold: float = 30.0, method: str = VECTORIZE):
         self._release = threading.Event()
-        method = channel.stream_stream(VECTORIZE, request_serializer=None, response_deserializer=None)
+        method = channel.stream_stream(method, request_serializer=None, response_deserializer=None)
 
         def never():
             self._release.wait(hold)
@@ -175,6 +175,27 @@ def test_stalled_authenticated_calls_are_capped_and_timed_out(token_server):
             held.release()
     assert "its request message did not arrive within" in s.log()
     assert "Traceback" not in s.log()
+
+
+def test_open_reflection_streams_do_not_take_getinfo_places(server):
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.VectorizerStub(channel)
+        held = _HeldCalls(channel, 4, method="/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        try:
+            time.sleep(0.3)
+            assert held.codes(timeout=0) == [None] * 4  # open, waiting for their first request
+            extra = _HeldCalls(channel, 1, method="/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+            try:
+                assert extra.codes(timeout=5) == [grpc.StatusCode.RESOURCE_EXHAUSTED]
+                assert "streaming calls" in extra.calls[0].details()
+            finally:
+                extra.release()
+            for _ in range(10):  # more GetInfo calls than its places, one after the other
+                _, took = _timed(lambda: stub.GetInfo(pb.GetInfoRequest(), timeout=5))
+                assert took < 1.0
+            assert _health(channel) == "SERVING"
+        finally:
+            held.release()
 
 
 # ------------------------------------------------------------------------- header bombs and memory
