@@ -25,7 +25,10 @@ Memory ceiling per job: a waiting job holds its encoded image and mask (each at 
 at 1/2 to 1/8 scale by libjpeg, so far less), freed as soon as the working-resolution image exists,
 plus the pipeline's arrays at the working resolution (``work_size`` <= ``max_work_size``). A call
 being received holds its request message (at most ``max_message_bytes``; gRPC refuses a compressed
-message whose inflated size would exceed that without inflating the rest).
+message whose inflated size would exceed that without inflating the rest), and at most
+``max_queue + 1 + app.CHECKING_PLACES`` Vectorize calls are open at once (app.CallGate), so the
+server as a whole holds at most that many messages, ``max_queue + 1`` encoded images and one
+full-size raster (:func:`lvss.io.decode_image_reduced` decodes one image at a time per process).
 """
 from __future__ import annotations
 
