@@ -238,6 +238,16 @@ def _outer_contour(mask: np.ndarray) -> _Contour | None:
     # padded crop index (i, j) is pixel (r0 + i - 1, c0 + j - 1), which covers [c, c+1] x [r, r+1];
     # the 0.5 level runs through pixel edges, half a pixel from the centres it separates
     pts = np.stack([rc[:, 1] + c0 - 0.5, rc[:, 0] + r0 - 0.5], 1)
+    # along the canvas border the contour cuts each corner pixel diagonally; pushed onto the border,
+    # a shape that fills its corner of the canvas covers it to the last pixel
+    H, W = mask.shape
+    pts[:, 0] = np.where(pts[:, 0] <= 0.5, 0.0, np.where(pts[:, 0] >= W - 0.5, float(W), pts[:, 0]))
+    pts[:, 1] = np.where(pts[:, 1] <= 0.5, 0.0, np.where(pts[:, 1] >= H - 0.5, float(H), pts[:, 1]))
+    keep = np.ones(len(pts), bool)
+    keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)   # corners now repeat a point
+    pts = pts[keep]
+    if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
+        pts = pts[:-1]
     return _Contour(pts, comp, r0, c0)
 
 
