@@ -454,6 +454,10 @@ class Batch:
             from .batch_ray import connect
 
             ray_session = connect(ray_address)
+        else:
+            from .batch_local import plan_local
+
+            plan_local(workers, threads, self.config, 1)  # a bad LVSS_THREADS is refused before any write
         try:
             try:
                 self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT_DIR", required=True,
                    help="folder for the SVGs (created when missing) and manifest.jsonl")
     add_vectorize_options(p)
+    for a in p._actions:
+        if "--threads" in a.option_strings:
+            a.help = ("torch threads per worker (default: the cores divided by --workers, at most 4, so "
+                      "workers x threads never exceeds the cores; env LVSS_THREADS)")
     p.add_argument("--precision", type=int, default=2, metavar="D", help="decimals in the SVG (default 2)")
     g = p.add_argument_group("batch")
     g.add_argument("--workers", type=_positive_int("--workers"), default=None, metavar="N",

@@ -58,7 +58,10 @@ def plan_local(workers: int | None, threads: int | None, cfg: VectorizeConfig, j
         else:
             workers = max(1, cores // threads)
     if threads is None:
-        threads = th.default_threads(workers)
+        try:
+            threads = th.default_threads(workers)
+        except ValueError as e:  # a bad LVSS_THREADS
+            raise BatchError(str(e)) from None
     return max(1, min(workers, jobs)), threads
 
 
@@ -137,61 +140,83 @@ def run_local(jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: i
               on_result: Callable[[_Job, dict, str | None], None], stop: Callable[[], bool]) -> None:
     """Vectorize ``jobs`` on ``workers`` processes; ``on_result`` is called here, in the driver, for each
     finished image. Returns when all are done or ``stop()`` turns true (running images are abandoned)."""
-    ctx = _context()
-    pending = deque(jobs)
-    pool: list[_Worker] = []
-    started = 0
-    graceful = False
-
-    def spawn() -> None:
-        nonlocal started
-        started += 1
-        pool.append(_Worker(ctx, cfg, precision, threads, started))
-
+    pool = _Pool(cfg, precision, threads, jobs, on_result, stop)
+    finished = False
     try:
-        for _ in range(min(workers, len(pending))):
-            spawn()
-        while pool and (pending or any(w.job for w in pool)):
-            if stop():
-                return
-            for w in pool:
-                if w.ready and w.job is None and pending:
-                    w.job = pending.popleft()
-                    w.conn.send(("job", w.job.index, w.job.item.source, w.job.item.source))
-            ready = wait([w.conn for w in pool] + [w.proc.sentinel for w in pool], timeout=_POLL_S)
-            for w in list(pool):
-                died = False
-                if w.conn in ready or w.proc.sentinel in ready:
-                    try:
-                        while w.conn.poll():
-                            msg = w.conn.recv()
-                            if msg[0] == "ready":
-                                w.ready = True
-                            elif msg[0] == "fatal":
-                                raise BatchError(msg[1])
-                            elif msg[0] == "done":
-                                job, w.job = w.job, None
-                                on_result(job, msg[2], msg[3])
-                                if stop():
-                                    return
-                    except (EOFError, OSError):
-                        died = True
-                if died or (w.proc.sentinel in ready and not w.proc.is_alive()):
-                    w.proc.join(1)
-                    code = w.proc.exitcode
-                    pool.remove(w)
-                    w.stop(graceful=False)
-                    if not w.ready:
-                        raise BatchError(f"a worker process failed to start (exit code {code}); run "
-                                         "`lvss vectorize` on one image to see why")
-                    if w.job is not None:
-                        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                        on_result(w.job, {"status": "error", "input_sha256": None, "seconds": None,
-                                          "error": f"the worker process stopped ({how}) while vectorizing "
-                                                   f"{w.job.item.source}; it may have run out of memory"}, None)
-                    if pending:
-                        spawn()
-        graceful = True
+        finished = pool.run(workers)
     finally:
-        for w in pool:
+        pool.close(graceful=finished)
+
+
+class _Pool:
+    def __init__(self, cfg: VectorizeConfig, precision: int, threads: int, jobs: list[_Job], on_result, stop):
+        self.ctx = _context()
+        self.cfg, self.precision, self.threads, self.on_result, self.stop = cfg, precision, threads, on_result, stop
+        self.pending = deque(jobs)
+        self.workers: list[_Worker] = []
+        self.started = 0
+
+    def spawn(self) -> None:
+        self.started += 1
+        self.workers.append(_Worker(self.ctx, self.cfg, self.precision, self.threads, self.started))
+
+    def run(self, n: int) -> bool:
+        """True when every job is done, False when stopped."""
+        for _ in range(min(n, len(self.pending))):
+            self.spawn()
+        while self.workers and (self.pending or any(w.job for w in self.workers)):
+            if self.stop():
+                return False
+            for w in self.workers:
+                if w.ready and w.job is None and self.pending:
+                    w.job = self.pending.popleft()
+                    w.conn.send(("job", w.job.index, w.job.item.source, w.job.item.source))
+            ready = wait([w.conn for w in self.workers] + [w.proc.sentinel for w in self.workers], timeout=_POLL_S)
+            for w in list(self.workers):
+                if w.conn in ready or w.proc.sentinel in ready:
+                    if not self.collect(w):
+                        return False
+        return True
+
+    def collect(self, w: _Worker) -> bool:
+        """Read what worker ``w`` sent; handle its death. False when the batch must stop."""
+        died = False
+        try:
+            while w.conn.poll():
+                msg = w.conn.recv()
+                if msg[0] == "ready":
+                    w.ready = True
+                elif msg[0] == "fatal":
+                    raise BatchError(msg[1])
+                elif msg[0] == "done":
+                    job, w.job = w.job, None
+                    self.on_result(job, msg[2], msg[3])
+                    if self.stop():
+                        return False
+        except (EOFError, OSError):
+            died = True
+        if died or not w.proc.is_alive():
+            self.died(w)
+        return True
+
+    def died(self, w: _Worker) -> None:
+        """A worker process ended by itself (killed, out of memory): its image becomes an error line and
+        another worker takes its place."""
+        w.proc.join(1)
+        code = w.proc.exitcode
+        self.workers.remove(w)
+        w.stop(graceful=False)
+        if not w.ready:
+            raise BatchError(f"a worker process failed to start (exit code {code}); run `lvss vectorize` on "
+                             "one image to see why")
+        if w.job is not None:
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            self.on_result(w.job, {"status": "error", "input_sha256": None, "seconds": None,
+                                   "error": f"the worker process stopped ({how}) while vectorizing "
+                                            f"{w.job.item.source}; it may have run out of memory"}, None)
+        if self.pending:
+            self.spawn()
+
+    def close(self, graceful: bool) -> None:
+        for w in self.workers:
             w.stop(graceful)

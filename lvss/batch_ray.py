@@ -105,96 +105,22 @@ class RaySession:
             default = int(cpus // threads)
         return max(1, min(workers or default, jobs)), threads
 
-    def _new_actor(self, cls, cfg, precision, threads):
-        a = cls.remote(cfg, precision, threads)
-        self.actors.append(a)
-        return a
-
     def run(self, jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: int, threads: int,
             gpus_per_worker: float | None, ray_read: str, on_result: Callable[[_Job, dict, str | None], None],
             stop: Callable[[], bool]) -> None:
-        ray = self.ray
+        """Vectorize ``jobs`` on ``workers`` actors; ``on_result`` is called here, in the driver, for each
+        finished image. Returns when all are done or ``stop()`` turns true."""
         opts = {"num_cpus": threads, "max_restarts": _RESTARTS, "max_task_retries": _RESTARTS}
         if cfg.device == "cuda":
             opts["num_gpus"] = gpus_per_worker or 1.0
-        cls = ray.remote(_RayWorker).options(**opts)
-        pending = list(reversed(jobs))
-        inflight: dict = {}  # object ref -> (actor, job or None for the ready call)
-        load: dict = {}  # actor -> jobs in flight
-        replacements = 0
-        requeued: set[int] = set()
+        cls = self.ray.remote(_RayWorker).options(**opts)
 
-        def start_actor() -> None:
-            a = self._new_actor(cls, cfg, precision, threads)
-            load[a] = None  # not ready yet
-            inflight[a.ready.remote()] = (a, None)
+        def new_actor():
+            a = cls.remote(cfg, precision, threads)
+            self.actors.append(a)
+            return a
 
-        def feed(a) -> None:
-            while pending and load.get(a) is not None and load[a] < _IN_FLIGHT:
-                job = pending.pop()
-                if ray_read == "shared":
-                    ref = a.run_path.remote(os.path.abspath(job.item.source), job.item.source)
-                else:
-                    try:
-                        with open(job.item.source, "rb") as f:
-                            data = f.read()
-                    except OSError as e:
-                        on_result(job, {"status": "error", "input_sha256": None, "seconds": 0.0,
-                                        "error": _one_line(f"cannot read {job.item.source}: {e.strerror or e}")}, None)
-                        continue
-                    ref = a.run_bytes.remote(data, job.item.source)
-                inflight[ref] = (a, job)
-                load[a] += 1
-
-        for _ in range(workers):
-            start_actor()
-        while inflight:
-            if stop():
-                return
-            done, _ = ray.wait(list(inflight), num_returns=1, timeout=_POLL_S)
-            for ref in done:
-                a, job = inflight.pop(ref)
-                try:
-                    out = ray.get(ref)
-                except ray.exceptions.RayError as e:
-                    msg = _one_line(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-                    if job is None:  # the actor could not even be created (lvss missing on a node, ...)
-                        raise BatchError(f"a Ray worker could not start: {type(e).__name__}: {msg}") from None
-                    dead = isinstance(e, ray.exceptions.RayActorError)
-                    if dead and a not in load and job.index not in requeued:
-                        # queued behind the image that killed this actor: innocent, try it elsewhere
-                        requeued.add(job.index)
-                        pending.append(job)
-                    else:
-                        on_result(job, {"status": "error", "input_sha256": None, "seconds": None,
-                                        "error": f"Ray could not vectorize {job.item.source}: "
-                                                 f"{type(e).__name__}: {msg}"}, None)
-                    if dead and a in load:
-                        # gone for good after Ray's own restarts and retries: replace it (a bounded
-                        # number of times) so the rest of the batch goes on
-                        load.pop(a)
-                        if replacements < 2 * workers and pending:
-                            replacements += 1
-                            start_actor()
-                    elif not dead and load.get(a):
-                        load[a] -= 1
-                    for b in list(load):
-                        feed(b)
-                    continue
-                if job is None:
-                    if out[0] == "fatal":
-                        raise BatchError(out[1])
-                    load[a] = 0
-                    feed(a)
-                    continue
-                load[a] -= 1
-                on_result(job, out[0], out[1])
-                if stop():
-                    return
-                feed(a)
-            if pending and not any(v is not None for v in load.values()) and not any(
-                    j is None for _, j in inflight.values()):
-                raise BatchError("every Ray worker has died; see the Ray logs (ray status, /tmp/ray/session_latest)")
+        _Scheduler(self.ray, new_actor, jobs, workers, ray_read, on_result, stop).run()
 
     def close(self) -> None:
         for a in self.actors:
@@ -206,3 +132,92 @@ class RaySession:
         if self.started:
             self.ray.shutdown()
             self.started = False
+
+
+class _Scheduler:
+    """Feeds images to actors (``_IN_FLIGHT`` each) and turns every outcome into an ``on_result`` call."""
+
+    def __init__(self, ray, new_actor, jobs: list[_Job], workers: int, ray_read: str, on_result, stop):
+        self.ray, self.new_actor, self.workers, self.ray_read = ray, new_actor, workers, ray_read
+        self.on_result, self.stop = on_result, stop
+        self.pending = list(reversed(jobs))  # next job last
+        self.inflight: dict = {}  # object ref -> (actor, job, or None for the actor's ready call)
+        self.load: dict = {}  # live actor -> images in flight (None until it is ready)
+        self.replacements_left = 2 * workers
+        self.requeued: set[int] = set()
+
+    def run(self) -> None:
+        for _ in range(self.workers):
+            self.start_actor()
+        while self.inflight:
+            if self.stop():
+                return
+            done, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=_POLL_S)
+            for ref in done:
+                a, job = self.inflight.pop(ref)
+                try:
+                    out = self.ray.get(ref)
+                except self.ray.exceptions.RayError as e:
+                    self.failed(a, job, e)
+                    continue
+                if job is None:
+                    if out[0] == "fatal":
+                        raise BatchError(out[1])
+                    self.load[a] = 0
+                else:
+                    self.load[a] -= 1
+                    self.on_result(job, out[0], out[1])
+                    if self.stop():
+                        return
+                self.feed(a)
+            if self.pending and not self.load and not self.inflight:
+                raise BatchError("every Ray worker has died; see the Ray logs (ray status, /tmp/ray/session_latest)")
+
+    def start_actor(self) -> None:
+        a = self.new_actor()
+        self.load[a] = None
+        self.inflight[a.ready.remote()] = (a, None)
+
+    def feed(self, a) -> None:
+        """Send images to actor ``a`` until it has ``_IN_FLIGHT`` of them."""
+        while self.pending and self.load.get(a) is not None and self.load[a] < _IN_FLIGHT:
+            job = self.pending.pop()
+            src = job.item.source
+            if self.ray_read == "shared":
+                ref = a.run_path.remote(os.path.abspath(src), src)
+            else:
+                try:
+                    with open(src, "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    self.on_result(job, {"status": "error", "input_sha256": None, "seconds": 0.0,
+                                         "error": _one_line(f"cannot read {src}: {e.strerror or e}")}, None)
+                    continue
+                ref = a.run_bytes.remote(data, src)
+            self.inflight[ref] = (a, job)
+            self.load[a] += 1
+
+    def failed(self, a, job: _Job | None, e: Exception) -> None:
+        """A Ray failure (after Ray's own restarts and retries): an error line, and a new actor in place
+        of a dead one, so the rest of the batch goes on."""
+        msg = _one_line(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        if job is None:  # the actor could not even be created (lvss missing on a node, ...)
+            raise BatchError(f"a Ray worker could not start: {type(e).__name__}: {msg}") from None
+        dead = isinstance(e, self.ray.exceptions.RayActorError)
+        if dead and a not in self.load and job.index not in self.requeued:
+            # queued behind the image that killed this actor: innocent, try it elsewhere
+            self.requeued.add(job.index)
+            self.pending.append(job)
+        else:
+            self.on_result(job, {"status": "error", "input_sha256": None, "seconds": None,
+                                 "error": f"Ray could not vectorize {job.item.source}: {type(e).__name__}: {msg}"},
+                           None)
+        if dead and a in self.load:
+            del self.load[a]
+            if self.pending and self.replacements_left > 0:
+                self.replacements_left -= 1
+                self.start_actor()
+        elif not dead and self.load.get(a):
+            self.load[a] -= 1
+        for b in list(self.load):
+            self.feed(b)

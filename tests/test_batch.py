@@ -8,7 +8,6 @@ runs are module fixtures shared by the tests that look at them."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
