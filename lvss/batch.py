@@ -423,6 +423,8 @@ class Batch:
         self.out_dir = Path(self.out_dir)
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise BatchError(f"output folder is a file: {self.out_dir}")
+        if self.config is not None and not isinstance(self.config, VectorizeConfig):
+            raise BatchError(f"config must be a lvss.config.VectorizeConfig, got {type(self.config).__name__}")
         if not isinstance(self.precision, int) or not 0 <= self.precision <= 8:
             raise BatchError(f"precision must be between 0 and 8 decimals, got {self.precision!r}")
         self.config = effective_config(self.config or VectorizeConfig())
@@ -442,6 +444,8 @@ class Batch:
         engine = engine or ("ray" if ray_address else "local")
         if engine not in ENGINES:
             raise BatchError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if ray_address and engine != "ray":
+            raise BatchError(f"ray_address {ray_address!r} is for the Ray engine; drop it or use engine='ray'")
         if ray_read not in RAY_READ:
             raise BatchError(f"ray_read must be one of {', '.join(RAY_READ)}, got {ray_read!r}")
         for name, v in (("workers", workers), ("threads", threads)):

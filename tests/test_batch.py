@@ -412,6 +412,15 @@ def test_batch_takes_every_vectorize_option():
     assert options("vectorize") - only_vectorize <= options("batch")
 
 
+def test_api_bad_arguments(tree, tmp_path):
+    for kwargs, words in (({"config": {"paths": 8}}, "VectorizeConfig"), ({"workers": 0}, "workers"),
+                          ({"engine": "spark"}, "engine"), ({"engine": "local", "ray_address": "x:1"}, "Ray engine"),
+                          ({"ray_read": "nfs"}, "ray_read"), ({"precision": 11}, "precision")):
+        with pytest.raises(BatchError, match=words):
+            lvss.batch(tree / "a.png", tmp_path / "o", **kwargs)
+    assert not (tmp_path / "o").exists()
+
+
 def test_second_batch_on_the_same_folder_is_refused(tmp_path, tree):
     fcntl = pytest.importorskip("fcntl")
     out = tmp_path / "o"
