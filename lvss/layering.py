@@ -174,31 +174,59 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     return Layering(layers=layers, num_levels=len(levels))
 
 
-def layer_name(index: int, layering: Layering) -> str:
-    """Human name of layer ``index`` for Inkscape's Layers panel.
+# a few plain colour names, enough to tell layers apart in an editor's layer list
+_COLOUR_NAMES = {
+    "black": (0, 0, 0), "dark grey": (64, 64, 64), "grey": (128, 128, 128), "light grey": (192, 192, 192),
+    "white": (255, 255, 255), "red": (220, 40, 40), "dark red": (128, 20, 20), "orange": (240, 140, 30),
+    "brown": (130, 80, 40), "beige": (225, 200, 160), "yellow": (240, 220, 40), "olive": (128, 128, 30),
+    "green": (50, 160, 50), "light green": (150, 220, 90), "dark green": (20, 90, 40), "teal": (20, 130, 130),
+    "cyan": (60, 200, 220), "light blue": (140, 190, 240), "blue": (40, 80, 220), "navy": (20, 30, 110),
+    "purple": (120, 50, 160), "magenta": (210, 50, 180), "pink": (240, 160, 190),
+}
 
-    Layers whose masks come mostly from the coarser half of the levels are "Structure", the others
-    "Details"; numbering runs back to front, e.g. "Structure 1 (coarsest)", "Structure 2",
-    "Details 3", "Details 4 (finest)".
+
+def colour_name(rgb) -> str:
+    """The nearest plain colour name of an RGB colour in [0, 1] (e.g. "dark green")."""
+    c = np.asarray(rgb, np.float64).reshape(3) * 255.0
+    names = list(_COLOUR_NAMES)
+    ref = np.array([_COLOUR_NAMES[n] for n in names], np.float64)
+    # weighted RGB distance (eyes are most sensitive to green, least to blue)
+    d = (((ref - c) ** 2) * np.array([2.0, 4.0, 3.0])).sum(1)
+    return names[int(np.argmin(d))]
+
+
+def layer_name(index: int, layering: Layering) -> str:
+    """Human name of layer ``index`` for an editor's layer list: its place from the back, its role
+    and its main colour, e.g. "01 Background, white", "02 Shapes, red", "05 Details, black".
+
+    Role: "Background" for the back layer when it spans most of the image; "Shapes" for layers whose
+    masks come mostly from the coarser half of the simplification levels; "Details" for the others.
+    The colour is the name of the area-weighted mean colour of the layer's largest colour group.
     """
     n = len(layering.layers)
     if not 0 <= index < n:
         raise IndexError(f"layer index {index} out of range for {n} layers")
     layer = layering.layers[index]
     span = max(layering.num_levels - 1, 1)
-    # coarseness in [0, 1] (1 = coarsest level), weighted by area
-    if layer:
-        areas = np.array([m.area for m in layer], np.float64)
-        coarse = float((np.array([m.level for m in layer]) / span * areas).sum() / areas.sum())
+    width = max(2, len(str(n)))
+    if not layer:
+        return f"{index + 1:0{width}d} Empty"
+    areas = np.array([m.area for m in layer], np.float64)
+    coarse = float((np.array([m.level for m in layer]) / span * areas).sum() / areas.sum())
+    canvas = float(layer[0].mask.size)
+    if index == 0 and areas.sum() >= 0.4 * canvas:
+        role = "Background"
+    elif coarse >= 0.5 or layering.num_levels <= 1 or index == 0:
+        role = "Shapes"
     else:
-        coarse = 0.0
-    kind = "Structure" if index == 0 or coarse >= 0.5 or layering.num_levels <= 1 else "Details"
-    name = f"{kind} {index + 1}"
-    if index == 0:
-        name += " (coarsest)"
-    elif index == n - 1:
-        name += " (finest)"
-    return name
+        role = "Details"
+    # the colour name that covers the most area in this layer
+    by_name: dict[str, float] = {}
+    for m, a in zip(layer, areas):
+        key = colour_name(m.color)
+        by_name[key] = by_name.get(key, 0.0) + a
+    colour = max(by_name, key=by_name.get)
+    return f"{index + 1:0{width}d} {role}, {colour}"
 
 
 # -- contour -> cubic Bézier path (step 4) ----------------------------------------------------------
@@ -379,5 +407,5 @@ def init_scene(layering: Layering, height: int, width: int, epsilon: float = 1.5
     return scene, path_layer
 
 
-__all__ = ["LayerMask", "Layering", "build_layers", "layer_name", "mask_to_path", "init_scene",
+__all__ = ["LayerMask", "Layering", "build_layers", "layer_name", "colour_name", "mask_to_path", "init_scene",
            "polygon_to_smooth_path"]

@@ -94,12 +94,12 @@ def _structural_paths(layering, budget: int, epsilon: float,
 def _solid_masks(masks: list[np.ndarray], h: int, w: int, solidity: float = 0.85) -> np.ndarray:
     """(K, H, W) bool: the masks a single closed path can stand for, i.e. those whose holes are small
     (area >= ``solidity`` x area with holes filled); rings and outlines are left out."""
-    from scipy import ndimage as ndi
+    from .layering import _fill_holes
 
     keep = []
     for m in masks:
         a = int(m.sum())
-        if a >= 4 and a >= solidity * int(ndi.binary_fill_holes(m).sum()):
+        if a >= 4 and a >= solidity * int(_fill_holes(m).sum()):
             keep.append(m)
     return np.stack(keep) if keep else np.zeros((0, h, w), bool)
 
@@ -227,10 +227,16 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
         by_layer.setdefault(spaths[i].layer, []).append(Path(state.points[i].cpu(), state.colors[i].cpu()))
     for li in range(len(layering)):
         if by_layer.get(li):
-            scene.layers.append(Layer(layer_name(li, layering), by_layer[li], f"layer{len(scene.layers) + 1}"))
+            # numbered by place in the scene (layering layers left without paths are skipped)
+            name = layer_name(li, layering).split(" ", 1)[1]
+            width = max(2, len(str(len(layering) + 1)))
+            scene.layers.append(Layer(f"{len(scene.layers) + 1:0{width}d} {name}", by_layer[li],
+                                      f"layer{len(scene.layers) + 1}"))
     details = [Path(state.points[i].cpu(), state.colors[i].cpu()) for i in range(state.n_fixed, len(state.points))]
     if details:
-        scene.layers.append(Layer("Details (refinement)", details, f"layer{len(scene.layers) + 1}"))
+        width = max(2, len(str(len(layering) + 1)))
+        scene.layers.append(Layer(f"{len(scene.layers) + 1:0{width}d} Refinements (refinement)", details,
+                                  f"layer{len(scene.layers) + 1}"))
     with torch.no_grad():
         C, A = torch.zeros(h, w, 3, device=dev), torch.zeros(h, w, device=dev)
         if state.points:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lvss.layering import (Layering, LayerMask, build_layers, init_scene, layer_name, mask_to_path,
+from lvss.layering import (Layering, LayerMask, build_layers, colour_name, init_scene, layer_name, mask_to_path,
                            polygon_to_smooth_path)
 from lvss.render import render_paths
 from lvss.scene import Path, Scene
@@ -129,13 +129,25 @@ def test_transparent_pixels_give_no_masks():
     assert build_layers([_ms(part)], valid=np.zeros((H, W), bool)).num_masks == 0
 
 
+def test_colour_names():
+    assert colour_name((0, 0, 0)) == "black" and colour_name((1, 1, 1)) == "white"
+    assert colour_name((0.85, 0.15, 0.15)) == "red" and colour_name((0.1, 0.35, 0.15)) == "dark green"
+
+
 def test_layer_names():
     big, mid, small = _disc(24, 32, 20), _disc(24, 32, 12), _disc(24, 32, 5)
     lay = build_layers([_ms(small), _ms(mid), _ms(big)])
     names = [layer_name(i, lay) for i in range(len(lay))]
-    assert names[0] == "Structure 1 (coarsest)"
-    assert names[-1].startswith("Details") and names[-1].endswith("(finest)")
+    # place from the back, role, main colour (the test masks are all grey)
+    assert names[0].startswith("01 ") and names[-1].startswith(f"{len(lay):02d} ")
+    assert all(n.endswith(", grey") for n in names), names
     assert len(set(names)) == len(names)
+    # a back layer spanning most of the canvas is the background; a layer of fine masks holds details
+    bg = np.ones((H, W), bool)
+    dot = _disc(24, 32, 4)
+    lay2 = build_layers([_ms(dot), _ms(_disc(10, 10, 3)), _ms(bg)])
+    names2 = [layer_name(i, lay2) for i in range(len(lay2))]
+    assert names2[0].startswith("01 Background") and names2[-1].startswith(f"{len(lay2):02d} Details,"), names2
     with pytest.raises(IndexError):
         layer_name(len(lay), lay)
 
