@@ -62,9 +62,9 @@ class Settings:
     timeout: float = 600.0
     python: str = ""
     prompt: str = ""
-    paths: int = 128
+    paths: int = 64
     mode: str = "layered"
-    levels: int = 4
+    levels: int = 3
     seed: int = 0
     pythonpath: str = ""  # where lvss lives when it is not installed (a source checkout)
     backdrop: bool = True  # fill what the paths leave uncovered (lvss remote --backdrop)
@@ -81,7 +81,7 @@ def read_config(path: str = CONFIG_FILE) -> dict:
 
 
 def resolve_settings(*, server: str = "", token_file: str = "", python: str = "", timeout: float = 600.0,
-                     prompt: str = "", paths: int = 128, mode: str = "layered", levels: int = 4,
+                     prompt: str = "", paths: int = 64, mode: str = "layered", levels: int = 3,
                      seed: int = 0, backdrop: bool = True, environ: Optional[dict] = None,
                      config: Optional[dict] = None) -> Settings:
     """Settings from the dialog, with empty fields filled from the environment, then the config file.

@@ -39,9 +39,9 @@ class LvssVectorize(inkex.EffectExtension):
     def add_arguments(self, pars):
         pars.add_argument("--tab", default="vectorize", help="the dialog tab that was open")
         pars.add_argument("--prompt", default="", help="what matters in the image (may be empty)")
-        pars.add_argument("--paths", type=int, default=128, help="path budget")
+        pars.add_argument("--paths", type=int, default=64, help="path budget")
         pars.add_argument("--mode", default="layered", choices=("layered", "compact"))
-        pars.add_argument("--levels", type=int, default=4, help="simplification levels")
+        pars.add_argument("--levels", type=int, default=3, help="simplification levels")
         pars.add_argument("--seed", type=int, default=0, help="random seed")
         pars.add_argument("--insert_as", default="layers", choices=("layers", "groups"))
         pars.add_argument("--original", default="keep", choices=("keep", "hide", "delete"))

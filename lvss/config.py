@@ -72,7 +72,7 @@ class OptimizeConfig:
     structure_iters: int = 60      # at most; each stage stops earlier once its loss levels off
     refine_iters: int = 150
     structure_lr: float = 0.3      # contour-fitted paths start near their masks: small steps
-    structure_scale: float = 1.0   # the structure stage works at this fraction of the working size
+    structure_scale: float = 0.5   # the structure stage works at this fraction of the working size
     refine_scale: float = 1.0      # refinement rounds before the last work at this fraction
     stop_tol: float = 0.0          # stop when the loss improved less than this (relative) ...
     stop_patience: int = 8         # ... over this many steps (stop_tol 0: always run every step)
@@ -105,9 +105,9 @@ class CompactConfig:
 # optimisation effort. "balanced" is OptimizeConfig's defaults; the figures each preset gives on
 # this project's reference machine are in the README (bench/speed.py, bench/quality.py).
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
-    "fast": dict(paths=64, work_size=192,
-                 optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=40, refine_scale=0.5,
-                               refine_rounds=3, refill_rounds=1)),
+    "fast": dict(paths=64, work_size=256,
+                 optimize=dict(structure_iters=30, structure_scale=0.5, refine_iters=60, refine_scale=0.5,
+                               refine_rounds=4, refill_rounds=1)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=150, refine_scale=1.0,
