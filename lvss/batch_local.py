@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import signal
+import sys
 import threading
+import types
 from collections import deque
 from multiprocessing.connection import wait
 from typing import Callable
@@ -66,6 +68,21 @@ def plan_local(workers: int | None, threads: int | None, cfg: VectorizeConfig, j
 
 
 @contextlib.contextmanager
+def _without_main():
+    """Start children without re-running the caller's ``__main__`` in them: workers need only lvss, and
+    a script that calls ``lvss.batch`` at top level (no ``if __name__ == "__main__"`` guard) would
+    otherwise start a batch inside every worker. The preparation data a new process receives is read
+    from ``sys.modules["__main__"]`` during ``start()``, so a bare module stands in for it there."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+@contextlib.contextmanager
 def _sigint_ignored():
     """Start children with SIGINT ignored (the disposition survives exec, and Python keeps an
     ignored SIGINT), so Ctrl-C never interrupts a worker half-way through its start-up."""
@@ -115,7 +132,7 @@ class _Worker:
         parent, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, cfg, precision, threads), daemon=True,
                                 name=f"lvss-batch-{number}")
-        with _sigint_ignored():
+        with _sigint_ignored(), _without_main():
             self.proc.start()
         child.close()
         self.conn = parent

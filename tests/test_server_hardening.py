@@ -134,8 +134,13 @@ def test_unauthenticated_calls_cannot_lock_out_others(token_server):
             # far more calls than the old cap (max-queue + 1 + 8 = 11), none with a token or a message
             held = _HeldCalls(channel, 40)
             codes = held.codes(timeout=10)
-            assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 40, codes
-            assert all("needs a token" in c.details() for c in held.calls)
+            # every call is answered at once: refused for its missing token, or (when more streams
+            # are open on the connection than the server allows) refused as a stream; none is held
+            allowed = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE}
+            assert None not in codes and set(codes) <= allowed, codes
+            assert codes.count(grpc.StatusCode.UNAUTHENTICATED) >= 12, codes
+            assert all("needs a token" in c.details() for c in held.calls
+                       if c.code() == grpc.StatusCode.UNAUTHENTICATED)
             info, t_info = _timed(lambda: stub.GetInfo(pb.GetInfoRequest(), timeout=5, metadata=AUTH))
             status, t_health = _timed(lambda: _health(channel))
             assert info.auth_required and status == "SERVING"
