@@ -58,13 +58,13 @@ def current_platform() -> str:
 
 
 def extension_source() -> Path:
-    """The ``blender_ext`` folder of this lvss (a source checkout)."""
+    """The ``blender_ext`` folder of this lvss (inside the installed package, or a source checkout)."""
     here = Path(__file__).resolve().parent
     for cand in (here / "blender_ext", here.parent / "blender_ext"):
         if (cand / "blender_manifest.toml").is_file() and (cand / "__init__.py").is_file():
             return cand
     raise BuildError("The Blender extension's files (blender_ext/blender_manifest.toml) are not part of this "
-                     "lvss installation; run this command from a source checkout (pip install -e .).")
+                     "lvss installation; reinstall lvss (pip install .) or run this command from a source checkout.")
 
 
 def _manifest_value(text: str, key: str) -> str:

@@ -91,3 +91,16 @@ def test_install_into_inkscapes_profile(venv, tmp_path):
     proc = _run([str(lvss), "install-inkscape-extension"], env=dict(env, INKSCAPE_PROFILE_DIR=str(profile)),
                 cwd=tmp_path)
     assert (profile / "extensions" / "lvss" / "lvss_vectorize.inx").is_file(), proc.stdout
+
+
+def test_wheel_holds_the_blender_extension(venv, tmp_path):
+    """`lvss build-blender-extension` works from an installed wheel, away from any source tree."""
+    python, lvss, env, _ = venv
+    where = _run([str(python), "-c", "import lvss.blender as b; print(b.extension_source())"],
+                 env=env, cwd=tmp_path).stdout.strip()
+    assert (Path(where) / "blender_manifest.toml").is_file() and (Path(where) / "__init__.py").is_file()
+    assert Path(where).parent.name == "lvss", where
+    proc = subprocess.run([str(lvss), "build-blender-extension", "-o", str(tmp_path), "--no-wheels"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(tmp_path.glob("*.zip")), proc.stdout
