@@ -223,6 +223,21 @@ def test_fail_fast_stops_at_the_first_failure(tree, tmp_path):
     assert _files(tmp_path / "o") == {MANIFEST, ".lvss-batch.lock"}
 
 
+def test_api_from_a_script_without_main_guard(tree, tmp_path):
+    """Workers must not re-run the caller's script (which would start a batch inside every worker)."""
+    script = tmp_path / "convert.py"
+    script.write_text("import lvss\n"
+                      "from lvss.cli import build_parser, config_from_args\n"
+                      f"cfg = config_from_args(build_parser().parse_args(['batch', 'x', '-o', 'y', *{FAST!r}]))\n"
+                      f"rows = lvss.batch([{str(tree / 'a.png')!r}, {str(tree / 'b.jpg')!r}], {str(tmp_path / 'o')!r}, "
+                      "cfg, workers=2)\n"
+                      "print(sorted(r['status'] for r in rows))\n")
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['ok', 'ok']" and "Traceback" not in r.stderr
+
+
 def test_cancel_event_stops_the_batch(tree, tmp_path):
     cancel = threading.Event()
 
