@@ -174,6 +174,37 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     return Layering(layers=layers, num_levels=len(levels))
 
 
+def assign_details(layer_of: list[int], n_layers: int, pixels: list[np.ndarray], n_fixed: int) -> list[int]:
+    """The layer each detail path can join without changing the picture.
+
+    Paths are back to front: the first ``n_fixed`` are the layers' own shapes (``layer_of[i]`` their
+    layer, non-decreasing), the rest detail paths drawn in front of everything. ``pixels[i]`` are the
+    pixel indices path i covers. A detail path goes into the front-most layer whose shapes it touches,
+    and never behind an earlier detail path it touches; drawn at the front of that layer (in their
+    order), every pixel then sees the paths covering it in the same order as before, so the composite
+    is unchanged. A detail that touches nothing joins the front layer. Returns the layer of every
+    detail path (in order).
+    """
+    if n_layers <= 0:
+        raise ValueError("assign_details needs at least one layer")
+    size = 1 + max((int(p.max()) for p in pixels if len(p)), default=0)
+    # the front-most layer covering each pixel, by the layers' own shapes
+    front = np.full(size, -1, np.int64)
+    for i in range(n_fixed):
+        if len(pixels[i]):
+            front[pixels[i]] = np.maximum(front[pixels[i]], layer_of[i])
+    out = []
+    for d in range(n_fixed, len(pixels)):
+        px = pixels[d]
+        k = int(front[px].max()) if len(px) else -1
+        if k < 0:
+            k = n_layers - 1
+        out.append(k)
+        if len(px):
+            front[px] = np.maximum(front[px], k)   # later details that touch this one stay in front of it
+    return out
+
+
 # a few plain colour names, enough to tell layers apart in an editor's layer list
 _COLOUR_NAMES = {
     "black": (0, 0, 0), "dark grey": (64, 64, 64), "grey": (128, 128, 128), "light grey": (192, 192, 192),
@@ -407,5 +438,5 @@ def init_scene(layering: Layering, height: int, width: int, epsilon: float = 1.5
     return scene, path_layer
 
 
-__all__ = ["LayerMask", "Layering", "build_layers", "layer_name", "colour_name", "mask_to_path", "init_scene",
+__all__ = ["LayerMask", "Layering", "build_layers", "layer_name", "colour_name", "assign_details", "mask_to_path", "init_scene",
            "polygon_to_smooth_path"]

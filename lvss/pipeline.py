@@ -220,29 +220,37 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, cfg.optimize, weight,
                    r_cb, cancel, candidates=cands)
     lap("refine")
-    # assemble layers: one per structural layer (same order), then the detail paths in front
+    # assemble layers: one per structural layer (same order, numbered by place in the scene), each
+    # followed by the detail paths that refine it (its sub-group "details"); assign_details keeps
+    # the picture exactly as optimised
+    from .layering import assign_details
+    from .render.torch_raster import covered_pixels
+
     scene = Scene(w, h)
-    by_layer: dict[int, list[Path]] = {}
+    used = sorted({spaths[i].layer for i in range(state.n_fixed)})
+    index_of = {li: k for k, li in enumerate(used)}
+    shapes: list[list[Path]] = [[] for _ in used]
     for i in range(state.n_fixed):
-        by_layer.setdefault(spaths[i].layer, []).append(Path(state.points[i].cpu(), state.colors[i].cpu()))
-    for li in range(len(layering)):
-        if by_layer.get(li):
-            # numbered by place in the scene (layering layers left without paths are skipped)
-            name = layer_name(li, layering).split(" ", 1)[1]
-            width = max(2, len(str(len(layering) + 1)))
-            scene.layers.append(Layer(f"{len(scene.layers) + 1:0{width}d} {name}", by_layer[li],
-                                      f"layer{len(scene.layers) + 1}"))
+        shapes[index_of[spaths[i].layer]].append(Path(state.points[i].cpu(), state.colors[i].cpu()))
     details = [Path(state.points[i].cpu(), state.colors[i].cpu()) for i in range(state.n_fixed, len(state.points))]
-    if details:
-        width = max(2, len(str(len(layering) + 1)))
-        scene.layers.append(Layer(f"{len(scene.layers) + 1:0{width}d} Refinements (refinement)", details,
-                                  f"layer{len(scene.layers) + 1}"))
+    width = max(2, len(str(len(used) + 1)))
+    if used:
+        owner = assign_details([index_of[spaths[i].layer] for i in range(state.n_fixed)], len(used),
+                               [px.cpu().numpy() for px in covered_pixels(state.points, w, h)],
+                               state.n_fixed) if details else []
+        for k, li in enumerate(used):
+            mine = [d for d, o in zip(details, owner) if o == k]
+            name = layer_name(li, layering).split(" ", 1)[1]
+            scene.layers.append(Layer(f"{k + 1:0{width}d} {name}", shapes[k] + mine, f"layer{k + 1}",
+                                      len(shapes[k]) if mine else None))
+    elif details:
+        scene.layers.append(Layer(f"{1:0{width}d} Details", details, "layer1"))
     with torch.no_grad():
         C, A = torch.zeros(h, w, 3, device=dev), torch.zeros(h, w, device=dev)
-        if state.points:
+        if scene.num_paths:
             from .render.torch_raster import render_torch
 
-            C, A = render_torch(state.points, state.colors, w, h)
+            C, A = render_torch([p.to(dev) for p in scene.point_list()], scene.colors().to(dev), w, h)
     metrics = composite_metrics(C, A, target_c, target_a)
     metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)), budget=float(cfg.paths),
                    refine_rounds=float(state.rounds), **seg.metrics)

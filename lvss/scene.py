@@ -62,14 +62,30 @@ class Path:
 
 @dataclass
 class Layer:
-    """A named group of paths, drawn in list order (first = back)."""
+    """A named group of paths, drawn in list order (first = back).
+
+    ``details_from``: when set, ``paths[details_from:]`` are the detail paths that refine this layer's
+    shapes; the SVG writer puts them in a sub-group "details" at the front of the layer. ``paths``
+    always holds every path of the layer in drawing order.
+    """
 
     name: str
     paths: list[Path] = field(default_factory=list)
     id: str | None = None
+    details_from: int | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def shapes(self) -> list[Path]:
+        """The layer's own paths (without its details)."""
+        return self.paths if self.details_from is None else self.paths[:self.details_from]
+
+    @property
+    def details(self) -> list[Path]:
+        """The detail paths refining this layer (drawn in front of its shapes)."""
+        return [] if self.details_from is None else self.paths[self.details_from:]
 
 
 @dataclass
@@ -106,7 +122,7 @@ class Scene:
         return Scene(
             self.width,
             self.height,
-            [Layer(l.name, [p.detach() for p in l.paths], l.id) for l in self.layers],
+            [Layer(l.name, [p.detach() for p in l.paths], l.id, l.details_from) for l in self.layers],
         )
 
     def scaled(self, sx: float, sy: float | None = None, width: int | None = None,
@@ -118,7 +134,8 @@ class Scene:
         scale = torch.tensor([sx, sy], dtype=torch.float32)
         return Scene(
             w, h,
-            [Layer(l.name, [Path(p.points.detach() * scale, p.color.detach().clone()) for p in l.paths], l.id)
+            [Layer(l.name, [Path(p.points.detach() * scale, p.color.detach().clone()) for p in l.paths], l.id,
+                   l.details_from)
              for l in self.layers],
         )
 

@@ -2,7 +2,8 @@
 
 Writer: ``viewBox`` equal to the canvas, one ``<g inkscape:groupmode="layer">`` per layer (back to
 front), each path ``<path d="M … C … Z" fill="#rrggbb" fill-opacity="a"/>``. Numbers are written with
-``precision`` decimals (default 2).
+``precision`` decimals (default 2). A layer's detail paths (``Layer.details_from``) go in a sub-layer
+labelled "details" at the front of the layer.
 
 Reader: reads back everything the writer writes, and plain SVGs made of path, rect, circle, ellipse,
 polygon and polyline elements with transforms (clip art). Only fills are read: strokes, ``<line>``,
@@ -97,14 +98,21 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
         g.set("id", _layer_id(i, layer, used))
         g.set(f"{{{INKSCAPE_NS}}}label", _xml_text(layer.name))
         g.set(f"{{{INKSCAPE_NS}}}groupmode", "layer")
-        for p in layer.paths:
+        parent = g
+        for k, p in enumerate(layer.paths):
+            if k == layer.details_from:
+                # the layer's detail paths: a sub-layer at its front, hidden or moved with the layer
+                parent = etree.SubElement(g, f"{{{SVG_NS}}}g")
+                parent.set("id", _layer_id(i, Layer(layer.name, id=f"{g.get('id')}-details"), used))
+                parent.set(f"{{{INKSCAPE_NS}}}label", "details")
+                parent.set(f"{{{INKSCAPE_NS}}}groupmode", "layer")
             pts = p.points.detach().cpu().double().numpy()
             col = p.color.detach().cpu().double().numpy()
             if not np.isfinite(pts).all():
                 raise SceneError(f"layer {layer.name!r} has a path with NaN or infinite points")
             if not np.isfinite(col).all():
                 raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
-            e = etree.SubElement(g, f"{{{SVG_NS}}}path")
+            e = etree.SubElement(parent, f"{{{SVG_NS}}}path")
             e.set("d", path_data(pts, precision))
             e.set("fill", _hex(col[:3]))
             a = min(max(float(col[3]), 0.0), 1.0)

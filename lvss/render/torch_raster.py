@@ -399,3 +399,28 @@ def visibility(points: list[torch.Tensor], alphas: torch.Tensor, width: int, hei
             T.index_copy_(0, px, t * (1.0 - u[a:b]))
         keep = vis > 0
         return plan.pix[keep], plan.pid[keep], vis[keep]
+
+
+def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[torch.Tensor]:
+    """For every path, the indices (y * width + x) of the pixels it covers at all (coverage > 0,
+    anti-aliased edge pixels included), ignoring what lies above or below it. No gradients."""
+    n = len(points)
+    if n == 0:
+        return []
+    with torch.no_grad():
+        check_points(points)
+        dev = points[0].device
+        pts = [p.detach().to(device=dev, dtype=torch.float32) for p in points]
+        starts, ends, edge_path = flatten(pts, 16)
+        boxes, total = _layout(starts, ends, edge_path, n, width, height)
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        if total == 0:
+            return [empty] * n
+        cov = _coverage(starts, ends, edge_path, boxes, total, height)
+        plan = _plan_cached(boxes, width)
+        keep = cov.index_select(0, plan.perm) > 0
+        pix, pid = plan.pix[keep], plan.pid[keep]
+        order = torch.argsort(pid, stable=True)
+        pix, pid = pix[order], pid[order]
+        counts = torch.bincount(pid, minlength=n).tolist()
+        return list(torch.split(pix, counts))
