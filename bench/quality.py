@@ -188,7 +188,7 @@ def run_vtracer_budget(img: np.ndarray, budget: int) -> tuple[str, float, str, i
 
 def _lvss_job(args: tuple) -> dict:
     """One lvss run in a (possibly separate) process: returns svg text, seconds, metrics or error."""
-    name, budget, seed, device, iters = args
+    name, budget, seed, device, iters, mode = args
     import torch
 
     torch.set_num_threads(1)
@@ -198,7 +198,7 @@ def _lvss_job(args: tuple) -> dict:
 
     _, img = load_input(name)
     try:
-        cfg = VectorizeConfig(paths=budget, seed=seed, device=device)
+        cfg = VectorizeConfig(paths=budget, seed=seed, device=device, mode=mode)
         if iters:  # optional overrides of the optimisation lengths (quick experiments)
             opt = cfg.optimize
             opt = replace(opt, **{k: v for k, v in iters.items() if v is not None})
@@ -234,6 +234,28 @@ def markdown_table(rows: list[Row]) -> str:
 
 def _sel(rows, kind, budget, method):
     return [r for r in rows if r.kind == kind and r.budget == budget and r.method == method and not r.error]
+
+
+def budget_lines(rows: list[Row], budgets: list[int]) -> list[str]:
+    """Layered vs compact per budget (mean PSNR over the clip art), and whether more paths ever made
+    an image worse (the budget curve must not go down)."""
+    out = []
+    for kind in ("clip art", "photo"):
+        for b in sorted(budgets):
+            lv = [r.psnr for r in _sel(rows, kind, b, "lvss") if r.psnr == r.psnr]
+            cp = [r.psnr for r in _sel(rows, kind, b, "lvss compact") if r.psnr == r.psnr]
+            if lv and cp:
+                out.append(f"{kind} @{b} paths: layered {statistics.fmean(lv):.2f} dB vs compact "
+                           f"{statistics.fmean(cp):.2f} dB (mean over {len(lv)} images)")
+    if len(budgets) > 1:
+        drops = []
+        for name in sorted({r.image for r in rows}):
+            curve = [(b, r.psnr) for b in sorted(budgets) for r in rows
+                     if r.image == name and r.budget == b and r.method == "lvss" and r.psnr == r.psnr]
+            drops += [f"{name} {b0}->{b1}: {p1 - p0:+.2f} dB" for (b0, p0), (b1, p1) in zip(curve, curve[1:])
+                      if p1 < p0]
+        out.append("budget curve: " + ("never goes down" if not drops else "goes down at " + ", ".join(drops)))
+    return out
 
 
 def goal_lines(rows: list[Row]) -> list[str]:
@@ -346,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--structure-iters", type=int, help="override OptimizeConfig.structure_iters")
     ap.add_argument("--refine-iters", type=int, help="override OptimizeConfig.refine_iters")
+    ap.add_argument("--compact", action="store_true",
+                    help="also run compact mode at every budget (layered vs compact side by side)")
     a = ap.parse_args(argv)
 
     import torch
@@ -365,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     # lvss runs (the long part)
     iters = {"structure_iters": a.structure_iters, "refine_iters": a.refine_iters}
     iters = {k: v for k, v in iters.items() if v is not None}
-    jobs = [(n, b, a.seed, a.device, iters) for n in names for b in budgets]
+    modes = ["layered", "compact"] if a.compact else ["layered"]
+    jobs = [(n, b, a.seed, a.device, iters, m) for m in modes for n in names for b in budgets]
     print(f"{len(jobs)} lvss runs ({len(names)} images x {len(budgets)} budgets), jobs={a.jobs}", file=sys.stderr)
     t_all = time.perf_counter()
     if a.jobs == 1:
@@ -373,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         for j in jobs:
             results.append(_lvss_job(j))
             r = results[-1]
-            print(f"  lvss {j[0]} @{j[1]}: {r['seconds']:.1f} s {r['error']}", file=sys.stderr)
+            print(f"  lvss {j[5]} {j[0]} @{j[1]}: {r['seconds']:.1f} s {r['error']}", file=sys.stderr)
     else:
         with ProcessPoolExecutor(a.jobs) as ex:
             results = list(ex.map(_lvss_job, jobs))
@@ -398,9 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         img = inputs[name][1]
         for b in budgets:
-            res = results[jobs.index((name, b, a.seed, a.device, iters))]
+            res = results[jobs.index((name, b, a.seed, a.device, iters, "layered"))]
             add(name, b, "lvss", res["svg"], res["seconds"], error=res["error"],
                 extra={"cpu_seconds": round(res["cpu"], 2), "layers": res["layers"], "timings": res["timings"]})
+            if a.compact:
+                res = results[jobs.index((name, b, a.seed, a.device, iters, "compact"))]
+                add(name, b, "lvss compact", res["svg"], res["seconds"], error=res["error"],
+                    extra={"cpu_seconds": round(res["cpu"], 2), "layers": res["layers"]})
             svg, secs, settings, tries = run_vtracer_budget(img, b)
             add(name, b, "vtracer", svg, secs, settings=f"{settings}, {tries} tries")
         t = time.perf_counter()
@@ -408,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         add(name, None, "vtracer default", svg, time.perf_counter() - t, settings="defaults")
 
     table = markdown_table(rows)
-    goals = goal_lines(rows)
+    goals = goal_lines(rows) + budget_lines(rows, budgets)
     print(table)
     print()
     for g in goals:

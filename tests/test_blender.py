@@ -417,7 +417,7 @@ def result_record(image_obj):
     root = next(o for o in bpy.data.objects if o.get("lvss_image") == image_obj.name)
     W, H = root["lvss_size"]
     top = next(c for c in bpy.data.collections if root.name in c.objects)
-    curves = [o for c in top.children for o in c.objects if o.type == "CURVE"]
+    curves = [o for c in top.children for o in c.all_objects if o.type == "CURVE"]
     anchors = [list(o.matrix_world @ Vector((p.co.x, p.co.y, 0.0))) for o in curves
                for sp in o.data.splines for p in sp.bezier_points]
     local = [list(root.matrix_world.inverted() @ o.matrix_world @ Vector((p.co.x, p.co.y, 0.0)))
@@ -717,13 +717,19 @@ def _layers_of(svg_path: Path) -> list:
 
     root = etree.parse(str(svg_path)).getroot()
     out = []
-    for g in root.iter(f"{{{SVG_NS}}}g"):
+    # top-level layers, each with every path it holds in drawing order (its "details" sub-layer's too)
+    for g in root.findall(f"{{{SVG_NS}}}g"):
         if g.get(f"{{{INKSCAPE_NS}}}groupmode") != "layer":
             continue
         paths = [(p.get("fill"), float(p.get("fill-opacity", "1")), parse_path_data(p.get("d")))
                  for p in g.iter(f"{{{SVG_NS}}}path")]
         out.append((g.get(f"{{{INKSCAPE_NS}}}label"), paths))
     return out
+
+
+def _objects(layer: dict) -> list:
+    """A layer collection's curve records in drawing order: its own, then its sublayers'."""
+    return layer["objects"] + [o for child in layer["children"] for o in _objects(child)]
 
 
 def _srgb_to_linear(c: float) -> float:
@@ -774,8 +780,9 @@ def test_import_matches_the_svg(blender, key):
     zs = []
     materials = {}
     for lay, (_, paths) in zip(rec["layers"], expected):
-        assert len(lay["objects"]) == len(paths)
-        for obj, (fill, opacity, subpaths) in zip(lay["objects"], paths):
+        assert len(_objects(lay)) == len(paths)
+        assert [c["label"] for c in lay["children"]] in ([], ["details"])   # lvss's detail sub-layer
+        for obj, (fill, opacity, subpaths) in zip(_objects(lay), paths):
             assert obj["parent"] == rec["root"] and obj["modifiers"] == ["lvss Fill"]
             assert len(obj["splines"]) == len(subpaths)
             for sp, ctrl in zip(obj["splines"], subpaths):
@@ -812,7 +819,7 @@ def test_fit_width_and_centre_origin(blender):
     # TOP_LEFT origin and a width of 3 units: x in [0, 3] for the canvas, y = -x scaled alike
     expected = _layers_of(Path(blender["svgs"]["sample"]))
     ctrl = np.concatenate([c for _, paths in expected for _, _, subs in paths for c in subs])
-    got = np.asarray([p[0] for lay in rec["layers"] for o in lay["objects"] for sp in o["splines"]
+    got = np.asarray([p[0] for lay in rec["layers"] for o in _objects(lay) for sp in o["splines"]
                       for p in sp["points"]])
     s = 3.0 / 256.0
     np.testing.assert_allclose(got.min(0), [ctrl[0::3, 0].min() * s, -ctrl[0::3, 1].max() * s], atol=1e-4)
