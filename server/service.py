@@ -291,15 +291,20 @@ class JobQueue:
 
 
 def layers_of_svg(svg: str) -> list[pb.LayerInfo]:
-    """The Inkscape layers (``<g inkscape:groupmode="layer">``) of an SVG, back to front."""
+    """The top-level Inkscape layers (``<g inkscape:groupmode="layer">``) of an SVG, back to front; a
+    layer's path count includes its sub-layers' (lvss's "details")."""
     from lxml import etree
 
     svg_ns = "http://www.w3.org/2000/svg"
     ink_ns = "http://www.inkscape.org/namespaces/inkscape"
     root = etree.fromstring(svg.encode("utf-8"))
     out = []
+
+    def is_layer(e) -> bool:
+        return e.tag == f"{{{svg_ns}}}g" and e.get(f"{{{ink_ns}}}groupmode") == "layer"
+
     for g in root.iter(f"{{{svg_ns}}}g"):
-        if g.get(f"{{{ink_ns}}}groupmode") == "layer":
+        if is_layer(g) and not any(is_layer(a) for a in g.iterancestors()):
             out.append(pb.LayerInfo(id=g.get("id") or "", label=g.get(f"{{{ink_ns}}}label") or "",
                                     path_count=sum(1 for _ in g.iter(f"{{{svg_ns}}}path"))))
     return out

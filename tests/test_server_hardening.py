@@ -207,32 +207,39 @@ def test_open_reflection_streams_do_not_take_getinfo_places(server):
 def test_header_bomb_with_full_queue_is_refused_at_once_and_queued_bombs_stay_small(bomb, server, stub):
     s = server
     running = stub.Vectorize(H.request(steps=3000))  # 30 s unless cancelled
-    H.first_event(running, "progress")
-    rss0 = H.rss_mib(s.proc.pid)
-    # two bombs wait in the queue: they hold their 140 KB, not 49 Mpx of pixels
-    queued = [stub.Vectorize(H.request(image=bomb, steps=1)) for _ in range(2)]
-    assert [H.first_event(c, "queued").queued.position for c in queued] == [1, 2]
-    # with the queue full, a third bomb is refused before anything is decoded
-    took = []
-    for _ in range(5):
-        t = time.monotonic()
-        events, code, details = H.collect(stub, H.request(image=bomb, steps=1))
-        took.append(time.monotonic() - t)
-        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in details and events == []
-    assert min(took) < 0.2 and sorted(took)[2] < 0.2, took
-    # refused before the message is even read: a call that never sends one is answered too
-    with grpc.insecure_channel(s.address) as channel:
-        held = _HeldCalls(channel, 1)
-        try:
-            assert held.codes(timeout=5) == [grpc.StatusCode.RESOURCE_EXHAUSTED]
-            assert "busy" in held.calls[0].details()
-        finally:
-            held.release()
-    growth = H.rss_mib(s.proc.pid) - rss0
-    assert growth < 40, f"server RSS grew {growth:.0f} MiB with two bombs queued"
-    for c in queued:
-        c.cancel()
-    running.cancel()
+    queued = []
+    try:
+        H.first_event(running, "progress")
+        rss0 = H.rss_mib(s.proc.pid)
+        # two bombs wait in the queue: they hold their 140 KB, not 49 Mpx of pixels
+        # (one after the other: two calls sent together may reach the queue in either order)
+        positions = []
+        for _ in range(2):
+            queued.append(stub.Vectorize(H.request(image=bomb, steps=1)))
+            positions.append(H.first_event(queued[-1], "queued").queued.position)
+        assert positions == [1, 2]
+        # with the queue full, a third bomb is refused before anything is decoded
+        took = []
+        for _ in range(5):
+            t = time.monotonic()
+            events, code, details = H.collect(stub, H.request(image=bomb, steps=1))
+            took.append(time.monotonic() - t)
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "busy" in details and events == []
+        assert min(took) < 0.2 and sorted(took)[2] < 0.2, took
+        # refused before the message is even read: a call that never sends one is answered too
+        with grpc.insecure_channel(s.address) as channel:
+            held = _HeldCalls(channel, 1)
+            try:
+                assert held.codes(timeout=5) == [grpc.StatusCode.RESOURCE_EXHAUSTED]
+                assert "busy" in held.calls[0].details()
+            finally:
+                held.release()
+        growth = H.rss_mib(s.proc.pid) - rss0
+        assert growth < 40, f"server RSS grew {growth:.0f} MiB with two bombs queued"
+    finally:
+        for c in queued:
+            c.cancel()
+        running.cancel()
 
 
 def test_cancel_while_decoding_frees_the_worker_within_a_second(bomb, server, stub):
