@@ -82,6 +82,7 @@ class OptimizeConfig:
     overlap_weight: float = 0.1
     refine_rounds: int = 4
     refill_rounds: int = 2         # extra rounds that re-spend budget freed by pruning
+    freeze_structure_colours: bool = True   # within a refinement round (solved between rounds)
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
@@ -111,7 +112,7 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=150, refine_scale=1.0,
-                               refine_rounds=4, refill_rounds=3)),
+                               refine_rounds=4, refill_rounds=3, freeze_structure_colours=False)),
 }
 
 

@@ -1,0 +1,111 @@
+"""The optimisation pieces: contour fitting, the closed-form colour solve, plateau stopping, and the
+refinement's budget, coarse scale and frozen-structure rendering."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lvss.config import OptimizeConfig
+from lvss.fit import douglas_peucker, fit_closed_cubic
+from lvss.optimize.losses import image_loss
+from lvss.optimize.refine import RefineState, refine
+from lvss.optimize.stopping import Plateau
+from lvss.optimize.structure import solve_colors
+from lvss.render.torch_raster import render_torch, visibility
+from lvss.scene import circle_path
+
+
+def _circle_contour(cx=30.0, cy=25.0, r=15.0, n=200) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)
+
+
+def _bezier_points(ctrl: np.ndarray, k: int = 50) -> np.ndarray:
+    c = ctrl.reshape(-1, 3, 2)
+    nxt = np.roll(c[:, 0], -1, 0)
+    t = np.linspace(0, 1, k)[:, None, None]
+    u = 1 - t
+    pts = u ** 3 * c[:, 0] + 3 * u * u * t * c[:, 1] + 3 * u * t * t * c[:, 2] + t ** 3 * nxt
+    return pts.reshape(-1, 2)
+
+
+def test_douglas_peucker_keeps_corners_and_drops_collinear_points():
+    sq = np.array([[0, 0], [5, 0], [10, 0], [10, 5], [10, 10], [5, 10], [0, 10], [0, 5]], float)
+    idx = douglas_peucker(sq, 0.5)
+    assert sorted(map(tuple, sq[idx])) == [(0, 0), (0, 10), (10, 0), (10, 10)]
+    assert list(idx) == sorted(idx)
+
+
+def test_fitted_cubics_follow_a_curved_contour():
+    pts = _circle_contour()
+    idx = douglas_peucker(pts, 1.5)
+    ctrl = fit_closed_cubic(pts, idx)
+    assert ctrl.shape == (3 * len(idx), 2)
+    curve = _bezier_points(ctrl)
+    err = np.abs(np.hypot(curve[:, 0] - 30, curve[:, 1] - 25) - 15).max()
+    # the chords Douglas-Peucker keeps are up to 1.5 px inside the circle; the fitted curve is not
+    assert err < 0.15, err
+    with pytest.raises(ValueError):
+        fit_closed_cubic(pts, idx[:2])
+
+
+def test_solve_colors_recovers_the_colours_exactly():
+    pts = [circle_path(20, 20, 10).points, circle_path(28, 24, 9).points, circle_path(10, 30, 6).points]
+    cols = torch.tensor([[0.2, 0.4, 0.6, 1.0], [0.9, 0.1, 0.3, 0.7], [0.1, 0.8, 0.2, 0.5]])
+    C, _ = render_torch(pts, cols, 48, 40)
+    pix, pid, w = visibility(pts, cols[:, 3], 48, 40)
+    again = torch.zeros(48 * 40, 3).index_add_(0, pix, w[:, None] * cols[pid, :3])
+    assert float((again.view(40, 48, 3) - C).abs().max()) < 1e-6
+    sol = solve_colors(pts, cols[:, 3], C, torch.full((3, 4), 0.5), 48, 40)
+    assert float((sol - cols[:, :3]).abs().max()) < 1e-3
+
+
+def test_plateau():
+    flat = Plateau(rel_tol=1e-3, patience=5, min_steps=6)
+    assert not any(flat.step(1.0) for _ in range(5))
+    assert flat.step(1.0) and flat.stopped_at == 6
+    falling = Plateau(rel_tol=1e-3, patience=5, min_steps=6)
+    assert not any(falling.step(1.0 / (i + 1)) for i in range(50))
+    never = Plateau(rel_tol=0.0)
+    assert not any(never.step(1.0) for _ in range(50))
+
+
+def _target(h=40, w=48):
+    yy, xx = np.mgrid[:h, :w]
+    img = np.zeros((h, w, 3), np.float32)
+    img[...] = (0.9, 0.9, 0.8)
+    img[(xx - 20) ** 2 + (yy - 18) ** 2 < 100] = (0.8, 0.1, 0.1)
+    img[(xx - 34) ** 2 + (yy - 28) ** 2 < 25] = (0.1, 0.2, 0.8)
+    img[(xx - 12) ** 2 + (yy - 32) ** 2 < 9] = (0.1, 0.7, 0.2)
+    return torch.from_numpy(img), torch.ones(h, w)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_refine_adds_paths_within_the_budget_and_lowers_the_loss(freeze):
+    tc, ta = _target()
+    h, w = ta.shape
+    bg = torch.tensor([[0.0, 0.0], [w / 3, 0], [2 * w / 3, 0], [w, 0], [w, h / 3], [w, 2 * h / 3], [w, h],
+                       [2 * w / 3, h], [w / 3, h], [0, h], [0, 2 * h / 3], [0, h / 3]])
+    state = RefineState([bg], torch.tensor([[0.5, 0.5, 0.5, 1.0]]), 1)
+    before = float(image_loss(*render_torch(state.points, state.colors, w, h), tc, ta))
+    cfg = OptimizeConfig(refine_iters=24, refine_rounds=2, refill_rounds=1, refine_scale=0.5,
+                         freeze_structure_colours=freeze)
+    out = refine(state, tc, ta, 4, cfg)
+    assert 1 < len(out.points) <= 4 and out.n_fixed == 1
+    assert out.stop_reason and out.rounds >= 2
+    after = float(image_loss(*render_torch(out.points, out.colors, w, h), tc, ta))
+    assert after < 0.5 * before, (before, after)
+    assert torch.isfinite(torch.cat(out.points)).all()
+
+
+def test_details_over_a_rendered_backdrop_equal_the_full_render():
+    """What the frozen-structure refinement renders each step is the full composite."""
+    fixed = [circle_path(20, 20, 14).points, circle_path(30, 22, 10).points]
+    details = [circle_path(25, 20, 4).points, circle_path(12, 30, 3).points]
+    cols = torch.tensor([[0.2, 0.4, 0.6, 1.0], [0.9, 0.1, 0.3, 0.8], [0.1, 0.8, 0.2, 1.0], [0.7, 0.7, 0.1, 0.6]])
+    C, A = render_torch(fixed + details, cols, 48, 40)
+    Cb, Ab = render_torch(fixed, cols[:2], 48, 40)
+    Cd, Ad = render_torch(details, cols[2:], 48, 40)
+    assert float((Cd + (1 - Ad).unsqueeze(-1) * Cb - C).abs().max()) < 1e-5
+    assert float((Ad + (1 - Ad) * Ab - A).abs().max()) < 1e-5
