@@ -107,8 +107,8 @@ class CompactConfig:
 # this project's reference machine are in the README (bench/speed.py, bench/quality.py).
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256,
-                 optimize=dict(structure_iters=30, structure_scale=0.5, refine_iters=60, refine_scale=0.5,
-                               refine_rounds=4, refill_rounds=1)),
+                 optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=40, refine_scale=0.5,
+                               refine_rounds=3, refill_rounds=1)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=150, refine_scale=1.0,
