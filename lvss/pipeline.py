@@ -134,7 +134,7 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     if cfg.mode == "compact":
         from .recolor import run_compact
 
-        scene, metrics = run_compact(rgb, alpha, cfg, dev, prog, cancel)
+        scene, metrics = run_compact(rgb, alpha, cfg, dev, prog, cancel, source=rgba)
         lap("compact")
     else:
         scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap, source=rgba)

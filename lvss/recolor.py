@@ -776,7 +776,7 @@ def _optimise(points: list[torch.Tensor], colors: torch.Tensor, target_c, target
 
 def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: torch.device,
                 prog: Progress | None = None, cancel: threading.Event | None = None,
-                clusterer: str = "recolor"):
+                clusterer: str = "recolor", source: np.ndarray | None = None):
     """Compact vectorization of one image at the working resolution.
 
     rgb (h, w, 3) float32 straight RGB in [0, 1]; alpha (h, w) float32; prog(stage, fraction, message)
@@ -812,7 +812,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     seg_notes: list[str] = []
     if n_struct > 0:
         # a learned segmenter that finds nothing falls back to the classical one (said in progress)
-        seg = segment_levels(cfg, [rgb], progress=lambda f, m: prog("segment", 0.9 * f, m), cancel=cancel)
+        # the segmenter sees the full-resolution original (up to its own input size) when given
+        seg = segment_levels(cfg, [rgb], source, progress=lambda f, m: prog("segment", 0.9 * f, m), cancel=cancel)
         ms, seg_notes = seg.masksets[0], seg.notes
         min_px = max(4, int(math.ceil(cfg.segment.min_area * h * w)))
         labels = labels_from_masks(np.asarray(ms.masks, bool), valid, min_px)

@@ -354,3 +354,17 @@ def test_compact_mode_with_a_segmenter_that_finds_nothing(monkeypatch):
     res = pipeline.run(img, cfg)
     assert res.notes[0] == "level 0: SAM found no masks; used the classical segmenter"
     assert res.metrics["masks"] > 1 and "_notes" not in res.metrics
+
+
+def test_compact_mode_segments_the_original_too(monkeypatch):
+    """Compact mode hands the segmenter the full-resolution original, like layered mode."""
+    from lvss.config import OptimizeConfig
+    from lvss.pipeline import run
+
+    rec = _Recorder()
+    monkeypatch.setattr(stages, "get_segmenter", lambda cfg: rec)
+    img = (np.random.default_rng(1).random((300, 400, 3)) * 255).astype(np.uint8)
+    cfg = VectorizeConfig(paths=6, mode="compact", work_size=48, device="cpu",
+                          optimize=OptimizeConfig(structure_iters=2, refine_iters=2))
+    run(img, cfg)
+    assert rec.seen and rec.seen[0] == (300, 400)
