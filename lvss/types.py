@@ -13,6 +13,21 @@ import numpy as np
 from .scene import Scene
 
 
+def check_out_size(out_size, default: tuple[int, int]) -> tuple[int, int]:
+    """A segmenter's requested mask size as (height, width) ints; ``default`` when None.
+
+    Raises ValueError naming the option when it is not two positive integers."""
+    if out_size is None:
+        return default
+    try:
+        h, w = (int(v) for v in out_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"out_size must be (height, width) in pixels, got {out_size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"out_size must be positive (height, width), got {out_size!r}")
+    return h, w
+
+
 def check_rgb_image(image: np.ndarray, min_side: int = 1) -> np.ndarray:
     """Validate a stage input: (H, W, 3) float RGB in [0, 1]; returns it as float32, clipped.
 

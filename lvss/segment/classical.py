@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..config import SegmentConfig
-from ..types import MaskSet, check_rgb_image
+from ..types import MaskSet, check_out_size, check_rgb_image
 
 # share of 4-neighbour pixel pairs with identical colour above which an image counts as piecewise flat
 _FLAT_SHARE = 0.6
@@ -66,7 +66,7 @@ def segment_classical(image: np.ndarray, cfg: SegmentConfig | None = None,
         raise ValueError(f"min_area must be a fraction of the image in [0, 1), got {cfg.min_area!r}")
     img = check_rgb_image(image, min_side=1)
     H, W = img.shape[:2]
-    h, w = (H, W) if out_size is None else _out_size(out_size)
+    h, w = check_out_size(out_size, (H, W))
     labels = segment_labels(img, cfg)
     r = int(labels.max()) + 1
     full = labels.ravel()
@@ -84,16 +84,6 @@ def segment_classical(image: np.ndarray, cfg: SegmentConfig | None = None,
     colors = mean[keep].astype(np.float32).reshape(-1, 3)
     return MaskSet(masks=masks.reshape(len(keep), h, w), scores=np.ones(len(keep), np.float32),
                    colors=colors)
-
-
-def _out_size(out_size) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in out_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"out_size must be (height, width) in pixels, got {out_size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"out_size must be positive (height, width), got {out_size!r}")
-    return h, w
 
 
 # The long side the classical segmenter is given at most. On the 512-px astronaut photograph with

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError, SegmentConfig
-from ..types import MaskSet, check_rgb_image
+from ..types import MaskSet, check_out_size, check_rgb_image
 
 # prompts per decoder batch: segment-anything's default on a GPU; on a CPU smaller batches keep the
 # (batch, 4096, 256) activations out of fresh page-faulted allocations (bench/models.py --sam-cpu)
@@ -169,7 +169,7 @@ class SamSegmenter:
 
         image = check_rgb_image(image, min_side=2)
         h0, w0 = image.shape[:2]
-        h, w = _check_out_size(out_size, (h0, w0))
+        h, w = check_out_size(out_size, (h0, w0))
         cfg = self.cfg
         _, amg = _sam_utils()
         check_cancel(cancel)
@@ -229,18 +229,6 @@ def resample_logits(low: torch.Tensor, input_size: tuple[int, int], frame: int,
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]  # (1, h, w, 2) as (x, y)
     out = F.grid_sample(low.float()[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out[0]
-
-
-def _check_out_size(out_size, default: tuple[int, int]) -> tuple[int, int]:
-    if out_size is None:
-        return default
-    try:
-        h, w = (int(v) for v in out_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"out_size must be (height, width) in pixels, got {out_size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"out_size must be positive (height, width), got {out_size!r}")
-    return h, w
 
 
 def _resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
