@@ -319,6 +319,20 @@ def check_points(points: list[torch.Tensor]) -> None:
             raise SceneError(f"path {i}: control points contain NaN or infinite coordinates")
 
 
+def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: int, samples: int = 16):
+    """The steps every entry point shares: checked points -> edges -> boxes -> exact coverage, and the
+    compositing plan of the pairs with nonzero coverage. Returns (starts, cov, plan); cov and plan are
+    None when no path reaches the canvas."""
+    check_points(points)
+    pts = [p.to(device=dev, dtype=dt) for p in points]
+    starts, ends, edge_path = flatten(pts, samples)
+    boxes, total = _layout(starts, ends, edge_path, len(pts), width, height)
+    if total == 0:
+        return starts, None, None
+    cov = _coverage(starts, ends, edge_path, boxes, total, height)
+    return starts, cov, _covered(_plan_cached(boxes, width), cov)
+
+
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
                  samples_per_segment: int = 16, with_coverage_sum: bool = False):
     """Render paths onto a transparent canvas.
@@ -338,15 +352,10 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
 
     if n == 0:
         return blank()
-    check_points(points)
-    pts = [p.to(device=dev, dtype=dt) for p in points]
-    starts, ends, edge_path = flatten(pts, samples_per_segment)
-    boxes, total = _layout(starts, ends, edge_path, n, width, height)
+    starts, cov, plan = _coverage_and_plan(points, dev, dt, width, height, samples_per_segment)
     col = colors.clamp(0.0, 1.0)
-    if total == 0:  # nothing visible: a constant image, still connected to the inputs (zero grads)
+    if cov is None:  # nothing visible: a constant image, still connected to the inputs (zero grads)
         return blank(col.sum() * 0.0 + starts.sum() * 0.0)
-    cov = _coverage(starts, ends, edge_path, boxes, total, height)
-    plan = _covered(_plan_cached(boxes, width), cov)
     C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
     if not with_coverage_sum:
         return C, 1.0 - T
@@ -378,15 +387,10 @@ def visibility(points: list[torch.Tensor], alphas: torch.Tensor, width: int, hei
     if n == 0:
         return empty
     with torch.no_grad():
-        check_points(points)
         dt = alphas.dtype
-        pts = [p.detach().to(device=dev, dtype=dt) for p in points]
-        starts, ends, edge_path = flatten(pts, 16)
-        boxes, total = _layout(starts, ends, edge_path, n, width, height)
-        if total == 0:
+        _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, dt, width, height)
+        if cov is None:
             return empty
-        cov = _coverage(starts, ends, edge_path, boxes, total, height)
-        plan = _covered(_plan_cached(boxes, width), cov)
         T = torch.ones(height * width, device=dev, dtype=dt)
         u = cov.index_select(0, plan.perm) * alphas.clamp(0, 1).index_select(0, plan.pid)
         vis = torch.empty_like(u)
@@ -408,18 +412,11 @@ def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[
     if n == 0:
         return []
     with torch.no_grad():
-        check_points(points)
         dev = points[0].device
-        pts = [p.detach().to(device=dev, dtype=torch.float32) for p in points]
-        starts, ends, edge_path = flatten(pts, 16)
-        boxes, total = _layout(starts, ends, edge_path, n, width, height)
-        empty = torch.zeros(0, dtype=torch.long, device=dev)
-        if total == 0:
-            return [empty] * n
-        cov = _coverage(starts, ends, edge_path, boxes, total, height)
-        plan = _plan_cached(boxes, width)
-        keep = cov.index_select(0, plan.perm) > 0
-        pix, pid = plan.pix[keep], plan.pid[keep]
+        _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, torch.float32, width, height)
+        if cov is None:
+            return [torch.zeros(0, dtype=torch.long, device=dev)] * n
+        pix, pid = plan.pix, plan.pid   # the plan keeps exactly the pairs with nonzero coverage
         order = torch.argsort(pid, stable=True)
         pix, pid = pix[order], pid[order]
         counts = torch.bincount(pid, minlength=n).tolist()
