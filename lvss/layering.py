@@ -3,7 +3,9 @@
 Masks of the simplified levels are taken from the coarsest level to the finest and stacked back to
 front: a mask that sits on masks already taken goes in front of all of them, in the back-most layer
 where it overlaps nothing else, so each layer is a set of disjoint shapes and coarse structure lies
-behind fine detail. Each mask's outer contour becomes one closed cubic Bézier path.
+behind fine detail. Every connected piece of a mask above a minimum area becomes one closed cubic
+Bézier path (its outer contour) in the mask's layer: a mask of a repeated object (several eyes, spots,
+letters) or one cut apart by transparency keeps all its pieces.
 """
 from __future__ import annotations
 
@@ -275,6 +277,45 @@ class _Contour:
     col0: int
 
 
+def mask_components(mask: np.ndarray, min_pixels: int = 1) -> list[np.ndarray]:
+    """The 4-connected pieces of a mask, each as an (H, W) bool mask with its holes filled, largest
+    (filled area) first.
+
+    A piece is kept when it has at least ``min_pixels`` pixels of its own and does not lie inside the
+    hole of another piece (that piece's path covers it already). Ties in area keep the pieces' scan
+    order (top-left first), so the result is deterministic.
+    """
+    from skimage.measure import label
+
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be a 2-D (H, W) array, got shape {m.shape}")
+    if not isinstance(min_pixels, (int, np.integer)) or isinstance(min_pixels, bool) or min_pixels < 1:
+        raise ValueError(f"min_pixels must be an integer >= 1, got {min_pixels!r}")
+    m = m.astype(bool)
+    rows = np.flatnonzero(m.any(1))
+    if rows.size == 0:
+        return []
+    cols = np.flatnonzero(m.any(0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    lab = label(m[r0:r1, c0:c1], connectivity=1)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    filled = {k: _fill_holes(lab == k) for k in range(1, len(sizes)) if sizes[k] >= min_pixels}
+    # a piece inside another's hole has a smaller filled area, so it comes after that one
+    order = sorted(filled, key=lambda k: -int(filled[k].sum()))
+    covered = np.zeros(lab.shape, bool)
+    out = []
+    for k in order:
+        if covered[lab == k].all():       # inside the hole of a piece already taken
+            continue
+        covered |= filled[k]
+        full = np.zeros(m.shape, bool)
+        full[r0:r1, c0:c1] = filled[k]
+        out.append(full)
+    return out
+
+
 def _outer_contour(mask: np.ndarray) -> _Contour | None:
     """The largest 4-connected component's outer boundary (holes filled), or None."""
     from skimage.measure import find_contours, label
@@ -384,7 +425,8 @@ def polygon_to_smooth_path(vertices: np.ndarray, corner_deg: float = _CORNER_DEG
 
 def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
                  min_iou: float = 0.95) -> Path | None:
-    """Closed cubic Bézier path of a mask's outer contour (largest component, holes filled).
+    """Closed cubic Bézier path of a mask's outer contour (largest component, holes filled; see
+    :func:`mask_to_paths` for one path per component).
 
     mask: (H, W) bool. epsilon: Douglas–Peucker tolerance in pixels; raised as needed to keep at most
     ``max_segments`` segments, lowered (within that budget) where the polygon would cover the shape
@@ -411,10 +453,24 @@ def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
     return Path(torch.tensor(pts, dtype=torch.float32), torch.tensor([0.0, 0.0, 0.0, 1.0]))
 
 
+def mask_to_paths(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64, min_iou: float = 0.95,
+                  min_pixels: int = 1) -> list[tuple[np.ndarray, Path]]:
+    """One closed path per piece of a mask: (piece, path) for every piece of :func:`mask_components`
+    (4-connected, at least ``min_pixels`` pixels, holes filled), largest first. Pieces too small to
+    contour are left out. Other arguments as in :func:`mask_to_path`."""
+    out = []
+    for piece in mask_components(mask, min_pixels):
+        path = mask_to_path(piece, epsilon, max_segments, min_iou)
+        if path is not None:
+            out.append((piece, path))
+    return out
+
+
 def init_scene(layering: Layering, height: int, width: int, epsilon: float = 1.5, seed: int = 0,
-               max_segments: int = 64) -> tuple[Scene, list[int]]:
+               max_segments: int = 64, min_pixels: int = 1) -> tuple[Scene, list[int]]:
     """One scene layer per layering layer (same order and index, named by :func:`layer_name`) and one
-    path per mask, each with a random opaque colour drawn from ``seed``.
+    path per piece of every mask (:func:`mask_to_paths`; pieces under ``min_pixels`` pixels are
+    dropped), each with a random opaque colour drawn from ``seed``.
 
     Returns the scene and, for every path back to front, the index of its layer. Masks too small to
     contour get no path, so a layer may end up empty (it is kept so that indices line up).
@@ -427,16 +483,14 @@ def init_scene(layering: Layering, height: int, width: int, epsilon: float = 1.5
         for lm in layer:
             if lm.mask.shape != (height, width):
                 raise ValueError(f"mask shape {lm.mask.shape} does not match the canvas ({height}, {width})")
-            path = mask_to_path(lm.mask, epsilon, max_segments)
-            if path is None:
-                continue
-            rgb = rng.uniform(0.0, 1.0, 3)
-            path.color = torch.tensor([*rgb, 1.0], dtype=torch.float32)
-            out.paths.append(path)
-            path_layer.append(li)
+            for _, path in mask_to_paths(lm.mask, epsilon, max_segments, min_pixels=min_pixels):
+                rgb = rng.uniform(0.0, 1.0, 3)
+                path.color = torch.tensor([*rgb, 1.0], dtype=torch.float32)
+                out.paths.append(path)
+                path_layer.append(li)
         scene.layers.append(out)
     return scene, path_layer
 
 
-__all__ = ["LayerMask", "Layering", "build_layers", "layer_name", "colour_name", "assign_details", "mask_to_path", "init_scene",
-           "polygon_to_smooth_path"]
+__all__ = ["LayerMask", "Layering", "build_layers", "layer_name", "colour_name", "assign_details", "mask_to_path",
+           "mask_to_paths", "mask_components", "init_scene", "polygon_to_smooth_path"]

@@ -309,3 +309,97 @@ def test_assign_details_goes_to_the_front_most_touched_layer():
     assert assign_details([0, 1], 2, px2, 2) == [1, 1]
     with pytest.raises(ValueError):
         assign_details([], 0, [], 0)
+
+
+# -- every piece of a mask gets a path ----------------------------------------------------------
+def _three_pieces() -> tuple[np.ndarray, list[np.ndarray]]:
+    pieces = [_disc(12, 12, 8), _disc(30, 40, 10), _rect(36, 46, 4, 20)]
+    return np.logical_or.reduce(pieces), pieces
+
+
+def test_mask_with_three_pieces_gives_three_paths_in_one_layer():
+    from lvss.pipeline import _structural_paths
+
+    mask, pieces = _three_pieces()
+    lay = build_layers([_ms(mask)])
+    assert len(lay) == 1 and lay.num_masks == 1
+    scene, path_layer = init_scene(lay, H, W)
+    assert len(scene.layers) == 1 and len(scene.layers[0]) == 3 and path_layer == [0, 0, 0]
+    covered = [_coverage(p, H, W) for p in scene.paths()]
+    # each piece is covered by exactly one of the paths
+    for piece in pieces:
+        assert sorted(_iou(c, piece) > 0.9 for c in covered) == [False, False, True]
+    sp = _structural_paths(lay, 10, 1.5)
+    assert len(sp) == 3 and {s.layer for s in sp} == {0}
+    got = sorted(int(s.mask.sum()) for s in sp)
+    assert got == sorted(int(p.sum()) for p in pieces)
+    assert not np.logical_and.reduce([s.mask for s in sp]).any() and (np.logical_or.reduce([s.mask for s in sp]) == mask).all()
+    for s in sp:  # each structural path is fitted to its own piece and starts on it
+        assert _iou(_coverage(Path(s.points, torch.tensor([0.0, 0, 0, 1])), H, W), s.mask) > 0.9
+
+
+def test_mask_components_largest_first_min_area_and_enclosed_pieces():
+    from lvss.layering import mask_components
+
+    mask, pieces = _three_pieces()
+    speck = _rect(44, 46, 58, 60)                                # 4 px
+    ring = _disc(12, 52, 9) & ~_disc(12, 52, 6)
+    dot = _rect(11, 14, 51, 54)                                  # inside the ring's hole
+    comps = mask_components(mask | speck | ring | dot, min_pixels=10)
+    areas = [int(c.sum()) for c in comps]
+    assert areas == sorted(areas, reverse=True) and len(comps) == 4    # 3 pieces + the filled ring
+    assert not any((c & speck).any() for c in comps)              # below the minimum: dropped
+    filled_ring = [c for c in comps if c[12, 52]]
+    assert len(filled_ring) == 1 and filled_ring[0][dot].all()     # the dot is covered by the ring's path
+    assert len(mask_components(mask | speck | ring | dot, min_pixels=1)) == 5   # the speck counts now
+    assert mask_components(np.zeros((H, W), bool)) == []
+    with pytest.raises(ValueError, match="min_pixels"):
+        mask_components(mask, min_pixels=0)
+    with pytest.raises(ValueError, match="2-D"):
+        mask_components(np.zeros((2, H, W), bool))
+
+
+def test_pieces_below_the_minimum_area_get_no_path():
+    from lvss.layering import mask_to_paths
+    from lvss.pipeline import _structural_paths
+
+    mask, pieces = _three_pieces()
+    speck = _rect(2, 5, 50, 53)                                  # 9 px
+    lay = build_layers([_ms(mask | speck)])
+    assert len(_structural_paths(lay, 10, 1.5, min_pixels=1)) == 4
+    sp = _structural_paths(lay, 10, 1.5, min_pixels=20)
+    assert len(sp) == 3 and not any((s.mask & speck).any() for s in sp)
+    assert len(mask_to_paths(mask | speck, min_pixels=20)) == 3
+    scene, _ = init_scene(lay, H, W, min_pixels=20)
+    assert scene.num_paths == 3
+
+
+def test_a_mask_cut_by_transparency_keeps_both_halves():
+    from lvss.pipeline import _structural_paths
+
+    bar = _rect(10, 30, 4, 60)
+    valid = ~_rect(0, H, 28, 34)                                 # a transparent stripe across the bar
+    lay = build_layers([_ms(bar)], valid=valid)
+    sp = _structural_paths(lay, 10, 1.5)
+    assert len(sp) == 2 and sp[0].layer == sp[1].layer
+    assert sorted(int(s.mask.sum()) for s in sp) == [20 * 24, 20 * 26]
+
+
+def test_structural_budget_goes_to_the_largest_pieces_back_to_front():
+    from lvss.pipeline import _min_piece_pixels, _structural_paths
+    from lvss.config import VectorizeConfig
+
+    mask, pieces = _three_pieces()
+    other = _rect(2, 8, 44, 60)                                  # 96 px, smaller than every piece, same layer
+    big = _rect(0, H, 0, W)                                      # the back layer
+    lay = build_layers([_ms(mask, other), _ms(big)])
+    assert len(lay) == 2 and [len(layer) for layer in lay.layers] == [1, 2]
+    areas = [H * W] + sorted((int(p.sum()) for p in pieces), reverse=True) + [96]
+    for budget in (1, 2, 3, 4, 5, 50):
+        sp = _structural_paths(lay, budget, 1.5)
+        assert len(sp) == min(budget, 5)
+        assert sorted((int(s.mask.sum()) for s in sp), reverse=True) == areas[:budget]
+        assert [s.layer for s in sp] == sorted(s.layer for s in sp)   # back to front
+    cfg = VectorizeConfig()
+    assert _min_piece_pixels(cfg, 256, 256) == int(np.ceil(cfg.segment.min_area * 256 * 256))
+    assert _min_piece_pixels(cfg, 16, 16) == int(cfg.optimize.prune_area)

@@ -199,3 +199,125 @@ def test_progress_per_prompt_batch_and_cancel(sam, image):
 
     with pytest.raises(Cancelled):
         SamSegmenter(sam, cfg)(image, progress=stop_after_first, cancel=stop)
+
+
+# -- crop layers ---------------------------------------------------------------------------------------
+
+class _ColourSam:
+    """A SAM stand-in that sees what SAM would see: its "embedding" is the image (or crop) it was given,
+    recorded with its size, and a point prompt's masks are the region of one colour under the point,
+    drawn into the encoder's padded frame at the decoder's low resolution (a quarter of the frame).
+    Its masks therefore lie where the objects are, whichever crop found them."""
+
+    def __init__(self, sam, monkeypatch):
+        from skimage.measure import label
+
+        from lvss.segment import sam_decoder
+        from lvss.segment.sam_decoder import PointDecoding
+
+        self.seen: list[tuple[int, int]] = []
+        frame = sam.model.image_encoder.img_size
+
+        def embed(seg, image):
+            self.seen.append(image.shape[:2])
+            h, w = image.shape[:2]
+            s = frame / max(h, w)
+            return torch.from_numpy(np.ascontiguousarray(image)), (int(h * s + 0.5), int(w * s + 0.5))
+
+        def decode(model, emb, coords, multimask=True):
+            img = emb.numpy()
+            h, w = img.shape[:2]
+            s = frame / max(h, w)
+            nh, nw = int(h * s + 0.5), int(w * s + 0.5)
+            regions = label((img * 255).round().astype(np.int64) @ np.array([65536, 256, 1]) + 1, background=0,
+                            connectivity=1)
+            low = []
+            for x, y in (coords.numpy() / s).tolist():
+                r, c = min(int(y), h - 1), min(int(x), w - 1)
+                m = torch.from_numpy(regions == regions[r, c]).float()[None, None]
+                canvas = torch.zeros(1, 1, frame, frame)
+                canvas[..., :nh, :nw] = torch.nn.functional.interpolate(m, size=(nh, nw), mode="area")
+                low.append(torch.nn.functional.avg_pool2d(canvas, 4)[0, 0])
+            low = (torch.stack(low)[:, None].expand(-1, 3, -1, -1) - 0.5) * 20.0
+            return PointDecoding(torch.full((len(low), 3), 0.99), True, _low=low)
+
+        monkeypatch.setattr(SamSegmenter, "_embed", embed)
+        monkeypatch.setattr(sam_decoder, "decode", decode)
+
+
+def _objects():
+    """A 256 x 384 picture on white: A (red box) and B (blue disc) sit on the whole image's 2 x 2 prompt
+    grid, C (green box) only on a grid point of the first crop."""
+    H0, W0 = 256, 384
+    yy, xx = np.mgrid[:H0, :W0]
+    a = (yy >= 30) & (yy < 100) & (xx >= 40) & (xx < 130)
+    b = (yy - 192) ** 2 + (xx - 288) ** 2 < 35 ** 2
+    c = (yy >= 100) & (yy < 136) & (xx >= 155) & (xx < 200)
+    img = np.ones((H0, W0, 3), np.float32)
+    img[a], img[b], img[c] = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)
+    return img, {"background": ~(a | b | c), "A": a, "B": b, "C": c}
+
+
+def _small(mask: np.ndarray, size) -> np.ndarray:
+    from lvss.stages import resample_masks
+
+    return resample_masks(mask[None], size)[0]
+
+
+@pytest.mark.parametrize("layers", [0, 1])
+def test_crop_layers_run_every_crop_and_merge_masks_into_image_coordinates(sam, monkeypatch, layers):
+    img, objects = _objects()
+    stand_in = _ColourSam(sam, monkeypatch)
+    cfg = SegmentConfig(sam_points_per_side=2, sam_pred_iou_thresh=0.5, sam_stability_score_thresh=0.5,
+                        min_area=0.001, sam_crop_layers=layers)
+    out = (64, 96)
+    ms = SamSegmenter(sam, cfg)(img, out_size=out)
+    # the whole image, then segment-anything's four overlapping crops of layer 1, each at its own size
+    crops = [(172, 236), (171, 236), (172, 235), (171, 235)] if layers else []
+    assert stand_in.seen == [(256, 384)] + crops
+    assert ms.masks.shape[1:] == out
+    matched = {}
+    for k, m in enumerate(ms.masks):
+        best = max(objects, key=lambda n: _iou(m, _small(objects[n], out)))
+        assert _iou(m, _small(objects[best], out)) > 0.8, best   # in full-image coordinates
+        matched.setdefault(best, []).append(k)
+    # every object once: found by several crops (A by the whole image and crop 1), kept once after NMS
+    # across crops; the background runs into every crop's inner edges, so only the whole image keeps it;
+    # C lies on no prompt of the whole image and is found only with crops
+    want = ["A", "B", "background"] + (["C"] if layers else [])
+    assert sorted(matched) == sorted(want) and all(len(v) == 1 for v in matched.values())
+
+
+def _iou(a, b):
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_a_crop_mask_cut_by_the_crops_inner_edge_is_dropped_and_logits_outside_are_empty():
+    from lvss.segment.sam import OUTSIDE_LOGIT, _Region, resample_logits
+
+    region = _Region((148, 0, 384, 172), (256, 384), (64, 96))    # top-right crop of layer 1
+    assert region.window == (37.0, 0.0, 96.0, 43.0)
+    boxes = torch.tensor([[45.0, 2.0, 60.0, 20.0],    # clear of the crop's inner edges (left, bottom)
+                          [37.0, 5.0, 50.0, 20.0],    # on the crop's left edge, inside the image: cut
+                          [60.0, 30.0, 95.0, 42.0],   # on the bottom edge of the crop: cut
+                          [70.0, 0.0, 95.0, 10.0]])   # on the image's top and right edges: kept
+    assert region.near_inner_edge(boxes).tolist() == [False, True, True, False]
+    low = torch.full((1, 32, 32), 5.0)
+    logits = resample_logits(low, (93, 128), 128, (64, 96), region.window)
+    torch.testing.assert_close(logits[0, :43, 37:], torch.full((43, 59), 5.0))
+    assert (logits[0, 43:] == OUTSIDE_LOGIT).all() and (logits[0, :, :37] == OUTSIDE_LOGIT).all()
+
+
+def test_crop_layers_in_the_config_and_on_the_command_line():
+    from lvss.cli import build_parser, config_from_args
+    from lvss.config import VectorizeConfig
+
+    assert SegmentConfig().sam_crop_layers == 0
+    with pytest.raises(ConfigError, match="sam_crop_layers"):
+        VectorizeConfig(segment=SegmentConfig(sam_crop_layers=4))
+    with pytest.raises(ConfigError, match="sam_crop_layers"):
+        SamSegmenter.__init__(object.__new__(SamSegmenter), None, SegmentConfig(sam_crop_layers=-1))
+    args = build_parser().parse_args(["vectorize", "in.png", "-o", "out.svg", "--sam-crop-layers", "2"])
+    assert config_from_args(args).segment.sam_crop_layers == 2
+    args = build_parser().parse_args(["vectorize", "in.png", "-o", "out.svg"])
+    assert config_from_args(args).segment.sam_crop_layers == 0

@@ -15,9 +15,18 @@ left unchanged, as the generator's small-region post-processing does), and dropp
 below ``min_area``. Masks are returned at the requested output size (the working resolution): SAM's
 low-resolution logits are resampled straight to it, instead of through the 1024-px frame.
 
-Single crop layer; the decoder runs through :mod:`lvss.segment.sam_decoder` (same arithmetic, fewer
-copies) so no torchvision is needed (segment-anything's own generator imports it). Progress is
-reported and cancellation checked after every batch of prompts.
+Crop layers (``sam_crop_layers``, segment-anything's ``crop_n_layers``; default 0 = the whole image
+only): layer i adds (2^i)^2 crops overlapping by ``CROP_OVERLAP_RATIO`` of the short side
+(segment-anything's ``generate_crop_boxes``). Each crop is embedded at SAM's input size on its own and
+prompted with the full point grid, so small parts of a large image are seen at a higher resolution.
+A crop's masks are resampled straight into the output frame (outside the crop they are empty); masks
+touching a crop's inner edge (cut off by the crop, not by the image) are dropped, each crop's masks are
+de-duplicated by box NMS, then all crops' together, preferring masks from smaller crops — as
+segment-anything's generator does.
+
+The decoder runs through :mod:`lvss.segment.sam_decoder` (same arithmetic, fewer copies) so no
+torchvision is needed (segment-anything's own generator imports it). Progress is reported and
+cancellation checked after every image embedding and every batch of prompts.
 """
 from __future__ import annotations
 
@@ -38,7 +47,11 @@ POINTS_PER_BATCH = 64
 POINTS_PER_BATCH_CPU = 8
 HEAD_CHUNK_CPU = 2
 BOX_NMS_THRESH = 0.7
+CROP_NMS_THRESH = 0.7
+CROP_OVERLAP_RATIO = 512 / 1500      # segment-anything's generator defaults
+CROP_EDGE_TOLERANCE = 20.0           # pixels of the image as given (segment-anything: of the original)
 STABILITY_OFFSET = 1.0
+OUTSIDE_LOGIT = -1e4                 # logit of output pixels outside a crop
 
 
 def _check_cfg(cfg: SegmentConfig) -> None:
@@ -46,6 +59,9 @@ def _check_cfg(cfg: SegmentConfig) -> None:
         raise ConfigError(f"sam_points_per_side must be an integer >= 1, got {cfg.sam_points_per_side!r}")
     if not 0.0 <= cfg.min_area < 1.0:
         raise ConfigError(f"min_area must be a fraction of the image in [0, 1), got {cfg.min_area}")
+    layers = cfg.sam_crop_layers
+    if not isinstance(layers, int) or isinstance(layers, bool) or not 0 <= layers <= 3:
+        raise ConfigError(f"sam_crop_layers must be an integer between 0 and 3 (CLI --sam-crop-layers), got {layers!r}")
 
 
 def box_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_thresh: float) -> torch.Tensor:
@@ -120,9 +136,11 @@ class SamSegmenter:
             emb = model.image_encoder(model.preprocess(x[0].clamp(0, 255))[None])
         return emb.float(), (nh, nw)
 
-    def _batch(self, emb, points: torch.Tensor, input_size, out_size) -> tuple | None:
+    def _batch(self, emb, points: torch.Tensor, input_size, out_size, region=None) -> tuple | None:
         """Masks (M, h, w) bool at ``out_size``, IoU predictions (M,), boxes (M, 4) for one batch of point
-        prompts given in encoder-input pixels; None when no candidate passes the thresholds."""
+        prompts given in encoder-input pixels; None when no candidate passes the thresholds.
+        region: for a crop, its :class:`_Region` (the masks are placed where the crop lies in the output
+        and are empty outside it); None for the whole image."""
         from .sam_decoder import decode
 
         model = self.sam.model
@@ -135,7 +153,8 @@ class SamSegmenter:
             chunk = HEAD_CHUNK_CPU if emb.device.type == "cpu" else len(rows)
             low = dec.masks(rows, chunk=chunk)[keep[rows]]  # (M, 4h, 4w), row-major like the generator
             iou = dec.iou[rows][keep[rows]]
-            logits = resample_logits(low, input_size, model.image_encoder.img_size, out_size)
+            logits = resample_logits(low, input_size, model.image_encoder.img_size, out_size,
+                                     None if region is None else region.window)
         thr = model.mask_threshold
         inter = (logits > thr + STABILITY_OFFSET).sum((-1, -2)).float()
         union = (logits > thr - STABILITY_OFFSET).sum((-1, -2)).float()
@@ -145,8 +164,14 @@ class SamSegmenter:
         if masks.shape[0] == 0:
             return None
         _, amg = _sam_utils()
-        boxes = amg.batched_mask_to_box(masks)
-        return masks.cpu(), iou[keep].cpu(), boxes.float().cpu()
+        boxes = amg.batched_mask_to_box(masks).float()
+        iou = iou[keep]
+        if region is not None:  # masks cut off by the crop's inner edges are left to other crops
+            inner = region.near_inner_edge(boxes)
+            masks, iou, boxes = masks[~inner], iou[~inner], boxes[~inner]
+            if masks.shape[0] == 0:
+                return None
+        return masks.cpu(), iou.cpu(), boxes.cpu()
 
     @property
     def input_size(self) -> int:
@@ -173,29 +198,48 @@ class SamSegmenter:
         cfg = self.cfg
         _, amg = _sam_utils()
         check_cancel(cancel)
-        emb, input_size = self._embed(image)
-        # segment-anything's point grid over the image, in encoder-input pixels
-        grid = amg.build_point_grid(cfg.sam_points_per_side) * np.array([[input_size[1], input_size[0]]])
-        points = torch.as_tensor(grid, dtype=torch.float32, device=self.sam.device)
+        boxes, _ = amg.generate_crop_boxes((h0, w0), cfg.sam_crop_layers, CROP_OVERLAP_RATIO)
+        n_points = cfg.sam_points_per_side ** 2
         per_batch = POINTS_PER_BATCH_CPU if self.sam.device.type == "cpu" else POINTS_PER_BATCH
-        n_batches = -(-len(points) // per_batch)
-        if progress is not None:
-            progress(1.0 / (n_batches + 1), "SAM image embedding done")
-        found = _Candidates([], [], [])
-        for i, start in enumerate(range(0, len(points), per_batch)):
+        n_batches = -(-n_points // per_batch)
+        steps = len(boxes) * (n_batches + 1)  # an embedding and the prompt batches per crop
+        done = 0
+        crops = []  # per crop: (masks, scores, boxes) after NMS within the crop, and the crop's area
+        for c, box in enumerate(boxes):
             check_cancel(cancel)
-            out = self._batch(emb, points[start:start + per_batch], input_size, (h, w))
-            if out is not None:
-                found.masks.append(out[0]), found.scores.append(out[1]), found.boxes.append(out[2])
+            region = None if c == 0 else _Region(box, (h0, w0), (h, w))
+            x0, y0, x1, y1 = box
+            emb, input_size = self._embed(image if c == 0 else image[y0:y1, x0:x1])
+            where = "" if len(boxes) == 1 else f"crop {c + 1}/{len(boxes)}: "
+            done += 1
             if progress is not None:
-                progress((i + 2) / (n_batches + 1), f"SAM prompts {min(start + per_batch, len(points))}/{len(points)}")
+                progress(done / steps, f"SAM {where}image embedding done")
+            # segment-anything's point grid over the crop, in encoder-input pixels
+            grid = amg.build_point_grid(cfg.sam_points_per_side) * np.array([[input_size[1], input_size[0]]])
+            points = torch.as_tensor(grid, dtype=torch.float32, device=self.sam.device)
+            found = _Candidates([], [], [])
+            for start in range(0, len(points), per_batch):
+                check_cancel(cancel)
+                out = self._batch(emb, points[start:start + per_batch], input_size, (h, w), region)
+                if out is not None:
+                    found.masks.append(out[0]), found.scores.append(out[1]), found.boxes.append(out[2])
+                done += 1
+                if progress is not None:
+                    progress(done / steps, f"SAM {where}prompts {min(start + per_batch, len(points))}/{len(points)}")
+            if found.masks:
+                m, sc, bx = torch.cat(found.masks), torch.cat(found.scores), torch.cat(found.boxes)
+                keep = box_nms(bx, sc, BOX_NMS_THRESH)
+                crops.append((m[keep], sc[keep], bx[keep], float((x1 - x0) * (y1 - y0))))
         small = _resize_image(image, (h, w))
-        if not found.masks:
+        if not crops:
             return _mask_set(np.zeros((0, h, w), bool), np.zeros(0, np.float32), small)
-        masks = torch.cat(found.masks)
-        scores = torch.cat(found.scores)
-        keep = box_nms(torch.cat(found.boxes), scores, BOX_NMS_THRESH)
-        masks, scores = masks[keep].numpy(), scores[keep].numpy()
+        masks = torch.cat([c[0] for c in crops])
+        scores = torch.cat([c[1] for c in crops])
+        if len(boxes) > 1:  # the same object found in several crops: keep the one from the smallest crop
+            prefer = torch.cat([torch.full((len(c[0]),), 1.0 / c[3]) for c in crops])
+            keep = box_nms(torch.cat([c[2] for c in crops]), prefer, CROP_NMS_THRESH)
+            masks, scores = masks[keep], scores[keep]
+        masks, scores = masks.numpy(), scores.numpy()
         min_pixels = int(round(cfg.min_area * h * w))
         if min_pixels > 0:
             masks, scores = _clean_and_dedup(masks, scores, min_pixels)
@@ -211,24 +255,63 @@ class SamSegmenter:
         return [self(level) for level in levels]
 
 
+@dataclass(frozen=True)
+class _Region:
+    """Where a crop lies: ``box`` (x0, y0, x1, y1) in pixels of the image as given (``image_size``
+    (H, W)), masks wanted at ``out_size`` (h, w) over the whole image."""
+
+    box: tuple
+    image_size: tuple
+    out_size: tuple
+
+    @property
+    def window(self) -> tuple[float, float, float, float]:
+        """The crop as (x0, y0, x1, y1) in output pixels (fractional)."""
+        (x0, y0, x1, y1), (H, W), (h, w) = self.box, self.image_size, self.out_size
+        return x0 * w / W, y0 * h / H, x1 * w / W, y1 * h / H
+
+    def near_inner_edge(self, boxes: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: mask boxes (N, 4) xyxy in output pixels (inclusive, as ``batched_mask_to_box``)
+        lying within the edge tolerance of a crop side that is not a side of the image."""
+        (H, W), (h, w) = self.image_size, self.out_size
+        x0, y0, x1, y1 = self.window
+        crop = torch.tensor([x0, y0, x1 - 1, y1 - 1], dtype=torch.float32)
+        image = torch.tensor([0.0, 0.0, w - 1, h - 1])
+        tol = torch.tensor([w / W, h / H, w / W, h / H]) * CROP_EDGE_TOLERANCE
+        b = boxes.float().cpu()
+        near_crop = (b - crop).abs() <= tol
+        near_image = (b - image).abs() <= tol
+        return (near_crop & ~near_image).any(1)
+
+
 def resample_logits(low: torch.Tensor, input_size: tuple[int, int], frame: int,
-                    out_size: tuple[int, int]) -> torch.Tensor:
+                    out_size: tuple[int, int], window: tuple[float, float, float, float] | None = None
+                    ) -> torch.Tensor:
     """SAM's low-resolution mask logits (M, Lh, Lw), which cover the padded ``frame`` × ``frame``
     encoder input whose top-left ``input_size`` (nh, nw) pixels hold the image, resampled bilinearly to
     (M, h, w) = ``out_size`` over the image only. One interpolation, in place of segment-anything's
-    upsampling to the full frame followed by a resize to the original size."""
+    upsampling to the full frame followed by a resize to the original size.
+
+    window: when the encoder saw a crop, the crop's place (x0, y0, x1, y1) in output pixels; the logits
+    are then resampled onto that part of the output and are ``OUTSIDE_LOGIT`` elsewhere."""
     m = low.shape[0]
     h, w = out_size
     if m == 0:
         return low.new_zeros((0, h, w))
     nh, nw = input_size
     dev = low.device
+    x0, y0, x1, y1 = (0.0, 0.0, float(w), float(h)) if window is None else window
     # pixel centres of the output, in the frame's normalised coordinates (align_corners=False)
-    ys = ((torch.arange(h, device=dev, dtype=torch.float32) + 0.5) * (nh / h)) * (2.0 / frame) - 1.0
-    xs = ((torch.arange(w, device=dev, dtype=torch.float32) + 0.5) * (nw / w)) * (2.0 / frame) - 1.0
+    yc = torch.arange(h, device=dev, dtype=torch.float32) + 0.5
+    xc = torch.arange(w, device=dev, dtype=torch.float32) + 0.5
+    ys = ((yc - y0) * (nh / (y1 - y0))) * (2.0 / frame) - 1.0
+    xs = ((xc - x0) * (nw / (x1 - x0))) * (2.0 / frame) - 1.0
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]  # (1, h, w, 2) as (x, y)
-    out = F.grid_sample(low.float()[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out[0]
+    out = F.grid_sample(low.float()[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    if window is not None:
+        inside = ((yc >= y0) & (yc < y1))[:, None] & ((xc >= x0) & (xc < x1))[None, :]
+        out = out.masked_fill(~inside, OUTSIDE_LOGIT)
+    return out
 
 
 def _resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
