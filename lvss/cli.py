@@ -76,6 +76,10 @@ def add_vectorize_options(p) -> None:
                    help="optimisation steps of the refinement stage (default 150)")
     p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
                    help="CPU threads for torch (default: the idle cores, at most 4; env LVSS_THREADS)")
+    p.add_argument("--sam-crop-layers", type=int, choices=(0, 1, 2, 3), default=None, metavar="N",
+                   help="SAM: also segment N layers of overlapping crops (layer i: (2^i)^2 crops, each at "
+                        "SAM's input size) for finer masks on large images; 0 = whole image only (default), "
+                        "time grows 5x for N=1, 21x for N=2")
     add_model_arguments(p)
 
 
@@ -106,6 +110,8 @@ def config_from_args(args):
     if args.saliency_mask:
         cfg = replace(cfg, saliency=replace(cfg.saliency, source="mask", mask_path=args.saliency_mask))
     cfg = apply_model_arguments(args, cfg)
+    if getattr(args, "sam_crop_layers", None) is not None:
+        cfg = replace(cfg, segment=replace(cfg.segment, sam_crop_layers=args.sam_crop_layers))
     from .config import validate
 
     validate(cfg)

@@ -40,7 +40,8 @@ class SegmentConfig:
     """Segmentation of each level into masks.
 
     method: "auto" | "classical" | "sam".
-    min_area: masks smaller than this fraction of the image are dropped.
+    min_area: masks smaller than this fraction of the image are dropped (and, in layered mode, pieces of
+    a mask smaller than it get no path).
     """
 
     method: str = "auto"
@@ -50,6 +51,9 @@ class SegmentConfig:
     sam_points_per_side: int = 32  # prompt grid density; cost grows with its square
     sam_pred_iou_thresh: float = 0.88  # segment-anything's generator default
     sam_stability_score_thresh: float = 0.95  # segment-anything's generator default
+    # crop layers (segment-anything's crop_n_layers): layer i adds (2^i)^2 overlapping crops, each seen
+    # at SAM's input size with the full prompt grid; 0 = the whole image only. Cost: 1 + 4 + 16 ... times
+    sam_crop_layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ def validate(cfg: VectorizeConfig) -> None:
     if cfg.compact.rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
     _check_int(cfg.segment.sam_points_per_side, 1, 256, "sam_points_per_side (CLI --sam-points-per-side)")
+    _check_int(cfg.segment.sam_crop_layers, 0, 3, "sam_crop_layers (CLI --sam-crop-layers)")
     _check_int(cfg.simplify.sds_iterations_per_level, 1, 1000,
                "sds_iterations_per_level (CLI --sds-iterations)")
     _check_int(cfg.simplify.sds_guidance_size, 16, 2048, "sds_guidance_size (CLI --sds-guidance-size)")

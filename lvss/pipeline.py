@@ -73,22 +73,44 @@ def _device(cfg: VectorizeConfig) -> torch.device:
     return resolve_device(cfg.device)
 
 
-def _structural_paths(layering, budget: int, epsilon: float,
-                      cancel: threading.Event | None = None) -> list[StructuralPath]:
-    """One path per layering mask (back to front), keeping the ``budget`` largest masks."""
-    from .layering import mask_to_path
+def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
+                      min_pixels: int = 1) -> list[StructuralPath]:
+    """One path per piece of every layering mask (4-connected, holes filled, at least ``min_pixels``
+    pixels; :func:`lvss.layering.mask_components`), in the mask's layer, back to front.
 
-    entries = [(li, lm) for li, layer in enumerate(layering.layers) for lm in layer]
-    if len(entries) > budget:
-        keep = sorted(range(len(entries)), key=lambda i: -entries[i][1].area)[:budget]
-        entries = [entries[i] for i in sorted(keep)]
-    out = []
-    for li, lm in entries:
+    Budget: when there are more pieces than ``budget``, the largest pieces win, whichever mask they
+    belong to (ties: the back-most layer, then the mask's and the piece's order); a piece too small to
+    contour hands its place to the next largest. Each path is fitted to its own piece (its target in
+    the structure stage) and starts from its mask's mean colour.
+    """
+    from .layering import mask_components, mask_to_path
+
+    pieces = []  # (area, layer, mask index, piece index, piece, colour)
+    k = 0
+    for li, layer in enumerate(layering.layers):
+        for lm in layer:
+            check_cancel(cancel)
+            for j, piece in enumerate(mask_components(lm.mask, min_pixels)):
+                pieces.append((int(piece.sum()), li, k, j, piece, np.asarray(lm.color, np.float32)))
+            k += 1
+    pieces.sort(key=lambda e: (-e[0], e[1], e[2], e[3]))
+    chosen = []
+    for area, li, k, j, piece, color in pieces:
+        if len(chosen) >= budget:
+            break
         check_cancel(cancel)
-        p = mask_to_path(lm.mask, epsilon)
+        p = mask_to_path(piece, epsilon)
         if p is not None:
-            out.append(StructuralPath(p.points, lm.mask, li, np.asarray(lm.color, np.float32)))
-    return out
+            chosen.append(((li, k, j), StructuralPath(p.points, piece, li, color)))
+    chosen.sort(key=lambda e: e[0])
+    return [sp for _, sp in chosen]
+
+
+def _min_piece_pixels(cfg: VectorizeConfig, h: int, w: int) -> int:
+    """Smallest piece of a mask that gets a structural path: the segmenters' minimum mask area
+    (``segment.min_area`` of the image), and never under ``optimize.prune_area`` (paths showing fewer
+    pixels are pruned anyway)."""
+    return max(1, int(np.ceil(max(cfg.segment.min_area * h * w, cfg.optimize.prune_area))))
 
 
 def _solid_masks(masks: list[np.ndarray], h: int, w: int, solidity: float = 0.85) -> np.ndarray:
@@ -185,7 +207,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     layering = build_layers(masksets, valid=valid if not valid.all() else None)
     n_struct = max(1, min(cfg.paths, int(round(cfg.paths * cfg.optimize.structure_share))))
     check_cancel(cancel)
-    spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon, cancel)
+    spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon, cancel, _min_piece_pixels(cfg, h, w))
     prog("layering", 1.0, f"{len(layering)} layers, {len(spaths)} structural paths")
     lap("layering")
     # 5. stage I: structure
