@@ -233,6 +233,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=32, help="with --sam-cpu: prompts per side (default 32)")
     ap.add_argument("--sam-prompts", type=int, default=128,
                     help="with --sam-cpu: prompts actually run per variant, scaled to the grid (default 128)")
+    ap.add_argument("--sam-crop-layers", type=int, default=0, choices=(0, 1, 2, 3),
+                    help="SAM crop layers (SegmentConfig.sam_crop_layers; default 0, the whole image only)")
     args = ap.parse_args()
     from lvss import threads
 
@@ -271,15 +273,17 @@ def main() -> None:
 
     sam, t, peak = _timed(dev, lambda: build_sam(dev, small))
     rows.append(("build SAM (random)", t, peak, sam.source))
+    crop = args.sam_crop_layers
     for label, seg_cfg in (
-            ("configured thresholds", SegmentConfig(sam_points_per_side=points)),
+            ("configured thresholds", SegmentConfig(sam_points_per_side=points, sam_crop_layers=crop)),
             ("all candidates kept", SegmentConfig(sam_points_per_side=points, sam_pred_iou_thresh=-1e9,
-                                                  sam_stability_score_thresh=0.0))):
+                                                  sam_stability_score_thresh=0.0, sam_crop_layers=crop))):
         segmenter = SamSegmenter(sam, seg_cfg)
         segmenter(seq.levels[0])  # warm-up
         masks, t, peak = _timed(dev, lambda: segmenter.segment_levels(seq.levels))
         counts = "/".join(str(len(m)) for m in masks)
-        rows.append((f"SAM {len(seq.levels)} levels, {label}", t, peak, f"{points}² points, masks {counts}"))
+        rows.append((f"SAM {len(seq.levels)} levels, {label}", t, peak,
+                     f"{points}² points, {crop} crop layers, masks {counts}"))
     del sam
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -293,6 +297,13 @@ def main() -> None:
     print(f"{'stage':<42}{'seconds':>9}{'peak GiB':>10}  note")
     for stage, secs, peak, note in rows:
         print(f"{stage:<42}{secs:>9.2f}{peak:>10.2f}  {note}")
+    # what one image costs in the learned stages (models loaded): SDS, SAM with the configured
+    # thresholds, saliency
+    total = sum(secs for stage, secs, _, _ in rows
+                if stage.startswith("SDS") or "configured thresholds" in stage or stage.startswith("CLIP"))
+    peak = max(p for _, _, p, _ in rows)
+    print(f"{'learned stages of one image':<42}{total:>9.2f}{peak:>10.2f}  SDS + SAM (configured thresholds) "
+          f"+ saliency; goal on an H100-class GPU at 512 px, 4 levels x 20: <= 15 s")
 
 
 if __name__ == "__main__":

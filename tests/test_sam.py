@@ -321,3 +321,24 @@ def test_crop_layers_in_the_config_and_on_the_command_line():
     assert config_from_args(args).segment.sam_crop_layers == 2
     args = build_parser().parse_args(["vectorize", "in.png", "-o", "out.svg"])
     assert config_from_args(args).segment.sam_crop_layers == 0
+
+
+def test_with_crop_layers_level_zero_comes_from_the_original_at_a_size_the_crops_can_use(sam, monkeypatch):
+    """With one crop layer the segmenter asks for the original at twice the encoder's size, so each crop
+    (about half the image plus the overlap) is seen at about the encoder's own resolution."""
+    from lvss import stages
+    from lvss.config import VectorizeConfig
+
+    frame = sam.model.image_encoder.img_size
+    cfg = VectorizeConfig(segment=SegmentConfig(**{**LOOSE.__dict__, "sam_points_per_side": 2, "sam_crop_layers": 1}))
+    seg = SamSegmenter(sam, cfg.segment)
+    assert seg.input_size == 2 * frame and SamSegmenter(sam, LOOSE).input_size == frame
+    seen = []
+    orig = SamSegmenter._embed
+    monkeypatch.setattr(SamSegmenter, "_embed", lambda self, image: (seen.append(image.shape[:2]), orig(self, image))[1])
+    source = (tiny_models.photo(600, 800) * 255).astype(np.uint8)
+    levels = [tiny_models.photo(24, 32)]
+    out = stages.segment_levels(cfg, levels, source=source, segmenter=seg)
+    assert seen[0] == (192, 256)                          # the original at 2 x 128 px, not the working size
+    assert len(seen) == 5 and all(max(s) > frame for s in seen[1:])   # four crops, each above 128 px
+    assert out.masksets[0].masks.shape[1:] == (24, 32)

@@ -175,8 +175,11 @@ class SamSegmenter:
 
     @property
     def input_size(self) -> int:
-        """Long side in pixels of the images SAM's encoder takes (1024 for the released models)."""
-        return int(self.sam.model.image_encoder.img_size)
+        """Long side in pixels of the image this segmenter makes full use of: the size SAM's encoder
+        takes (1024 for the released models), times 2^``sam_crop_layers`` with crop layers, so that the
+        crops of the finest layer are seen at about the encoder's size (the whole image is resampled
+        down to it)."""
+        return int(self.sam.model.image_encoder.img_size) * 2 ** int(self.cfg.sam_crop_layers)
 
     def __call__(self, image: np.ndarray, out_size: tuple[int, int] | None = None,
                  progress: Callable[[float, str], None] | None = None,
@@ -184,7 +187,7 @@ class SamSegmenter:
         """Automatic masks of one image.
 
         image: (H, W, 3) float32 RGB in [0, 1], best at up to :attr:`input_size` on the long side
-        (larger images are resampled down to it, smaller ones up). out_size: (h, w) of the returned masks
+        (each crop, and the whole image, is resampled to the encoder's input size, down or up). out_size: (h, w) of the returned masks
         (default the image's). Returns a MaskSet with (K, h, w) bool masks, largest first, scores =
         predicted IoU clipped to [0, 1], colors = mean RGB of the image under each mask.
         progress(fraction within this image, message) is called after every batch of prompts, and
