@@ -342,3 +342,49 @@ def test_with_crop_layers_level_zero_comes_from_the_original_at_a_size_the_crops
     assert seen[0] == (192, 256)                          # the original at 2 x 128 px, not the working size
     assert len(seen) == 5 and all(max(s) > frame for s in seen[1:])   # four crops, each above 128 px
     assert out.masksets[0].masks.shape[1:] == (24, 32)
+
+
+class _DiscSam:
+    """A SAM stand-in whose three multimask candidates for a prompt are discs around the prompt point,
+    with set predicted IoUs and set logit slopes (a soft edge gives a low stability score):
+    radius 28 px, IoU 0.87, sharp; radius 20, IoU 0.90, sharp; radius 12, IoU 0.90, soft."""
+
+    CANDIDATES = ((28.0, 0.87, 5.0), (20.0, 0.90, 5.0), (12.0, 0.90, 0.3))
+
+    def __init__(self, sam, monkeypatch):
+        from lvss.segment import sam_decoder
+        from lvss.segment.sam_decoder import PointDecoding
+
+        frame = sam.model.image_encoder.img_size
+        low_px = frame / 4                                     # the decoder's low-resolution grid
+        centres = (torch.arange(int(low_px)) + 0.5) * 4.0
+
+        def decode(model, emb, coords, multimask=True):
+            yy, xx = torch.meshgrid(centres, centres, indexing="ij")
+            low, iou = [], []
+            for x, y in coords.tolist():
+                d = ((xx - x) ** 2 + (yy - y) ** 2).sqrt()
+                low.append(torch.stack([slope * (r - d) for r, _, slope in self.CANDIDATES]))
+                iou.append([p for _, p, _ in self.CANDIDATES])
+            return PointDecoding(torch.tensor(iou), True, _low=torch.stack(low))
+
+        monkeypatch.setattr(sam_decoder, "decode", decode)
+
+
+def test_the_configured_thresholds_are_the_ones_applied(sam, monkeypatch):
+    _DiscSam(sam, monkeypatch)
+    image = tiny_models.photo(128, 128)                      # the encoder's own size: one pixel per frame pixel
+
+    def run(**kw):
+        cfg = SegmentConfig(**{"sam_points_per_side": 2, "min_area": 0.0, **kw})
+        ms = SamSegmenter(sam, cfg)(image)
+        radii = sorted({int(round(float(np.sqrt(a / np.pi)))) for a in ms.masks.reshape(len(ms), -1).sum(1)})
+        return len(ms), radii, sorted({round(float(s), 2) for s in ms.scores})
+
+    # segment-anything's defaults (IoU > 0.88, stability >= 0.95): only the sharp IoU-0.90 disc per prompt
+    assert SegmentConfig().sam_pred_iou_thresh == 0.88 and SegmentConfig().sam_stability_score_thresh == 0.95
+    assert run() == (4, [20], [0.9])
+    # a looser stability threshold lets the soft disc through; a looser IoU threshold the 0.87 one
+    assert run(sam_stability_score_thresh=0.3) == (8, [12, 20], [0.9])
+    n, radii, scores = run(sam_stability_score_thresh=0.3, sam_pred_iou_thresh=0.86)
+    assert n >= 10 and radii[:2] == [12, 20] and radii[-1] >= 24 and scores == [0.87, 0.9]
