@@ -1,5 +1,10 @@
 """Scene model: closed cubic Bézier paths with RGBA fills, grouped into named layers.
 
+A path's fill is its flat ``color`` or, when ``Path.fill`` is set, a :class:`LinearGradient` or
+:class:`RadialGradient` in the same pixel coordinates as its points (SVG ``userSpaceOnUse``, spread
+"pad": colours beyond the first and last stop stay constant). For a gradient path ``color`` holds
+the gradient's mean colour, so code that wants one colour per path keeps working.
+
 Coordinates are in pixels of a ``width`` × ``height`` canvas, x to the right and y down (as in SVG).
 A path with S segments holds 3S control points ``(P0, C1, C2, P1, C1', C2', P2, ...)``; segment k
 runs from point 3k through 3k+1, 3k+2 to point 3k+3, and the last segment closes back to point 0.
@@ -26,16 +31,136 @@ def _check_canvas(width: int, height: int) -> None:
             raise SceneError(f"canvas {name} must be > 0 pixels, got {v}")
 
 
+def _stops(offsets, colors) -> tuple[torch.Tensor, torch.Tensor]:
+    o = offsets if isinstance(offsets, torch.Tensor) else torch.as_tensor(offsets, dtype=torch.float32)
+    c = colors if isinstance(colors, torch.Tensor) else torch.as_tensor(colors, dtype=torch.float32)
+    if o.dim() != 1 or o.shape[0] < 1:
+        raise SceneError(f"gradient offsets must have shape (K,) with K >= 1 stops, got {tuple(o.shape)}")
+    if c.dim() == 2 and c.shape[1] == 3:
+        c = torch.cat([c, c.new_ones(c.shape[0], 1)], 1)
+    if c.shape != (o.shape[0], 4):
+        raise SceneError(f"gradient stop colours must have shape ({o.shape[0]}, 4) (RGBA per stop), "
+                         f"got {tuple(c.shape)}")
+    with torch.no_grad():
+        if not bool(torch.isfinite(o).all()) or not bool(torch.isfinite(c).all()):
+            raise SceneError("gradient stops contain NaN or infinite values")
+        if bool((o < 0).any()) or bool((o > 1).any()) or bool((o[1:] < o[:-1]).any()):
+            raise SceneError(f"gradient offsets must rise from 0 to 1, got {o.tolist()}")
+    return o, c
+
+
+def _vec2(v, what: str) -> torch.Tensor:
+    t = v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float32)
+    if t.shape != (2,):
+        raise SceneError(f"gradient {what} must be a point (x, y), got shape {tuple(t.shape)}")
+    return t
+
+
+@dataclass
+class LinearGradient:
+    """Colour varies along the line ``start`` -> ``end`` (pixels): offset 0 at start, 1 at end.
+
+    offsets: (K,) rising in [0, 1]; colors: (K, 4) straight RGBA per stop.
+    """
+
+    start: torch.Tensor
+    end: torch.Tensor
+    offsets: torch.Tensor
+    colors: torch.Tensor
+
+    def __post_init__(self) -> None:
+        self.start, self.end = _vec2(self.start, "start"), _vec2(self.end, "end")
+        self.offsets, self.colors = _stops(self.offsets, self.colors)
+
+    def detach(self) -> "LinearGradient":
+        return LinearGradient(self.start.detach().clone(), self.end.detach().clone(),
+                              self.offsets.detach().clone(), self.colors.detach().clone())
+
+    def mapped(self, sx: float, sy: float) -> "LinearGradient":
+        """The same gradient after scaling the plane by (sx, sy). Its isolines map to the new isolines,
+        so t(q) = (q - s') . g with s' = (sx, sy) * start and g = diag(1/sx, 1/sy) (end - start) / |end - start|^2;
+        the new end is s' + g / |g|^2 (exact for non-uniform scales too)."""
+        st, en = self.start.detach(), self.end.detach()
+        v = en - st
+        g = v / torch.tensor([sx, sy]) / (v * v).sum().clamp(min=1e-12)
+        s2 = st * torch.tensor([sx, sy])
+        return LinearGradient(s2, s2 + g / (g * g).sum().clamp(min=1e-12),
+                              self.offsets.detach().clone(), self.colors.detach().clone())
+
+
+@dataclass
+class RadialGradient:
+    """Colour varies with distance: offset 0 at ``focal`` (default: the centre), 1 on the circle of
+    ``radius`` around ``center`` (pixels). The focal point must lie inside the circle.
+
+    offsets: (K,) rising in [0, 1]; colors: (K, 4) straight RGBA per stop.
+    """
+
+    center: torch.Tensor
+    radius: torch.Tensor
+    offsets: torch.Tensor
+    colors: torch.Tensor
+    focal: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.center = _vec2(self.center, "center")
+        if not isinstance(self.radius, torch.Tensor):
+            self.radius = torch.as_tensor(float(self.radius), dtype=torch.float32)
+        self.radius = self.radius.reshape(())
+        if not bool(torch.isfinite(self.radius.detach())) or float(self.radius) <= 0:
+            raise SceneError(f"radial gradient radius must be > 0 pixels, got {float(self.radius)}")
+        if self.focal is not None:
+            self.focal = _vec2(self.focal, "focal point")
+        self.offsets, self.colors = _stops(self.offsets, self.colors)
+
+    def detach(self) -> "RadialGradient":
+        return RadialGradient(self.center.detach().clone(), self.radius.detach().clone(),
+                              self.offsets.detach().clone(), self.colors.detach().clone(),
+                              None if self.focal is None else self.focal.detach().clone())
+
+    def mapped(self, sx: float, sy: float) -> "RadialGradient":
+        """Scaled by (sx, sy); a circle stays a circle, so the radius scales by sqrt(sx * sy)."""
+        s = torch.tensor([sx, sy])
+        return RadialGradient(self.center.detach() * s, self.radius.detach() * (abs(sx * sy) ** 0.5),
+                              self.offsets.detach().clone(), self.colors.detach().clone(),
+                              None if self.focal is None else self.focal.detach() * s)
+
+
+Fill = LinearGradient | RadialGradient
+
+
+def mean_color(fill: Fill, samples: int = 33) -> torch.Tensor:
+    """(4,) the mean of a gradient's colours over its offsets 0..1 (what a flat-colour reader shows)."""
+    t = torch.linspace(0.0, 1.0, samples)
+    return stop_colors_at(fill.offsets.detach(), fill.colors.detach(), t).mean(0)
+
+
+def stop_colors_at(offsets: torch.Tensor, colors: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(M, 4) colours of one gradient's stops at parameters t (M,), padded beyond the ends."""
+    out = colors[0].expand(t.shape[0], 4)
+    for k in range(offsets.shape[0] - 1):
+        span = offsets[k + 1] - offsets[k]
+        if float(span) <= 1e-9:
+            w = (t >= offsets[k + 1]).to(colors.dtype)
+        else:
+            w = ((t - offsets[k]) / span).clamp(0, 1)
+        out = out + w[:, None] * (colors[k + 1] - colors[k])
+    return out
+
+
 @dataclass
 class Path:
     """One closed cubic Bézier path.
 
     points: (3S, 2) float32 tensor, pixels; S ≥ 1 segments, the last closing back to point 0.
     color:  (4,) float32 tensor, straight (non-premultiplied) RGBA in [0, 1].
+    fill:   None for a flat ``color``, else a LinearGradient or RadialGradient (``color`` is then its
+            mean colour, see :func:`mean_color`).
     """
 
     points: torch.Tensor
     color: torch.Tensor
+    fill: Fill | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.points, torch.Tensor):
@@ -51,13 +176,22 @@ class Path:
             self.color = c = torch.cat([c, c.new_ones(1)])
         if c.shape != (4,):
             raise SceneError(f"path color must be RGB or RGBA (3 or 4 values), got shape {tuple(c.shape)}")
+        if self.fill is not None and not isinstance(self.fill, (LinearGradient, RadialGradient)):
+            raise SceneError(f"path fill must be None, a LinearGradient or a RadialGradient, got "
+                             f"{type(self.fill).__name__}")
 
     @property
     def num_segments(self) -> int:
         return self.points.shape[0] // 3
 
     def detach(self) -> "Path":
-        return Path(self.points.detach().clone(), self.color.detach().clone())
+        return Path(self.points.detach().clone(), self.color.detach().clone(),
+                    None if self.fill is None else self.fill.detach())
+
+    def scaled(self, sx: float, sy: float) -> "Path":
+        """A detached copy with points (and gradient) scaled by (sx, sy)."""
+        return Path(self.points.detach() * torch.tensor([sx, sy], dtype=torch.float32), self.color.detach().clone(),
+                    None if self.fill is None else self.fill.mapped(sx, sy))
 
 
 @dataclass
@@ -131,13 +265,14 @@ class Scene:
         sy = sx if sy is None else sy
         w = width if width is not None else max(1, round(self.width * sx))
         h = height if height is not None else max(1, round(self.height * sy))
-        scale = torch.tensor([sx, sy], dtype=torch.float32)
         return Scene(
             w, h,
-            [Layer(l.name, [Path(p.points.detach() * scale, p.color.detach().clone()) for p in l.paths], l.id,
-                   l.details_from)
-             for l in self.layers],
+            [Layer(l.name, [p.scaled(sx, sy) for p in l.paths], l.id, l.details_from) for l in self.layers],
         )
+
+    def fills(self) -> list:
+        """Every path's fill (None for flat), back to front."""
+        return [p.fill for p in self.paths()]
 
 
 def polygon_to_path(vertices: torch.Tensor) -> Path:

@@ -3,12 +3,18 @@
 Writer: ``viewBox`` equal to the canvas, one ``<g inkscape:groupmode="layer">`` per layer (back to
 front), each path ``<path d="M … C … Z" fill="#rrggbb" fill-opacity="a"/>``. Numbers are written with
 ``precision`` decimals (default 2). A layer's detail paths (``Layer.details_from``) go in a sub-layer
-labelled "details" at the front of the layer.
+labelled "details" at the front of the layer. A path with a gradient fill gets ``fill="url(#id)"``
+and its ``<linearGradient>`` / ``<radialGradient gradientUnits="userSpaceOnUse">`` (one per path,
+with its stops, so that Inkscape's gradient tool edits each on its own) goes in ``<defs>``.
 
 Reader: reads back everything the writer writes, and plain SVGs made of path, rect, circle, ellipse,
 polygon and polyline elements with transforms (clip art). Only fills are read: strokes, ``<line>``,
-text, images, clip paths, masks and filters are ignored, and gradients become the mean of their stop
-colours. Each closed subpath becomes one lvss path (holes are not cut out).
+text, images, clip paths, masks and filters are ignored. Linear and radial gradients are read as
+gradient fills (stops inherited through ``href`` as Inkscape writes them, ``objectBoundingBox`` or
+``userSpaceOnUse`` units, ``gradientTransform``); two approximations: every spread method is read
+as "pad", and a radial gradient under a transform that is not a similarity stays circular (radius
+scaled by the transform's area factor). Each closed subpath becomes one lvss path (holes are not cut
+out).
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import torch
 from lxml import etree
 
 from .io import atomic_write
-from .scene import Layer, Path, Scene, SceneError
+from .scene import Layer, LinearGradient, Path, RadialGradient, Scene, SceneError, mean_color
 
 SVG_NS = "http://www.w3.org/2000/svg"
 INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
@@ -82,6 +88,46 @@ def _layer_id(i: int, layer: Layer, used: set[str]) -> str:
     return out
 
 
+def _gradient_element(defs, fill, gid: str, precision: int) -> None:
+    """Append the ``<linearGradient>`` / ``<radialGradient>`` of one path's fill to ``defs``."""
+    from .render.torch_raster import FOCAL_LIMIT
+
+    f = lambda v: _fmt(float(v), precision)  # noqa: E731
+    if isinstance(fill, LinearGradient):
+        e = etree.SubElement(defs, f"{{{SVG_NS}}}linearGradient")
+        vals = dict(zip(("x1", "y1", "x2", "y2"), [*fill.start.detach().tolist(), *fill.end.detach().tolist()]))
+    else:
+        e = etree.SubElement(defs, f"{{{SVG_NS}}}radialGradient")
+        c = fill.center.detach().double()
+        r = float(fill.radius.detach())
+        vals = {"cx": c[0], "cy": c[1], "r": r}
+        if fill.focal is not None:
+            d = fill.focal.detach().double() - c
+            n = float(d.norm())
+            if n > FOCAL_LIMIT * r:  # as the rasterizer draws it: focal points stay inside the circle
+                d = d * (FOCAL_LIMIT * r / n)
+            if n > 10.0 ** -precision:
+                vals["fx"], vals["fy"] = c[0] + d[0], c[1] + d[1]
+    vals = {k: float(v) for k, v in vals.items()}
+    if not all(math.isfinite(v) for v in vals.values()):
+        raise SceneError("a gradient fill has NaN or infinite coordinates")
+    e.set("id", gid)
+    e.set("gradientUnits", "userSpaceOnUse")
+    for k, v in vals.items():
+        e.set(k, f(v))
+    offs = fill.offsets.detach().cpu().double().numpy()
+    cols = fill.colors.detach().cpu().double().numpy()
+    if not (np.isfinite(offs).all() and np.isfinite(cols).all()):
+        raise SceneError("a gradient fill has NaN or infinite stops")
+    for o, c in zip(offs, cols):
+        s = etree.SubElement(e, f"{{{SVG_NS}}}stop")
+        s.set("offset", _fmt(min(max(float(o), 0.0), 1.0), max(precision, 3)))
+        s.set("stop-color", _hex(c[:3]))
+        a = min(max(float(c[3]), 0.0), 1.0)
+        if a < 1.0:
+            s.set("stop-opacity", _fmt(a, max(precision, 3)))
+
+
 def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
                  height: float | None = None) -> str:
     """SVG text for a scene. ``width``/``height`` set the displayed size (default: the canvas)."""
@@ -93,6 +139,9 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
     root.set("height", _fmt(height if height is not None else scene.height, precision))
     root.set("viewBox", f"0 0 {scene.width} {scene.height}")
     used: set[str] = set()
+    defs = etree.SubElement(root, f"{{{SVG_NS}}}defs") if any(f is not None for f in scene.fills()) else None
+    if defs is not None:
+        defs.set("id", _layer_id(0, Layer("", id="defs"), used))
     for i, layer in enumerate(scene.layers):
         g = etree.SubElement(root, f"{{{SVG_NS}}}g")
         g.set("id", _layer_id(i, layer, used))
@@ -114,6 +163,12 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
                 raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
             e = etree.SubElement(parent, f"{{{SVG_NS}}}path")
             e.set("d", path_data(pts, precision))
+            if p.fill is not None:
+                kind = "linear" if isinstance(p.fill, LinearGradient) else "radial"
+                gid = _layer_id(0, Layer("", id=f"{kind}{len(defs) + 1}"), used)
+                _gradient_element(defs, p.fill, gid, precision)
+                e.set("fill", f"url(#{gid})")
+                continue
             e.set("fill", _hex(col[:3]))
             a = min(max(float(col[3]), 0.0), 1.0)
             if a < 1.0:
@@ -514,27 +569,141 @@ _SKIP = {"defs", "clipPath", "mask", "symbol", "marker", "pattern", "metadata", 
 _SHAPES = {"path", "rect", "circle", "ellipse", "polygon", "polyline"}
 
 
-def _gradients(root) -> dict:
-    out = {}
-    for e in root.iter(f"{{{SVG_NS}}}linearGradient", f"{{{SVG_NS}}}radialGradient"):
-        cols = []
-        for s in e.iter(f"{{{SVG_NS}}}stop"):
-            st = _style(s)
-            c = s.get("stop-color") or st.get("stop-color")
-            if not c:
-                sty = s.get("style") or ""
-                m = re.search(r"stop-color\s*:\s*([^;]+)", sty)
-                c = m.group(1) if m else None
-            if c:
-                try:
-                    rgba = _parse_color(c, {})
-                except SvgError:
-                    rgba = None
-                if rgba:
-                    cols.append(rgba[:3])
-        if cols and e.get("id"):
-            out[e.get("id")] = tuple(np.mean(np.asarray(cols), axis=0).tolist())
+def _stop_list(e) -> list[tuple[float, tuple[float, float, float, float]]]:
+    """(offset, straight RGBA) of a gradient element's own stops; offsets clamped and made rising."""
+    out = []
+    last = 0.0
+    for s in e:
+        if _local(s.tag) != "stop":
+            continue
+        st = dict(_style(s))
+        for k in ("stop-color", "stop-opacity"):
+            if s.get(k) is not None:
+                st.setdefault(k, s.get(k))
+        sty = s.get("style") or ""
+        for k in ("stop-color", "stop-opacity"):
+            m = re.search(k + r"\s*:\s*([^;]+)", sty)
+            if m:
+                st[k] = m.group(1).strip()
+        try:
+            rgba = _parse_color(st.get("stop-color", "black"), {})
+        except SvgError:
+            rgba = (0.0, 0.0, 0.0, 1.0)
+        if rgba is None:
+            rgba = (0.0, 0.0, 0.0, 0.0)
+        raw = (s.get("offset") or "0").strip()
+        try:
+            off = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+        except ValueError:
+            off = 0.0
+        off = max(min(off if math.isfinite(off) else 0.0, 1.0), 0.0, last)
+        last = off
+        out.append((off, (*rgba[:3], rgba[3] * _opacity(st.get("stop-opacity"), "stop-opacity"))))
     return out
+
+
+_GRAD_ATTRS = ("x1", "y1", "x2", "y2", "cx", "cy", "r", "fx", "fy", "gradientUnits", "gradientTransform")
+
+
+def _gradients(root) -> dict:
+    """id -> gradient description: kind, attributes and stops, with what its ``href`` chain supplies
+    (attributes the element lacks, and the stops when it has none, as Inkscape writes them)."""
+    elems = {e.get("id"): e for e in root.iter(f"{{{SVG_NS}}}linearGradient", f"{{{SVG_NS}}}radialGradient")
+             if e.get("id")}
+    out = {}
+    for gid, e in elems.items():
+        attrs: dict = {}
+        stops: list = []
+        cur, seen = e, set()
+        while cur is not None and id(cur) not in seen:
+            seen.add(id(cur))
+            for k in _GRAD_ATTRS:
+                if k not in attrs and cur.get(k) is not None:
+                    attrs[k] = cur.get(k)
+            if not stops:
+                stops = _stop_list(cur)
+            ref = cur.get(f"{{{XLINK_NS}}}href") or cur.get("href") or ""
+            cur = elems.get(ref[1:]) if ref.startswith("#") else None
+        if stops:
+            out[gid] = {"kind": _local(e.tag), "attrs": attrs, "stops": stops}
+    return out
+
+
+def _bbox(subpaths: list[np.ndarray]) -> tuple[float, float, float, float] | None:
+    """(x, y, w, h) of closed cubic subpaths (curves sampled densely), in their own coordinates."""
+    if not subpaths:
+        return None
+    t = np.linspace(0.0, 1.0, 17)[:, None]
+    B = np.concatenate([(1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t ** 3], 1)   # (17, 4)
+    pts = []
+    for sp in subpaths:
+        n = sp.shape[0] // 3
+        idx = np.array([[3 * k, 3 * k + 1, 3 * k + 2, (3 * k + 3) % (3 * n)] for k in range(n)])
+        pts.append(np.einsum("ij,kjd->kid", B, sp[idx]).reshape(-1, 2))
+    p = np.concatenate(pts)
+    lo, hi = p.min(0), p.max(0)
+    return float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])
+
+
+def _gradient_fill(spec: dict, m: np.ndarray, bbox, viewport: tuple[float, float], alpha: float):
+    """A scene gradient in canvas pixels for the gradient ``spec`` on an element with user-to-canvas
+    matrix ``m`` and bounding box ``bbox`` (element units); None when it cannot be drawn (an empty
+    box, a singular transform)."""
+    a = spec["attrs"]
+    obb = (a.get("gradientUnits") or "objectBoundingBox").strip() != "userSpaceOnUse"
+    vw, vh = viewport
+
+    def val(k: str, default: str, axis: int) -> float:
+        raw = (a.get(k) or default).strip()
+        if raw.endswith("%"):
+            try:
+                f = float(raw[:-1]) / 100.0
+            except ValueError:
+                f = float(default.rstrip("%")) / 100.0
+            if obb:
+                return f
+            return f * (vw if axis == 0 else vh if axis == 1 else math.sqrt((vw * vw + vh * vh) / 2))
+        v = _length(raw)
+        return float(v) if v is not None and math.isfinite(v) else float(default.rstrip("%")) / (100.0 if obb else 1)
+
+    M = m @ _parse_transform(a.get("gradientTransform"))
+    if obb:
+        if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
+            return None
+        x, y, w, h = bbox
+        M = m @ np.array([[w, 0, x], [0, h, y], [0, 0, 1.0]]) @ _parse_transform(a.get("gradientTransform"))
+    A = M[:2, :2]
+    det = float(np.linalg.det(A))
+    if not math.isfinite(det) or abs(det) < 1e-12:
+        return None
+    offs = torch.tensor([s[0] for s in spec["stops"]], dtype=torch.float32)
+    cols = torch.tensor([[*s[1][:3], s[1][3] * alpha] for s in spec["stops"]], dtype=torch.float32).clamp(0, 1)
+    ap = lambda p: (M @ np.array([p[0], p[1], 1.0]))[:2]  # noqa: E731
+    if spec["kind"] == "linearGradient":
+        p1 = np.array([val("x1", "0%", 0), val("y1", "0%", 1)])
+        p2 = np.array([val("x2", "100%", 0), val("y2", "0%", 1)])
+        v = p2 - p1
+        s1 = ap(p1)
+        if float(v @ v) < 1e-18:   # start = end: the last stop's colour everywhere
+            return LinearGradient(torch.tensor(s1, dtype=torch.float32), torch.tensor(s1 + [1.0, 0.0], dtype=torch.float32),
+                                  torch.tensor([0.0]), cols[-1:])
+        g = np.linalg.solve(A.T, v) / float(v @ v)
+        e = s1 + g / float(g @ g)
+        return LinearGradient(torch.tensor(s1, dtype=torch.float32), torch.tensor(e, dtype=torch.float32), offs, cols)
+    cx, cy = val("cx", "50%", 0), val("cy", "50%", 1)
+    r = val("r", "50%", 2)
+    fx = val("fx", a["cx"], 0) if "fx" in a else cx
+    fy = val("fy", a["cy"], 1) if "fy" in a else cy
+    if "fx" in a and "cx" not in a:
+        fx = val("fx", "50%", 0)
+    if "fy" in a and "cy" not in a:
+        fy = val("fy", "50%", 1)
+    if r <= 0:   # a zero radius paints the last stop's colour
+        c = ap((cx, cy))
+        return RadialGradient(torch.tensor(c, dtype=torch.float32), 1e-3, torch.tensor([0.0]), cols[-1:])
+    c, f = ap((cx, cy)), ap((fx, fy))
+    focal = None if float(np.hypot(*(f - c))) < 1e-9 else torch.tensor(f, dtype=torch.float32)
+    return RadialGradient(torch.tensor(c, dtype=torch.float32), r * math.sqrt(abs(det)), offs, cols, focal)
 
 
 def svg_to_scene(source: str | bytes, width: int | None = None, height: int | None = None) -> Scene:
@@ -576,6 +745,8 @@ def svg_to_scene(source: str | bytes, width: int | None = None, height: int | No
         raise SvgError(f"the SVG's size {W}x{H} is not positive")
     base = np.array([[W / vw, 0, -vx * W / vw], [0, H / vh, -vy * H / vh], [0, 0, 1.0]])
     grads = _gradients(root)
+    # what a paint server becomes where it cannot be drawn as a gradient: the mean of its stop colours
+    means = {k: tuple(np.mean([s[1][:3] for s in g["stops"]], 0).tolist()) for k, g in grads.items()}
 
     layers: list[Layer] = []
     loose: list[Path] = []
@@ -605,13 +776,23 @@ def svg_to_scene(source: str | bytes, width: int | None = None, height: int | No
         if tag not in _SHAPES:
             return
         fill = st.get("fill", "black")
-        rgba = _parse_color(fill, grads, st.get("color"))
+        rgba = _parse_color(fill, means, st.get("color"))
         if rgba is None:
             return
         rgb = rgba[:3]
         alpha = rgba[3] * _opacity(st.get("fill-opacity"), "fill-opacity") * st["_opacity"]
-        for sp in _shape_subpaths(e, tag):
+        subpaths = _shape_subpaths(e, tag)
+        gfill = None
+        ref = re.match(r"\s*url\(\s*#([^)\s]+)\s*\)", fill)
+        if ref and ref.group(1) in grads and subpaths:
+            gfill = _gradient_fill(grads[ref.group(1)], m, _bbox(subpaths), (vw, vh),
+                                   _opacity(st.get("fill-opacity"), "fill-opacity") * st["_opacity"])
+        for sp in subpaths:
             pts = np.c_[sp, np.ones(len(sp))] @ m.T
+            if gfill is not None:
+                g = gfill.detach()
+                out.append(Path(torch.tensor(pts[:, :2], dtype=torch.float32), mean_color(g), g))
+                continue
             out.append(Path(torch.tensor(pts[:, :2], dtype=torch.float32),
                             torch.tensor([*rgb, min(max(alpha, 0.0), 1.0)], dtype=torch.float32)))
 

@@ -200,3 +200,114 @@ def test_diffvg_missing_gives_build_instructions():
         pass
     with pytest.raises(ImportError, match="built from source"):
         render(Scene(10, 10, [Layer("a", [circle_path(5, 5, 3)])]), renderer="diffvg")
+
+
+# ---- gradient fills --------------------------------------------------------------------------------
+from lvss.render import pack_fills  # noqa: E402
+from lvss.scene import LinearGradient, RadialGradient  # noqa: E402
+
+
+def mixed_scene(n: int, size: int, seed: int) -> Scene:
+    """Random paths, a third each flat, linear and radial (some with a focal point, 2-4 stops, stop
+    opacities below 1)."""
+    sc = random_scene(n, size, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1000)
+    for i, p in enumerate(sc.paths()):
+        kind = i % 3
+        if kind == 0:
+            continue
+        lo, hi = p.points.min(0).values, p.points.max(0).values
+        k = 2 + int(torch.randint(0, 3, (1,), generator=g))
+        offs = torch.sort(torch.rand(k, generator=g)).values
+        offs[0], offs[-1] = 0.0, 1.0 if k == 2 else float(offs[-1])
+        cols = torch.rand(k, 4, generator=g)
+        cols[:, 3] = 0.5 + 0.5 * cols[:, 3]
+        a = lo + (hi - lo) * torch.rand(2, generator=g)
+        if kind == 1:
+            p.fill = LinearGradient(a, lo + (hi - lo) * torch.rand(2, generator=g), offs, cols)
+        else:
+            r = float((hi - lo).max()) * (0.3 + 0.7 * float(torch.rand(1, generator=g)))
+            focal = a + (torch.rand(2, generator=g) - 0.5) * r if i % 2 else None
+            p.fill = RadialGradient(a, r, offs, cols, focal)
+    return sc
+
+
+@pytest.mark.parametrize("n,seed", [(9, 1), (60, 2)])
+def test_resvg_parity_mixed_fills(n, seed):
+    size = 128
+    sc = mixed_scene(n, size, seed)
+    svg = scene_to_svg(sc, precision=3)
+    assert "<linearGradient" in svg and "<radialGradient" in svg
+    ref = resvg_render(svg, size, size)
+    ours = render(sc, background=(1.0, 1.0, 1.0)).numpy()
+    assert _psnr(ref, ours) >= 38.0
+    rgba_ref = resvg_render(svg, size, size, background=None)
+    rgba = render(sc).numpy()
+    assert _psnr(rgba_ref[..., 3], rgba[..., 3]) >= 38.0
+
+
+def test_flat_scene_renders_as_before_when_fills_are_all_none():
+    sc = random_scene(12, 40, seed=5)
+    pts, cols = sc.point_list(), sc.colors()
+    a = render_paths(pts, cols, 40, 40, background=(1, 1, 1))
+    b = render_paths(pts, cols, 40, 40, background=(1, 1, 1), fills=[None] * 12)
+    assert torch.equal(a, b) and pack_fills([None] * 12) is None
+
+
+def test_gradient_fill_evaluated_at_pixel_centres():
+    sq = polygon_to_path(torch.tensor([[0.0, 0.0], [20.0, 0.0], [20.0, 10.0], [0.0, 10.0]]))
+    sq.fill = LinearGradient([5.0, 0.0], [15.0, 0.0], [0.0, 1.0], [[0, 0, 0, 1], [1, 1, 1, 1]])
+    img = render(Scene(20, 10, [Layer("a", [sq])]))
+    row = img[3, :, 0]
+    assert float(row[:5].max()) == 0.0 and float(row[15:].min()) == 1.0        # padded beyond the ends
+    assert float(row[9]) == pytest.approx(0.45, abs=1e-6)                       # (9.5 - 5) / 10
+    disc = circle_path(20, 20, 19, 8)
+    disc.fill = RadialGradient([20.0, 20.0], 10.0, [0.0, 1.0], [[1, 0, 0, 1], [0, 0, 1, 0.5]])
+    img = render(Scene(40, 40, [Layer("a", [disc])]))
+    assert float(img[19, 19, 0]) > 0.9 and float(img[19, 35, 3]) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_gradient_parameters_match_finite_differences():
+    sc = mixed_scene(6, 40, seed=3)
+    pts = [p.points.double().clone().requires_grad_() for p in sc.paths()]
+    cols = sc.colors().double()
+    packed = pack_fills(sc.fills())
+    geom = packed.geom.double().clone().requires_grad_()
+    stops = packed.colors.double().clone().requires_grad_()
+    offs = packed.offsets.double().clone().requires_grad_()
+    target = torch.rand(40, 40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def loss(pts, geom, stops, offs):
+        f = type(packed)(packed.path, packed.kind, geom, offs, stops)
+        img = render_paths(pts, cols, 40, 40, background=(0.3, 0.5, 0.7), fills=f)
+        return ((img - target) ** 2).sum()
+
+    loss(pts, geom, stops, offs).backward()
+    eps = 1e-5
+    checks = [(geom, (g, j)) for g in range(geom.shape[0]) for j in range(5 if int(packed.kind[g]) else 4)]
+    checks += [(stops, (g, 1, c)) for g in range(stops.shape[0]) for c in (0, 3)]
+    checks += [(pts[1], (4, 0)), (pts[2], (7, 1)), (offs, (0, 1))]
+    for t, ix in checks:
+        with torch.no_grad():
+            t[ix] += eps
+            lp = loss(pts, geom, stops, offs)
+            t[ix] -= 2 * eps
+            lm = loss(pts, geom, stops, offs)
+            t[ix] += eps
+        fd = float((lp - lm) / (2 * eps))
+        assert float(t.grad[ix]) == pytest.approx(fd, rel=2e-3, abs=1e-4), (ix, float(t.grad[ix]), fd)
+
+
+def test_gradient_scene_scales_with_its_paths():
+    sc = mixed_scene(9, 64, seed=4)
+    big = sc.scaled(2.0, 1.5, width=128, height=96)
+    a = render(big, background=(1, 1, 1)).numpy()
+    ref = resvg_render(scene_to_svg(sc, precision=4).replace('width="64" height="64"', 'width="128" height="96"')
+                       .replace('viewBox="0 0 64 64"', 'viewBox="0 0 64 64" preserveAspectRatio="none"'), 128, 96)
+    assert _psnr(ref, a) >= 36.0
+
+
+def test_diffvg_refuses_gradients():
+    sc = mixed_scene(3, 20, seed=1)
+    with pytest.raises(SceneError, match="flat colours only"):
+        render_paths(sc.point_list(), sc.colors(), 20, 20, renderer="diffvg", fills=sc.fills())

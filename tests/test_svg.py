@@ -552,3 +552,84 @@ def test_svg_error_is_a_value_error_and_bytes_are_accepted():
     assert issubclass(SvgError, ValueError)
     s = svg_to_scene(_svg('<rect width="5" height="5"/>').encode("utf-8"))
     assert s.num_paths == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# gradient fills
+# ------------------------------------------------------------------------------------------------
+from lvss.scene import LinearGradient, RadialGradient  # noqa: E402
+
+
+def _gradient_scene() -> Scene:
+    a = circle_path(30.0, 30.0, 22.0)
+    a.fill = LinearGradient([12.345, 10.0], [50.0, 44.5], [0.0, 0.25, 1.0],
+                            [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.6], [0.0, 0.0, 1.0, 1.0]])
+    b = polygon_to_path(torch.tensor([[40.0, 20.0], [78.0, 25.0], [60.0, 58.0]]))
+    b.fill = RadialGradient([60.0, 35.0], 18.5, [0.0, 1.0], [[1.0, 1.0, 0.0, 1.0], [0.2, 0.0, 0.4, 0.5]],
+                            focal=[55.0, 31.0])
+    c = circle_path(15.0, 45.0, 9.0)
+    c.fill = RadialGradient([15.0, 45.0], 9.0, [0.0, 1.0], [[1, 1, 1, 1], [0, 0, 0, 1]])
+    return Scene(80, 60, [Layer("Back", [a], "layer1"), Layer("Front", [b, c])])
+
+
+def test_gradients_are_written_in_defs_and_referenced():
+    svg = scene_to_svg(_gradient_scene())
+    root = etree.fromstring(svg.encode())
+    lin = root.findall("svg:defs/svg:linearGradient", NS)
+    rad = root.findall("svg:defs/svg:radialGradient", NS)
+    assert len(lin) == 1 and len(rad) == 2
+    assert all(g.get("gradientUnits") == "userSpaceOnUse" for g in lin + rad)
+    assert [s.get("offset") for s in lin[0].findall("svg:stop", NS)] == ["0", "0.25", "1"]
+    assert lin[0].findall("svg:stop", NS)[1].get("stop-opacity") == "0.6"
+    assert rad[0].get("fx") == "55" and rad[1].get("fx") is None    # focal only where it is off centre
+    ids = root.xpath("//@id")
+    assert len(ids) == len(set(ids))
+    fills = [p.get("fill") for p in root.iter(f"{{{SVG_NS}}}path")]
+    assert fills == [f"url(#{lin[0].get('id')})", f"url(#{rad[0].get('id')})", f"url(#{rad[1].get('id')})"]
+    # a flat scene has no <defs> at all
+    assert "<defs" not in scene_to_svg(_two_layer_scene())
+
+
+def test_gradients_round_trip_within_precision():
+    sc = _gradient_scene()
+    back = svg_to_scene(scene_to_svg(sc, precision=3))
+    for p, q in zip(sc.paths(), back.paths()):
+        assert type(p.fill) is type(q.fill)
+        assert torch.allclose(p.fill.offsets, q.fill.offsets, atol=1e-3)
+        assert torch.allclose(p.fill.colors, q.fill.colors, atol=1 / 255 + 1e-6)
+        if isinstance(p.fill, LinearGradient):
+            assert torch.allclose(p.fill.start, q.fill.start, atol=1e-3)
+            assert torch.allclose(p.fill.end, q.fill.end, atol=1e-3)
+        else:
+            assert torch.allclose(p.fill.center, q.fill.center, atol=1e-3)
+            assert float(q.fill.radius) == pytest.approx(float(p.fill.radius), abs=1e-3)
+            assert (p.fill.focal is None) == (q.fill.focal is None)
+        # the mean colour stands in for the gradient where one colour is wanted
+        assert torch.allclose(q.color, q.fill.colors.mean(0), atol=0.2)
+    again = scene_to_svg(back, precision=3)
+    assert again == scene_to_svg(svg_to_scene(again), precision=3)
+
+
+def test_inkscape_style_gradients_render_as_resvg_does():
+    """What Inkscape writes: stops on one gradient, positions on another that links to it, bounding-box
+    units, a gradientTransform, style attributes, percentages, and a transformed shape."""
+    body = (
+        '<defs>'
+        '<linearGradient id="stops"><stop offset="0" style="stop-color:#ff8000;stop-opacity:1"/>'
+        '<stop offset="60%" style="stop-color:#004080;stop-opacity:0.5"/></linearGradient>'
+        '<linearGradient id="lin" xlink:href="#stops" x1="0" y1="0" x2="1" y2="1"/>'
+        '<radialGradient id="rad" xlink:href="#stops" gradientUnits="userSpaceOnUse" cx="70" cy="60" r="25" '
+        'fx="62" fy="55" gradientTransform="translate(5,-3) rotate(20 70 60)"/>'
+        '<radialGradient id="obb" cx="50%" cy="40%" r="60%"><stop offset="0.1" stop-color="white"/>'
+        '<stop offset="0.9" stop-color="rgb(20,120,40)"/></radialGradient>'
+        '</defs>'
+        '<rect x="5" y="5" width="50" height="30" fill="url(#lin)"/>'
+        '<g transform="translate(0,10) scale(1.2)"><circle cx="60" cy="50" r="22" style="fill:url(#rad)"/></g>'
+        '<ellipse cx="25" cy="70" rx="20" ry="20" fill="url(#obb)" fill-opacity="0.8"/>'
+    )
+    svg = _svg(body, 'xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100" viewBox="0 0 100 100"')
+    sc = svg_to_scene(svg)
+    assert [type(p.fill).__name__ for p in sc.paths()] == ["LinearGradient", "RadialGradient", "RadialGradient"]
+    ref = resvg_render(svg, 100, 100)
+    ours = render(sc, background=(1.0, 1.0, 1.0)).numpy()
+    assert psnr(ours, ref) >= 38.0

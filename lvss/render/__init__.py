@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 
 from ..scene import Scene, SceneError, _check_canvas
-from .torch_raster import render_torch
+from .torch_raster import GradientFills, pack_fills, render_torch
 
 RENDERERS = ("torch", "diffvg")
 
@@ -32,10 +32,12 @@ def _background(background, height: int, width: int, device, dtype) -> torch.Ten
 
 
 def render_paths(points: Sequence[torch.Tensor], colors: torch.Tensor, width: int, height: int,
-                 background=None, renderer: str = "torch", samples_per_segment: int = 16) -> torch.Tensor:
+                 background=None, renderer: str = "torch", samples_per_segment: int = 16,
+                 fills=None) -> torch.Tensor:
     """Render paths (back to front) to an image.
 
     points: N tensors of shape (3S_i, 2), pixels. colors: (N, 4) straight RGBA in [0, 1].
+    fills: None (all flat), N per-path fills (None or a scene gradient) or a packed GradientFills.
     background: None (→ (H, W, 4) straight RGBA over transparent), an RGB triple or an (H, W, 3) image
     (→ (H, W, 3) RGB).
     """
@@ -45,11 +47,18 @@ def render_paths(points: Sequence[torch.Tensor], colors: torch.Tensor, width: in
         raise SceneError(f"colors must have shape (N, 4) with N = {len(points)} paths, got {tuple(colors.shape)}")
     if not bool(torch.isfinite(colors).all()):
         raise SceneError("path colours contain NaN or infinite values")
+    if fills is not None and not isinstance(fills, GradientFills):
+        if len(fills) != len(points):
+            raise SceneError(f"fills must have one entry per path ({len(points)}), got {len(fills)}")
+        fills = pack_fills(fills)
     if renderer == "torch":
-        C, A = render_torch(list(points), colors, width, height, samples_per_segment)
+        C, A = render_torch(list(points), colors, width, height, samples_per_segment, fills=fills)
     elif renderer == "diffvg":
         from .diffvg import render_diffvg
 
+        if fills is not None:
+            raise SceneError("the diffvg renderer in lvss draws flat colours only; render gradient fills "
+                             "with renderer='torch'")
         C, A = render_diffvg(list(points), colors, width, height)
     else:
         raise SceneError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
@@ -66,10 +75,12 @@ def render(scene: Scene, background=None, renderer: str = "torch", device=None,
     """Render a :class:`~lvss.scene.Scene`; see :func:`render_paths`."""
     pts = scene.point_list()
     cols = scene.colors()
+    fills = pack_fills(scene.fills())
     if device is not None:
         pts = [p.to(device) for p in pts]
         cols = cols.to(device)
-    return render_paths(pts, cols, scene.width, scene.height, background, renderer, samples_per_segment)
+    return render_paths(pts, cols, scene.width, scene.height, background, renderer, samples_per_segment,
+                        fills=fills)
 
 
-__all__ = ["render", "render_paths", "RENDERERS"]
+__all__ = ["render", "render_paths", "RENDERERS", "GradientFills", "pack_fills"]

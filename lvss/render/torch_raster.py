@@ -13,6 +13,10 @@ How it works
 3. Paths are alpha-composited back to front by a custom autograd function whose backward pass is
    written out; it walks groups of paths with disjoint bounding boxes, so the loop runs over depth
    levels rather than over paths.
+4. Gradient fills (linear, radial, see :class:`GradientFills`) are evaluated at the centre of every
+   covered pixel of their path with plain tensor ops (autograd carries gradients to their geometry
+   and stops), and the compositor then gets one colour per (path, pixel) pair instead of one per path.
+   Scenes without gradients take exactly the flat-colour route.
 """
 from __future__ import annotations
 
@@ -311,6 +315,132 @@ class _Composite(torch.autograd.Function):
         return gcov, grgb, galpha, None, None, None
 
 
+@dataclass
+class GradientFills:
+    """The gradient fills of a render call, packed for evaluation (every tensor may carry gradients).
+
+    path (G,) long: the path each gradient fills; kind (G,) long: 0 linear, 1 radial;
+    geom (G, 5): linear (x1, y1, x2, y2, unused), radial (cx, cy, r, fx, fy) in pixels;
+    offsets (G, K) rising in [0, 1]; colors (G, K, 4) straight RGBA. Gradients with fewer stops are
+    padded with their last stop.
+    """
+
+    path: torch.Tensor
+    kind: torch.Tensor
+    geom: torch.Tensor
+    offsets: torch.Tensor
+    colors: torch.Tensor
+
+    def to(self, device=None, dtype=None) -> "GradientFills":
+        f = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+        return GradientFills(self.path.to(device), self.kind.to(device), f(self.geom), f(self.offsets), f(self.colors))
+
+
+FOCAL_LIMIT = 0.99  # a focal point farther from the centre than this share of the radius is pulled in
+
+
+def pack_fills(fills) -> GradientFills | None:
+    """Per-path fills (None = flat, else a scene LinearGradient / RadialGradient) -> GradientFills,
+    or None when every path is flat. Built with differentiable stacking (the gradients' tensors may
+    require grad)."""
+    from ..scene import LinearGradient, RadialGradient
+
+    idx = [i for i, f in enumerate(fills) if f is not None]
+    if not idx:
+        return None
+    kmax = max(fills[i].offsets.shape[0] for i in idx)
+    kinds, geoms, offs, cols = [], [], [], []
+    for i in idx:
+        f = fills[i]
+        if isinstance(f, LinearGradient):
+            kinds.append(0)
+            geoms.append(torch.cat([f.start, f.end, f.start.new_zeros(1)]))
+        elif isinstance(f, RadialGradient):
+            kinds.append(1)
+            foc = f.center if f.focal is None else f.focal
+            geoms.append(torch.cat([f.center, f.radius.reshape(1).to(f.center.dtype), foc]))
+        else:
+            raise SceneError(f"path {i}: fill must be a LinearGradient or RadialGradient, got {type(f).__name__}")
+        k = f.offsets.shape[0]
+        o, c = f.offsets, f.colors
+        if k < kmax:
+            o = torch.cat([o, o.new_ones(kmax - k)])
+            c = torch.cat([c, c[-1:].expand(kmax - k, 4)])
+        offs.append(o)
+        cols.append(c)
+    return GradientFills(torch.tensor(idx), torch.tensor(kinds), torch.stack(geoms), torch.stack(offs),
+                         torch.stack(cols))
+
+
+def gradient_parameter(gf: GradientFills, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The gradient parameter t (before padding) of gradient ``g`` (M,) at points (x, y) (M,)."""
+    geom = gf.geom
+    t = x.new_zeros(x.shape[0])
+    kind = gf.kind.index_select(0, g)
+    li = torch.nonzero(kind == 0).flatten()
+    ri = torch.nonzero(kind == 1).flatten()
+    if li.numel():
+        gl = geom.index_select(0, g.index_select(0, li))
+        dx, dy = gl[:, 2] - gl[:, 0], gl[:, 3] - gl[:, 1]
+        l2 = (dx * dx + dy * dy).clamp(min=1e-12)
+        tl = ((x.index_select(0, li) - gl[:, 0]) * dx + (y.index_select(0, li) - gl[:, 1]) * dy) / l2
+        t = t.index_put((li,), tl)
+    if ri.numel():
+        # the point lies on the circle of radius t*r around f + t*(c - f): solve for t >= 0
+        r = geom[:, 2].abs().clamp(min=1e-6)
+        ex, ey = geom[:, 0] - geom[:, 3], geom[:, 1] - geom[:, 4]           # centre - focal
+        el = torch.sqrt(ex * ex + ey * ey + 1e-12)
+        s = torch.clamp(FOCAL_LIMIT * r / el, max=1.0)
+        ex, ey = ex * s, ey * s
+        k = r * r - (ex * ex + ey * ey)
+        gr = g.index_select(0, ri)
+        cx, cy = geom[:, 0].index_select(0, gr), geom[:, 1].index_select(0, gr)
+        exr, eyr, kr = ex.index_select(0, gr), ey.index_select(0, gr), k.index_select(0, gr)
+        dx = x.index_select(0, ri) - cx + exr                                # point - focal
+        dy = y.index_select(0, ri) - cy + eyr
+        de = dx * exr + dy * eyr
+        dd = dx * dx + dy * dy
+        tr = (torch.sqrt(de * de + kr * dd + 1e-12) - de) / kr
+        t = t.index_put((ri,), tr)
+    return t
+
+
+def gradient_colors(gf: GradientFills, t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(M, 4) straight RGBA of gradient ``g`` (M,) at parameters t (M,): piecewise linear in the stops,
+    constant beyond the first and last (spread "pad")."""
+    cols = gf.colors.index_select(0, g)                   # (M, K, 4)
+    out = cols[:, 0]
+    K = gf.offsets.shape[1]
+    if K > 1:
+        o = gf.offsets.index_select(0, g)                 # (M, K)
+        lo, hi = o[:, :-1], o[:, 1:]
+        span = hi - lo
+        step = span.detach() <= 1e-9
+        tt = t.unsqueeze(1)
+        w = torch.where(step, (tt >= hi).to(t.dtype), ((tt - lo) / torch.where(step, torch.ones_like(span), span)).clamp(0, 1))
+        out = out + (w.unsqueeze(2) * (cols[:, 1:] - cols[:, :-1])).sum(1)
+    return out
+
+
+def _pair_colors(gf: GradientFills, col: torch.Tensor, plan: _Plan, n: int, width: int) -> torch.Tensor:
+    """(P, 4) straight RGBA of every (path, pixel) pair: the path's colour, or its gradient at the
+    pixel's centre."""
+    dev = col.device
+    rgba = col.index_select(0, plan.pid)
+    gidx = torch.full((n,), -1, dtype=torch.long, device=dev)
+    gidx[gf.path.to(dev)] = torch.arange(gf.path.shape[0], device=dev)
+    gp = gidx.index_select(0, plan.pid)
+    sel = torch.nonzero(gp >= 0).flatten()
+    if sel.numel() == 0:
+        return rgba
+    g = gp.index_select(0, sel)
+    pix = plan.pix.index_select(0, sel)
+    x = torch.remainder(pix, width).to(col.dtype) + 0.5
+    y = torch.div(pix, width, rounding_mode="floor").to(col.dtype) + 0.5
+    t = gradient_parameter(gf, x, y, g)
+    return rgba.index_put((sel,), gradient_colors(gf, t, g).clamp(0.0, 1.0))
+
+
 def check_points(points: list[torch.Tensor]) -> None:
     for i, p in enumerate(points):
         if p.dim() != 2 or p.shape[1] != 2 or p.shape[0] == 0 or p.shape[0] % 3:
@@ -334,10 +464,12 @@ def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: 
 
 
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
-                 samples_per_segment: int = 16, with_coverage_sum: bool = False):
+                 samples_per_segment: int = 16, with_coverage_sum: bool = False,
+                 fills: GradientFills | None = None):
     """Render paths onto a transparent canvas.
 
     points: list of N (3S_i, 2) tensors, pixels. colors: (N, 4) straight RGBA in [0, 1], back to front.
+    fills: gradient fills of some paths (their rows of ``colors`` are then not used), or None.
     Returns premultiplied RGB (H, W, 3) and alpha (H, W); with ``with_coverage_sum`` also the (H, W)
     sum over paths of each path's own coverage (no compositing; above 1 where paths overlap).
     """
@@ -356,7 +488,12 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
     col = colors.clamp(0.0, 1.0)
     if cov is None:  # nothing visible: a constant image, still connected to the inputs (zero grads)
         return blank(col.sum() * 0.0 + starts.sum() * 0.0)
-    C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
+    if fills is None:
+        C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
+    else:
+        rgba = _pair_colors(fills.to(dev, dt), col, plan, n, width)
+        pair_plan = _Plan(plan.perm, plan.pix, torch.arange(rgba.shape[0], device=dev), plan.bounds)
+        C, T = _Composite.apply(cov, rgba[:, :3].contiguous(), rgba[:, 3].contiguous(), pair_plan, height, width)
     if not with_coverage_sum:
         return C, 1.0 - T
     S = torch.zeros(height * width, device=dev, dtype=dt).index_add(0, plan.pix, cov.index_select(0, plan.perm))
