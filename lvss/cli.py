@@ -77,9 +77,9 @@ def add_vectorize_options(p) -> None:
     p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
                    help="CPU threads for torch (default: the idle cores, at most 4; env LVSS_THREADS)")
     p.add_argument("--sam-crop-layers", type=int, choices=(0, 1, 2, 3), default=None, metavar="N",
-                   help="SAM: also segment N layers of overlapping crops (layer i: (2^i)^2 crops, each at "
-                        "SAM's input size) for finer masks on large images; 0 = whole image only (default), "
-                        "time grows 5x for N=1, 21x for N=2")
+                   help="SAM: also segment N layers of overlapping crops of a large original (layer i: "
+                        "(2^i)^2 crops, each at SAM's input size) for finer masks; 0 = whole image only "
+                        "(default); each crop costs as much as a level (4 more for N=1, 20 for N=2)")
     add_model_arguments(p)
 
 

@@ -51,8 +51,9 @@ class SegmentConfig:
     sam_points_per_side: int = 32  # prompt grid density; cost grows with its square
     sam_pred_iou_thresh: float = 0.88  # segment-anything's generator default
     sam_stability_score_thresh: float = 0.95  # segment-anything's generator default
-    # crop layers (segment-anything's crop_n_layers): layer i adds (2^i)^2 overlapping crops, each seen
-    # at SAM's input size with the full prompt grid; 0 = the whole image only. Cost: 1 + 4 + 16 ... times
+    # crop layers (segment-anything's crop_n_layers): layer i adds (2^i)^2 overlapping crops of an image
+    # larger than SAM's input (the original), each seen at that size with the full prompt grid and
+    # costing as much as a level; 0 = the whole image only
     sam_crop_layers: int = 0
 
 
