@@ -234,7 +234,8 @@ def main() -> None:
     ap.add_argument("--sam-prompts", type=int, default=128,
                     help="with --sam-cpu: prompts actually run per variant, scaled to the grid (default 128)")
     ap.add_argument("--sam-crop-layers", type=int, default=0, choices=(0, 1, 2, 3),
-                    help="SAM crop layers (SegmentConfig.sam_crop_layers; default 0, the whole image only)")
+                    help="SAM crop layers (SegmentConfig.sam_crop_layers; default 0): crops are only cut from "
+                         "images larger than SAM's input (1024 px), e.g. with --size 2048")
     args = ap.parse_args()
     from lvss import threads
 

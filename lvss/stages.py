@@ -350,9 +350,15 @@ def cpu_cost(stage: str, cfg: VectorizeConfig) -> str:
         n = sg.sam_points_per_side ** 2
         lo, hi = (_duration(sec * n) for sec in _CPU_SAM_SECONDS_PER_PROMPT)
         levels = sp.levels + 1  # the original and every coarser level
-        t_lo, t_hi = (_duration(levels * (_CPU_SAM_ENCODER_SECONDS + sec * n)) for sec in _CPU_SAM_SECONDS_PER_PROMPT)
+        # crop layers: only a large original (level 0) is cropped, into up to this many extra images
+        crops = sum(4 ** i for i in range(1, sg.sam_crop_layers + 1))
+        t_lo, t_hi = (_duration((levels + crops) * (_CPU_SAM_ENCODER_SECONDS + sec * n))
+                      for sec in _CPU_SAM_SECONDS_PER_PROMPT)
         text = CPU_COST["sam"].format(points=sg.sam_points_per_side, sam_lo=lo, sam_hi=hi, total_lo=t_lo,
                                       total_hi=t_hi, n=levels)
+        if crops:
+            text += (f"; with {sg.sam_crop_layers} crop layers a large original adds up to {crops} crops at "
+                     "the cost of a level each (included)")
     else:
         raise ValueError(f"no CPU cost is known for stage {stage!r}; expected one of {', '.join(CPU_COST)}")
     return text + "; meant for a GPU server"

@@ -337,11 +337,15 @@ def test_with_crop_layers_level_zero_comes_from_the_original_at_a_size_the_crops
     orig = SamSegmenter._embed
     monkeypatch.setattr(SamSegmenter, "_embed", lambda self, image: (seen.append(image.shape[:2]), orig(self, image))[1])
     source = (tiny_models.photo(600, 800) * 255).astype(np.uint8)
-    levels = [tiny_models.photo(24, 32)]
+    levels = [tiny_models.photo(24, 32), tiny_models.photo(24, 32) * 0.5]
     out = stages.segment_levels(cfg, levels, source=source, segmenter=seg)
     assert seen[0] == (192, 256)                          # the original at 2 x 128 px, not the working size
-    assert len(seen) == 5 and all(max(s) > frame for s in seen[1:])   # four crops, each above 128 px
-    assert out.masksets[0].masks.shape[1:] == (24, 32)
+    assert all(max(s) > frame for s in seen[1:5])          # four crops, each above 128 px
+    assert seen[5:] == [(24, 32)]                          # a coarse level is not cropped: nothing to gain
+    assert [ms.masks.shape[1:] for ms in out.masksets] == [(24, 32)] * 2
+    # layers are used only while they add pixels the encoder would not see
+    two = SamSegmenter(sam, SegmentConfig(sam_crop_layers=2))
+    assert [two.crop_layers_for(n) for n in (64, 128, 129, 256, 257, 1000)] == [0, 0, 1, 1, 2, 2]
 
 
 class _DiscSam:

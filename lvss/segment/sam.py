@@ -19,6 +19,9 @@ Crop layers (``sam_crop_layers``, segment-anything's ``crop_n_layers``; default 
 only): layer i adds (2^i)^2 crops overlapping by ``CROP_OVERLAP_RATIO`` of the short side
 (segment-anything's ``generate_crop_boxes``). Each crop is embedded at SAM's input size on its own and
 prompted with the full point grid, so small parts of a large image are seen at a higher resolution.
+Unlike segment-anything, a layer is only used while it adds pixels: on an image no larger than the
+encoder's input (a coarse level at the working resolution) crops would only be enlarged, so there are
+none (:meth:`SamSegmenter.crop_layers_for`).
 A crop's masks are resampled straight into the output frame (outside the crop they are empty); masks
 touching a crop's inner edge (cut off by the crop, not by the image) are dropped, each crop's masks are
 de-duplicated by box NMS, then all crops' together, preferring masks from smaller crops — as
@@ -173,6 +176,17 @@ class SamSegmenter:
                 return None
         return masks.cpu(), iou.cpu(), boxes.cpu()
 
+    def crop_layers_for(self, long_side: int) -> int:
+        """Crop layers used on an image with this long side: ``sam_crop_layers``, but only as many as add
+        pixels the encoder would not see otherwise — layer i only while the crops of layer i - 1 are
+        larger than the encoder's input. An image at or below the encoder's size (a coarse level at the
+        working resolution) is not cropped."""
+        size = int(self.sam.model.image_encoder.img_size)
+        n = 0
+        while n < int(self.cfg.sam_crop_layers) and long_side / 2 ** n > size:
+            n += 1
+        return n
+
     @property
     def input_size(self) -> int:
         """Long side in pixels of the image this segmenter makes full use of: the size SAM's encoder
@@ -201,7 +215,7 @@ class SamSegmenter:
         cfg = self.cfg
         _, amg = _sam_utils()
         check_cancel(cancel)
-        boxes, _ = amg.generate_crop_boxes((h0, w0), cfg.sam_crop_layers, CROP_OVERLAP_RATIO)
+        boxes, _ = amg.generate_crop_boxes((h0, w0), self.crop_layers_for(max(h0, w0)), CROP_OVERLAP_RATIO)
         n_points = cfg.sam_points_per_side ** 2
         per_batch = POINTS_PER_BATCH_CPU if self.sam.device.type == "cpu" else POINTS_PER_BATCH
         n_batches = -(-n_points // per_batch)
