@@ -66,6 +66,9 @@ def add_vectorize_options(p) -> None:
                    help="long side of the working resolution in pixels (default: the preset's, 256)")
     p.add_argument("--mode", choices=("layered", "compact"), default="layered",
                    help="layered (semantic simplification) or compact (recolouring merge)")
+    p.add_argument("--fill", choices=("flat", "linear", "radial", "auto"), default="flat",
+                   help="path fills: flat colours (default), linear or radial gradients on every path, or "
+                        "auto: a gradient only where it lowers the error enough to be worth its bytes")
     p.add_argument("--saliency-mask", metavar="FILE", help="compact/refinement: mask image, white = important")
     p.add_argument("--structural-ratio", type=float, default=None, metavar="R",
                    help="compact mode: share of the budget for merged structure (default 0.4)")
@@ -106,6 +109,8 @@ def config_from_args(args):
         opt = replace(opt, structure_iters=args.structure_iters)
     if args.refine_iters is not None:
         opt = replace(opt, refine_iters=args.refine_iters)
+    if getattr(args, "fill", "flat") != "flat":
+        opt = replace(opt, fill=args.fill)
     cfg = replace(cfg, optimize=opt)
     if args.saliency_mask:
         cfg = replace(cfg, saliency=replace(cfg.saliency, source="mask", mask_path=args.saliency_mask))

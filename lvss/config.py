@@ -91,6 +91,10 @@ class OptimizeConfig:
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
+    # gradient fills (lvss/optimize/fills.py): "flat" | "linear" | "radial" | "auto"
+    fill: str = "flat"
+    fill_iters: int = 40     # joint optimisation steps once the gradients are chosen
+    fill_cost: float = 0.005  # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,10 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError(f"structure_share must be within (0, 1], got {cfg.optimize.structure_share}")
     if cfg.optimize.structure_iters < 0 or cfg.optimize.refine_iters < 0:
         raise ConfigError("structure_iters and refine_iters must be >= 0")
+    if cfg.optimize.fill not in ("flat", "linear", "radial", "auto"):
+        raise ConfigError(f"fill must be one of flat, linear, radial, auto (CLI --fill), got {cfg.optimize.fill!r}")
+    if not isinstance(cfg.optimize.fill_iters, int) or cfg.optimize.fill_iters < 0 or cfg.optimize.fill_cost < 0:
+        raise ConfigError("fill_iters must be an integer >= 0 and fill_cost >= 0")
     if cfg.compact.rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
     _check_int(cfg.segment.sam_points_per_side, 1, 256, "sam_points_per_side (CLI --sam-points-per-side)")

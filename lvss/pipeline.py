@@ -160,6 +160,12 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
         lap("compact")
     else:
         scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap, source=rgba)
+    if cfg.optimize.fill != "flat":  # gradient fills, both modes (lvss/optimize/fills.py)
+        from .optimize.fills import apply_fills
+
+        prog("export", 0.0, f"fitting {cfg.optimize.fill} gradient fills")
+        scene = apply_fills(scene, rgb, alpha, cfg, dev, metrics, cancel)
+        lap("fills")
     check_cancel(cancel)
     prog("export", 0.0, "scaling to the input size")
     out = scene.scaled(W0 / w, H0 / h, width=W0, height=H0)
