@@ -916,3 +916,59 @@ class InstallTest(unittest.TestCase):
         with mock.patch("sys.stdout", io.StringIO()):
             self.assertEqual(args.func(args), 0)
         self.assertTrue((self.tmp / "lvss" / "lvss_vectorize.py").is_file())
+
+
+class GradientServer(FakeServer):
+    """Answers with an lvss SVG whose paths have linear and radial gradient fills."""
+
+    def __call__(self, data, settings, monitor=None, name="image", index=1, count=1):
+        import torch
+
+        from lvss.scene import Layer, LinearGradient, RadialGradient, Scene, circle_path
+        from lvss.svg import scene_to_svg
+
+        self.calls.append((data, settings))
+        w, h = ext_image.pixel_size(data)
+        a, b = circle_path(w * 0.3, h * 0.5, h * 0.4), circle_path(w * 0.7, h * 0.5, h * 0.4)
+        a.fill = LinearGradient([0.0, 0.0], [w, h], [0.0, 1.0], [[1, 0, 0, 1], [0, 0, 1, 1]])
+        b.fill = RadialGradient([w * 0.7, h * 0.5], h * 0.4, [0.0, 0.5, 1.0],
+                                [[1, 1, 1, 1], [0, 1, 0, 0.5], [0, 0, 0, 1]], focal=[w * 0.65, h * 0.45])
+        flat = circle_path(w * 0.5, h * 0.5, 2.0)
+        flat.color = torch.tensor([0.5, 0.5, 0.5, 1.0])
+        return remote.Outcome(scene_to_svg(Scene(w, h, [Layer("back", [a]), Layer("front", [b, flat])])), [])
+
+
+class GradientPlacementTest(ExtensionCase):
+    """Gradient fills of the returned SVG travel with its layers: their definitions land in the
+    document's <defs> under fresh ids, and every path refers to its own gradient."""
+
+    def test_gradient_defs_travel_with_fresh_ids(self):
+        own = ('<defs><linearGradient id="linear1"><stop offset="0" stop-color="#123456"/></linearGradient>'
+               '</defs><rect id="mine" width="5" height="5" fill="url(#linear1)"/>')
+        doc = self.write_doc(f'{own}<image id="photo" x="10" y="20" width="80" height="40" '
+                             f'xlink:href="{data_uri(png_bytes(40, 20))}"/>')
+        effect, _ = self.run_effect(doc, fake=GradientServer())
+        svg = effect.svg
+        ids = svg.xpath("//@id")
+        self.assertEqual(len(ids), len(set(ids)), "ids must stay unique in the document")
+        # the user's own gradient is untouched and still the one its rect uses
+        self.assertEqual(svg.getElementById("mine").get("fill"), "url(#linear1)")
+        self.assertEqual(svg.getElementById("linear1")[0].get("stop-color"), "#123456")
+        (group,) = self.result_groups(svg)
+        fills = [p.get("fill") for p in group.iter() if isinstance(p.tag, str) and p.tag.endswith("}path")]
+        self.assertEqual(len(fills), 3)
+        self.assertEqual(fills[2], "#808080")
+        grads = []
+        for f in fills[:2]:
+            self.assertTrue(f.startswith("url(#") and f != "url(#linear1)", f)
+            g = svg.getElementById(f[5:-1])
+            self.assertIsNotNone(g, f"{f} must point at a definition in the document")
+            self.assertIs(g.getparent(), svg.defs)
+            grads.append(g)
+        lin, rad = grads
+        self.assertTrue(lin.tag.endswith("linearGradient") and rad.tag.endswith("radialGradient"))
+        # pixel coordinates in the layer's user space (the layer's transform maps pixels to the image)
+        self.assertEqual(lin.get("gradientUnits"), "userSpaceOnUse")
+        self.assertEqual((lin.get("x2"), lin.get("y2")), ("40", "20"))
+        self.assertEqual((rad.get("cx"), rad.get("fx")), ("28", "26"))
+        self.assertEqual([s.get("stop-opacity") for s in rad], [None, "0.5", None])
