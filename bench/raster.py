@@ -5,7 +5,11 @@ Random closed paths (4 cubic segments each, radius 5–15 % of the canvas) at 25
 is importable, DiffVG runs on the same scenes and its figures are printed beside lvss's as a ratio.
 Also checks parity with resvg (PSNR of lvss's render against resvg's render of the written SVG).
 
-    python bench/raster.py [--threads N] [--sizes 256 512] [--paths 64 256 1024] [--repeat 5]
+``--fills``: also time scenes whose paths are a third each flat, linear-gradient and radial-gradient
+filled (gradients evaluated per covered pixel, differentiable in their parameters), and check their
+resvg parity too.
+
+    python bench/raster.py [--threads N] [--sizes 256 512] [--paths 64 256 1024] [--repeat 5] [--fills]
 """
 from __future__ import annotations
 
@@ -33,8 +37,29 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(n: int, size: int, dev: torch.device, renderer: str, repeat: int) -> dict:
-    sc = random_scene(n, size, seed=n + size)
+def mixed_scene(n: int, size: int, seed: int):
+    """random_scene with every second and third path of three given a linear / radial gradient."""
+    from lvss.scene import LinearGradient, RadialGradient
+
+    sc = random_scene(n, size, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    for i, p in enumerate(sc.paths()):
+        lo, hi = p.points.min(0).values, p.points.max(0).values
+        cols = torch.rand(3, 4, generator=g) * 0.5 + 0.5
+        if i % 3 == 1:
+            p.fill = LinearGradient(lo, hi, [0.0, 0.5, 1.0], cols)
+        elif i % 3 == 2:
+            p.fill = RadialGradient((lo + hi) / 2, float((hi - lo).max()) / 2, [0.0, 0.5, 1.0], cols,
+                                    focal=(lo + hi) / 2 + (hi - lo) / 8)
+    return sc
+
+
+def measure(n: int, size: int, dev: torch.device, renderer: str, repeat: int, fills: bool = False) -> dict:
+    from lvss.render import pack_fills
+
+    sc = mixed_scene(n, size, n + size) if fills else random_scene(n, size, seed=n + size)
+    packed = pack_fills(sc.fills())
+    packed = packed.to(dev) if packed is not None else None
     pts0 = [p.points.to(dev) for p in sc.paths()]
     cols0 = sc.colors().to(dev)
     target = torch.rand(size, size, 3, device=dev, generator=torch.Generator(device=dev).manual_seed(0))
@@ -44,7 +69,11 @@ def measure(n: int, size: int, dev: torch.device, renderer: str, repeat: int) ->
         cols = cols0.clone().requires_grad_(backward)
         _sync(dev)
         t = time.perf_counter()
-        img = render_paths(pts, cols, size, size, background=(1.0, 1.0, 1.0), renderer=renderer)
+        f = None
+        if packed is not None:
+            f = type(packed)(packed.path, packed.kind, packed.geom.clone().requires_grad_(backward), packed.offsets,
+                             packed.colors.clone().requires_grad_(backward))
+        img = render_paths(pts, cols, size, size, background=(1.0, 1.0, 1.0), renderer=renderer, fills=f)
         if backward:
             ((img - target) ** 2).mean().backward()
         _sync(dev)
@@ -74,12 +103,12 @@ def _cpu_peak_mb(fn) -> float:
     return peak / 2 ** 20
 
 
-def parity(n: int, size: int) -> float:
+def parity(n: int, size: int, fills: bool = False) -> float:
     from lvss.render import render
     from lvss.svg import scene_to_svg, svg_to_scene
     from lvss.testing import resvg_render
 
-    sc = random_scene(n, size, seed=1000 + n)
+    sc = mixed_scene(n, size, 1000 + n) if fills else random_scene(n, size, seed=1000 + n)
     svg = scene_to_svg(sc)
     ref = resvg_render(svg, size, size)
     ours = render(svg_to_scene(svg), background=(1.0, 1.0, 1.0)).numpy()
@@ -93,6 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--paths", type=int, nargs="+", default=[64, 256, 1024])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--fills", action="store_true", help="also time and check scenes with gradient fills")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -120,10 +150,16 @@ def main(argv=None) -> int:
                 ratio = f"{d / r['fb']:.1f}x" if d else "n/a"
                 print(f"| {dev.type} | {size}² | {n} | {r['fwd']:.1f} | {r['fb']:.1f} | {r['peak']:.0f} | {src} | {ratio} |",
                       flush=True)
+                if args.fills:
+                    g = measure(n, size, dev, "torch", args.repeat, fills=True)
+                    print(f"| {dev.type} | {size}² | {n} (1/3 linear, 1/3 radial) | {g['fwd']:.1f} | {g['fb']:.1f} | "
+                          f"{g['peak']:.0f} | n/a | n/a |", flush=True)
     print()
     print("resvg parity (PSNR of lvss's render vs resvg's render of the written SVG, 256²):")
     for n in (1, 16, 256):
         print(f"  {n:4d} paths: {parity(n, 256):.2f} dB (goal >= 38)")
+        if args.fills:
+            print(f"  {n:4d} paths, mixed fills: {parity(n, 256, True):.2f} dB (goal >= 38)")
     return 0
 
 

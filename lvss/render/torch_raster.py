@@ -197,6 +197,7 @@ class _Plan:
     pix: torch.Tensor      # (P,) pixel index y * W + x of each pair
     pid: torch.Tensor      # (P,) path index of each pair
     bounds: list[int]      # group g is pairs bounds[g]:bounds[g+1]
+    pairwise: bool = False  # colours come per pair (gradient fills), not per path
 
 
 def _plan(boxes: torch.Tensor, width: int) -> _Plan:
@@ -269,8 +270,12 @@ class _Composite(torch.autograd.Function):
         C = torch.zeros(height * width, 3, device=dev, dtype=dt)
         T = torch.ones(height * width, device=dev, dtype=dt)
         c = cov.index_select(0, plan.perm)
-        u = c * alpha.index_select(0, plan.pid)
-        rgbp = rgb.index_select(0, plan.pid)
+        if plan.pairwise:   # rgb (P, 3) and alpha (P,) are already per pair
+            u = c * alpha
+            rgbp = rgb
+        else:
+            u = c * alpha.index_select(0, plan.pid)
+            rgbp = rgb.index_select(0, plan.pid)
         tab = torch.empty_like(u)
         bd = plan.bounds
         for g in range(len(bd) - 2, -1, -1):   # top group first
@@ -308,6 +313,9 @@ class _Composite(torch.autograd.Function):
             gu[a:b] = tab[a:b] * ((gCp[a:b] * (cg - bs)).sum(1) - gT.index_select(0, px) * ts)
             Bb.index_copy_(0, px, bs + (cg - bs) * ug.unsqueeze(1))
             Tb.index_copy_(0, px, ts * (1.0 - ug))
+        if plan.pairwise:
+            gcov = torch.zeros(total, device=dev, dtype=dt).index_copy_(0, plan.perm, gu * alpha)
+            return gcov, gCp * (u * tab).unsqueeze(1), gu * c, None, None, None
         a_p = alpha.index_select(0, plan.pid)
         gcov = torch.zeros(total, device=dev, dtype=dt).index_copy_(0, plan.perm, gu * a_p)
         galpha = torch.zeros(n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
@@ -372,53 +380,56 @@ def pack_fills(fills) -> GradientFills | None:
                          torch.stack(cols))
 
 
-def gradient_parameter(gf: GradientFills, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """The gradient parameter t (before padding) of gradient ``g`` (M,) at points (x, y) (M,)."""
+def _gradient_table(gf: GradientFills) -> torch.Tensor:
+    """(G, 7 + 6 (K - 1)) per-gradient constants, gathered once per (path, pixel) pair:
+    kind, then linear (x1, y1, dx / l2, dy / l2) or radial (focal x, focal y, ex, ey, 1 / k, k) where
+    e = centre - focal (pulled inside the circle) and k = r^2 - |e|^2, then the first stop's colour
+    and per stop interval (offset, 1 / span, colour difference)."""
     geom = gf.geom
-    t = x.new_zeros(x.shape[0])
-    kind = gf.kind.index_select(0, g)
-    li = torch.nonzero(kind == 0).flatten()
-    ri = torch.nonzero(kind == 1).flatten()
-    if li.numel():
-        gl = geom.index_select(0, g.index_select(0, li))
-        dx, dy = gl[:, 2] - gl[:, 0], gl[:, 3] - gl[:, 1]
-        l2 = (dx * dx + dy * dy).clamp(min=1e-12)
-        tl = ((x.index_select(0, li) - gl[:, 0]) * dx + (y.index_select(0, li) - gl[:, 1]) * dy) / l2
-        t = t.index_put((li,), tl)
-    if ri.numel():
-        # the point lies on the circle of radius t*r around f + t*(c - f): solve for t >= 0
-        r = geom[:, 2].abs().clamp(min=1e-6)
-        ex, ey = geom[:, 0] - geom[:, 3], geom[:, 1] - geom[:, 4]           # centre - focal
-        el = torch.sqrt(ex * ex + ey * ey + 1e-12)
-        s = torch.clamp(FOCAL_LIMIT * r / el, max=1.0)
-        ex, ey = ex * s, ey * s
-        k = r * r - (ex * ex + ey * ey)
-        gr = g.index_select(0, ri)
-        cx, cy = geom[:, 0].index_select(0, gr), geom[:, 1].index_select(0, gr)
-        exr, eyr, kr = ex.index_select(0, gr), ey.index_select(0, gr), k.index_select(0, gr)
-        dx = x.index_select(0, ri) - cx + exr                                # point - focal
-        dy = y.index_select(0, ri) - cy + eyr
-        de = dx * exr + dy * eyr
-        dd = dx * dx + dy * dy
-        tr = (torch.sqrt(de * de + kr * dd + 1e-12) - de) / kr
-        t = t.index_put((ri,), tr)
-    return t
+    lin = gf.kind == 0
+    # linear
+    dx, dy = geom[:, 2] - geom[:, 0], geom[:, 3] - geom[:, 1]
+    l2 = (dx * dx + dy * dy).clamp(min=1e-12)
+    # radial: the point lies on the circle of radius t*r around f + t*(c - f)
+    r = geom[:, 2].abs().clamp(min=1e-6)
+    ex, ey = geom[:, 0] - geom[:, 3], geom[:, 1] - geom[:, 4]
+    el = torch.sqrt(ex * ex + ey * ey + 1e-12)
+    s = torch.clamp(FOCAL_LIMIT * r / el, max=1.0)
+    ex, ey = ex * s, ey * s
+    k = r * r - (ex * ex + ey * ey)
+    one = torch.ones_like(k)
+    k = torch.where(lin, one, k)   # keeps the unused radial branch finite for linear gradients
+    a0 = torch.where(lin, geom[:, 0], geom[:, 0] - ex)
+    a1 = torch.where(lin, geom[:, 1], geom[:, 1] - ey)
+    a2 = torch.where(lin, dx / l2, ex)
+    a3 = torch.where(lin, dy / l2, ey)
+    cols = [lin.to(geom.dtype), a0, a1, a2, a3, 1.0 / k, k]
+    offs, sc = gf.offsets, gf.colors
+    parts = [torch.stack(cols, 1), sc[:, 0]]
+    for j in range(offs.shape[1] - 1):
+        span = offs[:, j + 1] - offs[:, j]
+        # a zero-length interval is a hard step (a 1e-6 wide ramp)
+        inv = 1.0 / torch.where(span.detach() <= 1e-6, torch.full_like(span, 1e-6), span)
+        parts += [offs[:, j:j + 1], inv[:, None], sc[:, j + 1] - sc[:, j]]
+    return torch.cat(parts, 1)
 
 
-def gradient_colors(gf: GradientFills, t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """(M, 4) straight RGBA of gradient ``g`` (M,) at parameters t (M,): piecewise linear in the stops,
-    constant beyond the first and last (spread "pad")."""
-    cols = gf.colors.index_select(0, g)                   # (M, K, 4)
-    out = cols[:, 0]
-    K = gf.offsets.shape[1]
-    if K > 1:
-        o = gf.offsets.index_select(0, g)                 # (M, K)
-        lo, hi = o[:, :-1], o[:, 1:]
-        span = hi - lo
-        step = span.detach() <= 1e-9
-        tt = t.unsqueeze(1)
-        w = torch.where(step, (tt >= hi).to(t.dtype), ((tt - lo) / torch.where(step, torch.ones_like(span), span)).clamp(0, 1))
-        out = out + (w.unsqueeze(2) * (cols[:, 1:] - cols[:, :-1])).sum(1)
+def _gradient_rgba(gf: GradientFills, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(M, 4) straight RGBA of gradient ``g`` (M,) at points (x, y) (M,): the gradient parameter t,
+    then piecewise linear in the stops, constant beyond the first and last (spread "pad")."""
+    tab = _gradient_table(gf).index_select(0, g)
+    is_lin, a0, a1, a2, a3, inv_k, k = tab[:, :7].unbind(1)
+    px, py = x - a0, y - a1        # point - start (linear) or point - focal (radial)
+    t_lin = px * a2 + py * a3
+    de = px * a2 + py * a3         # radial: (point - focal) . e
+    dd = px * px + py * py
+    t_rad = (torch.sqrt(de * de + k * dd + 1e-12) - de) * inv_k
+    t = torch.where(is_lin > 0.5, t_lin, t_rad)
+    out = tab[:, 7:11]
+    for j in range(gf.offsets.shape[1] - 1):
+        base = 11 + 6 * j
+        w = ((t - tab[:, base]) * tab[:, base + 1]).clamp(0, 1)
+        out = out + w.unsqueeze(1) * tab[:, base + 2:base + 6]
     return out
 
 
@@ -437,8 +448,7 @@ def _pair_colors(gf: GradientFills, col: torch.Tensor, plan: _Plan, n: int, widt
     pix = plan.pix.index_select(0, sel)
     x = torch.remainder(pix, width).to(col.dtype) + 0.5
     y = torch.div(pix, width, rounding_mode="floor").to(col.dtype) + 0.5
-    t = gradient_parameter(gf, x, y, g)
-    return rgba.index_put((sel,), gradient_colors(gf, t, g).clamp(0.0, 1.0))
+    return rgba.index_put((sel,), _gradient_rgba(gf, x, y, g).clamp(0.0, 1.0))
 
 
 def check_points(points: list[torch.Tensor]) -> None:
@@ -492,7 +502,7 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
         C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
     else:
         rgba = _pair_colors(fills.to(dev, dt), col, plan, n, width)
-        pair_plan = _Plan(plan.perm, plan.pix, torch.arange(rgba.shape[0], device=dev), plan.bounds)
+        pair_plan = _Plan(plan.perm, plan.pix, plan.pid, plan.bounds, pairwise=True)
         C, T = _Composite.apply(cov, rgba[:, :3].contiguous(), rgba[:, 3].contiguous(), pair_plan, height, width)
     if not with_coverage_sum:
         return C, 1.0 - T
