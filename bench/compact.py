@@ -7,12 +7,12 @@ clustering ablation, and a saliency check.
    input: PSNR, SSIM; VeC (lvss.metrics.vec) of each <path> element's own shape (rendered alone with
    resvg) against the SVG's exact element regions (lvss.metrics.svg_region_masks); paths; seconds.
    Goal per budget: compact VeC above layered's and vtracer's, compact PSNR >= layered - 1 dB.
-2. Clustering ablation (photographs at --ablation-budget, clip art at a budget small enough for
-   their few masks to merge): the recolouring merge against k-means and DBSCAN on mask colour +
-   position (lvss.recolor.kmeans_merge / dbscan_merge), and for reference the greedy Ward merge
-   alone (ward_merge), each followed by the same path stage: masks, regions, clustering seconds,
-   PSNR of the regions filled with their mean colours, final PSNR (working resolution) and VeC
-   (clip art only).
+2. Merge ablation (photographs at --ablation-budget, clip art at --ablation-emoji-budget): on one
+   mask soup per image (lvss.compact.mask_soup), the recolouring merge as lvss runs it, its paper form
+   (a fixed TV weight, ``tv_control="fixed"``), k-means and DBSCAN on mask colour + position and the
+   greedy Ward merge alone (bench/compact_baselines.py), each followed by the same path stage at the
+   same final budget: soup masks, atoms, regions, clustering seconds, PSNR of the regions filled with
+   their mean colours, final PSNR (lvss.metrics.composite_metrics) and VeC (clip art only).
    Also the clustering time for 300 masks at 256² (goal <= 10 s).
 3. Saliency check: a user mask over one object of an emoji; detail paths whose centre lies inside
    the object with and without the mask.
@@ -47,7 +47,7 @@ import quality as Q  # noqa: E402  (bench/quality.py: inputs, resvg scoring, bud
 BUDGETS = (64, 128, 256)
 QUICK_IMAGES = ("1F339", "1F431", "1F6B2")
 QUICK_BUDGETS = (64, 128)
-ABLATION_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "1F3A8", "1F98A")
+ABLATION_IMAGES = ("astronaut", "coffee", "chelsea", "1F339", "1F344", "1F34C", "1F3A8", "1F431", "1F98A")
 QUICK_ABLATION = ("astronaut", "coffee", "1F3A8")
 SALIENCY_IMAGE = "1F339"
 
@@ -132,25 +132,24 @@ def main_table(args) -> list[dict]:
     return rows
 
 
-def _region_psnr(region_labels: np.ndarray, rgb: np.ndarray, m: int) -> float:
-    from lvss.metrics import psnr
-    from lvss.recolor import graph_colors
+def _variants(cfg):
+    """Clusterers of the ablation: the recolouring merge as lvss runs it, its paper-form variant (a
+    fixed TV weight instead of the per-round controller), and the baselines (bench/compact_baselines.py)."""
+    from compact_baselines import CLUSTERERS
 
-    cols = graph_colors(region_labels, rgb, m)
-    out = np.where(region_labels[..., None] >= 0, cols[np.maximum(region_labels, 0)], rgb)
-    return psnr(out, rgb)
+    fixed = replace(cfg, compact=replace(cfg.compact, tv_control="fixed"))
+    out = [("recolor", CLUSTERERS["recolor"], cfg), ("recolor-fixed-tv", CLUSTERERS["recolor"], fixed)]
+    return out + [(m, fn, cfg) for m, fn in CLUSTERERS.items() if m != "recolor"]
 
 
 def ablation(args) -> tuple[list[dict], str]:
-    """Each clusterer on the same over-segmentation, then the same path stage."""
+    """Each clusterer on the same mask soup, then the same path stage, at the same final budget."""
     import torch
 
+    from lvss.compact import mask_soup, run_compact
     from lvss.io import load_image
     from lvss.metrics import scene_path_masks, svg_region_masks, vec
     from lvss.pipeline import prepare_image
-    from lvss.recolor import (CLUSTERERS, build_graph, labels_from_masks, run_compact, saliency_map,
-                              structural_budget)
-    from lvss.stages import get_segmenter
 
     try:
         import sklearn  # noqa: F401
@@ -165,31 +164,29 @@ def ablation(args) -> tuple[list[dict], str]:
         cfg = _cfg(args.ablation_emoji_budget if is_emoji else args.ablation_budget, "compact", args)
         rgb, alpha = prepare_image(load_image(img), cfg.work_size)
         h, w = alpha.shape
-        sal, _ = saliency_map(rgb, cfg)
-        labels = labels_from_masks(get_segmenter(cfg)(rgb).masks, alpha > 0.5, max(4, int(np.ceil(cfg.segment.min_area * h * w))))
-        graph = build_graph(labels, rgb, sal)
-        n_s = structural_budget(cfg.paths, cfg.compact.structural_ratio)
+        soup = mask_soup(rgb, alpha > 0.5, cfg)
         regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w) if is_emoji else None
-        for method, fn in CLUSTERERS.items():
-            res = fn(graph, n_s, cfg.compact, cfg.seed)
-            reg = np.where(labels >= 0, res.mapping[np.maximum(labels, 0)], -1)
-            scene, met = run_compact(rgb, alpha, cfg, torch.device("cpu"), clusterer=method)
+        for method, fn, vcfg in _variants(cfg):
+            t = time.perf_counter()
+            scene, met = run_compact(rgb, alpha, vcfg, torch.device("cpu"), merge=fn, soup=soup)
+            secs = time.perf_counter() - t
             v = vec(scene_path_masks(scene), regions) if is_emoji else float("nan")
-            row = dict(image=name, budget=cfg.paths, method=method, masks=graph.n, regions=res.regions, rounds=res.rounds,
-                       forced=res.forced, cluster_seconds=res.seconds,
-                       region_psnr=_region_psnr(reg, rgb, res.regions), psnr=met["psnr"], vec=v)
+            row = dict(image=name, budget=cfg.paths, method=method, masks=int(met["masks"]), atoms=int(met["atoms"]),
+                       regions=int(met["regions"]), rounds=int(met["rounds"]), forced=int(met["forced_merges"]),
+                       cluster_seconds=met["cluster_seconds"], region_psnr=met.get("region_psnr", float("nan")),
+                       psnr=met["psnr"], vec=v, seconds=secs)
             rows.append(row)
-            print(f"  ablation {name} {method:7s} masks {graph.n} -> {res.regions} regions in "
-                  f"{res.seconds:.2f} s, region PSNR {row['region_psnr']:.2f}, PSNR {met['psnr']:.2f}, "
-                  f"VeC {v:.3f}", flush=True)
+            print(f"  ablation {name} {method:16s} soup {row['masks']} masks, {row['atoms']} atoms -> "
+                  f"{row['regions']} regions in {row['cluster_seconds']:.2f} s, region PSNR {row['region_psnr']:.2f}, "
+                  f"PSNR {row['psnr']:.2f}, VeC {v:.3f}", flush=True)
     return rows, backend
 
 
 def speed_check(args, n_masks: int = 300, size: int = 256) -> dict:
     """Clustering time for ``n_masks`` masks at size² (a random partition with random colours):
     the recolouring merge down to the structural budget of the first budget, default rounds."""
+    from lvss.compact import build_graph, labels_from_masks, recolor_merge, structural_budget
     from lvss.config import CompactConfig
-    from lvss.recolor import build_graph, labels_from_masks, recolor_merge, structural_budget
 
     rng = np.random.default_rng(args.seed)
     sites = rng.uniform(0, size, (n_masks, 2))
@@ -198,7 +195,7 @@ def speed_check(args, n_masks: int = 300, size: int = 256) -> dict:
     rgb = rng.uniform(0, 1, (n_masks, 3)).astype(np.float32)[cell]
     labels = labels_from_masks(np.stack([cell == k for k in range(n_masks)]), np.ones((size, size), bool))
     t = time.perf_counter()
-    graph = build_graph(labels, rgb, np.full((size, size), 0.5, np.float32))
+    graph = build_graph(labels, rgb, None)
     budget = structural_budget(args.budgets[0], CompactConfig().structural_ratio)
     res = recolor_merge(graph, budget, CompactConfig(), args.seed)
     secs = time.perf_counter() - t
@@ -279,21 +276,28 @@ def report(main_rows, abl_rows, backend, sal, speed=None) -> str:
                              f"{'REACHED' if ok else 'NOT REACHED'}")
         out += [""] + goals
     if abl_rows:
-        out += ["", f"## Clustering ablation (clustering backend: {backend})", "",
-                "| image | budget | method | masks | regions | rounds | forced merges | cluster s | region PSNR | PSNR | VeC |",
-                "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        out += [f"| {r['image']} | {r['budget']} | {r['method']} | {r['masks']} | {r['regions']} | {r['rounds']} | {r['forced']} | "
-                f"{r['cluster_seconds']:.2f} | {r['region_psnr']:.2f} | {r['psnr']:.2f} | {_f(r['vec'], 3)} |"
+        out += ["", f"## Merge ablation (same soup, same final budget, same path stage; backend: {backend})", "",
+                "| image | budget | method | soup masks | atoms | regions | rounds | forced merges | cluster s | region PSNR | PSNR | VeC |",
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['image']} | {r['budget']} | {r['method']} | {r['masks']} | {r['atoms']} | {r['regions']} | {r['rounds']} | "
+                f"{r['forced']} | {r['cluster_seconds']:.2f} | {_f(r['region_psnr'])} | {r['psnr']:.2f} | {_f(r['vec'], 3)} |"
                 for r in abl_rows]
-        out += ["", "| method | mean region PSNR | mean PSNR | mean VeC (clip art) | max cluster s |",
-                "|---|---:|---:|---:|---:|"]
-        for m in ("recolor", "kmeans", "dbscan", "ward"):
+        out += ["", "| method | images | mean region PSNR | mean PSNR | mean VeC (clip art) | max cluster s |",
+                "|---|---:|---:|---:|---:|---:|"]
+        means = {}
+        for m in dict.fromkeys(r["method"] for r in abl_rows):
             sel = [r for r in abl_rows if r["method"] == m]
             vs = [r["vec"] for r in sel if r["vec"] == r["vec"]]
-            out.append(f"| {m} | {statistics.fmean(r['region_psnr'] for r in sel):.2f} | "
-                       f"{statistics.fmean(r['psnr'] for r in sel):.2f} | "
-                       f"{_f(statistics.fmean(vs) if vs else None, 3)} | "
-                       f"{max(r['cluster_seconds'] for r in sel):.2f} |")
+            means[m] = (statistics.fmean(r["psnr"] for r in sel), statistics.fmean(vs) if vs else float("nan"))
+            out.append(f"| {m} | {len(sel)} | {statistics.fmean(r['region_psnr'] for r in sel):.2f} | "
+                       f"{means[m][0]:.2f} | {_f(means[m][1], 3)} | {max(r['cluster_seconds'] for r in sel):.2f} |")
+        if "recolor" in means:
+            rp, rv = means["recolor"]
+            for m in ("kmeans", "dbscan"):
+                if m in means:
+                    ok = rp > means[m][0] and rv > means[m][1]
+                    out.append(f"\nGOAL recolor vs {m}: PSNR {rp:.2f} vs {means[m][0]:.2f}, VeC {rv:.3f} vs "
+                               f"{means[m][1]:.3f}: {'REACHED' if ok else 'NOT REACHED'}")
     if speed:
         out += ["", f"GOAL clustering speed: {speed['masks']} masks at {speed['size']}² -> {speed['regions']} "
                 f"regions in {speed['seconds']:.2f} s (goal <= 10 s): "
@@ -319,8 +323,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budgets", nargs="+", type=int, metavar="N")
     ap.add_argument("--ablation-images", nargs="+", metavar="NAME")
     ap.add_argument("--ablation-budget", type=int, default=64, help="ablation path budget, photographs")
-    ap.add_argument("--ablation-emoji-budget", type=int, default=24,
-                    help="ablation path budget, clip art (their 10-30 masks only merge below ~40 %% of it)")
+    ap.add_argument("--ablation-emoji-budget", type=int, default=64, help="ablation path budget, clip art")
     ap.add_argument("--skip-layered", action="store_true", help="leave layered mode out (it is the slow one)")
     ap.add_argument("--skip", nargs="+", default=[], choices=("main", "ablation", "saliency"))
     ap.add_argument("--structure-iters", type=int)

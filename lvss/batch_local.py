@@ -28,7 +28,7 @@ __all__ = ["plan_local", "run_local"]
 _POLL_S = 0.2
 # imported once by the fork server (imports only: no torch work happens before the fork)
 _PRELOAD = ["lvss", "lvss.batch", "lvss.batch_local", "lvss.pipeline", "lvss.stages", "lvss.render", "lvss.svg", "lvss.layering",
-            "lvss.recolor", "torch._dynamo", "scipy.ndimage", "scipy.sparse.csgraph", "scipy.spatial",
+            "lvss.compact", "torch._dynamo", "scipy.ndimage", "scipy.sparse.csgraph", "scipy.spatial",
             "scipy.cluster.vq", "skimage.measure", "skimage.segmentation", "skimage.morphology",
             "skimage.filters.rank", "skimage.draw", "skimage.transform", "skimage.metrics"]
 

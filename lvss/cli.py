@@ -72,7 +72,7 @@ def add_vectorize_options(p) -> None:
     p.add_argument("--saliency-mask", metavar="FILE", help="compact/refinement: mask image, white = important")
     p.add_argument("--structural-ratio", type=float, default=None, metavar="R",
                    help="compact mode: share of the budget for merged structure (default 0.4)")
-    p.add_argument("--rounds", type=int, default=None, metavar="N", help="compact mode: merge rounds (default 20)")
+    p.add_argument("--rounds", type=int, default=None, metavar="N", help="compact mode: merge rounds (default 10)")
     p.add_argument("--structure-iters", type=int, default=None, metavar="N",
                    help="optimisation steps of the structure stage (default 60)")
     p.add_argument("--refine-iters", type=int, default=None, metavar="N",
@@ -171,6 +171,9 @@ def _cmd_vectorize(args) -> int:
     secs = time.perf_counter() - t
     if bar is not None:
         bar.close()
+    for note in res.notes:
+        if note.startswith("the prompt was not used"):
+            print(f"lvss vectorize: warning: {note}", file=sys.stderr)
     svg = scene_to_svg(res.scene, precision=args.precision)
     try:
         atomic_write(out, svg)

@@ -102,13 +102,22 @@ class CompactConfig:
     """Compact mode (recolouring-based mask merging)."""
 
     structural_ratio: float = 0.4
-    rounds: int = 20
+    rounds: int = 10
     lambda_wmse: float = 1.0
     lambda_wtv: float = 0.1
     lambda_ent: float = 0.01
     lambda_c: float = 0.1
     lambda_d: float = 0.01
     detail_radius: float = 5.0
+    stage1_steps: int = 100        # Adam steps of stage I (palette + assignment) per round
+    stage2_steps: int = 50         # Adam steps of stage II (assignment only) per round
+    lr: float = 0.01               # Adam learning rate of both stages (held, then decayed)
+    merge_tol: float = 0.02        # adjacent masks whose recoloured RGB differ by less merge
+    tv_control: str = "fusion"     # TV weight per round: "fusion" (controller) or "fixed" (λ_wtv as is)
+    # the mask soup: superpixels (SLIC, about this many segments per scale at the working size) with
+    # the segmenter's masks; their common refinement is the partition the merge starts from
+    superpixels: tuple[int, ...] = (48, 160, 480)
+    max_masks: int = 400           # finer partitions are first merged greedily down to this
 
 
 # --quality presets: the default path budget (when none is given), the working size and the
@@ -194,6 +203,12 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError("fill_iters must be an integer >= 0 and fill_cost >= 0")
     if cfg.compact.rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
+    if cfg.compact.tv_control not in ("fusion", "fixed"):
+        raise ConfigError(f"compact.tv_control must be 'fusion' or 'fixed', got {cfg.compact.tv_control!r}")
+    if cfg.compact.stage1_steps < 0 or cfg.compact.stage2_steps < 0:
+        raise ConfigError("compact.stage1_steps and compact.stage2_steps must be >= 0")
+    if any(not isinstance(k, int) or k < 1 for k in cfg.compact.superpixels):
+        raise ConfigError(f"compact.superpixels must be positive segment counts, got {cfg.compact.superpixels!r}")
     _check_int(cfg.segment.sam_points_per_side, 1, 256, "sam_points_per_side (CLI --sam-points-per-side)")
     _check_int(cfg.segment.sam_crop_layers, 0, 3, "sam_crop_layers (CLI --sam-crop-layers)")
     _check_int(cfg.simplify.sds_iterations_per_level, 1, 1000,

@@ -1,4 +1,5 @@
-"""Image and vector metrics: MSE, PSNR, SSIM (scikit-image) and VeC (vector compactness)."""
+"""Image and vector metrics: MSE, PSNR, SSIM (scikit-image), the pipeline's composite metrics (one
+function for both modes) and VeC (vector compactness)."""
 from __future__ import annotations
 
 import math
@@ -25,6 +26,24 @@ def psnr(a, b) -> float:
     """Peak signal-to-noise ratio in dB for images in [0, 1]; 100 dB for identical images."""
     m = mse(a, b)
     return 100.0 if m <= 1e-10 else 10.0 * math.log10(1.0 / m)
+
+
+def composite_metrics(C, A, target_c, target_a) -> dict:
+    """The metrics of a vectorization run (both modes): MSE and PSNR (dB) of the result against the
+    target, both composited over white (what a viewer shows), at the working resolution.
+
+    C, target_c: (H, W, 3) premultiplied colour; A, target_a: (H, W) alpha (torch tensors or arrays).
+    """
+    if hasattr(C, "detach"):  # torch: computed in the tensors' own precision, on their device
+        import torch
+
+        with torch.no_grad():
+            img = C + (1.0 - A).unsqueeze(-1)
+            ref = target_c + (1.0 - target_a).unsqueeze(-1)
+            m = float(((img - ref) ** 2).mean())
+    else:
+        m = mse(_f(C) + (1.0 - _f(A))[..., None], _f(target_c) + (1.0 - _f(target_a))[..., None])
+    return {"mse": m, "psnr": 100.0 if m <= 1e-10 else 10.0 * math.log10(1.0 / m)}
 
 
 def ssim(a, b) -> float:

@@ -15,12 +15,13 @@ import torch
 
 from .config import VectorizeConfig
 from .io import load_image
+from .metrics import composite_metrics
 from .optimize.structure import (Cancelled, StructuralPath, check_cancel, fit_colors, optimize_structure,
                                  solve_colors)
 from .scene import Layer, Path, Scene
 from .types import ProgressCallback, ProgressEvent, VectorizeResult
 
-__all__ = ["run", "vectorize", "Cancelled", "prepare_image", "composite_metrics"]
+__all__ = ["run", "vectorize", "Cancelled", "prepare_image", "composite_metrics", "prompt_note"]
 
 # share of the progress bar each stage takes (fractions never go backwards)
 _SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), "layering": (0.2, 0.25),
@@ -146,6 +147,9 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
         t0 = t
 
     prog("load", 0.0, "reading the image")
+    unused = prompt_note(cfg)
+    if unused:
+        prog("load", 0.0, f"warning: {unused}")
     rgba = load_image(image)
     H0, W0 = rgba.shape[:2]
     dev = _device(cfg)
@@ -154,7 +158,7 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     torch.manual_seed(cfg.seed)
     lap("load")
     if cfg.mode == "compact":
-        from .recolor import run_compact
+        from .compact import run_compact
 
         scene, metrics = run_compact(rgb, alpha, cfg, dev, prog, cancel, source=rgba)
         lap("compact")
@@ -171,8 +175,32 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     out = scene.scaled(W0 / w, H0 / h, width=W0, height=H0)
     lap("export")
     prog("export", 1.0, "done")
-    notes = list(metrics.pop("_notes", []))
+    notes = ([unused] if unused else []) + list(metrics.pop("_notes", []))
     return VectorizeResult(out, timings, metrics, notes)
+
+
+def prompt_note(cfg: VectorizeConfig) -> str | None:
+    """Why ``cfg.saliency.prompt`` will not steer the result and how to make it, or None when there is
+    no prompt or CLIP saliency uses it (both modes; shown by the CLI, the server and --json)."""
+    from .config import ConfigError
+    from .stages import saliency_choice
+
+    if not cfg.saliency.prompt.strip():
+        return None
+    try:
+        source, _, _ = saliency_choice(cfg)
+    except ConfigError:
+        return None
+    if source == "clip":
+        return None
+    if source == "mask":
+        why = "the saliency mask decides what matters instead"
+    elif cfg.saliency.source == "none":
+        why = "saliency 'none' was requested"
+    else:
+        why = ("no CLIP model is set; give one with --clip-model DIR|HUB_ID (saliency.clip_model, environment "
+               "LVSS_CLIP_MODEL) or use --models paper")
+    return f"the prompt was not used: {why}"
 
 
 def _targets(rgb: np.ndarray, alpha: np.ndarray, dev: torch.device):
@@ -183,14 +211,9 @@ def _targets(rgb: np.ndarray, alpha: np.ndarray, dev: torch.device):
 
 def _saliency_weight(rgb: np.ndarray, cfg: VectorizeConfig, dev: torch.device) -> torch.Tensor | None:
     """Per-pixel loss weight 1 + saliency (None when the saliency map is uniform)."""
-    from .stages import get_saliency
+    from .optimize.losses import saliency_map, saliency_weight
 
-    sal = np.asarray(get_saliency(cfg)(rgb, cfg.saliency.prompt), np.float32)
-    if sal.shape != rgb.shape[:2]:
-        raise ValueError(f"saliency map has shape {sal.shape}, expected {rgb.shape[:2]}")
-    if float(sal.max() - sal.min()) < 1e-6:
-        return None
-    return torch.from_numpy(1.0 + sal).to(dev)
+    return saliency_weight(saliency_map(rgb, cfg), dev)
 
 
 def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel, lap, source=None):
@@ -285,16 +308,6 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     notes = [f"{int(scene.num_paths)} of {cfg.paths} paths used: {state.stop_reason}"] if state.stop_reason else []
     metrics["_notes"] = seg.notes + notes  # segmenter fallbacks first
     return scene, metrics
-
-
-def composite_metrics(C: torch.Tensor, A: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor) -> dict:
-    """MSE and PSNR (dB) of the result against the target, both composited over white (what a viewer
-    shows), at the working resolution. C, target_c: (H, W, 3) premultiplied; A, target_a: (H, W)."""
-    with torch.no_grad():
-        img = C + (1.0 - A).unsqueeze(-1)
-        ref = target_c + (1.0 - target_a).unsqueeze(-1)
-        m = float(((img - ref) ** 2).mean())
-    return {"mse": m, "psnr": 100.0 if m <= 1e-10 else float(10 * np.log10(1.0 / m))}
 
 
 def vectorize(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallback | None = None,

@@ -78,3 +78,20 @@ def test_openmoji_regions(openmoji_dir):
     r = svg_region_masks(openmoji_dir / "1F431.svg", size=64)
     assert r.ndim == 3 and len(r) >= 2 and r.shape[1:] == (64, 64)
     assert r.reshape(len(r), -1).sum(1).min() >= 1
+
+
+def test_composite_metrics_over_white_torch_and_numpy_agree():
+    import torch
+
+    from lvss.metrics import composite_metrics
+
+    rng = np.random.default_rng(0)
+    C, tc = rng.uniform(0, 1, (2, 8, 8, 3))
+    A, ta = rng.uniform(0, 1, (2, 8, 8))
+    C, tc = C * A[..., None], tc * ta[..., None]
+    ref = ((C + (1 - A)[..., None]) - (tc + (1 - ta)[..., None])) ** 2
+    a = composite_metrics(C, A, tc, ta)
+    b = composite_metrics(*(torch.from_numpy(v) for v in (C, A, tc, ta)))
+    assert a["mse"] == pytest.approx(ref.mean()) and b["mse"] == pytest.approx(ref.mean())
+    assert a["psnr"] == pytest.approx(10 * np.log10(1 / ref.mean()))
+    assert composite_metrics(tc, ta, tc, ta)["psnr"] == 100.0

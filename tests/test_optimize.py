@@ -109,3 +109,38 @@ def test_details_over_a_rendered_backdrop_equal_the_full_render():
     Cd, Ad = render_torch(details, cols[2:], 48, 40)
     assert float((Cd + (1 - Ad).unsqueeze(-1) * Cb - C).abs().max()) < 1e-5
     assert float((Ad + (1 - Ad) * Ab - A).abs().max()) < 1e-5
+
+
+def test_adam_loop_schedule_hooks_stop_and_cancel():
+    import threading
+
+    from lvss.optimize.loop import Cancelled, adam_loop, hold_then_decay, lr_decay
+
+    x = torch.tensor([3.0, -2.0], requires_grad=True)
+    seen, lrs = [], []
+
+    def loss():
+        return ((x - 1.0) ** 2).sum()
+
+    def sched(step, total, lr):
+        lrs.append(lr_decay(step, total, lr))
+        return lrs[-1]
+
+    steps = adam_loop([([x], 0.1)], loss, 50, schedule=sched, after_step=lambda: x.data.clamp_(max=2.5),
+                      callback=lambda k, v: seen.append((k, v)))
+    assert steps == 50 and [k for k, _ in seen] == list(range(50))
+    assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.01)
+    assert seen[-1][1] < seen[0][1] and float(x.max()) <= 2.5
+    # a non-finite gradient is zeroed, not stepped on
+    y = torch.tensor([1.0], requires_grad=True)
+    adam_loop([([y], 0.1)], lambda: (y * float("nan")).sum() + 0.0 * y.sum(), 3)
+    assert torch.isfinite(y).all()
+    # plateau stopping ends the run early; cancel raises
+    z = torch.tensor([0.0], requires_grad=True)
+    assert adam_loop([([z], 0.1)], lambda: (z * 0.0).sum() + 1.0, 100, stop=Plateau(1e-3, 5)) < 100
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(Cancelled):
+        adam_loop([([z], 0.1)], lambda: z.sum(), 5, cancel=ev)
+    s = hold_then_decay(0.5)
+    assert s(0, 10, 1.0) == s(4, 10, 1.0) == 1.0 and s(9, 10, 1.0) == pytest.approx(0.1)

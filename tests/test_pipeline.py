@@ -276,3 +276,36 @@ def test_nested_discs_on_white_are_stacked_back_to_front():
     blue = _colour_layer(scene, (30, 30, 200))
     assert red and blue
     assert min(red) < min(blue)  # the enclosing disc is behind the enclosed one
+
+
+@pytest.mark.parametrize("mode", ["layered", "compact"])
+def test_prompt_without_clip_is_not_silently_ignored(mode, monkeypatch):
+    from dataclasses import replace
+
+    from lvss.pipeline import prompt_note
+
+    monkeypatch.delenv("LVSS_CLIP_MODEL", raising=False)
+    cfg = fast_cfg(paths=6, mode=mode)
+    cfg = replace(cfg, saliency=replace(cfg.saliency, prompt="the red disc"))
+    events: list[ProgressEvent] = []
+    res = run(discs(), cfg, progress=events.append)
+    note = prompt_note(cfg)
+    assert note and note.startswith("the prompt was not used") and "--clip-model" in note and "--models paper" in note
+    assert res.notes[0] == note                                   # --json prints the notes
+    assert any(e.message == f"warning: {note}" for e in events)   # the server forwards progress messages
+    # no prompt, or a prompt with saliency "none" said plainly
+    assert prompt_note(fast_cfg()) is None
+    none = replace(cfg, saliency=replace(cfg.saliency, source="none"))
+    assert "'none'" in prompt_note(none)
+
+
+def test_cli_warns_about_an_unused_prompt(tmp_path, monkeypatch, capsys):
+    from lvss.cli import main
+
+    monkeypatch.delenv("LVSS_CLIP_MODEL", raising=False)
+    src = tmp_path / "in.png"
+    Image.fromarray(discs()).save(src)
+    rc = main(["vectorize", str(src), "-o", str(tmp_path / "out.svg"), "--paths", "4", "--work-size", "32",
+               "--structure-iters", "2", "--refine-iters", "2", "--prompt", "a disc", "-q", "--mode", "compact"])
+    assert rc == 0
+    assert "warning: the prompt was not used" in capsys.readouterr().err

@@ -287,7 +287,7 @@ def test_sam_with_no_masks_anywhere_falls_back(learned_cfg):
 
 def test_empty_mask_sets_reach_layering_and_compact_labels_without_crashing():
     from lvss.layering import build_layers
-    from lvss.recolor import labels_from_masks
+    from lvss.compact import labels_from_masks
 
     empty = MaskSet(np.zeros((0, 8, 10), bool), np.zeros(0, np.float32), np.zeros((0, 3), np.float32))
     assert len(build_layers([empty, empty])) == 0

@@ -21,7 +21,8 @@ from ..render.torch_raster import render_torch
 from ..scene import circle_path
 from .losses import image_loss
 from .stopping import Plateau
-from .structure import _lr_at, check_cancel, solve_colors, visible_area
+from .loop import adam_loop, check_cancel, prune_invisible
+from .structure import solve_colors
 
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
 
@@ -71,15 +72,7 @@ def _render(state: RefineState, w: int, h: int):
 
 def _prune(state: RefineState, w: int, h: int, min_area: float) -> int:
     """Drop detail paths that barely show; returns how many were removed."""
-    n = len(state.points)
-    if n <= state.n_fixed:
-        return 0
-    vis = visible_area(state.points, state.colors, w, h)
-    keep = [i for i in range(n) if i < state.n_fixed or float(vis[i]) >= min_area]
-    removed = n - len(keep)
-    if removed:
-        state.points = [state.points[i] for i in keep]
-        state.colors = state.colors[keep]
+    state.points, state.colors, removed = prune_invisible(state.points, state.colors, state.n_fixed, w, h, min_area)
     return removed
 
 
@@ -237,12 +230,9 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 else torch.zeros(0, 2, device=dev)).requires_grad_(True)
         rgb = state.colors[:, :3].detach().clone().requires_grad_(True)
         alpha = state.colors[:, 3:].detach()
-        groups = [{"params": [rgb], "lr": cfg.color_lr, "base": cfg.color_lr}]
+        groups = [([rgb], cfg.color_lr)]
         if sizes:
-            groups.append({"params": [free], "lr": cfg.point_lr * float(scale.min()),
-                           "base": cfg.point_lr * float(scale.min())})
-        opt = torch.optim.Adam(groups)
-        stop = Plateau(cfg.stop_tol, cfg.stop_patience)
+            groups.append(([free], cfg.point_lr * float(scale.min())))
         nf = state.n_fixed
         backdrop = None
         if cfg.freeze_structure_colours and nf:
@@ -251,11 +241,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
             # renders only the detail paths over it; far fewer pixels per step, the same loss
             with torch.no_grad():
                 backdrop = render_torch(fixed, torch.cat([rgb[:nf], alpha[:nf]], 1), ws, hs)
-        for it in range(n_iter):
-            check_cancel(cancel)
-            for grp in opt.param_groups:
-                grp["lr"] = _lr_at(it, n_iter, grp["base"])
-            opt.zero_grad(set_to_none=True)
+
+        def loss_fn() -> torch.Tensor:
             if backdrop is not None:
                 Cb, Ab = backdrop
                 if sizes:
@@ -264,23 +251,22 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 else:
                     C, A = Cb + 0.0 * rgb.sum(), Ab
             else:
-                pts = fixed + list(torch.split(free, sizes))
-                C, A = render_torch(pts, torch.cat([rgb, alpha], 1), ws, hs)
-            loss = image_loss(C, A, tgt_c, tgt_a, wgt)
-            loss.backward()
-            for t in (free, rgb):
-                if t.grad is not None:
-                    torch.nan_to_num_(t.grad, nan=0.0, posinf=0.0, neginf=0.0)
-            opt.step()
+                C, A = render_torch(fixed + list(torch.split(free, sizes)), torch.cat([rgb, alpha], 1), ws, hs)
+            return image_loss(C, A, tgt_c, tgt_a, wgt)
+
+        def clamp() -> None:
             with torch.no_grad():
                 rgb.clamp_(0.0, 1.0)
-            value = float(loss.detach())
+
+        def on_step(_: int, value: float) -> None:
+            nonlocal step
             state.history.append(value)
             if step_callback is not None:
                 step_callback(step, iters_total, value)
             step += 1
-            if stop.step(value):
-                break
+
+        adam_loop(groups, loss_fn, n_iter, after_step=clamp, callback=on_step,
+                  stop=Plateau(cfg.stop_tol, cfg.stop_patience), cancel=cancel)
         fixed = [p for p in state.points[:state.n_fixed]]
         free = free.detach() / scale
         state.points = fixed + [p.detach() for p in torch.split(free.detach(), sizes)]

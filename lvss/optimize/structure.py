@@ -17,18 +17,10 @@ import torch
 from ..config import OptimizeConfig
 from ..render.torch_raster import render_torch
 from .losses import overlap_loss
+from .loop import Cancelled, adam_loop, check_cancel  # noqa: F401  (Cancelled, check_cancel: re-exported)
 from .stopping import Plateau
 
 TILE_PAD = 8  # empty pixels between layer tiles, so paths drifting past an edge don't reach a neighbour
-
-
-class Cancelled(RuntimeError):
-    """The job was cancelled (its cancel event was set)."""
-
-
-def check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("vectorization cancelled")
 
 
 @dataclass
@@ -39,11 +31,6 @@ class StructuralPath:
     mask: np.ndarray
     layer: int
     mean_color: np.ndarray
-
-
-def _lr_at(step: int, total: int, lr: float) -> float:
-    """Exponential decay from lr to lr/10 over the run."""
-    return lr * (0.1 ** (step / max(total - 1, 1)))
 
 
 def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg: OptimizeConfig,
@@ -84,26 +71,17 @@ def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg
     flat.requires_grad_(True)
     iters = cfg.structure_iters
     lr = cfg.structure_lr * min(sx, sy)
-    opt = torch.optim.Adam([flat], lr=lr)
-    stop = Plateau(cfg.stop_tol, cfg.stop_patience)
-    for step in range(iters):
-        check_cancel(cancel)
-        for grp in opt.param_groups:
-            grp["lr"] = _lr_at(step, iters, lr)
-        opt.zero_grad(set_to_none=True)
+    def loss_fn() -> torch.Tensor:
         params = list(torch.split(flat, sizes))
         C, _, S = render_torch(params, colors, Ws, hs, with_coverage_sum=True)
         loss = ((C - target) ** 2).sum(-1).mean() * n_layers
         if cfg.overlap_weight > 0:
             loss = loss + cfg.overlap_weight * n_layers * overlap_loss(S)
-        loss.backward()
-        torch.nan_to_num_(flat.grad, nan=0.0, posinf=0.0, neginf=0.0)
-        opt.step()
-        value = float(loss.detach())
-        if step_callback is not None:
-            step_callback(step, iters, value)
-        if stop.step(value):
-            break
+        return loss
+
+    cb = None if step_callback is None else (lambda step, value: step_callback(step, iters, value))
+    adam_loop([([flat], lr)], loss_fn, iters, callback=cb, stop=Plateau(cfg.stop_tol, cfg.stop_patience),
+              cancel=cancel)
     out = torch.split(flat.detach(), sizes)
     return [(t / scale - offsets[i]).cpu() for i, t in enumerate(out)]
 

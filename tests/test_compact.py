@@ -1,5 +1,7 @@
-"""Compact mode: over-segmentation graph, recolouring merge rounds, budget split, end to end."""
+"""Compact mode: mask soup, mask graph, recolouring merge rounds, budget split, end to end."""
+import sys
 import threading
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -8,10 +10,14 @@ import torch
 from PIL import Image
 from skimage.measure import label as connected
 
+from lvss.compact import (build_graph, coarsen, detail_centres, detail_prob, greedy_merge, labels_from_masks,
+                          mask_soup, recolor_merge, run_compact, structural_budget)
+from lvss.compact.soup import boundary_strength, refine_partitions
 from lvss.config import CompactConfig, OptimizeConfig, VectorizeConfig
 from lvss.optimize.structure import Cancelled
-from lvss.recolor import (CLUSTERERS, build_graph, coarsen, detail_centres, detail_prob, greedy_merge,
-                          labels_from_masks, recolor_merge, run_compact, structural_budget)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from compact_baselines import CLUSTERERS  # noqa: E402  (the ablation's baselines live in bench/)
 
 CC = CompactConfig(rounds=4)
 
@@ -71,7 +77,7 @@ def test_saliency_decides_which_pair_merges():
 def test_non_adjacent_masks_never_merge():
     # X | Y | X: the two X stripes share a colour but do not touch
     rgb, labels = _stripes([(0.2, 0.6, 0.2), (0.9, 0.9, 0.1), (0.2, 0.6, 0.2)])
-    g = build_graph(labels, rgb, np.full(labels.shape, 0.5, np.float32))
+    g = build_graph(labels, rgb, None)
     assert {tuple(e) for e in g.edges.tolist()} == {(0, 1), (1, 2)}
     m = recolor_merge(g, 2, CC, seed=0).mapping
     assert m.max() + 1 == 2 and m[0] != m[2]
@@ -79,7 +85,7 @@ def test_non_adjacent_masks_never_merge():
         assert _regions_connected(labels, fn(g, 2, CC, 0).mapping), name
     # random partitions: every merged region is one connected piece
     rgb, labels = _voronoi(40, 48, seed=3)
-    g = build_graph(labels, rgb, np.full(labels.shape, 0.5, np.float32))
+    g = build_graph(labels, rgb, None)
     for name, fn in CLUSTERERS.items():
         res = fn(g, 8, CC, 0)
         assert res.regions <= 8, name
@@ -104,7 +110,7 @@ def test_graph_sums_and_coarsening():
     mapping = greedy_merge(g, 5)
     c = coarsen(g, mapping)
     direct = build_graph(mapping[labels].astype(np.int32), rgb, sal)
-    for f in ("area", "wsum", "wsq", "sal", "edge_len"):
+    for f in ("area", "wsum", "wsq", "edge_len"):
         np.testing.assert_allclose(getattr(c, f), getattr(direct, f), rtol=1e-6)
     np.testing.assert_array_equal(c.edges, direct.edges)
     np.testing.assert_allclose(c.edge_w, direct.edge_w, rtol=1e-6)
@@ -130,7 +136,7 @@ def test_labels_from_masks_partition():
 
 def _cfg(**kw):
     base = dict(mode="compact", paths=10, work_size=48, seed=0,
-                optimize=OptimizeConfig(refine_iters=4), compact=CompactConfig(rounds=3))
+                optimize=OptimizeConfig(refine_iters=4), compact=CompactConfig(rounds=3, superpixels=(12, 40)))
     base.update(kw)
     return VectorizeConfig(**base)
 
@@ -139,7 +145,7 @@ def test_budget_split_is_honoured():
     rgb, _ = _voronoi(30, 48, seed=5)
     alpha = np.ones(rgb.shape[:2], np.float32)
     for ratio, paths in ((0.4, 10), (0.0, 6), (1.0, 7)):
-        cfg = _cfg(paths=paths, compact=CompactConfig(rounds=3, structural_ratio=ratio))
+        cfg = _cfg(paths=paths, compact=CompactConfig(rounds=3, structural_ratio=ratio, superpixels=(12, 40)))
         scene, met = run_compact(rgb, alpha, cfg, torch.device("cpu"))
         n_s = structural_budget(paths, ratio)
         assert met["structural"] == n_s and met["details"] <= paths - n_s
@@ -149,7 +155,7 @@ def test_budget_split_is_honoured():
             assert names[0].startswith("Structure") and len(scene.layers[0].paths) == n_s
         if met["details"]:
             assert names[-1] == "Details"
-        assert met["regions"] == n_s and met["merges"] == met["masks"] - n_s
+        assert met["regions"] == n_s and met["merges"] == met["atoms"] - n_s
 
 
 def test_deterministic():
@@ -210,7 +216,7 @@ def test_cancel_and_bad_input():
     with pytest.raises(Cancelled):
         run_compact(rgb, alpha, _cfg(), torch.device("cpu"), cancel=ev)
     with pytest.raises(ValueError, match="clusterer"):
-        run_compact(rgb, alpha, _cfg(), torch.device("cpu"), clusterer="spectral")
+        run_compact(rgb, alpha, _cfg(), torch.device("cpu"), merge="spectral")
     with pytest.raises(ValueError, match="shape"):
         run_compact(rgb[:, :10], alpha, _cfg(), torch.device("cpu"))
 
@@ -237,3 +243,87 @@ def test_pipeline_end_to_end():
     stages = [e.stage for e in events]
     assert {"segment", "recolor", "detail"} <= set(stages)
     assert all(a.fraction <= b.fraction for a, b in zip(events, events[1:]))
+
+
+def _emoji(size=64):
+    """A flat-colour drawing: white ground, an orange disc with a black outline, two eyes."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.ones((size, size, 3), np.float32)
+    r = (xx - size / 2 + 0.5) ** 2 + (yy - size / 2 + 0.5) ** 2
+    img[r < (0.4 * size) ** 2] = (0.0, 0.0, 0.0)
+    img[r < (0.36 * size) ** 2] = (0.95, 0.6, 0.2)
+    for cx in (0.38, 0.62):
+        img[(xx - cx * size) ** 2 + (yy - 0.42 * size) ** 2 < (0.06 * size) ** 2] = (0.1, 0.1, 0.1)
+    return img
+
+
+def test_soup_has_many_masks_and_keeps_every_boundary():
+    rgb = _emoji(64)
+    valid = np.ones(rgb.shape[:2], bool)
+    cfg = VectorizeConfig(mode="compact", work_size=64, compact=CompactConfig(superpixels=(16, 48, 128)))
+    soup = mask_soup(rgb, valid, cfg)
+    n_sem, n_atoms = int(soup.semantic.max()) + 1, int(soup.atoms.max()) + 1
+    assert soup.masks > 100 and n_atoms > 2 * n_sem
+    # every atom lies inside one segmenter mask (the soup's partition refines the segmenter's; only
+    # specks under 4 px join a neighbour across a boundary)
+    for a in range(n_atoms):
+        assert np.bincount(soup.semantic[soup.atoms == a]).max() >= 0.9 * (soup.atoms == a).sum()
+    sh, sv = soup.strength
+    assert sh.shape == (64, 63) and sv.shape == (63, 64) and 0 <= sh.min() and sh.max() <= 1
+    # a segmenter boundary is firm (>= 3/4), a superpixel-only one is weak
+    sem_h = soup.semantic[:, 1:] != soup.semantic[:, :-1]
+    assert (sh[sem_h] >= 0.75).all() and (sh[~sem_h] <= 0.25 + 1e-9).all()
+
+
+def test_refine_partitions_and_strength():
+    a = np.repeat(np.array([[0, 0, 1, 1]]), 4, 0)
+    b = a.T.copy()
+    valid = np.ones((4, 4), bool)
+    lab = refine_partitions([a, b], valid, min_px=1)
+    assert lab.max() + 1 == 4 and (lab >= 0).all()
+    sh, sv = boundary_strength([a, b], [3.0, 1.0])
+    np.testing.assert_allclose(sh[:, 1], 0.75)  # a's vertical boundary, a weighs 3 of 4
+    np.testing.assert_allclose(sv[1, :], 0.25)
+    assert (sh[:, 0] == 0).all()
+
+
+def test_merge_keeps_segmenter_boundaries_while_others_remain():
+    # 4 stripes: 0|1 are one segmenter mask split by a superpixel border, 1|2 a firm segmenter
+    # boundary between almost equal colours, 2|3 another superpixel border with a big colour step
+    rgb, labels = _stripes([(0.2, 0.2, 0.2), (0.8, 0.8, 0.8), (0.81, 0.8, 0.8), (0.2, 0.9, 0.2)])
+    h, w = labels.shape
+    sh = np.zeros((h, w - 1))
+    sh[:, 15] = 1.0        # between stripe 1 (px 8..15) and stripe 2 (px 16..23)
+    sv = np.zeros((h - 1, w))
+    g = build_graph(labels, rgb, None, (sh, sv))
+    np.testing.assert_allclose(g.strength, [0.0, 1.0, 0.0])
+    for merge in (recolor_merge, lambda g_, b_, cc_, s_: type("R", (), {"mapping": greedy_merge(g_, b_)})()):
+        m = merge(g, 2, CC, 0).mapping
+        assert m.max() + 1 == 2 and m[1] != m[2], m  # the near-equal colours across the firm boundary stay apart
+        m1 = merge(g, 1, CC, 0).mapping
+        assert m1.max() == 0                          # ... until nothing else is left
+
+
+def test_uniform_saliency_is_none_everywhere():
+    from lvss.optimize.losses import saliency_map, saliency_weight
+
+    rgb = _emoji(32)
+    assert saliency_map(rgb, VectorizeConfig()) is None and saliency_weight(None, "cpu") is None
+    rgb2, labels2 = _stripes([(0.1, 0.2, 0.3), (0.5, 0.5, 0.5)])
+    g0 = build_graph(labels2, rgb2, None)
+    np.testing.assert_allclose(g0.wsum, g0.area)  # uniform: every pixel weighs 1
+
+
+def test_compact_metrics_are_the_pipelines():
+    from lvss.metrics import composite_metrics
+
+    rgb = _emoji(48)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    scene, met = run_compact(rgb, alpha, _cfg(paths=12, work_size=48), torch.device("cpu"))
+    from lvss.render.torch_raster import render_torch
+
+    pts = [p.points for p in scene.paths()]
+    C, A = render_torch(pts, torch.stack([p.color for p in scene.paths()]), 48, 48)
+    t = torch.from_numpy(rgb)
+    assert met["psnr"] == pytest.approx(composite_metrics(C, A, t, torch.ones(48, 48))["psnr"], abs=1e-4)
+    assert met["masks"] >= met["atoms"] > met["regions"] > 0 and met["region_psnr"] > 10

@@ -1,0 +1,157 @@
+"""Compact mode's paths: one per merged region, and saliency-placed detail paths kept inside the mask
+they were seeded in (so a detail stays part of one semantic piece).
+
+Detail centres are drawn with probability proportional to saliency (uniform when there is none),
+balanced over the segmenter's masks (a mask's weight divided by its area, so small parts get details
+as readily as wide flat ones) and kept off mask borders.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["structural_budget", "detail_prob", "detail_centres", "mask_depth", "Confine", "region_paths",
+           "region_colors", "DETAIL_AREA_EXPONENT"]
+
+DETAIL_AREA_EXPONENT = 1.0  # detail seeds: each mask's saliency weight / area^this (see detail_prob)
+
+
+def structural_budget(paths: int, ratio: float) -> int:
+    """Paths of the budget that go to merged regions: round(ratio · paths), at most ``paths``."""
+    return int(min(paths, max(0, round(paths * ratio))))
+
+
+def detail_centres(prob: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """(n', 2) pixel centres (x, y), n' = min(n, pixels with p > 0), drawn without replacement with
+    probability proportional to ``prob`` (H, W) >= 0."""
+    p = np.asarray(prob, np.float64).ravel()
+    p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
+    k = int(min(n, np.count_nonzero(p)))
+    if k <= 0:
+        return np.zeros((0, 2), np.float32)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(p.size, size=k, replace=False, p=p / p.sum())
+    w = prob.shape[1]
+    return np.stack([idx % w + 0.5, idx // w + 0.5], 1).astype(np.float32)
+
+
+def mask_depth(labels: np.ndarray) -> np.ndarray:
+    """(H, W) distance in px from each pixel centre to the nearest border of its mask (the edge of a
+    pixel whose 4-neighbour has another label), i.e. how deep inside its mask a pixel lies."""
+    from scipy import ndimage as ndi
+
+    lab = np.asarray(labels)
+    edge = np.zeros(lab.shape, bool)
+    edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    edge[:, :-1] |= lab[:, 1:] != lab[:, :-1]
+    edge[1:] |= lab[1:] != lab[:-1]
+    edge[:-1] |= lab[1:] != lab[:-1]
+    return ndi.distance_transform_edt(~edge) + 0.5
+
+
+def detail_prob(sal: np.ndarray | None, alpha: np.ndarray, labels: np.ndarray | None, radius: float,
+                area_exponent: float | None = None) -> np.ndarray:
+    """(H, W) sampling weights of detail-circle centres: saliency (None = uniform) × alpha, and with a
+    partition ``labels`` (H, W, -1 = none) two priors: a centre lies at least ``radius`` px (or as
+    deep as the mask allows) inside its mask, and each mask's weight is divided by
+    area^area_exponent; masks smaller than one circle get none. Falls back to saliency × alpha where
+    no pixel qualifies."""
+    from scipy import ndimage as ndi
+
+    gamma = DETAIL_AREA_EXPONENT if area_exponent is None else area_exponent
+    alpha = np.asarray(alpha, np.float64)
+    prob = alpha if sal is None else np.asarray(sal, np.float64) * alpha
+    if labels is None:
+        return prob
+    lab = np.asarray(labels)
+    dist = mask_depth(lab)
+    ok = lab >= 0
+    n = int(lab.max()) + 1
+    if n <= 0:
+        return prob
+    deepest = np.asarray(ndi.maximum(dist, lab + 1, np.arange(1, n + 1)), np.float64)
+    need = np.minimum(radius, deepest)
+    area = np.bincount(lab[ok], minlength=n).astype(np.float64)
+    li = np.maximum(lab, 0)
+    big = area >= math.pi * radius ** 2  # slivers along edges get no detail seeds
+    out = np.where(ok & big[li] & (dist >= need[li]), prob * np.maximum(area[li], 1.0) ** -gamma, 0.0)
+    return out if out.sum() > 0 else prob
+
+
+def region_paths(region_labels: np.ndarray, m: int, epsilon: float):
+    """One path per region (outer contour), back to front by filled area (largest first), so that a
+    region enclosing others lies behind them. Returns (points list, region ids)."""
+    from scipy import ndimage as ndi
+
+    from ..layering import mask_to_path
+
+    objs = ndi.find_objects(region_labels + 1, max_label=m)
+    items = []
+    for r in range(m):
+        if objs[r] is None:
+            continue
+        filled = int(ndi.binary_fill_holes(region_labels[objs[r]] == r).sum())
+        items.append((filled, r))
+    items.sort(key=lambda t: (-t[0], t[1]))
+    pts, ids = [], []
+    for _, r in items:
+        p = mask_to_path(region_labels == r, epsilon)
+        if p is not None:
+            pts.append(p.points)
+            ids.append(r)
+    return pts, ids
+
+
+def region_colors(region_labels: np.ndarray, rgb: np.ndarray, m: int) -> np.ndarray:
+    """(m, 3) float32 mean RGB of each region of ``region_labels`` (H, W), -1 ignored."""
+    v = region_labels >= 0
+    l = region_labels[v]
+    area = np.maximum(np.bincount(l, minlength=m), 1)
+    return (np.stack([np.bincount(l, rgb[..., c][v], minlength=m) for c in range(3)], 1)
+            / area[:, None]).astype(np.float32)
+
+
+class Confine:
+    """Keeps each detail path in the mask its centre was seeded in: after every optimiser step,
+    control points more than ``tol`` px outside that mask move to the nearest pixel centre inside it
+    (projected gradient descent). Distance fields are computed once per mask, on its bounding box
+    grown by ``pad`` px."""
+
+    def __init__(self, labels: np.ndarray, centres: np.ndarray, pad: int, tol: float, device):
+        from scipy import ndimage as ndi
+
+        self.tol = tol
+        h, w = labels.shape
+        objs = ndi.find_objects(labels + 1)
+        cache: dict[int, tuple] = {}
+        self.items: list[tuple | None] = []
+        for x, y in np.asarray(centres).tolist():
+            m = int(labels[min(h - 1, int(y)), min(w - 1, int(x))])
+            if m < 0 or objs[m] is None:
+                self.items.append(None)
+                continue
+            if m not in cache:
+                ys, xs = objs[m]
+                y0, y1 = max(0, ys.start - pad), min(h, ys.stop + pad)
+                x0, x1 = max(0, xs.start - pad), min(w, xs.stop + pad)
+                dist, idx = ndi.distance_transform_edt(labels[y0:y1, x0:x1] != m, return_indices=True)
+                near = np.stack([idx[1] + x0 + 0.5, idx[0] + y0 + 0.5], -1).astype(np.float32)
+                cache[m] = (x0, y0, torch.from_numpy(dist.astype(np.float32)).to(device),
+                            torch.from_numpy(near).to(device))
+            self.items.append(cache[m])
+
+    @torch.no_grad()
+    def __call__(self, paths: list[torch.Tensor]) -> None:
+        for p, item in zip(paths, self.items):
+            if item is None:
+                continue
+            x0, y0, dist, near = item
+            fx, fy = torch.floor(p[:, 0]) - x0, torch.floor(p[:, 1]) - y0
+            ix = fx.long().clamp(0, dist.shape[1] - 1)
+            iy = fy.long().clamp(0, dist.shape[0] - 1)
+            # points beyond the crop count as outside (they were clamped onto its border)
+            out = (dist[iy, ix] > self.tol) | (ix != fx) | (iy != fy)
+            if bool(out.any()):
+                p[out] = near[iy[out], ix[out]]

@@ -1,0 +1,96 @@
+"""The one optimiser loop of lvss: Adam steps with a learning-rate schedule, a loss callback, hooks
+after each step (clamping, projection), progress, cancel and optional plateau stopping.
+
+Every optimisation in the project runs through :func:`adam_loop`: the layered structure stage and
+refinement (``structure.py``, ``refine.py``), compact mode's recolouring stages and its path stage
+(``lvss.compact``). :func:`prune_invisible` is the pruning step both modes apply between rounds.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Sequence
+
+import torch
+
+from .stopping import Plateau
+
+__all__ = ["adam_loop", "lr_decay", "hold_then_decay", "check_cancel", "Cancelled", "prune_invisible"]
+
+
+class Cancelled(RuntimeError):
+    """The job was cancelled (its cancel event was set)."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("vectorization cancelled")
+
+
+def lr_decay(step: int, total: int, lr: float) -> float:
+    """Exponential decay from lr to lr/10 over the run."""
+    return lr * (0.1 ** (step / max(total - 1, 1)))
+
+
+def hold_then_decay(hold_share: float) -> Callable[[int, int, float], float]:
+    """Schedule: lr for the first ``hold_share`` of the steps, then decaying to lr/10."""
+    def schedule(step: int, total: int, lr: float) -> float:
+        hold = int(hold_share * total)
+        return lr if step < hold else lr_decay(step - hold, total - hold, lr)
+    return schedule
+
+
+def adam_loop(groups: Sequence[tuple[Sequence[torch.Tensor], float]], loss_fn: Callable[[], torch.Tensor],
+              iters: int, *, schedule: Callable[[int, int, float], float] = lr_decay,
+              after_step: Callable[[], None] | None = None,
+              callback: Callable[[int, float], None] | None = None,
+              stop: Plateau | None = None, cancel: threading.Event | None = None,
+              sanitize: bool = True, cancel_every: int = 1) -> int:
+    """Run up to ``iters`` Adam steps; returns the number of steps taken.
+
+    groups: (parameters, base learning rate) per parameter group; the rate of step k is
+    ``schedule(k, iters, base)``. loss_fn() builds the loss from the current parameters. After each
+    step: non-finite gradients were zeroed first (``sanitize``), then ``after_step()`` (clamps,
+    projections), then ``callback(k, loss)``; ``stop`` (a :class:`Plateau`) ends the run once the
+    loss levels off. ``cancel`` is checked every ``cancel_every`` steps (raises :class:`Cancelled`).
+    """
+    if iters <= 0:
+        return 0
+    params = [t for ps, _ in groups for t in ps]
+    opt = torch.optim.Adam([{"params": list(ps), "lr": lr, "base": lr} for ps, lr in groups])
+    for it in range(iters):
+        if it % cancel_every == 0:
+            check_cancel(cancel)
+        for grp in opt.param_groups:
+            grp["lr"] = schedule(it, iters, grp["base"])
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        if sanitize:
+            for t in params:
+                if t.grad is not None:
+                    torch.nan_to_num_(t.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        opt.step()
+        if after_step is not None:
+            after_step()
+        value = float(loss.detach())
+        if callback is not None:
+            callback(it, value)
+        if stop is not None and stop.step(value):
+            return it + 1
+    return iters
+
+
+def prune_invisible(points: list[torch.Tensor], colors: torch.Tensor, n_fixed: int, width: int, height: int,
+                    min_area: float) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+    """Drop paths from index ``n_fixed`` on whose visible area (pixels) is under ``min_area``.
+    Returns (points, colors, number removed)."""
+    from .structure import visible_area
+
+    n = len(points)
+    if n <= n_fixed:
+        return points, colors, 0
+    vis = visible_area(points, colors, width, height)
+    keep = [i for i in range(n) if i < n_fixed or float(vis[i]) >= min_area]
+    if len(keep) == n:
+        return points, colors, 0
+    return [points[i] for i in keep], colors[keep], n - len(keep)
