@@ -106,7 +106,8 @@ def _fit_segment(q: np.ndarray, iters: int = 3) -> np.ndarray | None:
     return ctrl[1:3]
 
 
-def fit_closed_cubic(points: np.ndarray, vertices: np.ndarray, corner_deg: float = 20.0) -> np.ndarray:
+def fit_closed_cubic(points: np.ndarray, vertices: np.ndarray, corner_deg: float = 20.0,
+                     corners: np.ndarray | None = None) -> np.ndarray:
     """(3V, 2) control points of a closed cubic path through ``points[vertices]``.
 
     points: (P, 2) closed contour without a repeated closing point; vertices: V >= 3 sorted indices
@@ -114,6 +115,8 @@ def fit_closed_cubic(points: np.ndarray, vertices: np.ndarray, corner_deg: float
     the contour points between them; straight runs and segments with too few points get handles a
     third of the chord along it. At a vertex where the contour turns by less than ``corner_deg``, both handles are
     turned onto their common direction (their length-weighted mean; lengths kept), so the outline is smooth there.
+    corners: positions in ``vertices`` that stay corners whatever the turn (the ends of a zero-width
+    bridge to a hole, whose two straight crossings must coincide).
     """
     pts = np.asarray(points, np.float64)
     vi = np.asarray(vertices, np.int64)
@@ -147,6 +150,8 @@ def fit_closed_cubic(points: np.ndarray, vertices: np.ndarray, corner_deg: float
     u_in = d_in / np.maximum(l_in, 1e-9)[:, None]
     turn = np.degrees(np.arccos(np.clip((u_out * u_in).sum(1), -1.0, 1.0)))
     smooth = ok & (turn < corner_deg)
+    if corners is not None and len(corners):
+        smooth[np.asarray(corners, np.int64)] = False
     # the longer handle stands for more of the contour: it turns less
     mean = u_out * l_out[:, None] + u_in * l_in[:, None]
     mean /= np.maximum(np.linalg.norm(mean, axis=1), 1e-9)[:, None]

@@ -24,7 +24,7 @@ from .types import MaskSet
 class LayerMask:
     """One mask placed in a layer.
 
-    mask: (H, W) bool, holes filled (the area its path covers); level: index of the simplification level it came from (0 = finest, i.e. the
+    mask: (H, W) bool, holes filled except transparent ones (the area its paths cover); level: index of the simplification level it came from (0 = finest, i.e. the
     original image); color: (3,) float32 mean RGB under it; area: pixels.
     """
 
@@ -96,6 +96,22 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _fill_opaque_holes(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(H, W) bool: ``mask`` with its holes filled except where they are transparent (outside
+    ``valid``), which stays open; islands made only of filled pixels are dropped (what lies in a
+    transparent hole is drawn by its own masks)."""
+    from skimage.measure import label
+
+    filled = _fill_holes(mask)
+    open_ = filled & ~mask & ~valid
+    if not open_.any():
+        return filled
+    out = filled & ~open_
+    lab = label(out, connectivity=1)
+    own = np.unique(lab[mask & out])
+    return np.isin(lab, own[own > 0])
+
+
 def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarray | None = None,
                  overlap_frac: float = 0.05) -> Layering:
     """Stack the masks of all levels into layers (step 3 of the method).
@@ -106,7 +122,8 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     when nothing is left. overlap_frac: two masks "sit on each other" when their intersection exceeds
     this fraction of the smaller one.
 
-    Every mask is used with its holes filled, as its path will cover them. Masks are collected from the
+    Every mask is used with its holes filled, as its path will cover them, except where the holes are
+    transparent (outside ``valid``): its paths leave those parts open. Masks are collected from the
     coarsest level to the finest (largest first within a level), so a coarse mask wins over a finer
     repeat of it. They are then stacked by filled area, largest first: a shape that encloses another
     (an outline ring around a fill, a face around its eyes) goes behind it, whatever level either
@@ -133,8 +150,10 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
             m = masks[k] if valid is None else masks[k] & valid
             if not m.any():
                 continue
-            # a path covers its outline's inside, so a mask counts with its holes filled
-            flat = _fill_holes(m).reshape(-1)
+            # a path covers its outline's inside, so a mask counts with its holes filled, except for
+            # holes that are mostly transparent: its paths leave those open
+            flat = _fill_holes(m) if valid is None else _fill_opaque_holes(m, valid)
+            flat = flat.reshape(-1)
             idx = np.flatnonzero(flat)
             area = idx.size
             if n_kept:
@@ -268,22 +287,48 @@ _CORNER_DEG = 50.0  # turning angle above which a polygon vertex stays a sharp c
 
 @dataclass
 class _Contour:
-    """Outer boundary of one filled component: points (P, 2) as x, y pixels, and the component
-    itself cropped to its bounding box, whose top-left pixel is (row0, col0)."""
+    """Boundary of one component: points (P, 2) as x, y pixels, and the component itself (what the
+    path must cover) cropped to its bounding box, whose top-left pixel is (row0, col0). A component
+    with kept holes has each hole's boundary spliced in, traversed the other way round, through a
+    zero-width bridge whose end points (``fixed``, indices into points) must stay vertices."""
 
     points: np.ndarray
     shape: np.ndarray
     row0: int
     col0: int
+    fixed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
-def mask_components(mask: np.ndarray, min_pixels: int = 1) -> list[np.ndarray]:
+_MIN_HOLE = 9  # pixels: smaller holes are filled, even when kept holes are asked for
+
+
+def _signed_area(pts: np.ndarray) -> float:
+    x, y = pts[:, 0], pts[:, 1]
+    return 0.5 * float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
+
+
+def _splice_hole(pts: np.ndarray, fixed: list[int], hole: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The closed contour ``pts`` with the closed loop ``hole`` (already oriented the other way round)
+    spliced in at their nearest pair of points; returns the new contour and the bridge indices
+    (plus the old ones, shifted)."""
+    d = ((pts[:, None, :] - hole[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    loop = np.concatenate([hole[j:], hole[:j + 1]], 0)        # from hole[j] round to hole[j]
+    out = np.concatenate([pts[:i + 1], loop, pts[i:]], 0)
+    n = len(loop)
+    shifted = [k if k <= i else k + n + 1 for k in fixed]
+    return out, shifted + [i, i + 1, i + n, i + n + 1]
+
+
+def mask_components(mask: np.ndarray, min_pixels: int = 1, fill_holes: bool = True) -> list[np.ndarray]:
     """The 4-connected pieces of a mask, each as an (H, W) bool mask with its holes filled, largest
     (filled area) first.
 
     A piece is kept when it has at least ``min_pixels`` pixels of its own and does not lie inside the
     hole of another piece (that piece's path covers it already). Ties in area keep the pieces' scan
-    order (top-left first), so the result is deterministic.
+    order (top-left first), so the result is deterministic. ``fill_holes=False``: the pieces keep
+    their holes (a layering mask's holes are the transparent ones, which its paths leave open), and
+    a piece inside another's hole is kept.
     """
     from skimage.measure import label
 
@@ -301,7 +346,8 @@ def mask_components(mask: np.ndarray, min_pixels: int = 1) -> list[np.ndarray]:
     lab = label(m[r0:r1, c0:c1], connectivity=1)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
-    filled = {k: _fill_holes(lab == k) for k in range(1, len(sizes)) if sizes[k] >= min_pixels}
+    filled = {k: (_fill_holes(lab == k) if fill_holes else lab == k)
+              for k in range(1, len(sizes)) if sizes[k] >= min_pixels}
     # a piece inside another's hole has a smaller filled area, so it comes after that one
     order = sorted(filled, key=lambda k: -int(filled[k].sum()))
     covered = np.zeros(lab.shape, bool)
@@ -316,20 +362,12 @@ def mask_components(mask: np.ndarray, min_pixels: int = 1) -> list[np.ndarray]:
     return out
 
 
-def _outer_contour(mask: np.ndarray) -> _Contour | None:
-    """The largest 4-connected component's outer boundary (holes filled), or None."""
-    from skimage.measure import find_contours, label
+def _loop(region: np.ndarray, r0: int, c0: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The longest boundary loop of a (cropped) region as (P, 2) x, y pixels without a repeated
+    closing point, or None."""
+    from skimage.measure import find_contours
 
-    rows = np.flatnonzero(mask.any(1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(0))
-    r0, c0 = int(rows[0]), int(cols[0])
-    lab = label(mask[r0:rows[-1] + 1, c0:cols[-1] + 1], connectivity=1)
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    comp = _fill_holes(lab == int(np.argmax(sizes)))
-    contours = find_contours(np.pad(comp, 1).astype(np.float32), 0.5)
+    contours = find_contours(np.pad(region, 1).astype(np.float32), 0.5)
     if not contours:
         return None
     rc = max(contours, key=len)
@@ -340,7 +378,7 @@ def _outer_contour(mask: np.ndarray) -> _Contour | None:
     pts = np.stack([rc[:, 1] + c0 - 0.5, rc[:, 0] + r0 - 0.5], 1)
     # along the canvas border the contour cuts each corner pixel diagonally; pushed onto the border,
     # a shape that fills its corner of the canvas covers it to the last pixel
-    H, W = mask.shape
+    H, W = shape
     pts[:, 0] = np.where(pts[:, 0] <= 0.5, 0.0, np.where(pts[:, 0] >= W - 0.5, float(W), pts[:, 0]))
     pts[:, 1] = np.where(pts[:, 1] <= 0.5, 0.0, np.where(pts[:, 1] >= H - 0.5, float(H), pts[:, 1]))
     keep = np.ones(len(pts), bool)
@@ -348,14 +386,55 @@ def _outer_contour(mask: np.ndarray) -> _Contour | None:
     pts = pts[keep]
     if len(pts) > 1 and np.array_equal(pts[0], pts[-1]):
         pts = pts[:-1]
-    return _Contour(pts, comp, r0, c0)
+    return pts
 
 
-def _polygon(points: np.ndarray, eps: float) -> np.ndarray:
-    """Indices of the Douglas–Peucker vertices of a closed contour (no repeated closing point)."""
+def _outer_contour(mask: np.ndarray, holes: bool = False) -> _Contour | None:
+    """The largest 4-connected component's outer boundary (holes filled), or None. With ``holes``,
+    its holes of at least ``_MIN_HOLE`` pixels are kept: their boundaries are spliced into the
+    contour, traversed the other way round, so the path's nonzero fill leaves them empty."""
+    from skimage.measure import label
+
+    rows = np.flatnonzero(mask.any(1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    lab = label(mask[r0:rows[-1] + 1, c0:cols[-1] + 1], connectivity=1)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    own = lab == int(np.argmax(sizes))
+    comp = _fill_holes(own)
+    pts = _loop(comp, r0, c0, mask.shape)
+    if pts is None:
+        return None
+    if not holes:
+        return _Contour(pts, comp, r0, c0)
+    hole_lab = label(comp & ~own, connectivity=1)
+    hole_sizes = np.bincount(hole_lab.ravel())
+    fixed: list[int] = []
+    shape = comp.copy()
+    outer_sign = np.sign(_signed_area(pts))
+    for k in np.argsort(-hole_sizes, kind="stable").tolist():
+        if k == 0 or hole_sizes[k] < _MIN_HOLE:
+            continue
+        loop = _loop(hole_lab == k, r0, c0, mask.shape)
+        if loop is None or len(loop) < 4:
+            continue
+        if np.sign(_signed_area(loop)) == outer_sign:
+            loop = loop[::-1].copy()
+        pts, fixed = _splice_hole(pts, fixed, loop)
+        shape &= hole_lab != k
+    return _Contour(pts, shape, r0, c0, np.asarray(sorted(set(fixed)), np.int64))
+
+
+def _polygon(points: np.ndarray, eps: float, fixed: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the Douglas–Peucker vertices of a closed contour (no repeated closing point), plus
+    the ``fixed`` ones."""
     from .fit import douglas_peucker
 
-    return douglas_peucker(points, eps)
+    idx = douglas_peucker(points, eps)
+    return idx if fixed is None or len(fixed) == 0 else np.union1d(idx, fixed)
 
 
 def _polygon_iou(poly: np.ndarray, c: _Contour) -> float:
@@ -380,12 +459,12 @@ def _simplify_polygon(c: _Contour, epsilon: float, max_segments: int, min_iou: f
     the polygon covers the shape with IoU >= ``min_iou``.
     """
     eps = epsilon
-    idx = _polygon(c.points, eps)
-    while len(idx) > max_segments:
+    idx = _polygon(c.points, eps, c.fixed)
+    while len(idx) > max(max_segments, len(c.fixed) + 3) and eps < 1e6:
         eps *= 1.25
-        idx = _polygon(c.points, eps)
+        idx = _polygon(c.points, eps, c.fixed)
     while eps > 0.2 and (len(idx) < 3 or _polygon_iou(c.points[idx], c) < min_iou):
-        finer = _polygon(c.points, eps * 0.7)
+        finer = _polygon(c.points, eps * 0.7, c.fixed)
         if len(finer) > max_segments:
             break
         eps *= 0.7
@@ -424,9 +503,11 @@ def polygon_to_smooth_path(vertices: np.ndarray, corner_deg: float = _CORNER_DEG
 
 
 def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
-                 min_iou: float = 0.95) -> Path | None:
+                 min_iou: float = 0.95, holes: bool = False) -> Path | None:
     """Closed cubic Bézier path of a mask's outer contour (largest component, holes filled; see
-    :func:`mask_to_paths` for one path per component).
+    :func:`mask_to_paths` for one path per component). With ``holes``, the component's holes of at
+    least 9 pixels stay empty: each hole's outline joins the contour through a zero-width bridge and
+    runs the other way round, which the nonzero fill rule leaves unfilled (one path, no subpaths).
 
     mask: (H, W) bool. epsilon: Douglas–Peucker tolerance in pixels; raised as needed to keep at most
     ``max_segments`` segments, lowered (within that budget) where the polygon would cover the shape
@@ -441,7 +522,7 @@ def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
         raise ValueError(f"epsilon must be a positive number of pixels, got {epsilon!r}")
     if max_segments < 3:
         raise ValueError(f"max_segments must be at least 3, got {max_segments}")
-    contour = _outer_contour(m.astype(bool))
+    contour = _outer_contour(m.astype(bool), bool(holes))
     if contour is None or len(contour.points) < 4:
         return None
     idx = _simplify_polygon(contour, float(epsilon), int(max_segments), float(min_iou))
@@ -449,18 +530,18 @@ def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
         return None
     from .fit import fit_closed_cubic
 
-    pts = fit_closed_cubic(contour.points, idx)
+    pts = fit_closed_cubic(contour.points, idx, corners=np.flatnonzero(np.isin(idx, contour.fixed)))
     return Path(torch.tensor(pts, dtype=torch.float32), torch.tensor([0.0, 0.0, 0.0, 1.0]))
 
 
 def mask_to_paths(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64, min_iou: float = 0.95,
-                  min_pixels: int = 1) -> list[tuple[np.ndarray, Path]]:
+                  min_pixels: int = 1, holes: bool = False) -> list[tuple[np.ndarray, Path]]:
     """One closed path per piece of a mask: (piece, path) for every piece of :func:`mask_components`
-    (4-connected, at least ``min_pixels`` pixels, holes filled), largest first. Pieces too small to
-    contour are left out. Other arguments as in :func:`mask_to_path`."""
+    (4-connected, at least ``min_pixels`` pixels, holes filled unless ``holes``), largest first. Pieces
+    too small to contour are left out. Other arguments as in :func:`mask_to_path`."""
     out = []
-    for piece in mask_components(mask, min_pixels):
-        path = mask_to_path(piece, epsilon, max_segments, min_iou)
+    for piece in mask_components(mask, min_pixels, fill_holes=not holes):
+        path = mask_to_path(piece, epsilon, max_segments, min_iou, holes)
         if path is not None:
             out.append((piece, path))
     return out
@@ -483,7 +564,7 @@ def init_scene(layering: Layering, height: int, width: int, epsilon: float = 1.5
         for lm in layer:
             if lm.mask.shape != (height, width):
                 raise ValueError(f"mask shape {lm.mask.shape} does not match the canvas ({height}, {width})")
-            for _, path in mask_to_paths(lm.mask, epsilon, max_segments, min_pixels=min_pixels):
+            for _, path in mask_to_paths(lm.mask, epsilon, max_segments, min_pixels=min_pixels, holes=True):
                 rgb = rng.uniform(0.0, 1.0, 3)
                 path.color = torch.tensor([*rgb, 1.0], dtype=torch.float32)
                 out.paths.append(path)

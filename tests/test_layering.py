@@ -403,3 +403,28 @@ def test_structural_budget_goes_to_the_largest_pieces_back_to_front():
     cfg = VectorizeConfig()
     assert _min_piece_pixels(cfg, 256, 256) == int(np.ceil(cfg.segment.min_area * 256 * 256))
     assert _min_piece_pixels(cfg, 16, 16) == int(cfg.optimize.prune_area)
+
+
+def test_a_transparent_hole_stays_open_in_the_path():
+    from lvss.layering import mask_to_paths
+    from lvss.pipeline import _structural_paths
+
+    ring = _disc(24, 32, 18) & ~_disc(24, 32, 9)
+    dot = _disc(24, 32, 3)                                       # an opaque dot inside the hole
+    valid = ring | dot | ~_disc(24, 32, 18)                      # the hole is transparent but for the dot
+    lay = build_layers([_ms(ring), _ms(_rect(0, H, 0, W) & ~_disc(24, 32, 9) | dot)], valid=valid)
+    masks = [m.mask for layer in lay.layers for m in layer]
+    assert any(np.array_equal(m, ring) for m in masks)           # the ring keeps its transparent hole
+    sp = _structural_paths(lay, 10, 1.5)
+    ring_paths = [s for s in sp if np.array_equal(s.mask, ring)]
+    assert len(ring_paths) == 1
+    cov = _coverage(Path(ring_paths[0].points, torch.tensor([0.0, 0, 0, 1])), H, W)
+    assert _iou(cov, ring) > 0.9 and not cov[24, 32] and not cov[20, 32]   # the hole is not filled
+    # on an opaque image the same ring is filled (something opaque in the hole is drawn in front)
+    assert np.array_equal(build_layers([_ms(ring)]).layers[0][0].mask, _disc(24, 32, 18))
+    # a mask with an open hole gives one path per piece; holes below 9 px are filled
+    (piece, path), = mask_to_paths(ring, holes=True)
+    assert _iou(_coverage(path, H, W), ring) > 0.9
+    pinhole = _rect(10, 30, 10, 30) & ~_rect(19, 21, 19, 21)     # 4 px hole
+    (piece, path), = mask_to_paths(pinhole, holes=True)
+    assert _coverage(path, H, W)[19:21, 19:21].all()
