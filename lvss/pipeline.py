@@ -77,7 +77,8 @@ def _device(cfg: VectorizeConfig) -> torch.device:
 def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
                       min_pixels: int = 1) -> list[StructuralPath]:
     """One path per piece of every layering mask (4-connected, holes filled, at least ``min_pixels``
-    pixels; :func:`lvss.layering.mask_components`), in the mask's layer, back to front.
+    pixels; :func:`lvss.layering.mask_components`), in the mask's layer, back to front. A piece's
+    holes (the layering keeps only transparent ones) stay open in its path.
 
     Budget: when there are more pieces than ``budget``, the largest pieces win, whichever mask they
     belong to (ties: the back-most layer, then the mask's and the piece's order); a piece too small to
@@ -91,7 +92,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     for li, layer in enumerate(layering.layers):
         for lm in layer:
             check_cancel(cancel)
-            for j, piece in enumerate(mask_components(lm.mask, min_pixels)):
+            for j, piece in enumerate(mask_components(lm.mask, min_pixels, fill_holes=False)):
                 pieces.append((int(piece.sum()), li, k, j, piece, np.asarray(lm.color, np.float32)))
             k += 1
     pieces.sort(key=lambda e: (-e[0], e[1], e[2], e[3]))
@@ -100,7 +101,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
         if len(chosen) >= budget:
             break
         check_cancel(cancel)
-        p = mask_to_path(piece, epsilon)
+        p = mask_to_path(piece, epsilon, holes=True)
         if p is not None:
             chosen.append(((li, k, j), StructuralPath(p.points, piece, li, color)))
     chosen.sort(key=lambda e: e[0])
