@@ -16,7 +16,7 @@ Runs on a finished scene at the working resolution (either mode), ``fill`` being
    farthest visible pixel), each with 2, 3 and 4 evenly spaced stops.
 2. **Cost rule (auto).** A gradient replaces ``fill="#rrggbb"`` with ``fill="url(#id)"`` and adds a
    ``<linearGradient>`` / ``<radialGradient>`` element to ``<defs>``; its extra bytes are measured by
-   writing that element. What a byte buys is taken from the flat scene itself: lambda = (squared error
+   writing that element (once per kind and stop count in a run: they differ by a few digits at most). What a byte buys is taken from the flat scene itself: lambda = (squared error
    of an empty canvas - squared error of the flat scene) / bytes of the flat scene's path elements,
    the mean error drop per byte the flat paths bought. A path keeps a gradient when its least-squares
    error drop >= ``fill_cost`` x lambda x extra bytes; of the candidates (kind x stop count) the
@@ -174,7 +174,7 @@ def _path_bytes(scene: Scene, precision: int) -> int:
 
 
 def fit_fills(scene: Scene, rgb: np.ndarray, alpha: np.ndarray, mode: str, dev: torch.device,
-              iters: int = 40, cost: float = 0.005, prune_area: float = 4.0, point_lr: float = 1.0,
+              iters: int = 25, cost: float = 0.005, prune_area: float = 4.0, point_lr: float = 1.0,
               color_lr: float = 0.01, weight: torch.Tensor | None = None, precision: int = 2,
               cancel: threading.Event | None = None) -> FillResult:
     """Give the scene's paths gradient fills per ``mode`` (see the module docstring).
@@ -213,6 +213,13 @@ def fit_fills(scene: Scene, rgb: np.ndarray, alpha: np.ndarray, mode: str, dev: 
     bounds = np.searchsorted(pid, np.arange(n + 1))
     rgbs = cols[:, :3].double().cpu().numpy()
     fills: list = [p.fill for p in paths]
+    sizes: dict = {}
+
+    def extra(fill) -> int:
+        key = (type(fill).__name__, int(fill.offsets.shape[0]))
+        if key not in sizes:
+            sizes[key] = _extra_bytes(fill, precision)
+        return sizes[key]
     for i in range(n):
         if i % 32 == 0:
             check_cancel(cancel)
@@ -229,7 +236,7 @@ def fit_fills(scene: Scene, rgb: np.ndarray, alpha: np.ndarray, mode: str, dev: 
             if mode not in ("auto", kind):
                 continue
             for fill, err in fit(xy, v, r, float(cols[i, 3])) or []:
-                cands.append(_Candidate(kind, fill, e_flat - err, _extra_bytes(fill, precision)))
+                cands.append(_Candidate(kind, fill, e_flat - err, extra(fill)))
         if not cands:
             continue
         best = max(cands, key=lambda c: c.drop - cost * lam * c.extra_bytes)
