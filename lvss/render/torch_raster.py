@@ -32,16 +32,46 @@ MIN_PIECES = 4  # even a straight segment gets pieces inside, so its inner contr
 
 
 def _segment_index(points: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T, 4) indices of every segment's control points in ``torch.cat(points)``, and (T,) path ids."""
+    """(T, 4) indices of every segment's control points in ``torch.cat(points)``, and (T,) path ids.
+    They depend only on the paths' sizes, which stay put over an optimisation: the last few are kept."""
     dev = points[0].device
-    counts = torch.tensor([p.shape[0] // 3 for p in points], device=dev)
+    key = (dev, tuple(p.shape[0] for p in points))
+    hit = _INDEX_CACHE.get(key)
+    if hit is not None:
+        return hit
+    counts = torch.tensor([n // 3 for n in key[1]], device=dev)
     seg_path = torch.repeat_interleave(torch.arange(len(points), device=dev), counts)
     first = torch.cumsum(counts, 0) - counts                      # first segment of each path
     k = torch.arange(seg_path.shape[0], device=dev) - first[seg_path]   # segment number within path
     base = 3 * first[seg_path]
     n3 = 3 * counts[seg_path]
     i0 = base + 3 * k
-    return torch.stack([i0, i0 + 1, i0 + 2, base + torch.remainder(3 * k + 3, n3)], 1), seg_path
+    out = torch.stack([i0, i0 + 1, i0 + 2, base + torch.remainder(3 * k + 3, n3)], 1), seg_path
+    if len(_INDEX_CACHE) >= 8:
+        _INDEX_CACHE.clear()
+    _INDEX_CACHE[key] = out
+    return out
+
+
+_INDEX_CACHE: dict = {}
+_BASIS_CACHE: dict = {}
+
+
+def _basis_table(samples: int, dev, dt) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cubic Bernstein weights at the ends of every piece j of a segment cut into m equal pieces, for
+    m = 1 .. samples: a (sum m, 2, 4) table and (samples + 1,) row offsets (row of (m, j) = start[m] + j)."""
+    key = (samples, dev, dt)
+    hit = _BASIS_CACHE.get(key)
+    if hit is None:
+        m = torch.repeat_interleave(torch.arange(1, samples + 1, device=dev), torch.arange(1, samples + 1, device=dev))
+        start = torch.cat([torch.zeros(2, dtype=torch.long, device=dev), torch.cumsum(torch.arange(1, samples + 1, device=dev), 0)[:-1]])
+        j = (torch.arange(m.shape[0], device=dev) - start[m]).to(dt)
+        mm = m.to(dt)
+        t = torch.stack([j / mm, (j + 1) / mm], 1)
+        u = 1.0 - t
+        hit = (torch.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 2), start)
+        _BASIS_CACHE[key] = hit
+    return hit
 
 
 def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,11 +92,9 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
         m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(MIN_PIECES, max(MIN_PIECES, samples)).long()
     e_seg = torch.repeat_interleave(torch.arange(m.shape[0], device=dev), m)
     first = torch.cumsum(m, 0) - m
-    j = (torch.arange(e_seg.shape[0], device=dev) - first[e_seg]).to(allp.dtype)
-    mm = m[e_seg].to(allp.dtype)
-    t = torch.stack([j / mm, (j + 1) / mm], 1)                # (E, 2) start and end parameters
-    u = 1.0 - t
-    B = torch.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 2)   # (E, 2, 4)
+    table, start = _basis_table(max(MIN_PIECES, samples), dev, allp.dtype)
+    B = table.index_select(0, (start.index_select(0, m) - first).index_select(0, e_seg) + torch.arange(
+        e_seg.shape[0], device=dev))   # (E, 2, 4): weights at the piece's start and end parameters
     pts = torch.bmm(B, ctrl.index_select(0, e_seg))          # (E, 2, 2)
     return pts[:, 0], pts[:, 1], seg_path[e_seg]
 
@@ -218,14 +246,20 @@ def _plan(boxes: torch.Tensor, width: int) -> _Plan:
             level[j] = level[:j][row].max() + 1
     order = vis[torch.from_numpy(np.argsort(level, kind="stable"))]
     counts = (h * w)[order]
-    # every valid pair of each path, in path order within the group order
-    p_rep = torch.repeat_interleave(order, counts)
-    start = torch.cumsum(counts, 0) - counts
-    k = torch.arange(int(counts.sum())) - torch.repeat_interleave(start, counts)
-    ww = w[p_rep]
-    r, c = torch.div(k, ww, rounding_mode="floor"), torch.remainder(k, ww)
-    perm = b[:, 4][p_rep] + r * (ww + 1) + c
-    pix = (y0[p_rep] + r) * width + x0[p_rep] + c
+    # every valid pair of each path, in path order within the group order, enumerated row by row:
+    # the pairs of one box row are consecutive both in the buffer and on the canvas
+    hs = h[order]
+    row_path = torch.repeat_interleave(order, hs)
+    r = torch.arange(int(hs.sum())) - torch.repeat_interleave(torch.cumsum(hs, 0) - hs, hs)
+    rw = w[row_path]
+    row_buf = b[:, 4][row_path] + r * (rw + 1)
+    row_pix = (y0[row_path] + r) * width + x0[row_path]
+    row_first = torch.cumsum(rw, 0) - rw
+    row_of = torch.repeat_interleave(torch.arange(row_path.shape[0]), rw)
+    c = torch.arange(int(rw.sum())) - row_first[row_of]
+    perm = row_buf[row_of] + c
+    pix = row_pix[row_of] + c
+    p_rep = row_path[row_of]
     lv = torch.from_numpy(np.sort(level, kind="stable"))
     gsize = torch.bincount(lv, weights=counts.double()).long() if len(lv) else torch.zeros(0, dtype=torch.long)
     bounds = [0] + torch.cumsum(gsize, 0).tolist()
@@ -455,8 +489,10 @@ def check_points(points: list[torch.Tensor]) -> None:
     for i, p in enumerate(points):
         if p.dim() != 2 or p.shape[1] != 2 or p.shape[0] == 0 or p.shape[0] % 3:
             raise SceneError(f"path {i}: points must have shape (3S, 2), got {tuple(p.shape)}")
-        if not bool(torch.isfinite(p).all()):
-            raise SceneError(f"path {i}: control points contain NaN or infinite coordinates")
+    # one check for all paths (this runs on every render); the culprit is looked up only on failure
+    if not bool(torch.isfinite(torch.cat([p.detach() for p in points])).all()):
+        bad = next(i for i, p in enumerate(points) if not bool(torch.isfinite(p).all()))
+        raise SceneError(f"path {bad}: control points contain NaN or infinite coordinates")
 
 
 def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: int, samples: int = 16):
