@@ -89,6 +89,8 @@ def _cfg(budget: int, mode: str, args, **kw):
     from lvss.config import VectorizeConfig
 
     cfg = VectorizeConfig(paths=budget, mode=mode, seed=args.seed, device="cpu", **kw)
+    if mode == "compact" and getattr(args, "structural_ratio", None) is not None:
+        cfg = replace(cfg, compact=replace(cfg.compact, structural_ratio=args.structural_ratio))
     over = {k: v for k, v in (("structure_iters", args.structure_iters), ("refine_iters", args.refine_iters))
             if v is not None}
     return replace(cfg, optimize=replace(cfg.optimize, **over)) if over else cfg
@@ -328,6 +330,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", nargs="+", default=[], choices=("main", "ablation", "saliency"))
     ap.add_argument("--structure-iters", type=int)
     ap.add_argument("--refine-iters", type=int)
+    ap.add_argument("--structural-ratio", type=float, help="compact mode's share of the budget for merged regions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "compact"))
     args = ap.parse_args(argv)
