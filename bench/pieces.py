@@ -62,7 +62,7 @@ def main() -> None:
             return largest_piece_paths(layering, budget, epsilon, cancel, min_pixels)
         for layer in layering.layers:
             for lm in layer:
-                n = len(mask_components(lm.mask, min_pixels))
+                n = len(mask_components(lm.mask, min_pixels, fill_holes=False))
                 state["masks"] += 1
                 state["pieces"] += n
                 state["split"] += n > 1
