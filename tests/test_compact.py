@@ -19,7 +19,7 @@ from lvss.optimize.structure import Cancelled
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from compact_baselines import CLUSTERERS  # noqa: E402  (the ablation's baselines live in bench/)
 
-CC = CompactConfig(rounds=4)
+CC = CompactConfig(rounds=4, stage1_steps=60, stage2_steps=30)
 
 
 def _stripes(colours, width=8, height=16):
