@@ -24,8 +24,9 @@ from .types import MaskSet
 class LayerMask:
     """One mask placed in a layer.
 
-    mask: (H, W) bool, holes filled except transparent ones (the area its paths cover); level: index of the simplification level it came from (0 = finest, i.e. the
-    original image); color: (3,) float32 mean RGB under it; area: pixels.
+    mask: (H, W) bool, holes filled except transparent ones (the area its paths cover); level: index
+    of the simplification level it came from (0 = finest, i.e. the original image); color: (3,)
+    float32 mean RGB under it; area: pixels.
     """
 
     mask: np.ndarray

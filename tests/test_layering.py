@@ -333,7 +333,8 @@ def test_mask_with_three_pieces_gives_three_paths_in_one_layer():
     assert len(sp) == 3 and {s.layer for s in sp} == {0}
     got = sorted(int(s.mask.sum()) for s in sp)
     assert got == sorted(int(p.sum()) for p in pieces)
-    assert not np.logical_and.reduce([s.mask for s in sp]).any() and (np.logical_or.reduce([s.mask for s in sp]) == mask).all()
+    assert np.stack([s.mask for s in sp]).sum(0).max() == 1                 # disjoint ...
+    assert np.array_equal(np.logical_or.reduce([s.mask for s in sp]), mask)  # ... and together the mask
     for s in sp:  # each structural path is fitted to its own piece and starts on it
         assert _iou(_coverage(Path(s.points, torch.tensor([0.0, 0, 0, 1])), H, W), s.mask) > 0.9
 

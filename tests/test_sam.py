@@ -335,7 +335,8 @@ def test_with_crop_layers_level_zero_comes_from_the_original_at_a_size_the_crops
     assert seg.input_size == 2 * frame and SamSegmenter(sam, LOOSE).input_size == frame
     seen = []
     orig = SamSegmenter._embed
-    monkeypatch.setattr(SamSegmenter, "_embed", lambda self, image: (seen.append(image.shape[:2]), orig(self, image))[1])
+    monkeypatch.setattr(SamSegmenter, "_embed",
+                        lambda self, image: (seen.append(image.shape[:2]), orig(self, image))[1])
     source = (tiny_models.photo(600, 800) * 255).astype(np.uint8)
     levels = [tiny_models.photo(24, 32), tiny_models.photo(24, 32) * 0.5]
     out = stages.segment_levels(cfg, levels, source=source, segmenter=seg)

@@ -201,8 +201,8 @@ class SamSegmenter:
         """Automatic masks of one image.
 
         image: (H, W, 3) float32 RGB in [0, 1], best at up to :attr:`input_size` on the long side
-        (each crop, and the whole image, is resampled to the encoder's input size, down or up). out_size: (h, w) of the returned masks
-        (default the image's). Returns a MaskSet with (K, h, w) bool masks, largest first, scores =
+        (each crop, and the whole image, is resampled to the encoder's input size, down or up).
+        out_size: (h, w) of the returned masks (default the image's). Returns a MaskSet with (K, h, w) bool masks, largest first, scores =
         predicted IoU clipped to [0, 1], colors = mean RGB of the image under each mask.
         progress(fraction within this image, message) is called after every batch of prompts, and
         ``cancel`` (a threading.Event) is checked there: raises :class:`lvss.optimize.structure.Cancelled`.
