@@ -76,27 +76,31 @@ def _prune(state: RefineState, w: int, h: int, min_area: float) -> int:
     return removed
 
 
-def _merge_redundant(state: RefineState, w: int, h: int, color_tol: float = 0.04) -> int:
-    """Merge detail paths that repeat a neighbour: of two detail paths with nearly equal colours whose
-    bounding boxes overlap by more than 70 %, the one behind is removed."""
+def _merge_redundant(state: RefineState, w: int, h: int, color_tol: float = 0.04, outside: float = 0.1) -> int:
+    """Merge detail paths that repeat one in front of them: a detail path is removed when a later
+    detail path of nearly the same colour covers all but ``outside`` of the pixels it covers, so that
+    removing it changes at most that share of its pixels. (Overlapping bounding boxes alone say
+    nothing about the shapes: outline pieces of one colour share boxes and are not redundant.)"""
     n = len(state.points)
     if n - state.n_fixed < 2:
         return 0
+    from ..render.torch_raster import covered_pixels
+
+    pix = covered_pixels(state.points, w, h)
     boxes = torch.stack([torch.cat([p.detach().min(0).values, p.detach().max(0).values]) for p in state.points])
     drop: set[int] = set()
-    for i in range(state.n_fixed, n):
+    for i in range(n - 2, state.n_fixed - 1, -1):   # front to back: covers are final when used
+        if len(pix[i]) == 0:
+            continue
         for j in range(i + 1, n):
-            if j in drop or i in drop:
+            if j in drop or float((state.colors[i, :3] - state.colors[j, :3]).abs().max()) > color_tol:
                 continue
-            if float((state.colors[i, :3] - state.colors[j, :3]).abs().max()) > color_tol:
+            if bool(((boxes[i, 2:] < boxes[j, :2]) | (boxes[j, 2:] < boxes[i, :2])).any()):
                 continue
-            lo = torch.maximum(boxes[i, :2], boxes[j, :2])
-            hi = torch.minimum(boxes[i, 2:], boxes[j, 2:])
-            inter = float((hi - lo).clamp(min=0).prod())
-            ai = float((boxes[i, 2:] - boxes[i, :2]).prod())
-            aj = float((boxes[j, 2:] - boxes[j, :2]).prod())
-            if inter > 0.7 * min(ai, aj) and min(ai, aj) > 0:
+            shown = len(pix[i]) - int(torch.isin(pix[i], pix[j]).sum())
+            if shown <= outside * len(pix[i]):
                 drop.add(i)
+                break
     if drop:
         keep = [k for k in range(n) if k not in drop]
         state.points = [state.points[k] for k in keep]
@@ -170,6 +174,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     used = np.zeros(len(candidates), bool) if candidates is not None else None
     r = -1
     added_last = 0
+    best = _keep_best(state, None, target_c, target_a, weight, w, h, solve=False)
+    best_round = 0
     while True:
         r += 1
         if r >= rounds:
@@ -274,7 +280,39 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         if cfg.prune_every > 0:
             _prune(state, w, h, cfg.prune_area)
             _merge_redundant(state, w, h)
+        prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h)
+        if best is not prev:
+            best_round = r + 1
     if state.points:
-        state.colors = torch.cat([solve_colors(state.points, state.colors[:, 3], target_c, state.colors, w, h,
-                                               weight), state.colors[:, 3:]], 1)
+        state.colors = _solved_colors(state, target_c, weight, w, h)
+    # never hand back a result worse than one already reached: a round whose new paths did not pay
+    # (after pruning and the final colour solve) is undone, so a larger budget cannot lose to a smaller
+    prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h, solve=False)
+    if best is None:
+        return state
+    if best is prev and best_round != state.rounds:
+        state.stop_reason = (f"kept the result of round {best_round} ({len(best[1])} paths): the paths added "
+                             f"after it did not lower the error" if best_round else
+                             "kept the structure alone: no detail path lowered the error")
+    state.points, state.colors = list(best[1]), best[2]
     return state
+
+
+def _solved_colors(state: RefineState, target_c: torch.Tensor, weight: torch.Tensor | None, w: int, h: int):
+    """Every path's least-squares RGB for the shapes as they are (alpha kept)."""
+    return torch.cat([solve_colors(state.points, state.colors[:, 3], target_c, state.colors, w, h, weight),
+                      state.colors[:, 3:]], 1)
+
+
+def _keep_best(state: RefineState, best, target_c, target_a, weight, w: int, h: int, solve: bool = True):
+    """(loss, points, colours) of whichever is better: ``best`` or the state with its colours solved
+    (full-resolution loss, the one refinement minimises)."""
+    if not state.points:
+        return best
+    colors = _solved_colors(state, target_c, weight, w, h) if solve else state.colors
+    with torch.no_grad():
+        C, A = render_torch(state.points, colors, w, h)
+        loss = float(image_loss(C, A, target_c, target_a, weight))
+    if best is None or loss < best[0]:
+        return loss, list(state.points), colors
+    return best
