@@ -174,7 +174,7 @@ def _path_bytes(scene: Scene, precision: int) -> int:
 
 
 def fit_fills(scene: Scene, rgb: np.ndarray, alpha: np.ndarray, mode: str, dev: torch.device,
-              iters: int = 25, cost: float = 0.005, prune_area: float = 4.0, point_lr: float = 1.0,
+              iters: int = 20, cost: float = 0.005, prune_area: float = 4.0, point_lr: float = 1.0,
               color_lr: float = 0.01, weight: torch.Tensor | None = None, precision: int = 2,
               cancel: threading.Event | None = None) -> FillResult:
     """Give the scene's paths gradient fills per ``mode`` (see the module docstring).
