@@ -247,7 +247,7 @@ def warm_up(cfg: VectorizeConfig) -> None:
     yy, xx = np.mgrid[:16, :16]
     tiny = np.where(((xx - 8) ** 2 + (yy - 8) ** 2 < 25)[..., None], [200, 40, 40], [250, 250, 250]).astype(np.uint8)
     opt = replace(cfg.optimize, structure_iters=min(cfg.optimize.structure_iters, 2),
-                  refine_iters=min(cfg.optimize.refine_iters, 2))
+                  refine_iters=min(cfg.optimize.refine_iters, 2), polish_iters=min(cfg.optimize.polish_iters, 2))
     simp = replace(cfg.simplify, levels=min(cfg.simplify.levels, 1),
                    sds_iterations_per_level=min(cfg.simplify.sds_iterations_per_level, 1))
     try:

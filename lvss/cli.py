@@ -76,7 +76,10 @@ def add_vectorize_options(p) -> None:
     p.add_argument("--structure-iters", type=int, default=None, metavar="N",
                    help="optimisation steps of the structure stage (default 60)")
     p.add_argument("--refine-iters", type=int, default=None, metavar="N",
-                   help="optimisation steps of the refinement stage (default 150)")
+                   help="optimisation steps of the refinement stage (default 75)")
+    p.add_argument("--polish-iters", type=int, default=None, metavar="N",
+                   help="last optimisation steps moving every path, structure included, against the image "
+                        "at full size (default 40; 0 = off)")
     p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
                    help="CPU threads for torch (default: the idle cores, at most 4; env LVSS_THREADS)")
     p.add_argument("--sam-crop-layers", type=int, choices=(0, 1, 2, 3), default=None, metavar="N",
@@ -109,6 +112,8 @@ def config_from_args(args):
         opt = replace(opt, structure_iters=args.structure_iters)
     if args.refine_iters is not None:
         opt = replace(opt, refine_iters=args.refine_iters)
+    if getattr(args, "polish_iters", None) is not None:
+        opt = replace(opt, polish_iters=args.polish_iters)
     if getattr(args, "fill", "flat") != "flat":
         opt = replace(opt, fill=args.fill)
     cfg = replace(cfg, optimize=opt)

@@ -75,7 +75,7 @@ class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
     structure_iters: int = 60      # at most; each stage stops earlier once its loss levels off
-    refine_iters: int = 150
+    refine_iters: int = 75         # detail paths; the polish below does the last fitting
     structure_lr: float = 0.3      # contour-fitted paths start near their masks: small steps
     structure_scale: float = 0.5   # the structure stage works at this fraction of the working size
     refine_scale: float = 1.0      # refinement rounds before the last work at this fraction
@@ -88,6 +88,8 @@ class OptimizeConfig:
     refine_rounds: int = 4
     refill_rounds: int = 2         # extra rounds that re-spend budget freed by pruning
     freeze_structure_colours: bool = True   # within a refinement round (solved between rounds)
+    polish_iters: int = 40         # last: every path's points and colours move together, full size
+    polish_lr: float = 0.2         # pixels per step at the start of the polish
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
@@ -126,11 +128,12 @@ class CompactConfig:
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256,
                  optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=40, refine_scale=0.5,
-                               refine_rounds=3, refill_rounds=1)),
+                               refine_rounds=3, refill_rounds=1, polish_iters=20)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=150, refine_scale=1.0,
-                               refine_rounds=4, refill_rounds=3, freeze_structure_colours=False)),
+                               refine_rounds=4, refill_rounds=3, freeze_structure_colours=False,
+                               polish_iters=100)),
 }
 
 
@@ -195,8 +198,10 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError(f"structural_ratio must be within [0, 1], got {cfg.compact.structural_ratio}")
     if not 0.0 < cfg.optimize.structure_share <= 1.0:
         raise ConfigError(f"structure_share must be within (0, 1], got {cfg.optimize.structure_share}")
-    if cfg.optimize.structure_iters < 0 or cfg.optimize.refine_iters < 0:
-        raise ConfigError("structure_iters and refine_iters must be >= 0")
+    if cfg.optimize.structure_iters < 0 or cfg.optimize.refine_iters < 0 or cfg.optimize.polish_iters < 0:
+        raise ConfigError("structure_iters, refine_iters and polish_iters must be >= 0")
+    if not cfg.optimize.polish_lr > 0:
+        raise ConfigError(f"polish_lr must be > 0 (pixels per step), got {cfg.optimize.polish_lr}")
     if cfg.optimize.fill not in ("flat", "linear", "radial", "auto"):
         raise ConfigError(f"fill must be one of flat, linear, radial, auto (CLI --fill), got {cfg.optimize.fill!r}")
     if not isinstance(cfg.optimize.fill_iters, int) or cfg.optimize.fill_iters < 0 or cfg.optimize.fill_cost < 0:

@@ -144,3 +144,56 @@ def test_adam_loop_schedule_hooks_stop_and_cancel():
         adam_loop([([z], 0.1)], lambda: z.sum(), 5, cancel=ev)
     s = hold_then_decay(0.5)
     assert s(0, 10, 1.0) == s(4, 10, 1.0) == 1.0 and s(9, 10, 1.0) == pytest.approx(0.1)
+
+
+def _loss(points, colors, tc, ta):
+    h, w = ta.shape
+    return float(image_loss(*render_torch(points, colors, w, h), tc, ta))
+
+
+def test_refine_never_returns_worse_than_its_start_and_polish_moves_the_structure():
+    """A structural circle a little off the target's disc: the polish (every path's points free)
+    lines it up, the structure frozen cannot; and whatever the rounds do, the result is never worse
+    than the state refinement started from."""
+    h = w = 40
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    img = np.ones((h, w, 3), np.float32)
+    img[(xx - 20) ** 2 + (yy - 20) ** 2 < 144] = (0.8, 0.2, 0.1)
+    tc, ta = torch.from_numpy(img), torch.ones(h, w)
+    bg = torch.tensor([[0.0, 0.0], [20, 0], [40, 0], [40, 0], [40, 20], [40, 40], [40, 40], [20, 40], [0, 40],
+                       [0, 40], [0, 20], [0, 0]])
+    disc = circle_path(23.0, 18.0, 10.0).points   # off-centre and too small
+    cols = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.8, 0.2, 0.1, 1.0]])
+    start = _loss([bg, disc], cols, tc, ta)
+    frozen = refine(RefineState([bg, disc], cols, 2), tc, ta, 2, OptimizeConfig(refine_iters=4, polish_iters=0))
+    polished = refine(RefineState([bg, disc], cols, 2), tc, ta, 2,
+                      OptimizeConfig(refine_iters=4, polish_iters=60, polish_lr=0.5))
+    assert torch.equal(frozen.points[1], disc)          # no room for details: the structure stays
+    assert _loss(frozen.points, frozen.colors, tc, ta) <= start + 1e-7
+    moved = polished.points[1]
+    assert not torch.equal(moved, disc)
+    centre = moved.mean(0)
+    assert float((centre - torch.tensor([20.0, 20.0])).norm()) < float((disc.mean(0) - torch.tensor([20.0, 20.0])).norm())
+    assert _loss(polished.points, polished.colors, tc, ta) < 0.5 * start
+
+
+def test_merge_redundant_looks_at_pixels_not_boxes():
+    """Two same-coloured triangles share one bounding box but not their pixels: both stay. A path
+    hidden under an identical one in front goes."""
+    from lvss.optimize.refine import _merge_redundant
+
+    def tri(a, b, c):
+        pts = []
+        for p, q in ((a, b), (b, c), (c, a)):
+            p, q = torch.tensor(p, dtype=torch.float32), torch.tensor(q, dtype=torch.float32)
+            pts += [p, p + (q - p) / 3, p + 2 * (q - p) / 3]
+        return torch.stack(pts)
+
+    lower = tri((4, 4), (4, 36), (36, 36))
+    upper = tri((4, 4), (36, 4), (36, 36))
+    black = torch.tensor([[0.0, 0.0, 0.0, 1.0]] * 2)
+    st = RefineState([lower, upper], black.clone(), 0)
+    assert _merge_redundant(st, 40, 40) == 0 and len(st.points) == 2
+    st = RefineState([lower, lower.clone(), upper], torch.tensor([[0.0, 0, 0, 1]] * 3), 0)
+    assert _merge_redundant(st, 40, 40) == 1
+    assert len(st.points) == 2 and torch.equal(st.points[1], upper)

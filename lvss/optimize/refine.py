@@ -283,6 +283,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h)
         if best is not prev:
             best_round = r + 1
+    if state.points and cfg.polish_iters > 0:
+        _polish(state, best, target_c, target_a, weight, cfg, cancel)
     if state.points:
         state.colors = _solved_colors(state, target_c, weight, w, h)
     # never hand back a result worse than one already reached: a round whose new paths did not pay
@@ -296,6 +298,33 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                              "kept the structure alone: no detail path lowered the error")
     state.points, state.colors = list(best[1]), best[2]
     return state
+
+
+def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeConfig, cancel) -> None:
+    """Last, every path's points (the structure's too) and colours move together against the image at
+    full resolution, starting from the best state so far: the structure stage fitted the structural
+    shapes to their masks, at reduced size, and this lines their edges up with the image's. Paths keep
+    their layers and order."""
+    h, w = target_a.shape
+    if best is not None:
+        state.points, state.colors = list(best[1]), best[2]
+    sizes = [p.shape[0] for p in state.points]
+    pts = torch.cat([p.detach() for p in state.points], 0).requires_grad_(True)
+    rgb = state.colors[:, :3].detach().clone().requires_grad_(True)
+    alpha = state.colors[:, 3:].detach()
+
+    def loss_fn() -> torch.Tensor:
+        C, A = render_torch(list(torch.split(pts, sizes)), torch.cat([rgb, alpha], 1), w, h)
+        return image_loss(C, A, target_c, target_a, weight)
+
+    def clamp() -> None:
+        with torch.no_grad():
+            rgb.clamp_(0.0, 1.0)
+
+    adam_loop([([pts], cfg.polish_lr), ([rgb], cfg.color_lr)], loss_fn, cfg.polish_iters, after_step=clamp,
+              cancel=cancel)
+    state.points = [p.detach() for p in torch.split(pts.detach(), sizes)]
+    state.colors = torch.cat([rgb.detach(), alpha], 1)
 
 
 def _solved_colors(state: RefineState, target_c: torch.Tensor, weight: torch.Tensor | None, w: int, h: int):
