@@ -197,3 +197,22 @@ def test_merge_redundant_looks_at_pixels_not_boxes():
     st = RefineState([lower, lower.clone(), upper], torch.tensor([[0.0, 0, 0, 1]] * 3), 0)
     assert _merge_redundant(st, 40, 40) == 1
     assert len(st.points) == 2 and torch.equal(st.points[1], upper)
+
+
+def test_adam_matches_torch_adam():
+    """The written-out Adam takes the same steps as torch.optim.Adam (groups, changing rates)."""
+    from lvss.optimize.loop import Adam
+
+    g = torch.Generator().manual_seed(3)
+    a0, b0 = torch.randn(5, 2, generator=g), torch.randn(3, generator=g)
+    runs = []
+    for cls in (Adam, torch.optim.Adam):
+        a, b = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        opt = cls([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.02}])
+        for k in range(12):
+            opt.param_groups[0]["lr"] = 0.1 * 0.9 ** k
+            opt.zero_grad()
+            ((a ** 3).sum() + (a.sum() - b).square().sum()).backward()
+            opt.step()
+        runs.append((a.detach(), b.detach()))
+    assert torch.allclose(runs[0][0], runs[1][0], atol=1e-6) and torch.allclose(runs[0][1], runs[1][1], atol=1e-6)

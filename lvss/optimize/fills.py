@@ -253,7 +253,7 @@ def fit_fills(scene: Scene, rgb: np.ndarray, alpha: np.ndarray, mode: str, dev: 
 
 def _optimise(scene, paths, fills, target_c, a_t, weight, iters, point_lr, color_lr, dev, cancel, res, t0):
     from ..render.torch_raster import pack_fills, render_torch
-    from .structure import check_cancel
+    from .loop import Adam, check_cancel
 
     h, w = a_t.shape
     packed = pack_fills(fills).to(dev)
@@ -272,7 +272,7 @@ def _optimise(scene, paths, fills, target_c, a_t, weight, iters, point_lr, color
                     stop_rgb.detach().clone())
     best_loss, best = math.inf, snap()
     if iters > 0:
-        opt = torch.optim.Adam([{"params": pts, "lr": 0.1 * point_lr},
+        opt = Adam([{"params": pts, "lr": 0.1 * point_lr},
                                 {"params": [geom], "lr": 0.3},
                                 {"params": [rgb, stop_rgb], "lr": color_lr}])
         for step in range(iters):

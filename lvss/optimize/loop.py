@@ -7,6 +7,7 @@ refinement (``structure.py``, ``refine.py``), compact mode's recolouring stages 
 """
 from __future__ import annotations
 
+import math
 import threading
 from typing import Callable, Sequence
 
@@ -14,7 +15,7 @@ import torch
 
 from .stopping import Plateau
 
-__all__ = ["adam_loop", "lr_decay", "hold_then_decay", "check_cancel", "Cancelled", "prune_invisible"]
+__all__ = ["Adam", "adam_loop", "lr_decay", "hold_then_decay", "check_cancel", "Cancelled", "prune_invisible"]
 
 
 class Cancelled(RuntimeError):
@@ -39,6 +40,38 @@ def hold_then_decay(hold_share: float) -> Callable[[int, int, float], float]:
     return schedule
 
 
+class Adam:
+    """Adam over parameter groups, the same update as ``torch.optim.Adam`` with its defaults (betas
+    0.9/0.999, eps 1e-8, no weight decay), written out: ``torch.optim`` imports TorchDynamo on its
+    first step, which costs about 2 s per process on a 2-core CPU, more than a whole clip-art run's
+    structure stage. ``param_groups``: dicts with "params" and "lr" (and any other keys, kept)."""
+
+    def __init__(self, groups: Sequence[dict], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.param_groups = [dict(g, params=list(g["params"])) for g in groups]
+        self.betas, self.eps = betas, eps
+        self.state: dict[int, tuple[int, torch.Tensor, torch.Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                k, m, v = self.state.get(id(p)) or (0, torch.zeros_like(p), torch.zeros_like(p))
+                k += 1
+                m.lerp_(p.grad, 1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = (v.sqrt() / math.sqrt(1 - b2 ** k)).add_(self.eps)
+                p.addcdiv_(m, denom, value=-g["lr"] / (1 - b1 ** k))
+                self.state[id(p)] = (k, m, v)
+
+
 def adam_loop(groups: Sequence[tuple[Sequence[torch.Tensor], float]], loss_fn: Callable[[], torch.Tensor],
               iters: int, *, schedule: Callable[[int, int, float], float] = lr_decay,
               after_step: Callable[[], None] | None = None,
@@ -56,7 +89,7 @@ def adam_loop(groups: Sequence[tuple[Sequence[torch.Tensor], float]], loss_fn: C
     if iters <= 0:
         return 0
     params = [t for ps, _ in groups for t in ps]
-    opt = torch.optim.Adam([{"params": list(ps), "lr": lr, "base": lr} for ps, lr in groups])
+    opt = Adam([{"params": list(ps), "lr": lr, "base": lr} for ps, lr in groups])
     for it in range(iters):
         if it % cancel_every == 0:
             check_cancel(cancel)
