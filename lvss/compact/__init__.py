@@ -164,13 +164,14 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
 
 def _optimise(points, colors, target_c, target_a, weight, cfg, prog, cancel, confine, n_fixed):
     """Every path's points and colour against the image (weighted MSE), with the project's optimiser
-    loop; paths from index ``n_fixed`` on are kept in their masks by ``confine``."""
+    loop; paths from index ``n_fixed`` on are kept in their masks by ``confine``. Every path moves
+    here, so this stage is layered mode's refinement and polish in one: it takes both step counts."""
     from ..optimize.losses import image_loss
     from ..optimize.stopping import Plateau
     from ..render.torch_raster import render_torch
 
     h, w = target_a.shape
-    iters = cfg.optimize.refine_iters
+    iters = cfg.optimize.refine_iters + cfg.optimize.polish_iters
     pts = [p.detach().clone().requires_grad_(True) for p in points]
     cols = colors.detach().clone().requires_grad_(True)
     if confine is not None:
