@@ -180,9 +180,16 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     return VectorizeResult(out, timings, metrics, notes)
 
 
-def prompt_note(cfg: VectorizeConfig) -> str | None:
+_NO_CLIP = ("no CLIP model is set; give one with --clip-model DIR|HUB_ID (saliency.clip_model, environment "
+            "LVSS_CLIP_MODEL) or use --models paper")
+
+
+def prompt_note(cfg: VectorizeConfig, no_clip: str = _NO_CLIP,
+                mask: str = "the saliency mask decides what matters instead") -> str | None:
     """Why ``cfg.saliency.prompt`` will not steer the result and how to make it, or None when there is
-    no prompt or CLIP saliency uses it (both modes; shown by the CLI, the server and --json)."""
+    no prompt or CLIP saliency uses it (both modes; shown by the CLI, the server and --json).
+    ``no_clip`` and ``mask``: the reason given when no CLIP model is set / a saliency mask is used
+    (the server words them for its clients)."""
     from .config import ConfigError
     from .stages import saliency_choice
 
@@ -195,12 +202,11 @@ def prompt_note(cfg: VectorizeConfig) -> str | None:
     if source == "clip":
         return None
     if source == "mask":
-        why = "the saliency mask decides what matters instead"
+        why = mask
     elif cfg.saliency.source == "none":
         why = "saliency 'none' was requested"
     else:
-        why = ("no CLIP model is set; give one with --clip-model DIR|HUB_ID (saliency.clip_model, environment "
-               "LVSS_CLIP_MODEL) or use --models paper")
+        why = no_clip
     return f"the prompt was not used: {why}"
 
 

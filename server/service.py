@@ -483,24 +483,12 @@ def _check_learned_stages(cfg: VectorizeConfig) -> None:
 def prompt_warnings(cfg: VectorizeConfig) -> list[str]:
     """Why the request's prompt (``cfg.saliency.prompt``) will not steer the result, and what the
     server needs for it; [] when there is no prompt or it is used (CLIP saliency)."""
-    from lvss import stages
+    from lvss.pipeline import prompt_note
 
-    if not cfg.saliency.prompt.strip():
-        return []
-    try:
-        source, _, _ = stages.saliency_choice(cfg)
-    except ConfigError:
-        return []
-    if source == "clip":
-        return []
-    if source == "mask":
-        why = "the saliency mask sent with it decides what matters instead"
-    elif cfg.saliency.source == "none":
-        why = "saliency 'none' was requested"
-    else:
-        why = ("this server has no CLIP model for prompt saliency; start it with --clip-model DIR|HUB_ID "
-               "or --models paper (downloads the paper's checkpoints once)")
-    return [f"the prompt was not used: {why}"]
+    note = prompt_note(cfg, mask="the saliency mask sent with it decides what matters instead",
+                       no_clip="this server has no CLIP model for prompt saliency; start it with --clip-model "
+                               "DIR|HUB_ID or --models paper (downloads the paper's checkpoints once)")
+    return [note] if note else []
 
 
 def _summary(request: pb.VectorizeRequest, cfg: VectorizeConfig) -> str:
