@@ -283,6 +283,15 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h)
         if best is not prev:
             best_round = r + 1
+    # the result comes from an earlier round when the best state is not where the rounds ended: the
+    # polish starts from the best state, and without it the best state is what is handed back
+    earlier = best is not None and not (len(best[1]) == len(state.points) and
+                                        all(a is b for a, b in zip(best[1], state.points)))
+    reason = state.stop_reason
+    if earlier:
+        state.stop_reason = (f"kept the result of round {best_round} ({len(best[1])} paths): the paths added "
+                             f"after it did not lower the error" if best_round else
+                             "kept the structure alone: no detail path lowered the error")
     if state.points and cfg.polish_iters > 0:
         _polish(state, best, target_c, target_a, weight, cfg, cancel)
     if state.points:
@@ -292,10 +301,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h, solve=False)
     if best is None:
         return state
-    if best is prev and best_round != state.rounds:
-        state.stop_reason = (f"kept the result of round {best_round} ({len(best[1])} paths): the paths added "
-                             f"after it did not lower the error" if best_round else
-                             "kept the structure alone: no detail path lowered the error")
+    if best is not prev and not cfg.polish_iters:   # the rounds' own end won after all
+        state.stop_reason = reason
     state.points, state.colors = list(best[1]), best[2]
     return state
 
