@@ -19,8 +19,8 @@ TOKEN_FILE_ENV = "LVSS_TOKEN_FILE"
 CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INVALID_ARGUMENT", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED",
          "CANCELLED", "INTERNAL")
 MAX_RESPONSE_BYTES = 256 << 20
-# Stage choices and iteration counts a caller may add through Client.vectorize(extra=...).
-EXTRA_OPTIONS = ("simplify", "segment", "saliency", "structure_iters", "refine_iters")
+# Stage choices, iteration counts and the fill mode a caller may add through Client.vectorize(extra=...).
+EXTRA_OPTIONS = ("simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill")
 
 
 class ClientError(Exception):

@@ -44,6 +44,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=int, metavar="L", help="simplification levels, 0..10")
     p.add_argument("--seed", type=int, help="random seed (same input + seed = same SVG)")
     p.add_argument("--work-size", type=int, metavar="PX", help="long side of the working resolution, pixels")
+    p.add_argument("--fill", choices=("flat", "linear", "radial", "auto"),
+                   help="path fills: flat colours, linear or radial gradients on every path, or auto (a "
+                        "gradient only where it pays for its bytes); default: the server's")
     p.add_argument("--saliency-mask", metavar="FILE", help="greyscale image, white = important")
     p.add_argument("--token-file", metavar="F", help=f"file with the server's token (default ${TOKEN_FILE_ENV})")
     p.add_argument("--tls-ca", metavar="PEM", help="CA certificate of a TLS server")
@@ -217,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
             result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
                                       levels=args.levels, seed=args.seed, work_size=args.work_size,
                                       saliency_mask=mask, timeout=args.timeout, on_progress=on_progress,
-                                      cancel=cancel)
+                                      cancel=cancel,
+                                      extra={"fill": args.fill} if getattr(args, "fill", None) else None)
         bar.done()
         svg = result.svg
         if getattr(args, "backdrop", False):

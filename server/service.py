@@ -51,6 +51,7 @@ import numpy as np
 from lvss._proto import vectorizer_pb2 as pb
 from lvss._proto import vectorizer_pb2_grpc as pb_grpc
 from lvss.config import MODES, ConfigError, VectorizeConfig
+from lvss.optimize.fills import FILL_MODES
 from lvss.stages import SALIENCY_SOURCES, SEGMENT_METHODS, SIMPLIFY_METHODS
 from lvss.types import ProgressCallback, ProgressEvent, VectorizeResult
 
@@ -435,6 +436,9 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
         if not 1 <= v <= limits.max_iters:
             raise RequestError(f"{name} must be between 1 and {limits.max_iters}, got {v}")
         iters[name] = v
+    fill = opt("fill", base.optimize.fill)
+    if fill not in FILL_MODES:
+        raise RequestError(f"unknown fill {fill!r}; use one of: {', '.join(FILL_MODES)}")
     prompt = request.prompt
     if len(prompt) > limits.max_prompt_chars:
         raise RequestError(f"the prompt has {len(prompt)} characters, over the limit of "
@@ -456,7 +460,7 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
             simplify=replace(base.simplify, method=choices["simplify"], levels=levels),
             segment=replace(base.segment, method=choices["segment"]),
             saliency=replace(base.saliency, source=saliency, prompt=prompt),
-            optimize=replace(base.optimize, **iters),
+            optimize=replace(base.optimize, fill=fill, **iters),
             compact=base.compact,
         )
     except ConfigError as e:
@@ -496,7 +500,7 @@ def _summary(request: pb.VectorizeRequest, cfg: VectorizeConfig) -> str:
     return (f"paths={cfg.paths} mode={cfg.mode} levels={cfg.simplify.levels} seed={cfg.seed} "
             f"work_size={cfg.work_size} simplify={cfg.simplify.method} segment={cfg.segment.method} "
             f"saliency={cfg.saliency.source} iters={cfg.optimize.structure_iters}/{cfg.optimize.refine_iters} "
-            f"prompt_chars={len(request.prompt)} mask={'yes' if request.saliency_mask else 'no'}")
+            f"fill={cfg.optimize.fill} prompt_chars={len(request.prompt)} mask={'yes' if request.saliency_mask else 'no'}")
 
 
 class Servicer(pb_grpc.VectorizerServicer):

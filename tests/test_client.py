@@ -227,6 +227,22 @@ def test_cli_writes_svg_with_progress_bar(server, token_file, tmp_path):
     assert not list(tmp_path.glob(".out.svg.*"))  # no temporary file left behind
 
 
+def test_cli_fill_reaches_the_server(server, token_file, tmp_path):
+    from lvss.scene import LinearGradient
+    from lvss.svg import read_svg
+
+    src, out = image_file(tmp_path), tmp_path / "out.svg"
+    r = _remote(str(src), "-o", str(out), "--server", server.address, "--paths", "4", "--work-size", "32",
+                "--fill", "auto", "-q", env={"LVSS_TOKEN_FILE": str(token_file)})
+    assert r.returncode == 0, r.stderr
+    server.wait_log(r"fill=auto")
+    text = out.read_text()
+    assert text.count("<linearGradient") == 4 and 'fill="url(#' in text
+    assert all(isinstance(p.fill, LinearGradient) for p in read_svg(out).paths())
+    r = _remote(str(src), "-o", str(out), "--server", server.address, "--fill", "plaid", "-q")
+    assert r.returncode == 2 and "invalid choice: 'plaid'" in r.stderr
+
+
 def _assert_one_line_error(status: int, stderr: str, expected_status: int, fragment: str):
     assert status == expected_status, (status, stderr)
     lines = [ln for ln in stderr.splitlines() if ln.strip()]

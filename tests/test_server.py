@@ -33,11 +33,12 @@ def scripted_run(image, cfg, progress, cancel):
 
     Reports progress after every step and checks ``cancel`` before each one, like the pipeline.
     A prompt containing "boom" makes it fail, to test that a failing job does not stop the server.
-    Returns a two-layer scene with ``cfg.paths`` circles on the image's canvas.
+    Returns a two-layer scene with ``cfg.paths`` circles on the image's canvas; with a fill other than
+    flat each circle gets a two-stop linear gradient across it (so clients can see the option arrive).
     """
     import torch
 
-    from lvss.scene import Layer, Scene, circle_path
+    from lvss.scene import Layer, LinearGradient, Scene, circle_path, mean_color
     from lvss.types import ProgressEvent, VectorizeResult
 
     if "boom" in cfg.saliency.prompt:
@@ -60,6 +61,11 @@ def scripted_run(image, cfg, progress, cancel):
     for k in range(cfg.paths):
         p = circle_path(w * (k + 1) / (cfg.paths + 1), h / 2, min(w, h) / 4)
         p.color = torch.tensor([k / max(1, cfg.paths), 0.5, 0.2, 1.0])
+        if cfg.optimize.fill != "flat":
+            lo, hi = p.points.min(0).values, p.points.max(0).values
+            p.fill = LinearGradient(lo, hi, torch.tensor([0.0, 1.0]),
+                                    torch.stack([p.color, torch.tensor([1.0, 1.0, 1.0, 1.0])]))
+            p.color = mean_color(p.fill)
         paths.append(p)
     back, front = paths[: max(1, len(paths) // 2)], paths[max(1, len(paths) // 2):]
     scene = Scene(w, h, [Layer("background", back), Layer("details", front)])
@@ -288,7 +294,7 @@ def test_happy_path_streams_progress_then_result(stub, server):
     assert result.metrics["steps"] == 20
     assert {"optimize", "svg", "queue", "total"} <= set(result.timings)
     m = server.wait_log(rf"job {result.job_id} size=48x32 .* outcome=ok")
-    assert "paths=7" in m.group(0)
+    assert "paths=7" in m.group(0) and "fill=flat" in m.group(0)
 
 
 def _mask_png() -> bytes:
@@ -312,6 +318,7 @@ BAD_REQUESTS = {
     "unreadable mask": (dict(mask=b"\x89PNG not really"), "saliency mask"),
     "mask with other saliency": (dict(mask=_mask_png(), saliency="clip"), "saliency mask was sent"),
     "unknown segmenter": (dict(segment="magic"), "unknown segment method"),
+    "unknown fill": (dict(fill="plaid"), "unknown fill 'plaid'; use one of: flat, linear, radial, auto"),
     "learned stage without model": (dict(segment="sam"), "segment 'sam' needs a SAM checkpoint"),
     "clip without prompt": (dict(saliency="clip"), "needs a prompt"),
     "image over size limit": (dict(image=b"\x89PNG" + bytes(1_500_000)), "over the server's limit of 1.0 MiB"),
@@ -610,5 +617,20 @@ def test_real_pipeline_happy_path():
         assert [l.label for l in r.layers] == [l.name for l in scene.layers]
         fr = [p.fraction for p in seen]
         assert fr == sorted(fr)
+        # gradient fills through the server: a horizontal ramp gets a linear gradient per path
+        from PIL import Image
+
+        from lvss.scene import LinearGradient
+
+        ramp = np.repeat(np.linspace(20, 235, 48)[None, :, None], 32, 0).repeat(3, 2).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(ramp).save(buf, format="PNG")
+        with Client(s.address) as c:
+            r = c.vectorize(buf.getvalue(), paths=2, work_size=48, seed=1, timeout=120,
+                            extra=dict(structure_iters=5, refine_iters=5, fill="linear"))
+        scene = svg_to_scene(r.svg)
+        assert "<linearGradient" in r.svg and 'gradientUnits="userSpaceOnUse"' in r.svg
+        assert any(isinstance(p.fill, LinearGradient) for p in scene.paths())
+        assert r.metrics["linear_fills"] >= 1
     finally:
         assert s.stop() == 0

@@ -19,7 +19,7 @@ class VectorizeRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., saliency_mask: _Optional[bytes] = ..., options: _Optional[_Union[VectorizeOptions, _Mapping]] = ...) -> None: ...
 
 class VectorizeOptions(_message.Message):
-    __slots__ = ("paths", "mode", "levels", "seed", "work_size", "simplify", "segment", "saliency", "structure_iters", "refine_iters")
+    __slots__ = ("paths", "mode", "levels", "seed", "work_size", "simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill")
     PATHS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class VectorizeOptions(_message.Message):
     SALIENCY_FIELD_NUMBER: _ClassVar[int]
     STRUCTURE_ITERS_FIELD_NUMBER: _ClassVar[int]
     REFINE_ITERS_FIELD_NUMBER: _ClassVar[int]
+    FILL_FIELD_NUMBER: _ClassVar[int]
     paths: int
     mode: str
     levels: int
@@ -40,7 +41,8 @@ class VectorizeOptions(_message.Message):
     saliency: str
     structure_iters: int
     refine_iters: int
-    def __init__(self, paths: _Optional[int] = ..., mode: _Optional[str] = ..., levels: _Optional[int] = ..., seed: _Optional[int] = ..., work_size: _Optional[int] = ..., simplify: _Optional[str] = ..., segment: _Optional[str] = ..., saliency: _Optional[str] = ..., structure_iters: _Optional[int] = ..., refine_iters: _Optional[int] = ...) -> None: ...
+    fill: str
+    def __init__(self, paths: _Optional[int] = ..., mode: _Optional[str] = ..., levels: _Optional[int] = ..., seed: _Optional[int] = ..., work_size: _Optional[int] = ..., simplify: _Optional[str] = ..., segment: _Optional[str] = ..., saliency: _Optional[str] = ..., structure_iters: _Optional[int] = ..., refine_iters: _Optional[int] = ..., fill: _Optional[str] = ...) -> None: ...
 
 class VectorizeEvent(_message.Message):
     __slots__ = ("queued", "progress", "result")
