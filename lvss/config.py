@@ -75,17 +75,20 @@ class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
     structure_iters: int = 60      # at most; each stage stops earlier once its loss levels off
-    refine_iters: int = 75         # detail paths; the polish below does the last fitting
+    refine_iters: int = 40         # detail paths: steps per stage (see refine_rounds); the polish fits last
     structure_lr: float = 0.3      # contour-fitted paths start near their masks: small steps
     structure_scale: float = 0.5   # the structure stage works at this fraction of the working size
-    refine_scale: float = 1.0      # refinement rounds before the last work at this fraction
+    refine_scale: float = 1.0      # refinement rounds work at this fraction (the polish at full size)
     stop_tol: float = 0.0          # stop when the loss improved less than this (relative) ...
     stop_patience: int = 8         # ... over this many steps (stop_tol 0: always run every step)
     structure_share: float = 0.7  # at most this share of the path budget goes to structural paths
     point_lr: float = 1.0
     color_lr: float = 0.01
     overlap_weight: float = 0.1
-    refine_rounds: int = 4
+    # refinement climbs a ladder of path counts (16, 32, 64, ... then the budget; lvss.optimize.refine
+    # budget_stages), in refine_rounds rounds per stage, so that a larger budget retraces a smaller one
+    refine_rounds: int = 2
+    first_stage_rounds: int = 4    # rounds of the first stage (at least refine_rounds)
     refill_rounds: int = 2         # extra rounds that re-spend budget freed by pruning
     freeze_structure_colours: bool = True   # within a refinement round (solved between rounds)
     polish_iters: int = 40         # last: every path's points and colours move together, full size
@@ -127,12 +130,12 @@ class CompactConfig:
 # this project's reference machine are in the README (bench/speed.py, bench/quality.py).
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256,
-                 optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=40, refine_scale=0.5,
-                               refine_rounds=3, refill_rounds=1, polish_iters=20)),
+                 optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=24, refine_scale=0.5,
+                               refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=20)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
-                 optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=150, refine_scale=1.0,
-                               refine_rounds=4, refill_rounds=3, freeze_structure_colours=False,
+                 optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=90, refine_scale=1.0,
+                               refine_rounds=3, first_stage_rounds=6, refill_rounds=3, freeze_structure_colours=False,
                                polish_iters=100)),
 }
 
@@ -200,6 +203,10 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError(f"structure_share must be within (0, 1], got {cfg.optimize.structure_share}")
     if cfg.optimize.structure_iters < 0 or cfg.optimize.refine_iters < 0 or cfg.optimize.polish_iters < 0:
         raise ConfigError("structure_iters, refine_iters and polish_iters must be >= 0")
+    if cfg.optimize.refine_rounds < 1 or cfg.optimize.first_stage_rounds < 1 or cfg.optimize.refill_rounds < 0:
+        raise ConfigError("refine_rounds and first_stage_rounds must be >= 1 and refill_rounds >= 0, got "
+                          f"{cfg.optimize.refine_rounds}, {cfg.optimize.first_stage_rounds} and "
+                          f"{cfg.optimize.refill_rounds}")
     if not cfg.optimize.polish_lr > 0:
         raise ConfigError(f"polish_lr must be > 0 (pixels per step), got {cfg.optimize.polish_lr}")
     if cfg.optimize.fill not in ("flat", "linear", "radial", "auto"):

@@ -216,3 +216,43 @@ def test_adam_matches_torch_adam():
             opt.step()
         runs.append((a.detach(), b.detach()))
     assert torch.allclose(runs[0][0], runs[1][0], atol=1e-6) and torch.allclose(runs[0][1], runs[1][1], atol=1e-6)
+
+
+def test_budget_stages_climb_the_ladder_to_the_budget():
+    from lvss.optimize.refine import budget_stages
+
+    assert budget_stages(25, 64) == [32, 64]
+    assert budget_stages(25, 128) == [32, 64, 128]      # the 64 budget's stages, then one more
+    assert budget_stages(11, 16) == [16]
+    assert budget_stages(3, 100) == [16, 32, 64, 100]
+    assert budget_stages(179, 256) == [256]
+    assert budget_stages(20, 20) == [] and budget_stages(30, 20) == []
+
+
+def _many_discs(h=64, w=64):
+    """A target with more coloured discs than a small budget can hold."""
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    img = np.ones((h, w, 3), np.float32)
+    rng = np.random.default_rng(3)
+    for _ in range(24):
+        cx, cy, r = rng.uniform(6, w - 6), rng.uniform(6, h - 6), rng.uniform(2.5, 6)
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(0, 1, 3)
+    return torch.from_numpy(img), torch.ones(h, w)
+
+
+def test_a_larger_budget_retraces_a_smaller_one_and_ends_no_worse():
+    """Refinement's rounds do not depend on the budget: with 32 paths the first rounds are exactly
+    those of 16 paths (same steps, same losses), and the end is no worse."""
+    tc, ta = _many_discs()
+    h, w = ta.shape
+    bg = torch.tensor([[0.0, 0.0], [w / 3, 0], [2 * w / 3, 0], [w, 0], [w, h / 3], [w, 2 * h / 3], [w, h],
+                       [2 * w / 3, h], [w / 3, h], [0, h], [0, 2 * h / 3], [0, h / 3]])
+    cfg = OptimizeConfig(refine_iters=8, refine_rounds=2, first_stage_rounds=3, refill_rounds=1,
+                         polish_iters=10)
+    col = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    small = refine(RefineState([bg], col.clone(), 1), tc, ta, 16, cfg)
+    large = refine(RefineState([bg], col.clone(), 1), tc, ta, 32, cfg)
+    first = 3 * 4      # the 16-path stage: 3 rounds of 8 // 2 steps
+    assert len(small.history) >= first and small.history[:first] == large.history[:first]
+    assert len(small.points) <= 16 and 16 < len(large.points) <= 32
+    assert _loss(large.points, large.colors, tc, ta) <= _loss(small.points, small.colors, tc, ta)

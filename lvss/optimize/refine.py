@@ -2,7 +2,9 @@
 
 Rounds: find the K largest connected regions of (saliency-weighted) error, start one path in each
 (from the region's contour), then optimise point positions of the detail paths and the colours of all
-paths with Adam on the image MSE. Paths whose visible area falls under a threshold are pruned, and a
+paths with Adam on the image MSE. The rounds climb a ladder of path counts (16, 32, 64, ..., then the
+budget), a few rounds per rung, so the rounds of a smaller budget are the first rounds of a larger one;
+the best state is kept, and a final polish moves every path at full size. Paths whose visible area falls under a threshold are pruned, and a
 detail path that nearly repeats another (same colour, mostly the same pixels) is merged into it.
 """
 from __future__ import annotations
@@ -152,11 +154,32 @@ def _scaled_targets(target_c: torch.Tensor, target_a: torch.Tensor, weight: torc
     return small[:3].permute(1, 2, 0).contiguous(), small[3].contiguous(), wgt, hs, ws
 
 
+LADDER_START = 16  # the budget ladder: 16, 32, 64, ... paths
+
+
+def budget_stages(n: int, budget: int) -> list[int]:
+    """The path counts refinement climbs through from ``n`` paths to ``budget``: every rung of the
+    ladder 16, 32, 64, ... above ``n`` and below ``budget``, then ``budget``. The rounds that climb to
+    a rung do not depend on the budget, so a larger budget retraces a smaller one's rounds before it
+    goes on, and (the best state being kept) it cannot end with a higher error for the same start."""
+    if budget <= n:
+        return []
+    out, t = [], LADDER_START
+    while t < budget:
+        if t > n:
+            out.append(t)
+        t *= 2
+    return out + [budget]
+
+
 def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, budget: int,
            cfg: OptimizeConfig, weight: torch.Tensor | None = None,
            step_callback: Callable[[int, int, float], None] | None = None,
            cancel: threading.Event | None = None, candidates: np.ndarray | None = None) -> RefineState:
-    """Add and optimise detail paths until ``budget`` paths in all (never more).
+    """Add and optimise detail paths until ``budget`` paths in all (never more), climbing the rungs
+of :func:`budget_stages` (``cfg.first_stage_rounds`` rounds for the first, ``cfg.refine_rounds`` for
+each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then up to
+``cfg.refill_rounds`` rounds that spend what pruning freed, then the polish.
 
     target_c: (H, W, 3) premultiplied target colour; target_a (H, W) target alpha; weight (H, W)
     optional per-pixel importance (saliency) for both the error regions and the loss. candidates:
@@ -166,34 +189,40 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     """
     h, w = target_a.shape
     dev = target_a.device
-    rounds = max(1, cfg.refine_rounds)
-    iters_total = cfg.refine_iters
-    per_round = [iters_total // rounds + (1 if r < iters_total % rounds else 0) for r in range(rounds)]
+    per_stage = max(1, cfg.refine_rounds)
+    stages = budget_stages(len(state.points), budget)
+    # the first stage gets more rounds: its paths go where the structure left the largest errors,
+    # and a small budget, which has only this stage, still gets the steps it needs
+    plan = [t for i, t in enumerate(stages)
+            for _ in range(max(per_stage, cfg.first_stage_rounds) if i == 0 else per_stage)]
+    n_iter = cfg.refine_iters // per_stage
+    iters_total = n_iter * (len(plan) + cfg.refill_rounds)
     step = 0
     valid = (target_a > 0.5).cpu().numpy()
     used = np.zeros(len(candidates), bool) if candidates is not None else None
-    r = -1
-    added_last = 0
     best = _keep_best(state, None, target_c, target_a, weight, w, h, solve=False)
     best_round = 0
+    state.stop_reason = "budget used" if not plan else ""
+    r = -1
     while True:
         r += 1
-        if r >= rounds:
-            # refill: pruning and merging free part of the budget; spend it again while new paths
-            # still find regions of noticeable error
-            if len(state.points) >= budget:
-                state.stop_reason = "budget used"
-                break
-            if r >= rounds + cfg.refill_rounds:
-                state.stop_reason = f"{budget - len(state.points)} paths left after {cfg.refill_rounds} refill rounds"
-                break
-            if r > rounds and added_last == 0:
-                state.stop_reason = "no region of noticeable error left"
-                break
         check_cancel(cancel)
         free = budget - len(state.points)
-        k = (int(math.ceil(free / (rounds - r))) if r < rounds else free) if free > 0 else 0
-        added_last = 0
+        if r < len(plan):
+            # the round's share of what its stage still has to add
+            left = sum(1 for t in plan[r:] if t == plan[r])
+            k = max(0, int(math.ceil((plan[r] - len(state.points)) / left)))
+        else:
+            # refill: pruning and merging free part of the budget; spend it again while new paths
+            # still find regions of noticeable error
+            if free <= 0:
+                state.stop_reason = "budget used"
+                break
+            if r >= len(plan) + cfg.refill_rounds:
+                state.stop_reason = f"{free} paths left after {cfg.refill_rounds} refill rounds"
+                break
+            k = free
+        k = min(k, free)
         if k > 0:
             with torch.no_grad():
                 C, A = _render(state, w, h)
@@ -208,15 +237,15 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 rgb = tc[m].mean(0) / max(a, 1e-3)
                 new_pts.append(pts.to(dev))
                 new_cols.append(torch.tensor([*np.clip(rgb, 0, 1), 1.0], dtype=torch.float32))
-            added_last = len(new_pts)
-            if r >= rounds and not new_pts:
-                state.stop_reason = "no region of noticeable error left"
-                break
             if new_pts:
                 state.points = state.points + new_pts
                 state.colors = torch.cat([state.colors, torch.stack(new_cols).to(dev)], 0)
+            elif r >= len(plan):
+                state.stop_reason = "no region of noticeable error left"
+                break
+        elif r >= len(plan):
+            break
         state.rounds = r + 1
-        n_iter = per_round[r] if r < rounds else max(1, per_round[-1] // 2)
         if len(state.points) == 0:
             continue
         # the best colours for the shapes as they are (one linear solve), then shapes and colours
@@ -225,9 +254,10 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                                                weight), state.colors[:, 3:]], 1)
         if n_iter == 0:
             continue
-        # every round but the last works at the coarse scale (exact-area rendering at scale s is the
-        # area-downsampled full render, so this is the same loss on blurred images, s^2 the cost)
-        sc = 1.0 if r >= rounds - 1 else min(1.0, max(cfg.refine_scale, 16.0 / min(h, w)))
+        # the rounds work at refine_scale (exact-area rendering at scale s is the area-downsampled
+        # full render, so this is the same loss on blurred images, s^2 the cost); the polish below
+        # works at full size
+        sc = min(1.0, max(cfg.refine_scale, 16.0 / min(h, w)))
         tgt_c, tgt_a, wgt, hs, ws = _scaled_targets(target_c, target_a, weight, sc)
         scale = torch.tensor([ws / w, hs / h], device=dev)
         fixed = [p.detach() * scale for p in state.points[:state.n_fixed]]
