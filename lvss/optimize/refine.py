@@ -191,38 +191,31 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
     dev = target_a.device
     per_stage = max(1, cfg.refine_rounds)
     stages = budget_stages(len(state.points), budget)
+    n_iter = cfg.refine_iters // per_stage
     # the first stage gets more rounds: its paths go where the structure left the largest errors,
     # and a small budget, which has only this stage, still gets the steps it needs
-    plan = [t for i, t in enumerate(stages)
-            for _ in range(max(per_stage, cfg.first_stage_rounds) if i == 0 else per_stage)]
-    n_iter = cfg.refine_iters // per_stage
-    iters_total = n_iter * (len(plan) + cfg.refill_rounds)
+    rounds_of = [max(per_stage, cfg.first_stage_rounds) if i == 0 else per_stage for i in range(len(stages))]
+    iters_total = n_iter * (sum(rounds_of) + cfg.refill_rounds)
     step = 0
     valid = (target_a > 0.5).cpu().numpy()
     used = np.zeros(len(candidates), bool) if candidates is not None else None
     best = _keep_best(state, None, target_c, target_a, weight, w, h, solve=False)
     best_round = 0
-    state.stop_reason = "budget used" if not plan else ""
-    r = -1
-    while True:
+    state.stop_reason = "budget used"
+    # Every decision below depends on the stage (a rung of the ladder) and the state, never on the
+    # budget itself, so a larger budget runs a smaller one's rounds, refills included, before going on.
+    # A stage runs its planned rounds, then refill rounds (at most refill_rounds) while pruning and
+    # merging have left it short of its rung; the climb ends when no region of error is left.
+    si, j, r, exhausted = 0, 0, -1, False
+    while si < len(stages) and not exhausted:
+        t, planned = stages[si], rounds_of[si]
+        if j >= planned and (len(state.points) >= t or j >= planned + cfg.refill_rounds):
+            si, j = si + 1, 0
+            continue
         r += 1
         check_cancel(cancel)
-        free = budget - len(state.points)
-        if r < len(plan):
-            # the round's share of what its stage still has to add
-            left = sum(1 for t in plan[r:] if t == plan[r])
-            k = max(0, int(math.ceil((plan[r] - len(state.points)) / left)))
-        else:
-            # refill: pruning and merging free part of the budget; spend it again while new paths
-            # still find regions of noticeable error
-            if free <= 0:
-                state.stop_reason = "budget used"
-                break
-            if r >= len(plan) + cfg.refill_rounds:
-                state.stop_reason = f"{free} paths left after {cfg.refill_rounds} refill rounds"
-                break
-            k = free
-        k = min(k, free)
+        k = min(int(math.ceil((t - len(state.points)) / max(1, planned - j))), budget - len(state.points))
+        j += 1
         if k > 0:
             with torch.no_grad():
                 C, A = _render(state, w, h)
@@ -240,11 +233,12 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
             if new_pts:
                 state.points = state.points + new_pts
                 state.colors = torch.cat([state.colors, torch.stack(new_cols).to(dev)], 0)
-            elif r >= len(plan):
+            else:
+                # nothing left worth a path: this round still fits what is there, and the climb ends
+                exhausted = True
                 state.stop_reason = "no region of noticeable error left"
-                break
-        elif r >= len(plan):
-            break
+                if j > planned:
+                    break
         state.rounds = r + 1
         if len(state.points) == 0:
             continue
@@ -313,6 +307,9 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
         prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h)
         if best is not prev:
             best_round = r + 1
+    if not exhausted and len(state.points) < budget:
+        state.stop_reason = (f"{budget - len(state.points)} paths left after {cfg.refill_rounds} refill rounds"
+                             if stages else "budget used")
     # the result comes from an earlier round when the best state is not where the rounds ended: the
     # polish starts from the best state, and without it the best state is what is handed back
     earlier = best is not None and not (len(best[1]) == len(state.points) and
