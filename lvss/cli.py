@@ -59,7 +59,8 @@ def add_vectorize_options(p) -> None:
     p.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced",
                    help="speed/fidelity preset: default budget (64/128/256), working size and optimisation "
                         "effort (default balanced)")
-    p.add_argument("--levels", type=int, default=4, metavar="L", help="coarser simplification levels (default 4)")
+    p.add_argument("--levels", type=int, default=None, metavar="L",
+                   help="coarser simplification levels (default 4; 3 with --quality fast)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (same input + seed = same SVG)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to compute")
     p.add_argument("--work-size", type=int, default=None, metavar="PX",
@@ -98,9 +99,10 @@ def config_from_args(args):
 
     cfg = VectorizeConfig(paths=args.paths or 128, mode=args.mode, seed=args.seed, device=args.device,
                           work_size=args.work_size or 256)
+    if args.levels is not None:
+        cfg = replace(cfg, simplify=replace(cfg.simplify, levels=args.levels))
     cfg = apply_quality(cfg, args.quality, paths_given=args.paths is not None,
-                        work_size_given=args.work_size is not None)
-    cfg = replace(cfg, simplify=replace(cfg.simplify, levels=args.levels))
+                        work_size_given=args.work_size is not None, levels_given=args.levels is not None)
     compact = cfg.compact
     if args.structural_ratio is not None:
         compact = replace(compact, structural_ratio=args.structural_ratio)

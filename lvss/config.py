@@ -129,7 +129,7 @@ class CompactConfig:
 # optimisation effort. "balanced" is OptimizeConfig's defaults; the figures each preset gives on
 # this project's reference machine are in the README (bench/speed.py, bench/quality.py).
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
-    "fast": dict(paths=64, work_size=256,
+    "fast": dict(paths=64, work_size=256, levels=3,
                  optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=24, refine_scale=0.5,
                                refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=20)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
@@ -141,8 +141,9 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def apply_quality(cfg: "VectorizeConfig", name: str, paths_given: bool = False,
-                  work_size_given: bool = False) -> "VectorizeConfig":
-    """``cfg`` with the preset ``name`` applied; an explicitly given budget or working size wins."""
+                  work_size_given: bool = False, levels_given: bool = True) -> "VectorizeConfig":
+    """``cfg`` with the preset ``name`` applied; an explicitly given budget, working size or number of
+    simplification levels wins (``levels_given`` False: the preset's levels, where it has them)."""
     if name not in QUALITY_PRESETS:
         raise ConfigError(f"quality must be one of {', '.join(QUALITY_PRESETS)}, got {name!r}")
     pre = QUALITY_PRESETS[name]
@@ -151,6 +152,8 @@ def apply_quality(cfg: "VectorizeConfig", name: str, paths_given: bool = False,
         out = replace(out, paths=pre["paths"])
     if not work_size_given:
         out = replace(out, work_size=pre["work_size"])
+    if not levels_given and "levels" in pre:
+        out = replace(out, simplify=replace(out.simplify, levels=pre["levels"]))
     return out
 
 

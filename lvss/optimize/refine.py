@@ -234,11 +234,11 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
                 state.points = state.points + new_pts
                 state.colors = torch.cat([state.colors, torch.stack(new_cols).to(dev)], 0)
             else:
-                # nothing left worth a path: this round still fits what is there, and the climb ends
+                # nothing left worth a path: the climb ends here (on the state alone, so a larger
+                # budget ends here too)
                 exhausted = True
                 state.stop_reason = "no region of noticeable error left"
-                if j > planned:
-                    break
+                break
         state.rounds = r + 1
         if len(state.points) == 0:
             continue
