@@ -65,6 +65,10 @@ def test_quality_presets_set_budget_and_effort_unless_given():
     given = config_from_args(_args("--quality", "fast", "--paths", "200", "--work-size", "128"))
     assert (given.paths, given.work_size) == (200, 128)
     assert given.optimize.refine_iters == QUALITY_PRESETS["fast"]["optimize"]["refine_iters"]
+    # the fast preset simplifies into fewer levels, unless --levels says otherwise
+    assert (fast.simplify.levels, bal.simplify.levels) == (QUALITY_PRESETS["fast"]["levels"], 4)
+    assert config_from_args(_args("--quality", "fast", "--levels", "5")).simplify.levels == 5
+    assert apply_quality(VectorizeConfig(), "fast").simplify.levels == 4   # library call: levels kept
     with pytest.raises(ConfigError, match="quality"):
         apply_quality(VectorizeConfig(), "ultra")
 
