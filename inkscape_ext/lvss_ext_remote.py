@@ -68,6 +68,7 @@ class Settings:
     seed: int = 0
     pythonpath: str = ""  # where lvss lives when it is not installed (a source checkout)
     backdrop: bool = True  # fill what the paths leave uncovered (lvss remote --backdrop)
+    fill: str = "flat"  # path fills: flat | auto | linear | radial (lvss remote --fill)
 
 
 def read_config(path: str = CONFIG_FILE) -> dict:
@@ -82,7 +83,7 @@ def read_config(path: str = CONFIG_FILE) -> dict:
 
 def resolve_settings(*, server: str = "", token_file: str = "", python: str = "", timeout: float = 600.0,
                      prompt: str = "", paths: int = 64, mode: str = "layered", levels: int = 3,
-                     seed: int = 0, backdrop: bool = True, environ: Optional[dict] = None,
+                     seed: int = 0, backdrop: bool = True, fill: str = "flat", environ: Optional[dict] = None,
                      config: Optional[dict] = None) -> Settings:
     """Settings from the dialog, with empty fields filled from the environment, then the config file.
 
@@ -98,7 +99,7 @@ def resolve_settings(*, server: str = "", token_file: str = "", python: str = ""
         timeout=float(timeout),
         python=(python or env.get(ENV_PYTHON) or cfg.get("python") or "").strip(),
         prompt=prompt, paths=int(paths), mode=mode, levels=int(levels), seed=int(seed),
-        pythonpath=str(cfg.get("pythonpath") or ""), backdrop=bool(backdrop),
+        pythonpath=str(cfg.get("pythonpath") or ""), backdrop=bool(backdrop), fill=fill or "flat",
     )
 
 
@@ -301,7 +302,9 @@ class Run:
                 result = conn.vectorize(
                     self.image_bytes, prompt=settings.prompt, paths=settings.paths, mode=settings.mode,
                     levels=settings.levels, seed=settings.seed, timeout=settings.timeout,
-                    on_progress=on_progress, cancel=self.cancel_requested)
+                    on_progress=on_progress, cancel=self.cancel_requested,
+                    # only when asked for, so that a flat request still works with an older client
+                    extra={"fill": settings.fill} if settings.fill != "flat" else None)
         except client.ClientError as err:
             if self.cancel_requested.is_set() and err.code == "CANCELLED":
                 raise self._cancelled_error() from None
@@ -437,6 +440,8 @@ def remote_command(settings: Settings, in_path: str, out_path: str) -> list[str]
         cmd += ["--token-file", os.path.expanduser(settings.token_file)]
     if settings.backdrop:
         cmd += ["--backdrop"]
+    if settings.fill != "flat":  # flat is every server's default; older clients lack --fill
+        cmd += ["--fill", settings.fill]
     return cmd
 
 

@@ -208,7 +208,8 @@ class InxTest(InxMixin, unittest.TestCase):
     def test_inx_menu_and_tabs(self):
         inx = (EXT_DIR / "lvss_vectorize.inx").read_text()
         for needle in ('<submenu name="Images"/>', 'name="vectorize"', 'name="server"', 'name="help"',
-                       'appearance="multiline"', '<option value="compact">', '<option value="delete">'):
+                       'appearance="multiline"', '<option value="compact">', '<option value="delete">',
+                       'name="fill"', '<option value="auto">', '<option value="radial">'):
             self.assertIn(needle, inx)
 
 
@@ -527,10 +528,10 @@ class InsertTest(ExtensionCase):
 
     def test_options_reach_the_server(self):
         _, server = self.run_effect(self.doc_with_images(), prompt="a red\\nbicycle", paths=17, mode="compact",
-                                    levels=2, seed=9, server="10.0.0.1:6000", timeout=33)
+                                    levels=2, seed=9, server="10.0.0.1:6000", timeout=33, fill="auto")
         s = server.calls[0][1]
-        self.assertEqual((s.prompt, s.paths, s.mode, s.levels, s.seed, s.server, s.timeout),
-                         ("a red\nbicycle", 17, "compact", 2, 9, "10.0.0.1:6000", 33.0))
+        self.assertEqual((s.prompt, s.paths, s.mode, s.levels, s.seed, s.server, s.timeout, s.fill),
+                         ("a red\nbicycle", 17, "compact", 2, 9, "10.0.0.1:6000", 33.0, "auto"))
 
 
 class ErrorTest(ExtensionCase):
@@ -739,6 +740,9 @@ class RemoteTest(unittest.TestCase):
         self.assertEqual(cmd[:6], [py, "-m", "lvss.remote_cli", "in.png", "-o", "out.svg"])
         self.assertIn("--prompt", cmd)
         self.assertEqual(cmd[cmd.index("--prompt") + 1], "two\nlines")
+        self.assertNotIn("--fill", cmd)  # flat: every server's default, and older clients lack --fill
+        cmd = remote.remote_command(remote.Settings(python=py, fill="radial"), "in.png", "out.svg")
+        self.assertEqual(cmd[cmd.index("--fill") + 1], "radial")
 
     def test_subprocess_events_reach_the_caller(self):
         """`lvss remote --events` lines become events; warnings and the server's info come back."""

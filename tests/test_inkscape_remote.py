@@ -156,6 +156,13 @@ def test_progress_info_and_prompt_warning(server, way):
     assert remote.vectorize(png(), settings(server)).warnings == []
 
 
+def test_fill_choice_reaches_the_server(server, way):
+    """The dialog's Fills choice arrives as the request's fill option (the server logs it)."""
+    fill = "radial" if way == "in_process" else "linear"
+    remote.vectorize(png(), settings(server, fill=fill))
+    server.wait_log(f"fill={fill}")
+
+
 def test_cancel_stops_the_job_on_the_server(server, way):
     started = threading.Event()
     run = remote.Run(png(), settings(server, levels=10),
