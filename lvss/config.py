@@ -95,8 +95,8 @@ class OptimizeConfig:
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
     # gradient fills (lvss/optimize/fills.py): "flat" | "linear" | "radial" | "auto"
     fill: str = "flat"
-    fill_iters: int = 20     # joint optimisation steps once the gradients are chosen
-    fill_cost: float = 0.005  # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
+    fill_iters: int = 25     # joint optimisation steps once the gradients are chosen
+    fill_cost: float = 0.0005  # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
 
 
 @dataclass(frozen=True)
