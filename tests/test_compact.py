@@ -136,7 +136,8 @@ def test_labels_from_masks_partition():
 
 def _cfg(**kw):
     base = dict(mode="compact", paths=10, work_size=48, seed=0,
-                optimize=OptimizeConfig(refine_iters=4), compact=CompactConfig(rounds=3, superpixels=(12, 40)))
+                optimize=OptimizeConfig(refine_iters=4, polish_iters=4, refine_rounds=2),
+                compact=CompactConfig(rounds=3, superpixels=(12, 40)))
     base.update(kw)
     return VectorizeConfig(**base)
 
@@ -195,7 +196,7 @@ def test_detail_centres_follow_saliency(tmp_path):
     mask[:, 24:] = 255
     path = tmp_path / "mask.png"
     Image.fromarray(mask).save(path)
-    base = _cfg(paths=24, optimize=OptimizeConfig(refine_iters=0, prune_area=0.0))
+    base = _cfg(paths=24, optimize=OptimizeConfig(refine_iters=0, polish_iters=0, prune_area=0.0))
     masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
 
     def right_half(cfg):
