@@ -36,8 +36,6 @@ from .soup import Soup, labels_from_masks, mask_soup
 __all__ = ["run_compact", "recolor_merge", "build_graph", "coarsen", "greedy_merge", "labels_from_masks",
            "mask_soup", "structural_budget", "detail_prob", "detail_centres", "error_centres", "detail_rounds", "MaskGraph", "MergeResult", "Soup"]
 
-STRUCTURE_CAP = 0.75  # most of the budget the structure takes to keep the segmenter's masks apart
-
 Progress = Callable[[str, float, str], None]
 Merge = Callable[..., MergeResult]  # (graph, budget, CompactConfig, seed, cancel, progress) -> MergeResult
 
@@ -79,11 +77,6 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     if valid.any():
         soup = soup or mask_soup(rgb, valid, cfg, source, lambda f, m: prog("segment", 0.9 * f, m), cancel)
         semantic, notes, masks_n = soup.semantic, list(soup.notes), soup.masks
-        n_sem = int(semantic.max()) + 1
-        if 0 < n_struct < n_sem <= cfg.paths:
-            # the segmenter's masks fit the budget (clip art at small budgets): the structure takes up
-            # to STRUCTURE_CAP of it so that each can keep a path of its own
-            n_struct = max(n_struct, min(n_sem, int(round(STRUCTURE_CAP * cfg.paths))))
     if n_struct > 0:
         graph = build_graph(soup.atoms, rgb, sal, soup.strength)
         if int(soup.semantic.max()) + 1 > n_struct:
