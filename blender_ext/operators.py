@@ -14,6 +14,11 @@ MODES = (("layered", "Layered", "Simplify progressively and stack the segments b
          ("compact", "Compact", "Merge a mask soup by recolouring, then add detail paths"))
 SHADING = (("FLAT", "Flat", "Materials emit their colour: renders show exactly the SVG's colours"),
            ("LIT", "Lit", "Principled BSDF materials that react to the scene's lights"))
+# "SERVER": no quality in the request, so the server's own default preset (lvss serve --quality) applies
+QUALITIES = (("SERVER", "Server Default", "The preset the server was started with (lvss serve --quality)"),
+             ("fast", "Fast", "Least optimisation: the quickest result, slightly softer edges"),
+             ("balanced", "Balanced", "The usual trade-off of time and fidelity"),
+             ("best", "Best", "Most optimisation of every path: the slowest"))
 ORIGINS = (("CENTER", "Centre", "The drawing's centre at the origin"),
            ("BOTTOM_LEFT", "Bottom Left", "The drawing's bottom-left corner at the origin"),
            ("TOP_LEFT", "Top Left", "The drawing's top-left corner (SVG's origin) at the origin"))
@@ -171,12 +176,16 @@ def _option_props():
         levels=IntProperty(name="Levels", default=4, min=0, max=10,
                            description="Simplification levels (layered mode)"),
         seed=IntProperty(name="Seed", default=0, min=0, description="Random seed: same image and seed, same result"),
+        quality=EnumProperty(name="Quality", items=QUALITIES, default="SERVER",
+                             description="Speed/fidelity preset of the server's optimisation (the path "
+                                         "budget stays the one set here)"),
         hide_image=BoolProperty(name="Hide Image", default=False,
                                 description="Hide the image object once the result is inserted"),
     )
 
 
-OPTION_NAMES = ("prompt", "paths", "mode", "levels", "seed", "hide_image", "layer_step", "path_step", "shading")
+OPTION_NAMES = ("prompt", "paths", "mode", "levels", "seed", "quality", "hide_image", "layer_step", "path_step",
+                "shading")
 
 
 class LvssSceneSettings(bpy.types.PropertyGroup):
@@ -214,8 +223,10 @@ class LVSS_OT_vectorize(bpy.types.Operator):
     def _start(self, context) -> None:
         obj = image_source.active_image_object(context)
         self._source = image_source.read_source(obj)
+        quality = getattr(self, "quality", "SERVER")  # an object holding only the older options: the server's
         settings = preferences.settings(context, prompt=self.prompt.strip(), paths=self.paths, mode=self.mode,
-                                        levels=self.levels, seed=self.seed)
+                                        levels=self.levels, seed=self.seed,
+                                        quality="" if quality == "SERVER" else quality)
         self._settings = settings
         self._job = remote.start(self._source.data, settings)
 
@@ -360,6 +371,7 @@ class VIEW3D_PT_lvss(bpy.types.Panel):
         sub.active = opts.mode == "layered"
         sub.prop(opts, "levels")
         col.prop(opts, "seed")
+        col.prop(opts, "quality")
         col.prop(opts, "hide_image")
         col.prop(opts, "shading")
         col.prop(opts, "layer_step")

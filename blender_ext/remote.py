@@ -62,6 +62,7 @@ class Settings:
     mode: str = "layered"
     levels: int = 4
     seed: int = 0
+    quality: str = ""  # fast | balanced | best; "" = the server's default (not sent)
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,13 @@ class _GrpcJob(Job):
                 stage = f"queued ({p.position} ahead)" if p.stage == "queued" else p.stage
                 self._progress(Status(stage, float(p.fraction), p.message))
 
+            if s.quality and "quality" not in getattr(mod, "EXTRA_OPTIONS", ()):
+                raise mod.ClientError("INVALID_ARGUMENT", "this lvss client is older than the quality option; "
+                                                          "update lvss, or set Quality to Server Default")
             result = self._client.vectorize(image, prompt=s.prompt, paths=s.paths, mode=s.mode,
                                             levels=s.levels, seed=s.seed, timeout=s.timeout,
-                                            on_progress=on_progress)
+                                            on_progress=on_progress,
+                                            extra={"quality": s.quality} if s.quality else None)
             self._finish(result.svg, None)
         except mod.ClientError as err:
             code = err.code if err.code in CODES else "INTERNAL"
@@ -281,6 +286,8 @@ def remote_command(settings: Settings, python: str, in_path: str, out_path: str)
         cmd += ["--token-file", os.path.expanduser(settings.token_file)]
     if settings.tls_ca:
         cmd += ["--tls-ca", os.path.expanduser(settings.tls_ca)]
+    if settings.quality:  # only when chosen: older clients lack --quality
+        cmd += ["--quality", settings.quality]
     return cmd
 
 

@@ -17,6 +17,14 @@ Materials: one per distinct fill colour and opacity, named by its hex value (``#
 emit their colour (renders show exactly the SVG's colours, whatever the lights); "Lit" materials
 use the Principled BSDF. Both set the viewport colour, so Solid mode and Workbench show the fills.
 
+Gradient fills get a material of their own ("<shape id> gradient"): the offset is computed from the
+object's coordinates (Texture Coordinate > Object, i.e. the curve's own frame, which the
+:class:`Placement` ties to SVG pixels) with math nodes: a plane for a linear gradient, the SVG
+focal-point formula for a radial one, the spread method (pad, repeat, reflect) after it; a Color
+Ramp holds the stops (extra stops in between make its scene-linear blend follow SVG's sRGB one) and
+its alpha, times the fill opacity, mixes in a Transparent BSDF. Renders (EEVEE, Cycles) show the
+gradient; the viewport colour is its mean colour (Workbench shows that).
+
 Nothing here catches errors: :func:`build` removes whatever it created before re-raising, so a
 failure leaves the file as it was.
 """
@@ -110,6 +118,126 @@ def _make_material(name: str, key: str, rgb: tuple, opacity: float, shading: str
         links.new(mix.outputs[0], out.inputs["Surface"])
     else:
         links.new(surf.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+def _gradient_key(shape, placement: "Placement", shading: str) -> str:
+    g = shape.gradient
+    nums = [*g.to_space, *g.geometry, *(v for o, c in g.stops for v in (o, *c)), shape.opacity,
+            placement.sx, placement.sy, placement.ox, placement.oy]
+    return f"gradient|{g.kind}|{g.spread}|{shading}|" + ",".join(f"{v:.6g}" for v in nums)
+
+
+def _ramp_stops(stops: list, most: int = 32) -> list:
+    """The stops in scene-linear colour with in-between stops added (as many as fit in ``most``), so
+    that the ramp's blend in scene-linear space follows SVG's blend in sRGB."""
+    gaps = max(len(stops) - 1, 1)
+    extra = max(0, min(7, (most - len(stops)) // gaps))
+    out = []
+    for i, (o0, c0) in enumerate(stops):
+        out.append((o0, c0))
+        if i + 1 < len(stops):
+            o1, c1 = stops[i + 1]
+            for k in range(1, extra + 1):
+                f = k / (extra + 1)
+                out.append((o0 + f * (o1 - o0), tuple(a + f * (b - a) for a, b in zip(c0, c1))))
+    return [(o, (*(srgb_to_linear(v) for v in c[:3]), c[3])) for o, c in out]
+
+
+def _make_gradient_material(name: str, key: str, shape, placement: "Placement", shading: str):
+    """A material whose colour follows ``shape.gradient`` over the curve object's own coordinates."""
+    g = shape.gradient
+    mat = _make_material(name, key, shape.rgb, shape.opacity, shading)
+    mat.diffuse_color = (*(srgb_to_linear(c) for c in shape.rgb), shape.opacity)
+    if shape.opacity < 1.0 or any(c[3] < 1.0 for _, c in g.stops):
+        if hasattr(mat, "surface_render_method"):
+            mat.surface_render_method = "BLENDED"
+        mat.blend_method = "BLEND"
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    out = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
+    surf = next(n for n in nodes if n.type in ("EMISSION", "BSDF_PRINCIPLED"))
+    for n in [n for n in nodes if n.type in ("BSDF_TRANSPARENT", "MIX_SHADER")]:
+        nodes.remove(n)
+    x = [-1400]
+
+    def math(op, a, b=None, c=None):
+        n = nodes.new("ShaderNodeMath")
+        n.operation = op
+        n.location = (x[0], -200)
+        x[0] += 120
+        for i, v in enumerate((a, b, c)):
+            if v is None:
+                continue
+            if isinstance(v, (int, float)):
+                n.inputs[i].default_value = float(v)
+            else:
+                links.new(v, n.inputs[i])
+        return n.outputs[0]
+
+    coords = nodes.new("ShaderNodeTexCoord")
+    coords.location = (-1800, 0)
+    sep = nodes.new("ShaderNodeSeparateXYZ")
+    sep.location = (-1600, 0)
+    links.new(coords.outputs["Object"], sep.inputs[0])
+    lx, ly = sep.outputs["X"], sep.outputs["Y"]
+    # object coordinates (x', y') -> SVG pixels x = x'/sx + ox, y = -y'/sy + oy -> gradient space
+    a, b, c, d, e, f = g.to_space
+    sx, sy, ox, oy = placement.sx, placement.sy, placement.ox, placement.oy
+
+    def affine(u, v, w):  # u * x + v * y + w as a function of the object coordinates
+        return math("MULTIPLY_ADD", lx, u / sx, math("MULTIPLY_ADD", ly, -v / sy, u * ox + v * oy + w))
+
+    qx = (a, c, e)  # gradient x = a x + c y + e
+    qy = (b, d, f)
+    if g.kind == "linear":
+        x1, y1, x2, y2 = g.geometry
+        dx, dy = x2 - x1, y2 - y1
+        n2 = max(dx * dx + dy * dy, 1e-300)
+        u = (dx * qx[0] + dy * qy[0]) / n2
+        v = (dx * qx[1] + dy * qy[1]) / n2
+        w = (dx * (qx[2] - x1) + dy * (qy[2] - y1)) / n2
+        t = affine(u, v, w)
+    else:
+        cx, cy, r, fx, fy = g.geometry
+        ex = affine(qx[0], qx[1], qx[2] - fx)
+        ey = affine(qy[0], qy[1], qy[2] - fy)
+        kx, ky = cx - fx, cy - fy
+        aa = kx * kx + ky * ky - r * r  # < 0
+        w = math("MULTIPLY_ADD", ex, kx, math("MULTIPLY", ey, ky))
+        ee = math("MULTIPLY_ADD", ex, ex, math("MULTIPLY", ey, ey))
+        disc = math("MULTIPLY_ADD", ee, -aa, math("MULTIPLY", w, w))
+        root = math("SQRT", math("MAXIMUM", disc, 0.0))
+        t = math("MULTIPLY", math("SUBTRACT", w, root), 1.0 / aa)
+    if g.spread == "repeat":
+        t = math("FRACT", t)
+    elif g.spread == "reflect":
+        t = math("PINGPONG", t, 1.0)
+    ramp = nodes.new("ShaderNodeValToRGB")
+    ramp.location = (x[0], 0)
+    cr = ramp.color_ramp
+    cr.interpolation = "LINEAR"
+    cr.color_mode = "RGB"
+    stops = _ramp_stops(g.stops)
+    while len(cr.elements) > 1:
+        cr.elements.remove(cr.elements[-1])
+    cr.elements[0].position = stops[0][0]
+    cr.elements[0].color = stops[0][1]
+    for o, col in stops[1:]:
+        el = cr.elements.new(o)
+        el.color = col
+    links.new(t, ramp.inputs["Fac"])
+    links.new(ramp.outputs["Color"], surf.inputs["Color" if surf.type == "EMISSION" else "Base Color"])
+    alpha = ramp.outputs["Alpha"]
+    if shape.opacity < 1.0:
+        alpha = math("MULTIPLY", alpha, shape.opacity)
+    clear = nodes.new("ShaderNodeBsdfTransparent")
+    clear.location = (0, 200)
+    mix = nodes.new("ShaderNodeMixShader")
+    mix.location = (200, 0)
+    links.new(alpha, mix.inputs["Fac"])
+    links.new(clear.outputs[0], mix.inputs[1])
+    links.new(surf.outputs[0], mix.inputs[2])
+    links.new(mix.outputs[0], out.inputs["Surface"])
     return mat
 
 
@@ -257,11 +385,17 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
         for k, shape in enumerate(lay.shapes):
             if k:
                 z += path_step
-            key = _material_key(shape.hex, shape.opacity, shading)
+            gradient = getattr(shape, "gradient", None)
+            key = (_gradient_key(shape, placement, shading) if gradient is not None
+                   else _material_key(shape.hex, shape.opacity, shading))
             mat = mats.get(key)
-            if mat is None:
+            if mat is None and gradient is not None:
+                mat = _make_gradient_material(f"{shape.id} gradient" + ("" if shading == "FLAT" else " lit"), key,
+                                              shape, placement, shading)
+            elif mat is None:
                 mat = _make_material(material_name(shape.hex, shape.opacity, shading), key, shape.rgb,
                                      shape.opacity, shading)
+            if key not in mats:
                 made.materials.append(mat)
                 mats[key] = mat
                 new_materials += 1

@@ -13,7 +13,13 @@ What is read:
   ``rotate``, ``skewX``, ``skewY``) and the ``viewBox`` (with ``preserveAspectRatio``) applied;
 * fills: ``fill`` / ``fill-opacity`` / ``opacity`` from attributes and ``style``, inherited as in
   SVG; colours as ``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``, ``rgb()``, ``rgba()``, ``hsl()``,
-  ``hsla()``, CSS names and ``currentColor``; a gradient fill becomes the mean of its stop colours.
+  ``hsla()``, CSS names and ``currentColor``;
+* gradient fills: ``linearGradient`` and ``radialGradient`` (focal point included) with their stops
+  (``stop-color``, ``stop-opacity``), ``gradientUnits`` (``userSpaceOnUse`` as lvss and Inkscape
+  write them, or ``objectBoundingBox``, the box taken from the shape's control points),
+  ``gradientTransform``, ``spreadMethod`` and ``href`` chains (attributes and stops inherited, as
+  Inkscape writes them); :attr:`Shape.gradient` maps document pixels to the gradient offset, and
+  :attr:`Shape.rgb` is the mean of the stop colours (the viewport colour).
 
 Every segment becomes a cubic Bézier segment: cubic segments are kept exactly, lines and quadratic
 segments are raised to cubics exactly, arcs become cubics of at most 90°. Coordinates are SVG
@@ -62,13 +68,65 @@ class Spline:
 
 
 @dataclass
+class Gradient:
+    """A gradient fill, placed in document pixels.
+
+    kind: "linear" or "radial"; stops: [(offset, (r, g, b, a)), ...] with offsets rising in [0, 1]
+    and straight sRGB colours; to_space: document pixels -> the gradient's own coordinates (the
+    inverse of the shape's transforms, bounding box and ``gradientTransform``); geometry in those
+    coordinates: linear (x1, y1, x2, y2), radial (cx, cy, r, fx, fy) with the focal point inside the
+    circle; spread: "pad", "reflect" or "repeat".
+    """
+
+    kind: str
+    stops: list
+    to_space: Matrix
+    geometry: tuple
+    spread: str = "pad"
+
+    def offset_at(self, p: Point) -> float:
+        """The gradient offset at document point ``p``, spread applied (in [0, 1])."""
+        qx, qy = apply(self.to_space, p)
+        if self.kind == "linear":
+            x1, y1, x2, y2 = self.geometry
+            dx, dy = x2 - x1, y2 - y1
+            t = ((qx - x1) * dx + (qy - y1) * dy) / max(dx * dx + dy * dy, 1e-300)
+        else:
+            cx, cy, r, fx, fy = self.geometry
+            ex, ey, kx, ky = qx - fx, qy - fy, cx - fx, cy - fy
+            a = kx * kx + ky * ky - r * r  # < 0: the focal point is inside the circle
+            w = ex * kx + ey * ky
+            t = (w - math.sqrt(max(w * w - a * (ex * ex + ey * ey), 0.0))) / a
+        if self.spread == "repeat":
+            return t - math.floor(t)
+        if self.spread == "reflect":
+            t = abs(t) % 2.0
+            return 2.0 - t if t > 1.0 else t
+        return min(max(t, 0.0), 1.0)
+
+    def color_at(self, p: Point) -> tuple:
+        """Straight sRGB (r, g, b, a) at document point ``p``, interpolated in sRGB as SVG does."""
+        t = self.offset_at(p)
+        stops = self.stops
+        if t <= stops[0][0]:
+            return stops[0][1]
+        for (o0, c0), (o1, c1) in zip(stops, stops[1:]):
+            if t <= o1:
+                f = 0.0 if o1 <= o0 else (t - o0) / (o1 - o0)
+                return tuple(a + f * (b - a) for a, b in zip(c0, c1))
+        return stops[-1][1]
+
+
+@dataclass
 class Shape:
-    """A filled shape: its id, its fill (straight sRGB in [0, 1]), opacity and closed splines."""
+    """A filled shape: its id, its fill (straight sRGB in [0, 1]; a gradient's mean colour), opacity,
+    closed splines and its gradient (None for a flat fill)."""
 
     id: str
     rgb: tuple
     opacity: float
     splines: list
+    gradient: Optional[Gradient] = None
 
     @property
     def hex(self) -> str:
@@ -639,39 +697,136 @@ def _viewbox_matrix(root: ET.Element) -> tuple:
     return width, height, IDENTITY
 
 
-def _gradient_colors(root: ET.Element) -> dict:
-    """id -> (r, g, b, a): the mean of each gradient's stop colours (following href chains)."""
+_GRADIENT_ATTRS = {"linearGradient": (("x1", "0"), ("y1", "0"), ("x2", "100%"), ("y2", "0")),
+                   "radialGradient": (("cx", "50%"), ("cy", "50%"), ("r", "50%"), ("fx", None), ("fy", None))}
+
+
+def _fraction(text: str, what: str) -> float:
+    """A number or a percentage (as a fraction); raises SvgImportError for anything else."""
+    t = text.strip()
+    try:
+        return float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise SvgImportError(f"bad gradient {what} {text!r}; expected a number or a percentage") from None
+
+
+def mat_inv(m: Matrix) -> Optional[Matrix]:
+    """The inverse affine map, or None when ``m`` is singular."""
+    a, b, c, d, e, f = m
+    det = a * d - b * c
+    if abs(det) < 1e-300:
+        return None
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return (ia, ib, ic, id_, -(ia * e + ic * f), -(ib * e + id_ * f))
+
+
+def _gradient_defs(root: ET.Element) -> dict:
+    """id -> a gradient's definition, ``href`` chains followed (attributes and stops are inherited
+    where the element does not set them, as Inkscape writes its gradients): kind, stops
+    [(offset, rgba)], units, transform, spread, raw geometry attributes and the mean stop colour."""
     by_id = {e.get("id"): e for e in root.iter() if e.get("id")}
-    out: dict = {}
 
-    def stops(e, depth=0):
-        found = [s for s in e if _local(s.tag) == "stop"]
-        if found or depth > MAX_USE_DEPTH:
-            return found
-        ref = e.get(f"{{{XLINK_NS}}}href") or e.get("href") or ""
-        target = by_id.get(ref[1:]) if ref.startswith("#") else None
-        return stops(target, depth + 1) if target is not None else []
+    def chain(e):
+        seen = [e]
+        while len(seen) <= MAX_USE_DEPTH:
+            ref = seen[-1].get(f"{{{XLINK_NS}}}href") or seen[-1].get("href") or ""
+            target = by_id.get(ref[1:]) if ref.startswith("#") else None
+            if target is None or target in seen or _local(target.tag) not in _GRADIENT_ATTRS:
+                break
+            seen.append(target)
+        return seen
 
-    for e in root.iter():
-        if _local(e.tag) not in ("linearGradient", "radialGradient") or not e.get("id"):
-            continue
-        cols = []
-        for s in stops(e):
+    def stops_of(e) -> list:
+        out, last = [], 0.0
+        for s in e:
+            if _local(s.tag) != "stop":
+                continue
             st = _style(s)
             m = re.search(r"stop-color\s*:\s*([^;]+)", s.get("style") or "")
             text = m.group(1) if m else (s.get("stop-color") or "black")
             try:
                 c = parse_color(text, st.get("color"))
+                off = _fraction(s.get("offset") or "0", "stop offset")
             except SvgImportError:
                 continue
             if c is None:
                 continue
             m2 = re.search(r"stop-opacity\s*:\s*([^;]+)", s.get("style") or "")
             a = _opacity(m2.group(1) if m2 else s.get("stop-opacity"), "stop-opacity")
-            cols.append((c[0], c[1], c[2], c[3] * a))
-        if cols:
-            out[e.get("id")] = tuple(sum(c[i] for c in cols) / len(cols) for i in range(4))
+            last = max(last, min(max(off, 0.0), 1.0))  # offsets never go back (SVG's rule)
+            out.append((last, (c[0], c[1], c[2], c[3] * a)))
+        return out
+
+    out: dict = {}
+    for e in root.iter():
+        kind = _local(e.tag)
+        if kind not in _GRADIENT_ATTRS or not e.get("id"):
+            continue
+        links = chain(e)
+        # stops come from the first element of the chain that has any
+        stops = next((st for st in (stops_of(x) for x in links) if st), [])
+        if not stops:
+            continue
+
+        def attr(name, default=None):
+            return next((x.get(name) for x in links if x.get(name) is not None), default)
+
+        geometry = {}
+        for name, default in _GRADIENT_ATTRS[kind]:
+            geometry[name] = attr(name, default)
+        mean = tuple(sum(c[i] for _, c in stops) / len(stops) for i in range(4))
+        out[e.get("id")] = dict(kind=kind, stops=stops, units=attr("gradientUnits", "objectBoundingBox").strip(),
+                                transform=parse_transform(attr("gradientTransform")),
+                                spread=(attr("spreadMethod", "pad") or "pad").strip(), geometry=geometry,
+                                mean=mean)
     return out
+
+
+def _place_gradient(g: dict, mm: Matrix, subpaths: list, size: tuple) -> Optional[Gradient]:
+    """The gradient ``g`` (from :func:`_gradient_defs`) on a shape drawn with matrix ``mm`` whose
+    subpaths are ``subpaths`` (its own coordinates); None when it cannot be placed (an empty
+    bounding box, a singular transform), so the shape keeps the mean colour."""
+    if g["units"] == "userSpaceOnUse":
+        box = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+        # percentages are of the viewport: x of its width, y of its height, radii of its diagonal
+        w, h = size
+        scale = {"x": w, "y": h, "r": math.hypot(w, h) / math.sqrt(2.0)}
+    else:
+        pts = [p for start, segs in subpaths for p in (start, *(q for seg in segs for q in seg))]
+        if not pts:
+            return None
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        bw, bh = max(xs) - min(xs), max(ys) - min(ys)
+        if bw <= 0 or bh <= 0:
+            return None
+        box = (bw, 0.0, 0.0, bh, min(xs), min(ys))
+        scale = {"x": 1.0, "y": 1.0, "r": 1.0}
+
+    def val(name: str) -> float:
+        text = g["geometry"][name]
+        v = _fraction(text, name)
+        axis = "r" if name == "r" else ("x" if "x" in name else "y")
+        return v * scale[axis] if text.strip().endswith("%") else v
+
+    kind = "linear" if g["kind"] == "linearGradient" else "radial"
+    if kind == "linear":
+        geometry = tuple(val(n) for n in ("x1", "y1", "x2", "y2"))
+    else:
+        geo = g["geometry"]
+        cx, cy, r = val("cx"), val("cy"), val("r")
+        if r <= 0:
+            return None
+        fx = val("fx") if geo["fx"] is not None else cx
+        fy = val("fy") if geo["fy"] is not None else cy
+        d = math.hypot(fx - cx, fy - cy)
+        if d > 0.999 * r:  # a focal point on or outside the circle is moved just inside it
+            fx, fy = cx + (fx - cx) * 0.999 * r / d, cy + (fy - cy) * 0.999 * r / d
+        geometry = (cx, cy, r, fx, fy)
+    inv = mat_inv(mat_mul(mm, mat_mul(box, g["transform"])))
+    if inv is None:
+        return None
+    spread = g["spread"] if g["spread"] in ("pad", "reflect", "repeat") else "pad"
+    return Gradient(kind=kind, stops=list(g["stops"]), to_space=inv, geometry=geometry, spread=spread)
 
 
 class _Reader:
@@ -681,29 +836,29 @@ class _Reader:
         self.layers: list = []
         self.skipped: dict = {}
         self.by_id = {e.get("id"): e for e in root.iter() if e.get("id")}
-        self.gradients = _gradient_colors(root)
+        self.gradients = _gradient_defs(root)
+        self.size = (1.0, 1.0)  # the document's size in pixels (percentages in userSpaceOnUse gradients)
         self.loose: Optional[int] = None  # index of the current "Unlayered" layer
         self.ids_used: dict = {}
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
-    def fill_of(self, st: dict) -> Optional[tuple]:
+    def fill_of(self, st: dict) -> tuple:
+        """(colour or None, the gradient's definition or None) of a fill."""
         paint = st.get("fill", "black")
         low = paint.strip().lower()
         if low.startswith("url("):
             ref = re.search(r"#([^)\s'\"]+)", paint)
-            col = self.gradients.get(ref.group(1)) if ref else None
-            if col is None:
+            g = self.gradients.get(ref.group(1)) if ref else None
+            if g is None:
                 rest = paint[paint.find(")") + 1:].strip()
                 if not rest:
                     self.skip("fills with patterns or unknown paint servers")
-                    return None
-                col = parse_color(rest, st.get("color"))
-            else:
-                self.skip("gradient fills (drawn with the mean of their stop colours)")
-            return col
-        return parse_color(paint, st.get("color"))
+                    return None, None
+                return parse_color(rest, st.get("color")), None
+            return g["mean"], g
+        return parse_color(paint, st.get("color")), None
 
     def layer_for(self, layer: Optional[int]) -> int:
         if layer is not None:
@@ -785,7 +940,7 @@ class _Reader:
         if here.get("visibility", "visible").strip() in ("hidden", "collapse"):
             self.skip("hidden elements (visibility:hidden)")
             return
-        fill = self.fill_of(here)
+        fill, gdef = self.fill_of(here)
         if fill is None:
             self.skip("shapes without a fill (strokes are not imported)")
             return
@@ -799,9 +954,16 @@ class _Reader:
         if not splines:
             self.skip("empty shapes (no area)")
             return
+        gradient = None
+        if gdef is not None:
+            gradient = _place_gradient(gdef, mm, subpaths, self.size)
+            if gradient is None:
+                self.skip("gradient fills that cannot be placed (drawn with the mean of their stop colours)")
+            else:
+                alpha = _opacity(here.get("fill-opacity"), "fill-opacity") * op  # the stops carry their own
         index = self.layer_for(layer)
         self.layers[index].shapes.append(Shape(id=self.shape_id(e, tag), rgb=fill[:3], opacity=alpha,
-                                               splines=splines))
+                                               splines=splines, gradient=gradient))
 
 
 def parse_svg(data, *, name: str = "the SVG") -> Drawing:
@@ -826,6 +988,7 @@ def parse_svg(data, *, name: str = "the SVG") -> Drawing:
     try:
         width, height, m = _viewbox_matrix(root)
         reader = _Reader(root, eps=1e-9 * max(width, height, 1.0))
+        reader.size = (width, height)
         st = _style(root)
         inherited = {k: st[k] for k in _INHERITED if k in st}
         op = _opacity(st.get("opacity"), "opacity")

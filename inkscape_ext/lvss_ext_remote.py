@@ -68,6 +68,8 @@ class Settings:
     seed: int = 0
     pythonpath: str = ""  # where lvss lives when it is not installed (a source checkout)
     backdrop: bool = True  # fill what the paths leave uncovered (lvss remote --backdrop)
+    fill: str = "flat"  # path fills: flat | auto | linear | radial (lvss remote --fill)
+    quality: str = ""  # preset fast | balanced | best (lvss remote --quality); "" = the server's default
 
 
 def read_config(path: str = CONFIG_FILE) -> dict:
@@ -82,8 +84,8 @@ def read_config(path: str = CONFIG_FILE) -> dict:
 
 def resolve_settings(*, server: str = "", token_file: str = "", python: str = "", timeout: float = 600.0,
                      prompt: str = "", paths: int = 64, mode: str = "layered", levels: int = 3,
-                     seed: int = 0, backdrop: bool = True, environ: Optional[dict] = None,
-                     config: Optional[dict] = None) -> Settings:
+                     seed: int = 0, backdrop: bool = True, fill: str = "flat", quality: str = "",
+                     environ: Optional[dict] = None, config: Optional[dict] = None) -> Settings:
     """Settings from the dialog, with empty fields filled from the environment, then the config file.
 
     server: dialog > $LVSS_SERVER > config "server" > 127.0.0.1:50051;
@@ -98,7 +100,8 @@ def resolve_settings(*, server: str = "", token_file: str = "", python: str = ""
         timeout=float(timeout),
         python=(python or env.get(ENV_PYTHON) or cfg.get("python") or "").strip(),
         prompt=prompt, paths=int(paths), mode=mode, levels=int(levels), seed=int(seed),
-        pythonpath=str(cfg.get("pythonpath") or ""), backdrop=bool(backdrop),
+        pythonpath=str(cfg.get("pythonpath") or ""), backdrop=bool(backdrop), fill=fill or "flat",
+        quality=(quality or "").strip(),
     )
 
 
@@ -298,10 +301,17 @@ class Run:
                         self._emit({"event": "progress", "stage": p.stage, "fraction": float(p.fraction),
                                     "message": p.message})
 
+                # only when asked for, so that a flat request still works with an older client
+                extra = {"fill": settings.fill} if settings.fill != "flat" else {}
+                if settings.quality and "quality" in getattr(client, "EXTRA_OPTIONS", ()):
+                    extra["quality"] = settings.quality
+                elif settings.quality:
+                    warnings.append(_old_client_note(settings, "the server's default quality was used"))
+                    self._emit({"event": "warning", "message": warnings[-1]})
                 result = conn.vectorize(
                     self.image_bytes, prompt=settings.prompt, paths=settings.paths, mode=settings.mode,
                     levels=settings.levels, seed=settings.seed, timeout=settings.timeout,
-                    on_progress=on_progress, cancel=self.cancel_requested)
+                    on_progress=on_progress, cancel=self.cancel_requested, extra=extra or None)
         except client.ClientError as err:
             if self.cancel_requested.is_set() and err.code == "CANCELLED":
                 raise self._cancelled_error() from None
@@ -437,7 +447,18 @@ def remote_command(settings: Settings, in_path: str, out_path: str) -> list[str]
         cmd += ["--token-file", os.path.expanduser(settings.token_file)]
     if settings.backdrop:
         cmd += ["--backdrop"]
+    if settings.fill != "flat":  # flat is every server's default; older clients lack --fill
+        cmd += ["--fill", settings.fill]
+    if settings.quality:  # a server older than the option ignores it (its default preset applies)
+        cmd += ["--quality", settings.quality]
     return cmd
+
+
+def _old_client_note(settings: Settings, what: str) -> str:
+    """A warning for a choice the lvss client in this Python is too old to send."""
+    return (f"The lvss installed for Inkscape's Python is older than the Quality choice, so {what}. "
+            "Update lvss there (pip install -U \".[server]\" from the lvss folder), then run "
+            "`lvss install-inkscape-extension` again.")
 
 
 def _is_inkscape_dir(path: str) -> bool:

@@ -41,6 +41,10 @@ class LvssVectorize(inkex.EffectExtension):
         pars.add_argument("--prompt", default="", help="what matters in the image (may be empty)")
         pars.add_argument("--paths", type=int, default=64, help="path budget")
         pars.add_argument("--mode", default="layered", choices=("layered", "compact"))
+        pars.add_argument("--fill", default="flat", choices=("flat", "auto", "linear", "radial"),
+                          help="path fills: flat colours or gradients")
+        pars.add_argument("--quality", default="fast", choices=("fast", "balanced", "best"),
+                          help="speed/fidelity preset of the server's optimisation")
         pars.add_argument("--levels", type=int, default=3, help="simplification levels")
         pars.add_argument("--seed", type=int, default=0, help="random seed")
         pars.add_argument("--insert_as", default="layers", choices=("layers", "groups"))
@@ -82,6 +86,7 @@ class LvssVectorize(inkex.EffectExtension):
         return remote.resolve_settings(
             server=o.server, token_file=o.token_file, python=o.python, timeout=o.timeout,
             prompt=prompt, paths=o.paths, mode=o.mode, levels=o.levels, seed=o.seed, backdrop=o.backdrop,
+            fill=o.fill, quality=o.quality,
         )
 
     def effect(self):

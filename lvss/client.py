@@ -19,8 +19,9 @@ TOKEN_FILE_ENV = "LVSS_TOKEN_FILE"
 CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INVALID_ARGUMENT", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED",
          "CANCELLED", "INTERNAL")
 MAX_RESPONSE_BYTES = 256 << 20
-# Stage choices, iteration counts and the fill mode a caller may add through Client.vectorize(extra=...).
-EXTRA_OPTIONS = ("simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill")
+# Stage choices, iteration counts, the fill mode and the quality preset a caller may add through
+# Client.vectorize(extra=...).
+EXTRA_OPTIONS = ("simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill", "quality")
 
 
 class ClientError(Exception):
@@ -127,7 +128,8 @@ def _options(pb: Any, values: Mapping[str, Any]) -> Any:
         try:
             setattr(opts, name, value)
         except (TypeError, ValueError):
-            kind = "a string" if name in ("mode", "simplify", "segment", "saliency") else "an integer"
+            text = ("mode", "simplify", "segment", "saliency", "fill", "quality")
+            kind = "a string" if name in text else "an integer"
             raise ClientError("INVALID_ARGUMENT", f"{name} must be {kind}, got {value!r}") from None
     return opts
 
@@ -179,7 +181,8 @@ class Client:
 
     def info(self, timeout: float | None = 10.0) -> dict[str, Any]:
         """Server version, device, loaded models, limits (dict), auth_required, queue_length, busy,
-        prompt_supported (a prompt steers the result)."""
+        prompt_supported (a prompt steers the result), qualities (the quality presets it accepts; empty
+        from a server older than the option) and default_quality (its preset for requests naming none)."""
         try:
             r = self._stub.GetInfo(self._pb.GetInfoRequest(), timeout=timeout, metadata=self._metadata())
         except self._grpc.RpcError as e:
@@ -187,7 +190,8 @@ class Client:
         limits = {f.name: int(getattr(r.limits, f.name)) for f in r.limits.DESCRIPTOR.fields}
         return dict(version=r.version, device=r.device, models_loaded=list(r.models_loaded), limits=limits,
                     auth_required=r.auth_required, queue_length=r.queue_length, busy=r.busy,
-                    prompt_supported=r.prompt_supported)
+                    prompt_supported=r.prompt_supported, qualities=list(r.qualities),
+                    default_quality=r.default_quality)
 
     def vectorize(self, image_bytes: bytes, *, prompt: str = "", paths: int | None = None,
                   mode: str | None = None, levels: int | None = None, seed: int | None = None,

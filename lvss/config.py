@@ -98,8 +98,8 @@ class OptimizeConfig:
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
     # gradient fills (lvss/optimize/fills.py): "flat" | "linear" | "radial" | "auto"
     fill: str = "flat"
-    fill_iters: int = 20     # joint optimisation steps once the gradients are chosen
-    fill_cost: float = 0.005  # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
+    fill_iters: int = 25     # joint optimisation steps once the gradients are chosen
+    fill_cost: float = 0.0005  # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,13 @@ class CompactConfig:
     # the segmenter's masks; their common refinement is the partition the merge starts from
     superpixels: tuple[int, ...] = (48, 160, 480)
     max_masks: int = 400           # finer partitions are first merged greedily down to this
+    simplified_levels: bool = False  # the simplification levels' masks join the soup (partitions of their own)
+    # paths: each region's contour (Douglas-Peucker tolerance, px) grown this many px under the regions
+    # in front of it (no gaps between neighbours); of each round's detail circles this share goes where
+    # the error is largest, the rest is sampled by saliency
+    contour_epsilon: float = 0.75
+    underlap: int = 3
+    error_share: float = 0.25
 
 
 # --quality presets: the default path budget (when none is given), the working size and the
@@ -224,6 +231,10 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError("compact.stage1_steps and compact.stage2_steps must be >= 0")
     if any(not isinstance(k, int) or k < 1 for k in cfg.compact.superpixels):
         raise ConfigError(f"compact.superpixels must be positive segment counts, got {cfg.compact.superpixels!r}")
+    if not 0.0 <= cfg.compact.error_share <= 1.0:
+        raise ConfigError(f"compact.error_share must be within [0, 1], got {cfg.compact.error_share}")
+    if not isinstance(cfg.compact.underlap, int) or cfg.compact.underlap < 0 or not cfg.compact.contour_epsilon > 0:
+        raise ConfigError("compact.underlap must be an integer >= 0 (pixels) and compact.contour_epsilon > 0")
     _check_int(cfg.segment.sam_points_per_side, 1, 256, "sam_points_per_side (CLI --sam-points-per-side)")
     _check_int(cfg.segment.sam_crop_layers, 0, 3, "sam_crop_layers (CLI --sam-crop-layers)")
     _check_int(cfg.simplify.sds_iterations_per_level, 1, 1000,

@@ -33,6 +33,7 @@ _BAD_INPUT_CODES = ("INVALID_ARGUMENT", "UNAUTHENTICATED")
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     from .client import DEFAULT_SERVER, TOKEN_FILE_ENV
+    from .config import QUALITY_PRESETS
 
     p.add_argument("input", metavar="IN", help="image file (PNG, JPEG, WebP)")
     p.add_argument("-o", "--output", metavar="OUT.svg", required=True, help="SVG file to write")
@@ -47,6 +48,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fill", choices=("flat", "linear", "radial", "auto"),
                    help="path fills: flat colours, linear or radial gradients on every path, or auto (a "
                         "gradient only where it pays for its bytes); default: the server's")
+    p.add_argument("--quality", choices=tuple(QUALITY_PRESETS),
+                   help="speed/fidelity preset: default path budget, working size and optimisation effort "
+                        "(as lvss vectorize --quality); --paths / --work-size given here win; default: the "
+                        "server's (lvss serve --quality)")
     p.add_argument("--saliency-mask", metavar="FILE", help="greyscale image, white = important")
     p.add_argument("--token-file", metavar="F", help=f"file with the server's token (default ${TOKEN_FILE_ENV})")
     p.add_argument("--tls-ca", metavar="PEM", help="CA certificate of a TLS server")
@@ -220,8 +225,7 @@ def run(args: argparse.Namespace) -> int:
             result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
                                       levels=args.levels, seed=args.seed, work_size=args.work_size,
                                       saliency_mask=mask, timeout=args.timeout, on_progress=on_progress,
-                                      cancel=cancel,
-                                      extra={"fill": args.fill} if getattr(args, "fill", None) else None)
+                                      cancel=cancel, extra=_extra_options(args))
         bar.done()
         svg = result.svg
         if getattr(args, "backdrop", False):
@@ -251,6 +255,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(result.layers)} layers, {paths} paths{took})", file=sys.stderr)
     events.emit("done", layers=len(result.layers), paths=paths, seconds=total)
     return 0
+
+
+def _extra_options(args: argparse.Namespace) -> dict | None:
+    """The VectorizeOptions beyond the common ones that were given (unset ones stay off the wire, so
+    a server older than an option still takes requests that do not use it)."""
+    extra = {k: getattr(args, k, None) for k in ("fill", "quality")}
+    return {k: v for k, v in extra.items() if v} or None
 
 
 def main(argv: list[str] | None = None) -> int:

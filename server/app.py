@@ -79,6 +79,7 @@ class ServerOptions:
     base_config: VectorizeConfig | None = None  # defaults for unset request options, model sources
     extra_threads: int = 8  # places for unary calls other than Vectorize and health (GetInfo)
     threads: int | None = None  # CPU threads for the worker (None: lvss.threads.default_threads)
+    quality: str = "balanced"  # preset for requests that name none (lvss.config.QUALITY_PRESETS)
 
 
 def is_loopback(host: str) -> bool:
@@ -128,6 +129,10 @@ def check_options(opts: ServerOptions) -> None:
         raise StartupError(f"--threads must be a positive number of threads, got {opts.threads}")
     if opts.limits.receive_seconds <= 0:
         raise StartupError(f"--receive-timeout must be > 0 seconds, got {opts.limits.receive_seconds}")
+    from lvss.config import QUALITY_PRESETS
+
+    if opts.quality not in QUALITY_PRESETS:
+        raise StartupError(f"--quality must be one of {', '.join(QUALITY_PRESETS)}, got {opts.quality!r}")
 
 
 def resolve_device(requested: str) -> str:
@@ -456,7 +461,7 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
     lim = opts.limits
     try:
         servicer = Servicer(run_job, device=device, limits=lim, models=models, base_config=base,
-                            auth_required=opts.token is not None)
+                            auth_required=opts.token is not None, quality=opts.quality)
     except ImportError as e:
         raise StartupError(f"cannot load the lvss pipeline ({e}); is lvss installed completely?") from None
     vectorize_places = lim.max_queue + 1 + CHECKING_PLACES
@@ -539,9 +544,9 @@ def serve(opts: ServerOptions, run_job: RunJob | None = None) -> int:
           f"{'TLS' if running.tls else 'plaintext'}, {'token required' if opts.token else 'no token'}, "
           f"queue {opts.limits.max_queue}, {running.threads} thread{'s' if running.threads != 1 else ''})",
           flush=True)
-    log.info("serving on %s:%d device=%s tls=%s auth=%s max_queue=%d models=%s", host, running.port,
+    log.info("serving on %s:%d device=%s tls=%s auth=%s max_queue=%d models=%s quality=%s", host, running.port,
              running.servicer.device, running.tls, "token" if opts.token else "none", opts.limits.max_queue,
-             ",".join(running.servicer.models) or "-")
+             ",".join(running.servicer.models) or "-", running.servicer.quality)
     while not stop.wait(0.5):
         pass
     log.info("%s: shutting down (grace %.1fs; send it again to cancel the running job now)",

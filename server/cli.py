@@ -28,6 +28,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                                                            "printed on stdout)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                    help="where jobs run (default auto: cuda if available)")
+    from lvss.config import QUALITY_PRESETS
+
+    p.add_argument("--quality", choices=tuple(QUALITY_PRESETS), default="balanced",
+                   help="speed/fidelity preset for requests that name none (default balanced): default path "
+                        "budget, working size and optimisation effort, as in lvss vectorize --quality; a "
+                        "request's own quality, paths, work_size and iteration counts win")
     p.add_argument("--max-queue", type=int, default=8, metavar="N",
                    help="jobs that may wait behind the running one; more get RESOURCE_EXHAUSTED (default 8)")
     p.add_argument("--token-file", metavar="F", help="file holding the token clients must send as "
@@ -110,7 +116,7 @@ def options_from_args(args: argparse.Namespace):
     return ServerOptions(host=args.host, port=args.port, device=args.device, token=token,
                          tls_cert=args.tls_cert, tls_key=args.tls_key, insecure=args.insecure,
                          grace=args.grace, limits=limits, base_config=base_config,
-                         threads=args.threads)
+                         threads=args.threads, quality=getattr(args, "quality", "balanced"))
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -50,7 +50,7 @@ import numpy as np
 
 from lvss._proto import vectorizer_pb2 as pb
 from lvss._proto import vectorizer_pb2_grpc as pb_grpc
-from lvss.config import MODES, ConfigError, VectorizeConfig
+from lvss.config import MODES, QUALITY_PRESETS, ConfigError, VectorizeConfig, apply_quality
 from lvss.optimize.fills import FILL_MODES
 from lvss.stages import SALIENCY_SOURCES, SEGMENT_METHODS, SIMPLIFY_METHODS
 from lvss.types import ProgressCallback, ProgressEvent, VectorizeResult
@@ -395,10 +395,13 @@ def parse_request(raw: bytes) -> pb.VectorizeRequest:
 
 
 def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: str,
-                        base: VectorizeConfig | None = None) -> VectorizeConfig:
+                        base: VectorizeConfig | None = None, quality: str = "balanced") -> VectorizeConfig:
     """The pipeline config a request asks for; RequestError (INVALID_ARGUMENT) says what to fix.
 
-    Unset options keep ``base``'s values (default: ``VectorizeConfig()``); ``device`` is the server's.
+    The request's quality preset (else ``quality``, the server's default) is applied to ``base``
+    (default: ``VectorizeConfig()``) with :func:`lvss.config.apply_quality`; options the request sets
+    win over the preset, unset ones keep the preset's (or ``base``'s) values, as on the command line.
+    A preset's default budget above ``limits.max_paths`` is lowered to it. ``device`` is the server's.
     The saliency mask file is not set here (see ``Servicer._admit``).
     """
     base = base or VectorizeConfig()
@@ -406,6 +409,10 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
 
     def opt(name: str, default):
         return getattr(o, name) if o.HasField(name) else default
+
+    base = apply_quality(base, request_quality(request, quality))
+    if base.paths > limits.max_paths:
+        base = base.with_(paths=limits.max_paths)
 
     paths = opt("paths", base.paths)
     if not 1 <= paths <= limits.max_paths:
@@ -469,6 +476,15 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
     return cfg
 
 
+def request_quality(request: pb.VectorizeRequest, default: str = "balanced") -> str:
+    """The quality preset a request asks for (``default`` when unset); RequestError if unknown."""
+    o = request.options
+    name = o.quality if o.HasField("quality") else default
+    if name not in QUALITY_PRESETS:
+        raise RequestError(f"unknown quality {name!r}; use one of: {', '.join(QUALITY_PRESETS)}")
+    return name
+
+
 def _check_learned_stages(cfg: VectorizeConfig) -> None:
     """A learned stage asked for by name needs its model on this server; say so before queueing."""
     from lvss import stages
@@ -495,11 +511,12 @@ def prompt_warnings(cfg: VectorizeConfig) -> list[str]:
     return [note] if note else []
 
 
-def _summary(request: pb.VectorizeRequest, cfg: VectorizeConfig) -> str:
+def _summary(request: pb.VectorizeRequest, cfg: VectorizeConfig, quality: str = "balanced") -> str:
     """Options for the log line; the prompt's length only, never its text."""
-    return (f"paths={cfg.paths} mode={cfg.mode} levels={cfg.simplify.levels} seed={cfg.seed} "
+    return (f"quality={quality} paths={cfg.paths} mode={cfg.mode} levels={cfg.simplify.levels} seed={cfg.seed} "
             f"work_size={cfg.work_size} simplify={cfg.simplify.method} segment={cfg.segment.method} "
             f"saliency={cfg.saliency.source} iters={cfg.optimize.structure_iters}/{cfg.optimize.refine_iters} "
+            f"polish={cfg.optimize.polish_iters} "
             f"fill={cfg.optimize.fill} prompt_chars={len(request.prompt)} mask={'yes' if request.saliency_mask else 'no'}")
 
 
@@ -510,11 +527,13 @@ class Servicer(pb_grpc.VectorizerServicer):
         to exercise queueing, cancellation and auth without the cost of the real pipeline).
     device: "cpu" or "cuda"; written into every job's config.
     models: names of the models the server holds in memory (reported by GetInfo).
+    quality: the preset (:data:`lvss.config.QUALITY_PRESETS`) a request without one gets; it is
+        applied to ``base_config`` per request, so ``base_config`` itself carries no preset.
     """
 
     def __init__(self, run_job: RunJob | None = None, *, device: str = "cpu", limits: Limits | None = None,
                  models: list[str] | None = None, base_config: VectorizeConfig | None = None,
-                 auth_required: bool = False):
+                 auth_required: bool = False, quality: str = "balanced"):
         from lvss.io import ImageError, decode_image_reduced, inspect_image_bytes
         from lvss.svg import scene_to_svg
 
@@ -530,6 +549,9 @@ class Servicer(pb_grpc.VectorizerServicer):
         if base.paths > self.limits.max_paths:  # the default budget must itself be allowed
             base = base.with_(paths=self.limits.max_paths)
         self.base_config = base
+        if quality not in QUALITY_PRESETS:
+            raise ConfigError(f"quality must be one of {', '.join(QUALITY_PRESETS)}, got {quality!r}")
+        self.quality = quality
         self.auth_required = auth_required
         self._closing = threading.Event()
         self.queue = JobQueue(self.limits.max_queue, self._execute)
@@ -543,7 +565,8 @@ class Servicer(pb_grpc.VectorizerServicer):
                                   queue_length=len(self.queue), busy=self.queue.running is not None,
                                   prompt_supported=not prompt_warnings(replace(
                                       self.base_config, saliency=replace(self.base_config.saliency,
-                                                                         source="auto", prompt="x"))))
+                                                                         source="auto", prompt="x"))),
+                                  qualities=list(QUALITY_PRESETS), default_quality=self.quality)
 
     def Vectorize(self, request, context) -> Iterator[pb.VectorizeEvent]:
         """``request``: a VectorizeRequest, or its serialized bytes (the server registers this
@@ -594,7 +617,8 @@ class Servicer(pb_grpc.VectorizerServicer):
             if len(data) > lim.max_image_bytes:
                 raise RequestError(f"{what} is {len(data) / MiB:.1f} MiB, over the server's limit of "
                                    f"{lim.max_image_bytes / MiB:.1f} MiB; downscale or recompress it")
-        cfg = config_from_request(request, lim, self.device, self.base_config)
+        quality = request_quality(request, self.quality)
+        cfg = config_from_request(request, lim, self.device, self.base_config, quality)
         try:
             self.queue.reserve()
         except QueueFull:
@@ -616,7 +640,7 @@ class Servicer(pb_grpc.VectorizerServicer):
             raise
         w, h = info.width, info.height
         return Job(data=image, mask_data=mask, size=(w, h), cfg=cfg, nbytes=len(image),
-                   summary=f"size={w}x{h} bytes={len(image)} {_summary(request, cfg)}",
+                   summary=f"size={w}x{h} bytes={len(image)} {_summary(request, cfg, quality)}",
                    warnings=prompt_warnings(cfg))
 
     @staticmethod

@@ -194,10 +194,14 @@ def test_fills_colours_and_opacity():
     assert shapes["a"].hex == "#00ff00" and shapes["a"].opacity == pytest.approx(0.25)
     assert shapes["b"].hex == "#ff0000"
     assert shapes["c"].hex == "#0000ff"
-    assert shapes["d"].hex == "#808080"  # the mean of the gradient's stops
+    assert shapes["d"].hex == "#808080"  # the mean of the gradient's stops (the viewport colour)
+    # a gradient of its own: objectBoundingBox by default, black on the left, white on the right
+    assert shapes["d"].gradient.kind == "linear" and shapes["d"].opacity == pytest.approx(0.25)
+    assert shapes["d"].gradient.color_at((0.0, 0.5)) == pytest.approx((0, 0, 0, 1))
+    assert shapes["d"].gradient.color_at((0.75, 0.5)) == pytest.approx((0.75, 0.75, 0.75, 1))
     assert shapes["f"].hex == "#663399" and shapes["f"].opacity == pytest.approx(0.5)
     assert shapes["g"].opacity == pytest.approx(0.25 * 128 / 255)
-    assert any("without a fill" in k for k in d.skipped) and any("gradient" in k for k in d.skipped)
+    assert any("without a fill" in k for k in d.skipped) and not any("gradient" in k for k in d.skipped)
 
 
 def test_layers_sublayers_hidden_and_use():

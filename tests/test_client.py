@@ -243,6 +243,50 @@ def test_cli_fill_reaches_the_server(server, token_file, tmp_path):
     assert r.returncode == 2 and "invalid choice: 'plaid'" in r.stderr
 
 
+def test_cli_quality_reaches_the_server(server, token_file, tmp_path):
+    """--quality picks the server's preset; --paths given with it wins over the preset's budget."""
+    import re
+
+    from lvss.config import QUALITY_PRESETS, VectorizeConfig, apply_quality
+    from lvss.svg import read_svg
+
+    env = {"LVSS_TOKEN_FILE": str(token_file)}
+    src, out = image_file(tmp_path), tmp_path / "out.svg"
+    fast, best = (apply_quality(VectorizeConfig(), q) for q in ("fast", "best"))
+    r = _remote(str(src), "-o", str(out), "--server", server.address, "--work-size", "32", "--quality", "fast",
+                "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    budget = min(fast.paths, 32)  # the preset's budget, lowered to the server's --max-paths
+    server.wait_log(rf"quality=fast paths={budget} .* iters={fast.optimize.structure_iters}/"
+                    rf"{fast.optimize.refine_iters} polish={fast.optimize.polish_iters} ")
+    assert read_svg(out).num_paths == budget
+    r = _remote(str(src), "-o", str(out), "--server", server.address, "--work-size", "32", "--quality", "best",
+                "--paths", "5", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    server.wait_log(rf"quality=best paths=5 .* iters=\d+/{best.optimize.refine_iters} "
+                    rf"polish={best.optimize.polish_iters} ")
+    assert read_svg(out).num_paths == 5
+    r = _remote(str(src), "-o", str(out), "--server", server.address, "--quality", "ultra", "-q")
+    assert r.returncode == 2 and "invalid choice: 'ultra'" in r.stderr
+    assert all(re.search(rf"'{q}'", r.stderr) for q in QUALITY_PRESETS)
+
+
+def test_client_quality_option_and_info(client, server):
+    from lvss.client import ClientError
+    from lvss.config import QUALITY_PRESETS
+
+    info = client.info()
+    assert info["qualities"] == list(QUALITY_PRESETS) and info["default_quality"] == "balanced"
+    r = client.vectorize(H.png_bytes(), paths=3, work_size=32, timeout=60, extra={"quality": "fast"})
+    assert sum(layer.paths for layer in r.layers) == 3
+    server.wait_log(r"quality=fast paths=3 ")
+    for value, code, fragment in ((7, "INVALID_ARGUMENT", "quality must be a string, got 7"),
+                                  ("ultra", "INVALID_ARGUMENT", "unknown quality 'ultra'; use one of: ")):
+        with pytest.raises(ClientError) as e:
+            client.vectorize(H.png_bytes(), timeout=30, extra={"quality": value})
+        assert e.value.code == code and fragment in e.value.message, e.value.message
+
+
 def _assert_one_line_error(status: int, stderr: str, expected_status: int, fragment: str):
     assert status == expected_status, (status, stderr)
     lines = [ln for ln in stderr.splitlines() if ln.strip()]

@@ -136,7 +136,8 @@ def test_labels_from_masks_partition():
 
 def _cfg(**kw):
     base = dict(mode="compact", paths=10, work_size=48, seed=0,
-                optimize=OptimizeConfig(refine_iters=4), compact=CompactConfig(rounds=3, superpixels=(12, 40)))
+                optimize=OptimizeConfig(refine_iters=4, polish_iters=4, refine_rounds=2),
+                compact=CompactConfig(rounds=3, superpixels=(12, 40)))
     base.update(kw)
     return VectorizeConfig(**base)
 
@@ -195,7 +196,7 @@ def test_detail_centres_follow_saliency(tmp_path):
     mask[:, 24:] = 255
     path = tmp_path / "mask.png"
     Image.fromarray(mask).save(path)
-    base = _cfg(paths=24, optimize=OptimizeConfig(refine_iters=0, prune_area=0.0))
+    base = _cfg(paths=24, optimize=OptimizeConfig(refine_iters=0, polish_iters=0, prune_area=0.0))
     masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
 
     def right_half(cfg):
@@ -327,3 +328,45 @@ def test_compact_metrics_are_the_pipelines():
     t = torch.from_numpy(rgb)
     assert met["psnr"] == pytest.approx(composite_metrics(C, A, t, torch.ones(48, 48))["psnr"], abs=1e-4)
     assert met["masks"] >= met["atoms"] > met["regions"] > 0 and met["region_psnr"] > 10
+
+
+def test_error_centres_cover_the_largest_error_first_and_keep_apart():
+    from lvss.compact import error_centres
+
+    err = np.zeros((40, 40))
+    err[8:12, 8:12] = 1.0        # the largest error
+    err[30:32, 30:32] = 0.5      # a smaller one
+    err[9, 20] = 0.9             # a single bright pixel: less in a circle than the 4x4 block
+    prior = np.ones((40, 40))
+    c = error_centres(err, prior, 2, radius=3.0)
+    assert len(c) == 2
+    assert 8 <= c[0, 0] <= 12 and 8 <= c[0, 1] <= 12
+    assert np.hypot(*(c[1] - c[0])) > 2 * 3.0
+    # a zero prior keeps centres off (e.g. outside the opaque pixels or a user's saliency mask)
+    prior[:20] = 0.0
+    c = error_centres(err, prior, 5, radius=3.0)
+    assert len(c) >= 1 and (c[:, 1] >= 20).all()
+    assert len(error_centres(np.zeros((10, 10)), np.ones((10, 10)), 3, 2.0)) == 0
+
+
+def test_region_paths_underlap_hides_under_the_regions_in_front():
+    from lvss.compact import region_paths
+    from lvss.metrics import scene_path_masks
+    from lvss.scene import Layer, Path as SPath, Scene
+
+    lab = np.zeros((32, 32), np.int32)
+    lab[8:24, 8:24] = 1          # region 1 in front of the larger region 0
+    lab[:, 28:] = 2              # a strip at the right, smaller than region 0, so in front of it too
+
+    def masks(under):
+        pts, ids = region_paths(lab, 3, 0.75, under)
+        sc = Scene(32, 32)
+        sc.layers.append(Layer("s", [SPath(p, torch.tensor([0.0, 0.0, 0.0, 1.0])) for p in pts], "l1"))
+        return dict(zip(ids, scene_path_masks(sc)))
+
+    flat, grown = masks(0), masks(2)
+    assert list(grown) == list(flat) == [0, 1, 2]                # back to front by filled area
+    # the back region's own shape is its outer contour (region 1 included) either way; the strip in
+    # front of it is not reached without underlap and is 2 px deep under it with it
+    assert not flat[0][:, 29:].any() and grown[0][:, 28:30].all() and not grown[0][:, 31].any()
+    np.testing.assert_array_equal(grown[1], flat[1])             # the strip is beyond 2 px of region 1

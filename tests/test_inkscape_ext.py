@@ -208,8 +208,22 @@ class InxTest(InxMixin, unittest.TestCase):
     def test_inx_menu_and_tabs(self):
         inx = (EXT_DIR / "lvss_vectorize.inx").read_text()
         for needle in ('<submenu name="Images"/>', 'name="vectorize"', 'name="server"', 'name="help"',
-                       'appearance="multiline"', '<option value="compact">', '<option value="delete">'):
+                       'appearance="multiline"', '<option value="compact">', '<option value="delete">',
+                       'name="fill"', '<option value="auto">', '<option value="radial">', 'name="quality"',
+                       '<option value="balanced">', '<option value="best">'):
             self.assertIn(needle, inx)
+
+    def test_quality_choice_defaults_to_fast(self):
+        """Inkscape's default for an option group is its first option: fast, as the script's default."""
+        from lxml import etree
+
+        from lvss.config import QUALITY_PRESETS
+
+        root = etree.parse(str(EXT_DIR / "lvss_vectorize.inx")).getroot()
+        param = root.xpath("//*[local-name()='param'][@name='quality']")[0]
+        values = [o.get("value") for o in param if isinstance(o.tag, str)]
+        self.assertEqual(values, list(QUALITY_PRESETS))  # every preset, and only those
+        self.assertEqual(values[0], "fast")
 
 
 class ReadImageTest(ExtensionCase):
@@ -527,10 +541,15 @@ class InsertTest(ExtensionCase):
 
     def test_options_reach_the_server(self):
         _, server = self.run_effect(self.doc_with_images(), prompt="a red\\nbicycle", paths=17, mode="compact",
-                                    levels=2, seed=9, server="10.0.0.1:6000", timeout=33)
+                                    levels=2, seed=9, server="10.0.0.1:6000", timeout=33, fill="auto",
+                                    quality="best")
         s = server.calls[0][1]
-        self.assertEqual((s.prompt, s.paths, s.mode, s.levels, s.seed, s.server, s.timeout),
-                         ("a red\nbicycle", 17, "compact", 2, 9, "10.0.0.1:6000", 33.0))
+        self.assertEqual((s.prompt, s.paths, s.mode, s.levels, s.seed, s.server, s.timeout, s.fill, s.quality),
+                         ("a red\nbicycle", 17, "compact", 2, 9, "10.0.0.1:6000", 33.0, "auto", "best"))
+
+    def test_quality_defaults_to_fast(self):
+        _, server = self.run_effect(self.doc_with_images())
+        self.assertEqual(server.calls[0][1].quality, "fast")
 
 
 class ErrorTest(ExtensionCase):
@@ -739,6 +758,12 @@ class RemoteTest(unittest.TestCase):
         self.assertEqual(cmd[:6], [py, "-m", "lvss.remote_cli", "in.png", "-o", "out.svg"])
         self.assertIn("--prompt", cmd)
         self.assertEqual(cmd[cmd.index("--prompt") + 1], "two\nlines")
+        self.assertNotIn("--fill", cmd)  # flat: every server's default, and older clients lack --fill
+        cmd = remote.remote_command(remote.Settings(python=py, fill="radial"), "in.png", "out.svg")
+        self.assertEqual(cmd[cmd.index("--fill") + 1], "radial")
+        self.assertNotIn("--quality", cmd)  # no choice made: the server's default preset
+        cmd = remote.remote_command(remote.Settings(python=py, quality="fast"), "in.png", "out.svg")
+        self.assertEqual(cmd[cmd.index("--quality") + 1], "fast")
 
     def test_subprocess_events_reach_the_caller(self):
         """`lvss remote --events` lines become events; warnings and the server's info come back."""

@@ -156,6 +156,35 @@ def test_progress_info_and_prompt_warning(server, way):
     assert remote.vectorize(png(), settings(server)).warnings == []
 
 
+def test_fill_choice_reaches_the_server(server, way):
+    """The dialog's Fills choice arrives as the request's fill option (the server logs it)."""
+    fill = "radial" if way == "in_process" else "linear"
+    remote.vectorize(png(), settings(server, fill=fill))
+    server.wait_log(f"fill={fill}")
+
+
+def test_quality_choice_reaches_the_server(server, way):
+    """The dialog's Quality choice arrives as the request's quality option; the dialog's path count
+    still wins over the preset's budget (the server logs both)."""
+    quality = "best" if way == "in_process" else "fast"
+    outcome = remote.vectorize(png(), settings(server, quality=quality))
+    server.wait_log(f"quality={quality} paths=4 ")
+    assert outcome.warnings == []
+
+
+def test_quality_with_a_client_older_than_the_option(server, monkeypatch):
+    """An lvss client that cannot send quality still vectorizes (the server's default preset) and
+    says so, instead of failing."""
+    from lvss import client
+
+    monkeypatch.setattr(remote, "_load_client", lambda: client)
+    monkeypatch.setattr(client, "EXTRA_OPTIONS", tuple(o for o in client.EXTRA_OPTIONS if o != "quality"))
+    outcome = remote.vectorize(png(), settings(server, quality="best", seed=77))
+    server.wait_log("quality=balanced paths=4 mode=layered levels=1 seed=77 ")
+    assert len(outcome.warnings) == 1 and "older than the Quality choice" in outcome.warnings[0]
+    assert "<svg" in outcome.svg
+
+
 def test_cancel_stops_the_job_on_the_server(server, way):
     started = threading.Event()
     run = remote.Run(png(), settings(server, levels=10),

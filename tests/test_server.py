@@ -266,6 +266,9 @@ def test_get_info_reports_limits(stub):
     assert info.limits.max_queue == 2
     assert info.limits.max_message_bytes > info.limits.max_image_bytes
     assert not info.auth_required
+    from lvss.config import QUALITY_PRESETS
+
+    assert list(info.qualities) == list(QUALITY_PRESETS) and info.default_quality == "balanced"
 
 
 def test_happy_path_streams_progress_then_result(stub, server):
@@ -319,6 +322,7 @@ BAD_REQUESTS = {
     "mask with other saliency": (dict(mask=_mask_png(), saliency="clip"), "saliency mask was sent"),
     "unknown segmenter": (dict(segment="magic"), "unknown segment method"),
     "unknown fill": (dict(fill="plaid"), "unknown fill 'plaid'; use one of: flat, linear, radial, auto"),
+    "unknown quality": (dict(quality="ultra"), "unknown quality 'ultra'; use one of: fast, balanced, best"),
     "learned stage without model": (dict(segment="sam"), "segment 'sam' needs a SAM checkpoint"),
     "clip without prompt": (dict(saliency="clip"), "needs a prompt"),
     "image over size limit": (dict(image=b"\x89PNG" + bytes(1_500_000)), "over the server's limit of 1.0 MiB"),

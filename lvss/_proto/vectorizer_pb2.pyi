@@ -19,7 +19,7 @@ class VectorizeRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., saliency_mask: _Optional[bytes] = ..., options: _Optional[_Union[VectorizeOptions, _Mapping]] = ...) -> None: ...
 
 class VectorizeOptions(_message.Message):
-    __slots__ = ("paths", "mode", "levels", "seed", "work_size", "simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill")
+    __slots__ = ("paths", "mode", "levels", "seed", "work_size", "simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill", "quality")
     PATHS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class VectorizeOptions(_message.Message):
     STRUCTURE_ITERS_FIELD_NUMBER: _ClassVar[int]
     REFINE_ITERS_FIELD_NUMBER: _ClassVar[int]
     FILL_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     paths: int
     mode: str
     levels: int
@@ -42,7 +43,8 @@ class VectorizeOptions(_message.Message):
     structure_iters: int
     refine_iters: int
     fill: str
-    def __init__(self, paths: _Optional[int] = ..., mode: _Optional[str] = ..., levels: _Optional[int] = ..., seed: _Optional[int] = ..., work_size: _Optional[int] = ..., simplify: _Optional[str] = ..., segment: _Optional[str] = ..., saliency: _Optional[str] = ..., structure_iters: _Optional[int] = ..., refine_iters: _Optional[int] = ..., fill: _Optional[str] = ...) -> None: ...
+    quality: str
+    def __init__(self, paths: _Optional[int] = ..., mode: _Optional[str] = ..., levels: _Optional[int] = ..., seed: _Optional[int] = ..., work_size: _Optional[int] = ..., simplify: _Optional[str] = ..., segment: _Optional[str] = ..., saliency: _Optional[str] = ..., structure_iters: _Optional[int] = ..., refine_iters: _Optional[int] = ..., fill: _Optional[str] = ..., quality: _Optional[str] = ...) -> None: ...
 
 class VectorizeEvent(_message.Message):
     __slots__ = ("queued", "progress", "result")
@@ -135,7 +137,7 @@ class Limits(_message.Message):
     def __init__(self, max_image_bytes: _Optional[int] = ..., max_pixels: _Optional[int] = ..., max_paths: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_work_size: _Optional[int] = ..., max_iters: _Optional[int] = ..., max_queue: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("version", "device", "models_loaded", "limits", "auth_required", "queue_length", "busy", "prompt_supported")
+    __slots__ = ("version", "device", "models_loaded", "limits", "auth_required", "queue_length", "busy", "prompt_supported", "qualities", "default_quality")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     MODELS_LOADED_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +146,8 @@ class GetInfoResponse(_message.Message):
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
     PROMPT_SUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    QUALITIES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_QUALITY_FIELD_NUMBER: _ClassVar[int]
     version: str
     device: str
     models_loaded: _containers.RepeatedScalarFieldContainer[str]
@@ -152,4 +156,6 @@ class GetInfoResponse(_message.Message):
     queue_length: int
     busy: bool
     prompt_supported: bool
-    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., models_loaded: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., auth_required: _Optional[bool] = ..., queue_length: _Optional[int] = ..., busy: _Optional[bool] = ..., prompt_supported: _Optional[bool] = ...) -> None: ...
+    qualities: _containers.RepeatedScalarFieldContainer[str]
+    default_quality: str
+    def __init__(self, version: _Optional[str] = ..., device: _Optional[str] = ..., models_loaded: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., auth_required: _Optional[bool] = ..., queue_length: _Optional[int] = ..., busy: _Optional[bool] = ..., prompt_supported: _Optional[bool] = ..., qualities: _Optional[_Iterable[str]] = ..., default_quality: _Optional[str] = ...) -> None: ...

@@ -1,9 +1,10 @@
-"""Compact mode's paths: one per merged region, and saliency-placed detail paths kept inside the mask
-they were seeded in (so a detail stays part of one semantic piece).
+"""Compact mode's shapes: one path per merged region, and where detail circles start, each kept
+inside the mask it was seeded in (so a detail stays part of one semantic piece).
 
-Detail centres are drawn with probability proportional to saliency (uniform when there is none),
-balanced over the segmenter's masks (a mask's weight divided by its area, so small parts get details
-as readily as wide flat ones) and kept off mask borders.
+Detail centres come two ways: where a circle would cover the most error (:func:`error_centres`), and
+drawn with probability proportional to saliency (uniform when there is none), balanced over the
+segmenter's masks (a mask's weight divided by its area, so small parts get details as readily as wide
+flat ones) and kept off mask borders (:func:`detail_prob`, :func:`detail_centres`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["structural_budget", "detail_prob", "detail_centres", "mask_depth", "Confine", "region_paths",
+__all__ = ["structural_budget", "detail_prob", "detail_centres", "error_centres", "mask_depth", "Confine", "region_paths",
            "region_colors", "DETAIL_AREA_EXPONENT"]
 
 DETAIL_AREA_EXPONENT = 1.0  # detail seeds: each mask's saliency weight / area^this (see detail_prob)
@@ -35,6 +36,32 @@ def detail_centres(prob: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     idx = rng.choice(p.size, size=k, replace=False, p=p / p.sum())
     w = prob.shape[1]
     return np.stack([idx % w + 0.5, idx // w + 0.5], 1).astype(np.float32)
+
+
+def error_centres(err: np.ndarray, prior: np.ndarray, n: int, radius: float) -> np.ndarray:
+    """(n', 2) pixel centres (x, y), n' <= n, of circles of ``radius`` where they would cover the most
+    error: greedily the largest value of ``err`` (H, W) summed over a disk, times ``prior`` (H, W) >=
+    0 (0 = no centre there), each pick clearing the centres within 2 · radius of it."""
+    from scipy import ndimage as ndi
+
+    r = max(1, int(round(radius)))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = (xx ** 2 + yy ** 2 <= radius ** 2).astype(np.float64)
+    gain = ndi.correlate(np.asarray(err, np.float64), disk, mode="constant") * np.asarray(prior, np.float64)
+    h, w = gain.shape
+    out = []
+    clear = 2.0 * radius
+    for _ in range(int(n)):
+        i = int(np.argmax(gain))
+        if not gain.flat[i] > 0:
+            break
+        y, x = divmod(i, w)
+        out.append((x + 0.5, y + 0.5))
+        y0, y1, x0, x1 = (max(0, int(y - clear)), min(h, int(y + clear) + 1), max(0, int(x - clear)),
+                          min(w, int(x + clear) + 1))
+        gy, gx = np.mgrid[y0:y1, x0:x1]
+        gain[y0:y1, x0:x1][(gy - y) ** 2 + (gx - x) ** 2 <= clear ** 2] = 0.0
+    return np.asarray(out, np.float32).reshape(-1, 2)
 
 
 def mask_depth(labels: np.ndarray) -> np.ndarray:
@@ -80,9 +107,12 @@ def detail_prob(sal: np.ndarray | None, alpha: np.ndarray, labels: np.ndarray | 
     return out if out.sum() > 0 else prob
 
 
-def region_paths(region_labels: np.ndarray, m: int, epsilon: float):
+def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0):
     """One path per region (outer contour), back to front by filled area (largest first), so that a
-    region enclosing others lies behind them. Returns (points list, region ids)."""
+    region enclosing others lies behind them. With ``underlap`` > 0, a region's shape also takes the
+    pixels within that many px of it that belong to regions in front of it: hidden there, it leaves
+    no gap where the simplified contours of two neighbours do not meet exactly. Returns (points
+    list, region ids)."""
     from scipy import ndimage as ndi
 
     from ..layering import mask_to_path
@@ -95,9 +125,22 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float):
         filled = int(ndi.binary_fill_holes(region_labels[objs[r]] == r).sum())
         items.append((filled, r))
     items.sort(key=lambda t: (-t[0], t[1]))
+    rank = np.full(m + 1, -1)
+    for k, (_, r) in enumerate(items):
+        rank[r] = k
+    order = rank[region_labels]  # place of each pixel's region, back to front (-1 outside)
+    h, w = region_labels.shape
     pts, ids = [], []
-    for _, r in items:
-        p = mask_to_path(region_labels == r, epsilon)
+    for k, (_, r) in enumerate(items):
+        mask = region_labels == r
+        if underlap > 0:
+            ys, xs = objs[r]
+            y0, y1 = max(0, ys.start - underlap), min(h, ys.stop + underlap)
+            x0, x1 = max(0, xs.start - underlap), min(w, xs.stop + underlap)
+            grown = ndi.binary_dilation(mask[y0:y1, x0:x1], iterations=int(underlap))
+            mask = mask.copy()
+            mask[y0:y1, x0:x1] |= grown & (order[y0:y1, x0:x1] > k)
+        p = mask_to_path(mask, epsilon)
         if p is not None:
             pts.append(p.points)
             ids.append(r)

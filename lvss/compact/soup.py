@@ -125,25 +125,34 @@ def mask_soup(rgb: np.ndarray, valid: np.ndarray, cfg: VectorizeConfig, source: 
               cancel: threading.Event | None = None) -> Soup:
     """The soup of ``rgb`` (h, w, 3) float32 over the ``valid`` pixels and its partitions."""
     from ..optimize.loop import check_cancel
-    from ..stages import segment_levels
+    from ..stages import segment_levels, simplify_levels
 
     prog = progress or (lambda f, m: None)
     h, w = valid.shape
     min_px = max(4, int(math.ceil(cfg.segment.min_area * h * w)))
+    levels = [rgb]
+    if cfg.compact.simplified_levels and cfg.simplify.levels > 0:
+        levels = simplify_levels(cfg, rgb, lambda f, m: prog(0.2 * f, m), cancel).levels
     # the segmenter sees the full-resolution original (up to its own input size) when given; a learned
     # segmenter that finds nothing falls back to the classical one (said in the notes)
-    seg = segment_levels(cfg, [rgb], source, progress=lambda f, m: prog(0.6 * f, m), cancel=cancel)
+    seg = segment_levels(cfg, levels, source, progress=lambda f, m: prog(0.2 + 0.4 * f, m), cancel=cancel)
     ms = np.asarray(seg.masksets[0].masks, bool)
     semantic = labels_from_masks(ms, valid, min_px)
     parts, n_masks = [semantic], len(ms)
+    # the simplification levels' masks (coarser versions of the segmenter's) as partitions of their own
+    coarse = [labels_from_masks(np.asarray(m.masks, bool), valid, min_px) for m in seg.masksets[1:] if len(m.masks)]
+    n_masks += sum(len(m.masks) for m in seg.masksets[1:])
     for i, k in enumerate(cfg.compact.superpixels):
         check_cancel(cancel)
         sp = superpixels(rgb, valid, k, cfg.seed)
         parts.append(sp)
         n_masks += int(len(np.unique(sp[valid])))
         prog(0.6 + 0.4 * (i + 1) / max(len(cfg.compact.superpixels), 1), f"superpixels at {k} segments")
+    n_sp = len(parts) - 1
+    parts += coarse
     # thin parts (outlines) cut by superpixel borders make small atoms: only specks are absorbed
     atoms = refine_partitions(parts, valid, 4) if len(parts) > 1 else semantic
-    # the segmenter's boundaries count three times as much as all superpixel scales together
-    weights = [3.0] + [1.0 / max(len(parts) - 1, 1)] * (len(parts) - 1)
+    # the segmenter's boundaries count three times as much as all superpixel scales together, and as
+    # all simplification levels together (a boundary the segmenter alone draws stays firm)
+    weights = ([3.0] + [1.0 / max(n_sp, 1)] * n_sp + [1.0 / max(len(coarse), 1)] * len(coarse))
     return Soup(n_masks, atoms, semantic, list(seg.notes), boundary_strength(parts, weights))

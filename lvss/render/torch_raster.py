@@ -450,21 +450,76 @@ def _gradient_table(gf: GradientFills) -> torch.Tensor:
 
 def _gradient_rgba(gf: GradientFills, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """(M, 4) straight RGBA of gradient ``g`` (M,) at points (x, y) (M,): the gradient parameter t,
-    then piecewise linear in the stops, constant beyond the first and last (spread "pad")."""
-    tab = _gradient_table(gf).index_select(0, g)
-    is_lin, a0, a1, a2, a3, inv_k, k = tab[:, :7].unbind(1)
+    then piecewise linear in the stops, constant beyond the first and last (spread "pad").
+    Differentiable in the gradients' parameters (through :class:`_GradientEval`)."""
+    return _GradientEval.apply(_gradient_table(gf), x, y, g, gf.offsets.shape[1])
+
+
+def _gradient_eval(tab: torch.Tensor, x, y, nstops: int):
+    """Forward pass of :class:`_GradientEval` on gathered columns ``tab`` (C, M) (each row
+    contiguous): the colours (M, 4) and the intermediates its backward needs."""
+    is_lin, a0, a1, a2, a3, inv_k, k = tab[:7]
+    lin = is_lin > 0.5
     px, py = x - a0, y - a1        # point - start (linear) or point - focal (radial)
-    t_lin = px * a2 + py * a3
-    de = px * a2 + py * a3         # radial: (point - focal) . e
+    de = px * a2 + py * a3         # linear: t; radial: (point - focal) . e
     dd = px * px + py * py
-    t_rad = (torch.sqrt(de * de + k * dd + 1e-12) - de) * inv_k
-    t = torch.where(is_lin > 0.5, t_lin, t_rad)
-    out = tab[:, 7:11]
-    for j in range(gf.offsets.shape[1] - 1):
+    root = torch.sqrt(de * de + k * dd + 1e-12)
+    t = torch.where(lin, de, (root - de) * inv_k)
+    out = tab[7:11].clone()
+    for j in range(nstops - 1):
         base = 11 + 6 * j
-        w = ((t - tab[:, base]) * tab[:, base + 1]).clamp(0, 1)
-        out = out + w.unsqueeze(1) * tab[:, base + 2:base + 6]
-    return out
+        w = ((t - tab[base]) * tab[base + 1]).clamp_(0, 1)
+        out.addcmul_(w.unsqueeze(0), tab[base + 2:base + 6])
+    return out.t(), (lin, px, py, de, dd, root, t)
+
+
+class _GradientEval(torch.autograd.Function):
+    """Gradient colours per (path, pixel) pair from the per-gradient table of :func:`_gradient_table`,
+    with a hand-written backward: per pair a few products, then one ``index_add`` into the table
+    (autograd through the per-pair expressions kept a dozen pair-sized tensors per step). The table
+    is gathered column-major, (C, M), so every per-pair quantity is one contiguous row."""
+
+    @staticmethod
+    def forward(ctx, table, x, y, g, nstops):
+        tab = table.t().contiguous().index_select(1, g)
+        out, keep = _gradient_eval(tab, x, y, nstops)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(tab, g, *keep)
+        ctx.nstops, ctx.shape = nstops, table.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        tab, g, lin, px, py, de, dd, root, t = ctx.saved_tensors
+        go = grad_out.t().contiguous()  # (4, M)
+        gtab = torch.empty_like(tab)
+        gtab[0] = 0.0
+        gtab[7:11] = go
+        gt = torch.zeros_like(t)
+        for j in range(ctx.nstops - 1):
+            base = 11 + 6 * j
+            o, inv = tab[base], tab[base + 1]
+            u = (t - o) * inv
+            gtab[base + 2:base + 6] = go * u.clamp(0, 1).unsqueeze(0)
+            gw = (go * tab[base + 2:base + 6]).sum(0) * ((u >= 0) & (u <= 1)).to(t.dtype)
+            gt.addcmul_(gw, inv)
+            gtab[base] = -gw * inv
+            gtab[base + 1] = gw * (t - o)
+        a2, a3, inv_k, k = tab[3], tab[4], tab[5], tab[6]
+        # radial: t = (root - de) / k with root = sqrt(de^2 + k dd)
+        zero = torch.zeros_like(gt)
+        g_de = torch.where(lin, gt, gt * (de / root - 1.0) * inv_k)
+        g_dd = torch.where(lin, zero, gt * 0.5 * k / root * inv_k)
+        gtab[5] = torch.where(lin, zero, gt * (root - de))
+        gtab[6] = torch.where(lin, zero, gt * 0.5 * dd / root * inv_k)
+        g_px = g_de * a2 + 2.0 * g_dd * px
+        g_py = g_de * a3 + 2.0 * g_dd * py
+        gtab[1] = -g_px
+        gtab[2] = -g_py
+        gtab[3] = g_de * px
+        gtab[4] = g_de * py
+        gtable = tab.new_zeros(ctx.shape[1], ctx.shape[0]).index_add_(1, g, gtab)
+        return gtable.t(), None, None, None, None
 
 
 def _pair_colors(gf: GradientFills, col: torch.Tensor, plan: _Plan, n: int, width: int) -> torch.Tensor:

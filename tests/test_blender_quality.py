@@ -1,0 +1,54 @@
+"""The Blender extension's Quality choice reaches the server: in process (gRPC) and through
+``lvss remote --quality``; "Server Default" sends nothing. Runs without Blender (blender_ext/remote.py
+needs no bpy) against the scripted server double of tests/test_server.py."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"lvss_blender_q_{name}", REPO / "blender_ext" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+remote = _load("remote")
+
+
+def test_remote_command_sends_quality_only_when_chosen():
+    cmd = remote.remote_command(remote.Settings(), "py", "in.png", "out.svg")
+    assert "--quality" not in cmd
+    cmd = remote.remote_command(remote.Settings(quality="best"), "py", "in.png", "out.svg")
+    assert cmd[cmd.index("--quality") + 1] == "best"
+
+
+@pytest.fixture(scope="module")
+def server():
+    pytest.importorskip("grpc")
+    from test_server import ServerProc
+
+    s = ServerProc("--max-paths", "64")
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.mark.parametrize("connection, quality", [("GRPC", "fast"), ("COMMAND", "best"), ("GRPC", "")])
+def test_quality_reaches_the_server(server, connection, quality):
+    from test_server import png_bytes
+
+    seed = {"fast": 11, "best": 12, "": 13}[quality]
+    s = remote.Settings(server=server.address, connection=connection, python=sys.executable, timeout=120,
+                        paths=3, levels=1, seed=seed, quality=quality)
+    job = remote.start(png_bytes(), s)
+    assert job.wait(120)
+    assert job.error is None and job.svg and "<svg" in job.svg
+    server.wait_log(rf"quality={quality or 'balanced'} paths=3 mode=layered levels=1 seed={seed} ")
