@@ -410,7 +410,7 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
     def opt(name: str, default):
         return getattr(o, name) if o.HasField(name) else default
 
-    base = apply_quality(base, request_quality(request, quality))
+    base = apply_quality(base, request_quality(request, quality), levels_given=False)  # request's levels win below
     if base.paths > limits.max_paths:
         base = base.with_(paths=limits.max_paths)
 
