@@ -75,7 +75,7 @@ class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
     structure_iters: int = 60      # at most; each stage stops earlier once its loss levels off
-    refine_iters: int = 40         # detail paths: steps per stage (see refine_rounds); the polish fits last
+    refine_iters: int = 30         # detail paths: steps per stage (see refine_rounds); the polish fits last
     structure_lr: float = 0.3      # contour-fitted paths start near their masks: small steps
     structure_scale: float = 0.5   # the structure stage works at this fraction of the working size
     refine_scale: float = 1.0      # refinement rounds work at this fraction (the polish at full size)

@@ -295,7 +295,8 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
                 step_callback(step, iters_total, value)
             step += 1
 
-        adam_loop(groups, loss_fn, n_iter, after_step=clamp, callback=on_step,
+        # a refill round (past the stage's planned rounds) only fits the few paths it re-adds: half the steps
+        adam_loop(groups, loss_fn, n_iter if j <= planned else max(1, n_iter // 2), after_step=clamp, callback=on_step,
                   stop=Plateau(cfg.stop_tol, cfg.stop_patience), cancel=cancel)
         fixed = [p for p in state.points[:state.n_fixed]]
         free = free.detach() / scale
