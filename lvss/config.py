@@ -129,7 +129,7 @@ class CompactConfig:
     # the error is largest, the rest is sampled by saliency
     contour_epsilon: float = 0.75
     underlap: int = 3
-    error_share: float = 0.25
+    error_share: float = 0.0
 
 
 # --quality presets: the default path budget (when none is given), the working size and the

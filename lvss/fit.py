@@ -18,47 +18,73 @@ __all__ = ["douglas_peucker", "fit_closed_cubic", "STRAIGHT_TOL"]
 STRAIGHT_TOL = 0.5  # pixels: a run of contour points this close to its chord is a straight edge
 
 
+def _norm_rows(x: np.ndarray) -> np.ndarray:
+    """Euclidean length of every row of an (M, 2) array: the arithmetic of
+    ``np.linalg.norm(x, axis=1)`` without its argument handling (this runs once per run of points)."""
+    return np.sqrt(np.add.reduce(x * x, axis=1))
+
+
 def _seg_dist(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distances of points p (M, 2) to the segment a-b."""
     d = b - a
     L2 = float(d @ d)
     if L2 < 1e-18:
-        return np.linalg.norm(p - a, axis=1)
-    t = np.clip(((p - a) @ d) / L2, 0.0, 1.0)
-    return np.linalg.norm(p - (a + t[:, None] * d), axis=1)
+        return _norm_rows(p - a)
+    t = np.minimum(np.maximum(((p - a) @ d) / L2, 0.0), 1.0)
+    return _norm_rows(p - (a + t[:, None] * d))
 
 
-def _dp_open(points: np.ndarray, lo: int, hi: int, eps: float, out: list[int]) -> None:
-    """Douglas–Peucker on points[lo..hi] (inclusive); appends the kept inner indices to ``out``."""
-    stack = [(lo, hi)]
-    while stack:
-        a, b = stack.pop()
-        if b - a < 2:
-            continue
-        d = _seg_dist(points[a + 1:b], points[a], points[b])
-        k = int(np.argmax(d))
-        if d[k] > eps:
-            m = a + 1 + k
-            out.append(m)
-            stack.append((a, m))
-            stack.append((m, b))
+class _Splits:
+    """Douglas–Peucker's split of every run of one closed contour, measured once and kept.
+
+    Where a run [a, b] splits (its point farthest from the chord) and how far that point lies do not
+    depend on the tolerance; only whether the split is taken does. Trying several tolerances on one
+    contour (as :func:`lvss.layering.mask_to_path` does to meet its segment budget) therefore
+    measures each run once.
+    """
+
+    def __init__(self, points: np.ndarray):
+        pts = np.asarray(points)
+        self.n = n = len(pts)
+        self.far = int(np.argmax(_norm_rows(pts - pts[0]))) if n >= 3 else 0
+        self.ext = np.concatenate([pts, pts[:1]], 0)   # index n is point 0 again
+        self._memo: dict[tuple[int, int], tuple[int, float]] = {}
+
+    def _split(self, a: int, b: int) -> tuple[int, float]:
+        hit = self._memo.get((a, b))
+        if hit is None:
+            ext = self.ext
+            d = _seg_dist(ext[a + 1:b], ext[a], ext[b])
+            k = int(np.argmax(d))
+            hit = self._memo[(a, b)] = (a + 1 + k, float(d[k]))
+        return hit
+
+    def vertices(self, eps: float) -> np.ndarray:
+        """Sorted indices of the vertices kept within ``eps`` (see :func:`douglas_peucker`)."""
+        n, far = self.n, self.far
+        if n < 3:
+            return np.arange(n)
+        if far == 0:
+            return np.array([0])
+        keep = [0, far]
+        stack = [(0, far), (far, n)]
+        while stack:
+            a, b = stack.pop()
+            if b - a < 2:
+                continue
+            m, dist = self._split(a, b)
+            if dist > eps:
+                keep.append(m)
+                stack.append((a, m))
+                stack.append((m, b))
+        return np.unique(np.asarray([k % n for k in keep]))
 
 
 def douglas_peucker(points: np.ndarray, eps: float) -> np.ndarray:
     """Sorted indices of the Douglas–Peucker vertices of a CLOSED contour (P, 2), P >= 3 distinct
     points (a repeated closing point must be removed first). The contour is split at its first point
     and the point farthest from it, and each half is simplified within ``eps``."""
-    n = len(points)
-    if n < 3:
-        return np.arange(n)
-    far = int(np.argmax(np.linalg.norm(points - points[0], axis=1)))
-    if far == 0:
-        return np.array([0])
-    ext = np.concatenate([points, points[:1]], 0)   # index n is point 0 again
-    keep = [0, far]
-    _dp_open(ext, 0, far, eps, keep)
-    _dp_open(ext, far, n, eps, keep)
-    return np.unique(np.asarray([k % n for k in keep]))
+    return _Splits(points).vertices(eps)
 
 
 def _bernstein(t: np.ndarray) -> np.ndarray:
@@ -73,7 +99,7 @@ def _fit_segment(q: np.ndarray, iters: int = 3) -> np.ndarray | None:
     if m < 4:
         return None
     p0, p3 = q[0], q[-1]
-    d = np.linalg.norm(np.diff(q, axis=0), axis=1)
+    d = _norm_rows(np.diff(q, axis=0))
     s = np.concatenate([[0.0], np.cumsum(d)])
     if s[-1] < 1e-9:
         return None
@@ -81,26 +107,27 @@ def _fit_segment(q: np.ndarray, iters: int = 3) -> np.ndarray | None:
     ctrl = None
     for _ in range(iters):
         B = _bernstein(t)
-        rhs = q - np.outer(B[:, 0], p0) - np.outer(B[:, 3], p3)
+        b0, b1, b2, b3 = B[:, 0, None], B[:, 1, None], B[:, 2, None], B[:, 3, None]
+        rhs = q - b0 * p0 - b3 * p3
         A = B[:, 1:3]
         AtA = A.T @ A
         if abs(np.linalg.det(AtA)) < 1e-12:
             return None if ctrl is None else ctrl[1:3]
         sol = np.linalg.solve(AtA, A.T @ rhs)
-        ctrl = np.stack([p0, sol[0], sol[1], p3])
-        # one Newton step on every parameter: move t to the nearest point of the curve
+        c = ctrl = np.stack([p0, sol[0], sol[1], p3])
+        # one Newton step on every parameter: move t to the nearest point of the curve (the Bernstein
+        # weights at t are B's columns)
         u = 1.0 - t
-        c = ctrl
-        pt = (u ** 3)[:, None] * c[0] + (3 * u * u * t)[:, None] * c[1] + (3 * u * t * t)[:, None] * c[2] \
-            + (t ** 3)[:, None] * c[3]
+        pt = b0 * c[0] + b1 * c[1] + b2 * c[2] + b3 * c[3]
         d1 = 3 * ((u * u)[:, None] * (c[1] - c[0]) + (2 * u * t)[:, None] * (c[2] - c[1])
                   + (t * t)[:, None] * (c[3] - c[2]))
         d2 = 6 * (u[:, None] * (c[2] - 2 * c[1] + c[0]) + t[:, None] * (c[3] - 2 * c[2] + c[1]))
         diff = pt - q
-        num = (diff * d1).sum(1)
-        den = (d1 * d1).sum(1) + (diff * d2).sum(1)
-        step = np.where(np.abs(den) > 1e-9, num / np.where(np.abs(den) > 1e-9, den, 1.0), 0.0)
-        t = np.clip(t - step, 0.0, 1.0)
+        num = np.add.reduce(diff * d1, axis=1)
+        den = np.add.reduce(d1 * d1, axis=1) + np.add.reduce(diff * d2, axis=1)
+        ok = np.abs(den) > 1e-9
+        step = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+        t = np.minimum(np.maximum(t - step, 0.0), 1.0)
         t[0], t[-1] = 0.0, 1.0
         t = np.maximum.accumulate(t)
     return ctrl[1:3]
@@ -135,7 +162,7 @@ def fit_closed_cubic(points: np.ndarray, vertices: np.ndarray, corner_deg: float
         fitted = _fit_segment(run)
         if fitted is not None and np.all(np.isfinite(fitted)):
             chord = float(np.linalg.norm(run[-1] - run[0]))
-            span = float(np.linalg.norm(np.diff(run, axis=0), axis=1).sum())
+            span = float(_norm_rows(np.diff(run, axis=0)).sum())
             # a handle longer than the run it stands for means an ill-posed fit: keep the default
             if max(np.linalg.norm(fitted[0] - run[0]), np.linalg.norm(fitted[1] - run[-1])) <= max(span, chord):
                 h1[i], h2[i] = fitted

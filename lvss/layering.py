@@ -92,8 +92,12 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero(mask.any(1))
     cols = np.flatnonzero(mask.any(0))
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    # a hole is background not 4-connected to the outside (what ndi.binary_fill_holes fills): label
+    # the background of the padded crop once instead of growing the outside pixel by pixel
+    bg = np.pad(~mask[r0:r1, c0:c1], 1, constant_values=True)
+    lab, _ = ndi.label(bg)
     out = np.zeros_like(mask)
-    out[r0:r1, c0:c1] = ndi.binary_fill_holes(mask[r0:r1, c0:c1])
+    out[r0:r1, c0:c1] = (lab != lab[0, 0])[1:-1, 1:-1]
     return out
 
 
@@ -429,12 +433,13 @@ def _outer_contour(mask: np.ndarray, holes: bool = False) -> _Contour | None:
     return _Contour(pts, shape, r0, c0, np.asarray(sorted(set(fixed)), np.int64))
 
 
-def _polygon(points: np.ndarray, eps: float, fixed: np.ndarray | None = None) -> np.ndarray:
+def _polygon(points: np.ndarray, eps: float, fixed: np.ndarray | None = None, splits=None) -> np.ndarray:
     """Indices of the Douglas–Peucker vertices of a closed contour (no repeated closing point), plus
-    the ``fixed`` ones."""
-    from .fit import douglas_peucker
+    the ``fixed`` ones. splits: the contour's :class:`lvss.fit._Splits` when several tolerances are
+    tried on it (each run of points is then measured once)."""
+    from .fit import _Splits
 
-    idx = douglas_peucker(points, eps)
+    idx = (splits if splits is not None else _Splits(points)).vertices(eps)
     return idx if fixed is None or len(fixed) == 0 else np.union1d(idx, fixed)
 
 
@@ -459,13 +464,16 @@ def _simplify_polygon(c: _Contour, epsilon: float, max_segments: int, min_iou: f
     shapes, where that tolerance cuts off too much, it is lowered (within the segment budget) until
     the polygon covers the shape with IoU >= ``min_iou``.
     """
+    from .fit import _Splits
+
+    splits = _Splits(c.points)
     eps = epsilon
-    idx = _polygon(c.points, eps, c.fixed)
+    idx = _polygon(c.points, eps, c.fixed, splits)
     while len(idx) > max(max_segments, len(c.fixed) + 3) and eps < 1e6:
         eps *= 1.25
-        idx = _polygon(c.points, eps, c.fixed)
+        idx = _polygon(c.points, eps, c.fixed, splits)
     while eps > 0.2 and (len(idx) < 3 or _polygon_iou(c.points[idx], c) < min_iou):
-        finer = _polygon(c.points, eps * 0.7, c.fixed)
+        finer = _polygon(c.points, eps * 0.7, c.fixed, splits)
         if len(finer) > max_segments:
             break
         eps *= 0.7

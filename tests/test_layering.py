@@ -429,3 +429,36 @@ def test_a_transparent_hole_stays_open_in_the_path():
     pinhole = _rect(10, 30, 10, 30) & ~_rect(19, 21, 19, 21)     # 4 px hole
     (piece, path), = mask_to_paths(pinhole, holes=True)
     assert _coverage(path, H, W)[19:21, 19:21].all()
+
+
+def test_fill_holes_matches_scipy_on_random_masks():
+    from scipy import ndimage as ndi
+
+    from lvss.layering import _fill_holes
+
+    rng = np.random.default_rng(3)
+    for density in (0.3, 0.55, 0.7, 0.85):
+        for _ in range(10):
+            m = rng.random((24, 31)) < density
+            m[0, 0] = True  # never empty
+            assert np.array_equal(_fill_holes(m), ndi.binary_fill_holes(m))
+    ring = np.zeros((9, 9), bool)
+    ring[2:7, 2:7] = True
+    ring[4, 4] = False
+    assert _fill_holes(ring)[4, 4] and _fill_holes(ring).sum() == 25
+
+
+def test_douglas_peucker_splits_reused_across_tolerances_match_fresh_runs():
+    from lvss.fit import _Splits, douglas_peucker
+
+    rng = np.random.default_rng(5)
+    a = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    r = 20 + 3 * np.sin(5 * a) + rng.normal(0, 0.3, a.size)
+    pts = np.stack([r * np.cos(a), r * np.sin(a)], 1)
+    splits = _Splits(pts)
+    for eps in (8.0, 0.4, 2.0, 1.0, 5.0, 0.1, 2.0):   # any order: later calls reuse earlier measurements
+        got = splits.vertices(eps)
+        assert np.array_equal(got, douglas_peucker(pts, eps))
+        assert np.all(np.diff(got) > 0) and got[0] == 0
+    # a finer tolerance keeps every vertex of a coarser one
+    assert set(splits.vertices(2.0)) <= set(splits.vertices(0.5))

@@ -117,19 +117,21 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
 
     from ..layering import mask_to_path
 
+    from ..render.torch_raster import covered_pixels
+
     objs = ndi.find_objects(region_labels + 1, max_label=m)
-    items = []
-    for r in range(m):
-        if objs[r] is None:
-            continue
-        filled = int(ndi.binary_fill_holes(region_labels[objs[r]] == r).sum())
-        items.append((filled, r))
+    h, w = region_labels.shape
+    # the order is by the area each region's path covers (its contour, holes filled as the path
+    # fills them: a ring closed only at a corner still covers its inside), not the mask's own area
+    own = [(r, mask_to_path(region_labels == r, epsilon)) for r in range(m) if objs[r] is not None]
+    own = [(r, p) for r, p in own if p is not None]
+    cover = covered_pixels([p.points for _, p in own], w, h) if own else []
+    items = [(len(c), r) for (r, _), c in zip(own, cover)]
     items.sort(key=lambda t: (-t[0], t[1]))
     rank = np.full(m + 1, -1)
     for k, (_, r) in enumerate(items):
         rank[r] = k
     order = rank[region_labels]  # place of each pixel's region, back to front (-1 outside)
-    h, w = region_labels.shape
     pts, ids = [], []
     for k, (_, r) in enumerate(items):
         mask = region_labels == r
@@ -140,7 +142,7 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
             grown = ndi.binary_dilation(mask[y0:y1, x0:x1], iterations=int(underlap))
             mask = mask.copy()
             mask[y0:y1, x0:x1] |= grown & (order[y0:y1, x0:x1] > k)
-        p = mask_to_path(mask, epsilon)
+        p = mask_to_path(mask, epsilon) if underlap > 0 else dict(own)[r]
         if p is not None:
             pts.append(p.points)
             ids.append(r)
