@@ -93,6 +93,8 @@ def _cfg(budget: int, mode: str, args, **kw):
         cfg = replace(cfg, compact=replace(cfg.compact, structural_ratio=args.structural_ratio))
     over = {k: v for k, v in (("structure_iters", args.structure_iters), ("refine_iters", args.refine_iters))
             if v is not None}
+    if mode == "compact" and args.refine_iters is not None:   # compact's path stage: refinement + polish steps
+        cfg = replace(cfg, compact=replace(cfg.compact, path_steps=args.refine_iters + cfg.optimize.polish_iters))
     return replace(cfg, optimize=replace(cfg.optimize, **over)) if over else cfg
 
 

@@ -130,6 +130,8 @@ class CompactConfig:
     contour_epsilon: float = 0.75
     underlap: int = 3
     error_share: float = 0.0
+    path_rounds: int = 4           # the path stage: rounds of detail circles ...
+    path_steps: int = 115          # ... and Adam steps over all of them (every path moves)
 
 
 # --quality presets: the default path budget (when none is given), the working size and the
@@ -138,12 +140,14 @@ class CompactConfig:
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256, levels=3,
                  optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=24, refine_scale=0.5,
-                               refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=20)),
+                               refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=20),
+                 compact=dict(path_rounds=3, path_steps=60)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=90, refine_scale=1.0,
                                refine_rounds=3, first_stage_rounds=6, refill_rounds=3, freeze_structure_colours=False,
-                               polish_iters=100)),
+                               polish_iters=100),
+                 compact=dict(path_rounds=4, path_steps=250)),
 }
 
 
@@ -159,6 +163,8 @@ def apply_quality(cfg: "VectorizeConfig", name: str, paths_given: bool = False,
         out = replace(out, paths=pre["paths"])
     if not work_size_given:
         out = replace(out, work_size=pre["work_size"])
+    if "compact" in pre:
+        out = replace(out, compact=replace(out.compact, **pre["compact"]))
     if not levels_given and "levels" in pre:
         out = replace(out, simplify=replace(out.simplify, levels=pre["levels"]))
     return out
@@ -223,6 +229,9 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError(f"fill must be one of flat, linear, radial, auto (CLI --fill), got {cfg.optimize.fill!r}")
     if not isinstance(cfg.optimize.fill_iters, int) or cfg.optimize.fill_iters < 0 or cfg.optimize.fill_cost < 0:
         raise ConfigError("fill_iters must be an integer >= 0 and fill_cost >= 0")
+    if cfg.compact.path_rounds < 1 or cfg.compact.path_steps < 0:
+        raise ConfigError(f"compact path_rounds must be >= 1 and path_steps >= 0, got {cfg.compact.path_rounds} "
+                          f"and {cfg.compact.path_steps}")
     if cfg.compact.rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
     if cfg.compact.tv_control not in ("fusion", "fixed"):

@@ -1,8 +1,8 @@
 """Compact mode's path stage: the merged regions' paths and detail circles, fitted to the image.
 
-The detail budget (the paths left after the structure) is spent in rounds (as many as layered refinement's first rung). Every
-round renders the scene, places its share of new circles, then moves every path and colour against
-the image with the project's optimiser loop (:func:`lvss.optimize.loop.adam_loop`); invisible
+The detail budget (the paths left after the structure) is spent in rounds (``CompactConfig.path_rounds``,
+``path_steps`` steps in all). Every round renders the scene, places its share of new circles, then
+moves every path and colour against the image with the project's optimiser loop (:func:`lvss.optimize.loop.adam_loop`); invisible
 details are pruned and the best state of all rounds (colours solved by least squares) is kept.
 Each round's circles are placed two ways (``CompactConfig.error_share``): where a circle would cover
 the most error, times saliency (:func:`.details.error_centres`), and sampled by saliency, balanced
@@ -75,10 +75,8 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
     dev = target_a.device
     oc, cc = cfg.optimize, cfg.compact
     n_s = len(pts)
-    # as many rounds and steps as layered refinement's first rung, plus the polish's steps (every path
-    # moves here)
-    rounds = max(1, oc.refine_rounds, oc.first_stage_rounds)
-    total = oc.refine_iters * rounds // max(1, oc.refine_rounds) + oc.polish_iters
+    rounds = max(1, cc.path_rounds)
+    total = cc.path_steps
     per = [total // rounds + (1 if r < total % rounds else 0) for r in range(rounds)]
     rad = float(cc.detail_radius)
     seeds: list[tuple[float, float]] = []  # each detail's start centre: the mask it stays in
