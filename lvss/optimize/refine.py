@@ -287,6 +287,7 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
         def clamp() -> None:
             with torch.no_grad():
                 rgb.clamp_(0.0, 1.0)
+                _into_canvas(free, ws, hs)
 
         def on_step(_: int, value: float) -> None:
             nonlocal step
@@ -360,6 +361,15 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
               cancel=cancel)
     state.points = [p.detach() for p in torch.split(pts.detach(), sizes)]
     state.colors = torch.cat([rgb.detach(), alpha], 1)
+
+
+def _into_canvas(points: torch.Tensor, w: float, h: float) -> None:
+    """Keep control points on the canvas (in place). Outside it a point has no pixel to answer to, so
+    the optimiser's momentum could carry it far off the picture, where an editor shows it as a stray
+    handle. A path reaching past the border now ends on it; the picture inside barely changes."""
+    if points.numel():
+        points[:, 0].clamp_(0.0, float(w))
+        points[:, 1].clamp_(0.0, float(h))
 
 
 def _solved_colors(state: RefineState, target_c: torch.Tensor, weight: torch.Tensor | None, w: int, h: int):
