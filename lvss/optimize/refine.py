@@ -366,7 +366,10 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
 def _into_canvas(points: torch.Tensor, w: float, h: float) -> None:
     """Keep control points on the canvas (in place). Outside it a point has no pixel to answer to, so
     the optimiser's momentum could carry it far off the picture, where an editor shows it as a stray
-    handle. A path reaching past the border now ends on it; the picture inside barely changes."""
+    handle. Used on the detail paths of refinement's rounds only: a handle moved back onto the border
+    also bends its curve inside the canvas, which the rounds absorb (4 OpenMoji at 64 paths: 44.24 dB
+    with, 44.18 dB without) but the polish, where the structure's border-hugging paths move too, does
+    not (1F339: 45.2 -> 33.4 dB), so the polish is left free."""
     if points.numel():
         points[:, 0].clamp_(0.0, float(w))
         points[:, 1].clamp_(0.0, float(h))
