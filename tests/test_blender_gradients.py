@@ -19,16 +19,14 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blender_modules import load_blender_module  # noqa: E402
 W, H = 96, 64
 SUPERSAMPLE = 3
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"lvss_blender_grad_{name}", REPO / "blender_ext" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_blender_module(name, "lvss_blender_grad")
 
 
 svg_layers = _load("svg_layers")

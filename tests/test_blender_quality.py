@@ -3,7 +3,6 @@
 needs no bpy) against the scripted server double of tests/test_server.py."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,14 +10,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blender_modules import load_blender_module  # noqa: E402
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"lvss_blender_q_{name}", REPO / "blender_ext" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_blender_module(name, "lvss_blender_q")
 
 
 remote = _load("remote")

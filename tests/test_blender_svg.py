@@ -3,7 +3,6 @@ only, as Blender's Python has no lxml), the server client wrapper, and
 ``lvss build-blender-extension``."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import subprocess
@@ -15,16 +14,13 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blender_modules import load_blender_module  # noqa: E402
 OPENMOJI = REPO.parent / "shared" / "data" / "openmoji"
 
 
 def _load(name: str):
-    """A module of blender_ext by file (the package's __init__ needs bpy)."""
-    spec = importlib.util.spec_from_file_location(f"lvss_blender_{name}", REPO / "blender_ext" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_blender_module(name, "lvss_blender")
 
 
 svg = _load("svg_layers")
