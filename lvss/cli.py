@@ -77,7 +77,8 @@ def add_vectorize_options(p) -> None:
     p.add_argument("--structure-iters", type=int, default=None, metavar="N",
                    help="optimisation steps of the structure stage (default 60)")
     p.add_argument("--refine-iters", type=int, default=None, metavar="N",
-                   help="optimisation steps of the refinement stage (default 75)")
+                   help="optimisation steps of refinement per rung of the path ladder (16, 32, 64, ...; "
+                        "default 30)")
     p.add_argument("--polish-iters", type=int, default=None, metavar="N",
                    help="last optimisation steps moving every path, structure included, against the image "
                         "at full size (default 40; 0 = off)")

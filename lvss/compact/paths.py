@@ -2,8 +2,8 @@
 
 The detail budget (the paths left after the structure) is spent in rounds (``CompactConfig.path_rounds``,
 ``path_steps`` steps in all). Every round renders the scene, places its share of new circles, then
-moves every path and colour against the image with the project's optimiser loop (:func:`lvss.optimize.loop.adam_loop`); invisible
-details are pruned and the best state of all rounds (colours solved by least squares) is kept.
+moves every path and colour against the image with the project's optimiser loop
+(:func:`lvss.optimize.loop.adam_loop`); invisible details are pruned and the best state of all rounds (colours solved by least squares) is kept.
 Each round's circles are placed two ways (``CompactConfig.error_share``): where a circle would cover
 the most error, times saliency (:func:`.details.error_centres`), and sampled by saliency, balanced
 over the segmenter's masks (:func:`.details.detail_prob`). Every circle stays inside the segmenter

@@ -4,8 +4,8 @@ Rounds: find the K largest connected regions of (saliency-weighted) error, start
 (from the region's contour), then optimise point positions of the detail paths and the colours of all
 paths with Adam on the image MSE. The rounds climb a ladder of path counts (16, 32, 64, ..., then the
 budget), a few rounds per rung, so the rounds of a smaller budget are the first rounds of a larger one;
-the best state is kept, and a final polish moves every path at full size. Paths whose visible area falls under a threshold are pruned, and a
-detail path that nearly repeats another (same colour, mostly the same pixels) is merged into it.
+the best state is kept, and a final polish moves every path at full size. Paths whose visible area
+falls under a threshold are pruned, and a detail path that nearly repeats another (same colour, mostly the same pixels) is merged into it.
 """
 from __future__ import annotations
 
@@ -177,9 +177,9 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
            step_callback: Callable[[int, int, float], None] | None = None,
            cancel: threading.Event | None = None, candidates: np.ndarray | None = None) -> RefineState:
     """Add and optimise detail paths until ``budget`` paths in all (never more), climbing the rungs
-of :func:`budget_stages` (``cfg.first_stage_rounds`` rounds for the first, ``cfg.refine_rounds`` for
-each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then up to
-``cfg.refill_rounds`` rounds that spend what pruning freed, then the polish.
+    of :func:`budget_stages` (``cfg.first_stage_rounds`` rounds for the first, ``cfg.refine_rounds``
+    for each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round, and on each rung up
+    to ``cfg.refill_rounds`` rounds that spend what pruning freed), then the polish.
 
     target_c: (H, W, 3) premultiplied target colour; target_a (H, W) target alpha; weight (H, W)
     optional per-pixel importance (saliency) for both the error regions and the loss. candidates:
@@ -198,6 +198,7 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
     iters_total = n_iter * (sum(rounds_of) + cfg.refill_rounds)
     step = 0
     valid = (target_a > 0.5).cpu().numpy()
+    tc, ta = target_c.cpu().numpy(), target_a.cpu().numpy()   # new paths' starting colours
     used = np.zeros(len(candidates), bool) if candidates is not None else None
     best = _keep_best(state, None, target_c, target_a, weight, w, h, solve=False)
     best_round = 0
@@ -207,7 +208,7 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
     # A stage runs its planned rounds, then refill rounds (at most refill_rounds) while pruning and
     # merging have left it short of its rung; the climb ends when no region of error is left.
     si, j, r, exhausted = 0, 0, -1, False
-    while si < len(stages) and not exhausted:
+    while si < len(stages):
         t, planned = stages[si], rounds_of[si]
         if j >= planned and (len(state.points) >= t or j >= planned + cfg.refill_rounds):
             si, j = si + 1, 0
@@ -222,8 +223,6 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
                 err = ((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2
                 if weight is not None:
                     err = err * weight
-            tc = target_c.cpu().numpy()
-            ta = target_a.cpu().numpy()
             new_pts, new_cols = [], []
             for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon):
                 a = float(ta[m].mean())
@@ -244,8 +243,7 @@ each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round), then u
             continue
         # the best colours for the shapes as they are (one linear solve), then shapes and colours
         # move together
-        state.colors = torch.cat([solve_colors(state.points, state.colors[:, 3], target_c, state.colors, w, h,
-                                               weight), state.colors[:, 3:]], 1)
+        state.colors = _solved_colors(state, target_c, weight, w, h)
         if n_iter == 0:
             continue
         # the rounds work at refine_scale (exact-area rendering at scale s is the area-downsampled
