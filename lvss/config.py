@@ -151,13 +151,18 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def check_quality(name: str) -> str:
+    """``name`` when it is a preset of :data:`QUALITY_PRESETS`; ConfigError saying which are otherwise."""
+    if name not in QUALITY_PRESETS:
+        raise ConfigError(f"quality must be one of {', '.join(QUALITY_PRESETS)}, got {name!r}")
+    return name
+
+
 def apply_quality(cfg: "VectorizeConfig", name: str, paths_given: bool = False,
                   work_size_given: bool = False, levels_given: bool = True) -> "VectorizeConfig":
     """``cfg`` with the preset ``name`` applied; an explicitly given budget, working size or number of
     simplification levels wins (``levels_given`` False: the preset's levels, where it has them)."""
-    if name not in QUALITY_PRESETS:
-        raise ConfigError(f"quality must be one of {', '.join(QUALITY_PRESETS)}, got {name!r}")
-    pre = QUALITY_PRESETS[name]
+    pre = QUALITY_PRESETS[check_quality(name)]
     out = replace(cfg, optimize=replace(cfg.optimize, **pre["optimize"]))
     if not paths_given:
         out = replace(out, paths=pre["paths"])

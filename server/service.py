@@ -50,7 +50,7 @@ import numpy as np
 
 from lvss._proto import vectorizer_pb2 as pb
 from lvss._proto import vectorizer_pb2_grpc as pb_grpc
-from lvss.config import MODES, QUALITY_PRESETS, ConfigError, VectorizeConfig, apply_quality
+from lvss.config import MODES, QUALITY_PRESETS, ConfigError, VectorizeConfig, apply_quality, check_quality
 from lvss.optimize.fills import FILL_MODES
 from lvss.stages import SALIENCY_SOURCES, SEGMENT_METHODS, SIMPLIFY_METHODS
 from lvss.types import ProgressCallback, ProgressEvent, VectorizeResult
@@ -549,9 +549,7 @@ class Servicer(pb_grpc.VectorizerServicer):
         if base.paths > self.limits.max_paths:  # the default budget must itself be allowed
             base = base.with_(paths=self.limits.max_paths)
         self.base_config = base
-        if quality not in QUALITY_PRESETS:
-            raise ConfigError(f"quality must be one of {', '.join(QUALITY_PRESETS)}, got {quality!r}")
-        self.quality = quality
+        self.quality = check_quality(quality)
         self.auth_required = auth_required
         self._closing = threading.Event()
         self.queue = JobQueue(self.limits.max_queue, self._execute)
