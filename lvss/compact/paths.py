@@ -20,6 +20,7 @@ import torch
 
 from ..config import VectorizeConfig
 from ..optimize.loop import adam_loop, check_cancel
+from ..optimize.losses import error_map
 from .details import Confine, detail_centres, detail_prob, error_centres, mask_depth
 
 __all__ = ["detail_rounds", "optimise_paths", "circle_paths", "CONFINE_TOL"]
@@ -96,8 +97,7 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
                 C, A = torch.zeros_like(target_c), torch.zeros_like(target_a)
             else:
                 C, A = render_torch(p, c, w, h)
-            e = ((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2
-            return e if weight is None else e * weight
+            return error_map(C, A, target_c, target_a, weight)
 
     for r in range(rounds):
         check_cancel(cancel)

@@ -4,14 +4,20 @@ from __future__ import annotations
 import torch
 
 
-def image_loss(C: torch.Tensor, A: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error on premultiplied colour (H, W, 3) and alpha (H, W), optionally weighted per
+def error_map(C: torch.Tensor, A: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(H, W) squared error on premultiplied colour (H, W, 3) plus alpha (H, W), optionally weighted per
     pixel by ``weight`` (H, W). Matching premultiplied values makes transparent pixels count as such."""
     e = ((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2
     if weight is not None:
         e = e * weight
-    return e.mean()
+    return e
+
+
+def image_loss(C: torch.Tensor, A: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of :func:`error_map`: the loss every path optimisation stage minimises."""
+    return error_map(C, A, target_c, target_a, weight).mean()
 
 
 def overlap_loss(coverage_sum: torch.Tensor) -> torch.Tensor:

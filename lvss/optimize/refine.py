@@ -21,7 +21,7 @@ from skimage import measure
 from ..config import OptimizeConfig
 from ..render.torch_raster import render_torch
 from ..scene import circle_path
-from .losses import image_loss
+from .losses import error_map, image_loss
 from .stopping import Plateau
 from .loop import adam_loop, check_cancel, prune_invisible
 from .structure import solve_colors
@@ -219,10 +219,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         j += 1
         if k > 0:
             with torch.no_grad():
-                C, A = _render(state, w, h)
-                err = ((C - target_c) ** 2).sum(-1) + (A - target_a) ** 2
-                if weight is not None:
-                    err = err * weight
+                err = error_map(*_render(state, w, h), target_c, target_a, weight)
             new_pts, new_cols = [], []
             for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon):
                 a = float(ta[m].mean())
