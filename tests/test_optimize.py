@@ -177,6 +177,29 @@ def test_refine_never_returns_worse_than_its_start_and_polish_moves_the_structur
     assert _loss(polished.points, polished.colors, tc, ta) < 0.5 * start
 
 
+def test_polish_hands_back_its_best_step_not_its_last():
+    """A polish whose steps are far too large throws the disc about; it must end on the best state it
+    passed through (its first, here), and that state is what its own loss says is best."""
+    from lvss.optimize.refine import _polish
+
+    h = w = 40
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    img = np.ones((h, w, 3), np.float32)
+    img[(xx - 20) ** 2 + (yy - 20) ** 2 < 144] = (0.8, 0.2, 0.1)
+    tc, ta = torch.from_numpy(img), torch.ones(h, w)
+    disc = circle_path(20.5, 19.5, 11.5).points          # nearly right already
+    bg = torch.tensor([[0.0, 0.0], [20, 0], [40, 0], [40, 0], [40, 20], [40, 40], [40, 40], [20, 40], [0, 40],
+                       [0, 40], [0, 20], [0, 0]])
+    cols = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.8, 0.2, 0.1, 1.0]])
+    start = _loss([bg, disc], cols, tc, ta)
+    state = RefineState([bg, disc], cols.clone(), 2)
+    _polish(state, None, tc, ta, None, OptimizeConfig(polish_iters=12, polish_lr=25.0), None)
+    assert _loss(state.points, state.colors, tc, ta) <= start + 1e-7
+    state = RefineState([bg, disc], cols.clone(), 2)
+    _polish(state, None, tc, ta, None, OptimizeConfig(polish_iters=40, polish_lr=0.3), None)
+    assert _loss(state.points, state.colors, tc, ta) < start      # a sane polish still improves
+
+
 def test_merge_redundant_looks_at_pixels_not_boxes():
     """Two same-coloured triangles share one bounding box but not their pixels: both stay. A path
     hidden under an identical one in front goes."""

@@ -344,7 +344,12 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
     rgb = state.colors[:, :3].detach().clone().requires_grad_(True)
     alpha = state.colors[:, 3:].detach()
 
+    # the loss of a step is that of the parameters before its update: they are kept while they are
+    # the best seen, and the polish hands back the best of all its steps, not its last one
+    seen = {"loss": math.inf, "now": None, "best": None}
+
     def loss_fn() -> torch.Tensor:
+        seen["now"] = (pts.detach().clone(), rgb.detach().clone())
         C, A = render_torch(list(torch.split(pts, sizes)), torch.cat([rgb, alpha], 1), w, h)
         return image_loss(C, A, target_c, target_a, weight)
 
@@ -352,10 +357,20 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
         with torch.no_grad():
             rgb.clamp_(0.0, 1.0)
 
+    def keep(_: int, value: float) -> None:
+        if value < seen["loss"]:
+            seen["loss"], seen["best"] = value, seen["now"]
+
     adam_loop([([pts], cfg.polish_lr), ([rgb], cfg.color_lr)], loss_fn, cfg.polish_iters, after_step=clamp,
-              cancel=cancel)
-    state.points = [p.detach() for p in torch.split(pts.detach(), sizes)]
-    state.colors = torch.cat([rgb.detach(), alpha], 1)
+              callback=keep, cancel=cancel)
+    final_pts, final_rgb = pts.detach(), rgb.detach()
+    if seen["best"] is not None:
+        with torch.no_grad():
+            last = float(loss_fn())
+        if seen["loss"] < last:
+            final_pts, final_rgb = seen["best"]
+    state.points = [p.detach() for p in torch.split(final_pts, sizes)]
+    state.colors = torch.cat([final_rgb, alpha], 1)
 
 
 def _into_canvas(points: torch.Tensor, w: float, h: float) -> None:
