@@ -75,7 +75,7 @@ def _device(cfg: VectorizeConfig) -> torch.device:
 
 
 def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
-                      min_pixels: int = 1) -> list[StructuralPath]:
+                      min_pixels: int = 1, valid: np.ndarray | None = None) -> list[StructuralPath]:
     """One path per piece of every layering mask (4-connected, holes filled, at least ``min_pixels``
     pixels; :func:`lvss.layering.mask_components`), in the mask's layer, back to front. A piece's
     holes (the layering keeps only transparent ones) stay open in its path.
@@ -83,7 +83,8 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     Budget: when there are more pieces than ``budget``, the largest pieces win, whichever mask they
     belong to (ties: the back-most layer, then the mask's and the piece's order); a piece too small to
     contour hands its place to the next largest. Each path is fitted to its own piece (its target in
-    the structure stage) and starts from its mask's mean colour.
+    the structure stage) and starts from its mask's mean colour. With ``valid`` (H, W) bool, the
+    opaque pixels, the back layer's pieces then grow to cover every opaque pixel (:func:`_cover_canvas`).
     """
     from .layering import mask_components, mask_to_path
 
@@ -105,7 +106,39 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
         if p is not None:
             chosen.append(((li, k, j), StructuralPath(p.points, piece, li, color)))
     chosen.sort(key=lambda e: e[0])
+    if valid is not None and chosen:
+        _cover_canvas([sp for _, sp in chosen], valid, epsilon)
     return [sp for _, sp in chosen]
+
+
+def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float) -> None:
+    """Grow the back layer's paths (in place) until together they cover every opaque pixel that they
+    can reach: each pixel goes to the nearest back-layer piece (geodesically, through opaque pixels).
+
+    A budget smaller than the number of pieces leaves pieces without a path, and their pixels would
+    show the empty canvas (white holes in a photograph at 16 paths); paths in front now lie on a
+    back layer instead. Pieces already covering their area are unchanged."""
+    from skimage.segmentation import watershed
+
+    from .layering import mask_to_path
+
+    back = min(sp.layer for sp in paths)
+    mine = [sp for sp in paths if sp.layer == back]
+    markers = np.zeros(valid.shape, np.int32)
+    for i, sp in enumerate(mine):
+        markers[sp.mask & (markers == 0)] = i + 1
+    covered = np.logical_or.reduce([sp.mask for sp in paths])
+    gaps = valid & ~covered
+    if not gaps.any():
+        return
+    grown = watershed(np.zeros(valid.shape, np.uint8), markers, mask=gaps | (markers > 0))
+    for i, sp in enumerate(mine):
+        m = grown == i + 1
+        if m.sum() == sp.mask.sum():
+            continue
+        p = mask_to_path(m, epsilon, holes=True)
+        if p is not None:
+            sp.points, sp.mask = p.points, m
 
 
 def _min_piece_pixels(cfg: VectorizeConfig, h: int, w: int) -> int:
@@ -243,7 +276,8 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     layering = build_layers(masksets, valid=valid if not valid.all() else None)
     n_struct = max(1, min(cfg.paths, int(round(cfg.paths * cfg.optimize.structure_share))))
     check_cancel(cancel)
-    spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon, cancel, _min_piece_pixels(cfg, h, w))
+    spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon, cancel, _min_piece_pixels(cfg, h, w),
+                               valid)
     prog("layering", 1.0, f"{len(layering)} layers, {len(spaths)} structural paths")
     lap("layering")
     # 5. stage I: structure

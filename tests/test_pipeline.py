@@ -309,3 +309,34 @@ def test_cli_warns_about_an_unused_prompt(tmp_path, monkeypatch, capsys):
                "--structure-iters", "2", "--refine-iters", "2", "--prompt", "a disc", "-q", "--mode", "compact"])
     assert rc == 0
     assert "warning: the prompt was not used" in capsys.readouterr().err
+
+
+def test_a_small_budget_leaves_no_hole_in_an_opaque_picture():
+    """Five regions side by side and a budget of three structural paths: the two left without a path
+    would show the empty canvas; the back layer's paths grow over them instead, so the structure covers
+    every opaque pixel, and a transparent corner stays uncovered."""
+    from lvss.layering import build_layers
+    from lvss.pipeline import _structural_paths
+    from lvss.types import MaskSet
+
+    h, w = 40, 50
+    labels = np.repeat(np.array([0] * 14 + [1] * 12 + [2] * 10 + [3] * 8 + [4] * 6)[None], h, 0)
+    masks = np.stack([labels == k for k in range(5)])
+    valid = np.ones((h, w), bool)
+    valid[:6, :6] = False
+    ms = MaskSet(masks & valid, np.ones(5, np.float32), np.random.default_rng(0).random((5, 3), np.float32))
+    layering = build_layers([ms], valid=valid)
+    bare = _structural_paths(layering, 3, 1.5)
+    covered = _structural_paths(layering, 3, 1.5, valid=valid)
+    assert len(bare) == len(covered) == 3
+    union = lambda paths: np.logical_or.reduce([sp.mask for sp in paths])  # noqa: E731
+    assert union(bare).sum() == (valid & (labels <= 2)).sum()          # two regions without a path
+    assert (union(covered) == valid).all()
+    # every grown path still stands for its own mask: it keeps all of it
+    for a, b in zip(bare, covered):
+        assert (b.mask >= a.mask).all() and a.layer == b.layer
+    # and its path follows the grown mask (rendered, it covers the gaps it took)
+    def shown(paths):
+        return float(render_paths([sp.points for sp in paths], torch.ones(3, 4), w, h)[..., 3].numpy()[valid].mean())
+
+    assert shown(bare) < 0.8 and shown(covered) > 0.97
