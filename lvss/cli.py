@@ -16,6 +16,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from .config import OptimizeConfig
+
+_OPT = OptimizeConfig()  # the defaults the options' help names
+
 BAD_INPUT = 2
 
 
@@ -75,13 +79,13 @@ def add_vectorize_options(p) -> None:
                    help="compact mode: share of the budget for merged structure (default 0.4)")
     p.add_argument("--rounds", type=int, default=None, metavar="N", help="compact mode: merge rounds (default 10)")
     p.add_argument("--structure-iters", type=int, default=None, metavar="N",
-                   help="optimisation steps of the structure stage (default 60)")
+                   help=f"optimisation steps of the structure stage (default {_OPT.structure_iters})")
     p.add_argument("--refine-iters", type=int, default=None, metavar="N",
                    help="optimisation steps of refinement per rung of the path ladder (16, 32, 64, ...; "
-                        "default 30)")
+                        f"default {_OPT.refine_iters})")
     p.add_argument("--polish-iters", type=int, default=None, metavar="N",
                    help="last optimisation steps moving every path, structure included, against the image "
-                        "at full size (default 40; 0 = off)")
+                        f"at full size (default {_OPT.polish_iters}; 0 = off)")
     p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
                    help="CPU threads for torch (default: the idle cores, at most 4; env LVSS_THREADS)")
     p.add_argument("--sam-crop-layers", type=int, choices=(0, 1, 2, 3), default=None, metavar="N",

@@ -74,8 +74,8 @@ class SaliencyConfig:
 class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
-    structure_iters: int = 60      # at most; each stage stops earlier once its loss levels off
-    refine_iters: int = 30         # detail paths: steps per stage (see refine_rounds); the polish fits last
+    structure_iters: int = 20      # at most; each stage stops earlier once its loss levels off
+    refine_iters: int = 24         # detail paths: steps per stage (see refine_rounds); the polish fits last
     structure_lr: float = 0.3      # contour-fitted paths start near their masks: small steps
     structure_scale: float = 0.5   # the structure stage works at this fraction of the working size
     refine_scale: float = 1.0      # refinement rounds work at this fraction (the polish at full size)
@@ -91,7 +91,7 @@ class OptimizeConfig:
     first_stage_rounds: int = 4    # rounds of the first stage (at least refine_rounds)
     refill_rounds: int = 2         # extra rounds that re-spend budget freed by pruning
     freeze_structure_colours: bool = True   # within a refinement round (solved between rounds)
-    polish_iters: int = 40         # last: every path's points and colours move together, full size
+    polish_iters: int = 80         # last: every path's points and colours move together, full size
     polish_lr: float = 0.2         # pixels per step at the start of the polish
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
