@@ -143,8 +143,9 @@ def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
         if cur.n <= target:  # already at this round's level of the schedule
             continue
         goal = cur.n - target
-        # boundaries the segmenter draws (firm) stay closed while any other boundary is left
-        open_edges = cur.strength < cur.firm
+        # boundaries the segmenter draws between differing colours (firm) stay closed while any other
+        # boundary is left
+        open_edges = ~cur.firm_edges
         if not open_edges.any():
             open_edges[:] = True
         if cc.tv_control == "fusion" and cc.lambda_wtv > 0:
