@@ -129,6 +129,7 @@ class CompactConfig:
     # the error is largest, the rest is sampled by saliency
     contour_epsilon: float = 0.75
     underlap: int = 3
+    holes: bool = True             # regions a path encloses stay out of its shape (it covers what it shows)
     error_share: float = 0.0
     path_rounds: int = 4           # the path stage: rounds of detail circles ...
     path_steps: int = 115          # ... and Adam steps over all of them (every path moves)
