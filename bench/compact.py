@@ -23,7 +23,9 @@ clustering ablation, and a saliency check.
         [--structure-iters S] [--refine-iters R] [--out bench/out/compact]
 
 ``--quick``: 3 emoji at budgets 64 and 128, ablation on 2 photographs + 1 emoji. Writes table.md and
-results.json under --out and prints the tables.
+results.json under --out and prints the tables. The clip art is read from $LVSS_OPENMOJI
+(``<CODE>_256.png`` and ``<CODE>.svg``; default /work/shared/data/openmoji, see bench/quality.py).
+Seconds are wall time; CPU seconds are this process's (torch on one thread).
 """
 from __future__ import annotations
 
@@ -102,9 +104,9 @@ def run_lvss(img: np.ndarray, budget: int, mode: str, args) -> tuple[str, float,
     from lvss.pipeline import run
     from lvss.svg import scene_to_svg
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     res = run(img, _cfg(budget, mode, args))
-    return scene_to_svg(res.scene), time.perf_counter() - t, res.metrics
+    return scene_to_svg(res.scene), time.perf_counter() - t, dict(res.metrics, cpu_seconds=time.process_time() - c)
 
 
 def main_table(args) -> list[dict]:
@@ -121,18 +123,19 @@ def main_table(args) -> list[dict]:
             for method in methods:
                 extra = {}
                 if method == "vtracer":
+                    c = time.process_time()
                     svg, secs, settings, _ = Q.run_vtracer_budget(img, budget)
-                    extra["settings"] = settings
+                    extra.update(settings=settings, cpu_seconds=time.process_time() - c)
                 else:
                     svg, secs, met = run_lvss(img, budget, method, args)
-                    extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds") if k in met})
+                    extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds", "cpu_seconds") if k in met})
                 sc = Q.score(svg, target)
                 v = vec(element_masks(svg, w, h), regions)
                 row = dict(image=name, budget=budget, method=method, paths=Q.count_paths(svg),
                            psnr=sc["psnr"], ssim=sc["ssim"], vec=v, seconds=secs, **extra)
                 rows.append(row)
                 print(f"  {name} N={budget} {method:8s} paths {row['paths']:3d} PSNR {row['psnr']:.2f} "
-                      f"SSIM {row['ssim']:.3f} VeC {v:.3f} {secs:.1f} s", flush=True)
+                      f"SSIM {row['ssim']:.3f} VeC {v:.3f} {secs:.1f} s ({row['cpu_seconds']:.1f} CPU s)", flush=True)
     return rows
 
 
@@ -253,12 +256,13 @@ def report(main_rows, abl_rows, backend, sal, speed=None) -> str:
     out = []
     if main_rows:
         out += ["## Compact vs layered vs vtracer (OpenMoji, resvg over white)", "",
-                "| image | budget | method | paths | PSNR dB | SSIM | VeC | seconds |",
-                "|---|---:|---|---:|---:|---:|---:|---:|"]
+                "| image | budget | method | paths | PSNR dB | SSIM | VeC | seconds | CPU s |",
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         out += [f"| {r['image']} | {r['budget']} | {r['method']} | {r['paths']} | {_f(r['psnr'])} | "
-                f"{_f(r['ssim'], 3)} | {_f(r['vec'], 3)} | {_f(r['seconds'], 1)} |" for r in main_rows]
-        out += ["", "| budget | method | images | mean paths | mean PSNR | mean SSIM | mean VeC | median s |",
-                "|---:|---|---:|---:|---:|---:|---:|---:|"]
+                f"{_f(r['ssim'], 3)} | {_f(r['vec'], 3)} | {_f(r['seconds'], 1)} | {_f(r.get('cpu_seconds'), 1)} |"
+                for r in main_rows]
+        out += ["", "| budget | method | images | mean paths | mean PSNR | mean SSIM | mean VeC | median s | mean CPU s |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         goals = []
         for b in sorted({r["budget"] for r in main_rows}):
             means = {}
@@ -271,7 +275,8 @@ def report(main_rows, abl_rows, backend, sal, speed=None) -> str:
                 means[m] = (mp, mv)
                 out.append(f"| {b} | {m} | {len(sel)} | {statistics.fmean(r['paths'] for r in sel):.1f} | {mp:.2f} | "
                            f"{statistics.fmean(r['ssim'] for r in sel):.3f} | {mv:.3f} | "
-                           f"{statistics.median(r['seconds'] for r in sel):.1f} |")
+                           f"{statistics.median(r['seconds'] for r in sel):.1f} | "
+                           f"{statistics.fmean(r.get('cpu_seconds', float('nan')) for r in sel):.1f} |")
             if "compact" in means and "layered" in means and "vtracer" in means:
                 (cp, cv), (lp, lv), (_, vv) = means["compact"], means["layered"], means["vtracer"]
                 ok = cv > lv and cv > vv and cp >= lp - 1.0
