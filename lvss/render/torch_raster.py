@@ -99,13 +99,56 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
     return pts[:, 0], pts[:, 1], seg_path[e_seg]
 
 
-def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
-            width: int, height: int) -> tuple[torch.Tensor, int]:
-    """Per-path pixel bounding boxes clipped to the canvas, and where each sits in the flat buffer.
+@dataclass
+class _Layout:
+    """Per-path pixel bounding boxes clipped to the canvas and where each sits in the flat buffer.
 
-    Returns boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow
-    column), and the flat buffer length.
+    boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow column);
+    total: the buffer length. The boxes are laid out in compositing order: paths are sorted into
+    groups (depth levels) whose boxes are disjoint, group k holding the paths that lie above
+    everything they overlap in groups < k, and the buffer holds group 0's paths first (in path
+    order), then group 1's, and so on; group g is buffer cells group_start[g]:group_start[g + 1].
     """
+
+    boxes: torch.Tensor
+    total: int
+    group_start: list[int]
+    cpu: "object"     # the same boxes as an (N, 5) int64 numpy array
+    order: "object"   # the visible paths in buffer order, (V,) int64 numpy array
+
+
+def _levels(x0, y0, w, h):
+    """Depth level of every path (numpy arrays in, (N,) int64 out): one above the highest level of
+    the earlier paths whose boxes it overlaps; -1 for paths with an empty box."""
+    import numpy as np
+
+    n = len(x0)
+    level = np.full(n, -1, dtype=np.int64)
+    vis = np.flatnonzero(w > 0)
+    if len(vis) == 0:
+        return level
+    bx0, by0, bx1, by1 = x0[vis], y0[vis], x0[vis] + w[vis], y0[vis] + h[vis]
+    ov = ((bx0[:, None] < bx1[None, :]) & (bx0[None, :] < bx1[:, None]) &
+          (by0[:, None] < by1[None, :]) & (by0[None, :] < by1[:, None]))
+    # level[j] = 1 + the highest level among the earlier paths it overlaps: the longest chain of
+    # overlaps ending at j, found by raising every level at once until none changes
+    ov = np.tril(ov, -1)
+    lv = np.zeros(len(vis), dtype=np.int64)
+    while True:
+        nxt = np.where(ov, lv[None, :] + 1, 0).max(1)
+        if np.array_equal(nxt, lv):
+            break
+        lv = nxt
+    level[vis] = lv
+    return level
+
+
+def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
+            width: int, height: int) -> _Layout:
+    """The paths' boxes, their depth levels and the flat buffer laid out in compositing order
+    (see :class:`_Layout`)."""
+    import numpy as np
+
     pts = torch.cat([starts, ends], 0).detach()
     pid = torch.cat([edge_path, edge_path], 0)
     big = torch.finfo(pts.dtype).max
@@ -114,19 +157,25 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     mx = torch.full((n, 2), -big, device=pts.device, dtype=pts.dtype).scatter_reduce(
         0, pid[:, None].expand(-1, 2), pts, "amax")
     # a cell [c, c+1) holds x; the box always includes the cell of the largest coordinate
-    x0 = torch.floor(mn[:, 0]).clamp(0, width)
-    x1 = (torch.floor(mx[:, 0]) + 1).clamp(0, width)
-    y0 = torch.floor(mn[:, 1]).clamp(0, height)
-    y1 = (torch.floor(mx[:, 1]) + 1).clamp(0, height)
-    w = (x1 - x0).clamp(min=0).long()
-    h = (y1 - y0).clamp(min=0).long()
+    ext = torch.cat([mn, mx], 1).cpu().numpy()   # one transfer; the rest is small host work
+    lim = np.array([width, height])
+    lo = np.minimum(np.floor(ext[:, :2]).clip(min=0), lim)
+    hi = np.minimum((np.floor(ext[:, 2:]) + 1).clip(min=0), lim)
+    b = np.concatenate([lo, (hi - lo).clip(min=0)], 1).astype(np.int64)   # x0, y0, w, h
+    x0, y0, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     visible = (w > 0) & (h > 0)
-    h = torch.where(visible, h, torch.zeros_like(h))
-    w = torch.where(visible, w, torch.zeros_like(w))
+    w, h = np.where(visible, w, 0), np.where(visible, h, 0)
+    level = _levels(x0, y0, w, h)
+    order = np.argsort(level, kind="stable")
+    order = order[level[order] >= 0]
     size = h * (w + 1)
-    off = torch.cumsum(size, 0) - size
-    total = int(size.sum())
-    return torch.stack([x0.long(), y0.long(), w, h, off], 1), total
+    off = np.zeros(n, dtype=np.int64)
+    so = size[order]
+    off[order] = np.cumsum(so) - so
+    gsize = np.bincount(level[order], weights=so).astype(np.int64) if len(order) else np.zeros(0, np.int64)
+    group_start = [0] + np.cumsum(gsize).tolist()
+    boxes = np.stack([x0, y0, w, h, off], 1)
+    return _Layout(torch.from_numpy(boxes).to(pts.device), int(size.sum()), group_start, boxes, order)
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -135,8 +184,12 @@ def _safe_div(num: torch.Tensor, den: torch.Tensor, eps: float = 1e-6) -> torch.
     return num / den
 
 
-def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.Tensor:
+def _coverage(starts, ends, edge_path, boxes, total: int, height: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
+
+    Returns the signed running sums (total,) (no gradients; coverage = min(|sum|, 1)), and the cell
+    indices (K,) and differentiable amounts (K,) added to the buffer, for :class:`_PairCoverage`.
 
     Each edge is cut into pieces that lie inside one pixel cell. A piece with vertical extent dy and
     mean abscissa xm in column c of a row adds dir*dy*(c+1-xm) to that cell and dir*dy*(xm-c) to the next
@@ -156,8 +209,9 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.
         r0c, r1c = r0.clamp(0, height), r1.clamp(0, height)
         cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
     n1 = int(cnt.sum())
-    if n1 == 0:
-        return starts.new_zeros(total) + 0.0 * starts.sum()
+    if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
+        return starts.new_zeros(total), torch.zeros(0, dtype=torch.long, device=dev), \
+            starts.new_zeros(0) + 0.0 * starts.sum()
     e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
     first = torch.cumsum(cnt, 0) - cnt
     ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
@@ -210,9 +264,34 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.
     idx = b_k + ci
     # the spill into the next cell is dropped for the overflow column (it would leave the row)
     nxt = torch.where(ci - x0_k < bw_k, idx + 1, torch.full_like(idx, total))
-    acc = starts.new_zeros(total + 1)
-    acc = acc.index_add(0, torch.cat([idx, nxt]), torch.cat([w * (col + 1.0 - xm), w * (xm - col)]))
-    return torch.cumsum(acc[:total], 0).abs().clamp(max=1.0)
+    cells = torch.cat([idx, nxt])
+    amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
+    with torch.no_grad():
+        acc = starts.new_zeros(total + 1).index_add_(0, cells, amounts)
+        return torch.cumsum(acc[:total], 0), cells, amounts
+
+
+class _PairCoverage(torch.autograd.Function):
+    """Coverage min(|running sum|, 1) of the plan's (path, pixel) pairs, with the running sums
+    computed beforehand; the backward pass runs the sum backwards (a reversed cumulative sum) and
+    reads it at the cells each piece of edge added to."""
+
+    @staticmethod
+    def forward(ctx, amounts, cells, sums, perm):
+        sp = sums.index_select(0, perm)
+        a = sp.abs()
+        if ctx.needs_input_grad[0]:
+            # d min(|s|, 1) / ds: sign(s) where |s| <= 1 (as torch's abs and clamp), else 0
+            ctx.save_for_backward(torch.where(a <= 1.0, torch.sign(sp), torch.zeros_like(sp)), cells, perm)
+            ctx.total = sums.shape[0]
+        return a.clamp_(max=1.0)
+
+    @staticmethod
+    def backward(ctx, gc):
+        f, cells, perm = ctx.saved_tensors
+        g = gc.new_zeros(ctx.total + 1).scatter_(0, perm, gc * f)   # the last cell: what leaves a row
+        r = g.flip(0).cumsum(0).flip(0)
+        return r.index_select(0, cells), None, None, None
 
 
 @dataclass
@@ -228,133 +307,113 @@ class _Plan:
     pairwise: bool = False  # colours come per pair (gradient fills), not per path
 
 
-def _plan(boxes: torch.Tensor, width: int) -> _Plan:
-    dev = boxes.device
-    b = boxes.cpu()
-    x0, y0, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    vis = torch.nonzero(w > 0).flatten()
-    bx0, by0, bx1, by1 = x0[vis], y0[vis], x0[vis] + w[vis], y0[vis] + h[vis]
-    ov = ((bx0[:, None] < bx1[None, :]) & (bx0[None, :] < bx1[:, None]) &
-          (by0[:, None] < by1[None, :]) & (by0[None, :] < by1[:, None]))
-    ov = torch.tril(ov, diagonal=-1).numpy()
+def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
+    """The compositing plan of the (path, pixel) pairs with nonzero coverage: as the buffer is laid
+    out in compositing order (:class:`_Layout`), they are its nonzero cells in buffer order, overflow
+    columns left out. Pairs with coverage 0 change nothing in the composite, and the coverage's
+    derivative there is 0 too (|x| at 0), so leaving them out keeps the result and its gradients exact."""
     import numpy as np
 
-    level = np.zeros(len(vis), dtype=np.int64)
-    for j in range(1, len(vis)):
-        row = ov[j, :j]
-        if row.any():
-            level[j] = level[:j][row].max() + 1
-    order = vis[torch.from_numpy(np.argsort(level, kind="stable"))]
-    counts = (h * w)[order]
-    # every valid pair of each path, in path order within the group order, enumerated row by row:
-    # the pairs of one box row are consecutive both in the buffer and on the canvas
-    hs = h[order]
-    row_path = torch.repeat_interleave(order, hs)
-    r = torch.arange(int(hs.sum())) - torch.repeat_interleave(torch.cumsum(hs, 0) - hs, hs)
-    rw = w[row_path]
-    row_buf = b[:, 4][row_path] + r * (rw + 1)
-    row_pix = (y0[row_path] + r) * width + x0[row_path]
-    row_first = torch.cumsum(rw, 0) - rw
-    row_of = torch.repeat_interleave(torch.arange(row_path.shape[0]), rw)
-    c = torch.arange(int(rw.sum())) - row_first[row_of]
-    perm = row_buf[row_of] + c
-    pix = row_pix[row_of] + c
-    p_rep = row_path[row_of]
-    lv = torch.from_numpy(np.sort(level, kind="stable"))
-    gsize = torch.bincount(lv, weights=counts.double()).long() if len(lv) else torch.zeros(0, dtype=torch.long)
-    bounds = [0] + torch.cumsum(gsize, 0).tolist()
-    return _Plan(perm.to(dev), pix.to(dev), p_rep.to(dev), bounds)
-
-
-_PLAN_CACHE: dict = {}
-
-
-def _plan_cached(boxes: torch.Tensor, width: int) -> _Plan:
-    """The plan depends only on the integer boxes, which stay put over most optimisation steps."""
-    key = (boxes.device.type, width, boxes.cpu().numpy().tobytes())
-    plan = _PLAN_CACHE.get(key)
-    if plan is None:
-        plan = _plan(boxes, width)
-        _PLAN_CACHE.clear()
-        _PLAN_CACHE[key] = plan
-    return plan
-
-
-def _covered(plan: _Plan, cov: torch.Tensor) -> _Plan:
-    """Drop pairs whose coverage is 0: they change nothing in the composite, and the coverage's
-    derivative there is 0 too (|x| at 0), so the result and its gradients stay exact."""
-    keep = cov.detach().index_select(0, plan.perm) > 0
-    csum = torch.cumsum(keep.long(), 0)
-    at = torch.tensor(plan.bounds[1:], device=csum.device) - 1
-    ends = [0] + (csum.index_select(0, at.clamp(min=0)) * (at >= 0)).tolist()
+    dev = sums.device
+    b = lay.cpu
+    x0, y0, w, h, off = b[:, 0], b[:, 1], b[:, 2], b[:, 3], b[:, 4]
+    # every buffer row in buffer order: its path, first cell, and pixel index minus buffer index
+    ho = h[lay.order]
+    row_path = np.repeat(lay.order, ho)
+    r = np.arange(len(row_path)) - np.repeat(np.cumsum(ho) - ho, ho)
+    rw = w[row_path] + 1
+    row_start = off[row_path] + r * rw
+    row_pix = (y0[row_path] + r) * width + x0[row_path] - row_start
+    keep = sums != 0
+    keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
     idx = torch.nonzero(keep).flatten()
-    return _Plan(plan.perm.index_select(0, idx), plan.pix.index_select(0, idx), plan.pid.index_select(0, idx),
-                 ends)
+    row_of = torch.repeat_interleave(torch.arange(len(row_path), device=dev), torch.from_numpy(rw).to(dev),
+                                     output_size=lay.total).index_select(0, idx)
+    bounds = torch.searchsorted(idx, torch.tensor(lay.group_start, device=dev)).tolist()
+    pix = torch.from_numpy(row_pix).to(dev).index_select(0, row_of).add_(idx)
+    return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds)
+
+
+def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Back-to-front 'over' of the pairs' opacities ``u`` (P,): the transmittance of everything above
+    each pair (P,), None when there is one group (nothing lies above any pair), and the total
+    transmittance of every pixel (n_pix,)."""
+    T = torch.ones(n_pix, device=u.device, dtype=u.dtype)
+    bd = plan.bounds
+    if len(bd) == 2:
+        T.scatter_(0, plan.pix, 1.0 - u)
+        return None, T
+    tab = torch.empty_like(u)
+    for g in range(len(bd) - 2, -1, -1):   # top group first
+        a, b = bd[g], bd[g + 1]
+        px = plan.pix[a:b]
+        t = T.index_select(0, px)
+        tab[a:b] = t
+        T.scatter_(0, px, t * (1.0 - u[a:b]))   # a group covers each pixel once
+    return tab, T
 
 
 class _Composite(torch.autograd.Function):
-    """Back-to-front 'over' compositing of per-path coverage onto a transparent canvas.
+    """Back-to-front 'over' compositing of the pairs' coverage onto a transparent canvas.
 
-    Returns premultiplied colour (H, W, 3) and total transmittance (H, W) (alpha = 1 - T).
+    c: (P,) coverage of the plan's pairs; rgb (N, 3) and alpha (N,) per path, or (P, 3) and (P,)
+    per pair when ``plan.pairwise``. Returns premultiplied colour (H, W, 3) and total transmittance
+    (H, W) (alpha = 1 - T). Colours are handled channel-planar, (3, P), which keeps every per-pair
+    operation on contiguous rows. The backward pass walks the groups bottom first carrying one
+    number per pixel, R = gC . (composite below) + gT * (transmittance below), for
+    dL/du = T_above * (gC . rgb - R).
     """
 
     @staticmethod
-    def forward(ctx, cov, rgb, alpha, plan: _Plan, height: int, width: int):
-        dev, dt = cov.device, cov.dtype
-        C = torch.zeros(height * width, 3, device=dev, dtype=dt)
-        T = torch.ones(height * width, device=dev, dtype=dt)
-        c = cov.index_select(0, plan.perm)
+    def forward(ctx, c, rgb, alpha, plan: _Plan, height: int, width: int):
+        dev, dt = c.device, c.dtype
         if plan.pairwise:   # rgb (P, 3) and alpha (P,) are already per pair
-            u = c * alpha
-            rgbp = rgb
+            a_p, rgbp = alpha, rgb.t().contiguous()
         else:
-            u = c * alpha.index_select(0, plan.pid)
-            rgbp = rgb.index_select(0, plan.pid)
-        tab = torch.empty_like(u)
-        bd = plan.bounds
-        for g in range(len(bd) - 2, -1, -1):   # top group first
-            a, b = bd[g], bd[g + 1]
-            px = plan.pix[a:b]
-            t = T.index_select(0, px)
-            tab[a:b] = t
-            ug = u[a:b]
-            C.index_add_(0, px, rgbp[a:b] * (ug * t).unsqueeze(1))
-            T.index_copy_(0, px, t * (1.0 - ug))
-        ctx.save_for_backward(c, u, rgbp, alpha, tab)
+            a_p, rgbp = alpha.index_select(0, plan.pid), rgb.t().contiguous().index_select(1, plan.pid)
+        u = c * a_p
+        tab, T = _transmittance(u, plan, height * width)
+        w = u if tab is None else u * tab   # what each pair shows
+        C = torch.zeros(3, height * width, device=dev, dtype=dt).index_add_(1, plan.pix, rgbp * w)
+        ctx.save_for_backward(c, u, a_p, rgbp, w, tab)
         ctx.plan = plan
-        ctx.shape = (height, width, cov.shape[0], rgb.shape[0])
-        return C.view(height, width, 3), T.view(height, width)
+        ctx.n = rgb.shape[0]
+        return C.t().contiguous().view(height, width, 3), T.view(height, width)
 
     @staticmethod
     def backward(ctx, gC, gT):
-        c, u, rgbp, alpha, tab = ctx.saved_tensors
+        c, u, a_p, rgbp, w, tab = ctx.saved_tensors
         plan = ctx.plan
-        height, width, total, n = ctx.shape
-        dev, dt = c.device, c.dtype
-        gC = gC.reshape(-1, 3)
+        gCp = gC.reshape(-1, 3).t().contiguous().index_select(1, plan.pix)   # (3, P)
+        q = (gCp * rgbp).sum(0)
         gT = gT.reshape(-1)
-        Bb = torch.zeros(height * width, 3, device=dev, dtype=dt)   # composite below, premultiplied
-        Tb = torch.ones(height * width, device=dev, dtype=dt)       # transmittance below
-        gCp = gC.index_select(0, plan.pix)
-        gu = torch.empty_like(u)
         bd = plan.bounds
-        for g in range(len(bd) - 1):   # bottom group first
-            a, b = bd[g], bd[g + 1]
-            px = plan.pix[a:b]
-            bs, ts = Bb.index_select(0, px), Tb.index_select(0, px)
-            ug, cg = u[a:b], rgbp[a:b]
-            # dL/du = T_above * (gC . (rgb - B_below) - gT * T_below)
-            gu[a:b] = tab[a:b] * ((gCp[a:b] * (cg - bs)).sum(1) - gT.index_select(0, px) * ts)
-            Bb.index_copy_(0, px, bs + (cg - bs) * ug.unsqueeze(1))
-            Tb.index_copy_(0, px, ts * (1.0 - ug))
+        if tab is None:   # one group: below every pair lies the empty canvas
+            gu = q - gT.index_select(0, plan.pix)
+        else:
+            R = gT.clone()
+            gu = torch.empty_like(u)
+            for g in range(len(bd) - 1):   # bottom group first
+                a, b = bd[g], bd[g + 1]
+                px = plan.pix[a:b]
+                r = R.index_select(0, px)
+                d = q[a:b] - r
+                gu[a:b] = tab[a:b] * d
+                R.scatter_(0, px, r + d * u[a:b])
+        need_c, need_rgb, need_alpha = ctx.needs_input_grad[:3]
+        gc = gu * a_p if need_c else None
+        grgb = galpha = None
         if plan.pairwise:
-            gcov = torch.zeros(total, device=dev, dtype=dt).index_copy_(0, plan.perm, gu * alpha)
-            return gcov, gCp * (u * tab).unsqueeze(1), gu * c, None, None, None
-        a_p = alpha.index_select(0, plan.pid)
-        gcov = torch.zeros(total, device=dev, dtype=dt).index_copy_(0, plan.perm, gu * a_p)
-        galpha = torch.zeros(n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
-        grgb = torch.zeros(n, 3, device=dev, dtype=dt).index_add_(0, plan.pid, gCp * (u * tab).unsqueeze(1))
-        return gcov, grgb, galpha, None, None, None
+            if need_rgb:
+                grgb = (gCp * w).t()
+            if need_alpha:
+                galpha = gu * c
+        else:
+            if need_alpha:
+                galpha = torch.zeros(ctx.n, device=c.device, dtype=c.dtype).index_add_(0, plan.pid, gu * c)
+            if need_rgb:
+                grgb = torch.zeros(3, ctx.n, device=c.device, dtype=c.dtype).index_add_(1, plan.pid, gCp * w).t()
+        return gc, grgb, galpha, None, None, None
 
 
 @dataclass
@@ -552,16 +611,18 @@ def check_points(points: list[torch.Tensor]) -> None:
 
 def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: int, samples: int = 16):
     """The steps every entry point shares: checked points -> edges -> boxes -> exact coverage, and the
-    compositing plan of the pairs with nonzero coverage. Returns (starts, cov, plan); cov and plan are
+    compositing plan of the pairs with nonzero coverage. Returns (starts, c, plan) with c the (P,)
+    coverage of the plan's pairs (differentiable in the points); c and plan are
     None when no path reaches the canvas."""
     check_points(points)
     pts = [p.to(device=dev, dtype=dt) for p in points]
     starts, ends, edge_path = flatten(pts, samples)
-    boxes, total = _layout(starts, ends, edge_path, len(pts), width, height)
-    if total == 0:
+    lay = _layout(starts, ends, edge_path, len(pts), width, height)
+    if lay.total == 0:
         return starts, None, None
-    cov = _coverage(starts, ends, edge_path, boxes, total, height)
-    return starts, cov, _covered(_plan_cached(boxes, width), cov)
+    sums, cells, amounts = _coverage(starts, ends, edge_path, lay.boxes, lay.total, height)
+    plan = _plan(sums, lay, width)
+    return starts, _PairCoverage.apply(amounts, cells, sums, plan.perm), plan
 
 
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
@@ -585,19 +646,19 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
 
     if n == 0:
         return blank()
-    starts, cov, plan = _coverage_and_plan(points, dev, dt, width, height, samples_per_segment)
+    starts, c, plan = _coverage_and_plan(points, dev, dt, width, height, samples_per_segment)
     col = colors.clamp(0.0, 1.0)
-    if cov is None:  # nothing visible: a constant image, still connected to the inputs (zero grads)
+    if c is None:  # nothing visible: a constant image, still connected to the inputs (zero grads)
         return blank(col.sum() * 0.0 + starts.sum() * 0.0)
     if fills is None:
-        C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
+        C, T = _Composite.apply(c, col[:, :3], col[:, 3].contiguous(), plan, height, width)
     else:
         rgba = _pair_colors(fills.to(dev, dt), col, plan, n, width)
         pair_plan = _Plan(plan.perm, plan.pix, plan.pid, plan.bounds, pairwise=True)
-        C, T = _Composite.apply(cov, rgba[:, :3].contiguous(), rgba[:, 3].contiguous(), pair_plan, height, width)
+        C, T = _Composite.apply(c, rgba[:, :3], rgba[:, 3].contiguous(), pair_plan, height, width)
     if not with_coverage_sum:
         return C, 1.0 - T
-    S = torch.zeros(height * width, device=dev, dtype=dt).index_add(0, plan.pix, cov.index_select(0, plan.perm))
+    S = torch.zeros(height * width, device=dev, dtype=dt).index_add(0, plan.pix, c)
     return C, 1.0 - T, S.view(height, width)
 
 
@@ -629,16 +690,9 @@ def visibility(points: list[torch.Tensor], alphas: torch.Tensor, width: int, hei
         _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, dt, width, height)
         if cov is None:
             return empty
-        T = torch.ones(height * width, device=dev, dtype=dt)
-        u = cov.index_select(0, plan.perm) * alphas.clamp(0, 1).index_select(0, plan.pid)
-        vis = torch.empty_like(u)
-        bd = plan.bounds
-        for g in range(len(bd) - 2, -1, -1):   # top group first
-            a, b = bd[g], bd[g + 1]
-            px = plan.pix[a:b]
-            t = T.index_select(0, px)
-            vis[a:b] = u[a:b] * t
-            T.index_copy_(0, px, t * (1.0 - u[a:b]))
+        u = cov * alphas.clamp(0, 1).index_select(0, plan.pid)
+        tab, _ = _transmittance(u, plan, height * width)
+        vis = u if tab is None else u * tab
         keep = vis > 0
         return plan.pix[keep], plan.pid[keep], vis[keep]
 
