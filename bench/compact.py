@@ -19,6 +19,7 @@ clustering ablation, and a saliency check.
 
     PYTHONPATH=. python bench/compact.py [--quick] [--images 1F339 1F431] [--budgets 64 128 256]
         [--ablation-images astronaut coffee 1F3A8] [--ablation-budget 64] [--ablation-emoji-budget 24]
+        [--ablation-methods recolor kmeans ...]
         [--skip-layered] [--skip main|ablation|saliency ...]
         [--structure-iters S] [--refine-iters R] [--out bench/out/compact]
 
@@ -174,6 +175,8 @@ def ablation(args) -> tuple[list[dict], str]:
         soup = mask_soup(rgb, alpha > 0.5, cfg)
         regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w) if is_emoji else None
         for method, fn, vcfg in _variants(cfg):
+            if args.ablation_methods and method not in args.ablation_methods:
+                continue
             t = time.perf_counter()
             scene, met = run_compact(rgb, alpha, vcfg, torch.device("cpu"), merge=fn, soup=soup)
             secs = time.perf_counter() - t
@@ -333,6 +336,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation-images", nargs="+", metavar="NAME")
     ap.add_argument("--ablation-budget", type=int, default=64, help="ablation path budget, photographs")
     ap.add_argument("--ablation-emoji-budget", type=int, default=64, help="ablation path budget, clip art")
+    ap.add_argument("--ablation-methods", nargs="+", metavar="METHOD",
+                    help="only these clusterers in the ablation (recolor recolor-fixed-tv kmeans dbscan ward)")
     ap.add_argument("--skip-layered", action="store_true", help="leave layered mode out (it is the slow one)")
     ap.add_argument("--skip", nargs="+", default=[], choices=("main", "ablation", "saliency"))
     ap.add_argument("--structure-iters", type=int)

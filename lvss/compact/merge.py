@@ -31,7 +31,8 @@ from .graph import MaskGraph, MergeResult, coarsen, greedy_merge, ward_cost
 __all__ = ["recolor_merge", "recolor_round", "fusion_scales"]
 
 ASSIGN_TEMPERATURE = 0.05  # assignment = softmax(θ / T): Adam's steps on θ move logits by lr / T
-FUSION_MARGIN = 10.0   # TV scale above the pairwise fusion estimate of the round's planned merges
+FUSION_MARGIN = 30.0   # TV scale above the pairwise fusion estimate of the round's planned merges (10 before:
+#                        on photographs fewer pairs fused and merges chose among too few of them)
 PUSH_SIGMA = 0.1       # colour distance scale of the stage II push between non-adjacent masks
 
 Progress = Callable[[str, float, str], None]
