@@ -118,7 +118,11 @@ def main_table(args) -> list[dict]:
         _, img = Q.load_input(name)
         target = Q.over_white(img)
         h, w = target.shape[:2]
-        regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w)
+        try:
+            regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w)
+        except ValueError as e:  # an SVG whose elements give no region: no VeC for it
+            print(f"  {name}: no ground-truth regions ({e}); VeC left out", flush=True)
+            regions = None
         for budget in args.budgets:
             methods = ["compact"] + ([] if args.skip_layered else ["layered"]) + ["vtracer"]
             for method in methods:
@@ -131,7 +135,7 @@ def main_table(args) -> list[dict]:
                     svg, secs, met = run_lvss(img, budget, method, args)
                     extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds", "cpu_seconds") if k in met})
                 sc = Q.score(svg, target)
-                v = vec(element_masks(svg, w, h), regions)
+                v = vec(element_masks(svg, w, h), regions) if regions is not None else float("nan")
                 row = dict(image=name, budget=budget, method=method, paths=Q.count_paths(svg),
                            psnr=sc["psnr"], ssim=sc["ssim"], vec=v, seconds=secs, **extra)
                 rows.append(row)
