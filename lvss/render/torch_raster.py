@@ -178,12 +178,6 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     return _Layout(torch.from_numpy(boxes).to(pts.device), int(size.sum()), group_start, boxes, order)
 
 
-def _safe_div(num: torch.Tensor, den: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """num / den with |den| kept >= eps (the sign kept), so gradients stay finite."""
-    den = torch.where(den >= 0, den.clamp(min=eps), den.clamp(max=-eps))
-    return num / den
-
-
 def _coverage(starts, ends, edge_path, boxes, total: int, height: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
@@ -224,8 +218,11 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
     y_top = torch.maximum(torch.minimum(ay, by), rowf)
     y_bot = torch.minimum(torch.maximum(ay, by), rowf + 1.0)
     flat = dye.detach().abs() < 1e-6
-    t_top = torch.where(flat, torch.zeros_like(y_top), _safe_div(y_top - ay, dye).clamp(0, 1))
-    t_bot = torch.where(flat, torch.ones_like(y_bot), _safe_div(y_bot - ay, dye).clamp(0, 1))
+    # flat edges get a unit divisor (their quotients are replaced, so gradients stay finite); every
+    # other |dy| is >= 1e-6
+    dyd = torch.where(flat, 1.0, dye)
+    t_top = torch.where(flat, 0.0, ((y_top - ay) / dyd).clamp(0, 1))
+    t_bot = torch.where(flat, 1.0, ((y_bot - ay) / dyd).clamp(0, 1))
     bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
     bx0f = bx0.to(dt)
     bx1f = (bx0 + bw).to(dt)
@@ -256,14 +253,15 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
     hi = torch.minimum(xh, col + 1.0)
     dx = Q - P
     vert = dx.detach().abs() < 1e-6
-    s_lo = torch.where(vert, torch.zeros_like(lo), _safe_div(lo - P, dx).clamp(0, 1))
-    s_hi = torch.where(vert, torch.ones_like(hi), _safe_div(hi - P, dx).clamp(0, 1))
+    dxd = torch.where(vert, 1.0, dx)
+    s_lo = torch.where(vert, 0.0, ((lo - P) / dxd).clamp(0, 1))
+    s_hi = torch.where(vert, 1.0, ((hi - P) / dxd).clamp(0, 1))
     w = (s_hi - s_lo).abs() * W
     xm = 0.5 * (lo + hi)
     ci = col.long()
     idx = b_k + ci
     # the spill into the next cell is dropped for the overflow column (it would leave the row)
-    nxt = torch.where(ci - x0_k < bw_k, idx + 1, torch.full_like(idx, total))
+    nxt = torch.where(ci - x0_k < bw_k, idx + 1, total)
     cells = torch.cat([idx, nxt])
     amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
     with torch.no_grad():
@@ -305,6 +303,7 @@ class _Plan:
     pid: torch.Tensor      # (P,) path index of each pair
     bounds: list[int]      # group g is pairs bounds[g]:bounds[g+1]
     pairwise: bool = False  # colours come per pair (gradient fills), not per path
+    path_cells: torch.Tensor | None = None   # (N, 2) each path's buffer cells (first, end)
 
 
 def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
@@ -331,7 +330,8 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
                                      output_size=lay.total).index_select(0, idx)
     bounds = torch.searchsorted(idx, torch.tensor(lay.group_start, device=dev)).tolist()
     pix = torch.from_numpy(row_pix).to(dev).index_select(0, row_of).add_(idx)
-    return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds)
+    cells = torch.from_numpy(np.stack([off, off + h * (w + 1)], 1)).to(dev)
+    return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds, path_cells=cells)
 
 
 def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -693,8 +693,10 @@ def visibility(points: list[torch.Tensor], alphas: torch.Tensor, width: int, hei
         u = cov * alphas.clamp(0, 1).index_select(0, plan.pid)
         tab, _ = _transmittance(u, plan, height * width)
         vis = u if tab is None else u * tab
-        keep = vis > 0
-        return plan.pix[keep], plan.pid[keep], vis[keep]
+        keep = torch.nonzero(vis > 0).flatten()
+        if keep.shape[0] == vis.shape[0]:
+            return plan.pix, plan.pid, vis
+        return plan.pix.index_select(0, keep), plan.pid.index_select(0, keep), vis.index_select(0, keep)
 
 
 def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[torch.Tensor]:
@@ -708,8 +710,6 @@ def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[
         _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, torch.float32, width, height)
         if cov is None:
             return [torch.zeros(0, dtype=torch.long, device=dev)] * n
-        pix, pid = plan.pix, plan.pid   # the plan keeps exactly the pairs with nonzero coverage
-        order = torch.argsort(pid, stable=True)
-        pix, pid = pix[order], pid[order]
-        counts = torch.bincount(pid, minlength=n).tolist()
-        return list(torch.split(pix, counts))
+        # the plan keeps exactly the pairs with nonzero coverage, each path's in one run in row order
+        ends = torch.searchsorted(plan.perm, plan.path_cells).tolist()
+        return [plan.pix[a:b] for a, b in ends]
