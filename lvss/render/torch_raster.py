@@ -103,20 +103,18 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
 class _Layout:
     """Per-path pixel bounding boxes clipped to the canvas and where each sits in the flat buffer.
 
-    boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow column);
-    total: the buffer length. The boxes are laid out in compositing order: paths are sorted into
-    groups (depth levels) whose boxes are disjoint, group k holding the paths that lie above
-    everything they overlap in groups < k, and the buffer holds group 0's paths first (in path
-    order), then group 1's, and so on; group g is buffer cells group_start[g]:group_start[g + 1].
+    boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow column;
+    paths follow each other in path order); total: the buffer length. For compositing, paths are
+    sorted into groups (depth levels) whose boxes are disjoint, group k holding the paths that lie
+    above everything they overlap in groups < k: ``order`` lists the visible paths group by group
+    (path order within a group) and ``level`` gives each path's group (-1: empty box).
     """
 
     boxes: torch.Tensor
     total: int
-    group_start: list[int]
     cpu: "object"     # the same boxes as an (N, 5) int64 numpy array
-    order: "object"   # the visible paths in buffer order, (V,) int64 numpy array
-
-
+    order: "object"   # (V,) int64 numpy array
+    level: "object"   # (N,) int64 numpy array
 def _levels(x0, y0, w, h):
     """Depth level of every path (numpy arrays in, (N,) int64 out): one above the highest level of
     the earlier paths whose boxes it overlaps; -1 for paths with an empty box."""
@@ -145,8 +143,7 @@ def _levels(x0, y0, w, h):
 
 def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
             width: int, height: int) -> _Layout:
-    """The paths' boxes, their depth levels and the flat buffer laid out in compositing order
-    (see :class:`_Layout`)."""
+    """The paths' boxes, their depth levels and the flat buffer (see :class:`_Layout`)."""
     import numpy as np
 
     pts = torch.cat([starts, ends], 0).detach()
@@ -169,13 +166,9 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     order = np.argsort(level, kind="stable")
     order = order[level[order] >= 0]
     size = h * (w + 1)
-    off = np.zeros(n, dtype=np.int64)
-    so = size[order]
-    off[order] = np.cumsum(so) - so
-    gsize = np.bincount(level[order], weights=so).astype(np.int64) if len(order) else np.zeros(0, np.int64)
-    group_start = [0] + np.cumsum(gsize).tolist()
+    off = np.cumsum(size) - size
     boxes = np.stack([x0, y0, w, h, off], 1)
-    return _Layout(torch.from_numpy(boxes).to(pts.device), int(size.sum()), group_start, boxes, order)
+    return _Layout(torch.from_numpy(boxes).to(pts.device), int(size.sum()), boxes, order, level)
 
 
 def _coverage(starts, ends, edge_path, boxes, total: int, height: int
@@ -303,35 +296,47 @@ class _Plan:
     pid: torch.Tensor      # (P,) path index of each pair
     bounds: list[int]      # group g is pairs bounds[g]:bounds[g+1]
     pairwise: bool = False  # colours come per pair (gradient fills), not per path
-    path_cells: torch.Tensor | None = None   # (N, 2) each path's buffer cells (first, end)
+    path_runs: list | None = None   # path i's pairs are path_runs[i][0]:path_runs[i][1]
 
 
 def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
-    """The compositing plan of the (path, pixel) pairs with nonzero coverage: as the buffer is laid
-    out in compositing order (:class:`_Layout`), they are its nonzero cells in buffer order, overflow
-    columns left out. Pairs with coverage 0 change nothing in the composite, and the coverage's
+    """The compositing plan of the (path, pixel) pairs with nonzero coverage: the buffer's nonzero
+    cells (overflow columns left out), each path's being one run in row order, the runs put in
+    group order. Pairs with coverage 0 change nothing in the composite, and the coverage's
     derivative there is 0 too (|x| at 0), so leaving them out keeps the result and its gradients exact."""
     import numpy as np
 
     dev = sums.device
     b = lay.cpu
     x0, y0, w, h, off = b[:, 0], b[:, 1], b[:, 2], b[:, 3], b[:, 4]
-    # every buffer row in buffer order: its path, first cell, and pixel index minus buffer index
-    ho = h[lay.order]
-    row_path = np.repeat(lay.order, ho)
-    r = np.arange(len(row_path)) - np.repeat(np.cumsum(ho) - ho, ho)
+    # every buffer row (path order): its path, first cell, and pixel index minus buffer index
+    row_path = np.repeat(np.arange(len(b)), h)
+    r = np.arange(len(row_path)) - np.repeat(np.cumsum(h) - h, h)
     rw = w[row_path] + 1
     row_start = off[row_path] + r * rw
     row_pix = (y0[row_path] + r) * width + x0[row_path] - row_start
     keep = sums != 0
     keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
     idx = torch.nonzero(keep).flatten()
+    cells = torch.from_numpy(np.stack([off, off + h * (w + 1)], 1)).to(dev)
+    runs = torch.searchsorted(idx, cells).cpu().numpy()   # each path's pairs: idx[runs[i, 0]:runs[i, 1]]
+    order = lay.order
+    length = runs[order, 1] - runs[order, 0]
+    bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
+        if len(order) else [0]
+    if not np.array_equal(order, np.arange(len(b))[w > 0]):   # not already in group order
+        ln = torch.from_numpy(length).to(dev)
+        shift = torch.from_numpy(runs[order, 0] - (np.cumsum(length) - length)).to(dev)
+        idx = idx.index_select(0, torch.repeat_interleave(shift, ln, output_size=int(length.sum()))
+                               + torch.arange(int(length.sum()), device=dev))
     row_of = torch.repeat_interleave(torch.arange(len(row_path), device=dev), torch.from_numpy(rw).to(dev),
                                      output_size=lay.total).index_select(0, idx)
-    bounds = torch.searchsorted(idx, torch.tensor(lay.group_start, device=dev)).tolist()
     pix = torch.from_numpy(row_pix).to(dev).index_select(0, row_of).add_(idx)
-    cells = torch.from_numpy(np.stack([off, off + h * (w + 1)], 1)).to(dev)
-    return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds, path_cells=cells)
+    at = np.zeros((len(b), 2), dtype=np.int64)
+    at[order, 0] = np.cumsum(length) - length
+    at[order, 1] = np.cumsum(length)
+    return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds,
+                 path_runs=at.tolist())
 
 
 def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -358,10 +363,9 @@ class _Composite(torch.autograd.Function):
 
     c: (P,) coverage of the plan's pairs; rgb (N, 3) and alpha (N,) per path, or (P, 3) and (P,)
     per pair when ``plan.pairwise``. Returns premultiplied colour (H, W, 3) and total transmittance
-    (H, W) (alpha = 1 - T). Colours are handled channel-planar, (3, P), which keeps every per-pair
-    operation on contiguous rows. The backward pass walks the groups bottom first carrying one
-    number per pixel, R = gC . (composite below) + gT * (transmittance below), for
-    dL/du = T_above * (gC . rgb - R).
+    (H, W) (alpha = 1 - T). Colours are handled channel-planar, (3, P) and (3, H*W), which keeps
+    every per-pair operation on contiguous rows. With one group (no box overlaps another) nothing
+    lies above or below any pair and the walks over the groups are skipped.
     """
 
     @staticmethod
@@ -372,34 +376,54 @@ class _Composite(torch.autograd.Function):
         else:
             a_p, rgbp = alpha.index_select(0, plan.pid), rgb.t().contiguous().index_select(1, plan.pid)
         u = c * a_p
-        tab, T = _transmittance(u, plan, height * width)
-        w = u if tab is None else u * tab   # what each pair shows
-        C = torch.zeros(3, height * width, device=dev, dtype=dt).index_add_(1, plan.pix, rgbp * w)
-        ctx.save_for_backward(c, u, a_p, rgbp, w, tab)
+        C = torch.zeros(3, height * width, device=dev, dtype=dt)
+        T = torch.ones(height * width, device=dev, dtype=dt)
+        bd = plan.bounds
+        if len(bd) == 2:
+            tab = None
+            C.index_add_(1, plan.pix, rgbp * u)
+            T.scatter_(0, plan.pix, 1.0 - u)
+        else:
+            tab = torch.empty_like(u)
+            for g in range(len(bd) - 2, -1, -1):   # top group first
+                a, b = bd[g], bd[g + 1]
+                px = plan.pix[a:b]
+                t = T.index_select(0, px)
+                tab[a:b] = t
+                ug = u[a:b]
+                C.index_add_(1, px, rgbp[:, a:b] * (ug * t))
+                T.scatter_(0, px, t * (1.0 - ug))   # a group covers each pixel once
+        ctx.save_for_backward(c, u, a_p, rgbp, tab)
         ctx.plan = plan
         ctx.n = rgb.shape[0]
         return C.t().contiguous().view(height, width, 3), T.view(height, width)
 
     @staticmethod
     def backward(ctx, gC, gT):
-        c, u, a_p, rgbp, w, tab = ctx.saved_tensors
+        c, u, a_p, rgbp, tab = ctx.saved_tensors
         plan = ctx.plan
-        gCp = gC.reshape(-1, 3).t().contiguous().index_select(1, plan.pix)   # (3, P)
-        q = (gCp * rgbp).sum(0)
+        dev, dt = c.device, c.dtype
+        gC = gC.reshape(-1, 3).t().contiguous()   # (3, H*W)
         gT = gT.reshape(-1)
+        gCp = gC.index_select(1, plan.pix)
         bd = plan.bounds
         if tab is None:   # one group: below every pair lies the empty canvas
-            gu = q - gT.index_select(0, plan.pix)
+            gu = (gCp * rgbp).sum(0) - gT.index_select(0, plan.pix)
+            w = u
         else:
-            R = gT.clone()
+            Bb = torch.zeros_like(gC)   # composite below, premultiplied
+            Tb = torch.ones_like(gT)    # transmittance below
             gu = torch.empty_like(u)
             for g in range(len(bd) - 1):   # bottom group first
                 a, b = bd[g], bd[g + 1]
                 px = plan.pix[a:b]
-                r = R.index_select(0, px)
-                d = q[a:b] - r
-                gu[a:b] = tab[a:b] * d
-                R.scatter_(0, px, r + d * u[a:b])
+                bs, ts = Bb.index_select(1, px), Tb.index_select(0, px)
+                ug, cg = u[a:b], rgbp[:, a:b]
+                # dL/du = T_above * (gC . (rgb - B_below) - gT * T_below)
+                gu[a:b] = tab[a:b] * ((gCp[:, a:b] * (cg - bs)).sum(0) - gT.index_select(0, px) * ts)
+                Bb.index_copy_(1, px, bs + (cg - bs) * ug)
+                Tb.scatter_(0, px, ts * (1.0 - ug))
+            w = u * tab
         need_c, need_rgb, need_alpha = ctx.needs_input_grad[:3]
         gc = gu * a_p if need_c else None
         grgb = galpha = None
@@ -410,9 +434,9 @@ class _Composite(torch.autograd.Function):
                 galpha = gu * c
         else:
             if need_alpha:
-                galpha = torch.zeros(ctx.n, device=c.device, dtype=c.dtype).index_add_(0, plan.pid, gu * c)
+                galpha = torch.zeros(ctx.n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
             if need_rgb:
-                grgb = torch.zeros(3, ctx.n, device=c.device, dtype=c.dtype).index_add_(1, plan.pid, gCp * w).t()
+                grgb = torch.zeros(3, ctx.n, device=dev, dtype=dt).index_add_(1, plan.pid, gCp * w).t()
         return gc, grgb, galpha, None, None, None
 
 
@@ -711,5 +735,4 @@ def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[
         if cov is None:
             return [torch.zeros(0, dtype=torch.long, device=dev)] * n
         # the plan keeps exactly the pairs with nonzero coverage, each path's in one run in row order
-        ends = torch.searchsorted(plan.perm, plan.path_cells).tolist()
-        return [plan.pix[a:b] for a, b in ends]
+        return [plan.pix[a:b] for a, b in plan.path_runs]
