@@ -8,8 +8,8 @@ clustering ablation, and a saliency check.
    resvg) against the SVG's exact element regions (lvss.metrics.svg_region_masks); paths; seconds.
    Goal per budget: compact VeC above layered's and vtracer's, compact PSNR >= layered - 1 dB.
 2. Merge ablation (photographs at --ablation-budget, clip art at --ablation-emoji-budget): on one
-   mask soup per image (lvss.compact.mask_soup), the recolouring merge as lvss runs it, its paper form
-   (a fixed TV weight, ``tv_control="fixed"``), k-means and DBSCAN on mask colour + position and the
+   mask soup per image (lvss.compact.mask_soup), the recolouring merge as lvss runs it, the same with
+   the other TV weight (``tv_control`` "fixed", the paper's form, or "fusion", the controller), k-means and DBSCAN on mask colour + position and the
    greedy Ward merge alone (bench/compact_baselines.py), each followed by the same path stage at the
    same final budget: soup masks, atoms, regions, clustering seconds, PSNR of the regions filled with
    their mean colours, final PSNR (lvss.metrics.composite_metrics) and VeC (clip art only).
@@ -145,12 +145,14 @@ def main_table(args) -> list[dict]:
 
 
 def _variants(cfg):
-    """Clusterers of the ablation: the recolouring merge as lvss runs it, its paper-form variant (a
-    fixed TV weight instead of the per-round controller), and the baselines (bench/compact_baselines.py)."""
+    """Clusterers of the ablation: the recolouring merge as lvss runs it, the same with the other TV
+    weight ("fixed", the paper's form and the default, or "fusion", the per-round controller), and the
+    baselines (bench/compact_baselines.py)."""
     from compact_baselines import CLUSTERERS
 
-    fixed = replace(cfg, compact=replace(cfg.compact, tv_control="fixed"))
-    out = [("recolor", CLUSTERERS["recolor"], cfg), ("recolor-fixed-tv", CLUSTERERS["recolor"], fixed)]
+    other = "fusion" if cfg.compact.tv_control == "fixed" else "fixed"
+    alt = replace(cfg, compact=replace(cfg.compact, tv_control=other))
+    out = [("recolor", CLUSTERERS["recolor"], cfg), (f"recolor-{other}-tv", CLUSTERERS["recolor"], alt)]
     return out + [(m, fn, cfg) for m, fn in CLUSTERERS.items() if m != "recolor"]
 
 
@@ -341,7 +343,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation-budget", type=int, default=64, help="ablation path budget, photographs")
     ap.add_argument("--ablation-emoji-budget", type=int, default=64, help="ablation path budget, clip art")
     ap.add_argument("--ablation-methods", nargs="+", metavar="METHOD",
-                    help="only these clusterers in the ablation (recolor recolor-fixed-tv kmeans dbscan ward)")
+                    help="only these clusterers in the ablation (recolor recolor-fusion-tv kmeans dbscan ward)")
     ap.add_argument("--skip-layered", action="store_true", help="leave layered mode out (it is the slow one)")
     ap.add_argument("--skip", nargs="+", default=[], choices=("main", "ablation", "saliency"))
     ap.add_argument("--structure-iters", type=int)
