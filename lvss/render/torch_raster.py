@@ -363,8 +363,8 @@ class _Composite(torch.autograd.Function):
 
     c: (P,) coverage of the plan's pairs; rgb (N, 3) and alpha (N,) per path, or (P, 3) and (P,)
     per pair when ``plan.pairwise``. Returns premultiplied colour (H, W, 3) and total transmittance
-    (H, W) (alpha = 1 - T). Colours are handled channel-planar, (3, P) and (3, H*W), which keeps
-    every per-pair operation on contiguous rows. With one group (no box overlaps another) nothing
+    (H, W) (alpha = 1 - T). Per-pair colours are handled channel-planar, (3, P), which keeps every
+    per-pair operation on contiguous rows; the image is written one channel at a time. With one group (no box overlaps another) nothing
     lies above or below any pair and the walks over the groups are skipped.
     """
 
@@ -376,12 +376,14 @@ class _Composite(torch.autograd.Function):
         else:
             a_p, rgbp = alpha.index_select(0, plan.pid), rgb.t().contiguous().index_select(1, plan.pid)
         u = c * a_p
-        C = torch.zeros(3, height * width, device=dev, dtype=dt)
+        C = torch.zeros(height * width, 3, device=dev, dtype=dt)
+        chans = [C[:, k] for k in range(3)]   # strided views: no (3, H*W) <-> (H*W, 3) transposes
         T = torch.ones(height * width, device=dev, dtype=dt)
         bd = plan.bounds
         if len(bd) == 2:
             tab = None
-            C.index_add_(1, plan.pix, rgbp * u)
+            for k in range(3):
+                chans[k].index_add_(0, plan.pix, rgbp[k] * u)
             T.scatter_(0, plan.pix, 1.0 - u)
         else:
             tab = torch.empty_like(u)
@@ -391,27 +393,29 @@ class _Composite(torch.autograd.Function):
                 t = T.index_select(0, px)
                 tab[a:b] = t
                 ug = u[a:b]
-                C.index_add_(1, px, rgbp[:, a:b] * (ug * t))
+                wg = ug * t
+                for k in range(3):
+                    chans[k].index_add_(0, px, rgbp[k, a:b] * wg)
                 T.scatter_(0, px, t * (1.0 - ug))   # a group covers each pixel once
         ctx.save_for_backward(c, u, a_p, rgbp, tab)
         ctx.plan = plan
         ctx.n = rgb.shape[0]
-        return C.t().contiguous().view(height, width, 3), T.view(height, width)
+        return C.view(height, width, 3), T.view(height, width)
 
     @staticmethod
     def backward(ctx, gC, gT):
         c, u, a_p, rgbp, tab = ctx.saved_tensors
         plan = ctx.plan
         dev, dt = c.device, c.dtype
-        gC = gC.reshape(-1, 3).t().contiguous()   # (3, H*W)
+        gC = gC.reshape(-1, 3)
         gT = gT.reshape(-1)
-        gCp = gC.index_select(1, plan.pix)
+        gCp = torch.stack([gC[:, k].index_select(0, plan.pix) for k in range(3)])   # (3, P)
         bd = plan.bounds
         if tab is None:   # one group: below every pair lies the empty canvas
             gu = (gCp * rgbp).sum(0) - gT.index_select(0, plan.pix)
             w = u
         else:
-            Bb = torch.zeros_like(gC)   # composite below, premultiplied
+            Bb = gC.new_zeros(3, gC.shape[0])   # composite below, premultiplied
             Tb = torch.ones_like(gT)    # transmittance below
             gu = torch.empty_like(u)
             for g in range(len(bd) - 1):   # bottom group first
