@@ -325,10 +325,7 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
         if len(order) else [0]
     if not np.array_equal(order, np.arange(len(b))[w > 0]):   # not already in group order
-        ln = torch.from_numpy(length).to(dev)
-        shift = torch.from_numpy(runs[order, 0] - (np.cumsum(length) - length)).to(dev)
-        idx = idx.index_select(0, torch.repeat_interleave(shift, ln, output_size=int(length.sum()))
-                               + torch.arange(int(length.sum()), device=dev))
+        idx = torch.cat([idx[a:e] for a, e in runs[order].tolist()])
     row_of = torch.repeat_interleave(torch.arange(len(row_path), device=dev), torch.from_numpy(rw).to(dev),
                                      output_size=lay.total).index_select(0, idx)
     pix = torch.from_numpy(row_pix).to(dev).index_select(0, row_of).add_(idx)
