@@ -8,8 +8,8 @@ clustering ablation, and a saliency check.
    resvg) against the SVG's exact element regions (lvss.metrics.svg_region_masks); paths; seconds.
    Goal per budget: compact VeC above layered's and vtracer's, compact PSNR >= layered - 1 dB.
 2. Merge ablation (photographs at --ablation-budget, clip art at --ablation-emoji-budget): on one
-   mask soup per image (lvss.compact.mask_soup), the recolouring merge as lvss runs it, its paper form
-   (a fixed TV weight, ``tv_control="fixed"``), k-means and DBSCAN on mask colour + position and the
+   mask soup per image (lvss.compact.mask_soup), the recolouring merge as lvss runs it, the same with
+   the other TV weight (``tv_control`` "fixed", the paper's form, or "fusion", the controller), k-means and DBSCAN on mask colour + position and the
    greedy Ward merge alone (bench/compact_baselines.py), each followed by the same path stage at the
    same final budget: soup masks, atoms, regions, clustering seconds, PSNR of the regions filled with
    their mean colours, final PSNR (lvss.metrics.composite_metrics) and VeC (clip art only).
@@ -19,11 +19,14 @@ clustering ablation, and a saliency check.
 
     PYTHONPATH=. python bench/compact.py [--quick] [--images 1F339 1F431] [--budgets 64 128 256]
         [--ablation-images astronaut coffee 1F3A8] [--ablation-budget 64] [--ablation-emoji-budget 24]
+        [--ablation-methods recolor kmeans ...]
         [--skip-layered] [--skip main|ablation|saliency ...]
         [--structure-iters S] [--refine-iters R] [--out bench/out/compact]
 
 ``--quick``: 3 emoji at budgets 64 and 128, ablation on 2 photographs + 1 emoji. Writes table.md and
-results.json under --out and prints the tables.
+results.json under --out and prints the tables. The clip art is read from $LVSS_OPENMOJI
+(``<CODE>_256.png`` and ``<CODE>.svg``; default /work/shared/data/openmoji, see bench/quality.py).
+Seconds are wall time; CPU seconds are this process's (torch on one thread).
 """
 from __future__ import annotations
 
@@ -102,9 +105,9 @@ def run_lvss(img: np.ndarray, budget: int, mode: str, args) -> tuple[str, float,
     from lvss.pipeline import run
     from lvss.svg import scene_to_svg
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     res = run(img, _cfg(budget, mode, args))
-    return scene_to_svg(res.scene), time.perf_counter() - t, res.metrics
+    return scene_to_svg(res.scene), time.perf_counter() - t, dict(res.metrics, cpu_seconds=time.process_time() - c)
 
 
 def main_table(args) -> list[dict]:
@@ -115,34 +118,41 @@ def main_table(args) -> list[dict]:
         _, img = Q.load_input(name)
         target = Q.over_white(img)
         h, w = target.shape[:2]
-        regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w)
+        try:
+            regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w)
+        except ValueError as e:  # an SVG whose elements give no region: no VeC for it
+            print(f"  {name}: no ground-truth regions ({e}); VeC left out", flush=True)
+            regions = None
         for budget in args.budgets:
             methods = ["compact"] + ([] if args.skip_layered else ["layered"]) + ["vtracer"]
             for method in methods:
                 extra = {}
                 if method == "vtracer":
+                    c = time.process_time()
                     svg, secs, settings, _ = Q.run_vtracer_budget(img, budget)
-                    extra["settings"] = settings
+                    extra.update(settings=settings, cpu_seconds=time.process_time() - c)
                 else:
                     svg, secs, met = run_lvss(img, budget, method, args)
-                    extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds") if k in met})
+                    extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds", "cpu_seconds") if k in met})
                 sc = Q.score(svg, target)
-                v = vec(element_masks(svg, w, h), regions)
+                v = vec(element_masks(svg, w, h), regions) if regions is not None else float("nan")
                 row = dict(image=name, budget=budget, method=method, paths=Q.count_paths(svg),
                            psnr=sc["psnr"], ssim=sc["ssim"], vec=v, seconds=secs, **extra)
                 rows.append(row)
                 print(f"  {name} N={budget} {method:8s} paths {row['paths']:3d} PSNR {row['psnr']:.2f} "
-                      f"SSIM {row['ssim']:.3f} VeC {v:.3f} {secs:.1f} s", flush=True)
+                      f"SSIM {row['ssim']:.3f} VeC {v:.3f} {secs:.1f} s ({row['cpu_seconds']:.1f} CPU s)", flush=True)
     return rows
 
 
 def _variants(cfg):
-    """Clusterers of the ablation: the recolouring merge as lvss runs it, its paper-form variant (a
-    fixed TV weight instead of the per-round controller), and the baselines (bench/compact_baselines.py)."""
+    """Clusterers of the ablation: the recolouring merge as lvss runs it, the same with the other TV
+    weight ("fixed", the paper's form and the default, or "fusion", the per-round controller), and the
+    baselines (bench/compact_baselines.py)."""
     from compact_baselines import CLUSTERERS
 
-    fixed = replace(cfg, compact=replace(cfg.compact, tv_control="fixed"))
-    out = [("recolor", CLUSTERERS["recolor"], cfg), ("recolor-fixed-tv", CLUSTERERS["recolor"], fixed)]
+    other = "fusion" if cfg.compact.tv_control == "fixed" else "fixed"
+    alt = replace(cfg, compact=replace(cfg.compact, tv_control=other))
+    out = [("recolor", CLUSTERERS["recolor"], cfg), (f"recolor-{other}-tv", CLUSTERERS["recolor"], alt)]
     return out + [(m, fn, cfg) for m, fn in CLUSTERERS.items() if m != "recolor"]
 
 
@@ -171,6 +181,8 @@ def ablation(args) -> tuple[list[dict], str]:
         soup = mask_soup(rgb, alpha > 0.5, cfg)
         regions = svg_region_masks(Q.OPENMOJI / f"{name}.svg", size=w) if is_emoji else None
         for method, fn, vcfg in _variants(cfg):
+            if args.ablation_methods and method not in args.ablation_methods:
+                continue
             t = time.perf_counter()
             scene, met = run_compact(rgb, alpha, vcfg, torch.device("cpu"), merge=fn, soup=soup)
             secs = time.perf_counter() - t
@@ -253,12 +265,13 @@ def report(main_rows, abl_rows, backend, sal, speed=None) -> str:
     out = []
     if main_rows:
         out += ["## Compact vs layered vs vtracer (OpenMoji, resvg over white)", "",
-                "| image | budget | method | paths | PSNR dB | SSIM | VeC | seconds |",
-                "|---|---:|---|---:|---:|---:|---:|---:|"]
+                "| image | budget | method | paths | PSNR dB | SSIM | VeC | seconds | CPU s |",
+                "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         out += [f"| {r['image']} | {r['budget']} | {r['method']} | {r['paths']} | {_f(r['psnr'])} | "
-                f"{_f(r['ssim'], 3)} | {_f(r['vec'], 3)} | {_f(r['seconds'], 1)} |" for r in main_rows]
-        out += ["", "| budget | method | images | mean paths | mean PSNR | mean SSIM | mean VeC | median s |",
-                "|---:|---|---:|---:|---:|---:|---:|---:|"]
+                f"{_f(r['ssim'], 3)} | {_f(r['vec'], 3)} | {_f(r['seconds'], 1)} | {_f(r.get('cpu_seconds'), 1)} |"
+                for r in main_rows]
+        out += ["", "| budget | method | images | mean paths | mean PSNR | mean SSIM | mean VeC | median s | mean CPU s |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         goals = []
         for b in sorted({r["budget"] for r in main_rows}):
             means = {}
@@ -271,7 +284,8 @@ def report(main_rows, abl_rows, backend, sal, speed=None) -> str:
                 means[m] = (mp, mv)
                 out.append(f"| {b} | {m} | {len(sel)} | {statistics.fmean(r['paths'] for r in sel):.1f} | {mp:.2f} | "
                            f"{statistics.fmean(r['ssim'] for r in sel):.3f} | {mv:.3f} | "
-                           f"{statistics.median(r['seconds'] for r in sel):.1f} |")
+                           f"{statistics.median(r['seconds'] for r in sel):.1f} | "
+                           f"{statistics.fmean(r.get('cpu_seconds', float('nan')) for r in sel):.1f} |")
             if "compact" in means and "layered" in means and "vtracer" in means:
                 (cp, cv), (lp, lv), (_, vv) = means["compact"], means["layered"], means["vtracer"]
                 ok = cv > lv and cv > vv and cp >= lp - 1.0
@@ -328,6 +342,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation-images", nargs="+", metavar="NAME")
     ap.add_argument("--ablation-budget", type=int, default=64, help="ablation path budget, photographs")
     ap.add_argument("--ablation-emoji-budget", type=int, default=64, help="ablation path budget, clip art")
+    ap.add_argument("--ablation-methods", nargs="+", metavar="METHOD",
+                    help="only these clusterers in the ablation (recolor recolor-fusion-tv kmeans dbscan ward)")
     ap.add_argument("--skip-layered", action="store_true", help="leave layered mode out (it is the slow one)")
     ap.add_argument("--skip", nargs="+", default=[], choices=("main", "ablation", "saliency"))
     ap.add_argument("--structure-iters", type=int)

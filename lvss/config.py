@@ -118,7 +118,7 @@ class CompactConfig:
     stage2_steps: int = 50         # Adam steps of stage II (assignment only) per round
     lr: float = 0.01               # Adam learning rate of both stages (held, then decayed)
     merge_tol: float = 0.02        # adjacent masks whose recoloured RGB differ by less merge
-    tv_control: str = "fusion"     # TV weight per round: "fusion" (controller) or "fixed" (λ_wtv as is)
+    tv_control: str = "fixed"      # TV weight per round: "fixed" (λ_wtv as is) or "fusion" (controller)
     # the mask soup: superpixels (SLIC, about this many segments per scale at the working size) with
     # the segmenter's masks; their common refinement is the partition the merge starts from
     superpixels: tuple[int, ...] = (48, 160, 480)
@@ -129,6 +129,7 @@ class CompactConfig:
     # the error is largest, the rest is sampled by saliency
     contour_epsilon: float = 0.75
     underlap: int = 3
+    holes: bool = True             # regions a path encloses stay out of its shape (it covers what it shows)
     error_share: float = 0.0
     path_rounds: int = 4           # the path stage: rounds of detail circles ...
     path_steps: int = 115          # ... and Adam steps over all of them (every path moves)

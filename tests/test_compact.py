@@ -370,3 +370,26 @@ def test_region_paths_underlap_hides_under_the_regions_in_front():
     # front of it is not reached without underlap and is 2 px deep under it with it
     assert not flat[0][:, 29:].any() and grown[0][:, 28:30].all() and not grown[0][:, 31].any()
     np.testing.assert_array_equal(grown[1], flat[1])             # the strip is beyond 2 px of region 1
+
+
+def test_region_paths_with_holes_cover_only_what_they_show():
+    from lvss.compact import region_paths
+    from lvss.metrics import scene_path_masks
+    from lvss.scene import Layer, Path as SPath, Scene
+
+    lab = np.zeros((32, 32), np.int32)
+    lab[8:24, 8:24] = 1          # region 1 enclosed by region 0
+
+    def masks(under, holes):
+        pts, ids = region_paths(lab, 2, 0.75, under, holes)
+        sc = Scene(32, 32)
+        sc.layers.append(Layer("s", [SPath(p, torch.tensor([0.0, 0.0, 0.0, 1.0])) for p in pts], "l1"))
+        return dict(zip(ids, scene_path_masks(sc)))
+
+    filled, holed, grown = masks(0, False), masks(0, True), masks(2, True)
+    assert filled[0].all()                                        # the outer contour covers region 1 too
+    # with holes: only its own pixels (the hole's traced edge may be off by one pixel)
+    assert holed[0][lab == 0].all() and not holed[0][9:23, 9:23].any()
+    np.testing.assert_array_equal(holed[1], lab == 1)
+    # the underlap reaches 2 px under the region in front; the middle of the hole stays empty
+    assert grown[0][8:10, 8:24].all() and grown[0][22:24, 8:24].all() and not grown[0][11:21, 11:21].any()

@@ -311,3 +311,57 @@ def test_diffvg_refuses_gradients():
     sc = mixed_scene(3, 20, seed=1)
     with pytest.raises(SceneError, match="flat colours only"):
         render_paths(sc.point_list(), sc.colors(), 20, 20, renderer="diffvg", fills=sc.fills())
+
+
+def test_depth_levels_match_the_path_by_path_definition():
+    # a path's level is one above the highest level of the earlier paths whose boxes it overlaps
+    from lvss.render.torch_raster import _levels
+
+    rng = np.random.default_rng(3)
+    for n in (1, 5, 40):
+        x0, y0 = rng.integers(0, 60, n), rng.integers(0, 60, n)
+        w, h = rng.integers(0, 25, n), rng.integers(1, 25, n)
+        want = np.full(n, -1)
+        for j in range(n):
+            if w[j] == 0:
+                continue
+            below = [want[i] for i in range(j) if w[i] > 0 and x0[i] < x0[j] + w[j] and x0[j] < x0[i] + w[i]
+                     and y0[i] < y0[j] + h[j] and y0[j] < y0[i] + h[i]]
+            want[j] = max(below) + 1 if below else 0
+        np.testing.assert_array_equal(_levels(x0, y0, w, h), want)
+
+
+def test_pairs_and_their_coverage_gradients_match_plain_autograd():
+    # the plan holds exactly the nonzero cells of the coverage buffer (overflow columns left out),
+    # and the pairs' coverage has the gradient autograd gives min(|cumsum|, 1) of the same buffer
+    from lvss.render.torch_raster import _coverage, _layout, _PairCoverage, _plan, flatten
+
+    sc = random_scene(12, 48, seed=5)
+    pts = [p.points.double().requires_grad_(True) for p in sc.paths()]
+    starts, ends, edge_path = flatten(pts, 16)
+    lay = _layout(starts, ends, edge_path, len(pts), 48, 48)
+    sums, cells, amounts = _coverage(starts, ends, edge_path, lay.boxes, lay.total, 48)
+    plan = _plan(sums, lay, 48)
+    ref = torch.cumsum(torch.zeros(lay.total + 1, dtype=torch.float64).index_add(0, cells, amounts)[:-1], 0)
+    ref = ref.abs().clamp(max=1.0)
+    cells_kept = torch.zeros(lay.total, dtype=torch.bool)
+    cells_kept[plan.perm] = True
+    b = lay.cpu
+    overflow = torch.zeros(lay.total, dtype=torch.bool)
+    for x0, y0, w, h, off in b.tolist():
+        overflow[[off + r * (w + 1) + w for r in range(h)]] = True
+    assert torch.equal(cells_kept, (ref.detach() > 0) & ~overflow)
+    # the pixel of every pair: its path's box corner plus its place in the box
+    x0, y0, w, _, off = lay.boxes.index_select(0, plan.pid).unbind(1)
+    rel = plan.perm - off
+    assert torch.equal(plan.pix, (y0 + rel // (w + 1)) * 48 + x0 + rel % (w + 1))
+    # a group covers each pixel at most once
+    for a, e in zip(plan.bounds[:-1], plan.bounds[1:]):
+        assert plan.pix[a:e].unique().numel() == e - a
+    c = _PairCoverage.apply(amounts, cells, sums, plan.perm)
+    assert torch.equal(c.detach(), ref.detach().index_select(0, plan.perm))
+    wts = torch.rand(c.shape[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = torch.autograd.grad((c * wts).sum(), pts, retain_graph=True)
+    want = torch.autograd.grad((ref.index_select(0, plan.perm) * wts).sum(), pts)
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9)

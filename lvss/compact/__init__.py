@@ -5,8 +5,9 @@
    summarised as a mask graph (:mod:`.graph`);
 2. merge (:mod:`.merge`): rounds of recolouring down to the structural budget
    (``CompactConfig.structural_ratio`` of the paths), a greedy Ward merge finishing the job if needed;
-3. paths (:mod:`.details`, :mod:`.paths`): every merged region becomes one path (its outer contour,
-   largest first = back-most, grown ``underlap`` px under the regions in front of it); the rest of the
+3. paths (:mod:`.details`, :mod:`.paths`): every merged region becomes one path (its contour with the
+   regions it encloses left out as holes, so a path covers only what it shows; largest first =
+   back-most, grown ``underlap`` px under the regions in front of it); the rest of the
    budget are small circles added in rounds, part where the error is largest and part sampled by
    saliency, each kept in the segmenter mask it starts in; every path is fitted to the image with the
    project's one optimiser loop (:func:`lvss.optimize.loop.adam_loop`), invisible details pruned.
@@ -105,7 +106,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     pts: list[torch.Tensor] = []
     colors = torch.zeros(0, 4, device=dev)
     if region_labels is not None:
-        pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap)
+        pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap, cc.holes)
         pts = [p.to(dev) for p in pts]
         if pts:
             fallback = torch.from_numpy(region_colors(region_labels, rgb, regions_n)[ids]).float()

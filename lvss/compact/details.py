@@ -107,12 +107,14 @@ def detail_prob(sal: np.ndarray | None, alpha: np.ndarray, labels: np.ndarray | 
     return out if out.sum() > 0 else prob
 
 
-def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0):
+def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0, holes: bool = False):
     """One path per region (outer contour), back to front by filled area (largest first), so that a
     region enclosing others lies behind them. With ``underlap`` > 0, a region's shape also takes the
     pixels within that many px of it that belong to regions in front of it: hidden there, it leaves
-    no gap where the simplified contours of two neighbours do not meet exactly. Returns (points
-    list, region ids)."""
+    no gap where the simplified contours of two neighbours do not meet exactly. With
+    ``holes``, the regions a path encloses stay out of its shape (one path, the holes joined to the
+    contour by zero-width bridges, see :func:`lvss.layering.mask_to_path`), so the path covers only
+    what it shows. Returns (points list, region ids)."""
     from scipy import ndimage as ndi
 
     from ..layering import mask_to_path
@@ -142,7 +144,8 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
             grown = ndi.binary_dilation(mask[y0:y1, x0:x1], iterations=int(underlap))
             mask = mask.copy()
             mask[y0:y1, x0:x1] |= grown & (order[y0:y1, x0:x1] > k)
-        p = mask_to_path(mask, epsilon) if underlap > 0 else dict(own)[r]
+        p = mask_to_path(mask, epsilon, holes=True) if holes else (
+            mask_to_path(mask, epsilon) if underlap > 0 else dict(own)[r])
         if p is not None:
             pts.append(p.points)
             ids.append(r)

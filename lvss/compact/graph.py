@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["FIRM", "MaskGraph", "MergeResult", "build_graph", "coarsen", "greedy_merge", "union_edges",
-           "consecutive", "ward_cost", "pixel_weights", "MSE_FLOOR"]
+           "consecutive", "ward_cost", "pixel_weights", "MSE_FLOOR", "FLAT_TOL"]
 
 MSE_FLOOR = 0.1  # colour-fit (and smoothing) weight of the least (most) salient pixel
 BOUNDARY_GAIN = 4.0  # merge cost × (1 + this · boundary strength): boundaries more partitions draw merge later
@@ -25,6 +25,8 @@ FIRM = 0.5           # boundary strength from which a boundary is the segmenter'
 #                      when no other adjacent pair is left (the soup weighs the segmenter 3, superpixels 1)
 STRENGTH_DAMP = 0.9  # see MaskGraph.tv_w
 DIFF_FLOOR = 1e-4    # squared colour difference added to every pair, so equal colours still prefer weak boundaries
+FLAT_TOL = 2.0 / 255  # a firm boundary between masks whose mean colours differ by less (max over RGB) is no
+#                      boundary in the image (the segmenter split one flat area): it merges like any other
 
 
 def pixel_weights(saliency: np.ndarray | None, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +77,13 @@ class MaskGraph:
         """(E,) smoothing weight of each adjacent pair: edge_w, damped where the soup's boundary is
         firm (a boundary every partition draws keeps 1 - STRENGTH_DAMP of its weight)."""
         return self.edge_w * (1.0 - STRENGTH_DAMP * self.strength)
+
+    @property
+    def firm_edges(self) -> np.ndarray:
+        """(E,) bool: the pairs the soup separates firmly (strength >= ``firm``) whose colours differ
+        (by more than FLAT_TOL in some channel)."""
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        return (self.strength >= self.firm) & (np.abs(self.wmean[i] - self.wmean[j]).max(1) > FLAT_TOL)
 
     @property
     def wmean(self) -> np.ndarray:
@@ -218,7 +227,7 @@ def union_edges(g: MaskGraph, edge_idx: np.ndarray, floor: int, cost: np.ndarray
 
 def greedy_merge(g: MaskGraph, target: int, allowed: np.ndarray | None = None) -> np.ndarray:
     """Repeatedly merge the adjacent pair with the smallest cost (:func:`ward_cost`, with the pair's
-    boundary strength; firm boundaries only once no other pair is left) until at most ``target``
+    boundary strength; firm boundaries between differing colours only once no other pair is left) until at most ``target``
     regions remain (or no adjacent pair is left). With ``allowed`` (E,) bool only those pairs merge
     (a merged pair is allowed when any of its boundaries was). Returns the mapping (N,)."""
     n = g.n
@@ -240,7 +249,8 @@ def greedy_merge(g: MaskGraph, target: int, allowed: np.ndarray | None = None) -
 
     def key(a: int, b: int) -> tuple[bool, float]:
         ln, st, _ = nbrs[a][b]
-        return st / max(ln, 1e-12) >= g.firm, cost(a, b)
+        firm = st / max(ln, 1e-12) >= g.firm and float(np.abs(wcol[a] / wsum[a] - wcol[b] / wsum[b]).max()) > FLAT_TOL
+        return firm, cost(a, b)
 
     heap = [(*key(a, b), a, b, 0, 0) for (a, b), al in zip(g.edges.tolist(), ok.tolist()) if al]
     heapq.heapify(heap)

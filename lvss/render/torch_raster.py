@@ -99,13 +99,53 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
     return pts[:, 0], pts[:, 1], seg_path[e_seg]
 
 
-def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
-            width: int, height: int) -> tuple[torch.Tensor, int]:
-    """Per-path pixel bounding boxes clipped to the canvas, and where each sits in the flat buffer.
+@dataclass
+class _Layout:
+    """Per-path pixel bounding boxes clipped to the canvas and where each sits in the flat buffer.
 
-    Returns boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow
-    column), and the flat buffer length.
+    boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow column;
+    paths follow each other in path order); total: the buffer length. For compositing, paths are
+    sorted into groups (depth levels) whose boxes are disjoint, group k holding the paths that lie
+    above everything they overlap in groups < k: ``order`` lists the visible paths group by group
+    (path order within a group) and ``level`` gives each path's group (-1: empty box).
     """
+
+    boxes: torch.Tensor
+    total: int
+    cpu: "object"     # the same boxes as an (N, 5) int64 numpy array
+    order: "object"   # (V,) int64 numpy array
+    level: "object"   # (N,) int64 numpy array
+def _levels(x0, y0, w, h):
+    """Depth level of every path (numpy arrays in, (N,) int64 out): one above the highest level of
+    the earlier paths whose boxes it overlaps; -1 for paths with an empty box."""
+    import numpy as np
+
+    n = len(x0)
+    level = np.full(n, -1, dtype=np.int64)
+    vis = np.flatnonzero(w > 0)
+    if len(vis) == 0:
+        return level
+    bx0, by0, bx1, by1 = x0[vis], y0[vis], x0[vis] + w[vis], y0[vis] + h[vis]
+    ov = ((bx0[:, None] < bx1[None, :]) & (bx0[None, :] < bx1[:, None]) &
+          (by0[:, None] < by1[None, :]) & (by0[None, :] < by1[:, None]))
+    # level[j] = 1 + the highest level among the earlier paths it overlaps: the longest chain of
+    # overlaps ending at j, found by raising every level at once until none changes
+    ov = np.tril(ov, -1)
+    lv = np.zeros(len(vis), dtype=np.int64)
+    while True:
+        nxt = np.where(ov, lv[None, :] + 1, 0).max(1)
+        if np.array_equal(nxt, lv):
+            break
+        lv = nxt
+    level[vis] = lv
+    return level
+
+
+def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
+            width: int, height: int) -> _Layout:
+    """The paths' boxes, their depth levels and the flat buffer (see :class:`_Layout`)."""
+    import numpy as np
+
     pts = torch.cat([starts, ends], 0).detach()
     pid = torch.cat([edge_path, edge_path], 0)
     big = torch.finfo(pts.dtype).max
@@ -114,29 +154,29 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     mx = torch.full((n, 2), -big, device=pts.device, dtype=pts.dtype).scatter_reduce(
         0, pid[:, None].expand(-1, 2), pts, "amax")
     # a cell [c, c+1) holds x; the box always includes the cell of the largest coordinate
-    x0 = torch.floor(mn[:, 0]).clamp(0, width)
-    x1 = (torch.floor(mx[:, 0]) + 1).clamp(0, width)
-    y0 = torch.floor(mn[:, 1]).clamp(0, height)
-    y1 = (torch.floor(mx[:, 1]) + 1).clamp(0, height)
-    w = (x1 - x0).clamp(min=0).long()
-    h = (y1 - y0).clamp(min=0).long()
+    ext = torch.cat([mn, mx], 1).cpu().numpy()   # one transfer; the rest is small host work
+    lim = np.array([width, height])
+    lo = np.minimum(np.floor(ext[:, :2]).clip(min=0), lim)
+    hi = np.minimum((np.floor(ext[:, 2:]) + 1).clip(min=0), lim)
+    b = np.concatenate([lo, (hi - lo).clip(min=0)], 1).astype(np.int64)   # x0, y0, w, h
+    x0, y0, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     visible = (w > 0) & (h > 0)
-    h = torch.where(visible, h, torch.zeros_like(h))
-    w = torch.where(visible, w, torch.zeros_like(w))
+    w, h = np.where(visible, w, 0), np.where(visible, h, 0)
+    level = _levels(x0, y0, w, h)
+    order = np.argsort(level, kind="stable")
+    order = order[level[order] >= 0]
     size = h * (w + 1)
-    off = torch.cumsum(size, 0) - size
-    total = int(size.sum())
-    return torch.stack([x0.long(), y0.long(), w, h, off], 1), total
+    off = np.cumsum(size) - size
+    boxes = np.stack([x0, y0, w, h, off], 1)
+    return _Layout(torch.from_numpy(boxes).to(pts.device), int(size.sum()), boxes, order, level)
 
 
-def _safe_div(num: torch.Tensor, den: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """num / den with |den| kept >= eps (the sign kept), so gradients stay finite."""
-    den = torch.where(den >= 0, den.clamp(min=eps), den.clamp(max=-eps))
-    return num / den
-
-
-def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.Tensor:
+def _coverage(starts, ends, edge_path, boxes, total: int, height: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
+
+    Returns the signed running sums (total,) (no gradients; coverage = min(|sum|, 1)), and the cell
+    indices (K,) and differentiable amounts (K,) added to the buffer, for :class:`_PairCoverage`.
 
     Each edge is cut into pieces that lie inside one pixel cell. A piece with vertical extent dy and
     mean abscissa xm in column c of a row adds dir*dy*(c+1-xm) to that cell and dir*dy*(xm-c) to the next
@@ -156,8 +196,9 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.
         r0c, r1c = r0.clamp(0, height), r1.clamp(0, height)
         cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
     n1 = int(cnt.sum())
-    if n1 == 0:
-        return starts.new_zeros(total) + 0.0 * starts.sum()
+    if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
+        return starts.new_zeros(total), torch.zeros(0, dtype=torch.long, device=dev), \
+            starts.new_zeros(0) + 0.0 * starts.sum()
     e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
     first = torch.cumsum(cnt, 0) - cnt
     ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
@@ -170,8 +211,11 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.
     y_top = torch.maximum(torch.minimum(ay, by), rowf)
     y_bot = torch.minimum(torch.maximum(ay, by), rowf + 1.0)
     flat = dye.detach().abs() < 1e-6
-    t_top = torch.where(flat, torch.zeros_like(y_top), _safe_div(y_top - ay, dye).clamp(0, 1))
-    t_bot = torch.where(flat, torch.ones_like(y_bot), _safe_div(y_bot - ay, dye).clamp(0, 1))
+    # flat edges get a unit divisor (their quotients are replaced, so gradients stay finite); every
+    # other |dy| is >= 1e-6
+    dyd = torch.where(flat, 1.0, dye)
+    t_top = torch.where(flat, 0.0, ((y_top - ay) / dyd).clamp(0, 1))
+    t_bot = torch.where(flat, 1.0, ((y_bot - ay) / dyd).clamp(0, 1))
     bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
     bx0f = bx0.to(dt)
     bx1f = (bx0 + bw).to(dt)
@@ -202,17 +246,43 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int) -> torch.
     hi = torch.minimum(xh, col + 1.0)
     dx = Q - P
     vert = dx.detach().abs() < 1e-6
-    s_lo = torch.where(vert, torch.zeros_like(lo), _safe_div(lo - P, dx).clamp(0, 1))
-    s_hi = torch.where(vert, torch.ones_like(hi), _safe_div(hi - P, dx).clamp(0, 1))
+    dxd = torch.where(vert, 1.0, dx)
+    s_lo = torch.where(vert, 0.0, ((lo - P) / dxd).clamp(0, 1))
+    s_hi = torch.where(vert, 1.0, ((hi - P) / dxd).clamp(0, 1))
     w = (s_hi - s_lo).abs() * W
     xm = 0.5 * (lo + hi)
     ci = col.long()
     idx = b_k + ci
     # the spill into the next cell is dropped for the overflow column (it would leave the row)
-    nxt = torch.where(ci - x0_k < bw_k, idx + 1, torch.full_like(idx, total))
-    acc = starts.new_zeros(total + 1)
-    acc = acc.index_add(0, torch.cat([idx, nxt]), torch.cat([w * (col + 1.0 - xm), w * (xm - col)]))
-    return torch.cumsum(acc[:total], 0).abs().clamp(max=1.0)
+    nxt = torch.where(ci - x0_k < bw_k, idx + 1, total)
+    cells = torch.cat([idx, nxt])
+    amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
+    with torch.no_grad():
+        acc = starts.new_zeros(total + 1).index_add_(0, cells, amounts)
+        return torch.cumsum(acc[:total], 0), cells, amounts
+
+
+class _PairCoverage(torch.autograd.Function):
+    """Coverage min(|running sum|, 1) of the plan's (path, pixel) pairs, with the running sums
+    computed beforehand; the backward pass runs the sum backwards (a reversed cumulative sum) and
+    reads it at the cells each piece of edge added to."""
+
+    @staticmethod
+    def forward(ctx, amounts, cells, sums, perm):
+        sp = sums.index_select(0, perm)
+        a = sp.abs()
+        if ctx.needs_input_grad[0]:
+            # d min(|s|, 1) / ds: sign(s) where |s| <= 1 (as torch's abs and clamp), else 0
+            ctx.save_for_backward(torch.where(a <= 1.0, torch.sign(sp), torch.zeros_like(sp)), cells, perm)
+            ctx.total = sums.shape[0]
+        return a.clamp_(max=1.0)
+
+    @staticmethod
+    def backward(ctx, gc):
+        f, cells, perm = ctx.saved_tensors
+        g = gc.new_zeros(ctx.total + 1).scatter_(0, perm, gc * f)   # the last cell: what leaves a row
+        r = g.flip(0).cumsum(0).flip(0)
+        return r.index_select(0, cells), None, None, None
 
 
 @dataclass
@@ -226,135 +296,149 @@ class _Plan:
     pid: torch.Tensor      # (P,) path index of each pair
     bounds: list[int]      # group g is pairs bounds[g]:bounds[g+1]
     pairwise: bool = False  # colours come per pair (gradient fills), not per path
+    path_runs: list | None = None   # path i's pairs are path_runs[i][0]:path_runs[i][1]
 
 
-def _plan(boxes: torch.Tensor, width: int) -> _Plan:
-    dev = boxes.device
-    b = boxes.cpu()
-    x0, y0, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    vis = torch.nonzero(w > 0).flatten()
-    bx0, by0, bx1, by1 = x0[vis], y0[vis], x0[vis] + w[vis], y0[vis] + h[vis]
-    ov = ((bx0[:, None] < bx1[None, :]) & (bx0[None, :] < bx1[:, None]) &
-          (by0[:, None] < by1[None, :]) & (by0[None, :] < by1[:, None]))
-    ov = torch.tril(ov, diagonal=-1).numpy()
+def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
+    """The compositing plan of the (path, pixel) pairs with nonzero coverage: the buffer's nonzero
+    cells (overflow columns left out), each path's being one run in row order, the runs put in
+    group order. Pairs with coverage 0 change nothing in the composite, and the coverage's
+    derivative there is 0 too (|x| at 0), so leaving them out keeps the result and its gradients exact."""
     import numpy as np
 
-    level = np.zeros(len(vis), dtype=np.int64)
-    for j in range(1, len(vis)):
-        row = ov[j, :j]
-        if row.any():
-            level[j] = level[:j][row].max() + 1
-    order = vis[torch.from_numpy(np.argsort(level, kind="stable"))]
-    counts = (h * w)[order]
-    # every valid pair of each path, in path order within the group order, enumerated row by row:
-    # the pairs of one box row are consecutive both in the buffer and on the canvas
-    hs = h[order]
-    row_path = torch.repeat_interleave(order, hs)
-    r = torch.arange(int(hs.sum())) - torch.repeat_interleave(torch.cumsum(hs, 0) - hs, hs)
-    rw = w[row_path]
-    row_buf = b[:, 4][row_path] + r * (rw + 1)
-    row_pix = (y0[row_path] + r) * width + x0[row_path]
-    row_first = torch.cumsum(rw, 0) - rw
-    row_of = torch.repeat_interleave(torch.arange(row_path.shape[0]), rw)
-    c = torch.arange(int(rw.sum())) - row_first[row_of]
-    perm = row_buf[row_of] + c
-    pix = row_pix[row_of] + c
-    p_rep = row_path[row_of]
-    lv = torch.from_numpy(np.sort(level, kind="stable"))
-    gsize = torch.bincount(lv, weights=counts.double()).long() if len(lv) else torch.zeros(0, dtype=torch.long)
-    bounds = [0] + torch.cumsum(gsize, 0).tolist()
-    return _Plan(perm.to(dev), pix.to(dev), p_rep.to(dev), bounds)
-
-
-_PLAN_CACHE: dict = {}
-
-
-def _plan_cached(boxes: torch.Tensor, width: int) -> _Plan:
-    """The plan depends only on the integer boxes, which stay put over most optimisation steps."""
-    key = (boxes.device.type, width, boxes.cpu().numpy().tobytes())
-    plan = _PLAN_CACHE.get(key)
-    if plan is None:
-        plan = _plan(boxes, width)
-        _PLAN_CACHE.clear()
-        _PLAN_CACHE[key] = plan
-    return plan
-
-
-def _covered(plan: _Plan, cov: torch.Tensor) -> _Plan:
-    """Drop pairs whose coverage is 0: they change nothing in the composite, and the coverage's
-    derivative there is 0 too (|x| at 0), so the result and its gradients stay exact."""
-    keep = cov.detach().index_select(0, plan.perm) > 0
-    csum = torch.cumsum(keep.long(), 0)
-    at = torch.tensor(plan.bounds[1:], device=csum.device) - 1
-    ends = [0] + (csum.index_select(0, at.clamp(min=0)) * (at >= 0)).tolist()
+    dev = sums.device
+    b = lay.cpu
+    x0, y0, w, h, off = b[:, 0], b[:, 1], b[:, 2], b[:, 3], b[:, 4]
+    # every buffer row (path order): its path, first cell, and pixel index minus buffer index
+    row_path = np.repeat(np.arange(len(b)), h)
+    r = np.arange(len(row_path)) - np.repeat(np.cumsum(h) - h, h)
+    rw = w[row_path] + 1
+    row_start = off[row_path] + r * rw
+    row_pix = (y0[row_path] + r) * width + x0[row_path] - row_start
+    keep = sums != 0
+    keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
     idx = torch.nonzero(keep).flatten()
-    return _Plan(plan.perm.index_select(0, idx), plan.pix.index_select(0, idx), plan.pid.index_select(0, idx),
-                 ends)
+    cells = torch.from_numpy(np.stack([off, off + h * (w + 1)], 1)).to(dev)
+    runs = torch.searchsorted(idx, cells).cpu().numpy()   # each path's pairs: idx[runs[i, 0]:runs[i, 1]]
+    order = lay.order
+    length = runs[order, 1] - runs[order, 0]
+    bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
+        if len(order) else [0]
+    if not np.array_equal(order, np.arange(len(b))[w > 0]):   # not already in group order
+        idx = torch.cat([idx[a:e] for a, e in runs[order].tolist()])
+    row_of = torch.repeat_interleave(torch.arange(len(row_path), device=dev), torch.from_numpy(rw).to(dev),
+                                     output_size=lay.total).index_select(0, idx)
+    pix = torch.from_numpy(row_pix).to(dev).index_select(0, row_of).add_(idx)
+    at = np.zeros((len(b), 2), dtype=np.int64)
+    at[order, 0] = np.cumsum(length) - length
+    at[order, 1] = np.cumsum(length)
+    return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds,
+                 path_runs=at.tolist())
+
+
+def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Back-to-front 'over' of the pairs' opacities ``u`` (P,): the transmittance of everything above
+    each pair (P,), None when there is one group (nothing lies above any pair), and the total
+    transmittance of every pixel (n_pix,)."""
+    T = torch.ones(n_pix, device=u.device, dtype=u.dtype)
+    bd = plan.bounds
+    if len(bd) == 2:
+        T.scatter_(0, plan.pix, 1.0 - u)
+        return None, T
+    tab = torch.empty_like(u)
+    for g in range(len(bd) - 2, -1, -1):   # top group first
+        a, b = bd[g], bd[g + 1]
+        px = plan.pix[a:b]
+        t = T.index_select(0, px)
+        tab[a:b] = t
+        T.scatter_(0, px, t * (1.0 - u[a:b]))   # a group covers each pixel once
+    return tab, T
 
 
 class _Composite(torch.autograd.Function):
-    """Back-to-front 'over' compositing of per-path coverage onto a transparent canvas.
+    """Back-to-front 'over' compositing of the pairs' coverage onto a transparent canvas.
 
-    Returns premultiplied colour (H, W, 3) and total transmittance (H, W) (alpha = 1 - T).
+    c: (P,) coverage of the plan's pairs; rgb (N, 3) and alpha (N,) per path, or (P, 3) and (P,)
+    per pair when ``plan.pairwise``. Returns premultiplied colour (H, W, 3) and total transmittance
+    (H, W) (alpha = 1 - T). Per-pair colours are handled channel-planar, (3, P), which keeps every
+    per-pair operation on contiguous rows; the image is written one channel at a time. With one group (no box overlaps another) nothing
+    lies above or below any pair and the walks over the groups are skipped.
     """
 
     @staticmethod
-    def forward(ctx, cov, rgb, alpha, plan: _Plan, height: int, width: int):
-        dev, dt = cov.device, cov.dtype
-        C = torch.zeros(height * width, 3, device=dev, dtype=dt)
-        T = torch.ones(height * width, device=dev, dtype=dt)
-        c = cov.index_select(0, plan.perm)
+    def forward(ctx, c, rgb, alpha, plan: _Plan, height: int, width: int):
+        dev, dt = c.device, c.dtype
         if plan.pairwise:   # rgb (P, 3) and alpha (P,) are already per pair
-            u = c * alpha
-            rgbp = rgb
+            a_p, rgbp = alpha, rgb.t().contiguous()
         else:
-            u = c * alpha.index_select(0, plan.pid)
-            rgbp = rgb.index_select(0, plan.pid)
-        tab = torch.empty_like(u)
+            a_p, rgbp = alpha.index_select(0, plan.pid), rgb.t().contiguous().index_select(1, plan.pid)
+        u = c * a_p
+        C = torch.zeros(height * width, 3, device=dev, dtype=dt)
+        chans = [C[:, k] for k in range(3)]   # strided views: no (3, H*W) <-> (H*W, 3) transposes
+        T = torch.ones(height * width, device=dev, dtype=dt)
         bd = plan.bounds
-        for g in range(len(bd) - 2, -1, -1):   # top group first
-            a, b = bd[g], bd[g + 1]
-            px = plan.pix[a:b]
-            t = T.index_select(0, px)
-            tab[a:b] = t
-            ug = u[a:b]
-            C.index_add_(0, px, rgbp[a:b] * (ug * t).unsqueeze(1))
-            T.index_copy_(0, px, t * (1.0 - ug))
-        ctx.save_for_backward(c, u, rgbp, alpha, tab)
+        if len(bd) == 2:
+            tab = None
+            for k in range(3):
+                chans[k].index_add_(0, plan.pix, rgbp[k] * u)
+            T.scatter_(0, plan.pix, 1.0 - u)
+        else:
+            tab = torch.empty_like(u)
+            for g in range(len(bd) - 2, -1, -1):   # top group first
+                a, b = bd[g], bd[g + 1]
+                px = plan.pix[a:b]
+                t = T.index_select(0, px)
+                tab[a:b] = t
+                ug = u[a:b]
+                wg = ug * t
+                for k in range(3):
+                    chans[k].index_add_(0, px, rgbp[k, a:b] * wg)
+                T.scatter_(0, px, t * (1.0 - ug))   # a group covers each pixel once
+        ctx.save_for_backward(c, u, a_p, rgbp, tab)
         ctx.plan = plan
-        ctx.shape = (height, width, cov.shape[0], rgb.shape[0])
+        ctx.n = rgb.shape[0]
         return C.view(height, width, 3), T.view(height, width)
 
     @staticmethod
     def backward(ctx, gC, gT):
-        c, u, rgbp, alpha, tab = ctx.saved_tensors
+        c, u, a_p, rgbp, tab = ctx.saved_tensors
         plan = ctx.plan
-        height, width, total, n = ctx.shape
         dev, dt = c.device, c.dtype
         gC = gC.reshape(-1, 3)
         gT = gT.reshape(-1)
-        Bb = torch.zeros(height * width, 3, device=dev, dtype=dt)   # composite below, premultiplied
-        Tb = torch.ones(height * width, device=dev, dtype=dt)       # transmittance below
-        gCp = gC.index_select(0, plan.pix)
-        gu = torch.empty_like(u)
+        gCp = torch.stack([gC[:, k].index_select(0, plan.pix) for k in range(3)])   # (3, P)
         bd = plan.bounds
-        for g in range(len(bd) - 1):   # bottom group first
-            a, b = bd[g], bd[g + 1]
-            px = plan.pix[a:b]
-            bs, ts = Bb.index_select(0, px), Tb.index_select(0, px)
-            ug, cg = u[a:b], rgbp[a:b]
-            # dL/du = T_above * (gC . (rgb - B_below) - gT * T_below)
-            gu[a:b] = tab[a:b] * ((gCp[a:b] * (cg - bs)).sum(1) - gT.index_select(0, px) * ts)
-            Bb.index_copy_(0, px, bs + (cg - bs) * ug.unsqueeze(1))
-            Tb.index_copy_(0, px, ts * (1.0 - ug))
+        if tab is None:   # one group: below every pair lies the empty canvas
+            gu = (gCp * rgbp).sum(0) - gT.index_select(0, plan.pix)
+            w = u
+        else:
+            Bb = gC.new_zeros(3, gC.shape[0])   # composite below, premultiplied
+            Tb = torch.ones_like(gT)    # transmittance below
+            gu = torch.empty_like(u)
+            for g in range(len(bd) - 1):   # bottom group first
+                a, b = bd[g], bd[g + 1]
+                px = plan.pix[a:b]
+                bs, ts = Bb.index_select(1, px), Tb.index_select(0, px)
+                ug, cg = u[a:b], rgbp[:, a:b]
+                # dL/du = T_above * (gC . (rgb - B_below) - gT * T_below)
+                gu[a:b] = tab[a:b] * ((gCp[:, a:b] * (cg - bs)).sum(0) - gT.index_select(0, px) * ts)
+                Bb.index_copy_(1, px, bs + (cg - bs) * ug)
+                Tb.scatter_(0, px, ts * (1.0 - ug))
+            w = u * tab
+        need_c, need_rgb, need_alpha = ctx.needs_input_grad[:3]
+        gc = gu * a_p if need_c else None
+        grgb = galpha = None
         if plan.pairwise:
-            gcov = torch.zeros(total, device=dev, dtype=dt).index_copy_(0, plan.perm, gu * alpha)
-            return gcov, gCp * (u * tab).unsqueeze(1), gu * c, None, None, None
-        a_p = alpha.index_select(0, plan.pid)
-        gcov = torch.zeros(total, device=dev, dtype=dt).index_copy_(0, plan.perm, gu * a_p)
-        galpha = torch.zeros(n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
-        grgb = torch.zeros(n, 3, device=dev, dtype=dt).index_add_(0, plan.pid, gCp * (u * tab).unsqueeze(1))
-        return gcov, grgb, galpha, None, None, None
+            if need_rgb:
+                grgb = (gCp * w).t()
+            if need_alpha:
+                galpha = gu * c
+        else:
+            if need_alpha:
+                galpha = torch.zeros(ctx.n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
+            if need_rgb:
+                grgb = torch.zeros(3, ctx.n, device=dev, dtype=dt).index_add_(1, plan.pid, gCp * w).t()
+        return gc, grgb, galpha, None, None, None
 
 
 @dataclass
@@ -552,16 +636,18 @@ def check_points(points: list[torch.Tensor]) -> None:
 
 def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: int, samples: int = 16):
     """The steps every entry point shares: checked points -> edges -> boxes -> exact coverage, and the
-    compositing plan of the pairs with nonzero coverage. Returns (starts, cov, plan); cov and plan are
+    compositing plan of the pairs with nonzero coverage. Returns (starts, c, plan) with c the (P,)
+    coverage of the plan's pairs (differentiable in the points); c and plan are
     None when no path reaches the canvas."""
     check_points(points)
     pts = [p.to(device=dev, dtype=dt) for p in points]
     starts, ends, edge_path = flatten(pts, samples)
-    boxes, total = _layout(starts, ends, edge_path, len(pts), width, height)
-    if total == 0:
+    lay = _layout(starts, ends, edge_path, len(pts), width, height)
+    if lay.total == 0:
         return starts, None, None
-    cov = _coverage(starts, ends, edge_path, boxes, total, height)
-    return starts, cov, _covered(_plan_cached(boxes, width), cov)
+    sums, cells, amounts = _coverage(starts, ends, edge_path, lay.boxes, lay.total, height)
+    plan = _plan(sums, lay, width)
+    return starts, _PairCoverage.apply(amounts, cells, sums, plan.perm), plan
 
 
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
@@ -585,19 +671,19 @@ def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, h
 
     if n == 0:
         return blank()
-    starts, cov, plan = _coverage_and_plan(points, dev, dt, width, height, samples_per_segment)
+    starts, c, plan = _coverage_and_plan(points, dev, dt, width, height, samples_per_segment)
     col = colors.clamp(0.0, 1.0)
-    if cov is None:  # nothing visible: a constant image, still connected to the inputs (zero grads)
+    if c is None:  # nothing visible: a constant image, still connected to the inputs (zero grads)
         return blank(col.sum() * 0.0 + starts.sum() * 0.0)
     if fills is None:
-        C, T = _Composite.apply(cov, col[:, :3].contiguous(), col[:, 3].contiguous(), plan, height, width)
+        C, T = _Composite.apply(c, col[:, :3], col[:, 3].contiguous(), plan, height, width)
     else:
         rgba = _pair_colors(fills.to(dev, dt), col, plan, n, width)
         pair_plan = _Plan(plan.perm, plan.pix, plan.pid, plan.bounds, pairwise=True)
-        C, T = _Composite.apply(cov, rgba[:, :3].contiguous(), rgba[:, 3].contiguous(), pair_plan, height, width)
+        C, T = _Composite.apply(c, rgba[:, :3], rgba[:, 3].contiguous(), pair_plan, height, width)
     if not with_coverage_sum:
         return C, 1.0 - T
-    S = torch.zeros(height * width, device=dev, dtype=dt).index_add(0, plan.pix, cov.index_select(0, plan.perm))
+    S = torch.zeros(height * width, device=dev, dtype=dt).index_add(0, plan.pix, c)
     return C, 1.0 - T, S.view(height, width)
 
 
@@ -629,18 +715,13 @@ def visibility(points: list[torch.Tensor], alphas: torch.Tensor, width: int, hei
         _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, dt, width, height)
         if cov is None:
             return empty
-        T = torch.ones(height * width, device=dev, dtype=dt)
-        u = cov.index_select(0, plan.perm) * alphas.clamp(0, 1).index_select(0, plan.pid)
-        vis = torch.empty_like(u)
-        bd = plan.bounds
-        for g in range(len(bd) - 2, -1, -1):   # top group first
-            a, b = bd[g], bd[g + 1]
-            px = plan.pix[a:b]
-            t = T.index_select(0, px)
-            vis[a:b] = u[a:b] * t
-            T.index_copy_(0, px, t * (1.0 - u[a:b]))
-        keep = vis > 0
-        return plan.pix[keep], plan.pid[keep], vis[keep]
+        u = cov * alphas.clamp(0, 1).index_select(0, plan.pid)
+        tab, _ = _transmittance(u, plan, height * width)
+        vis = u if tab is None else u * tab
+        keep = torch.nonzero(vis > 0).flatten()
+        if keep.shape[0] == vis.shape[0]:
+            return plan.pix, plan.pid, vis
+        return plan.pix.index_select(0, keep), plan.pid.index_select(0, keep), vis.index_select(0, keep)
 
 
 def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[torch.Tensor]:
@@ -654,8 +735,5 @@ def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[
         _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, torch.float32, width, height)
         if cov is None:
             return [torch.zeros(0, dtype=torch.long, device=dev)] * n
-        pix, pid = plan.pix, plan.pid   # the plan keeps exactly the pairs with nonzero coverage
-        order = torch.argsort(pid, stable=True)
-        pix, pid = pix[order], pid[order]
-        counts = torch.bincount(pid, minlength=n).tolist()
-        return list(torch.split(pix, counts))
+        # the plan keeps exactly the pairs with nonzero coverage, each path's in one run in row order
+        return [plan.pix[a:b] for a, b in plan.path_runs]

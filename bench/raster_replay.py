@@ -1,0 +1,245 @@
+"""Rasterizer replay benchmark: the CPU cost of the rasterizer calls real pipeline runs make.
+
+Step 1 (record) runs the pipeline on a few OpenMoji images (default config at 64 paths, and
+``--quality fast``) and records every rasterizer call it makes: which entry point (render_torch,
+with or without the coverage sum, visibility, covered_pixels), the control points, colours, canvas
+size and whether the call needed gradients. Step 2 (replay) runs those calls again on 1 thread and
+prints the CPU seconds (``time.process_time``, median of ``--repeat`` runs) of the forward passes
+alone and of forward + backward (a backward pass for every call that needed gradients).
+
+``--baseline REV`` also replays the calls through ``lvss/render/torch_raster.py`` as of git
+revision REV, prints its figures and the speed-up, and checks that both give the same renders and
+gradients (largest absolute differences).
+
+    python bench/raster_replay.py [--images 1F344 1F34C 1F431 1F6B2] [--repeat 5] [--baseline REV]
+                                  [--calls FILE]   # reuse / save the recorded calls (pickle)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LVSS_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+DATA = Path(os.environ.get("LVSS_DATA", ROOT.parent / "shared" / "data")) / "openmoji"
+ENTRIES = ("render_torch", "visibility", "covered_pixels")
+
+
+def record(images: list[str], configs: list[str]) -> list[dict]:
+    """Run the pipeline on every image under every config; return one list of calls per run."""
+    from PIL import Image
+
+    from lvss import pipeline
+    from lvss.config import VectorizeConfig, apply_quality
+    from lvss.render import torch_raster as tr
+
+    calls: list[dict] = []
+    orig = tr._coverage_and_plan
+
+    def rec(points, dev, dt, width, height, samples=16):
+        f = sys._getframe(1)
+        entry = f.f_code.co_name
+        loc = f.f_locals
+        c = {"entry": entry, "points": [p.detach().clone().cpu() for p in points], "width": width,
+             "height": height, "samples": samples}
+        if entry == "render_torch":
+            cols = loc["colors"]
+            # gradient fills are replayed as flat colours (they are evaluated after the coverage)
+            c.update(colors=cols.detach().clone().cpu(), coverage_sum=bool(loc["with_coverage_sum"]),
+                     fills=loc["fills"] is not None,
+                     grad=any(p.requires_grad for p in points) or cols.requires_grad)
+        elif entry == "visibility":
+            c.update(colors=loc["alphas"].detach().clone().cpu(), grad=False)
+        else:
+            c.update(grad=False)
+        calls.append(c)
+        return orig(points, dev, dt, width, height, samples)
+
+    tr._coverage_and_plan = rec
+    runs = []
+    try:
+        for name in images:
+            img = np.array(Image.open(DATA / f"{name}_256.png").convert("RGBA"))
+            for q in configs:
+                cfg = VectorizeConfig(paths=64)
+                if q != "default":
+                    cfg = apply_quality(cfg, q, paths_given=True)
+                calls.clear()
+                t = time.perf_counter()
+                pipeline.run(img, cfg)
+                runs.append({"image": name, "config": q, "calls": list(calls)})
+                print(f"recorded {name} {q}: {len(calls)} calls "
+                      f"({sum(c['grad'] for c in calls)} with gradients) in {time.perf_counter() - t:.1f} s",
+                      flush=True)
+    finally:
+        tr._coverage_and_plan = orig
+    return runs
+
+
+def load_module(rev: str | None):
+    """lvss.render.torch_raster, or its text as of git revision ``rev`` loaded as a sibling module."""
+    if rev is None:
+        from lvss.render import torch_raster
+
+        return torch_raster
+    src = subprocess.run(["git", "show", f"{rev}:lvss/render/torch_raster.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "torch_raster_baseline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("lvss.render._torch_raster_baseline", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_WEIGHTS: dict = {}
+
+
+def _weights(shape) -> torch.Tensor:
+    """Fixed pseudo-random loss weights per output shape (made once, outside the timed work), so that
+    every output pixel gets its own gradient."""
+    if shape not in _WEIGHTS:
+        _WEIGHTS[shape] = torch.rand(shape, generator=torch.Generator().manual_seed(len(_WEIGHTS)))
+    return _WEIGHTS[shape]
+
+
+def replay_call(mod, c: dict, backward: bool):
+    """One recorded call through module ``mod``; returns its outputs (and gradients) for comparison."""
+    pts = [p.clone().requires_grad_(c["grad"]) for p in c["points"]]
+    w, h = c["width"], c["height"]
+    if c["entry"] == "visibility":
+        return mod.visibility(pts, c["colors"], w, h)
+    if c["entry"] == "covered_pixels":
+        return mod.covered_pixels(pts, w, h)
+    cols = c["colors"].clone().requires_grad_(c["grad"])
+    out = mod.render_torch(pts, cols, w, h, c["samples"], with_coverage_sum=c["coverage_sum"])
+    if backward and c["grad"]:
+        loss = sum((o * _weights(o.shape)).sum() for o in out)
+        loss.backward()
+        return out, [p.grad for p in pts], cols.grad
+    return out
+
+
+def time_replay(mod, runs: list[dict], backward: bool, repeat: int) -> float:
+    calls = [c for r in runs for c in r["calls"]]
+
+    def once() -> float:
+        t = time.process_time()
+        for c in calls:
+            replay_call(mod, c, backward)
+        return time.process_time() - t
+
+    once()   # warm-up (caches, allocator)
+    return statistics.median(once() for _ in range(repeat))
+
+
+def _maxdiff(a, b) -> float:
+    if isinstance(a, torch.Tensor):
+        a, b = a.detach(), b.detach()
+        if a.shape != b.shape:
+            return float("inf")
+        if not a.is_floating_point():
+            return 0.0 if torch.equal(a, b) else float("inf")
+        return float((a - b).abs().max()) if a.numel() else 0.0
+    if a is None or b is None:
+        return 0.0 if a is b else float("inf")
+    if len(a) != len(b):
+        return float("inf")
+    return max([_maxdiff(x, y) for x, y in zip(a, b)], default=0.0)
+
+
+def _maxabs(a) -> float:
+    if isinstance(a, torch.Tensor):
+        return max(float(a.detach().abs().max()) if a.numel() else 0.0, 1e-30)
+    return max(_maxabs(x) for x in a)
+
+
+def compare(new, old, runs: list[dict]) -> dict:
+    """Largest absolute differences between the two modules' outputs over all recorded calls."""
+    worst = {"render": 0.0, "point grad (relative)": 0.0, "colour grad (relative)": 0.0, "visibility": 0.0, "covered_pixels": 0.0}
+    for r in runs:
+        for c in r["calls"]:
+            a, b = replay_call(new, c, True), replay_call(old, c, True)
+            if c["entry"] == "visibility":
+                # same pairs in the same order, weights within rounding
+                worst["visibility"] = max(worst["visibility"], _maxdiff(a, b))
+            elif c["entry"] == "covered_pixels":
+                worst["covered_pixels"] = max(worst["covered_pixels"], _maxdiff(a, b))
+            elif c["grad"]:
+                worst["render"] = max(worst["render"], _maxdiff(a[0], b[0]))
+                # gradients relative to the call's largest one (they are sums over many pixels)
+                worst["point grad (relative)"] = max(worst["point grad (relative)"], _maxdiff(a[1], b[1]) / _maxabs(b[1]))
+                worst["colour grad (relative)"] = max(worst["colour grad (relative)"], _maxdiff(a[2], b[2]) / _maxabs(b[2]))
+            else:
+                worst["render"] = max(worst["render"], _maxdiff(a, b))
+    return worst
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", nargs="+", default=["1F344", "1F34C", "1F431", "1F6B2"],
+                    help="OpenMoji codes (files <code>_256.png under shared/data/openmoji)")
+    ap.add_argument("--configs", nargs="+", default=["default", "fast"], help="'default' and/or quality presets")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--calls", type=Path, default=None,
+                    help="pickle of recorded calls: read when it exists, else written after recording")
+    ap.add_argument("--baseline", default=None, help="git revision whose torch_raster.py to compare against")
+    ap.add_argument("--no-check", action="store_true", help="skip the equality check against the baseline")
+    args = ap.parse_args(argv)
+
+    import lvss.threads
+
+    lvss.threads.apply(1)
+    torch.set_num_threads(1)
+    if args.calls is not None and args.calls.exists():
+        with open(args.calls, "rb") as fh:
+            runs = pickle.load(fh)
+        print(f"calls read from {args.calls}")
+    else:
+        runs = record(args.images, args.configs)
+        if args.calls is not None:
+            with open(args.calls, "wb") as fh:
+                pickle.dump(runs, fh)
+    calls = [c for r in runs for c in r["calls"]]
+    kinds = {}
+    for c in calls:
+        k = c["entry"] + (" +sum" if c.get("coverage_sum") else "") + (" (grad)" if c["grad"] else "")
+        kinds[k] = kinds.get(k, 0) + 1
+    print(f"{len(runs)} runs, {len(calls)} calls: " + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())))
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU seconds (median of {args.repeat})")
+    mods = [("current", load_module(None))]
+    if args.baseline:
+        mods.append((f"baseline {args.baseline}", load_module(args.baseline)))
+    res = {}
+    for name, mod in mods:
+        res[name] = (time_replay(mod, runs, False, args.repeat), time_replay(mod, runs, True, args.repeat))
+    print()
+    print("| rasterizer | forward s | forward+backward s |")
+    print("|---|---|---|")
+    for name, (f, fb) in res.items():
+        print(f"| {name} | {f:.3f} | {fb:.3f} |")
+    if args.baseline:
+        (f1, fb1), (f0, fb0) = res["current"], res[mods[1][0]]
+        print(f"\nspeed-up over the baseline: forward {f0 / f1:.2f}x, forward+backward {fb0 / fb1:.2f}x")
+        if not args.no_check:
+            d = compare(mods[0][1], mods[1][1], runs)
+            print("largest |current - baseline| over all calls: " + ", ".join(f"{k} {v:.2e}" for k, v in d.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
