@@ -140,8 +140,8 @@ class CompactConfig:
 # this project's reference machine are in the README (bench/speed.py, bench/quality.py).
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256, levels=3,
-                 optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=24, refine_scale=0.5,
-                               refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=20),
+                 optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=12, refine_scale=0.5,
+                               refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=30),
                  compact=dict(path_rounds=3, path_steps=60)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
