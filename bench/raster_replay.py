@@ -36,7 +36,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 DATA = Path(os.environ.get("LVSS_DATA", ROOT.parent / "shared" / "data")) / "openmoji"
-ENTRIES = ("render_torch", "visibility", "covered_pixels")
 
 
 def record(images: list[str], configs: list[str]) -> list[dict]:
