@@ -5,7 +5,8 @@ Step 1 (record) runs the pipeline on a few OpenMoji images (default config at 64
 with or without the coverage sum, visibility, covered_pixels), the control points, colours, canvas
 size and whether the call needed gradients. Step 2 (replay) runs those calls again on 1 thread and
 prints the CPU seconds (``time.process_time``, median of ``--repeat`` runs) of the forward passes
-alone and of forward + backward (a backward pass for every call that needed gradients).
+alone and of forward + backward (a backward pass for every call that needed gradients). Calls
+with gradient fills are replayed with their flat colours (fills are evaluated after the coverage).
 
 ``--baseline REV`` also replays the calls through ``lvss/render/torch_raster.py`` as of git
 revision REV, prints its figures and the speed-up, and checks that both give the same renders and
@@ -35,7 +36,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 DATA = Path(os.environ.get("LVSS_DATA", ROOT.parent / "shared" / "data")) / "openmoji"
-ENTRIES = ("render_torch", "visibility", "covered_pixels")
 
 
 def record(images: list[str], configs: list[str]) -> list[dict]:
