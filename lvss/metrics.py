@@ -126,4 +126,4 @@ def svg_region_masks(svg, size: int = 256, threshold: float = 0.5, min_pixels: i
     else:
         raise ValueError(f"svg must be SVG text, bytes or a file path, got {type(svg).__name__}")
     masks = scene_path_masks(scene, threshold)
-    return masks[masks.reshape(len(masks), -1).sum(1) >= min_pixels]
+    return masks[masks.sum((1, 2)) >= min_pixels]   # (0, size, size) for an SVG of strokes only

@@ -72,6 +72,10 @@ def test_scene_path_masks_and_svg_regions():
     np.testing.assert_array_equal(r[1], _box(5, 10, 0, 5))
     with pytest.raises(ValueError, match="svg must be"):
         svg_region_masks(12)
+    # strokes only (an outline drawing): no filled region, an empty stack of the asked size
+    strokes = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 20 20">'
+               '<path d="M2 2 L18 18" fill="none" stroke="#000" stroke-width="2"/></svg>')
+    assert svg_region_masks(strokes, size=10).shape == (0, 10, 10)
 
 
 def test_openmoji_regions(openmoji_dir):
