@@ -375,25 +375,14 @@ class _Composite(torch.autograd.Function):
         u = c * a_p
         C = torch.zeros(height * width, 3, device=dev, dtype=dt)
         chans = [C[:, k] for k in range(3)]   # strided views: no (3, H*W) <-> (H*W, 3) transposes
-        T = torch.ones(height * width, device=dev, dtype=dt)
+        tab, T = _transmittance(u, plan, height * width)
+        w = u if tab is None else u * tab     # each pair's weight in the composite
         bd = plan.bounds
-        if len(bd) == 2:
-            tab = None
+        for g in range(len(bd) - 2, -1, -1):   # top group first: each pixel sums in the same order
+            a, b = bd[g], bd[g + 1]
+            px = plan.pix[a:b]
             for k in range(3):
-                chans[k].index_add_(0, plan.pix, rgbp[k] * u)
-            T.scatter_(0, plan.pix, 1.0 - u)
-        else:
-            tab = torch.empty_like(u)
-            for g in range(len(bd) - 2, -1, -1):   # top group first
-                a, b = bd[g], bd[g + 1]
-                px = plan.pix[a:b]
-                t = T.index_select(0, px)
-                tab[a:b] = t
-                ug = u[a:b]
-                wg = ug * t
-                for k in range(3):
-                    chans[k].index_add_(0, px, rgbp[k, a:b] * wg)
-                T.scatter_(0, px, t * (1.0 - ug))   # a group covers each pixel once
+                chans[k].index_add_(0, px, rgbp[k, a:b] * w[a:b])
         ctx.save_for_backward(c, u, a_p, rgbp, tab)
         ctx.plan = plan
         ctx.n = rgb.shape[0]
