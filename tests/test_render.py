@@ -365,3 +365,24 @@ def test_pairs_and_their_coverage_gradients_match_plain_autograd():
     want = torch.autograd.grad((ref.index_select(0, plan.perm) * wts).sum(), pts)
     for g, r in zip(got, want):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9)
+
+
+def test_scene_pairs_give_the_render_the_visible_areas_and_the_covered_pixels():
+    from lvss.render.torch_raster import composite_pairs, covered_pixels, render_torch, scene_pairs
+
+    torch.manual_seed(3)
+    pts = [circle_path(20 + 9 * i, 24 + 5 * (i % 3), 6 + 3 * (i % 4)).points for i in range(8)]
+    cols = torch.rand(8, 4)
+    cols[:, 3] = torch.tensor([1.0, 0.6, 1.0, 0.3, 1.0, 1.0, 0.8, 1.0])
+    p = scene_pairs(pts, cols[:, 3], 96, 64)
+    C, A = composite_pairs(p, cols[:, :3], 96, 64)
+    C0, A0 = render_torch(pts, cols, 96, 64)
+    assert torch.allclose(C, C0, atol=1e-5) and torch.allclose(A, A0, atol=1e-5)
+    # a path's visible area is its coverage where nothing opaque lies above it
+    area = p.visible_area(8)
+    assert float(area.sum()) == pytest.approx(float(A0.sum()), rel=1e-5)
+    a, b = p.runs[7]   # the top path shows wherever it covers
+    assert float(area[7]) == pytest.approx(float(p.cov[a:b].sum()), rel=1e-6)
+    assert float(area[0]) < float(p.cov[p.runs[0][0]:p.runs[0][1]].sum())   # the bottom one is partly hidden
+    for i, px in enumerate(covered_pixels(pts, 96, 64)):
+        assert torch.equal(p.covered(i), px)

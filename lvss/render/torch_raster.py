@@ -688,29 +688,75 @@ def coverage_sum(points: list[torch.Tensor], width: int, height: int,
     return render_torch(points, ones, width, height, samples_per_segment, with_coverage_sum=True)[2]
 
 
+@dataclass
+class Pairs:
+    """Every (pixel, path) pair with nonzero coverage of a scene, and how much of the path shows there.
+
+    pix: pixel index y * width + x; pid: path index; cov: the path's own coverage (0..1];
+    vis: coverage x alpha x transmittance of the paths above (0 where it is hidden). Path i's pairs
+    are ``runs[i][0]:runs[i][1]``, in row order. The composite is linear in the paths' RGB colours:
+    ``C = sum vis * rgb[pid]`` and ``A = sum vis`` per pixel (see :func:`composite_pairs`)."""
+
+    pix: torch.Tensor
+    pid: torch.Tensor
+    cov: torch.Tensor
+    vis: torch.Tensor
+    runs: list
+
+    def covered(self, i: int) -> torch.Tensor:
+        """Pixel indices path ``i`` covers at all (what :func:`covered_pixels` gives)."""
+        a, b = self.runs[i]
+        return self.pix[a:b]
+
+    def visible_area(self, n: int) -> torch.Tensor:
+        """(n,) pixels of each path that show in the composite."""
+        return torch.zeros(n, dtype=self.vis.dtype, device=self.vis.device).index_add_(0, self.pid, self.vis)
+
+
+def scene_pairs(points: list[torch.Tensor], alphas: torch.Tensor, width: int, height: int) -> Pairs:
+    """The :class:`Pairs` of a scene (one coverage pass serves visibility, visible areas, covered
+    pixels, colour solves and flat-colour renders). No gradients."""
+    n = len(points)
+    dev = alphas.device
+    z = torch.zeros(0, dtype=torch.long, device=dev)
+    if n == 0:
+        return Pairs(z, z, torch.zeros(0, device=dev), torch.zeros(0, device=dev), [])
+    with torch.no_grad():
+        dt = alphas.dtype
+        _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, dt, width, height)
+        if cov is None:
+            e = torch.zeros(0, device=dev, dtype=dt)
+            return Pairs(z, z, e, e, [(0, 0)] * n)
+        u = cov * alphas.clamp(0, 1).index_select(0, plan.pid)
+        tab, _ = _transmittance(u, plan, height * width)
+        vis = u if tab is None else u * tab
+        return Pairs(plan.pix, plan.pid, cov.detach(), vis, list(plan.path_runs))
+
+
+def composite_pairs(pairs: Pairs, rgb: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Premultiplied RGB (H, W, 3) and alpha (H, W) of the scene of ``pairs`` with flat RGB colours
+    ``rgb`` (N, 3) (and the alphas the pairs were made with): the render, without a coverage pass."""
+    P = height * width
+    dt = pairs.vis.dtype
+    C = torch.zeros(P, 3, dtype=dt, device=pairs.vis.device)
+    A = torch.zeros(P, dtype=dt, device=pairs.vis.device)
+    if pairs.pix.numel():
+        C.index_add_(0, pairs.pix, pairs.vis[:, None] * rgb.to(dt).clamp(0, 1).index_select(0, pairs.pid))
+        A.index_add_(0, pairs.pix, pairs.vis)
+    return C.view(height, width, 3), A.view(height, width)
+
+
 def visibility(points: list[torch.Tensor], alphas: torch.Tensor, width: int, height: int
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """How much of each path shows at each pixel: the composite is linear in the paths' RGB colours,
     ``C(pixel) = sum_i weight_i(pixel) * rgb_i``, with weight = coverage x alpha x transmittance of
     the paths above. Returns (pix, pid, weight) over the (pixel, path) pairs with a nonzero weight:
     pixel index y * width + x, path index, weight. No gradients."""
-    n = len(points)
-    dev = alphas.device
-    empty = (torch.zeros(0, dtype=torch.long, device=dev),) * 2 + (torch.zeros(0, device=dev),)
-    if n == 0:
-        return empty
-    with torch.no_grad():
-        dt = alphas.dtype
-        _, cov, plan = _coverage_and_plan([p.detach() for p in points], dev, dt, width, height)
-        if cov is None:
-            return empty
-        u = cov * alphas.clamp(0, 1).index_select(0, plan.pid)
-        tab, _ = _transmittance(u, plan, height * width)
-        vis = u if tab is None else u * tab
-        keep = torch.nonzero(vis > 0).flatten()
-        if keep.shape[0] == vis.shape[0]:
-            return plan.pix, plan.pid, vis
-        return plan.pix.index_select(0, keep), plan.pid.index_select(0, keep), vis.index_select(0, keep)
+    p = scene_pairs(points, alphas, width, height)
+    keep = torch.nonzero(p.vis > 0).flatten()
+    if keep.shape[0] == p.vis.shape[0]:
+        return p.pix, p.pid, p.vis
+    return p.pix.index_select(0, keep), p.pid.index_select(0, keep), p.vis.index_select(0, keep)
 
 
 def covered_pixels(points: list[torch.Tensor], width: int, height: int) -> list[torch.Tensor]:
