@@ -133,6 +133,63 @@ def _fit_segment(q: np.ndarray, iters: int = 3) -> np.ndarray | None:
     return ctrl[1:3]
 
 
+def _fit_segments(q: np.ndarray, m: np.ndarray, iters: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_fit_segment` for S runs of points at once.
+
+    q: (S, M, 2), run i in ``q[i, :m[i]]`` and padded with its last point; m: (S,) lengths >= 4.
+    Returns the inner control points (S, 2, 2) and (S,) whether each run got a fit (where
+    :func:`_fit_segment` gives None, the points are undefined). Padding adds exact zeros to every sum,
+    so each run's fit is the one it gets alone, up to the order of the sums.
+    """
+    S, M = q.shape[:2]
+    rows = np.arange(S)
+    last = np.asarray(m, np.int64) - 1
+    p0, p3 = q[:, 0], q[rows, last]
+    # arc length; the padding repeats the last point, so it adds nothing and its t is exactly 1
+    d = np.sqrt(np.add.reduce(np.diff(q, axis=1) ** 2, axis=2))
+    s = np.concatenate([np.zeros((S, 1)), np.cumsum(d, axis=1)], 1)
+    total = s[:, -1]
+    fitted = total >= 1e-9
+    t = s / np.where(fitted, total, 1.0)[:, None]
+    ctrl = np.zeros((S, 4, 2))
+    live = fitted.copy()                  # still iterating
+    for it in range(iters):
+        u = 1.0 - t
+        b0, b1, b2, b3 = u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3
+        A = np.stack([b1, b2], 2)                                   # (S, M, 2)
+        rhs = q - b0[..., None] * p0[:, None] - b3[..., None] * p3[:, None]
+        At = A.transpose(0, 2, 1)
+        AtA = At @ A
+        singular = np.abs(np.linalg.det(AtA)) < 1e-12
+        stop = live & singular
+        if it == 0:
+            fitted &= ~stop               # no fit at all; later stops keep the previous one
+        live &= ~singular
+        if not live.any():
+            break
+        AtA[~live] = np.eye(2)
+        sol = np.linalg.solve(AtA, At @ rhs)                        # (S, 2, 2)
+        c = np.stack([p0, sol[:, 0], sol[:, 1], p3], 1)
+        ctrl[live] = c[live]
+        # one Newton step on every parameter: move t to the nearest point of the curve
+        c0, c1, c2, c3 = (c[:, k, None, :] for k in range(4))
+        pt = b0[..., None] * c0 + b1[..., None] * c1 + b2[..., None] * c2 + b3[..., None] * c3
+        d1 = 3 * ((u * u)[..., None] * (c1 - c0) + (2 * u * t)[..., None] * (c2 - c1)
+                  + (t * t)[..., None] * (c3 - c2))
+        d2 = 6 * (u[..., None] * (c2 - 2 * c1 + c0) + t[..., None] * (c3 - 2 * c2 + c1))
+        diff = pt - q
+        num = np.add.reduce(diff * d1, axis=2)
+        den = np.add.reduce(d1 * d1, axis=2) + np.add.reduce(diff * d2, axis=2)
+        ok = np.abs(den) > 1e-9
+        step = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+        t = np.minimum(np.maximum(t - step, 0.0), 1.0)
+        t[:, 0] = 0.0
+        t[rows, last] = 1.0
+        t[np.arange(M)[None, :] > last[:, None]] = 1.0
+        t = np.maximum.accumulate(t, axis=1)
+    return ctrl[:, 1:3], fitted
+
+
 def fit_closed_cubic(points: np.ndarray, vertices: np.ndarray, corner_deg: float = 20.0,
                      corners: np.ndarray | None = None) -> np.ndarray:
     """(3V, 2) control points of a closed cubic path through ``points[vertices]``.
@@ -154,18 +211,36 @@ def fit_closed_cubic(points: np.ndarray, vertices: np.ndarray, corner_deg: float
     nxt = np.roll(v, -1, 0)
     h1 = v + (nxt - v) / 3.0              # outgoing handle of each vertex
     h2 = nxt - (nxt - v) / 3.0            # incoming handle of the next vertex
-    for i in range(V):
-        a, b = int(vi[i]), int(vi[(i + 1) % V])
-        run = pts[a:b + 1] if b > a else np.concatenate([pts[a:], pts[:b + 1]], 0)
-        if len(run) < 4 or _seg_dist(run, run[0], run[-1]).max() <= STRAIGHT_TOL:
-            continue   # a straight run (within pixel-staircase noise) stays a straight segment
-        fitted = _fit_segment(run)
-        if fitted is not None and np.all(np.isfinite(fitted)):
-            chord = float(np.linalg.norm(run[-1] - run[0]))
-            span = float(_norm_rows(np.diff(run, axis=0)).sum())
-            # a handle longer than the run it stands for means an ill-posed fit: keep the default
-            if max(np.linalg.norm(fitted[0] - run[0]), np.linalg.norm(fitted[1] - run[-1])) <= max(span, chord):
-                h1[i], h2[i] = fitted
+    # every segment's run of contour points at once, padded with its last point (which changes
+    # neither its distance from the chord nor its fit)
+    a = vi
+    b = np.roll(vi, -1)
+    m = np.where(b > a, b - a, b + n - a) + 1
+    seg = np.flatnonzero(m >= 4)
+    if len(seg):
+        ms = m[seg]
+        j = np.arange(int(ms.max()))
+        q = pts[(a[seg, None] + np.minimum(j[None, :], ms[:, None] - 1)) % n]      # (S, M, 2)
+        # a straight run (within pixel-staircase noise) stays a straight segment
+        q0, q1 = q[:, 0], q[np.arange(len(seg)), ms - 1]
+        dq = q1 - q0
+        L2 = np.add.reduce(dq * dq, axis=1)
+        rel = q - q0[:, None]
+        tt = np.add.reduce(rel * dq[:, None], axis=2) / np.where(L2 < 1e-18, 1.0, L2)[:, None]
+        tt = np.where((L2 < 1e-18)[:, None], 0.0, np.minimum(np.maximum(tt, 0.0), 1.0))
+        off = q - (q0[:, None] + tt[..., None] * dq[:, None])
+        bent = np.sqrt(np.add.reduce(off * off, axis=2)).max(1) > STRAIGHT_TOL
+        seg, q, ms, q0, q1 = seg[bent], q[bent], ms[bent], q0[bent], q1[bent]
+    if len(seg):
+        fitted, ok = _fit_segments(q, ms)
+        ok &= np.isfinite(fitted).all((1, 2))
+        chord = _norm_rows(q1 - q0)
+        span = np.add.reduce(np.sqrt(np.add.reduce(np.diff(q, axis=1) ** 2, axis=2)), axis=1)
+        # a handle longer than the run it stands for means an ill-posed fit: keep the default
+        reach = np.maximum(_norm_rows(fitted[:, 0] - q0), _norm_rows(fitted[:, 1] - q1))
+        ok &= reach <= np.maximum(span, chord)
+        h1[seg[ok]] = fitted[ok, 0]
+        h2[seg[ok]] = fitted[ok, 1]
     # smooth vertices: outgoing handle h1[i] and incoming handle h2[i-1] on one line through v[i]
     h_in = np.roll(h2, 1, 0)
     d_out = h1 - v

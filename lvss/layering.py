@@ -140,13 +140,10 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     if not 0.0 <= overlap_frac < 1.0:
         raise ValueError(f"overlap_frac must be in [0, 1), got {overlap_frac}")
     h, w = _check_levels(levels, valid)
-    total = sum(len(ms) for ms in levels)
     valid = None if valid is None else np.asarray(valid, bool)
-    # pass 1: unique masks, coarsest level first
-    kept = np.zeros((total, h * w), bool)
-    kept_area = np.zeros(total, np.int64)
+    # every candidate, coarsest level first (largest first within a level), as it will be used
+    cand: list[np.ndarray] = []                   # flat pixel indices of each filled mask
     meta: list[tuple[int, np.ndarray]] = []       # (level, colour)
-    n_kept = 0
     for level in range(len(levels) - 1, -1, -1):
         ms = levels[level]
         masks = np.asarray(ms.masks)
@@ -158,45 +155,55 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
             # a path covers its outline's inside, so a mask counts with its holes filled, except for
             # holes that are mostly transparent: its paths leave those open
             flat = _fill_holes(m) if valid is None else _fill_opaque_holes(m, valid)
-            flat = flat.reshape(-1)
-            idx = np.flatnonzero(flat)
-            area = idx.size
-            if n_kept:
-                inter = kept[:n_kept][:, idx].sum(1)
-                iou = inter / (area + kept_area[:n_kept] - inter)
-                if iou.max() >= dedup_iou:
-                    continue
-            kept[n_kept] = flat
-            kept_area[n_kept] = area
+            cand.append(np.flatnonzero(flat.reshape(-1)))
             meta.append((level, np.asarray(ms.colors[k], np.float32).reshape(3)))
-            n_kept += 1
+    if not cand:
+        return Layering(layers=[], num_levels=len(levels))
+    area = np.array([len(c) for c in cand], np.int64)
+    # pixels shared by every pair of candidates, from one sparse product (each pixel lies in a few
+    # masks only, one per level and the ones whose filled holes reach it)
+    from scipy import sparse
+
+    rows = np.repeat(np.arange(len(cand)), area)
+    S = sparse.csr_matrix((np.ones(rows.size, np.int32), (rows, np.concatenate(cand))),
+                          shape=(len(cand), h * w))
+    inter = (S @ S.T).toarray().astype(np.int64)
+    # pass 1: unique masks; a repeat of a mask already taken (IoU >= dedup_iou) is dropped
+    kept: list[int] = []
+    for c in range(len(cand)):
+        if kept:
+            kc = np.asarray(kept)
+            ic = inter[c, kc]
+            iou = ic / (area[c] + area[kc] - ic)
+            if iou.max() >= dedup_iou:
+                continue
+        kept.append(c)
     # pass 2: stack, largest filled area first (coarser level first on ties)
-    order = sorted(range(n_kept), key=lambda i: (-kept_area[i], -meta[i][0]))
-    taken_layer = np.full(n_kept, -1, np.int64)
-    unions: list[np.ndarray] = []                 # flat union per layer
+    order = sorted(kept, key=lambda i: (-area[i], -meta[i][0]))
+    taken_layer = np.full(len(cand), -1, np.int64)
     layers: list[list[LayerMask]] = []
     placed: list[int] = []
     for i in order:
-        flat = kept[i]
-        idx = np.flatnonzero(flat)
-        area = int(kept_area[i])
+        a = int(area[i])
         lo = 0
+        hit: set[int] = set()
         if placed:
             pl = np.asarray(placed)
-            inter = kept[pl][:, idx].sum(1)
-            sits = inter > overlap_frac * np.minimum(area, kept_area[pl])
+            ip = inter[i, pl]
+            sits = ip > overlap_frac * np.minimum(a, area[pl])
             if sits.any():
                 lo = int(taken_layer[pl][sits].max()) + 1
-        target = next((li for li in range(lo, len(layers)) if not unions[li][idx].any()), None)
-        if target is None:
-            target = len(layers)
+            # layers holding a mask it overlaps by even one pixel
+            hit = set(taken_layer[pl][ip > 0].tolist())
+        target = next((li for li in range(lo, len(layers)) if li not in hit), len(layers))
+        if target == len(layers):
             layers.append([])
-            unions.append(np.zeros(h * w, bool))
-        unions[target][idx] = True
         taken_layer[i] = target
         placed.append(i)
         level, color = meta[i]
-        layers[target].append(LayerMask(flat.reshape(h, w).copy(), level, color, area))
+        mask = np.zeros(h * w, bool)
+        mask[cand[i]] = True
+        layers[target].append(LayerMask(mask.reshape(h, w), level, color, a))
     return Layering(layers=layers, num_levels=len(levels))
 
 
