@@ -93,6 +93,7 @@ class OptimizeConfig:
     freeze_structure_colours: bool = True   # within a refinement round (solved between rounds)
     polish_iters: int = 80         # last: every path's points and colours move together, full size
     polish_lr: float = 0.2         # pixels per step at the start of the polish
+    polish_coarse: float = 0.0     # share of the polish's steps taken first at half size
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
@@ -231,6 +232,9 @@ def validate(cfg: VectorizeConfig) -> None:
                           f"{cfg.optimize.refill_rounds}")
     if not cfg.optimize.polish_lr > 0:
         raise ConfigError(f"polish_lr must be > 0 (pixels per step), got {cfg.optimize.polish_lr}")
+    if not 0.0 <= cfg.optimize.polish_coarse < 1.0:
+        raise ConfigError(f"polish_coarse must be within [0, 1) (share of the polish's steps at half size), "
+                          f"got {cfg.optimize.polish_coarse}")
     if cfg.optimize.fill not in ("flat", "linear", "radial", "auto"):
         raise ConfigError(f"fill must be one of flat, linear, radial, auto (CLI --fill), got {cfg.optimize.fill!r}")
     if not isinstance(cfg.optimize.fill_iters, int) or cfg.optimize.fill_iters < 0 or cfg.optimize.fill_cost < 0:

@@ -19,11 +19,11 @@ import torch
 from skimage import measure
 
 from ..config import OptimizeConfig
-from ..render.torch_raster import render_torch
+from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pairs
 from ..scene import circle_path
 from .losses import error_map, image_loss
 from .stopping import Plateau
-from .loop import adam_loop, check_cancel, prune_invisible
+from .loop import adam_loop, check_cancel
 from .structure import solve_colors
 
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
@@ -72,23 +72,35 @@ def _render(state: RefineState, w: int, h: int):
     return render_torch(state.points, state.colors, w, h)
 
 
-def _prune(state: RefineState, w: int, h: int, min_area: float) -> int:
-    """Drop detail paths that barely show; returns how many were removed."""
-    state.points, state.colors, removed = prune_invisible(state.points, state.colors, state.n_fixed, w, h, min_area)
-    return removed
+def _pairs(state: RefineState, w: int, h: int) -> Pairs:
+    return scene_pairs(state.points, state.colors[:, 3], w, h)
 
 
-def _merge_redundant(state: RefineState, w: int, h: int, color_tol: float = 0.04, outside: float = 0.1) -> int:
+def _prune(state: RefineState, pairs: Pairs, min_area: float) -> list[int]:
+    """Drop detail paths that show fewer than ``min_area`` pixels (``pairs``: the state's); returns
+    the indices, among the paths before, of those kept."""
+    n = len(state.points)
+    area = pairs.visible_area(n).tolist()
+    keep = [i for i in range(n) if i < state.n_fixed or area[i] >= min_area]
+    if len(keep) < n:
+        state.points = [state.points[i] for i in keep]
+        state.colors = state.colors[keep]
+    return keep
+
+
+def _merge_redundant(state: RefineState, w: int, h: int, color_tol: float = 0.04, outside: float = 0.1,
+                     covered: list[torch.Tensor] | None = None) -> int:
     """Merge detail paths that repeat one in front of them: a detail path is removed when a later
     detail path of nearly the same colour covers all but ``outside`` of the pixels it covers, so that
     removing it changes at most that share of its pixels. (Overlapping bounding boxes alone say
-    nothing about the shapes: outline pieces of one colour share boxes and are not redundant.)"""
+    nothing about the shapes: outline pieces of one colour share boxes and are not redundant.)
+    ``covered``: every path's covered pixels (:func:`covered_pixels`) when the caller has them."""
     n = len(state.points)
     if n - state.n_fixed < 2:
         return 0
     from ..render.torch_raster import covered_pixels
 
-    pix = covered_pixels(state.points, w, h)
+    pix = covered if covered is not None else covered_pixels(state.points, w, h)
     boxes = torch.stack([torch.cat([p.detach().min(0).values, p.detach().max(0).values]) for p in state.points])
     drop: set[int] = set()
     for i in range(n - 2, state.n_fixed - 1, -1):   # front to back: covers are final when used
@@ -110,16 +122,26 @@ def _merge_redundant(state: RefineState, w: int, h: int, color_tol: float = 0.04
     return len(drop)
 
 
+def candidate_matrix(candidates: np.ndarray):
+    """(K, H*W) sparse 0/1 matrix of candidate masks (K, H, W): most segments are small, and the
+    error each holds is then one sparse product instead of K dense passes over the image."""
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(candidates.reshape(candidates.shape[0], -1), dtype=np.float64)
+
+
 def pick_candidates(err: np.ndarray, candidates: np.ndarray, used: np.ndarray, k: int,
-                    threshold: float = ERROR_THRESHOLD) -> list[int]:
+                    threshold: float = ERROR_THRESHOLD, flat=None) -> list[int]:
     """Indices of the k unused candidate masks (K, H, W) holding the most error above ``threshold``
-    (total over the mask), largest first; masks whose mean error is under the threshold are skipped."""
+    (total over the mask), largest first; masks whose mean error is under the threshold are skipped.
+    ``flat``: :func:`candidate_matrix` of ``candidates`` when the caller keeps it."""
     if k <= 0 or candidates.shape[0] == 0:
         return []
-    flat = candidates.reshape(candidates.shape[0], -1)
+    if flat is None:
+        flat = candidate_matrix(candidates)
     e = err.reshape(-1).astype(np.float64)
-    total = flat @ e
-    area = flat.sum(1)
+    total = np.asarray(flat @ e).ravel()
+    area = np.asarray(flat.sum(1)).ravel()
     mean = total / np.maximum(area, 1)
     total[used | (mean < threshold) | (area < 4)] = -1.0
     order = [int(i) for i in np.argsort(-total, kind="stable")[:k] if total[i] > 0]
@@ -127,12 +149,12 @@ def pick_candidates(err: np.ndarray, candidates: np.ndarray, used: np.ndarray, k
 
 
 def _new_paths(err: np.ndarray, k: int, candidates: np.ndarray | None, used: np.ndarray | None,
-               valid: np.ndarray, epsilon: float) -> list[tuple[torch.Tensor, np.ndarray]]:
+               valid: np.ndarray, epsilon: float, flat=None) -> list[tuple[torch.Tensor, np.ndarray]]:
     """Up to k (points, mask) for new detail paths: first the segments (candidate masks) with the most
     error, then connected regions of error where no segment is left."""
     out = []
     if candidates is not None and len(candidates):
-        for i in pick_candidates(err, candidates, used, k):
+        for i in pick_candidates(err, candidates, used, k, flat=flat):
             used[i] = True
             out.append((_region_path(candidates[i], epsilon), candidates[i]))
     if len(out) < k:
@@ -200,7 +222,11 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     valid = (target_a > 0.5).cpu().numpy()
     tc, ta = target_c.cpu().numpy(), target_a.cpu().numpy()   # new paths' starting colours
     used = np.zeros(len(candidates), bool) if candidates is not None else None
-    best = _keep_best(state, None, target_c, target_a, weight, w, h, solve=False)
+    flat = candidate_matrix(candidates) if candidates is not None and len(candidates) else None
+    # the coverage pass of the state as it is (its shapes and alphas): it serves the error map, the
+    # colour solve and the loss until the shapes move again
+    pairs = _pairs(state, w, h) if state.points else None
+    best = _keep_best(state, None, target_c, target_a, weight, w, h, solve=False, pairs=pairs)
     best_round = 0
     state.stop_reason = "budget used"
     # Every decision below depends on the stage (a rung of the ladder) and the state, never on the
@@ -219,9 +245,10 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         j += 1
         if k > 0:
             with torch.no_grad():
-                err = error_map(*_render(state, w, h), target_c, target_a, weight)
+                C, A = composite_pairs(pairs, state.colors[:, :3], w, h) if pairs is not None else _render(state, w, h)
+                err = error_map(C, A, target_c, target_a, weight)
             new_pts, new_cols = [], []
-            for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon):
+            for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon, flat):
                 a = float(ta[m].mean())
                 rgb = tc[m].mean(0) / max(a, 1e-3)
                 new_pts.append(pts.to(dev))
@@ -229,6 +256,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
             if new_pts:
                 state.points = state.points + new_pts
                 state.colors = torch.cat([state.colors, torch.stack(new_cols).to(dev)], 0)
+                pairs = _pairs(state, w, h)
             else:
                 # nothing left worth a path: the climb ends here (on the state alone, so a larger
                 # budget ends here too)
@@ -240,7 +268,9 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
             continue
         # the best colours for the shapes as they are (one linear solve), then shapes and colours
         # move together
-        state.colors = _solved_colors(state, target_c, weight, w, h)
+        if pairs is None:
+            pairs = _pairs(state, w, h)
+        state.colors = _solved_colors(state, target_c, weight, w, h, pairs)
         if n_iter == 0:
             continue
         # the rounds work at refine_scale (exact-area rendering at scale s is the area-downsampled
@@ -298,10 +328,18 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         free = free.detach() / scale
         state.points = fixed + [p.detach() for p in torch.split(free.detach(), sizes)]
         state.colors = torch.cat([rgb.detach(), alpha], 1)
+        # one coverage pass for pruning, merging, the colour solve and the loss; a second only when
+        # paths were removed (the covered pixels of those left do not depend on the others)
+        pairs = _pairs(state, w, h)
         if cfg.prune_every > 0:
-            _prune(state, w, h, cfg.prune_area)
-            _merge_redundant(state, w, h)
-        prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h)
+            n_before = len(state.points)
+            keep = _prune(state, pairs, cfg.prune_area)
+            merged = _merge_redundant(state, w, h, covered=[pairs.covered(i) for i in keep])
+            if merged or len(keep) < n_before:
+                pairs = _pairs(state, w, h)
+        # the state goes on with its best colours for its shapes: the next round's error map sees them
+        state.colors = _solved_colors(state, target_c, weight, w, h, pairs)
+        prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h, solve=False, pairs=pairs)
         if best is not prev:
             best_round = r + 1
     if not exhausted and len(state.points) < budget:
@@ -318,11 +356,12 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                              "kept the structure alone: no detail path lowered the error")
     if state.points and cfg.polish_iters > 0:
         _polish(state, best, target_c, target_a, weight, cfg, cancel)
+    pairs = _pairs(state, w, h) if state.points else None
     if state.points:
-        state.colors = _solved_colors(state, target_c, weight, w, h)
+        state.colors = _solved_colors(state, target_c, weight, w, h, pairs)
     # never hand back a result worse than one already reached: a round whose new paths did not pay
     # (after pruning and the final colour solve) is undone, so a larger budget cannot lose to a smaller
-    prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h, solve=False)
+    prev, best = best, _keep_best(state, best, target_c, target_a, weight, w, h, solve=False, pairs=pairs)
     if best is None:
         return state
     if best is not prev and not cfg.polish_iters:   # the rounds' own end won after all
@@ -339,6 +378,26 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
     h, w = target_a.shape
     if best is not None:
         state.points, state.colors = list(best[1]), best[2]
+    sizes = [p.shape[0] for p in state.points]
+    coarse = int(round(cfg.polish_coarse * cfg.polish_iters))
+    if coarse > 0:
+        # the first steps at half size (a quarter of the pixels): colours and the larger moves settle
+        # there, and the steps at full size then only line the edges up
+        _, _, _, hs, ws = _scaled_targets(target_c, target_a, weight, 0.5)
+        half = torch.tensor([ws / w, hs / h], device=target_a.device)
+        small = RefineState([p.detach() * half for p in state.points], state.colors, len(state.points))
+        tc, ta, wg, _, _ = _scaled_targets(target_c, target_a, weight, 0.5)
+        _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel)
+        state.points = [p / half for p in small.points]
+        state.colors = small.colors
+    _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel)
+
+
+def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, color_lr: float, iters: int,
+               cancel) -> None:
+    """``iters`` Adam steps of every path's points and colours at the targets' size; the state ends at
+    the best step."""
+    h, w = target_a.shape
     sizes = [p.shape[0] for p in state.points]
     pts = torch.cat([p.detach() for p in state.points], 0).requires_grad_(True)
     rgb = state.colors[:, :3].detach().clone().requires_grad_(True)
@@ -361,7 +420,7 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
         if value < seen["loss"]:
             seen["loss"], seen["best"] = value, seen["now"]
 
-    adam_loop([([pts], cfg.polish_lr), ([rgb], cfg.color_lr)], loss_fn, cfg.polish_iters, after_step=clamp,
+    adam_loop([([pts], point_lr), ([rgb], color_lr)], loss_fn, iters, after_step=clamp,
               callback=keep, cancel=cancel)
     final_pts, final_rgb = pts.detach(), rgb.detach()
     if seen["best"] is not None:
@@ -385,20 +444,26 @@ def _into_canvas(points: torch.Tensor, w: float, h: float) -> None:
         points[:, 1].clamp_(0.0, float(h))
 
 
-def _solved_colors(state: RefineState, target_c: torch.Tensor, weight: torch.Tensor | None, w: int, h: int):
-    """Every path's least-squares RGB for the shapes as they are (alpha kept)."""
-    return torch.cat([solve_colors(state.points, state.colors[:, 3], target_c, state.colors, w, h, weight),
-                      state.colors[:, 3:]], 1)
+def _solved_colors(state: RefineState, target_c: torch.Tensor, weight: torch.Tensor | None, w: int, h: int,
+                   pairs: Pairs | None = None):
+    """Every path's least-squares RGB for the shapes as they are (alpha kept); ``pairs``: the state's
+    :func:`scene_pairs` when known."""
+    return torch.cat([solve_colors(state.points, state.colors[:, 3], target_c, state.colors, w, h, weight,
+                                   pairs=pairs), state.colors[:, 3:]], 1)
 
 
-def _keep_best(state: RefineState, best, target_c, target_a, weight, w: int, h: int, solve: bool = True):
+def _keep_best(state: RefineState, best, target_c, target_a, weight, w: int, h: int, solve: bool = True,
+               pairs: Pairs | None = None):
     """(loss, points, colours) of whichever is better: ``best`` or the state with its colours solved
-    (full-resolution loss, the one refinement minimises)."""
+    (full-resolution loss, the one refinement minimises). ``pairs``: the state's :func:`scene_pairs`
+    when known (the loss is then read off them, without a render)."""
     if not state.points:
         return best
-    colors = _solved_colors(state, target_c, weight, w, h) if solve else state.colors
+    if pairs is None:
+        pairs = _pairs(state, w, h)
+    colors = _solved_colors(state, target_c, weight, w, h, pairs) if solve else state.colors
     with torch.no_grad():
-        C, A = render_torch(state.points, colors, w, h)
+        C, A = composite_pairs(pairs, colors[:, :3], w, h)
         loss = float(image_loss(C, A, target_c, target_a, weight))
     if best is None or loss < best[0]:
         return loss, list(state.points), colors

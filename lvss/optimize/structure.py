@@ -111,23 +111,22 @@ def fit_colors(points: list[torch.Tensor], alphas: torch.Tensor, target_rgb: tor
 
 def visible_area(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """(N,) pixels of each path that show in the composite (coverage x alpha x transmittance above)."""
+    from ..render.torch_raster import scene_pairs
+
     n = len(points)
     if n == 0:
         return torch.zeros(0)
-    rgb = torch.zeros(n, 3, device=colors.device, requires_grad=True)
-    cols = torch.cat([rgb, colors[:, 3:].detach()], 1)
-    C, _ = render_torch([p.detach() for p in points], cols, width, height)
-    g, = torch.autograd.grad(C[..., 0].sum(), rgb)
-    return g[:, 0].detach()
+    return scene_pairs(points, colors[:, 3].detach(), width, height).visible_area(n)
 
 
 def solve_colors(points: list[torch.Tensor], alphas: torch.Tensor, target_c: torch.Tensor,
                  current: torch.Tensor, width: int, height: int, weight: torch.Tensor | None = None,
-                 ridge: float = 1e-4) -> torch.Tensor:
+                 ridge: float = 1e-4, pairs=None) -> torch.Tensor:
     """The RGB colours (N, 3) that bring the composite closest to ``target_c`` (H, W, 3, premultiplied)
     in (optionally per-pixel weighted) least squares, all paths jointly, for the given shapes and
     alphas. The composite is linear in the colours, so this is one small N x N linear solve; a tiny
-    ridge towards ``current`` (N, 3) settles paths that barely show. Clamped to [0, 1]."""
+    ridge towards ``current`` (N, 3) settles paths that barely show. Clamped to [0, 1]. ``pairs``: the
+    scene's :func:`lvss.render.torch_raster.scene_pairs` when the caller has them (else computed)."""
     import scipy.sparse as sp
 
     from ..render.torch_raster import visibility
@@ -135,7 +134,10 @@ def solve_colors(points: list[torch.Tensor], alphas: torch.Tensor, target_c: tor
     n = len(points)
     if n == 0:
         return current[:, :3].clone()
-    pix, pid, vis = visibility(points, alphas, width, height)
+    if pairs is not None:
+        pix, pid, vis = pairs.pix, pairs.pid, pairs.vis
+    else:
+        pix, pid, vis = visibility(points, alphas, width, height)
     P = height * width
     wv = vis.double().cpu().numpy()
     V = sp.csr_matrix((wv, (pix.cpu().numpy(), pid.cpu().numpy())), shape=(P, n))
