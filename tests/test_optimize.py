@@ -200,6 +200,28 @@ def test_polish_hands_back_its_best_step_not_its_last():
     assert _loss(state.points, state.colors, tc, ta) < start      # a sane polish still improves
 
 
+def test_a_polish_begun_at_half_size_ends_in_full_size_coordinates_and_improves():
+    """With polish_coarse, the first steps run on the half-size image: the paths come back in the
+    image's own coordinates (the disc stays where the image has it) and the loss still falls."""
+    from lvss.optimize.refine import _polish
+
+    h = w = 48
+    yy, xx = np.mgrid[:h, :w] + 0.5
+    img = np.ones((h, w, 3), np.float32)
+    img[(xx - 26) ** 2 + (yy - 22) ** 2 < 100] = (0.1, 0.3, 0.8)
+    tc, ta = torch.from_numpy(img), torch.ones(h, w)
+    disc = circle_path(24.0, 24.0, 8.0).points          # off centre and too small
+    bg = torch.tensor([[0.0, 0.0], [24, 0], [48, 0], [48, 0], [48, 24], [48, 48], [48, 48], [24, 48], [0, 48],
+                       [0, 48], [0, 24], [0, 0]])
+    cols = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.1, 0.3, 0.8, 1.0]])
+    start = _loss([bg, disc], cols, tc, ta)
+    state = RefineState([bg, disc], cols.clone(), 2)
+    _polish(state, None, tc, ta, None, OptimizeConfig(polish_iters=40, polish_lr=0.5, polish_coarse=0.5), None)
+    assert _loss(state.points, state.colors, tc, ta) < 0.8 * start
+    centre = state.points[1].mean(0)     # moved from (24, 24) towards (26, 22), not to half of it
+    assert 24.5 < float(centre[0]) < 27 and 21 < float(centre[1]) < 23.5
+
+
 def test_merge_redundant_looks_at_pixels_not_boxes():
     """Two same-coloured triangles share one bounding box but not their pixels: both stay. A path
     hidden under an identical one in front goes."""
