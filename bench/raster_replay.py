@@ -38,10 +38,23 @@ import torch  # noqa: E402
 DATA = Path(os.environ.get("LVSS_DATA", ROOT.parent / "shared" / "data")) / "openmoji"
 
 
-def record(images: list[str], configs: list[str]) -> list[dict]:
-    """Run the pipeline on every image under every config; return one list of calls per run."""
+def _image(spec: str) -> tuple[str, int, np.ndarray]:
+    """``NAME[:PATHS]`` -> (name, path budget (default 64), (H, W, 3|4) uint8): an OpenMoji code or
+    a scikit-image photograph (astronaut, coffee, chelsea, rocket; resized as bench/quality.py does)."""
+    name, _, paths = spec.partition(":")
+    budget = int(paths) if paths else 64
+    sys.path.insert(0, str(ROOT / "bench"))
+    from quality import PHOTOS, load_input
+
+    if name in PHOTOS:
+        return name, budget, load_input(name)[1]
     from PIL import Image
 
+    return name, budget, np.array(Image.open(DATA / f"{name}_256.png").convert("RGBA"))
+
+
+def record(images: list[str], configs: list[str]) -> list[dict]:
+    """Run the pipeline on every image under every config; return one list of calls per run."""
     from lvss import pipeline
     from lvss.config import VectorizeConfig, apply_quality
     from lvss.render import torch_raster as tr
@@ -71,16 +84,16 @@ def record(images: list[str], configs: list[str]) -> list[dict]:
     tr._coverage_and_plan = rec
     runs = []
     try:
-        for name in images:
-            img = np.array(Image.open(DATA / f"{name}_256.png").convert("RGBA"))
+        for spec in images:
+            name, budget, img = _image(spec)
             for q in configs:
-                cfg = VectorizeConfig(paths=64)
+                cfg = VectorizeConfig(paths=budget)
                 if q != "default":
                     cfg = apply_quality(cfg, q, paths_given=True)
                 calls.clear()
                 t = time.perf_counter()
                 pipeline.run(img, cfg)
-                runs.append({"image": name, "config": q, "calls": list(calls)})
+                runs.append({"image": name, "paths": budget, "config": q, "calls": list(calls)})
                 print(f"recorded {name} {q}: {len(calls)} calls "
                       f"({sum(c['grad'] for c in calls)} with gradients) in {time.perf_counter() - t:.1f} s",
                       flush=True)

@@ -128,15 +128,13 @@ def _levels(x0, y0, w, h):
     bx0, by0, bx1, by1 = x0[vis], y0[vis], x0[vis] + w[vis], y0[vis] + h[vis]
     ov = ((bx0[:, None] < bx1[None, :]) & (bx0[None, :] < bx1[:, None]) &
           (by0[:, None] < by1[None, :]) & (by0[None, :] < by1[:, None]))
-    # level[j] = 1 + the highest level among the earlier paths it overlaps: the longest chain of
-    # overlaps ending at j, found by raising every level at once until none changes
-    ov = np.tril(ov, -1)
+    # level[j] = 1 + the highest level among the earlier paths it overlaps (0 for none), one path at
+    # a time in path order (each row of the overlap matrix is read once)
     lv = np.zeros(len(vis), dtype=np.int64)
-    while True:
-        nxt = np.where(ov, lv[None, :] + 1, 0).max(1)
-        if np.array_equal(nxt, lv):
-            break
-        lv = nxt
+    for j in range(1, len(vis)):
+        above = lv[:j][ov[j, :j]]
+        if above.size:
+            lv[j] = above.max() + 1
     level[vis] = lv
     return level
 
@@ -297,6 +295,8 @@ class _Plan:
     bounds: list[int]      # group g is pairs bounds[g]:bounds[g+1]
     pairwise: bool = False  # colours come per pair (gradient fills), not per path
     path_runs: list | None = None   # path i's pairs are path_runs[i][0]:path_runs[i][1]
+    run_len: torch.Tensor | None = None   # (V,) lengths of the paths' runs in plan order
+    run_path: torch.Tensor | None = None  # (V,) the path of each run
 
 
 def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
@@ -333,7 +333,8 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     at[order, 0] = np.cumsum(length) - length
     at[order, 1] = np.cumsum(length)
     return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds,
-                 path_runs=at.tolist())
+                 path_runs=at.tolist(), run_len=torch.from_numpy(length).to(dev),
+                 run_path=torch.from_numpy(order).to(dev))
 
 
 def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -349,10 +350,19 @@ def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tens
     for g in range(len(bd) - 2, -1, -1):   # top group first
         a, b = bd[g], bd[g + 1]
         px = plan.pix[a:b]
-        t = T.index_select(0, px)
-        tab[a:b] = t
-        T.scatter_(0, px, t * (1.0 - u[a:b]))   # a group covers each pixel once
+        t = torch.index_select(T, 0, px, out=tab[a:b])
+        T.scatter_(0, px, t - t * u[a:b])   # a group covers each pixel once
     return tab, T
+
+
+def _per_path(vals: torch.Tensor, plan: _Plan, n: int) -> torch.Tensor:
+    """(k, n) sums over each path's pairs of ``vals`` (k, P) (plan order: one run per path)."""
+    out = torch.zeros(vals.shape[0], n, device=vals.device, dtype=vals.dtype)
+    if plan.run_len is None or plan.run_len.shape[0] == 0:
+        return out.index_add_(1, plan.pid, vals)
+    for k in range(vals.shape[0]):
+        out[k].index_copy_(0, plan.run_path, torch.segment_reduce(vals[k], "sum", lengths=plan.run_len))
+    return out
 
 
 class _Composite(torch.autograd.Function):
@@ -361,8 +371,13 @@ class _Composite(torch.autograd.Function):
     c: (P,) coverage of the plan's pairs; rgb (N, 3) and alpha (N,) per path, or (P, 3) and (P,)
     per pair when ``plan.pairwise``. Returns premultiplied colour (H, W, 3) and total transmittance
     (H, W) (alpha = 1 - T). Per-pair colours are handled channel-planar, (3, P), which keeps every
-    per-pair operation on contiguous rows; the image is written one channel at a time. With one group (no box overlaps another) nothing
-    lies above or below any pair and the walks over the groups are skipped.
+    per-pair operation on contiguous rows; the image is written one channel at a time.
+
+    The forward pass walks the groups top first for the transmittance above every pair; the
+    colours are then one weighted sum over all pairs. The backward pass walks the groups bottom
+    first carrying one number per pixel, y = gC . B + gT * T_below (B: the premultiplied composite
+    below, T_below: its transmittance), since dL/du = T_above * (gC . rgb - y) and a pair turns y
+    into y + u * (gC . rgb - y). With one group (no box overlaps another) both walks are skipped.
     """
 
     @staticmethod
@@ -373,47 +388,37 @@ class _Composite(torch.autograd.Function):
         else:
             a_p, rgbp = alpha.index_select(0, plan.pid), rgb.t().contiguous().index_select(1, plan.pid)
         u = c * a_p
-        C = torch.zeros(height * width, 3, device=dev, dtype=dt)
-        chans = [C[:, k] for k in range(3)]   # strided views: no (3, H*W) <-> (H*W, 3) transposes
         tab, T = _transmittance(u, plan, height * width)
         w = u if tab is None else u * tab     # each pair's weight in the composite
-        bd = plan.bounds
-        for g in range(len(bd) - 2, -1, -1):   # top group first: each pixel sums in the same order
-            a, b = bd[g], bd[g + 1]
-            px = plan.pix[a:b]
-            for k in range(3):
-                chans[k].index_add_(0, px, rgbp[k, a:b] * w[a:b])
-        ctx.save_for_backward(c, u, a_p, rgbp, tab)
+        C = torch.zeros(height * width, 3, device=dev, dtype=dt)
+        for k in range(3):   # strided views: no (3, H*W) <-> (H*W, 3) transposes
+            C[:, k].index_add_(0, plan.pix, rgbp[k] * w)
+        ctx.save_for_backward(c, u, a_p, rgbp, tab, w)
         ctx.plan = plan
         ctx.n = rgb.shape[0]
         return C.view(height, width, 3), T.view(height, width)
 
     @staticmethod
     def backward(ctx, gC, gT):
-        c, u, a_p, rgbp, tab = ctx.saved_tensors
+        c, u, a_p, rgbp, tab, w = ctx.saved_tensors
         plan = ctx.plan
-        dev, dt = c.device, c.dtype
         gC = gC.reshape(-1, 3)
         gT = gT.reshape(-1)
         gCp = torch.stack([gC[:, k].index_select(0, plan.pix) for k in range(3)])   # (3, P)
+        q = (gCp * rgbp).sum(0)     # gC . rgb per pair
         bd = plan.bounds
         if tab is None:   # one group: below every pair lies the empty canvas
-            gu = (gCp * rgbp).sum(0) - gT.index_select(0, plan.pix)
-            w = u
+            gu = q - gT.index_select(0, plan.pix)
         else:
-            Bb = gC.new_zeros(3, gC.shape[0])   # composite below, premultiplied
-            Tb = torch.ones_like(gT)    # transmittance below
+            y = gT.clone()
             gu = torch.empty_like(u)
             for g in range(len(bd) - 1):   # bottom group first
                 a, b = bd[g], bd[g + 1]
                 px = plan.pix[a:b]
-                bs, ts = Bb.index_select(1, px), Tb.index_select(0, px)
-                ug, cg = u[a:b], rgbp[:, a:b]
-                # dL/du = T_above * (gC . (rgb - B_below) - gT * T_below)
-                gu[a:b] = tab[a:b] * ((gCp[:, a:b] * (cg - bs)).sum(0) - gT.index_select(0, px) * ts)
-                Bb.index_copy_(1, px, bs + (cg - bs) * ug)
-                Tb.scatter_(0, px, ts * (1.0 - ug))
-            w = u * tab
+                ys = y.index_select(0, px)
+                d = q[a:b] - ys
+                torch.mul(tab[a:b], d, out=gu[a:b])
+                y.scatter_(0, px, ys.addcmul_(u[a:b], d))
         need_c, need_rgb, need_alpha = ctx.needs_input_grad[:3]
         gc = gu * a_p if need_c else None
         grgb = galpha = None
@@ -424,9 +429,9 @@ class _Composite(torch.autograd.Function):
                 galpha = gu * c
         else:
             if need_alpha:
-                galpha = torch.zeros(ctx.n, device=dev, dtype=dt).index_add_(0, plan.pid, gu * c)
+                galpha = _per_path((gu * c)[None], plan, ctx.n)[0]
             if need_rgb:
-                grgb = torch.zeros(3, ctx.n, device=dev, dtype=dt).index_add_(1, plan.pid, gCp * w).t()
+                grgb = _per_path(gCp * w, plan, ctx.n).t()
         return gc, grgb, galpha, None, None, None
 
 
