@@ -342,7 +342,8 @@ def test_pairs_and_their_coverage_gradients_match_plain_autograd():
     lay = _layout(starts, ends, edge_path, len(pts), 48, 48)
     sums, cells, amounts = _coverage(starts, ends, edge_path, lay.boxes, lay.total, 48)
     plan = _plan(sums, lay, 48)
-    ref = torch.cumsum(torch.zeros(lay.total + 1, dtype=torch.float64).index_add(0, cells, amounts)[:-1], 0)
+    # cells[0]: the cells the amounts go to (cells[1]: one past each one's row, for the backward pass)
+    ref = torch.cumsum(torch.zeros(lay.total + 1, dtype=torch.float64).index_add(0, cells[0], amounts)[:-1], 0)
     ref = ref.abs().clamp(max=1.0)
     cells_kept = torch.zeros(lay.total, dtype=torch.bool)
     cells_kept[plan.perm] = True

@@ -104,7 +104,7 @@ class _Layout:
     """Per-path pixel bounding boxes clipped to the canvas and where each sits in the flat buffer.
 
     boxes (N, 5) long: x0, y0, w, h, offset (a buffer row holds w + 1 cells: an overflow column;
-    paths follow each other in path order); total: the buffer length. For compositing, paths are
+    paths follow each other in group order, see below); total: the buffer length. For compositing, paths are
     sorted into groups (depth levels) whose boxes are disjoint, group k holding the paths that lie
     above everything they overlap in groups < k: ``order`` lists the visible paths group by group
     (path order within a group) and ``level`` gives each path's group (-1: empty box).
@@ -144,13 +144,12 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     """The paths' boxes, their depth levels and the flat buffer (see :class:`_Layout`)."""
     import numpy as np
 
-    pts = torch.cat([starts, ends], 0).detach()
-    pid = torch.cat([edge_path, edge_path], 0)
-    big = torch.finfo(pts.dtype).max
-    mn = torch.full((n, 2), big, device=pts.device, dtype=pts.dtype).scatter_reduce(
-        0, pid[:, None].expand(-1, 2), pts, "amin")
-    mx = torch.full((n, 2), -big, device=pts.device, dtype=pts.dtype).scatter_reduce(
-        0, pid[:, None].expand(-1, 2), pts, "amax")
+    # every path is closed, so its edges' end points are its edges' start points: the extent of the
+    # starts is the path's; each path's edges are one run (every path has at least MIN_PIECES edges)
+    pts = starts.detach()
+    counts = torch.bincount(edge_path, minlength=n)
+    mn = torch.segment_reduce(pts, "min", lengths=counts, axis=0)
+    mx = torch.segment_reduce(pts, "max", lengths=counts, axis=0)
     # a cell [c, c+1) holds x; the box always includes the cell of the largest coordinate
     ext = torch.cat([mn, mx], 1).cpu().numpy()   # one transfer; the rest is small host work
     lim = np.array([width, height])
@@ -163,8 +162,12 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     level = _levels(x0, y0, w, h)
     order = np.argsort(level, kind="stable")
     order = order[level[order] >= 0]
+    # the buffer holds the visible paths in group order, so that the plan's pairs come out of it
+    # grouped (each path one run) without reordering; empty paths sit at its end with size 0
     size = h * (w + 1)
-    off = np.cumsum(size) - size
+    so = size[order]
+    off = np.full(n, int(size.sum()), dtype=np.int64)
+    off[order] = np.cumsum(so) - so
     boxes = np.stack([x0, y0, w, h, off], 1)
     return _Layout(torch.from_numpy(boxes).to(pts.device), int(size.sum()), boxes, order, level)
 
@@ -195,7 +198,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
     n1 = int(cnt.sum())
     if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
-        return starts.new_zeros(total), torch.zeros(0, dtype=torch.long, device=dev), \
+        return starts.new_zeros(total), torch.zeros(2, 0, dtype=torch.long, device=dev), \
             starts.new_zeros(0) + 0.0 * starts.sum()
     e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
     first = torch.cumsum(cnt, 0) - cnt
@@ -252,18 +255,28 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
     ci = col.long()
     idx = b_k + ci
     # the spill into the next cell is dropped for the overflow column (it would leave the row)
-    nxt = torch.where(ci - x0_k < bw_k, idx + 1, total)
+    inrow = ci - x0_k < bw_k
+    nxt = torch.where(inrow, idx + 1, total)
     cells = torch.cat([idx, nxt])
     amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
     with torch.no_grad():
-        acc = starts.new_zeros(total + 1).index_add_(0, cells, amounts)
-        return torch.cumsum(acc[:total], 0), cells, amounts
+        # one past the row's overflow column (the dropped spill: the dump cell itself)
+        stop = b_k + x0_k + bw_k + 1
+        stops = torch.cat([stop, torch.where(inrow, stop, total)])
+        # the running sum in float64: every row sums to zero, and in float32 the rounding of the
+        # earlier rows would carry into the later ones
+        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts.detach().double())
+        return torch.cumsum(acc[:total], 0).to(dt), torch.stack([cells, stops]), amounts
 
 
 class _PairCoverage(torch.autograd.Function):
     """Coverage min(|running sum|, 1) of the plan's (path, pixel) pairs, with the running sums
-    computed beforehand; the backward pass runs the sum backwards (a reversed cumulative sum) and
-    reads it at the cells each piece of edge added to."""
+    computed beforehand. The backward pass sums the gradient along each buffer row from every cell
+    a piece of edge added to up to the row's end (the cells to its right in the same row; a float64
+    prefix sum read at both ends). The forward pass runs its sum over the whole buffer, so each
+    amount also reaches the later rows, but every row's amounts add up to zero whatever the points
+    (closed paths), so that part of the gradient is zero and is left out (in float32 it would be
+    rounding noise scaled by the gradient of everything further on)."""
 
     @staticmethod
     def forward(ctx, amounts, cells, sums, perm):
@@ -278,9 +291,12 @@ class _PairCoverage(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gc):
         f, cells, perm = ctx.saved_tensors
-        g = gc.new_zeros(ctx.total + 1).scatter_(0, perm, gc * f)   # the last cell: what leaves a row
-        r = g.flip(0).cumsum(0).flip(0)
-        return r.index_select(0, cells), None, None, None
+        # g[k + 1] = gradient of cell k, g[0] = 0, so that the prefix sum G[k] is the sum over cells < k
+        g = torch.zeros(ctx.total + 2, device=gc.device, dtype=torch.float64)
+        g.scatter_(0, perm + 1, (gc * f).double())
+        G = g.cumsum_(0)
+        r = G.index_select(0, cells[1]) - G.index_select(0, cells[0])
+        return r.to(gc.dtype), None, None, None
 
 
 @dataclass
@@ -301,40 +317,39 @@ class _Plan:
 
 def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     """The compositing plan of the (path, pixel) pairs with nonzero coverage: the buffer's nonzero
-    cells (overflow columns left out), each path's being one run in row order, the runs put in
-    group order. Pairs with coverage 0 change nothing in the composite, and the coverage's
-    derivative there is 0 too (|x| at 0), so leaving them out keeps the result and its gradients exact."""
+    cells (overflow columns left out); the buffer holds the paths in group order, so each path's
+    pairs are one run in row order and the runs come in group order. Pairs with coverage 0 change
+    nothing in the composite, and the coverage's derivative there is 0 too (|x| at 0), so leaving
+    them out keeps the result and its gradients exact."""
     import numpy as np
 
     dev = sums.device
     b = lay.cpu
     x0, y0, w, h, off = b[:, 0], b[:, 1], b[:, 2], b[:, 3], b[:, 4]
-    # every buffer row (path order): its path, first cell, and pixel index minus buffer index
-    row_path = np.repeat(np.arange(len(b)), h)
-    r = np.arange(len(row_path)) - np.repeat(np.cumsum(h) - h, h)
+    order = lay.order
+    # every buffer row (buffer order): its first cell, and pixel index minus buffer index
+    row_path = np.repeat(order, h[order])
+    r = np.arange(len(row_path)) - np.repeat(np.cumsum(h[order]) - h[order], h[order])
     rw = w[row_path] + 1
     row_start = off[row_path] + r * rw
     row_pix = (y0[row_path] + r) * width + x0[row_path] - row_start
     keep = sums != 0
     keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
     idx = torch.nonzero(keep).flatten()
-    cells = torch.from_numpy(np.stack([off, off + h * (w + 1)], 1)).to(dev)
-    runs = torch.searchsorted(idx, cells).cpu().numpy()   # each path's pairs: idx[runs[i, 0]:runs[i, 1]]
-    order = lay.order
-    length = runs[order, 1] - runs[order, 0]
+    ends = torch.from_numpy(np.stack([off[order], off[order] + h[order] * (w[order] + 1)], 1)).to(dev)
+    runs = torch.searchsorted(idx, ends).cpu().numpy()   # each path's pairs: idx[runs[i, 0]:runs[i, 1]]
+    length = runs[:, 1] - runs[:, 0]
     bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
         if len(order) else [0]
-    if not np.array_equal(order, np.arange(len(b))[w > 0]):   # not already in group order
-        idx = torch.cat([idx[a:e] for a, e in runs[order].tolist()])
-    row_of = torch.repeat_interleave(torch.arange(len(row_path), device=dev), torch.from_numpy(rw).to(dev),
-                                     output_size=lay.total).index_select(0, idx)
-    pix = torch.from_numpy(row_pix).to(dev).index_select(0, row_of).add_(idx)
+    shift = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), torch.from_numpy(rw).to(dev),
+                                    output_size=lay.total)
+    pix = shift.index_select(0, idx).add_(idx)
+    run_len = torch.from_numpy(length).to(dev)
+    run_path = torch.from_numpy(order).to(dev)
+    pid = torch.repeat_interleave(run_path, run_len, output_size=idx.shape[0])
     at = np.zeros((len(b), 2), dtype=np.int64)
-    at[order, 0] = np.cumsum(length) - length
-    at[order, 1] = np.cumsum(length)
-    return _Plan(idx, pix, torch.from_numpy(row_path).to(dev).index_select(0, row_of), bounds,
-                 path_runs=at.tolist(), run_len=torch.from_numpy(length).to(dev),
-                 run_path=torch.from_numpy(order).to(dev))
+    at[order] = runs
+    return _Plan(idx, pix, pid, bounds, path_runs=at.tolist(), run_len=run_len, run_path=run_path)
 
 
 def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
