@@ -11,6 +11,8 @@ rule, so the shape optimisation that follows starts close to its optimum.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["douglas_peucker", "fit_closed_cubic", "STRAIGHT_TOL"]
@@ -35,12 +37,15 @@ def _seg_dist(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class _Splits:
-    """Douglas–Peucker's split of every run of one closed contour, measured once and kept.
+    """Douglas–Peucker's splits of one closed contour, measured once and kept.
 
     Where a run [a, b] splits (its point farthest from the chord) and how far that point lies do not
-    depend on the tolerance; only whether the split is taken does. Trying several tolerances on one
-    contour (as :func:`lvss.layering.mask_to_path` does to meet its segment budget) therefore
-    measures each run once.
+    depend on the tolerance; only whether the split is taken does: it is taken when it and every split
+    above it (the runs that contain [a, b]) lie farther than the tolerance. So each measured split
+    keeps the least distance on its way from the top, and the vertices for a tolerance are the splits
+    whose least distance exceeds it. Runs are measured breadth first, one batch per depth, only as deep
+    as the finest tolerance asked for so far needs; trying several tolerances on one contour (as
+    :func:`lvss.layering.mask_to_path` does to meet its segment budget) measures each run once.
     """
 
     def __init__(self, points: np.ndarray):
@@ -48,16 +53,72 @@ class _Splits:
         self.n = n = len(pts)
         self.far = int(np.argmax(_norm_rows(pts - pts[0]))) if n >= 3 else 0
         self.ext = np.concatenate([pts, pts[:1]], 0)   # index n is point 0 again
-        self._memo: dict[tuple[int, int], tuple[int, float]] = {}
+        self._at: list[int] = []          # split point of every measured run
+        self._least: list[float] = []     # least split distance from the top down to it
+        self._open: list[tuple[int, int, int, float]] = []   # measured, not split yet: (a, m, b, least)
+        self._floor = math.inf            # every run whose least distance exceeds this is split
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        if n >= 3 and self.far != 0:
+            self._open = [(0, -1, self.far, math.inf), (self.far, -1, n, math.inf)]   # (m -1: the run itself)
 
-    def _split(self, a: int, b: int) -> tuple[int, float]:
-        hit = self._memo.get((a, b))
-        if hit is None:
-            ext = self.ext
-            d = _seg_dist(ext[a + 1:b], ext[a], ext[b])
-            k = int(np.argmax(d))
-            hit = self._memo[(a, b)] = (a + 1 + k, float(d[k]))
-        return hit
+    def _measure(self, runs: list[tuple[int, int]]) -> tuple[list[int], list[float]]:
+        """Split point and its distance of every run (a, b), b - a >= 2, in one pass over their points
+        (the arithmetic of :func:`_seg_dist`, point by point, so the result is the one run by run)."""
+        ext = self.ext
+        ab = np.asarray(runs, np.int64)
+        a, b = ab[:, 0], ab[:, 1]
+        cnt = b - a - 1
+        seg = np.repeat(np.arange(len(runs)), cnt)
+        starts = np.cumsum(cnt) - cnt
+        idx = np.arange(int(cnt.sum())) - starts[seg] + (a + 1)[seg]
+        p = ext[idx]
+        pa = ext[a]
+        d = ext[b] - pa
+        L2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
+        flat = L2 < 1e-18
+        pa, d, L2s = pa[seg], d[seg], L2[seg]
+        rel = p - pa
+        t = (rel[:, 0] * d[:, 0] + rel[:, 1] * d[:, 1]) / np.where(flat[seg], 1.0, L2s)
+        t = np.minimum(np.maximum(t, 0.0), 1.0)
+        off = p - (pa + t[:, None] * d)
+        off = np.where(flat[seg][:, None], rel, off)
+        dist = np.sqrt(np.add.reduce(off * off, axis=1))
+        top = np.maximum.reduceat(dist, starts)
+        at = np.flatnonzero(dist == top[seg])
+        sa = seg[at]
+        first = at[np.concatenate([[True], sa[1:] != sa[:-1]])]   # the first farthest point, as argmax
+        return idx[first].tolist(), top.tolist()
+
+    def _deepen(self, eps: float) -> None:
+        """Split every run whose least distance exceeds ``eps``, depth by depth."""
+        grow = [o for o in self._open if o[3] > eps]
+        self._open = [o for o in self._open if o[3] <= eps]
+        # children of the runs to split (an entry with m == -1 is a top run, not measured yet)
+        runs: list[tuple[int, int, float]] = []
+        for a, m, b, least in grow:
+            if m < 0:
+                runs.append((a, b, least))
+            else:
+                runs.append((a, m, least))
+                runs.append((m, b, least))
+        while runs:
+            runs = [r for r in runs if r[1] - r[0] >= 2]
+            if not runs:
+                break
+            at, dist = self._measure([(a, b) for a, b, _ in runs])
+            nxt = []
+            for (a, b, up), m, dd in zip(runs, at, dist):
+                least = min(up, dd)
+                self._at.append(m)
+                self._least.append(least)
+                if least > eps:
+                    nxt.append((a, m, least))
+                    nxt.append((m, b, least))
+                else:
+                    self._open.append((a, m, b, least))
+            runs = nxt
+        self._floor = eps
+        self._arrays = None
 
     def vertices(self, eps: float) -> np.ndarray:
         """Sorted indices of the vertices kept within ``eps`` (see :func:`douglas_peucker`)."""
@@ -66,18 +127,13 @@ class _Splits:
             return np.arange(n)
         if far == 0:
             return np.array([0])
-        keep = [0, far]
-        stack = [(0, far), (far, n)]
-        while stack:
-            a, b = stack.pop()
-            if b - a < 2:
-                continue
-            m, dist = self._split(a, b)
-            if dist > eps:
-                keep.append(m)
-                stack.append((a, m))
-                stack.append((m, b))
-        return np.unique(np.asarray([k % n for k in keep]))
+        if eps < self._floor:
+            self._deepen(eps)
+        if self._arrays is None:
+            self._arrays = (np.asarray(self._at, np.int64), np.asarray(self._least, np.float64))
+        at, least = self._arrays
+        keep = np.concatenate([[0, far], at[least > eps]])
+        return np.unique(keep % n)
 
 
 def douglas_peucker(points: np.ndarray, eps: float) -> np.ndarray:

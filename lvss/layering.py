@@ -474,12 +474,20 @@ def _simplify_polygon(c: _Contour, epsilon: float, max_segments: int, min_iou: f
     from .fit import _Splits
 
     splits = _Splits(c.points)
+    ious: dict[bytes, float] = {}     # lowering eps often keeps the same vertices: measure each set once
+
+    def iou(idx: np.ndarray) -> float:
+        key = idx.tobytes()
+        if key not in ious:
+            ious[key] = _polygon_iou(c.points[idx], c)
+        return ious[key]
+
     eps = epsilon
     idx = _polygon(c.points, eps, c.fixed, splits)
     while len(idx) > max(max_segments, len(c.fixed) + 3) and eps < 1e6:
         eps *= 1.25
         idx = _polygon(c.points, eps, c.fixed, splits)
-    while eps > 0.2 and (len(idx) < 3 or _polygon_iou(c.points[idx], c) < min_iou):
+    while eps > 0.2 and (len(idx) < 3 or iou(idx) < min_iou):
         finer = _polygon(c.points, eps * 0.7, c.fixed, splits)
         if len(finer) > max_segments:
             break
