@@ -20,7 +20,7 @@ in ``svg/``. Prints the markdown table and one summary line per goal:
 
     PYTHONPATH=. python bench/quality.py [--quick] [--images 1F344 astronaut] [--budgets 64 128 256]
                                          [--out DIR] [--jobs 1] [--seed 0] [--device cpu]
-                                         [--structure-iters S] [--refine-iters R]
+                                         [--structure-iters S] [--refine-iters R] [--opt KEY=VALUE ...]
 
 ``--fill auto`` (or linear, radial; several allowed) adds rows "lvss fill=auto": the gradient fills
 stage (lvss/optimize/fills.py) run on each flat lvss result, which is exactly what
@@ -422,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--structure-iters", type=int, help="override OptimizeConfig.structure_iters")
     ap.add_argument("--refine-iters", type=int, help="override OptimizeConfig.refine_iters")
+    ap.add_argument("--opt", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="override any OptimizeConfig field, e.g. --opt polish_coarse=0.5 polish_iters=40")
     ap.add_argument("--fill", nargs="+", default=[], choices=("linear", "radial", "auto"),
                     help="also score these gradient fill modes against flat (see the docstring)")
     ap.add_argument("--compact", action="store_true",
@@ -445,6 +447,18 @@ def main(argv: list[str] | None = None) -> int:
     # lvss runs (the long part)
     iters = {"structure_iters": a.structure_iters, "refine_iters": a.refine_iters}
     iters = {k: v for k, v in iters.items() if v is not None}
+    from lvss.config import OptimizeConfig
+
+    defaults = OptimizeConfig()
+    for kv in a.opt:
+        key, eq, value = kv.partition("=")
+        if not eq or not hasattr(defaults, key):
+            ap.error(f"--opt takes KEY=VALUE with KEY an OptimizeConfig field, got {kv!r}")
+        kind = type(getattr(defaults, key))
+        try:
+            iters[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError:
+            ap.error(f"--opt {key} needs a {kind.__name__}, got {value!r}")
     modes = ["layered", "compact"] if a.compact else ["layered"]
     fills = tuple(a.fill)
     jobs = [(n, b, a.seed, a.device, iters, m, fills if m == "layered" else ()) for m in modes for n in names
