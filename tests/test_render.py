@@ -387,3 +387,128 @@ def test_scene_pairs_give_the_render_the_visible_areas_and_the_covered_pixels():
     assert float(area[0]) < float(p.cov[p.runs[0][0]:p.runs[0][1]].sum())   # the bottom one is partly hidden
     for i, px in enumerate(covered_pixels(pts, 96, 64)):
         assert torch.equal(p.covered(i), px)
+
+
+# --------------------------------------------------------------------------------------------------
+# the coverage's written-out backward pass against plain autograd
+# --------------------------------------------------------------------------------------------------
+def _coverage_reference(starts, ends, edge_path, boxes, total: int, height: int):
+    """The amounts every piece of edge adds to the coverage buffer, by plain autograd over the
+    expressions (the rasterizer's formulation before its backward pass was written out)."""
+    dev, dt = starts.device, starts.dtype
+    pw = boxes[:, 2].index_select(0, edge_path)
+    # ---- stage 1: cut every edge at integer rows -------------------------------------------------
+    with torch.no_grad():
+        ylo = torch.minimum(starts[:, 1], ends[:, 1])
+        yhi = torch.maximum(starts[:, 1], ends[:, 1])
+        r0 = torch.floor(ylo)
+        r1 = torch.maximum(r0 + 1, torch.ceil(yhi))
+        r0c, r1c = r0.clamp(0, height), r1.clamp(0, height)
+        cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
+    n1 = int(cnt.sum())
+    if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
+        return starts.new_zeros(total), torch.zeros(0, dtype=torch.long, device=dev), \
+            starts.new_zeros(0) + 0.0 * starts.sum()
+    e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
+    first = torch.cumsum(cnt, 0) - cnt
+    ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
+    row = ie[:, 0] + torch.arange(n1, device=dev)
+    pth = ie[:, 1]
+    ab = torch.cat([starts, ends], 1).index_select(0, e)
+    ax, ay, bx, by = ab.unbind(1)
+    dxe, dye = bx - ax, by - ay
+    rowf = row.to(dt)
+    y_top = torch.maximum(torch.minimum(ay, by), rowf)
+    y_bot = torch.minimum(torch.maximum(ay, by), rowf + 1.0)
+    flat = dye.detach().abs() < 1e-6
+    # flat edges get a unit divisor (their quotients are replaced, so gradients stay finite); every
+    # other |dy| is >= 1e-6
+    dyd = torch.where(flat, 1.0, dye)
+    t_top = torch.where(flat, 0.0, ((y_top - ay) / dyd).clamp(0, 1))
+    t_bot = torch.where(flat, 1.0, ((y_bot - ay) / dyd).clamp(0, 1))
+    bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
+    bx0f = bx0.to(dt)
+    bx1f = (bx0 + bw).to(dt)
+    # x outside the box: left → full cover from column 0 on, right → the overflow column
+    px_ = torch.maximum(torch.minimum(ax + t_top * dxe, bx1f), bx0f)   # upper end of the piece
+    qx_ = torch.maximum(torch.minimum(ax + t_bot * dxe, bx1f), bx0f)   # lower end
+    dyr = (y_bot - y_top).clamp(min=0.0)      # vertical extent of the piece
+    wdir = torch.where(dye.detach() > 0, dyr, -dyr)
+    base1 = boff + (row - by0) * (bw + 1) - bx0   # buffer index of column 0 of this row, minus x0
+    # ---- stage 2: cut every row piece at integer columns ---------------------------------------
+    with torch.no_grad():
+        c0 = torch.floor(torch.minimum(px_, qx_))
+        c1 = torch.maximum(c0 + 1, torch.ceil(torch.maximum(px_, qx_)))
+        c1 = torch.minimum(c1, torch.maximum(c0 + 1, bx1f + 1))
+        cnt2 = (c1 - c0).long()
+    n2 = int(cnt2.sum())
+    if n2 == n1:   # every piece lies in one column: no expansion needed
+        col, P, Q, W = c0, px_, qx_, wdir
+        b_k, bw_k, x0_k = base1, bw, bx0
+    else:
+        k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2)
+        first2 = torch.cumsum(cnt2, 0) - cnt2
+        col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
+        P, Q, W = torch.stack([px_, qx_, wdir], 1).index_select(0, k).unbind(1)
+        b_k, bw_k, x0_k = torch.stack([base1, bw, bx0], 1).index_select(0, k).unbind(1)
+    xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
+    lo = torch.maximum(xl, col)
+    hi = torch.minimum(xh, col + 1.0)
+    dx = Q - P
+    vert = dx.detach().abs() < 1e-6
+    dxd = torch.where(vert, 1.0, dx)
+    s_lo = torch.where(vert, 0.0, ((lo - P) / dxd).clamp(0, 1))
+    s_hi = torch.where(vert, 1.0, ((hi - P) / dxd).clamp(0, 1))
+    w = (s_hi - s_lo).abs() * W
+    xm = 0.5 * (lo + hi)
+    ci = col.long()
+    idx = b_k + ci
+    # the spill into the next cell is dropped for the overflow column (it would leave the row)
+    nxt = torch.where(ci - x0_k < bw_k, idx + 1, total)
+    cells = torch.cat([idx, nxt])
+    amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
+    with torch.no_grad():
+        acc = starts.new_zeros(total + 1).index_add_(0, cells, amounts)
+        return torch.cumsum(acc[:total], 0), cells, amounts
+
+
+def _edge_scene(seed: int, n: int, size: int):
+    """Random paths incl. degenerate ones: a point, a horizontal and a vertical line, paths off the
+    canvas and across its edges, vertices on integer and half-integer coordinates and on the canvas
+    edge (ties of the min / max in the cutting)."""
+    g = torch.Generator().manual_seed(seed)
+    pts = [p.points.double() for p in random_scene(n, size, seed=seed).paths()]
+    pts.append(torch.full((6, 2), 10.0, dtype=torch.float64))                       # a point
+    pts.append(torch.tensor([[3.0, 7.0], [9.0, 7.0], [12.0, 7.0]] * 2, dtype=torch.float64))  # horizontal
+    pts.append(torch.tensor([[5.0, 2.0], [5.0, 9.5], [5.0, 14.0]] * 2, dtype=torch.float64))  # vertical
+    pts.append(torch.tensor([[-30.0, -20.0], [-5.0, -25.0], [-10.0, -3.0]], dtype=torch.float64))  # off
+    sq = torch.tensor([[size - 6.0, 4.0], [size, 4.0], [size, 4.0], [size, 4.0], [size, 12.5], [size, 12.5],
+                       [size, 12.5], [size - 6.0, 12.5], [size - 6.0, 12.5], [size - 6.0, 12.5],
+                       [size - 6.0, 4.0], [size - 6.0, 4.0]], dtype=torch.float64)   # on the right edge
+    pts.append(sq)
+    snapped = torch.round(torch.rand(9, 2, generator=g, dtype=torch.float64) * 2 * size) / 2 - 2
+    pts.append(snapped)                                                              # half-integer grid
+    return pts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coverage_backward_matches_plain_autograd(seed):
+    from lvss.render.torch_raster import _coverage, _layout, flatten
+
+    size = 40
+    pts = [p.requires_grad_(True) for p in _edge_scene(seed, 10, size)]
+    starts, ends, edge_path = flatten(pts, 16)
+    lay = _layout(starts, ends, edge_path, len(pts), size, size)
+    sums, cells, amounts = _coverage(starts, ends, edge_path, lay.boxes, lay.total, size)
+    sums_r, cells_r, amounts_r = _coverage_reference(starts, ends, edge_path, lay.boxes, lay.total, size)
+    assert torch.equal(cells[0], cells_r)
+    torch.testing.assert_close(amounts, amounts_r, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sums, sums_r, rtol=0, atol=1e-9)
+    wts = torch.randn(amounts.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    got = torch.autograd.grad((amounts * wts).sum(), pts, retain_graph=True, allow_unused=True)
+    want = torch.autograd.grad((amounts_r * wts).sum(), pts, allow_unused=True)
+    for g, r in zip(got, want):
+        if r is None:
+            assert g is None or not g.any()
+        else:
+            torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9)

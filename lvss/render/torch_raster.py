@@ -172,101 +172,194 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     return _Layout(torch.from_numpy(boxes).to(pts.device), int(size.sum()), boxes, order, level)
 
 
+def _tie(a, b):
+    """Share of the gradient of max(a, b) that goes to ``a`` (autograd's: 1, 0, or 1/2 at a tie)."""
+    return (a > b).to(a.dtype) + 0.5 * (a == b).to(a.dtype)
+
+
 def _coverage(starts, ends, edge_path, boxes, total: int, height: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
 
-    Returns the signed running sums (total,) (no gradients; coverage = min(|sum|, 1)), and the cell
-    indices (K,) and differentiable amounts (K,) added to the buffer, for :class:`_PairCoverage`.
+    Returns the signed running sums (total,) (no gradients; coverage = min(|sum|, 1)), the cells the
+    amounts go to and one past each one's row end (2, K) (for :class:`_PairCoverage`), and the
+    amounts (K,), differentiable in ``starts`` and ``ends`` through :class:`_PieceAmounts`.
 
     Each edge is cut into pieces that lie inside one pixel cell. A piece with vertical extent dy and
     mean abscissa xm in column c of a row adds dir*dy*(c+1-xm) to that cell and dir*dy*(xm-c) to the next
     one, so a running sum along the row gives the signed area covered in every cell (the classic
     accumulation-buffer scheme). Coverage is min(|sum|, 1): the nonzero rule, exact where |winding| <= 1.
-    All of it is differentiable with autograd; horizontal edges add no area but their end points move
-    the neighbouring edges.
+    Horizontal edges add no area but their end points move the neighbouring edges.
     """
     dev, dt = starts.device, starts.dtype
-    pw = boxes[:, 2].index_select(0, edge_path)
-    # ---- stage 1: cut every edge at integer rows -------------------------------------------------
     with torch.no_grad():
-        ylo = torch.minimum(starts[:, 1], ends[:, 1])
-        yhi = torch.maximum(starts[:, 1], ends[:, 1])
+        pw = boxes[:, 2].index_select(0, edge_path)
+        # ---- stage 1: cut every edge at integer rows ---------------------------------------------
+        s_, e_ = starts.detach(), ends.detach()
+        ylo = torch.minimum(s_[:, 1], e_[:, 1])
+        yhi = torch.maximum(s_[:, 1], e_[:, 1])
         r0 = torch.floor(ylo)
         r1 = torch.maximum(r0 + 1, torch.ceil(yhi))
         r0c, r1c = r0.clamp(0, height), r1.clamp(0, height)
         cnt = torch.where(pw > 0, (r1c - r0c).long().clamp(min=0), torch.zeros_like(pw))
-    n1 = int(cnt.sum())
-    if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
-        return starts.new_zeros(total), torch.zeros(2, 0, dtype=torch.long, device=dev), \
-            starts.new_zeros(0) + 0.0 * starts.sum()
-    e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt)
-    first = torch.cumsum(cnt, 0) - cnt
-    ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
-    row = ie[:, 0] + torch.arange(n1, device=dev)
-    pth = ie[:, 1]
-    ab = torch.cat([starts, ends], 1).index_select(0, e)
-    ax, ay, bx, by = ab.unbind(1)
-    dxe, dye = bx - ax, by - ay
-    rowf = row.to(dt)
-    y_top = torch.maximum(torch.minimum(ay, by), rowf)
-    y_bot = torch.minimum(torch.maximum(ay, by), rowf + 1.0)
-    flat = dye.detach().abs() < 1e-6
-    # flat edges get a unit divisor (their quotients are replaced, so gradients stay finite); every
-    # other |dy| is >= 1e-6
-    dyd = torch.where(flat, 1.0, dye)
-    t_top = torch.where(flat, 0.0, ((y_top - ay) / dyd).clamp(0, 1))
-    t_bot = torch.where(flat, 1.0, ((y_bot - ay) / dyd).clamp(0, 1))
-    bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
-    bx0f = bx0.to(dt)
-    bx1f = (bx0 + bw).to(dt)
-    # x outside the box: left → full cover from column 0 on, right → the overflow column
-    px_ = torch.maximum(torch.minimum(ax + t_top * dxe, bx1f), bx0f)   # upper end of the piece
-    qx_ = torch.maximum(torch.minimum(ax + t_bot * dxe, bx1f), bx0f)   # lower end
-    dyr = (y_bot - y_top).clamp(min=0.0)      # vertical extent of the piece
-    wdir = torch.where(dye.detach() > 0, dyr, -dyr)
-    base1 = boff + (row - by0) * (bw + 1) - bx0   # buffer index of column 0 of this row, minus x0
-    # ---- stage 2: cut every row piece at integer columns ---------------------------------------
-    with torch.no_grad():
+        n1 = int(cnt.sum())
+        if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
+            return starts.new_zeros(total), torch.zeros(2, 0, dtype=torch.long, device=dev), \
+                starts.new_zeros(0) + 0.0 * (starts.sum() + ends.sum())
+        e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt, output_size=n1)
+        first = torch.cumsum(cnt, 0) - cnt
+        ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
+        row = ie[:, 0] + torch.arange(n1, device=dev)
+        pth = ie[:, 1]
+        ab = torch.cat([s_, e_], 1).index_select(0, e)
+        ax, ay, bx, by = ab.unbind(1)
+        dxe, dye = bx - ax, by - ay
+        rowf = row.to(dt)
+        ymin, ymax = torch.minimum(ay, by), torch.maximum(ay, by)
+        y_top = torch.maximum(ymin, rowf)
+        y_bot = torch.minimum(ymax, rowf + 1.0)
+        flat = dye.abs() < 1e-6
+        # flat edges get a unit divisor (their quotients are replaced); every other |dy| is >= 1e-6
+        dyd = torch.where(flat, 1.0, dye)
+        t_top_ = (y_top - ay) / dyd
+        t_bot_ = (y_bot - ay) / dyd
+        t_top = torch.where(flat, 0.0, t_top_.clamp(0, 1))
+        t_bot = torch.where(flat, 1.0, t_bot_.clamp(0, 1))
+        bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
+        bx0f = bx0.to(dt)
+        bx1f = (bx0 + bw).to(dt)
+        # x outside the box: left -> full cover from column 0 on, right -> the overflow column
+        p_raw = ax + t_top * dxe
+        q_raw = ax + t_bot * dxe
+        px_ = torch.maximum(torch.minimum(p_raw, bx1f), bx0f)   # upper end of the piece
+        qx_ = torch.maximum(torch.minimum(q_raw, bx1f), bx0f)   # lower end
+        dyr_ = y_bot - y_top
+        dyr = dyr_.clamp(min=0.0)      # vertical extent of the piece
+        up = dye > 0
+        wdir = torch.where(up, dyr, -dyr)
+        base1 = boff + (row - by0) * (bw + 1) - bx0   # buffer index of column 0 of this row, minus x0
+        # ---- stage 2: cut every row piece at integer columns -----------------------------------
         c0 = torch.floor(torch.minimum(px_, qx_))
         c1 = torch.maximum(c0 + 1, torch.ceil(torch.maximum(px_, qx_)))
         c1 = torch.minimum(c1, torch.maximum(c0 + 1, bx1f + 1))
         cnt2 = (c1 - c0).long()
-    n2 = int(cnt2.sum())
-    if n2 == n1:   # every piece lies in one column: no expansion needed
-        col, P, Q, W = c0, px_, qx_, wdir
-        b_k, bw_k, x0_k = base1, bw, bx0
-    else:
-        k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2)
-        first2 = torch.cumsum(cnt2, 0) - cnt2
-        col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
-        P, Q, W = torch.stack([px_, qx_, wdir], 1).index_select(0, k).unbind(1)
-        b_k, bw_k, x0_k = torch.stack([base1, bw, bx0], 1).index_select(0, k).unbind(1)
-    xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
-    lo = torch.maximum(xl, col)
-    hi = torch.minimum(xh, col + 1.0)
-    dx = Q - P
-    vert = dx.detach().abs() < 1e-6
-    dxd = torch.where(vert, 1.0, dx)
-    s_lo = torch.where(vert, 0.0, ((lo - P) / dxd).clamp(0, 1))
-    s_hi = torch.where(vert, 1.0, ((hi - P) / dxd).clamp(0, 1))
-    w = (s_hi - s_lo).abs() * W
-    xm = 0.5 * (lo + hi)
-    ci = col.long()
-    idx = b_k + ci
-    # the spill into the next cell is dropped for the overflow column (it would leave the row)
-    inrow = ci - x0_k < bw_k
-    nxt = torch.where(inrow, idx + 1, total)
-    cells = torch.cat([idx, nxt])
-    amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
-    with torch.no_grad():
+        n2 = int(cnt2.sum())
+        if n2 == n1:   # every piece lies in one column: no expansion needed
+            k = None
+            col, P, Q, W = c0, px_, qx_, wdir
+            b_k, bw_k, x0_k = base1, bw, bx0
+        else:
+            k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2, output_size=n2)
+            first2 = torch.cumsum(cnt2, 0) - cnt2
+            col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
+            P, Q, W = torch.stack([px_, qx_, wdir], 1).index_select(0, k).unbind(1)
+            b_k, bw_k, x0_k = torch.stack([base1, bw, bx0], 1).index_select(0, k).unbind(1)
+        xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
+        lo = torch.maximum(xl, col)
+        hi = torch.minimum(xh, col + 1.0)
+        dx = Q - P
+        vert = dx.abs() < 1e-6
+        dxd = torch.where(vert, 1.0, dx)
+        s_lo_ = (lo - P) / dxd
+        s_hi_ = (hi - P) / dxd
+        s_lo = torch.where(vert, 0.0, s_lo_.clamp(0, 1))
+        s_hi = torch.where(vert, 1.0, s_hi_.clamp(0, 1))
+        sd = s_hi - s_lo
+        w = sd.abs() * W
+        xm = 0.5 * (lo + hi)
+        ci = col.long()
+        idx = b_k + ci
+        # the spill into the next cell is dropped for the overflow column (it would leave the row)
+        inrow = ci - x0_k < bw_k
+        nxt = torch.where(inrow, idx + 1, total)
+        cells = torch.cat([idx, nxt])
+        amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
         # one past the row's overflow column (the dropped spill: the dump cell itself)
         stop = b_k + x0_k + bw_k + 1
         stops = torch.cat([stop, torch.where(inrow, stop, total)])
         # the running sum in float64: every row sums to zero, and in float32 the rounding of the
         # earlier rows would carry into the later ones
-        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts.detach().double())
-        return torch.cumsum(acc[:total], 0).to(dt), torch.stack([cells, stops]), amounts
+        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts.double())
+        sums = torch.cumsum(acc[:total], 0).to(dt)
+    if starts.requires_grad or ends.requires_grad:
+        # what the backward pass needs, per row piece and per column piece
+        keep = dict(cnt=cnt, cnt2=None if k is None else cnt2, n_edges=starts.shape[0],
+                    row=(ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
+                         bx0f, bx1f, p_raw, q_raw, dyr_, up),
+                    col=(col, P, Q, W, xl, xh, lo, hi, vert, dxd, s_lo_, s_hi_, s_lo, s_hi, sd, w, xm))
+        amounts = _PieceAmounts.apply(starts, ends, amounts, keep)
+    return sums, torch.stack([cells, stops]), amounts
+
+
+def _run_sums(v: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Sums of consecutive runs of rows of ``v`` (lengths may be 0); None: runs of one."""
+    return v if lengths is None else torch.segment_reduce(v, "sum", lengths=lengths, axis=0)
+
+
+class _PieceAmounts(torch.autograd.Function):
+    """The amounts every piece of edge adds to the coverage buffer (computed by :func:`_coverage`),
+    with the backward pass written out: per column piece, then per row piece, then per edge (the
+    pieces of a row piece and the row pieces of an edge are consecutive, so each step is a run sum).
+    At ties of min / max the gradient is shared half and half, and a clamp passes it at its bounds,
+    as autograd does on the same expressions."""
+
+    @staticmethod
+    def forward(ctx, starts, ends, amounts, keep):
+        ctx.keep = keep
+        return amounts.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        kp = ctx.keep
+        col, P, Q, W, xl, xh, lo, hi, vert, dxd, s_lo_, s_hi_, s_lo, s_hi, sd, w, xm = kp["col"]
+        n = col.shape[0]
+        g1, g2 = g[:n], g[n:]
+        # a1 = w (col + 1 - xm), a2 = w (xm - col)
+        gw = g1 * (col + 1.0 - xm) + g2 * (xm - col)
+        gxm = w * (g2 - g1)
+        # w = |s_hi - s_lo| W
+        gW = sd.abs() * gw
+        gsd = torch.sign(sd) * W * gw
+        on = ~vert
+        # s = clamp((v - P) / dx, 0, 1): ds/dv = 1/dx, ds/dP = (s - 1)/dx, ds/dQ = -s/dx
+        gsh = torch.where(on & (s_hi_ >= 0) & (s_hi_ <= 1), gsd, 0.0) / dxd
+        gsl = torch.where(on & (s_lo_ >= 0) & (s_lo_ <= 1), -gsd, 0.0) / dxd
+        g_hi = 0.5 * gxm + gsh
+        g_lo = 0.5 * gxm + gsl
+        gP = gsh * (s_hi_ - 1.0) + gsl * (s_lo_ - 1.0)
+        gQ = -(gsh * s_hi_ + gsl * s_lo_)
+        # lo = max(xl, col), hi = min(xh, col + 1), xl = min(P, Q), xh = max(P, Q)
+        g_xl = g_lo * _tie(xl, col)
+        g_xh = g_hi * _tie(col + 1.0, xh)
+        tp = _tie(Q, P)   # share of min(P, Q) that goes to P, of max(P, Q) to Q
+        gP = gP + g_xl * tp + g_xh * (1.0 - tp)
+        gQ = gQ + g_xl * (1.0 - tp) + g_xh * tp
+        gPQW = _run_sums(torch.stack([gP, gQ, gW], 1), kp["cnt2"])   # per row piece
+        (ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
+         bx0f, bx1f, p_raw, q_raw, dyr_, up) = kp["row"]
+        gP, gQ, gW = gPQW.unbind(1)
+        # px_ = max(min(p_raw, x1), x0)
+        gP = gP * _tie(bx1f, p_raw) * _tie(torch.minimum(p_raw, bx1f), bx0f)
+        gQ = gQ * _tie(bx1f, q_raw) * _tie(torch.minimum(q_raw, bx1f), bx0f)
+        g_ax = gP * (1.0 - t_top) + gQ * (1.0 - t_bot)
+        g_bx = gP * t_top + gQ * t_bot
+        g_tt = torch.where(~flat & (t_top_ >= 0) & (t_top_ <= 1), gP * dxe, 0.0) / dyd
+        g_tb = torch.where(~flat & (t_bot_ >= 0) & (t_bot_ <= 1), gQ * dxe, 0.0) / dyd
+        # wdir = +-clamp(y_bot - y_top, 0)
+        gdy = torch.where(dyr_ >= 0, torch.where(up, gW, -gW), 0.0)
+        # t = (y - ay) / (by - ay): dt/dy = 1/dy, dt/day = (t - 1)/dy, dt/dby = -t/dy
+        g_yt = g_tt - gdy
+        g_yb = g_tb + gdy
+        g_ay = g_tt * (t_top_ - 1.0) + g_tb * (t_bot_ - 1.0)
+        g_by = -(g_tt * t_top_ + g_tb * t_bot_)
+        # y_top = max(min(ay, by), row), y_bot = min(max(ay, by), row + 1)
+        g_min = g_yt * _tie(ymin, rowf)
+        g_max = g_yb * _tie(rowf + 1.0, ymax)
+        ta = _tie(by, ay)   # share of min(ay, by) that goes to ay, of max(ay, by) to by
+        g_ay = g_ay + g_min * ta + g_max * (1.0 - ta)
+        g_by = g_by + g_min * (1.0 - ta) + g_max * ta
+        ge = _run_sums(torch.stack([g_ax, g_ay, g_bx, g_by], 1), kp["cnt"])   # per edge
+        return ge[:, :2], ge[:, 2:], None, None
 
 
 class _PairCoverage(torch.autograd.Function):
