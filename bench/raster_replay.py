@@ -9,11 +9,15 @@ alone and of forward + backward (a backward pass for every call that needed grad
 with gradient fills are replayed with their flat colours (fills are evaluated after the coverage).
 
 ``--baseline REV`` also replays the calls through ``lvss/render/torch_raster.py`` as of git
-revision REV, prints its figures and the speed-up, and checks that both give the same renders and
-gradients (largest absolute differences).
+revision REV, prints its figures and the speed-up, and compares both: the largest render
+difference (checked against ``--render-tol``), the gradients' differences relative to each call's
+largest gradient, and how far each one's float32 gradients lie from its own float64 run.
 
-    python bench/raster_replay.py [--images 1F344 1F34C 1F431 1F6B2] [--repeat 5] [--baseline REV]
-                                  [--calls FILE]   # reuse / save the recorded calls (pickle)
+Images are OpenMoji codes or photographs (astronaut, coffee, chelsea, rocket), each optionally with
+a path budget: ``astronaut:256`` (default 64).
+
+    python bench/raster_replay.py [--images 1F344 1F34C 1F431 1F6B2 astronaut:256] [--repeat 5]
+                                  [--baseline REV] [--every K] [--calls FILE]   # reuse / save the calls
 """
 from __future__ import annotations
 
@@ -74,7 +78,7 @@ def record(images: list[str], configs: list[str]) -> list[dict]:
             c.update(colors=cols.detach().clone().cpu(), coverage_sum=bool(loc["with_coverage_sum"]),
                      fills=loc["fills"] is not None,
                      grad=any(p.requires_grad for p in points) or cols.requires_grad)
-        elif entry == "visibility":
+        elif entry in ("visibility", "scene_pairs"):
             c.update(colors=loc["alphas"].detach().clone().cpu(), grad=False)
         else:
             c.update(grad=False)
@@ -136,6 +140,11 @@ def replay_call(mod, c: dict, backward: bool):
     w, h = c["width"], c["height"]
     if c["entry"] == "visibility":
         return mod.visibility(pts, c["colors"], w, h)
+    if c["entry"] == "scene_pairs":
+        # calls recorded before their alphas were kept are replayed with opaque paths
+        alphas = c.get("colors", torch.ones(len(pts)))
+        p = mod.scene_pairs(pts, alphas, w, h)
+        return p.pix, p.pid, p.cov, p.vis
     if c["entry"] == "covered_pixels":
         return mod.covered_pixels(pts, w, h)
     cols = c["colors"].clone().requires_grad_(c["grad"])
@@ -147,17 +156,24 @@ def replay_call(mod, c: dict, backward: bool):
     return out
 
 
-def time_replay(mod, runs: list[dict], backward: bool, repeat: int) -> float:
+def time_replay(mods: list, runs: list[dict], backward: bool, repeat: int) -> list[float]:
+    """Median CPU seconds of replaying all calls through each module; the modules take turns in
+    every repeat, so that a change in the machine's load hits them alike."""
     calls = [c for r in runs for c in r["calls"]]
 
-    def once() -> float:
+    def once(mod) -> float:
         t = time.process_time()
         for c in calls:
             replay_call(mod, c, backward)
         return time.process_time() - t
 
-    once()   # warm-up (caches, allocator)
-    return statistics.median(once() for _ in range(repeat))
+    for mod in mods:
+        once(mod)   # warm-up (caches, allocator)
+    times = [[] for _ in mods]
+    for _ in range(repeat):
+        for i, mod in enumerate(mods):
+            times[i].append(once(mod))
+    return [statistics.median(t) for t in times]
 
 
 def _maxdiff(a, b) -> float:
@@ -181,13 +197,29 @@ def _maxabs(a) -> float:
     return max(_maxabs(x) for x in a)
 
 
-def compare(new, old, runs: list[dict]) -> dict:
-    """Largest absolute differences between the two modules' outputs over all recorded calls."""
-    worst = {"render": 0.0, "point grad (relative)": 0.0, "colour grad (relative)": 0.0, "visibility": 0.0, "covered_pixels": 0.0}
+def _as(c: dict, dtype) -> dict:
+    """The call with its points and colours in ``dtype``."""
+    c = dict(c)
+    c["points"] = [p.to(dtype) for p in c["points"]]
+    if "colors" in c:
+        c["colors"] = c["colors"].to(dtype)
+    return c
+
+
+def compare(new, old, runs: list[dict], reference: bool = True) -> dict:
+    """Differences between the two modules' outputs over all recorded calls: renders (largest
+    absolute difference), gradients (per call, largest difference relative to the call's largest
+    gradient; max and median over the calls), visibility and covered pixels. With ``reference``
+    each one is also compared with itself run in float64 on the same calls, which shows how far its
+    float32 gradients lie from exact arithmetic."""
+    worst = {"render": 0.0, "visibility": 0.0, "covered_pixels": 0.0}
+    rel = {"point grad": [], "colour grad": [], "point grad, current vs float64": [],
+           "point grad, baseline vs float64": [], "colour grad, current vs float64": [],
+           "colour grad, baseline vs float64": []}
     for r in runs:
         for c in r["calls"]:
             a, b = replay_call(new, c, True), replay_call(old, c, True)
-            if c["entry"] == "visibility":
+            if c["entry"] in ("visibility", "scene_pairs"):
                 # same pairs in the same order, weights within rounding
                 worst["visibility"] = max(worst["visibility"], _maxdiff(a, b))
             elif c["entry"] == "covered_pixels":
@@ -195,10 +227,21 @@ def compare(new, old, runs: list[dict]) -> dict:
             elif c["grad"]:
                 worst["render"] = max(worst["render"], _maxdiff(a[0], b[0]))
                 # gradients relative to the call's largest one (they are sums over many pixels)
-                worst["point grad (relative)"] = max(worst["point grad (relative)"], _maxdiff(a[1], b[1]) / _maxabs(b[1]))
-                worst["colour grad (relative)"] = max(worst["colour grad (relative)"], _maxdiff(a[2], b[2]) / _maxabs(b[2]))
+                rel["point grad"].append(_maxdiff(a[1], b[1]) / _maxabs(b[1]))
+                rel["colour grad"].append(_maxdiff(a[2], b[2]) / _maxabs(b[2]))
+                if reference:
+                    for name, got, mod in (("current", a, new), ("baseline", b, old)):
+                        ref = replay_call(mod, _as(c, torch.float64), True)
+                        g1 = [g.double() for g in got[1]]
+                        rel[f"point grad, {name} vs float64"].append(_maxdiff(g1, ref[1]) / _maxabs(ref[1]))
+                        rel[f"colour grad, {name} vs float64"].append(
+                            _maxdiff(got[2].double(), ref[2]) / _maxabs(ref[2]))
             else:
                 worst["render"] = max(worst["render"], _maxdiff(a, b))
+    for k, v in rel.items():
+        if v:
+            worst[k + " (relative, max)"] = max(v)
+            worst[k + " (relative, median)"] = statistics.median(v)
     return worst
 
 
@@ -211,7 +254,13 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", type=Path, default=None,
                     help="pickle of recorded calls: read when it exists, else written after recording")
     ap.add_argument("--baseline", default=None, help="git revision whose torch_raster.py to compare against")
-    ap.add_argument("--no-check", action="store_true", help="skip the equality check against the baseline")
+    ap.add_argument("--no-check", action="store_true", help="skip the comparison with the baseline")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the float64 reference run of the comparison (it is slow on photographs)")
+    ap.add_argument("--every", type=int, default=1,
+                    help="replay every k-th recorded call of each run (long runs at 256 paths)")
+    ap.add_argument("--render-tol", type=float, default=1e-4,
+                    help="largest render difference to the baseline counted as equal")
     args = ap.parse_args(argv)
 
     import lvss.threads
@@ -227,6 +276,8 @@ def main(argv=None) -> int:
         if args.calls is not None:
             with open(args.calls, "wb") as fh:
                 pickle.dump(runs, fh)
+    if args.every > 1:
+        runs = [dict(r, calls=r["calls"][::args.every]) for r in runs]
     calls = [c for r in runs for c in r["calls"]]
     kinds = {}
     for c in calls:
@@ -237,9 +288,9 @@ def main(argv=None) -> int:
     mods = [("current", load_module(None))]
     if args.baseline:
         mods.append((f"baseline {args.baseline}", load_module(args.baseline)))
-    res = {}
-    for name, mod in mods:
-        res[name] = (time_replay(mod, runs, False, args.repeat), time_replay(mod, runs, True, args.repeat))
+    fwd = time_replay([m for _, m in mods], runs, False, args.repeat)
+    both = time_replay([m for _, m in mods], runs, True, args.repeat)
+    res = {name: (f, fb) for (name, _), f, fb in zip(mods, fwd, both)}
     print()
     print("| rasterizer | forward s | forward+backward s |")
     print("|---|---|---|")
@@ -249,8 +300,12 @@ def main(argv=None) -> int:
         (f1, fb1), (f0, fb0) = res["current"], res[mods[1][0]]
         print(f"\nspeed-up over the baseline: forward {f0 / f1:.2f}x, forward+backward {fb0 / fb1:.2f}x")
         if not args.no_check:
-            d = compare(mods[0][1], mods[1][1], runs)
-            print("largest |current - baseline| over all calls: " + ", ".join(f"{k} {v:.2e}" for k, v in d.items()))
+            d = compare(mods[0][1], mods[1][1], runs, not args.no_reference)
+            print("current vs baseline over all calls:")
+            for k, v in d.items():
+                print(f"  {k}: {v:.2e}")
+            ok = d["render"] <= args.render_tol and d["visibility"] <= args.render_tol
+            print(f"renders and visibility within {args.render_tol:g}: {'yes' if ok else 'NO'}")
     return 0
 
 

@@ -8,8 +8,11 @@ How it works
 2. Every edge is cut into pieces lying inside single pixel cells, and each piece adds its exact signed
    area to an accumulation buffer that covers every path's bounding box (one flat buffer for all
    paths; each row ends with an overflow column so that rows sum to zero and one cumulative sum serves
-   all rows). The running sum is the exact area coverage of every pixel (anti-aliasing without
-   supersampling), differentiable in every control point.
+   all rows). The running sum (float64, then the render's dtype) is the exact area coverage of every
+   pixel (anti-aliasing without supersampling), differentiable in every control point: the pieces'
+   amounts and the running sum have written-out backward passes (:class:`_PieceAmounts`,
+   :class:`_PairCoverage`), the latter summing gradients along each row only, since every row's
+   amounts add up to zero for a closed path.
 3. Paths are alpha-composited back to front by a custom autograd function whose backward pass is
    written out; it walks groups of paths with disjoint bounding boxes, so the loop runs over depth
    levels rather than over paths.
@@ -278,9 +281,11 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         stop = b_k + x0_k + bw_k + 1
         stops = torch.cat([stop, torch.where(inrow, stop, total)])
         # the running sum in float64: every row sums to zero, and in float32 the rounding of the
-        # earlier rows would carry into the later ones
+        # earlier rows would carry into the later ones; what is left of it (|s| < 1e-9) counts as
+        # zero, so that a cell no piece reaches (or a path of zero area) has no pair in the plan
         acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts.double())
-        sums = torch.cumsum(acc[:total], 0).to(dt)
+        sums = torch.cumsum(acc[:total], 0)
+        sums = sums.masked_fill_(sums.abs() < 1e-9, 0.0).to(dt)
     if starts.requires_grad or ends.requires_grad:
         # what the backward pass needs, per row piece and per column piece
         keep = dict(cnt=cnt, cnt2=None if k is None else cnt2, n_edges=starts.shape[0],
