@@ -10,6 +10,10 @@ import os as _os
 
 # idle OpenMP threads sleep instead of spinning (see lvss.threads); must precede torch's import
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numpy's and scipy's BLAS work in lvss is small (colour solves of a few hundred unknowns, contour
+# fits): one thread, so that its pool does not compete with torch's threads and other processes for
+# the cores; must precede numpy's import to take effect (a value the user set is kept)
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
 

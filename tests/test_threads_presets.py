@@ -51,6 +51,18 @@ def test_importing_lvss_makes_openmp_threads_sleep():
     assert out.stdout.strip() == "ACTIVE"
 
 
+def test_importing_lvss_first_keeps_numpy_blas_to_one_thread():
+    """numpy's BLAS pool reads its size when numpy loads: lvss imported first makes it one thread
+    (its matrices are small), and a user's own setting wins."""
+    code = "import os, lvss, numpy; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip() == "1", out.stderr
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip() == "2", out.stderr
+
+
 def _args(*argv):
     return build_parser().parse_args(["vectorize", "in.png", "-o", "out.svg", *argv])
 
