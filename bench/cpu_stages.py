@@ -19,6 +19,11 @@ there), the median of ``--first`` processes.
     PYTHONPATH=. python bench/cpu_stages.py [--images 1F344 1F6B2 ... | --all] [--no-photos]
                                             [--repeats 5] [--first 3]
     PYTHONPATH=. python bench/cpu_stages.py --check REV_OR_DIR   # outputs equal to another tree's?
+    PYTHONPATH=. python bench/cpu_stages.py --against REV_OR_DIR [--repeats 5]   # warm, side by side
+
+``--against`` keeps one worker process per tree and alternates the runs between them, so both trees are
+timed in the same machine state (on a shared machine, figures taken minutes apart differ by more than
+the changes being measured).
 
 ``--check`` runs every stage once in this tree and in the other one (a directory holding an ``lvss``
 package, or a git revision, checked out with ``git worktree add`` under the system's temporary folder)
@@ -74,7 +79,6 @@ def _run_stages(rgba, cfg, clock=time.process_time):
     """Every stage once: (seconds per stage, outputs)."""
     import numpy as np
 
-    import lvss.layering as L
     from lvss import pipeline as P
     from lvss.stages import segment_levels, simplify_levels
 
@@ -88,6 +92,8 @@ def _run_stages(rgba, cfg, clock=time.process_time):
     t = clock()
     masksets = segment_levels(cfg, levels, source=rgba).masksets
     sec["segment"] = clock() - t
+    import lvss.layering as L     # as the pipeline does, after the first two stages (its imports count there)
+
     t = clock()
     layering = L.build_layers(masksets, valid=valid if not valid.all() else None)
     sec["build_layers"] = clock() - t
@@ -131,6 +137,7 @@ def _run_stages(rgba, cfg, clock=time.process_time):
 def _child(args) -> None:
     """One fresh process: first-call seconds (--child-first) or the outputs (--child-dump FILE)."""
     import lvss.pipeline  # noqa: F401  (what a server has imported before its first request)
+    import lvss.stages  # noqa: F401
     import lvss.threads as T
 
     T.apply(None)
@@ -145,6 +152,67 @@ def _child(args) -> None:
             pickle.dump(outputs, f)
     else:
         print(json.dumps(sec))
+
+
+def _worker(args) -> None:
+    """A long-lived process for --against: reads an image name per line, runs every stage once on it and
+    answers with the seconds per stage as one JSON line."""
+    import lvss.pipeline  # noqa: F401
+    import lvss.threads as T
+
+    T.apply(None)
+    images = {name: (rgba, cfg) for name, rgba, cfg in _inputs(args.images or [], not args.no_photos)}
+    for line in sys.stdin:
+        rgba, cfg = images[line.strip()]
+        print(json.dumps(_run_stages(rgba, cfg)[0]), flush=True)
+
+
+def _against(images: list[str], photos: bool, other: Path, repeats: int) -> None:
+    """Both trees' warm seconds per stage, runs alternating between a worker process of each."""
+    extra = ["--worker", "--images", *images] + ([] if photos else ["--no-photos"])
+    if not images:
+        extra.remove("--images")
+    workers = {}
+    for tag, tree in (("this", ROOT), ("other", other)):
+        env = dict(os.environ, PYTHONPATH=str(tree), LVSS_THREADS="1")
+        workers[tag] = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *extra], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(tag: str, name: str) -> dict[str, float]:
+        w = workers[tag]
+        w.stdin.write(name + "\n")
+        w.stdin.flush()
+        return json.loads(w.stdout.readline())
+
+    names = list(images) + (list(PHOTOS) if photos else [])
+    print(f"warm CPU seconds per stage, 1 thread, median of {repeats} runs alternating between this tree "
+          f"({ROOT}) and {other}")
+    print(f"{'image':10s} {'tree':5s}" + "".join(f"{s:>13s}" for s in STAGES) + f"{'total':>9s}")
+    sums = {tag: {s: 0.0 for s in STAGES} for tag in workers}
+    try:
+        for name in names:
+            for tag in workers:
+                ask(tag, name)                          # warm-up
+            runs: dict[str, list] = {tag: [] for tag in workers}
+            for k in range(max(1, repeats)):
+                for tag in (("this", "other") if k % 2 == 0 else ("other", "this")):
+                    runs[tag].append(ask(tag, name))
+            for tag in ("other", "this"):
+                row = {s: statistics.median(r[s] for r in runs[tag]) for s in STAGES}
+                for s in STAGES:
+                    sums[tag][s] += row[s]
+                print(f"{name:10s} {tag:5s}" + "".join(f"{row[s]:13.3f}" for s in STAGES)
+                      + f"{sum(row.values()):9.3f}", flush=True)
+        for tag in ("other", "this"):
+            print(f"{'sum':10s} {tag:5s}" + "".join(f"{sums[tag][s]:13.3f}" for s in STAGES)
+                  + f"{sum(sums[tag].values()):9.3f}")
+        print(f"{'ratio':10s} {'':5s}" + "".join(f"{sums['this'][s] / max(sums['other'][s], 1e-9):13.2f}"
+                                                 for s in STAGES)
+              + f"{sum(sums['this'].values()) / max(sum(sums['other'].values()), 1e-9):9.2f}")
+    finally:
+        for w in workers.values():
+            w.stdin.close()
+            w.wait()
 
 
 def _spawn(extra: list[str], tree: Path) -> subprocess.CompletedProcess:
@@ -228,12 +296,18 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--first", type=int, default=3, help="fresh processes for the first-call figures (0: none)")
     ap.add_argument("--check", metavar="REV_OR_DIR")
+    ap.add_argument("--against", metavar="REV_OR_DIR",
+                    help="warm figures of this tree and another, runs alternating between the two")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--photo", help=argparse.SUPPRESS)
     ap.add_argument("--child-first", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child-dump", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_first or args.child_dump:
         _child(args)
+        return 0
+    if args.worker:
+        _worker(args)
         return 0
     if args.all:
         images = sorted(p.name.split("_")[0] for p in OPENMOJI.glob("*_256.png"))
@@ -242,10 +316,16 @@ def main() -> int:
     names = images + ([] if args.no_photos else list(PHOTOS))
     if args.check:
         return _check(names, _tree(args.check))
+    if args.against:
+        _against(images, not args.no_photos, _tree(args.against), args.repeats)
+        return 0
 
+    import lvss
     import lvss.threads as T
 
     T.apply(None)
+    tree = Path(lvss.__file__).resolve().parents[1]    # the tree timed (PYTHONPATH), also in fresh processes
+    print(f"lvss from {tree}")
     print(f"CPU seconds per stage, 1 thread; warm = median of {args.repeats}, "
           f"first = median of {args.first} fresh processes")
     head = f"{'image':10s} {'':5s}" + "".join(f"{s:>13s}" for s in STAGES) + f"{'total':>9s}"
@@ -256,7 +336,7 @@ def main() -> int:
         runs = [_run_stages(rgba, cfg)[0] for _ in range(max(1, args.repeats))]
         rows = {"warm": {s: statistics.median(r[s] for r in runs) for s in STAGES}}
         if args.first > 0:
-            firsts = [json.loads(_spawn([*_who(name), "--child-first"], ROOT).stdout.strip().splitlines()[-1])
+            firsts = [json.loads(_spawn([*_who(name), "--child-first"], tree).stdout.strip().splitlines()[-1])
                       for _ in range(args.first)]
             rows["first"] = {s: statistics.median(r[s] for r in firsts) for s in STAGES}
         for kind, row in rows.items():

@@ -22,18 +22,8 @@ STRAIGHT_TOL = 0.5  # pixels: a run of contour points this close to its chord is
 
 def _norm_rows(x: np.ndarray) -> np.ndarray:
     """Euclidean length of every row of an (M, 2) array: the arithmetic of
-    ``np.linalg.norm(x, axis=1)`` without its argument handling (this runs once per run of points)."""
+    ``np.linalg.norm(x, axis=1)`` without its argument handling (it runs on many small arrays)."""
     return np.sqrt(np.add.reduce(x * x, axis=1))
-
-
-def _seg_dist(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distances of points p (M, 2) to the segment a-b."""
-    d = b - a
-    L2 = float(d @ d)
-    if L2 < 1e-18:
-        return _norm_rows(p - a)
-    t = np.minimum(np.maximum(((p - a) @ d) / L2, 0.0), 1.0)
-    return _norm_rows(p - (a + t[:, None] * d))
 
 
 class _Splits:
@@ -62,8 +52,9 @@ class _Splits:
             self._open = [(0, -1, self.far, math.inf), (self.far, -1, n, math.inf)]   # (m -1: the run itself)
 
     def _measure(self, runs: list[tuple[int, int]]) -> tuple[list[int], list[float]]:
-        """Split point and its distance of every run (a, b), b - a >= 2, in one pass over their points
-        (the arithmetic of :func:`_seg_dist`, point by point, so the result is the one run by run)."""
+        """Split point and its distance of every run (a, b), b - a >= 2, in one pass over their points:
+        the point of ext[a+1:b] farthest from the segment ext[a]-ext[b] (the first one on ties). Each
+        point's distance takes the same arithmetic whichever runs are measured with it."""
         ext = self.ext
         ab = np.asarray(runs, np.int64)
         a, b = ab[:, 0], ab[:, 1]
@@ -143,59 +134,15 @@ def douglas_peucker(points: np.ndarray, eps: float) -> np.ndarray:
     return _Splits(points).vertices(eps)
 
 
-def _bernstein(t: np.ndarray) -> np.ndarray:
-    u = 1.0 - t
-    return np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
-
-
-def _fit_segment(q: np.ndarray, iters: int = 3) -> np.ndarray | None:
-    """Inner control points (2, 2) of the cubic from q[0] to q[-1] closest to the points q (M, 2) in
-    the least-squares sense, or None when there are too few points to determine them."""
-    m = len(q)
-    if m < 4:
-        return None
-    p0, p3 = q[0], q[-1]
-    d = _norm_rows(np.diff(q, axis=0))
-    s = np.concatenate([[0.0], np.cumsum(d)])
-    if s[-1] < 1e-9:
-        return None
-    t = s / s[-1]
-    ctrl = None
-    for _ in range(iters):
-        B = _bernstein(t)
-        b0, b1, b2, b3 = B[:, 0, None], B[:, 1, None], B[:, 2, None], B[:, 3, None]
-        rhs = q - b0 * p0 - b3 * p3
-        A = B[:, 1:3]
-        AtA = A.T @ A
-        if abs(np.linalg.det(AtA)) < 1e-12:
-            return None if ctrl is None else ctrl[1:3]
-        sol = np.linalg.solve(AtA, A.T @ rhs)
-        c = ctrl = np.stack([p0, sol[0], sol[1], p3])
-        # one Newton step on every parameter: move t to the nearest point of the curve (the Bernstein
-        # weights at t are B's columns)
-        u = 1.0 - t
-        pt = b0 * c[0] + b1 * c[1] + b2 * c[2] + b3 * c[3]
-        d1 = 3 * ((u * u)[:, None] * (c[1] - c[0]) + (2 * u * t)[:, None] * (c[2] - c[1])
-                  + (t * t)[:, None] * (c[3] - c[2]))
-        d2 = 6 * (u[:, None] * (c[2] - 2 * c[1] + c[0]) + t[:, None] * (c[3] - 2 * c[2] + c[1]))
-        diff = pt - q
-        num = np.add.reduce(diff * d1, axis=1)
-        den = np.add.reduce(d1 * d1, axis=1) + np.add.reduce(diff * d2, axis=1)
-        ok = np.abs(den) > 1e-9
-        step = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
-        t = np.minimum(np.maximum(t - step, 0.0), 1.0)
-        t[0], t[-1] = 0.0, 1.0
-        t = np.maximum.accumulate(t)
-    return ctrl[1:3]
-
-
 def _fit_segments(q: np.ndarray, m: np.ndarray, iters: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_fit_segment` for S runs of points at once.
+    """Inner control points of the cubics closest to S runs of points at once, in the least-squares
+    sense: the end points stay, the two inner points are solved for at chord-length parameters, and
+    every parameter then takes one Newton step towards the nearest point of the curve, ``iters`` times.
 
     q: (S, M, 2), run i in ``q[i, :m[i]]`` and padded with its last point; m: (S,) lengths >= 4.
-    Returns the inner control points (S, 2, 2) and (S,) whether each run got a fit (where
-    :func:`_fit_segment` gives None, the points are undefined). Padding adds exact zeros to every sum,
-    so each run's fit is the one it gets alone, up to the order of the sums.
+    Returns the inner control points (S, 2, 2) and (S,) whether each run got a fit (no fit for a run
+    of zero length, or whose first system is singular; a later singular system keeps the previous
+    fit). Padding adds exact zeros to every sum, so each run's fit is the one it gets alone.
     """
     S, M = q.shape[:2]
     rows = np.arange(S)

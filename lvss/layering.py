@@ -450,15 +450,66 @@ def _polygon(points: np.ndarray, eps: float, fixed: np.ndarray | None = None, sp
     return idx if fixed is None or len(fixed) == 0 else np.union1d(idx, fixed)
 
 
-def _polygon_iou(poly: np.ndarray, c: _Contour) -> float:
-    """IoU of the polygon's pixels (centre inside) with the component, over its bounding box."""
+_IOU_TILE = 8            # pixels: side of the tiles that _polygon_pixels tests or takes whole
+_IOU_DIRECT_AREA = 4096  # bounding boxes up to this many pixels are tested pixel by pixel throughout
+
+
+def _polygon_pixels(idx: np.ndarray, c: _Contour) -> np.ndarray:
+    """(h, w) bool over the component's bounding box: the pixels whose centre the closed polygon
+    ``c.points[idx]`` covers, boundary included (:func:`skimage.draw.polygon2mask`).
+
+    A pixel centre that the polygon and the contour classify differently lies between a run of contour
+    points and its chord, so within the run's largest distance from the chord (the region between
+    them lies in the convex band of that width around the chord). Over a large box only the tiles near
+    the chords are tested point by point; elsewhere the polygon covers exactly the component's own
+    pixels (the contour separates every pixel centre of the component from those outside it).
+    """
     from skimage.draw import polygon2mask
 
-    if len(poly) < 3:
-        return 0.0
+    poly = c.points[idx]
     # pixel (r, c) has its centre at x = c + 0.5, y = r + 0.5
     rc = np.stack([poly[:, 1] - 0.5 - c.row0, poly[:, 0] - 0.5 - c.col0], 1)
-    filled = polygon2mask(c.shape.shape, rc)
+    h, w = c.shape.shape
+    if h * w <= _IOU_DIRECT_AREA:
+        return polygon2mask(c.shape.shape, rc)
+    from skimage.measure import points_in_poly
+
+    from .fit import _Splits
+
+    # the largest distance of a contour point from the chord of its run
+    n = len(c.points)
+    a = np.asarray(idx, np.int64)
+    b = np.roll(a, -1)
+    b = np.where(b > a, b, b + n)
+    runs = [(int(x), int(y)) for x, y in zip(a, b) if y - x >= 2]
+    spread = max(_Splits(c.points)._measure(runs)[1]) if runs else 0.0
+    # tiles within reach of a chord: chords sampled at most 1 px apart, tile distance rounded up
+    T = _IOU_TILE
+    seg = rc[(np.arange(len(rc)) + 1) % len(rc)] - rc
+    k = np.ceil(np.hypot(seg[:, 0], seg[:, 1])).astype(np.int64) + 1
+    e = np.repeat(np.arange(len(rc)), k)
+    t = (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)) / np.repeat(np.maximum(k - 1, 1), k)
+    samples = rc[e] + t[:, None] * seg[e]
+    th, tw = -(-h // T), -(-w // T)
+    ty = np.clip(np.floor(samples[:, 0] / T).astype(np.int64), 0, th - 1)
+    tx = np.clip(np.floor(samples[:, 1] / T).astype(np.int64), 0, tw - 1)
+    near = np.zeros((th, tw), bool)
+    near[ty, tx] = True
+    reach = int(math.ceil((spread + 2.0) / T))
+    near = ndi.maximum_filter(near, size=2 * reach + 1, mode="constant", cval=False)
+    band = np.repeat(np.repeat(near, T, 0), T, 1)[:h, :w]
+    out = c.shape.copy()
+    rr, cc = np.nonzero(band)
+    # skimage.draw.polygon tests (column, row) points against (column, row) vertices
+    out[rr, cc] = points_in_poly(np.stack([cc, rr], 1).astype(np.float64), rc[:, ::-1])
+    return out
+
+
+def _polygon_iou(idx: np.ndarray, c: _Contour) -> float:
+    """IoU of the pixels of the polygon ``c.points[idx]`` (centre inside) with the component."""
+    if len(idx) < 3:
+        return 0.0
+    filled = _polygon_pixels(idx, c)
     union = np.count_nonzero(filled | c.shape)
     return np.count_nonzero(filled & c.shape) / max(union, 1)
 
@@ -479,7 +530,7 @@ def _simplify_polygon(c: _Contour, epsilon: float, max_segments: int, min_iou: f
     def iou(idx: np.ndarray) -> float:
         key = idx.tobytes()
         if key not in ious:
-            ious[key] = _polygon_iou(c.points[idx], c)
+            ious[key] = _polygon_iou(idx, c)
         return ious[key]
 
     eps = epsilon
@@ -555,7 +606,7 @@ def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
     from .fit import fit_closed_cubic
 
     pts = fit_closed_cubic(contour.points, idx, corners=np.flatnonzero(np.isin(idx, contour.fixed)))
-    return Path(torch.tensor(pts, dtype=torch.float32), torch.tensor([0.0, 0.0, 0.0, 1.0]))
+    return Path(torch.from_numpy(pts.astype(np.float32)), torch.tensor([0.0, 0.0, 0.0, 1.0]))
 
 
 def mask_to_paths(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64, min_iou: float = 0.95,

@@ -462,3 +462,50 @@ def test_douglas_peucker_splits_reused_across_tolerances_match_fresh_runs():
         assert np.all(np.diff(got) > 0) and got[0] == 0
     # a finer tolerance keeps every vertex of a coarser one
     assert set(splits.vertices(2.0)) <= set(splits.vertices(0.5))
+
+
+def test_cubic_fit_of_runs_together_equals_each_run_alone():
+    from lvss.fit import _fit_segments
+
+    rng = np.random.default_rng(3)
+    a = np.linspace(0, 2 * np.pi, 120, endpoint=False)
+    r = 15 + 2 * np.sin(3 * a) + rng.normal(0, 0.2, a.size)
+    pts = np.stack([30 + r * np.cos(a), 30 + r * np.sin(a)], 1)
+    cuts = np.array([0, 7, 19, 23, 50, 90, 120])          # runs of 8 to 41 points, padded together
+    ms = np.diff(cuts) + 1
+    q = np.stack([pts[np.minimum(c + np.arange(ms.max()), c + m - 1) % len(pts)] for c, m in zip(cuts, ms)])
+    got, ok = _fit_segments(q, ms)
+    assert ok.all()
+    for i, m in enumerate(ms):
+        alone, ok1 = _fit_segments(q[i:i + 1, :m], ms[i:i + 1])
+        assert ok1[0]
+        np.testing.assert_allclose(got[i], alone[0], rtol=0, atol=1e-9)
+    # a run of zero length gets no fit; the others are unaffected
+    q2 = q.copy()
+    q2[1] = q2[1, 0]
+    got2, ok2 = _fit_segments(q2, ms)
+    assert not ok2[1] and np.delete(ok2, 1).all()
+    np.testing.assert_allclose(np.delete(got2, 1, 0), np.delete(got, 1, 0), rtol=0, atol=1e-9)
+
+
+def test_polygon_pixels_near_the_chords_only_equal_a_full_polygon_raster(monkeypatch):
+    import lvss.layering as L
+    from scipy import ndimage as ndi
+    from skimage.draw import polygon2mask
+
+    monkeypatch.setattr(L, "_IOU_DIRECT_AREA", 0)      # the tiled test on every box, however small
+    rng = np.random.default_rng(11)
+    seen = []
+    real = L._polygon_iou
+    monkeypatch.setattr(L, "_polygon_iou", lambda idx, c: seen.append((idx.copy(), c)) or real(idx, c))
+    for _ in range(12):
+        h, w = rng.integers(20, 90, 2)
+        m = ndi.gaussian_filter(rng.normal(size=(h, w)), rng.uniform(1.5, 5)) > rng.uniform(-0.1, 0.1)
+        for holes in (False, True):
+            for eps, segs in ((1.5, 64), (3.0, 8)):
+                mask_to_path(m, eps, max_segments=segs, holes=holes)
+    assert len(seen) > 30
+    for idx, c in seen:
+        poly = c.points[idx]
+        rc = np.stack([poly[:, 1] - 0.5 - c.row0, poly[:, 0] - 0.5 - c.col0], 1)
+        assert np.array_equal(L._polygon_pixels(idx, c), polygon2mask(c.shape.shape, rc))
