@@ -197,6 +197,19 @@ def _maxabs(a) -> float:
     return max(_maxabs(x) for x in a)
 
 
+def _pairs_diff(a, b, n_pix: int) -> float:
+    """Largest difference of the weights (and coverages) of two lists of (pixel, path) pairs,
+    (pix, pid, weight) or (pix, pid, cov, vis); a pair missing from one side weighs 0 there."""
+    ka, kb = a[1] * n_pix + a[0], b[1] * n_pix + b[0]
+    keys, inv = torch.unique(torch.cat([ka, kb]), return_inverse=True)
+    worst = 0.0
+    for va, vb in zip(a[2:], b[2:]):
+        da = torch.zeros(keys.shape[0], dtype=torch.float64).index_add_(0, inv[:ka.shape[0]], va.double())
+        db = torch.zeros(keys.shape[0], dtype=torch.float64).index_add_(0, inv[ka.shape[0]:], vb.double())
+        worst = max(worst, float((da - db).abs().max()) if keys.numel() else 0.0)
+    return worst
+
+
 def _as(c: dict, dtype) -> dict:
     """The call with its points and colours in ``dtype``."""
     c = dict(c)
@@ -212,7 +225,7 @@ def compare(new, old, runs: list[dict], reference: bool = True) -> dict:
     gradient; max and median over the calls), visibility and covered pixels. With ``reference``
     each one is also compared with itself run in float64 on the same calls, which shows how far its
     float32 gradients lie from exact arithmetic."""
-    worst = {"render": 0.0, "visibility": 0.0, "covered_pixels": 0.0}
+    worst = {"render": 0.0, "visibility": 0.0, "covered_pixels (pixels differing)": 0.0}
     rel = {"point grad": [], "colour grad": [], "point grad, current vs float64": [],
            "point grad, baseline vs float64": [], "colour grad, current vs float64": [],
            "colour grad, baseline vs float64": []}
@@ -220,10 +233,12 @@ def compare(new, old, runs: list[dict], reference: bool = True) -> dict:
         for c in r["calls"]:
             a, b = replay_call(new, c, True), replay_call(old, c, True)
             if c["entry"] in ("visibility", "scene_pairs"):
-                # same pairs in the same order, weights within rounding
-                worst["visibility"] = max(worst["visibility"], _maxdiff(a, b))
+                # pair by pair (a pair only one of them has counts with weight 0 in the other)
+                worst["visibility"] = max(worst["visibility"], _pairs_diff(a, b, c["width"] * c["height"]))
             elif c["entry"] == "covered_pixels":
-                worst["covered_pixels"] = max(worst["covered_pixels"], _maxdiff(a, b))
+                # pixels one of them counts as covered and the other not (coverage ~0 at the edge)
+                worst["covered_pixels (pixels differing)"] = max(worst["covered_pixels (pixels differing)"], float(sum(
+                    torch.cat([x, y]).unique().numel() * 2 - x.numel() - y.numel() for x, y in zip(a, b))))
             elif c["grad"]:
                 worst["render"] = max(worst["render"], _maxdiff(a[0], b[0]))
                 # gradients relative to the call's largest one (they are sums over many pixels)
