@@ -470,7 +470,7 @@ def _polygon_pixels(idx: np.ndarray, c: _Contour) -> np.ndarray:
     # pixel (r, c) has its centre at x = c + 0.5, y = r + 0.5
     rc = np.stack([poly[:, 1] - 0.5 - c.row0, poly[:, 0] - 0.5 - c.col0], 1)
     h, w = c.shape.shape
-    if h * w <= _IOU_DIRECT_AREA:
+    if h * w <= _IOU_DIRECT_AREA or idx[0] != 0:    # (Douglas-Peucker vertices start at point 0)
         return polygon2mask(c.shape.shape, rc)
     from skimage.measure import points_in_poly
 
