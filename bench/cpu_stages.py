@@ -65,10 +65,11 @@ def _inputs(images: list[str], photos: bool):
         rgba = np.asarray(Image.open(OPENMOJI / f"{code}_256.png").convert("RGBA"))
         out.append((code, rgba, VectorizeConfig(paths=64)))
     if photos:
-        from skimage import data
+        import skimage
 
         for name in PHOTOS:
-            im = Image.fromarray(getattr(data, name)())
+            # scikit-image's sample file, read directly: skimage.data would import scipy before timing
+            im = Image.open(Path(skimage.__file__).parent / "data" / f"{name}.png").convert("RGB")
             s = 256 / max(im.size)
             im = im.resize((round(im.size[0] * s), round(im.size[1] * s)), Image.LANCZOS).convert("RGBA")
             out.append((name, np.asarray(im), VectorizeConfig(paths=256)))
