@@ -292,12 +292,13 @@ def test_a_larger_budget_retraces_a_smaller_one_and_ends_no_worse():
     h, w = ta.shape
     bg = torch.tensor([[0.0, 0.0], [w / 3, 0], [2 * w / 3, 0], [w, 0], [w, h / 3], [w, 2 * h / 3], [w, h],
                        [2 * w / 3, h], [w / 3, h], [0, h], [0, 2 * h / 3], [0, h / 3]])
-    cfg = OptimizeConfig(refine_iters=8, refine_rounds=2, first_stage_rounds=3, refill_rounds=1,
+    # rounds long enough (8 steps) for the paths a round adds to pay before the polish
+    cfg = OptimizeConfig(refine_iters=16, refine_rounds=2, first_stage_rounds=3, refill_rounds=1,
                          polish_iters=10)
     col = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
     small = refine(RefineState([bg], col.clone(), 1), tc, ta, 16, cfg)
     large = refine(RefineState([bg], col.clone(), 1), tc, ta, 32, cfg)
-    first = 3 * 4      # the 16-path stage: 3 rounds of 8 // 2 steps
+    first = 3 * 8      # the 16-path stage: 3 rounds of 16 // 2 steps
     assert len(small.history) >= first and small.history[:first] == large.history[:first]
     assert len(small.points) <= 16 and 16 < len(large.points) <= 32
     assert _loss(large.points, large.colors, tc, ta) <= _loss(small.points, small.colors, tc, ta)
