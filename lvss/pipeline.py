@@ -351,6 +351,24 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     return scene, metrics
 
 
+# what the stages import on first use (they import lazily, so that ``import lvss`` stays cheap):
+# scipy.ndimage and scikit-image's filters alone take about 1 s on a small CPU
+_FIRST_USE = ("lvss.simplify.classical", "lvss.segment.classical", "lvss.layering", "lvss.fit",
+              "lvss.optimize.refine", "lvss.optimize.structure", "lvss.svg", "lvss.compact",
+              "scipy.ndimage", "scipy.sparse", "skimage.filters.rank", "skimage.morphology",
+              "skimage.measure", "skimage.segmentation", "skimage.draw")
+
+
+def preload() -> list[str]:
+    """Import what the pipeline's stages load on first use, so that a long-running process (the
+    server) does not charge it to its first job. Returns the modules imported."""
+    import importlib
+
+    for name in _FIRST_USE:
+        importlib.import_module(name)
+    return list(_FIRST_USE)
+
+
 def vectorize(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallback | None = None,
               cancel: threading.Event | None = None) -> Scene:
     """Vectorize an image into a layered :class:`~lvss.scene.Scene` (see :func:`run`)."""

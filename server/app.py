@@ -458,6 +458,10 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
     base = (opts.base_config or VectorizeConfig()).with_(device=device)
     if models is None:
         models = preload_models(base) if run_job is None else []
+    if run_job is None:
+        from lvss.pipeline import preload
+
+        preload()   # the stages' first-use imports, not on the first request's clock
     lim = opts.limits
     try:
         servicer = Servicer(run_job, device=device, limits=lim, models=models, base_config=base,

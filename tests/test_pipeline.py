@@ -340,3 +340,15 @@ def test_a_small_budget_leaves_no_hole_in_an_opaque_picture():
         return float(render_paths([sp.points for sp in paths], torch.ones(3, 4), w, h)[..., 3].numpy()[valid].mean())
 
     assert shown(bare) < 0.8 and shown(covered) > 0.97
+
+
+def test_preload_imports_what_the_stages_load_on_first_use():
+    """The stages import lazily (``import lvss.pipeline`` stays light); ``preload`` (run by the
+    server at start) imports all of it, so a first job does not pay for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lvss.pipeline as p; before = 'skimage.filters.rank' in sys.modules; p.preload(); "
+            "print(before, all(m in sys.modules for m in p._FIRST_USE))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "True"], out.stderr
