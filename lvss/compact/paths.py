@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..config import VectorizeConfig
-from ..optimize.loop import adam_loop, check_cancel
+from ..optimize.loop import adam_loop, check_cancel, visible_kept
 from ..optimize.losses import error_map
 from .details import Confine, detail_centres, detail_prob, error_centres, mask_depth
 
@@ -119,8 +119,7 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
                                      per[r], done, total)
         done += per[r]
         if len(pts) > n_s:  # details that no longer show go (and their seeds with them)
-            vis = visible_area(pts, colors, w, h)
-            keep = [i for i in range(len(pts)) if i < n_s or float(vis[i]) >= oc.prune_area]
+            keep = visible_kept(visible_area(pts, colors, w, h), n_s, oc.prune_area)
             seeds = [seeds[i - n_s] for i in keep[n_s:]]
             pts, colors = [pts[i] for i in keep], colors[keep]
         if pts:

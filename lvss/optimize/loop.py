@@ -3,7 +3,7 @@ after each step (clamping, projection), progress, cancel and optional plateau st
 
 Every optimisation in the project runs through :func:`adam_loop`: the layered structure stage and
 refinement (``structure.py``, ``refine.py``), compact mode's recolouring stages and its path stage
-(``lvss.compact``). :func:`prune_invisible` is the pruning step both modes apply between rounds.
+(``lvss.compact``). :func:`visible_kept` is the pruning rule both modes apply between rounds.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from .stopping import Plateau
 
-__all__ = ["Adam", "adam_loop", "lr_decay", "hold_then_decay", "check_cancel", "Cancelled", "prune_invisible"]
+__all__ = ["Adam", "adam_loop", "lr_decay", "hold_then_decay", "check_cancel", "Cancelled", "visible_kept"]
 
 
 class Cancelled(RuntimeError):
@@ -113,17 +113,8 @@ def adam_loop(groups: Sequence[tuple[Sequence[torch.Tensor], float]], loss_fn: C
     return iters
 
 
-def prune_invisible(points: list[torch.Tensor], colors: torch.Tensor, n_fixed: int, width: int, height: int,
-                    min_area: float) -> tuple[list[torch.Tensor], torch.Tensor, int]:
-    """Drop paths from index ``n_fixed`` on whose visible area (pixels) is under ``min_area``.
-    Returns (points, colors, number removed)."""
-    from .structure import visible_area
-
-    n = len(points)
-    if n <= n_fixed:
-        return points, colors, 0
-    vis = visible_area(points, colors, width, height)
-    keep = [i for i in range(n) if i < n_fixed or float(vis[i]) >= min_area]
-    if len(keep) == n:
-        return points, colors, 0
-    return [points[i] for i in keep], colors[keep], n - len(keep)
+def visible_kept(areas: torch.Tensor, n_fixed: int, min_area: float) -> list[int]:
+    """Indices of the paths pruning keeps: the first ``n_fixed``, and every later one whose visible
+    area ``areas[i]`` (pixels, :func:`lvss.optimize.structure.visible_area`) is at least ``min_area``."""
+    area = areas.tolist()
+    return [i for i in range(len(area)) if i < n_fixed or area[i] >= min_area]

@@ -23,7 +23,7 @@ from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pa
 from ..scene import circle_path
 from .losses import error_map, image_loss
 from .stopping import Plateau
-from .loop import adam_loop, check_cancel
+from .loop import adam_loop, check_cancel, visible_kept
 from .structure import solve_colors
 
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
@@ -80,8 +80,7 @@ def _prune(state: RefineState, pairs: Pairs, min_area: float) -> list[int]:
     """Drop detail paths that show fewer than ``min_area`` pixels (``pairs``: the state's); returns
     the indices, among the paths before, of those kept."""
     n = len(state.points)
-    area = pairs.visible_area(n).tolist()
-    keep = [i for i in range(n) if i < state.n_fixed or area[i] >= min_area]
+    keep = visible_kept(pairs.visible_area(n), state.n_fixed, min_area)
     if len(keep) < n:
         state.points = [state.points[i] for i in keep]
         state.colors = state.colors[keep]
