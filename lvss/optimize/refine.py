@@ -382,10 +382,9 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
     if coarse > 0:
         # the first steps at half size (a quarter of the pixels): colours and the larger moves settle
         # there, and the steps at full size then only line the edges up
-        _, _, _, hs, ws = _scaled_targets(target_c, target_a, weight, 0.5)
+        tc, ta, wg, hs, ws = _scaled_targets(target_c, target_a, weight, 0.5)
         half = torch.tensor([ws / w, hs / h], device=target_a.device)
         small = RefineState([p.detach() * half for p in state.points], state.colors, len(state.points))
-        tc, ta, wg, _, _ = _scaled_targets(target_c, target_a, weight, 0.5)
         _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel)
         state.points = [p / half for p in small.points]
         state.colors = small.colors
