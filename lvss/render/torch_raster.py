@@ -180,6 +180,17 @@ def _tie(a, b):
     return (a > b).to(a.dtype) + 0.5 * (a == b).to(a.dtype)
 
 
+def _add_cell_clamp_grads(ga, gb, g_lo, g_hi, a, b, lo_arg, hi_arg, k):
+    """``ga``, ``gb`` plus the gradients reaching ``a`` and ``b`` through lo = max(min(a, b), k) and
+    hi = min(max(a, b), k + 1) (a piece's ends clamped to the cell [k, k + 1]), given the gradients
+    ``g_lo``, ``g_hi`` of lo and hi; ``lo_arg``, ``hi_arg`` are min(a, b) and max(a, b). Ties are shared
+    half and half, as autograd does."""
+    g_min = g_lo * _tie(lo_arg, k)
+    g_max = g_hi * _tie(k + 1.0, hi_arg)
+    t = _tie(b, a)   # share of min(a, b) that goes to a, of max(a, b) to b
+    return ga + g_min * t + g_max * (1.0 - t), gb + g_min * (1.0 - t) + g_max * t
+
+
 def _coverage(starts, ends, edge_path, boxes, total: int, height: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
@@ -334,11 +345,7 @@ class _PieceAmounts(torch.autograd.Function):
         gP = gsh * (s_hi_ - 1.0) + gsl * (s_lo_ - 1.0)
         gQ = -(gsh * s_hi_ + gsl * s_lo_)
         # lo = max(xl, col), hi = min(xh, col + 1), xl = min(P, Q), xh = max(P, Q)
-        g_xl = g_lo * _tie(xl, col)
-        g_xh = g_hi * _tie(col + 1.0, xh)
-        tp = _tie(Q, P)   # share of min(P, Q) that goes to P, of max(P, Q) to Q
-        gP = gP + g_xl * tp + g_xh * (1.0 - tp)
-        gQ = gQ + g_xl * (1.0 - tp) + g_xh * tp
+        gP, gQ = _add_cell_clamp_grads(gP, gQ, g_lo, g_hi, P, Q, xl, xh, col)
         gPQW = _run_sums(torch.stack([gP, gQ, gW], 1), kp["cnt2"])   # per row piece
         (ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
          bx0f, bx1f, p_raw, q_raw, dyr_, up) = kp["row"]
@@ -358,11 +365,7 @@ class _PieceAmounts(torch.autograd.Function):
         g_ay = g_tt * (t_top_ - 1.0) + g_tb * (t_bot_ - 1.0)
         g_by = -(g_tt * t_top_ + g_tb * t_bot_)
         # y_top = max(min(ay, by), row), y_bot = min(max(ay, by), row + 1)
-        g_min = g_yt * _tie(ymin, rowf)
-        g_max = g_yb * _tie(rowf + 1.0, ymax)
-        ta = _tie(by, ay)   # share of min(ay, by) that goes to ay, of max(ay, by) to by
-        g_ay = g_ay + g_min * ta + g_max * (1.0 - ta)
-        g_by = g_by + g_min * (1.0 - ta) + g_max * ta
+        g_ay, g_by = _add_cell_clamp_grads(g_ay, g_by, g_yt, g_yb, ay, by, ymin, ymax, rowf)
         ge = _run_sums(torch.stack([g_ax, g_ay, g_bx, g_by], 1), kp["cnt"])   # per edge
         return ge[:, :2], ge[:, 2:], None, None
 
