@@ -41,6 +41,9 @@ Per image, for lvss and for vtracer side by side:
    background showing through. **uncovered px** = the plain count of pixels with alpha < 0.98 in the
    input's opaque area (eroded as above), at least one input pixel away from the canvas border, in
    the SVG rendered as it is (its own opacities): seams plus real gaps plus translucent paint.
+   **nb-seam px**: the seam count again with the backdrop left out (every path whose fill covers
+   >= 98 % of the canvas): a full-canvas backdrop makes alpha 1 everywhere, hiding every crack, so
+   this shows where the backdrop's colour would shine through between abutting shapes.
 
 vtracer runs in colour mode (hierarchical stacked, spline), its ``filter_speckle`` and
 ``layer_difference`` walked over a coarsening schedule, keeping the setting whose path count is
@@ -526,9 +529,21 @@ def load_svg_paths(svg: str, width: int, height: int) -> list[dict]:
                 walk(c, m, lay, detail or _label(c) == "details" or c.get("id", "").endswith("-details"))
             elif t == "path":
                 out.append({"d": c.get("d", ""), "matrix": m, "layer": layer, "detail": detail,
-                            "fill": c.get("fill")})
+                            "fill": c.get("fill"), "element": c})
     walk(root, base, -1, False)
     return out
+
+
+def without_paths(svg: str, width: int, height: int, drop: set[int]) -> str:
+    """The SVG without the <path>s at these indices (in the order :func:`load_svg_paths` lists them)."""
+    from lxml import etree
+
+    paths = load_svg_paths(svg, width, height)
+    root = paths[0]["element"].getroottree().getroot() if paths else None
+    for k in drop:
+        e = paths[k]["element"]
+        e.getparent().remove(e)
+    return etree.tostring(root).decode("utf-8") if root is not None else svg
 
 
 def _set_opaque(svg: str) -> str:
@@ -665,6 +680,12 @@ def judge(svg: str, inp: np.ndarray, truth_svg: str | None = None) -> dict:
     if truth_svg is not None:
         res["psnr_4x"] = psnr(render(svg, 4 * w, 4 * h, "white"), render(truth_svg, 4 * w, 4 * h, "white"))
     res["seams"] = seam_counts(svg, inp)
+    # the same crack count with the backdrop(s) left out: paths covering >= 98 % of the canvas hide
+    # every crack in alpha, so this shows where the backdrop colour shines through between shapes
+    back = {p["index"] for p in res["per_path"] if p["area"] >= 0.98 * w * h}
+    res["backdrops"] = len(back)
+    res["seams_nobackdrop"] = ({s: v["seam"] for s, v in seam_counts(without_paths(svg, w, h, back), inp).items()}
+                               if back else {s: v["seam"] for s, v in res["seams"].items()})
     return res
 
 
@@ -752,7 +773,7 @@ def run_vtracer(img: np.ndarray, target: int) -> tuple[str, str, float]:
 COLS = [("image", 10), ("method", 8), ("paths", 5), ("subp", 5), ("xpaths", 6), ("cross", 6), ("(self", 6),
         ("inter)", 6), ("touch", 6), ("hairs", 5), ("hair%", 6), ("nodes/p", 7), ("psnr1x", 6), ("psnr4x", 6),
         ("pipe", 6), ("Δpipe", 6), ("seam1", 6), ("seam2", 6), ("seam4", 6), ("unc1", 6), ("unc2", 6),
-        ("unc4", 6)]
+        ("unc4", 6), ("nb-seam1", 6), ("nb-seam4", 6)]
 
 
 def _fmt(v, nd=2) -> str:
@@ -770,7 +791,8 @@ def row_cells(name: str, method: str, r: dict) -> list[str]:
             _fmt(r["crossings_self"]), _fmt(r["crossings_inter"]), _fmt(r["touches"]), _fmt(r["hairs"]),
             _fmt(100 * r["hair_share"], 1), _fmt(r["nodes_per_path"], 1), _fmt(r["psnr_1x"]), _fmt(r.get("psnr_4x")),
             _fmt(pipe), _fmt(None if pipe is None else pipe - r["psnr_1x"]),
-            *[_fmt(s.get(k, {}).get("seam")) for k in SCALES], *[_fmt(s.get(k, {}).get("uncovered")) for k in SCALES]]
+            *[_fmt(s.get(k, {}).get("seam")) for k in SCALES], *[_fmt(s.get(k, {}).get("uncovered")) for k in SCALES],
+            _fmt(r.get("seams_nobackdrop", {}).get(1)), _fmt(r.get("seams_nobackdrop", {}).get(4))]
 
 
 def total(rs: list[dict]) -> dict:
@@ -787,6 +809,8 @@ def total(rs: list[dict]) -> dict:
         v = [r[k] for r in rs if r.get(k) is not None]
         out[k] = statistics.fmean(v) if v else None
     out["seams"] = {s: {k: sum(r["seams"][s][k] for r in rs) for k in ("seam", "uncovered", "mask")} for s in SCALES}
+    out["seams_nobackdrop"] = {s: sum(r["seams_nobackdrop"][s] for r in rs) for s in SCALES}
+    out["backdrops"] = sum(r["backdrops"] for r in rs)
     return out
 
 
@@ -905,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Columns: xpaths = paths with >= 1 crossing; cross = proper crossings (self = within a subpath, "
           "inter = between subpaths of one path); touch = touching / collinear contacts; hairs = area < 0.02 % "
           "of canvas or mean width < 0.5 px; pipe = lvss's own PSNR, Δpipe = pipe - psnr1x; seamS / uncS = "
-          "pixels at scale S (see the docstring).")
+          "pixels at scale S; nb-seamS = seams with the full-canvas backdrop path(s) left out (see the docstring).")
     groups = [("clip art", [r for r in rows if not any(r[0] == p for p in PHOTOS)]),
               ("photographs", [r for r in rows if r[0] in PHOTOS])]
     for title, rs in groups:
