@@ -16,7 +16,7 @@ Per image, for lvss and for vtracer side by side:
    subpath, including the last and first piece across the closure) is tested with orientation
    signs: a **crossing** is a proper crossing (each piece's ends strictly on opposite sides of the
    other piece's line); a **touch** is any other contact (an end lying on the other piece, or
-   collinear overlapping pieces). Crossings are counted within a subpath ("self") and between two
+   collinear overlapping pieces, including a piece doubling back along its neighbour: a spike). Crossings are counted within a subpath ("self") and between two
    subpaths of the same path ("inter": a hole crossing its outer loop, two loops overlapping). A path
    is "self-crossing" if it has at least one crossing of either kind. Candidate pairs come from a
    sort-and-sweep on the pieces' x extents, then a y-extent test, all in numpy.
@@ -375,6 +375,15 @@ def count_crossings(polys: list[np.ndarray]) -> dict:
     xs = xmin[order]
     hi = np.searchsorted(xs, xmax[order] + eps_box, side="right")
     out = {"self": 0, "inter": 0, "touch": 0, "pieces": int(n)}
+    # neighbours are never crossings, but a neighbour doubling back along its predecessor (a
+    # zero-width spike) is a collinear overlap: count it as a touch
+    nxt = np.arange(n) + 1
+    nxt[idx == cnt - 1] -= cnt[idx == cnt - 1]
+    ux, uy = S[:, 2] - S[:, 0], S[:, 3] - S[:, 1]
+    vx, vy = ux[nxt], uy[nxt]
+    crs, dot = ux * vy - uy * vx, ux * vx + uy * vy
+    fold = (cnt > 2) & (dot < 0) & (np.abs(crs) <= 1e-9 * np.hypot(ux, uy) * np.hypot(vx, vy))
+    out["touch"] += int(fold.sum())
     ranks = np.arange(n)
     counts = np.maximum(hi - ranks - 1, 0)
     # chunk the candidate generation to bound memory

@@ -53,6 +53,10 @@ def test_touching_is_not_crossing():
     # a bow-tie whose two loops meet at one vertex (touch), and a loop touching itself along an edge
     p = _one("M10 10 L30 30 L50 10 L50 50 L30 30 L10 50 Z")
     assert p["self"] == 0 and p["touch"] >= 1
+    # a zero-width spike (out and straight back) is a touch, not a crossing
+    p = _one("M10 10 H40 L55 10 L40 10 V40 H10 Z")
+    assert p["self"] == 0 and p["touch"] >= 1
+    assert _one("M10 10 H50 V50 H10 Z")["touch"] == 0
 
 
 def test_relative_commands_parse_like_absolute():
