@@ -18,7 +18,9 @@ Per image, for lvss and for vtracer side by side:
    other piece's line); a **touch** is any other contact (an end lying on the other piece, or
    collinear overlapping pieces, including a piece doubling back along its neighbour: a spike). Crossings are counted within a subpath ("self") and between two
    subpaths of the same path ("inter": a hole crossing its outer loop, two loops overlapping). A path
-   is "self-crossing" if it has at least one crossing of either kind. Candidate pairs come from a
+   is "self-crossing" if it has at least one crossing of either kind. **kinks**: the self crossings
+   whose loop (the shorter stretch of outline between the two crossing pieces) is under 2 px long,
+   tiny knots at cusps that no one sees at 1x but that get in the way of editing nodes. Candidate pairs come from a
    sort-and-sweep on the pieces' x extents, then a y-extent test, all in numpy.
 3. **hairs**: paths whose filled area (nonzero rule: the flattened path resolved by skia-pathops'
    ``simplify``, then the shoelace area of its simple contours) is below 0.02 % of the canvas, or
@@ -87,6 +89,7 @@ SIZE = 256
 HAIR_AREA_SHARE = 0.0002   # 0.02 % of the canvas
 HAIR_WIDTH = 0.5           # px
 SEAM_ALPHA = 0.98
+KINK_PX = 2.0              # a self crossing closing a loop shorter than this is a "kink"
 SCALES = (1, 2, 4)
 VT_SCHEDULE = [(1, 8), (2, 12), (4, 16), (5, 20), (6, 24), (8, 28), (10, 32), (12, 36), (14, 40),
                (16, 44), (20, 48), (24, 56), (28, 64), (32, 72), (40, 80), (48, 96), (64, 112),
@@ -348,7 +351,7 @@ def _orient(ax, ay, bx, by, cx, cy):
 def count_crossings(polys: list[np.ndarray]) -> dict:
     """Proper crossings and touches between non-neighbouring pieces of the closed polygons of one
     path. Returns {"self": n, "inter": n, "touch": n, "pieces": n}."""
-    segs, sub, idx, cnt = [], [], [], []
+    segs, sub, idx, cnt, arc0, per = [], [], [], [], [], []
     for k, P in enumerate(polys):
         m = len(P)
         if m < 2:
@@ -357,13 +360,17 @@ def count_crossings(polys: list[np.ndarray]) -> dict:
         if m == 2:  # a two-point "polygon" is one piece back and forth: keep one piece
             P, Q, m = P[:1], Q[:1], 1
         segs.append(np.hstack([P, Q]))
+        ln = np.linalg.norm(Q - P, axis=1)
+        arc0.append(np.cumsum(ln) - ln)   # arc length at each piece's start
+        per.append(np.full(m, ln.sum()))
         sub.append(np.full(m, k))
         idx.append(np.arange(m))
         cnt.append(np.full(m, m))
     if not segs:
-        return {"self": 0, "inter": 0, "touch": 0, "pieces": 0}
+        return {"self": 0, "inter": 0, "touch": 0, "kinks": 0, "pieces": 0}
     S = np.concatenate(segs)
     sub, idx, cnt = np.concatenate(sub), np.concatenate(idx), np.concatenate(cnt)
+    arc0, per = np.concatenate(arc0), np.concatenate(per)
     n = len(S)
     xmin = np.minimum(S[:, 0], S[:, 2])
     xmax = np.maximum(S[:, 0], S[:, 2])
@@ -374,7 +381,7 @@ def count_crossings(polys: list[np.ndarray]) -> dict:
     order = np.argsort(xmin, kind="stable")
     xs = xmin[order]
     hi = np.searchsorted(xs, xmax[order] + eps_box, side="right")
-    out = {"self": 0, "inter": 0, "touch": 0, "pieces": int(n)}
+    out = {"self": 0, "inter": 0, "touch": 0, "kinks": 0, "pieces": int(n)}
     # neighbours are never crossings, but a neighbour doubling back along its predecessor (a
     # zero-width spike) is a collinear overlap: count it as a touch
     nxt = np.arange(n) + 1
@@ -429,6 +436,16 @@ def count_crossings(polys: list[np.ndarray]) -> dict:
                 (py >= np.minimum(Sg[:, 1], Sg[:, 3]) - eps_box) & (py <= np.maximum(Sg[:, 1], Sg[:, 3]) + eps_box)
         touch = ~proper & (on(B[:, 0], B[:, 1], A, s1) | on(B[:, 2], B[:, 3], A, s2) |
                            on(A[:, 0], A[:, 1], B, s3) | on(A[:, 2], A[:, 3], B, s4))
+        # a kink: a self crossing whose loop (the shorter stretch of outline between the two
+        # crossing pieces) is under KINK_PX long: a tiny knot, invisible at 1x, in the way when editing
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ta = np.where(proper, o3 / (o3 - o4), 0.0)   # where the crossing sits along A and B
+            tb = np.where(proper, o1 / (o1 - o2), 0.0)
+        la = np.hypot(A[:, 2] - A[:, 0], A[:, 3] - A[:, 1])
+        lb = np.hypot(B[:, 2] - B[:, 0], B[:, 3] - B[:, 1])
+        loop = np.abs((arc0[j] + tb * lb) - (arc0[i] + ta * la))
+        loop = np.minimum(loop, per[i] - loop)
+        out["kinks"] += int((proper & same & (loop < KINK_PX)).sum())
         out["self"] += int((proper & same).sum())
         out["inter"] += int((proper & ~same).sum())
         out["touch"] += int(touch.sum())
@@ -613,7 +630,7 @@ def check_paths(svg: str, width: int, height: int) -> dict:
     recs = []
     for k, p in enumerate(paths):
         rec = {"index": k, "layer": p["layer"], "detail": p["detail"], "subpaths": 0, "nodes": 0,
-               "self": 0, "inter": 0, "touch": 0, "area": 0.0, "perimeter": 0.0, "hair": False, "error": ""}
+               "self": 0, "inter": 0, "touch": 0, "kinks": 0, "area": 0.0, "perimeter": 0.0, "hair": False, "error": ""}
         try:
             subs = parse_d(p["d"])
         except ValueError as e:
@@ -643,6 +660,7 @@ def check_paths(svg: str, width: int, height: int) -> dict:
         "crossings_inter": sum(r["inter"] for r in recs),
         "crossings": sum(r["self"] + r["inter"] for r in recs),
         "touches": sum(r["touch"] for r in recs),
+        "kinks": sum(r["kinks"] for r in recs),
         "hairs": sum(r["hair"] for r in recs),
         "hair_share": (sum(r["hair"] for r in recs) / n) if n else 0.0,
         "nodes": sum(r["nodes"] for r in recs),
@@ -780,7 +798,7 @@ def run_vtracer(img: np.ndarray, target: int) -> tuple[str, str, float]:
 # report
 # ================================================================================================
 COLS = [("image", 10), ("method", 8), ("paths", 5), ("subp", 5), ("xpaths", 6), ("cross", 6), ("(self", 6),
-        ("inter)", 6), ("touch", 6), ("hairs", 5), ("hair%", 6), ("nodes/p", 7), ("psnr1x", 6), ("psnr4x", 6),
+        ("inter)", 6), ("kinks", 6), ("touch", 6), ("hairs", 5), ("hair%", 6), ("nodes/p", 7), ("psnr1x", 6), ("psnr4x", 6),
         ("pipe", 6), ("Δpipe", 6), ("seam1", 6), ("seam2", 6), ("seam4", 6), ("unc1", 6), ("unc2", 6),
         ("unc4", 6), ("nb-seam1", 6), ("nb-seam4", 6)]
 
@@ -797,7 +815,7 @@ def row_cells(name: str, method: str, r: dict) -> list[str]:
     s = r.get("seams", {})
     pipe = r.get("pipeline_psnr")
     return [name, method, _fmt(r["paths"]), _fmt(r["subpaths"]), _fmt(r["crossing_paths"]), _fmt(r["crossings"]),
-            _fmt(r["crossings_self"]), _fmt(r["crossings_inter"]), _fmt(r["touches"]), _fmt(r["hairs"]),
+            _fmt(r["crossings_self"]), _fmt(r["crossings_inter"]), _fmt(r["kinks"]), _fmt(r["touches"]), _fmt(r["hairs"]),
             _fmt(100 * r["hair_share"], 1), _fmt(r["nodes_per_path"], 1), _fmt(r["psnr_1x"]), _fmt(r.get("psnr_4x")),
             _fmt(pipe), _fmt(None if pipe is None else pipe - r["psnr_1x"]),
             *[_fmt(s.get(k, {}).get("seam")) for k in SCALES], *[_fmt(s.get(k, {}).get("uncovered")) for k in SCALES],
@@ -810,7 +828,7 @@ def total(rs: list[dict]) -> dict:
         return {}
     out = {}
     for k in ("paths", "subpaths", "crossing_paths", "crossings", "crossings_self", "crossings_inter", "touches",
-              "hairs", "nodes", "parse_errors"):
+              "kinks", "hairs", "nodes", "parse_errors"):
         out[k] = sum(r[k] for r in rs)
     out["hair_share"] = out["hairs"] / out["paths"] if out["paths"] else 0.0
     out["nodes_per_path"] = out["nodes"] / out["paths"] if out["paths"] else 0.0
@@ -843,16 +861,17 @@ def breakdown(rows: list[tuple[str, str, dict]], method: str = "lvss") -> list[s
             continue
         for p in r["per_path"]:
             key = (p["layer"], p["detail"])
-            e = by.setdefault(key, [0, 0, 0, 0, 0])
+            e = by.setdefault(key, [0, 0, 0, 0, 0, 0])
             e[0] += 1
             e[1] += int(p["self"] + p["inter"] > 0)
             e[2] += p["self"] + p["inter"]
             e[3] += int(p["hair"])
             e[4] += p["touch"]
+            e[5] += p["kinks"]
     lines = []
-    for (layer, det), (n, xp, xc, hr, tc) in sorted(by.items()):
+    for (layer, det), (n, xp, xc, hr, tc, kk) in sorted(by.items()):
         lines.append(f"  {method} layer {layer + 1 if layer >= 0 else '-'} {'detail' if det else 'structural'}: "
-                     f"{n} paths, {xp} crossing ({100 * xp / max(n, 1):.0f} %), {xc} crossings, {hr} hairs, "
+                     f"{n} paths, {xp} crossing ({100 * xp / max(n, 1):.0f} %), {xc} crossings ({kk} kinks), {hr} hairs, "
                      f"{tc} touches")
     return lines
 
@@ -936,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"geometry {vres['geometry_seconds']:.2f} s", file=sys.stderr)
 
     print("Columns: xpaths = paths with >= 1 crossing; cross = proper crossings (self = within a subpath, "
-          "inter = between subpaths of one path); touch = touching / collinear contacts; hairs = area < 0.02 % "
+          "inter = between subpaths of one path); kinks = self crossings closing a loop < 2 px of outline; touch = touching / collinear contacts; hairs = area < 0.02 % "
           "of canvas or mean width < 0.5 px; pipe = lvss's own PSNR, Δpipe = pipe - psnr1x; seamS / uncS = "
           "pixels at scale S; nb-seamS = seams with the full-canvas backdrop path(s) left out (see the docstring).")
     groups = [("clip art", [r for r in rows if not any(r[0] == p for p in PHOTOS)]),

@@ -27,7 +27,13 @@ def test_figure_eight_has_one_crossing():
     assert (p["self"], p["inter"], p["touch"]) == (1, 0, 0)
     # the same with curves: a cubic figure-eight loop also crosses once
     p = _one("M10 30 C10 10 50 50 50 30 C50 10 10 50 10 30 Z")
-    assert p["self"] + p["inter"] == 1
+    assert p["self"] + p["inter"] == 1 and p["kinks"] == 0
+
+
+def test_tiny_loop_is_a_kink():
+    # a square whose top edge ties a knot (1.7 px of outline round the loop): one crossing, a kink
+    p = _one("M10 10 L31 10 L30.5 9.5 L30.5 10.5 L50 10 L50 50 L10 50 Z")
+    assert (p["self"], p["kinks"]) == (1, 1)
 
 
 def test_square_has_none():
