@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import bpy
 from mathutils import Matrix
 
-from .svg_layers import Drawing
+from .fill_rule import fill_outline
+from .svg_layers import Drawing, collection_name, object_name
 
 MATERIAL_KEY = "lvss_fill"
 
@@ -366,8 +367,8 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
     objects: list = []
     z = base_z
     first = True
-    for lay in drawing.layers:
-        col = bpy.data.collections.new(lay.label)
+    for li, lay in enumerate(drawing.layers):
+        col = bpy.data.collections.new(collection_name(drawing, li))
         made.collections.append(col)
         col["lvss_layer"] = lay.label
         col["lvss_id"] = lay.id
@@ -399,17 +400,24 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
                 made.materials.append(mat)
                 mats[key] = mat
                 new_materials += 1
-            cu = bpy.data.curves.new(shape.id, "CURVE")
+            obj_name = object_name(drawing, li, k)
+            cu = bpy.data.curves.new(obj_name, "CURVE")
             made.curves.append(cu)
             cu.dimensions = "2D"
             cu.fill_mode = "NONE"  # filled by the Geometry Nodes modifier below
             cu.resolution_u = resolution
             cu.materials.append(mat)
-            for spline in shape.splines:
+            rule = getattr(shape, "fill_rule", "nonzero")
+            outline = fill_outline(shape.splines, rule, steps=resolution)
+            for spline in (shape.splines if outline is None else outline):
                 _add_spline(cu, spline, placement)
-            obj = bpy.data.objects.new(shape.id, cu)
+            obj = bpy.data.objects.new(obj_name, cu)
             made.objects.append(obj)
             obj["lvss_fill"] = shape.hex
+            obj["lvss_id"] = shape.id
+            obj["lvss_fill_rule"] = rule
+            if outline is not None:  # the splines are the rule's outline, not the SVG's subpaths
+                obj["lvss_outline"] = 1
             mod = obj.modifiers.new("lvss Fill", "NODES")
             mod.node_group = fill_group
             mod[mat_socket] = mat  # the fill's material (the filled mesh does not see the slots)
@@ -425,9 +433,11 @@ def _add_spline(cu, spline, placement: Placement) -> None:
     sp = cu.splines.new("BEZIER")
     if n > 1:
         sp.bezier_points.add(n - 1)
-    for bp in sp.bezier_points:  # free handles first, so nothing recomputes the positions below
-        bp.handle_left_type = "FREE"
-        bp.handle_right_type = "FREE"
+    straight = getattr(spline, "straight", None) or [False] * n
+    for i, bp in enumerate(sp.bezier_points):  # handle types first, so nothing recomputes the positions below
+        # straight segments of an outline get VECTOR handles: Blender evaluates them as one edge
+        bp.handle_left_type = "VECTOR" if straight[i - 1] else "FREE"
+        bp.handle_right_type = "VECTOR" if straight[i] else "FREE"
     flat = lambda pts: [c for p in pts for c in (*placement.point(p), 0.0)]  # noqa: E731
     sp.bezier_points.foreach_set("co", flat(spline.anchors))
     sp.bezier_points.foreach_set("handle_left", flat(spline.handles_left))
