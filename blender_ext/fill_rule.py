@@ -4,9 +4,9 @@ Blender fills curves (the Geometry Nodes Fill Curve node, which has no fill-rule
 even-odd, more or less: a region is filled when a ray from it crosses the outline an odd number of
 times. SVG fills ``nonzero`` by default: a region is filled when the outline winds around it at all.
 The two differ where the outline winds twice the same way (a star drawn as one self-crossing path,
-two nested squares turning the same way, a curl of an optimised path), and Blender also
-mishandles outlines whose edges lie on top of each other (the zero-width bridge that joins a hole to
-its outline in one path).
+two nested squares turning the same way, a curl of an optimised path). Outlines whose edges lie on
+top of each other (the zero-width bridge that joins a hole to its outline in one path) fill alike
+by both rules, and Blender 4.2 draws them right.
 
 :func:`fill_outline` finds, for one shape, whether Blender's fill of its splines would differ from
 the shape's fill rule; when it would, it returns the rule's region as closed outlines that do not
@@ -222,7 +222,6 @@ def fill_outline(splines, rule: str = "nonzero", steps: int = 12, min_area: floa
             rec[1].append((origin[e], fwd, cut))
     V = np.asarray(verts.points, np.float64)
     keys = [k for k, rec in merged.items() if rec[0] != 0]
-    coincident = any(len(rec[1]) > 1 for rec in merged.values())
     if not keys:  # everything cancels out: nothing to fill either way
         return None
     K = np.asarray(keys, np.int64)
@@ -236,13 +235,11 @@ def fill_outline(splines, rule: str = "nonzero", steps: int = 12, min_area: floa
     wr = wl - Dn
     fl, fr = _inside(rule, wl), _inside(rule, wr)
     keep = fl != fr
-    # where Blender (even-odd, one fill per edge) and the rule disagree
-    wrong = (fl != (wl % 2 != 0)) | (fr != (wr % 2 != 0)) | (np.abs(Dn) > 1) if rule == "nonzero" else np.abs(Dn) > 1
-    if not coincident:
-        if not wrong.any():
-            return None
-        if _disagreement_area(keys, keep, fl, wl, wr, V) < min_area:
-            return None
+    # where Blender's even-odd fill and the rule disagree (edges lying on each other, as in a hole's
+    # zero-width bridge, cancel out or count twice; Blender 4.2 fills those like even-odd)
+    wrong = (fl != (wl % 2 != 0)) | (fr != (wr % 2 != 0))
+    if not wrong.any() or _disagreement_area(keys, keep, fl, wl, wr, V) < min_area:
+        return None
     loops = _chain(keys, keep, fl, V, merged)
     return [_outline(loop, V, segments) for loop in loops]
 
