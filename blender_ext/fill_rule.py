@@ -190,12 +190,19 @@ def _inside(rule: str, w: np.ndarray) -> np.ndarray:
     return (w != 0) if rule == "nonzero" else (w % 2 != 0)
 
 
-def fill_outline(splines, rule: str = "nonzero", steps: int = 12, min_area: float = MIN_AREA):
+def fill_outline(splines, rule: str = "nonzero", steps: int = 12, min_area: float = MIN_AREA,
+                 region: str = "rule"):
     """None when Blender's fill of ``splines`` (objects with ``segments()`` giving cubic segments
     (p0, c1, c2, p1), closed) already draws the ``rule`` region (``"nonzero"`` or ``"evenodd"``);
     else the region as :class:`Outline` loops that neither cross nor overlap, filled correctly
     even-odd. ``steps``: points per curved segment, as Blender evaluates it (its curve resolution).
-    Regions smaller than ``min_area`` (square units) where the two fills differ are ignored."""
+    Regions smaller than ``min_area`` (square units) where the two fills differ are ignored.
+
+    ``region="missing"``: instead, only what the rule fills and Blender's fill of the splines leaves
+    empty (for nonzero: where the outline winds an even number of times, twice or more), which
+    does not overlap Blender's fill; drawn next to it, the two make the rule's region."""
+    if region not in ("rule", "missing"):
+        raise ValueError(f"region must be 'rule' or 'missing', got {region!r}")
     if rule not in RULES:
         raise ValueError(f"fill rule must be one of {RULES}, got {rule!r}")
     splines = [sp for sp in splines if len(sp.anchors) >= 1]
@@ -240,8 +247,11 @@ def fill_outline(splines, rule: str = "nonzero", steps: int = 12, min_area: floa
     wrong = (fl != (wl % 2 != 0)) | (fr != (wr % 2 != 0))
     if not wrong.any() or _disagreement_area(keys, keep, fl, wl, wr, V) < min_area:
         return None
+    if region == "missing":
+        fl, fr = fl & (wl % 2 == 0), fr & (wr % 2 == 0)
+        keep = fl != fr
     loops = _chain(keys, keep, fl, V, merged)
-    return [_outline(loop, V, segments) for loop in loops]
+    return [_outline(loop, V, segments) for loop in loops] or None
 
 
 def _disagreement_area(keys, keep, fl, wl, wr, V) -> float:

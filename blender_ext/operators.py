@@ -153,11 +153,11 @@ class LVSS_OT_import_svg(bpy.types.Operator, ImportHelper):
 
 
 def _remove_result(res) -> None:
-    for obj in (*res.objects, res.root):
-        cu = obj.data
+    for obj in (*(res.patches or ()), *res.objects, res.root):
+        data = obj.data
         bpy.data.objects.remove(obj, do_unlink=True)
-        if cu is not None and cu.users == 0:
-            bpy.data.curves.remove(cu)
+        if data is not None and data.users == 0:
+            (bpy.data.meshes if isinstance(data, bpy.types.Mesh) else bpy.data.curves).remove(data)
     for col in reversed([res.collection, *res.layers]):
         if col.name in bpy.data.collections:
             bpy.data.collections.remove(col)

@@ -289,7 +289,7 @@ class _Created:
 
     def __init__(self):
         self.objects, self.curves, self.collections, self.materials = [], [], [], []
-        self.node_groups = []
+        self.node_groups, self.meshes = [], []
 
     def remove(self) -> None:
         for obj in self.objects:
@@ -301,6 +301,9 @@ class _Created:
         for col in reversed(self.collections):
             if col.name in bpy.data.collections:
                 bpy.data.collections.remove(col, do_unlink=True)
+        for me in self.meshes:
+            if me.name in bpy.data.meshes:
+                bpy.data.meshes.remove(me, do_unlink=True)
         for mat in self.materials:
             if mat.name in bpy.data.materials:
                 bpy.data.materials.remove(mat, do_unlink=True)
@@ -316,6 +319,7 @@ class BuildResult:
     layers: list  # the layer collections, back to front
     objects: list  # the curve objects, back to front
     materials: int  # how many new materials were made
+    patches: list = None  # the fill-rule patches (meshes, each a child of its curve object)
 
 
 def build(drawing: Drawing, *, name: str, placement: Placement, parent_collection,
@@ -365,6 +369,7 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
     new_materials = 0
     layer_cols: list = []
     objects: list = []
+    patches: list = []
     z = base_z
     first = True
     for li, lay in enumerate(drawing.layers):
@@ -408,16 +413,13 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
             cu.resolution_u = resolution
             cu.materials.append(mat)
             rule = getattr(shape, "fill_rule", "nonzero")
-            outline = fill_outline(shape.splines, rule, steps=resolution)
-            for spline in (shape.splines if outline is None else outline):
+            for spline in shape.splines:
                 _add_spline(cu, spline, placement)
             obj = bpy.data.objects.new(obj_name, cu)
             made.objects.append(obj)
             obj["lvss_fill"] = shape.hex
             obj["lvss_id"] = shape.id
             obj["lvss_fill_rule"] = rule
-            if outline is not None:  # the splines are the rule's outline, not the SVG's subpaths
-                obj["lvss_outline"] = 1
             mod = obj.modifiers.new("lvss Fill", "NODES")
             mod.node_group = fill_group
             mod[mat_socket] = mat  # the fill's material (the filled mesh does not see the slots)
@@ -425,7 +427,15 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
             obj.location = (0.0, 0.0, z)
             col.objects.link(obj)
             objects.append(obj)
-    return BuildResult(collection=top, root=root, layers=layer_cols, objects=objects, materials=new_materials)
+            # what the fill rule fills and Blender's (even-odd) curve fill leaves empty
+            missing = fill_outline(shape.splines, rule, steps=resolution, region="missing")
+            if missing:
+                patch = _patch_object(obj_name, missing, placement, mat, resolution, made)
+                patch.parent = obj
+                col.objects.link(patch)
+                patches.append(patch)
+    return BuildResult(collection=top, root=root, layers=layer_cols, objects=objects, materials=new_materials,
+                       patches=patches)
 
 
 def _add_spline(cu, spline, placement: Placement) -> None:
@@ -443,3 +453,45 @@ def _add_spline(cu, spline, placement: Placement) -> None:
     sp.bezier_points.foreach_set("handle_left", flat(spline.handles_left))
     sp.bezier_points.foreach_set("handle_right", flat(spline.handles_right))
     sp.use_cyclic_u = True
+
+
+PATCH_SUFFIX = " · fill"
+
+
+def _patch_object(name: str, outlines: list, placement: Placement, mat, resolution: int, made: "_Created"):
+    """A mesh object filling ``outlines`` (simple loops: outer ones and holes), flattened as Blender
+    evaluates curves (``resolution`` points per curved segment, straight ones as one edge)."""
+    import bmesh
+
+    bm = bmesh.new()
+    edges = []
+    for outline in outlines:
+        pts = []
+        for (p0, c1, c2, p1), straight in zip(outline.segments(), outline.straight):
+            n = 1 if straight else resolution
+            for k in range(n):
+                t = k / n
+                s = 1.0 - t
+                pts.append(tuple(s ** 3 * a + 3 * s * s * t * b + 3 * s * t * t * c + t ** 3 * d
+                                 for a, b, c, d in zip(p0, c1, c2, p1)))
+        verts = [bm.verts.new((*placement.point(p), 0.0)) for p in pts]
+        if len(verts) < 3:
+            continue
+        edges += [bm.edges.new((verts[i], verts[(i + 1) % len(verts)])) for i in range(len(verts))]
+    bmesh.ops.remove_doubles(bm, verts=bm.verts[:], dist=1e-9)
+    bmesh.ops.triangle_fill(bm, use_beauty=True, use_dissolve=False, edges=[e for e in bm.edges if e.is_valid])
+    me = bpy.data.meshes.new(_fit_name(name, PATCH_SUFFIX))
+    made.meshes.append(me)
+    bm.to_mesh(me)
+    bm.free()
+    me.materials.append(mat)
+    obj = bpy.data.objects.new(me.name, me)
+    made.objects.append(obj)
+    obj["lvss_patch"] = 1
+    return obj
+
+
+def _fit_name(head: str, tail: str, most: int = 63) -> str:
+    while len((head + tail).encode("utf-8")) > most and head:
+        head = head[:-1]
+    return head + tail

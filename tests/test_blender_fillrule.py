@@ -273,6 +273,9 @@ for key, item in plan["imports"].items():
                                  "handles": sorted({t for sp in o.data.splines for p in sp.bezier_points
                                                     for t in (p.handle_left_type, p.handle_right_type)})}
                                 for o in col.objects if o.type == "CURVE"],
+                    "patches": [{"name": o.name, "parent": o.parent.name, "faces": len(o.data.polygons),
+                                 "area": sum(p.area for p in o.data.polygons) / SCALE ** 2,
+                                 "material": o.active_material.name} for o in col.objects if o.type == "MESH"],
                     "children": [walk(c) for c in col.children]}
         rec["root"] = root.name
         rec["layers"] = [walk(c) for c in top.children]
@@ -359,9 +362,28 @@ def test_render_matches_resvg(blender, key):
     assert diff.mean() < 0.004, f"{key}: mean difference {diff.mean():.4f}"
     obj = rec["layers"][0]["objects"][0]
     assert obj["rule"] == ("evenodd" if key.endswith("evenodd") else "nonzero")
-    # the SVG's own splines stay where the rules agree in Blender; else the rule's outline
-    assert obj["outline"] == (key in ("star_nonzero", "squares_nonzero", "circles_nonzero"))
-    assert obj["splines"] == {"star_nonzero": 1, "squares_nonzero": 1, "circles_nonzero": 1, "star_evenodd": 1,
-                              "bridge_nonzero": 1}.get(key, 2)
-    # straight outline segments have VECTOR handles (one edge each in Blender), the SVG's own FREE ones
-    assert obj["handles"] == (["VECTOR"] if key in ("star_nonzero", "squares_nonzero") else ["FREE"])
+    # the SVG's own splines stay (Bézier points as in the SVG); where Blender's even-odd fill leaves
+    # out what the rule fills, a mesh patch (a child of the curve, same material) fills it
+    assert obj["splines"] == (1 if key.startswith(("star", "bridge")) else 2) and obj["handles"] == ["FREE"]
+    patches = rec["layers"][0]["patches"]
+    area = {"star_nonzero": None, "squares_nonzero": 40 * 40, "circles_nonzero": math.pi * 22 * 22}
+    if key in area:
+        assert len(patches) == 1 and patches[0]["parent"] == obj["name"] and patches[0]["faces"] > 0
+        assert patches[0]["name"] == obj["name"] + " · fill"
+        if area[key]:
+            assert patches[0]["area"] == pytest.approx(area[key], rel=0.01)
+    else:
+        assert patches == []
+
+
+@pytest.mark.parametrize("d", [STAR, SQUARES, CIRCLES, HOLE])
+def test_missing_region_completes_the_even_odd_fill(d):
+    """The "missing" outlines cover exactly what nonzero fills and even-odd leaves empty."""
+    shape = _doc(f'<path d="{d}"/>').layers[0].shapes[0]
+    miss = fill_rule.fill_outline(shape.splines, "nonzero", steps=24, region="missing")
+    if d == HOLE:
+        assert miss is None
+        return
+    want = _raster(shape.splines, "nonzero") & ~_raster(shape.splines, "evenodd")
+    got = _raster(miss, "evenodd")
+    assert want.any() and (got != want).mean() < 0.004
