@@ -261,7 +261,10 @@ for key, item in plan["imports"].items():
     clear()
     rec = {}
     try:
-        r = bpy.ops.import_curve.lvss_svg(filepath=item["svg"], scale=SCALE, origin="TOP_LEFT")
+        extra = {}
+        if item.get("files"):
+            extra = {"files": [{"name": n} for n in item["files"]], "directory": item["directory"]}
+        r = bpy.ops.import_curve.lvss_svg(filepath=item["svg"], scale=SCALE, origin="TOP_LEFT", **extra)
         rec["result"] = sorted(r)
         top = bpy.data.collections[os.path.splitext(os.path.basename(item["svg"]))[0]]
         root = next(o for o in top.objects if o.type == "EMPTY")
@@ -282,6 +285,8 @@ for key, item in plan["imports"].items():
         rec["curves"] = sorted(o.name for o in top.all_objects if o.type == "CURVE")
         rec["selected"] = sorted(o.name for o in bpy.context.view_layer.objects if o and o.select_get())
         rec["active"] = bpy.context.view_layer.objects.active.name
+        rec["all_curves"] = sorted(o.name for o in bpy.data.objects if o.type == "CURVE")
+        rec["all_roots"] = sorted(o.name for o in bpy.data.objects if o.type == "EMPTY")
         if item.get("render"):
             render(root, item["render"])
     except Exception:
@@ -313,6 +318,9 @@ def blender(tmp_path_factory) -> dict:
         plan["imports"][key] = {"svg": str(work / f"{key}.svg"), "render": str(work / f"{key}.png")}
     (work / "layered.svg").write_text(LAYERED)
     plan["imports"]["layered"] = {"svg": str(work / "layered.svg")}
+    # two files in one import: both results stay selected
+    plan["imports"]["two_files"] = {"svg": str(work / "star_nonzero.svg"), "files": ["star_nonzero.svg", "layered.svg"],
+                                    "directory": str(work)}
     (work / "plan.json").write_text(json.dumps(plan))
     (work / "driver.py").write_text(DRIVER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LVSS_", "BLENDER_"))}
@@ -387,3 +395,32 @@ def test_missing_region_completes_the_even_odd_fill(d):
     want = _raster(shape.splines, "nonzero") & ~_raster(shape.splines, "evenodd")
     got = _raster(miss, "evenodd")
     assert want.any() and (got != want).mean() < 0.004
+
+
+def test_layered_names_and_selection(blender):
+    """An lvss-style SVG: collections named after their layers ("details" sub-layers after their
+    parent, not details.001), objects after what they are (or the SVG's id); after the import all
+    its curves and its root are selected, the root active."""
+    rec = blender["imports"]["layered"]
+    assert "error" not in rec, rec.get("error")
+    assert [c["name"] for c in rec["layers"]] == ["01 Background, white", "02 Shapes, red", "03 Details, blue"]
+    assert [[k["name"] for k in c["children"]] for c in rec["layers"]] == [
+        [], ["02 Shapes, red · details"], ["03 Details, blue · details"]]
+    assert [k["label"] for c in rec["layers"] for k in c["children"]] == ["details", "details"]
+    names = [o["name"] for c in rec["layers"] for col in (c, *c["children"]) for o in col["objects"]]
+    assert names == ["01 Background, white · shape 1, white", "02 Shapes, red · shape 1, red",
+                     "02 Shapes, red · shape 2, dark red", "02 Shapes, red · detail 1, black", "eye",
+                     "03 Details, blue · detail 1, orange", "03 Details, blue · detail 2, white"]
+    datas = [o["data"] for c in rec["layers"] for col in (c, *c["children"]) for o in col["objects"]]
+    assert datas == names  # the curve data is named like its object
+    ids = [o["id"] for c in rec["layers"] for col in (c, *c["children"]) for o in col["objects"]]
+    assert ids[4] == "eye" and ids[0] == "path1"  # the reader's id stays on the object (lvss_id)
+    assert rec["selected"] == sorted([rec["root"], *rec["curves"]])
+    assert rec["active"] == rec["root"]
+
+
+def test_importing_two_files_selects_both(blender):
+    rec = blender["imports"]["two_files"]
+    assert "error" not in rec, rec.get("error")
+    assert rec["selected"] == sorted(rec["all_curves"] + rec["all_roots"]) and len(rec["all_roots"]) == 2
+    assert rec["active"] in rec["all_roots"]
