@@ -4,9 +4,19 @@ Layout of what :func:`build` makes::
 
     <parent collection, named after the file>
         <root Empty, named after the file>        all curve objects are its children
-        <one child collection per layer, back to front, named with the layer's label>
-            <one 2D curve object per shape, named after the shape's id, Bézier points kept, filled by
-     a Geometry Nodes modifier ("lvss Fill", shared)>
+        <one child collection per layer, back to front, named with the layer's label (a sublayer
+         whose label repeats, lvss's "details", as "<parent label> · details")>
+            <one 2D curve object per shape, named after the element's id or else after what it is
+     ("02 Shapes, red · shape 2, dark red"), Bézier points kept, filled by a Geometry Nodes
+     modifier ("lvss Fill", shared)>
+                <its fill patch "<name> · fill", a mesh child, where the shape needs one (below)>
+
+Fill rules: Blender's curve fill is even-odd; SVG's default rule is nonzero. Where a shape's
+outline winds twice or more the same way around a region (a star drawn as one path, same-direction
+nested outlines, the curls of optimised lvss paths), nonzero fills it and Blender would not: that
+region (``fill_rule.fill_outline(..., region="missing")``) becomes a mesh patch, a child of the
+curve object with its material, so the curve keeps the SVG's Bézier points. The patch follows the
+object (moves, layer stacking) but not later edits of the curve's points.
 
 Coordinates: a :class:`Placement` maps SVG pixels (x right, y down) into the root's local frame
 (x right, y up); the layers are stacked along the root's local +Z, back to front, so the drawing
