@@ -37,16 +37,19 @@ def _stack_props():
     )
 
 
-def _select_result(context, result) -> None:
+def _select_result(context, *results) -> None:
+    """Select what the import or vectorize made (every root Empty and curve object; the fill
+    patches follow their curves) and nothing else; the last root becomes the active object."""
     context.view_layer.update()  # objects removed by scripts leave stale entries until an update
     for obj in context.view_layer.objects:
         if obj is not None and obj.select_get():
             obj.select_set(False)
-    for obj in (result.root, *result.objects):
-        if obj.name in context.view_layer.objects:
-            obj.select_set(True)
-    if result.root.name in context.view_layer.objects:
-        context.view_layer.objects.active = result.root
+    for result in results:
+        for obj in (result.root, *result.objects):
+            if obj.name in context.view_layer.objects:
+                obj.select_set(True)
+    if results and results[-1].root.name in context.view_layer.objects:
+        context.view_layer.objects.active = results[-1].root
 
 
 def _skipped_note(drawing) -> str:
@@ -143,8 +146,7 @@ class LVSS_OT_import_svg(bpy.types.Operator, ImportHelper):
                 _remove_result(res)
             self.report({"ERROR"}, f"Import failed, nothing was added: {type(err).__name__}: {err}")
             return {"CANCELLED"}
-        for _, _, res in results:
-            _select_result(context, res)
+        _select_result(context, *(res for _, _, res in results))  # every file's result stays selected
         for path, drawing, res in results:
             self.report({"INFO"}, f"Imported {os.path.basename(path)}: {len(res.layers)} layers, "
                                   f"{len(res.objects)} paths, {res.materials} new materials"
@@ -153,11 +155,11 @@ class LVSS_OT_import_svg(bpy.types.Operator, ImportHelper):
 
 
 def _remove_result(res) -> None:
-    for obj in (*res.objects, res.root):
-        cu = obj.data
+    for obj in (*(res.patches or ()), *res.objects, res.root):
+        data = obj.data
         bpy.data.objects.remove(obj, do_unlink=True)
-        if cu is not None and cu.users == 0:
-            bpy.data.curves.remove(cu)
+        if data is not None and data.users == 0:
+            (bpy.data.meshes if isinstance(data, bpy.types.Mesh) else bpy.data.curves).remove(data)
     for col in reversed([res.collection, *res.layers]):
         if col.name in bpy.data.collections:
             bpy.data.collections.remove(col)

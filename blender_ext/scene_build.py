@@ -4,9 +4,19 @@ Layout of what :func:`build` makes::
 
     <parent collection, named after the file>
         <root Empty, named after the file>        all curve objects are its children
-        <one child collection per layer, back to front, named with the layer's label>
-            <one 2D curve object per shape, named after the shape's id, Bézier points kept, filled by
-     a Geometry Nodes modifier ("lvss Fill", shared)>
+        <one child collection per layer, back to front, named with the layer's label (a sublayer
+         whose label repeats, lvss's "details", as "<parent label> · details")>
+            <one 2D curve object per shape, named after the element's id or else after what it is
+     ("02 Shapes, red · shape 2, dark red"), Bézier points kept, filled by a Geometry Nodes
+     modifier ("lvss Fill", shared)>
+                <its fill patch "<name> · fill", a mesh child, where the shape needs one (below)>
+
+Fill rules: Blender's curve fill is even-odd; SVG's default rule is nonzero. Where a shape's
+outline winds twice or more the same way around a region (a star drawn as one path, same-direction
+nested outlines, the curls of optimised lvss paths), nonzero fills it and Blender would not: that
+region (``fill_rule.fill_outline(..., region="missing")``) becomes a mesh patch, a child of the
+curve object with its material, so the curve keeps the SVG's Bézier points. The patch follows the
+object (moves, layer stacking) but not later edits of the curve's points.
 
 Coordinates: a :class:`Placement` maps SVG pixels (x right, y down) into the root's local frame
 (x right, y up); the layers are stacked along the root's local +Z, back to front, so the drawing
@@ -35,7 +45,8 @@ from dataclasses import dataclass
 import bpy
 from mathutils import Matrix
 
-from .svg_layers import Drawing
+from .fill_rule import fill_outline
+from .svg_layers import Drawing, collection_name, object_name
 
 MATERIAL_KEY = "lvss_fill"
 
@@ -288,7 +299,7 @@ class _Created:
 
     def __init__(self):
         self.objects, self.curves, self.collections, self.materials = [], [], [], []
-        self.node_groups = []
+        self.node_groups, self.meshes = [], []
 
     def remove(self) -> None:
         for obj in self.objects:
@@ -300,6 +311,9 @@ class _Created:
         for col in reversed(self.collections):
             if col.name in bpy.data.collections:
                 bpy.data.collections.remove(col, do_unlink=True)
+        for me in self.meshes:
+            if me.name in bpy.data.meshes:
+                bpy.data.meshes.remove(me, do_unlink=True)
         for mat in self.materials:
             if mat.name in bpy.data.materials:
                 bpy.data.materials.remove(mat, do_unlink=True)
@@ -315,6 +329,7 @@ class BuildResult:
     layers: list  # the layer collections, back to front
     objects: list  # the curve objects, back to front
     materials: int  # how many new materials were made
+    patches: list = None  # the fill-rule patches (meshes, each a child of its curve object)
 
 
 def build(drawing: Drawing, *, name: str, placement: Placement, parent_collection,
@@ -364,10 +379,11 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
     new_materials = 0
     layer_cols: list = []
     objects: list = []
+    patches: list = []
     z = base_z
     first = True
-    for lay in drawing.layers:
-        col = bpy.data.collections.new(lay.label)
+    for li, lay in enumerate(drawing.layers):
+        col = bpy.data.collections.new(collection_name(drawing, li))
         made.collections.append(col)
         col["lvss_layer"] = lay.label
         col["lvss_id"] = lay.id
@@ -399,17 +415,21 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
                 made.materials.append(mat)
                 mats[key] = mat
                 new_materials += 1
-            cu = bpy.data.curves.new(shape.id, "CURVE")
+            obj_name = object_name(drawing, li, k)
+            cu = bpy.data.curves.new(obj_name, "CURVE")
             made.curves.append(cu)
             cu.dimensions = "2D"
             cu.fill_mode = "NONE"  # filled by the Geometry Nodes modifier below
             cu.resolution_u = resolution
             cu.materials.append(mat)
+            rule = getattr(shape, "fill_rule", "nonzero")
             for spline in shape.splines:
                 _add_spline(cu, spline, placement)
-            obj = bpy.data.objects.new(shape.id, cu)
+            obj = bpy.data.objects.new(obj_name, cu)
             made.objects.append(obj)
             obj["lvss_fill"] = shape.hex
+            obj["lvss_id"] = shape.id
+            obj["lvss_fill_rule"] = rule
             mod = obj.modifiers.new("lvss Fill", "NODES")
             mod.node_group = fill_group
             mod[mat_socket] = mat  # the fill's material (the filled mesh does not see the slots)
@@ -417,7 +437,15 @@ def _build(drawing, name, placement, parent_collection, root_matrix, layer_step,
             obj.location = (0.0, 0.0, z)
             col.objects.link(obj)
             objects.append(obj)
-    return BuildResult(collection=top, root=root, layers=layer_cols, objects=objects, materials=new_materials)
+            # what the fill rule fills and Blender's (even-odd) curve fill leaves empty
+            missing = fill_outline(shape.splines, rule, steps=resolution, region="missing")
+            if missing:
+                patch = _patch_object(obj_name, missing, placement, mat, resolution, made)
+                patch.parent = obj
+                col.objects.link(patch)
+                patches.append(patch)
+    return BuildResult(collection=top, root=root, layers=layer_cols, objects=objects, materials=new_materials,
+                       patches=patches)
 
 
 def _add_spline(cu, spline, placement: Placement) -> None:
@@ -425,11 +453,55 @@ def _add_spline(cu, spline, placement: Placement) -> None:
     sp = cu.splines.new("BEZIER")
     if n > 1:
         sp.bezier_points.add(n - 1)
-    for bp in sp.bezier_points:  # free handles first, so nothing recomputes the positions below
-        bp.handle_left_type = "FREE"
-        bp.handle_right_type = "FREE"
+    straight = getattr(spline, "straight", None) or [False] * n
+    for i, bp in enumerate(sp.bezier_points):  # handle types first, so nothing recomputes the positions below
+        # straight segments of an outline get VECTOR handles: Blender evaluates them as one edge
+        bp.handle_left_type = "VECTOR" if straight[i - 1] else "FREE"
+        bp.handle_right_type = "VECTOR" if straight[i] else "FREE"
     flat = lambda pts: [c for p in pts for c in (*placement.point(p), 0.0)]  # noqa: E731
     sp.bezier_points.foreach_set("co", flat(spline.anchors))
     sp.bezier_points.foreach_set("handle_left", flat(spline.handles_left))
     sp.bezier_points.foreach_set("handle_right", flat(spline.handles_right))
     sp.use_cyclic_u = True
+
+
+PATCH_SUFFIX = " · fill"
+
+
+def _patch_object(name: str, outlines: list, placement: Placement, mat, resolution: int, made: "_Created"):
+    """A mesh object filling ``outlines`` (simple loops: outer ones and holes), flattened as Blender
+    evaluates curves (``resolution`` points per curved segment, straight ones as one edge)."""
+    import bmesh
+
+    bm = bmesh.new()
+    edges = []
+    for outline in outlines:
+        pts = []
+        for (p0, c1, c2, p1), straight in zip(outline.segments(), outline.straight):
+            n = 1 if straight else resolution
+            for k in range(n):
+                t = k / n
+                s = 1.0 - t
+                pts.append(tuple(s ** 3 * a + 3 * s * s * t * b + 3 * s * t * t * c + t ** 3 * d
+                                 for a, b, c, d in zip(p0, c1, c2, p1)))
+        verts = [bm.verts.new((*placement.point(p), 0.0)) for p in pts]
+        if len(verts) < 3:
+            continue
+        edges += [bm.edges.new((verts[i], verts[(i + 1) % len(verts)])) for i in range(len(verts))]
+    bmesh.ops.remove_doubles(bm, verts=bm.verts[:], dist=1e-9)
+    bmesh.ops.triangle_fill(bm, use_beauty=True, use_dissolve=False, edges=[e for e in bm.edges if e.is_valid])
+    me = bpy.data.meshes.new(_fit_name(name, PATCH_SUFFIX))
+    made.meshes.append(me)
+    bm.to_mesh(me)
+    bm.free()
+    me.materials.append(mat)
+    obj = bpy.data.objects.new(me.name, me)
+    made.objects.append(obj)
+    obj["lvss_patch"] = 1
+    return obj
+
+
+def _fit_name(head: str, tail: str, most: int = 63) -> str:
+    while len((head + tail).encode("utf-8")) > most and head:
+        head = head[:-1]
+    return head + tail

@@ -11,8 +11,9 @@ What is read:
 * shapes: ``path``, ``rect`` (rounded too), ``circle``, ``ellipse``, ``polygon``, ``polyline`` and
   ``use`` references to them, with all transforms (``matrix``, ``translate``, ``scale``,
   ``rotate``, ``skewX``, ``skewY``) and the ``viewBox`` (with ``preserveAspectRatio``) applied;
-* fills: ``fill`` / ``fill-opacity`` / ``opacity`` from attributes and ``style``, inherited as in
-  SVG; colours as ``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``, ``rgb()``, ``rgba()``, ``hsl()``,
+* fills: ``fill`` / ``fill-opacity`` / ``opacity`` / ``fill-rule`` (``nonzero``, the default, or
+  ``evenodd``; :attr:`Shape.fill_rule`) from attributes and ``style``, inherited as in SVG;
+  colours as ``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``, ``rgb()``, ``rgba()``, ``hsl()``,
   ``hsla()``, CSS names and ``currentColor``;
 * gradient fills: ``linearGradient`` and ``radialGradient`` (focal point included) with their stops
   (``stop-color``, ``stop-opacity``), ``gradientUnits`` (``userSpaceOnUse`` as lvss and Inkscape
@@ -127,6 +128,8 @@ class Shape:
     opacity: float
     splines: list
     gradient: Optional[Gradient] = None
+    fill_rule: str = "nonzero"  # SVG's fill-rule: "nonzero" (the default) or "evenodd"
+    named: bool = False  # the SVG gave the element an id (else ``id`` is made up from its tag)
 
     @property
     def hex(self) -> str:
@@ -962,8 +965,11 @@ class _Reader:
             else:
                 alpha = _opacity(here.get("fill-opacity"), "fill-opacity") * op  # the stops carry their own
         index = self.layer_for(layer)
+        rule = here.get("fill-rule", "nonzero").strip().lower()
         self.layers[index].shapes.append(Shape(id=self.shape_id(e, tag), rgb=fill[:3], opacity=alpha,
-                                               splines=splines, gradient=gradient))
+                                               splines=splines, gradient=gradient,
+                                               fill_rule="evenodd" if rule == "evenodd" else "nonzero",
+                                               named=bool(e.get("id"))))
 
 
 def parse_svg(data, *, name: str = "the SVG") -> Drawing:
@@ -1005,3 +1011,65 @@ def parse_svg(data, *, name: str = "the SVG") -> Drawing:
                              + "; lvss imports filled paths and basic shapes")
     title = next((t.text.strip() for t in root if _local(t.tag) == "title" and t.text and t.text.strip()), "")
     return Drawing(width=width, height=height, layers=layers, skipped=reader.skipped, title=title)
+
+
+# ---------------------------------------------------------------------------------------------
+# names for the editor
+# ---------------------------------------------------------------------------------------------
+# the plain colour names lvss gives its layers (lvss.layering.colour_name), so that an object's
+# colour word reads like its layer's
+_COLOUR_NAMES = {
+    "black": (0, 0, 0), "dark grey": (64, 64, 64), "grey": (128, 128, 128), "light grey": (192, 192, 192),
+    "white": (255, 255, 255), "red": (220, 40, 40), "dark red": (128, 20, 20), "orange": (240, 140, 30),
+    "brown": (130, 80, 40), "beige": (225, 200, 160), "yellow": (240, 220, 40), "olive": (128, 128, 30),
+    "green": (50, 160, 50), "light green": (150, 220, 90), "dark green": (20, 90, 40), "teal": (20, 130, 130),
+    "cyan": (60, 200, 220), "light blue": (140, 190, 240), "blue": (40, 80, 220), "navy": (20, 30, 110),
+    "purple": (120, 50, 160), "magenta": (210, 50, 180), "pink": (240, 160, 190),
+}
+NAME_BYTES = 63  # Blender's longest datablock name, in UTF-8 bytes
+DETAILS = "details"  # the label lvss gives a layer's sub-layer of detail paths
+
+
+def colour_name(rgb) -> str:
+    """The nearest plain colour name of straight sRGB in [0, 1] (e.g. "dark green"), as lvss names
+    its layers' colours."""
+    c = [min(max(v, 0.0), 1.0) * 255.0 for v in rgb[:3]]
+    return min(_COLOUR_NAMES, key=lambda n: sum(w * (r - v) ** 2 for w, r, v in zip((2.0, 4.0, 3.0),
+                                                                                    _COLOUR_NAMES[n], c)))
+
+
+def _fit(head: str, tail: str) -> str:
+    """``head + tail`` cut (in ``head``) to Blender's name length."""
+    room = NAME_BYTES - len(tail.encode("utf-8"))
+    h = head
+    while len(h.encode("utf-8")) > max(room, 1):
+        h = h[:-1]
+    return (h.rstrip() + "…" if h != head and len((h.rstrip() + "…" + tail).encode("utf-8")) <= NAME_BYTES
+            else h) + tail
+
+
+def collection_name(drawing: Drawing, index: int) -> str:
+    """The collection name of layer ``index``: its label; a sublayer whose label another layer has
+    too (lvss's "details" in every layer) is named after its parent as well,
+    "03 Shapes, red · details"."""
+    lay = drawing.layers[index]
+    if lay.parent is None or sum(other.label == lay.label for other in drawing.layers) < 2:
+        return lay.label
+    return _fit(collection_name(drawing, lay.parent), f" · {lay.label}")
+
+
+def object_name(drawing: Drawing, index: int, k: int) -> str:
+    """The object name of shape ``k`` of layer ``index``: the element's own id when the SVG gives
+    one; else what it is: the layer, the role (a "detail" in a "details" sublayer, else a
+    "shape"), its number in the layer (from 1) and its colour, "03 Shapes, red · shape 2, dark red"
+    or "03 Shapes, red · detail 1, black"."""
+    lay = drawing.layers[index]
+    shape = lay.shapes[k]
+    if shape.named:
+        return shape.id
+    if lay.parent is not None and lay.label.strip().lower() == DETAILS:
+        owner, role = drawing.layers[lay.parent].label, "detail"
+    else:
+        owner, role = lay.label, "shape"
+    colour = colour_name(shape.rgb) + (" gradient" if shape.gradient is not None else "")
+    return _fit(owner, f" · {role} {k + 1}, {colour}")
