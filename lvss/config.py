@@ -96,6 +96,12 @@ class OptimizeConfig:
     polish_coarse: float = 0.0     # share of the polish's steps taken first at half size
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
+    # clean geometry (lvss.geometry): every path stays a simple loop while it is optimised, and paths
+    # enclosing less than hair_area of the canvas or thinner than hair_width pixels (2 x area /
+    # perimeter) are pruned as hairs
+    simple_paths: bool = True
+    hair_area: float = 0.0002
+    hair_width: float = 0.5
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
     # gradient fills (lvss/optimize/fills.py): "flat" | "linear" | "radial" | "auto"
     fill: str = "flat"

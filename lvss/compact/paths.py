@@ -169,6 +169,9 @@ def optimise_paths(points, colors, target_c, target_a, weight, cfg: VectorizeCon
             prog("detail", (offset + it + 1) / total, f"path step {offset + it + 1}/{total}, loss {value:.4f}")
 
     groups = [(pts[:n_fixed], oc.polish_lr), (pts[n_fixed:], oc.point_lr), ([cols], oc.color_lr)]
+    from ..geometry.guard import SimpleGuard
+
+    guard = SimpleGuard([(p, [p.shape[0]]) for p in pts]) if oc.simple_paths else None
     adam_loop([g for g in groups if g[0]], loss_fn, iters, after_step=project, callback=report,
-              stop=Plateau(oc.stop_tol, oc.stop_patience), cancel=cancel)
+              stop=Plateau(oc.stop_tol, oc.stop_patience), cancel=cancel, guard=guard)
     return [p.detach() for p in pts], cols.detach()

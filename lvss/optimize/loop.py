@@ -77,13 +77,15 @@ def adam_loop(groups: Sequence[tuple[Sequence[torch.Tensor], float]], loss_fn: C
               after_step: Callable[[], None] | None = None,
               callback: Callable[[int, float], None] | None = None,
               stop: Plateau | None = None, cancel: threading.Event | None = None,
-              sanitize: bool = True, cancel_every: int = 1) -> int:
+              sanitize: bool = True, cancel_every: int = 1,
+              guard: Callable[["Adam"], None] | None = None) -> int:
     """Run up to ``iters`` Adam steps; returns the number of steps taken.
 
     groups: (parameters, base learning rate) per parameter group; the rate of step k is
     ``schedule(k, iters, base)``. loss_fn() builds the loss from the current parameters. After each
     step: non-finite gradients were zeroed first (``sanitize``), then ``after_step()`` (clamps,
-    projections), then ``callback(k, loss)``; ``stop`` (a :class:`Plateau`) ends the run once the
+    projections), then ``guard(optimizer)`` (e.g. :class:`lvss.geometry.guard.SimpleGuard`, which
+    shortens steps that would make a path cross itself), then ``callback(k, loss)``; ``stop`` (a :class:`Plateau`) ends the run once the
     loss levels off. ``cancel`` is checked every ``cancel_every`` steps (raises :class:`Cancelled`).
     """
     if iters <= 0:
@@ -105,6 +107,8 @@ def adam_loop(groups: Sequence[tuple[Sequence[torch.Tensor], float]], loss_fn: C
         opt.step()
         if after_step is not None:
             after_step()
+        if guard is not None:
+            guard(opt)
         value = float(loss.detach())
         if callback is not None:
             callback(it, value)

@@ -19,6 +19,7 @@ import torch
 from skimage import measure
 
 from ..config import OptimizeConfig
+from ..geometry.guard import SimpleGuard
 from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pairs
 from ..scene import circle_path
 from .losses import error_map, image_loss
@@ -322,7 +323,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
 
         # a refill round (past the stage's planned rounds) only fits the few paths it re-adds: half the steps
         adam_loop(groups, loss_fn, n_iter if j <= planned else max(1, n_iter // 2), after_step=clamp, callback=on_step,
-                  stop=Plateau(cfg.stop_tol, cfg.stop_patience), cancel=cancel)
+                  stop=Plateau(cfg.stop_tol, cfg.stop_patience), cancel=cancel,
+                  guard=SimpleGuard([(free, sizes)]) if cfg.simple_paths and sizes else None)
         fixed = [p for p in state.points[:state.n_fixed]]
         free = free.detach() / scale
         state.points = fixed + [p.detach() for p in torch.split(free.detach(), sizes)]
@@ -385,14 +387,16 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
         tc, ta, wg, hs, ws = _scaled_targets(target_c, target_a, weight, 0.5)
         half = torch.tensor([ws / w, hs / h], device=target_a.device)
         small = RefineState([p.detach() * half for p in state.points], state.colors, len(state.points))
-        _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel)
+        _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel,
+                   cfg.simple_paths)
         state.points = [p / half for p in small.points]
         state.colors = small.colors
-    _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel)
+    _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel,
+               cfg.simple_paths)
 
 
 def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, color_lr: float, iters: int,
-               cancel) -> None:
+               cancel, simple: bool = True) -> None:
     """``iters`` Adam steps of every path's points and colours at the targets' size; the state ends at
     the best step."""
     h, w = target_a.shape
@@ -419,7 +423,7 @@ def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, 
             seen["loss"], seen["best"] = value, seen["now"]
 
     adam_loop([([pts], point_lr), ([rgb], color_lr)], loss_fn, iters, after_step=clamp,
-              callback=keep, cancel=cancel)
+              callback=keep, cancel=cancel, guard=SimpleGuard([(pts, sizes)]) if simple else None)
     final_pts, final_rgb = pts.detach(), rgb.detach()
     if seen["best"] is not None:
         with torch.no_grad():

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..config import OptimizeConfig
+from ..geometry.guard import SimpleGuard
 from ..render.torch_raster import render_torch
 from .losses import overlap_loss
 from .loop import Cancelled, adam_loop, check_cancel  # noqa: F401  (Cancelled, check_cancel: re-exported)
@@ -81,7 +82,7 @@ def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg
 
     cb = None if step_callback is None else (lambda step, value: step_callback(step, iters, value))
     adam_loop([([flat], lr)], loss_fn, iters, callback=cb, stop=Plateau(cfg.stop_tol, cfg.stop_patience),
-              cancel=cancel)
+              cancel=cancel, guard=SimpleGuard([(flat, sizes)]) if cfg.simple_paths else None)
     out = torch.split(flat.detach(), sizes)
     return [(t / scale - offsets[i]).cpu() for i, t in enumerate(out)]
 

@@ -1,0 +1,219 @@
+"""Clean contours at export, and hairs.
+
+:func:`clean_contours` turns any closed cubic path into what its nonzero fill covers inside the
+canvas, as non-overlapping simple contours (outer loops, holes running the other way round, so
+nonzero and even-odd fill them alike), with specks under ``min_area`` pixels² dropped. The boolean
+work is skia-pathops' (the path operations fontTools uses to remove overlaps in fonts).
+
+:func:`hair_mask` tells which paths a designer would delete by hand: those enclosing less than a
+share of the canvas, or thinner than about half a pixel on average (2 x area / perimeter).
+:func:`join_contours` is the inverse of the export for lvss's own optimiser: one closed path whose
+holes hang off their outer loop by zero-width bridges, which its nonzero fill leaves empty.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_width
+
+__all__ = ["clean_contours", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+
+SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
+CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment)
+
+
+def _pathops():
+    try:
+        import pathops
+    except ImportError as e:  # pragma: no cover - a core dependency
+        raise ImportError("lvss needs skia-pathops to write clean SVG paths: pip install skia-pathops") from e
+    return pathops
+
+
+def _to_skia(points: np.ndarray, pathops, evenodd: bool = False):
+    n = points.shape[0] // 3
+    p = pathops.Path()
+    p.fillType = pathops.FillType.EVEN_ODD if evenodd else pathops.FillType.WINDING
+    pen = p.getPen()
+    pen.moveTo(tuple(map(float, points[0])))
+    for k in range(n):
+        c1, c2, end = points[3 * k + 1], points[3 * k + 2], points[(3 * k + 3) % (3 * n)]
+        pen.curveTo(tuple(map(float, c1)), tuple(map(float, c2)), tuple(map(float, end)))
+    pen.closePath()
+    return p
+
+
+def _from_skia(path, pathops) -> list[np.ndarray]:
+    """Every closed contour of a skia path as (3K, 2) cubic control points (lines and quadratics
+    raised to cubics)."""
+    out: list[np.ndarray] = []
+    cur: list = []
+    start = last = None
+
+    def close():
+        nonlocal cur
+        if cur and start is not None and np.hypot(last[0] - start[0], last[1] - start[1]) > 1e-9:
+            line(last, start)
+        if len(cur) >= 1:
+            out.append(np.asarray(cur, np.float64).reshape(-1, 2))
+        cur = []
+
+    def line(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        cur.extend([a, a + (b - a) / 3.0, a + (b - a) * (2.0 / 3.0)])
+
+    for verb, pts in path.segments:
+        if verb == "moveTo":
+            if cur:
+                close()
+            start = last = pts[0]
+        elif verb == "lineTo":
+            line(last, pts[0])
+            last = pts[0]
+        elif verb == "curveTo":
+            a = np.asarray(last, np.float64)
+            cur.extend([a, np.asarray(pts[0], np.float64), np.asarray(pts[1], np.float64)])
+            last = pts[2]
+        elif verb == "qCurveTo":
+            for q0, q1 in _quads(last, pts, pathops):
+                a = np.asarray(last, np.float64)
+                q0, q1 = np.asarray(q0, np.float64), np.asarray(q1, np.float64)
+                cur.extend([a, a + (q0 - a) * (2.0 / 3.0), q1 + (q0 - q1) * (2.0 / 3.0)])
+                last = tuple(q1)
+        elif verb in ("closePath", "endPath"):
+            close()
+            start = last = None
+    if cur:
+        close()
+    return out
+
+
+def _quads(start, pts, pathops):
+    segs = pathops.decompose_quadratic_segment(tuple(pts)) if len(pts) > 2 else [tuple(pts)]
+    return [(s[0], s[1]) for s in segs]
+
+
+def contour_area(points: np.ndarray) -> float:
+    """Signed area (pixels²) of a closed cubic contour (3K, 2), from a fine flattening: positive when
+    it runs clockwise on screen (x right, y down)."""
+    v = flatten_closed(points, 16)
+    x, y = v[:, 0], v[:, 1]
+    return 0.5 * float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
+
+
+def clean_contours(points, width: float | None = None, height: float | None = None,
+                   min_area: float = SPECK_AREA, evenodd: bool = False, precision: int | None = 2
+                   ) -> list[np.ndarray]:
+    """The area a closed cubic path (3S, 2) fills (nonzero rule, or ``evenodd``), clipped to the
+    canvas [0, width] x [0, height] when a size is given, as simple, non-overlapping contours (3K, 2)
+    each: outer loops and holes running the other way round. Contours under ``min_area`` pixels² go.
+    Coordinates come rounded to ``precision`` decimals (as the SVG writes them), and are simple as
+    rounded. Empty when nothing is left. A path that is already a simple loop inside the canvas comes
+    back as it is (the boolean operations would split its curves at inflections, adding nodes)."""
+    pathops = _pathops()
+    pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
+                     np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] % 3 or not len(pts):
+        raise ValueError(f"a closed cubic path needs (3S, 2) points, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError("path points contain NaN or infinite values")
+    rnd = (lambda a: np.round(a, precision)) if precision is not None else (lambda a: a)  # noqa: E731
+    pts = rnd(pts)
+    inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
+    if inside and not evenodd and _simple(pts):
+        return [pts] if abs(contour_area(pts)) >= min_area else []
+    contours = [pts]
+    for attempt in range(4):
+        p = pathops.Path()
+        for c in contours:
+            p.addPath(_to_skia(c, pathops))
+        p.fillType = pathops.FillType.EVEN_ODD if evenodd and attempt == 0 else pathops.FillType.WINDING
+        out = pathops.simplify(p, fix_winding=True, keep_starting_points=False)
+        if attempt == 0 and width is not None and height is not None and not inside:
+            out = pathops.op(out, _box(width, height, pathops), pathops.PathOp.INTERSECTION, fix_winding=True,
+                             keep_starting_points=False)
+        tiny = 2.0 * 10.0 ** -precision if precision is not None else 1e-6
+        contours = [rnd(c) for part in out.contours if abs(part.area) >= min_area
+                    for c in (_without_tiny_segments(c0, tiny) for c0 in _from_skia(part, pathops)) if c is not None]
+        # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more,
+        # the last time from straight pieces (whose rounded crossings skia resolves exactly)
+        if all(_simple(c) for c in contours):
+            return contours
+        if attempt == 2:
+            contours = [_polyline(c) for c in contours]
+    # still folded after that: only a sliver of rounding noise is, and it goes
+    return [c for c in contours if _simple(c) or mean_width(*area_and_perimeter(c, 16)) >= 0.5]
+
+
+def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
+    """The contour (3K, 2) without segments whose control points all lie within ``tol`` of their
+    start (what rounding would fold over); None when fewer than two segments remain."""
+    n = len(c) // 3
+    segs = [np.stack([c[3 * k], c[3 * k + 1], c[3 * k + 2], c[(3 * k + 3) % (3 * n)]]) for k in range(n)]
+    keep = [sg for sg in segs if np.abs(sg[1:] - sg[0]).max() > tol]
+    if len(keep) < 2:
+        return None
+    out = []
+    for k, sg in enumerate(keep):
+        sg = sg.copy()
+        sg[0] = keep[k - 1][3]      # joined to the kept segment before it
+        out.append(sg[:3])
+    return np.concatenate(out, 0)
+
+
+def _polyline(c: np.ndarray, pieces: int = 8) -> np.ndarray:
+    """A contour (3K, 2) as straight cubic pieces through its flattening."""
+    v = flatten_closed(c, pieces)
+    nxt = np.roll(v, -1, 0)
+    return np.stack([v, v + (nxt - v) / 3.0, v + (nxt - v) * (2.0 / 3.0)], 1).reshape(-1, 2)
+
+
+def _simple(c: np.ndarray) -> bool:
+    return int(crossing_counts([torch.from_numpy(c)], CHECK_PIECES)[0]) == 0
+
+
+def _box(width: float, height: float, pathops):
+    box = pathops.Path()
+    pen = box.getPen()
+    pen.moveTo((0.0, 0.0))
+    pen.lineTo((float(width), 0.0))
+    pen.lineTo((float(width), float(height)))
+    pen.lineTo((0.0, float(height)))
+    pen.closePath()
+    return box
+
+
+def join_contours(contours: list[np.ndarray]) -> np.ndarray | None:
+    """One closed cubic path (3S, 2) from outer loops and holes (as :func:`clean_contours` gives them):
+    each further contour hangs off the path at the nearest pair of nodes by a zero-width bridge, so
+    the joined path's nonzero fill equals the contours' (the bridge's two sides cancel)."""
+    cs = [np.asarray(c, np.float64) for c in contours if len(c) >= 3]
+    if not cs:
+        return None
+    cs.sort(key=lambda c: -abs(contour_area(c)))
+    acc = cs[0]
+    for c in cs[1:]:
+        na, nc = acc[0::3], c[0::3]
+        d = ((na[:, None, :] - nc[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        a_node, c_node = na[i], nc[j]
+        rot = np.roll(c, -3 * j, 0)                 # the contour from its node j round to j
+
+        def line(p, q):
+            return np.stack([p, p + (q - p) / 3.0, p + (q - p) * (2.0 / 3.0)])
+
+        acc = np.concatenate([acc[:3 * i], line(a_node, c_node), rot, line(c_node, a_node), acc[3 * i:]], 0)
+    return acc
+
+
+def hair_mask(points: list[torch.Tensor], width: int, height: int, hair_area: float,
+              hair_width: float) -> list[bool]:
+    """Which paths are hairs: enclosing less than ``hair_area`` x the canvas (pixels²), or thinner than
+    ``hair_width`` pixels on average (2 x area / perimeter). Areas are the paths' enclosed areas."""
+    out = []
+    limit = hair_area * width * height
+    for p in points:
+        a, per = area_and_perimeter(p)
+        out.append(a < limit or mean_width(a, per) < hair_width)
+    return out

@@ -1,0 +1,156 @@
+"""Is a closed cubic path a simple loop? Crossing tests, areas and widths of flattened paths.
+
+A path (3S, 2) is flattened into ``pieces`` straight edges per cubic segment (uniform in t). Two
+edges cross when each one's ends lie strictly on opposite sides of the other's line; edges that only
+touch or overlap along a line (a zero-width bridge, a shared end) do not count. Adjacent edges
+(sharing an end, including the closing pair) are never tested against each other.
+
+Only pairs of segments whose control-point boxes overlap can cross (a cubic lies in its control
+points' hull), so the tests run on those pairs alone: paths with many segments cost about as much as
+their overlapping neighbourhoods, not the square of their size. Everything is batched over paths with
+the same number of segments (no padding), in torch, on the points' own device.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["crossing_counts", "crossing_segments", "self_crossing", "flatten_closed", "area_and_perimeter", "mean_width"]
+
+DEFAULT_PIECES = 8
+
+
+_BASIS: dict = {}
+
+
+def _basis(pieces: int, dev, dt) -> torch.Tensor:
+    """(m, 4) Bernstein weights at t = k / m, k = 0 .. m - 1 (cached)."""
+    key = (pieces, dev, dt)
+    b = _BASIS.get(key)
+    if b is None:
+        t = torch.arange(pieces, device=dev, dtype=dt) / pieces
+        u = 1.0 - t
+        b = _BASIS[key] = torch.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
+    return b
+
+
+def _segments(pts: torch.Tensor) -> torch.Tensor:
+    """(G, 3S, 2) -> (G, S, 4, 2): every segment's four control points (the last closes to point 0)."""
+    G, n3, _ = pts.shape
+    S = n3 // 3
+    nxt = torch.roll(pts, -3, 1)
+    return torch.stack([pts[:, 0::3], pts[:, 1::3], pts[:, 2::3], nxt[:, 0::3]], 2).reshape(G, S, 4, 2)
+
+
+def flatten_closed(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIECES) -> np.ndarray:
+    """(3S, 2) closed cubic path -> (S * pieces, 2) float64 polygon vertices (the loop closes itself)."""
+    p = torch.as_tensor(np.asarray(points, np.float64) if not isinstance(points, torch.Tensor) else points)
+    p = p.detach().to(torch.float64).cpu()
+    seg = _segments(p[None])[0]                                  # (S, 4, 2)
+    v = torch.einsum("mk,skd->smd", _basis(pieces, p.device, p.dtype), seg)
+    return v.reshape(-1, 2).numpy()
+
+
+def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pairs: bool = False):
+    """(G, 3S, 2) paths with the same S -> (G,) number of crossing edge pairs of each. ``far_only``:
+    only pairs of segments that are not the same or neighbours (folds of the path as a whole, not
+    sub-pixel loops at a node). ``pairs``: also return (path, i, j) of every crossing segment pair."""
+    G = pts.shape[0]
+    seg = _segments(pts)                                          # (G, S, 4, 2)
+    S = seg.shape[1]
+    m = pieces
+    E = S * m
+    lo, hi = seg.amin(2), seg.amax(2)                             # (G, S, 2) control boxes
+    # segment pairs (i <= j) whose boxes overlap
+    ov = ((lo[:, :, None] <= hi[:, None]) & (lo[:, None] <= hi[:, :, None])).all(-1)   # (G, S, S)
+    ov = torch.triu(ov, diagonal=2 if far_only else 0)
+    if far_only and S > 2:
+        ov[:, 0, S - 1] = False
+    g, i, j = ov.nonzero(as_tuple=True)
+    out = torch.zeros(G, dtype=torch.long, device=pts.device)
+    if g.numel() == 0:
+        return (out, g.new_zeros(0, 3)) if pairs else out
+    B = _basis(m, pts.device, pts.dtype)
+    vert = torch.einsum("mk,gskd->gsmd", B, seg)                  # (G, S, m, 2) piece starts
+    flat = vert.reshape(G, E, 2)
+    a = flat
+    b = torch.roll(flat, -1, 1)
+    ai = a.reshape(G, S, m, 2)[g, i]                              # (K, m, 2)
+    bi = b.reshape(G, S, m, 2)[g, i]
+    aj = a.reshape(G, S, m, 2)[g, j]
+    bj = b.reshape(G, S, m, 2)[g, j]
+    A1, B1 = ai[:, :, None], bi[:, :, None]                       # (K, m, 1, 2)
+    A2, B2 = aj[:, None], bj[:, None]                             # (K, 1, m, 2)
+
+    def cross(o, p, q):
+        return (p[..., 0] - o[..., 0]) * (q[..., 1] - o[..., 1]) - (p[..., 1] - o[..., 1]) * (q[..., 0] - o[..., 0])
+
+    d1, d2 = cross(A1, B1, A2), cross(A1, B1, B2)
+    d3, d4 = cross(A2, B2, A1), cross(A2, B2, B1)
+    hit = (d1 * d2 < 0) & (d3 * d4 < 0)                           # (K, m, m)
+    # edge numbers: never test an edge against itself or its neighbours, and each pair once
+    ei = (i[:, None] * m + torch.arange(m, device=pts.device))[:, :, None]    # (K, m, 1)
+    ej = (j[:, None] * m + torch.arange(m, device=pts.device))[:, None, :]    # (K, 1, m)
+    d = (ej - ei).abs()
+    ok = (ej > ei) & (d != 1) & (d != E - 1)
+    counts = (hit & ok).flatten(1).sum(1)
+    out.index_add_(0, g, counts)
+    if pairs:
+        sel = counts > 0
+        return out, torch.stack([g[sel], i[sel], j[sel]], 1)
+    return out
+
+
+@torch.no_grad()
+def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
+                    max_batch: int = 2_000_000, far_only: bool = False) -> torch.Tensor:
+    """(N,) long: the number of crossing edge pairs of every path (0 for a simple loop).
+
+    points: N closed cubic paths, (3S, 2) each, any devices mixed (the result is on the first's).
+    ``far_only``: count only crossings between segments that are not neighbours (see
+    :func:`_group_crossings`)."""
+    n = len(points)
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long)
+    dev = points[0].device
+    out = torch.zeros(n, dtype=torch.long, device=dev)
+    by_size: dict[int, list[int]] = {}
+    for k, p in enumerate(points):
+        by_size.setdefault(int(p.shape[0]), []).append(k)
+    for n3, idx in by_size.items():
+        S = n3 // 3
+        # bound the batch's work: segment pairs x pieces^2 per path, at most S^2 pairs
+        per = max(1, S * S * pieces * pieces)
+        step = max(1, max_batch // per)
+        for s in range(0, len(idx), step):
+            part = idx[s:s + step]
+            pts = torch.stack([points[k].detach().to(dev, torch.float64) for k in part])
+            out[torch.tensor(part, device=dev)] = _group_crossings(pts, pieces, far_only)
+    return out
+
+
+@torch.no_grad()
+def crossing_segments(points: torch.Tensor, pieces: int = DEFAULT_PIECES) -> list[tuple[int, int]]:
+    """The (i, j) segment pairs (i <= j) of one closed path (3S, 2) whose pieces cross."""
+    _, prs = _group_crossings(points.detach().to(torch.float64)[None], pieces, pairs=True)
+    return [(int(a), int(b)) for _, a, b in prs.tolist()]
+
+
+def self_crossing(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES) -> torch.Tensor:
+    """(N,) bool: which paths cross themselves."""
+    return crossing_counts(points, pieces) > 0
+
+
+def area_and_perimeter(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIECES) -> tuple[float, float]:
+    """Absolute enclosed area (pixels², exact for a simple loop up to flattening) and length (pixels)."""
+    v = flatten_closed(points, pieces)
+    x, y = v[:, 0], v[:, 1]
+    area = 0.5 * abs(float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum()))
+    per = float(np.linalg.norm(np.roll(v, -1, 0) - v, axis=1).sum())
+    return area, per
+
+
+def mean_width(area: float, perimeter: float) -> float:
+    """Mean thickness of a shape, 2 x area / perimeter (a w x L strip with L >> w gives w; a disc of
+    radius r gives r)."""
+    return 2.0 * area / perimeter if perimeter > 0 else 0.0
