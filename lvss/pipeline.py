@@ -86,6 +86,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     the structure stage) and starts from its mask's mean colour. With ``valid`` (H, W) bool, the
     opaque pixels, the back layer's pieces then grow to cover every opaque pixel (:func:`_cover_canvas`).
     """
+    from .geometry.simple import made_simple
     from .layering import mask_components, mask_to_path
 
     pieces = []  # (area, layer, mask index, piece index, piece, colour)
@@ -104,7 +105,10 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
         check_cancel(cancel)
         p = mask_to_path(piece, epsilon, holes=True)
         if p is not None:
-            chosen.append(((li, k, j), StructuralPath(p.points, piece, li, color)))
+            # a simple loop to start from (a contour fit can overshoot where the piece is thin); in
+            # the rare case that not even the polygon through its nodes is one, the export repairs it
+            q = made_simple(p.points)
+            chosen.append(((li, k, j), StructuralPath(p.points if q is None else q, piece, li, color)))
     chosen.sort(key=lambda e: e[0])
     if valid is not None and chosen:
         _cover_canvas([sp for _, sp in chosen], valid, epsilon)
@@ -120,6 +124,7 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
     back layer instead. Pieces already covering their area are unchanged."""
     from skimage.segmentation import watershed
 
+    from .geometry.simple import made_simple
     from .layering import mask_to_path
 
     back = min(sp.layer for sp in paths)
@@ -138,7 +143,8 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
             continue
         p = mask_to_path(m, epsilon, holes=True)
         if p is not None:
-            sp.points, sp.mask = p.points, m
+            q = made_simple(p.points)
+            sp.points, sp.mask = p.points if q is None else q, m
 
 
 def _min_piece_pixels(cfg: VectorizeConfig, h: int, w: int) -> int:
@@ -198,6 +204,7 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
         lap("compact")
     else:
         scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap, source=rgba)
+    scene = _without_hairs(scene, rgb, alpha, cfg, dev, metrics)
     if cfg.optimize.fill != "flat":  # gradient fills, both modes (lvss/optimize/fills.py)
         from .optimize.fills import apply_fills
 
@@ -211,6 +218,43 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     prog("export", 1.0, "done")
     notes = ([unused] if unused else []) + list(metrics.pop("_notes", []))
     return VectorizeResult(out, timings, metrics, notes)
+
+
+def _without_hairs(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev, metrics: dict) -> Scene:
+    """The scene without hair paths (:func:`lvss.geometry.repair.hair_mask`: less than
+    ``optimize.hair_area`` of the canvas, or thinner than ``optimize.hair_width`` pixels), whichever
+    stage left them; the metrics follow when any went. Both modes' optimisers prune their detail
+    hairs as they go; this is the guarantee for every path the SVG gets."""
+    from .geometry.repair import hair_mask
+
+    oc = cfg.optimize
+    if not scene.num_paths or oc.hair_area + oc.hair_width <= 0:
+        return scene
+    hair = iter(hair_mask(scene.point_list(), scene.width, scene.height, oc.hair_area, oc.hair_width))
+    layers, dropped = [], 0
+    for layer in scene.layers:
+        keep = [(k, p) for k, p in enumerate(layer.paths) if not next(hair)]
+        dropped += len(layer.paths) - len(keep)
+        if not keep:
+            continue
+        d = layer.details_from
+        details_from = None if d is None else sum(1 for k, _ in keep if k < d)
+        if details_from is not None and details_from >= len(keep):
+            details_from = None
+        layers.append(Layer(layer.name, [p for _, p in keep], layer.id, details_from))
+    if not dropped:
+        return scene
+    out = Scene(scene.width, scene.height, layers)
+    from .render.torch_raster import render_torch
+
+    target_c, target_a = _targets(rgb, alpha, dev)
+    with torch.no_grad():
+        if out.num_paths:
+            C, A = render_torch([p.points.to(dev) for p in out.paths()], out.colors().to(dev), out.width, out.height)
+        else:
+            C, A = torch.zeros_like(target_c), torch.zeros_like(target_a)
+    metrics.update(composite_metrics(C, A, target_c, target_a), paths=float(out.num_paths))
+    return out
 
 
 _NO_CLIP = ("no CLIP model is set; give one with --clip-model DIR|HUB_ID (saliency.clip_model, environment "

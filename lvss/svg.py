@@ -14,8 +14,9 @@ text, images, clip paths, masks and filters are ignored. Linear and radial gradi
 gradient fills (stops inherited through ``href`` as Inkscape writes them, ``objectBoundingBox`` or
 ``userSpaceOnUse`` units, ``gradientTransform``); two approximations: every spread method is read
 as "pad", and a radial gradient under a transform that is not a similarity stays circular (radius
-scaled by the transform's area factor). Each closed subpath becomes one lvss path (holes are not cut
-out).
+scaled by the transform's area factor). Each closed subpath becomes one lvss path, except holes (areas
+an element's fill rule, nonzero or evenodd, leaves empty inside another of its subpaths): a hole joins
+its outer loop through a zero-width bridge, so the lvss path fills what the element fills.
 """
 from __future__ import annotations
 
@@ -504,7 +505,7 @@ def _opacity(v: str | float | None, what: str) -> float:
     return min(max(x, 0.0), 1.0)
 
 
-_PRESENTATION = ("fill", "fill-opacity", "opacity", "display", "visibility", "color")
+_PRESENTATION = ("fill", "fill-rule", "fill-opacity", "opacity", "display", "visibility", "color")
 
 
 def _style(e) -> dict[str, str]:
@@ -726,6 +727,49 @@ def _gradient_fill(spec: dict, m: np.ndarray, bbox, viewport: tuple[float, float
     return RadialGradient(torch.tensor(c, dtype=torch.float32), r * math.sqrt(abs(det)), offs, cols, focal)
 
 
+def _with_holes_joined(subpaths: list[np.ndarray], evenodd: bool) -> list[np.ndarray]:
+    """The closed subpaths of one element, each hole (an area the element's fill rule leaves empty
+    inside another subpath) joined to its outer loop by a zero-width bridge, so that every lvss path
+    fills what the element fills. Subpaths without holes come back as they are."""
+    from .geometry.repair import clean_contours, contour_area, join_contours
+
+    pts = np.concatenate([sp for sp in subpaths], 0)
+    if not np.isfinite(pts).all():
+        return subpaths
+    # the element's area as simple contours: outer loops one way round, holes the other
+    joined = None
+    for sp in subpaths:
+        joined = sp if joined is None else join_contours([joined, sp])
+    contours = clean_contours(joined, min_area=0.0, evenodd=evenodd, precision=None, split=True)
+    signs = [contour_area(c) for c in contours]
+    if not contours or all(a > 0 for a in signs) or all(a < 0 for a in signs):
+        return subpaths
+    outer_sign = 1.0 if max(signs, key=abs) > 0 else -1.0
+    outers = [c for c, a in zip(contours, signs) if a * outer_sign > 0]
+    holes = [c for c, a in zip(contours, signs) if a * outer_sign < 0]
+    groups: list[list[np.ndarray]] = [[c] for c in outers]
+    for hole in holes:
+        best, best_area = None, math.inf
+        for k, c in enumerate(outers):
+            if _inside(hole[0], c) and abs(contour_area(c)) < best_area:
+                best, best_area = k, abs(contour_area(c))
+        if best is not None:
+            groups[best].append(hole)
+    return [join_contours(g) for g in groups]
+
+
+def _inside(point: np.ndarray, contour: np.ndarray) -> bool:
+    """Whether a point lies inside a closed cubic contour (even-odd test on its fine flattening)."""
+    from .geometry.simple import flatten_closed
+
+    v = flatten_closed(contour, 16)
+    x, y = float(point[0]), float(point[1])
+    x0, y0 = v[:, 0], v[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    cross = ((y0 > y) != (y1 > y)) & (x < x0 + (y - y0) * (x1 - x0) / np.where(y1 == y0, 1e-12, y1 - y0))
+    return bool(cross.sum() % 2)
+
+
 def svg_to_scene(source: str | bytes, width: int | None = None, height: int | None = None) -> Scene:
     """Parse SVG text into a Scene.
 
@@ -807,6 +851,8 @@ def svg_to_scene(source: str | bytes, width: int | None = None, height: int | No
         if ref and ref.group(1) in grads and subpaths:
             gfill = _gradient_fill(grads[ref.group(1)], m, _bbox(subpaths), (vw, vh),
                                    _opacity(st.get("fill-opacity"), "fill-opacity") * st["_opacity"])
+        if len(subpaths) > 1:
+            subpaths = _with_holes_joined(subpaths, st.get("fill-rule", "nonzero").strip() == "evenodd")
         for sp in subpaths:
             pts = np.c_[sp, np.ones(len(sp))] @ m.T
             if gfill is not None:

@@ -6,16 +6,22 @@ segments involved and those between them); if it still crosses, its whole step i
 the last position where it was a simple loop (half, a quarter, then none of the step). The momentum
 of the points taken back is cleared, so the next step does not push them straight back. The rest of the scene keeps its full step. A path that
 already crossed itself when guarding began is left to the export repair (:mod:`lvss.geometry.repair`).
+
+Kinks, loops of less than ``GUARD_KINK`` pixels of outline where a node's handles overshoot it, are
+let through: at an acute corner almost any move of the node makes one, blocking them would hold such
+nodes still, and what they fill is a speck that the export's repair removes (its render, and so the
+picture the optimiser saw, changes by under a pixel's area).
 """
 from __future__ import annotations
 
 import torch
 
-from .simple import crossing_counts, crossing_segments
+from .simple import crossing_counts, crossing_pairs
 
 __all__ = ["SimpleGuard", "GUARD_PIECES"]
 
-GUARD_PIECES = 6          # flattening of the guard's test (edges per cubic segment)
+GUARD_PIECES = 4          # flattening of the guard's test (edges per cubic segment)
+GUARD_KINK = 2.0          # pixels of outline: smaller loops (a node's handles overshooting) are the export's
 _BACKTRACK = (0.5, 0.25, 0.0)
 
 
@@ -23,56 +29,57 @@ class SimpleGuard:
     """Guard the paths held in ``params``: (tensor, sizes) pairs, where ``tensor`` (sum sizes, 2) holds
     the points of consecutive paths of 3S points each (a single path: sizes ``[3S]``)."""
 
-    def __init__(self, params: list[tuple[torch.Tensor, list[int]]], pieces: int = GUARD_PIECES):
-        self.pieces = pieces
+    def __init__(self, params: list[tuple[torch.Tensor, list[int]]], pieces: int = GUARD_PIECES,
+                 min_loop: float = GUARD_KINK):
+        self.pieces, self.min_loop = pieces, min_loop
         self.owners: list[tuple[torch.Tensor, int, int]] = []   # (tensor, first row, end row)
         for t, sizes in params:
             r = 0
             for s in sizes:
                 self.owners.append((t, r, r + s))
                 r += s
-        self.good = [self._view(k).detach().clone() for k in range(len(self.owners))]
-        start = crossing_counts(self.good, pieces) if self.good else torch.zeros(0, dtype=torch.long)
-        self.guarded = (start == 0).tolist()
-        self.backtracks = 0       # steps shortened so far (for tests and reports)
+        self._tensors = {id(t): t for t, _, _ in self.owners}
+        self._good = {i: t.detach().clone() for i, t in self._tensors.items()}
+        start = crossing_counts(self._all(), pieces, min_loop=min_loop, dtype=torch.float32) if self.owners else torch.zeros(0, dtype=torch.long)
+        self.guarded = [k for k, c in enumerate(start.tolist()) if c == 0]
+        self.backtracks = 0       # path steps shortened so far (for tests and reports)
 
-    def _view(self, k: int) -> torch.Tensor:
-        t, a, b = self.owners[k]
-        return t[a:b]
+    def _all(self, good: bool = False) -> list[torch.Tensor]:
+        src = (lambda t: self._good[id(t)]) if good else (lambda t: t.detach())  # noqa: E731
+        return [src(t)[a:b] for t, a, b in self.owners]
 
     @torch.no_grad()
     def __call__(self, opt=None) -> None:
-        n = len(self.owners)
-        if n == 0:
+        if not self.guarded:
             return
-        idx = [k for k in range(n) if self.guarded[k]]
-        if not idx:
-            return
-        now = [self._view(k).detach() for k in idx]
-        bad = (crossing_counts(now, self.pieces) > 0).nonzero().flatten().tolist()
-        for b in bad:
-            k = idx[b]
-            view, good = self._view(k), self.good[k]
-            rows = _rows_of(crossing_segments(view, self.pieces), view.shape[0])
-            # first undo the step only where the path crossed (the points of the segments involved,
-            # and of those between them); if it still crosses, shorten the whole path's step
-            cand = view.detach().clone()
-            cand[rows] = good[rows]
-            if int(crossing_counts([cand], self.pieces)[0]) == 0:
-                view.copy_(cand)
-            else:
-                rows = slice(None)
-                step = view.detach() - good
-                for f in _BACKTRACK:
-                    cand = good + f * step
-                    if f == 0.0 or int(crossing_counts([cand], self.pieces)[0]) == 0:
-                        view.copy_(cand)
-                        break
-            self.backtracks += 1
+        now, good = self._all(), self._all(good=True)
+        counts, pairs = crossing_pairs([now[k] for k in self.guarded], self.pieces, min_loop=self.min_loop, dtype=torch.float32)
+        bad = [self.guarded[b] for b in counts.nonzero().flatten().tolist()]
+        if bad:
+            by_path: dict[int, list[tuple[int, int]]] = {}
+            for b, i, j in pairs:
+                by_path.setdefault(self.guarded[b], []).append((i, j))
+            # first undo the step only where each path crossed (the points of the segments involved
+            # and of those between them); where it still crosses, shorten the path's whole step
+            rows = {k: _rows_of(by_path[k], now[k].shape[0]) for k in bad}
+            for k in bad:
+                now[k][rows[k]] = good[k][rows[k]]
+            left = [k for k, c in zip(bad, crossing_counts([now[k] for k in bad], self.pieces, min_loop=self.min_loop, dtype=torch.float32).tolist()) if c]
+            step = {k: now[k] - good[k] for k in left}
+            for f in _BACKTRACK:
+                if not left:
+                    break
+                for k in left:
+                    now[k].copy_(good[k] + f * step[k])
+                    rows[k] = slice(None)
+                if f > 0.0:
+                    left = [k for k, c in zip(left, crossing_counts([now[k] for k in left], self.pieces, min_loop=self.min_loop, dtype=torch.float32).tolist()) if c]
+            self.backtracks += len(bad)
             if opt is not None:
-                _clear_momentum(opt, *self.owners[k], rows)
-        for k in idx:
-            self.good[k].copy_(self._view(k))
+                for k in bad:
+                    _clear_momentum(opt, *self.owners[k], rows[k])
+        for i, t in self._tensors.items():
+            self._good[i].copy_(t.detach())
 
 
 def _rows_of(pairs: list[tuple[int, int]], n3: int) -> torch.Tensor:

@@ -103,14 +103,15 @@ def contour_area(points: np.ndarray) -> float:
 
 
 def clean_contours(points, width: float | None = None, height: float | None = None,
-                   min_area: float = SPECK_AREA, evenodd: bool = False, precision: int | None = 2
-                   ) -> list[np.ndarray]:
+                   min_area: float = SPECK_AREA, evenodd: bool = False, precision: int | None = 2,
+                   split: bool = False) -> list[np.ndarray]:
     """The area a closed cubic path (3S, 2) fills (nonzero rule, or ``evenodd``), clipped to the
     canvas [0, width] x [0, height] when a size is given, as simple, non-overlapping contours (3K, 2)
     each: outer loops and holes running the other way round. Contours under ``min_area`` pixels² go.
     Coordinates come rounded to ``precision`` decimals (as the SVG writes them), and are simple as
     rounded. Empty when nothing is left. A path that is already a simple loop inside the canvas comes
-    back as it is (the boolean operations would split its curves at inflections, adding nodes)."""
+    back as it is (the boolean operations would split its curves at inflections, adding nodes), unless
+    ``split``: then holes joined by zero-width bridges come back as contours of their own too."""
     pathops = _pathops()
     pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
                      np.float64)
@@ -121,7 +122,7 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     rnd = (lambda a: np.round(a, precision)) if precision is not None else (lambda a: a)  # noqa: E731
     pts = rnd(pts)
     inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
-    if inside and not evenodd and _simple(pts):
+    if inside and not evenodd and not split and _simple(pts):
         return [pts] if abs(contour_area(pts)) >= min_area else []
     contours = [pts]
     for attempt in range(4):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["crossing_counts", "crossing_segments", "self_crossing", "flatten_closed", "area_and_perimeter", "mean_width"]
+__all__ = ["crossing_counts", "crossing_pairs", "crossing_segments", "self_crossing", "flatten_closed", "area_and_perimeter", "mean_width"]
 
 DEFAULT_PIECES = 8
 
@@ -51,10 +51,12 @@ def flatten_closed(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIEC
     return v.reshape(-1, 2).numpy()
 
 
-def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pairs: bool = False):
+def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pairs: bool = False,
+                     min_loop: float = 0.0):
     """(G, 3S, 2) paths with the same S -> (G,) number of crossing edge pairs of each. ``far_only``:
     only pairs of segments that are not the same or neighbours (folds of the path as a whole, not
-    sub-pixel loops at a node). ``pairs``: also return (path, i, j) of every crossing segment pair."""
+    sub-pixel loops at a node). ``pairs``: also return (path, i, j) of every crossing segment pair.
+    ``min_loop``: crossings that close a loop of outline shorter than this (pixels) are not counted."""
     G = pts.shape[0]
     seg = _segments(pts)                                          # (G, S, 4, 2)
     S = seg.shape[1]
@@ -79,20 +81,32 @@ def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pai
     bi = b.reshape(G, S, m, 2)[g, i]
     aj = a.reshape(G, S, m, 2)[g, j]
     bj = b.reshape(G, S, m, 2)[g, j]
-    A1, B1 = ai[:, :, None], bi[:, :, None]                       # (K, m, 1, 2)
-    A2, B2 = aj[:, None], bj[:, None]                             # (K, 1, m, 2)
-
-    def cross(o, p, q):
-        return (p[..., 0] - o[..., 0]) * (q[..., 1] - o[..., 1]) - (p[..., 1] - o[..., 1]) * (q[..., 0] - o[..., 0])
-
-    d1, d2 = cross(A1, B1, A2), cross(A1, B1, B2)
-    d3, d4 = cross(A2, B2, A1), cross(A2, B2, B1)
+    # which side of edge u's line a point q lies on: n_u . q - c_u with n_u = (-dy, dx), c_u = n_u . a_u;
+    # all m x m edge pairs of a segment pair as four small batched matrix products
+    n1 = torch.stack([-(bi - ai)[..., 1], (bi - ai)[..., 0]], -1)             # (K, m, 2)
+    n2 = torch.stack([-(bj - aj)[..., 1], (bj - aj)[..., 0]], -1)
+    c1 = (n1 * ai).sum(-1)                                                      # (K, m)
+    c2 = (n2 * aj).sum(-1)
+    d1 = torch.bmm(n1, aj.transpose(1, 2)) - c1[:, :, None]                     # (K, m, m): edge u of i, start of edge v of j
+    d2 = torch.bmm(n1, bj.transpose(1, 2)) - c1[:, :, None]
+    d3 = torch.bmm(ai, n2.transpose(1, 2)) - c2[:, None, :]                     # edge v of j, start of edge u of i
+    d4 = torch.bmm(bi, n2.transpose(1, 2)) - c2[:, None, :]
     hit = (d1 * d2 < 0) & (d3 * d4 < 0)                           # (K, m, m)
     # edge numbers: never test an edge against itself or its neighbours, and each pair once
     ei = (i[:, None] * m + torch.arange(m, device=pts.device))[:, :, None]    # (K, m, 1)
     ej = (j[:, None] * m + torch.arange(m, device=pts.device))[:, None, :]    # (K, 1, m)
     d = (ej - ei).abs()
     ok = (ej > ei) & (d != 1) & (d != E - 1)
+    if min_loop > 0:
+        # the outline between the two crossing edges, the shorter way round
+        seg_len = (b - a).norm(dim=-1)                                          # (G, E)
+        cum = torch.cumsum(seg_len, 1)
+        total = cum[:, -1]
+        cg = cum[g]                                                             # (K, E)
+        inner = cg.gather(1, ej.expand(-1, m, m).reshape(len(g), -1)) - cg.gather(1, ei.expand(-1, m, m).reshape(len(g), -1))
+        inner = inner.reshape(-1, m, m)
+        loop = torch.minimum(inner, total[g][:, None, None] - inner)
+        ok = ok & (loop >= min_loop)
     counts = (hit & ok).flatten(1).sum(1)
     out.index_add_(0, g, counts)
     if pairs:
@@ -103,20 +117,47 @@ def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pai
 
 @torch.no_grad()
 def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
-                    max_batch: int = 2_000_000, far_only: bool = False) -> torch.Tensor:
+                    max_batch: int = 2_000_000, far_only: bool = False, min_loop: float = 0.0,
+                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(N,) long: the number of crossing edge pairs of every path (see :func:`crossing_pairs`)."""
+    return crossing_pairs(points, pieces, max_batch, far_only, min_loop, dtype)[0]
+
+
+def _bucket(S: int) -> int:
+    """Segment counts batched together: exact up to 8, then rounded up to a multiple of 8 (to 64),
+    then of 32."""
+    if S <= 8:
+        return S
+    return -(-S // 8) * 8 if S <= 64 else -(-S // 32) * 32
+
+
+def _padded(p: torch.Tensor, n3: int) -> torch.Tensor:
+    if p.shape[0] == n3:
+        return p
+    return torch.cat([p, p[:1].expand(n3 - p.shape[0], 2)], 0)
+
+
+@torch.no_grad()
+def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
+                   max_batch: int = 2_000_000, far_only: bool = False, min_loop: float = 0.0,
+                   dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
     """(N,) long: the number of crossing edge pairs of every path (0 for a simple loop).
 
     points: N closed cubic paths, (3S, 2) each, any devices mixed (the result is on the first's).
     ``far_only``: count only crossings between segments that are not neighbours (see
-    :func:`_group_crossings`)."""
+    :func:`_group_crossings`); ``min_loop``: leave out crossings that close a loop of outline shorter
+    than this many pixels (kinks). Also returns (path, i, j) for every crossing pair of segments i <= j."""
     n = len(points)
     if n == 0:
-        return torch.zeros(0, dtype=torch.long)
+        return torch.zeros(0, dtype=torch.long), []
     dev = points[0].device
     out = torch.zeros(n, dtype=torch.long, device=dev)
+    found: list[tuple[int, int, int]] = []
+    # paths are batched by size, padded up to the next of a few sizes with copies of their first
+    # point: the padding's segments have no length, so they cross nothing (a touch is no crossing)
     by_size: dict[int, list[int]] = {}
     for k, p in enumerate(points):
-        by_size.setdefault(int(p.shape[0]), []).append(k)
+        by_size.setdefault(_bucket(int(p.shape[0]) // 3) * 3, []).append(k)
     for n3, idx in by_size.items():
         S = n3 // 3
         # bound the batch's work: segment pairs x pieces^2 per path, at most S^2 pairs
@@ -124,9 +165,11 @@ def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
         step = max(1, max_batch // per)
         for s in range(0, len(idx), step):
             part = idx[s:s + step]
-            pts = torch.stack([points[k].detach().to(dev, torch.float64) for k in part])
-            out[torch.tensor(part, device=dev)] = _group_crossings(pts, pieces, far_only)
-    return out
+            pts = torch.stack([_padded(points[k].detach().to(dev, dtype), n3) for k in part])
+            counts, prs = _group_crossings(pts, pieces, far_only, pairs=True, min_loop=min_loop)
+            out[torch.tensor(part, device=dev)] = counts
+            found.extend((part[g], i, j) for g, i, j in prs.tolist())
+    return out, found
 
 
 @torch.no_grad()
@@ -154,3 +197,61 @@ def mean_width(area: float, perimeter: float) -> float:
     """Mean thickness of a shape, 2 x area / perimeter (a w x L strip with L >> w gives w; a disc of
     radius r gives r)."""
     return 2.0 * area / perimeter if perimeter > 0 else 0.0
+
+
+_FOLD_INDEX: dict = {}
+
+
+def _fold_index(sizes: tuple[int, ...], dev) -> torch.Tensor:
+    """(T, 4) rows of every segment's P0, C1, C2, P1 in the concatenated points of paths of ``sizes``."""
+    key = (sizes, dev)
+    idx = _FOLD_INDEX.get(key)
+    if idx is None:
+        rows, base = [], 0
+        for n3 in sizes:
+            k = torch.arange(0, n3, 3)
+            rows.append(torch.stack([base + k, base + k + 1, base + k + 2, base + (k + 3) % n3], 1))
+            base += n3
+        idx = torch.cat(rows).to(dev) if rows else torch.zeros(0, 4, dtype=torch.long, device=dev)
+        if len(_FOLD_INDEX) > 16:
+            _FOLD_INDEX.clear()
+        _FOLD_INDEX[key] = idx
+    return idx
+
+
+def fold_penalty(points: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """How far the paths' segments fold back on themselves (pixels², differentiable): for every cubic
+    segment, the amount by which consecutive legs of its control polygon (P0 -> C1, C1 -> C2,
+    C2 -> P1) point against each other, relu(-a . b), summed. A segment whose control polygon keeps
+    turning by less than a right angle at each handle has no cusp and no loop; one that doubles back
+    is how a path starts to crumple. ``points``: (sum sizes, 2) concatenated paths."""
+    if points.numel() == 0:
+        return points.sum() * 0.0
+    idx = _fold_index(tuple(int(s) for s in sizes), points.device)
+    q = points[idx]                                     # (T, 4, 2)
+    e = q[:, 1:] - q[:, :-1]                            # (T, 3, 2) the three legs
+    dots = (e[:, :-1] * e[:, 1:]).sum(-1)               # (T, 2)
+    return torch.relu(-dots).sum()
+
+
+def straightened(points: torch.Tensor, f: float) -> torch.Tensor:
+    """(3S, 2) the path with every handle moved a share ``1 - f`` of the way to its place on the
+    straight chord (f = 0: the polygon through the nodes, as straight cubic segments)."""
+    p = points.detach()
+    node = p[0::3]
+    nxt = torch.roll(node, -1, 0)
+    out = p.clone()
+    out[1::3] = f * p[1::3] + (1 - f) * (node + (nxt - node) / 3.0)
+    out[2::3] = f * p[2::3] + (1 - f) * (node + (nxt - node) * (2.0 / 3.0))
+    return out
+
+
+def made_simple(points: torch.Tensor, pieces: int = 16) -> torch.Tensor | None:
+    """A simple version of a closed path (3S, 2): itself when it does not cross itself, else with its
+    handles drawn towards the chords (half, a quarter, then all the way: the polygon through its
+    nodes) until it does not; None when even that polygon crosses itself."""
+    for f in (1.0, 0.5, 0.25, 0.0):
+        cand = points if f == 1.0 else straightened(points, f)
+        if int(crossing_counts([cand], pieces)[0]) == 0:
+            return cand
+    return None

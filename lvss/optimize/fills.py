@@ -274,6 +274,9 @@ def _optimise(scene, paths, fills, target_c, a_t, weight, iters, point_lr, color
                     stop_rgb.detach().clone())
     best_loss, best = math.inf, snap()
     if iters > 0:
+        from ..geometry.guard import SimpleGuard
+
+        guard = SimpleGuard([(p, [p.shape[0]]) for p in pts])   # the paths stay simple loops
         opt = Adam([{"params": pts, "lr": 0.3 * point_lr},
                                 {"params": [geom], "lr": 0.3},
                                 {"params": [rgb, stop_rgb], "lr": color_lr}])
@@ -287,6 +290,7 @@ def _optimise(scene, paths, fills, target_c, a_t, weight, iters, point_lr, color
                 best_loss, best = lv, snap()
             loss.backward()
             opt.step()
+            guard(opt)
             with torch.no_grad():
                 rgb.clamp_(0, 1)
                 stop_rgb.clamp_(0, 1)

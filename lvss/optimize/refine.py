@@ -20,6 +20,8 @@ from skimage import measure
 
 from ..config import OptimizeConfig
 from ..geometry.guard import SimpleGuard
+from ..geometry.simple import fold_penalty, made_simple
+from ..geometry.repair import hair_mask
 from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pairs
 from ..scene import circle_path
 from .losses import error_map, image_loss
@@ -62,8 +64,9 @@ def _region_path(mask: np.ndarray, epsilon: float) -> torch.Tensor:
     from ..layering import mask_to_path
 
     p = mask_to_path(mask, epsilon, max_segments=16)
-    if p is not None:
-        return p.points
+    q = made_simple(p.points) if p is not None else None
+    if q is not None:
+        return q
     ys, xs = np.nonzero(mask)
     r = max(1.0, math.sqrt(len(ys) / math.pi))
     return circle_path(float(xs.mean()) + 0.5, float(ys.mean()) + 0.5, r).points
@@ -77,11 +80,16 @@ def _pairs(state: RefineState, w: int, h: int) -> Pairs:
     return scene_pairs(state.points, state.colors[:, 3], w, h)
 
 
-def _prune(state: RefineState, pairs: Pairs, min_area: float) -> list[int]:
-    """Drop detail paths that show fewer than ``min_area`` pixels (``pairs``: the state's); returns
-    the indices, among the paths before, of those kept."""
+def _prune(state: RefineState, pairs: Pairs, min_area: float, cfg: OptimizeConfig | None = None,
+           w: int = 0, h: int = 0) -> list[int]:
+    """Drop detail paths that show fewer than ``min_area`` pixels (``pairs``: the state's), and, with
+    ``cfg``, detail paths that are hairs (:func:`lvss.geometry.repair.hair_mask` on the w x h canvas);
+    returns the indices, among the paths before, of those kept."""
     n = len(state.points)
     keep = visible_kept(pairs.visible_area(n), state.n_fixed, min_area)
+    if cfg is not None and cfg.hair_area + cfg.hair_width > 0:
+        hair = hair_mask(state.points[state.n_fixed:], w, h, cfg.hair_area, cfg.hair_width)
+        keep = [i for i in keep if i < state.n_fixed or not hair[i - state.n_fixed]]
     if len(keep) < n:
         state.points = [state.points[i] for i in keep]
         state.colors = state.colors[keep]
@@ -131,7 +139,7 @@ def candidate_matrix(candidates: np.ndarray):
 
 
 def pick_candidates(err: np.ndarray, candidates: np.ndarray, used: np.ndarray, k: int,
-                    threshold: float = ERROR_THRESHOLD, flat=None) -> list[int]:
+                    threshold: float = ERROR_THRESHOLD, flat=None, min_area: int = 4) -> list[int]:
     """Indices of the k unused candidate masks (K, H, W) holding the most error above ``threshold``
     (total over the mask), largest first; masks whose mean error is under the threshold are skipped.
     ``flat``: :func:`candidate_matrix` of ``candidates`` when the caller keeps it."""
@@ -143,22 +151,32 @@ def pick_candidates(err: np.ndarray, candidates: np.ndarray, used: np.ndarray, k
     total = np.asarray(flat @ e).ravel()
     area = np.asarray(flat.sum(1)).ravel()
     mean = total / np.maximum(area, 1)
-    total[used | (mean < threshold) | (area < 4)] = -1.0
+    total[used | (mean < threshold) | (area < min_area)] = -1.0
     order = [int(i) for i in np.argsort(-total, kind="stable")[:k] if total[i] > 0]
     return order
 
 
+def _solid(mask: np.ndarray) -> bool:
+    """Whether a region is more than a sliver: some pixel of it has all eight neighbours in it. A
+    thinner region of error (a shape's edge a pixel off) is the polish's to fix by moving that edge;
+    a path of its own there would be a hair."""
+    from scipy.ndimage import binary_erosion
+
+    return bool(binary_erosion(mask, np.ones((3, 3), bool)).any())
+
+
 def _new_paths(err: np.ndarray, k: int, candidates: np.ndarray | None, used: np.ndarray | None,
-               valid: np.ndarray, epsilon: float, flat=None) -> list[tuple[torch.Tensor, np.ndarray]]:
+               valid: np.ndarray, epsilon: float, flat=None, min_area: int = 4) -> list[tuple[torch.Tensor, np.ndarray]]:
     """Up to k (points, mask) for new detail paths: first the segments (candidate masks) with the most
-    error, then connected regions of error where no segment is left."""
+    error, then connected regions of error where no segment is left; none under ``min_area`` pixels."""
     out = []
     if candidates is not None and len(candidates):
-        for i in pick_candidates(err, candidates, used, k, flat=flat):
+        for i in pick_candidates(err, candidates, used, k, flat=flat, min_area=min_area):
             used[i] = True
-            out.append((_region_path(candidates[i], epsilon), candidates[i]))
+            if _solid(candidates[i]):
+                out.append((_region_path(candidates[i], epsilon), candidates[i]))
     if len(out) < k:
-        for m in error_regions(err * valid, k - len(out)):
+        for m in [m for m in error_regions(err * valid, 2 * k, min_area=min_area) if _solid(m)][:k - len(out)]:
             out.append((_region_path(m, epsilon), m))
     return out
 
@@ -248,7 +266,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 C, A = composite_pairs(pairs, state.colors[:, :3], w, h) if pairs is not None else _render(state, w, h)
                 err = error_map(C, A, target_c, target_a, weight)
             new_pts, new_cols = [], []
-            for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon, flat):
+            for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon, flat,
+                                     min_area=max(4, int(math.ceil(cfg.hair_area * w * h)))):
                 a = float(ta[m].mean())
                 rgb = tc[m].mean(0) / max(a, 1e-3)
                 new_pts.append(pts.to(dev))
@@ -307,7 +326,10 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                     C, A = Cb + 0.0 * rgb.sum(), Ab
             else:
                 C, A = render_torch(fixed + list(torch.split(free, sizes)), torch.cat([rgb, alpha], 1), ws, hs)
-            return image_loss(C, A, tgt_c, tgt_a, wgt)
+            loss = image_loss(C, A, tgt_c, tgt_a, wgt)
+            if cfg.fold_weight > 0 and sizes:
+                loss = loss + cfg.fold_weight / (ws * hs) * fold_penalty(free, sizes)
+            return loss
 
         def clamp() -> None:
             with torch.no_grad():
@@ -334,7 +356,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         pairs = _pairs(state, w, h)
         if cfg.prune_every > 0:
             n_before = len(state.points)
-            keep = _prune(state, pairs, cfg.prune_area)
+            keep = _prune(state, pairs, cfg.prune_area, cfg, w, h)
             merged = _merge_redundant(state, w, h, covered=[pairs.covered(i) for i in keep])
             if merged or len(keep) < n_before:
                 pairs = _pairs(state, w, h)
@@ -388,15 +410,15 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
         half = torch.tensor([ws / w, hs / h], device=target_a.device)
         small = RefineState([p.detach() * half for p in state.points], state.colors, len(state.points))
         _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel,
-                   cfg.simple_paths)
+                   cfg.simple_paths, cfg.fold_weight)
         state.points = [p / half for p in small.points]
         state.colors = small.colors
     _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel,
-               cfg.simple_paths)
+               cfg.simple_paths, cfg.fold_weight)
 
 
 def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, color_lr: float, iters: int,
-               cancel, simple: bool = True) -> None:
+               cancel, simple: bool = True, fold_weight: float = 0.0) -> None:
     """``iters`` Adam steps of every path's points and colours at the targets' size; the state ends at
     the best step."""
     h, w = target_a.shape
@@ -412,7 +434,10 @@ def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, 
     def loss_fn() -> torch.Tensor:
         seen["now"] = (pts.detach().clone(), rgb.detach().clone())
         C, A = render_torch(list(torch.split(pts, sizes)), torch.cat([rgb, alpha], 1), w, h)
-        return image_loss(C, A, target_c, target_a, weight)
+        loss = image_loss(C, A, target_c, target_a, weight)
+        if fold_weight > 0:
+            loss = loss + fold_weight / (w * h) * fold_penalty(pts, sizes)
+        return loss
 
     def clamp() -> None:
         with torch.no_grad():
