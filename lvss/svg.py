@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from lxml import etree
 
-from .geometry.repair import clean_contours
+from .geometry.repair import export_contours
 from .io import atomic_write
 from .scene import Layer, LinearGradient, Path, RadialGradient, Scene, SceneError, mean_color
 
@@ -176,10 +176,10 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
             if not np.isfinite(col).all():
                 raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
             if clean:
-                contours = clean_contours(pts, scene.width, scene.height, precision=precision)
+                contours, digits = export_contours(pts, scene.width, scene.height, precision)
                 if not contours:     # nothing of it inside the canvas, or a speck
                     continue
-                d = contours_data(contours, precision)
+                d = contours_data(contours, digits)
             else:
                 d = path_data(pts, precision)
             e = etree.SubElement(parent, f"{{{SVG_NS}}}path")

@@ -145,7 +145,9 @@ def test_writer_output_renders_like_lvss():
 def test_round_trip_within_precision(precision):
     scene = _two_layer_scene()
     scene.layers.append(random_scene(5, (80, 60), seed=1, min_alpha=0.2).layers[0])
-    back = svg_to_scene(scene_to_svg(scene, precision=precision))
+    # the control points as they are (clean=False): random paths cross themselves and go past the
+    # canvas, which the default export would redraw as clean contours (tests/test_geometry.py)
+    back = svg_to_scene(scene_to_svg(scene, precision=precision, clean=False))
     assert (back.width, back.height) == (80, 60)
     assert [l.name for l in back.layers] == [l.name for l in scene.layers]
     assert [len(l.paths) for l in back.layers] == [len(l.paths) for l in scene.layers]

@@ -17,7 +17,7 @@ import torch
 
 from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_width
 
-__all__ = ["clean_contours", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["clean_contours", "export_contours", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment)
@@ -119,13 +119,13 @@ def clean_contours(points, width: float | None = None, height: float | None = No
         raise ValueError(f"a closed cubic path needs (3S, 2) points, got shape {pts.shape}")
     if not np.isfinite(pts).all():
         raise ValueError("path points contain NaN or infinite values")
-    rnd = (lambda a: np.round(a, precision)) if precision is not None else (lambda a: a)  # noqa: E731
+    rnd = (lambda a: _as_written(a, precision)) if precision is not None else (lambda a: a)  # noqa: E731
     pts = rnd(pts)
     inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
     if inside and not evenodd and not split and _simple(pts):
         return [pts] if abs(contour_area(pts)) >= min_area else []
     contours = [pts]
-    for attempt in range(4):
+    for attempt in range(2):
         p = pathops.Path()
         for c in contours:
             p.addPath(_to_skia(c, pathops))
@@ -136,15 +136,31 @@ def clean_contours(points, width: float | None = None, height: float | None = No
                              keep_starting_points=False)
         tiny = 2.0 * 10.0 ** -precision if precision is not None else 1e-6
         contours = [rnd(c) for part in out.contours if abs(part.area) >= min_area
-                    for c in (_without_tiny_segments(c0, tiny) for c0 in _from_skia(part, pathops)) if c is not None]
-        # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more,
-        # the last time from straight pieces (whose rounded crossings skia resolves exactly)
+                    for c1 in (_without_tiny_segments(c0, tiny) for c0 in _from_skia(part, pathops)) if c1 is not None
+                    for c in _split_pinches(c1, tiny) if abs(contour_area(c)) >= min_area]
+        # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more
         if all(_simple(c) for c in contours):
-            return contours
-        if attempt == 2:
-            contours = [_polyline(c) for c in contours]
-    # still folded after that: only a sliver of rounding noise is, and it goes
-    return [c for c in contours if _simple(c) or mean_width(*area_and_perimeter(c, 16)) >= 0.5]
+            break
+    return contours
+
+
+def export_contours(points, width: float, height: float, precision: int = 2
+                    ) -> tuple[list[np.ndarray], int]:
+    """:func:`clean_contours` for the SVG writer: contours that are simple as written, and the number
+    of decimals they need. Where rounding to ``precision`` decimals folds a contour that was simple,
+    one or two more decimals are written for that path; a sliver still folded then is rounding
+    noise (thinner than half a pixel) and goes."""
+    for p in (precision, precision + 1, precision + 2):
+        contours = clean_contours(points, width, height, precision=p)
+        if all(_simple(c) for c in contours):
+            return contours, p
+    return [c for c in contours if _simple(c) or mean_width(*area_and_perimeter(c, 16)) >= 0.5], p
+
+
+def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
+    """The numbers as the SVG writer prints them with ``precision`` decimals and a reader reads them
+    back (crossing tests of near-touching outlines depend on the last digit)."""
+    return np.array([float(f"{v:.{precision}f}") for v in a.ravel().tolist()], np.float64).reshape(a.shape)
 
 
 def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
@@ -153,6 +169,17 @@ def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
     n = len(c) // 3
     segs = [np.stack([c[3 * k], c[3 * k + 1], c[3 * k + 2], c[(3 * k + 3) % (3 * n)]]) for k in range(n)]
     keep = [sg for sg in segs if np.abs(sg[1:] - sg[0]).max() > tol]
+    # a spike: a segment that the next one retraces (same curve back), a zero-area sliver that
+    # rounding can fold into a crossing
+    k = 0
+    while len(keep) > 2 and k < len(keep):
+        a, b = keep[k], keep[(k + 1) % len(keep)]
+        if np.abs(b[::-1] - a).max() <= max(tol, 1e-6) * 4:
+            for i in sorted({k, (k + 1) % len(keep)}, reverse=True):
+                del keep[i]
+            k = max(k - 1, 0)
+        else:
+            k += 1
     if len(keep) < 2:
         return None
     out = []
@@ -163,11 +190,21 @@ def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
     return np.concatenate(out, 0)
 
 
-def _polyline(c: np.ndarray, pieces: int = 8) -> np.ndarray:
-    """A contour (3K, 2) as straight cubic pieces through its flattening."""
-    v = flatten_closed(c, pieces)
-    nxt = np.roll(v, -1, 0)
-    return np.stack([v, v + (nxt - v) / 3.0, v + (nxt - v) * (2.0 / 3.0)], 1).reshape(-1, 2)
+def _split_pinches(c: np.ndarray, tol: float) -> list[np.ndarray]:
+    """A contour (3K, 2) that passes through one of its nodes twice (touching itself at a point) as
+    the loops on either side of that point, each a contour of its own (rounding would fold the touch
+    into a crossing)."""
+    nodes = c[0::3]
+    n = len(nodes)
+    for a in range(n):
+        d = np.abs(nodes[a + 1:] - nodes[a]).max(1)
+        hit = np.flatnonzero(d <= tol)
+        if len(hit):
+            b = a + 1 + int(hit[0])
+            inner = c[3 * a:3 * b]
+            outer = np.concatenate([c[3 * b:], c[:3 * a]], 0)
+            return [q for part in (inner, outer) if len(part) >= 6 for q in _split_pinches(part, tol)]
+    return [c]
 
 
 def _simple(c: np.ndarray) -> bool:

@@ -1,0 +1,232 @@
+"""lvss.geometry: crossing tests, the optimiser's guard, the export repair, hairs, and the whole
+pipeline's paths: simple loops, no hairs, whatever the mode, fill or budget."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lvss.config import VectorizeConfig
+from lvss.geometry import crossing_counts, fold_penalty
+from lvss.geometry.guard import SimpleGuard
+from lvss.geometry.repair import clean_contours, contour_area, export_contours, hair_mask, join_contours
+from lvss.geometry.simple import made_simple
+from lvss.optimize.loop import adam_loop
+from lvss.scene import Layer, Path, Scene, circle_path, polygon_to_path
+from lvss.svg import parse_path_data, scene_to_svg, svg_to_scene
+
+
+def _poly(*xy):
+    return polygon_to_path(torch.tensor(xy, dtype=torch.float32)).points
+
+
+SQUARE = _poly([0, 0], [10, 0], [10, 10], [0, 10])
+BOWTIE = _poly([0, 0], [10, 12], [10, 0], [0, 10])       # one crossing, not at a flattening vertex
+
+
+def _render(svg: str, w: int, h: int) -> np.ndarray:
+    resvg = pytest.importorskip("resvg_py")
+    png = resvg.svg_to_bytes(svg_string=svg, width=w, height=h, background="white")
+    return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGB"), np.float64) / 255.0
+
+
+def _svg_paths(svg: str) -> list[list[np.ndarray]]:
+    from lxml import etree
+
+    root = etree.fromstring(svg.encode())
+    return [parse_path_data(e.get("d")) for e in root.iter("{http://www.w3.org/2000/svg}path")]
+
+
+def _random_knots(n: int, seed: int, size: float = 60.0) -> list[torch.Tensor]:
+    """Closed paths whose control points are scattered at random: most cross themselves."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        s = int(torch.randint(2, 7, (1,), generator=g))
+        c = torch.rand(2, generator=g) * size + 20
+        out.append(c + (torch.rand(3 * s, 2, generator=g) - 0.5) * 40)
+    return out
+
+
+# -- crossing tests -----------------------------------------------------------------------------
+def test_crossings_of_known_shapes():
+    circle = circle_path(50, 50, 20, segments=5).points
+    counts = crossing_counts([SQUARE, BOWTIE, circle]).tolist()
+    assert counts == [0, 1, 0]
+
+
+def test_touching_bridge_is_not_a_crossing():
+    from lvss.layering import mask_to_path
+
+    m = np.zeros((40, 40), bool)
+    m[5:35, 5:35] = True
+    m[15:25, 15:25] = False
+    p = mask_to_path(m, 1.0, holes=True)   # the hole hangs off the outline by a zero-width bridge
+    assert int(crossing_counts([p.points])[0]) == 0
+
+
+def test_crossing_counts_batch_equals_one_by_one():
+    paths = _random_knots(40, 3)
+    together = crossing_counts(paths).tolist()
+    alone = [int(crossing_counts([p])[0]) for p in paths]
+    assert together == alone
+    assert sum(c > 0 for c in alone) > 10
+
+
+def test_kinks_can_be_left_out():
+    tiny = BOWTIE * 0.05   # a loop of 1.4 px of outline
+    assert crossing_counts([BOWTIE, tiny]).tolist() == [1, 1]
+    assert crossing_counts([BOWTIE, tiny], min_loop=2.0).tolist() == [1, 0]
+
+
+# -- the guard --------------------------------------------------------------------------------
+def test_guard_keeps_paths_simple_under_steps_that_would_fold_them():
+    paths = [circle_path(50 + 40 * i, 50, 15, segments=6).points for i in range(4)]
+    sizes = [p.shape[0] for p in paths]
+    flat = torch.cat(paths).clone().requires_grad_(True)
+    g = torch.Generator().manual_seed(1)
+    target = flat.detach() + torch.randn(flat.shape, generator=g) * 15
+    assert (crossing_counts(list(torch.split(target, sizes))) > 0).all()   # where the loss pulls
+    guard = SimpleGuard([(flat, sizes)], min_loop=0.0)
+    adam_loop([([flat], 1.0)], lambda: ((flat - target) ** 2).sum(), 150, guard=guard)
+    out = list(torch.split(flat.detach(), sizes))
+    assert crossing_counts(out, 4).tolist() == [0, 0, 0, 0]
+    assert guard.backtracks > 0
+    # and the paths did move towards the target where they could
+    assert float((flat.detach() - target).abs().mean()) < float((torch.cat(paths) - target).abs().mean())
+
+
+def test_guard_leaves_paths_that_start_crossed_alone():
+    flat = torch.cat([BOWTIE, SQUARE + 20]).clone().requires_grad_(True)
+    guard = SimpleGuard([(flat, [12, 12])])
+    assert guard.guarded == [1]
+
+
+def test_fold_penalty_is_zero_for_smooth_paths_and_positive_for_folded_ones():
+    circle = circle_path(50, 50, 20, segments=4).points
+    assert float(fold_penalty(circle, [12])) == 0.0
+    folded = circle.clone()
+    folded[1] = folded[0] - (folded[1] - folded[0])      # first handle pointing backwards
+    assert float(fold_penalty(folded, [12])) > 0.0
+
+
+def test_made_simple_straightens_a_crossing_fit():
+    p = SQUARE.clone()
+    p[1] = torch.tensor([30.0, 20.0])                     # a handle pulled across the square
+    assert int(crossing_counts([p])[0]) > 0
+    q = made_simple(p)
+    assert q is not None and int(crossing_counts([q])[0]) == 0
+    assert torch.equal(q[0::3], p[0::3])                 # the nodes stay put
+
+
+# -- export repair ------------------------------------------------------------------------------
+def test_clean_contours_keeps_the_filled_area_and_is_simple():
+    knots = _random_knots(30, 7)
+    for p in knots:
+        cs, _ = export_contours(p, 128, 128)
+        assert all(int(crossing_counts([torch.from_numpy(c)], 16)[0]) == 0 for c in cs)
+    cols = torch.rand(len(knots), 3, generator=torch.Generator().manual_seed(2))
+    scene = Scene(128, 128, [Layer("knots", [Path(p, c) for p, c in zip(knots, cols)])])
+    raw = _render(scene_to_svg(scene, clean=False), 128, 128)
+    clean_svg = scene_to_svg(scene)
+    clean = _render(clean_svg, 128, 128)
+    for sub in _svg_paths(clean_svg):
+        for c in sub:
+            assert int(crossing_counts([torch.from_numpy(c)], 16)[0]) == 0
+    psnr = 10 * np.log10(1.0 / np.mean((raw - clean) ** 2))
+    assert psnr > 40.0, psnr
+
+
+def test_clean_contours_clips_to_the_canvas_and_drops_specks():
+    big = _poly([-20, -20], [60, -20], [60, 60], [-20, 60])
+    (c,) = clean_contours(big, 40, 30)
+    assert c.min() >= 0 and c[:, 0].max() <= 40 and c[:, 1].max() <= 30
+    assert abs(abs(contour_area(c)) - 40 * 30) < 1e-6
+    assert clean_contours(_poly([5, 5], [5.2, 5], [5.2, 5.2]), 40, 30) == []   # 0.02 px²
+    assert clean_contours(_poly([-20, -20], [-10, -20], [-10, -10]), 40, 30) == []   # off the canvas
+
+
+def test_a_hole_comes_back_as_its_own_contour_and_reads_back_as_a_hole():
+    from lvss.layering import mask_to_path
+    from lvss.render.torch_raster import render_torch
+
+    m = np.zeros((40, 40), bool)
+    m[5:35, 5:35] = True
+    m[15:25, 15:25] = False
+    p = mask_to_path(m, 1.0, holes=True).points
+    cs = clean_contours(p, 40, 40, split=True)
+    assert len(cs) == 2 and contour_area(cs[0]) * contour_area(cs[1]) < 0   # opposite directions
+    scene = Scene(40, 40, [Layer("ring", [Path(p, torch.tensor([1.0, 0.0, 0.0, 1.0]))])])
+    back = svg_to_scene(scene_to_svg(scene))
+    (q,) = list(back.paths())
+    _, A = render_torch([q.points], q.color[None], 40, 40)
+    assert float(A[20, 20]) == 0.0 and float(A[10, 10]) == 1.0
+    assert join_contours(cs) is not None
+
+
+def test_reader_honours_fill_rule():
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40" width="40" height="40">'
+           '<path d="M5 5H35V35H5Z M15 15H25V25H15Z" fill="#00f"/>'
+           '<path fill-rule="evenodd" d="M5 5H35V35H5Z M15 15H25V25H15Z" fill="#f00"/></svg>')
+    from lvss.render.torch_raster import render_torch
+
+    sc = svg_to_scene(svg)
+    paths = list(sc.paths())
+    assert len(paths) == 3          # nonzero: two filled squares; evenodd: one ring
+    _, A = render_torch([paths[2].points], paths[2].color[None], 40, 40)
+    assert float(A[20, 20]) == 0.0 and float(A[10, 10]) == 1.0
+
+
+# -- hairs ------------------------------------------------------------------------------------------
+def test_hair_mask():
+    sliver = _poly([10, 10], [90, 10], [90, 10.3], [10, 10.3])      # 0.3 px thick
+    speck = _poly([10, 10], [12, 10], [12, 12], [10, 12])           # 4 px² of a 256² canvas
+    shape = _poly([10, 10], [30, 10], [30, 30], [10, 30])
+    assert hair_mask([sliver, speck, shape], 256, 256, 0.0002, 0.5) == [True, True, False]
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+def _clipart(size: int = 96) -> np.ndarray:
+    """Flat shapes with thin features and antialiased edges: what tempts an optimiser to crumple
+    detail paths along edges and leave hairs."""
+    from skimage.draw import disk, line_aa, polygon
+
+    img = np.full((size, size, 3), 255, np.uint8)
+    rr, cc = disk((size * 0.45, size * 0.45), size * 0.3)
+    img[rr, cc] = (230, 90, 40)
+    rr, cc = polygon([10, 30, 60], [60, 90, 70], img.shape[:2])
+    img[rr, cc] = (40, 120, 200)
+    for k in range(4):
+        r, c, v = line_aa(5 + 20 * k, 5, 80, 20 + 20 * k)
+        keep = (r < size) & (c < size)
+        img[r[keep], c[keep]] = (img[r[keep], c[keep]] * (1 - v[keep, None])).astype(np.uint8)
+    return img
+
+
+@pytest.mark.parametrize("mode,fill,paths", [("layered", "flat", 24), ("compact", "flat", 16),
+                                             ("layered", "auto", 16)])
+def test_pipeline_paths_are_simple_and_hairless(mode, fill, paths):
+    from dataclasses import replace
+
+    from lvss.pipeline import run
+
+    cfg = VectorizeConfig(paths=paths, mode=mode, work_size=96)
+    cfg = replace(cfg, optimize=replace(cfg.optimize, fill=fill, refine_iters=8, polish_iters=10,
+                                        structure_iters=10, fill_iters=10),
+                  compact=replace(cfg.compact, path_steps=20, path_rounds=2))
+    res = run(_clipart(), cfg)
+    svg = scene_to_svg(res.scene)
+    subs = _svg_paths(svg)
+    assert subs
+    for sub in subs:
+        for c in sub:
+            assert int(crossing_counts([torch.from_numpy(c)], 16)[0]) == 0
+    oc = cfg.optimize
+    assert not any(hair_mask(res.scene.point_list(), 96, 96, oc.hair_area, oc.hair_width))
+    # what a renderer shows is close to what the pipeline measured
+    img = _render(svg, 96, 96)
+    psnr = 10 * np.log10(1.0 / np.mean((img - _clipart() / 255.0) ** 2))
+    assert abs(psnr - res.metrics["psnr"]) < 1.5, (psnr, res.metrics["psnr"])
