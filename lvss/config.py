@@ -94,6 +94,10 @@ class OptimizeConfig:
     polish_iters: int = 80         # last: every path's points and colours move together, full size
     polish_lr: float = 0.2         # pixels per step at the start of the polish
     polish_coarse: float = 0.0     # share of the polish's steps taken first at half size
+    # inputs larger than the working size: a last polish against the input's own pixels, downscaled
+    # to polish_size on the long side where larger (layered mode)
+    polish_size: int = 1024
+    polish_full_iters: int = 10
     prune_every: int = 50
     prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
     # clean geometry (lvss.geometry): every path stays a simple loop while it is optimised, and paths

@@ -25,7 +25,8 @@ __all__ = ["run", "vectorize", "Cancelled", "prepare_image", "composite_metrics"
 
 # share of the progress bar each stage takes (fractions never go backwards)
 _SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), "layering": (0.2, 0.25),
-         "structure": (0.25, 0.55), "colour": (0.55, 0.57), "refine": (0.57, 0.98), "export": (0.98, 1.0),
+         "structure": (0.25, 0.5), "colour": (0.5, 0.52), "refine": (0.52, 0.82), "polish": (0.82, 0.98),
+         "export": (0.98, 1.0),
          # compact mode
          "recolor": (0.2, 0.5), "detail": (0.5, 0.98)}
 
@@ -154,6 +155,41 @@ def _min_piece_pixels(cfg: VectorizeConfig, h: int, w: int) -> int:
     return max(1, int(np.ceil(max(cfg.segment.min_area * h * w, cfg.optimize.prune_area))))
 
 
+def _polish_at_input_size(state, source: np.ndarray, work: tuple[int, int], cfg: VectorizeConfig,
+                          weight, prog: "_Progress", cancel) -> None:
+    """For an input larger than the working size: a last polish of every path against the input's own
+    pixels (downscaled to ``optimize.polish_size`` on the long side when larger), so that edges are
+    placed by the pixels a designer zooms into, not by the thumbnail. In place; the state stays in
+    working coordinates."""
+    from .optimize.refine import RefineState, _polish_at
+
+    oc = cfg.optimize
+    h, w = work
+    H0, W0 = source.shape[:2]
+    side = min(oc.polish_size, max(H0, W0))
+    if oc.polish_full_iters <= 0 or side <= max(h, w):
+        return
+    rgb, alpha = prepare_image(source, side)
+    hs, ws = alpha.shape
+    dev = state.points[0].device
+    tc, ta = _targets(rgb, alpha, dev)
+    wgt = None
+    if weight is not None:
+        wgt = torch.nn.functional.interpolate(weight[None, None], size=(hs, ws), mode="bilinear",
+                                              align_corners=False)[0, 0]
+    scale = torch.tensor([ws / w, hs / h], device=dev)
+    big = RefineState([p * scale for p in state.points], state.colors, len(state.points))
+
+    def cb(step: int, value: float) -> None:
+        prog("polish", (step + 1) / oc.polish_full_iters,
+             f"polish at {ws}x{hs} px step {step + 1}/{oc.polish_full_iters}, loss {value:.4f}")
+
+    _polish_at(big, tc, ta, wgt, oc.polish_lr, oc.color_lr, oc.polish_full_iters, cancel, oc.simple_paths,
+               oc.fold_weight, cb)
+    state.points = [p / scale for p in big.points]
+    state.colors = big.colors
+
+
 def _solid_masks(masks: list[np.ndarray], h: int, w: int, solidity: float = 0.85) -> np.ndarray:
     """(K, H, W) bool: the masks a single closed path can stand for, i.e. those whose holes are small
     (area >= ``solidity`` x area with holes filled); rings and outlines are left out."""
@@ -230,7 +266,8 @@ def _without_hairs(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev, metrics:
     oc = cfg.optimize
     if not scene.num_paths or oc.hair_area + oc.hair_width <= 0:
         return scene
-    hair = iter(hair_mask(scene.point_list(), scene.width, scene.height, oc.hair_area, oc.hair_width))
+    hair = iter(hair_mask(scene.point_list(), scene.width, scene.height, oc.hair_area, oc.hair_width,
+                          clip=True))
     layers, dropped = [], 0
     for layer in scene.layers:
         keep = [(k, p) for k, p in enumerate(layer.paths) if not next(hair)]
@@ -351,10 +388,16 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
         if step % 5 == 0 or step == total - 1:
             prog("refine", (step + 1) / max(total, 1), f"refinement step {step + 1}/{total}, loss {loss:.4f}")
 
+    prog("refine", 0.0, "adding detail paths where the error is largest")
     # candidate segments for detail paths: every level's masks not already a structural path
     cands = _solid_masks([m & valid for ms in masksets for m in ms.masks], h, w)
+    def p_cb(step, total, loss):
+        prog("polish", (step + 1) / max(total, 1), f"polish step {step + 1}/{total}, loss {loss:.4f}")
+
     state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, cfg.optimize, weight,
-                   r_cb, cancel, candidates=cands)
+                   r_cb, cancel, candidates=cands, polish_callback=p_cb)
+    if source is not None and state.points:
+        _polish_at_input_size(state, source, (h, w), cfg, weight, prog, cancel)
     lap("refine")
     # assemble layers: one per structural layer (same order, numbered by place in the scene), each
     # followed by the detail paths that refine it (its sub-group "details"); assign_details keeps

@@ -14,9 +14,9 @@ text, images, clip paths, masks and filters are ignored. Linear and radial gradi
 gradient fills (stops inherited through ``href`` as Inkscape writes them, ``objectBoundingBox`` or
 ``userSpaceOnUse`` units, ``gradientTransform``); two approximations: every spread method is read
 as "pad", and a radial gradient under a transform that is not a similarity stays circular (radius
-scaled by the transform's area factor). Each closed subpath becomes one lvss path, except holes (areas
-an element's fill rule, nonzero or evenodd, leaves empty inside another of its subpaths): a hole joins
-its outer loop through a zero-width bridge, so the lvss path fills what the element fills.
+scaled by the transform's area factor). Each element becomes one lvss path: its subpaths (islands,
+and holes, areas the element's fill rule, nonzero or evenodd, leaves empty) are joined through
+zero-width bridges, so the lvss path fills what the element fills.
 """
 from __future__ import annotations
 
@@ -728,9 +728,10 @@ def _gradient_fill(spec: dict, m: np.ndarray, bbox, viewport: tuple[float, float
 
 
 def _with_holes_joined(subpaths: list[np.ndarray], evenodd: bool) -> list[np.ndarray]:
-    """The closed subpaths of one element, each hole (an area the element's fill rule leaves empty
-    inside another subpath) joined to its outer loop by a zero-width bridge, so that every lvss path
-    fills what the element fills. Subpaths without holes come back as they are."""
+    """The closed subpaths of one element as one closed path that fills what the element fills: its
+    islands and holes (areas the element's fill rule leaves empty inside another subpath, as
+    contours of their own running the other way round) joined by zero-width bridges, which the
+    nonzero fill of the joined path leaves empty. Returned as a one-element list."""
     from .geometry.repair import clean_contours, contour_area, join_contours
 
     pts = np.concatenate([sp for sp in subpaths], 0)
@@ -743,7 +744,7 @@ def _with_holes_joined(subpaths: list[np.ndarray], evenodd: bool) -> list[np.nda
     contours = clean_contours(joined, min_area=0.0, evenodd=evenodd, precision=None, split=True)
     signs = [contour_area(c) for c in contours]
     if not contours or all(a > 0 for a in signs) or all(a < 0 for a in signs):
-        return subpaths
+        return [joined]
     outer_sign = 1.0 if max(signs, key=abs) > 0 else -1.0
     outers = [c for c, a in zip(contours, signs) if a * outer_sign > 0]
     holes = [c for c, a in zip(contours, signs) if a * outer_sign < 0]
@@ -755,7 +756,7 @@ def _with_holes_joined(subpaths: list[np.ndarray], evenodd: bool) -> list[np.nda
                 best, best_area = k, abs(contour_area(c))
         if best is not None:
             groups[best].append(hole)
-    return [join_contours(g) for g in groups]
+    return [join_contours([join_contours(g) for g in groups])]
 
 
 def _inside(point: np.ndarray, contour: np.ndarray) -> bool:

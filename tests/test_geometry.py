@@ -175,9 +175,11 @@ def test_reader_honours_fill_rule():
 
     sc = svg_to_scene(svg)
     paths = list(sc.paths())
-    assert len(paths) == 3          # nonzero: two filled squares; evenodd: one ring
-    _, A = render_torch([paths[2].points], paths[2].color[None], 40, 40)
-    assert float(A[20, 20]) == 0.0 and float(A[10, 10]) == 1.0
+    assert len(paths) == 2          # one lvss path per element
+    _, A = render_torch([paths[0].points], paths[0].color[None], 40, 40)
+    assert float(A[20, 20]) == 1.0 and float(A[10, 10]) == 1.0      # nonzero: filled
+    _, A = render_torch([paths[1].points], paths[1].color[None], 40, 40)
+    assert float(A[20, 20]) == 0.0 and float(A[10, 10]) == 1.0      # evenodd: a ring
 
 
 # -- hairs ------------------------------------------------------------------------------------------

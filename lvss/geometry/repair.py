@@ -246,12 +246,20 @@ def join_contours(contours: list[np.ndarray]) -> np.ndarray | None:
 
 
 def hair_mask(points: list[torch.Tensor], width: int, height: int, hair_area: float,
-              hair_width: float) -> list[bool]:
+              hair_width: float, clip: bool = False) -> list[bool]:
     """Which paths are hairs: enclosing less than ``hair_area`` x the canvas (pixels²), or thinner than
-    ``hair_width`` pixels on average (2 x area / perimeter). Areas are the paths' enclosed areas."""
+    ``hair_width`` pixels on average (2 x area / perimeter). Areas are the paths' enclosed areas;
+    with ``clip``, a path reaching past the canvas is measured by what the export keeps of it (its
+    clean contours inside the canvas), so a path the SVG would leave out counts as a hair."""
     out = []
     limit = hair_area * width * height
     for p in points:
         a, per = area_and_perimeter(p)
+        if clip and a >= limit:
+            lo, hi = p.detach().amin(0), p.detach().amax(0)
+            if float(lo.min()) < 0 or float(hi[0]) > width or float(hi[1]) > height:
+                cs = clean_contours(p, width, height)
+                a = sum(abs(contour_area(c)) for c in cs)
+                per = sum(area_and_perimeter(c)[1] for c in cs)
         out.append(a < limit or mean_width(a, per) < hair_width)
     return out

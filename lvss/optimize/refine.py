@@ -215,7 +215,8 @@ def budget_stages(n: int, budget: int) -> list[int]:
 def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, budget: int,
            cfg: OptimizeConfig, weight: torch.Tensor | None = None,
            step_callback: Callable[[int, int, float], None] | None = None,
-           cancel: threading.Event | None = None, candidates: np.ndarray | None = None) -> RefineState:
+           cancel: threading.Event | None = None, candidates: np.ndarray | None = None,
+           polish_callback: Callable[[int, int, float], None] | None = None) -> RefineState:
     """Add and optimise detail paths until ``budget`` paths in all (never more), climbing the rungs
     of :func:`budget_stages` (``cfg.first_stage_rounds`` rounds for the first, ``cfg.refine_rounds``
     for each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round, and on each rung up
@@ -226,6 +227,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     optional (K, H, W) bool segments of the image; a new path starts from the contour of the segment
     holding the most error (colour-coherent regions), else from a connected region of error.
     Detail paths are opaque; their points and every path's RGB colour are optimised.
+    ``step_callback(step, total, loss)`` follows the rounds' steps, ``polish_callback`` the polish's.
     """
     h, w = target_a.shape
     dev = target_a.device
@@ -378,7 +380,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                              f"after it did not lower the error" if best_round else
                              "kept the structure alone: no detail path lowered the error")
     if state.points and cfg.polish_iters > 0:
-        _polish(state, best, target_c, target_a, weight, cfg, cancel)
+        _polish(state, best, target_c, target_a, weight, cfg, cancel, polish_callback)
     pairs = _pairs(state, w, h) if state.points else None
     if state.points:
         state.colors = _solved_colors(state, target_c, weight, w, h, pairs)
@@ -393,7 +395,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     return state
 
 
-def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeConfig, cancel) -> None:
+def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeConfig, cancel,
+            callback: Callable[[int, int, float], None] | None = None) -> None:
     """Last, every path's points (the structure's too) and colours move together against the image at
     full resolution, starting from the best state so far: the structure stage fitted the structural
     shapes to their masks, at reduced size, and this lines their edges up with the image's. Paths keep
@@ -410,15 +413,18 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
         half = torch.tensor([ws / w, hs / h], device=target_a.device)
         small = RefineState([p.detach() * half for p in state.points], state.colors, len(state.points))
         _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel,
-                   cfg.simple_paths, cfg.fold_weight)
+                   cfg.simple_paths, cfg.fold_weight,
+                   None if callback is None else (lambda k, v: callback(k, cfg.polish_iters, v)))
         state.points = [p / half for p in small.points]
         state.colors = small.colors
     _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel,
-               cfg.simple_paths, cfg.fold_weight)
+               cfg.simple_paths, cfg.fold_weight,
+               None if callback is None else (lambda k, v: callback(coarse + k, cfg.polish_iters, v)))
 
 
 def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, color_lr: float, iters: int,
-               cancel, simple: bool = True, fold_weight: float = 0.0) -> None:
+               cancel, simple: bool = True, fold_weight: float = 0.0,
+               callback: Callable[[int, float], None] | None = None) -> None:
     """``iters`` Adam steps of every path's points and colours at the targets' size; the state ends at
     the best step."""
     h, w = target_a.shape
@@ -443,9 +449,11 @@ def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, 
         with torch.no_grad():
             rgb.clamp_(0.0, 1.0)
 
-    def keep(_: int, value: float) -> None:
+    def keep(k: int, value: float) -> None:
         if value < seen["loss"]:
             seen["loss"], seen["best"] = value, seen["now"]
+        if callback is not None:
+            callback(k, value)
 
     adam_loop([([pts], point_lr), ([rgb], color_lr)], loss_fn, iters, after_step=clamp,
               callback=keep, cancel=cancel, guard=SimpleGuard([(pts, sizes)]) if simple else None)
