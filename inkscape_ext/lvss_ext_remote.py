@@ -203,7 +203,7 @@ def explain(err: RemoteError, settings: Settings, name: str) -> str:
     if code == "INVALID_ARGUMENT":
         return m.refused(name, msg)
     if code == "UNAUTHENTICATED":
-        return m.wrong_token(server, settings.token_file, msg, ENV_TOKEN_FILE)
+        return m.wrong_token(server, settings.token_file, msg, ENV_TOKEN_FILE, " on the Server tab")
     if code == "RESOURCE_EXHAUSTED":
         return m.busy(server, name, msg)
     if code == "CANCELLED":

@@ -89,7 +89,7 @@ def unreachable_line(server: str, hint: str = "") -> str:
     """The one-line form of :func:`unreachable` (``lvss remote``'s error line, ClientError.message)."""
     host, port = host_port(server)
     return (f"Could not reach the lvss server at {server}; start it with "
-            f"`lvss serve --host {host} --port {port}`{hint}, or give the address of a running server")
+            f"`lvss serve --host {host} --port {port}`, or give the address of a running server{hint}")
 
 
 def timed_out(server: str, name: str, timeout: float, detail: str = "",
@@ -103,11 +103,11 @@ def refused(name: str, detail: str) -> str:
     return f"The lvss server refused '{name}': {detail}\nChange the image or the options and try again."
 
 
-def wrong_token(server: str, token_file: str, detail: str, env: str = "LVSS_TOKEN_FILE") -> str:
+def wrong_token(server: str, token_file: str, detail: str, env: str = "LVSS_TOKEN_FILE", where: str = "") -> str:
     sent = f"the token in {token_file}" if token_file else "no token"
     return (f"The lvss server at {server} rejected the request: wrong or missing token ({detail}); "
             f"this run sent {sent}.\nPut the token the server was started with into a file and "
-            f"choose that file as the token file (or set {env}).")
+            f"choose that file as the token file{where} (or set {env}).")
 
 
 def busy(server: str, name: str, detail: str) -> str:

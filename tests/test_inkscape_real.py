@@ -240,7 +240,7 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     image = svg.getElementById("photo")
     assert image is not None, log
     group = image.getnext()
-    assert group is not None and group.get(LABEL) == "Vectorized: photo.png", log
+    assert group is not None and group.get(LABEL) == "lvss: photo.png", log
     assert group.get(GROUPMODE) == "layer"
     assert "display:none" in (image.get("style") or "").replace(" ", "")
     assert svg.getElementById("above").getparent() is group.getparent()
@@ -331,7 +331,7 @@ def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
     svg = inkex.load_svg(str(doc_out)).getroot()
     image = svg.getElementById("photo")
     group = image.getnext()
-    assert group is not None and group.get(LABEL) == "Vectorized: photo.png", log
+    assert group is not None and group.get(LABEL) == "lvss: photo.png", log
     expected = direct.result()
     pool.shutdown()
     layers = list(group)[1:]  # after the backdrop

@@ -277,6 +277,8 @@ def check():
     if frac > 0.005 and monitor.note.get_visible():
         seen.update(fraction=frac, stage=monitor.stage.get_text(), note=monitor.note.get_text(),
                     heading=monitor.heading.get_text(), button=monitor.cancel_button.get_label(),
+                    server=monitor.server_line.get_text(), percent=monitor.percent.get_label(),
+                    percent_text=monitor.percent.get_text(), times=monitor.times.get_text(),
                     snapshot=monitor.snapshot(os.path.join(out, "progress.png")))
         monitor.cancel_button.clicked()
         seen["after_click"] = monitor.stage.get_text()
@@ -312,7 +314,11 @@ def test_progress_window_under_xvfb(server, tmp_path):
     assert "quiet" not in seen, seen
     assert seen["code"] == "CANCELLED", seen
     assert seen["snapshot"] is True
-    assert seen["stage"].startswith("Shaping the paths"), seen
+    # the stage in a designer's words, a large percentage, the time so far, the server in use
+    assert seen["stage"] == "Fitting shapes…", seen
+    assert "xx-large" in seen["percent"] and seen["percent_text"].endswith(" %"), seen
+    assert "so far" in seen["times"], seen
+    assert seen["server"] == f"Server: {server.address}", seen
     assert "will not be used" in seen["note"] and "--models paper" in seen["note"]
     assert "photo.png" in seen["heading"] and "1 of 2" in seen["heading"]
     assert seen["button"] == "Cancel" and seen["after_click"].startswith("Cancelling")
@@ -342,6 +348,8 @@ def test_quiet_monitor_without_display(monkeypatch):
     assert isinstance(monitor, progress.QuietMonitor) and "display" in monitor.reason
     assert isinstance(progress.open_monitor(False), progress.QuietMonitor)
     assert progress.stage_text({"event": "queued", "position": 2}) == "Waiting for the server: 2 jobs ahead"
-    assert progress.stage_text({"event": "progress", "stage": "refine", "message": "step 3"}) == \
-        "Adding details (step 3)"
-    assert progress.stage_text({"event": "progress", "stage": "new_stage"}) == "New stage"
+    # designer's words, never the pipeline's developer messages; unknown stages read "Working"
+    assert progress.stage_text({"event": "progress", "stage": "refine", "message": "step 3"}) == "Adding detail"
+    assert progress.stage_text({"event": "progress", "stage": "polish"}) == "Polishing"
+    assert progress.stage_text({"event": "progress", "stage": "new_stage"}) == "Working"
+    assert progress.stage_text({"event": "progress", "stage": "x", "label": "Fitting shapes"}) == "Fitting shapes"
