@@ -142,6 +142,12 @@ def test_progress_info_and_prompt_warning(server, way):
     fractions = [e["fraction"] for e in events if e["event"] == "progress"]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert any(e.get("stage") == "structure" for e in events)
+    # every progress event carries the stage in a designer's words (lvss.messages.STAGE_WORDS), both ways
+    from lvss.messages import stage_label
+
+    progress_events = [e for e in events if e["event"] == "progress"]
+    assert all(e["label"] == stage_label(e["stage"]) for e in progress_events), progress_events
+    assert {e["label"] for e in progress_events if e["stage"] == "structure"} == {"Fitting shapes"}
     # the server's result says the prompt was not used, and why
     assert len(outcome.warnings) == 1
     assert "prompt was not used" in outcome.warnings[0] and "--models paper" in outcome.warnings[0]
@@ -214,6 +220,10 @@ def test_lvss_remote_prints_the_warning(server, tmp_path):
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[0]["event"] == "info" and events[-1]["event"] == "done"
     assert events[-1]["paths"] == 1
+    # --events: the old fields, plus the designer's words
+    progress_events = [e for e in events if e["event"] == "progress"]
+    assert progress_events and all({"stage", "fraction", "message", "label"} <= set(e) for e in progress_events)
+    assert "Fitting shapes" in {e["label"] for e in progress_events}
     (bd,) = [e for e in events if e["event"] == "backdrop"]
     assert bd["fill"] == "#c87828" and 0 < bd["gap"] < 1
     from lvss.svg import svg_to_scene
