@@ -1,0 +1,134 @@
+"""The designer-facing points in a real, headless Inkscape 1.2 (under xvfb), with a real ``lvss serve``:
+
+* after the run the inserted group is selected (Inkscape restores the selection by the ids that were
+  selected before the effect; the group takes over the bitmap's id): an action run after the effect
+  marks whatever is selected;
+* the group is named after the image, its layers have unique names, every path an id that says its
+  layer and role, unique in the document;
+* a failure shows the extension's own dialog and nothing on stderr, so Inkscape shows no message box of
+  its own ("The script did not return an error, but ...", which would block this headless run: the
+  session would time out); the drawing is unchanged;
+* the progress window is the only window of the run (implements-custom-gui: no "working, please wait"
+  window of Inkscape's with a second Cancel button).
+
+Uses the helpers of tests/test_inkscape_real.py (server fixture, profile with the installed extension).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import test_inkscape_real as real
+from test_inkscape_real import server  # noqa: F401  (the module's real server fixture)
+
+pytestmark = real.pytestmark
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def test_result_selected_named_and_ids_unique(server, tmp_path, monkeypatch):  # noqa: F811
+    inkex = real._import_inkex()
+    png = real._bitmap()
+    doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
+    doc_in.write_text(real._document(png))
+    profile = real._install_profile(tmp_path, monkeypatch)
+    # after the effect, mark what Inkscape has selected
+    actions = (f"select-by-id:photo;{real.EXTENSION_ACTION};object-set-attribute:data-selected,yes;"
+               f"export-filename:{doc_out};export-do")
+    proc = real._run_session(
+        [real.XVFB_RUN, "-a", real.INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
+        timeout=300, cwd=tmp_path,
+        env=real._env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
+                      LVSS_SERVER=server),
+    )
+    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert doc_out.is_file(), log
+    svg = inkex.load_svg(str(doc_out)).getroot()
+    selected = svg.xpath("//*[@data-selected='yes']")
+    assert [el.get(real.LABEL) for el in selected] == ["lvss: photo.png"], log
+    group = selected[0]
+    assert svg.getElementById("photo-bitmap").getnext() is group
+    labels = [g.get(real.LABEL) for g in group]
+    assert len(labels) == len(set(labels)) and len(labels) >= 2, labels
+    ids = svg.xpath("//@id")
+    assert len(ids) == len(set(ids))
+    paths = group.findall(f".//{SVG}path")
+    assert paths and all(p.get("id") for p in paths)
+    roles = [p.get("id").split("-", 1)[1] for p in paths if p.get("id") != "photo-backdrop-fill"]
+    assert roles and all(r.startswith("l") and ("-shape-" in r or "-detail-" in r) for r in roles), roles
+
+
+def test_failure_shows_only_the_extensions_own_words(tmp_path, monkeypatch):
+    """A server that is not running: the extension's dialog (closed by itself after 2 s here), no
+    stderr, so no message box of Inkscape's, which would wait for a click and stall this run."""
+    inkex = real._import_inkex()
+    doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
+    doc_in.write_text(real._document(real._bitmap()))
+    profile = real._install_profile(tmp_path, monkeypatch)
+    port = real._closed_port()
+    actions = f"select-by-id:photo;{real.EXTENSION_ACTION};export-filename:{doc_out};export-do"
+    proc = real._run_session(
+        [real.XVFB_RUN, "-a", real.INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
+        timeout=120, cwd=tmp_path,
+        env=real._env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
+                      LVSS_SERVER=f"127.0.0.1:{port}", LVSS_MESSAGE_TIMEOUT="2"),
+    )
+    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert "Script Error" not in proc.stderr and "did not return an error" not in proc.stderr, log
+    assert doc_out.is_file(), log
+    svg = inkex.load_svg(str(doc_out)).getroot()
+    assert not svg.xpath("//*[starts-with(@inkscape:label, 'lvss: ')]",
+                         namespaces={"inkscape": "http://www.inkscape.org/namespaces/inkscape"}), log
+    assert svg.getElementById("photo") is not None  # unchanged
+
+
+def _window_names(display: str) -> list:
+    proc = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True, timeout=20,
+                          env=dict(os.environ, DISPLAY=display))
+    return [line.strip() for line in proc.stdout.splitlines() if "Vectorize Bitmap" in line or "working" in line]
+
+
+@pytest.mark.skipif(not all(os.path.exists(p) for p in ("/usr/bin/Xvfb", "/usr/bin/xwininfo")),
+                    reason="needs Xvfb and xwininfo (x11-utils)")
+def test_one_progress_window_no_working_dialog(server, tmp_path, monkeypatch):  # noqa: F811
+    """While the extension runs, the only window named after it is its own progress window."""
+    import shutil
+
+    doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
+    doc_in.write_text(real._document(real._bitmap()))
+    profile = real._install_profile(tmp_path, monkeypatch)
+    display = ":%d" % (90 + os.getpid() % 50)
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        actions = f"select-by-id:photo;{real.EXTENSION_ACTION};export-filename:{doc_out};export-do"
+        env = real._env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
+                        LVSS_SERVER=server, DISPLAY=display)
+        seen = []
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                names = _window_names(display)
+                if names:
+                    seen.append(names)
+                time.sleep(0.2)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        proc = real._run_session([shutil.which("inkscape"), "--with-gui", "--batch-process", f"--actions={actions}",
+                                  str(doc_in)], timeout=300, cwd=tmp_path, env=env)
+        stop.set()
+        watcher.join(5)
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)
+    assert doc_out.is_file(), proc.stderr[-3000:]
+    assert seen, "the progress window never showed"
+    assert all(not any("working" in n.lower() for n in names) for names in seen), seen
+    assert max(sum('"Vectorize Bitmap (lvss)"' in n for n in names) for names in seen) == 1, seen
