@@ -239,7 +239,6 @@ class ProgressWindow:
         # first line: the server this run uses, and where its address came from
         self.server_line = Gtk.Label(xalign=0.0)
         self.server_line.set_line_wrap(True)
-        self.server_line.set_selectable(True)
         self.heading = Gtk.Label(xalign=0.0)
         self.heading.set_line_wrap(True)
         self.percent = Gtk.Label(xalign=0.0)
