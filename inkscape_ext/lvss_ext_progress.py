@@ -1,13 +1,23 @@
 """A progress window with a Cancel button while the lvss server works.
 
-Inkscape waits for an effect extension to finish, so the extension shows its own small window (the
-.inx says ``implements-custom-gui="true"``, so Inkscape does not open its own "working" window
-beside it): the server in use and where that address came from, which image, a large percentage,
+Inkscape waits for an effect extension to finish, so the extension shows its own small window: the
+server in use and where that address came from, which image, a large percentage,
 what the server is doing in a designer's words (Simplifying, Finding shapes, Fitting shapes, Adding
 detail, Polishing, Writing: lvss.messages.STAGE_WORDS), the time so far and an estimate of the time
 left (ticking between the server's events), the queue position, a note when the server cannot use
 the prompt, and a Cancel button that stops the job on the server (disabled once the result is being
-written). :func:`show_message` shows the extension's messages in its own dialog, in plain words. It uses GTK 3
+written).
+
+Inkscape 1.2 also opens its own "working, please wait" window with a Cancel button, but runs the
+extension in a private GLib main context, so that window is mapped and never drawn; the .inx cannot
+turn it off without losing the parameters dialog (``implements-custom-gui="true"`` makes the menu
+run the effect at once). So the progress window puts itself over it: Inkscape centres its working
+window on its document window, and :meth:`ProgressWindow.place_over_inkscape` centres this larger
+window on that working window (found in the window manager's client list by its WM_CLASS; else on
+the document window) and keeps it above; without a window manager it
+stays centred on the screen.
+
+:func:`show_message` shows the extension's messages in its own dialog, in plain words. It uses GTK 3
 through PyGObject, which Inkscape's own extensions use too (Debian: python3-gi, gir1.2-gtk-3.0).
 
 Where GTK cannot be imported or no display can be opened, :func:`open_monitor` returns a
@@ -216,6 +226,75 @@ def show_message(text: str, kind: str = "error", title: str = TITLE, snapshot: O
     return True
 
 
+def _x11_classes(xids: list) -> dict:
+    """{xid: WM_CLASS text} for X11 windows, read with libX11 through ctypes (PyGObject cannot call
+    gdk_property_get); {} where libX11 or the display cannot be opened."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        x11 = ctypes.cdll.LoadLibrary(ctypes.util.find_library("X11") or "libX11.so.6")
+    except OSError:
+        return {}
+    c_ulong_p = ctypes.POINTER(ctypes.c_ulong)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XGetWindowProperty.argtypes = [
+        ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_long, ctypes.c_long, ctypes.c_int,
+        ctypes.c_ulong, c_ulong_p, ctypes.POINTER(ctypes.c_int), c_ulong_p, c_ulong_p,
+        ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))]
+    x11.XFree.argtypes = [ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return {}
+    classes = {}
+    try:
+        for xid in xids:
+            kind, fmt, count, after = ctypes.c_ulong(), ctypes.c_int(), ctypes.c_ulong(), ctypes.c_ulong()
+            data = ctypes.POINTER(ctypes.c_ubyte)()
+            # 67: the predefined atom WM_CLASS, 31: STRING
+            status = x11.XGetWindowProperty(display, xid, 67, 0, 64, 0, 31, ctypes.byref(kind), ctypes.byref(fmt),
+                                            ctypes.byref(count), ctypes.byref(after), ctypes.byref(data))
+            if status == 0 and data:
+                if fmt.value == 8:
+                    raw = ctypes.string_at(data, count.value)
+                    classes[xid] = raw.replace(b"\0", b" ").decode("latin-1").strip()
+                x11.XFree(data)
+    finally:
+        x11.XCloseDisplay(display)
+    return classes
+
+
+def inkscape_windows(Gdk) -> list:
+    """(x, y, width, height) of Inkscape's top-level windows (WM_CLASS "org.inkscape.Inkscape"), frames
+    included, from the window manager's stacking list (empty without one, or off X11). (Inkscape
+    starts extensions through a double fork, so its process id is not the extension's parent's.)"""
+    screen = Gdk.Screen.get_default()
+    windows = [w for w in (screen.get_window_stack() or []) if hasattr(w, "get_xid")]  # X11 only
+    classes = _x11_classes([w.get_xid() for w in windows]) if windows else {}
+    out = []
+    for window in windows:
+        try:
+            if "inkscape" not in classes.get(window.get_xid(), "").lower():
+                continue
+            rect = window.get_frame_extents()
+        except Exception:  # noqa: BLE001  a window that went away meanwhile
+            continue
+        out.append((rect.x, rect.y, rect.width, rect.height))
+    return out
+
+
+def working_window_area(rects: list) -> Optional[tuple]:
+    """Where to put the progress window among Inkscape's windows: on its "working" window (the
+    smallest dialog-sized one, mapped before the extension starts), else on its largest window
+    (its document window, on which Inkscape centres the working window)."""
+    small = [r for r in rects if 150 <= r[2] <= 700 and 40 <= r[3] <= 300]
+    if small:
+        return min(small, key=lambda r: r[2] * r[3])
+    return max(rects, key=lambda r: r[2] * r[3]) if rects else None
+
+
 class ProgressWindow:
     """The window; one per extension run, reused for every selected image."""
 
@@ -265,6 +344,26 @@ class ProgressWindow:
         self._show_server()
 
     # ------------------------------------------------------------------------------------ public
+    def place_over_inkscape(self) -> Optional[tuple]:
+        """Centre the window on Inkscape's own "working" window (else on its document window, where
+        Inkscape centres that one), which this larger window then covers. Returns the (x, y, width,
+        height) it centred on, or None when there is none (no window manager, Wayland, not run by
+        Inkscape): then the window stays centred on the screen."""
+        try:
+            target = working_window_area(inkscape_windows(self.Gdk))
+        except Exception:  # noqa: BLE001  placement is a nicety; the window works anywhere
+            target = None
+        if target is None:
+            return None
+        x, y, w, h = target
+        self.window.realize()
+        width, height = self.window.get_size()
+        _nat, natural = self.window.get_preferred_size()
+        width, height = max(width, natural.width), max(height, natural.height)
+        self.window.set_position(self.Gtk.WindowPosition.NONE)
+        self.window.move(int(x + (w - width) / 2), int(y + (h - height) / 2))
+        return target
+
     def follow(self, run, name: str, index: int = 1, count: int = 1):
         """Start ``run``, show its progress until it ends, and return its outcome (or raise)."""
         self.run = run
@@ -282,6 +381,8 @@ class ProgressWindow:
         self.times.set_text(self.clock.text())
         self.cancel_button.set_sensitive(True)
         self.cancel_button.set_label("Cancel")
+        if not self.window.get_visible():
+            self.place_over_inkscape()
         self.window.show_all()
         loop = self.GLib.MainLoop()
         run.on_event = lambda event: self.GLib.idle_add(self._on_event, event)

@@ -16,6 +16,8 @@ Uses the helpers of tests/test_inkscape_real.py (server fixture, profile with th
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -86,32 +88,41 @@ def test_failure_shows_only_the_extensions_own_words(tmp_path, monkeypatch):
     assert svg.getElementById("photo") is not None  # unchanged
 
 
-def _toplevels(display: str) -> list:
-    """The named and unnamed top-level windows of lvss and Inkscape on ``display`` (xwininfo lines)."""
-    proc = subprocess.run(["xwininfo", "-root", "-children"], capture_output=True, text=True, timeout=20,
+_GEOMETRY = re.compile(r'(0x[0-9a-f]+) ("[^"]*"|\(has no name\)): \(([^)]*)\)\s+(\d+)x(\d+)\+-?\d+\+-?\d+\s+'
+                       r'\+(-?\d+)\+(-?\d+)')
+
+
+def _client_windows(display: str) -> list:
+    """(name, class, x, y, width, height) of every window of Inkscape or the extension, absolute."""
+    proc = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True, timeout=20,
                           env=dict(os.environ, DISPLAY=display))
-    return [line.strip() for line in proc.stdout.splitlines()
-            if "lvss_vectorize.py" in line or "org.inkscape.Inkscape" in line]
+    out = []
+    for m in _GEOMETRY.finditer(proc.stdout):
+        name, cls = m.group(2), m.group(3)
+        if "lvss_vectorize.py" in cls or "org.inkscape.Inkscape" in cls:
+            w, h, x, y = (int(m.group(k)) for k in (4, 5, 6, 7))
+            out.append((name, cls, x, y, w, h))
+    return out
 
 
-@pytest.mark.skipif(not all(os.path.exists(p) for p in ("/usr/bin/Xvfb", "/usr/bin/xwininfo")),
-                    reason="needs Xvfb and xwininfo (x11-utils)")
-def test_one_progress_window_no_working_dialog(server, tmp_path, monkeypatch):  # noqa: F811
-    """An interactive Inkscape (not --batch-process, which opens no working window anyway) runs the
-    extension: while the progress window shows, Inkscape has no other window than its document window.
-    Without implements-custom-gui Inkscape 1.2.2 maps its "working, please wait" dialog there too (an
-    unnamed 433x81 window it never draws, as the extension's window holds the display)."""
-    import shutil
-
+@pytest.mark.skipif(not all(shutil.which(p) for p in ("Xvfb", "xwininfo", "openbox")),
+                    reason="needs Xvfb, xwininfo (x11-utils) and a window manager (openbox)")
+def test_progress_window_covers_inkscapes_working_window(server, tmp_path, monkeypatch):  # noqa: F811
+    """An interactive Inkscape 1.2 (not --batch-process, which opens no working window) under a window
+    manager: Inkscape maps its "working, please wait" window (it cannot draw it while the extension
+    runs, so its Cancel is dead); the extension's progress window lies over it, covering it whole."""
     doc_in = tmp_path / "in.svg"
     doc_in.write_text(real._document(real._bitmap()))
     profile = real._install_profile(tmp_path, monkeypatch)
     display = ":%d" % (90 + os.getpid() % 50)
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x860x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ink = None
+    wm = ink = None
     seen = []
     try:
+        time.sleep(1.0)
+        wm = subprocess.Popen(["openbox"], env=dict(os.environ, DISPLAY=display), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         env = real._env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
                         LVSS_SERVER=server, DISPLAY=display)
@@ -120,22 +131,28 @@ def test_one_progress_window_no_working_dialog(server, tmp_path, monkeypatch):  
                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         end = time.monotonic() + 180
         while time.monotonic() < end:
-            windows = _toplevels(display)
-            ours = [w for w in windows if '"Vectorize Bitmap (lvss)"' in w]
+            windows = _client_windows(display)
+            ours = [w for w in windows if w[0] == '"Vectorize Bitmap (lvss)"' and "lvss_vectorize.py" in w[1]]
             if ours:
                 seen.append(windows)
             elif seen:
                 break  # the run is over
             time.sleep(0.1)
     finally:
-        if ink is not None:
-            ink.kill()
-            ink.wait(20)
+        for proc in (ink, wm):
+            if proc is not None:
+                proc.kill()
+                proc.wait(20)
         xvfb.terminate()
         xvfb.wait(10)
     assert seen, "the progress window never showed"
+    covered = 0
     for windows in seen:
-        assert sum('"Vectorize Bitmap (lvss)"' in w for w in windows) == 1, windows
-        inkscape = [w for w in windows if "org.inkscape.Inkscape" in w and "- Inkscape" not in w
-                    and "10x10" not in w]
-        assert inkscape == [], windows  # no working dialog of Inkscape's
+        (ours,) = [w for w in windows if w[0] == '"Vectorize Bitmap (lvss)"' and "lvss_vectorize.py" in w[1]]
+        working = [w for w in windows if "org.inkscape.Inkscape" in w[1] and "- Inkscape" not in w[0]
+                   and w[4] > 100 and w[5] > 40 and w[4] < 700]
+        for _, _, x, y, w, h in working:
+            _, _, ox, oy, ow, oh = ours
+            assert ox <= x and oy <= y and ox + ow >= x + w and oy + oh >= y + h, (ours, working)
+            covered += 1
+    assert covered, seen  # Inkscape's working window was there, under ours
