@@ -36,6 +36,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ACTION = "org.lvss.lvss-vectorize"
+# where the dialog's tabs are, in the dialog window (Inkscape 1.2.2, default theme)
+SERVER_TAB = (145, 30)
+VECTORIZE_TAB = (62, 30)
+APPLY = (843, 570)
+CLOSE = (754, 570)
+LAYERS_ITEM = 0  # set below once measured
 PREFS = {"paths": "48", "levels": "2", "mode": "layered", "seed": "0", "insert_as": "layers",
          "original": "hide", "timeout": "300", "quality": "fast"}
 
@@ -61,6 +67,10 @@ class Screen:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         self.env = dict(os.environ, DISPLAY=self.display)
+        # a window manager, as on a desktop (frames, dialogs centred on their parent), when there is one
+        self.wm = (subprocess.Popen(["openbox"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   if shutil.which("openbox") else None)
+        time.sleep(1.0)
 
     def shot(self, name: str) -> Path:
         path = self.out / name
@@ -69,7 +79,7 @@ class Screen:
         return path
 
     def windows(self) -> str:
-        return subprocess.run(["xwininfo", "-root", "-children"], capture_output=True, text=True,
+        return subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True,
                               env=self.env, timeout=20).stdout
 
     def wait_for(self, text: str, timeout: float = 90.0, gone: bool = False) -> bool:
@@ -84,6 +94,9 @@ class Screen:
         return subprocess.run(["xdotool", *args], capture_output=True, text=True, env=self.env, timeout=20).stdout
 
     def close(self) -> None:
+        if self.wm is not None:
+            self.wm.terminate()
+            self.wm.wait(10)
         self.xvfb.terminate()
         self.xvfb.wait(10)
 
@@ -178,41 +191,47 @@ def main(argv=None) -> int:
     try:
         profile = tmp / "profile"
         install(profile, address, PREFS)
-        # 1. the dialog, with the bitmap selected
-        ink = inkscape(screen, profile, doc, f"select-by-id:photo;{ACTION}")
-        if screen.wait_for('"Vectorize Bitmap (lvss)"', 90):
-            time.sleep(2.0)
-            screen.shot("01-dialog.png")
-            wid = screen.xdotool("search", "--name", "^Vectorize Bitmap \\(lvss\\)$").split()
-            if wid:
-                # the notebook's tabs: focus the first tab, then move right to "Server"
-                screen.xdotool("windowactivate", "--sync", wid[0])
-                screen.xdotool("windowfocus", wid[0])
-                geo = screen.xdotool("getwindowgeometry", wid[0])
-                print(geo.strip().replace("\n", " | "))
-                screen.xdotool("mousemove", "--window", wid[0], "150", "20", "click", "1")
-                time.sleep(0.5)
-                screen.xdotool("key", "Right")
-                time.sleep(1.0)
-                screen.shot("02-dialog-server.png")
-        stop(ink)
-        # 2. the run: the progress window, then the result selected
-        ink = inkscape(screen, profile, doc, f"select-by-id:photo;{ACTION}.noprefs")
-        if screen.wait_for('"Vectorize Bitmap (lvss)"', 90):
-            for k in range(1, 30):
-                time.sleep(0.6 if k == 1 else 1.0)
-                if '"Vectorize Bitmap (lvss)"' not in screen.windows():
-                    break
-                screen.shot(f"03-progress-{k}.png")
-            screen.wait_for('"Vectorize Bitmap (lvss)"', 300, gone=True)
-            time.sleep(2.5)
-            screen.shot("04-result.png")
-            main_win = screen.xdotool("search", "--name", "drawing.svg - Inkscape").split()
-            if main_win:
-                screen.xdotool("windowactivate", "--sync", main_win[0])
-                screen.xdotool("key", "--window", main_win[0], "ctrl+shift+l")
-                time.sleep(2.5)
-                screen.shot("05-layers.png")
+        # 1. the dialog, opened from the menu with the bitmap selected; 2. Apply: the progress window
+        # (over Inkscape's own, unpainted working window); then the result, selected
+        ink = inkscape(screen, profile, doc, "select-by-id:photo")
+        time.sleep(15.0)
+        main_win = screen.xdotool("search", "--name", "drawing.svg - Inkscape").split()
+        if main_win:
+            win = main_win[0]
+            screen.xdotool("windowactivate", "--sync", win)
+            for x, y in ((424, 12), (437, 238), (828, 313)):  # Extensions > Images > Vectorize Bitmap (lvss)...
+                screen.xdotool("mousemove", "--window", win, str(x), str(y), "click", "1")
+                time.sleep(1.5)
+            if screen.wait_for('"Vectorize Bitmap (lvss)"', 30):
+                time.sleep(2.0)
+                screen.shot("01-dialog.png")
+                dlg = screen.xdotool("search", "--name", "^Vectorize Bitmap \\(lvss\\)$").split()
+                if dlg:
+                    geo = screen.xdotool("getwindowgeometry", dlg[-1])
+                    print("dialog", " ".join(geo.split()))
+                    screen.xdotool("mousemove", "--window", dlg[-1], str(SERVER_TAB[0]), str(SERVER_TAB[1]), "click", "1")
+                    time.sleep(1.5)
+                    screen.shot("02-dialog-server.png")
+                    screen.xdotool("mousemove", "--window", dlg[-1], str(VECTORIZE_TAB[0]), str(VECTORIZE_TAB[1]), "click", "1")
+                    time.sleep(0.5)
+                    screen.xdotool("mousemove", "--window", dlg[-1], str(APPLY[0]), str(APPLY[1]), "click", "1")
+                    if screen.wait_for('"lvss_vectorize.py" "Lvss_vectorize.py"', 60):
+                        for k in range(1, 30):
+                            time.sleep(0.7 if k == 1 else 1.0)
+                            if '"lvss_vectorize.py" "Lvss_vectorize.py"' not in screen.windows():
+                                break
+                            screen.shot(f"03-progress-{k}.png")
+                        screen.wait_for('"lvss_vectorize.py" "Lvss_vectorize.py"', 300, gone=True)
+                        time.sleep(2.5)
+                        screen.xdotool("mousemove", "--window", dlg[-1], str(CLOSE[0]), str(CLOSE[1]), "click", "1")
+                        time.sleep(1.5)
+                        screen.shot("04-result.png")
+                        screen.xdotool("windowactivate", "--sync", win)
+                        for x, y in ((154, 12), (154, 12 + LAYERS_ITEM)):  # Layer > Layers and Objects...
+                            screen.xdotool("mousemove", "--window", win, str(x), str(y), "click", "1")
+                            time.sleep(1.5)
+                        time.sleep(2.5)
+                        screen.shot("05-layers.png")
         stop(ink)
         # 3. a failure: the extension's own message ...
         port = closed_port()

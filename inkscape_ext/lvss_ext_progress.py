@@ -197,6 +197,15 @@ def show_message(text: str, kind: str = "error", title: str = TITLE, snapshot: O
     dialog.set_position(Gtk.WindowPosition.CENTER)
     if rest.strip():
         dialog.format_secondary_text(rest.strip())
+    try:  # over Inkscape's unpainted working window, like the progress window
+        target = working_window_area(inkscape_windows(Gdk))
+    except Exception:  # noqa: BLE001
+        target = None
+    if target is not None:
+        dialog.realize()
+        _minimum, natural = dialog.get_preferred_size()
+        dialog.set_position(Gtk.WindowPosition.NONE)
+        dialog.move(int(target[0] + (target[2] - natural.width) / 2), int(target[1] + (target[3] - natural.height) / 2))
     for label in dialog.get_message_area().get_children():
         if isinstance(label, Gtk.Label):
             label.set_selectable(True)  # the commands in a message can be copied

@@ -1,12 +1,13 @@
 """Names of a finished scene's layers for an editor's layer list, from what actually shows.
 
 :func:`name_layers` runs once on the finished scene (``lvss.pipeline.run``, both modes). Each layer
-keeps its place number and its role ("Background", "Shapes", "Details", compact mode's "Structure"),
-and gets the colour name that covers the most *visible* area among its paths (a path hidden under
+of layered mode keeps its place number and its role ("Background", "Shapes", "Details") and gets
+the colour name that covers the most *visible* area among its paths (a path hidden under
 later ones does not count). No two layers of a result share a name: where role and colour repeat, a
 position word (where in the picture the layer's visible area lies: "top left", "centre", ...) tells
 them apart, and an index where even that repeats. E.g. "03 Details, brown, top left",
-"04 Details, brown, bottom", "05 Details, brown".
+"04 Details, brown, bottom", "05 Details, brown". Compact mode's layers ("Structure (n merged
+regions)", "Details") keep their names.
 
 Path ids are the SVG writer's (lvss.svg: ``l03-shape-2``, ``l03-detail-1``).
 """
@@ -74,8 +75,6 @@ def layer_names(scene: Scene, area: np.ndarray | None = None, centre: np.ndarray
     :func:`visible_stats` returns them (computed when None)."""
     if area is None or centre is None:
         area, centre = visible_stats(scene)
-    n_layers = len(scene.layers)
-    width = max(2, len(str(n_layers)))
     bases, colours, positions = [], [], []
     i = 0
     for k, layer in enumerate(scene.layers):
@@ -100,12 +99,13 @@ def layer_names(scene: Scene, area: np.ndarray | None = None, centre: np.ndarray
             positions.append(position_word(cx, cy, scene.width, scene.height))
         else:
             positions.append("")
-        prefix = number if number else (f"{k + 1:0{width}d}" if _NUMBERED.match(layer.name) else "")
-        bases.append((prefix, role))
+        bases.append((number, role))
         colours.append(colour)
         i += m
-    # role + colour; a position word where those repeat; an index where even that repeats
-    names = [", ".join(x for x in (role, colour) if x) for (_, role), colour in zip(bases, colours)]
+    # role + colour (layered mode's numbered layers; compact mode's "Structure (n merged regions)" and
+    # "Details" keep their names); a position word where those repeat; an index where even that repeats
+    names = [", ".join(x for x in (role, colour) if x) if prefix else layer.name
+             for (prefix, role), colour, layer in zip(bases, colours, scene.layers)]
     counts = {t: names.count(t) for t in names}
     names = [f"{t}, {pos}" if counts[t] > 1 and pos else t for t, pos in zip(names, positions)]
     seen: dict[str, int] = {}
