@@ -41,7 +41,7 @@ SERVER_TAB = (145, 30)
 VECTORIZE_TAB = (62, 30)
 APPLY = (843, 570)
 CLOSE = (754, 570)
-LAYERS_ITEM = 0  # set below once measured
+LAYERS_ITEM = (226, 37)  # Layer > Layers and Objects..., in the document window
 PREFS = {"paths": "48", "levels": "2", "mode": "layered", "seed": "0", "insert_as": "layers",
          "original": "hide", "timeout": "300", "quality": "fast"}
 
@@ -227,7 +227,7 @@ def main(argv=None) -> int:
                         time.sleep(1.5)
                         screen.shot("04-result.png")
                         screen.xdotool("windowactivate", "--sync", win)
-                        for x, y in ((154, 12), (154, 12 + LAYERS_ITEM)):  # Layer > Layers and Objects...
+                        for x, y in ((154, 12), LAYERS_ITEM):  # Layer > Layers and Objects...
                             screen.xdotool("mousemove", "--window", win, str(x), str(y), "click", "1")
                             time.sleep(1.5)
                         time.sleep(2.5)
