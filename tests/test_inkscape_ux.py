@@ -256,3 +256,74 @@ def test_cancel_in_the_window_ends_without_a_message(ext, tmp_path, monkeypatch)
                              lambda text, kind="error", **kw: shown.append(text) or True)
     assert code != 0 and out == b"" and err == "" and shown == []
     assert lvss_vectorize.Cancelled.__mro__[1].__name__ == "AbortExtension"
+
+
+WINDOW_EVENTS = r"""
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import lvss_ext_progress as progress
+
+monitor = progress.open_monitor(True, "10.0.0.5:6000", "recorded by lvss install-inkscape-extension")
+if isinstance(monitor, progress.QuietMonitor):
+    print(json.dumps({"quiet": monitor.reason}))
+    sys.exit(0)
+
+
+class FakeRun:
+    settings = None
+    def __init__(self):
+        self.done, self.cancel_requested, self.on_event = threading.Event(), threading.Event(), None
+    def start(self):
+        def feed():
+            for stage, f in (("simplify", 0.05), ("structure", 0.3), ("refine", 0.6), ("polish", 0.9)):
+                self.on_event({"event": "progress", "stage": stage, "fraction": f})
+                time.sleep(0.4)
+            time.sleep(1.3)  # no event for a while: the clock still moves
+            self.on_event({"event": "progress", "stage": "export", "fraction": 0.99})
+            time.sleep(0.6)
+            self.done.set()
+        threading.Thread(target=feed, daemon=True).start()
+    def cancel(self):
+        self.cancel_requested.set()
+    def result(self):
+        return "ok"
+
+
+seen = []
+def look():
+    seen.append({"stage": monitor.stage.get_text(), "percent": monitor.percent.get_text(),
+                 "times": monitor.times.get_text(), "cancel": monitor.cancel_button.get_sensitive(),
+                 "server": monitor.server_line.get_text()})
+    return True
+
+monitor.GLib.timeout_add(250, look)
+run = FakeRun()
+result = monitor.follow(run, "coffee.png")
+monitor.cancel_button.clicked()  # greyed out: nothing happens
+print(json.dumps({"result": result, "seen": seen, "cancelled": run.cancel_requested.is_set()}))
+"""
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/bin/python3") and __import__("shutil").which("xvfb-run")),
+                    reason="needs Inkscape's Python (/usr/bin/python3) and xvfb-run")
+def test_progress_window_words_time_and_cancel_while_writing():
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_") and k != "PYTHONPATH"}
+    proc = subprocess.run(["xvfb-run", "-a", "/usr/bin/python3", "-c", WINDOW_EVENTS, str(EXT_DIR)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "quiet" not in out, out
+    seen = out["seen"]
+    stages = [s["stage"] for s in seen]
+    for words in ("Simplifying…", "Fitting shapes…", "Adding detail…", "Polishing…", "Writing…"):
+        assert words in stages, stages
+    assert seen[0]["server"] == "Server: 10.0.0.5:6000 (recorded by lvss install-inkscape-extension)"
+    # while the server is silent (1.3 s after Polishing) the time line still changes within ~1 s
+    quiet = [s["times"] for s in seen if s["stage"] == "Polishing…"]
+    assert len(set(quiet)) >= 2, quiet
+    assert all(s["cancel"] for s in seen if s["stage"] != "Writing…")
+    assert not any(s["cancel"] for s in seen if s["stage"] == "Writing…")
+    assert out["result"] == "ok" and out["cancelled"] is False
