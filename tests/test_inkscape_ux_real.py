@@ -8,8 +8,9 @@
 * a failure shows the extension's own dialog and nothing on stderr, so Inkscape shows no message box of
   its own ("The script did not return an error, but ...", which would block this headless run: the
   session would time out); the drawing is unchanged;
-* the progress window is the only window of the run (implements-custom-gui: no "working, please wait"
-  window of Inkscape's with a second Cancel button).
+* Inkscape's own "working, please wait" window (which it cannot draw while an extension runs, so its
+  Cancel is dead) lies under the progress window, covered whole (implements-custom-gui cannot remove
+  it: in Inkscape 1.2 that attribute also drops the parameters dialog).
 
 Uses the helpers of tests/test_inkscape_real.py (server fixture, profile with the installed extension).
 """
