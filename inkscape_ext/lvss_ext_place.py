@@ -280,11 +280,14 @@ class Placement:
 
 def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tuple[int, int]],
                 as_layers: bool, taken: set) -> Placement:
-    """The group to insert above ``image``: label "Vectorized: NAME", one child per layer.
+    """The group to insert above ``image``: label "lvss: NAME", one child per layer.
 
     pixels: the bitmap's (W, H) from its header, or None to take the server's viewBox size.
-    Children keep the server's order (back to front) and labels; ``as_layers`` makes them
-    Inkscape layers where the image sits in a layer (or at the root), plain groups elsewhere.
+    Children keep the server's order (back to front) and labels (made unique within the group); they
+    are sub-groups of the named group, never layers of the document's own level; ``as_layers`` makes
+    them Inkscape (sub-)layers where the image sits in a layer (or at the root), plain groups elsewhere.
+    Every element gets an id that is unique in the document: the server's ids (which say layer and
+    role, e.g. ``l03-shape-2``) behind the image's id, and ids made from the layer's for any without.
     taken: ids already used (the document's and earlier placements'); new ids are added to it.
     The document is not changed.
     """
@@ -298,8 +301,8 @@ def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tupl
 
     ids = _IdMap(taken, image.get("id") or "lvss")
     outer = inkex.Layer() if layered else inkex.Group()
-    outer.set(_LABEL, f"Vectorized: {name}")
-    outer.set("id", ids.fresh(f"vectorized-{image.get('id') or 'image'}"))
+    outer.set(_LABEL, f"{GROUP_PREFIX}{name}")
+    outer.set("id", ids.fresh(f"lvss-{image.get('id') or 'image'}"))
     image_tf = raw_transform(image)
     if image_tf:
         set_transform(outer, image_tf)
@@ -312,7 +315,7 @@ def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tupl
 
     copied_defs = [copy.deepcopy(d) for d in result.defs]
     layer_groups = []
-    for label, src in result.layers:
+    for label, src in zip(unique_labels([label for label, _ in result.layers]), (s for _, s in result.layers)):
         group = inkex.Layer() if layered else inkex.Group()
         for key, value in src.attrib.items():
             if key not in ("transform", _GROUPMODE, _LABEL):
@@ -324,6 +327,8 @@ def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tupl
             if isinstance(child.tag, str):
                 group.append(copy.deepcopy(child))
         layer_groups.append(group)
+    for k, group in enumerate(layer_groups, 1):
+        _name_unnamed(group, group.get("id") or f"l{k:02d}")
     for tree in copied_defs + layer_groups:
         ids.assign(tree)
     for tree in copied_defs + layer_groups:
@@ -350,6 +355,71 @@ def build_group(image, result: ParsedResult, *, name: str, pixels: Optional[Tupl
     for t in targets:
         t.set("clip-path", f"url(#{clip.get('id')})")
     return Placement(image, outer, copied_defs)
+
+
+GROUP_PREFIX = "lvss: "  # the inserted group's label: "lvss: coffee.png"
+
+
+def unique_labels(labels: List[str]) -> List[str]:
+    """``labels`` with repeats told apart ("Details", "Details (2)"); the server already names its
+    layers uniquely, this keeps it so for any SVG."""
+    seen: Dict[str, int] = {}
+    out = []
+    taken = set(labels)
+    for label in labels:
+        n = seen.get(label, 0) + 1
+        seen[label] = n
+        new = label
+        while n > 1 and (new == label or new in taken):
+            new = f"{label} ({n})"
+            n += 1
+        taken.add(new)
+        out.append(new)
+    return out
+
+
+def _name_unnamed(group, layer_id: str) -> None:
+    """Ids for the paths and groups the server sent without one: ``<layer id>-path-<n>``."""
+    n = 0
+    for el in group.iter():
+        if el is group or not isinstance(el.tag, str) or el.get("id"):
+            continue
+        n += 1
+        kind = "path" if etree.QName(el).localname == "path" else etree.QName(el).localname
+        el.set("id", f"{layer_id}-{kind}-{n}")
+
+
+_REF = r"url\(\s*#{0}\s*\)"
+
+
+def select_on_return(svg, image, group) -> str:
+    """Make Inkscape select ``group`` after the run, in place of ``image``; returns the group's id.
+
+    An extension cannot set Inkscape's selection. Inkscape 1.2 remembers the ids of the selected
+    objects before it runs an effect and selects the objects with those ids afterwards
+    (``ObjectSet::setBackup`` / ``restoreBackup``), so the group takes over the bitmap's id and the
+    bitmap, when kept, gets a fresh one ("<id>-bitmap"); references to it (clones, clip paths) follow.
+    """
+    old = image.get("id")
+    if not old:
+        return group.get("id")
+    if image.getparent() is not None:
+        taken = document_ids(svg)
+        new, k = f"{old}-bitmap", 2
+        while new in taken:
+            new, k = f"{old}-bitmap-{k}", k + 1
+        pattern = re.compile(_REF.format(re.escape(old)))
+        for el in svg.iter():
+            if not isinstance(el.tag, str) or el is image:
+                continue
+            for name, value in el.attrib.items():
+                if name in (f"{{{XLINK_NS}}}href", "href") and value == f"#{old}":
+                    etree.ElementBase.set(el, name, f"#{new}")
+                elif "url(" in value and old in value:
+                    etree.ElementBase.set(el, name, pattern.sub(f"url(#{new})", value))
+        etree.ElementBase.set(image, "id", new)
+    etree.ElementBase.set(group, "id", old)
+    return old
 
 
 def document_ids(svg) -> set:

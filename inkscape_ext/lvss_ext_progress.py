@@ -1,8 +1,23 @@
 """A progress window with a Cancel button while the lvss server works.
 
-Inkscape waits for an effect extension to finish, so the extension shows its own small window: which
-image, the server's stage and fraction (as it streams them), the queue position, a note when the
-server cannot use the prompt, and a Cancel button that stops the job on the server. It uses GTK 3
+Inkscape waits for an effect extension to finish, so the extension shows its own small window: the
+server in use and where that address came from, which image, a large percentage,
+what the server is doing in a designer's words (Simplifying, Finding shapes, Fitting shapes, Adding
+detail, Polishing, Writing: lvss.messages.STAGE_WORDS), the time so far and an estimate of the time
+left (ticking between the server's events), the queue position, a note when the server cannot use
+the prompt, and a Cancel button that stops the job on the server (disabled once the result is being
+written).
+
+Inkscape 1.2 also opens its own "working, please wait" window with a Cancel button, but runs the
+extension in a private GLib main context, so that window is mapped and never drawn; the .inx cannot
+turn it off without losing the parameters dialog (``implements-custom-gui="true"`` makes the menu
+run the effect at once). So the progress window puts itself over it: Inkscape centres its working
+window on its document window, and :meth:`ProgressWindow.place_over_inkscape` centres this larger
+window on that working window (found in the window manager's client list by its WM_CLASS; else on
+the document window) and keeps it above; without a window manager it
+stays centred on the screen.
+
+:func:`show_message` shows the extension's messages in its own dialog, in plain words. It uses GTK 3
 through PyGObject, which Inkscape's own extensions use too (Debian: python3-gi, gir1.2-gtk-3.0).
 
 Where GTK cannot be imported or no display can be opened, :func:`open_monitor` returns a
@@ -15,35 +30,84 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import warnings
 from typing import Optional
 
 TITLE = "Vectorize Bitmap (lvss)"
-# what the pipeline's stage names mean to a user
-STAGES = {
-    "start": "Starting",
-    "load": "Loading the image",
-    "simplify": "Simplifying the image",
-    "segment": "Finding regions",
-    "layering": "Stacking layers",
-    "structure": "Shaping the paths",
-    "colour": "Fitting colours",
-    "refine": "Adding details",
-    "recolor": "Merging regions by colour",
-    "detail": "Adding details",
-    "export": "Writing the SVG",
-}
+TICK_MS = 500  # the window changes at least this often while work goes on (time elapsed / left)
+
+
+def _messages():
+    from lvss_ext_remote import messages
+
+    return messages()
 
 
 def stage_text(event: dict) -> str:
-    """One line for a progress or queued event, e.g. "Shaping the paths (step 40 of 60)"."""
+    """The stage of a progress or queued event in a designer's words, e.g. "Fitting shapes": the
+    event's ``label`` (lvss remote and the client add it), else lvss.messages' table, else "Working"."""
+    m = _messages()
     if event.get("event") == "queued":
-        n = int(event.get("position") or 0)
-        return f"Waiting for the server: {n} job{'s' if n != 1 else ''} ahead"
+        return m.queued_text(event.get("position")) if m is not None else "Waiting for the server"
+    label = str(event.get("label") or "").strip()
+    if label:
+        return label
+    from lvss_ext_remote import stage_label
+
+    return stage_label(str(event.get("stage") or ""))
+
+
+def is_final(event: dict) -> bool:
+    """True once the server is writing the result (Cancel no longer saves anything)."""
+    m = _messages()
     stage = str(event.get("stage") or "")
-    text = STAGES.get(stage, stage.replace("_", " ").capitalize() or "Working")
-    message = str(event.get("message") or "").strip()
-    return f"{text} ({message})" if message and len(message) <= 60 else text
+    return m.is_final(stage) if m is not None else stage in ("export", "done")
+
+
+def duration_text(seconds: float) -> str:
+    m = _messages()
+    return m.duration_text(seconds) if m is not None else f"{max(1, round(seconds))} s"
+
+
+class Clock:
+    """Time elapsed and an estimate of the time left, from the overall fraction done.
+
+    The estimate appears once 3 % is done and 2 s have passed (earlier ones jump about); between
+    progress events it keeps counting down with the clock, so the window never stands still."""
+
+    def __init__(self, now: Optional[float] = None):
+        self.start = time.monotonic() if now is None else now
+        self.fraction = 0.0
+        self.at = self.start
+        self.total: Optional[float] = None
+
+    def update(self, fraction: float, now: Optional[float] = None) -> None:
+        now = time.monotonic() if now is None else now
+        fraction = min(1.0, max(self.fraction, float(fraction)))
+        self.fraction, self.at = fraction, now
+        elapsed = now - self.start
+        if fraction >= 0.03 and elapsed >= 2.0:
+            estimate = elapsed / fraction
+            # smooth: new estimates pull the old one, so the time left does not jump at every event
+            self.total = estimate if self.total is None else 0.6 * self.total + 0.4 * estimate
+
+    def elapsed(self, now: Optional[float] = None) -> float:
+        return (time.monotonic() if now is None else now) - self.start
+
+    def left(self, now: Optional[float] = None) -> Optional[float]:
+        if self.total is None:
+            return None
+        return max(0.0, self.total - self.elapsed(now))
+
+    def text(self, now: Optional[float] = None) -> str:
+        elapsed = self.elapsed(now)
+        left = self.left(now)
+        if left is None:
+            return f"{duration_text(elapsed)} so far · estimating the time left"
+        if left < 1.0:
+            return f"{duration_text(elapsed)} so far · almost done"
+        return f"{duration_text(elapsed)} so far · about {duration_text(left)} left"
 
 
 class QuietMonitor:
@@ -101,38 +165,178 @@ def load_gtk() -> tuple:
     return (Gtk, Gdk, GLib), ""
 
 
-def open_monitor(enabled: bool = True, server: str = ""):
-    """A :class:`ProgressWindow` where GTK works, else a :class:`QuietMonitor` saying why not."""
+def open_monitor(enabled: bool = True, server: str = "", source: str = ""):
+    """A :class:`ProgressWindow` where GTK works, else a :class:`QuietMonitor` saying why not.
+    server, source: the address in use and where it came from (lvss_ext_remote.resolve_server)."""
     if not enabled:
         return QuietMonitor("the progress window is turned off")
     mods, reason = load_gtk()
     if mods is None:
         return QuietMonitor(reason)
-    return ProgressWindow(*mods, server=server)
+    return ProgressWindow(*mods, server=server, source=source)
+
+
+ENV_MESSAGE_TIMEOUT = "LVSS_MESSAGE_TIMEOUT"  # seconds after which a message closes itself (headless runs)
+
+
+def show_message(text: str, kind: str = "error", title: str = TITLE, snapshot: Optional[str] = None) -> bool:
+    """Show ``text`` in the extension's own dialog (an OK button, our title, no Inkscape header) and
+    wait for OK; False where GTK or a display is missing (the caller then writes it to stderr, which
+    Inkscape shows in its own message box). $LVSS_MESSAGE_TIMEOUT closes it by itself after that many
+    seconds (for unattended runs); ``snapshot``: save the dialog as a PNG there first (tests)."""
+    mods, _reason = load_gtk()
+    if mods is None:
+        return False
+    Gtk, Gdk, GLib = mods
+    kinds = {"error": Gtk.MessageType.ERROR, "info": Gtk.MessageType.INFO, "warning": Gtk.MessageType.WARNING}
+    first, _, rest = str(text).strip().partition("\n")
+    dialog = Gtk.MessageDialog(message_type=kinds.get(kind, Gtk.MessageType.INFO), buttons=Gtk.ButtonsType.OK,
+                               text=first)
+    dialog.set_title(title)
+    dialog.set_keep_above(True)
+    dialog.set_position(Gtk.WindowPosition.CENTER)
+    if rest.strip():
+        dialog.format_secondary_text(rest.strip())
+    try:  # over Inkscape's unpainted working window, like the progress window
+        target = working_window_area(inkscape_windows(Gdk))
+    except Exception:  # noqa: BLE001
+        target = None
+    if target is not None:
+        dialog.realize()
+        _minimum, natural = dialog.get_preferred_size()
+        dialog.set_position(Gtk.WindowPosition.NONE)
+        dialog.move(int(target[0] + (target[2] - natural.width) / 2), int(target[1] + (target[3] - natural.height) / 2))
+    for label in dialog.get_message_area().get_children():
+        if isinstance(label, Gtk.Label):
+            label.set_selectable(True)  # the commands in a message can be copied
+            label.set_max_width_chars(70)
+    try:
+        seconds = float(os.environ.get(ENV_MESSAGE_TIMEOUT, "") or 0)
+    except ValueError:
+        seconds = 0.0
+
+    def photograph() -> bool:
+        window = dialog.get_window()
+        if window is not None:
+            pixbuf = Gdk.pixbuf_get_from_window(window, 0, 0, window.get_width(), window.get_height())
+            if pixbuf is not None:
+                pixbuf.savev(snapshot, "png", [], [])
+        return False
+
+    if snapshot:
+        GLib.timeout_add(400, photograph)
+    if seconds > 0:
+        GLib.timeout_add(int(seconds * 1000), lambda: dialog.response(Gtk.ResponseType.OK) and False)
+    dialog.run()
+    dialog.destroy()
+    context = GLib.MainContext.default()
+    while context.pending():
+        context.iteration(False)
+    return True
+
+
+def _x11_classes(xids: list) -> dict:
+    """{xid: WM_CLASS text} for X11 windows, read with libX11 through ctypes (PyGObject cannot call
+    gdk_property_get); {} where libX11 or the display cannot be opened."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        x11 = ctypes.cdll.LoadLibrary(ctypes.util.find_library("X11") or "libX11.so.6")
+    except OSError:
+        return {}
+    c_ulong_p = ctypes.POINTER(ctypes.c_ulong)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XGetWindowProperty.argtypes = [
+        ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_long, ctypes.c_long, ctypes.c_int,
+        ctypes.c_ulong, c_ulong_p, ctypes.POINTER(ctypes.c_int), c_ulong_p, c_ulong_p,
+        ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))]
+    x11.XFree.argtypes = [ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return {}
+    classes = {}
+    try:
+        for xid in xids:
+            kind, fmt, count, after = ctypes.c_ulong(), ctypes.c_int(), ctypes.c_ulong(), ctypes.c_ulong()
+            data = ctypes.POINTER(ctypes.c_ubyte)()
+            # 67: the predefined atom WM_CLASS, 31: STRING
+            status = x11.XGetWindowProperty(display, xid, 67, 0, 64, 0, 31, ctypes.byref(kind), ctypes.byref(fmt),
+                                            ctypes.byref(count), ctypes.byref(after), ctypes.byref(data))
+            if status == 0 and data:
+                if fmt.value == 8:
+                    raw = ctypes.string_at(data, count.value)
+                    classes[xid] = raw.replace(b"\0", b" ").decode("latin-1").strip()
+                x11.XFree(data)
+    finally:
+        x11.XCloseDisplay(display)
+    return classes
+
+
+def inkscape_windows(Gdk) -> list:
+    """(x, y, width, height) of Inkscape's top-level windows (WM_CLASS "org.inkscape.Inkscape"), frames
+    included, from the window manager's stacking list (empty without one, or off X11). (Inkscape
+    starts extensions through a double fork, so its process id is not the extension's parent's.)"""
+    screen = Gdk.Screen.get_default()
+    windows = [w for w in (screen.get_window_stack() or []) if hasattr(w, "get_xid")]  # X11 only
+    classes = _x11_classes([w.get_xid() for w in windows]) if windows else {}
+    out = []
+    for window in windows:
+        try:
+            if "inkscape" not in classes.get(window.get_xid(), "").lower():
+                continue
+            rect = window.get_frame_extents()
+        except Exception:  # noqa: BLE001  a window that went away meanwhile
+            continue
+        out.append((rect.x, rect.y, rect.width, rect.height))
+    return out
+
+
+def working_window_area(rects: list) -> Optional[tuple]:
+    """Where to put the progress window among Inkscape's windows: on its "working" window (the
+    smallest dialog-sized one, mapped before the extension starts), else on its largest window
+    (its document window, on which Inkscape centres the working window)."""
+    small = [r for r in rects if 150 <= r[2] <= 700 and 40 <= r[3] <= 300]
+    if small:
+        return min(small, key=lambda r: r[2] * r[3])
+    return max(rects, key=lambda r: r[2] * r[3]) if rects else None
 
 
 class ProgressWindow:
     """The window; one per extension run, reused for every selected image."""
 
-    def __init__(self, Gtk, Gdk, GLib, server: str = ""):
+    def __init__(self, Gtk, Gdk, GLib, server: str = "", source: str = ""):
         self.Gtk, self.Gdk, self.GLib = Gtk, Gdk, GLib
         self.server = server
+        self.source = source
         self.run = None
         self.notes: list = []
+        self.clock = Clock()
+        self.final = False
+        self._tick_id = None
         win = Gtk.Window(title=TITLE)
-        win.set_default_size(460, -1)
+        win.set_default_size(480, -1)
         win.set_position(Gtk.WindowPosition.CENTER)
         win.set_keep_above(True)
         win.set_resizable(False)
         win.connect("delete-event", self._on_close)
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=8)
-        box.set_border_width(14)
+        box.set_border_width(16)
+        # first line: the server this run uses, and where its address came from
+        self.server_line = Gtk.Label(xalign=0.0)
+        self.server_line.set_line_wrap(True)
         self.heading = Gtk.Label(xalign=0.0)
         self.heading.set_line_wrap(True)
+        self.percent = Gtk.Label(xalign=0.0)
         self.stage = Gtk.Label(label="Contacting the lvss server…", xalign=0.0)
         self.stage.set_line_wrap(True)
-        self.bar = Gtk.ProgressBar(show_text=True)
-        self.bar.set_text("")
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=14)
+        row.pack_start(self.percent, False, False, 0)
+        row.pack_start(self.stage, False, False, 0)
+        self.bar = Gtk.ProgressBar(show_text=False)
+        self.times = Gtk.Label(xalign=0.0)
         self.note = Gtk.Label(xalign=0.0)
         self.note.set_line_wrap(True)
         self.note.set_max_width_chars(60)
@@ -142,26 +346,56 @@ class ProgressWindow:
         self.cancel_button = Gtk.Button(label="Cancel")
         self.cancel_button.connect("clicked", self._on_cancel)
         buttons.add(self.cancel_button)
-        for widget in (self.heading, self.stage, self.bar, self.note, buttons):
+        for widget in (self.server_line, self.heading, row, self.bar, self.times, self.note, buttons):
             box.pack_start(widget, False, False, 0)
         win.add(box)
         self.window = win
+        self._show_server()
 
     # ------------------------------------------------------------------------------------ public
+    def place_over_inkscape(self) -> Optional[tuple]:
+        """Centre the window on Inkscape's own "working" window (else on its document window, where
+        Inkscape centres that one), which this larger window then covers. Returns the (x, y, width,
+        height) it centred on, or None when there is none (no window manager, Wayland, not run by
+        Inkscape): then the window stays centred on the screen."""
+        try:
+            target = working_window_area(inkscape_windows(self.Gdk))
+        except Exception:  # noqa: BLE001  placement is a nicety; the window works anywhere
+            target = None
+        if target is None:
+            return None
+        x, y, w, h = target
+        self.window.realize()
+        width, height = self.window.get_size()
+        _nat, natural = self.window.get_preferred_size()
+        width, height = max(width, natural.width), max(height, natural.height)
+        self.window.set_position(self.Gtk.WindowPosition.NONE)
+        self.window.move(int(x + (w - width) / 2), int(y + (h - height) / 2))
+        return target
+
     def follow(self, run, name: str, index: int = 1, count: int = 1):
         """Start ``run``, show its progress until it ends, and return its outcome (or raise)."""
         self.run = run
-        where = f" on {self.server}" if self.server else ""
+        settings = getattr(run, "settings", None)
+        if settings is not None and getattr(settings, "server", ""):
+            self.server = settings.server
+            self.source = getattr(settings, "server_source", "") or self.source
+            self._show_server()
         of = f" ({index} of {count})" if count > 1 else ""
-        self.heading.set_markup(f"<b>Vectorizing {self.GLib.markup_escape_text(name)}</b>{of}{where}")
-        self.stage.set_text("Contacting the lvss server…")
-        self.bar.set_fraction(0.0)
-        self.bar.set_text("0 %")
+        self.heading.set_markup(f"<b>Vectorizing {self.GLib.markup_escape_text(name)}</b>{of}")
+        self.stage.set_text("Contacting the server…")
+        self.clock = Clock()
+        self.final = False
+        self._set_fraction(0.0)
+        self.times.set_text(self.clock.text())
         self.cancel_button.set_sensitive(True)
         self.cancel_button.set_label("Cancel")
+        if not self.window.get_visible():
+            self.place_over_inkscape()
         self.window.show_all()
         loop = self.GLib.MainLoop()
         run.on_event = lambda event: self.GLib.idle_add(self._on_event, event)
+        self._tick_id = self.GLib.timeout_add(TICK_MS, self._tick)
         try:
             run.start()
         except Exception:
@@ -174,6 +408,9 @@ class ProgressWindow:
 
         threading.Thread(target=wait, name="lvss-progress-wait", daemon=True).start()
         loop.run()
+        if self._tick_id is not None:
+            self.GLib.source_remove(self._tick_id)
+            self._tick_id = None
         self._drain()
         return run.result()
 
@@ -197,6 +434,28 @@ class ProgressWindow:
         return True
 
     # ---------------------------------------------------------------------------------- handlers
+    def _show_server(self) -> None:
+        if not self.server:
+            self.server_line.set_text("")
+            return
+        where = f" ({self.source})" if self.source else ""
+        self.server_line.set_markup(
+            f"<small>Server: <b>{self.GLib.markup_escape_text(self.server)}</b>"
+            f"{self.GLib.markup_escape_text(where)}</small>")
+
+    def _set_fraction(self, fraction: float) -> None:
+        self.bar.set_fraction(fraction)
+        self.percent.set_markup(f"<span size='xx-large' weight='bold'>{fraction * 100:.0f} %</span>")
+
+    def _tick(self) -> bool:
+        """Every TICK_MS while a run goes on: the time so far and left move with the clock."""
+        if self.run is None or self.run.done.is_set():
+            self._tick_id = None
+            return False
+        if not self.run.cancel_requested.is_set():
+            self.times.set_text(self.clock.text())
+        return True
+
     def _drain(self) -> None:
         context = self.GLib.MainContext.default()
         while context.pending():
@@ -214,11 +473,16 @@ class ProgressWindow:
                 self._show_note(note)
             self.stage.set_text("Sending the image…")
         elif kind in ("queued", "progress"):
-            self.stage.set_text(stage_text(event))
+            self.stage.set_text(stage_text(event) + ("" if kind == "queued" else "…"))
             if kind == "progress":
                 fraction = min(1.0, max(0.0, float(event.get("fraction") or 0.0)))
-                self.bar.set_fraction(fraction)
-                self.bar.set_text(f"{fraction * 100:.0f} %")
+                self.clock.update(fraction)
+                self._set_fraction(max(fraction, self.clock.fraction))
+                self.times.set_text(self.clock.text())
+                if is_final(event) and not self.final:
+                    # the result is being written: nothing left to save by cancelling
+                    self.final = True
+                    self.cancel_button.set_sensitive(False)
             else:
                 self.bar.pulse()
         elif kind == "warning":
@@ -232,9 +496,12 @@ class ProgressWindow:
             self.note.show()
 
     def _on_cancel(self, *_args) -> None:
+        if self.final:
+            return
         if self.run is not None and not self.run.done.is_set():
             self.run.cancel()
             self.stage.set_text("Cancelling: asking the server to stop…")
+            self.times.set_text("")
             self.cancel_button.set_sensitive(False)
 
     def _on_close(self, *_args) -> bool:
@@ -242,4 +509,5 @@ class ProgressWindow:
         return True  # the window stays until the request has ended
 
 
-__all__ = ["open_monitor", "ProgressWindow", "QuietMonitor", "stage_text", "load_gtk", "STAGES"]
+__all__ = ["open_monitor", "ProgressWindow", "QuietMonitor", "Clock", "stage_text", "is_final", "load_gtk",
+           "show_message"]

@@ -14,10 +14,17 @@ queue position, progress (stage, fraction) and warnings as events while it runs,
 :meth:`Run.cancel` stops the job on the server. :func:`vectorize` is the blocking form.
 
 Failures are :class:`RemoteError` with a gRPC-style ``code``; :func:`explain` turns one into a
-message that tells the user what to do. Pure standard library (no inkex), so it can be tested alone.
+message that tells the user what to do, in the words of ``lvss.messages`` (which every lvss client
+shares; see :func:`messages`). Pure standard library (no inkex), so it can be tested alone.
+
+Which server a run uses is decided in one place, :func:`resolve_server` (the dialog's field, then
+``$LVSS_SERVER``, then the address the installer recorded, then 127.0.0.1:50051); the installer writes
+:func:`server_field_label`, made from the same rules, into the dialog it installs, and the progress
+window's first line names the address and where it came from.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -42,6 +49,43 @@ CODES = (
     "UNAVAILABLE", "DEADLINE_EXCEEDED", "INVALID_ARGUMENT", "UNAUTHENTICATED",
     "RESOURCE_EXHAUSTED", "CANCELLED", "INTERNAL",
 )
+
+
+_MESSAGES: list = []
+
+
+def messages():
+    """``lvss.messages`` (stage words, error messages; shared by every lvss client), loaded without
+    importing lvss: the copy the installer puts beside the extension (``lvss_messages.py``), else the
+    file in the lvss package this extension came from (a source checkout, or lvss/inkscape_ext in an
+    installed wheel), else the lvss checkout the installer recorded. None if none is found."""
+    if _MESSAGES:
+        return _MESSAGES[0]
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(here, "lvss_messages.py"), os.path.join(here, os.pardir, "lvss", "messages.py"),
+                  os.path.join(here, os.pardir, "messages.py")]
+    recorded = str(read_config().get("pythonpath") or "")
+    if recorded:
+        candidates.append(os.path.join(recorded, "lvss", "messages.py"))
+    module = None
+    for path in candidates:
+        if not os.path.isfile(path):
+            continue
+        try:
+            spec = importlib.util.spec_from_file_location("lvss_messages", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            break
+        except Exception:  # noqa: BLE001  a broken copy: try the next one
+            module = None
+    _MESSAGES.append(module)
+    return module
+
+
+def stage_label(stage: str) -> str:
+    """The stage in a designer's words ("Fitting shapes"); "Working" without lvss.messages."""
+    m = messages()
+    return m.stage_label(stage) if m is not None else "Working"
 
 
 class RemoteError(Exception):
@@ -70,6 +114,7 @@ class Settings:
     backdrop: bool = True  # fill what the paths leave uncovered (lvss remote --backdrop)
     fill: str = "flat"  # path fills: flat | auto | linear | radial (lvss remote --fill)
     quality: str = ""  # preset fast | balanced | best (lvss remote --quality); "" = the server's default
+    server_source: str = ""  # where ``server`` came from (resolve_server), shown in the progress window
 
 
 def read_config(path: str = CONFIG_FILE) -> dict:
@@ -82,20 +127,57 @@ def read_config(path: str = CONFIG_FILE) -> dict:
         return {}
 
 
+# where a server address came from, as the progress window says it
+FROM_DIALOG = "set on the Server tab"
+FROM_ENV = f"from ${ENV_SERVER}"
+FROM_CONFIG = "recorded by lvss install-inkscape-extension"
+FROM_DEFAULT = "the default"
+
+
+def resolve_server(dialog: str = "", environ: Optional[dict] = None,
+                   config: Optional[dict] = None) -> tuple[str, str]:
+    """(address, where it came from): the dialog's field, else $LVSS_SERVER, else the address the
+    installer recorded, else 127.0.0.1:50051. The one rule for the run, the dialog's label
+    (:func:`server_field_label`) and the progress window."""
+    env = os.environ if environ is None else environ
+    cfg = read_config() if config is None else config
+    for value, source in ((dialog, FROM_DIALOG), (env.get(ENV_SERVER), FROM_ENV),
+                          (cfg.get("server"), FROM_CONFIG)):
+        if value and str(value).strip():
+            return str(value).strip(), source
+    return DEFAULT_SERVER, FROM_DEFAULT
+
+
+def server_field_label(config: Optional[dict] = None) -> str:
+    """The label of the Server tab's address field: what an empty field means, following
+    :func:`resolve_server`. The installer writes it into the dialog it installs (with the address it
+    recorded); the .inx in the source folder says the same in general words."""
+    cfg = {} if config is None else config
+    recorded = str(cfg.get("server") or "").strip()
+    if recorded:
+        fallback = f"{recorded} (recorded at installation)"
+    elif config is None:
+        fallback = f"the address recorded at installation, else {DEFAULT_SERVER}"
+    else:
+        fallback = DEFAULT_SERVER
+    return f"Server address (host:port). Empty: ${ENV_SERVER} if set, else {fallback}:"
+
+
 def resolve_settings(*, server: str = "", token_file: str = "", python: str = "", timeout: float = 600.0,
                      prompt: str = "", paths: int = 64, mode: str = "layered", levels: int = 3,
                      seed: int = 0, backdrop: bool = True, fill: str = "flat", quality: str = "",
                      environ: Optional[dict] = None, config: Optional[dict] = None) -> Settings:
     """Settings from the dialog, with empty fields filled from the environment, then the config file.
 
-    server: dialog > $LVSS_SERVER > config "server" > 127.0.0.1:50051;
+    server: dialog > $LVSS_SERVER > config "server" > 127.0.0.1:50051 (:func:`resolve_server`);
     token_file: dialog > $LVSS_TOKEN_FILE > config "token_file" > none;
     python: dialog > $LVSS_PYTHON > config "python" > none.
     """
     env = os.environ if environ is None else environ
     cfg = read_config() if config is None else config
+    address, source = resolve_server(server, env, cfg)
     return Settings(
-        server=(server or env.get(ENV_SERVER) or cfg.get("server") or DEFAULT_SERVER).strip(),
+        server=address, server_source=source,
         token_file=(token_file or env.get(ENV_TOKEN_FILE) or cfg.get("token_file") or "").strip(),
         timeout=float(timeout),
         python=(python or env.get(ENV_PYTHON) or cfg.get("python") or "").strip(),
@@ -105,52 +187,28 @@ def resolve_settings(*, server: str = "", token_file: str = "", python: str = ""
     )
 
 
-def _host_port(server: str) -> tuple[str, str]:
-    host, sep, port = server.rpartition(":")
-    return (host.strip("[]"), port) if sep and port.isdigit() else (server, "50051")
-
-
 def explain(err: RemoteError, settings: Settings, name: str) -> str:
-    """A message for the user: what failed, for which image, and what to do about it."""
+    """A message for the user: what failed, for which image, and what to do about it (the words of
+    lvss.messages, which ``lvss remote`` and the Python client use too)."""
     server, code, msg = settings.server, err.code, err.message.strip()
-    host, port = _host_port(server)
-    if code == "UNAVAILABLE":
-        why = "" if "reach" in msg else f" ({msg})"
-        return (
-            f"Could not reach the lvss server at {server}{why}.\n"
-            "Start it in a terminal, in the Python environment where lvss is installed:\n"
-            f"    lvss serve --host {host} --port {port}\n"
-            "or enter the address of a running server on the Server tab "
-            f"(or in the environment variable {ENV_SERVER})."
-        )
-    if code == "DEADLINE_EXCEEDED":
-        return (
-            f"The lvss server at {server} did not finish '{name}' within the timeout of "
-            f"{settings.timeout:g} s ({msg}).\nRaise the timeout on the Server tab, or ask for fewer "
-            "paths or levels on the Vectorize tab."
-        )
-    if code == "INVALID_ARGUMENT":
-        return (
-            f"The lvss server refused '{name}': {msg}\n"
-            "Change the image or the options on the Vectorize tab and try again."
-        )
-    if code == "UNAUTHENTICATED":
-        where = (f"the token in {settings.token_file}" if settings.token_file else "no token")
-        return (
-            f"The lvss server at {server} rejected the request: wrong or missing token ({msg}); "
-            f"this run sent {where}.\nPut the token the server was started with into a file and "
-            f"choose that file as the token file on the Server tab (or set {ENV_TOKEN_FILE})."
-        )
-    if code == "RESOURCE_EXHAUSTED":
-        return (
-            f"The lvss server at {server} cannot take '{name}' now: {msg}\n"
-            "Wait for its queue to drain, or send a smaller image or fewer paths."
-        )
-    if code == "CANCELLED":
-        return f"The request for '{name}' was cancelled: {msg}"
+    m = messages()
     if code == "SETUP":
         return msg
-    return f"The lvss server failed on '{name}': {msg}\nSee the server's log for details."
+    if m is None:  # lvss.messages cannot be found: the server's own words
+        return f"The lvss server at {server} failed on '{name}' ({code}): {msg}"
+    if code == "UNAVAILABLE":
+        return m.unreachable(server, "" if "reach" in msg else msg)
+    if code == "DEADLINE_EXCEEDED":
+        return m.timed_out(server, name, settings.timeout, msg)
+    if code == "INVALID_ARGUMENT":
+        return m.refused(name, msg)
+    if code == "UNAUTHENTICATED":
+        return m.wrong_token(server, settings.token_file, msg, ENV_TOKEN_FILE, " on the Server tab")
+    if code == "RESOURCE_EXHAUSTED":
+        return m.busy(server, name, msg)
+    if code == "CANCELLED":
+        return m.cancelled(name, " and the drawing is unchanged")
+    return m.server_failed(name, msg)
 
 
 def _load_client():
@@ -295,11 +353,12 @@ class Run:
                 self._emit({"event": "info", **info})
 
                 def on_progress(p) -> None:
+                    label = getattr(p, "label", None)  # an lvss older than the designer's words has none
                     if p.stage == "queued":
-                        self._emit({"event": "queued", "position": p.position})
+                        self._emit({"event": "queued", "position": p.position, "label": label})
                     else:
                         self._emit({"event": "progress", "stage": p.stage, "fraction": float(p.fraction),
-                                    "message": p.message})
+                                    "message": p.message, "label": label or stage_label(p.stage)})
 
                 # only when asked for, so that a flat request still works with an older client
                 extra = {"fill": settings.fill} if settings.fill != "flat" else {}

@@ -3,26 +3,38 @@
 
 For every selected ``<image>`` (in z-order; other selected objects are ignored) the bitmap is read
 (embedded ``data:`` URI or linked file), sent to the server with the dialog's options, and the
-layered SVG that comes back is inserted directly above the image as a group "Vectorized: NAME"
-holding one sub-group per layer, back to front, mapped exactly onto the bitmap.
+layered SVG that comes back is inserted directly above the image as a group "lvss: NAME"
+holding one sub-group per layer, back to front, mapped exactly onto the bitmap. Afterwards the new
+group is selected, as after Trace Bitmap (see :func:`lvss_ext_place.select_on_return`).
 
 While the server works, a progress window shows its stage and fraction with a Cancel button that
 stops the job on the server (where GTK is available; otherwise the run is silent). Before the run the
 extension asks the server what it can do, and tells the user when the prompt will not be used;
 what the server reports it did not use comes back as warnings, shown after the run.
 
-All requests are made before the document is touched, and any failure (or Cancel) raises
-``inkex.AbortExtension``: Inkscape then shows the message and keeps the document unchanged. A
-successful run is a single undo step, like every effect extension.
+All requests are made before the document is touched, and a failure (or Cancel) leaves the document
+unchanged: the extension writes no document. Its message appears in the extension's own dialog, in
+plain words (Inkscape 1.2 would put anything written to stderr under its own header "The script did
+not return an error, but this may indicate the results will not be as expected", whatever the exit
+status); where GTK or a display is missing it falls back to inkex's way, ``inkex.AbortExtension``
+(the message on stderr, exit status 251). Cancel pressed in the progress window ends the run
+without a message. A successful run is a single undo step, like every effect extension.
 """
 from __future__ import annotations
 
+import sys
+
 import inkex
+from inkex.utils import ABORT_STATUS
 
 import lvss_ext_progress as progress
 import lvss_ext_remote as remote
 from lvss_ext_image import SODIPODI_DOCNAME, ImageSourceError, document_folders, pixel_size, read_image
-from lvss_ext_place import PlacementError, build_group, document_ids, insert, parse_result
+from lvss_ext_place import PlacementError, build_group, document_ids, insert, parse_result, select_on_return
+
+
+class Cancelled(inkex.AbortExtension):
+    """The user pressed Cancel in the progress window: the run ends, no message is needed."""
 
 
 def vectorize_image(image_bytes: bytes, settings: "remote.Settings", monitor=None, name: str = "image",
@@ -59,6 +71,8 @@ class LvssVectorize(inkex.EffectExtension):
                           help="a bottom layer filling what the paths leave uncovered where the bitmap is opaque")
         pars.add_argument("--notes", type=inkex.Boolean, default=True,
                           help="after the run, show what the server did not use (e.g. the prompt)")
+        pars.add_argument("--select_result", type=inkex.Boolean, default=True,
+                          help="select the new group afterwards (it takes the bitmap's id, the bitmap a new one)")
 
     def selected_images(self):
         """Selected ``<image>`` elements in document (z) order, bottom first; aborts if none."""
@@ -90,6 +104,21 @@ class LvssVectorize(inkex.EffectExtension):
         )
 
     def effect(self):
+        """Vectorize; a failure's message goes to the extension's own dialog where there is one."""
+        try:
+            self.vectorize()
+        except Cancelled as err:
+            if self.windowed:  # the user pressed Cancel in our window: nothing more to say
+                sys.exit(ABORT_STATUS)
+            raise inkex.AbortExtension(str(err)) from None
+        except inkex.AbortExtension as err:
+            if self.options.progress_window and progress.show_message(str(err), "error"):
+                sys.exit(ABORT_STATUS)  # shown; no stderr, so no second message from Inkscape
+            raise
+
+    windowed = False  # the progress window was shown (Cancel can only come from it)
+
+    def vectorize(self):
         images = self.selected_images()
         # Inkscape passes a temporary copy: relative links belong to the saved document's folder
         copy = getattr(self.options, "input_file", None)
@@ -103,16 +132,15 @@ class LvssVectorize(inkex.EffectExtension):
         settings = self.settings()
         results = []
         notes = []
-        monitor = progress.open_monitor(self.options.progress_window, settings.server)
+        monitor = progress.open_monitor(self.options.progress_window, settings.server, settings.server_source)
+        self.windowed = not isinstance(monitor, progress.QuietMonitor)
         try:
             for i, src in enumerate(sources, 1):
                 try:
                     outcome = vectorize_image(src.data, settings, monitor, src.name, i, len(sources))
                 except remote.RemoteError as err:
                     if err.code == "CANCELLED":
-                        raise inkex.AbortExtension(
-                            f"Cancelled while vectorizing '{src.name}'; the job was stopped on the server "
-                            "and the drawing is unchanged.") from None
+                        raise Cancelled(remote.explain(err, settings, src.name)) from None
                     raise inkex.AbortExtension(remote.explain(err, settings, src.name)) from None
                 try:
                     results.append(parse_result(outcome.svg))
@@ -133,11 +161,15 @@ class LvssVectorize(inkex.EffectExtension):
                 raise inkex.AbortExtension(str(err)) from None
         # everything is ready: only now change the document
         for placement in placements:
-            insert(self.svg, placement, self.options.original)
+            group = insert(self.svg, placement, self.options.original)
+            if self.options.select_result:
+                select_on_return(self.svg, placement.image, group)
         if notes and self.options.notes:
-            # Inkscape shows this text in a message after the run; the result is in place
-            inkex.errormsg("lvss: the result is in place, with these notes from the server:\n" +
-                           "\n".join(dict.fromkeys(notes)))
+            text = ("The result is in place. Notes from the lvss server:\n" + "\n".join(dict.fromkeys(notes)))
+            if not (self.options.progress_window and progress.show_message(text, "info")):
+                # Inkscape shows stderr in a message after the run; the result is in place
+                inkex.errormsg("lvss: the result is in place, with these notes from the server:\n" +
+                               "\n".join(dict.fromkeys(notes)))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .messages import STAGE_WORDS, queued_text, stage_label, unreachable_line  # noqa: F401  (one table for every client)
+
 DEFAULT_SERVER = "127.0.0.1:50051"
 TOKEN_FILE_ENV = "LVSS_TOKEN_FILE"
 CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INVALID_ARGUMENT", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED",
@@ -71,6 +73,13 @@ class Progress:
     message: str = ""
     position: int | None = None
 
+    @property
+    def label(self) -> str:
+        """The stage in a designer's words (lvss.messages.STAGE_WORDS): "Fitting shapes", "Waiting for
+        the server: 2 jobs ahead"; the same words in ``lvss remote``, its ``--events`` and the Inkscape
+        extension."""
+        return queued_text(self.position) if self.stage == "queued" else stage_label(self.stage)
+
 
 def read_token(token: str | None = None, token_file: str | os.PathLike | None = None) -> str | None:
     """The token to send: ``token``, else the file ``token_file``, else the file in $LVSS_TOKEN_FILE."""
@@ -89,10 +98,6 @@ def read_token(token: str | None = None, token_file: str | os.PathLike | None = 
     return value
 
 
-def _port_of(server: str) -> str:
-    return server.rsplit(":", 1)[1] if ":" in server else "50051"
-
-
 def _translate(err: Any, server: str, timeout: float | None, tls: bool) -> ClientError:
     """A ClientError for a grpc.RpcError, with advice in place of transport jargon."""
     import grpc
@@ -103,8 +108,7 @@ def _translate(err: Any, server: str, timeout: float | None, tls: bool) -> Clien
         if details.startswith("the lvss server"):
             return ClientError("UNAVAILABLE", details)
         hint = "" if tls else " (if the server uses TLS, pass its CA certificate with --tls-ca)"
-        return ClientError("UNAVAILABLE", f"cannot reach the lvss server at {server}; start one with "
-                                          f"`lvss serve --port {_port_of(server)}`{hint}")
+        return ClientError("UNAVAILABLE", unreachable_line(server, hint))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         limit = f"within {timeout:g} s" if timeout is not None else "in time"
         return ClientError("DEADLINE_EXCEEDED", f"the lvss server did not finish {limit}; raise the timeout "

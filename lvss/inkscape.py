@@ -6,6 +6,12 @@ extension a small ``lvss_vectorize.json`` records the Python this command runs w
 source checkout, where lvss lives), so that the extension can run ``lvss remote`` with it when
 Inkscape's own Python lacks grpcio.
 
+Two files are made for this installation: ``lvss_messages.py``, a copy of :mod:`lvss.messages` (the
+stage words and messages every lvss client shares), which the extension loads without importing lvss;
+and the dialog ``lvss_vectorize.inx``, whose Server tab label then says which address an empty field
+means here (the one recorded with ``--server``, else 127.0.0.1:50051), written by the same function
+of the extension that resolves the address at run time.
+
 ``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler in ``func``);
 ``main(argv)`` runs it standalone (``python -m lvss.inkscape``).
 """
@@ -29,6 +35,7 @@ EXTENSION_FILES = (
 )
 CONFIG_NAME = "lvss_vectorize.json"
 SUBDIR = "lvss"
+MESSAGES_NAME = "lvss_messages.py"  # lvss/messages.py, beside the extension
 
 
 class InstallError(Exception):
@@ -101,9 +108,34 @@ def install(dest: Path | None = None, *, inkscape: str = "inkscape", python: str
         tmp = target / (CONFIG_NAME + ".tmp")
         tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, target / CONFIG_NAME)
+        shutil.copy2(Path(__file__).resolve().parent / "messages.py", target / MESSAGES_NAME)
+        _write_server_label(src, target / "lvss_vectorize.inx", config)
     except OSError as err:
         raise InstallError(f"Cannot write to {target} ({err.strerror}); choose another folder with --dest.") from None
     return target
+
+
+def _write_server_label(src: Path, inx: Path, config: dict) -> None:
+    """Put the extension's own ``server_field_label(config)`` on the Server tab's address field of the
+    installed dialog (.inx labels are static, so they are made for this installation)."""
+    import importlib.util
+    import re
+    from xml.sax.saxutils import quoteattr
+
+    name = "lvss_ext_remote_for_install"
+    spec = importlib.util.spec_from_file_location(name, src / "lvss_ext_remote.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    label = module.server_field_label(config)
+    text = inx.read_text(encoding="utf-8")
+    new, n = re.subn(r'(<param name="server" type="string"\s+gui-text=)"[^"]*"',
+                     lambda m: m.group(1) + quoteattr(label), text)
+    if n == 1:
+        inx.write_text(new, encoding="utf-8")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -136,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"Installed the lvss extension in {target}")
     print(f"It runs `lvss remote` with {args.python or sys.executable} when Inkscape's Python lacks grpcio.")
+    print(f"With the Server tab's address empty it uses $LVSS_SERVER if set, else "
+          f"{args.server or '127.0.0.1:50051'}.")
     print("Next: start the server (lvss serve), restart Inkscape, select a bitmap and choose "
           "Extensions > Images > Vectorize Bitmap (lvss)...")
     return 0

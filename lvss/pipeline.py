@@ -249,6 +249,8 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
         lap("fills")
     check_cancel(cancel)
     prog("export", 0.0, "scaling to the input size")
+    from .naming import name_layers
+    scene = name_layers(scene)  # unique layer names, colour by visible area (lvss/naming.py)
     out = scene.scaled(W0 / w, H0 / h, width=W0, height=H0)
     lap("export")
     prog("export", 1.0, "done")

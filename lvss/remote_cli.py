@@ -10,8 +10,9 @@ What the server could not use (a prompt on a server without CLIP, ...) is printe
 ``lvss remote: warning: ...`` lines.
 
 For programs that drive it (the Inkscape extension), ``--events`` writes one JSON object per line on
-stdout: ``{"event": "info", ...GetInfo...}`` first, then ``queued`` (``position``), ``progress``
-(``stage``, ``fraction``, ``message``), ``warning`` (``message``) and finally ``done`` (``layers``,
+stdout: ``{"event": "info", ...GetInfo...}`` first, then ``queued`` (``position``, ``label``), ``progress``
+(``stage``, ``fraction``, ``message``, and ``label``: the stage in a designer's words from
+lvss.messages.STAGE_WORDS, e.g. "Fitting shapes"), ``warning`` (``message``) and finally ``done`` (``layers``,
 ``paths``, ``seconds``). ``--stdin-cancel`` cancels the job on the server when a line ``cancel``
 arrives on stdin or stdin is closed; SIGTERM and Ctrl+C cancel it too.
 """
@@ -110,13 +111,13 @@ class _Bar:
 
             self._bar = tqdm(total=100, file=sys.stderr, unit="%", leave=False, dynamic_ncols=True,
                              bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
-            self._bar.set_description_str("connecting")
-        self._desc = "connecting"
+            self._bar.set_description_str("Connecting")
+        self._desc = "Connecting"
 
     def __call__(self, p) -> None:
         if self._bar is None:
             return
-        desc = f"queued ({p.position} ahead)" if p.stage == "queued" else p.stage
+        desc = p.label
         if desc != self._desc:
             self._desc = desc
             self._bar.set_description_str(desc, refresh=False)
@@ -124,7 +125,7 @@ class _Bar:
 
     def done(self) -> None:
         if self._bar is not None:
-            self._bar.set_description_str("done", refresh=False)
+            self._bar.set_description_str("Done", refresh=False)
             self._bar.update(100 - self._bar.n)
         self.close()
 
@@ -149,9 +150,10 @@ class _Events:
 
     def progress(self, p) -> None:
         if p.stage == "queued":
-            self.emit("queued", position=p.position)
+            self.emit("queued", position=p.position, label=p.label)
         else:
-            self.emit("progress", stage=p.stage, fraction=round(float(p.fraction), 4), message=p.message)
+            self.emit("progress", stage=p.stage, fraction=round(float(p.fraction), 4), message=p.message,
+                      label=p.label)
 
 
 def _watch_stdin(cancel: threading.Event) -> None:
@@ -240,7 +242,9 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         if e.code == "CANCELLED" and cancel.is_set():
-            return _error("cancelled; the job was stopped on the server", INTERRUPTED, "CANCELLED")
+            from .messages import cancelled
+
+            return _error(cancelled(), INTERRUPTED, "CANCELLED")
         return _error(e.message, BAD_INPUT if e.code in _BAD_INPUT_CODES else FAILED, e.code)
     except KeyboardInterrupt:
         if bar is not None:

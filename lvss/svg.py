@@ -2,9 +2,11 @@
 
 Writer: ``viewBox`` equal to the canvas, one ``<g inkscape:groupmode="layer">`` per layer (back to
 front), each path ``<path d="M … C … Z" fill="#rrggbb" fill-opacity="a"/>``, its outline cleaned
-into simple, non-overlapping contours inside the canvas (several ``M … Z`` where it has holes). Numbers are written with
-``precision`` decimals (default 2). A layer's detail paths (``Layer.details_from``) go in a sub-layer
-labelled "details" at the front of the layer. A path with a gradient fill gets ``fill="url(#id)"``
+into simple, non-overlapping contours inside the canvas (several ``M … Z`` where it has holes).
+Numbers are written with ``precision`` decimals (default 2). A layer's detail paths (``Layer.details_from``) go in a sub-layer
+labelled "details" at the front of the layer. Every path has an id that says its layer (place from the
+back) and role: ``l03-shape-2`` (the layer's second own path), ``l03-detail-1`` (its first detail
+path). A path with a gradient fill gets ``fill="url(#id)"``
 and its ``<linearGradient>`` / ``<radialGradient gradientUnits="userSpaceOnUse">`` (one per path,
 with its stops, so that Inkscape's gradient tool edits each on its own) goes in ``<defs>``.
 
@@ -156,6 +158,7 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
     defs = etree.SubElement(root, f"{{{SVG_NS}}}defs") if any(f is not None for f in scene.fills()) else None
     if defs is not None:
         defs.set("id", _layer_id(0, Layer("", id="defs"), used))
+    digits = max(2, len(str(len(scene.layers))))
     for i, layer in enumerate(scene.layers):
         g = etree.SubElement(root, f"{{{SVG_NS}}}g")
         g.set("id", _layer_id(i, layer, used))
@@ -176,13 +179,17 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
             if not np.isfinite(col).all():
                 raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
             if clean:
-                contours, digits = export_contours(pts, scene.width, scene.height, precision)
+                contours, decimals = export_contours(pts, scene.width, scene.height, precision)
                 if not contours:     # nothing of it inside the canvas, or a speck
                     continue
-                d = contours_data(contours, digits)
+                d = contours_data(contours, decimals)
             else:
                 d = path_data(pts, precision)
             e = etree.SubElement(parent, f"{{{SVG_NS}}}path")
+            detail = layer.details_from is not None and k >= layer.details_from
+            number = k - layer.details_from + 1 if detail else k + 1
+            e.set("id", _layer_id(0, Layer("", id=f"l{i + 1:0{digits}d}-{'detail' if detail else 'shape'}-{number}"),
+                                  used))
             e.set("d", d)
             if p.fill is not None:
                 kind = "linear" if isinstance(p.fill, LinearGradient) else "radial"

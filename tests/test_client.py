@@ -123,8 +123,9 @@ def test_unreachable_server_says_how_to_start_one():
     with pytest.raises(ClientError) as e:
         vectorize(H.png_bytes(), server=f"127.0.0.1:{port}", timeout=10)
     assert e.value.code == "UNAVAILABLE"
-    assert e.value.message.startswith(f"cannot reach the lvss server at 127.0.0.1:{port}; "
-                                      f"start one with `lvss serve --port {port}`")
+    # the words of lvss.messages, shared with lvss remote and the Inkscape extension
+    assert e.value.message.startswith(f"Could not reach the lvss server at 127.0.0.1:{port}; "
+                                      f"start it with `lvss serve --host 127.0.0.1 --port {port}`")
 
 
 def test_bad_input_is_invalid_argument(client):
@@ -329,7 +330,7 @@ def test_cli_unreachable_server_exits_1(tmp_path):
     port = free_port()
     src, out = image_file(tmp_path), tmp_path / "out.svg"
     r = _remote(str(src), "-o", str(out), "--server", f"127.0.0.1:{port}", "--timeout", "10")
-    _assert_one_line_error(r.returncode, r.stderr, 1, f"UNAVAILABLE: cannot reach the lvss server at 127.0.0.1:{port}")
+    _assert_one_line_error(r.returncode, r.stderr, 1, f"UNAVAILABLE: Could not reach the lvss server at 127.0.0.1:{port}")
     assert not out.exists()
 
 

@@ -153,6 +153,12 @@ class ExtensionCase(TestCase):
     def setUp(self):
         super().setUp()
         self._document_path = os.environ.get("DOCUMENT_PATH")
+        # no display: messages go to stderr (as inkex writes them), never to a dialog waiting for OK
+        display = mock.patch.dict(os.environ)
+        display.start()
+        self.addCleanup(display.stop)
+        for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+            os.environ.pop(name, None)
 
     def tearDown(self):
         # inkex's runner sets DOCUMENT_PATH for the effect; leave the environment as it was
@@ -169,6 +175,9 @@ class ExtensionCase(TestCase):
         return path
 
     def run_effect(self, doc: str, ids=("photo",), fake=None, **opts):
+        # these tests look the bitmap up by its id: the result takes that id when it is selected
+        # afterwards (SelectionTest), so they leave that off
+        opts.setdefault("select_result", "false")
         server = fake or FakeServer()
         args = [f"--id={i}" for i in ids] + [f"--{k}={v}" for k, v in opts.items()]
         with mock.patch.object(lvss_vectorize, "vectorize_image", server):
@@ -193,7 +202,7 @@ class ExtensionCase(TestCase):
 
     @staticmethod
     def result_groups(svg):
-        return [g for g in svg.iter() if isinstance(g.tag, str) and (g.get(LABEL) or "").startswith("Vectorized: ")]
+        return [g for g in svg.iter() if isinstance(g.tag, str) and (g.get(LABEL) or "").startswith("lvss: ")]
 
 
 class InxTest(InxMixin, unittest.TestCase):
@@ -479,7 +488,7 @@ class InsertTest(ExtensionCase):
         image = svg.getElementById("photo")
         (group,) = self.result_groups(svg)
         self.assertIs(image.getnext(), group)
-        self.assertEqual(group.get(LABEL), "Vectorized: photo")
+        self.assertEqual(group.get(LABEL), "lvss: photo")
         self.assertEqual([g.get(LABEL) for g in group], ["background", "shapes", "details"])
         self.assertEqual([g.get(GROUPMODE) for g in group], ["layer"] * 3)
         self.assertEqual(group.get(GROUPMODE), "layer")
@@ -506,7 +515,7 @@ class InsertTest(ExtensionCase):
         doc = self.write_doc('<image id="photo" width="40" height="20" xlink:href="photo.png"/>')
         effect, _ = self.run_effect(doc)
         (group,) = self.result_groups(effect.svg)
-        self.assertEqual(group.get(LABEL), "Vectorized: photo.png")
+        self.assertEqual(group.get(LABEL), "lvss: photo.png")
 
     def test_hide_and_delete_original(self):
         effect, _ = self.run_effect(self.doc_with_images(), original="hide")
@@ -529,7 +538,7 @@ class InsertTest(ExtensionCase):
         svg = effect.svg
         for name in ("photo", "photo1", "photo2"):
             nxt = svg.getElementById(name).getnext()
-            self.assertEqual(nxt.get(LABEL), f"Vectorized: {name}")
+            self.assertEqual(nxt.get(LABEL), f"lvss: {name}")
         ids = svg.xpath("//@id")
         self.assertEqual(len(ids), len(set(ids)), "inserted ids must be unique")
 
@@ -900,8 +909,18 @@ class InstallTest(unittest.TestCase):
 
         target = ink.install(self.tmp / "extensions", python="/opt/py/bin/python", server="h:5")
         self.assertEqual(target, self.tmp / "extensions" / "lvss")
+        # the installed dialog names the address an empty Server field means here, made by the
+        # extension's own rule (remote.server_field_label); everything else is copied as it is
+        inx = (EXT_DIR / "lvss_vectorize.inx").read_text()
+        label = "Server address (host:port). Empty: $LVSS_SERVER if set, else h:5 (recorded at installation):"
+        self.assertEqual(label, remote.server_field_label({"server": "h:5"}))
+        general = remote.server_field_label(None)
+        self.assertIn(f'gui-text="{general}"', inx)
+        self.assertEqual((target / "lvss_vectorize.inx").read_text(), inx.replace(general, label))
         for name in ink.EXTENSION_FILES:
-            self.assertEqual((target / name).read_bytes(), (EXT_DIR / name).read_bytes())
+            if name != "lvss_vectorize.inx":
+                self.assertEqual((target / name).read_bytes(), (EXT_DIR / name).read_bytes())
+        self.assertEqual((target / ink.MESSAGES_NAME).read_bytes(), (REPO / "lvss" / "messages.py").read_bytes())
         cfg = json.loads((target / "lvss_vectorize.json").read_text())
         self.assertEqual(cfg, {"python": "/opt/py/bin/python", "server": "h:5", "pythonpath": str(REPO)})
         self.assertEqual(remote.read_config(str(target / "lvss_vectorize.json"))["python"], "/opt/py/bin/python")

@@ -167,6 +167,17 @@ def _document(png: bytes) -> str:
 </svg>"""
 
 
+def _direct(png: bytes, server: str):
+    """The request the extension makes with PREFS, straight to the server: the same options, seed and
+    quality (the extension's default, fast), so the same result. (Layer names come from the finished
+    result, so a request at another quality may name a layer differently.)"""
+    from lvss.client import Client
+
+    with Client(server) as client:
+        return client.vectorize(png, paths=int(PREFS["paths"]), mode=PREFS["mode"], levels=int(PREFS["levels"]),
+                                seed=int(PREFS["seed"]), timeout=300, extra={"quality": "fast"})
+
+
 def _install_profile(tmp: Path, monkeypatch) -> Path:
     """A fresh Inkscape profile with the extension installed and its preferences set."""
     from lvss import inkscape as installer
@@ -213,7 +224,6 @@ def _export_png(svg: Path, png: Path, profile: Path) -> np.ndarray:
 
 def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     inkex = _import_inkex()
-    from lvss.client import vectorize
 
     png = _bitmap()
     doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
@@ -222,8 +232,7 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     # the same request straight to the server (same options and seed, so the same result), run
     # while Inkscape starts
     pool = ThreadPoolExecutor(1)
-    direct = pool.submit(vectorize, png, server=server, paths=int(PREFS["paths"]), mode=PREFS["mode"],
-                         levels=int(PREFS["levels"]), seed=int(PREFS["seed"]), timeout=300)
+    direct = pool.submit(_direct, png, server)
 
     actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
     proc = _run_session(
@@ -237,10 +246,13 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     assert doc_out.is_file(), log
 
     svg = inkex.load_svg(str(doc_out)).getroot()
-    image = svg.getElementById("photo")
+    # the result took over the bitmap's id, so that Inkscape selects it after the run (the bitmap got
+    # a fresh one); test_result_selected_named_and_messages_in_real_inkscape checks the selection
+    image = svg.getElementById("photo-bitmap")
     assert image is not None, log
     group = image.getnext()
-    assert group is not None and group.get(LABEL) == "Vectorized: photo.png", log
+    assert group is not None and group.get(LABEL) == "lvss: photo.png", log
+    assert group.get("id") == "photo"
     assert group.get(GROUPMODE) == "layer"
     assert "display:none" in (image.get("style") or "").replace(" ", "")
     assert svg.getElementById("above").getparent() is group.getparent()
@@ -297,8 +309,6 @@ def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
     temporary copy elsewhere (here a temporary folder holding a decoy of the same name), and the link
     must be read beside the saved document."""
     inkex = _import_inkex()
-    from lvss.client import vectorize
-
     png = _bitmap()
     docs = tmp_path / "drawings"
     docs.mkdir()
@@ -317,8 +327,7 @@ def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
 </svg>""")
     profile = _install_profile(tmp_path, monkeypatch)
     pool = ThreadPoolExecutor(1)
-    direct = pool.submit(vectorize, png, server=server, paths=int(PREFS["paths"]), mode=PREFS["mode"],
-                         levels=int(PREFS["levels"]), seed=int(PREFS["seed"]), timeout=300)
+    direct = pool.submit(_direct, png, server)
     actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
     proc = _run_session(
         [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
@@ -329,9 +338,9 @@ def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
     log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     assert doc_out.is_file(), log
     svg = inkex.load_svg(str(doc_out)).getroot()
-    image = svg.getElementById("photo")
+    image = svg.getElementById("photo-bitmap")  # the result took the id "photo" (selected afterwards)
     group = image.getnext()
-    assert group is not None and group.get(LABEL) == "Vectorized: photo.png", log
+    assert group is not None and group.get(LABEL) == "lvss: photo.png", log
     expected = direct.result()
     pool.shutdown()
     layers = list(group)[1:]  # after the backdrop

@@ -142,6 +142,12 @@ def test_progress_info_and_prompt_warning(server, way):
     fractions = [e["fraction"] for e in events if e["event"] == "progress"]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert any(e.get("stage") == "structure" for e in events)
+    # every progress event carries the stage in a designer's words (lvss.messages.STAGE_WORDS), both ways
+    from lvss.messages import stage_label
+
+    progress_events = [e for e in events if e["event"] == "progress"]
+    assert all(e["label"] == stage_label(e["stage"]) for e in progress_events), progress_events
+    assert {e["label"] for e in progress_events if e["stage"] == "structure"} == {"Fitting shapes"}
     # the server's result says the prompt was not used, and why
     assert len(outcome.warnings) == 1
     assert "prompt was not used" in outcome.warnings[0] and "--models paper" in outcome.warnings[0]
@@ -214,6 +220,10 @@ def test_lvss_remote_prints_the_warning(server, tmp_path):
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[0]["event"] == "info" and events[-1]["event"] == "done"
     assert events[-1]["paths"] == 1
+    # --events: the old fields, plus the designer's words
+    progress_events = [e for e in events if e["event"] == "progress"]
+    assert progress_events and all({"stage", "fraction", "message", "label"} <= set(e) for e in progress_events)
+    assert "Fitting shapes" in {e["label"] for e in progress_events}
     (bd,) = [e for e in events if e["event"] == "backdrop"]
     assert bd["fill"] == "#c87828" and 0 < bd["gap"] < 1
     from lvss.svg import svg_to_scene
@@ -277,6 +287,8 @@ def check():
     if frac > 0.005 and monitor.note.get_visible():
         seen.update(fraction=frac, stage=monitor.stage.get_text(), note=monitor.note.get_text(),
                     heading=monitor.heading.get_text(), button=monitor.cancel_button.get_label(),
+                    server=monitor.server_line.get_text(), percent=monitor.percent.get_label(),
+                    percent_text=monitor.percent.get_text(), times=monitor.times.get_text(),
                     snapshot=monitor.snapshot(os.path.join(out, "progress.png")))
         monitor.cancel_button.clicked()
         seen["after_click"] = monitor.stage.get_text()
@@ -312,7 +324,11 @@ def test_progress_window_under_xvfb(server, tmp_path):
     assert "quiet" not in seen, seen
     assert seen["code"] == "CANCELLED", seen
     assert seen["snapshot"] is True
-    assert seen["stage"].startswith("Shaping the paths"), seen
+    # the stage in a designer's words, a large percentage, the time so far, the server in use
+    assert seen["stage"] == "Fitting shapes…", seen
+    assert "xx-large" in seen["percent"] and seen["percent_text"].endswith(" %"), seen
+    assert "so far" in seen["times"], seen
+    assert seen["server"] == f"Server: {server.address}", seen
     assert "will not be used" in seen["note"] and "--models paper" in seen["note"]
     assert "photo.png" in seen["heading"] and "1 of 2" in seen["heading"]
     assert seen["button"] == "Cancel" and seen["after_click"].startswith("Cancelling")
@@ -342,6 +358,8 @@ def test_quiet_monitor_without_display(monkeypatch):
     assert isinstance(monitor, progress.QuietMonitor) and "display" in monitor.reason
     assert isinstance(progress.open_monitor(False), progress.QuietMonitor)
     assert progress.stage_text({"event": "queued", "position": 2}) == "Waiting for the server: 2 jobs ahead"
-    assert progress.stage_text({"event": "progress", "stage": "refine", "message": "step 3"}) == \
-        "Adding details (step 3)"
-    assert progress.stage_text({"event": "progress", "stage": "new_stage"}) == "New stage"
+    # designer's words, never the pipeline's developer messages; unknown stages read "Working"
+    assert progress.stage_text({"event": "progress", "stage": "refine", "message": "step 3"}) == "Adding detail"
+    assert progress.stage_text({"event": "progress", "stage": "polish"}) == "Polishing"
+    assert progress.stage_text({"event": "progress", "stage": "new_stage"}) == "Working"
+    assert progress.stage_text({"event": "progress", "stage": "x", "label": "Fitting shapes"}) == "Fitting shapes"

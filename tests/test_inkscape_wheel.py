@@ -77,7 +77,16 @@ def test_install_from_any_folder(venv, tmp_path):
     from lvss.inkscape import EXTENSION_FILES
 
     for name in EXTENSION_FILES:
-        assert (dest / "lvss" / name).read_bytes() == (EXT_DIR / name).read_bytes(), name
+        if name != "lvss_vectorize.inx":
+            assert (dest / "lvss" / name).read_bytes() == (EXT_DIR / name).read_bytes(), name
+    # the installed dialog names the server an empty field means here (nothing recorded: the default)
+    general = 'Empty: $LVSS_SERVER if set, else the address recorded at installation, else 127.0.0.1:50051:'
+    inx = (EXT_DIR / "lvss_vectorize.inx").read_text()
+    assert general in inx
+    assert (dest / "lvss" / "lvss_vectorize.inx").read_text() == inx.replace(
+        general, "Empty: $LVSS_SERVER if set, else 127.0.0.1:50051:")
+    # the shared progress words and messages, for the extension (which cannot import lvss)
+    assert (dest / "lvss" / "lvss_messages.py").read_bytes() == (EXT_DIR.parent / "lvss" / "messages.py").read_bytes()
     config = json.loads((dest / "lvss" / "lvss_vectorize.json").read_text())
     # the Python recorded is the environment's own; an installed lvss needs no source path
     assert Path(config["python"]).parent == Path(lvss).parent
