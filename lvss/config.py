@@ -104,7 +104,6 @@ class OptimizeConfig:
     # enclosing less than hair_area of the canvas or thinner than hair_width pixels (2 x area /
     # perimeter) are pruned as hairs
     simple_paths: bool = True
-    fold_weight: float = 1.0   # penalty on control polygons folding back (a fold of 1 px² costs a wrong pixel)
     hair_area: float = 0.0002
     hair_width: float = 0.5
     dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution

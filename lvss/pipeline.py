@@ -184,8 +184,7 @@ def _polish_at_input_size(state, source: np.ndarray, work: tuple[int, int], cfg:
         prog("polish", (step + 1) / oc.polish_full_iters,
              f"polish at {ws}x{hs} px step {step + 1}/{oc.polish_full_iters}, loss {value:.4f}")
 
-    _polish_at(big, tc, ta, wgt, oc.polish_lr, oc.color_lr, oc.polish_full_iters, cancel, oc.simple_paths,
-               oc.fold_weight, cb)
+    _polish_at(big, tc, ta, wgt, oc.polish_lr, oc.color_lr, oc.polish_full_iters, cancel, oc.simple_paths, cb)
     state.points = [p / scale for p in big.points]
     state.colors = big.colors
 

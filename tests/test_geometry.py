@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from lvss.config import VectorizeConfig
-from lvss.geometry import crossing_counts, fold_penalty
+from lvss.geometry import crossing_counts
 from lvss.geometry.guard import SimpleGuard
 from lvss.geometry.repair import clean_contours, contour_area, export_contours, hair_mask, join_contours
 from lvss.geometry.simple import made_simple
@@ -103,14 +103,6 @@ def test_guard_leaves_paths_that_start_crossed_alone():
     flat = torch.cat([BOWTIE, SQUARE + 20]).clone().requires_grad_(True)
     guard = SimpleGuard([(flat, [12, 12])])
     assert guard.guarded == [1]
-
-
-def test_fold_penalty_is_zero_for_smooth_paths_and_positive_for_folded_ones():
-    circle = circle_path(50, 50, 20, segments=4).points
-    assert float(fold_penalty(circle, [12])) == 0.0
-    folded = circle.clone()
-    folded[1] = folded[0] - (folded[1] - folded[0])      # first handle pointing backwards
-    assert float(fold_penalty(folded, [12])) > 0.0
 
 
 def test_made_simple_straightens_a_crossing_fit():

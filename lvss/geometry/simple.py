@@ -199,41 +199,6 @@ def mean_width(area: float, perimeter: float) -> float:
     return 2.0 * area / perimeter if perimeter > 0 else 0.0
 
 
-_FOLD_INDEX: dict = {}
-
-
-def _fold_index(sizes: tuple[int, ...], dev) -> torch.Tensor:
-    """(T, 4) rows of every segment's P0, C1, C2, P1 in the concatenated points of paths of ``sizes``."""
-    key = (sizes, dev)
-    idx = _FOLD_INDEX.get(key)
-    if idx is None:
-        rows, base = [], 0
-        for n3 in sizes:
-            k = torch.arange(0, n3, 3)
-            rows.append(torch.stack([base + k, base + k + 1, base + k + 2, base + (k + 3) % n3], 1))
-            base += n3
-        idx = torch.cat(rows).to(dev) if rows else torch.zeros(0, 4, dtype=torch.long, device=dev)
-        if len(_FOLD_INDEX) > 16:
-            _FOLD_INDEX.clear()
-        _FOLD_INDEX[key] = idx
-    return idx
-
-
-def fold_penalty(points: torch.Tensor, sizes: list[int]) -> torch.Tensor:
-    """How far the paths' segments fold back on themselves (pixels², differentiable): for every cubic
-    segment, the amount by which consecutive legs of its control polygon (P0 -> C1, C1 -> C2,
-    C2 -> P1) point against each other, relu(-a . b), summed. A segment whose control polygon keeps
-    turning by less than a right angle at each handle has no cusp and no loop; one that doubles back
-    is how a path starts to crumple. ``points``: (sum sizes, 2) concatenated paths."""
-    if points.numel() == 0:
-        return points.sum() * 0.0
-    idx = _fold_index(tuple(int(s) for s in sizes), points.device)
-    q = points[idx]                                     # (T, 4, 2)
-    e = q[:, 1:] - q[:, :-1]                            # (T, 3, 2) the three legs
-    dots = (e[:, :-1] * e[:, 1:]).sum(-1)               # (T, 2)
-    return torch.relu(-dots).sum()
-
-
 def straightened(points: torch.Tensor, f: float) -> torch.Tensor:
     """(3S, 2) the path with every handle moved a share ``1 - f`` of the way to its place on the
     straight chord (f = 0: the polygon through the nodes, as straight cubic segments)."""

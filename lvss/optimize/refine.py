@@ -20,7 +20,7 @@ from skimage import measure
 
 from ..config import OptimizeConfig
 from ..geometry.guard import SimpleGuard
-from ..geometry.simple import fold_penalty, made_simple
+from ..geometry.simple import made_simple
 from ..geometry.repair import hair_mask
 from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pairs
 from ..scene import circle_path
@@ -328,10 +328,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                     C, A = Cb + 0.0 * rgb.sum(), Ab
             else:
                 C, A = render_torch(fixed + list(torch.split(free, sizes)), torch.cat([rgb, alpha], 1), ws, hs)
-            loss = image_loss(C, A, tgt_c, tgt_a, wgt)
-            if cfg.fold_weight > 0 and sizes:
-                loss = loss + cfg.fold_weight / (ws * hs) * fold_penalty(free, sizes)
-            return loss
+            return image_loss(C, A, tgt_c, tgt_a, wgt)
 
         def clamp() -> None:
             with torch.no_grad():
@@ -413,17 +410,17 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
         half = torch.tensor([ws / w, hs / h], device=target_a.device)
         small = RefineState([p.detach() * half for p in state.points], state.colors, len(state.points))
         _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel,
-                   cfg.simple_paths, cfg.fold_weight,
+                   cfg.simple_paths,
                    None if callback is None else (lambda k, v: callback(k, cfg.polish_iters, v)))
         state.points = [p / half for p in small.points]
         state.colors = small.colors
     _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel,
-               cfg.simple_paths, cfg.fold_weight,
+               cfg.simple_paths,
                None if callback is None else (lambda k, v: callback(coarse + k, cfg.polish_iters, v)))
 
 
 def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, color_lr: float, iters: int,
-               cancel, simple: bool = True, fold_weight: float = 0.0,
+               cancel, simple: bool = True,
                callback: Callable[[int, float], None] | None = None) -> None:
     """``iters`` Adam steps of every path's points and colours at the targets' size; the state ends at
     the best step."""
@@ -440,10 +437,7 @@ def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, 
     def loss_fn() -> torch.Tensor:
         seen["now"] = (pts.detach().clone(), rgb.detach().clone())
         C, A = render_torch(list(torch.split(pts, sizes)), torch.cat([rgb, alpha], 1), w, h)
-        loss = image_loss(C, A, target_c, target_a, weight)
-        if fold_weight > 0:
-            loss = loss + fold_weight / (w * h) * fold_penalty(pts, sizes)
-        return loss
+        return image_loss(C, A, target_c, target_a, weight)
 
     def clamp() -> None:
         with torch.no_grad():
