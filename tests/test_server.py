@@ -606,9 +606,10 @@ def test_real_pipeline_happy_path():
     from lvss.client import Client
     from lvss.svg import svg_to_scene
 
-    img = Path("/work/shared/data/openmoji")
-    pngs = sorted(img.glob("*_256.png")) if img.is_dir() else []
-    image = pngs[0].read_bytes() if pngs else png_bytes(64, 64)
+    img = Path(__file__).resolve().parent / "data" / "openmoji"  # bundled test images
+    pngs = sorted(img.glob("*_256.png"))
+    assert pngs, f"the bundled OpenMoji test images are missing ({img})"
+    image = pngs[0].read_bytes()
     s = ServerProc(real=True)
     try:
         seen = []
