@@ -48,8 +48,11 @@ def real(default: float, lo: float, hi: float, help: str, cli: str | None = None
     return field(default=default, metadata=_meta("float", help, cli, range=(lo, hi), open=open))
 
 
-def choice(default: str, choices: tuple[str, ...], help: str, cli: str | None = None):
-    return field(default=default, metadata=_meta("choice", help, cli, choices=choices))
+def choice(default: str, choices: tuple[str, ...], help: str, cli: str | None = None,
+           prefixes: dict[str, str] | None = None):
+    """One of ``choices``; or, with ``prefixes`` ({prefix: how it is written}, e.g. {"mask:": "mask:FILE"}),
+    a prefix followed by some text."""
+    return field(default=default, metadata=_meta("choice", help, cli, choices=choices, prefixes=prefixes or {}))
 
 
 def flag(default: bool, help: str, cli: str | None = None):
@@ -81,7 +84,7 @@ def allowed(meta: dict) -> str:
     """What a field accepts, in words ("an integer between 0 and 10", "one of flat, linear", ...)."""
     kind = meta["kind"]
     if kind == "choice":
-        return "one of " + ", ".join(meta["choices"])
+        return "one of " + ", ".join(meta["choices"]) + "".join(f" or {f}" for f in meta["prefixes"].values())
     if kind == "bool":
         return "True or False"
     if kind == "text":
@@ -123,7 +126,8 @@ def _ok(value: Any, meta: dict) -> bool:
     if kind == "float":
         return _in_real_range(value, meta)
     if kind == "choice":
-        return isinstance(value, str) and value in meta["choices"]
+        return isinstance(value, str) and (value in meta["choices"] or any(
+            value.startswith(p) and len(value) > len(p) for p in meta["prefixes"]))
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "text":
@@ -229,7 +233,9 @@ class SaliencyConfig:
     """
 
     _section: ClassVar[str] = "saliency"
-    source: str = choice("auto", SALIENCY_SOURCES, "where the importance map comes from", "--saliency")
+    # "mask:FILE" (the CLI's spelling) is accepted too: mask saliency from FILE
+    source: str = choice("auto", SALIENCY_SOURCES, "where the importance map comes from", "--saliency",
+                         prefixes={"mask:": "mask:FILE"})
     prompt: str = text("", "text naming what matters (CLIP saliency)", "--prompt")
     mask_path: str | None = text(None, "saliency mask image (white = important)", "--saliency-mask", optional=True)
     clip_model: str | None = text(None, "CLIP model (folder or hub id)", "--clip-model", optional=True)

@@ -64,7 +64,7 @@ def _outside(m):
             bad.append(hi if m["open"][1] else hi + 1e-9 + abs(hi) * 1e-9)
         return bad
     if kind == "choice":
-        return ["magic", "", None, m["choices"][0].upper()]
+        return ["magic", "", None, m["choices"][0].upper()] + list(m["prefixes"])  # a prefix needs its text
     if kind == "bool":
         return [1, 0, "yes", None]
     if kind == "text":
@@ -122,6 +122,12 @@ def test_the_reported_cases(section, name, value, fragment):
     with pytest.raises(ConfigError) as e:
         _with(section, name, value)
     assert str(e.value) == fragment
+
+
+def test_saliency_source_takes_the_cli_spelling_mask_file():
+    assert C.SaliencyConfig(source="mask:m.png").source == "mask:m.png"
+    with pytest.raises(ConfigError, match=r"one of auto, clip, mask, none or mask:FILE \(CLI --saliency\)"):
+        C.SaliencyConfig(source="eyes")
 
 
 def test_sections_validate_on_their_own_too():
