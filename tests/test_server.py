@@ -39,7 +39,7 @@ def scripted_run(image, cfg, progress, cancel):
     A prompt containing "boom" makes it fail, to test that a failing job does not stop the server.
     A prompt ``gate:<file>`` makes it step (and report progress) until that file exists, however
     many iterations were asked for, or until it is cancelled: the tests decide when such a job ends,
-    so that they wait on events and states instead of on a job's duration (see :func:`gate_prompt`).
+    so that they wait on events and states instead of on a job's duration (see :class:`Gate`).
     Returns a two-layer scene with ``cfg.paths`` circles on the image's canvas; with a fill other than
     flat each circle gets a two-stop linear gradient across it (so clients can see the option arrive).
     """
@@ -221,7 +221,7 @@ def stub_for(server: ServerProc):
     return channel, pb_grpc.VectorizerStub(channel)
 
 
-def collect(stub, req, timeout: float = 30.0, metadata=None):
+def collect(stub, req, timeout: float = SAFETY_TIMEOUT, metadata=None):
     """All events of one call: (list of (kind, message), final status code or OK)."""
     events = []
     try:
