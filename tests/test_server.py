@@ -475,23 +475,41 @@ def test_deadline_stops_the_job(stub, server):
 
 
 def test_eight_concurrent_clients_finish_or_are_refused(stub):
-    outcomes = []
+    """Eight clients at once while a job holds the device: exactly the two queue places are taken
+    (the others are refused at once), and every admitted job runs to its result once the device is
+    free. The held job is what makes the count exact: with the device idle, how many of a burst get
+    in depends on whether the first job has started when the others arrive."""
+    with Gate() as gate:
+        running = stub.Vectorize(request(prompt=gate.prompt))
+        first_event(running, "progress")  # the device is taken until the gate opens
+        answered = threading.Semaphore(0)  # released once per client: queued, or refused
+        outcomes = {}
 
-    def client(i):
-        events, code, _ = collect(stub, request(steps=15, seed=i), timeout=60)
-        outcomes.append((code, events[-1][0] if events else None))
+        def client(i):
+            kinds = []
+            try:
+                for ev in stub.Vectorize(request(steps=15, seed=i), timeout=SAFETY_TIMEOUT):
+                    kinds.append(ev.WhichOneof("event"))
+                    if kinds[-1] == "queued" and kinds.count("queued") == 1:
+                        answered.release()
+                outcomes[i] = (grpc.StatusCode.OK, kinds)
+            except grpc.RpcError as e:
+                outcomes[i] = (e.code(), kinds)
+                if "queued" not in kinds:
+                    answered.release()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for _ in threads:
+            assert answered.acquire(timeout=SAFETY_TIMEOUT), "a client got neither a queue place nor a refusal"
+        gate.open()
+        assert [ev.WhichOneof("event") for ev in running][-1] == "result"
+        for t in threads:
+            t.join(SAFETY_TIMEOUT)
     assert not any(t.is_alive() for t in threads), "a client hangs"
-    assert len(outcomes) == 8
-    for code, last in outcomes:
-        assert (code, last) in ((grpc.StatusCode.OK, "result"), (grpc.StatusCode.RESOURCE_EXHAUSTED, None))
-    ok = sum(code == grpc.StatusCode.OK for code, _ in outcomes)
-    assert ok >= 3  # the running job and the two queue places
+    codes = sorted((code.name, kinds[-1] if kinds else None) for code, kinds in outcomes.values())
+    assert codes == [("OK", "result")] * 2 + [("RESOURCE_EXHAUSTED", None)] * 6
 
 
 def test_killed_client_does_not_hurt_the_server(stub, server):
