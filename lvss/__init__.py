@@ -3,17 +3,12 @@
 Everything is imported lazily: ``import lvss`` is cheap (no torch), so ``lvss.client`` can start fast,
 and heavy optional dependencies (diffusers, transformers, segment_anything, grpc, inkex) load only in
 the stages that need them.
+
+Importing lvss changes nothing in the host process (no environment variable, no thread setting):
+the thread policy (:mod:`lvss.threads`) is applied by lvss's entry points — the ``lvss`` command,
+``lvss serve`` and the batch workers — not by the import.
 """
 from __future__ import annotations
-
-import os as _os
-
-# idle OpenMP threads sleep instead of spinning (see lvss.threads); must precede torch's import
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# numpy's and scipy's BLAS work in lvss is small (colour solves of a few hundred unknowns, contour
-# fits): one thread, so that its pool does not compete with torch's threads and other processes for
-# the cores; must precede numpy's import to take effect (a value the user set is kept)
-_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
 

@@ -253,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import threads
+
+    # the thread policy's environment, before anything loads numpy or torch (this module imports
+    # neither at load time; lvss.threads explains the policy)
+    threads.prepare_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

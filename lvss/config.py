@@ -5,12 +5,164 @@ core code only ever sees these objects.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ConfigError(ValueError):
     """An option has a value the pipeline cannot use; the message names the option."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Every field declares what it accepts once, in its metadata (the helpers below); :func:`check`
+# validates any config from that metadata alone. Kinds: "int" (an integer, not a bool, in
+# ``range``), "float" (a finite real number in ``range``, each end closed or open), "choice" (one of
+# ``choices``), "bool", "text" (a string; ``optional``: or None), "float_pair" (two "float"s, low <=
+# high) and "int_tuple" (integers each in ``range``). ``cli``: the command-line flag, named in errors.
+# ---------------------------------------------------------------------------------------------
+MODES = ("layered", "compact")
+DEVICES = ("auto", "cpu", "cuda")
+SIMPLIFY_METHODS = ("auto", "sds", "classical")
+SEGMENT_METHODS = ("auto", "sam", "classical")
+SALIENCY_SOURCES = ("auto", "clip", "mask", "none")
+FILL_MODES = ("flat", "linear", "radial", "auto")   # lvss.optimize.fills has the same tuple (a test checks)
+TV_CONTROLS = ("fixed", "fusion")
+SEED_MAX = 2**31 - 1  # the server's and the Inkscape extension's bound too
+INF = math.inf
+
+
+def _meta(kind: str, help: str, cli: str | None, **extra: Any) -> dict:
+    return dict(kind=kind, help=help, cli=cli, **extra)
+
+
+def integer(default: int, lo: int, hi: int, help: str, cli: str | None = None):
+    """An integer field in [lo, hi]."""
+    return field(default=default, metadata=_meta("int", help, cli, range=(lo, hi)))
+
+
+def real(default: float, lo: float, hi: float, help: str, cli: str | None = None,
+         open: tuple[bool, bool] = (False, False)):
+    """A finite real field in [lo, hi] (``open``: which ends are excluded); -INF/INF: no bound."""
+    return field(default=default, metadata=_meta("float", help, cli, range=(lo, hi), open=open))
+
+
+def choice(default: str, choices: tuple[str, ...], help: str, cli: str | None = None,
+           prefixes: dict[str, str] | None = None):
+    """One of ``choices``; or, with ``prefixes`` ({prefix: how it is written}, e.g. {"mask:": "mask:FILE"}),
+    a prefix followed by some text."""
+    return field(default=default, metadata=_meta("choice", help, cli, choices=choices, prefixes=prefixes or {}))
+
+
+def flag(default: bool, help: str, cli: str | None = None):
+    return field(default=default, metadata=_meta("bool", help, cli))
+
+
+def text(default: str | None, help: str, cli: str | None = None, optional: bool = False):
+    return field(default=default, metadata=_meta("text", help, cli, optional=optional))
+
+
+def real_pair(default: tuple[float, float], lo: float, hi: float, help: str, cli: str | None = None,
+              open: tuple[bool, bool] = (False, False)):
+    """(low, high), each a finite real in [lo, hi] (``open`` as for :func:`real`), low <= high."""
+    return field(default=default, metadata=_meta("float_pair", help, cli, range=(lo, hi), open=open))
+
+
+def integers(default: tuple[int, ...], lo: int, hi: int, help: str, cli: str | None = None):
+    """A tuple of integers, each in [lo, hi]."""
+    return field(default=default, metadata=_meta("int_tuple", help, cli, range=(lo, hi)))
+
+
+def _fmt(x: float) -> str:
+    if x in (INF, -INF):
+        return "inf" if x > 0 else "-inf"
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+def allowed(meta: dict) -> str:
+    """What a field accepts, in words ("an integer between 0 and 10", "one of flat, linear", ...)."""
+    kind = meta["kind"]
+    if kind == "choice":
+        return "one of " + ", ".join(meta["choices"]) + "".join(f" or {f}" for f in meta["prefixes"].values())
+    if kind == "bool":
+        return "True or False"
+    if kind == "text":
+        return "a string or None" if meta["optional"] else "a string"
+    lo, hi = meta["range"]
+    if kind in ("int", "int_tuple"):
+        what = "an integer" if kind == "int" else "integers"
+        return f"{what} between {lo} and {hi}"
+    lo_open, hi_open = meta["open"]
+    unbounded = lo == -INF and hi == INF
+    interval = f"{'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
+    if kind == "float":
+        return "a finite number" if unbounded else f"a number in {interval}"
+    return "two finite numbers, low <= high" if unbounded else f"two numbers low <= high, each in {interval}"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _in_real_range(v: Any, meta: dict) -> bool:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return False
+    try:
+        x = float(v)
+    except (OverflowError, ValueError):
+        return False
+    if not math.isfinite(x):
+        return False
+    (lo, hi), (lo_open, hi_open) = meta["range"], meta["open"]
+    return (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+
+
+def _ok(value: Any, meta: dict) -> bool:
+    kind = meta["kind"]
+    if kind == "int":
+        lo, hi = meta["range"]
+        return _is_int(value) and lo <= value <= hi
+    if kind == "float":
+        return _in_real_range(value, meta)
+    if kind == "choice":
+        return isinstance(value, str) and (value in meta["choices"] or any(
+            value.startswith(p) and len(value) > len(p) for p in meta["prefixes"]))
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "text":
+        return isinstance(value, str) or (meta["optional"] and value is None)
+    if kind == "float_pair":
+        return (isinstance(value, (tuple, list)) and len(value) == 2
+                and all(_in_real_range(x, meta) for x in value) and value[0] <= value[1])
+    if kind == "int_tuple":
+        lo, hi = meta["range"]
+        return isinstance(value, (tuple, list)) and all(_is_int(k) and lo <= k <= hi for k in value)
+    raise AssertionError(f"unknown field kind {kind!r}")
+
+
+def _shown(value: Any) -> str:
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def check(cfg: Any) -> None:
+    """Validate every field of a config dataclass (nested sections too) from its metadata; raise
+    :class:`ConfigError` with one line naming the first bad option and what it accepts."""
+    section = getattr(cfg, "_section", "")
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        meta = f.metadata
+        if "kind" not in meta:  # a nested section: must be that section's config class
+            cls = _SECTIONS[f.name]
+            if not isinstance(value, cls):
+                raise ConfigError(f"{f.name} must be a {cls.__name__}, got {_shown(value)}")
+            check(value)
+            continue
+        if not _ok(value, meta):
+            name = f"{section}.{f.name}" if section else f.name
+            cli = f" (CLI {meta['cli']})" if meta["cli"] else ""
+            raise ConfigError(f"{name} must be {allowed(meta)}{cli}, got {_shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -20,19 +172,27 @@ class SimplifyConfig:
     method: "auto" | "classical" | "sds".
     """
 
-    method: str = "auto"
-    levels: int = 4
+    _section: ClassVar[str] = "simplify"
+    method: str = choice("auto", SIMPLIFY_METHODS, "which simplifier makes the coarser images", "--simplifier")
+    levels: int = integer(4, 0, 10, "coarser simplification levels", "--levels")
     # classical (edge-preserving smoothing + quantisation)
-    smooth_strength: float = 1.0
+    smooth_strength: float = real(1.0, 0.0, 100.0, "classical smoothing strength (> 0)", open=(True, False))
     # SDS (diffusers). Level k is the image after k * sds_iterations_per_level iterations, so a run
     # costs levels * sds_iterations_per_level UNet + VAE passes (about 42 s each on a 2-core CPU at 512 px).
-    sd_model: str | None = None
-    sds_iterations_per_level: int = 20  # lvss default: 80 iterations for the default 4 levels
+    sd_model: str | None = text(None, "Stable Diffusion model (folder or hub id)", "--sd-model", optional=True)
+    sds_iterations_per_level: int = integer(20, 1, 1000, "SDS iterations per level",  # 80 for 4 levels
+                                            "--sds-iterations")
     # diffusion time sampled per iteration, as fractions of the training schedule; lvss's choice (low
     # to middle noise: removes detail, keeps layout), not taken from a reference implementation
-    sds_t_range: tuple[float, float] = (0.05, 0.5)
-    sds_lr: float = 0.01  # Adam step on the pixels (RGB in [0, 1]); lvss's choice
-    sds_guidance_size: int = 512  # long side (px) the image is resampled to for the VAE: SD 1.x's native size
+    sds_t_range: tuple[float, float] = real_pair((0.05, 0.5), 0.0, 1.0, "diffusion times sampled, as fractions "
+                                                 "of the schedule", open=(True, True))
+    sds_lr: float = real(0.01, 0.0, 10.0, "Adam step on the pixels (RGB in [0, 1]); lvss's choice",
+                         open=(True, False))
+    sds_guidance_size: int = integer(512, 16, 2048, "long side (px) the image is resampled to for the VAE "
+                                     "(SD 1.x's native size: 512)", "--sds-guidance-size")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)
@@ -44,17 +204,25 @@ class SegmentConfig:
     a mask smaller than it get no path).
     """
 
-    method: str = "auto"
-    min_area: float = 0.0005
+    _section: ClassVar[str] = "segment"
+    method: str = choice("auto", SEGMENT_METHODS, "which segmenter makes the masks", "--segmenter")
+    min_area: float = real(0.0005, 0.0, 1.0, "smallest mask, as a fraction of the image", open=(False, True))
     # SAM (segment-anything)
-    sam_checkpoint: str | None = None
-    sam_points_per_side: int = 32  # prompt grid density; cost grows with its square
-    sam_pred_iou_thresh: float = 0.88  # segment-anything's generator default
-    sam_stability_score_thresh: float = 0.95  # segment-anything's generator default
+    sam_checkpoint: str | None = text(None, "SAM checkpoint (path, REPO:FILE or URL)", "--sam-checkpoint",
+                                      optional=True)
+    sam_points_per_side: int = integer(32, 1, 256, "SAM prompt grid density; cost grows with its square",
+                                       "--sam-points-per-side")
+    # segment-anything's generator defaults; thresholds on the model's own scores, which it does not
+    # bound (tests use -1e9 / 1e9 to keep every mask / none): any finite number
+    sam_pred_iou_thresh: float = real(0.88, -INF, INF, "SAM: keep masks whose predicted IoU is at least this")
+    sam_stability_score_thresh: float = real(0.95, 0.0, 1.0, "SAM: keep masks at least this stable (an IoU)")
     # crop layers (segment-anything's crop_n_layers): layer i adds (2^i)^2 overlapping crops of an image
     # larger than SAM's input (the original), each seen at that size with the full prompt grid and
     # costing as much as a level; 0 = the whole image only
-    sam_crop_layers: int = 0
+    sam_crop_layers: int = integer(0, 0, 3, "SAM crop layers (0 = the whole image only)", "--sam-crop-layers")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)
@@ -64,86 +232,119 @@ class SaliencyConfig:
     source: "auto" | "clip" | "mask" | "none"; ``mask_path`` is used with "mask".
     """
 
-    source: str = "auto"
-    prompt: str = ""
-    mask_path: str | None = None
-    clip_model: str | None = None
+    _section: ClassVar[str] = "saliency"
+    # "mask:FILE" (the CLI's spelling) is accepted too: mask saliency from FILE
+    source: str = choice("auto", SALIENCY_SOURCES, "where the importance map comes from", "--saliency",
+                         prefixes={"mask:": "mask:FILE"})
+    prompt: str = text("", "text naming what matters (CLIP saliency)", "--prompt")
+    mask_path: str | None = text(None, "saliency mask image (white = important)", "--saliency-mask", optional=True)
+    clip_model: str | None = text(None, "CLIP model (folder or hub id)", "--clip-model", optional=True)
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)
 class OptimizeConfig:
     """Path optimisation (stage I structure, stage II refinement)."""
 
-    structure_iters: int = 20      # at most; each stage stops earlier once its loss levels off
-    refine_iters: int = 24         # detail paths: steps per stage (see refine_rounds); the polish fits last
-    structure_lr: float = 0.3      # contour-fitted paths start near their masks: small steps
-    structure_scale: float = 0.5   # the structure stage works at this fraction of the working size
-    refine_scale: float = 1.0      # refinement rounds work at this fraction (the polish at full size)
-    stop_tol: float = 0.0          # stop when the loss improved less than this (relative) ...
-    stop_patience: int = 8         # ... over this many steps (stop_tol 0: always run every step)
-    structure_share: float = 0.7  # at most this share of the path budget goes to structural paths
-    point_lr: float = 1.0
-    color_lr: float = 0.01
-    overlap_weight: float = 0.1
+    _section: ClassVar[str] = "optimize"
+    # at most; each stage stops earlier once its loss levels off
+    structure_iters: int = integer(20, 0, 100_000, "steps of the structure stage", "--structure-iters")
+    # detail paths: steps per stage (see refine_rounds); the polish fits last
+    refine_iters: int = integer(24, 0, 100_000, "refinement steps per rung of the path ladder", "--refine-iters")
+    # contour-fitted paths start near their masks: small steps
+    structure_lr: float = real(0.3, 0.0, 100.0, "structure stage step size", open=(True, False))
+    # the structure stage works at this fraction of the working size
+    structure_scale: float = real(0.5, 0.0, 1.0, "structure stage scale (fraction of the working size)",
+                                  open=(True, False))
+    # refinement rounds work at this fraction (the polish at full size)
+    refine_scale: float = real(1.0, 0.0, 1.0, "refinement scale (fraction of the working size)", open=(True, False))
+    stop_tol: float = real(0.0, 0.0, 1.0, "stop when the loss improved less than this (relative) ...")
+    stop_patience: int = integer(8, 1, 100_000, "... over this many steps (stop_tol 0: always run every step)")
+    # at most this share of the path budget goes to structural paths
+    structure_share: float = real(0.7, 0.0, 1.0, "share of the budget for structural paths", open=(True, False))
+    point_lr: float = real(1.0, 0.0, 100.0, "refinement step size of the points", open=(True, False))
+    color_lr: float = real(0.01, 0.0, 10.0, "refinement step size of the colours", open=(True, False))
+    overlap_weight: float = real(0.1, 0.0, 1000.0, "weight of the overlap penalty")
     # refinement climbs a ladder of path counts (16, 32, 64, ... then the budget; lvss.optimize.refine
     # budget_stages), in refine_rounds rounds per stage, so that a larger budget retraces a smaller one
-    refine_rounds: int = 2
-    first_stage_rounds: int = 4    # rounds of the first stage (at least refine_rounds)
-    refill_rounds: int = 2         # extra rounds that re-spend budget freed by pruning
-    freeze_structure_colours: bool = True   # within a refinement round (solved between rounds)
-    polish_iters: int = 80         # last: every path's points and colours move together, full size
-    polish_lr: float = 0.2         # pixels per step at the start of the polish
-    polish_coarse: float = 0.0     # share of the polish's steps taken first at half size
+    refine_rounds: int = integer(2, 1, 1000, "refinement rounds per stage of the ladder")
+    first_stage_rounds: int = integer(4, 1, 1000, "rounds of the first stage (at least refine_rounds)")
+    refill_rounds: int = integer(2, 0, 1000, "extra rounds that re-spend budget freed by pruning")
+    # within a refinement round (solved between rounds)
+    freeze_structure_colours: bool = flag(True, "structural paths' colours stay fixed within a round")
+    # last: every path's points and colours move together, full size
+    polish_iters: int = integer(80, 0, 100_000, "polish steps (0 = off)", "--polish-iters")
+    polish_lr: float = real(0.2, 0.0, 1000.0, "pixels per step at the start of the polish", open=(True, False))
+    polish_coarse: float = real(0.0, 0.0, 1.0, "share of the polish's steps taken first at half size",
+                                open=(False, True))
     # inputs larger than the working size: a last polish against the input's own pixels, downscaled
     # to polish_size on the long side where larger (layered mode)
-    polish_size: int = 1024
-    polish_full_iters: int = 10
-    prune_every: int = 50
-    prune_area: float = 4.0  # visible pixels (working resolution) below which a path is pruned
+    polish_size: int = integer(1024, 16, 16384, "long side (pixels) of the last polish at the input's own size")
+    polish_full_iters: int = integer(10, 0, 100_000, "steps of the last polish at the input's own size (0 = off)")
+    prune_every: int = integer(50, 0, 100_000, "prune invisible paths every this many steps (0 = never)")
+    # visible pixels (working resolution) below which a path is pruned
+    prune_area: float = real(4.0, 0.0, 1e6, "visible pixels below which a path is pruned")
     # clean geometry (lvss.geometry): every path stays a simple loop while it is optimised, and paths
     # enclosing less than hair_area of the canvas or thinner than hair_width pixels (2 x area /
     # perimeter) are pruned as hairs
-    simple_paths: bool = True
-    hair_area: float = 0.0002
-    hair_width: float = 0.5
-    dp_epsilon: float = 1.5  # Douglas–Peucker tolerance, pixels at working resolution
+    simple_paths: bool = flag(True, "keep every path a simple loop while it is optimised")
+    hair_area: float = real(0.0002, 0.0, 0.1, "paths enclosing less than this share of the canvas are hairs")
+    hair_width: float = real(0.5, 0.0, 100.0, "paths thinner than this (pixels, 2 x area / perimeter) are hairs")
+    # Douglas–Peucker tolerance, pixels at working resolution
+    dp_epsilon: float = real(1.5, 0.0, 100.0, "Douglas-Peucker tolerance (pixels)", open=(True, False))
     # gradient fills (lvss/optimize/fills.py): "flat" | "linear" | "radial" | "auto"
-    fill: str = "flat"
-    fill_iters: int = 25     # joint optimisation steps once the gradients are chosen
-    fill_cost: float = 0.0005  # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
+    fill: str = choice("flat", FILL_MODES, "path fills", "--fill")
+    fill_iters: int = integer(25, 0, 100_000, "joint optimisation steps once the gradients are chosen")
+    # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
+    fill_cost: float = real(0.0005, 0.0, 1.0, "auto fills: error drop a gradient must buy per byte")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)
 class CompactConfig:
     """Compact mode (recolouring-based mask merging)."""
 
-    structural_ratio: float = 0.4
-    rounds: int = 10
-    lambda_wmse: float = 1.0
-    lambda_wtv: float = 0.1
-    lambda_ent: float = 0.01
-    lambda_c: float = 0.1
-    lambda_d: float = 0.01
-    detail_radius: float = 5.0
-    stage1_steps: int = 100        # Adam steps of stage I (palette + assignment) per round
-    stage2_steps: int = 50         # Adam steps of stage II (assignment only) per round
-    lr: float = 0.01               # Adam learning rate of both stages (held, then decayed)
-    merge_tol: float = 0.02        # adjacent masks whose recoloured RGB differ by less merge
-    tv_control: str = "fixed"      # TV weight per round: "fixed" (λ_wtv as is) or "fusion" (controller)
+    _section: ClassVar[str] = "compact"
+    structural_ratio: float = real(0.4, 0.0, 1.0, "share of the budget for merged structure", "--structural-ratio")
+    rounds: int = integer(10, 1, 1000, "merge rounds", "--rounds")
+    lambda_wmse: float = real(1.0, 0.0, 1000.0, "weight of the weighted MSE")
+    lambda_wtv: float = real(0.1, 0.0, 1000.0, "weight of the weighted total variation")
+    lambda_ent: float = real(0.01, 0.0, 1000.0, "weight of the assignment entropy")
+    lambda_c: float = real(0.1, 0.0, 1000.0, "weight of the palette term")
+    lambda_d: float = real(0.01, 0.0, 1000.0, "weight of the detail term")
+    detail_radius: float = real(5.0, 0.0, 1000.0, "radius of detail circles (pixels)", open=(True, False))
+    # Adam steps of stage I (palette + assignment) per round
+    stage1_steps: int = integer(100, 0, 100_000, "stage I steps per round")
+    stage2_steps: int = integer(50, 0, 100_000, "stage II steps per round")  # assignment only
+    lr: float = real(0.01, 0.0, 10.0, "Adam learning rate of both stages (held, then decayed)", open=(True, False))
+    # adjacent masks whose recoloured RGB differ by less merge
+    merge_tol: float = real(0.02, 0.0, 2.0, "merge adjacent masks whose recoloured RGB differ by less")
+    # TV weight per round: "fixed" (λ_wtv as is) or "fusion" (controller)
+    tv_control: str = choice("fixed", TV_CONTROLS, "TV weight per round")
     # the mask soup: superpixels (SLIC, about this many segments per scale at the working size) with
     # the segmenter's masks; their common refinement is the partition the merge starts from
-    superpixels: tuple[int, ...] = (48, 160, 480)
-    max_masks: int = 400           # finer partitions are first merged greedily down to this
-    simplified_levels: bool = False  # the simplification levels' masks join the soup (partitions of their own)
+    superpixels: tuple[int, ...] = integers((48, 160, 480), 1, 100_000, "SLIC segments per scale")
+    # finer partitions are first merged greedily down to this
+    max_masks: int = integer(400, 1, 100_000, "masks the partition is first merged down to")
+    # the simplification levels' masks join the soup (partitions of their own)
+    simplified_levels: bool = flag(False, "the simplification levels' masks join the soup")
     # paths: each region's contour (Douglas-Peucker tolerance, px) grown this many px under the regions
     # in front of it (no gaps between neighbours); of each round's detail circles this share goes where
     # the error is largest, the rest is sampled by saliency
-    contour_epsilon: float = 0.75
-    underlap: int = 3
-    holes: bool = True             # regions a path encloses stay out of its shape (it covers what it shows)
-    error_share: float = 0.0
-    path_rounds: int = 4           # the path stage: rounds of detail circles ...
-    path_steps: int = 115          # ... and Adam steps over all of them (every path moves)
+    contour_epsilon: float = real(0.75, 0.0, 100.0, "contour tolerance (pixels)", open=(True, False))
+    underlap: int = integer(3, 0, 100, "pixels a path grows under the regions in front of it")
+    # regions a path encloses stay out of its shape (it covers what it shows)
+    holes: bool = flag(True, "regions a path encloses stay out of its shape")
+    error_share: float = real(0.0, 0.0, 1.0, "share of detail circles placed where the error is largest")
+    path_rounds: int = integer(4, 1, 1000, "path stage: rounds of detail circles ...")
+    path_steps: int = integer(115, 0, 100_000, "... and Adam steps over all of them (every path moves)")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 # --quality presets: the default path budget (when none is given), the working size and the
@@ -187,10 +388,6 @@ def apply_quality(cfg: "VectorizeConfig", name: str, paths_given: bool = False,
     return out
 
 
-MODES = ("layered", "compact")
-DEVICES = ("auto", "cpu", "cuda")
-
-
 @dataclass(frozen=True)
 class VectorizeConfig:
     """Everything ``lvss.vectorize`` needs.
@@ -199,11 +396,12 @@ class VectorizeConfig:
     work_size: long side in pixels of the working resolution (optimisation happens there).
     """
 
-    paths: int = 128
-    mode: str = "layered"
-    seed: int = 0
-    device: str = "auto"
-    work_size: int = 256
+    paths: int = integer(128, 1, 100_000, "path budget (the SVG has at most this many paths)", "--paths")
+    mode: str = choice("layered", MODES, "layered (semantic simplification) or compact (recolouring merge)",
+                       "--mode")
+    seed: int = integer(0, 0, SEED_MAX, "random seed (same input + seed = same SVG)", "--seed")
+    device: str = choice("auto", DEVICES, "where to compute", "--device")
+    work_size: int = integer(256, 16, 16384, "long side of the working resolution (pixels)", "--work-size")
     simplify: SimplifyConfig = field(default_factory=SimplifyConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
@@ -218,62 +416,13 @@ class VectorizeConfig:
         return replace(self, **changes)
 
 
+_SECTIONS = {"simplify": SimplifyConfig, "segment": SegmentConfig, "saliency": SaliencyConfig,
+             "optimize": OptimizeConfig, "compact": CompactConfig}
+
+
 def validate(cfg: VectorizeConfig) -> None:
-    """Raise :class:`ConfigError` naming the first option that is out of range."""
-    if not isinstance(cfg.paths, int) or isinstance(cfg.paths, bool) or cfg.paths <= 0:
-        raise ConfigError(f"paths must be a positive integer (the path budget), got {cfg.paths!r}")
-    if cfg.mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {cfg.mode!r}")
-    if cfg.device not in DEVICES:
-        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
-    if not isinstance(cfg.work_size, int) or cfg.work_size < 16:
-        raise ConfigError(f"work_size must be an integer >= 16 pixels, got {cfg.work_size!r}")
-    if cfg.simplify.levels < 0 or cfg.simplify.levels > 10:
-        raise ConfigError(f"levels must be between 0 and 10, got {cfg.simplify.levels}")
-    if not 0.0 <= cfg.compact.structural_ratio <= 1.0:
-        raise ConfigError(f"structural_ratio must be within [0, 1], got {cfg.compact.structural_ratio}")
-    if not 0.0 < cfg.optimize.structure_share <= 1.0:
-        raise ConfigError(f"structure_share must be within (0, 1], got {cfg.optimize.structure_share}")
-    if cfg.optimize.structure_iters < 0 or cfg.optimize.refine_iters < 0 or cfg.optimize.polish_iters < 0:
-        raise ConfigError("structure_iters, refine_iters and polish_iters must be >= 0")
-    if cfg.optimize.refine_rounds < 1 or cfg.optimize.first_stage_rounds < 1 or cfg.optimize.refill_rounds < 0:
-        raise ConfigError("refine_rounds and first_stage_rounds must be >= 1 and refill_rounds >= 0, got "
-                          f"{cfg.optimize.refine_rounds}, {cfg.optimize.first_stage_rounds} and "
-                          f"{cfg.optimize.refill_rounds}")
-    if not cfg.optimize.polish_lr > 0:
-        raise ConfigError(f"polish_lr must be > 0 (pixels per step), got {cfg.optimize.polish_lr}")
-    if not 0.0 <= cfg.optimize.polish_coarse < 1.0:
-        raise ConfigError(f"polish_coarse must be within [0, 1) (share of the polish's steps at half size), "
-                          f"got {cfg.optimize.polish_coarse}")
-    if cfg.optimize.fill not in ("flat", "linear", "radial", "auto"):
-        raise ConfigError(f"fill must be one of flat, linear, radial, auto (CLI --fill), got {cfg.optimize.fill!r}")
-    if not isinstance(cfg.optimize.fill_iters, int) or cfg.optimize.fill_iters < 0 or cfg.optimize.fill_cost < 0:
-        raise ConfigError("fill_iters must be an integer >= 0 and fill_cost >= 0")
-    if cfg.compact.path_rounds < 1 or cfg.compact.path_steps < 0:
-        raise ConfigError(f"compact path_rounds must be >= 1 and path_steps >= 0, got {cfg.compact.path_rounds} "
-                          f"and {cfg.compact.path_steps}")
-    if cfg.compact.rounds < 1:
-        raise ConfigError(f"rounds must be >= 1, got {cfg.compact.rounds}")
-    if cfg.compact.tv_control not in ("fusion", "fixed"):
-        raise ConfigError(f"compact.tv_control must be 'fusion' or 'fixed', got {cfg.compact.tv_control!r}")
-    if cfg.compact.stage1_steps < 0 or cfg.compact.stage2_steps < 0:
-        raise ConfigError("compact.stage1_steps and compact.stage2_steps must be >= 0")
-    if any(not isinstance(k, int) or k < 1 for k in cfg.compact.superpixels):
-        raise ConfigError(f"compact.superpixels must be positive segment counts, got {cfg.compact.superpixels!r}")
-    if not 0.0 <= cfg.compact.error_share <= 1.0:
-        raise ConfigError(f"compact.error_share must be within [0, 1], got {cfg.compact.error_share}")
-    if not isinstance(cfg.compact.underlap, int) or cfg.compact.underlap < 0 or not cfg.compact.contour_epsilon > 0:
-        raise ConfigError("compact.underlap must be an integer >= 0 (pixels) and compact.contour_epsilon > 0")
-    _check_int(cfg.segment.sam_points_per_side, 1, 256, "sam_points_per_side (CLI --sam-points-per-side)")
-    _check_int(cfg.segment.sam_crop_layers, 0, 3, "sam_crop_layers (CLI --sam-crop-layers)")
-    _check_int(cfg.simplify.sds_iterations_per_level, 1, 1000,
-               "sds_iterations_per_level (CLI --sds-iterations)")
-    _check_int(cfg.simplify.sds_guidance_size, 16, 2048, "sds_guidance_size (CLI --sds-guidance-size)")
-
-
-def _check_int(value: Any, lo: int, hi: int, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"{name} must be an integer between {lo} and {hi}, got {value!r}")
+    """Raise :class:`ConfigError` naming the first option that is out of range (see :func:`check`)."""
+    check(cfg)
 
 
 def to_dict(obj: Any) -> dict:

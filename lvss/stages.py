@@ -17,13 +17,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import ConfigError, VectorizeConfig
+from .config import SALIENCY_SOURCES, SEGMENT_METHODS, SIMPLIFY_METHODS, ConfigError, VectorizeConfig
 from .models import ModelError, ModelSpec, model_dtype, model_spec, resolve_device, setting_hint
 from .types import MaskSet, SaliencySource, SegmentedLevels, Segmenter, SimplifyResult, Simplifier
 
-SIMPLIFY_METHODS = ("auto", "sds", "classical")
-SEGMENT_METHODS = ("auto", "sam", "classical")
-SALIENCY_SOURCES = ("auto", "clip", "mask", "none")
+# SIMPLIFY_METHODS, SEGMENT_METHODS and SALIENCY_SOURCES: declared once, in lvss.config (imported above)
 
 
 def _check(value: str, allowed: tuple[str, ...], option: str) -> str:

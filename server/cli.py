@@ -135,6 +135,9 @@ def missing_extra(e: ImportError) -> str | None:
 
 def run(args: argparse.Namespace, run_job=None) -> int:
     """Run the server until SIGTERM/SIGINT; exit status 0, or 2 with a one-line error."""
+    from lvss import threads
+
+    threads.prepare_environment()  # the thread policy's environment, before .app loads numpy and torch
     setup_logging(args.log_level)
     try:
         from .app import StartupError, check_options, serve

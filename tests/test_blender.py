@@ -37,7 +37,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-OPENMOJI = REPO.parent / "shared" / "data" / "openmoji"
+OPENMOJI = REPO / "tests" / "data" / "openmoji"  # bundled test images (see its NOTICE.md)
 VENV_PYTHON = REPO / "build" / "blender-venv" / "bin" / "python"
 INKSCAPE_NS = "http://www.inkscape.org/namespaces/inkscape"
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -194,7 +194,7 @@ def _chelsea_png() -> bytes:
 def svgs(server, workdir) -> dict:
     """The SVGs lvss writes for the bundled sample and three OpenMoji images, and a plain one."""
     if not OPENMOJI.is_dir():
-        pytest.fail(f"the shared OpenMoji images are missing ({OPENMOJI})")
+        pytest.fail(f"the bundled OpenMoji test images are missing ({OPENMOJI})")
     out = {}
     sources = {"sample": REPO / "lvss" / "data" / "sample.png"}
     sources.update({e: OPENMOJI / f"{e}_256.png" for e in EMOJI})

@@ -127,14 +127,16 @@ def _make_inputs(d: Path) -> dict[str, tuple[list[str], str]]:
         "work_size_too_small": ([g, "--work-size", "4"], "work_size"),
         "precision_too_large": ([g, "--precision", "12"], "precision"),
         "levels_too_many": ([g, "--levels", "50"], "levels"),
+        "seed_huge": ([g, "--seed", str(2**70)], "seed must be an integer between 0 and 2147483647 (CLI --seed)"),
+        "seed_negative": ([g, "--seed", "-1"], "--seed"),
     }
 
 
 # each process costs ~2.5 s of CPU (importing torch), so the subprocess runs cover one case of each
 # kind and the in-process runs of lvss.cli.main cover all of them, with and without an existing output
-SUBPROCESS = ["missing", "not_an_image", "truncated", "zero_by_zero", "bomb", "paths_negative"]
+SUBPROCESS = ["missing", "not_an_image", "truncated", "zero_by_zero", "bomb", "paths_negative", "seed_huge"]
 IN_PROCESS = SUBPROCESS + ["one_by_one", "paths_zero", "empty_file", "directory", "paths_not_a_number",
-                           "work_size_too_small", "precision_too_large", "levels_too_many"]
+                           "work_size_too_small", "precision_too_large", "levels_too_many", "seed_negative"]
 
 
 def _check_failure(code: int, stdout: str, stderr: str, expect: str, folder: Path, out: Path,

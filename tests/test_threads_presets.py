@@ -41,26 +41,73 @@ def test_apply_sets_torch_threads_and_refuses_bad_counts():
         torch.set_num_threads(before)
 
 
-def test_importing_lvss_makes_openmp_threads_sleep():
-    code = "import os, lvss; print(os.environ.get('OMP_WAIT_POLICY'))"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.strip() == "PASSIVE"
-    env["OMP_WAIT_POLICY"] = "ACTIVE"   # a user's own choice wins
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.strip() == "ACTIVE"
+POLICY_VARS = ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS")
+
+# prints the policy's variables and the size of numpy's OpenBLAS pool as OpenBLAS itself reports it
+# ("?" where numpy's OpenBLAS cannot be found), after the code in {0} ran in a fresh interpreter
+_PROBE = """
+import ctypes, glob, os, sys
+{0}
+import numpy
+blas = "?"
+for lib in glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "*openblas*")):
+    for sym in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
+        f = getattr(ctypes.CDLL(lib), sym, None)
+        if f is not None:
+            blas = str(f())
+            break
+print(os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OPENBLAS_NUM_THREADS"), blas)
+"""
 
 
-def test_importing_lvss_first_keeps_numpy_blas_to_one_thread():
-    """numpy's BLAS pool reads its size when numpy loads: lvss imported first makes it one thread
-    (its matrices are small), and a user's own setting wins."""
-    code = "import os, lvss, numpy; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.strip() == "1", out.stderr
-    env["OPENBLAS_NUM_THREADS"] = "2"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.strip() == "2", out.stderr
+def _probe(code: str, **env_vars) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k not in POLICY_VARS}
+    env.update(env_vars)
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(code)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()[-1].split()
+
+
+def test_importing_lvss_changes_no_environment_variable():
+    code = ("import os; before = dict(os.environ); import lvss, lvss.client, lvss.cli, lvss.threads, "
+            "lvss.config, lvss.batch; from lvss import client; assert dict(os.environ) == before, "
+            "set(os.environ.items()) ^ set(before.items())")
+    for env_vars in ({}, {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": "2"}):
+        env = {k: v for k, v in os.environ.items() if k not in POLICY_VARS}
+        env.update(env_vars)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+    # the library alone: numpy's BLAS keeps its own default, the policy's variables stay unset
+    assert _probe("import lvss, lvss.client")[:2] == ["None", "None"]
+
+
+def test_cli_entry_point_applies_the_policy_before_numpy_loads():
+    """`lvss` (lvss.cli:main) sets the policy first: idle OpenMP threads sleep, and numpy's BLAS pool,
+    sized when numpy loads, has one thread (lvss's matrices are small); a user's own values win."""
+    code = ("from lvss import cli\n"
+            "assert 'numpy' not in sys.modules and 'torch' not in sys.modules  # main() comes first\n"
+            "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass")
+    policy, blas_env, blas = _probe(code)
+    assert (policy, blas_env) == ("PASSIVE", "1")
+    assert blas in ("1", "?")
+    policy, blas_env, blas = _probe(code, OMP_WAIT_POLICY="ACTIVE", OPENBLAS_NUM_THREADS="2")
+    assert (policy, blas_env) == ("ACTIVE", "2") and blas in ("2", "?")
+
+
+def test_server_and_worker_start_apply_the_policy():
+    """`lvss serve` (server.cli.run) sets the policy before it loads the server (numpy, torch);
+    lvss.threads.apply, which every batch worker calls first, does too."""
+    import lvss
+
+    root = repr(os.path.dirname(os.path.dirname(os.path.abspath(lvss.__file__))))
+    serve = (f"sys.path.insert(0, {root})\n"
+             "from server import cli\n"
+             "assert cli.main(['--host', '0.0.0.0', '--port', '0']) == 2  # refused (no token), after loading")
+    policy, blas_env, blas = _probe(serve)
+    assert (policy, blas_env) == ("PASSIVE", "1") and blas in ("1", "?")
+    policy, blas_env, blas = _probe("from lvss import threads\nthreads.apply(1)")
+    assert (policy, blas_env) == ("PASSIVE", "1") and blas in ("1", "?")
 
 
 def _args(*argv):
