@@ -6,6 +6,6 @@
 - :mod:`.repair`: at export, any path's filled area as non-overlapping simple contours inside the
   canvas (skia-pathops), tiny specks dropped; hair detection.
 """
-from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_width, self_crossing
+from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_width
 
-__all__ = ["area_and_perimeter", "crossing_counts", "flatten_closed", "mean_width", "self_crossing"]
+__all__ = ["area_and_perimeter", "crossing_counts", "flatten_closed", "mean_width"]

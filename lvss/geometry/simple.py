@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["crossing_counts", "crossing_pairs", "crossing_segments", "self_crossing", "flatten_closed", "area_and_perimeter", "mean_width"]
+__all__ = ["crossing_counts", "crossing_pairs", "made_simple", "straightened", "flatten_closed", "area_and_perimeter", "mean_width"]
 
 DEFAULT_PIECES = 8
 
@@ -51,12 +51,13 @@ def flatten_closed(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIEC
     return v.reshape(-1, 2).numpy()
 
 
-def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pairs: bool = False,
+def _group_crossings(pts: torch.Tensor, pieces: int, real: torch.Tensor, pairs: bool = False,
                      min_loop: float = 0.0):
-    """(G, 3S, 2) paths with the same S -> (G,) number of crossing edge pairs of each. ``far_only``:
-    only pairs of segments that are not the same or neighbours (folds of the path as a whole, not
-    sub-pixel loops at a node). ``pairs``: also return (path, i, j) of every crossing segment pair.
-    ``min_loop``: crossings that close a loop of outline shorter than this (pixels) are not counted."""
+    """(G, 3S, 2) paths padded to the same S -> (G,) number of crossing edge pairs of each. ``real``
+    (G,): each path's own number of segments (the rest is padding, which crosses nothing; its own
+    last and first edge are neighbours). ``pairs``: also return (path, i, j) of every crossing
+    segment pair. ``min_loop``: crossings that close a loop of outline shorter than this (pixels)
+    are not counted."""
     G = pts.shape[0]
     seg = _segments(pts)                                          # (G, S, 4, 2)
     S = seg.shape[1]
@@ -65,9 +66,7 @@ def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pai
     lo, hi = seg.amin(2), seg.amax(2)                             # (G, S, 2) control boxes
     # segment pairs (i <= j) whose boxes overlap
     ov = ((lo[:, :, None] <= hi[:, None]) & (lo[:, None] <= hi[:, :, None])).all(-1)   # (G, S, S)
-    ov = torch.triu(ov, diagonal=2 if far_only else 0)
-    if far_only and S > 2:
-        ov[:, 0, S - 1] = False
+    ov = torch.triu(ov)
     g, i, j = ov.nonzero(as_tuple=True)
     out = torch.zeros(G, dtype=torch.long, device=pts.device)
     if g.numel() == 0:
@@ -96,7 +95,8 @@ def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pai
     ei = (i[:, None] * m + torch.arange(m, device=pts.device))[:, :, None]    # (K, m, 1)
     ej = (j[:, None] * m + torch.arange(m, device=pts.device))[:, None, :]    # (K, 1, m)
     d = (ej - ei).abs()
-    ok = (ej > ei) & (d != 1) & (d != E - 1)
+    e_real = (real * m)[g][:, None, None]                                       # (K, 1, 1)
+    ok = (ej > ei) & (d != 1) & (ej < e_real) & ~((ei == 0) & (ej == e_real - 1))
     if min_loop > 0:
         # the outline between the two crossing edges, the shorter way round
         seg_len = (b - a).norm(dim=-1)                                          # (G, E)
@@ -117,18 +117,20 @@ def _group_crossings(pts: torch.Tensor, pieces: int, far_only: bool = False, pai
 
 @torch.no_grad()
 def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
-                    max_batch: int = 2_000_000, far_only: bool = False, min_loop: float = 0.0,
+                    max_batch: int = 2_000_000, min_loop: float = 0.0,
                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """(N,) long: the number of crossing edge pairs of every path (see :func:`crossing_pairs`)."""
-    return crossing_pairs(points, pieces, max_batch, far_only, min_loop, dtype)[0]
+    return crossing_pairs(points, pieces, max_batch, min_loop, dtype)[0]
 
 
 def _bucket(S: int) -> int:
-    """Segment counts batched together: exact up to 8, then rounded up to a multiple of 8 (to 64),
-    then of 32."""
-    if S <= 8:
-        return S
-    return -(-S // 8) * 8 if S <= 64 else -(-S // 32) * 32
+    """Segment counts batched together (padded up to): 8, 16, 32, 64, then multiples of 32. Few
+    batches matter more than the padding's few extra segment pairs: each batch costs a fixed dozen
+    of tensor operations."""
+    for b in (8, 16, 32, 64):
+        if S <= b:
+            return b
+    return -(-S // 32) * 32
 
 
 def _padded(p: torch.Tensor, n3: int) -> torch.Tensor:
@@ -139,13 +141,12 @@ def _padded(p: torch.Tensor, n3: int) -> torch.Tensor:
 
 @torch.no_grad()
 def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
-                   max_batch: int = 2_000_000, far_only: bool = False, min_loop: float = 0.0,
+                   max_batch: int = 2_000_000, min_loop: float = 0.0,
                    dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
     """(N,) long: the number of crossing edge pairs of every path (0 for a simple loop).
 
     points: N closed cubic paths, (3S, 2) each, any devices mixed (the result is on the first's).
-    ``far_only``: count only crossings between segments that are not neighbours (see
-    :func:`_group_crossings`); ``min_loop``: leave out crossings that close a loop of outline shorter
+    ``min_loop``: leave out crossings that close a loop of outline shorter
     than this many pixels (kinks). Also returns (path, i, j) for every crossing pair of segments i <= j."""
     n = len(points)
     if n == 0:
@@ -166,22 +167,11 @@ def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
         for s in range(0, len(idx), step):
             part = idx[s:s + step]
             pts = torch.stack([_padded(points[k].detach().to(dev, dtype), n3) for k in part])
-            counts, prs = _group_crossings(pts, pieces, far_only, pairs=True, min_loop=min_loop)
+            real = torch.tensor([points[k].shape[0] // 3 for k in part], device=dev)
+            counts, prs = _group_crossings(pts, pieces, real, pairs=True, min_loop=min_loop)
             out[torch.tensor(part, device=dev)] = counts
             found.extend((part[g], i, j) for g, i, j in prs.tolist())
     return out, found
-
-
-@torch.no_grad()
-def crossing_segments(points: torch.Tensor, pieces: int = DEFAULT_PIECES) -> list[tuple[int, int]]:
-    """The (i, j) segment pairs (i <= j) of one closed path (3S, 2) whose pieces cross."""
-    _, prs = _group_crossings(points.detach().to(torch.float64)[None], pieces, pairs=True)
-    return [(int(a), int(b)) for _, a, b in prs.tolist()]
-
-
-def self_crossing(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES) -> torch.Tensor:
-    """(N,) bool: which paths cross themselves."""
-    return crossing_counts(points, pieces) > 0
 
 
 def area_and_perimeter(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIECES) -> tuple[float, float]:
