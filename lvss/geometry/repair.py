@@ -21,6 +21,7 @@ __all__ = ["clean_contours", "export_contours", "hair_mask", "join_contours", "c
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment)
+TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
 
 
 def _pathops():
@@ -134,7 +135,9 @@ def clean_contours(points, width: float | None = None, height: float | None = No
         if attempt == 0 and width is not None and height is not None and not inside:
             out = pathops.op(out, _box(width, height, pathops), pathops.PathOp.INTERSECTION, fix_winding=True,
                              keep_starting_points=False)
-        tiny = 2.0 * 10.0 ** -precision if precision is not None else 1e-6
+        # segments shorter than this are dropped (invisible at any zoom a designer uses; near a
+        # node they are where rounding folds an outline)
+        tiny = max(2.0 * 10.0 ** -precision if precision is not None else 0.0, TINY_SEGMENT)
         contours = [rnd(c) for part in out.contours if abs(part.area) >= min_area
                     for c1 in (_without_tiny_segments(c0, tiny) for c0 in _from_skia(part, pathops)) if c1 is not None
                     for c in _split_pinches(c1, tiny) if abs(contour_area(c)) >= min_area]
@@ -151,10 +154,26 @@ def export_contours(points, width: float, height: float, precision: int = 2
     one or two more decimals are written for that path; a sliver still folded then is rounding
     noise (thinner than half a pixel) and goes."""
     for p in (precision, precision + 1, precision + 2):
-        contours = clean_contours(points, width, height, precision=p)
-        if all(_simple(c) for c in contours):
-            return contours, p
-    return [c for c in contours if _simple(c) or mean_width(*area_and_perimeter(c, 16)) >= 0.5], p
+        for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
+            contours = clean_contours(points, width, height, precision=p, split=redraw)
+            if all(_simple(c) for c in contours):
+                return contours, p
+    # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
+    # of its flattening (whose crossings skia finds exactly), redrawn
+    fixed = []
+    for c in contours:
+        if _simple(c):
+            fixed.append(c)
+            continue
+        fixed += [q for q in clean_contours(_polyline(c), width, height, precision=p, split=True)]
+    return [c for c in fixed if _simple(c) or mean_width(*area_and_perimeter(c, 16)) >= 0.5], p
+
+
+def _polyline(c: np.ndarray, pieces: int = 4) -> np.ndarray:
+    """A contour (3K, 2) as straight cubic pieces through its flattening."""
+    v = flatten_closed(c, pieces)
+    nxt = np.roll(v, -1, 0)
+    return np.stack([v, v + (nxt - v) / 3.0, v + (nxt - v) * (2.0 / 3.0)], 1).reshape(-1, 2)
 
 
 def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
