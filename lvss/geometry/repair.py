@@ -20,6 +20,7 @@ from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_wi
 __all__ = ["clean_contours", "export_contours", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
+ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
 CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment)
 TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
 
@@ -144,6 +145,11 @@ def clean_contours(points, width: float | None = None, height: float | None = No
         # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more
         if all(_simple(c) for c in contours):
             break
+    if len(contours) > 1:
+        # the knot of a kink comes out as a speck of its own beside the path's outline
+        areas = [abs(contour_area(c)) for c in contours]
+        top = max(areas)
+        contours = [c for c, a in zip(contours, areas) if a == top or a >= max(min_area, ISLAND_AREA)]
     return contours
 
 
@@ -156,7 +162,7 @@ def export_contours(points, width: float, height: float, precision: int = 2
     for p in (precision, precision + 1, precision + 2):
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
             contours = clean_contours(points, width, height, precision=p, split=redraw)
-            if all(_simple(c) for c in contours):
+            if all(_simple(c) for c in contours) and not _contours_cross(contours):
                 return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
@@ -166,7 +172,38 @@ def export_contours(points, width: float, height: float, precision: int = 2
             fixed.append(c)
             continue
         fixed += [q for q in clean_contours(_polyline(c), width, height, precision=p, split=True)]
-    return [c for c in fixed if _simple(c) or mean_width(*area_and_perimeter(c, 16)) >= 0.5], p
+    fixed = [c for c in fixed if _simple(c) or mean_width(*area_and_perimeter(c, 16)) >= 0.5]
+    # contours that rounding made cross each other: the smaller ones give way
+    fixed.sort(key=lambda c: -abs(contour_area(c)))
+    kept: list[np.ndarray] = []
+    for c in fixed:
+        if not _contours_cross(kept + [c]):
+            kept.append(c)
+    return kept, p
+
+
+def _contours_cross(contours: list[np.ndarray]) -> bool:
+    """Whether two of a path's contours cross each other (proper crossings of their flattenings)."""
+    if len(contours) < 2:
+        return False
+    polys = [flatten_closed(c, CHECK_PIECES) for c in contours]
+    boxes = [(v.min(0), v.max(0)) for v in polys]
+    for i in range(len(polys)):
+        for j in range(i + 1, len(polys)):
+            (lo1, hi1), (lo2, hi2) = boxes[i], boxes[j]
+            if (hi1 < lo2).any() or (hi2 < lo1).any():
+                continue
+            a1, b1 = polys[i][:, None], np.roll(polys[i], -1, 0)[:, None]      # (E1, 1, 2)
+            a2, b2 = polys[j][None], np.roll(polys[j], -1, 0)[None]            # (1, E2, 2)
+
+            def side(o, e, q):   # exactly zero when q is one of the edge's ends
+                r = q - o
+                return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
+
+            e1, e2 = b1 - a1, b2 - a2
+            if ((side(a1, e1, a2) * side(a1, e1, b2) < 0) & (side(a2, e2, a1) * side(a2, e2, b1) < 0)).any():
+                return True
+    return False
 
 
 def _polyline(c: np.ndarray, pieces: int = 4) -> np.ndarray:

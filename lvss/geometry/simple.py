@@ -80,16 +80,18 @@ def _group_crossings(pts: torch.Tensor, pieces: int, real: torch.Tensor, pairs: 
     bi = b.reshape(G, S, m, 2)[g, i]
     aj = a.reshape(G, S, m, 2)[g, j]
     bj = b.reshape(G, S, m, 2)[g, j]
-    # which side of edge u's line a point q lies on: n_u . q - c_u with n_u = (-dy, dx), c_u = n_u . a_u;
-    # all m x m edge pairs of a segment pair as four small batched matrix products
-    n1 = torch.stack([-(bi - ai)[..., 1], (bi - ai)[..., 0]], -1)             # (K, m, 2)
-    n2 = torch.stack([-(bj - aj)[..., 1], (bj - aj)[..., 0]], -1)
-    c1 = (n1 * ai).sum(-1)                                                      # (K, m)
-    c2 = (n2 * aj).sum(-1)
-    d1 = torch.bmm(n1, aj.transpose(1, 2)) - c1[:, :, None]                     # (K, m, m): edge u of i, start of edge v of j
-    d2 = torch.bmm(n1, bj.transpose(1, 2)) - c1[:, :, None]
-    d3 = torch.bmm(ai, n2.transpose(1, 2)) - c2[:, None, :]                     # edge v of j, start of edge u of i
-    d4 = torch.bmm(bi, n2.transpose(1, 2)) - c2[:, None, :]
+    # which side of edge u's line a point q lies on: (b_u - a_u) x (q - a_u), exactly zero when q is
+    # one of the edge's ends (touching edges must not count, whatever the rounding)
+    e1 = (bi - ai)[:, :, None]                                                  # (K, m, 1, 2)
+    e2 = (bj - aj)[:, None]                                                     # (K, 1, m, 2)
+    A1, B1, A2, B2 = ai[:, :, None], bi[:, :, None], aj[:, None], bj[:, None]
+
+    def side(e, o, q):
+        r = q - o
+        return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
+
+    d1, d2 = side(e1, A1, A2), side(e1, A1, B2)                                 # (K, m, m)
+    d3, d4 = side(e2, A2, A1), side(e2, A2, B1)
     hit = (d1 * d2 < 0) & (d3 * d4 < 0)                           # (K, m, m)
     # edge numbers: never test an edge against itself or its neighbours, and each pair once
     ei = (i[:, None] * m + torch.arange(m, device=pts.device))[:, :, None]    # (K, m, 1)
