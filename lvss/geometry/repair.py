@@ -132,10 +132,9 @@ def clean_contours(points, width: float | None = None, height: float | None = No
         for c in contours:
             p.addPath(_to_skia(c, pathops))
         p.fillType = pathops.FillType.EVEN_ODD if evenodd and attempt == 0 else pathops.FillType.WINDING
-        out = pathops.simplify(p, fix_winding=True, keep_starting_points=False)
-        if attempt == 0 and width is not None and height is not None and not inside:
-            out = pathops.op(out, _box(width, height, pathops), pathops.PathOp.INTERSECTION, fix_winding=True,
-                             keep_starting_points=False)
+        clip = _box(width, height, pathops) if attempt == 0 and width is not None and height is not None \
+            and not inside else None
+        out = _skia_clean(p, clip, pathops)
         # segments shorter than this are dropped (invisible at any zoom a designer uses; near a
         # node they are where rounding folds an outline)
         tiny = max(2.0 * 10.0 ** -precision if precision is not None else 0.0, TINY_SEGMENT)
@@ -153,6 +152,40 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     return contours
 
 
+def _skia_clean(p, clip, pathops):
+    """skia's simplify (and intersection with ``clip``), falling back to the straight pieces of the
+    outline's flattening, then to coordinates snapped to 1/256 px, where skia's curve arithmetic
+    gives up on a near-degenerate outline ("operation did not succeed")."""
+    def run(q):
+        out = pathops.simplify(q, fix_winding=True, keep_starting_points=False)
+        if clip is not None:
+            out = pathops.op(out, clip, pathops.PathOp.INTERSECTION, fix_winding=True, keep_starting_points=False)
+        return out
+
+    try:
+        return run(p)
+    except pathops.PathOpsError:
+        pass
+    contours = _from_skia(p, pathops)
+    for snap in (None, 256.0):
+        q = pathops.Path()
+        for c in contours:
+            poly = _polyline(c)
+            if snap is not None:
+                poly = np.round(poly * snap) / snap
+            q.addPath(_to_skia(poly, pathops))
+        q.fillType = p.fillType
+        try:
+            return run(q)
+        except pathops.PathOpsError:
+            continue
+    raise GeometryError("skia-pathops could not resolve a path's outline, even from its straight pieces")
+
+
+class GeometryError(ValueError):
+    """A path's outline could not be cleaned (the message says why)."""
+
+
 def export_contours(points, width: float, height: float, precision: int = 2
                     ) -> tuple[list[np.ndarray], int]:
     """:func:`clean_contours` for the SVG writer: contours that are simple as written, and the number
@@ -161,7 +194,12 @@ def export_contours(points, width: float, height: float, precision: int = 2
     noise (thinner than half a pixel) and goes."""
     for p in (precision, precision + 1, precision + 2):
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
-            contours = clean_contours(points, width, height, precision=p, split=redraw)
+            try:
+                contours = clean_contours(points, width, height, precision=p, split=redraw)
+            except GeometryError:
+                # skia gave up on this outline: it is written as it is rather than lost
+                pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
+                return [_as_written(np.asarray(pts, np.float64), precision)], precision
             if all(_simple(c) for c in contours) and not _contours_cross(contours):
                 return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
