@@ -8,8 +8,11 @@ How it works
 2. Every edge is cut into pieces lying inside single pixel cells, and each piece adds its exact signed
    area to an accumulation buffer that covers every path's bounding box (one flat buffer for all
    paths; each row ends with an overflow column so that rows sum to zero and one cumulative sum serves
-   all rows). The running sum (float64, then the render's dtype) is the exact area coverage of every
-   pixel (anti-aliasing without supersampling), differentiable in every control point: the pieces'
+   all rows). The amounts are formed in float64 so that every row's add up to zero to float64
+   rounding (a float32 residue would carry along the running sum into every cell after it and make
+   each of them a pair of coverage ~1e-7). The running sum (float64, then the render's dtype) is the
+   exact area coverage of every pixel (anti-aliasing without supersampling), differentiable in
+   every control point: the pieces'
    amounts and the running sum have written-out backward passes (:class:`_PieceAmounts`,
    :class:`_PairCoverage`), the latter summing gradients along each row only, since every row's
    amounts add up to zero for a closed path.
@@ -251,6 +254,8 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         dyr = dyr_.clamp(min=0.0)      # vertical extent of the piece
         up = dye > 0
         wdir = torch.where(up, dyr, -dyr)
+        dyr64 = (y_bot.double() - y_top.double()).clamp_(min=0.0)   # exact for float32 ends
+        wdir64 = torch.where(up, dyr64, -dyr64)
         base1 = boff + (row - by0) * (bw + 1) - bx0   # buffer index of column 0 of this row, minus x0
         # ---- stage 2: cut every row piece at integer columns -----------------------------------
         c0 = torch.floor(torch.minimum(px_, qx_))
@@ -260,13 +265,14 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         n2 = int(cnt2.sum())
         if n2 == n1:   # every piece lies in one column: no expansion needed
             k = None
-            col, P, Q, W = c0, px_, qx_, wdir
+            col, P, Q, W, W64 = c0, px_, qx_, wdir, wdir64
             b_k, bw_k, x0_k = base1, bw, bx0
         else:
             k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2, output_size=n2)
             first2 = torch.cumsum(cnt2, 0) - cnt2
             col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
             P, Q, W = torch.stack([px_, qx_, wdir], 1).index_select(0, k).unbind(1)
+            W64 = wdir64.index_select(0, k)
             b_k, bw_k, x0_k = torch.stack([base1, bw, bx0], 1).index_select(0, k).unbind(1)
         xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
         lo = torch.maximum(xl, col)
@@ -287,14 +293,22 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         inrow = ci - x0_k < bw_k
         nxt = torch.where(inrow, idx + 1, total)
         cells = torch.cat([idx, nxt])
-        amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
+        # the amounts in float64, so that each row's add up to zero to float64 rounding: a piece's two
+        # amounts add up to its share of the row piece's extent (the second is the rest of the
+        # first) and its share is the difference of the column-cut parameters, which telescopes along
+        # the row piece (in float32 every row kept a residue of ~1e-7, which the running sum carried
+        # to every cell right of the path: half of a photo's pairs were such residue)
+        w64 = (s_hi.double() - s_lo.double()).abs_().mul_(W64)
+        a1 = w64 * (col.double() + 1.0 - 0.5 * (lo.double() + hi.double()))
+        amounts64 = torch.cat([a1, w64.sub_(a1)])
+        amounts = amounts64.to(dt)
         # one past the row's overflow column (the dropped spill: the dump cell itself)
         stop = b_k + x0_k + bw_k + 1
         stops = torch.cat([stop, torch.where(inrow, stop, total)])
         # the running sum in float64: every row sums to zero, and in float32 the rounding of the
         # earlier rows would carry into the later ones; what is left of it (|s| < 1e-9) counts as
         # zero, so that a cell no piece reaches (or a path of zero area) has no pair in the plan
-        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts.double())
+        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts64)
         sums = torch.cumsum(acc[:total], 0)
         sums = sums.masked_fill_(sums.abs() < 1e-9, 0.0).to(dt)
     if starts.requires_grad or ends.requires_grad:
