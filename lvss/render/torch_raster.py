@@ -35,6 +35,7 @@ from ..scene import SceneError
 
 FLATTEN_TOLERANCE = 0.05  # pixels: largest distance between a cubic and its flattened polyline
 MIN_PIECES = 4  # even a straight segment gets pieces inside, so its inner control points get gradients
+SUM_FLOOR = 1e-9  # a float64 running sum below this (rounding residue) is zero coverage: no pair
 
 
 def _segment_index(points: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,7 +199,8 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
 
-    Returns the signed running sums (total,) (no gradients; coverage = min(|sum|, 1)), the cells the
+    Returns the signed running sums (total,) float64 (no gradients; coverage = min(|sum|, 1); what
+    is left of rounding, |sum| < SUM_FLOOR, counts as zero, see :func:`_plan`), the cells the
     amounts go to and one past each one's row end (2, K) (for :class:`_PairCoverage`), and the
     amounts (K,), differentiable in ``starts`` and ``ends`` through :class:`_PieceAmounts`.
 
@@ -306,11 +308,10 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         stop = b_k + x0_k + bw_k + 1
         stops = torch.cat([stop, torch.where(inrow, stop, total)])
         # the running sum in float64: every row sums to zero, and in float32 the rounding of the
-        # earlier rows would carry into the later ones; what is left of it (|s| < 1e-9) counts as
-        # zero, so that a cell no piece reaches (or a path of zero area) has no pair in the plan
+        # earlier rows would carry into the later ones; what is left of it (|s| < SUM_FLOOR) counts
+        # as zero, so that a cell no piece reaches (or a path of zero area) has no pair in the plan
         acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts64)
-        sums = torch.cumsum(acc[:total], 0)
-        sums = sums.masked_fill_(sums.abs() < 1e-9, 0.0).to(dt)
+        sums = acc[:total].cumsum_(0)   # in place: the buffer is the largest array of a render
     if starts.requires_grad or ends.requires_grad:
         # what the backward pass needs, per row piece and per column piece
         keep = dict(cnt=cnt, cnt2=None if k is None else cnt2, n_edges=starts.shape[0],
@@ -395,11 +396,11 @@ class _PairCoverage(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, amounts, cells, sums, perm):
-        sp = sums.index_select(0, perm)
+        sp = sums.index_select(0, perm).to(amounts.dtype)
         a = sp.abs()
         if ctx.needs_input_grad[0]:
             # d min(|s|, 1) / ds: sign(s) where |s| <= 1 (as torch's abs and clamp), else 0
-            ctx.save_for_backward(torch.where(a <= 1.0, torch.sign(sp), torch.zeros_like(sp)), cells, perm)
+            ctx.save_for_backward(torch.sign(sp).mul_(a <= 1.0), cells, perm)
             ctx.total = sums.shape[0]
         return a.clamp_(max=1.0)
 
@@ -408,7 +409,7 @@ class _PairCoverage(torch.autograd.Function):
         f, cells, perm = ctx.saved_tensors
         # g[k + 1] = gradient of cell k, g[0] = 0, so that the prefix sum G[k] is the sum over cells < k
         g = torch.zeros(ctx.total + 2, device=gc.device, dtype=torch.float64)
-        g.scatter_(0, perm + 1, (gc * f).double())
+        g[1:].scatter_(0, perm, (gc * f).double())
         G = g.cumsum_(0)
         r = G.index_select(0, cells[1]) - G.index_select(0, cells[0])
         return r.to(gc.dtype), None, None, None
@@ -448,7 +449,8 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     rw = w[row_path] + 1
     row_start = off[row_path] + r * rw
     row_pix = (y0[row_path] + r) * width + x0[row_path] - row_start
-    keep = sums != 0
+    keep = sums >= SUM_FLOOR        # |sum| >= SUM_FLOOR without a buffer-sized float64 temporary
+    keep |= sums <= -SUM_FLOOR
     keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
     idx = torch.nonzero(keep).flatten()
     ends = torch.from_numpy(np.stack([off[order], off[order] + h[order] * (w[order] + 1)], 1)).to(dev)
@@ -456,9 +458,11 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     length = runs[:, 1] - runs[:, 0]
     bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
         if len(order) else [0]
-    shift = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), torch.from_numpy(rw).to(dev),
-                                    output_size=lay.total)
-    pix = shift.index_select(0, idx).add_(idx)
+    # pixel = buffer index + its row's shift: the pairs of every row are found by one search per row
+    # (rows are few), and the shifts are spread over the pairs, not over the whole buffer
+    first = torch.searchsorted(idx, torch.from_numpy(row_start).to(dev))
+    per_row = torch.diff(first, append=first.new_full((1,), idx.shape[0]))
+    pix = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), per_row, output_size=idx.shape[0]).add_(idx)
     run_len = torch.from_numpy(length).to(dev)
     run_path = torch.from_numpy(order).to(dev)
     pid = torch.repeat_interleave(run_path, run_len, output_size=idx.shape[0])
