@@ -180,8 +180,9 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
 
 
 def _tie(a, b):
-    """Share of the gradient of max(a, b) that goes to ``a`` (autograd's: 1, 0, or 1/2 at a tie)."""
-    return (a > b).to(a.dtype) + 0.5 * (a == b).to(a.dtype)
+    """Share of the gradient of max(a, b) that goes to ``a`` (autograd's: 1, 0, or 1/2 at a tie):
+    (1 + sign(a - b)) / 2, since a - b is 0 only where a == b (float subtraction is exact there)."""
+    return torch.sign(a - b).add_(1.0).mul_(0.5)
 
 
 def _add_cell_clamp_grads(ga, gb, g_lo, g_hi, a, b, lo_arg, hi_arg, k):
@@ -227,11 +228,11 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
                 starts.new_zeros(0) + 0.0 * (starts.sum() + ends.sum())
         e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt, output_size=n1)
         first = torch.cumsum(cnt, 0) - cnt
-        ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
-        row = ie[:, 0] + torch.arange(n1, device=dev)
-        pth = ie[:, 1]
-        ab = torch.cat([s_, e_], 1).index_select(0, e)
-        ax, ay, bx, by = ab.unbind(1)
+        # per-piece gathers are 1-D (channel-planar sources): a gather of short rows costs several
+        # times as much per element on the CPU
+        row = (r0c.long() - first).index_select(0, e).add_(torch.arange(n1, device=dev))
+        pth = edge_path.index_select(0, e)
+        ax, ay, bx, by = torch.cat([s_, e_], 1).t().contiguous().index_select(1, e)
         dxe, dye = bx - ax, by - ay
         rowf = row.to(dt)
         ymin, ymax = torch.minimum(ay, by), torch.maximum(ay, by)
@@ -244,7 +245,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         t_bot_ = (y_bot - ay) / dyd
         t_top = torch.where(flat, 0.0, t_top_.clamp(0, 1))
         t_bot = torch.where(flat, 1.0, t_bot_.clamp(0, 1))
-        bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
+        bx0, by0, bw, _, boff = boxes.t().contiguous().index_select(1, pth)
         bx0f = bx0.to(dt)
         bx1f = (bx0 + bw).to(dt)
         # x outside the box: left -> full cover from column 0 on, right -> the overflow column
@@ -273,9 +274,9 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
             k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2, output_size=n2)
             first2 = torch.cumsum(cnt2, 0) - cnt2
             col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
-            P, Q, W = torch.stack([px_, qx_, wdir], 1).index_select(0, k).unbind(1)
+            P, Q, W = torch.stack([px_, qx_, wdir]).index_select(1, k)
             W64 = wdir64.index_select(0, k)
-            b_k, bw_k, x0_k = torch.stack([base1, bw, bx0], 1).index_select(0, k).unbind(1)
+            b_k, bw_k, x0_k = torch.stack([base1, bw, bx0]).index_select(1, k)
         xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
         lo = torch.maximum(xl, col)
         hi = torch.minimum(xh, col + 1.0)
@@ -290,11 +291,17 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         w = sd.abs() * W
         xm = 0.5 * (lo + hi)
         ci = col.long()
-        idx = b_k + ci
+        # cells[0]: the cell of every amount, cells[1]: one past its row's overflow column (the dump
+        # cell ``total`` for a dropped spill); first the pieces' own cells, then their spills
+        cells = torch.empty(2, 2, n2, dtype=torch.long, device=dev)
+        idx = torch.add(b_k, ci, out=cells[0, 0])
         # the spill into the next cell is dropped for the overflow column (it would leave the row)
         inrow = ci - x0_k < bw_k
-        nxt = torch.where(inrow, idx + 1, total)
-        cells = torch.cat([idx, nxt])
+        dump = torch.full((), total, dtype=torch.long, device=dev)
+        torch.where(inrow, idx + 1, dump, out=cells[0, 1])
+        stop = torch.add(b_k, x0_k, out=cells[1, 0]).add_(bw_k + 1)
+        torch.where(inrow, stop, dump, out=cells[1, 1])
+        cells = cells.view(2, 2 * n2)
         # the amounts in float64, so that each row's add up to zero to float64 rounding: a piece's two
         # amounts add up to its share of the row piece's extent (the second is the rest of the
         # first) and its share is the difference of the column-cut parameters, which telescopes along
@@ -304,27 +311,26 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         a1 = w64 * (col.double() + 1.0 - 0.5 * (lo.double() + hi.double()))
         amounts64 = torch.cat([a1, w64.sub_(a1)])
         amounts = amounts64.to(dt)
-        # one past the row's overflow column (the dropped spill: the dump cell itself)
-        stop = b_k + x0_k + bw_k + 1
-        stops = torch.cat([stop, torch.where(inrow, stop, total)])
         # the running sum in float64: every row sums to zero, and in float32 the rounding of the
         # earlier rows would carry into the later ones; what is left of it (|s| < SUM_FLOOR) counts
         # as zero, so that a cell no piece reaches (or a path of zero area) has no pair in the plan
-        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts64)
+        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells[0], amounts64)
         sums = acc[:total].cumsum_(0)   # in place: the buffer is the largest array of a render
     if starts.requires_grad or ends.requires_grad:
         # what the backward pass needs, per row piece and per column piece
-        keep = dict(cnt=cnt, cnt2=None if k is None else cnt2, n_edges=starts.shape[0],
+        keep = dict(e=e, k=k, n_edges=starts.shape[0],
                     row=(ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
                          bx0f, bx1f, p_raw, q_raw, dyr_, up),
                     col=(col, P, Q, W, xl, xh, lo, hi, vert, dxd, s_lo_, s_hi_, s_lo, s_hi, sd, w, xm))
         amounts = _PieceAmounts.apply(starts, ends, amounts, keep)
-    return sums, torch.stack([cells, stops]), amounts
+    return sums, cells, amounts
 
 
-def _run_sums(v: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Sums of consecutive runs of rows of ``v`` (lengths may be 0); None: runs of one."""
-    return v if lengths is None else torch.segment_reduce(v, "sum", lengths=lengths, axis=0)
+def _run_sums(v: torch.Tensor, index: torch.Tensor | None, n: int) -> torch.Tensor:
+    """(k, n) sums of the columns of ``v`` (k, M) with equal ``index`` (M,) (sorted; None: M = n,
+    nothing to sum). An index_add along the rows is several times faster on the CPU than
+    segment_reduce over runs of (M, k) rows."""
+    return v if index is None else v.new_zeros(v.shape[0], n).index_add_(1, index, v)
 
 
 class _PieceAmounts(torch.autograd.Function):
@@ -361,10 +367,9 @@ class _PieceAmounts(torch.autograd.Function):
         gQ = -(gsh * s_hi_ + gsl * s_lo_)
         # lo = max(xl, col), hi = min(xh, col + 1), xl = min(P, Q), xh = max(P, Q)
         gP, gQ = _add_cell_clamp_grads(gP, gQ, g_lo, g_hi, P, Q, xl, xh, col)
-        gPQW = _run_sums(torch.stack([gP, gQ, gW], 1), kp["cnt2"])   # per row piece
+        gP, gQ, gW = _run_sums(torch.stack([gP, gQ, gW]), kp["k"], kp["e"].shape[0])   # per row piece
         (ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
          bx0f, bx1f, p_raw, q_raw, dyr_, up) = kp["row"]
-        gP, gQ, gW = gPQW.unbind(1)
         # px_ = max(min(p_raw, x1), x0)
         gP = gP * _tie(bx1f, p_raw) * _tie(torch.minimum(p_raw, bx1f), bx0f)
         gQ = gQ * _tie(bx1f, q_raw) * _tie(torch.minimum(q_raw, bx1f), bx0f)
@@ -381,8 +386,8 @@ class _PieceAmounts(torch.autograd.Function):
         g_by = -(g_tt * t_top_ + g_tb * t_bot_)
         # y_top = max(min(ay, by), row), y_bot = min(max(ay, by), row + 1)
         g_ay, g_by = _add_cell_clamp_grads(g_ay, g_by, g_yt, g_yb, ay, by, ymin, ymax, rowf)
-        ge = _run_sums(torch.stack([g_ax, g_ay, g_bx, g_by], 1), kp["cnt"])   # per edge
-        return ge[:, :2], ge[:, 2:], None, None
+        ge = _run_sums(torch.stack([g_ax, g_ay, g_bx, g_by]), kp["e"], kp["n_edges"])   # per edge
+        return ge[:2].t(), ge[2:].t(), None, None
 
 
 class _PairCoverage(torch.autograd.Function):
