@@ -540,7 +540,7 @@ class _Composite(torch.autograd.Function):
         w = u if tab is None else u * tab     # each pair's weight in the composite
         C = torch.zeros(height * width, 3, device=dev, dtype=dt)
         for k in range(3):   # strided views: no (3, H*W) <-> (H*W, 3) transposes
-            C[:, k].index_add_(0, plan.pix, rgbp[k] * w)
+            C[:, k].scatter_add_(0, plan.pix, rgbp[k] * w)   # faster than index_add_ on the CPU
         ctx.save_for_backward(c, u, a_p, rgbp, tab, w)
         ctx.plan = plan
         ctx.n = rgb.shape[0]
