@@ -89,21 +89,63 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
     points: list of (3S_i, 2) tensors. Returns ``starts`` (E, 2), ``ends`` (E, 2) and the path id of
     each edge (E,) long. Edges of path i are contiguous and in order.
     """
-    dev = points[0].device
-    allp = torch.cat(points, 0)
+    return _flatten_cat(torch.cat(points, 0), points, samples)
+
+
+def _flatten_cat(allp: torch.Tensor, points: list[torch.Tensor], samples: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`flatten` of the paths ``points`` given their concatenation ``allp`` (3S, 2)."""
+    dev = allp.device
     idx, seg_path = _segment_index(points)
-    ctrl = allp.index_select(0, idx.reshape(-1)).view(-1, 4, 2)   # (T, 4, 2)
     with torch.no_grad():
-        d2 = torch.maximum((ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=1),
-                           (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=1))
+        ctrl = allp.detach().t().contiguous().index_select(1, idx.reshape(-1)).view(2, -1, 4)   # (2, T, 4)
+        d2 = torch.maximum((ctrl[..., 0] - 2 * ctrl[..., 1] + ctrl[..., 2]).norm(dim=0),
+                           (ctrl[..., 1] - 2 * ctrl[..., 2] + ctrl[..., 3]).norm(dim=0))
         m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(MIN_PIECES, max(MIN_PIECES, samples)).long()
-    e_seg = torch.repeat_interleave(torch.arange(m.shape[0], device=dev), m)
-    first = torch.cumsum(m, 0) - m
-    table, start = _basis_table(max(MIN_PIECES, samples), dev, allp.dtype)
-    B = table.index_select(0, (start.index_select(0, m) - first).index_select(0, e_seg) + torch.arange(
-        e_seg.shape[0], device=dev))   # (E, 2, 4): weights at the piece's start and end parameters
-    pts = torch.bmm(B, ctrl.index_select(0, e_seg))          # (E, 2, 2)
-    return pts[:, 0], pts[:, 1], seg_path[e_seg]
+        n_e = int(m.sum())
+        e_seg = torch.repeat_interleave(torch.arange(m.shape[0], device=dev), m, output_size=n_e)
+        first = torch.cumsum(m, 0) - m
+        table, start = _basis_table(max(MIN_PIECES, samples), dev, allp.dtype)
+        # (8, E): the Bernstein weights at every piece's start (rows 0-3) and end (rows 4-7)
+        B = table.view(-1, 8).t().contiguous().index_select(
+            1, (start.index_select(0, m) - first).index_select(0, e_seg).add_(torch.arange(n_e, device=dev)))
+        # (4, E): the index in ``allp`` of every edge's four control points
+        pidx = idx.t().contiguous().index_select(1, e_seg)
+    se = _Bernstein.apply(allp, B, pidx)
+    return se[:2].t(), se[2:].t(), seg_path.index_select(0, e_seg)
+
+
+class _Bernstein(torch.autograd.Function):
+    """The ends of every edge, (4, E) rows start x, start y, end x, end y: Bernstein combinations
+    ``B`` (8, E) of the edge's four control points, rows ``pidx`` (4, E) of ``allp`` (3S, 2). Every
+    per-edge quantity is one contiguous row (channel-planar), and the backward pass is four
+    index_adds into the points (autograd went through a batched (E, 2, 4) x (E, 4, 2) matmul, a
+    gather of 8-float rows and its scatter, and two zero-filled select gradients)."""
+
+    @staticmethod
+    def forward(ctx, allp, B, pidx):
+        pt = allp.t().contiguous()   # (2, 3S)
+        se = allp.new_empty(4, B.shape[1])
+        for j in range(4):
+            c = pt.index_select(1, pidx[j])                  # (2, E): control point j of every edge
+            if j == 0:
+                torch.mul(c, B[0], out=se[:2])
+                torch.mul(c, B[4], out=se[2:])
+            else:   # separate products and sums, in the order of the former matmul (same values)
+                se[:2] += c * B[j]
+                se[2:] += c * B[4 + j]
+        ctx.save_for_backward(B, pidx)
+        ctx.n = allp.shape[0]
+        return se
+
+    @staticmethod
+    def backward(ctx, g):
+        B, pidx = ctx.saved_tensors
+        g = g.contiguous()
+        gp = g.new_zeros(2, ctx.n)
+        for j in range(4):
+            gp.index_add_(1, pidx[j], g[:2] * B[j] + g[2:] * B[4 + j])
+        return gp.t(), None, None
 
 
 @dataclass
@@ -767,14 +809,18 @@ def _pair_colors(gf: GradientFills, col: torch.Tensor, plan: _Plan, n: int, widt
     return rgba.index_put((sel,), _gradient_rgba(gf, x, y, g).clamp(0.0, 1.0))
 
 
-def check_points(points: list[torch.Tensor]) -> None:
+def check_points(points: list[torch.Tensor]) -> torch.Tensor:
+    """Check the paths' shapes and that every coordinate is finite (SceneError otherwise); returns
+    their concatenation (3S, 2), differentiable (what :func:`flatten` starts from)."""
     for i, p in enumerate(points):
         if p.dim() != 2 or p.shape[1] != 2 or p.shape[0] == 0 or p.shape[0] % 3:
             raise SceneError(f"path {i}: points must have shape (3S, 2), got {tuple(p.shape)}")
     # one check for all paths (this runs on every render); the culprit is looked up only on failure
-    if not bool(torch.isfinite(torch.cat([p.detach() for p in points])).all()):
+    allp = torch.cat(points, 0)
+    if not bool(torch.isfinite(allp.detach()).all()):
         bad = next(i for i, p in enumerate(points) if not bool(torch.isfinite(p).all()))
         raise SceneError(f"path {bad}: control points contain NaN or infinite coordinates")
+    return allp
 
 
 def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: int, samples: int = 16):
@@ -782,9 +828,9 @@ def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: 
     compositing plan of the pairs with nonzero coverage. Returns (starts, c, plan) with c the (P,)
     coverage of the plan's pairs (differentiable in the points); c and plan are
     None when no path reaches the canvas."""
-    check_points(points)
     pts = [p.to(device=dev, dtype=dt) for p in points]
-    starts, ends, edge_path = flatten(pts, samples)
+    allp = check_points(pts)
+    starts, ends, edge_path = _flatten_cat(allp, pts, samples)
     lay = _layout(starts, ends, edge_path, len(pts), width, height)
     if lay.total == 0:
         return starts, None, None
