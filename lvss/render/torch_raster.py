@@ -500,15 +500,17 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     keep |= sums <= -SUM_FLOOR
     keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
     idx = torch.nonzero(keep).flatten()
-    ends = torch.from_numpy(np.stack([off[order], off[order] + h[order] * (w[order] + 1)], 1)).to(dev)
-    runs = torch.searchsorted(idx, ends).cpu().numpy()   # each path's pairs: idx[runs[i, 0]:runs[i, 1]]
+    # pairs up to the end of every buffer row (its overflow column) from a running count (int32: a
+    # cheap pass, and far cheaper than searching the pairs); rows and paths are consecutive in the
+    # buffer, so each row's and each path's pairs are the differences
+    upto = keep.cumsum(0, dtype=torch.int32).index_select(0, torch.from_numpy(row_start + rw - 1).to(dev)).long()
+    per_row = torch.diff(upto, prepend=upto.new_zeros(1))
+    ends = upto.index_select(0, torch.from_numpy(np.cumsum(h[order]) - 1).to(dev)).cpu().numpy()
+    runs = np.stack([np.concatenate([[0], ends[:-1]]), ends], 1).astype(np.int64)   # idx[runs[i, 0]:runs[i, 1]]
     length = runs[:, 1] - runs[:, 0]
     bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
         if len(order) else [0]
-    # pixel = buffer index + its row's shift: the pairs of every row are found by one search per row
-    # (rows are few), and the shifts are spread over the pairs, not over the whole buffer
-    first = torch.searchsorted(idx, torch.from_numpy(row_start).to(dev))
-    per_row = torch.diff(first, append=first.new_full((1,), idx.shape[0]))
+    # pixel = buffer index + its row's shift, spread over the pairs (not over the whole buffer)
     pix = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), per_row, output_size=idx.shape[0]).add_(idx)
     run_len = torch.from_numpy(length).to(dev)
     run_path = torch.from_numpy(order).to(dev)
