@@ -110,7 +110,9 @@ def _flatten_cat(allp: torch.Tensor, points: list[torch.Tensor], samples: int
         B = table.view(-1, 8).t().contiguous().index_select(
             1, (start.index_select(0, m) - first).index_select(0, e_seg).add_(torch.arange(n_e, device=dev)))
         # (4, E): the index in ``allp`` of every edge's four control points
-        pidx = idx.t().contiguous().index_select(1, e_seg)
+        pidx = torch.empty(4, n_e, dtype=torch.long, device=dev)
+        for j, r in enumerate(idx.t().contiguous()):   # 1-D: an int64 gather along dim 1 is slow
+            torch.index_select(r, 0, e_seg, out=pidx[j])
     se = _Bernstein.apply(allp, B, pidx)
     return se[:2].t(), se[2:].t(), seg_path.index_select(0, e_seg)
 
@@ -270,8 +272,8 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
                 starts.new_zeros(0) + 0.0 * (starts.sum() + ends.sum())
         e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt, output_size=n1)
         first = torch.cumsum(cnt, 0) - cnt
-        # per-piece gathers are 1-D (channel-planar sources): a gather of short rows costs several
-        # times as much per element on the CPU
+        # per-piece gathers from channel-planar sources (float: a (k, M) gather along dim 1; int64:
+        # 1-D gathers): a gather of short rows costs several times as much per element on the CPU
         row = (r0c.long() - first).index_select(0, e).add_(torch.arange(n1, device=dev))
         pth = edge_path.index_select(0, e)
         ax, ay, bx, by = torch.cat([s_, e_], 1).t().contiguous().index_select(1, e)
@@ -287,7 +289,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         t_bot_ = (y_bot - ay) / dyd
         t_top = torch.where(flat, 0.0, t_top_.clamp(0, 1))
         t_bot = torch.where(flat, 1.0, t_bot_.clamp(0, 1))
-        bx0, by0, bw, _, boff = boxes.t().contiguous().index_select(1, pth)
+        bx0, by0, bw, _, boff = (b.index_select(0, pth) for b in boxes.t().contiguous())
         bx0f = bx0.to(dt)
         bx1f = (bx0 + bw).to(dt)
         # x outside the box: left -> full cover from column 0 on, right -> the overflow column
@@ -318,7 +320,8 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
             col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
             P, Q, W = torch.stack([px_, qx_, wdir]).index_select(1, k)
             W64 = wdir64.index_select(0, k)
-            b_k, bw_k, x0_k = torch.stack([base1, bw, bx0]).index_select(1, k)
+            # integer rows one at a time: a 2-D int64 gather along dim 1 is several times slower
+            b_k, bw_k, x0_k = base1.index_select(0, k), bw.index_select(0, k), bx0.index_select(0, k)
         xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
         lo = torch.maximum(xl, col)
         hi = torch.minimum(xh, col + 1.0)
