@@ -360,7 +360,7 @@ def test_pairs_and_their_coverage_gradients_match_plain_autograd():
     # a group covers each pixel at most once
     for a, e in zip(plan.bounds[:-1], plan.bounds[1:]):
         assert plan.pix[a:e].unique().numel() == e - a
-    c = _PairCoverage.apply(amounts, cells, sums, plan.perm)
+    c = _PairCoverage.apply(amounts, cells, sums, plan)
     assert torch.equal(c.detach(), ref.detach().index_select(0, plan.perm))
     wts = torch.rand(c.shape[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     got = torch.autograd.grad((c * wts).sum(), pts, retain_graph=True)

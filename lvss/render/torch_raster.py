@@ -445,24 +445,24 @@ class _PairCoverage(torch.autograd.Function):
     rounding noise scaled by the gradient of everything further on)."""
 
     @staticmethod
-    def forward(ctx, amounts, cells, sums, perm):
-        sp = sums.index_select(0, perm).to(amounts.dtype)
+    def forward(ctx, amounts, cells, sums, plan):
+        sp = sums.index_select(0, plan.perm).to(amounts.dtype)
         a = sp.abs()
         if ctx.needs_input_grad[0]:
             # d min(|s|, 1) / ds: sign(s) where |s| <= 1 (as torch's abs and clamp), else 0
-            ctx.save_for_backward(torch.sign(sp).mul_(a <= 1.0), cells, perm)
-            ctx.total = sums.shape[0]
+            ctx.save_for_backward(torch.sign(sp).mul_(a <= 1.0), cells, plan.rank)
         return a.clamp_(max=1.0)
 
     @staticmethod
     def backward(ctx, gc):
-        f, cells, perm = ctx.saved_tensors
-        # g[k + 1] = gradient of cell k, g[0] = 0, so that the prefix sum G[k] is the sum over cells < k
-        g = torch.zeros(ctx.total + 2, device=gc.device, dtype=torch.float64)
-        g[1:].scatter_(0, perm, (gc * f).double())
-        G = g.cumsum_(0)
-        r = G.index_select(0, cells[1]) - G.index_select(0, cells[0])
-        return r.to(gc.dtype), None, None, None
+        f, cells, rank = ctx.saved_tensors
+        # the sum of the gradient over the cells before cell k is its sum over the pairs before it
+        # (every other cell has none): a prefix sum over the pairs (G[r] = sum over the first r),
+        # read at rank[k], the number of pairs before cell k, instead of one over the whole buffer
+        G = gc.new_zeros(gc.shape[0] + 1, dtype=torch.float64)
+        torch.cumsum((gc * f).double(), 0, out=G[1:])
+        Gc = G.index_select(0, rank.index_select(0, cells.reshape(-1))).view(2, -1)
+        return (Gc[1] - Gc[0]).to(gc.dtype), None, None, None
 
 
 @dataclass
@@ -479,6 +479,7 @@ class _Plan:
     path_runs: list | None = None   # path i's pairs are path_runs[i][0]:path_runs[i][1]
     run_len: torch.Tensor | None = None   # (V,) lengths of the paths' runs in plan order
     run_path: torch.Tensor | None = None  # (V,) the path of each run
+    rank: torch.Tensor | None = None   # (total + 1,) int32: the number of pairs before each buffer cell
 
 
 def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
@@ -506,7 +507,9 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     # pairs up to the end of every buffer row (its overflow column) from a running count (int32: a
     # cheap pass, and far cheaper than searching the pairs); rows and paths are consecutive in the
     # buffer, so each row's and each path's pairs are the differences
-    upto = keep.cumsum(0, dtype=torch.int32).index_select(0, torch.from_numpy(row_start + rw - 1).to(dev)).long()
+    rank = torch.zeros(lay.total + 1, dtype=torch.int32, device=dev)
+    torch.cumsum(keep, 0, dtype=torch.int32, out=rank[1:])
+    upto = rank.index_select(0, torch.from_numpy(row_start + rw).to(dev)).long()
     per_row = torch.diff(upto, prepend=upto.new_zeros(1))
     ends = upto.index_select(0, torch.from_numpy(np.cumsum(h[order]) - 1).to(dev)).cpu().numpy()
     runs = np.stack([np.concatenate([[0], ends[:-1]]), ends], 1).astype(np.int64)   # idx[runs[i, 0]:runs[i, 1]]
@@ -520,7 +523,7 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     pid = torch.repeat_interleave(run_path, run_len, output_size=idx.shape[0])
     at = np.zeros((len(b), 2), dtype=np.int64)
     at[order] = runs
-    return _Plan(idx, pix, pid, bounds, path_runs=at.tolist(), run_len=run_len, run_path=run_path)
+    return _Plan(idx, pix, pid, bounds, path_runs=at.tolist(), run_len=run_len, run_path=run_path, rank=rank)
 
 
 def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -841,7 +844,7 @@ def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: 
         return starts, None, None
     sums, cells, amounts = _coverage(starts, ends, edge_path, lay.boxes, lay.total, height)
     plan = _plan(sums, lay, width)
-    return starts, _PairCoverage.apply(amounts, cells, sums, plan.perm), plan
+    return starts, _PairCoverage.apply(amounts, cells, sums, plan), plan
 
 
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
