@@ -103,7 +103,7 @@ def _flatten_cat(allp: torch.Tensor, points: list[torch.Tensor], samples: int
                            (ctrl[..., 1] - 2 * ctrl[..., 2] + ctrl[..., 3]).norm(dim=0))
         m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(MIN_PIECES, max(MIN_PIECES, samples)).long()
         n_e = int(m.sum())
-        e_seg = torch.repeat_interleave(torch.arange(m.shape[0], device=dev), m, output_size=n_e)
+        e_seg = torch.repeat_interleave(m, output_size=n_e)   # the index form: no gather of an arange
         first = torch.cumsum(m, 0) - m
         table, start = _basis_table(max(MIN_PIECES, samples), dev, allp.dtype)
         # (8, E): the Bernstein weights at every piece's start (rows 0-3) and end (rows 4-7)
@@ -270,7 +270,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
             return starts.new_zeros(total), torch.zeros(2, 0, dtype=torch.long, device=dev), \
                 starts.new_zeros(0) + 0.0 * (starts.sum() + ends.sum())
-        e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt, output_size=n1)
+        e = torch.repeat_interleave(cnt, output_size=n1)   # edge of every row piece (index form: no gather)
         first = torch.cumsum(cnt, 0) - cnt
         # per-piece gathers from channel-planar sources (float: a (k, M) gather along dim 1; int64:
         # 1-D gathers): a gather of short rows costs several times as much per element on the CPU
@@ -315,7 +315,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
             col, P, Q, W, W64 = c0, px_, qx_, wdir, wdir64
             b_k, bw_k, x0_k = base1, bw, bx0
         else:
-            k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2, output_size=n2)
+            k = torch.repeat_interleave(cnt2, output_size=n2)   # row piece of every column piece
             first2 = torch.cumsum(cnt2, 0) - cnt2
             col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
             P, Q, W = torch.stack([px_, qx_, wdir]).index_select(1, k)
