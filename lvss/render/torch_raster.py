@@ -276,7 +276,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         # 1-D gathers): a gather of short rows costs several times as much per element on the CPU
         row = (r0c.long() - first).index_select(0, e).add_(torch.arange(n1, device=dev))
         pth = edge_path.index_select(0, e)
-        ax, ay, bx, by = torch.cat([s_, e_], 1).t().contiguous().index_select(1, e)
+        ax, ay, bx, by = (v.index_select(0, e) for v in (s_[:, 0], s_[:, 1], e_[:, 0], e_[:, 1]))
         dxe, dye = bx - ax, by - ay
         rowf = row.to(dt)
         ymin, ymax = torch.minimum(ay, by), torch.maximum(ay, by)
@@ -289,7 +289,10 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         t_bot_ = (y_bot - ay) / dyd
         t_top = torch.where(flat, 0.0, t_top_.clamp(0, 1))
         t_bot = torch.where(flat, 1.0, t_bot_.clamp(0, 1))
-        bx0, by0, bw, _, boff = (b.index_select(0, pth) for b in boxes.t().contiguous())
+        # the boxes' left edge and width, and the buffer index of cell (0, 0) of every box (per
+        # path, so that a row's start is one multiply-add per piece)
+        x0p, y0p, wp, _, offp = boxes.t()
+        bx0, bw, base0 = (v.index_select(0, pth) for v in (x0p, wp, offp - y0p * (wp + 1) - x0p))
         bx0f = bx0.to(dt)
         bx1f = (bx0 + bw).to(dt)
         # x outside the box: left -> full cover from column 0 on, right -> the overflow column
@@ -303,7 +306,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         wdir = torch.where(up, dyr, -dyr)
         dyr64 = (y_bot.double() - y_top.double()).clamp_(min=0.0)   # exact for float32 ends
         wdir64 = torch.where(up, dyr64, -dyr64)
-        base1 = boff + (row - by0) * (bw + 1) - bx0   # buffer index of column 0 of this row, minus x0
+        base1 = base0 + row * (bw + 1)   # buffer index of column 0 of this row, minus x0
         # ---- stage 2: cut every row piece at integer columns -----------------------------------
         c0 = torch.floor(torch.minimum(px_, qx_))
         c1 = torch.maximum(c0 + 1, torch.ceil(torch.maximum(px_, qx_)))
@@ -332,8 +335,6 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         s_hi_ = (hi - P) / dxd
         s_lo = torch.where(vert, 0.0, s_lo_.clamp(0, 1))
         s_hi = torch.where(vert, 1.0, s_hi_.clamp(0, 1))
-        sd = s_hi - s_lo
-        w = sd.abs() * W
         xm = 0.5 * (lo + hi)
         ci = col.long()
         # cells[0]: the cell of every amount, cells[1]: one past its row's overflow column (the dump
@@ -352,9 +353,13 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         # first) and its share is the difference of the column-cut parameters, which telescopes along
         # the row piece (in float32 every row kept a residue of ~1e-7, which the running sum carried
         # to every cell right of the path: half of a photo's pairs were such residue)
+        # (the split between the cell and the next is float64 too: col + 1 - xm in float32 loses
+        # ~1e-5 at col ~ 256)
         w64 = (s_hi.double() - s_lo.double()).abs_().mul_(W64)
-        a1 = w64 * (col.double() + 1.0 - 0.5 * (lo.double() + hi.double()))
-        amounts64 = torch.cat([a1, w64.sub_(a1)])
+        amounts64 = torch.empty(2, n2, dtype=torch.float64, device=dev)
+        a1 = torch.mul(w64, col.double() + 1.0 - 0.5 * (lo.double() + hi.double()), out=amounts64[0])
+        torch.sub(w64, a1, out=amounts64[1])
+        amounts64 = amounts64.view(-1)
         amounts = amounts64.to(dt)
         # the running sum in float64: every row sums to zero, and in float32 the rounding of the
         # earlier rows would carry into the later ones; what is left of it (|s| < SUM_FLOOR) counts
@@ -363,6 +368,8 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         sums = acc[:total].cumsum_(0)   # in place: the buffer is the largest array of a render
     if starts.requires_grad or ends.requires_grad:
         # what the backward pass needs, per row piece and per column piece
+        sd = s_hi - s_lo
+        w = sd.abs() * W
         keep = dict(e=e, k=k, n_edges=starts.shape[0],
                     row=(ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
                          bx0f, bx1f, p_raw, q_raw, dyr_, up),
