@@ -99,8 +99,10 @@ def _flatten_cat(allp: torch.Tensor, points: list[torch.Tensor], samples: int
     idx, seg_path = _segment_index(points)
     with torch.no_grad():
         ctrl = allp.detach().t().contiguous().index_select(1, idx.reshape(-1)).view(2, -1, 4)   # (2, T, 4)
-        d2 = torch.maximum((ctrl[..., 0] - 2 * ctrl[..., 1] + ctrl[..., 2]).norm(dim=0),
-                           (ctrl[..., 1] - 2 * ctrl[..., 2] + ctrl[..., 3]).norm(dim=0))
+        # largest second difference, squared (a norm over the planar rows' first dimension is a
+        # slow strided reduction)
+        a, b = ctrl[..., 0] - 2 * ctrl[..., 1] + ctrl[..., 2], ctrl[..., 1] - 2 * ctrl[..., 2] + ctrl[..., 3]
+        d2 = torch.maximum(a[0] * a[0] + a[1] * a[1], b[0] * b[0] + b[1] * b[1]).sqrt_()
         m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(MIN_PIECES, max(MIN_PIECES, samples)).long()
         n_e = int(m.sum())
         e_seg = torch.repeat_interleave(m, output_size=n_e)   # the index form: no gather of an arange
