@@ -516,7 +516,8 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     # pairs up to the end of every buffer row (its overflow column) from a running count (int32: a
     # cheap pass, and far cheaper than searching the pairs); rows and paths are consecutive in the
     # buffer, so each row's and each path's pairs are the differences
-    rank = torch.zeros(lay.total + 1, dtype=torch.int32, device=dev)
+    rank = torch.empty(lay.total + 1, dtype=torch.int32, device=dev)
+    rank[0] = 0
     torch.cumsum(keep, 0, dtype=torch.int32, out=rank[1:])
     upto = rank.index_select(0, torch.from_numpy(row_start + rw).to(dev)).long()
     per_row = torch.diff(upto, prepend=upto.new_zeros(1))
