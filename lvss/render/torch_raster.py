@@ -4,7 +4,7 @@ How it works
 ------------
 1. Each cubic segment is flattened into just enough straight edges to stay within FLATTEN_TOLERANCE
    (between MIN_PIECES and ``samples_per_segment``); the edge ends are Bernstein combinations of the
-   control points, so autograd carries gradients to them.
+   control points (:class:`_Bernstein`, with a written-out backward pass).
 2. Every edge is cut into pieces lying inside single pixel cells, and each piece adds its exact signed
    area to an accumulation buffer that covers every path's bounding box (one flat buffer for all
    paths; each row ends with an overflow column so that rows sum to zero and one cumulative sum serves
@@ -12,10 +12,9 @@ How it works
    rounding (a float32 residue would carry along the running sum into every cell after it and make
    each of them a pair of coverage ~1e-7). The running sum (float64, then the render's dtype) is the
    exact area coverage of every pixel (anti-aliasing without supersampling), differentiable in
-   every control point: the pieces'
-   amounts and the running sum have written-out backward passes (:class:`_PieceAmounts`,
-   :class:`_PairCoverage`), the latter summing gradients along each row only, since every row's
-   amounts add up to zero for a closed path.
+   every control point: the pieces' amounts and the running sum have written-out backward passes
+   (:class:`_PieceAmounts`, :class:`_PairCoverage`), the latter summing gradients along each row
+   only, since every row's amounts add up to zero for a closed path.
 3. Paths are alpha-composited back to front by a custom autograd function whose backward pass is
    written out; it walks groups of paths with disjoint bounding boxes, so the loop runs over depth
    levels rather than over paths.
@@ -23,6 +22,12 @@ How it works
    covered pixel of their path with plain tensor ops (autograd carries gradients to their geometry
    and stops), and the compositor then gets one colour per (path, pixel) pair instead of one per path.
    Scenes without gradients take exactly the flat-colour route.
+
+Speed (CPU, one thread; see docs/performance-raster.md): per-element work is laid out
+channel-planar, (k, M) with every quantity one contiguous row, since on the CPU a gather of short
+rows, an int64 gather along a second dimension, a strided reduction or segment_reduce over (M, k)
+rows each cost several times as much per element as 1-D gathers, index_add along rows or
+scatter_add_.
 """
 from __future__ import annotations
 
