@@ -9,13 +9,13 @@ Also checks parity with resvg (PSNR of lvss's render against resvg's render of t
 filled (gradients evaluated per covered pixel, differentiable in their parameters), and check their
 resvg parity too.
 
-``--baseline REV``: also time ``lvss/render/torch_raster.py`` as of git revision REV on the same
-scenes, in the same run: the two take turns in every repeat (so that a change in the machine's load
-hits both alike), and each gets a row with its wall-clock and CPU (process) milliseconds and the
-speed-up of the current code over it. CPU time is the steadier figure on a shared machine.
+``--baseline REV [REV ...]``: also time ``lvss/render/torch_raster.py`` as of each git revision on
+the same scenes, in the same run: all take turns in every repeat (so that a change in the machine's
+load hits them alike), and each gets a row with its wall-clock and CPU (process) milliseconds and
+its speed-up over the first revision given. CPU time is the steadier figure on a shared machine.
 
     python bench/raster.py [--threads N] [--sizes 256 512] [--paths 64 256 1024] [--repeat 5] [--fills]
-                           [--baseline REV] [--no-parity]
+                           [--baseline REV [REV ...]] [--no-parity]
 """
 from __future__ import annotations
 
@@ -159,14 +159,15 @@ def main(argv=None) -> int:
     ap.add_argument("--paths", type=int, nargs="+", default=[64, 256, 1024])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--fills", action="store_true", help="also time and check scenes with gradient fills")
-    ap.add_argument("--baseline", default=None, help="git revision whose torch_raster.py to time beside lvss's")
+    ap.add_argument("--baseline", nargs="+", default=[],
+                    help="git revisions whose torch_raster.py to time beside lvss's (speed-ups over the first)")
     ap.add_argument("--no-parity", action="store_true", help="skip the resvg parity check")
     args = ap.parse_args(argv)
     variants = [("lvss", None)]
     if args.baseline:
         from raster_replay import load_module
 
-        variants.append((f"baseline {args.baseline}", load_module(args.baseline)))
+        variants += [(f"revision {rev}", load_module(rev)) for rev in args.baseline]
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -183,11 +184,12 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
 
     def rows(dev, size, label, res, src="n/a", d=None):
-        base = res.get(variants[-1][0]) if len(variants) > 1 else None
+        first = variants[1][0] if len(variants) > 1 else None
         for name, r in res.items():
             ratio = f"{d / r['fb']:.1f}x" if d else "n/a"
-            if base is not None and name == "lvss":
-                name += f" ({base['fb_cpu'] / r['fb_cpu']:.2f}x CPU, {base['fb'] / r['fb']:.2f}x wall)"
+            if first is not None and name != first:
+                b = res[first]
+                name += f" ({b['fb_cpu'] / r['fb_cpu']:.2f}x CPU, {b['fb'] / r['fb']:.2f}x wall)"
             print(f"| {dev.type} | {size}² | {label} | {name} | {r['fwd']:.1f} | {r['fb']:.1f} | {r['fb_cpu']:.1f} | "
                   f"{r['peak']:.0f} | {src} | {ratio} |", flush=True)
 
