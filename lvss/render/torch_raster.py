@@ -359,9 +359,9 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         # amounts add up to its share of the row piece's extent (the second is the rest of the
         # first) and its share is the difference of the column-cut parameters, which telescopes along
         # the row piece (in float32 every row kept a residue of ~1e-7, which the running sum carried
-        # to every cell right of the path: half of a photo's pairs were such residue)
-        # (the split between the cell and the next is float64 too: col + 1 - xm in float32 loses
-        # ~1e-5 at col ~ 256)
+        # to every cell right of the path: half of a photo's pairs were such residue). The split
+        # between the cell and the next is float64 too (col + 1 - xm in float32 loses ~1e-5 at
+        # col ~ 256).
         w64 = (s_hi.double() - s_lo.double()).abs_().mul_(W64)
         amounts64 = torch.empty(2, n2, dtype=torch.float64, device=dev)
         a1 = torch.mul(w64, col.double() + 1.0 - 0.5 * (lo.double() + hi.double()), out=amounts64[0])
@@ -451,9 +451,10 @@ class _PieceAmounts(torch.autograd.Function):
 
 class _PairCoverage(torch.autograd.Function):
     """Coverage min(|running sum|, 1) of the plan's (path, pixel) pairs, with the running sums
-    computed beforehand. The backward pass sums the gradient along each buffer row from every cell
-    a piece of edge added to up to the row's end (the cells to its right in the same row; a float64
-    prefix sum read at both ends). The forward pass runs its sum over the whole buffer, so each
+    computed beforehand (the plan's pairs are the buffer cells it keeps, ``plan.perm``). The backward
+    pass sums the gradient along each buffer row from every cell a piece of edge added to up to the
+    row's end (the cells to its right in the same row): a float64 prefix sum over the pairs, read at
+    both ends through ``plan.rank``, the number of pairs before every cell. The forward pass runs its sum over the whole buffer, so each
     amount also reaches the later rows, but every row's amounts add up to zero whatever the points
     (closed paths), so that part of the gradient is zero and is left out (in float32 it would be
     rounding noise scaled by the gradient of everything further on)."""
