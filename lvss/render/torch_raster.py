@@ -205,11 +205,12 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     # every path is closed, so its edges' end points are its edges' start points: the extent of the
     # starts is the path's; each path's edges are one run (every path has at least MIN_PIECES edges)
     pts = starts.detach().t()   # (2, E): contiguous rows when ``starts`` comes from flatten
-    counts = torch.bincount(edge_path, minlength=n).expand(2, -1)
-    mn = torch.segment_reduce(pts, "min", lengths=counts, axis=1)
-    mx = torch.segment_reduce(pts, "max", lengths=counts, axis=1)
+    counts = torch.bincount(edge_path, minlength=n)
+    # x min, y min, x max, y max: 1-D reductions of the rows (a reduction of strided (E, 2) rows
+    # costs twice as much)
+    ext = torch.stack([torch.segment_reduce(r, op, lengths=counts) for op in ("min", "max") for r in pts], 1)
+    ext = ext.cpu().numpy()   # one transfer; the rest is small host work
     # a cell [c, c+1) holds x; the box always includes the cell of the largest coordinate
-    ext = torch.cat([mn, mx], 0).t().cpu().numpy()   # one transfer; the rest is small host work
     lim = np.array([width, height])
     lo = np.minimum(np.floor(ext[:, :2]).clip(min=0), lim)
     hi = np.minimum((np.floor(ext[:, 2:]) + 1).clip(min=0), lim)
