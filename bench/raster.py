@@ -9,11 +9,18 @@ Also checks parity with resvg (PSNR of lvss's render against resvg's render of t
 filled (gradients evaluated per covered pixel, differentiable in their parameters), and check their
 resvg parity too.
 
+``--baseline REV [REV ...]``: also time ``lvss/render/torch_raster.py`` as of each git revision on
+the same scenes, in the same run: all take turns in every repeat (so that a change in the machine's
+load hits them alike), and each gets a row with its wall-clock and CPU (process) milliseconds and
+its speed-up over the first revision given. CPU time is the steadier figure on a shared machine.
+
     python bench/raster.py [--threads N] [--sizes 256 512] [--paths 64 256 1024] [--repeat 5] [--fills]
+                           [--baseline REV [REV ...]] [--no-parity]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -54,7 +61,24 @@ def mixed_scene(n: int, size: int, seed: int):
     return sc
 
 
-def measure(n: int, size: int, dev: torch.device, renderer: str, repeat: int, fills: bool = False) -> dict:
+@contextlib.contextmanager
+def _using(mod):
+    """render_paths drawing with ``mod``'s render_torch (a baseline revision's), or lvss's own (None)."""
+    import lvss.render as lr
+
+    keep = lr.render_torch
+    if mod is not None:
+        lr.render_torch = mod.render_torch
+    try:
+        yield
+    finally:
+        lr.render_torch = keep
+
+
+def measure(n: int, size: int, dev: torch.device, renderer: str, repeat: int, fills: bool = False,
+            variants=(("lvss", None),)) -> dict:
+    """{variant name: {"fwd", "fb" (median wall ms), "fb_cpu" (median CPU ms), "peak" (MiB)}} for the
+    variants (name, torch_raster module or None for lvss's own), which take turns in every repeat."""
     from lvss.render import pack_fills
 
     sc = mixed_scene(n, size, n + size) if fills else random_scene(n, size, seed=n + size)
@@ -64,31 +88,43 @@ def measure(n: int, size: int, dev: torch.device, renderer: str, repeat: int, fi
     cols0 = sc.colors().to(dev)
     target = torch.rand(size, size, 3, device=dev, generator=torch.Generator(device=dev).manual_seed(0))
 
-    def once(backward: bool) -> float:
+    def once(backward: bool, mod=None) -> tuple[float, float]:
         pts = [p.clone().requires_grad_(backward) for p in pts0]
         cols = cols0.clone().requires_grad_(backward)
         _sync(dev)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         f = None
         if packed is not None:
             f = type(packed)(packed.path, packed.kind, packed.geom.clone().requires_grad_(backward), packed.offsets,
                              packed.colors.clone().requires_grad_(backward))
-        img = render_paths(pts, cols, size, size, background=(1.0, 1.0, 1.0), renderer=renderer, fills=f)
+        with _using(mod):
+            img = render_paths(pts, cols, size, size, background=(1.0, 1.0, 1.0), renderer=renderer, fills=f)
         if backward:
             ((img - target) ** 2).mean().backward()
         _sync(dev)
-        return (time.perf_counter() - t) * 1e3
+        return (time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3
 
-    once(True)  # warm-up
-    fwd = statistics.median(once(False) for _ in range(repeat))
-    fb = statistics.median(once(True) for _ in range(repeat))
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        once(True)
-        peak = torch.cuda.max_memory_allocated() / 2 ** 20
-    else:
-        peak = _cpu_peak_mb(lambda: once(True))
-    return {"fwd": fwd, "fb": fb, "peak": peak}
+    for _, mod in variants:
+        once(True, mod)  # warm-up
+    fwd = {name: [] for name, _ in variants}
+    fb = {name: [] for name, _ in variants}
+    for _ in range(repeat):
+        for name, mod in variants:
+            fwd[name].append(once(False, mod)[0])
+    for _ in range(repeat):
+        for name, mod in variants:
+            fb[name].append(once(True, mod))
+    out = {}
+    for name, mod in variants:
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            once(True, mod)
+            peak = torch.cuda.max_memory_allocated() / 2 ** 20
+        else:
+            peak = _cpu_peak_mb(lambda: once(True, mod))
+        out[name] = {"fwd": statistics.median(fwd[name]), "fb": statistics.median(w for w, _ in fb[name]),
+                     "fb_cpu": statistics.median(c for _, c in fb[name]), "peak": peak}
+    return out
 
 
 def _cpu_peak_mb(fn) -> float:
@@ -123,7 +159,15 @@ def main(argv=None) -> int:
     ap.add_argument("--paths", type=int, nargs="+", default=[64, 256, 1024])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--fills", action="store_true", help="also time and check scenes with gradient fills")
+    ap.add_argument("--baseline", nargs="+", default=[],
+                    help="git revisions whose torch_raster.py to time beside lvss's (speed-ups over the first)")
+    ap.add_argument("--no-parity", action="store_true", help="skip the resvg parity check")
     args = ap.parse_args(argv)
+    variants = [("lvss", None)]
+    if args.baseline:
+        from raster_replay import load_module
+
+        variants += [(f"revision {rev}", load_module(rev)) for rev in args.baseline]
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -135,25 +179,36 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, diffvg "
           f"{'present' if have_diffvg else 'absent (anchor figures from a source build shown instead)'}")
     print()
-    print("| device | size | paths | fwd ms | fwd+bwd ms | peak MiB | DiffVG fwd+bwd ms | DiffVG / lvss |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| device | size | paths | rasterizer | fwd ms | fwd+bwd ms | fwd+bwd CPU ms | peak MiB | "
+          "DiffVG fwd+bwd ms | DiffVG / lvss |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def rows(dev, size, label, res, src="n/a", d=None):
+        first = variants[1][0] if len(variants) > 1 else None
+        for name, r in res.items():
+            ratio = f"{d / r['fb']:.1f}x" if d else "n/a"
+            if first is not None and name != first:
+                b = res[first]
+                name += f" ({b['fb_cpu'] / r['fb_cpu']:.2f}x CPU, {b['fb'] / r['fb']:.2f}x wall)"
+            print(f"| {dev.type} | {size}² | {label} | {name} | {r['fwd']:.1f} | {r['fb']:.1f} | {r['fb_cpu']:.1f} | "
+                  f"{r['peak']:.0f} | {src} | {ratio} |", flush=True)
+
     for dev in devices:
         for size in args.sizes:
             for n in args.paths:
-                r = measure(n, size, dev, "torch", args.repeat)
+                res = measure(n, size, dev, "torch", args.repeat, variants=variants)
                 if have_diffvg:
-                    d = measure(n, size, dev, "diffvg", args.repeat)["fb"]
+                    d = measure(n, size, dev, "diffvg", args.repeat)["lvss"]["fb"]
                     src = f"{d:.0f}"
                 else:
                     d = DIFFVG_ANCHOR_MS.get((n, size)) if dev.type == "cpu" else None
                     src = f"{d} (anchor)" if d else "n/a"
-                ratio = f"{d / r['fb']:.1f}x" if d else "n/a"
-                print(f"| {dev.type} | {size}² | {n} | {r['fwd']:.1f} | {r['fb']:.1f} | {r['peak']:.0f} | {src} | {ratio} |",
-                      flush=True)
+                rows(dev, size, str(n), res, src, d)
                 if args.fills:
-                    g = measure(n, size, dev, "torch", args.repeat, fills=True)
-                    print(f"| {dev.type} | {size}² | {n} (1/3 linear, 1/3 radial) | {g['fwd']:.1f} | {g['fb']:.1f} | "
-                          f"{g['peak']:.0f} | n/a | n/a |", flush=True)
+                    g = measure(n, size, dev, "torch", args.repeat, fills=True, variants=variants)
+                    rows(dev, size, f"{n} (1/3 linear, 1/3 radial)", g)
+    if args.no_parity:
+        return 0
     print()
     print("resvg parity (PSNR of lvss's render vs resvg's render of the written SVG, 256²):")
     for n in (1, 16, 256):

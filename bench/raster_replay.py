@@ -116,7 +116,8 @@ def load_module(rev: str | None):
                          capture_output=True, text=True).stdout
     path = Path(tempfile.mkdtemp()) / "torch_raster_baseline.py"
     path.write_text(src)
-    spec = importlib.util.spec_from_file_location("lvss.render._torch_raster_baseline", path)
+    name = "lvss.render._torch_raster_" + "".join(ch if ch.isalnum() else "_" for ch in rev)
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

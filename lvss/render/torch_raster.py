@@ -4,15 +4,17 @@ How it works
 ------------
 1. Each cubic segment is flattened into just enough straight edges to stay within FLATTEN_TOLERANCE
    (between MIN_PIECES and ``samples_per_segment``); the edge ends are Bernstein combinations of the
-   control points, so autograd carries gradients to them.
+   control points (:class:`_Bernstein`, with a written-out backward pass).
 2. Every edge is cut into pieces lying inside single pixel cells, and each piece adds its exact signed
    area to an accumulation buffer that covers every path's bounding box (one flat buffer for all
    paths; each row ends with an overflow column so that rows sum to zero and one cumulative sum serves
-   all rows). The running sum (float64, then the render's dtype) is the exact area coverage of every
-   pixel (anti-aliasing without supersampling), differentiable in every control point: the pieces'
-   amounts and the running sum have written-out backward passes (:class:`_PieceAmounts`,
-   :class:`_PairCoverage`), the latter summing gradients along each row only, since every row's
-   amounts add up to zero for a closed path.
+   all rows). The amounts are formed in float64 so that every row's add up to zero to float64
+   rounding (a float32 residue would carry along the running sum into every cell after it and make
+   each of them a pair of coverage ~1e-7). The running sum (float64, then the render's dtype) is the
+   exact area coverage of every pixel (anti-aliasing without supersampling), differentiable in
+   every control point: the pieces' amounts and the running sum have written-out backward passes
+   (:class:`_PieceAmounts`, :class:`_PairCoverage`), the latter summing gradients along each row
+   only, since every row's amounts add up to zero for a closed path.
 3. Paths are alpha-composited back to front by a custom autograd function whose backward pass is
    written out; it walks groups of paths with disjoint bounding boxes, so the loop runs over depth
    levels rather than over paths.
@@ -20,6 +22,12 @@ How it works
    covered pixel of their path with plain tensor ops (autograd carries gradients to their geometry
    and stops), and the compositor then gets one colour per (path, pixel) pair instead of one per path.
    Scenes without gradients take exactly the flat-colour route.
+
+Speed (CPU, one thread; see docs/performance-raster.md): per-element work is laid out
+channel-planar, (k, M) with every quantity one contiguous row, since on the CPU a gather of short
+rows, an int64 gather along a second dimension, a strided reduction or segment_reduce over (M, k)
+rows each cost several times as much per element as 1-D gathers, index_add along rows or
+scatter_add_.
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ from ..scene import SceneError
 
 FLATTEN_TOLERANCE = 0.05  # pixels: largest distance between a cubic and its flattened polyline
 MIN_PIECES = 4  # even a straight segment gets pieces inside, so its inner control points get gradients
+SUM_FLOOR = 1e-9  # a float64 running sum below this (rounding residue) is zero coverage: no pair
 
 
 def _segment_index(points: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,21 +94,67 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
     points: list of (3S_i, 2) tensors. Returns ``starts`` (E, 2), ``ends`` (E, 2) and the path id of
     each edge (E,) long. Edges of path i are contiguous and in order.
     """
-    dev = points[0].device
-    allp = torch.cat(points, 0)
+    return _flatten_cat(torch.cat(points, 0), points, samples)
+
+
+def _flatten_cat(allp: torch.Tensor, points: list[torch.Tensor], samples: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`flatten` of the paths ``points`` given their concatenation ``allp`` (3S, 2)."""
+    dev = allp.device
     idx, seg_path = _segment_index(points)
-    ctrl = allp.index_select(0, idx.reshape(-1)).view(-1, 4, 2)   # (T, 4, 2)
     with torch.no_grad():
-        d2 = torch.maximum((ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=1),
-                           (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=1))
+        ctrl = allp.detach().t().contiguous().index_select(1, idx.reshape(-1)).view(2, -1, 4)   # (2, T, 4)
+        # largest second difference, squared (a norm over the planar rows' first dimension is a
+        # slow strided reduction)
+        a, b = ctrl[..., 0] - 2 * ctrl[..., 1] + ctrl[..., 2], ctrl[..., 1] - 2 * ctrl[..., 2] + ctrl[..., 3]
+        d2 = torch.maximum(a[0] * a[0] + a[1] * a[1], b[0] * b[0] + b[1] * b[1]).sqrt_()
         m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(MIN_PIECES, max(MIN_PIECES, samples)).long()
-    e_seg = torch.repeat_interleave(torch.arange(m.shape[0], device=dev), m)
-    first = torch.cumsum(m, 0) - m
-    table, start = _basis_table(max(MIN_PIECES, samples), dev, allp.dtype)
-    B = table.index_select(0, (start.index_select(0, m) - first).index_select(0, e_seg) + torch.arange(
-        e_seg.shape[0], device=dev))   # (E, 2, 4): weights at the piece's start and end parameters
-    pts = torch.bmm(B, ctrl.index_select(0, e_seg))          # (E, 2, 2)
-    return pts[:, 0], pts[:, 1], seg_path[e_seg]
+        n_e = int(m.sum())
+        e_seg = torch.repeat_interleave(m, output_size=n_e)   # the index form: no gather of an arange
+        first = torch.cumsum(m, 0) - m
+        table, start = _basis_table(max(MIN_PIECES, samples), dev, allp.dtype)
+        # (8, E): the Bernstein weights at every piece's start (rows 0-3) and end (rows 4-7)
+        B = table.view(-1, 8).t().contiguous().index_select(
+            1, (start.index_select(0, m) - first).index_select(0, e_seg).add_(torch.arange(n_e, device=dev)))
+        # (4, E): the index in ``allp`` of every edge's four control points
+        pidx = torch.empty(4, n_e, dtype=torch.long, device=dev)
+        for j, r in enumerate(idx.t().contiguous()):   # 1-D: an int64 gather along dim 1 is slow
+            torch.index_select(r, 0, e_seg, out=pidx[j])
+    se = _Bernstein.apply(allp, B, pidx)
+    return se[:2].t(), se[2:].t(), seg_path.index_select(0, e_seg)
+
+
+class _Bernstein(torch.autograd.Function):
+    """The ends of every edge, (4, E) rows start x, start y, end x, end y: Bernstein combinations
+    ``B`` (8, E) of the edge's four control points, rows ``pidx`` (4, E) of ``allp`` (3S, 2). Every
+    per-edge quantity is one contiguous row (channel-planar), and the backward pass is four
+    index_adds into the points (autograd went through a batched (E, 2, 4) x (E, 4, 2) matmul, a
+    gather of 8-float rows and its scatter, and two zero-filled select gradients)."""
+
+    @staticmethod
+    def forward(ctx, allp, B, pidx):
+        pt = allp.t().contiguous()   # (2, 3S)
+        se = allp.new_empty(4, B.shape[1])
+        for j in range(4):
+            c = pt.index_select(1, pidx[j])                  # (2, E): control point j of every edge
+            if j == 0:
+                torch.mul(c, B[0], out=se[:2])
+                torch.mul(c, B[4], out=se[2:])
+            else:   # separate products and sums, in the order of the former matmul (same values)
+                se[:2] += c * B[j]
+                se[2:] += c * B[4 + j]
+        ctx.save_for_backward(B, pidx)
+        ctx.n = allp.shape[0]
+        return se
+
+    @staticmethod
+    def backward(ctx, g):
+        B, pidx = ctx.saved_tensors
+        g = g.contiguous()
+        gp = g.new_zeros(2, ctx.n)
+        for j in range(4):
+            gp.index_add_(1, pidx[j], g[:2] * B[j] + g[2:] * B[4 + j])
+        return gp.t(), None, None
 
 
 @dataclass
@@ -149,12 +204,13 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
 
     # every path is closed, so its edges' end points are its edges' start points: the extent of the
     # starts is the path's; each path's edges are one run (every path has at least MIN_PIECES edges)
-    pts = starts.detach()
+    pts = starts.detach().t()   # (2, E): contiguous rows when ``starts`` comes from flatten
     counts = torch.bincount(edge_path, minlength=n)
-    mn = torch.segment_reduce(pts, "min", lengths=counts, axis=0)
-    mx = torch.segment_reduce(pts, "max", lengths=counts, axis=0)
+    # x min, y min, x max, y max: 1-D reductions of the rows (a reduction of strided (E, 2) rows
+    # costs twice as much)
+    ext = torch.stack([torch.segment_reduce(r, op, lengths=counts) for op in ("min", "max") for r in pts], 1)
+    ext = ext.cpu().numpy()   # one transfer; the rest is small host work
     # a cell [c, c+1) holds x; the box always includes the cell of the largest coordinate
-    ext = torch.cat([mn, mx], 1).cpu().numpy()   # one transfer; the rest is small host work
     lim = np.array([width, height])
     lo = np.minimum(np.floor(ext[:, :2]).clip(min=0), lim)
     hi = np.minimum((np.floor(ext[:, 2:]) + 1).clip(min=0), lim)
@@ -176,8 +232,9 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
 
 
 def _tie(a, b):
-    """Share of the gradient of max(a, b) that goes to ``a`` (autograd's: 1, 0, or 1/2 at a tie)."""
-    return (a > b).to(a.dtype) + 0.5 * (a == b).to(a.dtype)
+    """Share of the gradient of max(a, b) that goes to ``a`` (autograd's: 1, 0, or 1/2 at a tie):
+    (1 + sign(a - b)) / 2, since a - b is 0 only where a == b (float subtraction is exact there)."""
+    return torch.sign(a - b).add_(1.0).mul_(0.5)
 
 
 def _add_cell_clamp_grads(ga, gb, g_lo, g_hi, a, b, lo_arg, hi_arg, k):
@@ -195,7 +252,8 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact area coverage of every path over its bounding box (flat buffer, overflow columns included).
 
-    Returns the signed running sums (total,) (no gradients; coverage = min(|sum|, 1)), the cells the
+    Returns the signed running sums (total,) float64 (no gradients; coverage = min(|sum|, 1); what
+    is left of rounding, |sum| < SUM_FLOOR, counts as zero, see :func:`_plan`), the cells the
     amounts go to and one past each one's row end (2, K) (for :class:`_PairCoverage`), and the
     amounts (K,), differentiable in ``starts`` and ``ends`` through :class:`_PieceAmounts`.
 
@@ -220,13 +278,13 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
             return starts.new_zeros(total), torch.zeros(2, 0, dtype=torch.long, device=dev), \
                 starts.new_zeros(0) + 0.0 * (starts.sum() + ends.sum())
-        e = torch.repeat_interleave(torch.arange(cnt.shape[0], device=dev), cnt, output_size=n1)
+        e = torch.repeat_interleave(cnt, output_size=n1)   # edge of every row piece (index form: no gather)
         first = torch.cumsum(cnt, 0) - cnt
-        ie = torch.stack([r0c.long() - first, edge_path], 1).index_select(0, e)
-        row = ie[:, 0] + torch.arange(n1, device=dev)
-        pth = ie[:, 1]
-        ab = torch.cat([s_, e_], 1).index_select(0, e)
-        ax, ay, bx, by = ab.unbind(1)
+        # per-piece gathers from channel-planar sources (float: a (k, M) gather along dim 1; int64:
+        # 1-D gathers): a gather of short rows costs several times as much per element on the CPU
+        row = (r0c.long() - first).index_select(0, e).add_(torch.arange(n1, device=dev))
+        pth = edge_path.index_select(0, e)
+        ax, ay, bx, by = (v.index_select(0, e) for v in (s_[:, 0], s_[:, 1], e_[:, 0], e_[:, 1]))
         dxe, dye = bx - ax, by - ay
         rowf = row.to(dt)
         ymin, ymax = torch.minimum(ay, by), torch.maximum(ay, by)
@@ -239,7 +297,10 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         t_bot_ = (y_bot - ay) / dyd
         t_top = torch.where(flat, 0.0, t_top_.clamp(0, 1))
         t_bot = torch.where(flat, 1.0, t_bot_.clamp(0, 1))
-        bx0, by0, bw, _, boff = boxes.index_select(0, pth).unbind(1)
+        # the boxes' left edge and width, and the buffer index of cell (0, 0) of every box (per
+        # path, so that a row's start is one multiply-add per piece)
+        x0p, y0p, wp, _, offp = boxes.t()
+        bx0, bw, base0 = (v.index_select(0, pth) for v in (x0p, wp, offp - y0p * (wp + 1) - x0p))
         bx0f = bx0.to(dt)
         bx1f = (bx0 + bw).to(dt)
         # x outside the box: left -> full cover from column 0 on, right -> the overflow column
@@ -251,7 +312,9 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         dyr = dyr_.clamp(min=0.0)      # vertical extent of the piece
         up = dye > 0
         wdir = torch.where(up, dyr, -dyr)
-        base1 = boff + (row - by0) * (bw + 1) - bx0   # buffer index of column 0 of this row, minus x0
+        dyr64 = (y_bot.double() - y_top.double()).clamp_(min=0.0)   # exact for float32 ends
+        wdir64 = torch.where(up, dyr64, -dyr64)
+        base1 = base0 + row * (bw + 1)   # buffer index of column 0 of this row, minus x0
         # ---- stage 2: cut every row piece at integer columns -----------------------------------
         c0 = torch.floor(torch.minimum(px_, qx_))
         c1 = torch.maximum(c0 + 1, torch.ceil(torch.maximum(px_, qx_)))
@@ -260,14 +323,16 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         n2 = int(cnt2.sum())
         if n2 == n1:   # every piece lies in one column: no expansion needed
             k = None
-            col, P, Q, W = c0, px_, qx_, wdir
+            col, P, Q, W, W64 = c0, px_, qx_, wdir, wdir64
             b_k, bw_k, x0_k = base1, bw, bx0
         else:
-            k = torch.repeat_interleave(torch.arange(n1, device=dev), cnt2, output_size=n2)
+            k = torch.repeat_interleave(cnt2, output_size=n2)   # row piece of every column piece
             first2 = torch.cumsum(cnt2, 0) - cnt2
             col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
-            P, Q, W = torch.stack([px_, qx_, wdir], 1).index_select(0, k).unbind(1)
-            b_k, bw_k, x0_k = torch.stack([base1, bw, bx0], 1).index_select(0, k).unbind(1)
+            P, Q, W = torch.stack([px_, qx_, wdir]).index_select(1, k)
+            W64 = wdir64.index_select(0, k)
+            # integer rows one at a time: a 2-D int64 gather along dim 1 is several times slower
+            b_k, bw_k, x0_k = base1.index_select(0, k), bw.index_select(0, k), bx0.index_select(0, k)
         xl, xh = torch.minimum(P, Q), torch.maximum(P, Q)
         lo = torch.maximum(xl, col)
         hi = torch.minimum(xh, col + 1.0)
@@ -278,38 +343,54 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         s_hi_ = (hi - P) / dxd
         s_lo = torch.where(vert, 0.0, s_lo_.clamp(0, 1))
         s_hi = torch.where(vert, 1.0, s_hi_.clamp(0, 1))
-        sd = s_hi - s_lo
-        w = sd.abs() * W
         xm = 0.5 * (lo + hi)
         ci = col.long()
-        idx = b_k + ci
+        # cells[0]: the cell of every amount, cells[1]: one past its row's overflow column (the dump
+        # cell ``total`` for a dropped spill); first the pieces' own cells, then their spills
+        cells = torch.empty(2, 2, n2, dtype=torch.long, device=dev)
+        idx = torch.add(b_k, ci, out=cells[0, 0])
         # the spill into the next cell is dropped for the overflow column (it would leave the row)
         inrow = ci - x0_k < bw_k
-        nxt = torch.where(inrow, idx + 1, total)
-        cells = torch.cat([idx, nxt])
-        amounts = torch.cat([w * (col + 1.0 - xm), w * (xm - col)])
-        # one past the row's overflow column (the dropped spill: the dump cell itself)
-        stop = b_k + x0_k + bw_k + 1
-        stops = torch.cat([stop, torch.where(inrow, stop, total)])
+        dump = torch.full((), total, dtype=torch.long, device=dev)
+        torch.where(inrow, idx + 1, dump, out=cells[0, 1])
+        stop = torch.add(b_k, x0_k, out=cells[1, 0]).add_(bw_k + 1)
+        torch.where(inrow, stop, dump, out=cells[1, 1])
+        cells = cells.view(2, 2 * n2)
+        # the amounts in float64, so that each row's add up to zero to float64 rounding: a piece's two
+        # amounts add up to its share of the row piece's extent (the second is the rest of the
+        # first) and its share is the difference of the column-cut parameters, which telescopes along
+        # the row piece (in float32 every row kept a residue of ~1e-7, which the running sum carried
+        # to every cell right of the path: half of a photo's pairs were such residue). The split
+        # between the cell and the next is float64 too (col + 1 - xm in float32 loses ~1e-5 at
+        # col ~ 256).
+        w64 = (s_hi.double() - s_lo.double()).abs_().mul_(W64)
+        amounts64 = torch.empty(2, n2, dtype=torch.float64, device=dev)
+        a1 = torch.mul(w64, col.double() + 1.0 - 0.5 * (lo.double() + hi.double()), out=amounts64[0])
+        torch.sub(w64, a1, out=amounts64[1])
+        amounts64 = amounts64.view(-1)
+        amounts = amounts64.to(dt)
         # the running sum in float64: every row sums to zero, and in float32 the rounding of the
-        # earlier rows would carry into the later ones; what is left of it (|s| < 1e-9) counts as
-        # zero, so that a cell no piece reaches (or a path of zero area) has no pair in the plan
-        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells, amounts.double())
-        sums = torch.cumsum(acc[:total], 0)
-        sums = sums.masked_fill_(sums.abs() < 1e-9, 0.0).to(dt)
+        # earlier rows would carry into the later ones; what is left of it (|s| < SUM_FLOOR) counts
+        # as zero, so that a cell no piece reaches (or a path of zero area) has no pair in the plan
+        acc = torch.zeros(total + 1, device=dev, dtype=torch.float64).index_add_(0, cells[0], amounts64)
+        sums = acc[:total].cumsum_(0)   # in place: the buffer is the largest array of a render
     if starts.requires_grad or ends.requires_grad:
         # what the backward pass needs, per row piece and per column piece
-        keep = dict(cnt=cnt, cnt2=None if k is None else cnt2, n_edges=starts.shape[0],
+        sd = s_hi - s_lo
+        w = sd.abs() * W
+        keep = dict(e=e, k=k, n_edges=starts.shape[0],
                     row=(ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
                          bx0f, bx1f, p_raw, q_raw, dyr_, up),
                     col=(col, P, Q, W, xl, xh, lo, hi, vert, dxd, s_lo_, s_hi_, s_lo, s_hi, sd, w, xm))
         amounts = _PieceAmounts.apply(starts, ends, amounts, keep)
-    return sums, torch.stack([cells, stops]), amounts
+    return sums, cells, amounts
 
 
-def _run_sums(v: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Sums of consecutive runs of rows of ``v`` (lengths may be 0); None: runs of one."""
-    return v if lengths is None else torch.segment_reduce(v, "sum", lengths=lengths, axis=0)
+def _run_sums(v: torch.Tensor, index: torch.Tensor | None, n: int) -> torch.Tensor:
+    """(k, n) sums of the columns of ``v`` (k, M) with equal ``index`` (M,) (sorted; None: M = n,
+    nothing to sum). An index_add along the rows is several times faster on the CPU than
+    segment_reduce over runs of (M, k) rows."""
+    return v if index is None else v.new_zeros(v.shape[0], n).index_add_(1, index, v)
 
 
 class _PieceAmounts(torch.autograd.Function):
@@ -346,10 +427,9 @@ class _PieceAmounts(torch.autograd.Function):
         gQ = -(gsh * s_hi_ + gsl * s_lo_)
         # lo = max(xl, col), hi = min(xh, col + 1), xl = min(P, Q), xh = max(P, Q)
         gP, gQ = _add_cell_clamp_grads(gP, gQ, g_lo, g_hi, P, Q, xl, xh, col)
-        gPQW = _run_sums(torch.stack([gP, gQ, gW], 1), kp["cnt2"])   # per row piece
+        gP, gQ, gW = _run_sums(torch.stack([gP, gQ, gW]), kp["k"], kp["e"].shape[0])   # per row piece
         (ax, ay, by, dxe, dye, rowf, ymin, ymax, y_top, y_bot, flat, dyd, t_top_, t_bot_, t_top, t_bot,
          bx0f, bx1f, p_raw, q_raw, dyr_, up) = kp["row"]
-        gP, gQ, gW = gPQW.unbind(1)
         # px_ = max(min(p_raw, x1), x0)
         gP = gP * _tie(bx1f, p_raw) * _tie(torch.minimum(p_raw, bx1f), bx0f)
         gQ = gQ * _tie(bx1f, q_raw) * _tie(torch.minimum(q_raw, bx1f), bx0f)
@@ -366,38 +446,39 @@ class _PieceAmounts(torch.autograd.Function):
         g_by = -(g_tt * t_top_ + g_tb * t_bot_)
         # y_top = max(min(ay, by), row), y_bot = min(max(ay, by), row + 1)
         g_ay, g_by = _add_cell_clamp_grads(g_ay, g_by, g_yt, g_yb, ay, by, ymin, ymax, rowf)
-        ge = _run_sums(torch.stack([g_ax, g_ay, g_bx, g_by], 1), kp["cnt"])   # per edge
-        return ge[:, :2], ge[:, 2:], None, None
+        ge = _run_sums(torch.stack([g_ax, g_ay, g_bx, g_by]), kp["e"], kp["n_edges"])   # per edge
+        return ge[:2].t(), ge[2:].t(), None, None
 
 
 class _PairCoverage(torch.autograd.Function):
     """Coverage min(|running sum|, 1) of the plan's (path, pixel) pairs, with the running sums
-    computed beforehand. The backward pass sums the gradient along each buffer row from every cell
-    a piece of edge added to up to the row's end (the cells to its right in the same row; a float64
-    prefix sum read at both ends). The forward pass runs its sum over the whole buffer, so each
+    computed beforehand (the plan's pairs are the buffer cells it keeps, ``plan.perm``). The backward
+    pass sums the gradient along each buffer row from every cell a piece of edge added to up to the
+    row's end (the cells to its right in the same row): a float64 prefix sum over the pairs, read at
+    both ends through ``plan.rank``, the number of pairs before every cell. The forward pass runs its sum over the whole buffer, so each
     amount also reaches the later rows, but every row's amounts add up to zero whatever the points
     (closed paths), so that part of the gradient is zero and is left out (in float32 it would be
     rounding noise scaled by the gradient of everything further on)."""
 
     @staticmethod
-    def forward(ctx, amounts, cells, sums, perm):
-        sp = sums.index_select(0, perm)
+    def forward(ctx, amounts, cells, sums, plan):
+        sp = sums.index_select(0, plan.perm).to(amounts.dtype)
         a = sp.abs()
         if ctx.needs_input_grad[0]:
             # d min(|s|, 1) / ds: sign(s) where |s| <= 1 (as torch's abs and clamp), else 0
-            ctx.save_for_backward(torch.where(a <= 1.0, torch.sign(sp), torch.zeros_like(sp)), cells, perm)
-            ctx.total = sums.shape[0]
+            ctx.save_for_backward(torch.sign(sp).mul_(a <= 1.0), cells, plan.rank)
         return a.clamp_(max=1.0)
 
     @staticmethod
     def backward(ctx, gc):
-        f, cells, perm = ctx.saved_tensors
-        # g[k + 1] = gradient of cell k, g[0] = 0, so that the prefix sum G[k] is the sum over cells < k
-        g = torch.zeros(ctx.total + 2, device=gc.device, dtype=torch.float64)
-        g.scatter_(0, perm + 1, (gc * f).double())
-        G = g.cumsum_(0)
-        r = G.index_select(0, cells[1]) - G.index_select(0, cells[0])
-        return r.to(gc.dtype), None, None, None
+        f, cells, rank = ctx.saved_tensors
+        # the sum of the gradient over the cells before cell k is its sum over the pairs before it
+        # (every other cell has none): a prefix sum over the pairs (G[r] = sum over the first r),
+        # read at rank[k], the number of pairs before cell k, instead of one over the whole buffer
+        G = gc.new_zeros(gc.shape[0] + 1, dtype=torch.float64)
+        torch.cumsum((gc * f).double(), 0, out=G[1:])
+        Gc = G.index_select(0, rank.index_select(0, cells.reshape(-1))).view(2, -1)
+        return (Gc[1] - Gc[0]).to(gc.dtype), None, None, None
 
 
 @dataclass
@@ -414,6 +495,7 @@ class _Plan:
     path_runs: list | None = None   # path i's pairs are path_runs[i][0]:path_runs[i][1]
     run_len: torch.Tensor | None = None   # (V,) lengths of the paths' runs in plan order
     run_path: torch.Tensor | None = None  # (V,) the path of each run
+    rank: torch.Tensor | None = None   # (total + 1,) int32: the number of pairs before each buffer cell
 
 
 def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
@@ -434,23 +516,31 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     rw = w[row_path] + 1
     row_start = off[row_path] + r * rw
     row_pix = (y0[row_path] + r) * width + x0[row_path] - row_start
-    keep = sums != 0
+    keep = sums >= SUM_FLOOR        # |sum| >= SUM_FLOOR without a buffer-sized float64 temporary
+    keep |= sums <= -SUM_FLOOR
     keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
     idx = torch.nonzero(keep).flatten()
-    ends = torch.from_numpy(np.stack([off[order], off[order] + h[order] * (w[order] + 1)], 1)).to(dev)
-    runs = torch.searchsorted(idx, ends).cpu().numpy()   # each path's pairs: idx[runs[i, 0]:runs[i, 1]]
+    # pairs up to the end of every buffer row (its overflow column) from a running count (int32: a
+    # cheap pass, and far cheaper than searching the pairs); rows and paths are consecutive in the
+    # buffer, so each row's and each path's pairs are the differences
+    rank = torch.empty(lay.total + 1, dtype=torch.int32, device=dev)
+    rank[0] = 0
+    torch.cumsum(keep, 0, dtype=torch.int32, out=rank[1:])
+    upto = rank.index_select(0, torch.from_numpy(row_start + rw).to(dev)).long()
+    per_row = torch.diff(upto, prepend=upto.new_zeros(1))
+    ends = upto.index_select(0, torch.from_numpy(np.cumsum(h[order]) - 1).to(dev)).cpu().numpy()
+    runs = np.stack([np.concatenate([[0], ends[:-1]]), ends], 1).astype(np.int64)   # idx[runs[i, 0]:runs[i, 1]]
     length = runs[:, 1] - runs[:, 0]
     bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
         if len(order) else [0]
-    shift = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), torch.from_numpy(rw).to(dev),
-                                    output_size=lay.total)
-    pix = shift.index_select(0, idx).add_(idx)
+    # pixel = buffer index + its row's shift, spread over the pairs (not over the whole buffer)
+    pix = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), per_row, output_size=idx.shape[0]).add_(idx)
     run_len = torch.from_numpy(length).to(dev)
     run_path = torch.from_numpy(order).to(dev)
     pid = torch.repeat_interleave(run_path, run_len, output_size=idx.shape[0])
     at = np.zeros((len(b), 2), dtype=np.int64)
     at[order] = runs
-    return _Plan(idx, pix, pid, bounds, path_runs=at.tolist(), run_len=run_len, run_path=run_path)
+    return _Plan(idx, pix, pid, bounds, path_runs=at.tolist(), run_len=run_len, run_path=run_path, rank=rank)
 
 
 def _transmittance(u: torch.Tensor, plan: _Plan, n_pix: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -517,7 +607,7 @@ class _Composite(torch.autograd.Function):
         w = u if tab is None else u * tab     # each pair's weight in the composite
         C = torch.zeros(height * width, 3, device=dev, dtype=dt)
         for k in range(3):   # strided views: no (3, H*W) <-> (H*W, 3) transposes
-            C[:, k].index_add_(0, plan.pix, rgbp[k] * w)
+            C[:, k].scatter_add_(0, plan.pix, rgbp[k] * w)   # faster than index_add_ on the CPU
         ctx.save_for_backward(c, u, a_p, rgbp, tab, w)
         ctx.plan = plan
         ctx.n = rgb.shape[0]
@@ -744,14 +834,18 @@ def _pair_colors(gf: GradientFills, col: torch.Tensor, plan: _Plan, n: int, widt
     return rgba.index_put((sel,), _gradient_rgba(gf, x, y, g).clamp(0.0, 1.0))
 
 
-def check_points(points: list[torch.Tensor]) -> None:
+def check_points(points: list[torch.Tensor]) -> torch.Tensor:
+    """Check the paths' shapes and that every coordinate is finite (SceneError otherwise); returns
+    their concatenation (3S, 2), differentiable (what :func:`flatten` starts from)."""
     for i, p in enumerate(points):
         if p.dim() != 2 or p.shape[1] != 2 or p.shape[0] == 0 or p.shape[0] % 3:
             raise SceneError(f"path {i}: points must have shape (3S, 2), got {tuple(p.shape)}")
     # one check for all paths (this runs on every render); the culprit is looked up only on failure
-    if not bool(torch.isfinite(torch.cat([p.detach() for p in points])).all()):
+    allp = torch.cat(points, 0)
+    if not bool(torch.isfinite(allp.detach()).all()):
         bad = next(i for i, p in enumerate(points) if not bool(torch.isfinite(p).all()))
         raise SceneError(f"path {bad}: control points contain NaN or infinite coordinates")
+    return allp
 
 
 def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: int, samples: int = 16):
@@ -759,15 +853,15 @@ def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: 
     compositing plan of the pairs with nonzero coverage. Returns (starts, c, plan) with c the (P,)
     coverage of the plan's pairs (differentiable in the points); c and plan are
     None when no path reaches the canvas."""
-    check_points(points)
     pts = [p.to(device=dev, dtype=dt) for p in points]
-    starts, ends, edge_path = flatten(pts, samples)
+    allp = check_points(pts)
+    starts, ends, edge_path = _flatten_cat(allp, pts, samples)
     lay = _layout(starts, ends, edge_path, len(pts), width, height)
     if lay.total == 0:
         return starts, None, None
     sums, cells, amounts = _coverage(starts, ends, edge_path, lay.boxes, lay.total, height)
     plan = _plan(sums, lay, width)
-    return starts, _PairCoverage.apply(amounts, cells, sums, plan.perm), plan
+    return starts, _PairCoverage.apply(amounts, cells, sums, plan), plan
 
 
 def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
