@@ -275,7 +275,7 @@ class OptimizeConfig:
     # within a refinement round (solved between rounds)
     freeze_structure_colours: bool = flag(True, "structural paths' colours stay fixed within a round")
     # last: every path's points and colours move together, full size
-    polish_iters: int = integer(80, 0, 100_000, "polish steps (0 = off)", "--polish-iters")
+    polish_iters: int = integer(120, 0, 100_000, "polish steps (0 = off)", "--polish-iters")
     polish_lr: float = real(0.2, 0.0, 1000.0, "pixels per step at the start of the polish", open=(True, False))
     polish_coarse: float = real(0.0, 0.0, 1.0, "share of the polish's steps taken first at half size",
                                 open=(False, True))
@@ -359,7 +359,7 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=90, refine_scale=1.0,
                                refine_rounds=3, first_stage_rounds=6, refill_rounds=3, freeze_structure_colours=False,
-                               polish_iters=100),
+                               polish_iters=150),
                  compact=dict(path_rounds=4, path_steps=250)),
 }
 
