@@ -224,3 +224,32 @@ def test_pipeline_paths_are_simple_and_hairless(mode, fill, paths):
     img = _render(svg, 96, 96)
     psnr = 10 * np.log10(1.0 / np.mean((img - _clipart() / 255.0) ** 2))
     assert abs(psnr - res.metrics["psnr"]) < 1.5, (psnr, res.metrics["psnr"])
+
+
+def test_refinement_and_polish_keep_random_scenes_simple():
+    """Random targets (blobs of colour on noise) and random starting paths: every path refinement and
+    the polish hand back is a simple loop at the guard's resolution, and the SVG's at any."""
+    from lvss.config import OptimizeConfig
+    from lvss.geometry.guard import GUARD_KINK, GUARD_PIECES
+    from lvss.optimize.refine import RefineState, refine
+
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        h = w = 48
+        yy, xx = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+        img = torch.rand(h, w, 3, generator=g) * 0.2 + 0.4
+        for _ in range(6):
+            cx, cy, r = (torch.rand(3, generator=g) * torch.tensor([w, h, 10.0])).tolist()
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 < (r + 3) ** 2] = torch.rand(3, generator=g)
+        bg = _poly([0, 0], [w, 0], [w, h], [0, h])
+        starts = [bg] + [circle_path(float(x), float(y), 6.0, segments=5).points
+                         for x, y in (torch.rand(4, 2, generator=g) * 36 + 6).tolist()]
+        cols = torch.cat([torch.rand(len(starts), 3, generator=g), torch.ones(len(starts), 1)], 1)
+        cfg = OptimizeConfig(refine_iters=12, refine_rounds=2, first_stage_rounds=2, refill_rounds=1,
+                             polish_iters=12, point_lr=2.0, polish_lr=1.0)
+        out = refine(RefineState(starts, cols, 1), img, torch.ones(h, w), 12, cfg)
+        assert crossing_counts(out.points, GUARD_PIECES, min_loop=GUARD_KINK).tolist() == [0] * len(out.points)
+        scene = Scene(w, h, [Layer("all", [Path(p, c) for p, c in zip(out.points, out.colors)])])
+        for sub in _svg_paths(scene_to_svg(scene)):
+            for c in sub:
+                assert int(crossing_counts([torch.from_numpy(c)], 16)[0]) == 0
