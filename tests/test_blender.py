@@ -49,10 +49,10 @@ TOKEN = "blender-test-token-1234"
 # 10 + 10 optimisation steps
 FAST_SERVER = r"""
 import argparse, dataclasses, sys
-try:
-    from lvss_server import cli
-except ImportError:
+try:  # this repository's server first (an installed lvss_server may be another checkout's)
     from server import cli
+except ImportError:
+    from lvss_server import cli
 from lvss.pipeline import run
 
 def fast_job(image, cfg, progress, cancel):
@@ -521,7 +521,8 @@ if v:
             self.__dict__.update(props)
             self.properties = type("P", (), {"is_property_set": staticmethod(lambda name: True)})()
             self.reports = []
-            self._timer = self._job = self._source = None
+            self._timer = self._job = self._source = self._preview = None
+            self._preview_at = 0.0
         def report(self, kind, message):
             self.reports.append([sorted(kind)[0], message])
         def __getattr__(self, name):
