@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     path.write_text(p.svg, encoding="utf-8")
                 except OSError as e:  # the result matters, a preview does not: say so once, go on
-                    if shown[0] == 1 or not getattr(on_preview, "warned", False):
+                    if not getattr(on_preview, "warned", False):
                         on_preview.warned = True
                         message = f"cannot write previews to {preview_dir}: {e.strerror or e}"
                         print(f"lvss remote: warning: {message}", file=sys.stderr)
