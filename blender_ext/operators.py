@@ -7,7 +7,7 @@ from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatPrope
 from bpy_extras.io_utils import ImportHelper
 
 from . import image_source, preferences, remote
-from .scene_build import Placement, build
+from .scene_build import Placement, build, build_temporary
 from .svg_layers import SvgImportError, parse_svg
 
 MODES = (("layered", "Layered", "Simplify progressively and stack the segments back to front"),
@@ -35,6 +35,10 @@ def _stack_props():
         shading=EnumProperty(name="Shading", items=SHADING, default="FLAT",
                              description="How the fill materials render"),
     )
+
+
+PREVIEW_EVERY = 1.0  # seconds: the modal run rebuilds its preview at most this often
+PREVIEW_SUFFIX = " (lvss preview)"  # the temporary collection's name: "<image> (lvss preview)"
 
 
 def _select_result(context, *results) -> None:
@@ -207,6 +211,8 @@ class LVSS_OT_vectorize(bpy.types.Operator):
     _timer = None
     _job = None
     _source = None
+    _preview = None  # (BuildResult, remove) of the temporary preview collection, while one is shown
+    _preview_at = 0.0
 
     @classmethod
     def poll(cls, context):
@@ -222,13 +228,13 @@ class LVSS_OT_vectorize(bpy.types.Operator):
             if scene_opts is not None and not self.properties.is_property_set(name):
                 setattr(self, name, getattr(scene_opts, name))
 
-    def _start(self, context) -> None:
+    def _start(self, context, previews: bool = False) -> None:
         obj = image_source.active_image_object(context)
         self._source = image_source.read_source(obj)
         quality = getattr(self, "quality", "SERVER")  # an object holding only the older options: the server's
         settings = preferences.settings(context, prompt=self.prompt.strip(), paths=self.paths, mode=self.mode,
                                         levels=self.levels, seed=self.seed,
-                                        quality="" if quality == "SERVER" else quality)
+                                        quality="" if quality == "SERVER" else quality, previews=previews)
         self._settings = settings
         self._job = remote.start(self._source.data, settings)
 
@@ -261,7 +267,7 @@ class LVSS_OT_vectorize(bpy.types.Operator):
         self._fill_defaults(context)
         self._settings = preferences.settings(context)
         try:
-            self._start(context)
+            self._start(context, previews=True)
         except (image_source.ImageSourceError, remote.RemoteError) as err:
             return self._fail(err)
         wm = context.window_manager
@@ -279,7 +285,55 @@ class LVSS_OT_vectorize(bpy.types.Operator):
                 f"({time.monotonic() - self._job.started:.0f} s)   Esc: cancel")
         context.window_manager.progress_update(pct)
 
+    def _where(self, context, drawing):
+        """(image object, placement, parent collection, root matrix) for a drawing over the image;
+        raises ImageSourceError when the image object is gone or has no image any more."""
+        src = self._source
+        obj = bpy.data.objects.get(src.object_name)
+        if obj is None:
+            raise image_source.ImageSourceError(
+                f"The image object '{src.object_name}' was deleted or renamed while vectorizing; nothing was "
+                "inserted. Run Vectorize again.")
+        frame = image_source.frame_of(obj, image_source.image_of(obj))
+        placement = Placement(sx=frame.u.length / drawing.width, sy=frame.v.length / drawing.height,
+                              ox=drawing.width / 2, oy=drawing.height / 2)
+        parent = obj.users_collection[0] if obj.users_collection else context.scene.collection
+        if parent.library is not None or parent.override_library is not None:
+            parent = context.scene.collection
+        return obj, placement, parent, obj.matrix_world @ frame.matrix()
+
+    def _show_preview(self, context) -> None:
+        """Replace the temporary preview collection by the job's latest preview (at most every
+        PREVIEW_EVERY seconds). It lives only while the operator runs: _finish and every way out
+        remove it, so the one undo step of the run holds the final result alone. A preview that
+        cannot be shown is skipped; it never stops the run."""
+        if time.monotonic() - self._preview_at < PREVIEW_EVERY:
+            return
+        svg = self._job.take_preview()
+        if not svg:
+            return
+        self._preview_at = time.monotonic()
+        try:
+            drawing = parse_svg(svg, name="preview")
+            obj, placement, parent, matrix = self._where(context, drawing)
+            self._drop_preview()
+            self._preview = build_temporary(drawing, name=f"{self._source.name}{PREVIEW_SUFFIX}",
+                                            placement=placement, parent_collection=parent, root_matrix=matrix,
+                                            layer_step=self.layer_step, path_step=self.path_step,
+                                            base_z=self.layer_step, shading=self.shading)
+        except Exception:  # noqa: BLE001  the result still comes; only the picture so far is missing
+            self._drop_preview()
+
+    def _drop_preview(self) -> None:
+        preview, self._preview = self._preview, None
+        if preview is not None:
+            try:
+                preview[1]()
+            except Exception:  # noqa: BLE001  already gone (the user deleted it, a file was loaded)
+                pass
+
     def _cleanup(self, context) -> None:
+        self._drop_preview()
         wm = context.window_manager
         if self._timer is not None:
             wm.event_timer_remove(self._timer)
@@ -299,6 +353,7 @@ class LVSS_OT_vectorize(bpy.types.Operator):
             if self._job.done:
                 self._cleanup(context)
                 return self._finish(context)
+            self._show_preview(context)
         return {"PASS_THROUGH"}
 
     def cancel(self, context):  # Blender ends the modal (file loaded, window closed)
@@ -307,6 +362,7 @@ class LVSS_OT_vectorize(bpy.types.Operator):
         self._cleanup(context)
 
     def _finish(self, context) -> set:
+        self._drop_preview()  # the result replaces the picture so far, in the same undo step
         job, src = self._job, self._source
         if job.error is not None:
             return self._fail(job.error)
@@ -315,23 +371,13 @@ class LVSS_OT_vectorize(bpy.types.Operator):
         except SvgImportError as err:
             self.report({"ERROR"}, f"{err}. Nothing was changed; check the server's version and log.")
             return {"CANCELLED"}
-        obj = bpy.data.objects.get(src.object_name)
-        if obj is None:
-            self.report({"ERROR"}, f"The image object '{src.object_name}' was deleted or renamed while "
-                                   "vectorizing; nothing was inserted. Run Vectorize again.")
-            return {"CANCELLED"}
         try:
-            frame = image_source.frame_of(obj, image_source.image_of(obj))
+            obj, placement, parent, matrix = self._where(context, drawing)
         except image_source.ImageSourceError as err:
             return self._fail(err)
-        placement = Placement(sx=frame.u.length / drawing.width, sy=frame.v.length / drawing.height,
-                              ox=drawing.width / 2, oy=drawing.height / 2)
-        parent = obj.users_collection[0] if obj.users_collection else context.scene.collection
-        if parent.library is not None or parent.override_library is not None:
-            parent = context.scene.collection
         try:
             result = build(drawing, name=f"{src.name} (lvss)", placement=placement, parent_collection=parent,
-                           root_matrix=obj.matrix_world @ frame.matrix(), layer_step=self.layer_step,
+                           root_matrix=matrix, layer_step=self.layer_step,
                            path_step=self.path_step, base_z=self.layer_step, shading=self.shading)
         except Exception as err:  # noqa: BLE001  build() removed what it made
             self.report({"ERROR"}, f"Could not insert the result, nothing was changed: {type(err).__name__}: {err}")

@@ -11,7 +11,11 @@ Two ways to reach the server, chosen by :func:`start`:
   (``lvss build-blender-extension``), or importable from an lvss installed in Blender's Python;
 * **lvss remote**: runs ``python -m lvss.remote_cli`` with a Python where lvss is installed (the
   "Python with lvss" preference, or the environment variable LVSS_PYTHON) and reads its progress
-  bar. This is the fallback when Blender's Python cannot import grpc.
+  bar. This is the fallback when Blender's Python cannot import grpc; it shows no previews.
+
+With ``Settings.previews`` a gRPC job also receives the server's previews (an SVG of the result so
+far, the first within about a second of the job's start): :meth:`Job.take_preview` hands over the
+latest one.
 
 Failures are :class:`RemoteError` with a gRPC-style ``code`` (or ``SETUP`` for problems on this
 side); :func:`explain` turns one into a message saying what to do.
@@ -63,6 +67,7 @@ class Settings:
     levels: int = 4
     seed: int = 0
     quality: str = ""  # fast | balanced | best; "" = the server's default (not sent)
+    previews: bool = False  # ask for the picture so far (Job.take_preview); gRPC connection only
 
 
 @dataclass(frozen=True)
@@ -174,10 +179,17 @@ class Job:
         self.started = time.monotonic()
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
+        self._preview: Optional[str] = None  # the latest preview SVG not taken yet
+        self.previews = 0  # preview events received
 
     # called from the worker
     def _progress(self, status: Status) -> None:
         self._events.put(status)
+
+    def _set_preview(self, svg: str) -> None:
+        with self._lock:
+            self._preview = svg
+            self.previews += 1
 
     def _finish(self, svg: Optional[str], error: Optional[RemoteError]) -> None:
         with self._lock:
@@ -196,6 +208,13 @@ class Job:
                 break
             self.status = Status(ev.stage, max(ev.fraction, self.status.fraction), ev.message)
         return self.status
+
+    def take_preview(self) -> Optional[str]:
+        """The latest preview (an SVG of the result so far) that arrived since the last call, else
+        None; older ones that were never taken are dropped."""
+        with self._lock:
+            svg, self._preview = self._preview, None
+        return svg
 
     @property
     def cancelled(self) -> bool:
@@ -244,10 +263,16 @@ class _GrpcJob(Job):
             if s.quality and "quality" not in getattr(mod, "EXTRA_OPTIONS", ()):
                 raise mod.ClientError("INVALID_ARGUMENT", "this lvss client is older than the quality option; "
                                                           "update lvss, or set Quality to Server Default")
+            def on_preview(p):
+                if not self._cancelled.is_set():
+                    self._set_preview(p.svg)
+
+            # previews from a client that knows them (an older lvss in Blender's Python has no on_preview)
+            more = {"on_preview": on_preview} if s.previews and getattr(mod, "PREVIEWS", False) else {}
             result = self._client.vectorize(image, prompt=s.prompt, paths=s.paths, mode=s.mode,
                                             levels=s.levels, seed=s.seed, timeout=s.timeout,
                                             on_progress=on_progress,
-                                            extra={"quality": s.quality} if s.quality else None)
+                                            extra={"quality": s.quality} if s.quality else None, **more)
             self._finish(result.svg, None)
         except mod.ClientError as err:
             code = err.code if err.code in CODES else "INTERNAL"

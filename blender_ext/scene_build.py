@@ -353,6 +353,25 @@ def build(drawing: Drawing, *, name: str, placement: Placement, parent_collectio
         raise
 
 
+def build_temporary(drawing: Drawing, *, name: str, placement: Placement, parent_collection,
+                    root_matrix: Matrix | None = None, layer_step: float = 0.01, path_step: float = 0.001,
+                    base_z: float = 0.0, shading: str = "FLAT", resolution: int = 4):
+    """:func:`build` for something shown for a while (the vectorize operator's preview of the result
+    so far): returns (BuildResult, remove), where ``remove()`` deletes every datablock this call made
+    (objects, curves, patches, collections, and the materials and fill node group it had to create),
+    leaving the file as it was before."""
+    if shading not in ("FLAT", "LIT"):
+        raise ValueError(f"shading must be FLAT or LIT, got {shading!r}")
+    made = _Created()
+    try:
+        res = _build(drawing, name, placement, parent_collection, root_matrix, layer_step, path_step,
+                     base_z, shading, resolution, made)
+    except BaseException:
+        made.remove()
+        raise
+    return res, made.remove
+
+
 def _existing_materials() -> dict:
     return {m[MATERIAL_KEY]: m for m in bpy.data.materials if MATERIAL_KEY in m and m.library is None}
 

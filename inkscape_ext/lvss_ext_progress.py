@@ -5,8 +5,11 @@ server in use and where that address came from, which image, a large percentage,
 what the server is doing in a designer's words (Simplifying, Finding shapes, Fitting shapes, Adding
 detail, Polishing, Writing: lvss.messages.STAGE_WORDS), the time so far and an estimate of the time
 left (ticking between the server's events), the queue position, a note when the server cannot use
-the prompt, and a Cancel button that stops the job on the server (disabled once the result is being
-written).
+the prompt, a small picture of the result so far (the server's ``preview`` events, the first within
+about a second of the job's start, refreshed about twice a second; :func:`preview_pixbuf` renders
+their SVG with GdkPixbuf's SVG loader, librsvg's, which Debian's inkscape package brings through
+librsvg2-common; where that loader is missing the picture stays hidden), and a Cancel button that
+stops the job on the server (disabled once the result is being written).
 
 Inkscape 1.2 also opens its own "working, please wait" window with a Cancel button, but runs the
 extension in a private GLib main context, so that window is mapped and never drawn; the .inx cannot
@@ -36,6 +39,7 @@ from typing import Optional
 
 TITLE = "Vectorize Bitmap (lvss)"
 TICK_MS = 500  # the window changes at least this often while work goes on (time elapsed / left)
+PREVIEW_SIZE = 160  # pixels: the longer side of the picture of the result so far
 
 
 def _messages():
@@ -294,6 +298,38 @@ def inkscape_windows(Gdk) -> list:
     return out
 
 
+def preview_pixbuf(svg: str, size: int = PREVIEW_SIZE):
+    """A GdkPixbuf of ``svg`` (a preview event's document) fitted into ``size`` x ``size`` pixels,
+    over white; None where GdkPixbuf has no SVG loader or the text is not an SVG it can read."""
+    try:
+        import gi
+
+        gi.require_version("GdkPixbuf", "2.0")
+        from gi.repository import GdkPixbuf, GLib
+    except (ImportError, ValueError):
+        return None
+    try:
+        loader = GdkPixbuf.PixbufLoader.new_with_type("svg")
+
+        def fit(ldr, width, height):
+            k = size / max(width, height, 1)
+            ldr.set_size(max(1, round(width * k)), max(1, round(height * k)))
+
+        loader.connect("size-prepared", fit)
+        loader.write(svg.encode("utf-8"))
+        loader.close()
+        picture = loader.get_pixbuf()
+    except (GLib.Error, TypeError, ValueError):
+        return None
+    if picture is None:
+        return None
+    w, h = picture.get_width(), picture.get_height()
+    paper = GdkPixbuf.Pixbuf.new(GdkPixbuf.Colorspace.RGB, True, 8, w, h)
+    paper.fill(0xFFFFFFFF)
+    picture.composite(paper, 0, 0, w, h, 0, 0, 1.0, 1.0, GdkPixbuf.InterpType.BILINEAR, 255)
+    return paper
+
+
 def working_window_area(rects: list) -> Optional[tuple]:
     """Where to put the progress window among Inkscape's windows: on its "working" window (the
     smallest dialog-sized one, mapped before the extension starts), else on its largest window
@@ -336,6 +372,10 @@ class ProgressWindow:
         row.pack_start(self.percent, False, False, 0)
         row.pack_start(self.stage, False, False, 0)
         self.bar = Gtk.ProgressBar(show_text=False)
+        # the result so far (preview events), hidden until the first arrives
+        self.picture = Gtk.Image()
+        self.picture.set_no_show_all(True)
+        self.previews = 0
         self.times = Gtk.Label(xalign=0.0)
         self.note = Gtk.Label(xalign=0.0)
         self.note.set_line_wrap(True)
@@ -346,7 +386,7 @@ class ProgressWindow:
         self.cancel_button = Gtk.Button(label="Cancel")
         self.cancel_button.connect("clicked", self._on_cancel)
         buttons.add(self.cancel_button)
-        for widget in (self.server_line, self.heading, row, self.bar, self.times, self.note, buttons):
+        for widget in (self.server_line, self.heading, row, self.bar, self.picture, self.times, self.note, buttons):
             box.pack_start(widget, False, False, 0)
         win.add(box)
         self.window = win
@@ -386,6 +426,9 @@ class ProgressWindow:
         self.stage.set_text("Contacting the server…")
         self.clock = Clock()
         self.final = False
+        self.previews = 0
+        self.picture.clear()
+        self.picture.hide()
         self._set_fraction(0.0)
         self.times.set_text(self.clock.text())
         self.cancel_button.set_sensitive(True)
@@ -485,9 +528,28 @@ class ProgressWindow:
                     self.cancel_button.set_sensitive(False)
             else:
                 self.bar.pulse()
+        elif kind == "preview":
+            self.show_preview(str(event.get("svg") or ""), event.get("path"))
         elif kind == "warning":
             self._show_note(str(event.get("message", "")))
         return False  # run once
+
+    def show_preview(self, svg: str, path: Optional[str] = None) -> bool:
+        """Show the picture of a preview event (its SVG text, or the file ``path`` names); True when
+        it could be drawn (else the last picture, or none, stays)."""
+        if not svg and path:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    svg = fh.read()
+            except OSError:
+                return False
+        picture = preview_pixbuf(svg) if svg else None
+        if picture is None:
+            return False
+        self.picture.set_from_pixbuf(picture)
+        self.picture.show()
+        self.previews += 1
+        return True
 
     def _show_note(self, text: str) -> None:
         if text and text not in self.notes:
@@ -510,4 +572,4 @@ class ProgressWindow:
 
 
 __all__ = ["open_monitor", "ProgressWindow", "QuietMonitor", "Clock", "stage_text", "is_final", "load_gtk",
-           "show_message"]
+           "show_message", "preview_pixbuf"]

@@ -276,8 +276,9 @@ class Run:
     """One request to the server, running in a background thread.
 
     on_event(dict) is called from that thread with ``{"event": "info", ...}`` (the server's GetInfo),
-    ``{"event": "queued", "position": n}``, ``{"event": "progress", "stage", "fraction", "message"}``
-    and ``{"event": "warning", "message"}``. :meth:`cancel` stops the job on the server;
+    ``{"event": "queued", "position": n}``, ``{"event": "progress", "stage", "fraction", "message"}``,
+    ``{"event": "preview", "stage", "fraction", "svg"}`` (the picture so far, from an lvss that knows
+    previews; the progress window shows it) and ``{"event": "warning", "message"}``. :meth:`cancel` stops the job on the server;
     :meth:`result` waits and returns the :class:`Outcome` or raises :class:`RemoteError`.
     """
 
@@ -367,10 +368,16 @@ class Run:
                 elif settings.quality:
                     warnings.append(_old_client_note(settings, "the server's default quality was used"))
                     self._emit({"event": "warning", "message": warnings[-1]})
+                def on_preview(p) -> None:
+                    self._emit({"event": "preview", "stage": p.stage, "fraction": float(p.fraction),
+                                "svg": p.svg})
+
+                # previews only from a client that knows them (an older lvss has no on_preview)
+                more = {"on_preview": on_preview} if getattr(client, "PREVIEWS", False) and self.on_event else {}
                 result = conn.vectorize(
                     self.image_bytes, prompt=settings.prompt, paths=settings.paths, mode=settings.mode,
                     levels=settings.levels, seed=settings.seed, timeout=settings.timeout,
-                    on_progress=on_progress, cancel=self.cancel_requested, extra=extra or None)
+                    on_progress=on_progress, cancel=self.cancel_requested, extra=extra or None, **more)
         except client.ClientError as err:
             if self.cancel_requested.is_set() and err.code == "CANCELLED":
                 raise self._cancelled_error() from None

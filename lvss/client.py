@@ -5,6 +5,10 @@
                        on_progress=lambda p: print(p.stage, p.fraction))
     open("cat.svg", "w").write(result.svg)
 
+``on_preview=`` receives :class:`Preview`: the picture so far as an SVG document, the first as soon
+as the server has one (after the colour fit of the structure, in layered mode), then at most about
+two a second while the job refines it; without it the request asks for none.
+
 Every failure raises :class:`ClientError` with ``.code`` (a gRPC status name) and a message that
 says what to do. grpc is imported only when a call is made.
 """
@@ -79,6 +83,24 @@ class Progress:
         the server: 2 jobs ahead"; the same words in ``lvss remote``, its ``--events`` and the Inkscape
         extension."""
         return queued_text(self.position) if self.stage == "queued" else stage_label(self.stage)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What ``on_preview`` receives while the job runs: ``svg``, a whole SVG document of the current
+    state (the result's size, one layer of flat-filled paths, 1 decimal; not the final layering),
+    ``fraction`` the overall progress when it was taken and ``stage`` the stage that made it."""
+
+    svg: str
+    fraction: float
+    stage: str = ""
+
+    @property
+    def label(self) -> str:
+        return stage_label(self.stage)
+
+
+PREVIEWS = True  # this client knows on_preview (for callers that may meet an older lvss)
 
 
 def read_token(token: str | None = None, token_file: str | os.PathLike | None = None) -> str | None:
@@ -201,10 +223,12 @@ class Client:
                   mode: str | None = None, levels: int | None = None, seed: int | None = None,
                   work_size: int | None = None, saliency_mask: bytes | None = None,
                   timeout: float | None = None, on_progress: Callable[[Progress], None] | None = None,
-                  extra: Mapping[str, Any] | None = None, cancel: Any = None) -> ClientResult:
+                  extra: Mapping[str, Any] | None = None, cancel: Any = None,
+                  on_preview: Callable[[Preview], None] | None = None) -> ClientResult:
         """See :func:`vectorize`. ``extra`` sets the other VectorizeOptions fields (EXTRA_OPTIONS).
         ``cancel``: a ``threading.Event``; setting it (from any thread) cancels the job on the server,
-        and the call raises ClientError CANCELLED."""
+        and the call raises ClientError CANCELLED. ``on_preview(Preview)``: asks the server for
+        previews and receives them (a server older than previews sends none)."""
         pb, grpc = self._pb, self._grpc
         if not isinstance(image_bytes, (bytes, bytearray, memoryview)):
             raise ClientError("INVALID_ARGUMENT", f"image_bytes must be the bytes of an image file, "
@@ -219,7 +243,8 @@ class Client:
             raise ClientError("INVALID_ARGUMENT", f"timeout must be > 0 seconds, got {timeout}")
         values = dict(paths=paths, mode=mode, levels=levels, seed=seed, work_size=work_size, **(extra or {}))
         request = pb.VectorizeRequest(image=bytes(image_bytes), prompt=prompt or "",
-                                      saliency_mask=bytes(saliency_mask or b""), options=_options(pb, values))
+                                      saliency_mask=bytes(saliency_mask or b""), options=_options(pb, values),
+                                      previews=on_preview is not None)
         call = self._stub.Vectorize(request, timeout=timeout, metadata=self._metadata())
         watcher = _cancel_watcher(call, cancel) if cancel is not None else None
         result = None
@@ -231,6 +256,10 @@ class Client:
                     result = ClientResult(
                         svg=r.svg, layers=[LayerInfo(l.id, l.label, l.path_count) for l in r.layers],
                         metrics=dict(r.metrics), timings=dict(r.timings), warnings=list(r.warnings))
+                elif kind == "preview":
+                    if on_preview is not None:
+                        v = event.preview
+                        on_preview(Preview(v.svg, float(v.fraction), v.stage))
                 elif on_progress is None:
                     continue
                 elif kind == "queued":
@@ -242,7 +271,7 @@ class Client:
         except grpc.RpcError as e:
             raise _translate(e, self.server, timeout, self._tls) from None
         except BaseException:
-            call.cancel()  # on_progress raised or the user interrupted: stop the job on the server
+            call.cancel()  # a callback raised or the user interrupted: stop the job on the server
             raise
         finally:
             if watcher is not None:
@@ -272,18 +301,20 @@ def vectorize(image_bytes: bytes, *, server: str = DEFAULT_SERVER, prompt: str =
               mode: str | None = None, levels: int | None = None, seed: int | None = None,
               work_size: int | None = None, saliency_mask: bytes | None = None, token: str | None = None,
               timeout: float | None = None, tls_ca: str | None = None,
-              on_progress: Callable[[Progress], None] | None = None) -> ClientResult:
+              on_progress: Callable[[Progress], None] | None = None,
+              on_preview: Callable[[Preview], None] | None = None) -> ClientResult:
     """Vectorize an encoded image (PNG, JPEG, WebP bytes) on an lvss server.
 
     Options left at None use the server's defaults. ``saliency_mask``: encoded greyscale image,
     bright = important. ``timeout``: seconds for the whole call (the job is stopped on the server when
     it passes). ``on_progress(Progress)`` is called as events arrive; if it raises, the call is
-    cancelled and the exception propagates. Raises :class:`ClientError`.
+    cancelled and the exception propagates. ``on_preview(Preview)``: the picture so far while the job
+    runs (see :class:`Preview`); None asks for none. Raises :class:`ClientError`.
     """
     with Client(server, token=token, tls_ca=tls_ca) as client:
         return client.vectorize(image_bytes, prompt=prompt, paths=paths, mode=mode, levels=levels, seed=seed,
                                 work_size=work_size, saliency_mask=saliency_mask, timeout=timeout,
-                                on_progress=on_progress)
+                                on_progress=on_progress, on_preview=on_preview)
 
 
 def get_info(server: str = DEFAULT_SERVER, *, token: str | None = None, timeout: float | None = 10.0,

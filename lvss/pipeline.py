@@ -31,10 +31,18 @@ _SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), 
          "recolor": (0.2, 0.5), "detail": (0.5, 0.98)}
 
 
+PREVIEW_EVERY = 0.5  # seconds between two preview events (the first one is sent at once)
+
+
 class _Progress:
-    def __init__(self, cb: ProgressCallback | None):
+    def __init__(self, cb: ProgressCallback | None, previews: bool = False):
         self.cb = cb
         self.last = 0.0
+        self.stage = "load"
+        # previews: only for a callback that asked for them (no scene is built otherwise)
+        self.previews = cb is not None and previews
+        self.canvas = (1, 1, 1, 1)  # working w, h and the input's W0, H0 (set by run)
+        self.sent = -float("inf")
 
     def __call__(self, stage: str, within: float = 0.0, message: str = "") -> None:
         if self.cb is None:
@@ -42,7 +50,23 @@ class _Progress:
         a, b = _SPAN[stage]
         f = max(self.last, min(1.0, a + (b - a) * min(max(within, 0.0), 1.0)))
         self.last = f
+        self.stage = stage
         self.cb(ProgressEvent(stage, f, message))
+
+    def preview(self, points, colors, scale: float = 1.0, first: bool = False) -> None:
+        """A preview event of paths ``points`` (working coordinates times ``scale``) and ``colors``
+        (N, 4): at once when ``first``, else when PREVIEW_EVERY has passed since the last one."""
+        if not self.previews or not len(points):
+            return
+        now = time.monotonic()
+        if not first and now - self.sent < PREVIEW_EVERY:
+            return
+        self.sent = now
+        w, h, W0, H0 = self.canvas
+        with torch.no_grad():
+            paths = [Path(p.detach().cpu() / scale, c.detach().cpu()) for p, c in zip(points, colors)]
+        scene = Scene(w, h, [Layer("Preview", paths, "preview")]).scaled(W0 / w, H0 / h, width=W0, height=H0)
+        self.cb(ProgressEvent(self.stage, self.last, "", preview=scene))
 
 
 def prepare_image(rgba: np.ndarray, work_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +185,7 @@ def _polish_at_input_size(state, source: np.ndarray, work: tuple[int, int], cfg:
     pixels (downscaled to ``optimize.polish_size`` on the long side when larger), so that edges are
     placed by the pixels a designer zooms into, not by the thumbnail. In place; the state stays in
     working coordinates."""
-    from .optimize.refine import RefineState, _polish_at
+    from .optimize.refine import PreviewThrottle, RefineState, _polish_at
 
     oc = cfg.optimize
     h, w = work
@@ -184,7 +208,9 @@ def _polish_at_input_size(state, source: np.ndarray, work: tuple[int, int], cfg:
         prog("polish", (step + 1) / oc.polish_full_iters,
              f"polish at {ws}x{hs} px step {step + 1}/{oc.polish_full_iters}, loss {value:.4f}")
 
-    _polish_at(big, tc, ta, wgt, oc.polish_lr, oc.color_lr, oc.polish_full_iters, cancel, oc.simple_paths, cb)
+    previews = PreviewThrottle(prog.preview if prog.previews else None, PREVIEW_EVERY)
+    _polish_at(big, tc, ta, wgt, oc.polish_lr, oc.color_lr, oc.polish_full_iters, cancel, oc.simple_paths, cb,
+               previews, scale)
     state.points = [p / scale for p in big.points]
     state.colors = big.colors
 
@@ -203,15 +229,18 @@ def _solid_masks(masks: list[np.ndarray], h: int, w: int, solidity: float = 0.85
 
 
 def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None) -> VectorizeResult:
+        cancel: threading.Event | None = None, previews: bool | None = None) -> VectorizeResult:
     """Vectorize an image. ``image``: file path, bytes, PIL image or (H, W, 3|4) uint8 array.
 
     Returns the scene (in the input's pixel coordinates), timings per stage (seconds) and metrics
     measured at the working resolution (mse, psnr). Raises ImageError / ConfigError for bad input and
-    Cancelled when ``cancel`` is set.
+    Cancelled when ``cancel`` is set. ``previews``: also send ``progress`` preview events (the picture
+    so far, :class:`lvss.types.ProgressEvent`); default: when ``progress`` has ``wants_previews = True``.
     """
     cfg = cfg or VectorizeConfig()
-    prog = _Progress(progress)
+    if previews is None:
+        previews = bool(getattr(progress, "wants_previews", False))
+    prog = _Progress(progress, previews)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -230,6 +259,7 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     dev = _device(cfg)
     rgb, alpha = prepare_image(rgba, cfg.work_size)
     h, w = alpha.shape
+    prog.canvas = (w, h, W0, H0)
     torch.manual_seed(cfg.seed)
     lap("load")
     if cfg.mode == "compact":
@@ -381,6 +411,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     else:
         colors = torch.zeros(0, 4, device=dev)
     prog("colour", 1.0, "fitted colours")
+    prog.preview(pts, colors, first=True)  # the first picture: the structure in its fitted colours
     lap("colour")
     # 7. stage II: refinement
     weight = _saliency_weight(rgb, cfg, dev)
@@ -396,7 +427,8 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
         prog("polish", (step + 1) / max(total, 1), f"polish step {step + 1}/{total}, loss {loss:.4f}")
 
     state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, cfg.optimize, weight,
-                   r_cb, cancel, candidates=cands, polish_callback=p_cb)
+                   r_cb, cancel, candidates=cands, polish_callback=p_cb,
+                   preview_callback=prog.preview if prog.previews else None)
     if source is not None and state.points:
         _polish_at_input_size(state, source, (h, w), cfg, weight, prog, cancel)
     lap("refine")

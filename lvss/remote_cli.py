@@ -12,8 +12,12 @@ What the server could not use (a prompt on a server without CLIP, ...) is printe
 For programs that drive it (the Inkscape extension), ``--events`` writes one JSON object per line on
 stdout: ``{"event": "info", ...GetInfo...}`` first, then ``queued`` (``position``, ``label``), ``progress``
 (``stage``, ``fraction``, ``message``, and ``label``: the stage in a designer's words from
-lvss.messages.STAGE_WORDS, e.g. "Fitting shapes"), ``warning`` (``message``) and finally ``done`` (``layers``,
-``paths``, ``seconds``). ``--stdin-cancel`` cancels the job on the server when a line ``cancel``
+lvss.messages.STAGE_WORDS, e.g. "Fitting shapes"), ``preview`` (``stage``, ``fraction``, ``label`` and
+``svg``: the picture so far as a whole SVG document, the first as soon as the server has one, then at
+most about two a second; with ``--preview-dir DIR`` each is written to DIR/preview-NNN.svg and the
+event has ``path`` instead of ``svg``; ``--no-previews`` asks for none), ``warning`` (``message``) and
+finally ``done`` (``layers``, ``paths``, ``seconds``). A program that does not know ``preview`` events
+skips them like any unknown event. ``--stdin-cancel`` cancels the job on the server when a line ``cancel``
 arrives on stdin or stdin is closed; SIGTERM and Ctrl+C cancel it too.
 """
 from __future__ import annotations
@@ -62,6 +66,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (same as --progress never)")
     p.add_argument("--events", action="store_true",
                    help="write the server's info, progress, warnings and the outcome as JSON lines on stdout")
+    p.add_argument("--no-previews", action="store_true",
+                   help="with --events: ask the server for no preview events (the picture so far)")
+    p.add_argument("--preview-dir", metavar="DIR",
+                   help="write each preview (the picture so far, about two a second) to DIR/preview-NNN.svg; "
+                        "--events then names the file instead of carrying the SVG")
     p.add_argument("--stdin-cancel", action="store_true",
                    help="cancel the job when stdin receives a line 'cancel' or is closed")
     p.add_argument("--backdrop", action="store_true",
@@ -148,6 +157,10 @@ class _Events:
             sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
             sys.stdout.flush()
 
+    def preview(self, p, path: Path | None = None) -> None:
+        where = {"path": str(path)} if path is not None else {"svg": p.svg}
+        self.emit("preview", stage=p.stage, fraction=round(float(p.fraction), 4), label=p.label, **where)
+
     def progress(self, p) -> None:
         if p.stage == "queued":
             self.emit("queued", position=p.position, label=p.label)
@@ -221,13 +234,37 @@ def run(args: argparse.Namespace) -> int:
             bar(p)
             events.progress(p)
 
+        preview_dir = Path(args.preview_dir) if getattr(args, "preview_dir", None) else None
+        if preview_dir is not None and not preview_dir.is_dir():
+            raise ClientError("INVALID_ARGUMENT", f"preview folder does not exist: {preview_dir}")
+        shown = [0]
+
+        def on_preview(p) -> None:
+            path = None
+            if preview_dir is not None:
+                shown[0] += 1
+                path = preview_dir / f"preview-{shown[0]:03d}.svg"
+                try:
+                    path.write_text(p.svg, encoding="utf-8")
+                except OSError as e:  # the result matters, a preview does not: say so once, go on
+                    if not getattr(on_preview, "warned", False):
+                        on_preview.warned = True
+                        message = f"cannot write previews to {preview_dir}: {e.strerror or e}"
+                        print(f"lvss remote: warning: {message}", file=sys.stderr)
+                        events.emit("warning", message=message)
+                    return
+            events.preview(p, path)
+
+        wants_previews = preview_dir is not None or (events.enabled and not getattr(args, "no_previews", False))
+
         with Client(args.server, token=token, tls_ca=args.tls_ca) as client:
             if events.enabled:
                 events.emit("info", **client.info(timeout=min(10.0, args.timeout or 10.0)))
             result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
                                       levels=args.levels, seed=args.seed, work_size=args.work_size,
                                       saliency_mask=mask, timeout=args.timeout, on_progress=on_progress,
-                                      cancel=cancel, extra=_extra_options(args))
+                                      cancel=cancel, extra=_extra_options(args),
+                                      on_preview=on_preview if wants_previews else None)
         bar.done()
         svg = result.svg
         if getattr(args, "backdrop", False):

@@ -47,14 +47,24 @@ def check_rgb_image(image: np.ndarray, min_side: int = 1) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """stage: short name ("simplify", "segment", "structure", ...); fraction: overall progress in [0, 1]."""
+    """stage: short name ("simplify", "segment", "structure", ...); fraction: overall progress in [0, 1].
+
+    preview: only in events sent when previews were asked for (:data:`ProgressCallback`): the picture
+    so far, a :class:`~lvss.scene.Scene` in the input's pixel coordinates (one layer, flat colours, the
+    paths as the optimiser holds them, not yet cleaned); such an event's message is empty and its
+    fraction that of the last progress event."""
 
     stage: str
     fraction: float
     message: str = ""
+    preview: Scene | None = None
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+"""Receives the pipeline's :class:`ProgressEvent`. A callback with an attribute ``wants_previews = True``
+(or ``lvss.pipeline.run(..., previews=True)``) also receives preview events: a first one as soon as
+there is a picture (layered mode: after the colour fit of the structure), then at most every ~0.5 s
+while refinement and polish run. Without it no preview is ever built."""
 
 
 @dataclass

@@ -63,7 +63,12 @@ _LEARNED = {"sds": ("simplify", "a Stable Diffusion model", "--sd-model"),
             "clip": ("saliency", "a CLIP model", "--clip-model")}
 
 RunJob = Callable[[np.ndarray, VectorizeConfig, ProgressCallback, threading.Event], VectorizeResult]
-"""``run_job(image (H, W, 4) uint8, cfg, progress, cancel) -> VectorizeResult`` (as lvss.pipeline.run)."""
+"""``run_job(image (H, W, 4) uint8, cfg, progress, cancel) -> VectorizeResult`` (as lvss.pipeline.run).
+When the client asked for previews, ``progress`` has ``wants_previews = True``, which
+:func:`lvss.pipeline.run` reads: events carrying ``preview`` (a scene) then become ``preview`` events."""
+
+PREVIEW_EVERY = 0.5   # seconds: at most about two preview events a second per job
+PREVIEW_PRECISION = 1  # decimals of a preview's coordinates (plenty for a picture shown small)
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ class Job:
     position: int = 0
     finished: bool = False
     warnings: list = field(default_factory=list)  # sentences sent with the result
+    previews: bool = False  # the client asked for preview events (VectorizeRequest.previews)
 
     def request_cancel(self, reason: str) -> None:
         if not self.cancel.is_set():
@@ -517,7 +523,8 @@ def _summary(request: pb.VectorizeRequest, cfg: VectorizeConfig, quality: str = 
             f"work_size={cfg.work_size} simplify={cfg.simplify.method} segment={cfg.segment.method} "
             f"saliency={cfg.saliency.source} iters={cfg.optimize.structure_iters}/{cfg.optimize.refine_iters} "
             f"polish={cfg.optimize.polish_iters} "
-            f"fill={cfg.optimize.fill} prompt_chars={len(request.prompt)} mask={'yes' if request.saliency_mask else 'no'}")
+            f"fill={cfg.optimize.fill} prompt_chars={len(request.prompt)} mask={'yes' if request.saliency_mask else 'no'}"
+            f"{' previews=yes' if request.previews else ''}")
 
 
 class Servicer(pb_grpc.VectorizerServicer):
@@ -639,7 +646,7 @@ class Servicer(pb_grpc.VectorizerServicer):
         w, h = info.width, info.height
         return Job(data=image, mask_data=mask, size=(w, h), cfg=cfg, nbytes=len(image),
                    summary=f"size={w}x{h} bytes={len(image)} {_summary(request, cfg, quality)}",
-                   warnings=prompt_warnings(cfg))
+                   warnings=prompt_warnings(cfg), previews=bool(request.previews))
 
     @staticmethod
     def _write_mask(mask: np.ndarray) -> str:
@@ -659,18 +666,25 @@ class Servicer(pb_grpc.VectorizerServicer):
             return
         job.started = time.monotonic()
         last = [0.0]
+        shown = {"at": -float("inf"), "size": None}  # the last preview's time; the decoded image's (w, h)
 
         def progress(ev: ProgressEvent) -> None:
+            scene = getattr(ev, "preview", None)
+            if scene is not None:
+                self._preview(job, scene, last[0], ev.stage, shown)
+                return
             # Fractions are clamped to [0, 1] and never go backwards within one job.
             f = min(1.0, max(last[0], float(ev.fraction)))
             last[0] = f
             job.events.put(pb.VectorizeEvent(progress=pb.Progress(stage=ev.stage, fraction=f,
                                                                   message=ev.message)))
 
+        progress.wants_previews = job.previews  # lvss.pipeline.run sends previews only then
         progress(ProgressEvent("start", 0.0, f"job {job.id} started on {self.device}"))
         loading = True
         try:
             image = self._load(job)
+            shown["size"] = (image.shape[1], image.shape[0])
             loading = False
             result = self.run_job(image, job.cfg, progress, job.cancel)
             if job.cancel.is_set():
@@ -704,6 +718,22 @@ class Servicer(pb_grpc.VectorizerServicer):
                                         f"the job failed on the server ({type(e).__name__}: {e}); "
                                         f"the server log has the details under job {job.id}"))
                 self._finish(job, f"error: {type(e).__name__}")
+
+    def _preview(self, job: Job, scene, fraction: float, stage: str, shown: dict) -> None:
+        """A ``preview`` event of ``scene`` (in the decoded image's pixels), scaled to the image's full
+        size like the result; only when the client asked, at most every PREVIEW_EVERY seconds. A
+        preview that cannot be written is skipped (logged): it must never cost the job."""
+        now = time.monotonic()
+        if not job.previews or shown["size"] is None or now - shown["at"] < PREVIEW_EVERY:
+            return
+        shown["at"] = now
+        try:
+            w, h = shown["size"]
+            svg = self._to_svg(_full_size(scene, w, h, job.size), precision=PREVIEW_PRECISION, clean=False)
+        except Exception:  # noqa: BLE001
+            log.warning("job %s: a preview could not be written", job.id, exc_info=True)
+            return
+        job.events.put(pb.VectorizeEvent(preview=pb.Preview(svg=svg, fraction=fraction, stage=stage)))
 
     def _load(self, job: Job) -> np.ndarray:
         """Decode the job's image (and mask) to about its working resolution, with cancel points.

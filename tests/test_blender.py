@@ -49,10 +49,10 @@ TOKEN = "blender-test-token-1234"
 # 10 + 10 optimisation steps
 FAST_SERVER = r"""
 import argparse, dataclasses, sys
-try:
-    from lvss_server import cli
-except ImportError:
+try:  # this repository's server first (an installed lvss_server may be another checkout's)
     from server import cli
+except ImportError:
+    from lvss_server import cli
 from lvss.pipeline import run
 
 def fast_job(image, cfg, progress, cancel):
@@ -521,7 +521,8 @@ if v:
             self.__dict__.update(props)
             self.properties = type("P", (), {"is_property_set": staticmethod(lambda name: True)})()
             self.reports = []
-            self._timer = self._job = self._source = None
+            self._timer = self._job = self._source = self._preview = None
+            self._preview_at = 0.0
         def report(self, kind, message):
             self.reports.append([sorted(kind)[0], message])
         def __getattr__(self, name):
@@ -538,14 +539,23 @@ if v:
                                    view_layer=bpy.context.view_layer, mode="OBJECT"))()
         op = ModalOp(hide_image=False, shading="FLAT", prompt="", **opts)
         states = [sorted(op.invoke(ctx, Event("NONE")))]
+        previews = []  # after each modal step: the temporary preview collections in the file
+
+        def preview_collections():
+            return sorted(c.name for c in bpy.data.collections if c.name.endswith(ops.PREVIEW_SUFFIX))
+
         for ev in events(op):
             state = sorted(op.modal(ctx, ev))
             states.append(state)
+            previews.append(preview_collections())
             if state != ["PASS_THROUGH"]:
                 break
         return {"states": states[:1] + states[-2:], "steps": len(states), "wm": wm.calls[:3] + wm.calls[-3:],
                 "progress": [c for c in wm.calls if isinstance(c, (int, float))], "status": ws.texts[:2] + ws.texts[-2:],
-                "reports": op.reports, "job_cancelled": bool(op._job and op._job.cancelled)}
+                "reports": op.reports, "job_cancelled": bool(op._job and op._job.cancelled),
+                "previews_received": op._job.previews if op._job else 0,
+                "preview_shown": max((len(p) for p in previews), default=0),
+                "preview_left": preview_collections()}
 
     def timers(op):
         while True:
@@ -553,10 +563,18 @@ if v:
             yield Event("MOUSEMOVE")  # other events pass through: Blender stays usable
             yield Event("TIMER")
 
+    def timers_and_wait_for_a_preview(op):
+        # TIMER events as Blender sends them, except that the first preview gets its TIMER at once
+        # (its job may be near its end already on this fast server)
+        while not op._job.done and not op._job.previews:
+            time.sleep(0.005)
+        yield Event("TIMER")
+        yield from timers(op)
+
     modal_empty = image_empty("Photo modal", image)
     activate(modal_empty)
     before = snapshot()
-    rec = modal_run(modal_empty, timers)
+    rec = modal_run(modal_empty, timers_and_wait_for_a_preview)
     try:
         rec.update(result_record(modal_empty))
     except Exception:
@@ -999,12 +1017,15 @@ def test_modal_vectorize_reports_progress_and_inserts(blender):
     assert all("Esc: cancel" in t for t in rec["status"][:-1]) and rec["status"][-1] is None
     assert rec["layers"] == blender["vectorize"]["empty"]["layers"]  # the same result as the blocking run
     assert rec["reports"][-1][0] == "INFO" and "Vectorized 'photo'" in rec["reports"][-1][1]
+    # the picture so far was shown as a temporary collection, which the result replaced
+    assert rec["previews_received"] >= 1 and rec["preview_shown"] == 1, rec
+    assert rec["preview_left"] == []
 
 
 def test_escape_cancels_the_modal_run(blender):
     rec = blender["vectorize"]["modal_escape"]
     assert rec["states"][0] == ["RUNNING_MODAL"] and rec["states"][-1] == ["CANCELLED"]
-    assert rec["job_cancelled"] and rec["unchanged"]
+    assert rec["job_cancelled"] and rec["unchanged"] and rec["preview_left"] == []
     assert rec["wm"][-2:] == ["timer_remove", "progress_end"] and rec["status"][-1] is None
     assert rec["reports"] == [["WARNING", "Vectorizing 'photo' cancelled; nothing was changed."]]
 

@@ -342,3 +342,51 @@ def test_cli_main_in_process(server, tmp_path, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert "output folder does not exist" in err and not out.exists()
+
+
+# ---------------------------------------------------------------------------------- previews
+def test_on_preview_gets_the_picture_so_far(client):
+    from lvss.client import Preview
+    from lvss.svg import svg_to_scene
+
+    order = []
+    r = client.vectorize(H.png_bytes(), paths=4, work_size=32, timeout=60, extra=dict(structure_iters=20),
+                         on_progress=lambda p: order.append("progress"),
+                         on_preview=lambda p: order.append(p))
+    previews = [p for p in order if isinstance(p, Preview)]
+    assert previews and r.svg
+    assert svg_to_scene(previews[0].svg).num_paths == 4 and previews[0].label == "Fitting shapes"
+    # without on_preview the request asks for none (as an old client's)
+    seen = []
+    client.vectorize(H.png_bytes(), paths=4, work_size=32, timeout=60, extra=dict(structure_iters=20),
+                     on_progress=seen.append)
+    assert seen and not any(isinstance(p, Preview) for p in seen)
+
+
+def test_cli_events_print_previews(server, token_file, tmp_path):
+    import json
+
+    from lvss.svg import read_svg, svg_to_scene
+
+    src, out = image_file(tmp_path), tmp_path / "out.svg"
+    base = [str(src), "-o", str(out), "--server", server.address, "--paths", "4", "--work-size", "32", "--events"]
+    env = {"LVSS_TOKEN_FILE": str(token_file)}
+    r = _remote(*base, env=env)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert "preview" in kinds and kinds.index("preview") < kinds.index("done")
+    p = events[kinds.index("preview")]
+    assert svg_to_scene(p["svg"]).num_paths == 4 and 0 <= p["fraction"] <= 1 and p["label"]
+    assert read_svg(out).num_paths == 4
+    # --preview-dir: the SVGs go to files, the events name them
+    folder = tmp_path / "previews"
+    folder.mkdir()
+    r = _remote(*base, "--preview-dir", str(folder), env=env)
+    assert r.returncode == 0, r.stderr
+    shown = [json.loads(line) for line in r.stdout.splitlines() if '"preview"' in line]
+    assert shown and all("svg" not in e and Path(e["path"]).parent == folder for e in shown)
+    assert read_svg(shown[0]["path"]).num_paths == 4
+    # --no-previews: none asked for
+    r = _remote(*base, "--no-previews", env=env)
+    assert r.returncode == 0 and '"preview"' not in r.stdout

@@ -327,3 +327,85 @@ def test_progress_window_words_time_and_cancel_while_writing():
     assert all(s["cancel"] for s in seen if s["stage"] != "Writing…")
     assert not any(s["cancel"] for s in seen if s["stage"] == "Writing…")
     assert out["result"] == "ok" and out["cancelled"] is False
+
+
+WINDOW_PREVIEW = r"""
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import lvss_ext_progress as progress
+
+monitor = progress.open_monitor(True, "127.0.0.1:50051")
+if isinstance(monitor, progress.QuietMonitor):
+    print(json.dumps({"quiet": monitor.reason}))
+    sys.exit(0)
+
+# what the server sends: a whole SVG at the image's size, one layer of flat cubic paths, 1 decimal
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100" viewBox="0 0 200 100">'
+       '<g id="preview"><path d="M0 0C66.7 0 133.3 0 200 0C200 33.3 200 66.7 200 100C133.3 100 66.7 100 0 100'
+       'C0 66.7 0 33.3 0 0Z" fill="#1040c0"/>'
+       '<path d="M100 20C111 20 120 29 120 40C120 51 111 60 100 60C89 60 80 51 80 40C80 29 89 20 100 20Z" '
+       'fill="#e02020"/></g></svg>')
+seen = {}
+
+
+class FakeRun:
+    settings = None
+    def __init__(self):
+        self.done, self.cancel_requested, self.on_event = threading.Event(), threading.Event(), None
+    def start(self):
+        def feed():
+            self.on_event({"event": "progress", "stage": "structure", "fraction": 0.3})
+            time.sleep(0.3)
+            self.on_event({"event": "preview", "stage": "colour", "fraction": 0.52, "svg": "not an svg"})
+            time.sleep(0.3)
+            self.on_event({"event": "preview", "stage": "colour", "fraction": 0.52, "svg": SVG})
+            time.sleep(0.6)
+            self.on_event({"event": "progress", "stage": "refine", "fraction": 0.6})
+            time.sleep(0.6)
+            self.done.set()
+        threading.Thread(target=feed, daemon=True).start()
+    def cancel(self):
+        self.cancel_requested.set()
+    def result(self):
+        return "ok"
+
+
+def look():
+    pix = monitor.picture.get_pixbuf()
+    if pix is not None and "size" not in seen:
+        px = pix.get_pixels()
+        row, n = pix.get_rowstride(), pix.get_n_channels()
+        at = lambda x, y: list(px[y * row + x * n: y * row + x * n + 3])
+        seen.update(size=[pix.get_width(), pix.get_height()], centre=at(pix.get_width() // 2, pix.get_height() * 2 // 5),
+                    corner=at(2, 2), visible=monitor.picture.get_visible(), shot=monitor.snapshot(sys.argv[2]))
+    seen.setdefault("hidden_before", not monitor.picture.get_visible())
+    return True
+
+monitor.GLib.timeout_add(100, look)
+result = monitor.follow(FakeRun(), "photo.png")
+print(json.dumps({"result": result, "seen": seen, "previews": monitor.previews}))
+"""
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/bin/python3") and __import__("shutil").which("xvfb-run")),
+                    reason="needs Inkscape's Python (/usr/bin/python3) and xvfb-run")
+def test_progress_window_shows_the_preview(tmp_path):
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_") and k != "PYTHONPATH"}
+    shot = tmp_path / "window.png"
+    proc = subprocess.run(["xvfb-run", "-a", "/usr/bin/python3", "-c", WINDOW_PREVIEW, str(EXT_DIR), str(shot)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "quiet" not in out, out
+    seen = out["seen"]
+    assert out["result"] == "ok" and out["previews"] == 1  # the bad SVG was skipped, the good one shown
+    assert seen["hidden_before"] and seen["visible"]
+    assert seen["size"] == [progress.PREVIEW_SIZE, progress.PREVIEW_SIZE // 2]  # fitted, aspect kept
+    r, g, b = seen["centre"]
+    assert r > 180 and g < 90 and b < 90, seen  # the red circle in front
+    r, g, b = seen["corner"]
+    assert b > 150 and r < 60, seen  # the blue back path
+    assert seen["shot"] and shot.stat().st_size > 0

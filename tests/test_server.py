@@ -42,6 +42,8 @@ def scripted_run(image, cfg, progress, cancel):
     so that they wait on events and states instead of on a job's duration (see :class:`Gate`).
     Returns a two-layer scene with ``cfg.paths`` circles on the image's canvas; with a fill other than
     flat each circle gets a two-stop linear gradient across it (so clients can see the option arrive).
+    When ``progress.wants_previews`` (the client asked for previews), every step also sends a preview
+    event (one circle per path, on the image's canvas): the server's throttle decides which go out.
     """
     import torch
 
@@ -58,6 +60,7 @@ def scripted_run(image, cfg, progress, cancel):
                 raise RuntimeError(f"mask file has mode {m.mode}")
     gate = cfg.saliency.prompt[len("gate:"):] if cfg.saliency.prompt.startswith("gate:") else None
     steps = cfg.optimize.structure_iters
+    previews = getattr(progress, "wants_previews", False)
     t0 = time.monotonic()
     i = 0
     while (i < steps) if gate is None else not os.path.exists(gate):
@@ -68,6 +71,11 @@ def scripted_run(image, cfg, progress, cancel):
         fraction = (i / steps) if gate is None else i / (i + 1)
         progress(ProgressEvent("structure" if gate is not None or i <= steps // 2 else "refine", fraction,
                                f"step {i}"))
+        if previews:
+            h, w = image.shape[:2]
+            shown = [circle_path(w * (k + 1) / (cfg.paths + 1), h / 2, min(w, h) / 4 * i / (i + 1))
+                     for k in range(cfg.paths)]
+            progress(ProgressEvent("structure", fraction, preview=Scene(w, h, [Layer("Preview", shown)])))
     h, w = image.shape[:2]
     paths = []
     for k in range(cfg.paths):
@@ -673,6 +681,35 @@ def test_sigterm_cancels_running_job_after_grace():
     assert "outcome=dropped at shutdown" in s.log()
 
 
+def test_previews_only_when_asked_and_before_the_result(stub):
+    from lvss.svg import svg_to_scene
+
+    image = png_bytes(96, 64)  # decoded at about the working size; previews come at the image's size
+    events, code, _ = collect(stub, request(image, steps=20))
+    assert code == grpc.StatusCode.OK and "preview" not in [k for k, _ in events]  # old clients: nothing new
+    req = request(image, steps=20)
+    req.previews = True
+    events, code, _ = collect(stub, req)
+    assert code == grpc.StatusCode.OK, events
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "result" and "preview" in kinds
+    previews = [m for k, m in events if k == "preview"]
+    for m in previews:
+        scene = svg_to_scene(m.svg)
+        assert (scene.width, scene.height) == (96, 64) and scene.num_paths == 6
+        assert 0.0 <= m.fraction <= 1.0 and m.stage == "structure"
+    # a preview never runs ahead of the progress before it
+    last = 0.0
+    for k, m in events:
+        if k == "progress":
+            last = m.fraction
+        elif k == "preview":
+            assert m.fraction <= last + 1e-6
+    # the double offers one per step (20 in ~0.2 s): the server's throttle lets about two a second through
+    total = events[-1][1].timings["total"]
+    assert 1 <= len(previews) <= 1 + total / 0.5
+
+
 def test_real_pipeline_happy_path():
     pytest.importorskip("lvss.pipeline")
     from lvss.client import Client
@@ -684,10 +721,16 @@ def test_real_pipeline_happy_path():
     image = pngs[0].read_bytes()
     s = ServerProc(real=True)
     try:
-        seen = []
+        seen, previews = [], []
         with Client(s.address) as c:
             r = c.vectorize(image, paths=8, work_size=64, seed=1, on_progress=seen.append,
-                            extra=dict(structure_iters=5, refine_iters=5), timeout=120)
+                            extra=dict(structure_iters=5, refine_iters=5), timeout=120,
+                            on_preview=previews.append)
+        # the first picture comes right after the colour fit of the structure, at the image's size
+        assert previews and previews[0].stage == "colour"
+        first = svg_to_scene(previews[0].svg)
+        assert (first.width, first.height) == (256, 256) and first.num_paths >= 1
+        assert all(p.fraction <= 1.0 for p in previews)
         scene = svg_to_scene(r.svg)
         assert r.layers and sum(l.paths for l in r.layers) == scene.num_paths
         assert 0 < scene.num_paths <= 8

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lvss/v1/vectorizer.proto\x12\x07lvss.v1\"t\n\x10VectorizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x15\n\rsaliency_mask\x18\x03 \x01(\x0c\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.lvss.v1.VectorizeOptions\"\xb4\x03\n\x10VectorizeOptions\x12\x12\n\x05paths\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\x04mode\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06levels\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x16\n\twork_size\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x15\n\x08simplify\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x14\n\x07segment\x18\x07 \x01(\tH\x06\x88\x01\x01\x12\x15\n\x08saliency\x18\x08 \x01(\tH\x07\x88\x01\x01\x12\x1c\n\x0fstructure_iters\x18\t \x01(\x05H\x08\x88\x01\x01\x12\x19\n\x0crefine_iters\x18\n \x01(\x05H\t\x88\x01\x01\x12\x11\n\x04\x66ill\x18\x0b \x01(\tH\n\x88\x01\x01\x12\x14\n\x07quality\x18\x0c \x01(\tH\x0b\x88\x01\x01\x42\x08\n\x06_pathsB\x07\n\x05_modeB\t\n\x07_levelsB\x07\n\x05_seedB\x0c\n\n_work_sizeB\x0b\n\t_simplifyB\n\n\x08_segmentB\x0b\n\t_saliencyB\x12\n\x10_structure_itersB\x0f\n\r_refine_itersB\x07\n\x05_fillB\n\n\x08_quality\"\x86\x01\n\x0eVectorizeEvent\x12!\n\x06queued\x18\x01 \x01(\x0b\x32\x0f.lvss.v1.QueuedH\x00\x12%\n\x08progress\x18\x02 \x01(\x0b\x32\x11.lvss.v1.ProgressH\x00\x12!\n\x06result\x18\x03 \x01(\x0b\x32\x0f.lvss.v1.ResultH\x00\x42\x07\n\x05\x65vent\"\x1a\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\r\"<\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\":\n\tLayerInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\npath_count\x18\x03 \x01(\r\"\x99\x02\n\x06Result\x12\x0b\n\x03svg\x18\x01 \x01(\t\x12\"\n\x06layers\x18\x02 \x03(\x0b\x32\x12.lvss.v1.LayerInfo\x12-\n\x07metrics\x18\x03 \x03(\x0b\x32\x1c.lvss.v1.Result.MetricsEntry\x12-\n\x07timings\x18\x04 \x03(\x0b\x32\x1c.lvss.v1.Result.TimingsEntry\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a.\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x10\n\x0eGetInfoRequest\"\xba\x01\n\x06Limits\x12\x17\n\x0fmax_image_bytes\x18\x01 \x01(\x04\x12\x12\n\nmax_pixels\x18\x02 \x01(\x04\x12\x11\n\tmax_paths\x18\x03 \x01(\r\x12\x18\n\x10max_prompt_chars\x18\x04 \x01(\r\x12\x15\n\rmax_work_size\x18\x05 \x01(\r\x12\x11\n\tmax_iters\x18\x06 \x01(\r\x12\x11\n\tmax_queue\x18\x07 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x08 \x01(\x04\"\xeb\x01\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x15\n\rmodels_loaded\x18\x03 \x03(\t\x12\x1f\n\x06limits\x18\x04 \x01(\x0b\x32\x0f.lvss.v1.Limits\x12\x15\n\rauth_required\x18\x05 \x01(\x08\x12\x14\n\x0cqueue_length\x18\x06 \x01(\r\x12\x0c\n\x04\x62usy\x18\x07 \x01(\x08\x12\x18\n\x10prompt_supported\x18\x08 \x01(\x08\x12\x11\n\tqualities\x18\t \x03(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_quality\x18\n \x01(\t2\x8d\x01\n\nVectorizer\x12\x41\n\tVectorize\x12\x19.lvss.v1.VectorizeRequest\x1a\x17.lvss.v1.VectorizeEvent0\x01\x12<\n\x07GetInfo\x12\x17.lvss.v1.GetInfoRequest\x1a\x18.lvss.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lvss/v1/vectorizer.proto\x12\x07lvss.v1\"\x86\x01\n\x10VectorizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x15\n\rsaliency_mask\x18\x03 \x01(\x0c\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.lvss.v1.VectorizeOptions\x12\x10\n\x08previews\x18\x05 \x01(\x08\"\xb4\x03\n\x10VectorizeOptions\x12\x12\n\x05paths\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\x04mode\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06levels\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12\x16\n\twork_size\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x15\n\x08simplify\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x14\n\x07segment\x18\x07 \x01(\tH\x06\x88\x01\x01\x12\x15\n\x08saliency\x18\x08 \x01(\tH\x07\x88\x01\x01\x12\x1c\n\x0fstructure_iters\x18\t \x01(\x05H\x08\x88\x01\x01\x12\x19\n\x0crefine_iters\x18\n \x01(\x05H\t\x88\x01\x01\x12\x11\n\x04\x66ill\x18\x0b \x01(\tH\n\x88\x01\x01\x12\x14\n\x07quality\x18\x0c \x01(\tH\x0b\x88\x01\x01\x42\x08\n\x06_pathsB\x07\n\x05_modeB\t\n\x07_levelsB\x07\n\x05_seedB\x0c\n\n_work_sizeB\x0b\n\t_simplifyB\n\n\x08_segmentB\x0b\n\t_saliencyB\x12\n\x10_structure_itersB\x0f\n\r_refine_itersB\x07\n\x05_fillB\n\n\x08_quality\"\xab\x01\n\x0eVectorizeEvent\x12!\n\x06queued\x18\x01 \x01(\x0b\x32\x0f.lvss.v1.QueuedH\x00\x12%\n\x08progress\x18\x02 \x01(\x0b\x32\x11.lvss.v1.ProgressH\x00\x12!\n\x06result\x18\x03 \x01(\x0b\x32\x0f.lvss.v1.ResultH\x00\x12#\n\x07preview\x18\x04 \x01(\x0b\x32\x10.lvss.v1.PreviewH\x00\x42\x07\n\x05\x65vent\"\x1a\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\r\"<\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\"7\n\x07Preview\x12\x0b\n\x03svg\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x02\x12\r\n\x05stage\x18\x03 \x01(\t\":\n\tLayerInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\npath_count\x18\x03 \x01(\r\"\x99\x02\n\x06Result\x12\x0b\n\x03svg\x18\x01 \x01(\t\x12\"\n\x06layers\x18\x02 \x03(\x0b\x32\x12.lvss.v1.LayerInfo\x12-\n\x07metrics\x18\x03 \x03(\x0b\x32\x1c.lvss.v1.Result.MetricsEntry\x12-\n\x07timings\x18\x04 \x03(\x0b\x32\x1c.lvss.v1.Result.TimingsEntry\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a.\n\x0cTimingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x10\n\x0eGetInfoRequest\"\xba\x01\n\x06Limits\x12\x17\n\x0fmax_image_bytes\x18\x01 \x01(\x04\x12\x12\n\nmax_pixels\x18\x02 \x01(\x04\x12\x11\n\tmax_paths\x18\x03 \x01(\r\x12\x18\n\x10max_prompt_chars\x18\x04 \x01(\r\x12\x15\n\rmax_work_size\x18\x05 \x01(\r\x12\x11\n\tmax_iters\x18\x06 \x01(\r\x12\x11\n\tmax_queue\x18\x07 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x08 \x01(\x04\"\xeb\x01\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x15\n\rmodels_loaded\x18\x03 \x03(\t\x12\x1f\n\x06limits\x18\x04 \x01(\x0b\x32\x0f.lvss.v1.Limits\x12\x15\n\rauth_required\x18\x05 \x01(\x08\x12\x14\n\x0cqueue_length\x18\x06 \x01(\r\x12\x0c\n\x04\x62usy\x18\x07 \x01(\x08\x12\x18\n\x10prompt_supported\x18\x08 \x01(\x08\x12\x11\n\tqualities\x18\t \x03(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_quality\x18\n \x01(\t2\x8d\x01\n\nVectorizer\x12\x41\n\tVectorize\x12\x19.lvss.v1.VectorizeRequest\x1a\x17.lvss.v1.VectorizeEvent0\x01\x12<\n\x07GetInfo\x12\x17.lvss.v1.GetInfoRequest\x1a\x18.lvss.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +35,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULT_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_RESULT_TIMINGSENTRY']._loaded_options = None
   _globals['_RESULT_TIMINGSENTRY']._serialized_options = b'8\001'
-  _globals['_VECTORIZEREQUEST']._serialized_start=37
-  _globals['_VECTORIZEREQUEST']._serialized_end=153
-  _globals['_VECTORIZEOPTIONS']._serialized_start=156
-  _globals['_VECTORIZEOPTIONS']._serialized_end=592
-  _globals['_VECTORIZEEVENT']._serialized_start=595
-  _globals['_VECTORIZEEVENT']._serialized_end=729
-  _globals['_QUEUED']._serialized_start=731
-  _globals['_QUEUED']._serialized_end=757
-  _globals['_PROGRESS']._serialized_start=759
-  _globals['_PROGRESS']._serialized_end=819
-  _globals['_LAYERINFO']._serialized_start=821
-  _globals['_LAYERINFO']._serialized_end=879
-  _globals['_RESULT']._serialized_start=882
-  _globals['_RESULT']._serialized_end=1163
-  _globals['_RESULT_METRICSENTRY']._serialized_start=1069
-  _globals['_RESULT_METRICSENTRY']._serialized_end=1115
-  _globals['_RESULT_TIMINGSENTRY']._serialized_start=1117
-  _globals['_RESULT_TIMINGSENTRY']._serialized_end=1163
-  _globals['_GETINFOREQUEST']._serialized_start=1165
-  _globals['_GETINFOREQUEST']._serialized_end=1181
-  _globals['_LIMITS']._serialized_start=1184
-  _globals['_LIMITS']._serialized_end=1370
-  _globals['_GETINFORESPONSE']._serialized_start=1373
-  _globals['_GETINFORESPONSE']._serialized_end=1608
-  _globals['_VECTORIZER']._serialized_start=1611
-  _globals['_VECTORIZER']._serialized_end=1752
+  _globals['_VECTORIZEREQUEST']._serialized_start=38
+  _globals['_VECTORIZEREQUEST']._serialized_end=172
+  _globals['_VECTORIZEOPTIONS']._serialized_start=175
+  _globals['_VECTORIZEOPTIONS']._serialized_end=611
+  _globals['_VECTORIZEEVENT']._serialized_start=614
+  _globals['_VECTORIZEEVENT']._serialized_end=785
+  _globals['_QUEUED']._serialized_start=787
+  _globals['_QUEUED']._serialized_end=813
+  _globals['_PROGRESS']._serialized_start=815
+  _globals['_PROGRESS']._serialized_end=875
+  _globals['_PREVIEW']._serialized_start=877
+  _globals['_PREVIEW']._serialized_end=932
+  _globals['_LAYERINFO']._serialized_start=934
+  _globals['_LAYERINFO']._serialized_end=992
+  _globals['_RESULT']._serialized_start=995
+  _globals['_RESULT']._serialized_end=1276
+  _globals['_RESULT_METRICSENTRY']._serialized_start=1182
+  _globals['_RESULT_METRICSENTRY']._serialized_end=1228
+  _globals['_RESULT_TIMINGSENTRY']._serialized_start=1230
+  _globals['_RESULT_TIMINGSENTRY']._serialized_end=1276
+  _globals['_GETINFOREQUEST']._serialized_start=1278
+  _globals['_GETINFOREQUEST']._serialized_end=1294
+  _globals['_LIMITS']._serialized_start=1297
+  _globals['_LIMITS']._serialized_end=1483
+  _globals['_GETINFORESPONSE']._serialized_start=1486
+  _globals['_GETINFORESPONSE']._serialized_end=1721
+  _globals['_VECTORIZER']._serialized_start=1724
+  _globals['_VECTORIZER']._serialized_end=1865
 # @@protoc_insertion_point(module_scope)

@@ -7,16 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class VectorizeRequest(_message.Message):
-    __slots__ = ("image", "prompt", "saliency_mask", "options")
+    __slots__ = ("image", "prompt", "saliency_mask", "options", "previews")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SALIENCY_MASK_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PREVIEWS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     prompt: str
     saliency_mask: bytes
     options: VectorizeOptions
-    def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., saliency_mask: _Optional[bytes] = ..., options: _Optional[_Union[VectorizeOptions, _Mapping]] = ...) -> None: ...
+    previews: bool
+    def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., saliency_mask: _Optional[bytes] = ..., options: _Optional[_Union[VectorizeOptions, _Mapping]] = ..., previews: _Optional[bool] = ...) -> None: ...
 
 class VectorizeOptions(_message.Message):
     __slots__ = ("paths", "mode", "levels", "seed", "work_size", "simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill", "quality")
@@ -47,14 +49,16 @@ class VectorizeOptions(_message.Message):
     def __init__(self, paths: _Optional[int] = ..., mode: _Optional[str] = ..., levels: _Optional[int] = ..., seed: _Optional[int] = ..., work_size: _Optional[int] = ..., simplify: _Optional[str] = ..., segment: _Optional[str] = ..., saliency: _Optional[str] = ..., structure_iters: _Optional[int] = ..., refine_iters: _Optional[int] = ..., fill: _Optional[str] = ..., quality: _Optional[str] = ...) -> None: ...
 
 class VectorizeEvent(_message.Message):
-    __slots__ = ("queued", "progress", "result")
+    __slots__ = ("queued", "progress", "result", "preview")
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
     queued: Queued
     progress: Progress
     result: Result
-    def __init__(self, queued: _Optional[_Union[Queued, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[Result, _Mapping]] = ...) -> None: ...
+    preview: Preview
+    def __init__(self, queued: _Optional[_Union[Queued, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., preview: _Optional[_Union[Preview, _Mapping]] = ...) -> None: ...
 
 class Queued(_message.Message):
     __slots__ = ("position",)
@@ -71,6 +75,16 @@ class Progress(_message.Message):
     fraction: float
     message: str
     def __init__(self, stage: _Optional[str] = ..., fraction: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Preview(_message.Message):
+    __slots__ = ("svg", "fraction", "stage")
+    SVG_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    svg: str
+    fraction: float
+    stage: str
+    def __init__(self, svg: _Optional[str] = ..., fraction: _Optional[float] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class LayerInfo(_message.Message):
     __slots__ = ("id", "label", "path_count")

@@ -54,8 +54,9 @@ class VectorizerServicer:
     """
 
     def Vectorize(self, request, context):
-        """Streams zero or more `queued` events while the job waits, `progress` events while it runs, and
-        exactly one final `result`. Errors end the stream with a status:
+        """Streams zero or more `queued` events while the job waits, `progress` events while it runs (and,
+        when the request sets `previews`, `preview` events among them), and exactly one final
+        `result`. Errors end the stream with a status:
         INVALID_ARGUMENT   bad image, mask, option or message (the message says what to fix); an
         image whose header is sound but whose pixels are corrupt is reported when
         its job starts, after any `queued` events

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,6 +31,33 @@ from .loop import adam_loop, check_cancel, visible_kept
 from .structure import solve_colors
 
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
+PREVIEW_EVERY = 0.5     # seconds: refine's preview_callback is called at most this often
+
+
+class PreviewThrottle:
+    """Hands the optimiser's current state to ``callback(points, colors)`` at most once every ``every``
+    seconds (wall clock): :meth:`due` is a clock read, so a loop asks it every step and copies its
+    tensors only when a preview is due. The callback gets detached clones (points: list of (S, 2)
+    tensors in the caller's coordinates, colors: (N, 4) straight RGBA), safe to keep and to read
+    from another thread. ``start``: the time the first call may come (default: at once)."""
+
+    def __init__(self, callback: Callable[[list, torch.Tensor], None] | None, every: float = PREVIEW_EVERY,
+                 start: float | None = None):
+        self.callback, self.every = callback, every
+        self.last = -math.inf if start is None else start - every
+
+    def due(self) -> bool:
+        return self.callback is not None and time.monotonic() - self.last >= self.every
+
+    def __call__(self, points, colors: torch.Tensor, scale: torch.Tensor | None = None) -> None:
+        """Send a preview when one is due; ``scale``: the points are at that (x, y) scale of the
+        caller's coordinates (a reduced-size loop) and are divided by it."""
+        if not self.due():
+            return
+        self.last = time.monotonic()
+        with torch.no_grad():
+            pts = [(p.detach() / scale if scale is not None else p.detach().clone()) for p in points]
+            self.callback(pts, colors.detach().clone())
 
 
 @dataclass
@@ -216,7 +244,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
            cfg: OptimizeConfig, weight: torch.Tensor | None = None,
            step_callback: Callable[[int, int, float], None] | None = None,
            cancel: threading.Event | None = None, candidates: np.ndarray | None = None,
-           polish_callback: Callable[[int, int, float], None] | None = None) -> RefineState:
+           polish_callback: Callable[[int, int, float], None] | None = None,
+           preview_callback: Callable[[list, torch.Tensor], None] | None = None) -> RefineState:
     """Add and optimise detail paths until ``budget`` paths in all (never more), climbing the rungs
     of :func:`budget_stages` (``cfg.first_stage_rounds`` rounds for the first, ``cfg.refine_rounds``
     for each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round, and on each rung up
@@ -228,6 +257,10 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     holding the most error (colour-coherent regions), else from a connected region of error.
     Detail paths are opaque; their points and every path's RGB colour are optimised.
     ``step_callback(step, total, loss)`` follows the rounds' steps, ``polish_callback`` the polish's.
+    ``preview_callback(points, colors)``: the current paths (in target pixel coordinates, back to front)
+    and their colours while the rounds and the polish run, for a live preview: detached copies, at
+    most every :data:`PREVIEW_EVERY` seconds (:class:`PreviewThrottle`; the first one that long after
+    refinement starts), so it costs nothing when None and little otherwise.
     """
     h, w = target_a.shape
     dev = target_a.device
@@ -239,6 +272,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     rounds_of = [max(per_stage, cfg.first_stage_rounds) if i == 0 else per_stage for i in range(len(stages))]
     iters_total = n_iter * (sum(rounds_of) + cfg.refill_rounds)
     step = 0
+    previews = PreviewThrottle(preview_callback, start=time.monotonic())
     valid = (target_a > 0.5).cpu().numpy()
     tc, ta = target_c.cpu().numpy(), target_a.cpu().numpy()   # new paths' starting colours
     used = np.zeros(len(candidates), bool) if candidates is not None else None
@@ -340,6 +374,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
             state.history.append(value)
             if step_callback is not None:
                 step_callback(step, iters_total, value)
+            if previews.due():
+                previews(fixed + list(torch.split(free, sizes)), torch.cat([rgb, alpha], 1), scale)
             step += 1
 
         # a refill round (past the stage's planned rounds) only fits the few paths it re-adds: half the steps
@@ -377,7 +413,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                              f"after it did not lower the error" if best_round else
                              "kept the structure alone: no detail path lowered the error")
     if state.points and cfg.polish_iters > 0:
-        _polish(state, best, target_c, target_a, weight, cfg, cancel, polish_callback)
+        _polish(state, best, target_c, target_a, weight, cfg, cancel, polish_callback, previews)
     pairs = _pairs(state, w, h) if state.points else None
     if state.points:
         state.colors = _solved_colors(state, target_c, weight, w, h, pairs)
@@ -393,7 +429,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
 
 
 def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeConfig, cancel,
-            callback: Callable[[int, int, float], None] | None = None) -> None:
+            callback: Callable[[int, int, float], None] | None = None,
+            previews: PreviewThrottle | None = None) -> None:
     """Last, every path's points (the structure's too) and colours move together against the image at
     full resolution, starting from the best state so far: the structure stage fitted the structural
     shapes to their masks, at reduced size, and this lines their edges up with the image's. Paths keep
@@ -411,19 +448,23 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
         small = RefineState([p.detach() * half for p in state.points], state.colors, len(state.points))
         _polish_at(small, tc, ta, wg, cfg.polish_lr * float(half.min()), cfg.color_lr, coarse, cancel,
                    cfg.simple_paths,
-                   None if callback is None else (lambda k, v: callback(k, cfg.polish_iters, v)))
+                   None if callback is None else (lambda k, v: callback(k, cfg.polish_iters, v)),
+                   previews, half)
         state.points = [p / half for p in small.points]
         state.colors = small.colors
     _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel,
                cfg.simple_paths,
-               None if callback is None else (lambda k, v: callback(coarse + k, cfg.polish_iters, v)))
+               None if callback is None else (lambda k, v: callback(coarse + k, cfg.polish_iters, v)),
+               previews)
 
 
 def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, color_lr: float, iters: int,
                cancel, simple: bool = True,
-               callback: Callable[[int, float], None] | None = None) -> None:
+               callback: Callable[[int, float], None] | None = None,
+               previews: PreviewThrottle | None = None, scale: torch.Tensor | None = None) -> None:
     """``iters`` Adam steps of every path's points and colours at the targets' size; the state ends at
-    the best step."""
+    the best step. ``previews``: gets the current state when due, its points divided by ``scale``
+    (the targets' size relative to the caller's coordinates)."""
     h, w = target_a.shape
     sizes = [p.shape[0] for p in state.points]
     pts = torch.cat([p.detach() for p in state.points], 0).requires_grad_(True)
@@ -448,6 +489,8 @@ def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, 
             seen["loss"], seen["best"] = value, seen["now"]
         if callback is not None:
             callback(k, value)
+        if previews is not None and previews.due():
+            previews(list(torch.split(pts, sizes)), torch.cat([rgb, alpha], 1), scale)
 
     adam_loop([([pts], point_lr), ([rgb], color_lr)], loss_fn, iters, after_step=clamp,
               callback=keep, cancel=cancel, guard=SimpleGuard([(pts, sizes)]) if simple else None)
