@@ -7,7 +7,7 @@ seconds to the first progress event of the job (the server started work), to the
 previews received, and the request's total seconds (client side). Then the medians. The server is
 stopped at the end (SIGTERM), also on errors.
 
-    PYTHONPATH=. python docs/preview_latency.py [--images 1F344 1F339 1F3A8] [--quality fast]
+    PYTHONPATH=. python bench/preview_latency.py [--images 1F344 1F339 1F3A8] [--quality fast]
                                                 [--paths 64] [--calls 3] [--threads 1]
 """
 from __future__ import annotations
