@@ -113,7 +113,9 @@ class OptimizeConfig:
 class CompactConfig:
     """Compact mode (recolouring-based mask merging)."""
 
-    structural_ratio: float = 0.4
+    # share of the path budget for merged regions (the rest: detail circles). None: adaptive, the split
+    # follows the picture and the budget (lvss/compact/budget.py); 0.4 is the recolouring paper's split
+    structural_ratio: float | None = None
     rounds: int = 10
     lambda_wmse: float = 1.0
     lambda_wtv: float = 0.1
@@ -226,7 +228,7 @@ def validate(cfg: VectorizeConfig) -> None:
         raise ConfigError(f"work_size must be an integer >= 16 pixels, got {cfg.work_size!r}")
     if cfg.simplify.levels < 0 or cfg.simplify.levels > 10:
         raise ConfigError(f"levels must be between 0 and 10, got {cfg.simplify.levels}")
-    if not 0.0 <= cfg.compact.structural_ratio <= 1.0:
+    if cfg.compact.structural_ratio is not None and not 0.0 <= cfg.compact.structural_ratio <= 1.0:
         raise ConfigError(f"structural_ratio must be within [0, 1], got {cfg.compact.structural_ratio}")
     if not 0.0 < cfg.optimize.structure_share <= 1.0:
         raise ConfigError(f"structure_share must be within (0, 1], got {cfg.optimize.structure_share}")

@@ -29,13 +29,14 @@ import torch
 from ..config import VectorizeConfig
 from ..optimize.loop import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
-from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge
+from .budget import adaptive_split, split_budget
+from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge, pixel_weights
 from .merge import recolor_merge
 from .paths import detail_rounds
 from .soup import Soup, labels_from_masks, mask_soup
 
 __all__ = ["run_compact", "recolor_merge", "build_graph", "coarsen", "greedy_merge", "labels_from_masks",
-           "mask_soup", "structural_budget", "detail_prob", "detail_centres", "error_centres", "detail_rounds", "MaskGraph", "MergeResult", "Soup"]
+           "mask_soup", "structural_budget", "split_budget", "adaptive_split", "detail_prob", "detail_centres", "error_centres", "detail_rounds", "MaskGraph", "MergeResult", "Soup"]
 
 Progress = Callable[[str, float, str], None]
 Merge = Callable[..., MergeResult]  # (graph, budget, CompactConfig, seed, cancel, progress) -> MergeResult
@@ -69,11 +70,14 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         raise ValueError(f"rgb must have shape ({h}, {w}, 3) like alpha, got {rgb.shape}")
     cc = cfg.compact
     valid = alpha > 0.5
-    n_struct = structural_budget(cfg.paths, cc.structural_ratio) if valid.any() else 0
+    # a fixed ratio splits the budget now; the adaptive split (ratio None) once the mask graph exists
+    n_struct = (structural_budget(cfg.paths, cc.structural_ratio) if cc.structural_ratio is not None
+                else cfg.paths) if valid.any() else 0
     prog("segment", 0.0, "building the mask soup")
     sal = saliency_map(rgb, cfg)
     check_cancel(cancel)
     res, region_labels, semantic, atoms_n, regions_n, notes, masks_n = None, None, None, 0, 0, [], 0
+    split_pred: dict = {}
     region_psnr = 0.0
     if valid.any():
         soup = soup or mask_soup(rgb, valid, cfg, source, lambda f, m: prog("segment", 0.9 * f, m), cancel)
@@ -89,6 +93,12 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         if graph.n > cc.max_masks:
             pre = greedy_merge(graph, cc.max_masks)
             graph = coarsen(graph, pre)
+        if cc.structural_ratio is None:
+            n_struct, split_pred = adaptive_split(graph, np.where(soup.atoms >= 0, pre[np.maximum(soup.atoms, 0)], -1),
+                                                  rgb, pixel_weights(sal, valid.shape)[0], cfg.paths,
+                                                  float(cc.detail_radius))
+            if int(soup.semantic.max()) + 1 > n_struct:
+                graph.firm = math.inf
         prog("segment", 1.0, f"{masks_n} masks in the soup, {atoms_n} atoms, {len(graph.edges)} adjacent pairs")
         res = merge(graph, n_struct, cc, cfg.seed, cancel, prog)
         final = res.mapping[pre]
@@ -116,7 +126,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     weight = saliency_weight(sal, dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
     return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, dict(
-        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr))
+        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct))
 
 
 def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
@@ -142,7 +152,8 @@ def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
                    atoms=float(atoms_n), regions=float(regions_n), merges=float(max(atoms_n - regions_n, 0)),
                    forced_merges=float(res.forced if res else 0), rounds=float(res.rounds if res else 0),
                    cluster_seconds=float(res.seconds if res else 0.0), structural=float(len(struct)),
-                   details=float(len(details)), budget=float(cfg.paths))
+                   details=float(len(details)), budget=float(cfg.paths),
+                   structural_budget=float(counts.get("split", 0)))
     if res is not None:
         metrics["region_psnr"] = float(counts["region_psnr"])
     metrics["_notes"] = notes  # popped by pipeline.run into VectorizeResult.notes
