@@ -30,6 +30,7 @@ from ..config import VectorizeConfig
 from ..optimize.loop import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, split_budget
+from .cover import absorb_slivers, cover_gaps, drop_hairs
 from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge, pixel_weights
 from .merge import recolor_merge
 from .paths import detail_rounds
@@ -39,6 +40,8 @@ __all__ = ["run_compact", "recolor_merge", "build_graph", "coarsen", "greedy_mer
            "mask_soup", "structural_budget", "split_budget", "adaptive_split", "detail_prob", "detail_centres", "error_centres", "detail_rounds", "MaskGraph", "MergeResult", "Soup"]
 
 Progress = Callable[[str, float, str], None]
+SLIVER_AREA = 2.0   # masks under this many times the hair area (OptimizeConfig.hair_area of the canvas) ...
+SLIVER_WIDTH = 1.0  # ... or thinner than this many px on average join a neighbour before the merge
 Merge = Callable[..., MergeResult]  # (graph, budget, CompactConfig, seed, cancel, progress) -> MergeResult
 
 
@@ -93,6 +96,11 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         if graph.n > cc.max_masks:
             pre = greedy_merge(graph, cc.max_masks)
             graph = coarsen(graph, pre)
+        # masks too small or thin to make a path that is not a hair join a neighbour first
+        fold = absorb_slivers(graph, SLIVER_AREA * cfg.optimize.hair_area * h * w, SLIVER_WIDTH)
+        if int(fold.max()) + 1 < graph.n:
+            pre = fold[pre]
+            graph = coarsen(graph, fold)
         if cc.structural_ratio is None:
             n_struct, split_pred = adaptive_split(graph, np.where(soup.atoms >= 0, pre[np.maximum(soup.atoms, 0)], -1),
                                                   rgb, pixel_weights(sal, valid.shape)[0], cfg.paths,
@@ -125,8 +133,18 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     n_s = len(pts)
     weight = saliency_weight(sal, dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
+    # no hairs, and no opaque pixel left bare (.cover)
+    n_s = min(n_s, len(pts))
+    pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
+    before = [p for p in pts]
+    pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon)
+    if pts and any(a is not b for a, b in zip(pts, before)):
+        from ..optimize.structure import solve_colors
+
+        colors = torch.cat([solve_colors(pts, colors[:, 3], target_c, colors, w, h, weight), colors[:, 3:]], 1)
     return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, dict(
-        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct))
+        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
+        uncovered=gaps_left))
 
 
 def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
@@ -153,7 +171,7 @@ def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
                    forced_merges=float(res.forced if res else 0), rounds=float(res.rounds if res else 0),
                    cluster_seconds=float(res.seconds if res else 0.0), structural=float(len(struct)),
                    details=float(len(details)), budget=float(cfg.paths),
-                   structural_budget=float(counts.get("split", 0)))
+                   structural_budget=float(counts.get("split", 0)), uncovered=float(counts.get("uncovered", 0)))
     if res is not None:
         metrics["region_psnr"] = float(counts["region_psnr"])
     metrics["_notes"] = notes  # popped by pipeline.run into VectorizeResult.notes
