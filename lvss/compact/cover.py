@@ -19,8 +19,8 @@ import torch
 
 __all__ = ["drop_hairs", "cover_gaps", "uncovered", "GAP_COVERAGE"]
 
-GAP_COVERAGE = 0.7  # an opaque pixel the paths cover less than this is a gap (two anti-aliased edges
-#                     meeting give ~0.75 or more)
+GAP_COVERAGE = 0.5  # an opaque pixel the paths cover less than half is a gap (two anti-aliased edges
+#                     meeting give ~0.75 or more; a pixel on the picture's own curved edge may be 0.5-0.7)
 
 
 def drop_hairs(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, width: int, height: int,
