@@ -127,7 +127,7 @@ def photo_regions(target: np.ndarray, min_pixels: int = 64) -> np.ndarray:
 
 
 def main_table(args) -> list[dict]:
-    from lvss.metrics import svg_region_masks, vec
+    from lvss.metrics import svg_region_masks
 
     rows = []
     for name in list(args.images) + list(args.photos):
@@ -144,24 +144,39 @@ def main_table(args) -> list[dict]:
             methods = [m for m in methods if not args.methods or m in args.methods]
             for method in methods:
                 extra = {}
-                if method == "vtracer":
-                    c = time.process_time()
-                    svg, secs, settings, _ = Q.run_vtracer_budget(img, budget)
-                    extra.update(settings=settings, cpu_seconds=time.process_time() - c)
-                else:
-                    svg, secs, met = run_lvss(img, budget, method, args)
-                    extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds", "cpu_seconds", "structural",
-                                                      "details", "structural_budget", "uncovered") if k in met})
-                sc = Q.score(svg, target)
-                v = vec(element_masks(svg, w, h), regions) if regions is not None else float("nan")
-                row = dict(image=name, kind="photo" if photo else "clip art", budget=budget, method=method,
-                           paths=Q.count_paths(svg),
-                           psnr=sc["psnr"], ssim=sc["ssim"], vec=v, seconds=secs, **extra)
+                try:
+                    row = _one(method, img, budget, args, target, regions, w, h, extra)
+                except Exception as e:  # a failure of one run (e.g. the SVG writer) is reported, not fatal
+                    print(f"  {name} N={budget} {method:8s} FAILED: {type(e).__name__}: {e}", flush=True)
+                    rows.append(dict(image=name, kind="photo" if photo else "clip art", budget=budget, method=method,
+                                     paths=0, psnr=float("nan"), ssim=float("nan"), vec=float("nan"),
+                                     seconds=float("nan"), error=f"{type(e).__name__}: {e}"))
+                    continue
+                row.update(image=name, kind="photo" if photo else "clip art")
                 rows.append(row)
+                v = row["vec"]
                 split = (f" split {int(extra['structural'])}+{int(extra['details'])}" if "structural" in extra else "")
                 print(f"  {name} N={budget} {method:8s} paths {row['paths']:3d} PSNR {row['psnr']:.2f} "
-                      f"SSIM {row['ssim']:.3f} VeC {v:.3f} {secs:.1f} s ({row['cpu_seconds']:.1f} CPU s){split}", flush=True)
+                      f"SSIM {row['ssim']:.3f} VeC {v:.3f} {row['seconds']:.1f} s ({row['cpu_seconds']:.1f} CPU s){split}", flush=True)
     return rows
+
+
+def _one(method, img, budget, args, target, regions, w, h, extra) -> dict:
+    """One method at one budget on one picture: its scores (PSNR, SSIM, VeC, paths, seconds)."""
+    from lvss.metrics import vec
+
+        if method == "vtracer":
+            c = time.process_time()
+            svg, secs, settings, _ = Q.run_vtracer_budget(img, budget)
+            extra.update(settings=settings, cpu_seconds=time.process_time() - c)
+        else:
+            svg, secs, met = run_lvss(img, budget, method, args)
+            extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds", "cpu_seconds", "structural",
+                                              "details", "structural_budget", "uncovered") if k in met})
+        sc = Q.score(svg, target)
+        v = vec(element_masks(svg, w, h), regions) if regions is not None else float("nan")
+        return dict(budget=budget, method=method, paths=Q.count_paths(svg), psnr=sc["psnr"], ssim=sc["ssim"],
+                    vec=v, seconds=secs, **extra)
 
 
 def _variants(cfg):
