@@ -165,18 +165,18 @@ def _one(method, img, budget, args, target, regions, w, h, extra) -> dict:
     """One method at one budget on one picture: its scores (PSNR, SSIM, VeC, paths, seconds)."""
     from lvss.metrics import vec
 
-        if method == "vtracer":
-            c = time.process_time()
-            svg, secs, settings, _ = Q.run_vtracer_budget(img, budget)
-            extra.update(settings=settings, cpu_seconds=time.process_time() - c)
-        else:
-            svg, secs, met = run_lvss(img, budget, method, args)
-            extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds", "cpu_seconds", "structural",
-                                              "details", "structural_budget", "uncovered") if k in met})
-        sc = Q.score(svg, target)
-        v = vec(element_masks(svg, w, h), regions) if regions is not None else float("nan")
-        return dict(budget=budget, method=method, paths=Q.count_paths(svg), psnr=sc["psnr"], ssim=sc["ssim"],
-                    vec=v, seconds=secs, **extra)
+    if method == "vtracer":
+        c = time.process_time()
+        svg, secs, settings, _ = Q.run_vtracer_budget(img, budget)
+        extra.update(settings=settings, cpu_seconds=time.process_time() - c)
+    else:
+        svg, secs, met = run_lvss(img, budget, method, args)
+        extra.update({k: met[k] for k in ("regions", "masks", "cluster_seconds", "cpu_seconds", "structural",
+                                          "details", "structural_budget", "uncovered") if k in met})
+    sc = Q.score(svg, target)
+    v = vec(element_masks(svg, w, h), regions) if regions is not None else float("nan")
+    return dict(budget=budget, method=method, paths=Q.count_paths(svg), psnr=sc["psnr"], ssim=sc["ssim"],
+                vec=v, seconds=secs, **extra)
 
 
 def _variants(cfg):
