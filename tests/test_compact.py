@@ -421,10 +421,10 @@ def test_adaptive_split_follows_the_picture_and_the_budget():
     # near-equal cells with dark dots the cells do not outline: regions buy little, details a lot
     rgb, lab = _cells(lambda r, n: 0.6 + r.uniform(0, 0.01, (n, 3)), dots=12)
     k_dots, pred = adaptive_split(build_graph(lab, rgb), lab, rgb, None, 32, 5.0)
-    assert k_dots <= 0.75 * 32 and len(pred) > 1
-    # and the same picture keeps every path for structure when the budget is tiny
+    assert round(0.4 * 32) <= k_dots <= 0.75 * 32 and len(pred) > 1
+    # and a tiny budget goes (almost) all to the regions of the flat picture
     rgb, lab = _cells(lambda r, n: r.uniform(0, 1, (n, 3)))
-    assert adaptive_split(build_graph(lab, rgb), lab, rgb, None, 4, 5.0)[0] == 4
+    assert adaptive_split(build_graph(lab, rgb), lab, rgb, None, 4, 5.0)[0] >= 3
 
 
 def test_default_split_is_adaptive_and_the_papers_split_is_exact():

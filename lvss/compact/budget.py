@@ -4,7 +4,8 @@
 details (the recolouring paper's split is r = 0.4). ``None`` (the default): the split follows the
 picture and the budget (:func:`adaptive_split`).
 
-The adaptive split predicts, for a few candidate counts K of structural regions, the weighted squared
+The adaptive split never gives structure less than the paper's share (``MIN_SHARE``); it predicts,
+for a few candidate counts K of structural regions between that and N, the weighted squared
 error the picture would keep with K regions and N - K detail circles, and takes the K with the least:
 
 * K regions: the greedy Ward merge of the mask graph down to K regions (the hierarchy the merge
@@ -16,8 +17,8 @@ error the picture would keep with K regions and N - K detail circles, and takes 
 
 A picture of a few flat colour regions (clip art) needs every region it has before a circle helps, so
 small budgets go (almost) entirely to structure; large budgets on such pictures, once the regions
-explain the colours, leave the rest to details. Ties go to more structure: a merged region follows
-a real shape (its VeC), a circle only approximates one.
+explain the colours, leave the rest to details. Near-ties (within ``TIE_DB`` of the least predicted
+error) go to details: a circle keeps to one shape where a merged region may straddle several (VeC).
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ __all__ = ["split_budget", "adaptive_split", "fill_error", "detail_gain", "DETAI
 
 DETAIL_EFFICIENCY = 0.35  # share of a disc's ideal gain a detail circle realises (sampled by saliency,
 #                           confined to its mask, fitted with the rest)
-MIN_SHARE = 0.25          # the adaptive split keeps at least this share of the budget for structure
+MIN_SHARE = 0.4           # the adaptive split keeps at least the paper's share of the budget for structure
+TIE_DB = 0.3             # predicted errors this close (dB) to the least count as a tie
 CANDIDATES = 9            # structural counts tried between MIN_SHARE · N and N
 
 
@@ -83,7 +85,7 @@ def adaptive_split(graph: MaskGraph, atoms: np.ndarray, rgb: np.ndarray, weight:
     n = int(paths)
     if n <= 1:
         return n, {n: 0.0}
-    lo = max(1, int(math.floor(MIN_SHARE * n)))
+    lo = max(1, int(round(MIN_SHARE * n)))  # never less structure than the paper's split
     cands = sorted({min(n, max(lo, int(round(lo + (n - lo) * t / (CANDIDATES - 1))))) for t in range(CANDIDATES)},
                    reverse=True)
     valid = atoms >= 0
@@ -103,9 +105,9 @@ def adaptive_split(graph: MaskGraph, atoms: np.ndarray, rgb: np.ndarray, weight:
         used = min(k, cur.n)
         pred[k] = fill_error(cur) - DETAIL_EFFICIENCY * detail_gain(res, w, n - used, radius)
     best = min(pred.values())
-    # the most structure among the candidates within 1 % (of the error range) of the best
-    span = max(pred.values()) - best
-    k = max(c for c, e in pred.items() if e <= best + 0.01 * span)
+    # the fewest structural paths whose predicted error is within TIE_DB of the best: a detail circle
+    # keeps to one shape where a region may straddle several (VeC), so near-ties go to details
+    k = min(c for c, e in pred.items() if e <= best * 10.0 ** (TIE_DB / 10.0))
     return k, pred
 
 
