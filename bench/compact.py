@@ -327,6 +327,7 @@ def table1(rows, kind: str) -> list[str]:
     if not sel_k:
         return []
     n_img = len({r["image"] for r in sel_k})
+    failed = [f"{r['image']} N={r['budget']} {r['method']} ({r['error']})" for r in sel_k if r.get("error")]
     out = [f"### {kind} ({n_img} pictures; mean ± std)", "",
            "| paths N | method | PSNR (dB) ↑ | SSIM ↑ | VeC ↑ | paths used |", "|---:|---|---:|---:|---:|---:|"]
     for b in sorted({r["budget"] for r in sel_k}):
@@ -334,7 +335,9 @@ def table1(rows, kind: str) -> list[str]:
             sel = [r for r in sel_k if r["budget"] == b and r["method"] == m]
             if sel:
                 out.append(f"| {b} | {m} | {_ms([r['psnr'] for r in sel])} | {_ms([r['ssim'] for r in sel], 3)} | "
-                           f"{_ms([r['vec'] for r in sel], 3)} | {_ms([r['paths'] for r in sel], 1)} |")
+                           f"{_ms([r['vec'] for r in sel], 3)} | {_ms([r['paths'] for r in sel if not r.get('error')], 1)} |")
+    if failed:
+        out += ["", "Failed runs (left out of the means above and of the goals' comparisons): " + "; ".join(failed)]
     return out
 
 
@@ -348,7 +351,10 @@ def goals(rows) -> list[str]:
         sel_k = [r for r in rows if r.get("kind", "clip art") == kind]
         curve = []
         for b in sorted({r["budget"] for r in sel_k}):
-            by = {m: [r for r in sel_k if r["budget"] == b and r["method"] == m] for m in ("compact", "layered", "vtracer")}
+            # compared on the pictures where every method ran (a failed run leaves its picture out)
+            here = [r for r in sel_k if r["budget"] == b]
+            ok_img = {r["image"] for r in here} - {r["image"] for r in here if r.get("error")}
+            by = {m: [r for r in here if r["method"] == m and r["image"] in ok_img] for m in ("compact", "layered", "vtracer")}
             if not by["compact"]:
                 continue
             cp, cv = mean(by["compact"], "psnr"), mean(by["compact"], "vec")
