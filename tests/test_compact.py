@@ -422,6 +422,9 @@ def test_adaptive_split_follows_the_picture_and_the_budget():
     rgb, lab = _cells(lambda r, n: 0.6 + r.uniform(0, 0.01, (n, 3)), dots=12)
     k_dots, pred = adaptive_split(build_graph(lab, rgb), lab, rgb, None, 32, 5.0)
     assert round(0.4 * 32) <= k_dots <= 0.75 * 32 and len(pred) > 1
+    # a larger budget never gets fewer regions
+    ks = [adaptive_split(build_graph(lab, rgb), lab, rgb, None, n, 5.0)[0] for n in (8, 12, 16, 24, 32, 48)]
+    assert ks == sorted(ks) and all(k <= n for k, n in zip(ks, (8, 12, 16, 24, 32, 48)))
     # and a tiny budget goes (almost) all to the regions of the flat picture
     rgb, lab = _cells(lambda r, n: r.uniform(0, 1, (n, 3)))
     assert adaptive_split(build_graph(lab, rgb), lab, rgb, None, 4, 5.0)[0] >= 3
