@@ -4,7 +4,7 @@
    simplification levels' masks too); their common refinement is a partition into N connected atoms,
    summarised as a mask graph (:mod:`.graph`);
 2. merge (:mod:`.merge`): rounds of recolouring down to the structural budget
-   (``CompactConfig.structural_ratio`` of the paths), a greedy Ward merge finishing the job if needed;
+   (``CompactConfig.structural_ratio`` of the paths, adaptive by default: .budget), a greedy Ward merge finishing the job if needed;
 3. paths (:mod:`.details`, :mod:`.paths`): every merged region becomes one path (its contour with the
    regions it encloses left out as holes, so a path covers only what it shows; largest first =
    back-most, grown ``underlap`` px under the regions in front of it); the rest of the
