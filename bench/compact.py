@@ -96,6 +96,8 @@ def _cfg(budget: int, mode: str, args, **kw):
     cfg = VectorizeConfig(paths=budget, mode=mode, seed=args.seed, device="cpu", **kw)
     if mode == "compact" and getattr(args, "structural_ratio", None) is not None:
         cfg = replace(cfg, compact=replace(cfg.compact, structural_ratio=args.structural_ratio))
+    if mode == "compact" and getattr(args, "error_share", None) is not None:
+        cfg = replace(cfg, compact=replace(cfg.compact, error_share=args.error_share))
     if mode == "compact" and getattr(args, "underlap", None) is not None:
         cfg = replace(cfg, compact=replace(cfg.compact, underlap=args.underlap))
     over = {k: v for k, v in (("structure_iters", args.structure_iters), ("refine_iters", args.refine_iters))
@@ -461,6 +463,7 @@ def main(argv=None) -> int:
     ap.add_argument("--structure-iters", type=int)
     ap.add_argument("--refine-iters", type=int)
     ap.add_argument("--structural-ratio", type=float, help="compact mode's share of the budget for merged regions")
+    ap.add_argument("--error-share", type=float, help="compact mode: share of detail circles placed at the error")
     ap.add_argument("--underlap", type=int, help="compact mode: px a region's path reaches under the ones in front")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "compact"))
