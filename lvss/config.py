@@ -42,10 +42,11 @@ def integer(default: int, lo: int, hi: int, help: str, cli: str | None = None):
     return field(default=default, metadata=_meta("int", help, cli, range=(lo, hi)))
 
 
-def real(default: float, lo: float, hi: float, help: str, cli: str | None = None,
-         open: tuple[bool, bool] = (False, False)):
-    """A finite real field in [lo, hi] (``open``: which ends are excluded); -INF/INF: no bound."""
-    return field(default=default, metadata=_meta("float", help, cli, range=(lo, hi), open=open))
+def real(default: float | None, lo: float, hi: float, help: str, cli: str | None = None,
+         open: tuple[bool, bool] = (False, False), optional: bool = False):
+    """A finite real field in [lo, hi] (``open``: which ends are excluded); -INF/INF: no bound;
+    ``optional``: or None."""
+    return field(default=default, metadata=_meta("float", help, cli, range=(lo, hi), open=open, optional=optional))
 
 
 def choice(default: str, choices: tuple[str, ...], help: str, cli: str | None = None,
@@ -97,7 +98,7 @@ def allowed(meta: dict) -> str:
     unbounded = lo == -INF and hi == INF
     interval = f"{'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
     if kind == "float":
-        return "a finite number" if unbounded else f"a number in {interval}"
+        return ("a finite number" if unbounded else f"a number in {interval}") + (" or None" if meta.get("optional") else "")
     return "two finite numbers, low <= high" if unbounded else f"two numbers low <= high, each in {interval}"
 
 
@@ -124,7 +125,7 @@ def _ok(value: Any, meta: dict) -> bool:
         lo, hi = meta["range"]
         return _is_int(value) and lo <= value <= hi
     if kind == "float":
-        return _in_real_range(value, meta)
+        return (value is None and meta.get("optional", False)) or _in_real_range(value, meta)
     if kind == "choice":
         return isinstance(value, str) and (value in meta["choices"] or any(
             value.startswith(p) and len(value) > len(p) for p in meta["prefixes"]))
@@ -309,7 +310,10 @@ class CompactConfig:
     """Compact mode (recolouring-based mask merging)."""
 
     _section: ClassVar[str] = "compact"
-    structural_ratio: float = real(0.4, 0.0, 1.0, "share of the budget for merged structure", "--structural-ratio")
+    # share of the path budget for merged regions (the rest: detail circles). None: adaptive, the split
+    # follows the picture and the budget (lvss/compact/budget.py); 0.4 is the recolouring paper's split
+    structural_ratio: float | None = real(None, 0.0, 1.0, "share of the budget for merged structure (None: adaptive)",
+                                          "--structural-ratio", optional=True)
     rounds: int = integer(10, 1, 1000, "merge rounds", "--rounds")
     lambda_wmse: float = real(1.0, 0.0, 1000.0, "weight of the weighted MSE")
     lambda_wtv: float = real(0.1, 0.0, 1000.0, "weight of the weighted total variation")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from lxml import etree
 
-from .geometry.repair import export_contours
+from .geometry.repair import export_contours, simple_as_written
 from .io import atomic_write
 from .scene import Layer, LinearGradient, Path, RadialGradient, Scene, SceneError, mean_color
 
@@ -159,6 +159,8 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
     if defs is not None:
         defs.set("id", _layer_id(0, Layer("", id="defs"), used))
     digits = max(2, len(str(len(scene.layers))))
+    # one batched crossing test for the whole scene: only the paths that fail it are redrawn
+    simple = iter(simple_as_written(scene.point_list(), precision) if clean else [])
     for i, layer in enumerate(scene.layers):
         g = etree.SubElement(root, f"{{{SVG_NS}}}g")
         g.set("id", _layer_id(i, layer, used))
@@ -179,7 +181,8 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
             if not np.isfinite(col).all():
                 raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
             if clean:
-                contours, decimals = export_contours(pts, scene.width, scene.height, precision)
+                contours, decimals = export_contours(pts, scene.width, scene.height, precision,
+                                                     simple=next(simple))
                 if not contours:     # nothing of it inside the canvas, or a speck
                     continue
                 d = contours_data(contours, decimals)

@@ -196,7 +196,8 @@ def test_detail_centres_follow_saliency(tmp_path):
     mask[:, 24:] = 255
     path = tmp_path / "mask.png"
     Image.fromarray(mask).save(path)
-    base = _cfg(paths=24, optimize=OptimizeConfig(refine_iters=0, polish_iters=0, prune_area=0.0))
+    base = _cfg(paths=24, optimize=OptimizeConfig(refine_iters=0, polish_iters=0, prune_area=0.0),
+                compact=CompactConfig(rounds=3, superpixels=(12, 40), structural_ratio=0.4))  # details to place
     masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
 
     def right_half(cfg):
@@ -393,3 +394,94 @@ def test_region_paths_with_holes_cover_only_what_they_show():
     np.testing.assert_array_equal(holed[1], lab == 1)
     # the underlap reaches 2 px under the region in front; the middle of the hole stays empty
     assert grown[0][8:10, 8:24].all() and grown[0][22:24, 8:24].all() and not grown[0][11:21, 11:21].any()
+
+
+# -- the budget split and coverage ----------------------------------------------------------------------
+def _cells(colours_fn, n_side=8, cell=6, dots=0, seed=0):
+    """An n_side x n_side grid of flat cells (colours from colours_fn(rng, n)) and ``dots`` dark 3x3
+    dots that are not cells of their own: (rgb, labels)."""
+    rng = np.random.default_rng(seed)
+    size = n_side * cell
+    yy, xx = np.mgrid[0:size, 0:size]
+    lab = ((yy // cell) * n_side + xx // cell).astype(np.int32)
+    rgb = colours_fn(rng, n_side * n_side).astype(np.float32)[lab]
+    for _ in range(dots):
+        y, x = rng.integers(1, size - 4, 2)
+        rgb[y:y + 3, x:x + 3] = (0.05, 0.05, 0.05)
+    return np.ascontiguousarray(rgb), lab
+
+
+def test_adaptive_split_follows_the_picture_and_the_budget():
+    from lvss.compact import adaptive_split
+
+    # distinct flat colours everywhere: every path is worth a region
+    rgb, lab = _cells(lambda r, n: r.uniform(0, 1, (n, 3)))
+    k_flat, _ = adaptive_split(build_graph(lab, rgb), lab, rgb, None, 32, 5.0)
+    assert k_flat == 32
+    # near-equal cells with dark dots the cells do not outline: regions buy little, details a lot
+    rgb, lab = _cells(lambda r, n: 0.6 + r.uniform(0, 0.01, (n, 3)), dots=12)
+    k_dots, pred = adaptive_split(build_graph(lab, rgb), lab, rgb, None, 32, 5.0)
+    assert round(0.4 * 32) <= k_dots <= 0.75 * 32 and len(pred) > 1
+    # a larger budget never gets fewer regions
+    ks = [adaptive_split(build_graph(lab, rgb), lab, rgb, None, n, 5.0)[0] for n in (8, 12, 16, 24, 32, 48)]
+    assert ks == sorted(ks) and all(k <= n for k, n in zip(ks, (8, 12, 16, 24, 32, 48)))
+    # and a tiny budget goes (almost) all to the regions of the flat picture
+    rgb, lab = _cells(lambda r, n: r.uniform(0, 1, (n, 3)))
+    assert adaptive_split(build_graph(lab, rgb), lab, rgb, None, 4, 5.0)[0] >= 3
+
+
+def test_default_split_is_adaptive_and_the_papers_split_is_exact():
+    from lvss.compact import split_budget
+
+    assert CompactConfig().structural_ratio is None
+    for n in (1, 2, 5, 10, 16, 24, 32, 64, 128, 256):
+        assert split_budget(n, 0.4) == structural_budget(n, 0.4) == int(min(n, max(0, round(n * 0.4))))
+    with pytest.raises(Exception):
+        VectorizeConfig(mode="compact", compact=CompactConfig(structural_ratio=1.5))
+    # end to end: 0.4 gives exactly round(0.4 N) regions; the default gives all of a small budget
+    # to the regions of a flat drawing
+    rgb = _emoji(48)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    for paths in (5, 10):
+        cfg = _cfg(paths=paths, compact=CompactConfig(rounds=3, structural_ratio=0.4, superpixels=(12, 40)))
+        _, met = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        assert met["structural_budget"] == round(0.4 * paths) and met["regions"] == round(0.4 * paths)
+    _, met = run_compact(rgb, alpha, _cfg(paths=4), torch.device("cpu"))
+    assert met["structural_budget"] == 4 and met["structural"] == 4
+
+
+def test_small_budget_covers_every_opaque_pixel_and_writes_no_hairs():
+    from lvss.compact.cover import uncovered
+    from lvss.geometry.repair import hair_mask
+
+    # a drawing on a transparent ground: a ring and spots, alpha 0 outside the disc
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size]
+    rgb = _emoji(size)
+    r = np.hypot(xx - 31.5, yy - 31.5)
+    alpha = (r < 0.42 * size).astype(np.float32)
+    rgb[(r > 0.2 * size) & (r < 0.24 * size)] = (0.2, 0.5, 0.9)
+    for paths in (3, 6):
+        scene, met = run_compact(rgb, alpha, _cfg(paths=paths, work_size=64), torch.device("cpu"))
+        pts = [p.points for p in scene.paths()]
+        assert 0 < len(pts) <= paths
+        assert not uncovered(pts, alpha > 0.5).any() and met["uncovered"] == 0
+        assert not any(hair_mask(pts, size, size, OptimizeConfig().hair_area, OptimizeConfig().hair_width))
+
+
+def test_cover_gaps_fills_what_the_paths_leave_bare():
+    from lvss.compact.cover import cover_gaps, uncovered
+    from lvss.layering import mask_to_path
+
+    valid = np.ones((32, 32), bool)
+    back = np.zeros((32, 32), bool)
+    back[:, :14] = True
+    front = np.zeros((32, 32), bool)
+    front[:, 18:] = True           # a 4-px gap between them
+    pts = [mask_to_path(back, 0.75).points, mask_to_path(front, 0.75).points]
+    assert uncovered(pts, valid).sum() >= 4 * 32
+    out, left = cover_gaps(pts, 2, valid, 0.75)
+    assert left == 0 and not uncovered(out, valid).any() and out[1] is pts[1]
+    # nothing bare: nothing changes
+    same, left = cover_gaps(out, 2, valid, 0.75)
+    assert left == 0 and all(a is b for a, b in zip(same, out))

@@ -4,7 +4,7 @@
    simplification levels' masks too); their common refinement is a partition into N connected atoms,
    summarised as a mask graph (:mod:`.graph`);
 2. merge (:mod:`.merge`): rounds of recolouring down to the structural budget
-   (``CompactConfig.structural_ratio`` of the paths), a greedy Ward merge finishing the job if needed;
+   (``CompactConfig.structural_ratio`` of the paths, adaptive by default: .budget), a greedy Ward merge finishing the job if needed;
 3. paths (:mod:`.details`, :mod:`.paths`): every merged region becomes one path (its contour with the
    regions it encloses left out as holes, so a path covers only what it shows; largest first =
    back-most, grown ``underlap`` px under the regions in front of it); the rest of the
@@ -29,15 +29,19 @@ import torch
 from ..config import VectorizeConfig
 from ..optimize.loop import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
-from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge
+from .budget import adaptive_split, split_budget
+from .cover import absorb_slivers, cover_gaps, drop_hairs
+from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge, pixel_weights
 from .merge import recolor_merge
 from .paths import detail_rounds
 from .soup import Soup, labels_from_masks, mask_soup
 
 __all__ = ["run_compact", "recolor_merge", "build_graph", "coarsen", "greedy_merge", "labels_from_masks",
-           "mask_soup", "structural_budget", "detail_prob", "detail_centres", "error_centres", "detail_rounds", "MaskGraph", "MergeResult", "Soup"]
+           "mask_soup", "structural_budget", "split_budget", "adaptive_split", "detail_prob", "detail_centres", "error_centres", "detail_rounds", "MaskGraph", "MergeResult", "Soup"]
 
 Progress = Callable[[str, float, str], None]
+SLIVER_AREA = 2.0   # masks under this many times the hair area (OptimizeConfig.hair_area of the canvas) ...
+SLIVER_WIDTH = 1.0  # ... or thinner than this many px on average join a neighbour before the merge
 Merge = Callable[..., MergeResult]  # (graph, budget, CompactConfig, seed, cancel, progress) -> MergeResult
 
 
@@ -69,11 +73,14 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         raise ValueError(f"rgb must have shape ({h}, {w}, 3) like alpha, got {rgb.shape}")
     cc = cfg.compact
     valid = alpha > 0.5
-    n_struct = structural_budget(cfg.paths, cc.structural_ratio) if valid.any() else 0
+    # a fixed ratio splits the budget now; the adaptive split (ratio None) once the mask graph exists
+    n_struct = (structural_budget(cfg.paths, cc.structural_ratio) if cc.structural_ratio is not None
+                else cfg.paths) if valid.any() else 0
     prog("segment", 0.0, "building the mask soup")
     sal = saliency_map(rgb, cfg)
     check_cancel(cancel)
     res, region_labels, semantic, atoms_n, regions_n, notes, masks_n = None, None, None, 0, 0, [], 0
+    split_pred: dict = {}
     region_psnr = 0.0
     if valid.any():
         soup = soup or mask_soup(rgb, valid, cfg, source, lambda f, m: prog("segment", 0.9 * f, m), cancel)
@@ -89,6 +96,17 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         if graph.n > cc.max_masks:
             pre = greedy_merge(graph, cc.max_masks)
             graph = coarsen(graph, pre)
+        # masks too small or thin to make a path that is not a hair join a neighbour first
+        fold = absorb_slivers(graph, SLIVER_AREA * cfg.optimize.hair_area * h * w, SLIVER_WIDTH)
+        if int(fold.max()) + 1 < graph.n:
+            pre = fold[pre]
+            graph = coarsen(graph, fold)
+        if cc.structural_ratio is None:
+            n_struct, split_pred = adaptive_split(graph, np.where(soup.atoms >= 0, pre[np.maximum(soup.atoms, 0)], -1),
+                                                  rgb, pixel_weights(sal, valid.shape)[0], cfg.paths,
+                                                  float(cc.detail_radius))
+            if int(soup.semantic.max()) + 1 > n_struct:
+                graph.firm = math.inf
         prog("segment", 1.0, f"{masks_n} masks in the soup, {atoms_n} atoms, {len(graph.edges)} adjacent pairs")
         res = merge(graph, n_struct, cc, cfg.seed, cancel, prog)
         final = res.mapping[pre]
@@ -115,8 +133,18 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     n_s = len(pts)
     weight = saliency_weight(sal, dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
+    # no hairs, and no opaque pixel left bare (.cover)
+    n_s = min(n_s, len(pts))
+    pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
+    before = [p for p in pts]
+    pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon)
+    if pts and any(a is not b for a, b in zip(pts, before)):
+        from ..optimize.structure import solve_colors
+
+        colors = torch.cat([solve_colors(pts, colors[:, 3], target_c, colors, w, h, weight), colors[:, 3:]], 1)
     return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, dict(
-        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr))
+        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
+        uncovered=gaps_left))
 
 
 def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
@@ -142,7 +170,8 @@ def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
                    atoms=float(atoms_n), regions=float(regions_n), merges=float(max(atoms_n - regions_n, 0)),
                    forced_merges=float(res.forced if res else 0), rounds=float(res.rounds if res else 0),
                    cluster_seconds=float(res.seconds if res else 0.0), structural=float(len(struct)),
-                   details=float(len(details)), budget=float(cfg.paths))
+                   details=float(len(details)), budget=float(cfg.paths),
+                   structural_budget=float(counts.get("split", 0)), uncovered=float(counts.get("uncovered", 0)))
     if res is not None:
         metrics["region_psnr"] = float(counts["region_psnr"])
     metrics["_notes"] = notes  # popped by pipeline.run into VectorizeResult.notes

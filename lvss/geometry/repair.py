@@ -17,11 +17,11 @@ import torch
 
 from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_width
 
-__all__ = ["clean_contours", "export_contours", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["clean_contours", "export_contours", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
-CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment)
+CHECK_PIECES = 32    # flattening of the export's crossing test (edges per cubic segment)
 TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
 
 
@@ -106,14 +106,16 @@ def contour_area(points: np.ndarray) -> float:
 
 def clean_contours(points, width: float | None = None, height: float | None = None,
                    min_area: float = SPECK_AREA, evenodd: bool = False, precision: int | None = 2,
-                   split: bool = False) -> list[np.ndarray]:
+                   split: bool = False, simple: bool | None = None) -> list[np.ndarray]:
     """The area a closed cubic path (3S, 2) fills (nonzero rule, or ``evenodd``), clipped to the
     canvas [0, width] x [0, height] when a size is given, as simple, non-overlapping contours (3K, 2)
     each: outer loops and holes running the other way round. Contours under ``min_area`` pixels² go.
     Coordinates come rounded to ``precision`` decimals (as the SVG writes them), and are simple as
     rounded. Empty when nothing is left. A path that is already a simple loop inside the canvas comes
     back as it is (the boolean operations would split its curves at inflections, adding nodes), unless
-    ``split``: then holes joined by zero-width bridges come back as contours of their own too."""
+    ``split``: then holes joined by zero-width bridges come back as contours of their own too.
+    ``simple``: whether the path, rounded, is already known to be a simple loop (see
+    :func:`simple_as_written`; None: tested here)."""
     pathops = _pathops()
     pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
                      np.float64)
@@ -124,7 +126,7 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     rnd = (lambda a: _as_written(a, precision)) if precision is not None else (lambda a: a)  # noqa: E731
     pts = rnd(pts)
     inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
-    if inside and not evenodd and not split and _simple(pts):
+    if inside and not evenodd and not split and (_simple(pts) if simple is None else simple):
         return [pts] if abs(contour_area(pts)) >= min_area else []
     contours = [pts]
     for attempt in range(2):
@@ -186,7 +188,16 @@ class GeometryError(ValueError):
     """A path's outline could not be cleaned (the message says why)."""
 
 
-def export_contours(points, width: float, height: float, precision: int = 2
+def simple_as_written(points: list, precision: int = 2) -> list[bool]:
+    """Which of many closed paths (3S, 2) are simple loops once rounded as the SVG writes them: one
+    batched test for a whole scene, so that the export redraws only the others."""
+    rounded = [torch.from_numpy(_as_written(np.asarray(p.detach().cpu().double().numpy()
+                                                       if isinstance(p, torch.Tensor) else p, np.float64), precision))
+               for p in points]
+    return (crossing_counts(rounded, CHECK_PIECES) == 0).tolist() if rounded else []
+
+
+def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None
                     ) -> tuple[list[np.ndarray], int]:
     """:func:`clean_contours` for the SVG writer: contours that are simple as written, and the number
     of decimals they need. Where rounding to ``precision`` decimals folds a contour that was simple,
@@ -195,7 +206,8 @@ def export_contours(points, width: float, height: float, precision: int = 2
     for p in (precision, precision + 1, precision + 2):
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
             try:
-                contours = clean_contours(points, width, height, precision=p, split=redraw)
+                contours = clean_contours(points, width, height, precision=p, split=redraw,
+                                          simple=simple if p == precision else None)
             except GeometryError:
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points

@@ -1,0 +1,121 @@
+"""Compact mode's last step: no hairs, no holes in the picture.
+
+* :func:`drop_hairs`: paths a designer would delete by hand (lvss.geometry.repair.hair_mask: enclosing
+  less than ``OptimizeConfig.hair_area`` of the canvas or thinner than ``hair_width`` px on average)
+  are left out; a detail circle of 5 px at 256 px is far from either limit, a shrunken one or a
+  sliver region is not.
+* :func:`cover_gaps`: the merged regions tile the opaque pixels, each region's path grown under the
+  ones in front of it (``CompactConfig.underlap``), but the path stage moves every path, and a hair
+  left out leaves its pixels bare. Where an opaque pixel is left uncovered (coverage below
+  ``GAP_COVERAGE``), the back-most path (the largest region) is re-contoured to take those pixels too:
+  its own shape plus every pixel the paths in front of it leave bare; if that still leaves a gap (the
+  gaps were not connected to it), it becomes the backdrop of all opaque pixels (the whole canvas for
+  an opaque picture). Nothing changes where nothing is bare.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["drop_hairs", "cover_gaps", "uncovered", "GAP_COVERAGE"]
+
+GAP_COVERAGE = 0.5  # an opaque pixel the paths cover less than half is a gap (two anti-aliased edges
+#                     meeting give ~0.75 or more; a pixel on the picture's own curved edge may be 0.5-0.7)
+
+
+def drop_hairs(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, width: int, height: int,
+               hair_area: float, hair_width: float):
+    """(points, colours, structural count) without the hairs."""
+    from ..geometry.repair import hair_mask
+
+    if not pts:
+        return pts, colors, n_s
+    hair = hair_mask([p.detach().cpu() for p in pts], width, height, hair_area, hair_width)
+    keep = [i for i, h in enumerate(hair) if not h]
+    if len(keep) == len(pts):
+        return pts, colors, n_s
+    return [pts[i] for i in keep], colors[keep], sum(1 for i in keep if i < n_s)
+
+
+def _coverage(pts: list[torch.Tensor], width: int, height: int) -> np.ndarray:
+    """(H, W) alpha of the paths drawn opaque."""
+    from ..render.torch_raster import render_torch
+
+    if not pts:
+        return np.zeros((height, width), np.float32)
+    one = torch.tensor([[0.0, 0.0, 0.0, 1.0]], device=pts[0].device).expand(len(pts), 4).contiguous()
+    with torch.no_grad():
+        return render_torch([p.detach() for p in pts], one, width, height)[1].cpu().numpy()
+
+
+def uncovered(pts: list[torch.Tensor], valid: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the ``valid`` (opaque) pixels the paths cover less than GAP_COVERAGE."""
+    h, w = valid.shape
+    return np.asarray(valid, bool) & (_coverage(pts, w, h) < GAP_COVERAGE)
+
+
+def cover_gaps(pts: list[torch.Tensor], n_s: int, valid: np.ndarray, epsilon: float) -> tuple[list[torch.Tensor], int]:
+    """``pts`` with the back-most structural path re-contoured over the opaque pixels left bare (see the
+    module docstring); returns (points, gap pixels left: 0 unless the opaque pixels are in several
+    separate pieces)."""
+    from ..layering import mask_to_path
+
+    valid = np.asarray(valid, bool)
+    gaps = uncovered(pts, valid)
+    if not gaps.any() or n_s == 0:
+        return pts, int(gaps.sum())
+    h, w = valid.shape
+    dev = pts[0].device
+    bare = valid & (_coverage(pts[1:], w, h) < GAP_COVERAGE)
+    own = _coverage(pts[:1], w, h) > 0.5
+    for mask in (valid & (own | bare), valid):
+        p = mask_to_path(mask, epsilon, max_segments=256, holes=True)
+        if p is None:
+            continue
+        trial = [p.points.to(dev)] + list(pts[1:])
+        left = uncovered(trial, valid)
+        if not left.any():
+            return trial, 0
+    return trial, int(left.sum())
+
+
+def absorb_slivers(g, min_area: float, min_width: float):
+    """Mapping (N,) of the graph ``g``'s masks that folds every mask smaller than ``min_area`` pixels,
+    or thinner than ``min_width`` px on average (2 x area / boundary length), into its cheapest
+    neighbour (Ward cost, firm boundaries or not), repeated until none is left (or it has no
+    neighbour): a region that small would become a hair of a path."""
+    from .graph import coarsen, consecutive, ward_cost
+
+    mapping = np.arange(g.n)
+    cur = g
+    for _ in range(8):
+        if len(cur.edges) == 0:
+            break
+        per = np.bincount(cur.edges[:, 0], cur.edge_len, cur.n) + np.bincount(cur.edges[:, 1], cur.edge_len, cur.n)
+        width = 2.0 * cur.area / np.maximum(per, 1e-12)
+        small = (cur.area < min_area) | ((width < min_width) & (per > 0))
+        if not small.any():
+            break
+        i, j = cur.edges[:, 0], cur.edges[:, 1]
+        cost = ward_cost(cur, i, j)
+        parent = np.arange(cur.n)
+        # each sliver joins its cheapest neighbour (no chains: a sliver's partner is not itself moved)
+        best = np.full(cur.n, np.inf)
+        partner = np.arange(cur.n)
+        for a, b in ((i, j), (j, i)):
+            for e in np.flatnonzero(small[a]).tolist():
+                if cost[e] < best[a[e]]:
+                    best[a[e]], partner[a[e]] = cost[e], b[e]
+        moved = np.zeros(cur.n, bool)
+        for s in np.flatnonzero(small).tolist():
+            p = int(partner[s])
+            if p != s and not moved[p]:
+                parent[s] = p
+                moved[s] = True
+        if not moved.any():
+            break
+        roots = parent.copy()
+        step = consecutive(roots)
+        mapping = step[mapping]
+        cur = coarsen(cur, step)
+    return mapping
