@@ -76,7 +76,8 @@ def add_vectorize_options(p) -> None:
                         "auto: a gradient only where it lowers the error enough to be worth its bytes")
     p.add_argument("--saliency-mask", metavar="FILE", help="compact/refinement: mask image, white = important")
     p.add_argument("--structural-ratio", type=float, default=None, metavar="R",
-                   help="compact mode: share of the budget for merged structure (default 0.4)")
+                   help="compact mode: share of the budget for merged structure (default: adaptive, "
+                        "following the picture and the budget; 0.4 is the recolouring paper's split)")
     p.add_argument("--rounds", type=int, default=None, metavar="N", help="compact mode: merge rounds (default 10)")
     p.add_argument("--structure-iters", type=int, default=None, metavar="N",
                    help=f"optimisation steps of the structure stage (default {_OPT.structure_iters})")

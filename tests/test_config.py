@@ -57,7 +57,7 @@ def _outside(m):
         return [lo - 1, hi + 1, float(lo), True, "1", None]
     if kind == "float":
         lo, hi = m["range"]
-        bad = [math.nan, math.inf, -math.inf, "0.5", None, True]
+        bad = [math.nan, math.inf, -math.inf, "0.5", True] + ([] if m.get("optional") else [None])
         if lo > -math.inf:
             bad.append(lo if m["open"][0] else lo - 1e-9 - abs(lo) * 1e-9)
         if hi < math.inf:
