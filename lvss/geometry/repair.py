@@ -21,7 +21,8 @@ __all__ = ["clean_contours", "export_contours", "simple_as_written", "hair_mask"
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
-CHECK_PIECES = 32    # flattening of the export's crossing test (edges per cubic segment)
+CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment) ...
+CHECK_LENGTH = 8.0   # ... after segments longer than this (pixels of control polygon) are split
 TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
 
 
@@ -191,8 +192,9 @@ class GeometryError(ValueError):
 def simple_as_written(points: list, precision: int = 2) -> list[bool]:
     """Which of many closed paths (3S, 2) are simple loops once rounded as the SVG writes them: one
     batched test for a whole scene, so that the export redraws only the others."""
-    rounded = [torch.from_numpy(_as_written(np.asarray(p.detach().cpu().double().numpy()
-                                                       if isinstance(p, torch.Tensor) else p, np.float64), precision))
+    rounded = [torch.from_numpy(_split_long(_as_written(np.asarray(p.detach().cpu().double().numpy()
+                                                                   if isinstance(p, torch.Tensor) else p, np.float64),
+                                                        precision)))
                for p in points]
     return (crossing_counts(rounded, CHECK_PIECES) == 0).tolist() if rounded else []
 
@@ -314,7 +316,37 @@ def _split_pinches(c: np.ndarray, tol: float) -> list[np.ndarray]:
 
 
 def _simple(c: np.ndarray) -> bool:
-    return int(crossing_counts([torch.from_numpy(c)], CHECK_PIECES)[0]) == 0
+    return int(crossing_counts([torch.from_numpy(_split_long(c))], CHECK_PIECES)[0]) == 0
+
+
+def _split_long(c: np.ndarray, limit: float = CHECK_LENGTH) -> np.ndarray:
+    """The same closed curve (3K, 2) with every segment whose control polygon is longer than
+    ``limit`` pixels split in halves (de Casteljau) until none is: the crossing test then flattens
+    long segments as finely as short ones, and finds a kink's loop wherever it sits."""
+    n = len(c) // 3
+    segs = np.stack([c[0::3], c[1::3], c[2::3], np.roll(c[0::3], -1, 0)], 1)      # (K, 4, 2)
+    for _ in range(8):
+        length = np.linalg.norm(np.diff(segs, axis=1), axis=2).sum(1)
+        long = length > limit
+        if not long.any():
+            break
+        a = segs[long]
+        p01, p12, p23 = (a[:, 0] + a[:, 1]) / 2, (a[:, 1] + a[:, 2]) / 2, (a[:, 2] + a[:, 3]) / 2
+        q0, q1 = (p01 + p12) / 2, (p12 + p23) / 2
+        mid = (q0 + q1) / 2
+        first = np.stack([a[:, 0], p01, q0, mid], 1)
+        second = np.stack([mid, q1, p23, a[:, 3]], 1)
+        parts = []
+        k = 0
+        for i in range(len(segs)):
+            if long[i]:
+                parts += [first[k], second[k]]
+                k += 1
+            else:
+                parts.append(segs[i])
+        segs = np.stack(parts)
+    del n
+    return segs[:, :3].reshape(-1, 2)
 
 
 def _box(width: float, height: float, pathops):
