@@ -281,7 +281,7 @@ class LVSS_OT_vectorize(bpy.types.Operator):
         pct = int(round(status.fraction * 100))
         if context.workspace is not None:
             context.workspace.status_text_set(
-                f"lvss: vectorizing '{self._source.name}' - {status.stage} {pct}%  "
+                f"lvss: vectorizing '{self._source.name}' - {remote.stage_words(status.stage)} {pct}%  "
                 f"({time.monotonic() - self._job.started:.0f} s)   Esc: cancel")
         context.window_manager.progress_update(pct)
 

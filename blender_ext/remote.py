@@ -97,6 +97,22 @@ def load_client():
         return None
 
 
+def stage_words(stage: str) -> str:
+    """A pipeline stage in a designer's words ("Fitting shapes"), from the messages every lvss client
+    shares (bundled copy first, then an installed lvss); the stage as it came where neither exists
+    (a queue position, an old lvss)."""
+    for load in (lambda: __import__(f"{__package__}._lvss.messages", fromlist=["stage_label"]),
+                 lambda: __import__("lvss.messages", fromlist=["stage_label"])):
+        try:
+            messages = load()
+        except Exception:  # noqa: BLE001  not bundled / lvss absent
+            continue
+        if stage in messages.STAGE_WORDS:
+            return messages.stage_label(stage)
+        return stage
+    return stage
+
+
 def python_for_fallback(settings: Settings) -> str:
     return (settings.python or os.environ.get(ENV_PYTHON, "")).strip()
 

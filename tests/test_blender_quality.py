@@ -48,3 +48,25 @@ def test_quality_reaches_the_server(server, connection, quality):
     assert job.wait(120)
     assert job.error is None and job.svg and "<svg" in job.svg
     server.wait_log(rf"quality={quality or 'balanced'} paths=3 mode=layered levels=1 seed={seed} ")
+
+
+def test_status_says_the_stage_in_a_designers_words():
+    """Blender's status bar shows the stages as the Inkscape progress window and `lvss remote` do
+    (lvss.messages); what the table does not know (a queue position) is shown as it came."""
+    from lvss.messages import STAGE_WORDS
+
+    assert remote.stage_words("structure") == STAGE_WORDS["structure"] == "Fitting shapes"
+    assert remote.stage_words("polish") == "Polishing"
+    assert remote.stage_words("queued (2 ahead)") == "queued (2 ahead)"
+
+
+def test_the_bundled_client_brings_what_it_imports():
+    """The copy of lvss.client bundled into the Blender extension imports lvss.messages."""
+    import ast
+
+    from lvss.blender import CLIENT_FILES
+
+    tree = ast.parse((REPO / "lvss" / "client.py").read_text(encoding="utf-8"))
+    local = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+    bundled = {f[:-3].replace("/", ".") for f in CLIENT_FILES}
+    assert {m.split(".")[0] for m in local} <= {b.split(".")[0] for b in bundled}, local
