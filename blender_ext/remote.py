@@ -97,22 +97,6 @@ def load_client():
         return None
 
 
-def stage_words(stage: str) -> str:
-    """A pipeline stage in a designer's words ("Fitting shapes"), from the messages every lvss client
-    shares (bundled copy first, then an installed lvss); the stage as it came where neither exists
-    (a queue position, an old lvss)."""
-    for load in (lambda: __import__(f"{__package__}._lvss.messages", fromlist=["stage_label"]),
-                 lambda: __import__("lvss.messages", fromlist=["stage_label"])):
-        try:
-            messages = load()
-        except Exception:  # noqa: BLE001  not bundled / lvss absent
-            continue
-        if stage in messages.STAGE_WORDS:
-            return messages.stage_label(stage)
-        return stage
-    return stage
-
-
 def python_for_fallback(settings: Settings) -> str:
     return (settings.python or os.environ.get(ENV_PYTHON, "")).strip()
 
@@ -133,31 +117,50 @@ def no_client_message(settings: Settings) -> str:
     )
 
 
+def _messages():
+    """lvss.messages, the wording every lvss client shares (the copy bundled by `lvss
+    build-blender-extension` first, then an installed lvss); None where neither is there."""
+    for load in (lambda: __import__(f"{__package__}._lvss.messages", fromlist=["stage_label"]),
+                 lambda: __import__("lvss.messages", fromlist=["stage_label"])):
+        try:
+            return load()
+        except Exception:  # noqa: BLE001  not bundled / lvss absent
+            continue
+    return None
+
+
+def stage_words(stage: str) -> str:
+    """A pipeline stage in a designer's words ("Fitting shapes"), as the Inkscape progress window and
+    ``lvss remote`` say it; the stage as it came when the table does not know it (a queue position)."""
+    m = _messages()
+    return m.stage_label(stage) if m is not None and stage in m.STAGE_WORDS else stage
+
+
 def explain(err: RemoteError, settings: Settings, name: str) -> str:
-    """A message for the user: what failed, for which image, and what to do about it."""
+    """A message for the user: what failed, for which image, and what to do about it, in the words
+    the Inkscape extension and ``lvss remote`` use (lvss.messages), on one line for Blender's report."""
     code, msg = err.code, err.message.strip()
-    host, port = _host_port(settings.server)
-    if code == "UNAVAILABLE":
-        return (f"Could not reach the lvss server at {settings.server} ({msg}). Start it in a terminal, "
-                f"in the environment where lvss is installed:  lvss serve --host {host} --port {port}  "
-                f"- or set the address of a running server in {PREFS_PATH}.")
-    if code == "UNAUTHENTICATED":
-        sent = f"the token in {settings.token_file}" if settings.token_file else "no token"
-        return (f"The lvss server at {settings.server} rejected the request: wrong or missing token ({msg}); "
-                f"Blender sent {sent}. Set 'Token file' in {PREFS_PATH} to a file holding the token the "
-                "server was started with (lvss serve --token-file FILE).")
-    if code == "INVALID_ARGUMENT":
-        return f"The lvss server refused '{name}': {msg}. Change the image or the options and try again."
-    if code == "DEADLINE_EXCEEDED":
-        return (f"The lvss server did not finish '{name}' within {settings.timeout:g} s ({msg}). Raise the "
-                f"timeout in {PREFS_PATH}, or ask for fewer paths or levels.")
-    if code == "RESOURCE_EXHAUSTED":
-        return f"The lvss server cannot take '{name}' now: {msg}. Wait for its queue to drain, or send a smaller image."
-    if code == "CANCELLED":
-        return f"Vectorizing '{name}' was cancelled; nothing was changed."
+    m = _messages()
     if code == "SETUP":
         return msg
-    return f"The lvss server failed on '{name}': {msg}. See the server's log for details."
+    if m is None:    # no lvss at all in Blender's Python: only the `lvss remote` fallback runs
+        return f"{code}: {msg}"
+    where = f"the add-on's preferences page ({PREFS_PATH})"
+    text = {
+        "UNAVAILABLE": lambda: m.unreachable(settings.server, msg, where_to_set=where),
+        "UNAUTHENTICATED": lambda: m.wrong_token(settings.server, settings.token_file, msg,
+                                                 where=f" ('Token file' in {PREFS_PATH})"),
+        "INVALID_ARGUMENT": lambda: m.refused(name, msg),
+        "DEADLINE_EXCEEDED": lambda: m.timed_out(settings.server, name, settings.timeout, msg,
+                                                 where_to_set=f"in {PREFS_PATH}"),
+        "RESOURCE_EXHAUSTED": lambda: m.busy(settings.server, name, msg),
+        "CANCELLED": lambda: m.cancelled(name, " and nothing was changed"),
+    }.get(code, lambda: m.server_failed(name, msg))()
+    out = ""
+    for line in (ln.strip() for ln in text.splitlines()):
+        sentence = line[:1].isupper() and not out.endswith((".", ":", ";"))
+        out = line if not out else out + ("." if sentence else "") + " " + line
+    return out
 
 
 def read_token(settings: Settings) -> Optional[str]:

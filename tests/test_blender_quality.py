@@ -70,3 +70,16 @@ def test_the_bundled_client_brings_what_it_imports():
     local = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
     bundled = {f[:-3].replace("/", ".") for f in CLIENT_FILES}
     assert {m.split(".")[0] for m in local} <= {b.split(".")[0] for b in bundled}, local
+
+
+def test_blender_reports_failures_in_the_words_every_client_uses():
+    """Blender's report says what the Inkscape extension and `lvss remote` say (lvss.messages), on
+    one line, with Blender's own place to fix it."""
+    from lvss import messages
+
+    s = remote.Settings(server="example.org:6000", token_file="/tmp/tok")
+    text = remote.explain(remote.RemoteError("UNAVAILABLE", "refused"), s, "cat")
+    assert text.startswith("Could not reach the lvss server at example.org:6000 (refused).")
+    assert "lvss serve --host example.org --port 6000" in text and "\n" not in text
+    assert remote.PREFS_PATH in text
+    assert remote.explain(remote.RemoteError("CANCELLED", ""), s, "cat").startswith(messages.cancelled("cat")[:-1])
