@@ -149,7 +149,8 @@ def explain(err: RemoteError, settings: Settings, name: str) -> str:
     text = {
         "UNAVAILABLE": lambda: m.unreachable(settings.server, msg, where_to_set=where),
         "UNAUTHENTICATED": lambda: m.wrong_token(settings.server, settings.token_file, msg,
-                                                 where=f" ('Token file' in {PREFS_PATH})"),
+                                                 where=f" ('Token file' in {PREFS_PATH}; the server's is the file "
+                                                       "it was started with, lvss serve --token-file FILE)"),
         "INVALID_ARGUMENT": lambda: m.refused(name, msg),
         "DEADLINE_EXCEEDED": lambda: m.timed_out(settings.server, name, settings.timeout, msg,
                                                  where_to_set=f"in {PREFS_PATH}"),
