@@ -27,6 +27,7 @@ STAGE_WORDS = {
     "refine": "Adding detail",
     "detail": "Adding detail",  # compact mode
     "polish": "Polishing",
+    "fills": "Polishing",  # gradient fills fitted after the polish: still work that Cancel can stop
     "export": "Writing",
     "done": "Done",
 }

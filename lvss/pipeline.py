@@ -25,7 +25,8 @@ __all__ = ["run", "vectorize", "Cancelled", "prepare_image", "composite_metrics"
 
 # share of the progress bar each stage takes (fractions never go backwards)
 _SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), "layering": (0.2, 0.25),
-         "structure": (0.25, 0.5), "colour": (0.5, 0.52), "refine": (0.52, 0.82), "polish": (0.82, 0.98),
+         "structure": (0.25, 0.5), "colour": (0.5, 0.52), "refine": (0.52, 0.82), "polish": (0.82, 0.95),
+         "fills": (0.95, 0.98),
          "export": (0.98, 1.0),
          # compact mode
          "recolor": (0.2, 0.5), "detail": (0.5, 0.98)}
@@ -273,8 +274,9 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     if cfg.optimize.fill != "flat":  # gradient fills, both modes (lvss/optimize/fills.py)
         from .optimize.fills import apply_fills
 
-        prog("export", 0.0, f"fitting {cfg.optimize.fill} gradient fills")
+        prog("fills", 0.0, f"fitting {cfg.optimize.fill} gradient fills")
         scene = apply_fills(scene, rgb, alpha, cfg, dev, metrics, cancel)
+        prog("fills", 1.0, "gradient fills fitted")
         lap("fills")
     check_cancel(cancel)
     prog("export", 0.0, "scaling to the input size")
