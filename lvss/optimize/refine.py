@@ -167,10 +167,14 @@ def candidate_matrix(candidates: np.ndarray):
 
 
 def pick_candidates(err: np.ndarray, candidates: np.ndarray, used: np.ndarray, k: int,
-                    threshold: float = ERROR_THRESHOLD, flat=None, min_area: int = 4) -> list[int]:
+                    threshold: float = ERROR_THRESHOLD, flat=None, min_area: int = 4,
+                    target: np.ndarray | None = None) -> list[int]:
     """Indices of the k unused candidate masks (K, H, W) holding the most error above ``threshold``
     (total over the mask), largest first; masks whose mean error is under the threshold are skipped.
-    ``flat``: :func:`candidate_matrix` of ``candidates`` when the caller keeps it."""
+    ``flat``: :func:`candidate_matrix` of ``candidates`` when the caller keeps it. With ``target``
+    (H, W, 3), the error a path of one flat colour can remove is what counts: a mask's total error
+    less the target's own spread over it (a region that mixes colours, say a face with the strokes
+    still missing on it, would get a muddy compromise colour)."""
     if k <= 0 or candidates.shape[0] == 0:
         return []
     if flat is None:
@@ -179,6 +183,12 @@ def pick_candidates(err: np.ndarray, candidates: np.ndarray, used: np.ndarray, k
     total = np.asarray(flat @ e).ravel()
     area = np.asarray(flat.sum(1)).ravel()
     mean = total / np.maximum(area, 1)
+    if target is not None:
+        t = target.reshape(-1, 3).astype(np.float64)
+        s1 = np.asarray(flat @ t)                                     # (K, 3) sums
+        s2 = np.asarray(flat @ (t * t)).sum(1)                        # (K,) sums of squares
+        spread = s2 - (s1 * s1).sum(1) / np.maximum(area, 1)
+        total = total - spread
     total[used | (mean < threshold) | (area < min_area)] = -1.0
     order = [int(i) for i in np.argsort(-total, kind="stable")[:k] if total[i] > 0]
     return order
@@ -194,12 +204,13 @@ def _solid(mask: np.ndarray) -> bool:
 
 
 def _new_paths(err: np.ndarray, k: int, candidates: np.ndarray | None, used: np.ndarray | None,
-               valid: np.ndarray, epsilon: float, flat=None, min_area: int = 4) -> list[tuple[torch.Tensor, np.ndarray]]:
+               valid: np.ndarray, epsilon: float, flat=None, min_area: int = 4,
+               target: np.ndarray | None = None) -> list[tuple[torch.Tensor, np.ndarray]]:
     """Up to k (points, mask) for new detail paths: first the segments (candidate masks) with the most
     error, then connected regions of error where no segment is left; none under ``min_area`` pixels."""
     out = []
     if candidates is not None and len(candidates):
-        for i in pick_candidates(err, candidates, used, k, flat=flat, min_area=min_area):
+        for i in pick_candidates(err, candidates, used, k, flat=flat, min_area=min_area, target=target):
             used[i] = True
             if _solid(candidates[i]):
                 out.append((_region_path(candidates[i], epsilon), candidates[i]))
@@ -303,7 +314,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 err = error_map(C, A, target_c, target_a, weight)
             new_pts, new_cols = [], []
             for pts, m in _new_paths(err.cpu().numpy(), k, candidates, used, valid, cfg.dp_epsilon, flat,
-                                     min_area=max(4, int(math.ceil(cfg.hair_area * w * h)))):
+                                     min_area=max(4, int(math.ceil(cfg.hair_area * w * h))), target=tc):
                 a = float(ta[m].mean())
                 rgb = tc[m].mean(0) / max(a, 1e-3)
                 new_pts.append(pts.to(dev))
