@@ -436,6 +436,16 @@ class ProgressWindow:
         if not self.window.get_visible():
             self.place_over_inkscape()
         self.window.show_all()
+        # the first seconds: every 0.1 s, back over Inkscape's working window should it appear late
+        # or the window manager put this one elsewhere (then the ticks keep it there)
+        watch = {"left": 30}
+
+        def settle() -> bool:
+            self._keep_over_inkscape()
+            watch["left"] -= 1
+            return watch["left"] > 0 and self.run is not None and not self.run.done.is_set()
+
+        self.GLib.timeout_add(100, settle)
         loop = self.GLib.MainLoop()
         run.on_event = lambda event: self.GLib.idle_add(self._on_event, event)
         self._tick_id = self.GLib.timeout_add(TICK_MS, self._tick)
@@ -497,7 +507,25 @@ class ProgressWindow:
             return False
         if not self.run.cancel_requested.is_set():
             self.times.set_text(self.clock.text())
+        self._keep_over_inkscape()
         return True
+
+    def _keep_over_inkscape(self) -> None:
+        """Inkscape may map its working window after this one was placed, or a window manager may
+        place this one elsewhere: while the run goes on, keep it over that window."""
+        try:
+            rects = inkscape_windows(self.Gdk)
+            small = [r for r in rects if 150 <= r[2] <= 700 and 40 <= r[3] <= 300]
+            if not small:
+                return
+            x, y, w, h = min(small, key=lambda r: r[2] * r[3])
+            ox, oy = self.window.get_position()
+            ow, oh = self.window.get_size()
+            if ox <= x and oy <= y and ox + ow >= x + w and oy + oh >= y + h:
+                return
+            self.window.move(int(x + (w - ow) / 2), int(y + (h - oh) / 2))
+        except Exception:  # noqa: BLE001  placement is a nicety; the window works anywhere
+            return
 
     def _drain(self) -> None:
         context = self.GLib.MainContext.default()
