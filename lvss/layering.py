@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from .geometry.simple import signed_area
 from .scene import Layer, Path, Scene
 from .types import MaskSet
 
@@ -314,11 +315,6 @@ class _Contour:
 _MIN_HOLE = 9  # pixels: smaller holes are filled, even when kept holes are asked for
 
 
-def _signed_area(pts: np.ndarray) -> float:
-    x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
-
-
 def _splice_hole(pts: np.ndarray, fixed: list[int], hole: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """The closed contour ``pts`` with the closed loop ``hole`` (already oriented the other way round)
     spliced in at their nearest pair of points; returns the new contour and the bridge indices
@@ -426,14 +422,14 @@ def _outer_contour(mask: np.ndarray, holes: bool = False) -> _Contour | None:
     hole_sizes = np.bincount(hole_lab.ravel())
     fixed: list[int] = []
     shape = comp.copy()
-    outer_sign = np.sign(_signed_area(pts))
+    outer_sign = np.sign(signed_area(pts))
     for k in np.argsort(-hole_sizes, kind="stable").tolist():
         if k == 0 or hole_sizes[k] < _MIN_HOLE:
             continue
         loop = _loop(hole_lab == k, r0, c0, mask.shape)
         if loop is None or len(loop) < 4:
             continue
-        if np.sign(_signed_area(loop)) == outer_sign:
+        if np.sign(signed_area(loop)) == outer_sign:
             loop = loop[::-1].copy()
         pts, fixed = _splice_hole(pts, fixed, loop)
         shape &= hole_lab != k

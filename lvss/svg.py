@@ -742,7 +742,9 @@ def _with_holes_joined(subpaths: list[np.ndarray], evenodd: bool) -> list[np.nda
     islands and holes (areas the element's fill rule leaves empty inside another subpath, as
     contours of their own running the other way round) joined by zero-width bridges, which the
     nonzero fill of the joined path leaves empty. Returned as a one-element list."""
-    from .geometry.repair import clean_contours, contour_area, join_contours
+    import pathops
+
+    from .geometry.repair import _to_skia, clean_contours, contour_area, join_contours
 
     pts = np.concatenate([sp for sp in subpaths], 0)
     if not np.isfinite(pts).all():
@@ -759,26 +761,14 @@ def _with_holes_joined(subpaths: list[np.ndarray], evenodd: bool) -> list[np.nda
     outers = [c for c, a in zip(contours, signs) if a * outer_sign > 0]
     holes = [c for c, a in zip(contours, signs) if a * outer_sign < 0]
     groups: list[list[np.ndarray]] = [[c] for c in outers]
+    regions = [_to_skia(c, pathops) for c in outers]
+    sizes = [abs(a) for a in signs if a * outer_sign > 0]
     for hole in holes:
-        best, best_area = None, math.inf
-        for k, c in enumerate(outers):
-            if _inside(hole[0], c) and abs(contour_area(c)) < best_area:
-                best, best_area = k, abs(contour_area(c))
-        if best is not None:
-            groups[best].append(hole)
+        # the smallest outer loop around the hole's first node is the one it belongs to
+        around = [k for k, r in enumerate(regions) if r.contains(tuple(map(float, hole[0])))]
+        if around:
+            groups[min(around, key=lambda k: sizes[k])].append(hole)
     return [join_contours([join_contours(g) for g in groups])]
-
-
-def _inside(point: np.ndarray, contour: np.ndarray) -> bool:
-    """Whether a point lies inside a closed cubic contour (even-odd test on its fine flattening)."""
-    from .geometry.simple import flatten_closed
-
-    v = flatten_closed(contour, 16)
-    x, y = float(point[0]), float(point[1])
-    x0, y0 = v[:, 0], v[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-    cross = ((y0 > y) != (y1 > y)) & (x < x0 + (y - y0) * (x1 - x0) / np.where(y1 == y0, 1e-12, y1 - y0))
-    return bool(cross.sum() % 2)
 
 
 def svg_to_scene(source: str | bytes, width: int | None = None, height: int | None = None) -> Scene:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_width
+from .simple import area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, signed_area
 
 __all__ = ["clean_contours", "export_contours", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
@@ -100,9 +100,7 @@ def _quads(start, pts, pathops):
 def contour_area(points: np.ndarray) -> float:
     """Signed area (pixels²) of a closed cubic contour (3K, 2), from a fine flattening: positive when
     it runs clockwise on screen (x right, y down)."""
-    v = flatten_closed(points, 16)
-    x, y = v[:, 0], v[:, 1]
-    return 0.5 * float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
+    return signed_area(flatten_closed(points, 16))
 
 
 def clean_contours(points, width: float | None = None, height: float | None = None,
@@ -247,13 +245,9 @@ def _contours_cross(contours: list[np.ndarray]) -> bool:
                 continue
             a1, b1 = polys[i][:, None], np.roll(polys[i], -1, 0)[:, None]      # (E1, 1, 2)
             a2, b2 = polys[j][None], np.roll(polys[j], -1, 0)[None]            # (1, E2, 2)
-
-            def side(o, e, q):   # exactly zero when q is one of the edge's ends
-                r = q - o
-                return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
-
             e1, e2 = b1 - a1, b2 - a2
-            if ((side(a1, e1, a2) * side(a1, e1, b2) < 0) & (side(a2, e2, a1) * side(a2, e2, b1) < 0)).any():
+            if ((edge_side(a1, e1, a2) * edge_side(a1, e1, b2) < 0)
+                    & (edge_side(a2, e2, a1) * edge_side(a2, e2, b1) < 0)).any():
                 return True
     return False
 

@@ -7,20 +7,36 @@ touch or overlap along a line (a zero-width bridge, a shared end) do not count. 
 
 Only pairs of segments whose control-point boxes overlap can cross (a cubic lies in its control
 points' hull), so the tests run on those pairs alone: paths with many segments cost about as much as
-their overlapping neighbourhoods, not the square of their size. Everything is batched over paths with
-the same number of segments (no padding), in torch, on the points' own device.
+their overlapping neighbourhoods, not the square of their size. Paths are padded to a few segment
+counts (zero-length segments, which cross nothing) and tested in batches, in torch, on the points'
+own device.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["crossing_counts", "crossing_pairs", "made_simple", "straightened", "flatten_closed", "area_and_perimeter", "mean_width"]
+__all__ = ["crossing_counts", "crossing_pairs", "edge_side", "signed_area", "made_simple", "straightened", "flatten_closed", "area_and_perimeter", "mean_width"]
 
 DEFAULT_PIECES = 8
 
 
 _BASIS: dict = {}
+
+
+def edge_side(o, e, q):
+    """Which side of the line through ``o`` along ``e`` the point ``q`` lies on: e x (q - o), for torch
+    tensors or numpy arrays (..., 2) alike; exactly zero when ``q`` is ``o``, so edges that only touch
+    at an end never count as crossing."""
+    r = q - o
+    return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
+
+
+def signed_area(v: np.ndarray) -> float:
+    """Signed area (pixels²) of a closed polygon (V, 2): positive when it runs clockwise on screen
+    (x right, y down)."""
+    x, y = v[:, 0], v[:, 1]
+    return 0.5 * float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
 
 
 def _basis(pieces: int, dev, dt) -> torch.Tensor:
@@ -86,12 +102,8 @@ def _group_crossings(pts: torch.Tensor, pieces: int, real: torch.Tensor, pairs: 
     e2 = (bj - aj)[:, None]                                                     # (K, 1, m, 2)
     A1, B1, A2, B2 = ai[:, :, None], bi[:, :, None], aj[:, None], bj[:, None]
 
-    def side(e, o, q):
-        r = q - o
-        return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
-
-    d1, d2 = side(e1, A1, A2), side(e1, A1, B2)                                 # (K, m, m)
-    d3, d4 = side(e2, A2, A1), side(e2, A2, B1)
+    d1, d2 = edge_side(A1, e1, A2), edge_side(A1, e1, B2)                       # (K, m, m)
+    d3, d4 = edge_side(A2, e2, A1), edge_side(A2, e2, B1)
     hit = (d1 * d2 < 0) & (d3 * d4 < 0)                           # (K, m, m)
     # edge numbers: never test an edge against itself or its neighbours, and each pair once
     ei = (i[:, None] * m + torch.arange(m, device=pts.device))[:, :, None]    # (K, m, 1)
@@ -179,8 +191,7 @@ def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
 def area_and_perimeter(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIECES) -> tuple[float, float]:
     """Absolute enclosed area (pixels², exact for a simple loop up to flattening) and length (pixels)."""
     v = flatten_closed(points, pieces)
-    x, y = v[:, 0], v[:, 1]
-    area = 0.5 * abs(float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum()))
+    area = abs(signed_area(v))
     per = float(np.linalg.norm(np.roll(v, -1, 0) - v, axis=1).sum())
     return area, per
 
