@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,18 +33,11 @@ def main() -> int:
     args = p.parse_args()
     from lvss.client import Client
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    server = subprocess.Popen([sys.executable, "-m", "server", "--port", "0", "--device", "cpu",
-                               "--threads", str(args.threads), "--log-level", "WARNING"],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        line = server.stdout.readline()
-        m = re.search(r"listening on \S+:(\d+)", line)
-        if not m:
-            raise SystemExit(f"the server did not start: {line!r}")
-        print(f"load average before: {os.getloadavg()[0]:.2f}; server {line.strip()}")
+    from serve_quality import local_server   # bench/serve_quality.py: the warm server both benchmarks use
+
+    with local_server(args.threads) as (_, address):
         rows = []
-        with Client(f"127.0.0.1:{m.group(1)}") as client:
+        with Client(address) as client:
             def call(data: bytes) -> tuple:
                 marks = {}
                 t0 = time.perf_counter()
@@ -76,12 +66,6 @@ def main() -> int:
               f"median total {statistics.median(r[1] for r in rows):.2f} s "
               f"({args.quality}, {args.paths} paths, {args.threads} thread(s))")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
     return 0
 
 

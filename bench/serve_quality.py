@@ -16,6 +16,7 @@ after. On a busy machine the CPU seconds (one thread) are the fairer figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -47,6 +48,32 @@ def _psnr(svg: str, png: Path) -> float:
     return psnr(resvg_render(svg, ref.shape[1], ref.shape[0]), ref)
 
 
+@contextlib.contextmanager
+def local_server(threads: int):
+    """A warm ``python -m server`` (CPU, ``threads`` threads) on a free loopback port for a benchmark:
+    yields (the process, its address) and stops it with SIGTERM at the end, also on errors."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               LVSS_THREADS=str(threads))
+    server = subprocess.Popen([sys.executable, "-m", "server", "--port", "0", "--device", "cpu",
+                               "--threads", str(threads), "--log-level", "WARNING"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        m = re.search(r"listening on \S+:(\d+)", line)
+        if not m:
+            raise SystemExit(f"the server did not start: {line!r}")
+        print(f"load average before: {os.getloadavg()[0]:.2f}; server {line.strip()}")
+        yield server, f"127.0.0.1:{m.group(1)}"
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", nargs="+", default=["1F344", "2615", "1F98A", "1F3A8"])
@@ -59,20 +86,10 @@ def main() -> int:
 
     from lvss.client import Client
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               LVSS_THREADS=str(args.threads))
-    server = subprocess.Popen([sys.executable, "-m", "server", "--port", "0", "--device", "cpu",
-                               "--threads", str(args.threads), "--log-level", "WARNING"],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        line = server.stdout.readline()
-        m = re.search(r"listening on \S+:(\d+)", line)
-        if not m:
-            raise SystemExit(f"the server did not start: {line!r}")
-        print(f"load average before: {os.getloadavg()[0]:.2f}; server {line.strip()}")
+    with local_server(args.threads) as (server, address):
         per = {q: {"total": [], "cpu": [], "psnr": []} for q in args.quality}
         print(f"{'image':8} {'quality':9} call  server_s  cpu_s  paths  PSNR")
-        with Client(f"127.0.0.1:{m.group(1)}") as client:
+        with Client(address) as client:
             for code in args.images:
                 png = DATA / f"{code}_256.png"
                 data = png.read_bytes()
@@ -92,14 +109,6 @@ def main() -> int:
             print(f"median {q}: server {statistics.median(v['total']):.2f} s, CPU {statistics.median(v['cpu']):.2f} s, "
                   f"PSNR {statistics.median(v['psnr']):.2f} dB")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
     return 0
 
 
