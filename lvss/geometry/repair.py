@@ -63,8 +63,7 @@ def _from_skia(path, pathops) -> list[np.ndarray]:
         cur = []
 
     def line(a, b):
-        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        cur.extend([a, a + (b - a) / 3.0, a + (b - a) * (2.0 / 3.0)])
+        cur.extend(_straight(np.asarray(a, np.float64), np.asarray(b, np.float64)))
 
     for verb, pts in path.segments:
         if verb == "moveTo":
@@ -255,8 +254,13 @@ def _contours_cross(contours: list[np.ndarray]) -> bool:
 def _polyline(c: np.ndarray, pieces: int = 4) -> np.ndarray:
     """A contour (3K, 2) as straight cubic pieces through its flattening."""
     v = flatten_closed(c, pieces)
-    nxt = np.roll(v, -1, 0)
-    return np.stack([v, v + (nxt - v) / 3.0, v + (nxt - v) * (2.0 / 3.0)], 1).reshape(-1, 2)
+    return _straight(v, np.roll(v, -1, 0)).reshape(-1, 2)
+
+
+def _straight(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The straight cubic segment(s) from a to b, (..., 3, 2): its start and handles a third of the
+    way along (the end is the next segment's start)."""
+    return np.stack([a, a + (b - a) / 3.0, a + (b - a) * (2.0 / 3.0)], -2)
 
 
 def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
@@ -369,11 +373,7 @@ def join_contours(contours: list[np.ndarray]) -> np.ndarray | None:
         i, j = np.unravel_index(int(np.argmin(d)), d.shape)
         a_node, c_node = na[i], nc[j]
         rot = np.roll(c, -3 * j, 0)                 # the contour from its node j round to j
-
-        def line(p, q):
-            return np.stack([p, p + (q - p) / 3.0, p + (q - p) * (2.0 / 3.0)])
-
-        acc = np.concatenate([acc[:3 * i], line(a_node, c_node), rot, line(c_node, a_node), acc[3 * i:]], 0)
+        acc = np.concatenate([acc[:3 * i], _straight(a_node, c_node), rot, _straight(c_node, a_node), acc[3 * i:]], 0)
     return acc
 
 
