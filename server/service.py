@@ -209,16 +209,20 @@ class JobQueue:
         with self._cond:
             if self._closed:
                 raise QueueClosed()
-            taken = len(self._waiting) + self._reserved
-            if taken >= self.max_waiting and (self._running is not None or taken > 0):
+            if self._full():
                 raise QueueFull()
             self._reserved += 1
 
     def full(self) -> bool:
         """True when :meth:`reserve` would raise QueueFull now (a hint: the answer may change at once)."""
         with self._cond:
-            taken = len(self._waiting) + self._reserved
-            return taken >= self.max_waiting and (self._running is not None or taken > 0)
+            return self._full()
+
+    def _full(self) -> bool:
+        # one job runs and max_waiting wait behind it; places reserved by calls still checking their
+        # request count as taken (an idle queue admits max_waiting + 1 at once, like a busy one)
+        taken = len(self._waiting) + self._reserved + (self._running is not None)
+        return taken >= self.max_waiting + 1
 
     def release(self) -> None:
         """Give back a place taken by :meth:`reserve`."""
@@ -233,8 +237,7 @@ class JobQueue:
                 self._reserved = max(0, self._reserved - 1)
             if self._closed:
                 raise QueueClosed()
-            taken = len(self._waiting) + self._reserved
-            if not reserved and taken >= self.max_waiting and (self._running is not None or taken > 0):
+            if not reserved and self._full():
                 raise QueueFull()
             self._waiting.append(job)
             self._renumber()

@@ -432,3 +432,36 @@ def test_server_installs_under_its_own_name(tmp_path):
     setup = (ROOT / "setup.py").read_text()
     assert '"lvss_server": "server"' in setup
     assert "server*" not in (ROOT / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize("max_waiting", [0, 1, 2])
+def test_idle_queue_admits_a_burst_of_max_waiting_plus_one(max_waiting):
+    """A burst on an idle server gets the same places as on a busy one: one job runs and max_waiting
+    wait; the next call is refused (places reserved by calls still checking their request count)."""
+    from lvss.config import VectorizeConfig
+    from server.service import Job, JobQueue, QueueFull
+
+    started, release = threading.Event(), threading.Event()
+
+    def execute(job):
+        started.set()
+        assert release.wait(30)
+
+    q = JobQueue(max_waiting, execute, name="test-queue")
+    try:
+        for _ in range(max_waiting + 1):  # all reserved before any job starts
+            q.reserve()
+        assert q.full()
+        with pytest.raises(QueueFull):
+            q.reserve()
+        jobs = [Job(data=b"", cfg=VectorizeConfig(), nbytes=0, summary="") for _ in range(max_waiting + 1)]
+        for job in jobs:
+            q.submit(job, reserved=True)
+        assert started.wait(30) and q.running is jobs[0]
+        assert len(q) == max_waiting and [j.position for j in jobs[1:]] == list(range(1, max_waiting + 1))
+        with pytest.raises(QueueFull):
+            q.submit(Job(data=b"", cfg=VectorizeConfig(), nbytes=0, summary=""))
+    finally:
+        release.set()
+        q.close()
+    assert q.wait_idle(30)
