@@ -411,7 +411,7 @@ def test_config_hash_follows_what_shapes_the_svg(tmp_path, monkeypatch):
 
 
 def test_model_settings_match_lvss_models():
-    from lvss.batch import _MODEL_SETTINGS
+    from lvss.batch.core import _MODEL_SETTINGS
     from lvss.models import SETTINGS
 
     for kind, (section, name, env) in _MODEL_SETTINGS.items():

@@ -1,24 +1,6 @@
-"""Vectorize many images: ``lvss batch`` and :func:`batch`.
-
-Inputs are files, folders (searched recursively for image files) and glob patterns. Every image gets
-``OUT_DIR/<its path relative to the folder or glob base>.svg`` and one line in
-``OUT_DIR/manifest.jsonl`` (JSON per line: input, output, input and config hashes, status ``ok`` /
-``skipped`` / ``error``, the error message, seconds, paths, layers, PSNR, ...).
-
-* **Resume**: an image whose manifest line has the same input hash and config hash, status ok or
-  skipped, and whose SVG still exists, is skipped. The input hash is only recomputed when the file's
-  size or modification time differ from the line's (as rsync does), so a resumed batch of ten
-  thousand images starts at once.
-* **Safety**: only this process writes into OUT_DIR. Workers return SVG text; it is written atomically,
-  then its manifest line is appended, so an interrupted batch (Ctrl-C, SIGTERM, a killed process)
-  leaves finished images with their SVG and line and never a partial SVG. A lock file keeps two
-  batches from writing to the same folder at once.
-* **Bad inputs** (unreadable, truncated, not an image, a decompression bomb, two inputs that would
-  write the same SVG) become ``error`` lines and the batch goes on (``fail_fast`` stops at the first).
-* **Engines**: ``local`` (worker processes on this machine, :mod:`lvss.batch_local`) or ``ray``
-  (actors on a Ray cluster, :mod:`lvss.batch_ray`). Each worker applies its share of the cores
-  (:mod:`lvss.threads`) and loads the stages and models once. Every engine runs the same
-  :func:`process_bytes`, so the SVGs are byte-identical to ``lvss vectorize`` with the same options.
+"""The batch driver: expands the inputs, keeps the manifest and the lock of OUT_DIR, decides what is
+already done, hands the rest to an engine (:mod:`lvss.batch.local` or :mod:`lvss.batch.ray`) and
+writes each finished SVG. See :mod:`lvss.batch` for the behaviour.
 """
 from __future__ import annotations
 
@@ -27,19 +9,14 @@ import glob
 import hashlib
 import json
 import os
-import sys
 import time
-import types
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
-from .config import ConfigError, VectorizeConfig, to_dict
-
-__all__ = ["batch", "Batch", "BatchError", "BatchEvent", "Item", "collect_inputs", "config_sha256",
-           "effective_config", "process_bytes", "process_path", "read_manifest", "IMAGE_EXTENSIONS",
-           "MANIFEST"]
+from ..config import ConfigError, VectorizeConfig, to_dict
+from .work import BatchError, Item, Job, one_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MANIFEST = "manifest.jsonl"
@@ -47,24 +24,6 @@ LOCK = ".lvss-batch.lock"
 ENGINES = ("local", "ray")
 RAY_READ = ("driver", "shared")
 _HASH_CHUNK = 1 << 20
-
-
-class BatchError(ValueError):
-    """The batch cannot start or go on (no inputs, an unusable output folder, a missing engine, a
-    model that cannot load); the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One image of a batch.
-
-    source: the input file as found; output: the SVG's path relative to OUT_DIR (POSIX separators);
-    problem: why it cannot be vectorized before even reading it (a clash of outputs), else None.
-    """
-
-    source: str
-    output: str
-    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,84 +181,6 @@ def config_sha256(cfg: VectorizeConfig, precision: int = 2) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# one image (runs inside a worker, whatever the engine)
-# --------------------------------------------------------------------------------------------------
-def _one_line(msg: str) -> str:
-    return " ".join(str(msg).split()) or "unknown error"
-
-
-def warm_up(cfg: VectorizeConfig) -> None:
-    """Load what every image needs once per worker: the device, the stage implementations and their
-    models (cached per process by :mod:`lvss.models`). Raises ConfigError/ModelError when a model or
-    device is unusable."""
-    from . import pipeline
-    from .models import resolve_device
-    from .stages import get_saliency, get_segmenter, get_simplifier
-
-    resolve_device(cfg.device)
-    get_simplifier(cfg)
-    get_segmenter(cfg)
-    get_saliency(cfg)
-    # one tiny run pays the first-use costs (lazy imports of the optimiser and image libraries) here,
-    # not on the first image; a failure is left for the real images to report
-    import numpy as np
-
-    yy, xx = np.mgrid[:16, :16]
-    tiny = np.where(((xx - 8) ** 2 + (yy - 8) ** 2 < 25)[..., None], [200, 40, 40], [250, 250, 250]).astype(np.uint8)
-    opt = replace(cfg.optimize, structure_iters=min(cfg.optimize.structure_iters, 2),
-                  refine_iters=min(cfg.optimize.refine_iters, 2), polish_iters=min(cfg.optimize.polish_iters, 2))
-    simp = replace(cfg.simplify, levels=min(cfg.simplify.levels, 1),
-                   sds_iterations_per_level=min(cfg.simplify.sds_iterations_per_level, 1))
-    try:
-        pipeline.run(tiny, cfg.with_(paths=min(cfg.paths, 4), work_size=16, optimize=opt, simplify=simp))
-    except Exception:
-        pass
-
-
-def process_bytes(data: bytes, name: str, cfg: VectorizeConfig, precision: int = 2) -> tuple[dict, str | None]:
-    """Vectorize one image's file content. Returns (manifest fields, SVG text or None on error).
-
-    The fields are input_sha256, status ("ok" | "error"), error (one line or None), seconds, paths,
-    layers, psnr, mse and svg_bytes. Bad images and internal failures become ``error`` fields; only
-    KeyboardInterrupt and SystemExit propagate.
-    """
-    from .io import ImageError, decode_image_bytes
-    from .pipeline import run
-    from .svg import scene_to_svg
-
-    t = time.perf_counter()
-    fields: dict[str, Any] = {"input_sha256": hashlib.sha256(data).hexdigest()}
-    svg = None
-    try:
-        rgba = decode_image_bytes(data, what=name)
-        res = run(rgba, cfg)
-        svg = scene_to_svg(res.scene, precision=precision)
-        psnr, mse = res.metrics.get("psnr"), res.metrics.get("mse")
-        fields.update(status="ok", error=None, paths=res.scene.num_paths, layers=len(res.scene.layers),
-                      psnr=None if psnr is None else round(float(psnr), 4),
-                      mse=None if mse is None else float(mse), svg_bytes=len(svg.encode("utf-8")))
-    except (ImageError, ConfigError) as e:
-        fields.update(status="error", error=_one_line(e))
-    except MemoryError:
-        fields.update(status="error", error=f"{name}: out of memory while vectorizing; lower --work-size "
-                                            "or run fewer --workers")
-    except Exception as e:  # an internal failure on one image must not end the batch
-        fields.update(status="error", error=_one_line(f"internal error on {name}: {type(e).__name__}: {e}"))
-    fields["seconds"] = round(time.perf_counter() - t, 3)
-    return fields, svg
-
-
-def process_path(path: str, name: str, cfg: VectorizeConfig, precision: int = 2) -> tuple[dict, str | None]:
-    """:func:`process_bytes` on a file read here (an unreadable file becomes an error)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        return {"input_sha256": None, "status": "error", "seconds": 0.0,
-                "error": _one_line(f"cannot read {name}: {e.strerror or e}")}, None
-    return process_bytes(data, name, cfg, precision)
-
-
-# --------------------------------------------------------------------------------------------------
 # manifest
 # --------------------------------------------------------------------------------------------------
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, dict]:
@@ -347,7 +228,7 @@ class _Manifest:
         self._f.flush()
 
     def compact(self) -> None:
-        from .io import atomic_write
+        from ..io import atomic_write
 
         self.close()
         if self.rows:
@@ -392,15 +273,6 @@ def _stat(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
-
-
-@dataclass
-class _Job:
-    """An image to vectorize (what an engine receives)."""
-
-    index: int
-    item: Item
-    stat: tuple[int, int] | None
 
 
 @dataclass
@@ -455,11 +327,11 @@ class Batch:
             raise BatchError(f"gpus_per_worker must be > 0, got {gpus_per_worker!r}")
         ray_session = None
         if engine == "ray":  # before anything is written: Ray may be missing or unreachable
-            from .batch_ray import connect
+            from .ray import connect
 
             ray_session = connect(ray_address)
         else:
-            from .batch_local import plan_local
+            from .local import plan_local
 
             plan_local(workers, threads, self.config, 1)  # a bad LVSS_THREADS is refused before any write
         try:
@@ -471,7 +343,7 @@ class Batch:
                 r = _Run(self, engine, resume, fail_fast, progress, cancel)
                 try:
                     if ray_session is None:
-                        from .batch_local import plan_local, run_local
+                        from .local import plan_local, run_local
 
                         r.workers, r.threads = plan_local(workers, threads, self.config, len(r.jobs))
                         r.start()
@@ -510,7 +382,7 @@ class Batch:
         return h if h == old.get("input_sha256") else None
 
     def _row(self, item: Item, st, chash: str, engine: str, fields: dict) -> dict:
-        from . import __version__
+        from .. import __version__
 
         row = {"input": item.source, "output": item.output, "status": fields.get("status"),
                "error": fields.get("error"), "input_sha256": fields.get("input_sha256"),
@@ -531,7 +403,7 @@ class _Run:
         self.t0 = time.perf_counter()
         self.manifest = _Manifest(b.out_dir)
         self.rows: dict[int, dict] = {}
-        self.jobs: list[_Job] = []
+        self.jobs: list[Job] = []
         self.counts = {"ok": 0, "skipped": 0, "error": 0}
         self.done = self.processed = self.workers = self.threads = 0
         self.stopped = self.interrupted = False
@@ -547,7 +419,7 @@ class _Run:
                 self.rows[i] = dict(old, input=item.source, status="skipped", input_sha256=sha,
                                     size=st[0], mtime_ns=st[1])
             else:
-                self.jobs.append(_Job(i, item, st))
+                self.jobs.append(Job(i, item, st))
         self.skipped = sum(1 for r in self.rows.values() if r["status"] == "skipped")
 
     def _event(self, kind: str, row: dict | None) -> None:
@@ -574,17 +446,17 @@ class _Run:
             self.stopped = self.stopped or self.fail_fast
         self._event("image", row)
 
-    def on_result(self, job: _Job, fields: dict, svg: str | None) -> None:
+    def on_result(self, job: Job, fields: dict, svg: str | None) -> None:
         """An engine finished an image: write its SVG (atomically), then its manifest line."""
         if svg is not None:
-            from .io import atomic_write
+            from ..io import atomic_write
 
             dest = self.b.out_dir / job.item.output
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(dest, svg)
             except OSError as e:
-                fields = dict(fields, status="error", error=_one_line(f"cannot write {dest}: {e.strerror or e}"))
+                fields = dict(fields, status="error", error=one_line(f"cannot write {dest}: {e.strerror or e}"))
         row = self.b._row(job.item, job.stat, self.chash, self.engine, fields)
         self.rows[job.index] = row
         self.processed += 1
@@ -622,7 +494,7 @@ def batch(inputs, out_dir: str | os.PathLike, config: VectorizeConfig | None = N
     (``ray_address`` implies "ray"; an already initialised Ray is used as it is, otherwise
     ``ray.init(address=ray_address)``, which reads ``RAY_ADDRESS`` or starts a local Ray when None).
     workers/threads: worker processes (or Ray actors) and torch threads per worker (default: every
-    core busy with one thread per worker, see :mod:`lvss.batch_local`). ray_read: "driver" (this
+    core busy with one thread per worker, see :mod:`lvss.batch.local`). ray_read: "driver" (this
     process reads each image and sends its bytes) or "shared" (workers read the paths themselves:
     storage every node sees). gpus_per_worker: GPUs each Ray actor reserves with device "cuda"
     (default 1). precision: decimals in the SVG. cancel: a ``threading.Event`` that stops the batch
@@ -632,14 +504,3 @@ def batch(inputs, out_dir: str | os.PathLike, config: VectorizeConfig | None = N
     return b.run(engine=engine, workers=workers, threads=threads, ray_address=ray_address, ray_read=ray_read,
                  gpus_per_worker=gpus_per_worker, resume=resume, fail_fast=fail_fast, progress=progress,
                  cancel=cancel)
-
-
-class _CallableModule(types.ModuleType):
-    """``lvss.batch`` names both this module and :func:`batch` (importing the submodule replaces the
-    package's lazy attribute with the module), so the module can be called like the function."""
-
-    def __call__(self, *args, **kwargs):
-        return batch(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

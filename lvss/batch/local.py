@@ -20,14 +20,14 @@ from collections import deque
 from multiprocessing.connection import wait
 from typing import Callable
 
-from .batch import BatchError, _Job, _one_line, process_path, warm_up
-from .config import ConfigError, VectorizeConfig
+from .work import BatchError, Job, one_line, process_path, warm_up
+from ..config import ConfigError, VectorizeConfig
 
 __all__ = ["plan_local", "run_local"]
 
 _POLL_S = 0.2
 # imported once by the fork server (imports only: no torch work happens before the fork)
-_PRELOAD = ["lvss", "lvss.batch", "lvss.batch_local", "lvss.pipeline", "lvss.stages", "lvss.render", "lvss.svg", "lvss.layering",
+_PRELOAD = ["lvss", "lvss.batch", "lvss.batch.local", "lvss.pipeline", "lvss.stages", "lvss.render", "lvss.svg", "lvss.layering",
             "lvss.compact", "torch._dynamo", "scipy.ndimage", "scipy.sparse.csgraph", "scipy.spatial",
             "scipy.cluster.vq", "skimage.measure", "skimage.segmentation", "skimage.morphology",
             "skimage.filters.rank", "skimage.draw", "skimage.transform", "skimage.metrics"]
@@ -49,7 +49,7 @@ def plan_local(workers: int | None, threads: int | None, cfg: VectorizeConfig, j
     given: ``default_threads(workers)``. With device "cuda" the default is one worker (they would all
     share the same GPU). Never more workers than images to do (at least one).
     """
-    from . import threads as th
+    from .. import threads as th
 
     cores = th.available_cores()
     if workers is None:
@@ -101,15 +101,15 @@ def _worker_main(conn, cfg: VectorizeConfig, precision: int, threads: int) -> No
     per ("job", index, path, name) until None or the driver goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        from . import threads as th
+        from .. import threads as th
 
         n = th.apply(threads)
         warm_up(cfg)
     except (ConfigError, ValueError) as e:
-        conn.send(("fatal", _one_line(e)))
+        conn.send(("fatal", one_line(e)))
         return
     except Exception as e:
-        conn.send(("fatal", _one_line(f"a worker could not start: {type(e).__name__}: {e}")))
+        conn.send(("fatal", one_line(f"a worker could not start: {type(e).__name__}: {e}")))
         return
     conn.send(("ready", n))
     while True:
@@ -137,7 +137,7 @@ class _Worker:
         child.close()
         self.conn = parent
         self.ready = False
-        self.job: _Job | None = None
+        self.job: Job | None = None
 
     def stop(self, graceful: bool) -> None:
         if graceful and self.proc.is_alive():
@@ -153,8 +153,8 @@ class _Worker:
         self.conn.close()
 
 
-def run_local(jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: int, threads: int,
-              on_result: Callable[[_Job, dict, str | None], None], stop: Callable[[], bool]) -> None:
+def run_local(jobs: list[Job], cfg: VectorizeConfig, precision: int, workers: int, threads: int,
+              on_result: Callable[[Job, dict, str | None], None], stop: Callable[[], bool]) -> None:
     """Vectorize ``jobs`` on ``workers`` processes; ``on_result`` is called here, in the driver, for each
     finished image. Returns when all are done or ``stop()`` turns true (running images are abandoned)."""
     pool = _Pool(cfg, precision, threads, jobs, on_result, stop)
@@ -166,7 +166,7 @@ def run_local(jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: i
 
 
 class _Pool:
-    def __init__(self, cfg: VectorizeConfig, precision: int, threads: int, jobs: list[_Job], on_result, stop):
+    def __init__(self, cfg: VectorizeConfig, precision: int, threads: int, jobs: list[Job], on_result, stop):
         self.ctx = _context()
         self.cfg, self.precision, self.threads, self.on_result, self.stop = cfg, precision, threads, on_result, stop
         self.pending = deque(jobs)

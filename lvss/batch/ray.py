@@ -22,8 +22,8 @@ import logging
 import os
 from typing import Callable
 
-from .batch import BatchError, _Job, _one_line, process_bytes, process_path, warm_up
-from .config import ConfigError, VectorizeConfig
+from .work import BatchError, Job, one_line, process_bytes, process_path, warm_up
+from ..config import ConfigError, VectorizeConfig
 
 __all__ = ["connect", "RaySession", "INSTALL_HINT"]
 
@@ -39,14 +39,14 @@ class _RayWorker:
     def __init__(self, cfg: VectorizeConfig, precision: int, threads: int):
         self.cfg, self.precision, self.threads, self.fatal = cfg, precision, threads, None
         try:
-            from . import threads as th
+            from .. import threads as th
 
             self.threads = th.apply(threads)
             warm_up(cfg)
         except (ConfigError, ValueError) as e:
-            self.fatal = _one_line(e)
+            self.fatal = one_line(e)
         except Exception as e:
-            self.fatal = _one_line(f"a Ray worker could not start: {type(e).__name__}: {e}")
+            self.fatal = one_line(f"a Ray worker could not start: {type(e).__name__}: {e}")
 
     def ready(self) -> tuple[str, object]:
         if self.fatal:
@@ -74,7 +74,7 @@ def connect(address: str | None) -> "RaySession":
                      configure_logging=True)
         except Exception as e:  # ConnectionError, ValueError, RuntimeError from Ray's own checks
             where = address or os.environ.get("RAY_ADDRESS") or "a local Ray"
-            raise BatchError(_one_line(f"cannot start or reach Ray ({where}): {e}")) from None
+            raise BatchError(one_line(f"cannot start or reach Ray ({where}): {e}")) from None
         started = True
     return RaySession(ray, started)
 
@@ -105,8 +105,8 @@ class RaySession:
             default = int(cpus // threads)
         return max(1, min(workers or default, jobs)), threads
 
-    def run(self, jobs: list[_Job], cfg: VectorizeConfig, precision: int, workers: int, threads: int,
-            gpus_per_worker: float | None, ray_read: str, on_result: Callable[[_Job, dict, str | None], None],
+    def run(self, jobs: list[Job], cfg: VectorizeConfig, precision: int, workers: int, threads: int,
+            gpus_per_worker: float | None, ray_read: str, on_result: Callable[[Job, dict, str | None], None],
             stop: Callable[[], bool]) -> None:
         """Vectorize ``jobs`` on ``workers`` actors; ``on_result`` is called here, in the driver, for each
         finished image. Returns when all are done or ``stop()`` turns true."""
@@ -137,7 +137,7 @@ class RaySession:
 class _Scheduler:
     """Feeds images to actors (``_IN_FLIGHT`` each) and turns every outcome into an ``on_result`` call."""
 
-    def __init__(self, ray, new_actor, jobs: list[_Job], workers: int, ray_read: str, on_result, stop):
+    def __init__(self, ray, new_actor, jobs: list[Job], workers: int, ray_read: str, on_result, stop):
         self.ray, self.new_actor, self.workers, self.ray_read = ray, new_actor, workers, ray_read
         self.on_result, self.stop = on_result, stop
         self.pending = list(reversed(jobs))  # next job last
@@ -191,16 +191,16 @@ class _Scheduler:
                         data = f.read()
                 except OSError as e:
                     self.on_result(job, {"status": "error", "input_sha256": None, "seconds": 0.0,
-                                         "error": _one_line(f"cannot read {src}: {e.strerror or e}")}, None)
+                                         "error": one_line(f"cannot read {src}: {e.strerror or e}")}, None)
                     continue
                 ref = a.run_bytes.remote(data, src)
             self.inflight[ref] = (a, job)
             self.load[a] += 1
 
-    def failed(self, a, job: _Job | None, e: Exception) -> None:
+    def failed(self, a, job: Job | None, e: Exception) -> None:
         """A Ray failure (after Ray's own restarts and retries): an error line, and a new actor in place
         of a dead one, so the rest of the batch goes on."""
-        msg = _one_line(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        msg = one_line(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         if job is None:  # the actor could not even be created (lvss missing on a node, ...)
             raise BatchError(f"a Ray worker could not start: {type(e).__name__}: {msg}") from None
         dead = isinstance(e, self.ray.exceptions.RayActorError)
