@@ -365,7 +365,8 @@ def _targets(rgb: np.ndarray, alpha: np.ndarray, dev: torch.device):
 
 def _saliency_weight(rgb: np.ndarray, cfg: VectorizeConfig, dev: torch.device) -> torch.Tensor | None:
     """Per-pixel loss weight 1 + saliency (None when the saliency map is uniform)."""
-    from .optimize.losses import saliency_map, saliency_weight
+    from .optimize.losses import saliency_weight
+    from .stages import saliency_map
 
     return saliency_weight(saliency_map(rgb, cfg), dev)
 

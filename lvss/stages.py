@@ -149,7 +149,7 @@ def simplify_levels(cfg: VectorizeConfig, image: np.ndarray, progress: StageProg
     Learned simplifiers report progress and honour ``cancel`` after every iteration (raising
     :class:`lvss.optimize.structure.Cancelled`); the classical one reports when done.
     """
-    from .optimize.structure import check_cancel
+    from .types import check_cancel
 
     simplifier = simplifier or get_simplifier(cfg)
     check_cancel(cancel)
@@ -239,7 +239,7 @@ def segment_levels(cfg: VectorizeConfig, levels: list[np.ndarray], source: np.nd
     called inside every level; ``cancel`` is checked between prompt batches (raises
     :class:`lvss.optimize.structure.Cancelled`).
     """
-    from .optimize.structure import check_cancel
+    from .types import check_cancel
     from .segment.classical import ClassicalSegmenter
 
     if not levels:
@@ -392,6 +392,20 @@ def describe_stages(cfg: VectorizeConfig) -> dict[str, Any]:
     return out
 
 
+
+def saliency_map(rgb, cfg):
+    """(H, W) float32 saliency in [0, 1] from the configured source (CLIP + prompt, user mask), or
+    None when the map is uniform (no source, or a source that says nothing): None means "every pixel
+    matters equally" everywhere in lvss."""
+    sal = np.asarray(get_saliency(cfg)(rgb, cfg.saliency.prompt), np.float32)
+    if sal.shape != rgb.shape[:2]:
+        raise ValueError(f"saliency map has shape {sal.shape}, expected {rgb.shape[:2]}")
+    sal = np.clip(np.nan_to_num(sal, nan=0.0), 0.0, 1.0)
+    if float(sal.max() - sal.min()) < 1e-6:
+        return None
+    return sal
+
+
 __all__ = ["get_simplifier", "get_segmenter", "get_saliency", "describe_stages", "simplify_levels",
-           "segment_levels", "resample_masks", "cpu_cost", "simplify_choice",
+           "segment_levels", "saliency_map", "resample_masks", "cpu_cost", "simplify_choice",
            "segment_choice", "saliency_choice", "SIMPLIFY_METHODS", "SEGMENT_METHODS", "SALIENCY_SOURCES"]

@@ -5,6 +5,7 @@ knows which one it got.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -137,3 +138,13 @@ class Segmenter(Protocol):
 class SaliencySource(Protocol):
     def __call__(self, image: np.ndarray, prompt: str) -> np.ndarray:
         """Returns an (H, W) float32 importance map in [0, 1]."""
+
+
+class Cancelled(RuntimeError):
+    """The job was cancelled (its cancel event was set)."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise :class:`Cancelled` when ``cancel`` is set; every stage calls it between steps."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("vectorization cancelled")

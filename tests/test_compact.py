@@ -307,7 +307,8 @@ def test_merge_keeps_segmenter_boundaries_while_others_remain():
 
 
 def test_uniform_saliency_is_none_everywhere():
-    from lvss.optimize.losses import saliency_map, saliency_weight
+    from lvss.optimize.losses import saliency_weight
+    from lvss.stages import saliency_map
 
     rgb = _emoji(32)
     assert saliency_map(rgb, VectorizeConfig()) is None and saliency_weight(None, "cpu") is None

@@ -60,7 +60,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     details, region_psnr (the merged regions filled with their mean colours; only when there are regions)).
     """
     from ..metrics import psnr
-    from ..optimize.losses import saliency_map, saliency_weight
+    from ..optimize.losses import saliency_weight
+    from ..stages import saliency_map
     from ..optimize.structure import fit_colors
 
     merge = recolor_merge if merge is None else merge

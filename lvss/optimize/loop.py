@@ -13,18 +13,10 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..types import Cancelled, check_cancel
 from .stopping import Plateau
 
 __all__ = ["Adam", "adam_loop", "lr_decay", "hold_then_decay", "check_cancel", "Cancelled", "visible_kept"]
-
-
-class Cancelled(RuntimeError):
-    """The job was cancelled (its cancel event was set)."""
-
-
-def check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("vectorization cancelled")
 
 
 def lr_decay(step: int, total: int, lr: float) -> float:

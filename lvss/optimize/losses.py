@@ -26,23 +26,6 @@ def overlap_loss(coverage_sum: torch.Tensor) -> torch.Tensor:
 
 
 # -- saliency: one convention for both modes ------------------------------------------------------------
-def saliency_map(rgb, cfg):
-    """(H, W) float32 saliency in [0, 1] from the configured source (CLIP + prompt, user mask), or
-    None when the map is uniform (no source, or a source that says nothing): None means "every pixel
-    matters equally" everywhere in lvss."""
-    import numpy as np
-
-    from ..stages import get_saliency
-
-    sal = np.asarray(get_saliency(cfg)(rgb, cfg.saliency.prompt), np.float32)
-    if sal.shape != rgb.shape[:2]:
-        raise ValueError(f"saliency map has shape {sal.shape}, expected {rgb.shape[:2]}")
-    sal = np.clip(np.nan_to_num(sal, nan=0.0), 0.0, 1.0)
-    if float(sal.max() - sal.min()) < 1e-6:
-        return None
-    return sal
-
-
 def saliency_weight(sal, device) -> torch.Tensor | None:
     """Per-pixel image-loss weight 1 + S (H, W) on ``device``; None for a uniform map (None)."""
     if sal is None:

@@ -207,7 +207,7 @@ class SamSegmenter:
         progress(fraction within this image, message) is called after every batch of prompts, and
         ``cancel`` (a threading.Event) is checked there: raises :class:`lvss.optimize.structure.Cancelled`.
         """
-        from ..optimize.structure import check_cancel
+        from ..types import check_cancel
 
         image = check_rgb_image(image, min_side=2)
         h0, w0 = image.shape[:2]

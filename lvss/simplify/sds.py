@@ -82,7 +82,7 @@ def simplify_sds(image: np.ndarray, levels: int, seed: int = 0, cfg: SimplifyCon
     iteration, and ``cancel`` (a threading.Event) is checked before each: when set,
     :class:`lvss.optimize.structure.Cancelled` is raised.
     """
-    from ..optimize.structure import check_cancel
+    from ..types import check_cancel
 
     cfg = cfg or SimplifyConfig()
     image = check_rgb_image(image, min_side=2)
