@@ -78,7 +78,7 @@ def add_cost_arguments(group) -> None:
 
 
 def _model_sets() -> dict:
-    from .weights import MODEL_SETS
+    from .models.weights import MODEL_SETS
 
     return MODEL_SETS
 
@@ -90,18 +90,18 @@ def apply_model_arguments(args: argparse.Namespace, cfg: VectorizeConfig | None 
 
     ``--models NAME`` fills the model settings not given by their own flags with that set's
     checkpoints: downloaded once when ``fetch`` (progress on stderr; raises
-    :class:`~lvss.weights.WeightsError`), else their cached paths or public identifiers.
+    :class:`~lvss.models.weights.WeightsError`), else their cached paths or public identifiers.
     """
     cfg = cfg or VectorizeConfig()
     named: dict[str, str] = {}
     if getattr(args, "models", None):
-        from .weights import model_set, settings_for
+        from .models.weights import model_set, settings_for
 
         own = {"sam": "sam_checkpoint", "sd": "sd_model", "clip": "clip_model"}
         wanted = tuple(e.kind for e in model_set(args.models) if getattr(args, own[e.kind], None) is None)
         if wanted:
             if fetch:
-                from .weights import fetch_set
+                from .models.weights import fetch_set
 
                 named = fetch_set(args.models, kinds=wanted)
             else:
@@ -186,7 +186,7 @@ def run_info(args: argparse.Namespace) -> int:
     from . import __version__
     from .stages import describe_stages
 
-    from .weights import MODEL_SETS, set_status
+    from .models.weights import MODEL_SETS, set_status
 
     cfg = apply_model_arguments(args, VectorizeConfig(), fetch=False)  # info never downloads
     info = describe_stages(cfg)

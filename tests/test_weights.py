@@ -1,4 +1,4 @@
-"""lvss.weights: named checkpoint sets (--models paper), downloaded once, verified, shown by lvss info.
+"""lvss.models.weights: named checkpoint sets (--models paper), downloaded once, verified, shown by lvss info.
 
 No real download is possible here, so the file download path runs against an HTTP server on
 127.0.0.1 serving a tiny SAM checkpoint (tests/tiny_models.py); the cache is a temporary TORCH_HOME.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lvss import weights
+from lvss.models import weights
 
 import tiny_models
 

@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import ConfigError
+from ..config import ConfigError
 
 CHUNK = 1 << 20
 
@@ -101,7 +101,7 @@ MODEL_SETS: dict[str, tuple[Any, ...]] = {"paper": (SAM_VIT_H, SD_15, CLIP_B16)}
 
 
 def _offline() -> bool:
-    from .models import offline
+    from . import offline
 
     return offline()
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import torch
 
-from .config import ConfigError
+from ..config import ConfigError
 
 ENV_SAM = "LVSS_SAM_CHECKPOINT"
 ENV_SD = "LVSS_SD_MODEL"
