@@ -28,8 +28,10 @@ over white: PSNR (dB) and SSIM; ``paths`` counts ``<path>`` elements, ``subpaths
 (vtracer's and potrace's paths are compound: an outline and its holes); ``crossing`` counts the
 paths that cross themselves, by ``bench/editability.py``'s independent checker.
 
-    PYTHONPATH=. python bench/compare_tools.py [--images 1F98A astronaut ...] [--clip-paths 64]
+    PYTHONPATH=. python bench/compare_tools.py [--images 1F98A astronaut ... | --quick] [--clip-paths 64]
         [--photo-paths 256] [--quality balanced] [--out DIR] [--skip-lvss] [--json FILE]
+
+``--quick``: three of the clip-art images and one photograph (a check, not the table).
 
 Prints a summary table (one row per tool and kind of image: the README's table), then one row per
 image and tool. The SVGs are written under ``--out`` (default bench/out/compare_tools). Without the
@@ -69,6 +71,7 @@ VT_SCORED = 3
 POTRACE_COLOURS = (2, 3, 4, 6, 8, 12, 16, 24, 32)
 POTRACE_SPECKLES = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 TOOLS = ("lvss", "vtracer", "potrace")
+QUICK = ("1F344", "1F98A", "2615", "chelsea")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -267,7 +270,7 @@ def summary_table(rows: list[dict], budgets: dict) -> str:
         if not imgs:
             continue
         label = (f"{len(imgs)} OpenMoji, {budgets[kind]} paths" if kind == "clip art"
-                 else f"{len(imgs)} photographs (256 px), {budgets[kind]} paths")
+                 else f"{len(imgs)} photograph{'s' * (len(imgs) != 1)} (256 px), {budgets[kind]} paths")
         for tool in TOOLS:
             rs = [r for r in rows if r["kind"] == kind and r["tool"] == tool]
             ok = [r for r in rs if not r["error"]]
@@ -298,6 +301,7 @@ def image_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", nargs="+", help="OpenMoji codes and/or photograph names (default: all)")
+    ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     ap.add_argument("--clip-paths", type=int, default=64, help="path budget for clip art (default 64)")
     ap.add_argument("--photo-paths", type=int, default=256, help="path budget for photographs (default 256)")
     ap.add_argument("--quality", default="balanced", choices=("fast", "balanced", "best"))
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench/editability.py
 
-    names = a.images or clip_names() + list(PHOTOS)
+    names = a.images or (list(QUICK) if a.quick else clip_names() + list(PHOTOS))
     budgets = {"clip art": a.clip_paths, "photo": a.photo_paths}
     has_potrace = shutil.which("potrace") is not None
     if not has_potrace:

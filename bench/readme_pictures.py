@@ -21,8 +21,8 @@ chelsea photograph fitted to 256 px (256 paths), then writes:
 ``--blender-python`` is a Python that imports ``bpy`` 4.2+ (default ``$LVSS_BLENDER_PYTHON``, else
 ``build/blender-venv/bin/python``). The Inkscape screenshots come from ``bench/inkscape_screens.py``:
 ``--inkscape-dir DIR`` (the folder it wrote) copies a progress shot (``--progress-shot N``, default
-the last) and its Layers and Objects shot here as ``inkscape-progress.png`` and ``inkscape-layers.png``. Every picture is saved as a
-palette PNG to stay small.
+the last) and its Layers and Objects shot here as ``inkscape-progress.png`` and
+``inkscape-layers.png``. Every picture is saved as a palette PNG to stay small.
 """
 from __future__ import annotations
 
