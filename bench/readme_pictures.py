@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,8 +121,6 @@ def input_svg_sheet(rows: list[dict], out: Path) -> None:
 # outline view: lvss, vtracer, potrace
 # ------------------------------------------------------------------------------------------------
 def outline_sheet(fox_png: np.ndarray, target: np.ndarray, lvss_svg: Path, work: Path, out: Path) -> None:
-    import shutil
-
     from compare_tools import run_potrace, run_vtracer
     from outline_view import main as outline_main
 
