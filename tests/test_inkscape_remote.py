@@ -115,7 +115,9 @@ def png() -> bytes:
 
 
 def settings(server, **kw) -> remote.Settings:
-    base = dict(server=server.address, python=sys.executable, pythonpath=str(REPO), timeout=120, paths=4, levels=1)
+    # the dialog's defaults (backdrop on, flat fills) with a small, fast job
+    base = dict(server=server.address, python=sys.executable, pythonpath=str(REPO), timeout=120, paths=4, levels=1,
+                backdrop=True, fill="flat")
     base.update(kw)
     return remote.Settings(**base)
 
@@ -124,11 +126,11 @@ def settings(server, **kw) -> remote.Settings:
 def way(request, monkeypatch):
     """Both ways the extension reaches the server: the client in process, or `lvss remote`."""
     if request.param == "lvss_remote":
-        monkeypatch.setattr(remote, "_load_client", lambda: None)
+        monkeypatch.setattr(remote.client, "load_client", lambda: None)
     else:
         from lvss import client
 
-        monkeypatch.setattr(remote, "_load_client", lambda: client)
+        monkeypatch.setattr(remote.client, "load_client", lambda: client)
     return request.param
 
 
@@ -176,19 +178,6 @@ def test_quality_choice_reaches_the_server(server, way):
     outcome = remote.vectorize(png(), settings(server, quality=quality))
     server.wait_log(f"quality={quality} paths=4 ")
     assert outcome.warnings == []
-
-
-def test_quality_with_a_client_older_than_the_option(server, monkeypatch):
-    """An lvss client that cannot send quality still vectorizes (the server's default preset) and
-    says so, instead of failing."""
-    from lvss import client
-
-    monkeypatch.setattr(remote, "_load_client", lambda: client)
-    monkeypatch.setattr(client, "EXTRA_OPTIONS", tuple(o for o in client.EXTRA_OPTIONS if o != "quality"))
-    outcome = remote.vectorize(png(), settings(server, quality="best", seed=77))
-    server.wait_log("quality=balanced paths=4 mode=layered levels=1 seed=77 ")
-    assert len(outcome.warnings) == 1 and "older than the Quality choice" in outcome.warnings[0]
-    assert "<svg" in outcome.svg
 
 
 def test_cancel_stops_the_job_on_the_server(server, way):
