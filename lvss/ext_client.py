@@ -319,6 +319,10 @@ class Run:
             self.way = "in process"
             target = lambda: self._in_process(client, token)  # noqa: E731
         elif s.python:
+            if shutil.which(s.python) is None:
+                raise RemoteError(SETUP, f"Cannot run the 'Python with lvss' {s.python}: it does not exist or is not "
+                                         f"executable. Set 'Python with lvss' {host.place} (or {ENV_PYTHON}) to the "
+                                         "python executable of the environment where lvss is installed.")
             self.way = "lvss remote"
             target = self._subprocess
         else:
@@ -420,10 +424,6 @@ class Run:
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=child_env(s.pythonpath))
-            except FileNotFoundError:
-                raise RemoteError(SETUP, f"The Python set for lvss does not exist: {s.python}\nSet 'Python with lvss' "
-                                         f"{self.host.place} (or {ENV_PYTHON}) to the python executable of the "
-                                         f"environment where lvss is installed.") from None
             except OSError as err:
                 raise RemoteError(SETUP, f"The Python set for lvss cannot be run ({err.strerror or err}): "
                                          f"{s.python}") from None

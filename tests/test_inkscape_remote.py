@@ -9,6 +9,7 @@ Set LVSS_TEST_ARTIFACTS=DIR to keep the window's screenshot.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -60,11 +61,11 @@ sys.exit(run(p.parse_args(sys.argv[2:]), run_job=job))
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, *args: str):
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="lvss-ext-server-", suffix=".log", delete=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_")}
         env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO), "--host", "127.0.0.1", "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO), "--host", "127.0.0.1", "--port", "0", *args],
                                      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
         line = ""
         while self.proc.poll() is None:
@@ -178,6 +179,46 @@ def test_quality_choice_reaches_the_server(server, way):
     outcome = remote.vectorize(png(), settings(server, quality=quality))
     server.wait_log(f"quality={quality} paths=4 ")
     assert outcome.warnings == []
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """The scripted server with TLS (a self-signed certificate for 127.0.0.1) and a token."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key, token = folder / "cert.pem", folder / "key.pem", folder / "token"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    token.write_text("tls-test-token-0123456789abcdef\n")
+    s = Server("--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token))
+    s.cert, s.token = str(cert), str(token)
+    yield s
+    s.stop()
+
+
+def test_tls_server_with_the_dialogs_certificate(tls_server, way):
+    """A server with TLS and a token: the dialog's TLS certificate and token file reach it, in process
+    and through `lvss remote --tls-ca`; without the certificate the run fails as unreachable, with
+    the dialog's advice."""
+    settings = remote.resolve_settings(server=tls_server.address, tls_ca=tls_server.cert,
+                                       token_file=tls_server.token, python=sys.executable, paths=4, levels=1,
+                                       timeout=120, environ={}, config={"pythonpath": str(REPO)})
+    assert settings.tls_ca == tls_server.cert
+    events = []
+    outcome = remote.vectorize(png(), settings, events.append)
+    assert "<svg" in outcome.svg and 'inkscape:label="Backdrop"' in outcome.svg
+    assert events[0]["event"] == "info" and events[0]["auth_required"] is True
+    assert events[-1]["event"] == "done" and events[-1]["paths"] == 1
+    with pytest.raises(remote.RemoteError) as err:
+        remote.vectorize(png(), dataclasses.replace(settings, tls_ca="", timeout=20))
+    assert err.value.code == "UNAVAILABLE", err.value.message
+    assert "Server tab" in remote.explain(err.value, settings, "photo.png")
+    with pytest.raises(remote.RemoteError) as err:  # a certificate file that is not there: said at once
+        remote.Run(png(), dataclasses.replace(settings, tls_ca=tls_server.cert + ".missing")).start()
+    assert err.value.code == "SETUP" and "TLS certificate" in err.value.message
 
 
 def test_cancel_stops_the_job_on_the_server(server, way):
