@@ -26,7 +26,7 @@ class LvssPreferences(bpy.types.AddonPreferences):
     connection: EnumProperty(
         name="Connection", default="AUTO",
         items=(("AUTO", "Auto", "gRPC inside Blender when it can import grpc, else lvss remote (lvss remote "
-                         "too for a backdrop, which Blender's Python cannot make)"),
+                         "too for a backdrop where Blender's Python cannot make one)"),
                ("GRPC", "gRPC in Blender", "Use the bundled grpcio wheels (or an lvss installed in Blender)"),
                ("COMMAND", "lvss remote", "Run `lvss remote` with the Python set below")),
         description="How Blender talks to the server")

@@ -233,9 +233,10 @@ def done_event(result, seconds: Optional[float] = None) -> dict:
             "seconds": result.timings.get("total") if seconds is None else seconds}
 
 
-def extra_options(settings: Settings) -> dict:
-    """The request options beyond the common ones that were chosen (unset ones stay off the wire, so
-    that a server older than an option still takes requests that do not use it)."""
+def extra_options(settings) -> dict:
+    """The request options beyond the common ones that were chosen, from anything with ``fill`` and
+    ``quality`` (Settings, ``lvss remote``'s arguments); unset ones stay off the wire, so that a
+    server older than an option still takes requests that do not use it."""
     return {k: v for k, v in (("fill", settings.fill), ("quality", settings.quality)) if v}
 
 

@@ -154,7 +154,7 @@ class _Events:
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
-    def emit(self, event: str, **fields) -> None:  # the events of lvss.ext_client, which the extensions read
+    def emit(self, event: str, **fields) -> None:  # lvss.ext_client's events, which the extensions read
         if self.enabled:
             sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
             sys.stdout.flush()
