@@ -556,6 +556,16 @@ class InsertTest(ExtensionCase):
         self.assertEqual((s.prompt, s.paths, s.mode, s.levels, s.seed, s.server, s.timeout, s.fill, s.quality),
                          ("a red\nbicycle", 17, "compact", 2, 9, "10.0.0.1:6000", 33.0, "auto", "best"))
 
+    def test_connection_fields_reach_the_client(self):
+        """The Server tab's token file and TLS certificate (the CA of a TLS server) and the Vectorize
+        tab's backdrop reach the request's settings."""
+        _, server = self.run_effect(self.doc_with_images(), token_file="/keys/token", tls_ca="/keys/ca.pem",
+                                    backdrop="false")
+        s = server.calls[0][1]
+        self.assertEqual((s.token_file, s.tls_ca, s.backdrop), ("/keys/token", "/keys/ca.pem", False))
+        _, server = self.run_effect(self.doc_with_images())
+        self.assertEqual((server.calls[0][1].tls_ca, server.calls[0][1].backdrop), ("", True))
+
     def test_quality_defaults_to_fast(self):
         _, server = self.run_effect(self.doc_with_images())
         self.assertEqual(server.calls[0][1].quality, "fast")

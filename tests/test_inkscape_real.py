@@ -12,6 +12,7 @@ Set LVSS_TEST_ARTIFACTS=DIR to keep the documents and PNG renderings for a look.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import io
 import os
@@ -105,13 +106,12 @@ def _env(add_repo: bool = True, **extra) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def server():
-    """A real server on a free loopback port; yields "127.0.0.1:PORT"."""
-    pytest.importorskip("grpc")
+@contextlib.contextmanager
+def _serving(*args: str):
+    """A real server on a free loopback port (extra ``args`` for ``lvss serve``); yields "127.0.0.1:PORT"."""
     proc = subprocess.Popen(
         [sys.executable, "-c", FAST_SERVER, "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
-         "--log-level", "WARNING"],
+         "--log-level", "WARNING", *args],
         cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -137,6 +137,14 @@ def server():
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real server on a free loopback port; yields "127.0.0.1:PORT"."""
+    pytest.importorskip("grpc")
+    with _serving() as address:
+        yield address
 
 
 def _bitmap() -> bytes:
@@ -178,13 +186,14 @@ def _direct(png: bytes, server: str):
                                 seed=int(PREFS["seed"]), timeout=300, extra={"quality": "fast"})
 
 
-def _install_profile(tmp: Path, monkeypatch) -> Path:
-    """A fresh Inkscape profile with the extension installed and its preferences set."""
+def _install_profile(tmp: Path, monkeypatch, **more_prefs: str) -> Path:
+    """A fresh Inkscape profile with the extension installed and its preferences set (PREFS, and
+    ``more_prefs``)."""
     from lvss import inkscape as installer
 
     profile = tmp / "profile"
     profile.mkdir()
-    prefs = " ".join(f'org.lvss.lvss_vectorize.{k}="{v}"' for k, v in PREFS.items())
+    prefs = " ".join(f'org.lvss.lvss_vectorize.{k}="{v}"' for k, v in {**PREFS, **more_prefs}.items())
     (profile / "preferences.xml").write_text(
         '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
         '<inkscape xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd" '
@@ -302,6 +311,40 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     # outside the image nothing changed
     outside = ~((ux > -2) & (ux < 150) & (uy > 8) & (uy < 128))
     assert float(changed[outside].mean()) < 0.01
+
+
+def test_tls_server_with_a_token_in_real_inkscape(tmp_path, monkeypatch):
+    """A server started with TLS and a token: the Server tab's TLS certificate and token file (saved
+    preferences) reach it through the installed extension, and the result is inserted."""
+    pytest.importorskip("grpc")
+    inkex = _import_inkex()
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key, token = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "token"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    token.write_text("inkscape-tls-token-0123456789abcdef\n")
+    doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
+    doc_in.write_text(_document(_bitmap()))
+    profile = _install_profile(tmp_path, monkeypatch, tls_ca=str(cert), token_file=str(token), fill="linear")
+    with _serving("--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token)) as address:
+        actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
+        proc = _run_session(
+            [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
+            timeout=300, cwd=tmp_path,
+            env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
+                     LVSS_SERVER=address),
+        )
+    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert doc_out.is_file(), log
+    svg = inkex.load_svg(str(doc_out)).getroot()
+    group = svg.getElementById("photo")
+    assert group is not None and group.get(LABEL) == "lvss: photo.png", log
+    layers = list(group)
+    assert layers[0].get(LABEL) == "Backdrop" and len(layers) >= 2, log
+    assert len(svg.findall(f".//{{http://www.w3.org/2000/svg}}linearGradient")) > 0, log
 
 
 def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
