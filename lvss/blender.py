@@ -3,8 +3,9 @@
 The zip holds the extension (``blender_ext/``), a copy of the remote client both extensions share
 (``lvss/ext_client.py`` with ``client.py``, ``messages.py`` and ``_proto``, as the subpackage
 ``_lvss``), and the wheels Blender's Python needs to talk gRPC (grpcio, protobuf and what they
-require) for the chosen platforms, listed in the zip's ``blender_manifest.toml`` so that Blender's extension system installs them. Wheels come from PyPI
-through ``pip download`` (for Blender's Python version, not this one's), or from ``--wheel-dir``.
+require) for the chosen platforms, listed in the zip's ``blender_manifest.toml`` so that Blender's
+extension system installs them. Wheels come from PyPI through ``pip download`` (for Blender's Python
+version, not this one's), or from ``--wheel-dir``.
 With ``--no-wheels`` the zip holds no wheels and the extension reaches the server through
 ``lvss remote`` run by a configured Python.
 

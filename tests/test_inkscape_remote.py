@@ -65,8 +65,8 @@ class Server:
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="lvss-ext-server-", suffix=".log", delete=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_")}
         env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO), "--host", "127.0.0.1", "--port", "0", *args],
-                                     cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO), "--host", "127.0.0.1", "--port", "0",
+                                      *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
         line = ""
         while self.proc.poll() is None:
             ready, _, _ = select.select([self.proc.stdout], [], [], 1.0)
