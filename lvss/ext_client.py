@@ -314,9 +314,11 @@ class Run:
         client = load_client() if s.connection != COMMAND else None
         if s.connection == GRPC and client is None:
             raise RemoteError(SETUP, f"The connection is set to gRPC in process, but this Python ({sys.executable}) "
-                                     f"cannot import grpc and the lvss client. {host.no_python}")
-        wants_lvss = s.backdrop and s.python and backdrop_module() is None  # the backdrop needs lvss
-        if client is not None and not (s.connection == AUTO and wants_lvss):
+                                     f"cannot import grpc and the lvss client. Install the extension with its wheels "
+                                     f"(`{host.reinstall}`), or choose the Auto or lvss remote connection {host.place}.")
+        if client is not None and s.connection == AUTO and s.backdrop and s.python and backdrop_module() is None:
+            client = None  # this Python cannot make the backdrop: the Python with lvss can
+        if client is not None:
             self.way = "in process"
             target = lambda: self._in_process(client, token)  # noqa: E731
         elif s.python:
