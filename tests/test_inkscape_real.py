@@ -222,6 +222,22 @@ def _run_session(cmd, timeout: float, **kw) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def _vectorize_in_inkscape(doc_in: Path, doc_out: Path, profile: Path, server: str, cwd: Path, **env) -> str:
+    """Run the installed extension on the image "photo" of ``doc_in`` in a real Inkscape (its saved
+    preferences in ``profile``, the server ``server``) and export the document to ``doc_out``; returns
+    Inkscape's log. lvss is found through the installer's record (lvss_vectorize.json), not PYTHONPATH."""
+    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
+    proc = _run_session(
+        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
+        timeout=300, cwd=cwd,
+        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable, LVSS_SERVER=server,
+                 **env),
+    )
+    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert doc_out.is_file(), log
+    return log
+
+
 def _export_png(svg: Path, png: Path, profile: Path) -> np.ndarray:
     """Inkscape's own rendering of ``svg`` (the page, 96 dpi, on white), (H, W, 3) float in [0, 1]."""
     proc = subprocess.run([INKSCAPE, str(svg), "--export-type=png", f"--export-filename={png}",
@@ -243,16 +259,7 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     pool = ThreadPoolExecutor(1)
     direct = pool.submit(_direct, png, server)
 
-    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
-    proc = _run_session(
-        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
-        timeout=300, cwd=tmp_path,
-        # lvss is found through the installer's record (lvss_vectorize.json), not PYTHONPATH
-        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
-                 LVSS_SERVER=server),
-    )
-    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    assert doc_out.is_file(), log
+    log = _vectorize_in_inkscape(doc_in, doc_out, profile, server, tmp_path)
 
     svg = inkex.load_svg(str(doc_out)).getroot()
     # the result took over the bitmap's id, so that Inkscape selects it after the run (the bitmap got
@@ -318,27 +325,18 @@ def test_tls_server_with_a_token_in_real_inkscape(tmp_path, monkeypatch):
     preferences) reach it through the installed extension, and the result is inserted."""
     pytest.importorskip("grpc")
     inkex = _import_inkex()
-    if shutil.which("openssl") is None:
+    from testdata import self_signed_cert
+
+    made = self_signed_cert(tmp_path)
+    if made is None:
         pytest.skip("openssl is needed to make a test certificate")
-    cert, key, token = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "token"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    (cert, key), token = made, tmp_path / "token"
     token.write_text("inkscape-tls-token-0123456789abcdef\n")
     doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
     doc_in.write_text(_document(_bitmap()))
     profile = _install_profile(tmp_path, monkeypatch, tls_ca=str(cert), token_file=str(token), fill="linear")
     with _serving("--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token)) as address:
-        actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
-        proc = _run_session(
-            [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
-            timeout=300, cwd=tmp_path,
-            env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
-                     LVSS_SERVER=address),
-        )
-    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    assert doc_out.is_file(), log
+        log = _vectorize_in_inkscape(doc_in, doc_out, profile, address, tmp_path)
     svg = inkex.load_svg(str(doc_out)).getroot()
     group = svg.getElementById("photo")
     assert group is not None and group.get(LABEL) == "lvss: photo.png", log
@@ -371,15 +369,8 @@ def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
     profile = _install_profile(tmp_path, monkeypatch)
     pool = ThreadPoolExecutor(1)
     direct = pool.submit(_direct, png, server)
-    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
-    proc = _run_session(
-        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
-        timeout=300, cwd=tmp_path,  # started elsewhere than the document's folder
-        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
-                 LVSS_SERVER=server, TMPDIR=str(temp)),
-    )
-    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    assert doc_out.is_file(), log
+    # started elsewhere than the document's folder
+    log = _vectorize_in_inkscape(doc_in, doc_out, profile, server, tmp_path, TMPDIR=str(temp))
     svg = inkex.load_svg(str(doc_out)).getroot()
     image = svg.getElementById("photo-bitmap")  # the result took the id "photo" (selected afterwards)
     group = image.getnext()

@@ -184,14 +184,13 @@ def test_quality_choice_reaches_the_server(server, way):
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
     """The scripted server with TLS (a self-signed certificate for 127.0.0.1) and a token."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
+    from testdata import self_signed_cert
+
     folder = tmp_path_factory.mktemp("tls")
-    cert, key, token = folder / "cert.pem", folder / "key.pem", folder / "token"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    made = self_signed_cert(folder)
+    if made is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    (cert, key), token = made, folder / "token"
     token.write_text("tls-test-token-0123456789abcdef\n")
     s = Server("--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token))
     s.cert, s.token = str(cert), str(token)
