@@ -19,6 +19,12 @@ QUALITIES = (("SERVER", "Server Default", "The preset the server was started wit
              ("fast", "Fast", "Least optimisation: the quickest result, slightly softer edges"),
              ("balanced", "Balanced", "The usual trade-off of time and fidelity"),
              ("best", "Best", "Most optimisation of every path: the slowest"))
+# the request's fill option (lvss remote --fill)
+FILLS = (("flat", "Flat Colours", "One colour per path"),
+         ("auto", "Gradients Where They Pay", "A linear or radial gradient only where it matches the image clearly "
+                                              "better than one colour"),
+         ("linear", "Linear Gradients", "A linear gradient on every path"),
+         ("radial", "Radial Gradients", "A radial gradient on every path"))
 ORIGINS = (("CENTER", "Centre", "The drawing's centre at the origin"),
            ("BOTTOM_LEFT", "Bottom Left", "The drawing's bottom-left corner at the origin"),
            ("TOP_LEFT", "Top Left", "The drawing's top-left corner (SVG's origin) at the origin"))
@@ -185,13 +191,18 @@ def _option_props():
         quality=EnumProperty(name="Quality", items=QUALITIES, default="SERVER",
                              description="Speed/fidelity preset of the server's optimisation (the path "
                                          "budget stays the one set here)"),
+        fill=EnumProperty(name="Fills", items=FILLS, default="flat",
+                          description="Path fills: flat colours or gradients (imported as gradient materials)"),
+        backdrop=BoolProperty(name="Backdrop", default=False,
+                              description="Add a bottom layer filling what the paths leave uncovered where the "
+                                          "image is opaque (made by lvss remote where Blender's Python cannot)"),
         hide_image=BoolProperty(name="Hide Image", default=False,
                                 description="Hide the image object once the result is inserted"),
     )
 
 
-OPTION_NAMES = ("prompt", "paths", "mode", "levels", "seed", "quality", "hide_image", "layer_step", "path_step",
-                "shading")
+OPTION_NAMES = ("prompt", "paths", "mode", "levels", "seed", "quality", "fill", "backdrop", "hide_image",
+                "layer_step", "path_step", "shading")
 
 
 class LvssSceneSettings(bpy.types.PropertyGroup):
@@ -234,7 +245,8 @@ class LVSS_OT_vectorize(bpy.types.Operator):
         quality = getattr(self, "quality", "SERVER")  # an object holding only the older options: the server's
         settings = preferences.settings(context, prompt=self.prompt.strip(), paths=self.paths, mode=self.mode,
                                         levels=self.levels, seed=self.seed,
-                                        quality="" if quality == "SERVER" else quality, previews=previews)
+                                        quality="" if quality == "SERVER" else quality, previews=previews,
+                                        fill=getattr(self, "fill", ""), backdrop=getattr(self, "backdrop", False))
         self._settings = settings
         self._job = remote.start(self._source.data, settings)
 
@@ -281,7 +293,7 @@ class LVSS_OT_vectorize(bpy.types.Operator):
         pct = int(round(status.fraction * 100))
         if context.workspace is not None:
             context.workspace.status_text_set(
-                f"lvss: vectorizing '{self._source.name}' - {remote.stage_words(status.stage)} {pct}%  "
+                f"lvss: vectorizing '{self._source.name}' - {status.label} {pct}%  "
                 f"({time.monotonic() - self._job.started:.0f} s)   Esc: cancel")
         context.window_manager.progress_update(pct)
 
@@ -390,6 +402,8 @@ class LVSS_OT_vectorize(bpy.types.Operator):
         took = time.monotonic() - job.started
         self.report({"INFO"}, f"Vectorized '{src.name}': {len(result.layers)} layers, {len(result.objects)} paths "
                               f"in {took:.1f} s" + _skipped_note(drawing))
+        for warning in job.warnings:  # what the server did not use, a backdrop that could not be made
+            self.report({"WARNING"}, f"lvss: {warning}")
         return {"FINISHED"}
 
 
@@ -420,6 +434,8 @@ class VIEW3D_PT_lvss(bpy.types.Panel):
         sub.prop(opts, "levels")
         col.prop(opts, "seed")
         col.prop(opts, "quality")
+        col.prop(opts, "fill")
+        col.prop(opts, "backdrop")
         col.prop(opts, "hide_image")
         col.prop(opts, "shading")
         col.prop(opts, "layer_step")

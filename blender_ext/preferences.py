@@ -12,10 +12,11 @@ class LvssPreferences(bpy.types.AddonPreferences):
 
     server: StringProperty(
         name="Server", default=remote.DEFAULT_SERVER,
-        description="Address of the lvss server as HOST:PORT (start one with: lvss serve)")
+        description="Address of the lvss server as HOST:PORT (start one with: lvss serve); empty: $LVSS_SERVER")
     token_file: StringProperty(
         name="Token File", subtype="FILE_PATH", default="",
-        description="File holding the token the server requires (lvss serve --token-file); empty: none")
+        description="File holding the token the server requires (lvss serve --token-file); empty: "
+                    "$LVSS_TOKEN_FILE, else none")
     tls_ca: StringProperty(
         name="TLS Certificate", subtype="FILE_PATH", default="",
         description="CA certificate (PEM) of a server that uses TLS; empty: plain connection")
@@ -24,7 +25,8 @@ class LvssPreferences(bpy.types.AddonPreferences):
         description="Give up (and stop the job on the server) after this many seconds")
     connection: EnumProperty(
         name="Connection", default="AUTO",
-        items=(("AUTO", "Auto", "gRPC inside Blender when it can import grpc, else lvss remote"),
+        items=(("AUTO", "Auto", "gRPC inside Blender when it can import grpc, else lvss remote (lvss remote "
+                         "too for a backdrop where Blender's Python cannot make one)"),
                ("GRPC", "gRPC in Blender", "Use the bundled grpcio wheels (or an lvss installed in Blender)"),
                ("COMMAND", "lvss remote", "Run `lvss remote` with the Python set below")),
         description="How Blender talks to the server")
@@ -51,7 +53,7 @@ class LvssPreferences(bpy.types.AddonPreferences):
         box.label(text=("gRPC client available in Blender" if grpc_ok else
                         "Blender cannot import grpc: lvss remote with 'Python with lvss' is used"),
                   icon="CHECKMARK" if grpc_ok else "INFO")
-        host, port = remote._host_port(self.server)
+        host, port = remote.host_port(self.server or remote.DEFAULT_SERVER)
         box.label(text=f"Start a server with:  lvss serve --host {host} --port {port}")
 
 
@@ -60,9 +62,13 @@ def get(context) -> LvssPreferences:
 
 
 def settings(context, **options) -> remote.Settings:
-    """A request's settings: the connection from the preferences, ``options`` from the operator."""
+    """A request's settings: the connection from the preferences (an empty field: $LVSS_SERVER,
+    $LVSS_TOKEN_FILE, $LVSS_PYTHON, as lvss.ext_client resolves them for both extensions), the
+    options from the operator."""
     p = get(context)
-    return remote.Settings(server=p.server.strip(), token_file=bpy.path.abspath(p.token_file) if p.token_file else "",
-                           tls_ca=bpy.path.abspath(p.tls_ca) if p.tls_ca else "", timeout=float(p.timeout),
-                           connection=p.connection, python=bpy.path.abspath(p.python) if p.python else "",
-                           **options)
+    client = remote.client
+    path = lambda value: bpy.path.abspath(value) if value else ""  # noqa: E731  ("//" = the .blend's folder)
+    return remote.Settings(server=client.resolve_server(p.server)[0],
+                           token_file=client.resolve_token_file(path(p.token_file)), tls_ca=path(p.tls_ca),
+                           timeout=float(p.timeout), connection=p.connection,
+                           python=client.resolve_python(path(p.python)), **options)

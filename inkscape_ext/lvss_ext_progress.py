@@ -50,28 +50,24 @@ def _messages():
 
 def stage_text(event: dict) -> str:
     """The stage of a progress or queued event in a designer's words, e.g. "Fitting shapes": the
-    event's ``label`` (lvss remote and the client add it), else lvss.messages' table, else "Working"."""
+    event's ``label`` (lvss.ext_client's events carry it), else lvss.messages' table ("Working" for a
+    stage it does not know)."""
     m = _messages()
     if event.get("event") == "queued":
-        return m.queued_text(event.get("position")) if m is not None else "Waiting for the server"
+        return m.queued_text(event.get("position"))
     label = str(event.get("label") or "").strip()
-    if label:
-        return label
-    from lvss_ext_remote import stage_label
-
-    return stage_label(str(event.get("stage") or ""))
+    return label or m.stage_label(str(event.get("stage") or ""))
 
 
 def is_final(event: dict) -> bool:
     """True once the server is writing the result (Cancel no longer saves anything)."""
     m = _messages()
     stage = str(event.get("stage") or "")
-    return m.is_final(stage) if m is not None else stage in ("export", "done")
+    return m.is_final(stage)
 
 
 def duration_text(seconds: float) -> str:
-    m = _messages()
-    return m.duration_text(seconds) if m is not None else f"{max(1, round(seconds))} s"
+    return _messages().duration_text(seconds)
 
 
 class Clock:

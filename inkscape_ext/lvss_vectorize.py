@@ -63,6 +63,7 @@ class LvssVectorize(inkex.EffectExtension):
         pars.add_argument("--original", default="keep", choices=("keep", "hide", "delete"))
         pars.add_argument("--server", default="", help="host:port; empty: $LVSS_SERVER or 127.0.0.1:50051")
         pars.add_argument("--token_file", default="", help="file holding the server's token")
+        pars.add_argument("--tls_ca", default="", help="CA certificate (PEM) of a server that uses TLS")
         pars.add_argument("--timeout", type=int, default=600, help="seconds per image")
         pars.add_argument("--python", default="", help="Python with lvss; empty: $LVSS_PYTHON")
         pars.add_argument("--progress_window", type=inkex.Boolean, default=True,
@@ -98,7 +99,7 @@ class LvssVectorize(inkex.EffectExtension):
         # Inkscape passes a multi-line text field with its newlines written as "\n"
         prompt = (o.prompt or "").replace("\\n", "\n").strip()
         return remote.resolve_settings(
-            server=o.server, token_file=o.token_file, python=o.python, timeout=o.timeout,
+            server=o.server, token_file=o.token_file, tls_ca=o.tls_ca, python=o.python, timeout=o.timeout,
             prompt=prompt, paths=o.paths, mode=o.mode, levels=o.levels, seed=o.seed, backdrop=o.backdrop,
             fill=o.fill, quality=o.quality,
         )

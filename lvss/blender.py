@@ -1,10 +1,11 @@
 """``lvss build-blender-extension``: write the installable .zip of the Blender extension.
 
-The zip holds the extension (``blender_ext/``), a copy of the lvss gRPC client (``lvss/client.py``
-and ``lvss/_proto``, as the subpackage ``_lvss``), and the wheels Blender's Python needs to talk
-gRPC (grpcio, protobuf and what they require) for the chosen platforms, listed in the zip's
-``blender_manifest.toml`` so that Blender's extension system installs them. Wheels come from PyPI
-through ``pip download`` (for Blender's Python version, not this one's), or from ``--wheel-dir``.
+The zip holds the extension (``blender_ext/``), a copy of the remote client both extensions share
+(``lvss/ext_client.py`` with ``client.py``, ``messages.py`` and ``_proto``, as the subpackage
+``_lvss``), and the wheels Blender's Python needs to talk gRPC (grpcio, protobuf and what they
+require) for the chosen platforms, listed in the zip's ``blender_manifest.toml`` so that Blender's
+extension system installs them. Wheels come from PyPI through ``pip download`` (for Blender's Python
+version, not this one's), or from ``--wheel-dir``.
 With ``--no-wheels`` the zip holds no wheels and the extension reaches the server through
 ``lvss remote`` run by a configured Python.
 
@@ -23,6 +24,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .ext_client import BUNDLE_INIT, BUNDLED
+
 DESCRIPTION = ("Write the installable .zip of the lvss Blender extension (File > Import > Layered SVG (lvss), "
                "Object > Vectorize Image (lvss)), with the gRPC wheels for Blender's Python.")
 BLENDER_PYTHON = "3.11"  # the Python of Blender 4.2 to 4.5
@@ -37,11 +40,9 @@ PLATFORM_TAGS = {
 }
 REQUIRED = ("grpcio", "protobuf")  # the distributions the client imports (grpc, google.protobuf)
 MINIMUM = {"grpcio": "1.85.1", "protobuf": "7.35.1"}  # the versions the generated stubs were made with
-# the client and what it imports (messages.py: the stage words and messages every client shares)
-CLIENT_FILES = ("client.py", "messages.py", "_proto/__init__.py", "_proto/vectorizer_pb2.py",
-                "_proto/vectorizer_pb2_grpc.py")
-VENDOR_INIT = ('"""A copy of the lvss gRPC client (lvss/client.py and lvss/_proto), bundled by '
-               '`lvss build-blender-extension`."""\n')
+# the remote client and what it imports, carried as the subpackage _lvss (lvss.ext_client.BUNDLED)
+CLIENT_FILES = BUNDLED
+VENDOR_INIT = BUNDLE_INIT
 
 
 class BuildError(Exception):

@@ -6,11 +6,12 @@ extension a small ``lvss_vectorize.json`` records the Python this command runs w
 source checkout, where lvss lives), so that the extension can run ``lvss remote`` with it when
 Inkscape's own Python lacks grpcio.
 
-Two files are made for this installation: ``lvss_messages.py``, a copy of :mod:`lvss.messages` (the
-stage words and messages every lvss client shares), which the extension loads without importing lvss;
-and the dialog ``lvss_vectorize.inx``, whose Server tab label then says which address an empty field
-means here (the one recorded with ``--server``, else 127.0.0.1:50051), written by the same function
-of the extension that resolves the address at run time.
+Beside it goes the remote client the extension runs, as the package ``_lvss`` (the files
+:data:`lvss.ext_client.BUNDLED`, as the Blender extension carries them), which the extension loads
+without importing lvss; and the dialog ``lvss_vectorize.inx`` is written for this installation: its
+Server tab label says which address an empty field means here (the one recorded with ``--server``,
+else 127.0.0.1:50051), in the words of :func:`lvss.ext_client.server_field_label`, the rule that
+resolves the address at run time.
 
 ``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler in ``func``);
 ``main(argv)`` runs it standalone (``python -m lvss.inkscape``).
@@ -25,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import ext_client
+
 DESCRIPTION = (
     "Install the lvss Inkscape extension (Extensions > Images > Vectorize Bitmap (lvss)) into the "
     "user's Inkscape extensions folder, and record this Python for it."
@@ -35,7 +38,6 @@ EXTENSION_FILES = (
 )
 CONFIG_NAME = "lvss_vectorize.json"
 SUBDIR = "lvss"
-MESSAGES_NAME = "lvss_messages.py"  # lvss/messages.py, beside the extension
 
 
 class InstallError(Exception):
@@ -108,29 +110,31 @@ def install(dest: Path | None = None, *, inkscape: str = "inkscape", python: str
         tmp = target / (CONFIG_NAME + ".tmp")
         tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, target / CONFIG_NAME)
-        shutil.copy2(Path(__file__).resolve().parent / "messages.py", target / MESSAGES_NAME)
-        _write_server_label(src, target / "lvss_vectorize.inx", config)
+        _copy_client(target / ext_client.PACKAGE)
+        _write_server_label(target / "lvss_vectorize.inx", config)
     except OSError as err:
         raise InstallError(f"Cannot write to {target} ({err.strerror}); choose another folder with --dest.") from None
     return target
 
 
-def _write_server_label(src: Path, inx: Path, config: dict) -> None:
-    """Put the extension's own ``server_field_label(config)`` on the Server tab's address field of the
-    installed dialog (.inx labels are static, so they are made for this installation)."""
-    import importlib.util
+def _copy_client(folder: Path) -> None:
+    """The remote client (lvss.ext_client.BUNDLED) as the package ``folder`` (``_lvss``), replacing
+    an older copy."""
+    lvss_dir = Path(__file__).resolve().parent
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "_proto").mkdir(parents=True)
+    (folder / "__init__.py").write_text(ext_client.BUNDLE_INIT, encoding="utf-8")
+    for rel in ext_client.BUNDLED:
+        shutil.copy2(lvss_dir / rel, folder / rel)
+
+
+def _write_server_label(inx: Path, config: dict) -> None:
+    """Put ``server_field_label(config)`` on the Server tab's address field of the installed dialog
+    (.inx labels are static, so they are made for this installation)."""
     import re
     from xml.sax.saxutils import quoteattr
 
-    name = "lvss_ext_remote_for_install"
-    spec = importlib.util.spec_from_file_location(name, src / "lvss_ext_remote.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    label = module.server_field_label(config)
+    label = ext_client.server_field_label(config)
     text = inx.read_text(encoding="utf-8")
     new, n = re.subn(r'(<param name="server" type="string"\s+gui-text=)"[^"]*"',
                      lambda m: m.group(1) + quoteattr(label), text)

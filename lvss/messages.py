@@ -3,9 +3,8 @@ messages for a failed or cancelled request.
 
 Pure standard library and no lvss imports, so that every client can use it: ``lvss remote`` (its
 progress bar and its ``--events`` JSON lines carry :func:`stage_label`), the Python client
-(:attr:`lvss.client.Progress.label`), and the Inkscape extension, which runs in Inkscape's own Python:
-``lvss install-inkscape-extension`` copies this file next to the extension as ``lvss_messages.py``.
-A Blender add-on can import it the same way.
+(:attr:`lvss.client.Progress.label`), and the remote client of the Inkscape and Blender extensions
+(:mod:`lvss.ext_client`), which carry this file with it (``lvss.ext_client.BUNDLED``).
 
 The pipeline's progress events carry a stage key (``lvss.pipeline._SPAN``); :data:`STAGE_WORDS` says
 what each means to someone who draws. A stage this table does not know yet reads as "Working", so a

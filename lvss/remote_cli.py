@@ -30,6 +30,8 @@ import sys
 import threading
 from pathlib import Path
 
+from .ext_client import add_backdrop, done_event, extra_options, preview_event, progress_event
+
 BAD_INPUT = 2
 FAILED = 1
 INTERRUPTED = 130
@@ -152,21 +154,18 @@ class _Events:
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
-    def emit(self, event: str, **fields) -> None:
+    def emit(self, event: str, **fields) -> None:  # lvss.ext_client's events, which the extensions read
         if self.enabled:
             sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
             sys.stdout.flush()
 
     def preview(self, p, path: Path | None = None) -> None:
-        where = {"path": str(path)} if path is not None else {"svg": p.svg}
-        self.emit("preview", stage=p.stage, fraction=round(float(p.fraction), 4), label=p.label, **where)
+        if self.enabled:
+            self.emit(**preview_event(p, path))
 
     def progress(self, p) -> None:
-        if p.stage == "queued":
-            self.emit("queued", position=p.position, label=p.label)
-        else:
-            self.emit("progress", stage=p.stage, fraction=round(float(p.fraction), 4), message=p.message,
-                      label=p.label)
+        if self.enabled:
+            self.emit(**progress_event(p))
 
 
 def _watch_stdin(cancel: threading.Event) -> None:
@@ -194,20 +193,14 @@ def _sigterm_to_interrupt() -> None:
 
 
 def _with_backdrop(image: bytes, svg: str, events: _Events) -> str:
-    """``svg`` with a backdrop layer (see lvss.backdrop); unchanged, with a warning, if that fails."""
-    try:
-        from .backdrop import add_to_svg, backdrop_from_bytes
-
-        bd = backdrop_from_bytes(image, svg)
-        if bd is None:
-            return svg
-        events.emit("backdrop", fill=bd.fill, gap=round(bd.gap, 6))
-        return add_to_svg(svg, bd)
-    except Exception as e:  # noqa: BLE001  the result itself is fine; only the extra layer is missing
-        message = f"no backdrop layer ({type(e).__name__}: {e})"
-        print(f"lvss remote: warning: {message}", file=sys.stderr)
-        events.emit("warning", message=message)
-        return svg
+    """``svg`` with a backdrop layer (lvss.ext_client.add_backdrop); unchanged, with a warning, if that fails."""
+    svg, event, warning = add_backdrop(image, svg)
+    if event is not None:
+        events.emit(**event)
+    if warning:
+        print(f"lvss remote: warning: {warning}", file=sys.stderr)
+        events.emit("warning", message=warning)
+    return svg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -263,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             result = client.vectorize(image, prompt=args.prompt, paths=args.paths, mode=args.mode,
                                       levels=args.levels, seed=args.seed, work_size=args.work_size,
                                       saliency_mask=mask, timeout=args.timeout, on_progress=on_progress,
-                                      cancel=cancel, extra=_extra_options(args),
+                                      cancel=cancel, extra=extra_options(args) or None,
                                       on_preview=on_preview if wants_previews else None)
         bar.done()
         svg = result.svg
@@ -294,15 +287,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"lvss remote: warning: {warning}", file=sys.stderr)
         events.emit("warning", message=warning)
     print(f"wrote {out} ({len(result.layers)} layers, {paths} paths{took})", file=sys.stderr)
-    events.emit("done", layers=len(result.layers), paths=paths, seconds=total)
+    events.emit(**done_event(result))
     return 0
-
-
-def _extra_options(args: argparse.Namespace) -> dict | None:
-    """The VectorizeOptions beyond the common ones that were given (unset ones stay off the wire, so
-    a server older than an option still takes requests that do not use it)."""
-    extra = {k: getattr(args, k, None) for k in ("fill", "quality")}
-    return {k: v for k, v in extra.items() if v} or None
 
 
 def main(argv: list[str] | None = None) -> int:

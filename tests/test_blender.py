@@ -485,6 +485,22 @@ if v:
     except Exception:
         rec["record_error"] = traceback.format_exc()
     out["vectorize"]["fallback"] = rec
+    # Fills and Backdrop (Auto): Blender's Python here has no Pillow for the backdrop, so the run goes
+    # through lvss remote --backdrop with the Python set for it; the fill arrives as the request's option
+    prefs.connection = "AUTO"
+    styled = image_empty("Photo styled", image)
+    activate(styled)
+    rec = {}
+    rec["result"], rec["error"] = run_op(bpy.ops.lvss.vectorize, fill="linear", backdrop=True, **opts)
+    try:
+        rec.update(result_record(styled))
+        root = next(o for o in bpy.data.objects if o.get("lvss_image") == styled.name)
+        top = next(c for c in bpy.data.collections if root.name in c.objects)
+        rec["materials"] = sorted({o.active_material.name for c in top.children for o in c.all_objects
+                                   if o.type == "CURVE" and o.active_material is not None})
+    except Exception:
+        rec["record_error"] = traceback.format_exc()
+    out["vectorize"]["styled"] = rec
     prefs.connection, prefs.python = "AUTO", ""
     save()
 
@@ -968,6 +984,17 @@ def test_vectorize_through_lvss_remote_fallback(blender):
     assert rec["layers"] == grpc_run["layers"] and rec["paths"] == grpc_run["paths"]
 
 
+def test_vectorize_with_gradient_fills_and_a_backdrop(blender):
+    """The sidebar's Fills and Backdrop options in a real Blender: the backdrop layer at the bottom
+    (made by lvss remote, as Blender's Python here cannot make one) and gradient materials."""
+    rec = blender["vectorize"]["styled"]
+    assert rec.get("result") == ["FINISHED"], rec.get("error") or rec.get("record_error")
+    assert rec["layers"][0] == "Backdrop", rec["layers"]
+    assert len(rec["layers"]) >= 2 and "Backdrop" not in rec["layers"][1:], rec["layers"]
+    gradients = [m for m in rec["materials"] if "gradient" in m]
+    assert gradients, rec["materials"]
+
+
 @pytest.mark.parametrize("case,words", [
     ("no_active_image", ["No active image", "Add > Image"]),
     ("mesh_without_image", ["Image Texture"]),
@@ -1015,6 +1042,11 @@ def test_modal_vectorize_reports_progress_and_inserts(blender):
     progress = rec["progress"]
     assert progress == sorted(progress) and progress[-1] > progress[0]  # never goes back
     assert all("Esc: cancel" in t for t in rec["status"][:-1]) and rec["status"][-1] is None
+    # the stage in a designer's words, from the client's events (as the Inkscape extension shows it)
+    from lvss.messages import STAGE_WORDS
+
+    words = set(STAGE_WORDS.values()) | {"Connecting"}
+    assert all(any(f"- {w} " in t for w in words) for t in rec["status"][:-1]), rec["status"]
     assert rec["layers"] == blender["vectorize"]["empty"]["layers"]  # the same result as the blocking run
     assert rec["reports"][-1][0] == "INFO" and "Vectorized 'photo'" in rec["reports"][-1][1]
     # the picture so far was shown as a temporary collection, which the result replaced

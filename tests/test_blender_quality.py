@@ -21,9 +21,9 @@ remote = _load("remote")
 
 
 def test_remote_command_sends_quality_only_when_chosen():
-    cmd = remote.remote_command(remote.Settings(), "py", "in.png", "out.svg")
+    cmd = remote.remote_command(remote.Settings(python="py"), "in.png", "out.svg")
     assert "--quality" not in cmd
-    cmd = remote.remote_command(remote.Settings(quality="best"), "py", "in.png", "out.svg")
+    cmd = remote.remote_command(remote.Settings(python="py", quality="best"), "in.png", "out.svg")
     assert cmd[cmd.index("--quality") + 1] == "best"
 
 
@@ -50,14 +50,76 @@ def test_quality_reaches_the_server(server, connection, quality):
     server.wait_log(rf"quality={quality or 'balanced'} paths=3 mode=layered levels=1 seed={seed} ")
 
 
-def test_status_says_the_stage_in_a_designers_words():
-    """Blender's status bar shows the stages as the Inkscape progress window and `lvss remote` do
-    (lvss.messages); what the table does not know (a queue position) is shown as it came."""
-    from lvss.messages import STAGE_WORDS
+@pytest.mark.parametrize("connection", ["GRPC", "COMMAND"])
+def test_status_comes_from_the_events(server, connection, tmp_path):
+    """Blender's status bar reads the events both ways (the client's callbacks in process, the JSON
+    lines of `lvss remote --events` otherwise; no progress bar is parsed): the stage key, its words
+    from lvss.messages as the Inkscape extension shows them, a fraction that never goes back. The
+    server double stays in its "structure" stage until the gate file exists."""
+    import time
 
-    assert remote.stage_words("structure") == STAGE_WORDS["structure"] == "Fitting shapes"
-    assert remote.stage_words("polish") == "Polishing"
-    assert remote.stage_words("queued (2 ahead)") == "queued (2 ahead)"
+    from lvss.messages import stage_label
+    from test_server import SAFETY_TIMEOUT, png_bytes
+
+    gate = tmp_path / "gate"
+    s = remote.Settings(server=server.address, connection=connection, python=sys.executable, timeout=120,
+                        paths=3, levels=1, prompt=f"gate:{gate}", previews=False)
+    cmd = remote.remote_command(s, "in.png", "out.svg")
+    assert "--events" in cmd and cmd[cmd.index("--progress") + 1] == "never" and "--no-previews" in cmd
+    job = remote.start(png_bytes(), s)
+    first = job.poll()
+    assert (first.stage, first.fraction, first.label) == ("connecting", 0.0, "Connecting")
+    end = time.monotonic() + SAFETY_TIMEOUT
+    while job.poll().stage != "structure" or job.poll().fraction <= 0:
+        assert not job.done and time.monotonic() < end, (job.error, job.poll())
+        time.sleep(0.005)
+    working = job.poll()
+    assert working.label == "Fitting shapes" == stage_label("structure") and 0 < working.fraction < 1
+    assert working.message.startswith("step ")
+    gate.touch()
+    assert job.wait(120) and job.error is None and "<svg" in job.svg
+    assert job.way == {"GRPC": "in process", "COMMAND": "lvss remote"}[connection]
+    last = job.poll()
+    assert last.fraction >= working.fraction and last.label == stage_label(last.stage) != "Working"
+
+
+@pytest.mark.parametrize("connection", ["GRPC", "COMMAND"])
+def test_fill_and_backdrop_reach_the_result(server, connection):
+    """Blender's Fills and Backdrop options: the fill arrives as the request's option (the server
+    logs it; the server double then gives every path a gradient), and the result holds the backdrop
+    layer below the others, both in process and through `lvss remote --backdrop`."""
+    from test_server import png_bytes
+
+    seed = {"GRPC": 31, "COMMAND": 32}[connection]
+    s = remote.Settings(server=server.address, connection=connection, python=sys.executable, timeout=120,
+                        paths=3, levels=1, seed=seed, fill="radial", backdrop=True)
+    job = remote.start(png_bytes(), s)
+    assert job.wait(120)
+    assert job.error is None, job.error
+    server.wait_log(rf"seed={seed} .*fill=radial ")
+    svg = job.svg
+    assert "<linearGradient" in svg
+    assert svg.index('inkscape:label="Backdrop"') < svg.index('inkscape:label="background"')
+    assert job.warnings == []
+
+
+def test_a_backdrop_goes_through_lvss_remote_when_blender_cannot_make_one(server, monkeypatch):
+    """Auto connection: where Blender's Python can talk gRPC but cannot make a backdrop (no Pillow or
+    lxml there), a request with a backdrop runs `lvss remote` with the Python set for it; with no
+    such Python it runs in process and says that the backdrop is missing."""
+    from test_server import png_bytes
+
+    monkeypatch.setattr(remote.client, "backdrop_module", lambda: None)
+    s = remote.Settings(server=server.address, python=sys.executable, timeout=120, paths=3, levels=1, seed=41,
+                        backdrop=True)
+    job = remote.start(png_bytes(), s)
+    assert job.wait(120) and job.error is None
+    assert job.way == "lvss remote" and 'inkscape:label="Backdrop"' in job.svg
+    job = remote.start(png_bytes(), remote.Settings(server=server.address, timeout=120, paths=3, levels=1, seed=42,
+                                                    backdrop=True))
+    assert job.wait(120) and job.error is None
+    assert job.way == "in process" and 'inkscape:label="Backdrop"' not in job.svg
+    assert len(job.warnings) == 1 and job.warnings[0].startswith("no backdrop layer: this Python")
 
 
 def test_the_bundled_client_brings_what_it_imports():

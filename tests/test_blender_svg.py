@@ -295,17 +295,25 @@ def test_lvss_remote_fallback_reports_the_server_error(tmp_path):
 
 
 def test_classify_and_explain():
-    s = remote.Settings(server="example.org:6000", token_file="/tmp/tok")
-    err = remote.classify("connecting: 0%|  |\rlvss remote: error: UNAUTHENTICATED: bad token\n", s, "py")
+    """The `lvss remote` error lines, classified by the client both extensions share and worded for
+    Blender's one-line report."""
+    s = remote.Settings(server="example.org:6000", token_file="/tmp/tok", python="py")
+
+    def classify(stderr, settings=s):
+        return remote.client.classify_failure(stderr, settings, remote.HOST)
+
+    err = classify("lvss remote: error: UNAUTHENTICATED: bad token\n")
     assert (err.code, err.message) == ("UNAUTHENTICATED", "bad token")
     assert "Token file" in remote.explain(err, s, "cat") and "/tmp/tok" in remote.explain(err, s, "cat")
-    err = remote.classify("Traceback ...\nModuleNotFoundError: No module named 'lvss'\n", s, "/usr/bin/python3")
-    assert err.code == "SETUP" and "/usr/bin/python3" in err.message
-    err = remote.classify("lvss remote: error: INVALID_ARGUMENT: image is 0x0\n", s, "py")
+    err = classify("Traceback ...\nModuleNotFoundError: No module named 'lvss'\n",
+                   remote.Settings(python="/usr/bin/python3"))
+    assert err.code == "SETUP" and "/usr/bin/python3" in err.message and remote.PREFS_PATH in err.message
+    err = classify("lvss remote: error: INVALID_ARGUMENT: image is 0x0\n")
     assert "refused 'cat': image is 0x0" in remote.explain(err, s, "cat")
     assert "lvss serve --host example.org --port 6000" in remote.explain(remote.RemoteError("UNAVAILABLE", "x"), s, "c")
-    hits = remote._BAR.findall("connecting:   0%|   | [00:00<?]\rsimplify:  12%|#  | [00:01<00:09]")
-    assert hits[-1] == ("simplify", "12")
+    # progress comes as JSON events, never from a progress bar on stderr
+    cmd = remote.remote_command(s, "in.png", "out.svg")
+    assert "--events" in cmd and cmd[cmd.index("--progress") + 1] == "never"
 
 
 # ---------------------------------------------------------------------------------------------

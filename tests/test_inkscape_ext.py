@@ -556,6 +556,16 @@ class InsertTest(ExtensionCase):
         self.assertEqual((s.prompt, s.paths, s.mode, s.levels, s.seed, s.server, s.timeout, s.fill, s.quality),
                          ("a red\nbicycle", 17, "compact", 2, 9, "10.0.0.1:6000", 33.0, "auto", "best"))
 
+    def test_connection_fields_reach_the_client(self):
+        """The Server tab's token file and TLS certificate (the CA of a TLS server) and the Vectorize
+        tab's backdrop reach the request's settings."""
+        _, server = self.run_effect(self.doc_with_images(), token_file="/keys/token", tls_ca="/keys/ca.pem",
+                                    backdrop="false")
+        s = server.calls[0][1]
+        self.assertEqual((s.token_file, s.tls_ca, s.backdrop), ("/keys/token", "/keys/ca.pem", False))
+        _, server = self.run_effect(self.doc_with_images())
+        self.assertEqual((server.calls[0][1].tls_ca, server.calls[0][1].backdrop), ("", True))
+
     def test_quality_defaults_to_fast(self):
         _, server = self.run_effect(self.doc_with_images())
         self.assertEqual(server.calls[0][1].quality, "fast")
@@ -719,7 +729,8 @@ class RemoteTest(unittest.TestCase):
                 kw["on_progress"](mock.Mock(stage="structure", fraction=0.5, message="step 3"))
                 if kw["prompt"] == "fail":
                     raise ClientError("UNAUTHENTICATED", "bad token")
-                return mock.Mock(svg="<svg/>", warnings=["the prompt was not used: no CLIP"])
+                return mock.Mock(svg="<svg/>", warnings=["the prompt was not used: no CLIP"], layers=[],
+                                 timings={"total": 1.5})
 
         fake_client = mock.Mock(Client=Conn, ClientError=ClientError)
         tok = self.tmp / "tok"
@@ -727,7 +738,7 @@ class RemoteTest(unittest.TestCase):
         settings = remote.Settings(server="h:1", token_file=str(tok), prompt="cat", paths=5, timeout=9,
                                    backdrop=False)
         events = []
-        with mock.patch.object(remote, "_load_client", return_value=fake_client):
+        with mock.patch.object(remote.client, "load_client", return_value=fake_client):
             outcome = remote.vectorize(b"img", settings, events.append)
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"img", remote.Settings(prompt="fail"))
@@ -741,12 +752,14 @@ class RemoteTest(unittest.TestCase):
         self.assertEqual(calls[0], ("connect", "h:1", "secret"))
         data, kw = calls[1]
         self.assertEqual((data, kw["paths"], kw["timeout"], kw["prompt"]), (b"img", 5, 9.0, "cat"))
-        self.assertEqual([e["event"] for e in events], ["info", "progress", "warning"])
+        # the events `lvss remote --events` writes, done included
+        self.assertEqual([e["event"] for e in events], ["info", "progress", "warning", "done"])
+        self.assertEqual(events[-1], {"event": "done", "layers": 0, "paths": 0, "seconds": 1.5})
         self.assertEqual(events[1]["fraction"], 0.5)
         self.assertEqual(ctx.exception.code, "UNAUTHENTICATED")
 
     def test_no_grpc_and_no_python_explains_setup(self):
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"img", remote.Settings(python=""))
         msg = remote.explain(ctx.exception, remote.Settings(), "x")
@@ -761,7 +774,7 @@ class RemoteTest(unittest.TestCase):
                               'while [ "$#" -gt 0 ]; do case "$1" in -o) shift; OUT="$1";; esac; shift; done; '
                               'printf "<svg>%s</svg>" "$(cat "$IN")" > "$OUT"')
         settings = remote.Settings(python=py, prompt="two\nlines", token_file="")
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             self.assertEqual(remote.vectorize(b"PIXELS", settings).svg, "<svg>PIXELS</svg>")
         cmd = remote.remote_command(settings, "in.png", "out.svg")
         self.assertEqual(cmd[:6], [py, "-m", "lvss.remote_cli", "in.png", "-o", "out.svg"])
@@ -788,7 +801,7 @@ class RemoteTest(unittest.TestCase):
                               'while [ "$#" -gt 0 ]; do case "$1" in -o) shift; OUT="$1";; esac; shift; done; '
                               f'{echo}; echo "not json"; printf "<svg/>" > "$OUT"')
         events = []
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             outcome = remote.vectorize(b"x", remote.Settings(python=py, prompt="a cat"), events.append)
         self.assertEqual([e["event"] for e in events], ["info", "queued", "progress", "warning", "done"])
         self.assertEqual(outcome.warnings, ["the prompt was not used: no CLIP model"])
@@ -805,7 +818,7 @@ class RemoteTest(unittest.TestCase):
         started = self.tmp / "started"
         py = self.fake_python(f'touch "{started}"; read line; [ "$line" = cancel ] && touch "{marker}"; '
                               'echo "lvss remote: error: CANCELLED: cancelled" >&2; exit 130')
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             run = remote.Run(b"x", remote.Settings(python=py)).start()
             while not started.exists() and not run.done.is_set():
                 run.done.wait(0.05)
@@ -823,7 +836,7 @@ class RemoteTest(unittest.TestCase):
             "lvss remote: error: the server rejected the token": "UNAUTHENTICATED",
             "something odd": "INTERNAL",
         }
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             for line, code in cases.items():
                 py = self.fake_python(f"echo '{line}' >&2; exit 2")
                 with self.assertRaises(remote.RemoteError) as ctx:
@@ -834,7 +847,7 @@ class RemoteTest(unittest.TestCase):
 
     def test_subprocess_lvss_older_than_the_extension(self):
         py = self.fake_python("echo 'lvss: error: unrecognized arguments: --events --backdrop' >&2; exit 2")
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"x", remote.Settings(python=py))
         self.assertEqual(ctx.exception.code, "SETUP")
@@ -843,21 +856,21 @@ class RemoteTest(unittest.TestCase):
 
     def test_subprocess_python_without_lvss(self):
         py = self.fake_python("echo \"ModuleNotFoundError: No module named 'lvss'\" >&2; exit 1")
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"x", remote.Settings(python=py))
         self.assertEqual(ctx.exception.code, "SETUP")
         self.assertIn('-m pip install -e ".[server]"', ctx.exception.message)
 
     def test_subprocess_python_missing(self):
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"x", remote.Settings(python=str(self.tmp / "no-python")))
         self.assertIn("does not exist", ctx.exception.message)
         self.assertIn("LVSS_PYTHON", ctx.exception.message)
 
     def test_missing_token_file(self):
-        with mock.patch.object(remote, "_load_client", return_value=None):
+        with mock.patch.object(remote.client, "load_client", return_value=None):
             with self.assertRaises(remote.RemoteError) as ctx:
                 remote.vectorize(b"x", remote.Settings(python="/bin/true", token_file=str(self.tmp / "nope")))
         self.assertIn("Cannot read the token file", ctx.exception.message)
@@ -874,7 +887,7 @@ class RemoteTest(unittest.TestCase):
         path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
         with mock.patch.dict(os.environ, {"PYTHONPATH": path}):
             for in_process in (True, False):
-                with mock.patch.object(remote, "_load_client",
+                with mock.patch.object(remote.client, "load_client",
                                        return_value=None) if not in_process else mock.MagicMock():
                     with self.assertRaises(remote.RemoteError) as ctx:
                         remote.vectorize(png_bytes(), settings)
@@ -920,7 +933,11 @@ class InstallTest(unittest.TestCase):
         for name in ink.EXTENSION_FILES:
             if name != "lvss_vectorize.inx":
                 self.assertEqual((target / name).read_bytes(), (EXT_DIR / name).read_bytes())
-        self.assertEqual((target / ink.MESSAGES_NAME).read_bytes(), (REPO / "lvss" / "messages.py").read_bytes())
+        # the remote client both extensions share, as the package _lvss (the files Blender bundles too)
+        from lvss.ext_client import BUNDLED
+
+        for rel in BUNDLED:
+            self.assertEqual((target / "_lvss" / rel).read_bytes(), (REPO / "lvss" / rel).read_bytes(), rel)
         cfg = json.loads((target / "lvss_vectorize.json").read_text())
         self.assertEqual(cfg, {"python": "/opt/py/bin/python", "server": "h:5", "pythonpath": str(REPO)})
         self.assertEqual(remote.read_config(str(target / "lvss_vectorize.json"))["python"], "/opt/py/bin/python")

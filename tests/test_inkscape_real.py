@@ -12,6 +12,7 @@ Set LVSS_TEST_ARTIFACTS=DIR to keep the documents and PNG renderings for a look.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import io
 import os
@@ -105,13 +106,12 @@ def _env(add_repo: bool = True, **extra) -> dict:
     return env
 
 
-@pytest.fixture(scope="module")
-def server():
-    """A real server on a free loopback port; yields "127.0.0.1:PORT"."""
-    pytest.importorskip("grpc")
+@contextlib.contextmanager
+def _serving(*args: str):
+    """A real server on a free loopback port (extra ``args`` for ``lvss serve``); yields "127.0.0.1:PORT"."""
     proc = subprocess.Popen(
         [sys.executable, "-c", FAST_SERVER, "--host", "127.0.0.1", "--port", "0", "--device", "cpu",
-         "--log-level", "WARNING"],
+         "--log-level", "WARNING", *args],
         cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -137,6 +137,14 @@ def server():
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real server on a free loopback port; yields "127.0.0.1:PORT"."""
+    pytest.importorskip("grpc")
+    with _serving() as address:
+        yield address
 
 
 def _bitmap() -> bytes:
@@ -178,13 +186,14 @@ def _direct(png: bytes, server: str):
                                 seed=int(PREFS["seed"]), timeout=300, extra={"quality": "fast"})
 
 
-def _install_profile(tmp: Path, monkeypatch) -> Path:
-    """A fresh Inkscape profile with the extension installed and its preferences set."""
+def _install_profile(tmp: Path, monkeypatch, **more_prefs: str) -> Path:
+    """A fresh Inkscape profile with the extension installed and its preferences set (PREFS, and
+    ``more_prefs``)."""
     from lvss import inkscape as installer
 
     profile = tmp / "profile"
     profile.mkdir()
-    prefs = " ".join(f'org.lvss.lvss_vectorize.{k}="{v}"' for k, v in PREFS.items())
+    prefs = " ".join(f'org.lvss.lvss_vectorize.{k}="{v}"' for k, v in {**PREFS, **more_prefs}.items())
     (profile / "preferences.xml").write_text(
         '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
         '<inkscape xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd" '
@@ -213,6 +222,22 @@ def _run_session(cmd, timeout: float, **kw) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def _vectorize_in_inkscape(doc_in: Path, doc_out: Path, profile: Path, server: str, cwd: Path, **env) -> str:
+    """Run the installed extension on the image "photo" of ``doc_in`` in a real Inkscape (its saved
+    preferences in ``profile``, the server ``server``) and export the document to ``doc_out``; returns
+    Inkscape's log. lvss is found through the installer's record (lvss_vectorize.json), not PYTHONPATH."""
+    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
+    proc = _run_session(
+        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
+        timeout=300, cwd=cwd,
+        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable, LVSS_SERVER=server,
+                 **env),
+    )
+    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert doc_out.is_file(), log
+    return log
+
+
 def _export_png(svg: Path, png: Path, profile: Path) -> np.ndarray:
     """Inkscape's own rendering of ``svg`` (the page, 96 dpi, on white), (H, W, 3) float in [0, 1]."""
     proc = subprocess.run([INKSCAPE, str(svg), "--export-type=png", f"--export-filename={png}",
@@ -234,16 +259,7 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     pool = ThreadPoolExecutor(1)
     direct = pool.submit(_direct, png, server)
 
-    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
-    proc = _run_session(
-        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
-        timeout=300, cwd=tmp_path,
-        # lvss is found through the installer's record (lvss_vectorize.json), not PYTHONPATH
-        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
-                 LVSS_SERVER=server),
-    )
-    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    assert doc_out.is_file(), log
+    log = _vectorize_in_inkscape(doc_in, doc_out, profile, server, tmp_path)
 
     svg = inkex.load_svg(str(doc_out)).getroot()
     # the result took over the bitmap's id, so that Inkscape selects it after the run (the bitmap got
@@ -304,6 +320,31 @@ def test_vectorize_in_real_inkscape(server, tmp_path, monkeypatch):
     assert float(changed[outside].mean()) < 0.01
 
 
+def test_tls_server_with_a_token_in_real_inkscape(tmp_path, monkeypatch):
+    """A server started with TLS and a token: the Server tab's TLS certificate and token file (saved
+    preferences) reach it through the installed extension, and the result is inserted."""
+    pytest.importorskip("grpc")
+    inkex = _import_inkex()
+    from testdata import self_signed_cert
+
+    made = self_signed_cert(tmp_path)
+    if made is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    (cert, key), token = made, tmp_path / "token"
+    token.write_text("inkscape-tls-token-0123456789abcdef\n")
+    doc_in, doc_out = tmp_path / "in.svg", tmp_path / "out.svg"
+    doc_in.write_text(_document(_bitmap()))
+    profile = _install_profile(tmp_path, monkeypatch, tls_ca=str(cert), token_file=str(token), fill="linear")
+    with _serving("--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token)) as address:
+        log = _vectorize_in_inkscape(doc_in, doc_out, profile, address, tmp_path)
+    svg = inkex.load_svg(str(doc_out)).getroot()
+    group = svg.getElementById("photo")
+    assert group is not None and group.get(LABEL) == "lvss: photo.png", log
+    layers = list(group)
+    assert layers[0].get(LABEL) == "Backdrop" and len(layers) >= 2, log
+    assert len(svg.findall(f".//{{http://www.w3.org/2000/svg}}linearGradient")) > 0, log
+
+
 def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
     """A bitmap linked by a relative path, next to the saved document: Inkscape hands the extension a
     temporary copy elsewhere (here a temporary folder holding a decoy of the same name), and the link
@@ -328,15 +369,8 @@ def test_linked_image_beside_the_saved_document(server, tmp_path, monkeypatch):
     profile = _install_profile(tmp_path, monkeypatch)
     pool = ThreadPoolExecutor(1)
     direct = pool.submit(_direct, png, server)
-    actions = f"select-by-id:photo;{EXTENSION_ACTION};export-filename:{doc_out};export-do"
-    proc = _run_session(
-        [XVFB_RUN, "-a", INKSCAPE, "--with-gui", "--batch-process", f"--actions={actions}", str(doc_in)],
-        timeout=300, cwd=tmp_path,  # started elsewhere than the document's folder
-        env=_env(add_repo=False, INKSCAPE_PROFILE_DIR=str(profile), LVSS_PYTHON=sys.executable,
-                 LVSS_SERVER=server, TMPDIR=str(temp)),
-    )
-    log = f"inkscape exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    assert doc_out.is_file(), log
+    # started elsewhere than the document's folder
+    log = _vectorize_in_inkscape(doc_in, doc_out, profile, server, tmp_path, TMPDIR=str(temp))
     svg = inkex.load_svg(str(doc_out)).getroot()
     image = svg.getElementById("photo-bitmap")  # the result took the id "photo" (selected afterwards)
     group = image.getnext()

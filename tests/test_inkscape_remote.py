@@ -9,6 +9,7 @@ Set LVSS_TEST_ARTIFACTS=DIR to keep the window's screenshot.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -60,12 +61,12 @@ sys.exit(run(p.parse_args(sys.argv[2:]), run_job=job))
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, *args: str):
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="lvss-ext-server-", suffix=".log", delete=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LVSS_")}
         env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO), "--host", "127.0.0.1", "--port", "0"],
-                                     cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(REPO), "--host", "127.0.0.1", "--port", "0",
+                                      *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
         line = ""
         while self.proc.poll() is None:
             ready, _, _ = select.select([self.proc.stdout], [], [], 1.0)
@@ -115,7 +116,9 @@ def png() -> bytes:
 
 
 def settings(server, **kw) -> remote.Settings:
-    base = dict(server=server.address, python=sys.executable, pythonpath=str(REPO), timeout=120, paths=4, levels=1)
+    # the dialog's defaults (backdrop on, flat fills) with a small, fast job
+    base = dict(server=server.address, python=sys.executable, pythonpath=str(REPO), timeout=120, paths=4, levels=1,
+                backdrop=True, fill="flat")
     base.update(kw)
     return remote.Settings(**base)
 
@@ -124,11 +127,11 @@ def settings(server, **kw) -> remote.Settings:
 def way(request, monkeypatch):
     """Both ways the extension reaches the server: the client in process, or `lvss remote`."""
     if request.param == "lvss_remote":
-        monkeypatch.setattr(remote, "_load_client", lambda: None)
+        monkeypatch.setattr(remote.client, "load_client", lambda: None)
     else:
         from lvss import client
 
-        monkeypatch.setattr(remote, "_load_client", lambda: client)
+        monkeypatch.setattr(remote.client, "load_client", lambda: client)
     return request.param
 
 
@@ -178,17 +181,43 @@ def test_quality_choice_reaches_the_server(server, way):
     assert outcome.warnings == []
 
 
-def test_quality_with_a_client_older_than_the_option(server, monkeypatch):
-    """An lvss client that cannot send quality still vectorizes (the server's default preset) and
-    says so, instead of failing."""
-    from lvss import client
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """The scripted server with TLS (a self-signed certificate for 127.0.0.1) and a token."""
+    from testdata import self_signed_cert
 
-    monkeypatch.setattr(remote, "_load_client", lambda: client)
-    monkeypatch.setattr(client, "EXTRA_OPTIONS", tuple(o for o in client.EXTRA_OPTIONS if o != "quality"))
-    outcome = remote.vectorize(png(), settings(server, quality="best", seed=77))
-    server.wait_log("quality=balanced paths=4 mode=layered levels=1 seed=77 ")
-    assert len(outcome.warnings) == 1 and "older than the Quality choice" in outcome.warnings[0]
-    assert "<svg" in outcome.svg
+    folder = tmp_path_factory.mktemp("tls")
+    made = self_signed_cert(folder)
+    if made is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    (cert, key), token = made, folder / "token"
+    token.write_text("tls-test-token-0123456789abcdef\n")
+    s = Server("--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token))
+    s.cert, s.token = str(cert), str(token)
+    yield s
+    s.stop()
+
+
+def test_tls_server_with_the_dialogs_certificate(tls_server, way):
+    """A server with TLS and a token: the dialog's TLS certificate and token file reach it, in process
+    and through `lvss remote --tls-ca`; without the certificate the run fails as unreachable, with
+    the dialog's advice."""
+    settings = remote.resolve_settings(server=tls_server.address, tls_ca=tls_server.cert,
+                                       token_file=tls_server.token, python=sys.executable, paths=4, levels=1,
+                                       timeout=120, environ={}, config={"pythonpath": str(REPO)})
+    assert settings.tls_ca == tls_server.cert
+    events = []
+    outcome = remote.vectorize(png(), settings, events.append)
+    assert "<svg" in outcome.svg and 'inkscape:label="Backdrop"' in outcome.svg
+    assert events[0]["event"] == "info" and events[0]["auth_required"] is True
+    assert events[-1]["event"] == "done" and events[-1]["paths"] == 1
+    with pytest.raises(remote.RemoteError) as err:
+        remote.vectorize(png(), dataclasses.replace(settings, tls_ca="", timeout=20))
+    assert err.value.code == "UNAVAILABLE", err.value.message
+    assert "Server tab" in remote.explain(err.value, settings, "photo.png")
+    with pytest.raises(remote.RemoteError) as err:  # a certificate file that is not there: said at once
+        remote.Run(png(), dataclasses.replace(settings, tls_ca=tls_server.cert + ".missing")).start()
+    assert err.value.code == "SETUP" and "TLS certificate" in err.value.message
 
 
 def test_cancel_stops_the_job_on_the_server(server, way):

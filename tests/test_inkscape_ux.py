@@ -100,7 +100,7 @@ def test_installed_dialog_names_the_recorded_server(tmp_path):
     # a real Inkscape: the menu entry then runs the effect at once); the progress window covers
     # Inkscape's working window instead (test_inkscape_ux_real)
     assert effect.get("implements-custom-gui") is None
-    assert (target / "lvss_messages.py").read_text() == (REPO / "lvss" / "messages.py").read_text()
+    assert (target / "_lvss" / "messages.py").read_text() == (REPO / "lvss" / "messages.py").read_text()
 
 
 # -- layer names -----------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ def test_install_from_any_folder(venv, tmp_path):
     assert (dest / "lvss" / "lvss_vectorize.inx").read_text() == inx.replace(
         general, "Empty: $LVSS_SERVER if set, else 127.0.0.1:50051:")
     # the shared progress words and messages, for the extension (which cannot import lvss)
-    assert (dest / "lvss" / "lvss_messages.py").read_bytes() == (EXT_DIR.parent / "lvss" / "messages.py").read_bytes()
+    assert (dest / "lvss" / "_lvss" / "messages.py").read_bytes() == (EXT_DIR.parent / "lvss" / "messages.py").read_bytes()
+    assert (dest / "lvss" / "_lvss" / "ext_client.py").read_bytes() == (EXT_DIR.parent / "lvss" / "ext_client.py").read_bytes()
     config = json.loads((dest / "lvss" / "lvss_vectorize.json").read_text())
     # the Python recorded is the environment's own; an installed lvss needs no source path
     assert Path(config["python"]).parent == Path(lvss).parent

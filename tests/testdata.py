@@ -5,9 +5,13 @@ no side effects, so scripts outside tests/ can use it too:
 ``tests/data/openmoji``: twelve OpenMoji emoji (CC BY-SA 4.0, © OpenMoji; see its NOTICE.md), each
 as its source SVG (``<code>.svg``, ground truth for shapes) and a 256×256 PNG rendered from it on
 white (``<code>_256.png``, what the vectorizer sees).
+
+:func:`self_signed_cert` makes the TLS certificate of a test server (with ``openssl``).
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -24,3 +28,16 @@ def openmoji_path(code: str, kind: str = "png") -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"no bundled OpenMoji file {path}")
     return path
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path] | None:
+    """(cert.pem, key.pem) in ``folder``: a self-signed EC P-256 certificate for 127.0.0.1 and
+    localhost, valid for a day, that a client can pass as its CA; None without ``openssl``."""
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
