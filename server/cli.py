@@ -26,9 +26,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "or --insecure)")
     p.add_argument("--port", type=int, default=50051, help="TCP port (default 50051; 0 picks a free one, "
                                                            "printed on stdout)")
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+    from lvss.config import DEVICES, QUALITY_PRESETS
+    from lvss.options import SERVER_LIMITS
+
+    p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where jobs run (default auto: cuda if available)")
-    from lvss.config import QUALITY_PRESETS
 
     p.add_argument("--quality", choices=tuple(QUALITY_PRESETS), default="balanced",
                    help="speed/fidelity preset for requests that name none (default balanced): default path "
@@ -52,7 +54,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest image, width x height, checked from its header (default 50 000 000); the "
                         "running job decodes it once at up to 4 bytes per pixel (JPEG at 1/2 to 1/8 scale), "
                         "then works at the request's work size")
-    p.add_argument("--max-paths", type=int, default=4096, metavar="N", help="largest path budget (default 4096)")
+    p.add_argument("--max-paths", type=int, default=SERVER_LIMITS["max_paths"], metavar="N",
+                   help=f"largest path budget (default {SERVER_LIMITS['max_paths']})")
     p.add_argument("--receive-timeout", type=float, default=120.0, metavar="S",
                    help="seconds a call's request message may take to arrive before the call is cancelled "
                         "(default 120)")
