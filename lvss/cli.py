@@ -209,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     # neither at load time; lvss.threads explains the policy)
     threads.prepare_environment()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version or a usage error (its one line is printed): the status
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else BAD_INPUT
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return BAD_INPUT
