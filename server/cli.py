@@ -63,13 +63,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for the worker (default: LVSS_THREADS, else the idle cores, at most 4; "
                         "the server runs one worker)")
     g = p.add_argument_group("models (loaded once at start; unset = environment, else classical stages)")
-    g.add_argument("--sam-checkpoint", metavar="PATH|REPO:FILE|URL", help="segment-anything checkpoint "
-                                                                           "(environment LVSS_SAM_CHECKPOINT)")
-    g.add_argument("--sd-model", metavar="DIR|HUB_ID", help="Stable Diffusion in diffusers layout "
-                                                           "(environment LVSS_SD_MODEL)")
-    g.add_argument("--clip-model", metavar="DIR|HUB_ID", help="CLIP model for prompt saliency "
-                                                             "(environment LVSS_CLIP_MODEL)")
-    g.add_argument("--models", choices=("paper",), default=None,
+    from lvss.options import add_argument
+
+    for path in ("segment.sam_checkpoint", "simplify.sd_model", "saliency.clip_model"):
+        add_argument(g, path)  # --sam-checkpoint, --sd-model, --clip-model as declared in lvss.config
+    from lvss.weights import MODEL_SETS
+
+    g.add_argument("--models", choices=tuple(MODEL_SETS), default=None,
                    help="'paper': SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, downloaded once into the "
                         "usual caches (the three flags above override one of them); see lvss info")
     from lvss.info import add_cost_arguments
@@ -104,12 +104,12 @@ def options_from_args(args: argparse.Namespace):
     limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_pixels=args.max_pixels,
                     max_paths=args.max_paths, max_queue=args.max_queue, receive_seconds=args.receive_timeout)
     token = read_token_file(args.token_file) if args.token_file else None
-    from lvss.info import apply_model_arguments
+    from lvss.info import COST_OPTIONS, apply_model_arguments
+    from lvss.options import dest_of
 
     models = argparse.Namespace(sam_checkpoint=args.sam_checkpoint, sd_model=args.sd_model,
                                 clip_model=args.clip_model, models=getattr(args, "models", None),
-                                **{k: getattr(args, k, None) for k in ("sam_points_per_side", "sds_iterations",
-                                                                       "sds_guidance_size")})
+                                **{dest_of(p): getattr(args, dest_of(p), None) for p in COST_OPTIONS})
     from lvss.config import ConfigError
 
     try:
