@@ -27,7 +27,7 @@ import argparse
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .config import (QUALITY_PRESETS, SALIENCY_SOURCES, ConfigError, VectorizeConfig, _meta, _ok, apply_quality,
+from .config import (QUALITY_PRESETS, SALIENCY_SOURCES, VectorizeConfig, _meta, _ok, apply_quality,
                      refusal_text)
 
 # Where an option shows. "cli": lvss vectorize / batch; "request": VectorizeOptions (the server);
@@ -154,17 +154,19 @@ class Option:
 
 
 def _fronts(*names: str) -> frozenset:
+    """The command line and the request, plus ``names``."""
     unknown = set(names) - set(FRONTS)
-    assert not unknown, unknown
+    if unknown:
+        raise ValueError(f"unknown front-ends {sorted(unknown)}; known: {', '.join(FRONTS)}")
     return frozenset(("cli", "request", *names))
 
 
-EDITORS = ("remote", "client", "inkscape", "blender")
+EVERYWHERE = ("remote", "client", "inkscape", "blender")
 REQUEST_OPTIONS: tuple[Option, ...] = (
-    Option("paths", "paths", _fronts(*EDITORS), limit="max_paths"),
-    Option("mode", "mode", _fronts(*EDITORS)),
-    Option("levels", "simplify.levels", _fronts(*EDITORS)),
-    Option("seed", "seed", _fronts(*EDITORS)),
+    Option("paths", "paths", _fronts(*EVERYWHERE), limit="max_paths"),
+    Option("mode", "mode", _fronts(*EVERYWHERE)),
+    Option("levels", "simplify.levels", _fronts(*EVERYWHERE)),
+    Option("seed", "seed", _fronts(*EVERYWHERE)),
     Option("work_size", "work_size", _fronts("remote", "client"), limit="max_work_size"),
     Option("simplify", "simplify.method", _fronts()),
     Option("segment", "segment.method", _fronts()),
@@ -276,7 +278,7 @@ def config_from_values(values: dict[str, Any], quality: str = DEFAULT_QUALITY,
     return cfg
 
 
-__all__ = ["FRONTS", "SERVER_LIMITS", "EDITOR_QUALITY", "SERVER_DEFAULT_ITEM", "QUALITY", "DEFAULT_QUALITY", "Option", "REQUEST_OPTIONS",
-           "BY_NAME", "shown_in", "field_meta", "field_default", "get_value", "set_value", "preset_values",
-           "flag_of", "dest_of", "converter", "add_argument", "add_remote_argument", "config_from_values",
-           "ConfigError"]
+__all__ = ["FRONTS", "SERVER_LIMITS", "EDITOR_QUALITY", "SERVER_DEFAULT_ITEM", "QUALITY", "DEFAULT_QUALITY",
+           "Option", "REQUEST_OPTIONS", "BY_NAME", "shown_in", "field_meta", "field_default", "get_value",
+           "set_value", "preset_values", "flag_of", "dest_of", "converter", "add_argument", "add_remote_argument",
+           "config_from_values"]
