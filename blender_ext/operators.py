@@ -178,17 +178,20 @@ def _remove_result(res) -> None:
 # ---------------------------------------------------------------------------------------------
 # vectorize
 # ---------------------------------------------------------------------------------------------
+# The vectorize options below are declared in lvss.options (tests/test_options_drift.py checks the
+# ranges, defaults and choices here against it): the editors default to the "fast" preset's values.
 def _option_props():
     return dict(
         prompt=StringProperty(name="Prompt", default="",
                               description="What matters in the image (steers the saliency); may be empty"),
-        paths=IntProperty(name="Paths", default=128, min=1, soft_max=1024, max=100000,
+        paths=IntProperty(name="Paths", default=64, min=1, soft_max=1024, max=4096,
                           description="Path budget: more paths, more detail, more time"),
         mode=EnumProperty(name="Mode", items=MODES, default="layered", description="Vectorization method"),
-        levels=IntProperty(name="Levels", default=4, min=0, max=10,
+        levels=IntProperty(name="Levels", default=3, min=0, max=10,
                            description="Simplification levels (layered mode)"),
-        seed=IntProperty(name="Seed", default=0, min=0, description="Random seed: same image and seed, same result"),
-        quality=EnumProperty(name="Quality", items=QUALITIES, default="SERVER",
+        seed=IntProperty(name="Seed", default=0, min=0, max=2147483647,
+                         description="Random seed: same image and seed, same result"),
+        quality=EnumProperty(name="Quality", items=QUALITIES, default="fast",
                              description="Speed/fidelity preset of the server's optimisation (the path "
                                          "budget stays the one set here)"),
         fill=EnumProperty(name="Fills", items=FILLS, default="flat",

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
-
-from .config import OptimizeConfig
-
-_OPT = OptimizeConfig()  # the defaults the options' help names
 
 BAD_INPUT = 2
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors: one line, exit 2
+        # a value refused by its declaration (lvss.options.converter) names its flag itself
+        message = re.sub(r"^argument (\S+): (?=.*\(CLI \1\))", "", message)
         self.exit(BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
@@ -53,87 +51,38 @@ def _add_vectorize(sub) -> None:
     p.set_defaults(func=_cmd_vectorize)
 
 
+# The options of lvss vectorize and lvss batch besides the stage and model options of lvss.info: config
+# fields (lvss.config declares each flag, its type, range or choices, default and help) and the preset.
+VECTORIZE_OPTIONS = ("paths", "quality", "simplify.levels", "seed", "device", "work_size", "mode", "optimize.fill",
+                     "saliency.mask_path", "compact.structural_ratio", "compact.rounds", "optimize.structure_iters",
+                     "optimize.refine_iters", "optimize.polish_iters", "segment.sam_crop_layers")
+
+
 def add_vectorize_options(p) -> None:
     """The options that shape a vectorization (shared by ``vectorize`` and ``batch``); read them back
     with :func:`config_from_args`. ``--threads`` is a process setting, not part of the config."""
     from .info import add_model_arguments
+    from .options import DEFAULT_QUALITY, add_argument
 
-    p.add_argument("--paths", type=_positive_int("--paths"), default=None, metavar="N",
-                   help="path budget: the SVG has at most N paths (default: the preset's, 128 for balanced)")
-    p.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced",
-                   help="speed/fidelity preset: default budget (64/128/256), working size and optimisation "
-                        "effort (default balanced)")
-    p.add_argument("--levels", type=int, default=None, metavar="L",
-                   help="coarser simplification levels (default 4; 3 with --quality fast)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (same input + seed = same SVG)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to compute")
-    p.add_argument("--work-size", type=int, default=None, metavar="PX",
-                   help="long side of the working resolution in pixels (default: the preset's, 256)")
-    p.add_argument("--mode", choices=("layered", "compact"), default="layered",
-                   help="layered (semantic simplification) or compact (recolouring merge)")
-    p.add_argument("--fill", choices=("flat", "linear", "radial", "auto"), default="flat",
-                   help="path fills: flat colours (default), linear or radial gradients on every path, or "
-                        "auto: a gradient only where it lowers the error enough to be worth its bytes")
-    p.add_argument("--saliency-mask", metavar="FILE", help="compact/refinement: mask image, white = important")
-    p.add_argument("--structural-ratio", type=float, default=None, metavar="R",
-                   help="compact mode: share of the budget for merged structure (default: adaptive, "
-                        "following the picture and the budget; 0.4 is the recolouring paper's split)")
-    p.add_argument("--rounds", type=int, default=None, metavar="N", help="compact mode: merge rounds (default 10)")
-    p.add_argument("--structure-iters", type=int, default=None, metavar="N",
-                   help=f"optimisation steps of the structure stage (default {_OPT.structure_iters})")
-    p.add_argument("--refine-iters", type=int, default=None, metavar="N",
-                   help="optimisation steps of refinement per rung of the path ladder (16, 32, 64, ...; "
-                        f"default {_OPT.refine_iters})")
-    p.add_argument("--polish-iters", type=int, default=None, metavar="N",
-                   help="last optimisation steps moving every path, structure included, against the image "
-                        f"at full size (default {_OPT.polish_iters}; 0 = off)")
+    for path in VECTORIZE_OPTIONS:
+        add_argument(p, path, default=DEFAULT_QUALITY if path == "quality" else None)
     p.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
                    help="CPU threads for torch (default: the idle cores, at most 4; env LVSS_THREADS)")
-    p.add_argument("--sam-crop-layers", type=int, choices=(0, 1, 2, 3), default=None, metavar="N",
-                   help="SAM: also segment N layers of overlapping crops of a large original (layer i: "
-                        "(2^i)^2 crops, each at SAM's input size) for finer masks; 0 = whole image only "
-                        "(default); each crop costs as much as a level (4 more for N=1, 20 for N=2)")
     add_model_arguments(p)
 
 
 def config_from_args(args):
-    """The :class:`~lvss.config.VectorizeConfig` the options of :func:`add_vectorize_options` ask for."""
-    from .config import VectorizeConfig
+    """The :class:`~lvss.config.VectorizeConfig` the options of :func:`add_vectorize_options` ask for:
+    the --quality preset, then every option given (the stage and model options last, as
+    :func:`lvss.info.apply_model_arguments` reads them). ConfigError names a value out of range."""
     from .info import apply_model_arguments
+    from .options import config_from_values, dest_of
 
-    from .config import apply_quality
-
-    cfg = VectorizeConfig(paths=args.paths or 128, mode=args.mode, seed=args.seed, device=args.device,
-                          work_size=args.work_size or 256)
-    if args.levels is not None:
-        cfg = replace(cfg, simplify=replace(cfg.simplify, levels=args.levels))
-    cfg = apply_quality(cfg, args.quality, paths_given=args.paths is not None,
-                        work_size_given=args.work_size is not None, levels_given=args.levels is not None)
-    compact = cfg.compact
-    if args.structural_ratio is not None:
-        compact = replace(compact, structural_ratio=args.structural_ratio)
-    if args.rounds is not None:
-        compact = replace(compact, rounds=args.rounds)
-    cfg = replace(cfg, compact=compact)
-    opt = cfg.optimize
-    if args.structure_iters is not None:
-        opt = replace(opt, structure_iters=args.structure_iters)
-    if args.refine_iters is not None:
-        opt = replace(opt, refine_iters=args.refine_iters)
-    if getattr(args, "polish_iters", None) is not None:
-        opt = replace(opt, polish_iters=args.polish_iters)
-    if getattr(args, "fill", "flat") != "flat":
-        opt = replace(opt, fill=args.fill)
-    cfg = replace(cfg, optimize=opt)
-    if args.saliency_mask:
-        cfg = replace(cfg, saliency=replace(cfg.saliency, source="mask", mask_path=args.saliency_mask))
-    cfg = apply_model_arguments(args, cfg)
-    if getattr(args, "sam_crop_layers", None) is not None:
-        cfg = replace(cfg, segment=replace(cfg.segment, sam_crop_layers=args.sam_crop_layers))
-    from .config import validate
-
-    validate(cfg)
-    return cfg
+    values = {path: getattr(args, dest_of(path), None) for path in VECTORIZE_OPTIONS if path != "quality"}
+    values = {path: v for path, v in values.items() if v is not None}
+    if "saliency.mask_path" in values:  # a mask given is the saliency source
+        values["saliency.source"] = "mask"
+    return apply_model_arguments(args, config_from_values(values, args.quality))
 
 
 def _cmd_vectorize(args) -> int:
@@ -260,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     # neither at load time; lvss.threads explains the policy)
     threads.prepare_environment()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version or a usage error (its one line is printed): the status
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else BAD_INPUT
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return BAD_INPUT

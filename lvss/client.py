@@ -25,9 +25,11 @@ TOKEN_FILE_ENV = "LVSS_TOKEN_FILE"
 CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INVALID_ARGUMENT", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED",
          "CANCELLED", "INTERNAL")
 MAX_RESPONSE_BYTES = 256 << 20
-# Stage choices, iteration counts, the fill mode and the quality preset a caller may add through
-# Client.vectorize(extra=...).
-EXTRA_OPTIONS = ("simplify", "segment", "saliency", "structure_iters", "refine_iters", "fill", "quality")
+# The request options (lvss.options) that Client.vectorize has no keyword for, set through its extra=...:
+# stage choices, iteration counts, the fill mode and the quality preset.
+from .options import REQUEST_OPTIONS as _REQUEST_OPTIONS  # noqa: E402
+
+EXTRA_OPTIONS = tuple(o.name for o in _REQUEST_OPTIONS if "client" not in o.fronts)
 
 
 class ClientError(Exception):

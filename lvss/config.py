@@ -20,7 +20,10 @@ class ConfigError(ValueError):
 # validates any config from that metadata alone. Kinds: "int" (an integer, not a bool, in
 # ``range``), "float" (a finite real number in ``range``, each end closed or open), "choice" (one of
 # ``choices``), "bool", "text" (a string; ``optional``: or None), "float_pair" (two "float"s, low <=
-# high) and "int_tuple" (integers each in ``range``). ``cli``: the command-line flag, named in errors.
+# high) and "int_tuple" (integers each in ``range``). ``cli``: the command-line flag, named in errors;
+# ``metavar``: how the flag's value is written in --help. ``help`` is the flag's help (lvss.options
+# generates the command line, the server's request checks and the editors' drift test from all this;
+# docs/options.md says how to add an option).
 # ---------------------------------------------------------------------------------------------
 MODES = ("layered", "compact")
 DEVICES = ("auto", "cpu", "cuda")
@@ -33,35 +36,38 @@ SEED_MAX = 2**31 - 1  # the server's and the Inkscape extension's bound too
 INF = math.inf
 
 
-def _meta(kind: str, help: str, cli: str | None, **extra: Any) -> dict:
-    return dict(kind=kind, help=help, cli=cli, **extra)
+def _meta(kind: str, help: str, cli: str | None, metavar: str | None = None, **extra: Any) -> dict:
+    return dict(kind=kind, help=help, cli=cli, metavar=metavar, **extra)
 
 
-def integer(default: int, lo: int, hi: int, help: str, cli: str | None = None):
+def integer(default: int, lo: int, hi: int, help: str, cli: str | None = None, metavar: str | None = None):
     """An integer field in [lo, hi]."""
-    return field(default=default, metadata=_meta("int", help, cli, range=(lo, hi)))
+    return field(default=default, metadata=_meta("int", help, cli, metavar, range=(lo, hi)))
 
 
 def real(default: float | None, lo: float, hi: float, help: str, cli: str | None = None,
-         open: tuple[bool, bool] = (False, False), optional: bool = False):
+         open: tuple[bool, bool] = (False, False), optional: bool = False, metavar: str | None = None):
     """A finite real field in [lo, hi] (``open``: which ends are excluded); -INF/INF: no bound;
     ``optional``: or None."""
-    return field(default=default, metadata=_meta("float", help, cli, range=(lo, hi), open=open, optional=optional))
+    return field(default=default, metadata=_meta("float", help, cli, metavar, range=(lo, hi), open=open,
+                                                  optional=optional))
 
 
 def choice(default: str, choices: tuple[str, ...], help: str, cli: str | None = None,
-           prefixes: dict[str, str] | None = None):
+           prefixes: dict[str, str] | None = None, metavar: str | None = None):
     """One of ``choices``; or, with ``prefixes`` ({prefix: how it is written}, e.g. {"mask:": "mask:FILE"}),
     a prefix followed by some text."""
-    return field(default=default, metadata=_meta("choice", help, cli, choices=choices, prefixes=prefixes or {}))
+    return field(default=default, metadata=_meta("choice", help, cli, metavar, choices=choices,
+                                                  prefixes=prefixes or {}))
 
 
 def flag(default: bool, help: str, cli: str | None = None):
     return field(default=default, metadata=_meta("bool", help, cli))
 
 
-def text(default: str | None, help: str, cli: str | None = None, optional: bool = False):
-    return field(default=default, metadata=_meta("text", help, cli, optional=optional))
+def text(default: str | None, help: str, cli: str | None = None, optional: bool = False,
+         metavar: str | None = None):
+    return field(default=default, metadata=_meta("text", help, cli, metavar, optional=optional))
 
 
 def real_pair(default: tuple[float, float], lo: float, hi: float, help: str, cli: str | None = None,
@@ -147,6 +153,12 @@ def _shown(value: Any) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
+def refusal_text(name: str, meta: dict, value: Any, note: str = "") -> str:
+    """The one line that refuses ``value`` for the option ``name``: what it accepts (``note`` after
+    that, e.g. its flag), then the value given. The config, the command line and the server say this."""
+    return f"{name} must be {allowed(meta)}{note}, got {_shown(value)}"
+
+
 def check(cfg: Any) -> None:
     """Validate every field of a config dataclass (nested sections too) from its metadata; raise
     :class:`ConfigError` with one line naming the first bad option and what it accepts."""
@@ -162,8 +174,7 @@ def check(cfg: Any) -> None:
             continue
         if not _ok(value, meta):
             name = f"{section}.{f.name}" if section else f.name
-            cli = f" (CLI {meta['cli']})" if meta["cli"] else ""
-            raise ConfigError(f"{name} must be {allowed(meta)}{cli}, got {_shown(value)}")
+            raise ConfigError(refusal_text(name, meta, value, f" (CLI {meta['cli']})" if meta["cli"] else ""))
 
 
 @dataclass(frozen=True)
@@ -174,23 +185,27 @@ class SimplifyConfig:
     """
 
     _section: ClassVar[str] = "simplify"
-    method: str = choice("auto", SIMPLIFY_METHODS, "which simplifier makes the coarser images", "--simplifier")
-    levels: int = integer(4, 0, 10, "coarser simplification levels", "--levels")
+    method: str = choice("auto", SIMPLIFY_METHODS, "simplification: score distillation with Stable Diffusion "
+                         "(sds, needs --sd-model) or classical; auto: sds when a model is configured",
+                         "--simplifier")
+    levels: int = integer(4, 0, 10, "coarser simplification levels", "--levels", metavar="L")
     # classical (edge-preserving smoothing + quantisation)
     smooth_strength: float = real(1.0, 0.0, 100.0, "classical smoothing strength (> 0)", open=(True, False))
     # SDS (diffusers). Level k is the image after k * sds_iterations_per_level iterations, so a run
     # costs levels * sds_iterations_per_level UNet + VAE passes (about 42 s each on a 2-core CPU at 512 px).
-    sd_model: str | None = text(None, "Stable Diffusion model (folder or hub id)", "--sd-model", optional=True)
-    sds_iterations_per_level: int = integer(20, 1, 1000, "SDS iterations per level",  # 80 for 4 levels
-                                            "--sds-iterations")
+    sd_model: str | None = text(None, "Stable Diffusion 1.x/2.x in diffusers layout (folder or hub id); "
+                                "environment LVSS_SD_MODEL", "--sd-model", optional=True, metavar="DIR|HUB_ID")
+    sds_iterations_per_level: int = integer(20, 1, 1000, "SDS: iterations per simplification level",
+                                            "--sds-iterations", metavar="N")  # 80 for 4 levels
     # diffusion time sampled per iteration, as fractions of the training schedule; lvss's choice (low
     # to middle noise: removes detail, keeps layout), not taken from a reference implementation
     sds_t_range: tuple[float, float] = real_pair((0.05, 0.5), 0.0, 1.0, "diffusion times sampled, as fractions "
                                                  "of the schedule", open=(True, True))
     sds_lr: float = real(0.01, 0.0, 10.0, "Adam step on the pixels (RGB in [0, 1]); lvss's choice",
                          open=(True, False))
-    sds_guidance_size: int = integer(512, 16, 2048, "long side (px) the image is resampled to for the VAE "
-                                     "(SD 1.x's native size: 512)", "--sds-guidance-size")
+    sds_guidance_size: int = integer(512, 16, 2048, "SDS: long side the image is resampled to for Stable "
+                                     "Diffusion (512: SD 1.x's native size); smaller is faster and coarser",
+                                     "--sds-guidance-size", metavar="PX")
 
     def __post_init__(self) -> None:
         check(self)
@@ -206,13 +221,14 @@ class SegmentConfig:
     """
 
     _section: ClassVar[str] = "segment"
-    method: str = choice("auto", SEGMENT_METHODS, "which segmenter makes the masks", "--segmenter")
+    method: str = choice("auto", SEGMENT_METHODS, "segmentation: SAM (needs --sam-checkpoint) or classical; "
+                         "auto: SAM when a checkpoint is configured", "--segmenter")
     min_area: float = real(0.0005, 0.0, 1.0, "smallest mask, as a fraction of the image", open=(False, True))
     # SAM (segment-anything)
-    sam_checkpoint: str | None = text(None, "SAM checkpoint (path, REPO:FILE or URL)", "--sam-checkpoint",
-                                      optional=True)
-    sam_points_per_side: int = integer(32, 1, 256, "SAM prompt grid density; cost grows with its square",
-                                       "--sam-points-per-side")
+    sam_checkpoint: str | None = text(None, "segment-anything checkpoint (.pth); environment LVSS_SAM_CHECKPOINT",
+                                      "--sam-checkpoint", optional=True, metavar="PATH|REPO:FILE|URL")
+    sam_points_per_side: int = integer(32, 1, 256, "SAM: prompt grid of N x N points per level; the time per "
+                                       "level grows with N squared", "--sam-points-per-side", metavar="N")
     # segment-anything's generator defaults; thresholds on the model's own scores, which it does not
     # bound (tests use -1e9 / 1e9 to keep every mask / none): any finite number
     sam_pred_iou_thresh: float = real(0.88, -INF, INF, "SAM: keep masks whose predicted IoU is at least this")
@@ -220,7 +236,10 @@ class SegmentConfig:
     # crop layers (segment-anything's crop_n_layers): layer i adds (2^i)^2 overlapping crops of an image
     # larger than SAM's input (the original), each seen at that size with the full prompt grid and
     # costing as much as a level; 0 = the whole image only
-    sam_crop_layers: int = integer(0, 0, 3, "SAM crop layers (0 = the whole image only)", "--sam-crop-layers")
+    sam_crop_layers: int = integer(0, 0, 3, "SAM: also segment N layers of overlapping crops of a large "
+                                   "original (layer i: (2^i)^2 crops, each at SAM's input size) for finer masks; "
+                                   "0 = whole image only; each crop costs as much as a level (4 more for N=1, "
+                                   "20 for N=2)", "--sam-crop-layers", metavar="N")
 
     def __post_init__(self) -> None:
         check(self)
@@ -235,11 +254,14 @@ class SaliencyConfig:
 
     _section: ClassVar[str] = "saliency"
     # "mask:FILE" (the CLI's spelling) is accepted too: mask saliency from FILE
-    source: str = choice("auto", SALIENCY_SOURCES, "where the importance map comes from", "--saliency",
-                         prefixes={"mask:": "mask:FILE"})
-    prompt: str = text("", "text naming what matters (CLIP saliency)", "--prompt")
-    mask_path: str | None = text(None, "saliency mask image (white = important)", "--saliency-mask", optional=True)
-    clip_model: str | None = text(None, "CLIP model (folder or hub id)", "--clip-model", optional=True)
+    source: str = choice("auto", SALIENCY_SOURCES, "importance map: CLIP relevance of --prompt (needs "
+                         "--clip-model), a mask image (mask:FILE, white = important), or none", "--saliency",
+                         prefixes={"mask:": "mask:FILE"}, metavar="clip|mask:FILE|none|auto")
+    prompt: str = text("", "text describing what matters in the image (CLIP saliency)", "--prompt")
+    mask_path: str | None = text(None, "compact/refinement: mask image, white = important", "--saliency-mask",
+                                 optional=True, metavar="FILE")
+    clip_model: str | None = text(None, "CLIP model (transformers; folder or hub id); environment LVSS_CLIP_MODEL",
+                                  "--clip-model", optional=True, metavar="DIR|HUB_ID")
 
     def __post_init__(self) -> None:
         check(self)
@@ -251,9 +273,11 @@ class OptimizeConfig:
 
     _section: ClassVar[str] = "optimize"
     # at most; each stage stops earlier once its loss levels off
-    structure_iters: int = integer(20, 0, 100_000, "steps of the structure stage", "--structure-iters")
+    structure_iters: int = integer(20, 0, 100_000, "optimisation steps of the structure stage",
+                                   "--structure-iters", metavar="N")
     # detail paths: steps per stage (see refine_rounds); the polish fits last
-    refine_iters: int = integer(24, 0, 100_000, "refinement steps per rung of the path ladder", "--refine-iters")
+    refine_iters: int = integer(24, 0, 100_000, "optimisation steps of refinement per rung of the path ladder "
+                                "(16, 32, 64, ...)", "--refine-iters", metavar="N")
     # contour-fitted paths start near their masks: small steps
     structure_lr: float = real(0.3, 0.0, 100.0, "structure stage step size", open=(True, False))
     # the structure stage works at this fraction of the working size
@@ -276,7 +300,8 @@ class OptimizeConfig:
     # within a refinement round (solved between rounds)
     freeze_structure_colours: bool = flag(True, "structural paths' colours stay fixed within a round")
     # last: every path's points and colours move together, full size
-    polish_iters: int = integer(120, 0, 100_000, "polish steps (0 = off)", "--polish-iters")
+    polish_iters: int = integer(120, 0, 100_000, "last optimisation steps moving every path, structure included, "
+                                "against the image at full size (0 = off)", "--polish-iters", metavar="N")
     polish_lr: float = real(0.2, 0.0, 1000.0, "pixels per step at the start of the polish", open=(True, False))
     polish_coarse: float = real(0.0, 0.0, 1.0, "share of the polish's steps taken first at half size",
                                 open=(False, True))
@@ -296,7 +321,8 @@ class OptimizeConfig:
     # Douglas–Peucker tolerance, pixels at working resolution
     dp_epsilon: float = real(1.5, 0.0, 100.0, "Douglas-Peucker tolerance (pixels)", open=(True, False))
     # gradient fills (lvss/optimize/fills.py): "flat" | "linear" | "radial" | "auto"
-    fill: str = choice("flat", FILL_MODES, "path fills", "--fill")
+    fill: str = choice("flat", FILL_MODES, "path fills: flat colours, linear or radial gradients on every path, "
+                       "or auto: a gradient only where it lowers the error enough to be worth its bytes", "--fill")
     fill_iters: int = integer(25, 0, 100_000, "joint optimisation steps once the gradients are chosen")
     # auto: a gradient must buy >= this share of the flat paths' mean error drop per byte
     fill_cost: float = real(0.0005, 0.0, 1.0, "auto fills: error drop a gradient must buy per byte")
@@ -312,9 +338,11 @@ class CompactConfig:
     _section: ClassVar[str] = "compact"
     # share of the path budget for merged regions (the rest: detail circles). None: adaptive, the split
     # follows the picture and the budget (lvss/compact/budget.py); 0.4 is the recolouring paper's split
-    structural_ratio: float | None = real(None, 0.0, 1.0, "share of the budget for merged structure (None: adaptive)",
-                                          "--structural-ratio", optional=True)
-    rounds: int = integer(10, 1, 1000, "merge rounds", "--rounds")
+    structural_ratio: float | None = real(None, 0.0, 1.0, "compact mode: share of the budget for merged structure "
+                                          "(default: adaptive, following the picture and the budget; 0.4 is the "
+                                          "recolouring paper's split)", "--structural-ratio", optional=True,
+                                          metavar="R")
+    rounds: int = integer(10, 1, 1000, "compact mode: merge rounds", "--rounds", metavar="N")
     lambda_wmse: float = real(1.0, 0.0, 1000.0, "weight of the weighted MSE")
     lambda_wtv: float = real(0.1, 0.0, 1000.0, "weight of the weighted total variation")
     lambda_ent: float = real(0.01, 0.0, 1000.0, "weight of the assignment entropy")
@@ -400,12 +428,13 @@ class VectorizeConfig:
     work_size: long side in pixels of the working resolution (optimisation happens there).
     """
 
-    paths: int = integer(128, 1, 100_000, "path budget (the SVG has at most this many paths)", "--paths")
+    paths: int = integer(128, 1, 100_000, "path budget: the SVG has at most N paths", "--paths", metavar="N")
     mode: str = choice("layered", MODES, "layered (semantic simplification) or compact (recolouring merge)",
                        "--mode")
-    seed: int = integer(0, 0, SEED_MAX, "random seed (same input + seed = same SVG)", "--seed")
+    seed: int = integer(0, 0, SEED_MAX, "random seed (same input + seed = same SVG)", "--seed", metavar="S")
     device: str = choice("auto", DEVICES, "where to compute", "--device")
-    work_size: int = integer(256, 16, 16384, "long side of the working resolution (pixels)", "--work-size")
+    work_size: int = integer(256, 16, 16384, "long side of the working resolution in pixels", "--work-size",
+                             metavar="PX")
     simplify: SimplifyConfig = field(default_factory=SimplifyConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)

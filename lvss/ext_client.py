@@ -44,10 +44,11 @@ from . import messages
 
 # what the extensions carry of lvss, as the package PACKAGE (paths relative to lvss/)
 PACKAGE = "_lvss"
-BUNDLED = ("client.py", "messages.py", "ext_client.py", "_proto/__init__.py", "_proto/vectorizer_pb2.py",
-           "_proto/vectorizer_pb2_grpc.py")
-BUNDLE_INIT = ('"""A copy of the lvss remote client (lvss/ext_client.py, lvss/client.py, lvss/messages.py and '
-               'lvss/_proto), carried by an lvss extension."""\n')
+# options.py and config.py: the declaration of the options the client sends (standard library only)
+BUNDLED = ("client.py", "messages.py", "ext_client.py", "options.py", "config.py", "_proto/__init__.py",
+           "_proto/vectorizer_pb2.py", "_proto/vectorizer_pb2_grpc.py")
+BUNDLE_INIT = ('"""A copy of the lvss remote client (lvss/ext_client.py, lvss/client.py, lvss/messages.py, '
+               'the option declaration lvss/options.py and lvss/config.py, and lvss/_proto), carried by an lvss extension."""\n')
 
 DEFAULT_SERVER = _client.DEFAULT_SERVER
 ENV_SERVER = "LVSS_SERVER"

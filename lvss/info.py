@@ -8,28 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from typing import Any
 
 from .config import VectorizeConfig
 
 
-def _saliency_arg(value: str) -> str:
-    if value in ("clip", "none", "auto") or (value.startswith("mask:") and len(value) > len("mask:")):
-        return value
-    raise argparse.ArgumentTypeError(f"expected clip, mask:FILE, none or auto, got {value!r}")
-
-
-def _int_in(lo: int, hi: int, flag: str):
-    def conv(v: str) -> int:
-        try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {v!r}") from None
-        if not lo <= n <= hi:
-            raise argparse.ArgumentTypeError(f"{flag} must be between {lo} and {hi}, got {n}")
-        return n
-    return conv
+# config fields with a flag on every command that chooses stages and models (lvss vectorize, batch,
+# info); lvss.config declares each (type, choices, range, help)
+MODEL_OPTIONS = ("segment.method", "simplify.method", "saliency.source", "segment.sam_checkpoint",
+                 "simplify.sd_model", "saliency.clip_model", "saliency.prompt")
+# the learned stages' cost knobs, shared with lvss serve (every job's default there)
+COST_OPTIONS = ("segment.sam_points_per_side", "simplify.sds_iterations_per_level", "simplify.sds_guidance_size")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -40,22 +29,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     All default to None (= keep the config's value); "auto" picks the learned stage when its weights
     are configured and the classical one otherwise.
     """
+    from .options import add_argument
+
     g = parser.add_argument_group("stages and models")
-    g.add_argument("--segmenter", choices=("sam", "classical", "auto"), default=None,
-                   help="segmentation: SAM (needs --sam-checkpoint) or classical (default auto)")
-    g.add_argument("--simplifier", choices=("sds", "classical", "auto"), default=None,
-                   help="simplification: score distillation with Stable Diffusion (needs --sd-model) or "
-                        "classical (default auto)")
-    g.add_argument("--saliency", type=_saliency_arg, default=None, metavar="clip|mask:FILE|none|auto",
-                   help="importance map: CLIP relevance of --prompt (needs --clip-model), a mask image "
-                        "(white = important), or none (default auto)")
-    g.add_argument("--sam-checkpoint", default=None, metavar="PATH|REPO:FILE|URL",
-                   help="segment-anything checkpoint (.pth); environment LVSS_SAM_CHECKPOINT")
-    g.add_argument("--sd-model", default=None, metavar="DIR|HUB_ID",
-                   help="Stable Diffusion 1.x/2.x in diffusers layout; environment LVSS_SD_MODEL")
-    g.add_argument("--clip-model", default=None, metavar="DIR|HUB_ID",
-                   help="CLIP model (transformers); environment LVSS_CLIP_MODEL")
-    g.add_argument("--prompt", default=None, help="text describing what matters in the image (CLIP saliency)")
+    for path in MODEL_OPTIONS:
+        add_argument(g, path)
     g.add_argument("--models", choices=tuple(_model_sets()), default=None,
                    help="use a named set of checkpoints, downloaded once into the usual caches: 'paper' = "
                         "SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, as published with the methods "
@@ -67,14 +45,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def add_cost_arguments(group) -> None:
     """Add --sam-points-per-side, --sds-iterations and --sds-guidance-size (validated ranges; default
     None = keep the config's value) to a parser or argument group; ``lvss serve`` shares them."""
-    group.add_argument("--sam-points-per-side", type=_int_in(1, 256, "--sam-points-per-side"), default=None,
-                       metavar="N", help="SAM: prompt grid of N x N points per level (default 32); the time "
-                                         "per level grows with N squared")
-    group.add_argument("--sds-iterations", type=_int_in(1, 1000, "--sds-iterations"), default=None,
-                       metavar="N", help="SDS: iterations per simplification level (default 20)")
-    group.add_argument("--sds-guidance-size", type=_int_in(16, 2048, "--sds-guidance-size"), default=None,
-                       metavar="PX", help="SDS: long side the image is resampled to for Stable Diffusion "
-                                          "(default 512, its native size); smaller is faster and coarser")
+    from .options import add_argument
+
+    for path in COST_OPTIONS:
+        add_argument(group, path)
 
 
 def _model_sets() -> dict:
@@ -107,41 +81,25 @@ def apply_model_arguments(args: argparse.Namespace, cfg: VectorizeConfig | None 
             else:
                 named = {k: v for k, v in settings_for(args.models, fetch_missing=False).items() if k in wanted}
 
+    from .options import dest_of, set_value
+
     def arg(name: str) -> Any:
         value = getattr(args, name, None)
         if value is None and name in ("sam_checkpoint", "sd_model", "clip_model"):
             value = named.get({"sam_checkpoint": "sam", "sd_model": "sd", "clip_model": "clip"}[name])
         return value
 
-    simplify, segment, saliency = cfg.simplify, cfg.segment, cfg.saliency
-    if arg("simplifier") is not None:
-        simplify = replace(simplify, method=arg("simplifier"))
-    if arg("sd_model") is not None:
-        simplify = replace(simplify, sd_model=arg("sd_model"))
-    if arg("sds_iterations") is not None:
-        simplify = replace(simplify, sds_iterations_per_level=arg("sds_iterations"))
-    if arg("sds_guidance_size") is not None:
-        simplify = replace(simplify, sds_guidance_size=arg("sds_guidance_size"))
-    if arg("sam_points_per_side") is not None:
-        segment = replace(segment, sam_points_per_side=arg("sam_points_per_side"))
-    if arg("segmenter") is not None:
-        segment = replace(segment, method=arg("segmenter"))
-    if arg("sam_checkpoint") is not None:
-        segment = replace(segment, sam_checkpoint=arg("sam_checkpoint"))
-    sal = arg("saliency")
-    if sal is not None:
-        if sal.startswith("mask:"):
-            saliency = replace(saliency, source="mask", mask_path=sal[len("mask:"):])
+    for path in (*MODEL_OPTIONS, *COST_OPTIONS):
+        value = arg(dest_of(path))
+        if value is None:
+            continue
+        if path == "saliency.source" and value.startswith("mask:"):  # the CLI's mask:FILE
+            cfg = set_value(set_value(cfg, path, "mask"), "saliency.mask_path", value[len("mask:"):])
         else:
-            saliency = replace(saliency, source=sal)
-    if arg("clip_model") is not None:
-        saliency = replace(saliency, clip_model=arg("clip_model"))
-    if arg("prompt") is not None:
-        saliency = replace(saliency, prompt=arg("prompt"))
-    changes: dict[str, Any] = {"simplify": simplify, "segment": segment, "saliency": saliency}
+            cfg = set_value(cfg, path, value)
     if arg("device") is not None:
-        changes["device"] = arg("device")
-    return cfg.with_(**changes)
+        cfg = cfg.with_(device=arg("device"))
+    return cfg
 
 
 def format_info(info: dict) -> str:
@@ -206,8 +164,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description="Show which implementation each stage would use (learned or classical), on "
                                           "which device, and where each model's weights come from.")
     add_model_arguments(p)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                   help="device to report on (default auto)")
+    from .options import add_argument
+
+    add_argument(p, "device", help="device to report on")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_info)
     return p

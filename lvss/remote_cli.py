@@ -40,25 +40,15 @@ _BAD_INPUT_CODES = ("INVALID_ARGUMENT", "UNAUTHENTICATED")
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     from .client import DEFAULT_SERVER, TOKEN_FILE_ENV
-    from .config import QUALITY_PRESETS
+    from .options import add_remote_argument, shown_in
 
     p.add_argument("input", metavar="IN", help="image file (PNG, JPEG, WebP)")
     p.add_argument("-o", "--output", metavar="OUT.svg", required=True, help="SVG file to write")
     p.add_argument("--server", metavar="HOST:PORT", default=os.environ.get("LVSS_SERVER", DEFAULT_SERVER),
                    help=f"lvss server address (default $LVSS_SERVER or {DEFAULT_SERVER})")
     p.add_argument("--prompt", default="", help="what matters in the image (steers saliency)")
-    p.add_argument("--paths", type=int, metavar="N", help="path budget (default: the server's)")
-    p.add_argument("--mode", help="layered or compact (default: the server's)")
-    p.add_argument("--levels", type=int, metavar="L", help="simplification levels, 0..10")
-    p.add_argument("--seed", type=int, help="random seed (same input + seed = same SVG)")
-    p.add_argument("--work-size", type=int, metavar="PX", help="long side of the working resolution, pixels")
-    p.add_argument("--fill", choices=("flat", "linear", "radial", "auto"),
-                   help="path fills: flat colours, linear or radial gradients on every path, or auto (a "
-                        "gradient only where it pays for its bytes); default: the server's")
-    p.add_argument("--quality", choices=tuple(QUALITY_PRESETS),
-                   help="speed/fidelity preset: default path budget, working size and optimisation effort "
-                        "(as lvss vectorize --quality); --paths / --work-size given here win; default: the "
-                        "server's (lvss serve --quality)")
+    for option in shown_in("remote"):  # --paths, --mode, --levels, --seed, --work-size, --fill, --quality
+        add_remote_argument(p, option)
     p.add_argument("--saliency-mask", metavar="FILE", help="greyscale image, white = important")
     p.add_argument("--token-file", metavar="F", help=f"file with the server's token (default ${TOKEN_FILE_ENV})")
     p.add_argument("--tls-ca", metavar="PEM", help="CA certificate of a TLS server")

@@ -517,6 +517,10 @@ def start(opts: ServerOptions, run_job: RunJob | None = None, models: list[str] 
         raise StartupError(f"cannot listen on {address}; is another server using the port, or is the "
                            "address not one of this machine's?")
     server.start()
+    if opts.token is not None and not tls and not is_loopback(host):
+        log.warning("the token travels in clear text: %s is not a loopback address and TLS is off, so anyone "
+                    "who can see the traffic can read the token and use the server; add --tls-cert and "
+                    "--tls-key", host)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return Running(server, port, servicer, health_servicer, tls, gate, n_threads)

@@ -26,9 +26,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "or --insecure)")
     p.add_argument("--port", type=int, default=50051, help="TCP port (default 50051; 0 picks a free one, "
                                                            "printed on stdout)")
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+    from lvss.config import DEVICES, QUALITY_PRESETS
+    from lvss.options import SERVER_LIMITS
+
+    p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where jobs run (default auto: cuda if available)")
-    from lvss.config import QUALITY_PRESETS
 
     p.add_argument("--quality", choices=tuple(QUALITY_PRESETS), default="balanced",
                    help="speed/fidelity preset for requests that name none (default balanced): default path "
@@ -52,7 +54,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest image, width x height, checked from its header (default 50 000 000); the "
                         "running job decodes it once at up to 4 bytes per pixel (JPEG at 1/2 to 1/8 scale), "
                         "then works at the request's work size")
-    p.add_argument("--max-paths", type=int, default=4096, metavar="N", help="largest path budget (default 4096)")
+    p.add_argument("--max-paths", type=int, default=SERVER_LIMITS["max_paths"], metavar="N",
+                   help=f"largest path budget (default {SERVER_LIMITS['max_paths']})")
     p.add_argument("--receive-timeout", type=float, default=120.0, metavar="S",
                    help="seconds a call's request message may take to arrive before the call is cancelled "
                         "(default 120)")
@@ -60,13 +63,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for the worker (default: LVSS_THREADS, else the idle cores, at most 4; "
                         "the server runs one worker)")
     g = p.add_argument_group("models (loaded once at start; unset = environment, else classical stages)")
-    g.add_argument("--sam-checkpoint", metavar="PATH|REPO:FILE|URL", help="segment-anything checkpoint "
-                                                                           "(environment LVSS_SAM_CHECKPOINT)")
-    g.add_argument("--sd-model", metavar="DIR|HUB_ID", help="Stable Diffusion in diffusers layout "
-                                                           "(environment LVSS_SD_MODEL)")
-    g.add_argument("--clip-model", metavar="DIR|HUB_ID", help="CLIP model for prompt saliency "
-                                                             "(environment LVSS_CLIP_MODEL)")
-    g.add_argument("--models", choices=("paper",), default=None,
+    from lvss.options import add_argument
+
+    for path in ("segment.sam_checkpoint", "simplify.sd_model", "saliency.clip_model"):
+        add_argument(g, path)  # --sam-checkpoint, --sd-model, --clip-model as declared in lvss.config
+    from lvss.weights import MODEL_SETS
+
+    g.add_argument("--models", choices=tuple(MODEL_SETS), default=None,
                    help="'paper': SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, downloaded once into the "
                         "usual caches (the three flags above override one of them); see lvss info")
     from lvss.info import add_cost_arguments
@@ -101,12 +104,12 @@ def options_from_args(args: argparse.Namespace):
     limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_pixels=args.max_pixels,
                     max_paths=args.max_paths, max_queue=args.max_queue, receive_seconds=args.receive_timeout)
     token = read_token_file(args.token_file) if args.token_file else None
-    from lvss.info import apply_model_arguments
+    from lvss.info import COST_OPTIONS, apply_model_arguments
+    from lvss.options import dest_of
 
     models = argparse.Namespace(sam_checkpoint=args.sam_checkpoint, sd_model=args.sd_model,
                                 clip_model=args.clip_model, models=getattr(args, "models", None),
-                                **{k: getattr(args, k, None) for k in ("sam_points_per_side", "sds_iterations",
-                                                                       "sds_guidance_size")})
+                                **{dest_of(p): getattr(args, dest_of(p), None) for p in COST_OPTIONS})
     from lvss.config import ConfigError
 
     try:

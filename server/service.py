@@ -50,9 +50,8 @@ import numpy as np
 
 from lvss._proto import vectorizer_pb2 as pb
 from lvss._proto import vectorizer_pb2_grpc as pb_grpc
-from lvss.config import MODES, QUALITY_PRESETS, ConfigError, VectorizeConfig, apply_quality, check_quality
-from lvss.optimize.fills import FILL_MODES
-from lvss.stages import SALIENCY_SOURCES, SEGMENT_METHODS, SIMPLIFY_METHODS
+from lvss.config import QUALITY_PRESETS, ConfigError, VectorizeConfig, apply_quality, check_quality
+from lvss.options import BY_NAME, REQUEST_OPTIONS, SERVER_LIMITS, get_value, set_value
 from lvss.types import ProgressCallback, ProgressEvent, VectorizeResult
 
 log = logging.getLogger("lvss.server")
@@ -77,10 +76,10 @@ class Limits:
 
     max_image_bytes: int = 64 * MiB
     max_pixels: int = 50_000_000
-    max_paths: int = 4096
+    max_paths: int = SERVER_LIMITS["max_paths"]
     max_prompt_chars: int = 1000
-    max_work_size: int = 2048
-    max_iters: int = 5000
+    max_work_size: int = SERVER_LIMITS["max_work_size"]
+    max_iters: int = SERVER_LIMITS["max_iters"]
     max_queue: int = 8
     receive_seconds: float = 120.0  # a call's request message must arrive within this time
 
@@ -415,52 +414,25 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
     """
     base = base or VectorizeConfig()
     o = request.options
-
-    def opt(name: str, default):
-        return getattr(o, name) if o.HasField(name) else default
-
     base = apply_quality(base, request_quality(request, quality), levels_given=False)  # request's levels win below
     if base.paths > limits.max_paths:
         base = base.with_(paths=limits.max_paths)
 
-    paths = opt("paths", base.paths)
-    if not 1 <= paths <= limits.max_paths:
-        raise RequestError(f"paths must be between 1 and {limits.max_paths} (the path budget), got {paths}")
-    mode = opt("mode", base.mode)
-    if mode not in MODES:
-        raise RequestError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
-    levels = opt("levels", base.simplify.levels)
-    if not 0 <= levels <= 10:
-        raise RequestError(f"levels must be between 0 and 10, got {levels}")
-    seed = opt("seed", base.seed)
-    if seed < 0:
-        raise RequestError(f"seed must be >= 0, got {seed}")
-    work_size = opt("work_size", base.work_size)
-    if not 16 <= work_size <= limits.max_work_size:
-        raise RequestError(f"work_size must be between 16 and {limits.max_work_size} pixels, got {work_size}")
-    choices = {}
-    for name, allowed, default in (("simplify", SIMPLIFY_METHODS, base.simplify.method),
-                                   ("segment", SEGMENT_METHODS, base.segment.method),
-                                   ("saliency", SALIENCY_SOURCES, base.saliency.source)):
-        v = opt(name, default)
-        if v not in allowed:
-            raise RequestError(f"unknown {name} method {v!r}; use one of: {', '.join(allowed)}")
-        choices[name] = v
-    iters = {}
-    for name in ("structure_iters", "refine_iters"):
-        v = opt(name, getattr(base.optimize, name))
-        if not 1 <= v <= limits.max_iters:
-            raise RequestError(f"{name} must be between 1 and {limits.max_iters}, got {v}")
-        iters[name] = v
-    fill = opt("fill", base.optimize.fill)
-    if fill not in FILL_MODES:
-        raise RequestError(f"unknown fill {fill!r}; use one of: {', '.join(FILL_MODES)}")
+    values = {}
+    for option in REQUEST_OPTIONS:  # declared in lvss.options, in VectorizeOptions' field order
+        if option.path == "quality":
+            continue  # applied above
+        value = getattr(o, option.name) if o.HasField(option.name) else get_value(base, option.path)
+        problem = option.refusal(value, getattr(limits, option.limit) if option.limit else None)
+        if problem:
+            raise RequestError(problem)
+        values[option.path] = value
     prompt = request.prompt
     if len(prompt) > limits.max_prompt_chars:
         raise RequestError(f"the prompt has {len(prompt)} characters, over the limit of "
                            f"{limits.max_prompt_chars}; shorten it")
     has_mask = bool(request.saliency_mask)
-    saliency = choices["saliency"]
+    saliency = values["saliency.source"]
     if has_mask and not o.HasField("saliency"):
         saliency = "mask"
     if has_mask and saliency != "mask":
@@ -470,15 +442,11 @@ def config_from_request(request: pb.VectorizeRequest, limits: Limits, device: st
         raise RequestError("saliency 'mask' needs a saliency mask image; send one or pick another source")
     if saliency == "clip" and not prompt.strip():
         raise RequestError("saliency 'clip' needs a prompt naming what matters; send one or pick another source")
+    values.update({"saliency.source": saliency, "saliency.prompt": prompt, "device": device})
+    cfg = base
     try:
-        cfg = VectorizeConfig(
-            paths=paths, mode=mode, seed=seed, device=device, work_size=work_size,
-            simplify=replace(base.simplify, method=choices["simplify"], levels=levels),
-            segment=replace(base.segment, method=choices["segment"]),
-            saliency=replace(base.saliency, source=saliency, prompt=prompt),
-            optimize=replace(base.optimize, fill=fill, **iters),
-            compact=base.compact,
-        )
+        for path, value in values.items():
+            cfg = set_value(cfg, path, value)
     except ConfigError as e:
         raise RequestError(str(e)) from None
     _check_learned_stages(cfg)
@@ -489,8 +457,9 @@ def request_quality(request: pb.VectorizeRequest, default: str = "balanced") -> 
     """The quality preset a request asks for (``default`` when unset); RequestError if unknown."""
     o = request.options
     name = o.quality if o.HasField("quality") else default
-    if name not in QUALITY_PRESETS:
-        raise RequestError(f"unknown quality {name!r}; use one of: {', '.join(QUALITY_PRESETS)}")
+    problem = BY_NAME["quality"].refusal(name)
+    if problem:
+        raise RequestError(problem)
     return name
 
 

@@ -36,6 +36,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lvss.options import EDITOR_QUALITY  # the vectorize operator's default quality
+
 REPO = Path(__file__).resolve().parents[1]
 OPENMOJI = REPO / "tests" / "data" / "openmoji"  # bundled test images (see its NOTICE.md)
 VENV_PYTHON = REPO / "build" / "blender-venv" / "bin" / "python"
@@ -175,10 +177,11 @@ def server(workdir):
         proc.stderr.close()
 
 
-def _vectorize(server: dict, png: bytes, **options) -> str:
-    from lvss.client import vectorize
+def _vectorize(server: dict, png: bytes, quality: str | None = None, **options) -> str:
+    from lvss.client import Client
 
-    return vectorize(png, server=server["address"], token=TOKEN, timeout=300, **options).svg
+    with Client(server["address"], token=TOKEN) as client:
+        return client.vectorize(png, timeout=300, extra={"quality": quality} if quality else None, **options).svg
 
 
 def _chelsea_png() -> bytes:
@@ -553,7 +556,7 @@ if v:
         ctx = type("Ctx", (), dict(window_manager=wm, workspace=ws, window=None, scene=bpy.context.scene,
                                    preferences=bpy.context.preferences, active_object=obj,
                                    view_layer=bpy.context.view_layer, mode="OBJECT"))()
-        op = ModalOp(hide_image=False, shading="FLAT", prompt="", **opts)
+        op = ModalOp(hide_image=False, shading="FLAT", prompt="", quality=v["quality"], **opts)
         states = [sorted(op.invoke(ctx, Event("NONE")))]
         previews = []  # after each modal step: the temporary preview collections in the file
 
@@ -712,7 +715,8 @@ def blender(bpy_python, extension_build, server, svgs, extension_zip, workdir) -
         "imports": {k: {"svg": str(p), "render": str(renders / f"{k}.png")} for k, p in svgs.items()},
         "vectorize": {"server": server["address"], "token_file": server["token_file"], "image": str(image),
                       "python": sys.executable, "dead_server": dead, "wrong_token_file": str(wrong),
-                      "bad_svg": str(bad), "tiny_image": str(tiny)},
+                      "bad_svg": str(bad), "tiny_image": str(tiny),
+                      "quality": EDITOR_QUALITY},  # the vectorize operator's default (lvss.options)
     }
     plan["imports"]["sample"]["reimport"] = True
     plan["imports"]["sample_fit"] = {"svg": str(svgs["sample"]),
@@ -915,7 +919,8 @@ def test_vectorize_on_rotated_scaled_image_empty(blender, server):
     size = np.linalg.norm(corners[2] - corners[0])  # the image's diagonal, world units
     # the same request again gives the same SVG (fixed seed): where its points must land
     png = Path(blender["svgs"]["sample"]).parent / "photo.png"
-    svg = _vectorize(server, png.read_bytes(), paths=16, levels=1, seed=3, mode="layered")
+    svg = _vectorize(server, png.read_bytes(), paths=16, levels=1, seed=3, mode="layered",
+                     quality=EDITOR_QUALITY)  # the operator's default
     layers = _layers_of_text(svg)
     assert rec["layers"] == [label for label, _ in layers]
     assert rec["paths"] == sum(len(p) for _, p in layers)

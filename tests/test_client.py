@@ -132,8 +132,8 @@ def test_bad_input_is_invalid_argument(client):
     from lvss.client import ClientError
 
     for kwargs, fragment in ((dict(image_bytes=b"GIF89a nope"), "not an image"),
-                             (dict(image_bytes=H.png_bytes(), paths=0), "paths must be between 1 and 32"),
-                             (dict(image_bytes=H.png_bytes(), mode="cubist"), "unknown mode"),
+                             (dict(image_bytes=H.png_bytes(), paths=0), "paths must be an integer between 1 and 32"),
+                             (dict(image_bytes=H.png_bytes(), mode="cubist"), "mode must be one of layered, compact, got 'cubist'"),
                              (dict(image_bytes=H.png_bytes(), paths="many"), "paths must be an integer"),
                              (dict(image_bytes=b""), "empty")):
         with pytest.raises(ClientError) as e:
@@ -282,7 +282,7 @@ def test_client_quality_option_and_info(client, server):
     assert sum(layer.paths for layer in r.layers) == 3
     server.wait_log(r"quality=fast paths=3 ")
     for value, code, fragment in ((7, "INVALID_ARGUMENT", "quality must be a string, got 7"),
-                                  ("ultra", "INVALID_ARGUMENT", "unknown quality 'ultra'; use one of: ")):
+                                  ("ultra", "INVALID_ARGUMENT", "quality must be one of fast, balanced, best, got 'ultra'")):
         with pytest.raises(ClientError) as e:
             client.vectorize(H.png_bytes(), timeout=30, extra={"quality": value})
         assert e.value.code == code and fragment in e.value.message, e.value.message
@@ -307,7 +307,7 @@ def test_cli_bad_input_exits_2_and_keeps_output(server, token_file, tmp_path, ca
     args = [str(src), "-o", str(out), "--server", server.address, "--token-file", str(token_file)]
     fragment = {"not an image": "INVALID_ARGUMENT: the image is not an image",
                 "missing input": "input image not found",
-                "bad paths": "paths must be between 1 and 32",
+                "bad paths": "paths must be an integer between 1 and 32",
                 "no token": "UNAUTHENTICATED: this lvss server needs a token",
                 "wrong token file": "cannot read token file"}[case]
     if case == "not an image":

@@ -465,3 +465,36 @@ def test_idle_queue_admits_a_burst_of_max_waiting_plus_one(max_waiting):
         release.set()
         q.close()
     assert q.wait_idle(30)
+
+
+CLEAR_TEXT = "the token travels in clear text"
+
+
+def test_a_token_sent_in_clear_text_off_loopback_is_warned_about_once(token_file, tmp_path):
+    """A token on a non-loopback address without TLS: one warning in the log; none on loopback or
+    with TLS."""
+    s = H.ServerProc("--token-file", str(token_file), "--host", "0.0.0.0")
+    try:
+        s.wait_log(r"serving on 0\.0\.0\.0:")
+        log = s.log()
+        assert log.count(CLEAR_TEXT) == 1, log
+        line = next(l for l in log.splitlines() if CLEAR_TEXT in l)
+        assert " WARNING " in line and "0.0.0.0" in line and "--tls-cert" in line and TOKEN not in log
+    finally:
+        s.stop()
+    assert s.log().count(CLEAR_TEXT) == 1  # and not again at shutdown
+    s = H.ServerProc("--token-file", str(token_file))  # loopback
+    try:
+        s.wait_log(r"serving on 127\.0\.0\.1:")
+        assert CLEAR_TEXT not in s.log()
+    finally:
+        s.stop()
+    if subprocess.run(["which", "openssl"], capture_output=True).returncode == 0:
+        cert, key = _ec_cert(tmp_path / "tls")
+        s = H.ServerProc("--token-file", str(token_file), "--host", "0.0.0.0", "--tls-cert", str(cert),
+                         "--tls-key", str(key))
+        try:
+            s.wait_log(r"serving on 0\.0\.0\.0:.* tls=True")
+            assert CLEAR_TEXT not in s.log()
+        finally:
+            s.stop()
