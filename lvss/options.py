@@ -173,7 +173,7 @@ REQUEST_OPTIONS: tuple[Option, ...] = (
     Option("saliency", "saliency.source", _fronts(), request_choices=SALIENCY_SOURCES),  # a mask is sent as an image
     Option("structure_iters", "optimize.structure_iters", _fronts(), limit="max_iters"),
     Option("refine_iters", "optimize.refine_iters", _fronts(), limit="max_iters"),
-    Option("fill", "optimize.fill", _fronts("remote", "inkscape")),
+    Option("fill", "optimize.fill", _fronts("remote", "inkscape", "blender")),
     Option("quality", "quality", _fronts("remote", "inkscape", "blender")),
 )
 BY_NAME = {o.name: o for o in REQUEST_OPTIONS}

@@ -67,7 +67,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
     for path in ("segment.sam_checkpoint", "simplify.sd_model", "saliency.clip_model"):
         add_argument(g, path)  # --sam-checkpoint, --sd-model, --clip-model as declared in lvss.config
-    from lvss.weights import MODEL_SETS
+    from lvss.models.weights import MODEL_SETS
 
     g.add_argument("--models", choices=tuple(MODEL_SETS), default=None,
                    help="'paper': SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, downloaded once into the "
