@@ -3,7 +3,7 @@ background, in process or through ``lvss remote``.
 
 * **in process**: :mod:`lvss.client` (gRPC) in the host application's own Python, where grpc and
   protobuf import (Blender: the wheels its extension bundles; Inkscape: a Python with grpcio);
-* **lvss remote**: ``python -m lvss.remote_cli --events --stdin-cancel`` run with a Python where lvss is
+* **lvss remote**: ``python -m lvss.cli.remote --events --stdin-cancel`` run with a Python where lvss is
   installed ("Python with lvss"), whose JSON lines are the same events as in process.
 
 :class:`Run` is the request: it reports ``{"event": ...}`` dicts to ``on_event`` from its thread
@@ -54,7 +54,7 @@ DEFAULT_SERVER = _client.DEFAULT_SERVER
 ENV_SERVER = "LVSS_SERVER"
 ENV_PYTHON = "LVSS_PYTHON"
 ENV_TOKEN_FILE = _client.TOKEN_FILE_ENV
-REMOTE_MODULE = "lvss.remote_cli"  # `lvss remote` as a module: runs whether or not the script is on PATH
+REMOTE_MODULE = "lvss.cli.remote"  # `lvss remote` as a module: runs whether or not the script is on PATH
 CODES = _client.CODES
 SETUP = "SETUP"
 # Settings.connection

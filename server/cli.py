@@ -72,7 +72,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--models", choices=tuple(MODEL_SETS), default=None,
                    help="'paper': SAM ViT-H, Stable Diffusion 1.5 and CLIP ViT-B/16, downloaded once into the "
                         "usual caches (the three flags above override one of them); see lvss info")
-    from lvss.info import add_cost_arguments
+    from lvss.cli.info import add_cost_arguments
 
     add_cost_arguments(g)  # --sam-points-per-side, --sds-iterations, --sds-guidance-size: every job's default
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -104,7 +104,7 @@ def options_from_args(args: argparse.Namespace):
     limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_pixels=args.max_pixels,
                     max_paths=args.max_paths, max_queue=args.max_queue, receive_seconds=args.receive_timeout)
     token = read_token_file(args.token_file) if args.token_file else None
-    from lvss.info import COST_OPTIONS, apply_model_arguments
+    from lvss.cli.info import COST_OPTIONS, apply_model_arguments
     from lvss.options import dest_of
 
     models = argparse.Namespace(sam_checkpoint=args.sam_checkpoint, sd_model=args.sd_model,

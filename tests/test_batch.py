@@ -476,7 +476,7 @@ def test_ray_missing_says_how_to_install(tree, tmp_path, capsys, monkeypatch):
 
 
 def test_summary_table(tmp_path):
-    from lvss.batch_cli import format_summary
+    from lvss.cli.batch import format_summary
 
     s = {"images": 3, "ok": 1, "skipped": 1, "failed": 1, "not_done": 0, "seconds": 2.0, "images_per_minute": 60.0,
          "mean_paths": 5.0, "mean_psnr": 21.5, "engine": "local", "workers": 2, "threads": 1,

@@ -126,7 +126,7 @@ def test_the_bundled_client_brings_what_it_imports():
     """The copy of lvss.client bundled into the Blender extension imports lvss.messages."""
     import ast
 
-    from lvss.blender import CLIENT_FILES
+    from lvss.integrations.blender import CLIENT_FILES
 
     tree = ast.parse((REPO / "lvss" / "client.py").read_text(encoding="utf-8"))
     local = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}

@@ -212,7 +212,7 @@ def _remote(*args, env=None):
     e = dict(os.environ, PYTHONPATH=str(ROOT))
     e.pop("LVSS_TOKEN_FILE", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "lvss.remote_cli", *args], cwd=ROOT, env=e,
+    return subprocess.run([sys.executable, "-m", "lvss.cli.remote", *args], cwd=ROOT, env=e,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -298,7 +298,7 @@ def _assert_one_line_error(status: int, stderr: str, expected_status: int, fragm
 
 @pytest.mark.parametrize("case", ["not an image", "missing input", "bad paths", "no token", "wrong token file"])
 def test_cli_bad_input_exits_2_and_keeps_output(server, token_file, tmp_path, case, capsys, monkeypatch):
-    from lvss import remote_cli
+    from lvss.cli import remote as remote_cli
 
     monkeypatch.delenv("LVSS_TOKEN_FILE", raising=False)
     out = tmp_path / "out.svg"
@@ -335,7 +335,7 @@ def test_cli_unreachable_server_exits_1(tmp_path):
 
 
 def test_cli_main_in_process(server, tmp_path, capsys):
-    from lvss import remote_cli
+    from lvss.cli import remote as remote_cli
 
     src, out = image_file(tmp_path), tmp_path / "deep" / "out.svg"
     status = remote_cli.main([str(src), "-o", str(out), "--server", server.address, "-q"])

@@ -770,14 +770,14 @@ class RemoteTest(unittest.TestCase):
 
     def test_subprocess_runs_lvss_remote(self):
         # the stand-in copies its input file to the -o file, proving both paths are passed
-        py = self.fake_python('[ "$1 $2" = "-m lvss.remote_cli" ] || exit 9; IN="$3"; '
+        py = self.fake_python('[ "$1 $2" = "-m lvss.cli.remote" ] || exit 9; IN="$3"; '
                               'while [ "$#" -gt 0 ]; do case "$1" in -o) shift; OUT="$1";; esac; shift; done; '
                               'printf "<svg>%s</svg>" "$(cat "$IN")" > "$OUT"')
         settings = remote.Settings(python=py, prompt="two\nlines", token_file="")
         with mock.patch.object(remote.client, "load_client", return_value=None):
             self.assertEqual(remote.vectorize(b"PIXELS", settings).svg, "<svg>PIXELS</svg>")
         cmd = remote.remote_command(settings, "in.png", "out.svg")
-        self.assertEqual(cmd[:6], [py, "-m", "lvss.remote_cli", "in.png", "-o", "out.svg"])
+        self.assertEqual(cmd[:6], [py, "-m", "lvss.cli.remote", "in.png", "-o", "out.svg"])
         self.assertIn("--prompt", cmd)
         self.assertEqual(cmd[cmd.index("--prompt") + 1], "two\nlines")
         self.assertNotIn("--fill", cmd)  # flat: every server's default, and older clients lack --fill
@@ -918,7 +918,7 @@ class InstallTest(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_install_copies_files_and_records_python(self):
-        from lvss import inkscape as ink
+        from lvss.integrations import inkscape as ink
 
         target = ink.install(self.tmp / "extensions", python="/opt/py/bin/python", server="h:5")
         self.assertEqual(target, self.tmp / "extensions" / "lvss")
@@ -943,7 +943,7 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(remote.read_config(str(target / "lvss_vectorize.json"))["python"], "/opt/py/bin/python")
 
     def test_asks_inkscape_where(self):
-        from lvss import inkscape as ink
+        from lvss.integrations import inkscape as ink
 
         prog = self.tmp / "inkscape"
         prog.write_text(f"#!/bin/sh\n[ \"$1\" = --user-data-directory ] && echo {self.tmp}/profile\n")
@@ -956,7 +956,7 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(cfg["python"], sys.executable)
 
     def test_no_inkscape(self):
-        from lvss import inkscape as ink
+        from lvss.integrations import inkscape as ink
 
         with self.assertRaisesRegex(ink.InstallError, "--dest"):
             ink.user_extensions_dir(str(self.tmp / "no-inkscape"))
@@ -968,7 +968,7 @@ class InstallTest(unittest.TestCase):
     def test_registers_subcommand(self):
         import argparse
 
-        from lvss import inkscape as ink
+        from lvss.integrations import inkscape as ink
 
         parser = argparse.ArgumentParser()
         ink.add_parser(parser.add_subparsers(dest="cmd"))

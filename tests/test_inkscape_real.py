@@ -189,7 +189,7 @@ def _direct(png: bytes, server: str):
 def _install_profile(tmp: Path, monkeypatch, **more_prefs: str) -> Path:
     """A fresh Inkscape profile with the extension installed and its preferences set (PREFS, and
     ``more_prefs``)."""
-    from lvss import inkscape as installer
+    from lvss.integrations import inkscape as installer
 
     profile = tmp / "profile"
     profile.mkdir()

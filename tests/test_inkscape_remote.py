@@ -241,7 +241,7 @@ def test_lvss_remote_prints_the_warning(server, tmp_path):
     src.write_bytes(png())
     out = tmp_path / "out.svg"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "lvss.remote_cli", str(src), "-o", str(out), "--server",
+    proc = subprocess.run([sys.executable, "-m", "lvss.cli.remote", str(src), "-o", str(out), "--server",
                            server.address, "--prompt", "a square", "--levels", "1", "--events", "--backdrop"],
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -272,7 +272,7 @@ def test_lvss_remote_cancels_the_job_when_stopped(server, tmp_path, how):
     out = tmp_path / "out.svg"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     before = server.log().count("cancelled by client")
-    proc = subprocess.Popen([sys.executable, "-m", "lvss.remote_cli", str(src), "-o", str(out), "--server",
+    proc = subprocess.Popen([sys.executable, "-m", "lvss.cli.remote", str(src), "-o", str(out), "--server",
                              server.address, "--levels", "10", "--events", "--stdin-cancel"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=tmp_path)

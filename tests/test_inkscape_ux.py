@@ -89,7 +89,7 @@ def test_resolve_server_order_and_source():
 def test_installed_dialog_names_the_recorded_server(tmp_path):
     from lxml import etree
 
-    from lvss import inkscape as installer
+    from lvss.integrations import inkscape as installer
 
     target = installer.install(tmp_path, python=sys.executable, server="10.0.0.5:6000")
     root = etree.parse(str(target / "lvss_vectorize.inx")).getroot()

@@ -62,7 +62,7 @@ def test_wheel_holds_the_extension(venv):
     assert Path(where).is_relative_to(tmp / "venv"), where
     shipped = Path(where) / "inkscape_ext"
     names = sorted(p.name for p in shipped.iterdir() if p.is_file())
-    from lvss.inkscape import EXTENSION_FILES
+    from lvss.integrations.inkscape import EXTENSION_FILES
 
     assert names == sorted(EXTENSION_FILES)
 
@@ -74,7 +74,7 @@ def test_install_from_any_folder(venv, tmp_path):
     dest = tmp_path / "extensions"
     proc = _run([str(lvss), "install-inkscape-extension", "--dest", str(dest)], env=env, cwd=elsewhere)
     assert f"Installed the lvss extension in {dest / 'lvss'}" in proc.stdout
-    from lvss.inkscape import EXTENSION_FILES
+    from lvss.integrations.inkscape import EXTENSION_FILES
 
     for name in EXTENSION_FILES:
         if name != "lvss_vectorize.inx":
@@ -106,7 +106,7 @@ def test_install_into_inkscapes_profile(venv, tmp_path):
 def test_wheel_holds_the_blender_extension(venv, tmp_path):
     """`lvss build-blender-extension` works from an installed wheel, away from any source tree."""
     python, lvss, env, _ = venv
-    where = _run([str(python), "-c", "import lvss.blender as b; print(b.extension_source())"],
+    where = _run([str(python), "-c", "import lvss.integrations.blender as b; print(b.extension_source())"],
                  env=env, cwd=tmp_path).stdout.strip()
     assert (Path(where) / "blender_manifest.toml").is_file() and (Path(where) / "__init__.py").is_file()
     assert Path(where).parent.name == "lvss", where

@@ -237,7 +237,7 @@ def test_hub_id_without_network_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_import_lvss_does_not_import_heavy_dependencies():
-    code = ("import sys, lvss, lvss.models, lvss.stages, lvss.info, lvss.segment.sam, lvss.simplify.sds, "
+    code = ("import sys, lvss, lvss.models, lvss.stages, lvss.cli.info, lvss.segment.sam, lvss.simplify.sds, "
             "lvss.saliency.clip_rollout, lvss.saliency.maps\n"
             "print(sorted(m for m in ('diffusers', 'transformers', 'segment_anything') if m in sys.modules))")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -75,7 +75,7 @@ def test_messages_round_trip_and_option_presence():
 
 
 def test_import_lvss_does_not_import_grpc_or_protobuf():
-    code = ("import sys, lvss, lvss.client, lvss.remote_cli, lvss._proto; "
+    code = ("import sys, lvss, lvss.client, lvss.cli.remote, lvss._proto; "
             "bad = [m for m in ('grpc', 'google.protobuf') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)

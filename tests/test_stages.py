@@ -1,4 +1,4 @@
-"""lvss.stages and lvss.info: choosing learned vs classical stages, running them through the same
+"""lvss.stages and lvss.cli.info: choosing learned vs classical stages, running them through the same
 interfaces, and the ``lvss info`` report."""
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import tiny_models  # noqa: E402
 
-from lvss import info, models, stages  # noqa: E402
+from lvss import models, stages
+from lvss.cli import info  # noqa: E402
 from lvss.config import ConfigError, SaliencyConfig, SegmentConfig, SimplifyConfig, VectorizeConfig  # noqa: E402
 from lvss.models import ModelError  # noqa: E402
 from lvss.types import MaskSet, SimplifyResult  # noqa: E402

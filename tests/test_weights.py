@@ -138,7 +138,7 @@ def test_missing_url_and_offline_errors(cache, tiny_sam, http_server, monkeypatc
 
 
 def _args(**kw) -> argparse.Namespace:
-    from lvss.info import add_model_arguments
+    from lvss.cli.info import add_model_arguments
 
     p = argparse.ArgumentParser()
     add_model_arguments(p)
@@ -151,7 +151,7 @@ def _args(**kw) -> argparse.Namespace:
 
 
 def test_models_paper_fills_the_settings_and_info_shows_the_cache(cache, tiny_sam, http_server, capsys):
-    from lvss.info import apply_model_arguments, run_info
+    from lvss.cli.info import apply_model_arguments, run_info
 
     ck, _ = tiny_sam
     assert run_info(_args(models="paper")) == 0  # info downloads nothing

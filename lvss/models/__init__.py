@@ -31,8 +31,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import torch
-
 from ..config import ConfigError
 
 ENV_SAM = "LVSS_SAM_CHECKPOINT"
@@ -77,6 +75,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     name: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"; None means "auto".
     Raises :class:`ModelError` when CUDA is asked for but this torch build or machine has none.
     """
+    import torch
     if isinstance(name, torch.device):
         name = str(name)
     name = "auto" if name is None else str(name).strip().lower()
@@ -100,6 +99,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 def model_dtype(device: torch.device | str) -> torch.dtype:
     """Compute dtype for a device: float16 on CUDA GPUs with native fp16 arithmetic (compute
     capability >= 6.0), float32 otherwise. ``LVSS_FP32=1`` forces float32 everywhere."""
+    import torch
     device = torch.device(device)
     if device.type != "cuda" or os.environ.get("LVSS_FP32", "") not in ("", "0"):
         return torch.float32
@@ -110,6 +110,7 @@ def model_dtype(device: torch.device | str) -> torch.dtype:
 def autocast(device: torch.device | str):
     """Mixed-precision context for stages that keep float32 weights (SAM, CLIP): fp16 matmuls where
     :func:`model_dtype` says so, float32 reductions (softmax, layer norm); a no-op on CPU."""
+    import torch
     device = torch.device(device)
     dtype = model_dtype(device)
     if device.type == "cuda" and dtype != torch.float32:
@@ -274,6 +275,7 @@ def sam_modules():
     model classes and the mask utilities (plain torch/numpy). When torchvision is absent the package is
     registered without running its ``__init__`` so those submodules still import.
     """
+    import torch
     if importlib.util.find_spec("segment_anything") is None:
         raise ModelError("segment-anything is not installed; pip install 'lvss[models]' "
                          "(or segment-anything), or choose the classical segmenter")
@@ -386,6 +388,7 @@ def infer_sam_arch(state: dict) -> SamArch:
 
 def build_sam_model(arch: SamArch) -> torch.nn.Module:
     """A randomly initialised ``segment_anything.modeling.Sam`` of the given architecture (eval mode)."""
+    import torch
     from functools import partial
 
     modeling, _ = sam_modules()
@@ -424,6 +427,7 @@ class SamModel:
 
 def _sam_file(spec: ModelSpec) -> str:
     """Local checkpoint file for a SAM setting (downloading hub files / URLs when allowed)."""
+    import torch
     path = os.path.expanduser(spec.value)
     if spec.location == "local file":
         return path
@@ -474,6 +478,7 @@ def _sam_file(spec: ModelSpec) -> str:
 
 
 def _read_state_dict(spec: ModelSpec, path: str) -> dict:
+    import torch
     try:
         if path.lower().endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -549,6 +554,7 @@ class SDModel:
 
     def encode_text(self, prompt: str) -> torch.Tensor:
         """(1, L, D) text-encoder hidden states for ``prompt`` (cached), in ``dtype``."""
+        import torch
         if prompt not in self._text_cache:
             length = min(int(self.tokenizer.model_max_length),
                          int(self.text_encoder.config.max_position_embeddings))
@@ -598,6 +604,7 @@ def _sd_index(spec: ModelSpec) -> tuple[str, dict]:
 def load_sd(spec: ModelSpec | str, device: torch.device | str | None = None) -> SDModel:
     """Load (once per source and device) the UNet, VAE, text encoder, tokenizer and noise schedule of a
     Stable Diffusion 1.x/2.x pipeline; float16 weights where :func:`model_dtype` says so."""
+    import torch
     spec = _as_spec("sd", spec)
     device = resolve_device(device)
 

@@ -1,8 +1,5 @@
-"""The ``lvss`` command line.
-
-lvss vectorize IN -o OUT.svg [--paths N] [--levels L] [--seed S] [--device cpu|cuda] [--work-size PX]
-                             [--mode layered|compact] [--preview OUT.png] [--json] [stage options]
-lvss info | serve | remote | install-inkscape-extension
+"""``lvss vectorize``: one image to one SVG on this machine; and the options that shape a
+vectorization, shared with ``lvss batch`` (:func:`add_vectorize_options`, :func:`config_from_args`).
 
 Exit status: 0 done, 2 bad input or usage (one line on stderr, no traceback, no output file written),
 1 an internal failure, 130 interrupted.
@@ -11,19 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 BAD_INPUT = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # usage errors: one line, exit 2
-        # a value refused by its declaration (lvss.options.converter) names its flag itself
-        message = re.sub(r"^argument (\S+): (?=.*\(CLI \1\))", "", message)
-        self.exit(BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
 def _positive_int(name: str):
@@ -38,7 +27,7 @@ def _positive_int(name: str):
     return conv
 
 
-def _add_vectorize(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("vectorize", help="turn a raster image into a layered SVG",
                        description="Vectorize an image into a layered, editable SVG (runs locally).")
     p.add_argument("input", metavar="IN", help="image file (PNG, JPEG, WebP, BMP, TIFF)")
@@ -62,7 +51,7 @@ def add_vectorize_options(p) -> None:
     """The options that shape a vectorization (shared by ``vectorize`` and ``batch``); read them back
     with :func:`config_from_args`. ``--threads`` is a process setting, not part of the config."""
     from .info import add_model_arguments
-    from .options import DEFAULT_QUALITY, add_argument
+    from ..options import DEFAULT_QUALITY, add_argument
 
     for path in VECTORIZE_OPTIONS:
         add_argument(p, path, default=DEFAULT_QUALITY if path == "quality" else None)
@@ -76,7 +65,7 @@ def config_from_args(args):
     the --quality preset, then every option given (the stage and model options last, as
     :func:`lvss.info.apply_model_arguments` reads them). ConfigError names a value out of range."""
     from .info import apply_model_arguments
-    from .options import config_from_values, dest_of
+    from ..options import config_from_values, dest_of
 
     values = {path: getattr(args, dest_of(path), None) for path in VECTORIZE_OPTIONS if path != "quality"}
     values = {path: v for path, v in values.items() if v is not None}
@@ -86,9 +75,9 @@ def config_from_args(args):
 
 
 def _cmd_vectorize(args) -> int:
-    from .config import ConfigError
-    from .io import ImageError, atomic_write
-    from .svg import scene_to_svg
+    from ..config import ConfigError
+    from ..io import ImageError, atomic_write
+    from ..svg import scene_to_svg
 
     out = Path(args.output)
     for f, what in ((out, "output"), (Path(args.preview) if args.preview else None, "preview")):
@@ -108,8 +97,8 @@ def _cmd_vectorize(args) -> int:
 
         bar = tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
                    disable=None)
-    from . import threads
-    from .pipeline import run
+    from .. import threads
+    from ..pipeline import run
 
     threads.apply(args.threads)
 
@@ -159,8 +148,8 @@ def _write_preview(scene, path: str) -> None:
     import numpy as np
     from PIL import Image
 
-    from .io import atomic_write
-    from .render import render
+    from ..io import atomic_write
+    from ..render import render
 
     img = render(scene).detach().cpu().numpy()
     buf = io.BytesIO()
@@ -173,51 +162,3 @@ def _fail(msg: str, bar=None) -> int:
         bar.close()
     print(f"lvss vectorize: error: {msg}", file=sys.stderr)
     return BAD_INPUT
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = _Parser(prog="lvss", description="Raster images to layered, editable SVG.")
-    parser.add_argument("--version", action="version", version=f"lvss {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    _add_vectorize(sub)
-    from . import batch_cli, info, inkscape, remote_cli
-
-    info.add_parser(sub)
-    remote_cli.add_parser(sub)
-    batch_cli.add_parser(sub)
-    inkscape.add_parser(sub)
-    from . import blender
-    blender.add_parser(sub)
-    try:  # the server installs as lvss_server (the server/ folder); it needs grpc only when it runs
-        from lvss_server.cli import add_parser as add_serve
-    except ImportError:
-        try:  # a source checkout used without installing it
-            from server.cli import add_parser as add_serve
-        except ImportError:
-            add_serve = None
-    if add_serve is not None:
-        add_serve(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from . import threads
-
-    # the thread policy's environment, before anything loads numpy or torch (this module imports
-    # neither at load time; lvss.threads explains the policy)
-    threads.prepare_environment()
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, --version or a usage error (its one line is printed): the status
-        return 0 if e.code is None else e.code if isinstance(e.code, int) else BAD_INPUT
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return BAD_INPUT
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,7 @@ class _Terminated(KeyboardInterrupt):
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``batch`` on the ``lvss`` subcommands (handler in ``func``)."""
-    from .cli import _positive_int, add_vectorize_options
+    from .vectorize import _positive_int, add_vectorize_options
 
     p = subparsers.add_parser(
         "batch", help="vectorize many images (files, folders, globs) into a folder, resumably",
@@ -103,10 +103,10 @@ def format_summary(s: dict) -> str:
 
 
 def run_batch(args) -> int:
-    from . import threads as th
-    from .batch import Batch, BatchError
-    from .cli import config_from_args
-    from .config import ConfigError
+    from .. import threads as th
+    from ..batch import Batch, BatchError
+    from .vectorize import config_from_args
+    from ..config import ConfigError
 
     if not 0 <= args.precision <= 8:
         return _fail(f"--precision must be between 0 and 8, got {args.precision}")

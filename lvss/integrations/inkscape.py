@@ -14,7 +14,7 @@ else 127.0.0.1:50051), in the words of :func:`lvss.ext_client.server_field_label
 resolves the address at run time.
 
 ``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler in ``func``);
-``main(argv)`` runs it standalone (``python -m lvss.inkscape``).
+``main(argv)`` runs it standalone (``python -m lvss.integrations.inkscape``).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import ext_client
+from .. import ext_client
 
 DESCRIPTION = (
     "Install the lvss Inkscape extension (Extensions > Images > Vectorize Bitmap (lvss)) into the "
@@ -47,7 +47,7 @@ class InstallError(Exception):
 def extension_source() -> Path:
     """The folder holding the extension's files: ``lvss/inkscape_ext`` of an installed wheel, else
     the source checkout's ``inkscape_ext/``."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]
     for cand in (here / "inkscape_ext", here.parent / "inkscape_ext"):
         if (cand / "lvss_vectorize.inx").is_file():
             return cand
@@ -101,7 +101,7 @@ def install(dest: Path | None = None, *, inkscape: str = "inkscape", python: str
             shutil.copy2(src / name, target / name)
         os.chmod(target / "lvss_vectorize.py", 0o755)
         config = {"python": python or sys.executable}
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         if root.name not in ("site-packages", "dist-packages"):
             # lvss runs from a source checkout: the extension puts it on the client's PYTHONPATH
             config["pythonpath"] = str(root)
@@ -120,7 +120,7 @@ def install(dest: Path | None = None, *, inkscape: str = "inkscape", python: str
 def _copy_client(folder: Path) -> None:
     """The remote client (lvss.ext_client.BUNDLED) as the package ``folder`` (``_lvss``), replacing
     an older copy."""
-    lvss_dir = Path(__file__).resolve().parent
+    lvss_dir = Path(__file__).resolve().parents[1]
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "_proto").mkdir(parents=True)
     (folder / "__init__.py").write_text(ext_client.BUNDLE_INIT, encoding="utf-8")

@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from .config import VectorizeConfig
+from ..config import VectorizeConfig
 
 
 # config fields with a flag on every command that chooses stages and models (lvss vectorize, batch,
@@ -29,7 +29,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     All default to None (= keep the config's value); "auto" picks the learned stage when its weights
     are configured and the classical one otherwise.
     """
-    from .options import add_argument
+    from ..options import add_argument
 
     g = parser.add_argument_group("stages and models")
     for path in MODEL_OPTIONS:
@@ -45,14 +45,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def add_cost_arguments(group) -> None:
     """Add --sam-points-per-side, --sds-iterations and --sds-guidance-size (validated ranges; default
     None = keep the config's value) to a parser or argument group; ``lvss serve`` shares them."""
-    from .options import add_argument
+    from ..options import add_argument
 
     for path in COST_OPTIONS:
         add_argument(group, path)
 
 
 def _model_sets() -> dict:
-    from .models.weights import MODEL_SETS
+    from ..models.weights import MODEL_SETS
 
     return MODEL_SETS
 
@@ -69,19 +69,19 @@ def apply_model_arguments(args: argparse.Namespace, cfg: VectorizeConfig | None 
     cfg = cfg or VectorizeConfig()
     named: dict[str, str] = {}
     if getattr(args, "models", None):
-        from .models.weights import model_set, settings_for
+        from ..models.weights import model_set, settings_for
 
         own = {"sam": "sam_checkpoint", "sd": "sd_model", "clip": "clip_model"}
         wanted = tuple(e.kind for e in model_set(args.models) if getattr(args, own[e.kind], None) is None)
         if wanted:
             if fetch:
-                from .models.weights import fetch_set
+                from ..models.weights import fetch_set
 
                 named = fetch_set(args.models, kinds=wanted)
             else:
                 named = {k: v for k, v in settings_for(args.models, fetch_missing=False).items() if k in wanted}
 
-    from .options import dest_of, set_value
+    from ..options import dest_of, set_value
 
     def arg(name: str) -> Any:
         value = getattr(args, name, None)
@@ -141,10 +141,10 @@ def _size(n: int) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print the stage report; exit status 0."""
-    from . import __version__
-    from .stages import describe_stages
+    from .. import __version__
+    from ..stages import describe_stages
 
-    from .models.weights import MODEL_SETS, set_status
+    from ..models.weights import MODEL_SETS, set_status
 
     cfg = apply_model_arguments(args, VectorizeConfig(), fetch=False)  # info never downloads
     info = describe_stages(cfg)
@@ -164,7 +164,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description="Show which implementation each stage would use (learned or classical), on "
                                           "which device, and where each model's weights come from.")
     add_model_arguments(p)
-    from .options import add_argument
+    from ..options import add_argument
 
     add_argument(p, "device", help="device to report on")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -30,7 +30,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .ext_client import add_backdrop, done_event, extra_options, preview_event, progress_event
+from ..ext_client import add_backdrop, done_event, extra_options, preview_event, progress_event
 
 BAD_INPUT = 2
 FAILED = 1
@@ -39,8 +39,8 @@ _BAD_INPUT_CODES = ("INVALID_ARGUMENT", "UNAUTHENTICATED")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from .client import DEFAULT_SERVER, TOKEN_FILE_ENV
-    from .options import add_remote_argument, shown_in
+    from ..client import DEFAULT_SERVER, TOKEN_FILE_ENV
+    from ..options import add_remote_argument, shown_in
 
     p.add_argument("input", metavar="IN", help="image file (PNG, JPEG, WebP)")
     p.add_argument("-o", "--output", metavar="OUT.svg", required=True, help="SVG file to write")
@@ -86,7 +86,7 @@ def _error(message: str, status: int, code: str | None = None) -> int:
 
 
 def _read_file(path: str, what: str) -> bytes:
-    from .client import ClientError
+    from ..client import ClientError
 
     p = Path(path)
     if not p.exists():
@@ -194,7 +194,7 @@ def _with_backdrop(image: bytes, svg: str, events: _Events) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .client import ClientError, Client, read_token
+    from ..client import ClientError, Client, read_token
 
     out = Path(args.output)
     bar = None
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         svg = result.svg
         if getattr(args, "backdrop", False):
             svg = _with_backdrop(image, svg, events)
-        from .io import atomic_write
+        from ..io import atomic_write
 
         try:
             atomic_write(out, svg)
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         if e.code == "CANCELLED" and cancel.is_set():
-            from .messages import cancelled
+            from ..messages import cancelled
 
             return _error(cancelled(), INTERRUPTED, "CANCELLED")
         return _error(e.message, BAD_INPUT if e.code in _BAD_INPUT_CODES else FAILED, e.code)

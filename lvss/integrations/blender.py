@@ -10,7 +10,7 @@ With ``--no-wheels`` the zip holds no wheels and the extension reaches the serve
 ``lvss remote`` run by a configured Python.
 
 ``add_parser(subparsers)`` registers the subcommand on the ``lvss`` CLI (handler in ``func``);
-``main(argv)`` runs it standalone (``python -m lvss.blender``).
+``main(argv)`` runs it standalone (``python -m lvss.integrations.blender``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .ext_client import BUNDLE_INIT, BUNDLED
+from ..ext_client import BUNDLE_INIT, BUNDLED
 
 DESCRIPTION = ("Write the installable .zip of the lvss Blender extension (File > Import > Layered SVG (lvss), "
                "Object > Vectorize Image (lvss)), with the gRPC wheels for Blender's Python.")
@@ -62,7 +62,7 @@ def current_platform() -> str:
 
 def extension_source() -> Path:
     """The ``blender_ext`` folder of this lvss (inside the installed package, or a source checkout)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]
     for cand in (here / "blender_ext", here.parent / "blender_ext"):
         if (cand / "blender_manifest.toml").is_file() and (cand / "__init__.py").is_file():
             return cand
@@ -210,7 +210,7 @@ def build(out_dir: Path, *, platforms: list[str] | None = None, wheel_dir: Path 
         raise BuildError(f"unknown platform {', '.join(unknown)}; choose from {', '.join(PLATFORM_TAGS)}")
     if not re.fullmatch(r"3\.\d+", python_version):
         raise BuildError(f"--python-version must look like 3.11, got {python_version!r}")
-    lvss_dir = Path(__file__).resolve().parent
+    lvss_dir = Path(__file__).resolve().parents[1]
     missing = [f for f in CLIENT_FILES if not (lvss_dir / f).is_file()]
     if missing:
         raise BuildError(f"this lvss lacks {', '.join(missing)}; regenerate the stubs with python proto/generate.py")
