@@ -38,7 +38,7 @@ PLATFORM_TAGS = {
 REQUIRED = ("grpcio", "protobuf")  # the distributions the client imports (grpc, google.protobuf)
 MINIMUM = {"grpcio": "1.85.1", "protobuf": "7.35.1"}  # the versions the generated stubs were made with
 # the client and what it imports (messages.py: the stage words and messages every client shares)
-CLIENT_FILES = ("client.py", "messages.py", "_proto/__init__.py", "_proto/vectorizer_pb2.py",
+CLIENT_FILES = ("client.py", "messages.py", "svg_read.py", "_proto/__init__.py", "_proto/vectorizer_pb2.py",
                 "_proto/vectorizer_pb2_grpc.py")
 VENDOR_INIT = ('"""A copy of the lvss gRPC client (lvss/client.py and lvss/_proto), bundled by '
                '`lvss build-blender-extension`."""\n')
