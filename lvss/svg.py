@@ -284,10 +284,13 @@ def _with_holes_joined(subpaths: list[np.ndarray], evenodd: bool) -> np.ndarray:
 
 
 def _scene_path(shape: svg_read.Shape) -> Path:
-    """One element's shape as one lvss path (several subpaths joined, see :func:`_with_holes_joined`)."""
+    """One element's shape (read in its own units) as one lvss path in canvas pixels: several
+    subpaths joined in the element's units (see :func:`_with_holes_joined`), then placed."""
     subpaths = [np.asarray(s.control_points(), dtype=np.float64) for s in shape.splines]
     pts = subpaths[0] if len(subpaths) == 1 else _with_holes_joined(subpaths, shape.fill_rule == "evenodd")
-    points = torch.tensor(pts, dtype=torch.float32)
+    a, b, c, d, e, f = shape.matrix
+    pts = np.c_[pts, np.ones(len(pts))] @ np.array([[a, c, e], [b, d, f], [0.0, 0.0, 1.0]]).T
+    points = torch.tensor(pts[:, :2], dtype=torch.float32)
     if shape.gradient is not None:
         g = _scene_gradient(shape.gradient, shape.opacity).detach()
         return Path(points, mean_color(g), g)
@@ -313,7 +316,7 @@ def svg_to_scene(source: str | bytes, width: int | None = None, height: int | No
     H = height if height is not None else int(round(doc_h))
     if W <= 0 or H <= 0:
         raise SvgError(f"the SVG's size {W}x{H} is not positive")
-    drawing = svg_read.read_root(root, name=name, size=(W, H), groups_as_layers=True)
+    drawing = svg_read.read_root(root, name=name, size=(W, H), groups_as_layers=True, own_units=True)
     layers: list[Layer] = []
     for lay in drawing.layers:
         n = f"Layer {len(layers) + 1}"

@@ -154,6 +154,7 @@ class Shape:
     gradient: Optional[Gradient] = None
     fill_rule: str = "nonzero"  # SVG's fill-rule: "nonzero" (the default) or "evenodd"
     named: bool = False  # the SVG gave the element an id (else ``id`` is made up from its tag)
+    matrix: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)  # the splines' units -> document pixels (see own_units)
 
     @property
     def hex(self) -> str:
@@ -939,9 +940,10 @@ def _place_gradient(g: dict, mm: Matrix, subpaths: list, viewport: tuple):
 # reading
 # ---------------------------------------------------------------------------------------------
 class _Reader:
-    def __init__(self, root: ET.Element, eps: float, viewport: tuple, groups_as_layers: bool):
+    def __init__(self, root: ET.Element, eps: float, viewport: tuple, groups_as_layers: bool, own_units: bool):
         self.eps = eps
         self.groups_as_layers = groups_as_layers
+        self.own_units = own_units
         self.layers: list = []
         self.skipped: dict = {}
         self.by_id = {e.get("id"): e for e in root.iter() if e.get("id")}
@@ -1067,7 +1069,9 @@ class _Reader:
         except SvgReadError as err:
             ident = e.get("id")
             raise SvgReadError(f"<{tag}{' id=' + repr(ident) if ident else ''}>: {err}") from None
-        splines = [s for s in (close_subpath(start, segs, mm, self.eps) for start, segs in subpaths) if s is not None]
+        place = IDENTITY if self.own_units else mm
+        splines = [s for s in (close_subpath(start, segs, place, self.eps) for start, segs in subpaths)
+                   if s is not None]
         if not splines:
             self.skip("empty shapes (no area)")
             return
@@ -1087,7 +1091,7 @@ class _Reader:
                                                opacity=fill[3] * fill_opacity * op, splines=splines,
                                                gradient=gradient,
                                                fill_rule="evenodd" if rule == "evenodd" else "nonzero",
-                                               named=bool(e.get("id"))))
+                                               named=bool(e.get("id")), matrix=mm if self.own_units else IDENTITY))
 
 
 def _prefixed(name: Optional[str], message: str) -> str:
@@ -1123,13 +1127,15 @@ def parse_xml(data, *, name: Optional[str] = None) -> ET.Element:
 
 
 def read_root(root: ET.Element, *, name: Optional[str] = None, size: Optional[tuple] = None,
-              groups_as_layers: bool = False) -> Drawing:
+              groups_as_layers: bool = False, own_units: bool = False) -> Drawing:
     """Read the document under ``root`` (from :func:`parse_xml`) into a :class:`Drawing`.
 
     ``size``: (width, height) in pixels of the canvas the document is scaled onto (each axis on its
     own), default the document's own size (:func:`document_size`). ``groups_as_layers``: every
     top-level ``<g>`` is a layer, and nested layers belong to it (what lvss's scenes hold), instead
-    of only Inkscape layers, nested ones as sublayers. Raises SvgReadError, its message starting
+    of only Inkscape layers, nested ones as sublayers. ``own_units``: every shape's splines stay in
+    its element's own user units, and :attr:`Shape.matrix` maps them to the canvas (for a caller that
+    works on an element's geometry before placing it). Raises SvgReadError, its message starting
     with ``name`` when given."""
     try:
         doc_w, doc_h = document_size(root)
@@ -1139,7 +1145,8 @@ def read_root(root: ET.Element, *, name: Optional[str] = None, size: Optional[tu
             raise SvgReadError(f"the canvas size {width:g} x {height:g} is not positive")
         if size is not None:
             m = mat_mul((width / doc_w, 0.0, 0.0, height / doc_h, 0.0, 0.0), m)
-        reader = _Reader(root, 1e-9 * max(width, height, 1.0), viewport, groups_as_layers)
+        reader = _Reader(root, 1e-9 if own_units else 1e-9 * max(width, height, 1.0), viewport, groups_as_layers,
+                         own_units)
         st = _style(root)
         inherited = {k: st[k] for k in _INHERITED if k in st}
         op = _opacity(st.get("opacity"), "opacity")
@@ -1153,10 +1160,11 @@ def read_root(root: ET.Element, *, name: Optional[str] = None, size: Optional[tu
     return Drawing(width=width, height=height, layers=reader.layers, skipped=reader.skipped, title=title)
 
 
-def read_svg(data, *, name: Optional[str] = None, size: Optional[tuple] = None,
-             groups_as_layers: bool = False) -> Drawing:
+def read_svg(data, *, name: Optional[str] = None, size: Optional[tuple] = None, groups_as_layers: bool = False,
+             own_units: bool = False) -> Drawing:
     """Read SVG text or bytes into a :class:`Drawing` (:func:`parse_xml`, then :func:`read_root`)."""
-    return read_root(parse_xml(data, name=name), name=name, size=size, groups_as_layers=groups_as_layers)
+    return read_root(parse_xml(data, name=name), name=name, size=size, groups_as_layers=groups_as_layers,
+                     own_units=own_units)
 
 
 __all__ = ["SvgReadError", "Spline", "Gradient", "Shape", "Layer", "Drawing", "parse_xml", "document_size",
