@@ -167,7 +167,14 @@ def compare_blender(old, new, text: bytes, tol: float) -> list[str]:
                                                         s.gradient is not None and (s.gradient.kind, s.gradient.spread))
                                                        for s in lay.shapes]) for lay in d2.layers]
     if l1 != l2:
-        out.append(f"layers/shapes differ: {l1} -> {l2}"[:400])
+        if len(l1) != len(l2) or any(a[:4] != b[:4] for a, b in zip(l1, l2)):
+            return [f"layers {[a[:4] for a in l1]} -> {[b[:4] for b in l2]}"]
+        for a, b in zip(l1, l2):
+            changed = [f"{x} -> {y}" for x, y in zip(a[4], b[4]) if x != y]
+            if len(a[4]) != len(b[4]):
+                changed.append(f"{len(a[4])} -> {len(b[4])} shapes")
+            if changed:
+                out.append(f"layer {a[0]!r}: shape (id, fill rule, named, splines, gradient) " + ", ".join(changed))
         return out
     if d1.skipped != d2.skipped:
         out.append(f"skipped {d1.skipped} -> {d2.skipped}")
@@ -209,7 +216,8 @@ def main(argv=None) -> int:
             for k, diffs in rows.items():
                 same[k] += not diffs
                 if diffs:
-                    print(f"{f.parent.name}/{f.name} [{k}]: " + "; ".join(diffs))
+                    where = f.relative_to(REPO) if f.is_relative_to(REPO) else f
+                    print(f"{where} [{k}]: " + "; ".join(diffs))
         print(f"{len(files)} SVGs; the same (within {args.tol:g}) with the old reader: "
               + ", ".join(f"{k} {v}/{len(files)}" for k, v in same.items()))
     return 0
