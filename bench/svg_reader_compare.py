@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 
 def _old_module(base: str, path: str, name: str, tmp: Path):
     """``path`` at git revision ``base`` as module ``name`` (``lvss.<x>`` resolves lvss's relative imports)."""
-    text = subprocess.run(["git", "show", f"{base}:{path}"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(["git", "show", f"{base}:{path}"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout
     f = tmp / (name.replace(".", "_") + ".py")
     f.write_text(text, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(name, f)

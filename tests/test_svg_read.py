@@ -245,7 +245,8 @@ def test_a_gradient_without_extent_paints_its_last_stop(gradient):
 
 def test_stops_that_cannot_be_read_are_black_at_offset_0_and_transparent_ones_stay():
     text = _doc('<defs><linearGradient id="g"><stop offset="0.2" stop-color="bogus"/>'
-                '<stop offset="x" stop-color="#fff"/><stop offset="1" stop-color="transparent"/></linearGradient></defs>'
+                '<stop offset="x" stop-color="#fff"/><stop offset="1" stop-color="transparent"/>'
+                '</linearGradient></defs>'
                 '<rect width="10" height="10" fill="url(#g)"/>')
     assert _shapes(text)[0].gradient.stops == [(0.2, (0, 0, 0, 1)), (0.2, (1, 1, 1, 1)), (1.0, (0, 0, 0, 0))]
     (p,) = svg_to_scene(text).paths()
