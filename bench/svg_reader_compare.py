@@ -187,11 +187,34 @@ def compare_blender(old, new, text: bytes, tol: float) -> list[str]:
     return out
 
 
+def _print_times(files, runs: int, old_lvss, new_lvss, old_blender, new_blender) -> None:
+    """Median time to read all files with each reader, old and new side by side in the same run."""
+    import statistics
+    import time
+
+    texts = [f.read_bytes() for f in files]
+    readers = {"lvss old": lambda t: old_lvss.svg_to_scene(t), "lvss new": lambda t: new_lvss.svg_to_scene(t),
+               "blender old": old_blender.parse_svg, "blender new": new_blender.parse_svg}
+    times: dict = {k: [] for k in readers}
+    for _ in range(runs):
+        for name, read in readers.items():   # interleaved, so that load on the machine hits all alike
+            t0 = time.perf_counter()
+            for t in texts:
+                read(t)
+            times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"read all {len(files)} SVGs, median of {runs}: " + ", ".join(f"{k} {v:.3f} s" for k, v in med.items())
+          + f"; new/old: lvss {med['lvss new'] / med['lvss old']:.2f}, blender "
+          f"{med['blender new'] / med['blender old']:.2f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="1f807b1", help="git revision with the two old readers (default 1f807b1)")
     ap.add_argument("--extra", nargs="*", default=[], help="more SVG files or folders of SVGs")
     ap.add_argument("--tol", type=float, default=1e-4, help="largest difference counted as equal (default 1e-4)")
+    ap.add_argument("--time", type=int, default=0, metavar="N",
+                    help="also time reading every file N times with each reader and print the medians")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="svg-compare-") as tmp:
         tmp = Path(tmp)
@@ -219,6 +242,8 @@ def main(argv=None) -> int:
                 if diffs:
                     where = f.relative_to(REPO) if f.is_relative_to(REPO) else f
                     print(f"{where} [{k}]: " + "; ".join(diffs))
+        if args.time:
+            _print_times(files, args.time, old_lvss, new_lvss, old_blender, new_blender)
         print(f"{len(files)} SVGs; the same (within {args.tol:g}) with the old reader: "
               + ", ".join(f"{k} {v}/{len(files)}" for k, v in same.items()))
     return 0
