@@ -237,7 +237,7 @@ def test_layers_sublayers_hidden_and_use():
     (HEAD.encode() + b'<path d="M0 0 L5 5 X"/></svg>', "unexpected character 'X'"),
     (HEAD.encode() + b'<path d="M0 0 A5 5 0 2 0 5 5"/></svg>', "arc flag"),
     (HEAD.encode() + b'<path d="L0 0 5 5"/></svg>', "must start with M"),
-    (HEAD.encode() + b'<rect width="5" height="5" fill="#12345"/></svg>', "cannot read the colour"),
+    (HEAD.encode() + b'<rect width="5" height="5" fill="#12345"/></svg>', "cannot read colour"),
     (HEAD.encode() + b'<rect width="5" height="5" transform="spin(3)"/></svg>', "unknown transform"),
     (HEAD.encode() + b'<rect width="5" height="5" transform="rotate(1 2)"/></svg>', "rotate() takes 1 or 3"),
     (HEAD.encode() + b'<rect width="5furlong" height="5"/></svg>', "unknown unit"),

@@ -40,8 +40,9 @@ PLATFORM_TAGS = {
 }
 REQUIRED = ("grpcio", "protobuf")  # the distributions the client imports (grpc, google.protobuf)
 MINIMUM = {"grpcio": "1.85.1", "protobuf": "7.35.1"}  # the versions the generated stubs were made with
-# the remote client and what it imports, carried as the subpackage _lvss (lvss.ext_client.BUNDLED)
-CLIENT_FILES = BUNDLED
+# the remote client and what it imports (lvss.ext_client.BUNDLED), and the SVG reader the importer
+# uses (svg_read.py, standard library only), carried as the subpackage _lvss
+CLIENT_FILES = BUNDLED + ("svg_read.py",)
 VENDOR_INIT = BUNDLE_INIT
 
 
