@@ -65,7 +65,7 @@ def test_both_front_ends_use_it():
 
 
 def test_the_extension_zip_bundles_the_reader_and_imports_that_copy(tmp_path):
-    from lvss.blender import build
+    from lvss.integrations.blender import build
 
     target = build(tmp_path / "out", wheels=False)
     ext = tmp_path / "ext"
