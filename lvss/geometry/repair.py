@@ -15,15 +15,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .kinks import cut_kinks
 from .simple import area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, signed_area
 
-__all__ = ["clean_contours", "export_contours", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
 CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment) ...
 CHECK_LENGTH = 8.0   # ... after segments longer than this (pixels of control polygon) are split
 TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
+EXPORT_MERGE = 0.02  # pixels: runs of segments one cubic follows this closely are written as one
 
 
 def _pathops():
@@ -124,8 +126,14 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     rnd = (lambda a: _as_written(a, precision)) if precision is not None else (lambda a: a)  # noqa: E731
     pts = rnd(pts)
     inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
-    if inside and not evenodd and not split and (_simple(pts) if simple is None else simple):
-        return [pts] if abs(contour_area(pts)) >= min_area else []
+    if inside and not evenodd and not split:
+        if _simple(pts) if simple is None else simple:
+            return [pts] if abs(contour_area(pts)) >= min_area else []
+        # most paths that cross themselves only do so in kinks: cut out where they sit, the rest of
+        # the path keeps its nodes (a redraw by skia splits its every curve)
+        cut = rnd(cut_kinks(pts))
+        if len(cut) >= 6 and _simple(cut):
+            return [cut] if abs(contour_area(cut)) >= min_area else []
     contours = [pts]
     for attempt in range(2):
         p = pathops.Path()
@@ -196,8 +204,8 @@ def simple_as_written(points: list, precision: int = 2) -> list[bool]:
     return (crossing_counts(rounded, CHECK_PIECES) == 0).tolist() if rounded else []
 
 
-def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None
-                    ) -> tuple[list[np.ndarray], int]:
+def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None,
+                    merge: float = 0.0) -> tuple[list[np.ndarray], int]:
     """:func:`clean_contours` for the SVG writer: contours that are simple as written, and the number
     of decimals they need. Where rounding to ``precision`` decimals folds a contour that was simple,
     one or two more decimals are written for that path; a sliver still folded then is rounding
@@ -212,7 +220,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
                 return [_as_written(np.asarray(pts, np.float64), precision)], precision
             if all(_simple(c) for c in contours) and not _contours_cross(contours):
-                return contours, p
+                return _merged(contours, p, merge, width, height), p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
     fixed = []
@@ -228,7 +236,29 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
     for c in fixed:
         if not _contours_cross(kept + [c]):
             kept.append(c)
-    return kept, p
+    return _merged(kept, p, merge, width, height), p
+
+
+def _merged(contours: list[np.ndarray], precision: int, tol: float, width: float, height: float
+            ) -> list[np.ndarray]:
+    """The contours with runs of segments that one cubic follows within ``tol`` pixels merged
+    (:func:`lvss.geometry.merge.merge_segments`), as written with ``precision`` decimals; a contour
+    whose merged outline would cross itself, or the others, or put a handle off the canvas keeps its
+    nodes."""
+    if tol <= 0:
+        return contours
+    from .merge import merge_segments
+
+    out = list(contours)
+    for k, c in enumerate(contours):
+        m = merge_segments(c, tol)
+        if len(m) < len(c):
+            m = _as_written(m, precision)
+            if m.min() >= 0 and (m.max(0) <= (width, height)).all() and _simple(m) and abs(contour_area(m)) > 0:
+                out[k] = m
+    if len(out) > 1 and any(a is not b for a, b in zip(out, contours)) and _contours_cross(out):
+        return contours
+    return out
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:

@@ -1,0 +1,140 @@
+"""Small loops cut out of a closed cubic path where they sit, without redrawing the rest of it.
+
+A kink is a loop of a few pixels of outline (at most ``max_loop``) where a path crosses itself: a
+node whose handles overshoot it, or one segment whose handles cross so that the curve curls. The
+export used to hand such paths to skia-pathops, which gives back the same filled area but splits
+every curve of the path at its extremes and inflections (a redrawn path had a third more nodes).
+Here only the crossing is touched: the path runs up to the crossing point on the first curve and on
+from it along the second, and what lay between (the loop) goes. That loop is a speck the export drops
+anyway (under ``max_loop`` of outline encloses well under a pixel's area), so the filled area stays
+what it was up to it, and the node count stays or falls.
+
+Crossings are looked for where loops can be short, between a segment and itself or its next two
+(cyclically), each flattened into pieces crowded towards its ends, where kinks sit (a 10-px segment's
+pieces there are a few hundredths of a pixel long), all pairs of a path in one numpy batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["cut_kinks", "KINK_LOOP", "KINK_AREA"]
+
+KINK_LOOP = 8.0       # pixels of outline: longer loops are not kinks (the caller redraws the path) ...
+KINK_AREA = 1.0       # pixels²: ... nor are loops round more than this (the export's islands rule)
+
+
+def _segs(c: np.ndarray) -> np.ndarray:
+    return np.stack([c[0::3], c[1::3], c[2::3], np.roll(c[0::3], -1, 0)], 1)
+
+
+def _params(n: int) -> np.ndarray:
+    """n + 1 parameters from 0 to 1, crowded towards both ends (cosine spacing): kinks sit at nodes,
+    where a piece of a 10-px segment is then a few hundredths of a pixel long."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.arange(n + 1) / n)
+
+
+def _split(seg: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """de Casteljau: the cubic (4, 2) as its parts before and after t."""
+    p01, p12, p23 = seg[0] + (seg[1] - seg[0]) * t, seg[1] + (seg[2] - seg[1]) * t, seg[2] + (seg[3] - seg[2]) * t
+    q0, q1 = p01 + (p12 - p01) * t, p12 + (p23 - p12) * t
+    m = q0 + (q1 - q0) * t
+    return np.stack([seg[0], p01, q0, m]), np.stack([m, q1, p23, seg[3]])
+
+
+def _side(o, e, q):
+    r = q - o
+    return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
+
+
+def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf):
+    """The crossing closing the shortest loop within a segment or between a segment and its next
+    two: (loop length, i, ti, j, tj, point) with segment j = i + 0, 1 or 2 (cyclically) after i;
+    None when there is none. Every segment is flattened into ``n`` pieces (:func:`_params`), all
+    segment pairs tested at once."""
+    S = len(segs)
+    t = _params(n)
+    u = 1 - t
+    B = np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)            # (n + 1, 4)
+    P = np.einsum("mk,skd->smd", B, segs)                                       # (S, n + 1, 2)
+    arc = np.concatenate([np.zeros((S, 1)), np.cumsum(np.sqrt((np.diff(P, axis=1) ** 2).sum(-1)), 1)], 1)
+    lo, hi = P.min(1), P.max(1)
+    ds = [d for d in (0, 1, 2) if d < S and not (d == 2 and S < 4)]
+    I = np.concatenate([np.arange(S) for _ in ds])
+    D = np.concatenate([np.full(S, d) for d in ds])
+    J = (I + D) % S
+    near = (D == 0) | ((lo[I] <= hi[J]).all(1) & (lo[J] <= hi[I]).all(1))
+    I, J, D = I[near], J[near], D[near]
+    if not len(I):
+        return None
+    A, Bp = P[I], P[J]                                                         # (K, n + 1, 2)
+    a0, a1 = A[:, :-1, None], A[:, 1:, None]
+    b0, b1 = Bp[:, None, :-1], Bp[:, None, 1:]
+    ea, eb = a1 - a0, b1 - b0
+    d1, d2 = _side(a0, ea, b0), _side(a0, ea, b1)
+    d3, d4 = _side(b0, eb, a0), _side(b0, eb, a1)
+    hit = (d1 * d2 < 0) & (d3 * d4 < 0)                                         # (K, n, n)
+    ia, ib = np.arange(n)[None, :, None], np.arange(n)[None, None, :]
+    hit &= np.where((D == 0)[:, None, None], ib > ia + 1, True)
+    hit &= np.where((D == 1)[:, None, None], ~((ia == n - 1) & (ib == 0)), True)
+    if S == 2:
+        hit &= np.where((D == 1)[:, None, None], ~((ia == 0) & (ib == n - 1)), True)
+    k, a, b = np.nonzero(hit)
+    if not len(k):
+        return None
+    sa = d3[k, a, b] / (d3[k, a, b] - d4[k, a, b])
+    sb = d1[k, a, b] / (d1[k, a, b] - d2[k, a, b])
+    i, j, d = I[k], J[k], D[k]
+    la = arc[i, a] + sa * (arc[i, a + 1] - arc[i, a])
+    lb = arc[j, b] + sb * (arc[j, b + 1] - arc[j, b])
+    mid = np.where(d == 2, arc[(i + 1) % S, -1], 0.0)
+    loop = np.where(d == 0, lb - la, arc[i, -1] - la + lb + mid)
+    q = int(np.argmin(loop))
+    if loop[q] > max_loop:
+        return None
+    x = P[i[q], a[q]] + sa[q] * (P[i[q], a[q] + 1] - P[i[q], a[q]])
+    # the loop's own area: a curl of a few pixels of outline round a speck, not a fold of the shape
+    if d[q] == 0:
+        ring = P[i[q], a[q] + 1:b[q] + 1]
+    else:
+        ring = np.concatenate([P[i[q], a[q] + 1:]] + [P[(i[q] + e) % S, 1:] for e in range(1, int(d[q]))]
+                              + [P[j[q], 1:b[q] + 1]], 0)
+    ring = np.concatenate([x[None], ring], 0)
+    area = 0.5 * abs(float((ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]).sum()))
+    if area > max_area:
+        return None
+    ta = t[a[q]] + sa[q] * (t[a[q] + 1] - t[a[q]])
+    tb = t[b[q]] + sb[q] * (t[b[q] + 1] - t[b[q]])
+    return float(loop[q]), int(i[q]), float(ta), int(j[q]), float(tb), x
+
+
+def cut_kinks(c: np.ndarray, max_loop: float = KINK_LOOP, max_area: float = KINK_AREA, pieces: int = 32,
+              rounds: int = 16) -> np.ndarray:
+    """The closed cubic path (3S, 2) with every kink (a crossing closing a loop of at most
+    ``max_loop`` pixels of outline, within a segment or between a segment and its next two) cut out:
+    the path runs to the crossing point on the first curve and on from it along the second. Crossings
+    that close longer loops are left as they are; the caller tests the result."""
+    c = np.asarray(c, np.float64)
+    for _ in range(rounds):
+        segs = _segs(c)
+        S = len(segs)
+        if S < 2:
+            return c
+        hit = _find(segs, max_loop, pieces, max_area)
+        if hit is None:
+            return c
+        _, i, ti, j, tj, x = hit
+        segs = np.roll(segs, -i, 0)              # the loop starts in segment 0 and ends in segment d
+        d = (j - i) % S
+        first = _split(segs[0], ti)[0]
+        last = _split(segs[d], tj)[1]
+        first[3] = x
+        last[0] = x
+        if d == 0:
+            new = [first, last] + list(segs[1:])
+        else:
+            new = [first, last] + list(segs[d + 1:])
+        new = [s for s in new if np.abs(s[1:] - s[0]).max() > 1e-9]
+        if len(new) < 2:
+            return c
+        c = np.concatenate([s[:3] for s in new], 0)
+    return c
