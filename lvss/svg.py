@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from lxml import etree
 
-from .geometry.repair import EXPORT_MERGE, export_contours, simple_as_written
+from .geometry.repair import EXPORT_MERGE, export_scene
 from .io import atomic_write
 from .scene import Layer, LinearGradient, Path, RadialGradient, Scene, SceneError, mean_color
 
@@ -161,7 +161,12 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
         defs.set("id", _layer_id(0, Layer("", id="defs"), used))
     digits = max(2, len(str(len(scene.layers))))
     # one batched crossing test for the whole scene: only the paths that fail it are redrawn
-    simple = iter(simple_as_written(scene.point_list(), precision) if clean else [])
+    if clean:
+        for layer in scene.layers:
+            for p in layer.paths:
+                if not torch.isfinite(p.points).all():
+                    raise SceneError(f"layer {layer.name!r} has a path with NaN or infinite points")
+    exported = iter(export_scene(scene.point_list(), scene.width, scene.height, precision, merge) if clean else [])
     for i, layer in enumerate(scene.layers):
         g = etree.SubElement(root, f"{{{SVG_NS}}}g")
         g.set("id", _layer_id(i, layer, used))
@@ -182,8 +187,7 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
             if not np.isfinite(col).all():
                 raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
             if clean:
-                contours, decimals = export_contours(pts, scene.width, scene.height, precision,
-                                                     simple=next(simple), merge=merge)
+                contours, decimals = next(exported)
                 if not contours:     # nothing of it inside the canvas, or a speck
                     continue
                 d = contours_data(contours, decimals)

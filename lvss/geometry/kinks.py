@@ -46,11 +46,38 @@ def _side(o, e, q):
     return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
 
 
-def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf):
-    """The crossing closing the shortest loop within a segment or between a segment and its next
-    two: (loop length, i, ti, j, tj, point) with segment j = i + 0, 1 or 2 (cyclically) after i;
-    None when there is none. Every segment is flattened into ``n`` pieces (:func:`_params`), all
-    segment pairs tested at once."""
+def _shape(segs: np.ndarray, turn: float):
+    """Per segment, whether its control polygon turns by nearly half a turn or more (only then can a
+    cubic curl into a loop), and per node k (the start of segment k), whether the outline turns back
+    there by more than 180 degrees less ``turn`` (handles pointing less than ``turn`` apart)."""
+    h = np.diff(segs, axis=1)                                        # (S, 3, 2) hodograph
+    ok = np.sqrt((h ** 2).sum(-1)) > 1e-9
+
+    def ang(u, v):
+        return np.arctan2(u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0], (u * v).sum(-1))
+
+    curled = ok.all(1) & (np.abs(ang(h[:, 0], h[:, 1]) + ang(h[:, 1], h[:, 2])) >= 0.9 * np.pi)
+    into = np.where(ok[:, 2:3], h[:, 2], segs[:, 3] - segs[:, 1])
+    out = np.where(ok[:, 0:1], h[:, 0], segs[:, 2] - segs[:, 0])
+    back = np.abs(ang(np.roll(into, 1, 0), out)) > np.pi - turn
+    return curled, back
+
+
+def suspect(c: np.ndarray, turn: float = 0.5 * np.pi) -> bool:
+    """Whether a closed cubic path (3S, 2) may hide a loop too small for a coarse crossing test: a
+    node where the outline turns back by more than 180 degrees less ``turn``, or a segment whose
+    control polygon turns by nearly half a turn or more."""
+    curled, back = _shape(_segs(np.asarray(c, np.float64)), turn)
+    return bool(curled.any() or back.any())
+
+
+def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, everywhere: bool = True):
+    """Every crossing that closes a small loop (at most ``max_loop`` pixels of outline round at most
+    ``max_area`` pixels²) within a segment or between a segment and its next two: a list of
+    (i, ti, j, tj, point), segment j = i + 0, 1 or 2 (cyclically) after i. Every segment is flattened
+    into ``n`` pieces (:func:`_params`), all segment pairs tested in one batch; without
+    ``everywhere``, only pairs where a loop can hide from a coarse test: a curled segment, or a node
+    where the outline turns back by more than 90 degrees."""
     S = len(segs)
     t = _params(n)
     u = 1 - t
@@ -63,9 +90,13 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf):
     D = np.concatenate([np.full(S, d) for d in ds])
     J = (I + D) % S
     near = (D == 0) | ((lo[I] <= hi[J]).all(1) & (lo[J] <= hi[I]).all(1))
+    if not everywhere:
+        curled, back = _shape(segs, 0.5 * np.pi)
+        near &= np.where(D == 0, curled[I], curled[I] | curled[J] | back[(I + 1) % S]
+                         | ((D == 2) & back[(I + 2) % S]))
     I, J, D = I[near], J[near], D[near]
     if not len(I):
-        return None
+        return []
     A, Bp = P[I], P[J]                                                         # (K, n + 1, 2)
     a0, a1 = A[:, :-1, None], A[:, 1:, None]
     b0, b1 = Bp[:, None, :-1], Bp[:, None, 1:]
@@ -80,7 +111,7 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf):
         hit &= np.where((D == 1)[:, None, None], ~((ia == 0) & (ib == n - 1)), True)
     k, a, b = np.nonzero(hit)
     if not len(k):
-        return None
+        return []
     sa = d3[k, a, b] / (d3[k, a, b] - d4[k, a, b])
     sb = d1[k, a, b] / (d1[k, a, b] - d2[k, a, b])
     i, j, d = I[k], J[k], D[k]
@@ -88,53 +119,77 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf):
     lb = arc[j, b] + sb * (arc[j, b + 1] - arc[j, b])
     mid = np.where(d == 2, arc[(i + 1) % S, -1], 0.0)
     loop = np.where(d == 0, lb - la, arc[i, -1] - la + lb + mid)
-    q = int(np.argmin(loop))
-    if loop[q] > max_loop:
-        return None
-    x = P[i[q], a[q]] + sa[q] * (P[i[q], a[q] + 1] - P[i[q], a[q]])
-    # the loop's own area: a curl of a few pixels of outline round a speck, not a fold of the shape
-    if d[q] == 0:
-        ring = P[i[q], a[q] + 1:b[q] + 1]
-    else:
-        ring = np.concatenate([P[i[q], a[q] + 1:]] + [P[(i[q] + e) % S, 1:] for e in range(1, int(d[q]))]
-                              + [P[j[q], 1:b[q] + 1]], 0)
-    ring = np.concatenate([x[None], ring], 0)
-    area = 0.5 * abs(float((ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]).sum()))
-    if area > max_area:
-        return None
-    ta = t[a[q]] + sa[q] * (t[a[q] + 1] - t[a[q]])
-    tb = t[b[q]] + sb[q] * (t[b[q] + 1] - t[b[q]])
-    return float(loop[q]), int(i[q]), float(ta), int(j[q]), float(tb), x
+    found = []
+    for q in np.flatnonzero(loop <= max_loop)[np.argsort(loop[loop <= max_loop])]:
+        x = P[i[q], a[q]] + sa[q] * (P[i[q], a[q] + 1] - P[i[q], a[q]])
+        # the loop's own area: a curl of a few pixels of outline round a speck, not a fold
+        if d[q] == 0:
+            ring = P[i[q], a[q] + 1:b[q] + 1]
+        else:
+            ring = np.concatenate([P[i[q], a[q] + 1:]] + [P[(i[q] + e) % S, 1:] for e in range(1, int(d[q]))]
+                                  + [P[j[q], 1:b[q] + 1]], 0)
+        ring = np.concatenate([x[None], ring], 0)
+        area = 0.5 * abs(float((ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]).sum()))
+        if area > max_area:
+            continue
+        ta = t[a[q]] + sa[q] * (t[a[q] + 1] - t[a[q]])
+        tb = t[b[q]] + sb[q] * (t[b[q] + 1] - t[b[q]])
+        found.append((int(i[q]), float(ta), int(j[q]), float(tb), x))
+    return found
+
+
+def _piece(seg: np.ndarray, a: float, b: float) -> np.ndarray:
+    """The part of a cubic (4, 2) from parameter a to b."""
+    if a > 0:
+        seg = _split(seg, a)[1]
+    if b < 1:
+        seg = _split(seg, (b - a) / (1 - a) if a < 1 else 1.0)[0]
+    return seg
 
 
 def cut_kinks(c: np.ndarray, max_loop: float = KINK_LOOP, max_area: float = KINK_AREA, pieces: int = 32,
-              rounds: int = 16) -> np.ndarray:
-    """The closed cubic path (3S, 2) with every kink (a crossing closing a loop of at most
-    ``max_loop`` pixels of outline, within a segment or between a segment and its next two) cut out:
-    the path runs to the crossing point on the first curve and on from it along the second. Crossings
-    that close longer loops are left as they are; the caller tests the result."""
+              rounds: int = 4, everywhere: bool = True) -> np.ndarray:
+    """The closed cubic path (3S, 2) with its kinks (crossings closing a loop of at most ``max_loop``
+    pixels of outline round at most ``max_area`` pixels², within a segment or between a segment and
+    its next two) cut out: the path runs to the crossing point on the first curve and on from it
+    along the second. Other crossings are left as they are; the caller tests the result. Without
+    ``everywhere``, loops are looked for only where a coarse test can miss them (:func:`_find`)."""
     c = np.asarray(c, np.float64)
-    for _ in range(rounds):
+    for r in range(rounds):
         segs = _segs(c)
         S = len(segs)
         if S < 2:
             return c
-        hit = _find(segs, max_loop, pieces, max_area)
-        if hit is None:
+        if r % 2:        # loops across the path's start are cut in the rounds that start elsewhere
+            segs = np.roll(segs, -(S // 2), 0)
+        found = _find(segs, max_loop, pieces, max_area, everywhere)
+        # the loops that do not wrap past the start, in order along the path, none inside another
+        found = sorted((f for f in found if f[0] + (f[2] - f[0]) % S < S and f[2] >= f[0]),
+                       key=lambda f: (f[0], f[1]))
+        out, pos, start_x = [], (0, 0.0), None
+        for i, ti, j, tj, x in found:
+            if (i, ti) <= pos:
+                continue
+            for k in range(pos[0], i + 1):
+                a = pos[1] if k == pos[0] else 0.0
+                b = ti if k == i else 1.0
+                p = _piece(segs[k], a, b).copy()
+                if start_x is not None:
+                    p[0], start_x = start_x, None
+                out.append(p)
+            out[-1][3] = x
+            pos, start_x = (j, tj), x
+        if not out:
             return c
-        _, i, ti, j, tj, x = hit
-        segs = np.roll(segs, -i, 0)              # the loop starts in segment 0 and ends in segment d
-        d = (j - i) % S
-        first = _split(segs[0], ti)[0]
-        last = _split(segs[d], tj)[1]
-        first[3] = x
-        last[0] = x
-        if d == 0:
-            new = [first, last] + list(segs[1:])
-        else:
-            new = [first, last] + list(segs[d + 1:])
-        new = [s for s in new if np.abs(s[1:] - s[0]).max() > 1e-9]
-        if len(new) < 2:
+        for k in range(pos[0], S):
+            p = _piece(segs[k], pos[1] if k == pos[0] else 0.0, 1.0).copy()
+            if start_x is not None:
+                p[0], start_x = start_x, None
+            out.append(p)
+        out = [p for p in out if np.abs(p[1:] - p[0]).max() > 1e-9]
+        if len(out) < 2:
             return c
-        c = np.concatenate([s[:3] for s in new], 0)
+        for k in range(len(out)):
+            out[k][0] = out[k - 1][3]
+        c = np.concatenate([p[:3] for p in out], 0)
     return c

@@ -18,7 +18,7 @@ import torch
 from .kinks import cut_kinks
 from .simple import area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, signed_area
 
-__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
@@ -204,12 +204,17 @@ def simple_as_written(points: list, precision: int = 2) -> list[bool]:
     return (crossing_counts(rounded, CHECK_PIECES) == 0).tolist() if rounded else []
 
 
-def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None,
-                    merge: float = 0.0) -> tuple[list[np.ndarray], int]:
+def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None
+                    ) -> tuple[list[np.ndarray], int]:
     """:func:`clean_contours` for the SVG writer: contours that are simple as written, and the number
     of decimals they need. Where rounding to ``precision`` decimals folds a contour that was simple,
     one or two more decimals are written for that path; a sliver still folded then is rounding
     noise (thinner than half a pixel) and goes."""
+    if simple:
+        pts = _as_written(np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor)
+                                     else points, np.float64), precision)
+        if pts.min() >= 0 and (pts.max(0) <= (width, height)).all():   # as it is: nothing to test again
+            return clean_contours(pts, width, height, precision=precision, simple=True), precision
     for p in (precision, precision + 1, precision + 2):
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
             try:
@@ -220,7 +225,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
                 return [_as_written(np.asarray(pts, np.float64), precision)], precision
             if all(_simple(c) for c in contours) and not _contours_cross(contours):
-                return _merged(contours, p, merge, width, height), p
+                return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
     fixed = []
@@ -236,29 +241,64 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
     for c in fixed:
         if not _contours_cross(kept + [c]):
             kept.append(c)
-    return _merged(kept, p, merge, width, height), p
+    return kept, p
 
 
-def _merged(contours: list[np.ndarray], precision: int, tol: float, width: float, height: float
-            ) -> list[np.ndarray]:
-    """The contours with runs of segments that one cubic follows within ``tol`` pixels merged
-    (:func:`lvss.geometry.merge.merge_segments`), as written with ``precision`` decimals; a contour
-    whose merged outline would cross itself, or the others, or put a handle off the canvas keeps its
-    nodes."""
-    if tol <= 0:
-        return contours
+def _simple_many(contours: list[np.ndarray]) -> list[bool]:
+    """Which contours (3K, 2), taken as they are, are simple loops: one batched test (segments split
+    to ``CHECK_LENGTH`` as in :func:`_simple`)."""
+    if not contours:
+        return []
+    return (crossing_counts([torch.from_numpy(_split_long(c)) for c in contours], CHECK_PIECES) == 0).tolist()
+
+
+def export_scene(points: list, width: float, height: float, precision: int = 2, merge: float = EXPORT_MERGE
+                 ) -> list[tuple[list[np.ndarray], int]]:
+    """:func:`export_contours` for every path of a scene, with the crossing tests batched over the
+    scene: (contours, decimals) per path. Before it, kinks too small for the coarse test (a loop of a
+    tenth of a pixel at a cusp) are looked for where one can hide and cut out
+    (:func:`lvss.geometry.kinks.cut_kinks`); after it, runs of segments that one cubic follows within
+    ``merge`` pixels become that cubic (:func:`lvss.geometry.merge.merge_segments`; 0: never), unless
+    the merged contour would cross itself or the path's other contours, or put a handle off the
+    canvas."""
     from .merge import merge_segments
 
-    out = list(contours)
-    for k, c in enumerate(contours):
-        m = merge_segments(c, tol)
-        if len(m) < len(c):
-            m = _as_written(m, precision)
-            if m.min() >= 0 and (m.max(0) <= (width, height)).all() and _simple(m) and abs(contour_area(m)) > 0:
-                out[k] = m
-    if len(out) > 1 and any(a is not b for a, b in zip(out, contours)) and _contours_cross(out):
-        return contours
-    return out
+    pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
+           for p in points]
+    rounded = [_as_written(p, precision) for p in pts]
+    simple = _simple_many(rounded)
+
+    def inside(c):
+        return c.min() >= 0 and (c.max(0) <= (width, height)).all()
+
+    # kinks: in a path that crosses itself, looked for everywhere; in one that passed, where a loop
+    # can hide from the test. A path whose cut passes is written as cut, the others as before
+    cut = {k: _as_written(cut_kinks(rounded[k], everywhere=not simple[k]), precision)
+           for k in range(len(pts)) if inside(rounded[k])}
+    changed = [k for k, c in cut.items() if len(c) >= 6 and (len(c) != len(rounded[k]) or not np.array_equal(c, rounded[k]))]
+    for k, ok in zip(changed, _simple_many([cut[k] for k in changed])):
+        if ok:
+            pts[k], simple[k] = cut[k], True
+    out = [export_contours(p, width, height, precision, simple=s) for p, s in zip(pts, simple)]
+    if merge <= 0:
+        return out
+    cand = []                                       # (path, contour number, merged contour)
+    for k, (cs, dec) in enumerate(out):
+        for n, c in enumerate(cs):
+            m = merge_segments(c, merge)
+            if len(m) < len(c):
+                m = _as_written(m, dec)
+                if inside(m) and abs(contour_area(m)) > 0:
+                    cand.append((k, n, m))
+    ok = _simple_many([m for _, _, m in cand])
+    new = {k: list(cs) for k, (cs, _) in enumerate(out)}
+    for (k, n, m), good in zip(cand, ok):
+        if good:
+            new[k][n] = m
+    for k in {k for k, _, _ in cand}:
+        if len(new[k]) > 1 and _contours_cross(new[k]):
+            new[k] = out[k][0]
+    return [(new[k], dec) for k, (_, dec) in enumerate(out)]
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:
