@@ -21,6 +21,7 @@ __all__ = ["cut_kinks", "KINK_LOOP", "KINK_AREA"]
 
 KINK_LOOP = 8.0       # pixels of outline: longer loops are not kinks (the caller redraws the path) ...
 KINK_AREA = 1.0       # pixels²: ... nor are loops round more than this (the export's islands rule)
+SPIKE_GAP = 0.05      # pixels: the tip of a spike where its sides run closer than this is cut off
 
 
 def _segs(c: np.ndarray) -> np.ndarray:
@@ -138,6 +139,38 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     return found
 
 
+def _spikes(segs: np.ndarray, n: int, eps: float):
+    """The tips of spikes: at a node where the outline turns back, the stretch where its two sides
+    run closer than ``eps`` pixels (a sliver a coarse flattening shows as a crossing). For each, the
+    cut where the sides part: (i, ti, j, tj, point) as :func:`_find` gives them, the point halfway
+    across."""
+    S = len(segs)
+    if S < 3:
+        return []
+    _, back = _shape(segs, 0.5 * np.pi)
+    nodes = np.flatnonzero(back)
+    if not len(nodes):
+        return []
+    t = _params(n)
+    u = 1 - t
+    B = np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
+    A = np.einsum("mk,skd->smd", B, segs[(nodes - 1) % S])                      # (N, n + 1, 2) into the node
+    C = np.einsum("mk,skd->smd", B, segs[nodes])                                # (N, n + 1, 2) out of it
+    la = np.cumsum(np.sqrt((np.diff(A[:, ::-1], axis=1) ** 2).sum(-1)), 1)      # (N, n) back from the node
+    lc = np.cumsum(np.sqrt((np.diff(C, axis=1) ** 2).sum(-1)), 1)               # (N, n) on from it
+    dist = np.sqrt(((A[:, :-1, None] - C[:, None, 1:]) ** 2).sum(-1))           # (N, n, n): a < n, c > 0
+    out_len = la[:, ::-1][:, :, None] + lc[:, None, :]                          # outline between them
+    near = (dist < eps) & (out_len > 4 * eps)
+    found = []
+    for q in np.flatnonzero(near.any((1, 2))):
+        a, c = np.nonzero(near[q])
+        k = int(np.argmax(out_len[q][a, c]))
+        a, c = int(a[k]), int(c[k]) + 1
+        x = 0.5 * (A[q, a] + C[q, c])
+        found.append((int((nodes[q] - 1) % S), float(t[a]), int(nodes[q]), float(t[c]), x))
+    return found
+
+
 def _piece(seg: np.ndarray, a: float, b: float) -> np.ndarray:
     """The part of a cubic (4, 2) from parameter a to b."""
     if a > 0:
@@ -162,7 +195,7 @@ def cut_kinks(c: np.ndarray, max_loop: float = KINK_LOOP, max_area: float = KINK
             return c
         if r % 2:        # loops across the path's start are cut in the rounds that start elsewhere
             segs = np.roll(segs, -(S // 2), 0)
-        found = _find(segs, max_loop, pieces, max_area, everywhere)
+        found = _find(segs, max_loop, pieces, max_area, everywhere) + _spikes(segs, pieces, SPIKE_GAP)
         # the loops that do not wrap past the start, in order along the path, none inside another
         found = sorted((f for f in found if f[0] + (f[2] - f[0]) % S < S and f[2] >= f[0]),
                        key=lambda f: (f[0], f[1]))
