@@ -106,7 +106,7 @@ def contour_area(points: np.ndarray) -> float:
 
 def clean_contours(points, width: float | None = None, height: float | None = None,
                    min_area: float = SPECK_AREA, evenodd: bool = False, precision: int | None = 2,
-                   split: bool = False, simple: bool | None = None) -> list[np.ndarray]:
+                   split: bool = False, simple: bool | None = None, kinks: bool = True) -> list[np.ndarray]:
     """The area a closed cubic path (3S, 2) fills (nonzero rule, or ``evenodd``), clipped to the
     canvas [0, width] x [0, height] when a size is given, as simple, non-overlapping contours (3K, 2)
     each: outer loops and holes running the other way round. Contours under ``min_area`` pixels² go.
@@ -115,7 +115,8 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     back as it is (the boolean operations would split its curves at inflections, adding nodes), unless
     ``split``: then holes joined by zero-width bridges come back as contours of their own too.
     ``simple``: whether the path, rounded, is already known to be a simple loop (see
-    :func:`simple_as_written`; None: tested here)."""
+    :func:`simple_as_written`; None: tested here). ``kinks``: first try cutting out its kinks alone
+    (:func:`lvss.geometry.kinks.cut_kinks`; False where the caller already has)."""
     pathops = _pathops()
     pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
                      np.float64)
@@ -131,8 +132,8 @@ def clean_contours(points, width: float | None = None, height: float | None = No
             return [pts] if abs(contour_area(pts)) >= min_area else []
         # most paths that cross themselves only do so in kinks: cut out where they sit, the rest of
         # the path keeps its nodes (a redraw by skia splits its every curve)
-        cut = rnd(cut_kinks(pts))
-        if len(cut) >= 6 and _simple(cut):
+        cut = rnd(cut_kinks(pts)) if kinks else pts
+        if kinks and len(cut) >= 6 and _simple(cut):
             return [cut] if abs(contour_area(cut)) >= min_area else []
     contours = [pts]
     for attempt in range(2):
@@ -204,8 +205,8 @@ def simple_as_written(points: list, precision: int = 2) -> list[bool]:
     return (crossing_counts(rounded, CHECK_PIECES) == 0).tolist() if rounded else []
 
 
-def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None
-                    ) -> tuple[list[np.ndarray], int]:
+def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None,
+                    kinks: bool = True) -> tuple[list[np.ndarray], int]:
     """:func:`clean_contours` for the SVG writer: contours that are simple as written, and the number
     of decimals they need. Where rounding to ``precision`` decimals folds a contour that was simple,
     one or two more decimals are written for that path; a sliver still folded then is rounding
@@ -219,7 +220,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
             try:
                 contours = clean_contours(points, width, height, precision=p, split=redraw,
-                                          simple=simple if p == precision else None)
+                                          simple=simple if p == precision else None, kinks=kinks)
             except GeometryError:
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
@@ -279,7 +280,7 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     for k, ok in zip(changed, _simple_many([cut[k] for k in changed])):
         if ok:
             pts[k], simple[k] = cut[k], True
-    out = [export_contours(p, width, height, precision, simple=s) for p, s in zip(pts, simple)]
+    out = [export_contours(p, width, height, precision, simple=s, kinks=False) for p, s in zip(pts, simple)]
     if merge <= 0:
         return out
     cand = []                                       # (path, contour number, merged contour)
