@@ -171,6 +171,29 @@ def test_export_of_kinked_paths_keeps_their_nodes_and_area():
     assert np.abs(raw - _render(svg, 64, 64)).sum() < 3.0     # pixels' worth of change, specks only
 
 
+def test_spike_tips_that_coarse_flattenings_cross_are_cut():
+    from lvss.geometry.kinks import cut_kinks
+
+    # a photograph's path (rocket, 256 paths): at (17.87, 110.82) the outline turns back and its
+    # two sides run within a few hundredths of a pixel; 16 straight pieces per curve cross there
+    d = ("M28.13 125C23.94 125.23 21.62 123.45 16.46 124.25C15.98 125.45 16.12 123.72 17.7 123.04C15.03 "
+         "120.09 11.05 117.38 9.4 115.4C12.53 113.93 14.6 111.97 17.87 110.82C17.32 111.02 17.09 111.1 19.77 "
+         "111C21.65 112.42 23.37 113.21 25.94 114.81C27.5 115.55 28.87 115.31 28.72 116.48C30.49 115.76 30.41 "
+         "116.13 28.75 118.26C27.36 121.63 30.4 125.37 28.13 125Z")
+    (c,) = parse_path_data(d)
+    assert int(crossing_counts([torch.from_numpy(c)], 16)[0]) > 0
+    assert int(crossing_counts([torch.from_numpy(c)], 256)[0]) == 0      # the curves do not cross
+    cut = cut_kinks(c, everywhere=False)
+    for pieces in (8, 16, 24, 32, 256):
+        assert int(crossing_counts([torch.from_numpy(cut)], pieces)[0]) == 0, pieces
+    assert len(cut) <= len(c)
+    assert abs(abs(contour_area(cut)) - abs(contour_area(c))) < 0.05      # a sliver's area
+    # the export writes it so
+    scene = Scene(40, 130, [Layer("s", [Path(torch.from_numpy(c).float(), torch.tensor([0.0, 0.0, 0.0, 1.0]))])])
+    (sub,) = _svg_paths(scene_to_svg(scene))
+    assert int(crossing_counts([torch.from_numpy(sub[0])], 16)[0]) == 0
+
+
 def _bez(c: np.ndarray, n: int = 200) -> np.ndarray:
     t = np.linspace(0, 1, n)[:, None]
     return (1 - t) ** 3 * c[0] + 3 * (1 - t) ** 2 * t * c[1] + 3 * (1 - t) * t * t * c[2] + t ** 3 * c[3]
