@@ -1,13 +1,18 @@
-"""Small loops cut out of a closed cubic path where they sit, without redrawing the rest of it.
+"""Small loops and spike tips cut out of a closed cubic path where they sit, without redrawing the
+rest of it.
 
-A kink is a loop of a few pixels of outline (at most ``max_loop``) where a path crosses itself: a
-node whose handles overshoot it, or one segment whose handles cross so that the curve curls. The
-export used to hand such paths to skia-pathops, which gives back the same filled area but splits
-every curve of the path at its extremes and inflections (a redrawn path had a third more nodes).
-Here only the crossing is touched: the path runs up to the crossing point on the first curve and on
-from it along the second, and what lay between (the loop) goes. That loop is a speck the export drops
-anyway (under ``max_loop`` of outline encloses well under a pixel's area), so the filled area stays
-what it was up to it, and the node count stays or falls.
+A kink is a loop of a few pixels of outline (at most ``KINK_LOOP`` long, round at most ``KINK_AREA``)
+where a path crosses itself: a node whose handles overshoot it, or one segment whose handles cross so
+that the curve curls. The export used to hand such paths to skia-pathops, which gives back the same
+filled area but splits every curve of the path at its extremes and inflections (a redrawn path had a
+third more nodes). Here only the crossing is touched: the path runs up to the crossing point on the
+first curve and on from it along the second, and what lay between (the loop) goes. That loop is a
+speck the export drops anyway (islands under a pixel's area), so the filled area stays what it was up
+to it, and the node count stays or falls.
+
+A spike is a node where the outline turns back; where its two sides run closer than ``SPIKE_GAP``, the
+sliver between them has no visible area, but a viewer's coarse flattening (a fixed number of straight
+pieces per curve) can show it as a crossing: its tip is cut off where the sides part.
 
 Crossings are looked for where loops can be short, between a segment and itself or its next two
 (cyclically), each flattened into pieces crowded towards its ends, where kinks sit (a 10-px segment's
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cut_kinks", "KINK_LOOP", "KINK_AREA"]
+__all__ = ["cut_kinks", "suspect", "KINK_LOOP", "KINK_AREA", "SPIKE_GAP"]
 
 KINK_LOOP = 8.0       # pixels of outline: longer loops are not kinks (the caller redraws the path) ...
 KINK_AREA = 1.0       # pixels²: ... nor are loops round more than this (the export's islands rule)
