@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cut_kinks", "suspect", "KINK_LOOP", "KINK_AREA", "SPIKE_GAP"]
+__all__ = ["cut_kinks", "KINK_LOOP", "KINK_AREA", "SPIKE_GAP"]
 
 KINK_LOOP = 8.0       # pixels of outline: longer loops are not kinks (the caller redraws the path) ...
 KINK_AREA = 1.0       # pixels²: ... nor are loops round more than this (the export's islands rule)
@@ -67,14 +67,6 @@ def _shape(segs: np.ndarray, turn: float):
     out = np.where(ok[:, 0:1], h[:, 0], segs[:, 2] - segs[:, 0])
     back = np.abs(ang(np.roll(into, 1, 0), out)) > np.pi - turn
     return curled, back
-
-
-def suspect(c: np.ndarray, turn: float = 0.5 * np.pi) -> bool:
-    """Whether a closed cubic path (3S, 2) may hide a loop too small for a coarse crossing test: a
-    node where the outline turns back by more than 180 degrees less ``turn``, or a segment whose
-    control polygon turns by nearly half a turn or more."""
-    curled, back = _shape(_segs(np.asarray(c, np.float64)), turn)
-    return bool(curled.any() or back.any())
 
 
 def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, everywhere: bool = True):
