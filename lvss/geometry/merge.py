@@ -4,24 +4,27 @@ a fraction of a pixel of them.
 For every run of consecutive segments of a closed path (up to ``max_run`` of them), one cubic is
 fitted from the run's first node to its last: its handles keep the directions of the run's outer
 handles (so the joins with the segments before and after stay as smooth, or as sharp, as they were)
-and get the lengths that fit the run's points best (least squares at chord-length parameters, then
-a few Newton re-parametrisations, refitted each time). The run may be replaced when every point of it
-lies within ``tol`` pixels of the new cubic *and* the new cubic between two neighbouring points stays
-within ``tol`` of the chord joining them (no loop or bulge between the samples). The fewest segments
+and get the lengths that fit the run's points best (least squares, starting from parameters that
+give each segment its share of the run's length, then a few Newton re-parametrisations, refitted each
+time). The run may be replaced when every point of it lies within ``tol`` pixels of the new cubic
+*and* the new cubic halfway between two neighbouring points stays within ``tol`` of the original
+there (no loop or bulge between the samples). The fewest segments
 that cover the closed path are then picked by dynamic programming over its nodes (ties: the least
 total deviation), starting from its sharpest corner, which no run crosses.
 
-Everything is numpy, one batch of runs per path. The result can touch or cross itself where the
-original only came close: the caller re-tests it (:func:`lvss.geometry.simple.crossing_counts`) and
-keeps the original where it does.
+Everything is numpy, one batch of runs of each length per path (a run is tried only where the run
+one segment shorter fitted). The result can touch or cross itself where the original only came
+close: the caller re-tests it (:func:`lvss.geometry.repair.export_scene` does, in one batch) and
+keeps the original where it does. The export uses it with 0.02 px
+(:data:`lvss.geometry.repair.EXPORT_MERGE`): the optimised outlines are placed to a few hundredths
+of a pixel, and 0.1 px already costs 0.65 dB of PSNR on clip art.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["merge_segments", "MERGE_TOL", "MAX_RUN"]
+__all__ = ["merge_segments", "MAX_RUN"]
 
-MERGE_TOL = 0.2      # pixels: how far the merged curve may stray from the segments it replaces
 MAX_RUN = 8          # segments: the longest run one cubic may replace
 _SAMPLES = 16        # points per original segment where the fit is measured
 _NEWTON = 4          # re-parametrisations
@@ -132,7 +135,7 @@ def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int):
     return np.stack([p0, c1, c2, p3], 1), np.where(bad, np.inf, err)
 
 
-def merge_segments(points: np.ndarray, tol: float = MERGE_TOL, max_run: int = MAX_RUN) -> np.ndarray:
+def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN) -> np.ndarray:
     """A closed cubic path (3S, 2) with the fewest segments whose runs each stay within ``tol``
     pixels of the segments they replace (see the module docstring). Returns the path itself when
     nothing merges."""
@@ -186,21 +189,3 @@ def merge_segments(points: np.ndarray, tol: float = MERGE_TOL, max_run: int = MA
         j = i
     out = np.stack(out[::-1])                                   # (K, 4, 2)
     return out[:, :3].reshape(-1, 2)
-
-
-def merged_paths(points: list, tol: float = MERGE_TOL, max_run: int = MAX_RUN) -> list:
-    """:func:`merge_segments` on every path of a list of (3S, 2) tensors (same device and dtype back);
-    a path whose merged outline would cross itself where the original did not keeps its nodes."""
-    import torch
-
-    from .simple import crossing_counts
-
-    out = [torch.from_numpy(merge_segments(p.detach().cpu().double().numpy(), tol, max_run)) for p in points]
-    changed = [k for k, (a, b) in enumerate(zip(points, out)) if a.shape[0] != b.shape[0]]
-    if changed:
-        before = crossing_counts([points[k] for k in changed], 8)
-        after = crossing_counts([out[k] for k in changed], 8)
-        for k, b0, a0 in zip(changed, before.tolist(), after.tolist()):
-            if a0 > b0:
-                out[k] = points[k].detach().cpu().double()
-    return [q.to(p.device, p.dtype) if q.shape[0] != p.shape[0] else p for p, q in zip(points, out)]
