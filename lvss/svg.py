@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from lxml import etree
 
-from .geometry.repair import export_contours, simple_as_written
 from . import svg_read
+from .geometry.repair import EXPORT_MERGE, export_scene
 from .io import atomic_write
 from .scene import Layer, LinearGradient, Path, RadialGradient, Scene, SceneError, mean_color
 
@@ -138,14 +138,15 @@ def _gradient_element(defs, fill, gid: str, precision: int) -> None:
 
 
 def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
-                 height: float | None = None, clean: bool = True) -> str:
+                 height: float | None = None, clean: bool = True, merge: float = EXPORT_MERGE) -> str:
     """SVG text for a scene. ``width``/``height`` set the displayed size (default: the canvas).
 
     ``clean`` (default): every path is written as the area its nonzero fill covers inside the canvas,
     in simple, non-overlapping contours (outer loops, holes the other way round; specks under
     0.125 px² dropped, see :func:`lvss.geometry.repair.clean_contours`), so any renderer and either
-    fill rule show what lvss optimised and no node lies outside the picture. ``clean=False`` writes
-    every path's control points as they are."""
+    fill rule show what lvss optimised and no node lies outside the picture. Runs of segments that one
+    cubic follows within ``merge`` pixels are written as that cubic (:mod:`lvss.geometry.merge`; 0:
+    never). ``clean=False`` writes every path's control points as they are."""
     if precision < 0 or precision > 8:
         raise SvgError(f"precision must be between 0 and 8 decimals, got {precision}")
     root = etree.Element(f"{{{SVG_NS}}}svg", nsmap=NSMAP)
@@ -159,7 +160,12 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
         defs.set("id", _layer_id(0, Layer("", id="defs"), used))
     digits = max(2, len(str(len(scene.layers))))
     # one batched crossing test for the whole scene: only the paths that fail it are redrawn
-    simple = iter(simple_as_written(scene.point_list(), precision) if clean else [])
+    if clean:
+        for layer in scene.layers:
+            for p in layer.paths:
+                if not torch.isfinite(p.points).all():
+                    raise SceneError(f"layer {layer.name!r} has a path with NaN or infinite points")
+    exported = iter(export_scene(scene.point_list(), scene.width, scene.height, precision, merge) if clean else [])
     for i, layer in enumerate(scene.layers):
         g = etree.SubElement(root, f"{{{SVG_NS}}}g")
         g.set("id", _layer_id(i, layer, used))
@@ -180,8 +186,7 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
             if not np.isfinite(col).all():
                 raise SceneError(f"layer {layer.name!r} has a path with a NaN or infinite colour")
             if clean:
-                contours, decimals = export_contours(pts, scene.width, scene.height, precision,
-                                                     simple=next(simple))
+                contours, decimals = next(exported)
                 if not contours:     # nothing of it inside the canvas, or a speck
                     continue
                 d = contours_data(contours, decimals)

@@ -15,15 +15,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .kinks import cut_kinks
 from .simple import area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, signed_area
 
-__all__ = ["clean_contours", "export_contours", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
 CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic segment) ...
 CHECK_LENGTH = 8.0   # ... after segments longer than this (pixels of control polygon) are split
 TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
+EXPORT_MERGE = 0.02  # pixels: runs of segments one cubic follows this closely are written as one
 
 
 def _pathops():
@@ -104,7 +106,7 @@ def contour_area(points: np.ndarray) -> float:
 
 def clean_contours(points, width: float | None = None, height: float | None = None,
                    min_area: float = SPECK_AREA, evenodd: bool = False, precision: int | None = 2,
-                   split: bool = False, simple: bool | None = None) -> list[np.ndarray]:
+                   split: bool = False, simple: bool | None = None, kinks: bool = True) -> list[np.ndarray]:
     """The area a closed cubic path (3S, 2) fills (nonzero rule, or ``evenodd``), clipped to the
     canvas [0, width] x [0, height] when a size is given, as simple, non-overlapping contours (3K, 2)
     each: outer loops and holes running the other way round. Contours under ``min_area`` pixels² go.
@@ -113,7 +115,8 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     back as it is (the boolean operations would split its curves at inflections, adding nodes), unless
     ``split``: then holes joined by zero-width bridges come back as contours of their own too.
     ``simple``: whether the path, rounded, is already known to be a simple loop (see
-    :func:`simple_as_written`; None: tested here)."""
+    :func:`simple_as_written`; None: tested here). ``kinks``: first try cutting out its kinks alone
+    (:func:`lvss.geometry.kinks.cut_kinks`; False where the caller already has)."""
     pathops = _pathops()
     pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
                      np.float64)
@@ -124,8 +127,14 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     rnd = (lambda a: _as_written(a, precision)) if precision is not None else (lambda a: a)  # noqa: E731
     pts = rnd(pts)
     inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
-    if inside and not evenodd and not split and (_simple(pts) if simple is None else simple):
-        return [pts] if abs(contour_area(pts)) >= min_area else []
+    if inside and not evenodd and not split:
+        if _simple(pts) if simple is None else simple:
+            return [pts] if abs(contour_area(pts)) >= min_area else []
+        # most paths that cross themselves only do so in kinks: cut out where they sit, the rest of
+        # the path keeps its nodes (a redraw by skia splits its every curve)
+        cut = rnd(cut_kinks(pts)) if kinks else pts
+        if kinks and len(cut) >= 6 and _simple(cut):
+            return [cut] if abs(contour_area(cut)) >= min_area else []
     contours = [pts]
     for attempt in range(2):
         p = pathops.Path()
@@ -196,17 +205,22 @@ def simple_as_written(points: list, precision: int = 2) -> list[bool]:
     return (crossing_counts(rounded, CHECK_PIECES) == 0).tolist() if rounded else []
 
 
-def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None
-                    ) -> tuple[list[np.ndarray], int]:
+def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None,
+                    kinks: bool = True) -> tuple[list[np.ndarray], int]:
     """:func:`clean_contours` for the SVG writer: contours that are simple as written, and the number
     of decimals they need. Where rounding to ``precision`` decimals folds a contour that was simple,
     one or two more decimals are written for that path; a sliver still folded then is rounding
     noise (thinner than half a pixel) and goes."""
+    if simple:
+        pts = _as_written(np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor)
+                                     else points, np.float64), precision)
+        if pts.min() >= 0 and (pts.max(0) <= (width, height)).all():   # as it is: nothing to test again
+            return clean_contours(pts, width, height, precision=precision, simple=True), precision
     for p in (precision, precision + 1, precision + 2):
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
             try:
                 contours = clean_contours(points, width, height, precision=p, split=redraw,
-                                          simple=simple if p == precision else None)
+                                          simple=simple if p == precision else None, kinks=kinks)
             except GeometryError:
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
@@ -229,6 +243,63 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
         if not _contours_cross(kept + [c]):
             kept.append(c)
     return kept, p
+
+
+def _simple_many(contours: list[np.ndarray]) -> list[bool]:
+    """Which contours (3K, 2), taken as they are, are simple loops: one batched test (segments split
+    to ``CHECK_LENGTH`` as in :func:`_simple`)."""
+    if not contours:
+        return []
+    return (crossing_counts([torch.from_numpy(_split_long(c)) for c in contours], CHECK_PIECES) == 0).tolist()
+
+
+def export_scene(points: list, width: float, height: float, precision: int = 2, merge: float = EXPORT_MERGE
+                 ) -> list[tuple[list[np.ndarray], int]]:
+    """:func:`export_contours` for every path of a scene, with the crossing tests batched over the
+    scene: (contours, decimals) per path. Before it, kinks too small for the coarse test (a loop of a
+    tenth of a pixel at a cusp) are looked for where one can hide and cut out
+    (:func:`lvss.geometry.kinks.cut_kinks`); after it, runs of segments that one cubic follows within
+    ``merge`` pixels become that cubic (:func:`lvss.geometry.merge.merge_segments`; 0: never), unless
+    the merged contour would cross itself or the path's other contours, or put a handle off the
+    canvas."""
+    from .merge import merge_segments
+
+    pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
+           for p in points]
+    rounded = [_as_written(p, precision) for p in pts]
+    simple = _simple_many(rounded)
+
+    def inside(c):
+        return c.min() >= 0 and (c.max(0) <= (width, height)).all()
+
+    # kinks: in a path that crosses itself, looked for everywhere; in one that passed, where a loop
+    # can hide from the test. A path whose cut passes is written as cut, the others as before
+    cut = {k: _as_written(cut_kinks(rounded[k], everywhere=not simple[k]), precision)
+           for k in range(len(pts)) if inside(rounded[k])}
+    changed = [k for k, c in cut.items() if len(c) >= 6 and (len(c) != len(rounded[k]) or not np.array_equal(c, rounded[k]))]
+    for k, ok in zip(changed, _simple_many([cut[k] for k in changed])):
+        if ok:
+            pts[k], simple[k] = cut[k], True
+    out = [export_contours(p, width, height, precision, simple=s, kinks=False) for p, s in zip(pts, simple)]
+    if merge <= 0:
+        return out
+    cand = []                                       # (path, contour number, merged contour)
+    for k, (cs, dec) in enumerate(out):
+        for n, c in enumerate(cs):
+            m = merge_segments(c, merge)
+            if len(m) < len(c):
+                m = _as_written(m, dec)
+                if inside(m) and abs(contour_area(m)) > 0:
+                    cand.append((k, n, m))
+    ok = _simple_many([m for _, _, m in cand])
+    new = {k: list(cs) for k, (cs, _) in enumerate(out)}
+    for (k, n, m), good in zip(cand, ok):
+        if good:
+            new[k][n] = m
+    for k in {k for k, _, _ in cand}:
+        if len(new[k]) > 1 and _contours_cross(new[k]):
+            new[k] = out[k][0]
+    return [(new[k], dec) for k, (_, dec) in enumerate(out)]
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:

@@ -1,0 +1,191 @@
+"""Fewer nodes where they buy nothing: runs of cubic segments replaced by one cubic that stays within
+a fraction of a pixel of them.
+
+For every run of consecutive segments of a closed path (up to ``max_run`` of them), one cubic is
+fitted from the run's first node to its last: its handles keep the directions of the run's outer
+handles (so the joins with the segments before and after stay as smooth, or as sharp, as they were)
+and get the lengths that fit the run's points best (least squares, starting from parameters that
+give each segment its share of the run's length, then a few Newton re-parametrisations, refitted each
+time). The run may be replaced when every point of it lies within ``tol`` pixels of the new cubic
+*and* the new cubic halfway between two neighbouring points stays within ``tol`` of the original
+there (no loop or bulge between the samples). The fewest segments
+that cover the closed path are then picked by dynamic programming over its nodes (ties: the least
+total deviation), starting from its sharpest corner, which no run crosses.
+
+Everything is numpy, one batch of runs of each length per path (a run is tried only where the run
+one segment shorter fitted). The result can touch or cross itself where the original only came
+close: the caller re-tests it (:func:`lvss.geometry.repair.export_scene` does, in one batch) and
+keeps the original where it does. The export uses it with 0.02 px
+(:data:`lvss.geometry.repair.EXPORT_MERGE`): the optimised outlines are placed to a few hundredths
+of a pixel, and 0.1 px already costs 0.65 dB of PSNR on clip art.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["merge_segments", "MAX_RUN"]
+
+MAX_RUN = 8          # segments: the longest run one cubic may replace
+_SAMPLES = 16        # points per original segment where the fit is measured
+_NEWTON = 4          # re-parametrisations
+
+
+def _bezier(c0, c1, c2, c3, u):
+    """Cubic at parameters u (..., L): control points (..., 2) -> (..., L, 2)."""
+    u = u[..., None]
+    v = 1.0 - u
+    return (v ** 3 * c0[..., None, :] + 3 * v * v * u * c1[..., None, :]
+            + 3 * v * u * u * c2[..., None, :] + u ** 3 * c3[..., None, :])
+
+
+def _tangent(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Unit direction from a towards b, or towards c where b sits on a (a degenerate handle)."""
+    d = b - a
+    n = np.hypot(d[..., 0], d[..., 1])
+    d2 = c - a
+    d = np.where((n > 1e-9)[..., None], d, d2)
+    n = np.hypot(d[..., 0], d[..., 1])
+    return d / np.maximum(n, 1e-12)[..., None]
+
+
+def _to_piece(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance from points q to the straight pieces a-b (all (..., 2))."""
+    e = b - a
+    s = np.clip(((q - a) * e).sum(-1) / np.maximum((e * e).sum(-1), 1e-18), 0.0, 1.0)
+    return np.sqrt(((q - a - s[..., None] * e) ** 2).sum(-1))
+
+
+def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int):
+    """Fit one cubic to each run of ``k`` segments starting at ``starts`` (R,) of the closed path's
+    segments (S, 4, 2) (a run may wrap past the last segment). Returns the fitted control points
+    (R, 4, 2) and each run's deviation (R,) in pixels (inf where the fit is unusable)."""
+    S = len(segs)
+    m = _SAMPLES
+    t = np.arange(2 * m) / (2 * m)          # even ones: the points fitted; odd ones: checked between
+    v = 1.0 - t
+    B = np.stack([v ** 3, 3 * v * v * t, 3 * v * t * t, t ** 3], 1)            # (2m, 4)
+    pts = np.einsum("mk,skd->smd", B, segs).reshape(S * 2 * m, 2)                 # samples, seg by seg
+    pts = np.concatenate([pts, pts, pts[:1]], 0)                                 # wrap around twice
+    R = len(starts)
+    L = k * m + 1
+    full = pts[starts[:, None] * 2 * m + np.arange(2 * L - 1)[None]]             # (R, 2L - 1, 2)
+    X, mid = full[:, 0::2], full[:, 1::2]                                         # (R, L, 2), (R, L - 1, 2)
+    p0 = segs[starts, 0]
+    last = (starts + k - 1) % S
+    p3 = segs[last, 3]
+    t0 = _tangent(p0, segs[starts, 1], segs[starts, 2])
+    t1 = _tangent(p3, segs[last, 2], segs[last, 1])
+    # starting parameters: each segment gets its share of the run's length, uniform in its own
+    # parameter within it (exact up to that share for a run that splits one cubic)
+    step = np.sqrt((np.diff(full, axis=1) ** 2).sum(-1)).reshape(R, k, 2 * m).sum(-1)   # (R, k) lengths
+    cum = np.concatenate([np.zeros((R, 1)), np.cumsum(step, 1)], 1)
+    total = cum[:, -1]
+    j = np.arange(L - 1)
+    u = np.concatenate([cum[:, j // m] + step[:, j // m] * (j % m) / m, total[:, None]], 1)
+    u = u / np.maximum(total, 1e-12)[:, None]
+    chord = np.sqrt(((p3 - p0) ** 2).sum(-1))
+    g0 = X - p0[:, None]                                  # the residual's pieces, by basis weight
+    d30 = (p3 - p0)[:, None]
+
+    def solve(u):
+        vv = 1.0 - u
+        b1, b2 = 3 * vv * vv * u, 3 * vv * u * u
+        r = g0 - (b2 + u ** 3)[..., None] * d30             # X - (b0 + b1) p0 - (b2 + b3) p3
+        rt0 = (r * t0[:, None]).sum(-1)
+        rt1 = (r * t1[:, None]).sum(-1)
+        tt = (t0 * t1).sum(-1)
+        c11 = (b1 * b1).sum(1)
+        c12 = (b1 * b2).sum(1) * tt
+        c22 = (b2 * b2).sum(1)
+        x1 = (b1 * rt0).sum(1)
+        x2 = (b2 * rt1).sum(1)
+        det = c11 * c22 - c12 * c12
+        ok = np.abs(det) > 1e-9 * np.maximum(c11 * c22, 1e-30)
+        sd = np.where(ok, det, 1.0)
+        a = np.where(ok, (x1 * c22 - x2 * c12) / sd, chord / 3)
+        b = np.where(ok, (c11 * x2 - c12 * x1) / sd, chord / 3)
+        return a, b
+
+    for _ in range(_NEWTON):
+        a, b = solve(u)
+        c1, c2 = p0 + a[:, None] * t0, p3 + b[:, None] * t1
+        Q = _bezier(p0, c1, c2, p3, u)
+        uu = u[..., None]
+        vv = 1.0 - uu
+        d1 = 3 * (vv * vv * (c1 - p0)[:, None] + 2 * vv * uu * (c2 - c1)[:, None] + uu * uu * (p3 - c2)[:, None])
+        d2 = 6 * (vv * (c2 - 2 * c1 + p0)[:, None] + uu * (p3 - 2 * c2 + c1)[:, None])
+        diff = Q - X
+        num = (diff * d1).sum(-1)
+        den = (d1 * d1).sum(-1) + (diff * d2).sum(-1)
+        good = np.abs(den) > 1e-12
+        u = np.clip(np.where(good, u - num / np.where(good, den, 1.0), u), 0.0, 1.0)
+        u[:, 0], u[:, -1] = 0.0, 1.0
+    a, b = solve(u)
+    c1, c2 = p0 + a[:, None] * t0, p3 + b[:, None] * t1
+    Q = _bezier(p0, c1, c2, p3, u)
+    err = np.sqrt(((Q - X) ** 2).sum(-1)).max(1)
+    # between two neighbouring samples the curve must stay near the original between them (no loop,
+    # no bulge): its point halfway in parameter against the original's two pieces through its
+    # halfway sample
+    M = _bezier(p0, c1, c2, p3, 0.5 * (u[:, 1:] + u[:, :-1]))
+    off = np.minimum(_to_piece(M, X[:, :-1], mid), _to_piece(M, mid, X[:, 1:])).max(1)
+    err = np.maximum(err, off)
+    monotone = (np.diff(u, axis=1) >= 0).all(1)
+    bad = ~monotone | (a <= 0) | (b <= 0) | ~np.isfinite(err) | (a + b > 2.0 * total)
+    return np.stack([p0, c1, c2, p3], 1), np.where(bad, np.inf, err)
+
+
+def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN) -> np.ndarray:
+    """A closed cubic path (3S, 2) with the fewest segments whose runs each stay within ``tol``
+    pixels of the segments they replace (see the module docstring). Returns the path itself when
+    nothing merges."""
+    pts = np.asarray(points, np.float64)
+    S = len(pts) // 3
+    if S < 3 or tol <= 0:
+        return pts
+    segs = np.stack([pts[0::3], pts[1::3], pts[2::3], np.roll(pts[0::3], -1, 0)], 1)    # (S, 4, 2)
+    # start at the sharpest corner: the angle between the handles meeting at each node
+    t_in = _tangent(segs[:, 0], np.roll(segs[:, 2], 1, 0), np.roll(segs[:, 1], 1, 0))
+    t_out = _tangent(segs[:, 0], segs[:, 1], segs[:, 2])
+    start = int(np.argmax((t_in * t_out).sum(-1)))     # handles most nearly the same way: sharpest
+    segs = np.roll(segs, -start, 0)
+    # runs grow one segment at a time from where the shorter run still fitted (a run whose part
+    # already strays rarely fits as a whole), and never past the start node
+    fits: list[tuple[int, int, np.ndarray, float]] = []      # (start, length, control points, deviation)
+    live = np.arange(S - 1)
+    for k in range(2, min(max_run, S) + 1):
+        live = live[live + k <= S]
+        if not len(live):
+            break
+        f, err = _fit_runs(segs, live, k)
+        ok = err <= tol
+        fits += [(int(i), k, c, float(e)) for i, c, e in zip(live[ok], f[ok], err[ok])]
+        live = live[ok]
+    if not fits:
+        return pts
+    # fewest segments from node 0 to node S (= node 0), ties by total deviation
+    cost = np.full(S + 1, np.inf)
+    dev = np.zeros(S + 1)
+    back = np.zeros(S + 1, np.int64)
+    pick = np.full(S + 1, -1, np.int64)
+    cost[0] = 0.0
+    by_end: dict[int, list[int]] = {}
+    for r, (i, k, _, _) in enumerate(fits):
+        by_end.setdefault(i + k, []).append(r)
+    for j in range(1, S + 1):
+        cost[j], dev[j], back[j], pick[j] = cost[j - 1] + 1, dev[j - 1], j - 1, -1
+        for r in by_end.get(j, ()):
+            i = fits[r][0]
+            c, d = cost[i] + 1, dev[i] + fits[r][3]
+            if c < cost[j] or (c == cost[j] and d < dev[j]):
+                cost[j], dev[j], back[j], pick[j] = c, d, i, r
+    if cost[S] >= S:
+        return pts
+    out = []
+    j = S
+    while j > 0:
+        i = int(back[j])
+        out.append(fits[pick[j]][2] if pick[j] >= 0 else segs[i])
+        j = i
+    out = np.stack(out[::-1])                                   # (K, 4, 2)
+    return out[:, :3].reshape(-1, 2)
