@@ -485,3 +485,34 @@ def test_cover_gaps_fills_what_the_paths_leave_bare():
     # nothing bare: nothing changes
     same, left = cover_gaps(out, 2, valid, 0.75)
     assert left == 0 and all(a is b for a, b in zip(same, out))
+
+
+def test_region_outlines_follow_saliency():
+    # two equal discs; a saliency map marking the left one makes its outline finer and the rest coarser
+    from lvss.compact import region_paths
+    from lvss.compact.details import SALIENT_FINENESS
+    from lvss.metrics import scene_path_masks
+    from lvss.scene import Layer, Path as SPath, Scene
+
+    yy, xx = np.mgrid[0:64, 0:128] + 0.5
+    lab = np.zeros((64, 128), np.int32)
+    lab[(yy - 32) ** 2 + (xx - 32) ** 2 < 20 ** 2] = 1
+    lab[(yy - 32) ** 2 + (xx - 96) ** 2 < 20 ** 2] = 2
+    sal = (lab == 1).astype(np.float32)
+
+    def outlines(s):
+        pts, ids = region_paths(lab, 3, 0.75, 0, True, s)
+        sc = Scene(128, 64)
+        sc.layers.append(Layer("s", [SPath(p, torch.tensor([0.0, 0.0, 0.0, 1.0])) for p in pts], "l1"))
+        return {r: (len(p), m) for r, p, m in zip(ids, pts, scene_path_masks(sc))}
+
+    def err(r, m):
+        return int((m != (lab == r)).sum())
+
+    plain, marked = outlines(None), outlines(sal)
+    assert SALIENT_FINENESS > 1
+    assert plain[1][0] == plain[2][0]                    # no map: both discs outlined alike
+    assert marked[1][0] > plain[1][0] > marked[2][0]     # the marked disc gets more points, the other fewer
+    assert err(1, marked[1][1]) <= err(1, plain[1][1]) < err(2, marked[2][1])
+    # a uniform map is no map (saliency None): same outlines
+    assert {r: n for r, (n, _) in outlines(None).items()} == {r: n for r, (n, _) in plain.items()}

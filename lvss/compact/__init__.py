@@ -124,7 +124,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     pts: list[torch.Tensor] = []
     colors = torch.zeros(0, 4, device=dev)
     if region_labels is not None:
-        pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap, cc.holes)
+        pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap, cc.holes, sal)
         pts = [p.to(dev) for p in pts]
         if pts:
             fallback = torch.from_numpy(region_colors(region_labels, rgb, regions_n)[ids]).float()

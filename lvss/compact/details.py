@@ -107,14 +107,22 @@ def detail_prob(sal: np.ndarray | None, alpha: np.ndarray, labels: np.ndarray | 
     return out if out.sum() > 0 else prob
 
 
-def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0, holes: bool = False):
+CONTOUR_SEGMENTS = 64  # most segments of a region's contour (lvss.layering.mask_to_path) without saliency
+SALIENT_FINENESS = 2.0  # with a saliency map, a region's outline is up to this much finer (salient) or coarser
+
+
+def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0, holes: bool = False,
+                 sal: np.ndarray | None = None):
     """One path per region (outer contour), back to front by filled area (largest first), so that a
     region enclosing others lies behind them. With ``underlap`` > 0, a region's shape also takes the
     pixels within that many px of it that belong to regions in front of it: hidden there, it leaves
     no gap where the simplified contours of two neighbours do not meet exactly. With
     ``holes``, the regions a path encloses stay out of its shape (one path, the holes joined to the
     contour by zero-width bridges, see :func:`lvss.layering.mask_to_path`), so the path covers only
-    what it shows. Returns (points list, region ids)."""
+    what it shows. With a saliency map ``sal`` (H, W) in [0, 1], a region of mean saliency s is
+    outlined f = SALIENT_FINENESS^(2s - 1) times finer (tolerance ``epsilon`` / f, up to f ·
+    CONTOUR_SEGMENTS segments): the outline's detail moves from the regions the map leaves out
+    (coarser) to the ones it marks (finer). Returns (points list, region ids)."""
     from scipy import ndimage as ndi
 
     from ..layering import mask_to_path
@@ -135,8 +143,15 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
         rank[r] = k
     order = rank[region_labels]  # place of each pixel's region, back to front (-1 outside)
     pts, ids = [], []
+    fine = np.ones(m)
+    if sal is not None:
+        ok = region_labels >= 0
+        cnt = np.bincount(region_labels[ok], minlength=m)
+        mean = np.bincount(region_labels[ok], np.asarray(sal, np.float64)[ok], minlength=m) / np.maximum(cnt, 1)
+        fine = SALIENT_FINENESS ** (2.0 * np.clip(mean, 0.0, 1.0) - 1.0)
     for k, (_, r) in enumerate(items):
         mask = region_labels == r
+        eps, segs = epsilon / fine[r], int(round(CONTOUR_SEGMENTS * fine[r]))
         if underlap > 0:
             ys, xs = objs[r]
             y0, y1 = max(0, ys.start - underlap), min(h, ys.stop + underlap)
@@ -144,8 +159,8 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
             grown = ndi.binary_dilation(mask[y0:y1, x0:x1], iterations=int(underlap))
             mask = mask.copy()
             mask[y0:y1, x0:x1] |= grown & (order[y0:y1, x0:x1] > k)
-        p = mask_to_path(mask, epsilon, holes=True) if holes else (
-            mask_to_path(mask, epsilon) if underlap > 0 else dict(own)[r])
+        p = mask_to_path(mask, eps, segs, holes=True) if holes else (
+            mask_to_path(mask, eps, segs) if underlap > 0 or fine[r] != 1.0 else dict(own)[r])
         if p is not None:
             pts.append(p.points)
             ids.append(r)
