@@ -131,7 +131,9 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
             cols = fit_colors(pts, torch.ones(len(pts)), target_rgb, fallback, w, h)
             colors = torch.cat([cols, torch.ones(len(pts), 1, device=dev)], 1)
     n_s = len(pts)
-    weight = saliency_weight(sal, dev)
+    # the path stage minimises the error the split predicted: the merge's colour-fit weight
+    # (graph.pixel_weights: MSE_FLOOR outside the salient part, 1 on it; None without a map)
+    weight = None if sal is None else torch.from_numpy(pixel_weights(sal, valid.shape)[0]).float().to(dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
     # no hairs, and no opaque pixel left bare (.cover)
     n_s = min(n_s, len(pts))
