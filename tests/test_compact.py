@@ -516,3 +516,29 @@ def test_region_outlines_follow_saliency():
     assert err(1, marked[1][1]) <= err(1, plain[1][1]) < err(2, marked[2][1])
     # a uniform map is no map (saliency None): same outlines
     assert {r: n for r, (n, _) in outlines(None).items()} == {r: n for r, (n, _) in plain.items()}
+
+
+def test_saliency_mask_trades_fidelity_outside_for_inside(tmp_path):
+    # a user mask over the left half: the path stage weighs it as the merge does, so the picture is
+    # reproduced better inside the mask and worse outside it than without one
+    from lvss.render.torch_raster import render_torch
+
+    rgb, _ = _voronoi(60, 48, seed=3)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[:, :24] = 255
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    base = _cfg(paths=20, compact=CompactConfig(rounds=3, superpixels=(12, 40), path_steps=40))
+    masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
+
+    def errors(cfg):
+        scene, _ = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        paths = [p for layer in scene.layers for p in layer.paths]
+        with torch.no_grad():
+            C, A = render_torch([p.points for p in paths], torch.stack([p.color for p in paths]), 48, 48)
+        err = ((C.numpy() - rgb) ** 2).sum(-1)
+        return float(err[:, :24].mean()), float(err[:, 24:].mean())
+
+    (in_plain, out_plain), (in_masked, out_masked) = errors(base), errors(masked)
+    assert in_masked < in_plain and out_masked > out_plain
