@@ -47,21 +47,17 @@ def circle_paths(rgb: np.ndarray, centres: np.ndarray, depth: np.ndarray | None,
 
 
 def _centres(err: np.ndarray, prior: np.ndarray, sal, alpha: np.ndarray, semantic, k: int, cfg: VectorizeConfig,
-             r: int, taken: list | None = None) -> np.ndarray:
-    """This round's k circle centres: round(k · error_share) at the error, the rest by saliency, none
-    within two radii of another (of this round's or of the details already placed, ``taken``): where
-    the saliency marks a small area, it gets the circles it holds, not a pile of them."""
+             r: int) -> np.ndarray:
+    """This round's k circle centres: round(k · error_share) at the error, the rest by saliency (not
+    within two radii of those)."""
     cc = cfg.compact
     rad = float(cc.detail_radius)
     c = error_centres(err, prior, int(round(k * cc.error_share)), rad)
     if k > len(c):
         p = detail_prob(sal, alpha, semantic, rad)
-        yy, xx = np.mgrid[0:p.shape[0], 0:p.shape[1]] + 0.5
-        for x, y in list(c.tolist()) + list(taken or []):
-            y0, y1 = max(0, int(y - 2 * rad)), int(y + 2 * rad) + 1
-            x0, x1 = max(0, int(x - 2 * rad)), int(x + 2 * rad) + 1
-            p[y0:y1, x0:x1][(yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2 < (2 * rad) ** 2] = 0.0
-        c = np.concatenate([c, detail_centres(p, k - len(c), cfg.seed + r, 2 * rad)], 0)
+        for x, y in c.tolist():
+            p[max(0, int(y - 2 * rad)):int(y + 2 * rad) + 1, max(0, int(x - 2 * rad)):int(x + 2 * rad) + 1] = 0.0
+        c = np.concatenate([c, detail_centres(p, k - len(c), cfg.seed + r)], 0)
     return c
 
 
@@ -110,7 +106,7 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
         if pts:
             colors = solved(pts, colors)
         if k:
-            c = _centres(error(pts, colors).cpu().numpy(), prior, sal, alpha, semantic, k, cfg, r, seeds)
+            c = _centres(error(pts, colors).cpu().numpy(), prior, sal, alpha, semantic, k, cfg, r)
             new_p, new_c = circle_paths(rgb, c, depth, rad, dev)
             if new_p:
                 pts = pts + new_p
