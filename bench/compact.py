@@ -493,7 +493,8 @@ def main(argv=None) -> int:
         parts = [json.loads((Path(d) / "results.json").read_text()) for d in args.combine]
         main_rows = [r for p in parts for r in p["main"]]
         abl = [r for p in parts for r in p["ablation"]]
-        sal = next((p["saliency"] for p in parts if p.get("saliency")), None)
+        sals = [p["saliency"] for p in parts if p.get("saliency")]
+        sal = dict(sals[0], rows=sorted((r for x in sals for r in x["rows"]), key=lambda r: r["budget"])) if sals else None
         speed = next((p["speed"] for p in parts if p.get("speed")), None)
         text = report(main_rows, abl, next((p["backend"] for p in parts if p.get("backend")), ""), sal, speed)
         out = Path(args.out)
