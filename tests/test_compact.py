@@ -487,6 +487,25 @@ def test_cover_gaps_fills_what_the_paths_leave_bare():
     assert left == 0 and all(a is b for a, b in zip(same, out))
 
 
+def test_cover_gaps_closes_seams_on_opaque_pixels():
+    # two halves meeting on a pixel's middle: each covers half of column 15, 0.75 together, so the
+    # background shows through there; on a fully opaque input that is a seam to close
+    from lvss.compact.cover import FULL_COVERAGE, GAP_COVERAGE, cover_gaps, uncovered
+    from lvss.scene import polygon_to_path
+
+    def rect(x0, x1):
+        return polygon_to_path(torch.tensor([(x0, 0.0), (x1, 0.0), (x1, 32.0), (x0, 32.0)])).points
+
+    valid = np.ones((32, 32), bool)
+    pts = [rect(0.0, 15.5), rect(15.5, 32.0)]
+    assert GAP_COVERAGE < 0.75 < FULL_COVERAGE
+    assert not uncovered(pts, valid).any()                   # not a gap by the edge rule ...
+    seam = uncovered(pts, valid, valid)                      # ... but a seam on opaque pixels
+    assert seam[:, 15].all() and seam.sum() == 32
+    out, left = cover_gaps(pts, 2, valid, 0.75, valid)
+    assert left == 0 and not uncovered(out, valid, valid).any() and out[1] is pts[1]
+
+
 def test_region_outlines_follow_saliency():
     # two equal discs; a saliency map marking the left one makes its outline finer and the rest coarser
     from lvss.compact import region_paths

@@ -139,7 +139,11 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     n_s = min(n_s, len(pts))
     pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
     before = [p for p in pts]
-    pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon, alpha >= 1.0 - 0.5 / 255)
+    # fully opaque pixels away from the picture's own edge (an outline there is simplified) show no seam
+    from scipy import ndimage as ndi
+
+    opaque = ndi.binary_erosion(alpha >= 1.0 - 0.5 / 255, np.ones((3, 3), bool), border_value=1)
+    pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon, opaque)
     if pts and any(a is not b for a, b in zip(pts, before)):
         from ..optimize.structure import solve_colors
 

@@ -22,8 +22,8 @@ __all__ = ["drop_hairs", "cover_gaps", "uncovered", "GAP_COVERAGE"]
 
 GAP_COVERAGE = 0.5  # a pixel of the picture's own anti-aliased edge (input alpha in (0.5, 1)) the paths
 #                     cover less than half is a gap (the paths' edge there may be 0.5-0.7)
-FULL_COVERAGE = 0.98  # a fully opaque pixel (input alpha 1) the paths cover less than this shows the
-#                       background through (a seam where two anti-aliased edges meet gives ~0.75)
+FULL_COVERAGE = 0.98  # a fully opaque pixel (input alpha 1, not on the opaque area's edge) the paths cover
+#                       less than this shows the background through (a seam of two anti-aliased edges: ~0.75)
 
 
 def drop_hairs(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, width: int, height: int,
