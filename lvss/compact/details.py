@@ -24,17 +24,42 @@ def structural_budget(paths: int, ratio: float) -> int:
     return int(min(paths, max(0, round(paths * ratio))))
 
 
-def detail_centres(prob: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+def detail_centres(prob: np.ndarray, n: int, seed: int = 0, spacing: float = 0.0) -> np.ndarray:
     """(n', 2) pixel centres (x, y), n' = min(n, pixels with p > 0), drawn without replacement with
-    probability proportional to ``prob`` (H, W) >= 0."""
+    probability proportional to ``prob`` (H, W) >= 0. With ``spacing`` > 0 no two centres are closer
+    than that (px): centres are taken in the same random order (weighted, without replacement), each
+    one skipped that lies too near an earlier one, so n' may be smaller (a small marked area holds
+    only so many)."""
     p = np.asarray(prob, np.float64).ravel()
     p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
     k = int(min(n, np.count_nonzero(p)))
     if k <= 0:
         return np.zeros((0, 2), np.float32)
     rng = np.random.default_rng(seed)
-    idx = rng.choice(p.size, size=k, replace=False, p=p / p.sum())
     w = prob.shape[1]
+    if spacing <= 0:
+        idx = rng.choice(p.size, size=k, replace=False, p=p / p.sum())
+    else:
+        # weighted order without replacement (Gumbel top-k), then greedy thinning on a blocked-pixel grid
+        cand = np.flatnonzero(p)
+        keys = np.log(p[cand]) - np.log(-np.log(rng.uniform(1e-300, 1.0, len(cand))))
+        order = cand[np.argsort(-keys, kind="stable")]
+        h = prob.shape[0]
+        blocked = np.zeros((h, w), bool)
+        cr = int(math.ceil(spacing))
+        gy, gx = np.mgrid[-cr:cr + 1, -cr:cr + 1]
+        near = gy ** 2 + gx ** 2 < spacing ** 2
+        picked = []
+        for i in order.tolist():
+            y, x = divmod(i, w)
+            if blocked[y, x]:
+                continue
+            picked.append(i)
+            if len(picked) == k:
+                break
+            y0, y1, x0, x1 = max(0, y - cr), min(h, y + cr + 1), max(0, x - cr), min(w, x + cr + 1)
+            blocked[y0:y1, x0:x1] |= near[y0 - y + cr:y1 - y + cr, x0 - x + cr:x1 - x + cr]
+        idx = np.asarray(picked, np.int64)
     return np.stack([idx % w + 0.5, idx // w + 0.5], 1).astype(np.float32)
 
 
