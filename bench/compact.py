@@ -177,8 +177,23 @@ def _one(method, img, budget, args, target, regions, w, h, extra) -> dict:
                                           "details", "structural_budget", "uncovered") if k in met})
     sc = Q.score(svg, target)
     v = vec(element_masks(svg, w, h), regions) if regions is not None else float("nan")
+    if method == "compact":
+        extra.update(clean_geometry(svg, img))
     return dict(budget=budget, method=method, paths=Q.count_paths(svg), psnr=sc["psnr"], ssim=sc["ssim"],
                 vec=v, seconds=secs, **extra)
+
+
+def clean_geometry(svg: str, img: np.ndarray) -> dict:
+    """The clean-geometry figures of one SVG by bench/editability.py's independent checker: paths that
+    cross themselves (or whose contours cross each other), hairs, and the input's opaque pixels
+    (eroded by one pixel, as that checker does) the SVG leaves uncovered at 1x."""
+    import editability as E
+
+    h, w = img.shape[:2]
+    geo = E.check_paths(svg, w, h)
+    inp = img if img.dtype == np.uint8 else np.clip(np.round(np.asarray(img) * 255), 0, 255).astype(np.uint8)
+    return dict(crossing_paths=geo["crossing_paths"], hairs=geo["hairs"],
+                bare=E.seam_counts(svg, inp, scales=(1,))[1]["uncovered"])
 
 
 def _variants(cfg):
@@ -374,6 +389,12 @@ def goals(rows) -> list[str]:
                 ok = cp >= lp
                 out.append(f"GOAL photo N={b}: PSNR compact {cp:.2f} vs layered {lp:.2f} ({cp - lp:+.2f} dB, goal >= 0); "
                            f"VeC compact {cv:.3f}, layered {lv:.3f}, vtracer {vv:.3f}: {'REACHED' if ok else 'NOT REACHED'}")
+        comp = [r for r in sel_k if r["method"] == "compact" and "hairs" in r]
+        if comp:
+            bad = [f"{r['image']} N={r['budget']}" for r in comp if r["crossing_paths"] or r["hairs"] or r["bare"]]
+            out.append(f"GOAL {kind} clean geometry (compact, {len(comp)} SVGs): self-crossing paths "
+                       f"{sum(r['crossing_paths'] for r in comp)}, hairs {sum(r['hairs'] for r in comp)}, uncovered "
+                       f"opaque px {sum(r['bare'] for r in comp)}: " + ("REACHED" if not bad else f"NOT REACHED ({', '.join(bad)})"))
         if len(curve) > 1:
             drops = [(a, b) for (a, pa), (b, pb) in zip(curve, curve[1:]) if pb < pa]
             out.append(f"GOAL {kind} budget curve (compact mean PSNR {' / '.join(f'{p:.2f}' for _, p in curve)}): "
@@ -472,7 +493,8 @@ def main(argv=None) -> int:
         parts = [json.loads((Path(d) / "results.json").read_text()) for d in args.combine]
         main_rows = [r for p in parts for r in p["main"]]
         abl = [r for p in parts for r in p["ablation"]]
-        sal = next((p["saliency"] for p in parts if p.get("saliency")), None)
+        sals = [p["saliency"] for p in parts if p.get("saliency")]
+        sal = dict(sals[0], rows=sorted((r for x in sals for r in x["rows"]), key=lambda r: r["budget"])) if sals else None
         speed = next((p["speed"] for p in parts if p.get("speed")), None)
         text = report(main_rows, abl, next((p["backend"] for p in parts if p.get("backend")), ""), sal, speed)
         out = Path(args.out)

@@ -189,6 +189,10 @@ def test_detail_centres_follow_saliency(tmp_path):
     c = detail_centres(prob, 50, seed=1)
     assert len(c) == 50 and (c[:, 0] >= 5).all() and (c[:, 0] < 15).all()
     assert (c[:, 1] >= 10).all() and (c[:, 1] < 20).all()
+    # with a spacing: no two closer than it, so the 10 x 10 area holds only a few
+    c = detail_centres(prob, 50, seed=1, spacing=4.0)
+    d = np.sqrt(((c[:, None] - c[None]) ** 2).sum(-1))[~np.eye(len(c), dtype=bool)]
+    assert 2 <= len(c) < 50 and (d >= 4.0).all() and (c[:, 0] >= 5).all() and (c[:, 0] < 15).all()
     # end to end with a user mask over the right half: more detail paths start there than without
     rgb, _ = _voronoi(20, 48, seed=2)
     alpha = np.ones(rgb.shape[:2], np.float32)
@@ -206,8 +210,9 @@ def test_detail_centres_follow_saliency(tmp_path):
         return sum(float(p.points[:, 0].mean()) >= 24 for p in det), len(det)
 
     inside_masked, n = right_half(masked)
-    inside_plain, _ = right_half(base)
-    assert inside_masked == n and inside_masked > inside_plain
+    inside_plain, n_plain = right_half(base)
+    # every detail on the marked half (as many as it holds two radii apart), a larger share than without
+    assert n > 0 and inside_masked == n and inside_masked / n > inside_plain / n_plain
 
 
 def test_cancel_and_bad_input():
@@ -486,3 +491,79 @@ def test_cover_gaps_fills_what_the_paths_leave_bare():
     # nothing bare: nothing changes
     same, left = cover_gaps(out, 2, valid, 0.75)
     assert left == 0 and all(a is b for a, b in zip(same, out))
+
+
+def test_cover_gaps_closes_seams_on_opaque_pixels():
+    # two halves meeting on a pixel's middle: each covers half of column 15, 0.75 together, so the
+    # background shows through there; on a fully opaque input that is a seam to close
+    from lvss.compact.cover import FULL_COVERAGE, GAP_COVERAGE, cover_gaps, uncovered
+    from lvss.scene import polygon_to_path
+
+    def rect(x0, x1):
+        return polygon_to_path(torch.tensor([(x0, 0.0), (x1, 0.0), (x1, 32.0), (x0, 32.0)])).points
+
+    valid = np.ones((32, 32), bool)
+    pts = [rect(0.0, 15.5), rect(15.5, 32.0)]
+    assert GAP_COVERAGE < 0.75 < FULL_COVERAGE
+    assert not uncovered(pts, valid).any()                   # not a gap by the edge rule ...
+    seam = uncovered(pts, valid, valid)                      # ... but a seam on opaque pixels
+    assert seam[:, 15].all() and seam.sum() == 32
+    out, left = cover_gaps(pts, 2, valid, 0.75, valid)
+    assert left == 0 and not uncovered(out, valid, valid).any() and out[1] is pts[1]
+
+
+def test_region_outlines_follow_saliency():
+    # two equal discs; a saliency map marking the left one makes its outline finer and the rest coarser
+    from lvss.compact import region_paths
+    from lvss.compact.details import SALIENT_FINENESS
+    from lvss.metrics import scene_path_masks
+    from lvss.scene import Layer, Path as SPath, Scene
+
+    yy, xx = np.mgrid[0:64, 0:128] + 0.5
+    lab = np.zeros((64, 128), np.int32)
+    lab[(yy - 32) ** 2 + (xx - 32) ** 2 < 20 ** 2] = 1
+    lab[(yy - 32) ** 2 + (xx - 96) ** 2 < 20 ** 2] = 2
+    sal = (lab == 1).astype(np.float32)
+
+    def outlines(s):
+        pts, ids = region_paths(lab, 3, 0.75, 0, True, s)
+        sc = Scene(128, 64)
+        sc.layers.append(Layer("s", [SPath(p, torch.tensor([0.0, 0.0, 0.0, 1.0])) for p in pts], "l1"))
+        return {r: (len(p), m) for r, p, m in zip(ids, pts, scene_path_masks(sc))}
+
+    def err(r, m):
+        return int((m != (lab == r)).sum())
+
+    plain, marked = outlines(None), outlines(sal)
+    assert SALIENT_FINENESS > 1
+    assert plain[1][0] == plain[2][0]                    # no map: both discs outlined alike
+    assert marked[1][0] > plain[1][0] > marked[2][0]     # the marked disc gets more points, the other fewer
+    assert err(1, marked[1][1]) <= err(1, plain[1][1]) < err(2, marked[2][1])
+    # a uniform map is no map (saliency None): same outlines
+    assert {r: n for r, (n, _) in outlines(None).items()} == {r: n for r, (n, _) in plain.items()}
+
+
+def test_saliency_mask_trades_fidelity_outside_for_inside(tmp_path):
+    # a user mask over the left half: the path stage weighs it as the merge does, so the picture is
+    # reproduced better inside the mask and worse outside it than without one
+    from lvss.render.torch_raster import render_torch
+
+    rgb, _ = _voronoi(60, 48, seed=3)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[:, :24] = 255
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    base = _cfg(paths=20, compact=CompactConfig(rounds=3, superpixels=(12, 40), path_steps=40))
+    masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
+
+    def errors(cfg):
+        scene, _ = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        paths = [p for layer in scene.layers for p in layer.paths]
+        with torch.no_grad():
+            C, A = render_torch([p.points for p in paths], torch.stack([p.color for p in paths]), 48, 48)
+        err = ((C.numpy() - rgb) ** 2).sum(-1)
+        return float(err[:, :24].mean()), float(err[:, 24:].mean())
+
+    (in_plain, out_plain), (in_masked, out_masked) = errors(base), errors(masked)
+    assert in_masked < in_plain and out_masked > out_plain

@@ -125,20 +125,26 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     pts: list[torch.Tensor] = []
     colors = torch.zeros(0, 4, device=dev)
     if region_labels is not None:
-        pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap, cc.holes)
+        pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap, cc.holes, sal)
         pts = [p.to(dev) for p in pts]
         if pts:
             fallback = torch.from_numpy(region_colors(region_labels, rgb, regions_n)[ids]).float()
             cols = fit_colors(pts, torch.ones(len(pts)), target_rgb, fallback, w, h)
             colors = torch.cat([cols, torch.ones(len(pts), 1, device=dev)], 1)
     n_s = len(pts)
-    weight = saliency_weight(sal, dev)
+    # the path stage minimises the error the split predicted: the merge's colour-fit weight
+    # (graph.pixel_weights: MSE_FLOOR outside the salient part, 1 on it; None without a map)
+    weight = None if sal is None else torch.from_numpy(pixel_weights(sal, valid.shape)[0]).float().to(dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
     # no hairs, and no opaque pixel left bare (.cover)
     n_s = min(n_s, len(pts))
     pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
     before = [p for p in pts]
-    pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon)
+    # fully opaque pixels away from the picture's own edge (an outline there is simplified) show no seam
+    from scipy import ndimage as ndi
+
+    opaque = ndi.binary_erosion(alpha >= 1.0 - 0.5 / 255, np.ones((3, 3), bool), border_value=1)
+    pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon, opaque)
     if pts and any(a is not b for a, b in zip(pts, before)):
         from ..optimize.structure import solve_colors
 

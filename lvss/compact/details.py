@@ -24,17 +24,42 @@ def structural_budget(paths: int, ratio: float) -> int:
     return int(min(paths, max(0, round(paths * ratio))))
 
 
-def detail_centres(prob: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+def detail_centres(prob: np.ndarray, n: int, seed: int = 0, spacing: float = 0.0) -> np.ndarray:
     """(n', 2) pixel centres (x, y), n' = min(n, pixels with p > 0), drawn without replacement with
-    probability proportional to ``prob`` (H, W) >= 0."""
+    probability proportional to ``prob`` (H, W) >= 0. With ``spacing`` > 0 no two centres are closer
+    than that (px): centres are taken in the same random order (weighted, without replacement), each
+    one skipped that lies too near an earlier one, so n' may be smaller (a small marked area holds
+    only so many)."""
     p = np.asarray(prob, np.float64).ravel()
     p = np.where(np.isfinite(p) & (p > 0), p, 0.0)
     k = int(min(n, np.count_nonzero(p)))
     if k <= 0:
         return np.zeros((0, 2), np.float32)
     rng = np.random.default_rng(seed)
-    idx = rng.choice(p.size, size=k, replace=False, p=p / p.sum())
     w = prob.shape[1]
+    if spacing <= 0:
+        idx = rng.choice(p.size, size=k, replace=False, p=p / p.sum())
+    else:
+        # weighted order without replacement (Gumbel top-k), then greedy thinning on a blocked-pixel grid
+        cand = np.flatnonzero(p)
+        keys = np.log(p[cand]) - np.log(-np.log(rng.uniform(1e-300, 1.0, len(cand))))
+        order = cand[np.argsort(-keys, kind="stable")]
+        h = prob.shape[0]
+        blocked = np.zeros((h, w), bool)
+        cr = int(math.ceil(spacing))
+        gy, gx = np.mgrid[-cr:cr + 1, -cr:cr + 1]
+        near = gy ** 2 + gx ** 2 < spacing ** 2
+        picked = []
+        for i in order.tolist():
+            y, x = divmod(i, w)
+            if blocked[y, x]:
+                continue
+            picked.append(i)
+            if len(picked) == k:
+                break
+            y0, y1, x0, x1 = max(0, y - cr), min(h, y + cr + 1), max(0, x - cr), min(w, x + cr + 1)
+            blocked[y0:y1, x0:x1] |= near[y0 - y + cr:y1 - y + cr, x0 - x + cr:x1 - x + cr]
+        idx = np.asarray(picked, np.int64)
     return np.stack([idx % w + 0.5, idx // w + 0.5], 1).astype(np.float32)
 
 
@@ -107,14 +132,22 @@ def detail_prob(sal: np.ndarray | None, alpha: np.ndarray, labels: np.ndarray | 
     return out if out.sum() > 0 else prob
 
 
-def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0, holes: bool = False):
+CONTOUR_SEGMENTS = 64  # most segments of a region's contour (lvss.layering.mask_to_path) without saliency
+SALIENT_FINENESS = 2.0  # with a saliency map, a region's outline is up to this much finer (salient) or coarser
+
+
+def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0, holes: bool = False,
+                 sal: np.ndarray | None = None):
     """One path per region (outer contour), back to front by filled area (largest first), so that a
     region enclosing others lies behind them. With ``underlap`` > 0, a region's shape also takes the
     pixels within that many px of it that belong to regions in front of it: hidden there, it leaves
     no gap where the simplified contours of two neighbours do not meet exactly. With
     ``holes``, the regions a path encloses stay out of its shape (one path, the holes joined to the
     contour by zero-width bridges, see :func:`lvss.layering.mask_to_path`), so the path covers only
-    what it shows. Returns (points list, region ids)."""
+    what it shows. With a saliency map ``sal`` (H, W) in [0, 1], a region of mean saliency s is
+    outlined f = SALIENT_FINENESS^(2s - 1) times finer (tolerance ``epsilon`` / f, up to f ·
+    CONTOUR_SEGMENTS segments): the outline's detail moves from the regions the map leaves out
+    (coarser) to the ones it marks (finer). Returns (points list, region ids)."""
     from scipy import ndimage as ndi
 
     from ..layering import mask_to_path
@@ -135,8 +168,15 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
         rank[r] = k
     order = rank[region_labels]  # place of each pixel's region, back to front (-1 outside)
     pts, ids = [], []
+    fine = np.ones(m)
+    if sal is not None:
+        ok = region_labels >= 0
+        cnt = np.bincount(region_labels[ok], minlength=m)
+        mean = np.bincount(region_labels[ok], np.asarray(sal, np.float64)[ok], minlength=m) / np.maximum(cnt, 1)
+        fine = SALIENT_FINENESS ** (2.0 * np.clip(mean, 0.0, 1.0) - 1.0)
     for k, (_, r) in enumerate(items):
         mask = region_labels == r
+        eps, segs = epsilon / fine[r], int(round(CONTOUR_SEGMENTS * fine[r]))
         if underlap > 0:
             ys, xs = objs[r]
             y0, y1 = max(0, ys.start - underlap), min(h, ys.stop + underlap)
@@ -144,8 +184,8 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
             grown = ndi.binary_dilation(mask[y0:y1, x0:x1], iterations=int(underlap))
             mask = mask.copy()
             mask[y0:y1, x0:x1] |= grown & (order[y0:y1, x0:x1] > k)
-        p = mask_to_path(mask, epsilon, holes=True) if holes else (
-            mask_to_path(mask, epsilon) if underlap > 0 else dict(own)[r])
+        p = mask_to_path(mask, eps, segs, holes=True) if holes else (
+            mask_to_path(mask, eps, segs) if underlap > 0 or fine[r] != 1.0 else dict(own)[r])
         if p is not None:
             pts.append(p.points)
             ids.append(r)

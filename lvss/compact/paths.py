@@ -47,9 +47,11 @@ def circle_paths(rgb: np.ndarray, centres: np.ndarray, depth: np.ndarray | None,
 
 
 def _centres(err: np.ndarray, prior: np.ndarray, sal, alpha: np.ndarray, semantic, k: int, cfg: VectorizeConfig,
-             r: int) -> np.ndarray:
+             r: int, taken: list | None = None) -> np.ndarray:
     """This round's k circle centres: round(k · error_share) at the error, the rest by saliency (not
-    within two radii of those)."""
+    within two radii of those). With a saliency map, the sampled ones also keep two radii from each
+    other and from the details already placed (``taken``): a small marked area gets the circles it
+    holds, not a pile of them (the budget it cannot hold stays unspent)."""
     cc = cfg.compact
     rad = float(cc.detail_radius)
     c = error_centres(err, prior, int(round(k * cc.error_share)), rad)
@@ -57,7 +59,14 @@ def _centres(err: np.ndarray, prior: np.ndarray, sal, alpha: np.ndarray, semanti
         p = detail_prob(sal, alpha, semantic, rad)
         for x, y in c.tolist():
             p[max(0, int(y - 2 * rad)):int(y + 2 * rad) + 1, max(0, int(x - 2 * rad)):int(x + 2 * rad) + 1] = 0.0
-        c = np.concatenate([c, detail_centres(p, k - len(c), cfg.seed + r)], 0)
+        if sal is not None:
+            yy, xx = np.mgrid[0:p.shape[0], 0:p.shape[1]] + 0.5
+            for x, y in taken or []:
+                y0, y1 = max(0, int(y - 2 * rad)), int(y + 2 * rad) + 1
+                x0, x1 = max(0, int(x - 2 * rad)), int(x + 2 * rad) + 1
+                p[y0:y1, x0:x1][(yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2 < (2 * rad) ** 2] = 0.0
+        # with a saliency map, the marked part gets the circles it holds two radii apart, not a pile
+        c = np.concatenate([c, detail_centres(p, k - len(c), cfg.seed + r, 2 * rad if sal is not None else 0.0)], 0)
     return c
 
 
@@ -106,7 +115,7 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
         if pts:
             colors = solved(pts, colors)
         if k:
-            c = _centres(error(pts, colors).cpu().numpy(), prior, sal, alpha, semantic, k, cfg, r)
+            c = _centres(error(pts, colors).cpu().numpy(), prior, sal, alpha, semantic, k, cfg, r, seeds)
             new_p, new_c = circle_paths(rgb, c, depth, rad, dev)
             if new_p:
                 pts = pts + new_p
