@@ -477,7 +477,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
 # scipy.ndimage and scikit-image's filters alone take about 1 s on a small CPU
 _FIRST_USE = ("lvss.simplify.classical", "lvss.segment.classical", "lvss.layering", "lvss.fit",
               "lvss.optimize.refine", "lvss.optimize.structure", "lvss.svg", "lvss.compact",
-              "scipy.ndimage", "scipy.sparse", "skimage.filters.rank", "skimage.morphology",
+              "scipy.ndimage", "scipy.sparse", "skimage.morphology",
               "skimage.measure", "skimage.segmentation", "skimage.draw")
 
 
