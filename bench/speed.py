@@ -28,6 +28,7 @@ before and after, and figures are fair only on an otherwise idle machine, or sid
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -84,7 +85,15 @@ def command(image: Path, out: Path, quality: str, paths: int | None, threads: in
 
 
 def _env(tree: Path) -> dict:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]))
+    """The environment of a run of ``tree``: its ``lvss`` first on PYTHONPATH, and its ``server/`` as
+    ``lvss_server`` (``lvss`` imports the server's options from ``lvss_server`` when that is installed,
+    which may be another checkout's)."""
+    shim = Path(tempfile.gettempdir()) / f"lvss-speed-shim-{hashlib.sha1(str(tree).encode()).hexdigest()[:12]}"
+    link = shim / "lvss_server"
+    if not link.exists():
+        shim.mkdir(exist_ok=True)
+        link.symlink_to(tree / "server", target_is_directory=True)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), str(shim), os.environ.get("PYTHONPATH", "")]))
 
 
 def _wait(proc: subprocess.Popen) -> float:
