@@ -126,11 +126,12 @@ def _group_crossings(pts: torch.Tensor, pieces: int, real: torch.Tensor, pairs: 
     b2x, b2y = bx[fj][:, None], by[fj][:, None]
     # which side of edge u's line a point q lies on: (b_u - a_u) x (q - a_u), as edge_side computes it,
     # exactly zero when q is one of the edge's ends (touching edges must not count, whatever the rounding)
-    d1 = e1x * (a2y - a1y) - e1y * (a2x - a1x)
+    rx, ry = a2x - a1x, a2y - a1y
+    d1 = e1x * ry - e1y * rx
     d2 = e1x * (b2y - a1y) - e1y * (b2x - a1x)
-    d3 = e2x * (a1y - a2y) - e2y * (a1x - a2x)
+    d3 = e2x * ry - e2y * rx          # minus edge_side(a2, e2, a1), exactly (IEEE negation is exact)
     d4 = e2x * (b1y - a2y) - e2y * (b1x - a2x)
-    hit = (d1 * d2 < 0) & (d3 * d4 < 0)                           # (K, m, m)
+    hit = (d1 * d2 < 0) & (d3 * d4 > 0)                           # (K, m, m)
     ok = _pair_table(m, dev)[(j - i).clamp(max=2)]                 # (K, m, m) edge pairs to test
     closing = ((i == 0) & (j == real[g] - 1)).nonzero().flatten()
     if closing.numel():                                            # the path's last edge and its first
@@ -161,19 +162,25 @@ def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
 
 
 def _bucket(S: int) -> int:
-    """Segment counts batched together (padded up to): 16, 32, 64, then multiples of 32. Few batches
-    matter more than the padding: each batch costs a fixed few dozen tensor operations, and segment
-    pairs in the padding are dropped before the crossing tests."""
-    for b in (16, 32, 64):
+    """Segment counts batched together (padded up to): 8, 16, 32, 64, then multiples of 32. Few
+    batches matter more than the padding (segment pairs in the padding are dropped before the
+    crossing tests); the sizes are kept as they were, as the flattening's float rounding depends
+    on the batch's shape, and so does whether two edges that barely meet count as crossing."""
+    for b in (8, 16, 32, 64):
         if S <= b:
             return b
     return -(-S // 32) * 32
 
 
-def _padded(p: torch.Tensor, n3: int) -> torch.Tensor:
-    if p.shape[0] == n3:
-        return p
-    return torch.cat([p, p[:1].expand(n3 - p.shape[0], 2)], 0)
+def _stacked(points: list[torch.Tensor], n3: int, dev, dtype) -> torch.Tensor:
+    """(G, n3, 2): the paths, each padded up to n3 points with copies of its first point, gathered
+    from one concatenation (two tensor operations, not two per path)."""
+    allp = torch.cat([p.detach().to(dev, dtype) for p in points], 0)
+    lens = np.array([p.shape[0] for p in points])
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    col = np.arange(n3)
+    rows = starts[:, None] + np.where(col < lens[:, None], col, 0)          # padding: the first point
+    return allp[torch.from_numpy(rows.reshape(-1))].reshape(len(points), n3, 2)
 
 
 @torch.no_grad()
@@ -203,7 +210,7 @@ def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
         step = max(1, max_batch // per)
         for s in range(0, len(idx), step):
             part = idx[s:s + step]
-            pts = torch.stack([_padded(points[k].detach().to(dev, dtype), n3) for k in part])
+            pts = _stacked([points[k] for k in part], n3, dev, dtype)
             real = torch.tensor([points[k].shape[0] // 3 for k in part], device=dev)
             counts, prs = _group_crossings(pts, pieces, real, pairs=True, min_loop=min_loop)
             out[torch.tensor(part, device=dev)] = counts
