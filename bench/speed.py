@@ -21,6 +21,9 @@ folder), taking turns run by run (which tree goes first alternates), so that bot
 load; it prints both trees' median wall and CPU seconds (the process's user + system time, from
 ``wait4``), their ratio, PSNR and whether the two SVGs are byte-identical. ``--resvg`` also scores
 every SVG with resvg against the input over white (the pipeline's own PSNR is at the working size).
+``--imports`` runs the first image and preset ``--repeat`` times under ``python -X importtime`` in every
+tree and prints the median seconds spent importing (the sum of the top-level imports) and how many
+modules a run imports.
 
 Wall seconds depend on what else the machine runs: the script prints the 1-minute load average
 before and after, and figures are fair only on an otherwise idle machine, or side by side.
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--contention", action="store_true", help="one alone vs two at once (first image)")
     ap.add_argument("--against", metavar="REV_OR_DIR", help="also run another source tree, taking turns")
     ap.add_argument("--resvg", action="store_true", help="also score the SVGs with resvg")
+    ap.add_argument("--imports", action="store_true", help="seconds a run spends importing (-X importtime)")
     args = ap.parse_args(argv)
     trees = [("this", ROOT)]
     if args.against:
@@ -236,6 +240,25 @@ def main(argv: list[str] | None = None) -> int:
                       f"{_med([x[1] for x in r]):.2f} s, mean PSNR {statistics.fmean(x[2] for x in r):.2f} dB"
                       + (f", resvg {statistics.fmean(x[3] for x in r):.2f} dB" if args.resvg else "")
                       + f" over {len(r)} images")
+        if args.imports:
+            name, path = ims[0]
+            q = args.quality[0]
+            got = {tag: ([], []) for tag, _ in trees}
+            for r in range(args.repeat):
+                for tag, tree in (trees if r % 2 == 0 else trees[::-1]):
+                    cmd = command(path, tmp / "i.svg", q, args.paths, args.threads)
+                    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True,
+                                          cwd=tree, env=_env(tree))
+                    if proc.returncode != 0:
+                        raise SystemExit(f"failed in {tree}: {proc.stderr[-2000:]}")
+                    rows = [ln.split("|") for ln in proc.stderr.splitlines() if ln.startswith("import time:")
+                            and "self [us]" not in ln]
+                    top = [int(c) for _, c, n in rows if not n.startswith("  ")]
+                    got[tag][0].append(sum(top) / 1e6)
+                    got[tag][1].append(len(rows))
+            for tag, _ in trees:
+                print(f"\nimports ({name}, {q}, {tag}): {_med(got[tag][0]):.2f} s importing, "
+                      f"{int(_med(got[tag][1]))} modules")
         if args.contention:
             name, path = ims[0]
             q = args.quality[0]
