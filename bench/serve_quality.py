@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("LVSS_OPENMOJI", ROOT.parent / "shared" / "data" / "openmoji"))
+DATA = Path(os.environ.get("LVSS_OPENMOJI", "/work/shared/data/openmoji"))
 
 
 def _cpu_seconds(pid: int) -> float:
