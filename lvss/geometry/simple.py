@@ -184,7 +184,7 @@ def _stacked(points: list[torch.Tensor], n3: int, dev, dtype) -> torch.Tensor:
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     col = np.arange(n3)
     rows = starts[:, None] + np.where(col < lens[:, None], col, 0)          # padding: the first point
-    return allp[torch.from_numpy(rows.reshape(-1))].reshape(len(points), n3, 2)
+    return allp[torch.from_numpy(rows.reshape(-1)).to(dev)].reshape(len(points), n3, 2)
 
 
 @torch.no_grad()
