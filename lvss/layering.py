@@ -88,6 +88,18 @@ def _check_levels(levels: list[MaskSet], valid: np.ndarray | None) -> tuple[int,
     return int(shape[0]), int(shape[1])
 
 
+def label_mask(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
+    """``skimage.measure.label(mask, connectivity=connectivity)``: for a bool mask computed as
+    scikit-image computes it (``scipy.ndimage.label`` with the same neighbourhood, so the same
+    numbers), without the import of ``skimage.morphology`` (with scipy.spatial and scipy.linalg)
+    that scikit-image makes for its neighbourhood helper on every run's first call."""
+    if mask.dtype != bool:
+        from skimage.measure import label
+
+        return label(mask, connectivity=connectivity)
+    return ndi.label(mask, structure=ndi.generate_binary_structure(mask.ndim, connectivity))[0]
+
+
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """(H, W) bool with every hole filled (computed inside the bounding box, which is exact)."""
     rows = np.flatnonzero(mask.any(1))
@@ -106,14 +118,12 @@ def _fill_opaque_holes(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(H, W) bool: ``mask`` with its holes filled except where they are transparent (outside
     ``valid``), which stays open; islands made only of filled pixels are dropped (what lies in a
     transparent hole is drawn by its own masks)."""
-    from skimage.measure import label
-
     filled = _fill_holes(mask)
     open_ = filled & ~mask & ~valid
     if not open_.any():
         return filled
     out = filled & ~open_
-    lab = label(out, connectivity=1)
+    lab = label_mask(out, connectivity=1)
     own = np.unique(lab[mask & out])
     return np.isin(lab, own[own > 0])
 
@@ -338,8 +348,6 @@ def mask_components(mask: np.ndarray, min_pixels: int = 1, fill_holes: bool = Tr
     their holes (a layering mask's holes are the transparent ones, which its paths leave open), and
     a piece inside another's hole is kept.
     """
-    from skimage.measure import label
-
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be a 2-D (H, W) array, got shape {m.shape}")
@@ -351,7 +359,7 @@ def mask_components(mask: np.ndarray, min_pixels: int = 1, fill_holes: bool = Tr
         return []
     cols = np.flatnonzero(m.any(0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    lab = label(m[r0:r1, c0:c1], connectivity=1)
+    lab = label_mask(m[r0:r1, c0:c1], connectivity=1)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
     filled = {k: (_fill_holes(lab == k) if fill_holes else lab == k)
@@ -401,14 +409,12 @@ def _outer_contour(mask: np.ndarray, holes: bool = False) -> _Contour | None:
     """The largest 4-connected component's outer boundary (holes filled), or None. With ``holes``,
     its holes of at least ``_MIN_HOLE`` pixels are kept: their boundaries are spliced into the
     contour, traversed the other way round, so the path's nonzero fill leaves them empty."""
-    from skimage.measure import label
-
     rows = np.flatnonzero(mask.any(1))
     if rows.size == 0:
         return None
     cols = np.flatnonzero(mask.any(0))
     r0, c0 = int(rows[0]), int(cols[0])
-    lab = label(mask[r0:rows[-1] + 1, c0:cols[-1] + 1], connectivity=1)
+    lab = label_mask(mask[r0:rows[-1] + 1, c0:cols[-1] + 1], connectivity=1)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
     own = lab == int(np.argmax(sizes))
@@ -418,7 +424,7 @@ def _outer_contour(mask: np.ndarray, holes: bool = False) -> _Contour | None:
         return None
     if not holes:
         return _Contour(pts, comp, r0, c0)
-    hole_lab = label(comp & ~own, connectivity=1)
+    hole_lab = label_mask(comp & ~own, connectivity=1)
     hole_sizes = np.bincount(hole_lab.ravel())
     fixed: list[int] = []
     shape = comp.copy()

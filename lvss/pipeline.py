@@ -148,8 +148,6 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
     A budget smaller than the number of pieces leaves pieces without a path, and their pixels would
     show the empty canvas (white holes in a photograph at 16 paths); paths in front now lie on a
     back layer instead. Pieces already covering their area are unchanged."""
-    from skimage.segmentation import watershed
-
     from .geometry.simple import made_simple
     from .layering import mask_to_path
 
@@ -162,6 +160,10 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
     gaps = valid & ~covered
     if not gaps.any():
         return
+    # imported only here: scikit-image's watershed imports skimage.morphology (with scipy.spatial and
+    # scipy.linalg), which a picture whose paths already cover the canvas does not need
+    from skimage.segmentation import watershed
+
     grown = watershed(np.zeros(valid.shape, np.uint8), markers, mask=gaps | (markers > 0))
     for i, sp in enumerate(mine):
         m = grown == i + 1
@@ -478,7 +480,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
 # scipy.ndimage and scikit-image's filters alone take about 1 s on a small CPU
 _FIRST_USE = ("lvss.simplify.classical", "lvss.segment.classical", "lvss.layering", "lvss.fit",
               "lvss.optimize.refine", "lvss.optimize.structure", "lvss.svg", "lvss.compact",
-              "scipy.ndimage", "scipy.sparse", "skimage.filters.rank", "skimage.morphology",
+              "scipy.ndimage", "scipy.sparse", "skimage.morphology",
               "skimage.measure", "skimage.segmentation", "skimage.draw")
 
 

@@ -509,3 +509,19 @@ def test_polygon_pixels_near_the_chords_only_equal_a_full_polygon_raster(monkeyp
         poly = c.points[idx]
         rc = np.stack([poly[:, 1] - 0.5 - c.row0, poly[:, 0] - 0.5 - c.col0], 1)
         assert np.array_equal(L._polygon_pixels(idx, c), polygon2mask(c.shape.shape, rc))
+
+
+def test_label_mask_equals_scikit_image():
+    """lvss.layering.label_mask numbers a bool mask's components exactly as skimage.measure.label
+    does (4- and 8-connected), and passes other dtypes on to it."""
+    from skimage.measure import label
+
+    from lvss.layering import label_mask
+
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        m = rng.random((37, 53)) > 0.55
+        for conn in (1, 2):
+            assert np.array_equal(label_mask(m, conn), label(m, connectivity=conn))
+    ints = rng.integers(0, 3, (20, 30))
+    assert np.array_equal(label_mask(ints, 1), label(ints, connectivity=1))

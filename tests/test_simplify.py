@@ -154,3 +154,29 @@ def test_bad_input(image, levels, match):
 def test_bad_strength():
     with pytest.raises(ValueError, match="smooth_strength"):
         simplify_classical(np.zeros((8, 8, 3), np.float32), 1, cfg=SimplifyConfig(smooth_strength=0.0))
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 4])
+def test_majority_vote_equals_scikit_image(radius):
+    """The boundary smoothing's own majority vote gives scikit-image's rank filter result exactly
+    (pixels outside the image do not vote, ties go to the smallest label), on blobby label images
+    with many labels and on few-label noise, whose ties are common."""
+    import warnings
+
+    from skimage.filters.rank import majority
+    from skimage.morphology import disk
+
+    from lvss.simplify.classical import _majority
+
+    rng = np.random.default_rng(radius)
+    for trial in range(12):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        if trial % 3 == 0:
+            lab = rng.integers(0, 4, (h, w))
+        else:
+            blocks = rng.integers(0, int(rng.integers(2, 3000)), (h // 3 + 1, w // 3 + 1))
+            lab = np.kron(blocks, np.ones((3, 3), np.int64))[:h, :w]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # many labels: scikit-image warns about its speed
+            want = majority(lab.astype(np.uint16), disk(radius))
+        assert np.array_equal(_majority(lab, radius), want.astype(lab.dtype))

@@ -67,6 +67,23 @@ def flatten_closed(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIEC
     return v.reshape(-1, 2).numpy()
 
 
+_PAIRS: dict = {}
+
+
+def _pair_table(m, dev):
+    """(3, m, m) bool: which of the m x m edge pairs of two segments i <= j are tested, for j - i = 0
+    (the same segment: each pair once, never an edge with itself or its neighbour), 1 (neighbours:
+    all but the two edges that share the node) and >= 2 (all)."""
+    key = (m, dev)
+    t = _PAIRS.get(key)
+    if t is None:
+        p = torch.arange(m, device=dev)[:, None]
+        q = torch.arange(m, device=dev)[None, :]
+        t = _PAIRS[key] = torch.stack([(q > p) & (q - p != 1), ~((p == m - 1) & (q == 0)),
+                                       torch.ones(m, m, dtype=torch.bool, device=dev)])
+    return t
+
+
 def _group_crossings(pts: torch.Tensor, pieces: int, real: torch.Tensor, pairs: bool = False,
                      min_loop: float = 0.0):
     """(G, 3S, 2) paths padded to the same S -> (G,) number of crossing edge pairs of each. ``real``
@@ -79,49 +96,60 @@ def _group_crossings(pts: torch.Tensor, pieces: int, real: torch.Tensor, pairs: 
     S = seg.shape[1]
     m = pieces
     E = S * m
+    dev = pts.device
     lo, hi = seg.amin(2), seg.amax(2)                             # (G, S, 2) control boxes
-    # segment pairs (i <= j) whose boxes overlap
     ov = ((lo[:, :, None] <= hi[:, None]) & (lo[:, None] <= hi[:, :, None])).all(-1)   # (G, S, S)
-    ov = torch.triu(ov)
+    # pairs (i <= j) with j in the padding are never counted (edges beyond the path's own are left
+    # out below): drop them before any work is spent on them
+    ov = torch.triu(ov) & (torch.arange(S, device=dev) < real[:, None])[:, None, :]
     g, i, j = ov.nonzero(as_tuple=True)
-    out = torch.zeros(G, dtype=torch.long, device=pts.device)
+    out = torch.zeros(G, dtype=torch.long, device=dev)
     if g.numel() == 0:
         return (out, g.new_zeros(0, 3)) if pairs else out
-    B = _basis(m, pts.device, pts.dtype)
+    B = _basis(m, dev, pts.dtype)
     vert = torch.einsum("mk,gskd->gsmd", B, seg)                  # (G, S, m, 2) piece starts
     flat = vert.reshape(G, E, 2)
     a = flat
     b = torch.roll(flat, -1, 1)
-    ai = a.reshape(G, S, m, 2)[g, i]                              # (K, m, 2)
-    bi = b.reshape(G, S, m, 2)[g, i]
-    aj = a.reshape(G, S, m, 2)[g, j]
-    bj = b.reshape(G, S, m, 2)[g, j]
-    # which side of edge u's line a point q lies on: (b_u - a_u) x (q - a_u), exactly zero when q is
-    # one of the edge's ends (touching edges must not count, whatever the rounding)
-    e1 = (bi - ai)[:, :, None]                                                  # (K, m, 1, 2)
-    e2 = (bj - aj)[:, None]                                                     # (K, 1, m, 2)
-    A1, B1, A2, B2 = ai[:, :, None], bi[:, :, None], aj[:, None], bj[:, None]
-
-    d1, d2 = edge_side(A1, e1, A2), edge_side(A1, e1, B2)                       # (K, m, m)
-    d3, d4 = edge_side(A2, e2, A1), edge_side(A2, e2, B1)
-    hit = (d1 * d2 < 0) & (d3 * d4 < 0)                           # (K, m, m)
-    # edge numbers: never test an edge against itself or its neighbours, and each pair once
-    ei = (i[:, None] * m + torch.arange(m, device=pts.device))[:, :, None]    # (K, m, 1)
-    ej = (j[:, None] * m + torch.arange(m, device=pts.device))[:, None, :]    # (K, 1, m)
-    d = (ej - ei).abs()
-    e_real = (real * m)[g][:, None, None]                                       # (K, 1, 1)
-    ok = (ej > ei) & (d != 1) & (ej < e_real) & ~((ei == 0) & (ej == e_real - 1))
+    # x and y as separate contiguous planes (G * E,): every test below is elementwise on them
+    ax, ay = a[..., 0].reshape(-1), a[..., 1].reshape(-1)
+    bx, by = b[..., 0].reshape(-1), b[..., 1].reshape(-1)
+    ex, ey = bx - ax, by - ay
+    ar = torch.arange(m, device=dev)
+    ei = i[:, None] * m + ar                                      # (K, m) edge numbers in the path
+    ej = j[:, None] * m + ar
+    base = (g * E)[:, None]
+    fi, fj = base + ei, base + ej                                 # (K, m) rows of the flat planes
+    a1x, a1y, e1x, e1y = ax[fi][:, :, None], ay[fi][:, :, None], ex[fi][:, :, None], ey[fi][:, :, None]
+    b1x, b1y = bx[fi][:, :, None], by[fi][:, :, None]
+    a2x, a2y, e2x, e2y = ax[fj][:, None], ay[fj][:, None], ex[fj][:, None], ey[fj][:, None]
+    b2x, b2y = bx[fj][:, None], by[fj][:, None]
+    # which side of edge u's line a point q lies on: (b_u - a_u) x (q - a_u), as edge_side computes it,
+    # exactly zero when q is one of the edge's ends (touching edges must not count, whatever the rounding)
+    rx, ry = a2x - a1x, a2y - a1y
+    d1 = e1x * ry - e1y * rx
+    d2 = e1x * (b2y - a1y) - e1y * (b2x - a1x)
+    ok = _pair_table(m, dev)[(j - i).clamp(max=2)]                 # (K, m, m) edge pairs to test
+    closing = ((i == 0) & (j == real[g] - 1)).nonzero().flatten()
+    if closing.numel():                                            # the path's last edge and its first
+        ok[closing, 0, m - 1] = False
+    # only where edge 2's ends lie on both sides of edge 1's line can the edges cross: the other two
+    # tests run on those entries alone (the same arithmetic, on fewer numbers)
+    k, p, q = ((d1 * d2 < 0) & ok).nonzero(as_tuple=True)
+    e2xc, e2yc, a2xc, a2yc = e2x[k, 0, q], e2y[k, 0, q], a2x[k, 0, q], a2y[k, 0, q]
+    d3 = e2xc * ry[k, p, q] - e2yc * rx[k, p, q]   # minus edge_side(a2, e2, a1), exactly (negation is exact)
+    d4 = e2xc * (b1y[k, p, 0] - a2yc) - e2yc * (b1x[k, p, 0] - a2xc)
+    hit = d3 * d4 > 0
     if min_loop > 0:
         # the outline between the two crossing edges, the shorter way round
         seg_len = (b - a).norm(dim=-1)                                          # (G, E)
         cum = torch.cumsum(seg_len, 1)
         total = cum[:, -1]
-        cg = cum[g]                                                             # (K, E)
-        inner = cg.gather(1, ej.expand(-1, m, m).reshape(len(g), -1)) - cg.gather(1, ei.expand(-1, m, m).reshape(len(g), -1))
-        inner = inner.reshape(-1, m, m)
-        loop = torch.minimum(inner, total[g][:, None, None] - inner)
-        ok = ok & (loop >= min_loop)
-    counts = (hit & ok).flatten(1).sum(1)
+        cf = cum.reshape(-1)
+        inner = cf[fj[k, q]] - cf[fi[k, p]]
+        loop = torch.minimum(inner, total[g[k]] - inner)
+        hit &= loop >= min_loop
+    counts = torch.zeros(len(g), dtype=torch.long, device=dev).index_add_(0, k, hit.long())
     out.index_add_(0, g, counts)
     if pairs:
         sel = counts > 0
@@ -139,18 +167,24 @@ def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
 
 def _bucket(S: int) -> int:
     """Segment counts batched together (padded up to): 8, 16, 32, 64, then multiples of 32. Few
-    batches matter more than the padding's few extra segment pairs: each batch costs a fixed dozen
-    of tensor operations."""
+    batches matter more than the padding (segment pairs in the padding are dropped before the
+    crossing tests); the sizes are kept as they were, as the flattening's float rounding depends
+    on the batch's shape, and so does whether two edges that barely meet count as crossing."""
     for b in (8, 16, 32, 64):
         if S <= b:
             return b
     return -(-S // 32) * 32
 
 
-def _padded(p: torch.Tensor, n3: int) -> torch.Tensor:
-    if p.shape[0] == n3:
-        return p
-    return torch.cat([p, p[:1].expand(n3 - p.shape[0], 2)], 0)
+def _stacked(points: list[torch.Tensor], n3: int, dev, dtype) -> torch.Tensor:
+    """(G, n3, 2): the paths, each padded up to n3 points with copies of its first point, gathered
+    from one concatenation (two tensor operations, not two per path)."""
+    allp = torch.cat([p.detach().to(dev, dtype) for p in points], 0)
+    lens = np.array([p.shape[0] for p in points])
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    col = np.arange(n3)
+    rows = starts[:, None] + np.where(col < lens[:, None], col, 0)          # padding: the first point
+    return allp[torch.from_numpy(rows.reshape(-1)).to(dev)].reshape(len(points), n3, 2)
 
 
 @torch.no_grad()
@@ -180,7 +214,7 @@ def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
         step = max(1, max_batch // per)
         for s in range(0, len(idx), step):
             part = idx[s:s + step]
-            pts = torch.stack([_padded(points[k].detach().to(dev, dtype), n3) for k in part])
+            pts = _stacked([points[k] for k in part], n3, dev, dtype)
             real = torch.tensor([points[k].shape[0] // 3 for k in part], device=dev)
             counts, prs = _group_crossings(pts, pieces, real, pairs=True, min_loop=min_loop)
             out[torch.tensor(part, device=dev)] = counts

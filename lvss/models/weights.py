@@ -22,8 +22,6 @@ import hashlib
 import os
 import shutil
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -174,6 +172,9 @@ def download_file(url: str, dest: str, *, sha256: str = "", size: int = 0, progr
     sha256: the expected digest (computed while downloading); a mismatch deletes the download and
     raises WeightsError. Returns ``dest``.
     """
+    import urllib.error  # here, not at the top: every ``lvss`` command imports this module for its
+    import urllib.request  # options, and urllib with http and email costs a run about 15 ms
+
     if _offline():
         raise WeightsError(f"{title or url} is not in the cache ({dest}) and downloads are disabled "
                            "(HF_HUB_OFFLINE / LVSS_OFFLINE); copy the file there or allow downloads")

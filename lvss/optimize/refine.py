@@ -17,7 +17,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from skimage import measure
 
 from ..config import OptimizeConfig
 from ..geometry.guard import SimpleGuard
@@ -78,7 +77,9 @@ def error_regions(err: np.ndarray, k: int, threshold: float = ERROR_THRESHOLD,
     as (H, W) bool masks, largest first."""
     if k <= 0:
         return []
-    lab = measure.label(err > threshold, connectivity=2)
+    from ..layering import label_mask
+
+    lab = label_mask(err > threshold, connectivity=2)
     if lab.max() == 0:
         return []
     sums = np.bincount(lab.ravel(), weights=err.ravel())

@@ -236,13 +236,10 @@ def _smooth_boundaries(labels: np.ndarray, work: np.ndarray, radius: int
 
     Pixels that change region are repainted with their new region's colour (step 5).
     """
-    from skimage.filters.rank import majority
-    from skimage.morphology import disk
-
     r = int(labels.max()) + 1
     if radius < 1 or r < 2 or r > np.iinfo(np.uint16).max:
         return labels, work
-    voted = majority(labels.astype(np.uint16), disk(radius)).astype(labels.dtype)
+    voted = _majority(labels, radius)
     changed = voted != labels
     if not changed.any():
         return labels, work
@@ -253,6 +250,37 @@ def _smooth_boundaries(labels: np.ndarray, work: np.ndarray, radius: int
     mean /= np.maximum(n, 1)[:, None]
     work = np.where(changed[..., None] & (n[voted] > 0)[..., None], mean[voted], work)
     return _components(voted), work
+
+
+def _majority(labels: np.ndarray, radius: int) -> np.ndarray:
+    """The most common label over a disc of ``radius`` pixels (x² + y² <= r²) around every pixel; pixels
+    outside the image do not vote and a tie goes to the smallest label: the same as scikit-image's
+    ``filters.rank.majority(labels, morphology.disk(radius))``, which is used for large discs. Small
+    discs (the working size's) are voted here, on the sorted stack of shifted label images: faster,
+    and without importing ``skimage.morphology`` (with scipy.spatial and scipy.linalg) into every run.
+    Labels must be below 65535 (uint16, the last value marks pixels outside the image)."""
+    if radius > 3:  # the stack grows with the disc's area, scikit-image's sliding histogram with its side
+        from skimage.filters.rank import majority
+        from skimage.morphology import disk
+
+        return majority(labels.astype(np.uint16), disk(radius)).astype(labels.dtype)
+    h, w = labels.shape
+    outside = np.iinfo(np.uint16).max
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    offsets = np.argwhere(yy * yy + xx * xx <= radius * radius)
+    pad = np.pad(labels.astype(np.uint16), radius, constant_values=outside)
+    votes = np.stack([pad[dy:dy + h, dx:dx + w] for dy, dx in offsets])   # (K, H, W)
+    votes.sort(axis=0)
+    # runs of equal labels in the sorted votes: a longer run wins, so the first (smallest) label keeps a tie
+    best = votes[0].copy()                  # never outside: the pixel itself votes
+    best_n = np.ones((h, w), np.int16)
+    run = np.ones((h, w), np.int16)
+    for k in range(1, votes.shape[0]):
+        run = np.where(votes[k] == votes[k - 1], run + 1, 1).astype(np.int16)
+        longer = (run > best_n) & (votes[k] != outside)
+        np.copyto(best_n, run, where=longer)
+        np.copyto(best, votes[k], where=longer)
+    return best.astype(labels.dtype)
 
 
 def _components(labels: np.ndarray) -> np.ndarray:
