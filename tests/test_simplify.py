@@ -156,6 +156,7 @@ def test_bad_strength():
         simplify_classical(np.zeros((8, 8, 3), np.float32), 1, cfg=SimplifyConfig(smooth_strength=0.0))
 
 
+@pytest.mark.filterwarnings("ignore:Bad rank filter performance")  # many labels: scikit-image warns about its speed
 @pytest.mark.parametrize("radius", [1, 2, 3, 4])
 def test_majority_vote_equals_scikit_image(radius):
     """The boundary smoothing's own majority vote gives scikit-image's rank filter result exactly
