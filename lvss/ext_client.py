@@ -235,10 +235,11 @@ def done_event(result, seconds: Optional[float] = None) -> dict:
 
 
 def extra_options(settings) -> dict:
-    """The request options beyond the common ones that were chosen, from anything with ``fill`` and
-    ``quality`` (Settings, ``lvss remote``'s arguments); unset ones stay off the wire, so that a
-    server older than an option still takes requests that do not use it."""
-    return {k: v for k, v in (("fill", settings.fill), ("quality", settings.quality)) if v}
+    """The request options beyond the common ones (the client's ``EXTRA_OPTIONS``, from the one
+    declaration in lvss.options) that were chosen, from anything that has them as attributes
+    (Settings: ``fill`` and ``quality``; ``lvss remote``'s arguments); unset ones stay off the wire,
+    so that a server older than an option still takes requests that do not use it."""
+    return {k: v for k in _client.EXTRA_OPTIONS if (v := getattr(settings, k, None))}
 
 
 # -- a request --------------------------------------------------------------------------------------
