@@ -68,13 +68,17 @@ FROM_CONFIG = "recorded by lvss install-inkscape-extension"
 FROM_DEFAULT = "the default"
 
 
-class RemoteError(Exception):
-    """A request that failed. code: one of CODES or SETUP; message: the server's or our text."""
+class RemoteError(_client.ClientError):
+    """A request that failed: the client's error (so ``except ClientError`` catches both), whose code
+    may also be SETUP (a setting on this side to fix before any call). message: the server's or our
+    text."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.code = code if code == SETUP else self.code
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 @dataclass(frozen=True)
