@@ -1,5 +1,6 @@
 """Reading an SVG for the Blender importer: lvss's SVG reader (``lvss/svg_read.py``), and the
-names the importer gives collections and objects.
+names the importer gives collections and objects (colour words from ``lvss/messages.py``, as
+lvss names its layers).
 
 The reader is standard library only and has no ``bpy``; ``lvss build-blender-extension`` bundles
 it with the client as ``_lvss/svg_read.py`` (from a source checkout, or with lvss installed in
@@ -9,9 +10,11 @@ collections and curve objects. What it reads is described in ``lvss/svg_read.py`
 from __future__ import annotations
 
 try:  # the copy bundled into the extension
+    from ._lvss.messages import colour_name
     from ._lvss.svg_read import (Drawing, Gradient, Layer, Shape, Spline, SvgReadError, parse_path_data,
                                  read_svg)
 except ImportError:  # a source checkout, or lvss installed in Blender's Python
+    from lvss.messages import colour_name
     from lvss.svg_read import Drawing, Gradient, Layer, Shape, Spline, SvgReadError, parse_path_data, read_svg
 
 SvgImportError = SvgReadError  # the name the importer knows
@@ -31,26 +34,8 @@ def parse_svg(data, *, name: str = "the SVG") -> Drawing:
 # ---------------------------------------------------------------------------------------------
 # names for the editor
 # ---------------------------------------------------------------------------------------------
-# the plain colour names lvss gives its layers (lvss.layering.colour_name), so that an object's
-# colour word reads like its layer's
-_COLOUR_NAMES = {
-    "black": (0, 0, 0), "dark grey": (64, 64, 64), "grey": (128, 128, 128), "light grey": (192, 192, 192),
-    "white": (255, 255, 255), "red": (220, 40, 40), "dark red": (128, 20, 20), "orange": (240, 140, 30),
-    "brown": (130, 80, 40), "beige": (225, 200, 160), "yellow": (240, 220, 40), "olive": (128, 128, 30),
-    "green": (50, 160, 50), "light green": (150, 220, 90), "dark green": (20, 90, 40), "teal": (20, 130, 130),
-    "cyan": (60, 200, 220), "light blue": (140, 190, 240), "blue": (40, 80, 220), "navy": (20, 30, 110),
-    "purple": (120, 50, 160), "magenta": (210, 50, 180), "pink": (240, 160, 190),
-}
 NAME_BYTES = 63  # Blender's longest datablock name, in UTF-8 bytes
 DETAILS = "details"  # the label lvss gives a layer's sub-layer of detail paths
-
-
-def colour_name(rgb) -> str:
-    """The nearest plain colour name of straight sRGB in [0, 1] (e.g. "dark green"), as lvss names
-    its layers' colours."""
-    c = [min(max(v, 0.0), 1.0) * 255.0 for v in rgb[:3]]
-    return min(_COLOUR_NAMES, key=lambda n: sum(w * (r - v) ** 2 for w, r, v in zip((2.0, 4.0, 3.0),
-                                                                                    _COLOUR_NAMES[n], c)))
 
 
 def _fit(head: str, tail: str) -> str:

@@ -17,6 +17,7 @@ import torch
 from scipy import ndimage as ndi
 
 from .geometry.simple import signed_area
+from .messages import colour_name
 from .scene import Layer, Path, Scene
 from .types import MaskSet
 
@@ -247,27 +248,6 @@ def assign_details(layer_of: list[int], n_layers: int, pixels: list[np.ndarray],
         if len(px):
             front[px] = np.maximum(front[px], k)   # later details that touch this one stay in front of it
     return out
-
-
-# a few plain colour names, enough to tell layers apart in an editor's layer list
-_COLOUR_NAMES = {
-    "black": (0, 0, 0), "dark grey": (64, 64, 64), "grey": (128, 128, 128), "light grey": (192, 192, 192),
-    "white": (255, 255, 255), "red": (220, 40, 40), "dark red": (128, 20, 20), "orange": (240, 140, 30),
-    "brown": (130, 80, 40), "beige": (225, 200, 160), "yellow": (240, 220, 40), "olive": (128, 128, 30),
-    "green": (50, 160, 50), "light green": (150, 220, 90), "dark green": (20, 90, 40), "teal": (20, 130, 130),
-    "cyan": (60, 200, 220), "light blue": (140, 190, 240), "blue": (40, 80, 220), "navy": (20, 30, 110),
-    "purple": (120, 50, 160), "magenta": (210, 50, 180), "pink": (240, 160, 190),
-}
-
-
-def colour_name(rgb) -> str:
-    """The nearest plain colour name of an RGB colour in [0, 1] (e.g. "dark green")."""
-    c = np.asarray(rgb, np.float64).reshape(3) * 255.0
-    names = list(_COLOUR_NAMES)
-    ref = np.array([_COLOUR_NAMES[n] for n in names], np.float64)
-    # weighted RGB distance (eyes are most sensitive to green, least to blue)
-    d = (((ref - c) ** 2) * np.array([2.0, 4.0, 3.0])).sum(1)
-    return names[int(np.argmin(d))]
 
 
 def layer_name(index: int, layering: Layering) -> str:

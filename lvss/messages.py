@@ -129,3 +129,24 @@ def server_failed(name: str, detail: str) -> str:
 __all__ = ["STAGE_WORDS", "UNKNOWN_STAGE", "FINAL_STAGES", "stage_label", "queued_text", "is_final",
            "duration_text", "host_port", "unreachable", "unreachable_line", "timed_out", "refused", "wrong_token", "busy",
            "cancelled", "server_failed"]
+
+
+# a few plain colour names, enough to tell layers apart in an editor's layer list; lvss names its
+# layers with them (lvss.layering) and the Blender importer its objects, so the words agree
+COLOUR_NAMES = {
+    "black": (0, 0, 0), "dark grey": (64, 64, 64), "grey": (128, 128, 128), "light grey": (192, 192, 192),
+    "white": (255, 255, 255), "red": (220, 40, 40), "dark red": (128, 20, 20), "orange": (240, 140, 30),
+    "brown": (130, 80, 40), "beige": (225, 200, 160), "yellow": (240, 220, 40), "olive": (128, 128, 30),
+    "green": (50, 160, 50), "light green": (150, 220, 90), "dark green": (20, 90, 40), "teal": (20, 130, 130),
+    "cyan": (60, 200, 220), "light blue": (140, 190, 240), "blue": (40, 80, 220), "navy": (20, 30, 110),
+    "purple": (120, 50, 160), "magenta": (210, 50, 180), "pink": (240, 160, 190),
+}
+
+
+def colour_name(rgb) -> str:
+    """The nearest plain colour name of straight sRGB in [0, 1] (e.g. "dark green"), by a weighted RGB
+    distance (eyes are most sensitive to green, least to blue)."""
+    c = [min(max(float(v), 0.0), 1.0) * 255.0 for v in list(rgb)[:3]]
+    return min(COLOUR_NAMES, key=lambda n: sum(w * (r - v) ** 2 for w, r, v in zip((2.0, 4.0, 3.0),
+                                                                                   COLOUR_NAMES[n], c)))
+

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import torch
 
-from .layering import colour_name
+from .messages import colour_name
 from .scene import Layer, Scene
 
 _NUMBERED = re.compile(r"^(\d+)\s+(.*)$")
