@@ -13,6 +13,7 @@ No I/O lives here; see :mod:`lvss.svg` for reading and writing.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -107,8 +108,9 @@ class RadialGradient:
         if not isinstance(self.radius, torch.Tensor):
             self.radius = torch.as_tensor(float(self.radius), dtype=torch.float32)
         self.radius = self.radius.reshape(())
-        if not bool(torch.isfinite(self.radius.detach())) or float(self.radius) <= 0:
-            raise SceneError(f"radial gradient radius must be > 0 pixels, got {float(self.radius)}")
+        r = float(self.radius.detach())
+        if not math.isfinite(r) or r <= 0:
+            raise SceneError(f"radial gradient radius must be > 0 pixels, got {r}")
         if self.focal is not None:
             self.focal = _vec2(self.focal, "focal point")
         self.offsets, self.colors = _stops(self.offsets, self.colors)
