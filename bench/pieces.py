@@ -22,7 +22,8 @@ import numpy as np
 
 import lvss.pipeline as pl
 from lvss.config import VectorizeConfig
-from lvss.optimize.structure import StructuralPath, check_cancel
+from lvss.optimize.structure import StructuralPath
+from lvss.types import check_cancel
 
 OPENMOJI = Path(os.environ.get("LVSS_OPENMOJI", "/work/shared/data/openmoji"))
 

@@ -16,10 +16,9 @@ import torch
 from .config import VectorizeConfig
 from .io import load_image
 from .metrics import composite_metrics
-from .optimize.structure import (Cancelled, StructuralPath, check_cancel, fit_colors, optimize_structure,
-                                 solve_colors)
+from .optimize.structure import StructuralPath, fit_colors, optimize_structure, solve_colors
 from .scene import Layer, Path, Scene
-from .types import ProgressCallback, ProgressEvent, VectorizeResult
+from .types import Cancelled, ProgressCallback, ProgressEvent, VectorizeResult, check_cancel
 
 __all__ = ["run", "vectorize", "Cancelled", "prepare_image", "composite_metrics", "prompt_note"]
 

@@ -147,7 +147,7 @@ def simplify_levels(cfg: VectorizeConfig, image: np.ndarray, progress: StageProg
     coarser images after the original, with the configured simplifier (or ``simplifier``).
 
     Learned simplifiers report progress and honour ``cancel`` after every iteration (raising
-    :class:`lvss.optimize.structure.Cancelled`); the classical one reports when done.
+    :class:`lvss.types.Cancelled`); the classical one reports when done.
     """
     from .types import check_cancel
 
@@ -237,7 +237,7 @@ def segment_levels(cfg: VectorizeConfig, levels: list[np.ndarray], source: np.nd
     segmented again by the classical segmenter; each such level is named in ``notes`` and
     ``fallback_levels`` and reported through ``progress``. progress(fraction of the stage, message) is
     called inside every level; ``cancel`` is checked between prompt batches (raises
-    :class:`lvss.optimize.structure.Cancelled`).
+    :class:`lvss.types.Cancelled`).
     """
     from .types import check_cancel
     from .segment.classical import ClassicalSegmenter

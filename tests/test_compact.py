@@ -14,7 +14,7 @@ from lvss.compact import (build_graph, coarsen, detail_centres, detail_prob, gre
                           mask_soup, recolor_merge, run_compact, structural_budget)
 from lvss.compact.soup import boundary_strength, refine_partitions
 from lvss.config import CompactConfig, OptimizeConfig, VectorizeConfig
-from lvss.optimize.structure import Cancelled
+from lvss.types import Cancelled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from compact_baselines import CLUSTERERS  # noqa: E402  (the ablation's baselines live in bench/)

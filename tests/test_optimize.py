@@ -114,7 +114,8 @@ def test_details_over_a_rendered_backdrop_equal_the_full_render():
 def test_adam_loop_schedule_hooks_stop_and_cancel():
     import threading
 
-    from lvss.optimize.loop import Cancelled, adam_loop, hold_then_decay, lr_decay
+    from lvss.optimize.loop import adam_loop, hold_then_decay, lr_decay
+    from lvss.types import Cancelled
 
     x = torch.tensor([3.0, -2.0], requires_grad=True)
     seen, lrs = [], []

@@ -184,7 +184,7 @@ def test_clean_up_pass_prefers_unchanged_masks_and_drops_repeats():
 def test_progress_per_prompt_batch_and_cancel(sam, image):
     import threading
 
-    from lvss.optimize.structure import Cancelled
+    from lvss.types import Cancelled
     from lvss.segment import sam as sam_mod
 
     cfg = SegmentConfig(**{**LOOSE.__dict__, "sam_points_per_side": 5})  # 25 prompts

@@ -133,7 +133,7 @@ def test_three_levels_one_iteration_each(sd, image):
 def test_cancel_between_iterations(sd, image):
     import threading
 
-    from lvss.optimize.structure import Cancelled
+    from lvss.types import Cancelled
 
     stop = threading.Event()
     events = []

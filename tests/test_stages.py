@@ -318,7 +318,7 @@ def test_pipeline_with_a_segmenter_that_finds_nothing(monkeypatch):
 def test_simplify_levels_passes_progress_and_cancel(learned_cfg, image):
     import threading
 
-    from lvss.optimize.structure import Cancelled
+    from lvss.types import Cancelled
 
     events = []
     seq = stages.simplify_levels(learned_cfg, image, progress=lambda f, m: events.append(f))

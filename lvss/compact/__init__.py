@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..config import VectorizeConfig
-from ..optimize.loop import check_cancel
+from ..types import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, split_budget
 from .cover import absorb_slivers, cover_gaps, drop_hairs

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from ..config import CompactConfig
-from ..optimize.loop import adam_loop, check_cancel, hold_then_decay
+from ..optimize.loop import adam_loop, hold_then_decay
+from ..types import check_cancel
 from .graph import MaskGraph, MergeResult, coarsen, greedy_merge, ward_cost
 
 __all__ = ["recolor_merge", "recolor_round", "fusion_scales"]

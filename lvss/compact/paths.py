@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..config import VectorizeConfig
-from ..optimize.loop import adam_loop, check_cancel, visible_kept
+from ..optimize.loop import adam_loop, visible_kept
+from ..types import check_cancel
 from ..optimize.losses import error_map
 from .details import Confine, detail_centres, detail_prob, error_centres, mask_depth
 

@@ -124,7 +124,7 @@ def mask_soup(rgb: np.ndarray, valid: np.ndarray, cfg: VectorizeConfig, source: 
               progress: Callable[[float, str], None] | None = None,
               cancel: threading.Event | None = None) -> Soup:
     """The soup of ``rgb`` (h, w, 3) float32 over the ``valid`` pixels and its partitions."""
-    from ..optimize.loop import check_cancel
+    from ..types import check_cancel
     from ..stages import segment_levels, simplify_levels
 
     prog = progress or (lambda f, m: None)

@@ -184,7 +184,7 @@ def fit_fills(scene: Scene, rgb: np.ndarray, alpha: np.ndarray, mode: str, dev: 
     scene: at the working resolution of ``rgb`` (h, w, 3) straight colour and ``alpha`` (h, w).
     """
     from ..render.torch_raster import pack_fills, render_torch, visibility
-    from .structure import check_cancel
+    from ..types import check_cancel
 
     if mode not in FILL_MODES:
         raise ValueError(f"fill must be one of {', '.join(FILL_MODES)}, got {mode!r}")
@@ -255,7 +255,8 @@ def fit_fills(scene: Scene, rgb: np.ndarray, alpha: np.ndarray, mode: str, dev: 
 
 def _optimise(scene, paths, fills, target_c, a_t, weight, iters, point_lr, color_lr, dev, cancel, res, t0):
     from ..render.torch_raster import pack_fills, render_torch
-    from .loop import Adam, check_cancel
+    from ..types import check_cancel
+    from .loop import Adam
 
     h, w = a_t.shape
     packed = pack_fills(fills).to(dev)

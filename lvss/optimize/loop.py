@@ -13,10 +13,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..types import Cancelled, check_cancel
+from ..types import check_cancel
 from .stopping import Plateau
 
-__all__ = ["Adam", "adam_loop", "lr_decay", "hold_then_decay", "check_cancel", "Cancelled", "visible_kept"]
+__all__ = ["Adam", "adam_loop", "lr_decay", "hold_then_decay", "visible_kept"]
 
 
 def lr_decay(step: int, total: int, lr: float) -> float:
@@ -78,7 +78,7 @@ def adam_loop(groups: Sequence[tuple[Sequence[torch.Tensor], float]], loss_fn: C
     step: non-finite gradients were zeroed first (``sanitize``), then ``after_step()`` (clamps,
     projections), then ``guard(optimizer)`` (e.g. :class:`lvss.geometry.guard.SimpleGuard`, which
     shortens steps that would make a path cross itself), then ``callback(k, loss)``; ``stop`` (a :class:`Plateau`) ends the run once the
-    loss levels off. ``cancel`` is checked every ``cancel_every`` steps (raises :class:`Cancelled`).
+    loss levels off. ``cancel`` is checked every ``cancel_every`` steps (raises :class:`lvss.types.Cancelled`).
     """
     if iters <= 0:
         return 0

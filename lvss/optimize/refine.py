@@ -26,7 +26,8 @@ from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pa
 from ..scene import circle_path
 from .losses import error_map, image_loss
 from .stopping import Plateau
-from .loop import adam_loop, check_cancel, visible_kept
+from ..types import check_cancel
+from .loop import adam_loop, visible_kept
 from .structure import solve_colors
 
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"

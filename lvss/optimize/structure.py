@@ -18,7 +18,7 @@ from ..config import OptimizeConfig
 from ..geometry.guard import SimpleGuard
 from ..render.torch_raster import render_torch
 from .losses import overlap_loss
-from .loop import Cancelled, adam_loop, check_cancel  # noqa: F401  (Cancelled, check_cancel: re-exported)
+from .loop import adam_loop
 from .stopping import Plateau
 
 TILE_PAD = 8  # empty pixels between layer tiles, so paths drifting past an edge don't reach a neighbour

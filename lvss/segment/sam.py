@@ -205,7 +205,7 @@ class SamSegmenter:
         out_size: (h, w) of the returned masks (default the image's). Returns a MaskSet with (K, h, w) bool masks, largest first, scores =
         predicted IoU clipped to [0, 1], colors = mean RGB of the image under each mask.
         progress(fraction within this image, message) is called after every batch of prompts, and
-        ``cancel`` (a threading.Event) is checked there: raises :class:`lvss.optimize.structure.Cancelled`.
+        ``cancel`` (a threading.Event) is checked there: raises :class:`lvss.types.Cancelled`.
         """
         from ..types import check_cancel
 

@@ -80,7 +80,7 @@ def simplify_sds(image: np.ndarray, levels: int, seed: int = 0, cfg: SimplifyCon
     ``LVSS_SD_MODEL`` on ``device`` ("auto" | "cpu" | "cuda"). The same seed gives the same result on
     the same device. progress(ProgressEvent("simplify", fraction done, message)) is called after every
     iteration, and ``cancel`` (a threading.Event) is checked before each: when set,
-    :class:`lvss.optimize.structure.Cancelled` is raised.
+    :class:`lvss.types.Cancelled` is raised.
     """
     from ..types import check_cancel
 
