@@ -18,7 +18,7 @@ import torch
 from .kinks import cut_kinks
 from .simple import area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, signed_area
 
-__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "simple_as_written", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
@@ -114,8 +114,8 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     rounded. Empty when nothing is left. A path that is already a simple loop inside the canvas comes
     back as it is (the boolean operations would split its curves at inflections, adding nodes), unless
     ``split``: then holes joined by zero-width bridges come back as contours of their own too.
-    ``simple``: whether the path, rounded, is already known to be a simple loop (see
-    :func:`simple_as_written`; None: tested here). ``kinks``: first try cutting out its kinks alone
+    ``simple``: whether the path, rounded, is already known to be a simple loop (:func:`export_scene`
+    tests a whole scene at once; None: tested here). ``kinks``: first try cutting out its kinks alone
     (:func:`lvss.geometry.kinks.cut_kinks`; False where the caller already has)."""
     pathops = _pathops()
     pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
@@ -193,16 +193,6 @@ def _skia_clean(p, clip, pathops):
 
 class GeometryError(ValueError):
     """A path's outline could not be cleaned (the message says why)."""
-
-
-def simple_as_written(points: list, precision: int = 2) -> list[bool]:
-    """Which of many closed paths (3S, 2) are simple loops once rounded as the SVG writes them: one
-    batched test for a whole scene, so that the export redraws only the others."""
-    rounded = [torch.from_numpy(_split_long(_as_written(np.asarray(p.detach().cpu().double().numpy()
-                                                                   if isinstance(p, torch.Tensor) else p, np.float64),
-                                                        precision)))
-               for p in points]
-    return (crossing_counts(rounded, CHECK_PIECES) == 0).tolist() if rounded else []
 
 
 def export_contours(points, width: float, height: float, precision: int = 2, simple: bool | None = None,
