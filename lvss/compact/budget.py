@@ -30,7 +30,7 @@ import numpy as np
 
 from .graph import MaskGraph, coarsen, greedy_merge
 
-__all__ = ["split_budget", "adaptive_split", "fill_error", "detail_gain", "detail_gains", "LADDER", "DETAIL_EFFICIENCY", "MIN_SHARE"]
+__all__ = ["split_budget", "adaptive_split", "fill_error", "detail_gains", "LADDER", "DETAIL_EFFICIENCY", "MIN_SHARE"]
 
 DETAIL_EFFICIENCY = 0.35  # share of a disc's ideal gain a detail circle realises (sampled by saliency,
 #                           confined to its mask, fitted with the rest)
@@ -80,11 +80,6 @@ def detail_gains(residual: np.ndarray, weight: np.ndarray | None, n: int, radius
         y0, y1, x0, x1 = max(0, y - cr), min(h, y + cr + 1), max(0, x - cr), min(wd, x + cr + 1)
         gain[y0:y1, x0:x1][near[y0 - y + cr:y1 - y + cr, x0 - x + cr:x1 - x + cr]] = 0.0
     return np.cumsum(picks)
-
-
-def detail_gain(residual: np.ndarray, weight: np.ndarray | None, n: int, radius: float) -> float:
-    """Summed error removed by ``n`` greedily placed flat discs (see :func:`detail_gains`)."""
-    return float(detail_gains(residual, weight, n, radius)[-1])
 
 
 def _candidates(n: int, count: int) -> list[int]:
