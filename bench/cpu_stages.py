@@ -47,6 +47,9 @@ from pathlib import Path
 
 os.environ.setdefault("LVSS_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trees import other_tree  # noqa: E402  (bench/trees.py)
 OPENMOJI = Path(os.environ.get("LVSS_OPENMOJI", "/work/shared/data/openmoji"))
 DEFAULT_EMOJI = ("1F344", "1F6B2", "1F98A", "2615")
 PHOTOS = ("astronaut", "chelsea")
@@ -254,19 +257,7 @@ def _diff(a, b, where: str, out: list[str]) -> None:
 
 
 def _tree(rev_or_dir: str) -> Path:
-    p = Path(rev_or_dir)
-    if (p / "lvss" / "__init__.py").is_file():
-        return p.resolve()
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev_or_dir}^{{commit}}"],
-                         capture_output=True, text=True)
-    if sha.returncode != 0:
-        raise SystemExit(f"--check: {rev_or_dir!r} is neither a directory holding lvss/ nor a git revision")
-    sha = sha.stdout.strip()
-    dest = Path(tempfile.gettempdir()) / f"lvss-cpu-stages-{sha[:12]}"
-    if not (dest / "lvss").is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(dest), sha], check=True,
-                       capture_output=True)
-    return dest
+    return other_tree(rev_or_dir, "--check")
 
 
 def _check(names: list[str], other: Path) -> int:

@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trees import other_tree  # noqa: E402  (bench/trees.py)
 DATA = Path(os.environ.get("LVSS_OPENMOJI", "/work/shared/data/openmoji"))
 
 
@@ -82,21 +85,7 @@ def local_server(threads: int, root: Path = ROOT):
 
 
 def _tree(rev_or_dir: str) -> Path:
-    p = Path(rev_or_dir)
-    if (p / "lvss" / "__init__.py").is_file() and (p / "server").is_dir():
-        return p.resolve()
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev_or_dir}^{{commit}}"],
-                         capture_output=True, text=True)
-    if sha.returncode != 0:
-        raise SystemExit(f"--against: {rev_or_dir!r} is neither a source tree nor a git revision")
-    sha = sha.stdout.strip()
-    import tempfile
-
-    dest = Path(tempfile.gettempdir()) / f"lvss-serve-{sha[:12]}"
-    if not (dest / "lvss").is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(dest), sha], check=True,
-                       capture_output=True)
-    return dest
+    return other_tree(rev_or_dir, "--against", need_server=True)
 
 
 def main() -> int:

@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trees import other_tree  # noqa: E402  (bench/trees.py)
 OPENMOJI = Path(os.environ.get("LVSS_OPENMOJI", "/work/shared/data/openmoji"))
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -140,19 +143,7 @@ def run_pair(cmd_a: list[str], cmd_b: list[str], tree: Path = ROOT) -> tuple[flo
 
 
 def _tree(rev_or_dir: str) -> Path:
-    p = Path(rev_or_dir)
-    if (p / "lvss" / "__init__.py").is_file():
-        return p.resolve()
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev_or_dir}^{{commit}}"],
-                         capture_output=True, text=True)
-    if sha.returncode != 0:
-        raise SystemExit(f"--against: {rev_or_dir!r} is neither a directory holding lvss/ nor a git revision")
-    sha = sha.stdout.strip()
-    dest = Path(tempfile.gettempdir()) / f"lvss-speed-{sha[:12]}"
-    if not (dest / "lvss").is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(dest), sha], check=True,
-                       capture_output=True)
-    return dest
+    return other_tree(rev_or_dir, "--against")
 
 
 def _resvg_psnr(svg: Path, image: Path) -> float:
