@@ -56,8 +56,11 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "bench"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from quality import count_paths, over_white  # noqa: E402  (bench/quality.py)
 
 CLIP_DIR = ROOT / "tests" / "data" / "openmoji"
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -95,17 +98,6 @@ def load_input(name: str) -> tuple[str, np.ndarray]:
     if not p.is_file():
         raise SystemExit(f"unknown image {name!r}: not a photograph ({', '.join(PHOTOS)}) and no {p}")
     return "clip art", np.asarray(Image.open(p).convert("RGBA"))
-
-
-def over_white(img: np.ndarray) -> np.ndarray:
-    f = img.astype(np.float32) / 255.0
-    if f.shape[2] == 3:
-        return f
-    return f[..., :3] * f[..., 3:] + (1.0 - f[..., 3:])
-
-
-def count_paths(svg: str) -> int:
-    return len(re.findall(r"<(?:svg:)?path\b", svg))
 
 
 def render(svg: str, w: int, h: int) -> np.ndarray:
