@@ -78,8 +78,11 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "bench"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from quality import count_paths, over_white  # noqa: E402  (bench/quality.py)
 
 OPENMOJI = Path(os.environ.get("LVSS_OPENMOJI", str(ROOT.parent / "shared" / "data" / "openmoji")))
 if not OPENMOJI.is_dir():
@@ -613,13 +616,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 100.0 if m <= 1e-10 else 10 * math.log10(1.0 / m)
 
 
-def over_white(img: np.ndarray) -> np.ndarray:
-    f = img.astype(np.float32) / 255.0
-    if f.shape[2] == 3:
-        return f
-    return f[..., :3] * f[..., 3:] + (1 - f[..., 3:])
-
-
 # ================================================================================================
 # the checks
 # ================================================================================================
@@ -768,10 +764,6 @@ def run_lvss(img: np.ndarray, paths: int, quality: str, mode: str, fill: str, se
             "pipeline_psnr": res.metrics.get("psnr"), "layers": len(res.scene.layers)}
 
 
-def _count_paths(svg: str) -> int:
-    return len(re.findall(r"<(?:svg:)?path\b", svg))
-
-
 def run_vtracer(img: np.ndarray, target: int) -> tuple[str, str, float]:
     """vtracer in colour mode with the schedule setting whose path count is closest to ``target``."""
     import vtracer
@@ -785,7 +777,7 @@ def run_vtracer(img: np.ndarray, target: int) -> tuple[str, str, float]:
     for fs, ld in VT_SCHEDULE:
         svg = vtracer.convert_raw_image_to_svg(png, img_format="png", colormode="color", hierarchical="stacked",
                                                mode="spline", filter_speckle=fs, layer_difference=ld)
-        n = _count_paths(svg)
+        n = count_paths(svg)
         if best is None or abs(n - target) < abs(best[0] - target):
             best = (n, fs, ld, svg)
         if n < target:
