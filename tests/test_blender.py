@@ -38,6 +38,9 @@ from PIL import Image
 
 from lvss.options import EDITOR_QUALITY  # the vectorize operator's default quality
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blender_modules import RENDER_TOP_DOWN, box_filtered_over_white  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 OPENMOJI = REPO / "tests" / "data" / "openmoji"  # bundled test images (see its NOTICE.md)
 VENV_PYTHON = REPO / "build" / "blender-venv" / "bin" / "python"
@@ -331,30 +334,7 @@ def curve_record(obj):
             "modifiers": [m.node_group.name for m in obj.modifiers if m.type == "NODES"],
             "parent": obj.parent.name if obj.parent else None, "splines": splines}
 
-def render(root, path):
-    W, H = root["lvss_size"]
-    sc = bpy.context.scene
-    cam_data = bpy.data.cameras.new("lvss test camera")
-    cam_data.type = "ORTHO"
-    cam_data.ortho_scale = max(W, H) * SCALE
-    cam_data.clip_start, cam_data.clip_end = 0.1, 100.0
-    cam = bpy.data.objects.new("lvss test camera", cam_data)
-    sc.collection.objects.link(cam)
-    cam.location = (W * SCALE / 2, -H * SCALE / 2, 10.0)  # over the centre of a TOP_LEFT import
-    sc.camera = cam
-    sc.render.engine = "BLENDER_WORKBENCH"
-    sh = sc.display.shading
-    sh.light, sh.color_type = "FLAT", "MATERIAL"
-    sh.show_object_outline = sh.show_cavity = sh.show_shadows = False
-    sc.display.render_aa = "OFF"  # anti-aliasing by supersampling, box-filtered in the test
-    sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
-    sc.view_settings.exposure, sc.view_settings.gamma = 0.0, 1.0
-    sc.render.film_transparent = True
-    sc.render.resolution_x, sc.render.resolution_y = int(round(W)), int(round(H))
-    sc.render.resolution_percentage = 100 * plan["supersample"]
-    sc.render.image_settings.file_format, sc.render.image_settings.color_mode = "PNG", "RGBA"
-    sc.render.filepath = path
-    bpy.ops.render.render(write_still=True)
+''' + RENDER_TOP_DOWN + r'''
 
 SCALE = plan["scale"]
 for key, item in plan["imports"].items():
@@ -779,13 +759,6 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def _render_over_white(png: Path, width: int, height: int) -> np.ndarray:
-    a = np.asarray(Image.open(png).convert("RGBA"), dtype=np.float64) / 255.0
-    assert a.shape[:2] == (height * SUPERSAMPLE, width * SUPERSAMPLE)
-    rgb = a[..., :3] * a[..., 3:] + (1.0 - a[..., 3:])
-    return rgb.reshape(height, SUPERSAMPLE, width, SUPERSAMPLE, 3).mean(axis=(1, 3))
-
-
 # ---------------------------------------------------------------------------------------------
 # tests
 # ---------------------------------------------------------------------------------------------
@@ -875,7 +848,7 @@ def test_render_matches_resvg(blender, key):
     root = etree.fromstring(svg.encode())
     width, height = int(float(root.get("width"))), int(float(root.get("height")))
     ref = resvg_render(svg, width, height).astype(np.float64)
-    got = _render_over_white(Path(blender["renders"]) / f"{key}.png", width, height)
+    got = box_filtered_over_white(Path(blender["renders"]) / f"{key}.png", width, height, SUPERSAMPLE)
     psnr = _psnr(got, ref)
     keep = os.environ.get("LVSS_TEST_ARTIFACTS")
     if keep:

@@ -24,7 +24,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blender_modules import load_blender_module  # noqa: E402
+from blender_modules import RENDER_TOP_DOWN, box_filtered_over_white, load_blender_module  # noqa: E402
 
 svg_layers = load_blender_module("svg_layers", "lvss_blender_fr")
 fill_rule = load_blender_module("fill_rule", "lvss_blender_fr")
@@ -232,30 +232,7 @@ def clear():
     for c in list(bpy.data.collections):
         bpy.data.collections.remove(c)
 
-def render(root, path):
-    W, H = root["lvss_size"]
-    sc = bpy.context.scene
-    cam_data = bpy.data.cameras.new("lvss test camera")
-    cam_data.type = "ORTHO"
-    cam_data.ortho_scale = max(W, H) * SCALE
-    cam_data.clip_start, cam_data.clip_end = 0.1, 100.0
-    cam = bpy.data.objects.new("lvss test camera", cam_data)
-    sc.collection.objects.link(cam)
-    cam.location = (W * SCALE / 2, -H * SCALE / 2, 10.0)  # top-down over a TOP_LEFT import
-    sc.camera = cam
-    sc.render.engine = "BLENDER_WORKBENCH"
-    sh = sc.display.shading
-    sh.light, sh.color_type = "FLAT", "MATERIAL"
-    sh.show_object_outline = sh.show_cavity = sh.show_shadows = False
-    sc.display.render_aa = "OFF"  # anti-aliasing by supersampling, box-filtered in the test
-    sc.view_settings.view_transform, sc.view_settings.look = "Standard", "None"
-    sc.view_settings.exposure, sc.view_settings.gamma = 0.0, 1.0
-    sc.render.film_transparent = True
-    sc.render.resolution_x, sc.render.resolution_y = int(round(W)), int(round(H))
-    sc.render.resolution_percentage = 100 * plan["supersample"]
-    sc.render.image_settings.file_format, sc.render.image_settings.color_mode = "PNG", "RGBA"
-    sc.render.filepath = path
-    bpy.ops.render.render(write_still=True)
+''' + RENDER_TOP_DOWN + r'''
 
 for key, item in plan["imports"].items():
     clear()
@@ -335,13 +312,6 @@ def blender(tmp_path_factory) -> dict:
     return result
 
 
-def _render_over_white(png: Path) -> np.ndarray:
-    a = np.asarray(Image.open(png).convert("RGBA"), dtype=np.float64) / 255.0
-    assert a.shape[:2] == (SIZE * SUPERSAMPLE, SIZE * SUPERSAMPLE)
-    rgb = a[..., :3] * a[..., 3:] + (1.0 - a[..., 3:])
-    return rgb.reshape(SIZE, SUPERSAMPLE, SIZE, SUPERSAMPLE, 3).mean(axis=(1, 3))
-
-
 @pytest.mark.parametrize("key", list(CASES))
 def test_render_matches_resvg(blender, key):
     """Blender's top-down render equals resvg's render of the same SVG: the regions each rule fills
@@ -352,7 +322,7 @@ def test_render_matches_resvg(blender, key):
     assert "error" not in rec, rec.get("error")
     body, (x, y), filled = CASES[key]
     ref = resvg_render(HEAD + body + "</svg>", SIZE, SIZE).astype(np.float64)
-    got = _render_over_white(blender["work"] / f"{key}.png")
+    got = box_filtered_over_white(blender["work"] / f"{key}.png", SIZE, SIZE, SUPERSAMPLE)
     diff = np.abs(got - ref).max(axis=2)
     print(f"FIGURES {key}: >0.1 {(diff > 0.1).mean():.4%} mean {diff.mean():.5f} max {diff.max():.3f}")
     keep = os.environ.get("LVSS_TEST_ARTIFACTS")
