@@ -43,7 +43,6 @@ MINIMUM = {"grpcio": "1.85.1", "protobuf": "7.35.1"}  # the versions the generat
 # the remote client and what it imports (lvss.ext_client.BUNDLED), and the SVG reader the importer
 # uses (svg_read.py, standard library only), carried as the subpackage _lvss
 CLIENT_FILES = BUNDLED + ("svg_read.py",)
-VENDOR_INIT = BUNDLE_INIT
 
 
 class BuildError(Exception):
@@ -241,7 +240,7 @@ def build(out_dir: Path, *, platforms: list[str] | None = None, wheel_dir: Path 
                             manifest_text(manifest_src, plats if wheels else [], [w.name for w in whls]))
                 for f in _extension_files(src):
                     zf.write(f, f.relative_to(src).as_posix())
-                zf.writestr("_lvss/__init__.py", VENDOR_INIT)
+                zf.writestr("_lvss/__init__.py", BUNDLE_INIT)
                 for rel in CLIENT_FILES:
                     zf.write(lvss_dir / rel, f"_lvss/{rel}")
                 for w in whls:
