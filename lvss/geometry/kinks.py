@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .simple import edge_side, segments_of
+
 __all__ = ["cut_kinks", "KINK_LOOP", "KINK_AREA", "SPIKE_GAP"]
 
 KINK_LOOP = 8.0       # pixels of outline: longer loops are not kinks (the caller redraws the path) ...
 KINK_AREA = 1.0       # pixels²: ... nor are loops round more than this (the export's islands rule)
 SPIKE_GAP = 0.05      # pixels: the tip of a spike where its sides run closer than this is cut off
-
-
-def _segs(c: np.ndarray) -> np.ndarray:
-    return np.stack([c[0::3], c[1::3], c[2::3], np.roll(c[0::3], -1, 0)], 1)
 
 
 def _params(n: int) -> np.ndarray:
@@ -45,11 +43,6 @@ def _split(seg: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
     q0, q1 = p01 + (p12 - p01) * t, p12 + (p23 - p12) * t
     m = q0 + (q1 - q0) * t
     return np.stack([seg[0], p01, q0, m]), np.stack([m, q1, p23, seg[3]])
-
-
-def _side(o, e, q):
-    r = q - o
-    return e[..., 0] * r[..., 1] - e[..., 1] * r[..., 0]
 
 
 def _shape(segs: np.ndarray, turn: float):
@@ -99,8 +92,8 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     a0, a1 = A[:, :-1, None], A[:, 1:, None]
     b0, b1 = Bp[:, None, :-1], Bp[:, None, 1:]
     ea, eb = a1 - a0, b1 - b0
-    d1, d2 = _side(a0, ea, b0), _side(a0, ea, b1)
-    d3, d4 = _side(b0, eb, a0), _side(b0, eb, a1)
+    d1, d2 = edge_side(a0, ea, b0), edge_side(a0, ea, b1)
+    d3, d4 = edge_side(b0, eb, a0), edge_side(b0, eb, a1)
     hit = (d1 * d2 < 0) & (d3 * d4 < 0)                                         # (K, n, n)
     ia, ib = np.arange(n)[None, :, None], np.arange(n)[None, None, :]
     hit &= np.where((D == 0)[:, None, None], ib > ia + 1, True)
@@ -186,7 +179,7 @@ def cut_kinks(c: np.ndarray, max_loop: float = KINK_LOOP, max_area: float = KINK
     ``everywhere``, loops are looked for only where a coarse test can miss them (:func:`_find`)."""
     c = np.asarray(c, np.float64)
     for r in range(rounds):
-        segs = _segs(c)
+        segs = segments_of(c)
         S = len(segs)
         if S < 2:
             return c

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .simple import segments_of
+
 __all__ = ["merge_segments", "MAX_RUN"]
 
 MAX_RUN = 8          # segments: the longest run one cubic may replace
@@ -143,7 +145,7 @@ def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN) -> np
     S = len(pts) // 3
     if S < 3 or tol <= 0:
         return pts
-    segs = np.stack([pts[0::3], pts[1::3], pts[2::3], np.roll(pts[0::3], -1, 0)], 1)    # (S, 4, 2)
+    segs = segments_of(pts)                                                             # (S, 4, 2)
     # start at the sharpest corner: the angle between the handles meeting at each node
     t_in = _tangent(segs[:, 0], np.roll(segs[:, 2], 1, 0), np.roll(segs[:, 1], 1, 0))
     t_out = _tangent(segs[:, 0], segs[:, 1], segs[:, 2])

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .kinks import cut_kinks
-from .simple import area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, signed_area
+from .simple import (area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, segments_of,
+                     signed_area)
 
 __all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
@@ -382,8 +383,7 @@ def _split_long(c: np.ndarray, limit: float = CHECK_LENGTH) -> np.ndarray:
     """The same closed curve (3K, 2) with every segment whose control polygon is longer than
     ``limit`` pixels split in halves (de Casteljau) until none is: the crossing test then flattens
     long segments as finely as short ones, and finds a kink's loop wherever it sits."""
-    n = len(c) // 3
-    segs = np.stack([c[0::3], c[1::3], c[2::3], np.roll(c[0::3], -1, 0)], 1)      # (K, 4, 2)
+    segs = segments_of(c)                                                           # (K, 4, 2)
     for _ in range(8):
         length = np.linalg.norm(np.diff(segs, axis=1), axis=2).sum(1)
         long = length > limit
@@ -404,7 +404,6 @@ def _split_long(c: np.ndarray, limit: float = CHECK_LENGTH) -> np.ndarray:
             else:
                 parts.append(segs[i])
         segs = np.stack(parts)
-    del n
     return segs[:, :3].reshape(-1, 2)
 
 

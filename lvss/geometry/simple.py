@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["crossing_counts", "crossing_pairs", "edge_side", "signed_area", "made_simple", "straightened", "flatten_closed", "area_and_perimeter", "mean_width"]
+__all__ = ["crossing_counts", "crossing_pairs", "edge_side", "signed_area", "made_simple", "straightened", "flatten_closed", "area_and_perimeter", "mean_width", "segments_of"]
 
 DEFAULT_PIECES = 8
 
@@ -56,6 +56,12 @@ def _segments(pts: torch.Tensor) -> torch.Tensor:
     S = n3 // 3
     nxt = torch.roll(pts, -3, 1)
     return torch.stack([pts[:, 0::3], pts[:, 1::3], pts[:, 2::3], nxt[:, 0::3]], 2).reshape(G, S, 4, 2)
+
+
+def segments_of(points: np.ndarray) -> np.ndarray:
+    """(3S, 2) closed cubic path (numpy) -> (S, 4, 2): every segment's four control points (the last
+    closes to point 0)."""
+    return np.stack([points[0::3], points[1::3], points[2::3], np.roll(points[0::3], -1, 0)], 1)
 
 
 def flatten_closed(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIECES) -> np.ndarray:
