@@ -60,7 +60,6 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     details, region_psnr (the merged regions filled with their mean colours; only when there are regions)).
     """
     from ..metrics import psnr
-    from ..optimize.losses import saliency_weight
     from ..stages import saliency_map
     from ..optimize.structure import fit_colors
 
@@ -79,6 +78,9 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
                 else cfg.paths) if valid.any() else 0
     prog("segment", 0.0, "building the mask soup")
     sal = saliency_map(rgb, cfg)
+    # the colour-fit weight (graph.pixel_weights: MSE_FLOOR outside the salient part, 1 on it), which
+    # the split's prediction and the path stage use as the merge does
+    fit_weight = pixel_weights(sal, valid.shape)[0]
     check_cancel(cancel)
     res, region_labels, semantic, atoms_n, regions_n, notes, masks_n = None, None, None, 0, 0, [], 0
     split_pred: dict = {}
@@ -104,7 +106,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
             graph = coarsen(graph, fold)
         if cc.structural_ratio is None:
             n_struct, split_pred = adaptive_split(graph, np.where(soup.atoms >= 0, pre[np.maximum(soup.atoms, 0)], -1),
-                                                  rgb, pixel_weights(sal, valid.shape)[0], cfg.paths,
+                                                  rgb, fit_weight, cfg.paths,
                                                   float(cc.detail_radius))
             if int(soup.semantic.max()) + 1 > n_struct:
                 graph.firm = math.inf
@@ -132,9 +134,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
             cols = fit_colors(pts, torch.ones(len(pts)), target_rgb, fallback, w, h)
             colors = torch.cat([cols, torch.ones(len(pts), 1, device=dev)], 1)
     n_s = len(pts)
-    # the path stage minimises the error the split predicted: the merge's colour-fit weight
-    # (graph.pixel_weights: MSE_FLOOR outside the salient part, 1 on it; None without a map)
-    weight = None if sal is None else torch.from_numpy(pixel_weights(sal, valid.shape)[0]).float().to(dev)
+    # the path stage minimises the error the split predicted (None without a map: uniform)
+    weight = None if sal is None else torch.from_numpy(fit_weight).float().to(dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
     # no hairs, and no opaque pixel left bare (.cover)
     n_s = min(n_s, len(pts))
