@@ -174,6 +174,49 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
             sp.points, sp.mask = p.points if q is None else q, m
 
 
+def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: float) -> list[StructuralPath]:
+    """Let no seam show the page (in place on the optimised ``state``; returns ``paths`` in the new
+    order): in every connected opaque region, the back layer's largest structural path becomes the
+    outline of the whole region (its transparent holes kept open) and is drawn first, under everything
+    else there.
+
+    Shapes that abut leave a faint line of page between them wherever a renderer anti-aliases both
+    edges (each covers half of a boundary pixel, and half over half is three quarters, not one). With
+    one shape underneath spanning the region, such a line shows that shape's colour, and the region's
+    outer edge is drawn once. Done after the optimisation, so nothing visible moves: the path keeps its
+    colour and every pixel it showed, and what it now also spans lies under the other shapes, except in
+    those lines. The region's outline usually has fewer nodes than the path it replaces."""
+    from scipy import ndimage
+
+    from .geometry.simple import made_simple
+    from .layering import mask_to_path
+
+    n = state.n_fixed
+    if n == 0:
+        return paths
+    back = min(sp.layer for sp in paths[:n])
+    regions, count = ndimage.label(valid)
+    first: list[int] = []
+    for r in range(1, count + 1):
+        region = regions == r
+        mine = [i for i in range(n) if paths[i].layer == back and (paths[i].mask & region).any()]
+        if not mine:
+            continue
+        i = max(mine, key=lambda k: int((paths[k].mask & region).sum()))
+        p = mask_to_path(region, epsilon, holes=True)
+        if p is None:
+            continue
+        q = made_simple(p.points)
+        sp = paths[i]
+        paths[i] = StructuralPath(p.points if q is None else q, region, sp.layer, sp.mean_color)
+        state.points[i] = paths[i].points.to(state.points[i].device, state.points[i].dtype)
+        first.append(i)
+    order = first + [i for i in range(len(state.points)) if i not in set(first)]
+    state.points = [state.points[i] for i in order]
+    state.colors = state.colors[torch.as_tensor(order, device=state.colors.device)]
+    return [paths[i] for i in order[:n]] + paths[n:]
+
+
 def _min_piece_pixels(cfg: VectorizeConfig, h: int, w: int) -> int:
     """Smallest piece of a mask that gets a structural path: the segmenters' minimum mask area
     (``segment.min_area`` of the image), and never under ``optimize.prune_area`` (paths showing fewer
@@ -435,6 +478,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
                    preview_callback=prog.preview if prog.previews else None)
     if source is not None and state.points:
         _polish_at_input_size(state, source, (h, w), cfg, weight, prog, cancel)
+    spaths = _underlay(state, spaths, valid, cfg.optimize.dp_epsilon)
     lap("refine")
     # assemble layers: one per structural layer (same order, numbered by place in the scene), each
     # followed by the detail paths that refine it (its sub-group "details"); assign_details keeps

@@ -252,9 +252,7 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     (:func:`lvss.geometry.kinks.cut_kinks`); after it, runs of segments that one cubic follows within
     ``merge`` pixels become that cubic (:func:`lvss.geometry.merge.merge_segments`; 0: never), unless
     the merged contour would cross itself or the path's other contours, or put a handle off the
-    canvas."""
-    from .merge import merge_segments
-
+    canvas (:func:`merged_contour`)."""
     pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
            for p in points]
     rounded = [_as_written(p, precision) for p in pts]
@@ -277,9 +275,8 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     cand = []                                       # (path, contour number, merged contour)
     for k, (cs, dec) in enumerate(out):
         for n, c in enumerate(cs):
-            m = merge_segments(c, merge)
+            m = merged_contour(c, merge, dec)
             if len(m) < len(c):
-                m = _as_written(m, dec)
                 if inside(m) and abs(contour_area(m)) > 0:
                     cand.append((k, n, m))
     ok = _simple_many([m for _, _, m in cand])
@@ -291,6 +288,21 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
         if len(new[k]) > 1 and _contours_cross(new[k]):
             new[k] = out[k][0]
     return [(new[k], dec) for k, (_, dec) in enumerate(out)]
+
+
+def merged_contour(c: np.ndarray, tol: float, decimals: int) -> np.ndarray:
+    """A written contour (3K, 2) with its runs of segments merged within ``tol`` pixels
+    (:func:`lvss.geometry.merge.merge_segments`), as it would be written with ``decimals``. A merged
+    curve can meet a spike's other side at a sharper angle than the segments it replaced did, so
+    that a viewer's coarse flattening (about one straight piece per pixel of curve) shows a crossing
+    the curves do not have: the tips of spikes are cut again (:func:`lvss.geometry.kinks.cut_kinks`).
+    The caller still tests the result."""
+    from .merge import merge_segments
+
+    m = merge_segments(c, tol)
+    if len(m) >= len(c):
+        return c
+    return _as_written(cut_kinks(_as_written(m, decimals), everywhere=False), decimals)
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:
