@@ -475,6 +475,27 @@ def test_small_budget_covers_every_opaque_pixel_and_writes_no_hairs():
         assert not any(hair_mask(pts, size, size, OptimizeConfig().hair_area, OptimizeConfig().hair_width))
 
 
+def test_drop_hairs_judges_a_path_near_the_limit_as_the_svg_writes_it():
+    # a shrunken detail (astronaut, 256 paths): 13.2 px² by its own points, just over the hair limit
+    # (0.02 % of 256², 13.1 px²), but the SVG writer cuts the cusp at its top and it encloses 13.0 px²
+    # there: bench/editability.py counted it as a hair. It goes; a plain circle stays.
+    from lvss.compact.cover import drop_hairs
+    from lvss.geometry.repair import contour_area, export_scene, hair_mask
+    from lvss.scene import circle_path
+
+    shrunk = torch.tensor([[227.40, 31.16], [227.36, 34.97], [227.56, 36.75], [226.65, 36.23],
+                           [225.76, 36.69], [225.31, 34.97], [225.61, 33.06], [225.54, 31.44],
+                           [225.26, 28.36], [225.55, 25.40], [226.52, 29.56], [226.80, 32.01]])
+    oc = OptimizeConfig()
+    limit = oc.hair_area * 256 * 256
+    assert not hair_mask([shrunk], 256, 256, oc.hair_area, oc.hair_width)[0]       # over the limit ...
+    (contours, _), = export_scene([shrunk], 256, 256)
+    assert sum(abs(contour_area(c)) for c in contours) < limit                      # ... under it as written
+    circle = circle_path(100.0, 100.0, 5.0).points
+    pts, cols, n_s = drop_hairs([circle, shrunk], torch.ones(2, 4), 1, 256, 256, oc.hair_area, oc.hair_width)
+    assert len(pts) == 1 and pts[0] is circle and n_s == 1 and cols.shape == (1, 4)
+
+
 def test_cover_gaps_fills_what_the_paths_leave_bare():
     from lvss.compact.cover import cover_gaps, uncovered
     from lvss.layering import mask_to_path
