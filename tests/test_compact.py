@@ -496,26 +496,6 @@ def test_drop_hairs_judges_a_path_near_the_limit_as_the_svg_writes_it():
     assert len(pts) == 1 and pts[0] is circle and n_s == 1 and cols.shape == (1, 4)
 
 
-def test_a_stub_at_a_node_goes():
-    # OpenMoji 1F344 at 128 paths: a 0.26-px segment with 0.7-px handles at a node, after which the
-    # outline runs back over the node; a coarse flattening (16 pieces per curve, as viewers and
-    # bench/editability.py flatten) crosses it with its neighbour. The stub goes, the shape stays.
-    from lvss.compact.cover import STUB, straighten_stubs
-    from lvss.geometry.simple import area_and_perimeter, crossing_counts
-    from lvss.scene import polygon_to_path
-
-    hook = torch.tensor([[118.64, 68.85], [119.53, 69.57], [120.38, 70.36], [122.21, 71.16], [121.63, 72.77],
-                         [121.92, 74.03], [123.22, 75.29], [122.55, 75.63], [123.06, 75.73], [123.03, 75.47],
-                         [125.40, 73.23], [127.75, 70.91], [130.16, 68.67], [131.16, 68.81], [131.83, 68.83]])
-    rest = polygon_to_path(torch.tensor([[132.35, 69.03], [132.35, 90.0], [118.64, 90.0], [118.64, 68.85]])).points[:9]
-    path = torch.cat([hook, rest])
-    assert float((path[9] - path[6]).norm()) < STUB
-    out, square = straighten_stubs([path, polygon_to_path(torch.tensor([[0.0, 0], [9, 0], [9, 9], [0, 9]])).points])
-    assert int(crossing_counts([path], 16)[0]) > 0 and int(crossing_counts([out], 16)[0]) == 0
-    assert out.shape[0] == path.shape[0] - 3 and abs(area_and_perimeter(out)[0] - area_and_perimeter(path)[0]) < 0.1
-    assert square.shape[0] == 12                                     # no stub: unchanged
-
-
 def test_cover_gaps_fills_what_the_paths_leave_bare():
     from lvss.compact.cover import cover_gaps, uncovered
     from lvss.layering import mask_to_path

@@ -30,7 +30,7 @@ from ..config import VectorizeConfig
 from ..types import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, split_budget
-from .cover import absorb_slivers, cover_gaps, drop_hairs, straighten_stubs
+from .cover import absorb_slivers, cover_gaps, drop_hairs
 from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge, pixel_weights
 from .merge import recolor_merge
 from .paths import detail_rounds
@@ -146,7 +146,6 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
 
     opaque = ndi.binary_erosion(alpha >= 1.0 - 0.5 / 255, np.ones((3, 3), bool), border_value=1)
     pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon, opaque)
-    pts = straighten_stubs(pts)  # no sub-pixel hooks a viewer's coarse flattening shows as crossings
     if pts and any(a is not b for a, b in zip(pts, before)):
         from ..optimize.structure import solve_colors
 

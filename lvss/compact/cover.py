@@ -18,11 +18,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["drop_hairs", "cover_gaps", "uncovered", "straighten_stubs", "GAP_COVERAGE", "STUB"]
+__all__ = ["drop_hairs", "cover_gaps", "uncovered", "GAP_COVERAGE"]
 
 GAP_COVERAGE = 0.5  # a pixel of the picture's own anti-aliased edge (input alpha in (0.5, 1)) the paths
 #                     cover less than half is a gap (the paths' edge there may be 0.5-0.7)
-STUB = 0.5  # px: a segment whose ends are closer than this goes (see straighten_stubs)
 NEAR_HAIR = 1.5  # paths within this factor of a hair limit are measured as the SVG writer writes them too
 FULL_COVERAGE = 0.98  # a fully opaque pixel (input alpha 1, not on the opaque area's edge) the paths cover
 #                       less than this shows the background through (a seam of two anti-aliased edges: ~0.75)
@@ -57,39 +56,6 @@ def drop_hairs(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, width: i
     if len(keep) == len(pts):
         return pts, colors, n_s
     return [pts[i] for i in keep], colors[keep], sum(1 for i in keep if i < n_s)
-
-
-def straighten_stubs(pts: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The paths without stubs: a segment whose ends are closer than ``STUB`` px goes, its end node
-    merged into its start (the next segment starts there, with its own handles). The path stage can
-    leave such a stub at a node, a hook of a fraction of a pixel after which the outline runs back
-    over the node: simple as a curve, but a viewer's fixed number of straight pieces per curve shows
-    it as a crossing (OpenMoji 1F344 at 128 paths: a 0.26-px segment with 0.7-px handles, two
-    crossings in bench/editability.py's count). A path keeps at least 3 segments, and one that would
-    cross itself more without its stubs stays as it was. Returns the same tensors where nothing
-    changes."""
-    from ..geometry.simple import crossing_counts
-
-    out = []
-    for p in pts:
-        q = p.detach()
-        n = q.shape[0] // 3
-        chord = (torch.roll(q, -3, 0)[0::3] - q[0::3]).norm(dim=1)
-        drop, last = set(), -2
-        for k in torch.nonzero(chord < STUB).flatten().tolist():
-            if n - len(drop) // 3 <= 3 or k == last + 1 or (k == n - 1 and 0 in drop):
-                continue
-            # the stub's handles and its end node go; the last segment's end node is the path's
-            # first, so there its start node goes instead
-            drop |= {3 * k + 1, 3 * k + 2, 3 * k + 3} if k < n - 1 else {3 * k, 3 * k + 1, 3 * k + 2}
-            last = k
-        if not drop:
-            out.append(p)
-            continue
-        s = q[[i for i in range(3 * n) if i not in drop]]
-        before, after = crossing_counts([q, s], 16)
-        out.append(s if int(after) <= int(before) else p)
-    return out
 
 
 def _coverage(pts: list[torch.Tensor], width: int, height: int) -> np.ndarray:
