@@ -475,6 +475,27 @@ def test_small_budget_covers_every_opaque_pixel_and_writes_no_hairs():
         assert not any(hair_mask(pts, size, size, OptimizeConfig().hair_area, OptimizeConfig().hair_width))
 
 
+def test_drop_hairs_judges_a_path_near_the_limit_as_the_svg_writes_it():
+    # a shrunken detail (astronaut, 256 paths): 13.2 px² by its own points, just over the hair limit
+    # (0.02 % of 256², 13.1 px²), but the SVG writer cuts the cusp at its top and it encloses 13.0 px²
+    # there: bench/editability.py counted it as a hair. It goes; a plain circle stays.
+    from lvss.compact.cover import drop_hairs
+    from lvss.geometry.repair import contour_area, export_scene, hair_mask
+    from lvss.scene import circle_path
+
+    shrunk = torch.tensor([[227.40, 31.16], [227.36, 34.97], [227.56, 36.75], [226.65, 36.23],
+                           [225.76, 36.69], [225.31, 34.97], [225.61, 33.06], [225.54, 31.44],
+                           [225.26, 28.36], [225.55, 25.40], [226.52, 29.56], [226.80, 32.01]])
+    oc = OptimizeConfig()
+    limit = oc.hair_area * 256 * 256
+    assert not hair_mask([shrunk], 256, 256, oc.hair_area, oc.hair_width)[0]       # over the limit ...
+    (contours, _), = export_scene([shrunk], 256, 256)
+    assert sum(abs(contour_area(c)) for c in contours) < limit                      # ... under it as written
+    circle = circle_path(100.0, 100.0, 5.0).points
+    pts, cols, n_s = drop_hairs([circle, shrunk], torch.ones(2, 4), 1, 256, 256, oc.hair_area, oc.hair_width)
+    assert len(pts) == 1 and pts[0] is circle and n_s == 1 and cols.shape == (1, 4)
+
+
 def test_cover_gaps_fills_what_the_paths_leave_bare():
     from lvss.compact.cover import cover_gaps, uncovered
     from lvss.layering import mask_to_path
@@ -541,6 +562,31 @@ def test_region_outlines_follow_saliency():
     assert err(1, marked[1][1]) <= err(1, plain[1][1]) < err(2, marked[2][1])
     # a uniform map is no map (saliency None): same outlines
     assert {r: n for r, (n, _) in outlines(None).items()} == {r: n for r, (n, _) in plain.items()}
+
+
+def test_a_coarser_outline_keeps_the_segments_its_shape_needs():
+    # a thin wavy band (a drawing's outline stroke) away from the marked disc: the map makes its
+    # tolerance coarser, not its segment budget smaller; capped at 32 segments the band collapsed
+    # (1478 px wrong, against 36 without a map; OpenMoji 1F98A's outline lost 13 dB outside the mask)
+    from lvss.compact import region_paths
+    from lvss.metrics import scene_path_masks
+    from lvss.scene import Layer, Path as SPath, Scene
+
+    yy, xx = np.mgrid[0:128, 0:192] + 0.5
+    ang, rad = np.arctan2(yy - 64, xx - 64), np.hypot(yy - 64, xx - 64)
+    lab = np.zeros((128, 192), np.int32)
+    lab[np.abs(rad - (44 + 6 * np.sin(12 * ang))) < 3] = 1
+    lab[(yy - 64) ** 2 + (xx - 164) ** 2 < 18 ** 2] = 2
+    sal = (lab == 2).astype(np.float32)
+
+    def wrong(s):
+        pts, ids = region_paths(lab, 3, 0.75, 0, True, s)
+        sc = Scene(192, 128)
+        sc.layers.append(Layer("s", [SPath(p, torch.tensor([0.0, 0.0, 0.0, 1.0])) for p in pts], "l1"))
+        return {r: int((m != (lab == r)).sum()) for r, m in zip(ids, scene_path_masks(sc))}
+
+    plain, marked = wrong(None), wrong(sal)
+    assert marked[1] <= 2 * plain[1] + 16 and marked[2] <= plain[2]
 
 
 def test_saliency_mask_trades_fidelity_outside_for_inside(tmp_path):
