@@ -395,15 +395,11 @@ def _split_long(c: np.ndarray, limit: float = CHECK_LENGTH) -> np.ndarray:
         mid = (q0 + q1) / 2
         first = np.stack([a[:, 0], p01, q0, mid], 1)
         second = np.stack([mid, q1, p23, a[:, 3]], 1)
-        parts = []
-        k = 0
-        for i in range(len(segs)):
-            if long[i]:
-                parts += [first[k], second[k]]
-                k += 1
-            else:
-                parts.append(segs[i])
-        segs = np.stack(parts)
+        pos = np.arange(len(segs)) + np.cumsum(long) - long      # where each segment's first part goes
+        out = np.empty((len(segs) + int(long.sum()), 4, 2))
+        out[pos[~long]] = segs[~long]
+        out[pos[long]], out[pos[long] + 1] = first, second
+        segs = out
     return segs[:, :3].reshape(-1, 2)
 
 

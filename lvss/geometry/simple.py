@@ -273,6 +273,10 @@ class CrossingIndex:
         return out, (found if as_tensor else [tuple(r) for r in found.tolist()])
 
 
+_INDEXES: dict = {}   # crossing_pairs' indexes by path sizes, pieces, min_loop and device (the export
+                      # tests contours one by one, many of the same size)
+
+
 @torch.no_grad()
 def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
                     max_batch: int = 2_000_000, min_loop: float = 0.0,
@@ -294,7 +298,12 @@ def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
     if n == 0:
         return torch.zeros(0, dtype=torch.long), []
     dev = points[0].device
-    index = CrossingIndex([int(p.shape[0]) for p in points], pieces=pieces, min_loop=min_loop, device=dev)
+    key = (tuple(int(p.shape[0]) for p in points), pieces, min_loop, dev)
+    index = _INDEXES.get(key)
+    if index is None:
+        if len(_INDEXES) >= 512:
+            _INDEXES.clear()
+        index = _INDEXES[key] = CrossingIndex(key[0], pieces=pieces, min_loop=min_loop, device=dev)
     return index.crossings(torch.cat([p.detach().to(dev, dtype) for p in points], 0), max_batch)
 
 
