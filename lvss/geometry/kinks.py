@@ -89,10 +89,13 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     if not len(I):
         return []
     A, Bp = P[I], P[J]                                                         # (K, n + 1, 2)
-    a0, a1 = A[:, :-1, None], A[:, 1:, None]
-    b0, b1 = Bp[:, None, :-1], Bp[:, None, 1:]
-    ea = a1 - a0
-    d1, d2 = edge_side(a0, ea, b0), edge_side(a0, ea, b1)
+    # edge_side(a0, a1 - a0, b) for b the ends of the other segment's pieces, on x and y planes
+    # (contiguous; the same arithmetic as on (..., 2) points)
+    ax, ay = A[:, :-1, 0, None], A[:, :-1, 1, None]                            # (K, n, 1)
+    ex, ey = A[:, 1:, 0, None] - ax, A[:, 1:, 1, None] - ay
+    bx, by = Bp[:, None, :, 0], Bp[:, None, :, 1]                              # (K, 1, n + 1)
+    d = ex * (by - ay) - ey * (bx - ax)                                         # (K, n, n + 1)
+    d1, d2 = d[:, :, :-1], d[:, :, 1:]
     hit = d1 * d2 < 0                                                           # (K, n, n)
     ia, ib = np.arange(n)[None, :, None], np.arange(n)[None, None, :]
     hit &= np.where((D == 0)[:, None, None], ib > ia + 1, True)
