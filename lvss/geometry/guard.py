@@ -54,7 +54,6 @@ class SimpleGuard:
         self.sizes = np.array([b - a for _, a, b in self.owners], np.int64)
         self.backtracks = 0       # path steps shortened so far (for tests and reports)
         self.guarded: list[int] = []
-        self._tries: CrossingIndex | None = None
         if not self.owners:
             return
         self._good = self._all()
@@ -62,16 +61,6 @@ class SimpleGuard:
         start, _ = CrossingIndex(self.sizes, self.starts, pieces, min_loop, dev).crossings(self._good.float())
         self.guarded = [k for k, c in enumerate(start.tolist()) if c == 0]
         self.index = CrossingIndex(self.sizes[self.guarded], self.starts[self.guarded], pieces, min_loop, dev)
-
-    def _tries_index(self) -> CrossingIndex:
-        """The guarded paths in each of the tries of a step (the step undone where a path crossed,
-        half, a quarter of it), one after another: (R, 2) rows each (set up when first needed)."""
-        if self._tries is None:
-            T, R = len([f for f in _BACKTRACK if f > 0.0]) + 1, int(self._good.shape[0])
-            g_sizes, g_starts = self.sizes[self.guarded], self.starts[self.guarded]
-            self._tries = CrossingIndex(np.tile(g_sizes, T), np.concatenate([g_starts + c * R for c in range(T)]),
-                                        self.pieces, self.min_loop, self._good.device)
-        return self._tries
 
     def _all(self) -> torch.Tensor:
         """(R, 2): the rows of every tensor, end to end (a copy)."""
@@ -91,25 +80,24 @@ class SimpleGuard:
             g_sizes, g_starts = self.sizes[self.guarded], self.starts[self.guarded]
             undo = torch.from_numpy(_rows_of(pairs.cpu().numpy(), g_sizes, g_starts)).to(now.device)
             now[undo] = good[undo]
-            # the undone step and the shortened ones (half, a quarter) tested at once; each path
-            # takes the first that is a simple loop, else goes back to where it was
-            step = now - good
-            fs = [f for f in _BACKTRACK if f > 0.0]
-            tries = [now] + [good + f * step for f in fs]
-            T, n, R = len(tries), len(self.guarded), now.shape[0]
-            only = torch.zeros(T, n, dtype=torch.bool, device=now.device)
-            only[:, bad] = True
-            crossed = self._tries_index().crossings(torch.cat(tries).float(), only=only.reshape(-1))[0]
-            ok = crossed.view(T, n)[:, bad] == 0                                  # (T, bad)
-            choice = torch.where(ok.any(0), ok.long().argmax(0), torch.full_like(bad, T))
+            only = torch.zeros(len(self.guarded), dtype=torch.bool, device=now.device)
+            only[bad] = True
+            left = self.index.crossings(now.float(), only=only)[0].nonzero().flatten()
             touched = [undo]
-            if bool((choice > 0).any()):
-                touched.append(_path_rows(bad[choice > 0].cpu().numpy(), g_sizes, g_starts).to(now.device))
-                for c in range(1, T + 1):
-                    paths = bad[choice == c]
-                    if paths.numel():
-                        rows = _path_rows(paths.cpu().numpy(), g_sizes, g_starts).to(now.device)
-                        now[rows] = tries[c][rows] if c < T else good[rows]
+            if left.numel():
+                whole = _path_rows(left.cpu().numpy(), g_sizes, g_starts).to(now.device)
+                touched.append(whole)
+                step = now - good
+                for f in _BACKTRACK:
+                    now[whole] = good[whole] + f * step[whole] if f > 0.0 else good[whole]
+                    if f == 0.0:
+                        break
+                    only.zero_()
+                    only[left] = True
+                    left = self.index.crossings(now.float(), only=only)[0].nonzero().flatten()
+                    if not left.numel():
+                        break
+                    whole = _path_rows(left.cpu().numpy(), g_sizes, g_starts).to(now.device)
             self.backtracks += int(bad.numel())
             rows = torch.cat(touched).unique() if len(touched) > 1 else undo
             for t, o in zip(self._tensors, self._offsets):

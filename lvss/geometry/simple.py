@@ -204,6 +204,10 @@ class CrossingIndex:
         lox, hix, loy, hiy = sx.amin(1), sx.amax(1), sy.amin(1), sy.amax(1)
         fi, fj, fpair = [], [], []
         for kind, si, sj, spath, ep, eq, off in self.groups:
+            at = None
+            if only is not None:                    # the chosen paths' pairs alone from here on
+                at = g(only, spath).nonzero().flatten()
+                si, sj = g(si, at), g(sj, at)
             if kind == "same":
                 cand = ~g(mono, si)
             elif kind == "next":
@@ -216,13 +220,11 @@ class CrossingIndex:
             else:
                 cand = (g(lox, si) <= g(hix, sj)) & (g(lox, sj) <= g(hix, si)) \
                     & (g(loy, si) <= g(hiy, sj)) & (g(loy, sj) <= g(hiy, si))
-            if only is not None:
-                cand &= g(only, spath)
             sel = cand.nonzero().flatten()
             if sel.numel():
                 fi.append((g(si, sel)[:, None] * m + ep).reshape(-1))
                 fj.append((g(sj, sel)[:, None] * m + eq).reshape(-1))
-                fpair.append((sel + off).repeat_interleave(ep.numel()))
+                fpair.append(((sel if at is None else g(at, sel)) + off).repeat_interleave(ep.numel()))
         if not fi:
             return out, none
         fi, fj, fpair = torch.cat(fi), torch.cat(fj), torch.cat(fpair)
