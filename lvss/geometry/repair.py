@@ -152,7 +152,7 @@ def clean_contours(points, width: float | None = None, height: float | None = No
                     for c1 in (_without_tiny_segments(c0, tiny) for c0 in _from_skia(part, pathops)) if c1 is not None
                     for c in _split_pinches(c1, tiny) if abs(contour_area(c)) >= min_area]
         # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more
-        if all(_simple(c) for c in contours):
+        if all(_simple_many(contours)):
             break
     if len(contours) > 1:
         # the knot of a kink comes out as a speck of its own beside the path's outline
@@ -216,7 +216,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
                 return [_as_written(np.asarray(pts, np.float64), precision)], precision
-            if all(_simple(c) for c in contours) and not _contours_cross(contours):
+            if all(_simple_many(contours)) and not _contours_cross(contours):
                 return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
@@ -238,7 +238,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
 
 def _simple_many(contours: list[np.ndarray]) -> list[bool]:
     """Which contours (3K, 2), taken as they are, are simple loops: one batched test (segments split
-    to ``CHECK_LENGTH`` as in :func:`_simple`)."""
+    to ``CHECK_LENGTH`` as in :func:`_simple`; a contour gets the same answer as alone)."""
     if not contours:
         return []
     return (crossing_counts([torch.from_numpy(_split_long(c)) for c in contours], CHECK_PIECES) == 0).tolist()
