@@ -334,11 +334,19 @@ def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
 def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
     """The contour (3K, 2) without segments whose control points all lie within ``tol`` of their
     start (what rounding would fold over); None when fewer than two segments remain."""
-    n = len(c) // 3
-    segs = [np.stack([c[3 * k], c[3 * k + 1], c[3 * k + 2], c[(3 * k + 3) % (3 * n)]]) for k in range(n)]
-    keep = [sg for sg in segs if np.abs(sg[1:] - sg[0]).max() > tol]
+    segs = segments_of(c)
+    kept = segs[np.abs(segs[:, 1:] - segs[:, :1]).max((1, 2)) > tol]
     # a spike: a segment that the next one retraces (same curve back), a zero-area sliver that
-    # rounding can fold into a crossing
+    # rounding can fold into a crossing (looked for one by one only where there is one)
+    spikes = len(kept) > 2 and bool(
+        (np.abs(np.roll(kept, -1, 0)[:, ::-1] - kept).max((1, 2)) <= max(tol, 1e-6) * 4).any())
+    if not spikes:
+        if len(kept) < 2:
+            return None
+        out = kept[:, :3].copy()
+        out[:, 0] = np.roll(kept[:, 3], 1, 0)       # joined to the kept segment before it
+        return out.reshape(-1, 2)
+    keep = list(kept)
     k = 0
     while len(keep) > 2 and k < len(keep):
         a, b = keep[k], keep[(k + 1) % len(keep)]
