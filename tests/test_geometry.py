@@ -130,6 +130,12 @@ def test_crossing_index_screening_drops_no_crossing():
         only = torch.arange(len(paths)) % 3 == 0
         part, _ = index.crossings(torch.cat(paths).double(), only=only)
         assert part.tolist() == [w if o else 0 for w, o in zip(want, only.tolist())]
+        # and with small loops left out (their lengths measured along the chosen paths alone)
+        kinked = CrossingIndex([p.shape[0] for p in paths], pieces=m, min_loop=30.0)
+        full, _ = kinked.crossings(torch.cat(paths).double())
+        part, _ = kinked.crossings(torch.cat(paths).double(), only=only)
+        assert part.tolist() == [c if o else 0 for c, o in zip(full.tolist(), only.tolist())]
+        assert full.sum() < sum(want)
 
 
 def test_guard_rows_of_crossing_spans():

@@ -178,8 +178,12 @@ class CrossingIndex:
         self.ppath = as_t(path[pi])
         self.li = as_t(pi - first[path[pi]])
         self.lj = as_t(pj - first[path[pj]])
-        self.edge_first = as_t(first * m)
+        self.edge_first = as_t(np.minimum(first * m, max(NS * m - 1, 0)))
         self.edge_last = as_t((first + S) * m - 1)
+        # each segment's path, each path's first and last segment (of an empty path: any)
+        self.seg_path = as_t(path)
+        self.seg_first = as_t(np.minimum(first, max(NS - 1, 0)))
+        self.seg_last = as_t(np.clip(first + S - 1, 0, max(NS - 1, 0)))
 
     @torch.no_grad()
     def crossings(self, points: torch.Tensor, max_batch: int = 2_000_000, only: torch.Tensor | None = None,
@@ -196,8 +200,20 @@ class CrossingIndex:
         m = self.pieces
         pts = points.detach().to(dev)
         g = lambda t, idx: t.index_select(0, idx)  # noqa: E731  (much faster than t[idx] on the CPU)
+        rows, remap = self.rows_flat, None
+        edge_first, edge_last = self.edge_first, self.edge_last
+        if only is not None:
+            # the chosen paths' segments alone, renumbered in order
+            segs = g(only, self.seg_path).nonzero().flatten()
+            if segs.numel() == 0:
+                return out, none
+            rows = g(self.rows_flat.view(-1, 4), segs).reshape(-1)
+            remap = torch.zeros(self.seg_path.numel(), dtype=torch.long, device=dev)
+            remap[segs] = torch.arange(segs.numel(), device=dev)
+            edge_first = g(remap, self.seg_first) * m
+            edge_last = g(remap, self.seg_last) * m + (m - 1)
         # x and y of the control points as (NS, 4) planes; every test below is elementwise
-        sx, sy = g(pts[:, 0], self.rows_flat).view(-1, 4), g(pts[:, 1], self.rows_flat).view(-1, 4)
+        sx, sy = g(pts[:, 0], rows).view(-1, 4), g(pts[:, 1], rows).view(-1, 4)
         dx, dy = sx[:, 3] - sx[:, 0], sy[:, 3] - sy[:, 0]               # chords
         ux, uy = sx.diff(dim=1), sy.diff(dim=1)                         # control polygon steps
         mono = ((ux * dx[:, None] + uy * dy[:, None]) >= 0).all(1) & ((dx != 0) | (dy != 0))
@@ -207,7 +223,7 @@ class CrossingIndex:
             at = None
             if only is not None:                    # the chosen paths' pairs alone from here on
                 at = g(only, spath).nonzero().flatten()
-                si, sj = g(si, at), g(sj, at)
+                si, sj = g(remap, g(si, at)), g(remap, g(sj, at))
             if kind == "same":
                 cand = ~g(mono, si)
             elif kind == "next":
@@ -241,7 +257,7 @@ class CrossingIndex:
         if self.min_loop > 0:
             ln = torch.sqrt(ex * ex + ey * ey).double()
             cum = torch.cumsum(ln, 0)
-            total = cum[self.edge_last] - cum[self.edge_first] + ln[self.edge_first]
+            total = cum[edge_last] - cum[edge_first] + ln[edge_first]
         counts = torch.zeros(self.ppath.numel(), dtype=torch.long, device=dev)
         for c0 in range(0, fi.numel(), max_batch):
             i, j = fi[c0:c0 + max_batch], fj[c0:c0 + max_batch]
