@@ -140,8 +140,8 @@ def main() -> int:
     other = _tree(args.against)
     trees = [("this", ROOT), ("other", other)]
     bad = 0
-    print("| run | guard steps: CPU s other → this | same outcome | crossing_pairs calls: CPU s other → this | same answers |\n"
-          "|---|---|---|---|---|")
+    print("| run | guard steps: CPU s other → this | same outcome "
+          "| crossing_pairs calls: CPU s other → this | same answers |\n|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for spec in args.images:

@@ -1,6 +1,7 @@
 """Keeps paths simple while they are optimised: a step that would make a path cross itself is shortened.
 
-After every optimiser step, each guarded path is tested (:func:`lvss.geometry.simple.crossing_counts`).
+After every optimiser step, the guarded paths are tested in one pass (:class:`lvss.geometry.simple.CrossingIndex`,
+set up once per guard).
 A path that now crosses itself first takes back the step of the points where it crossed (the
 segments involved and those between them); if it still crosses, its whole step is shortened towards
 the last position where it was a simple loop (half, a quarter, then none of the step). The momentum
