@@ -152,7 +152,7 @@ def clean_contours(points, width: float | None = None, height: float | None = No
                     for c1 in (_without_tiny_segments(c0, tiny) for c0 in _from_skia(part, pathops)) if c1 is not None
                     for c in _split_pinches(c1, tiny) if abs(contour_area(c)) >= min_area]
         # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more
-        if all(_simple(c) for c in contours):
+        if all(_simple_many(contours)):
             break
     if len(contours) > 1:
         # the knot of a kink comes out as a speck of its own beside the path's outline
@@ -216,7 +216,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
                 return [_as_written(np.asarray(pts, np.float64), precision)], precision
-            if all(_simple(c) for c in contours) and not _contours_cross(contours):
+            if all(_simple_many(contours)) and not _contours_cross(contours):
                 return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
@@ -238,7 +238,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
 
 def _simple_many(contours: list[np.ndarray]) -> list[bool]:
     """Which contours (3K, 2), taken as they are, are simple loops: one batched test (segments split
-    to ``CHECK_LENGTH`` as in :func:`_simple`)."""
+    to ``CHECK_LENGTH`` as in :func:`_simple`; a contour gets the same answer as alone)."""
     if not contours:
         return []
     return (crossing_counts([torch.from_numpy(_split_long(c)) for c in contours], CHECK_PIECES) == 0).tolist()
@@ -346,11 +346,19 @@ def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
 def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
     """The contour (3K, 2) without segments whose control points all lie within ``tol`` of their
     start (what rounding would fold over); None when fewer than two segments remain."""
-    n = len(c) // 3
-    segs = [np.stack([c[3 * k], c[3 * k + 1], c[3 * k + 2], c[(3 * k + 3) % (3 * n)]]) for k in range(n)]
-    keep = [sg for sg in segs if np.abs(sg[1:] - sg[0]).max() > tol]
+    segs = segments_of(c)
+    kept = segs[np.abs(segs[:, 1:] - segs[:, :1]).max((1, 2)) > tol]
     # a spike: a segment that the next one retraces (same curve back), a zero-area sliver that
-    # rounding can fold into a crossing
+    # rounding can fold into a crossing (looked for one by one only where there is one)
+    spikes = len(kept) > 2 and bool(
+        (np.abs(np.roll(kept, -1, 0)[:, ::-1] - kept).max((1, 2)) <= max(tol, 1e-6) * 4).any())
+    if not spikes:
+        if len(kept) < 2:
+            return None
+        out = kept[:, :3].copy()
+        out[:, 0] = np.roll(kept[:, 3], 1, 0)       # joined to the kept segment before it
+        return out.reshape(-1, 2)
+    keep = list(kept)
     k = 0
     while len(keep) > 2 and k < len(keep):
         a, b = keep[k], keep[(k + 1) % len(keep)]
@@ -407,15 +415,11 @@ def _split_long(c: np.ndarray, limit: float = CHECK_LENGTH) -> np.ndarray:
         mid = (q0 + q1) / 2
         first = np.stack([a[:, 0], p01, q0, mid], 1)
         second = np.stack([mid, q1, p23, a[:, 3]], 1)
-        parts = []
-        k = 0
-        for i in range(len(segs)):
-            if long[i]:
-                parts += [first[k], second[k]]
-                k += 1
-            else:
-                parts.append(segs[i])
-        segs = np.stack(parts)
+        pos = np.arange(len(segs)) + np.cumsum(long) - long      # where each segment's first part goes
+        out = np.empty((len(segs) + int(long.sum()), 4, 2))
+        out[pos[~long]] = segs[~long]
+        out[pos[long]], out[pos[long] + 1] = first, second
+        segs = out
     return segs[:, :3].reshape(-1, 2)
 
 
