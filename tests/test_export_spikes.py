@@ -102,3 +102,78 @@ def test_the_writer_keeps_the_shape():
     assert abs(after - before) < 0.5                          # pixels²: a tip's sliver at most
     for c in contours:
         assert _proper_crossings(_viewer_polygon(parse_path_data(path_data(c, dec))[0])) == 0
+
+
+# a compact-mode path (OpenMoji 1F344, 128 paths) as the writer wrote it before the viewer test: a
+# 0.26-px stub with 0.75-px handles, its neighbours passing on both sides of it within a fraction of
+# a pixel. Simple as exact curves; a viewer's flattening crosses at the stub
+STUB = np.array([
+    [180.48, 110.02, 180.10, 109.37, 179.74, 108.72],
+    [179.38, 108.68, 176.80, 108.63, 174.12, 108.59],
+    [171.43, 108.10, 171.12, 107.74, 170.75, 107.45],
+    [170.29, 107.67, 167.79, 106.94, 165.14, 106.89],
+    [162.49, 106.69, 162.15, 106.75, 161.80, 106.44],
+    [161.42, 106.75, 159.41, 105.50, 160.73, 107.49],
+    [159.53, 108.16, 158.61, 107.22, 157.81, 106.36],
+    [157.01, 106.00, 157.00, 104.48, 157.00, 102.81],
+    [156.29, 99.74, 156.59, 97.30, 155.39, 94.85],
+    [153.68, 92.81, 151.54, 92.25, 150.20, 90.85],
+    [148.51, 89.25, 145.61, 88.49, 142.64, 86.91],
+    [139.50, 85.24, 134.80, 84.60, 129.81, 84.67],
+    [123.85, 84.14, 123.59, 84.92, 123.28, 85.28],
+    [123.58, 86.31, 122.31, 84.87, 120.62, 84.80],
+    [117.85, 84.42, 115.56, 86.16, 113.01, 86.88],
+    [110.82, 87.81, 111.21, 88.27, 110.61, 87.86],
+    [109.73, 87.62, 110.19, 86.17, 110.31, 84.66],
+    [110.86, 83.66, 108.87, 81.12, 108.95, 77.47],
+    [108.28, 74.76, 110.32, 73.37, 112.70, 72.12],
+    [114.66, 70.39, 115.83, 69.66, 117.17, 69.33],
+    [118.64, 68.85, 119.53, 69.57, 120.38, 70.36],
+    [122.21, 71.16, 121.63, 72.77, 121.92, 74.03],
+    [123.22, 75.29, 122.55, 75.63, 123.06, 75.73],
+    [123.03, 75.47, 125.40, 73.23, 127.75, 70.91],
+    [130.16, 68.67, 131.16, 68.81, 131.83, 68.83],
+    [132.35, 69.03, 135.17, 71.68, 138.87, 72.31],
+    [141.84, 74.37, 142.71, 75.24, 143.28, 73.36],
+    [144.30, 72.44, 147.55, 72.78, 150.57, 72.99],
+    [154.23, 73.06, 156.18, 77.40, 155.36, 82.09],
+    [157.19, 85.36, 159.23, 85.14, 160.85, 79.85],
+    [163.92, 80.05, 164.56, 78.71, 165.21, 77.77],
+    [166.83, 77.64, 165.99, 77.36, 165.77, 76.81],
+    [165.55, 76.20, 166.49, 75.33, 167.00, 75.17],
+    [166.67, 75.84, 167.07, 77.07, 167.81, 77.91],
+    [169.03, 78.90, 169.09, 79.19, 169.40, 80.13],
+    [169.84, 81.32, 171.52, 82.38, 172.96, 81.24],
+    [172.59, 83.61, 174.22, 86.48, 175.53, 89.75],
+    [176.79, 93.36, 178.43, 94.83, 180.25, 96.16],
+    [180.69, 98.52, 181.08, 101.82, 183.01, 104.34],
+    [182.64, 107.93, 182.18, 108.35, 181.34, 109.17],
+]).reshape(-1, 2)
+
+
+def _exact_crossings(contour: np.ndarray, per_segment: int = 100) -> int:
+    n = len(contour) // 3
+    t = np.arange(per_segment)[:, None] / per_segment
+    u = 1 - t
+    pts = []
+    for s in range(n):
+        c = np.stack([contour[3 * s], contour[3 * s + 1], contour[3 * s + 2], contour[(3 * s + 3) % (3 * n)]])
+        pts.append(u ** 3 * c[0] + 3 * u * u * t * c[1] + 3 * u * t * t * c[2] + t ** 3 * c[3])
+    return _proper_crossings(np.concatenate(pts))
+
+
+def test_the_viewer_test_sees_what_a_viewer_draws():
+    from lvss.geometry.simple import viewer_simple
+
+    assert _exact_crossings(STUB) == 0                         # the curves are simple ...
+    assert _proper_crossings(_viewer_polygon(STUB)) > 0        # ... a viewer's pieces are not
+    assert not viewer_simple(STUB)
+
+
+def test_the_writer_draws_the_stub_so_that_viewers_see_a_simple_loop():
+    (contours, dec), = export_scene([STUB], 256, 256, precision=2)
+    assert len(contours) == 1
+    written = parse_path_data(path_data(contours[0], dec))[0]
+    assert _proper_crossings(_viewer_polygon(written)) == 0
+    assert len(written) <= len(STUB)                            # no redraw into straight pieces
+    assert abs(abs(contour_area(written)) - abs(contour_area(STUB))) < 0.5

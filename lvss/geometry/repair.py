@@ -17,7 +17,7 @@ import torch
 
 from .kinks import cut_kinks
 from .simple import (area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, segments_of,
-                     signed_area)
+                     signed_area, viewer_polygon, viewer_simple)
 
 __all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
@@ -27,6 +27,7 @@ CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic
 CHECK_LENGTH = 8.0   # ... after segments longer than this (pixels of control polygon) are split
 TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
 EXPORT_MERGE = 0.02  # pixels: runs of segments one cubic follows this closely are written as one
+STUB_CHORD = 0.5     # pixels: a segment whose ends are closer than this is a stub (see _as_viewers_draw)
 
 
 def _pathops():
@@ -287,7 +288,64 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     for k in {k for k, _, _ in cand}:
         if len(new[k]) > 1 and _contours_cross(new[k]):
             new[k] = out[k][0]
-    return [(new[k], dec) for k, (_, dec) in enumerate(out)]
+    return [_as_viewers_draw(new[k], dec, width, height) for k, (_, dec) in enumerate(out)]
+
+
+def _as_viewers_draw(contours: list[np.ndarray], decimals: int, width: float, height: float
+                     ) -> tuple[list[np.ndarray], int]:
+    """(contours, decimals), each contour also simple as a viewer flattens it
+    (:func:`lvss.geometry.simple.viewer_simple`). Exact curves that run within a straight piece's
+    sagitta of each other (a spike's sides around a sub-pixel stub, a curl at a node) are simple, yet a
+    viewer's outline view shows them crossing. Such a contour is redrawn by skia-pathops, which splits
+    its curves at their extremes and inflections into pieces that flatten well; if even that does not
+    flatten simply, from the straight pieces of the viewer's own flattening, whose crossings skia
+    resolves exactly (straight segments flatten to themselves)."""
+    if all(viewer_simple(c) for c in contours):
+        return contours, decimals
+    out: list[np.ndarray] = []
+    for c in contours:
+        if viewer_simple(c):
+            out.append(c)
+            continue
+        stubless = _as_written(_without_stubs(c), decimals)
+        if len(stubless) >= 9 and viewer_simple(stubless) and _simple(stubless):
+            out.append(stubless)
+            continue
+        redrawn = clean_contours(c, width, height, precision=decimals, split=True)
+        if not all(viewer_simple(q) for q in redrawn):
+            redrawn = clean_contours(_straight_pieces(viewer_polygon(c)), width, height, precision=decimals,
+                                     split=True)
+        out += redrawn
+    if len(out) > 1 and _contours_cross(out):
+        return contours, decimals
+    return out, decimals
+
+
+def _without_stubs(c: np.ndarray, limit: float = STUB_CHORD) -> np.ndarray:
+    """The closed cubic path (3S, 2) without its stubs: each segment whose ends lie closer than
+    ``limit`` pixels goes, its two ends joined at their midpoint (the neighbours' handles move with
+    their ends), as long as three segments are left. A stub with long handles is a hook at a node
+    whose neighbours then pass on both sides of it within a fraction of a pixel."""
+    segs = segments_of(np.asarray(c, np.float64)).copy()
+    s = 0
+    while s < len(segs) and len(segs) > 3:
+        if np.linalg.norm(segs[s, 3] - segs[s, 0]) >= limit:
+            s += 1
+            continue
+        mid = (segs[s, 0] + segs[s, 3]) / 2
+        prv, nxt = (s - 1) % len(segs), (s + 1) % len(segs)
+        segs[prv, 2] += mid - segs[prv, 3]
+        segs[prv, 3] = mid
+        segs[nxt, 1] += mid - segs[nxt, 0]
+        segs[nxt, 0] = mid
+        segs = np.delete(segs, s, 0)
+    return segs[:, :3].reshape(-1, 2)
+
+
+def _straight_pieces(poly: np.ndarray) -> np.ndarray:
+    """A closed polygon (P, 2) as a closed cubic path of straight segments (3P, 2)."""
+    nxt = np.roll(poly, -1, 0)
+    return np.stack([poly, poly + (nxt - poly) / 3, poly + 2 * (nxt - poly) / 3], 1).reshape(-1, 2)
 
 
 def merged_contour(c: np.ndarray, tol: float, decimals: int) -> np.ndarray:

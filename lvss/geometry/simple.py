@@ -360,3 +360,56 @@ def made_simple(points: torch.Tensor, pieces: int = 16) -> torch.Tensor | None:
         if int(crossing_counts([cand], pieces)[0]) == 0:
             return cand
     return None
+
+
+VIEWER_PIECES = 16      # a viewer's flattening of a cubic: at least this many straight pieces ...
+VIEWER_PIECE_PX = 1.0   # ... and one per this many pixels of its control polygon (at most 512)
+
+
+def viewer_polygon(points: np.ndarray) -> np.ndarray:
+    """The closed cubic path (3S, 2) flattened as a viewer draws it (e.g. an outline view): each
+    segment into max(``VIEWER_PIECES``, control polygon length / ``VIEWER_PIECE_PX``) straight pieces
+    evenly spaced in t, at most 512. (P, 2), the closing piece implied."""
+    segs = segments_of(np.asarray(points, np.float64))
+    length = np.linalg.norm(np.diff(segs, axis=1), axis=2).sum(1)
+    m = np.clip(np.ceil(length / VIEWER_PIECE_PX), VIEWER_PIECES, 512).astype(int)
+    out = []
+    for seg, k in zip(segs, m):
+        t = np.arange(1, k + 1, dtype=np.float64)[:, None] / k
+        u = 1 - t
+        out.append(u ** 3 * seg[0] + 3 * u * u * t * seg[1] + 3 * u * t * t * seg[2] + t ** 3 * seg[3])
+    return np.concatenate(out)
+
+
+def viewer_simple(points: np.ndarray) -> bool:
+    """Whether the closed path, flattened as a viewer draws it (:func:`viewer_polygon`), has no proper
+    crossing between two pieces that are not neighbours. The exact curves can be simple while this
+    is not: where two curves run within a piece's sagitta of each other (a spike's sides, a curl at a
+    node), straight pieces of the longer one cut the other."""
+    P = viewer_polygon(points)
+    keep = np.ones(len(P), bool)
+    keep[1:] = np.abs(np.diff(P, axis=0)).max(1) > 1e-12
+    P = P[keep]
+    n = len(P)
+    if n < 4:
+        return True
+    a, b = P, np.roll(P, -1, 0)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    order = np.argsort(lo[:, 0], kind="stable")
+    xs = lo[order, 0]
+    ends = np.searchsorted(xs, hi[order, 0], side="right")        # pieces j with min x <= max x of i
+    starts = np.arange(n) + 1
+    counts = np.maximum(ends - starts, 0)
+    if not counts.sum():
+        return True
+    i = np.repeat(order, counts)
+    first = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    j = order[first + np.arange(int(counts.sum()))]
+    near = (lo[i, 1] <= hi[j, 1]) & (lo[j, 1] <= hi[i, 1])
+    d = (i - j) % n
+    near &= (d != 1) & (d != n - 1) & (i != j)
+    i, j = i[near], j[near]
+    ei, ej = b[i] - a[i], b[j] - a[j]
+    d1, d2 = edge_side(a[i], ei, a[j]), edge_side(a[i], ei, b[j])
+    d3, d4 = edge_side(a[j], ej, a[i]), edge_side(a[j], ej, b[i])
+    return not bool(((d1 * d2 < 0) & (d3 * d4 < 0)).any())
