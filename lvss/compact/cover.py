@@ -22,36 +22,20 @@ __all__ = ["drop_hairs", "cover_gaps", "uncovered", "GAP_COVERAGE"]
 
 GAP_COVERAGE = 0.5  # a pixel of the picture's own anti-aliased edge (input alpha in (0.5, 1)) the paths
 #                     cover less than half is a gap (the paths' edge there may be 0.5-0.7)
-NEAR_HAIR = 1.5  # paths within this factor of a hair limit are measured as the SVG writer writes them too
 FULL_COVERAGE = 0.98  # a fully opaque pixel (input alpha 1, not on the opaque area's edge) the paths cover
 #                       less than this shows the background through (a seam of two anti-aliased edges: ~0.75)
 
 
 def drop_hairs(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, width: int, height: int,
                hair_area: float, hair_width: float):
-    """(points, colours, structural count) without the hairs.
-
-    A path is judged on its own points and, where it is within ``NEAR_HAIR`` times a limit of it, on
-    the contours the SVG writer makes of it (lvss.geometry.repair.export_scene): the writer cuts
-    sub-pixel kinks, rounds the points and merges segments, which moves an outline by a fraction of a
-    pixel, enough to take a path just over a limit under it in the SVG."""
-    from ..geometry.repair import contour_area, export_scene
-    from ..geometry.simple import area_and_perimeter, mean_width
+    """(points, colours, structural count) without the hairs: each path judged as the SVG will have
+    it (:func:`lvss.geometry.repair.hair_mask` with ``clip``, which measures a path near a limit on the
+    contours the SVG writer makes of it)."""
+    from ..geometry.repair import hair_mask
 
     if not pts:
         return pts, colors, n_s
-    own = [p.detach().cpu() for p in pts]
-    limit = hair_area * width * height
-    hair, near = [], []
-    for i, p in enumerate(own):  # as lvss.geometry.repair.hair_mask
-        a, per = area_and_perimeter(p)
-        hair.append(a < limit or mean_width(a, per) < hair_width)
-        if not hair[i] and (a < NEAR_HAIR * limit or mean_width(a, per) < NEAR_HAIR * hair_width):
-            near.append(i)
-    for i, (contours, _) in zip(near, export_scene([own[i] for i in near], width, height) if near else []):
-        a = sum(abs(contour_area(c)) for c in contours)
-        per = sum(area_and_perimeter(c)[1] for c in contours)
-        hair[i] = not contours or a < limit or mean_width(a, per) < hair_width
+    hair = hair_mask([p.detach().cpu() for p in pts], width, height, hair_area, hair_width, clip=True)
     keep = [i for i, h in enumerate(hair) if not h]
     if len(keep) == len(pts):
         return pts, colors, n_s

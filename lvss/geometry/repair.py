@@ -19,7 +19,7 @@ from .kinks import cut_kinks
 from .simple import (area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, segments_of,
                      signed_area, viewer_polygon, viewer_simple)
 
-__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["NEAR_HAIR", "EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
@@ -511,15 +511,22 @@ def join_contours(contours: list[np.ndarray]) -> np.ndarray | None:
     return acc
 
 
+NEAR_HAIR = 1.5  # paths within this factor of a hair limit are also measured as the SVG writer writes them
+
+
 def hair_mask(points: list[torch.Tensor], width: int, height: int, hair_area: float,
               hair_width: float, clip: bool = False) -> list[bool]:
     """Which paths are hairs: enclosing less than ``hair_area`` x the canvas (pixels²), or thinner than
-    ``hair_width`` pixels on average (2 x area / perimeter). Areas are the paths' enclosed areas;
-    with ``clip``, a path reaching past the canvas is measured by what the export keeps of it (its
-    clean contours inside the canvas), so a path the SVG would leave out counts as a hair."""
+    ``hair_width`` pixels on average (2 x area / perimeter). Areas are the paths' enclosed areas.
+    With ``clip``, a path is judged as the SVG will have it: one reaching past the canvas by what the
+    export keeps of it (its clean contours inside the canvas), so a path the SVG would leave out counts
+    as a hair; and one within ``NEAR_HAIR`` times a limit also by the contours the writer makes of it
+    (:func:`export_scene`: it cuts sub-pixel kinks, rounds the points and merges segments, which moves
+    an outline by a fraction of a pixel, enough to take a path just over a limit under it)."""
     out = []
+    near = []
     limit = hair_area * width * height
-    for p in points:
+    for k, p in enumerate(points):
         a, per = area_and_perimeter(p)
         if clip and a >= limit:
             lo, hi = p.detach().amin(0), p.detach().amax(0)
@@ -528,4 +535,11 @@ def hair_mask(points: list[torch.Tensor], width: int, height: int, hair_area: fl
                 a = sum(abs(contour_area(c)) for c in cs)
                 per = sum(area_and_perimeter(c)[1] for c in cs)
         out.append(a < limit or mean_width(a, per) < hair_width)
+        if clip and not out[-1] and (a < NEAR_HAIR * limit or mean_width(a, per) < NEAR_HAIR * hair_width):
+            near.append(k)
+    if near:
+        for k, (contours, _) in zip(near, export_scene([points[k] for k in near], width, height)):
+            a = sum(abs(contour_area(c)) for c in contours)
+            per = sum(area_and_perimeter(c)[1] for c in contours)
+            out[k] = not contours or a < limit or mean_width(a, per) < hair_width
     return out
