@@ -491,6 +491,7 @@ def test_drop_hairs_judges_a_path_near_the_limit_as_the_svg_writes_it():
     assert not hair_mask([shrunk], 256, 256, oc.hair_area, oc.hair_width)[0]       # over the limit ...
     (contours, _), = export_scene([shrunk], 256, 256)
     assert sum(abs(contour_area(c)) for c in contours) < limit                      # ... under it as written
+    assert hair_mask([shrunk], 256, 256, oc.hair_area, oc.hair_width, clip=True)[0]  # judged as written (both modes)
     circle = circle_path(100.0, 100.0, 5.0).points
     pts, cols, n_s = drop_hairs([circle, shrunk], torch.ones(2, 4), 1, 256, 256, oc.hair_area, oc.hair_width)
     assert len(pts) == 1 and pts[0] is circle and n_s == 1 and cols.shape == (1, 4)
