@@ -99,6 +99,21 @@ def _device(cfg: VectorizeConfig) -> torch.device:
     return resolve_device(cfg.device)
 
 
+def _outline(mask: np.ndarray, epsilon: float) -> torch.Tensor | None:
+    """Points (3S, 2) of a mask's contour fit (:func:`lvss.layering.mask_to_path`, holes kept open),
+    made a simple loop to start from (a contour fit can overshoot where the mask is thin; in the rare
+    case that not even the polygon through its nodes is one, the fit as it is, which the export
+    repairs); None when the mask is too small to contour."""
+    from .geometry.simple import made_simple
+    from .layering import mask_to_path
+
+    p = mask_to_path(mask, epsilon, holes=True)
+    if p is None:
+        return None
+    q = made_simple(p.points)
+    return p.points if q is None else q
+
+
 def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
                       min_pixels: int = 1, valid: np.ndarray | None = None) -> list[StructuralPath]:
     """One path per piece of every layering mask (4-connected, holes filled, at least ``min_pixels``
@@ -111,8 +126,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     the structure stage) and starts from its mask's mean colour. With ``valid`` (H, W) bool, the
     opaque pixels, the back layer's pieces then grow to cover every opaque pixel (:func:`_cover_canvas`).
     """
-    from .geometry.simple import made_simple
-    from .layering import mask_components, mask_to_path
+    from .layering import mask_components
 
     pieces = []  # (area, layer, mask index, piece index, piece, colour)
     k = 0
@@ -128,12 +142,9 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
         if len(chosen) >= budget:
             break
         check_cancel(cancel)
-        p = mask_to_path(piece, epsilon, holes=True)
-        if p is not None:
-            # a simple loop to start from (a contour fit can overshoot where the piece is thin); in
-            # the rare case that not even the polygon through its nodes is one, the export repairs it
-            q = made_simple(p.points)
-            chosen.append(((li, k, j), StructuralPath(p.points if q is None else q, piece, li, color)))
+        pts = _outline(piece, epsilon)
+        if pts is not None:
+            chosen.append(((li, k, j), StructuralPath(pts, piece, li, color)))
     chosen.sort(key=lambda e: e[0])
     if valid is not None and chosen:
         _cover_canvas([sp for _, sp in chosen], valid, epsilon)
@@ -147,9 +158,6 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
     A budget smaller than the number of pieces leaves pieces without a path, and their pixels would
     show the empty canvas (white holes in a photograph at 16 paths); paths in front now lie on a
     back layer instead. Pieces already covering their area are unchanged."""
-    from .geometry.simple import made_simple
-    from .layering import mask_to_path
-
     back = min(sp.layer for sp in paths)
     mine = [sp for sp in paths if sp.layer == back]
     markers = np.zeros(valid.shape, np.int32)
@@ -168,10 +176,9 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
         m = grown == i + 1
         if m.sum() == sp.mask.sum():
             continue
-        p = mask_to_path(m, epsilon, holes=True)
-        if p is not None:
-            q = made_simple(p.points)
-            sp.points, sp.mask = p.points if q is None else q, m
+        pts = _outline(m, epsilon)
+        if pts is not None:
+            sp.points, sp.mask = pts, m
 
 
 def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: float) -> list[StructuralPath]:
@@ -188,9 +195,6 @@ def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: fl
     those lines. The region's outline usually has fewer nodes than the path it replaces."""
     from scipy import ndimage
 
-    from .geometry.simple import made_simple
-    from .layering import mask_to_path
-
     n = state.n_fixed
     if n == 0:
         return paths
@@ -203,12 +207,11 @@ def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: fl
         if not mine:
             continue
         i = max(mine, key=lambda k: int((paths[k].mask & region).sum()))
-        p = mask_to_path(region, epsilon, holes=True)
-        if p is None:
+        pts = _outline(region, epsilon)
+        if pts is None:
             continue
-        q = made_simple(p.points)
         sp = paths[i]
-        paths[i] = StructuralPath(p.points if q is None else q, region, sp.layer, sp.mean_color)
+        paths[i] = StructuralPath(pts, region, sp.layer, sp.mean_color)
         state.points[i] = paths[i].points.to(state.points[i].device, state.points[i].dtype)
         first.append(i)
     order = first + [i for i in range(len(state.points)) if i not in set(first)]

@@ -53,18 +53,24 @@ CONTOUR = np.array([
 ]).reshape(-1, 2)
 
 
-def _viewer_polygon(contour: np.ndarray) -> np.ndarray:
-    """The closed path flattened as a viewer does: per cubic, max(16, control polygon length in px)
-    straight pieces."""
+def _flattened(contour: np.ndarray, pieces) -> np.ndarray:
+    """The closed path as a polygon: each cubic into ``pieces(control polygon length in px)`` straight
+    pieces evenly spaced in t."""
     n = len(contour) // 3
     pts = []
     for s in range(n):
         c = np.stack([contour[3 * s], contour[3 * s + 1], contour[3 * s + 2], contour[(3 * s + 3) % (3 * n)]])
-        m = max(16, math.ceil(float(np.linalg.norm(np.diff(c, axis=0), axis=1).sum())))
+        m = pieces(float(np.linalg.norm(np.diff(c, axis=0), axis=1).sum()))
         t = np.arange(m)[:, None] / m
         u = 1 - t
         pts.append(u ** 3 * c[0] + 3 * u * u * t * c[1] + 3 * u * t * t * c[2] + t ** 3 * c[3])
     return np.concatenate(pts)
+
+
+def _viewer_polygon(contour: np.ndarray) -> np.ndarray:
+    """The closed path flattened as a viewer does: per cubic, max(16, control polygon length in px)
+    straight pieces."""
+    return _flattened(contour, lambda length: max(16, math.ceil(length)))
 
 
 def _proper_crossings(P: np.ndarray) -> int:
@@ -152,14 +158,7 @@ STUB = np.array([
 
 
 def _exact_crossings(contour: np.ndarray, per_segment: int = 100) -> int:
-    n = len(contour) // 3
-    t = np.arange(per_segment)[:, None] / per_segment
-    u = 1 - t
-    pts = []
-    for s in range(n):
-        c = np.stack([contour[3 * s], contour[3 * s + 1], contour[3 * s + 2], contour[(3 * s + 3) % (3 * n)]])
-        pts.append(u ** 3 * c[0] + 3 * u * u * t * c[1] + 3 * u * t * t * c[2] + t ** 3 * c[3])
-    return _proper_crossings(np.concatenate(pts))
+    return _proper_crossings(_flattened(contour, lambda length: per_segment))
 
 
 def test_the_viewer_test_sees_what_a_viewer_draws():

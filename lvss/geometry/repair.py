@@ -300,11 +300,12 @@ def _as_viewers_draw(contours: list[np.ndarray], decimals: int, width: float, he
     its curves at their extremes and inflections into pieces that flatten well; if even that does not
     flatten simply, from the straight pieces of the viewer's own flattening, whose crossings skia
     resolves exactly (straight segments flatten to themselves)."""
-    if all(viewer_simple(c) for c in contours):
+    simple = [viewer_simple(c) for c in contours]
+    if all(simple):
         return contours, decimals
     out: list[np.ndarray] = []
-    for c in contours:
-        if viewer_simple(c):
+    for c, ok in zip(contours, simple):
+        if ok:
             out.append(c)
             continue
         stubless = _as_written(_without_stubs(c), decimals)
@@ -340,12 +341,6 @@ def _without_stubs(c: np.ndarray, limit: float = STUB_CHORD) -> np.ndarray:
         segs[nxt, 0] = mid
         segs = np.delete(segs, s, 0)
     return segs[:, :3].reshape(-1, 2)
-
-
-def _straight_pieces(poly: np.ndarray) -> np.ndarray:
-    """A closed polygon (P, 2) as a closed cubic path of straight segments (3P, 2)."""
-    nxt = np.roll(poly, -1, 0)
-    return np.stack([poly, poly + (nxt - poly) / 3, poly + 2 * (nxt - poly) / 3], 1).reshape(-1, 2)
 
 
 def merged_contour(c: np.ndarray, tol: float, decimals: int) -> np.ndarray:
@@ -385,8 +380,12 @@ def _contours_cross(contours: list[np.ndarray]) -> bool:
 
 def _polyline(c: np.ndarray, pieces: int = 4) -> np.ndarray:
     """A contour (3K, 2) as straight cubic pieces through its flattening."""
-    v = flatten_closed(c, pieces)
-    return _straight(v, np.roll(v, -1, 0)).reshape(-1, 2)
+    return _straight_pieces(flatten_closed(c, pieces))
+
+
+def _straight_pieces(poly: np.ndarray) -> np.ndarray:
+    """A closed polygon (P, 2) as a closed cubic path of straight segments (3P, 2)."""
+    return _straight(poly, np.roll(poly, -1, 0)).reshape(-1, 2)
 
 
 def _straight(a: np.ndarray, b: np.ndarray) -> np.ndarray:
