@@ -128,7 +128,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
         if len(chosen) >= budget:
             break
         check_cancel(cancel)
-        p = mask_to_path(piece, epsilon, holes=True)
+        p = mask_to_path(piece, epsilon, holes=True, curve=__import__('os').environ.get('LVSS_CURVE','1')=='1')
         if p is not None:
             # a simple loop to start from (a contour fit can overshoot where the piece is thin); in
             # the rare case that not even the polygon through its nodes is one, the export repairs it
@@ -168,7 +168,7 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
         m = grown == i + 1
         if m.sum() == sp.mask.sum():
             continue
-        p = mask_to_path(m, epsilon, holes=True)
+        p = mask_to_path(m, epsilon, holes=True, curve=__import__('os').environ.get('LVSS_CURVE','1')=='1')
         if p is not None:
             q = made_simple(p.points)
             sp.points, sp.mask = p.points if q is None else q, m
