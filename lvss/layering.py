@@ -559,8 +559,10 @@ def polygon_to_smooth_path(vertices: np.ndarray, corner_deg: float = _CORNER_DEG
     return np.stack([v, c1, c2], 1).reshape(-1, 2)
 
 
-import os as _os
-CURVE_TOL = float(_os.environ.get("LVSS_CT", "0.75"))  # pixels: how far the curve fit of a contour (``mask_to_path(curve=True)``) may stray
+CURVE_TOL = 0.5  # pixels: how far the curve fit of a contour (``mask_to_path(curve=True)``) may stray
+
+
+_CURVE_IOU_WIDTH = 12.0  # pixels: shapes of a smaller mean width have the curve fit's IoU checked
 
 
 def _curve_iou(pts: np.ndarray, c: _Contour) -> float:
@@ -587,12 +589,18 @@ def _curve_fit(c: _Contour, max_segments: int, min_iou: float) -> np.ndarray | N
     fit handles)."""
     from .geometry.curvefit import fit_contour
 
+    perimeter = float(np.sqrt(np.add.reduce(np.diff(c.points, axis=0, append=c.points[:1]) ** 2, axis=1)).sum())
+    width = 2.0 * np.count_nonzero(c.shape) / max(perimeter, 1e-9)
     tol = CURVE_TOL
     pts = fit_contour(c.points, tol, c.fixed)
     while len(pts) // 3 > max(max_segments, len(c.fixed) + 3) and tol < 1e3:
         tol *= 1.25
         pts = fit_contour(c.points, tol, c.fixed)
-    if len(pts) // 3 < 2 or not np.isfinite(pts).all() or _curve_iou(pts, c) < min_iou:
+    if len(pts) // 3 < 2 or not np.isfinite(pts).all():
+        return None
+    # the fit strays at most ``tol`` from the outline: only a shape a few pixels wide can lose much
+    # of its area to that (mean width 2 area / perimeter)
+    if width < _CURVE_IOU_WIDTH and _curve_iou(pts, c) < min_iou:
         return None
     return pts
 

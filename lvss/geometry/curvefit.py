@@ -27,11 +27,10 @@ import numpy as np
 
 __all__ = ["fit_contour", "find_corners"]
 
-import os as _os
-CORNER_DEG = float(_os.environ.get("LVSS_CD", "60"))    # turn over ``reach`` px of arc on either side above which a point is a corner
+CORNER_DEG = 60.0    # turn over ``reach`` px of arc on either side above which a point is a corner
 REACH = 3.0          # pixels of arc over which turns and end tangents are measured
-_NEWTON = 4          # re-parametrisations per fit
-SMOOTH = int(_os.environ.get("LVSS_SM", "2"))           # passes of a [1, 2, 1] / 4 filter over each run before it is fitted
+_NEWTON = 2          # re-parametrisations per fit
+SMOOTH = 2           # passes of a [1, 2, 1] / 4 filter over each run before it is fitted
 _MAX_DEPTH = 24      # splits of one run (a safety bound; runs of a few points stop far earlier)
 
 
@@ -89,25 +88,27 @@ def _bezier(c: np.ndarray, u: np.ndarray) -> np.ndarray:
             + (u ** 3)[:, None] * c[3])
 
 
-def _fit_one(q: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fit_one(q: np.ndarray, t0: np.ndarray, t1: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """One cubic from q[0] to q[-1] with handles along t0 (out of q[0]) and t1 (out of q[-1], into
     the run), fitted to the points q (M, 2). Returns its control points (4, 2) and every point's
-    distance from it (M,)."""
+    distance from it (M,): at its parameter, and for the (few) points farther than ``tol`` there,
+    the distance from the curve itself (flattened), in case their parameter went astray. As in
+    Schneider's method, a first fit farther than 4 ``tol`` from some point is not re-parametrised
+    (the run will be split anyway)."""
     p0, p3 = q[0], q[-1]
-    d = np.sqrt((np.diff(q, axis=0) ** 2).sum(1))
+    d = np.sqrt(np.einsum("ij,ij->i", np.diff(q, axis=0), np.diff(q, axis=0)))
     cum = np.concatenate([[0.0], np.cumsum(d)])
     total = cum[-1]
     u = cum / max(total, 1e-12)
     chord = float(np.hypot(*(p3 - p0)))
-    c = np.stack([p0, p0 + t0 * chord / 3, p3 + t1 * chord / 3, p3])
+    tt = float(t0 @ t1)
     for it in range(_NEWTON + 1):
         v = 1.0 - u
-        b1, b2 = 3 * v * v * u, 3 * v * u * u
-        r = q - ((v ** 3 + b1)[:, None] * p0) - ((b2 + u ** 3)[:, None] * p3)
-        A1 = b1[:, None] * t0
-        A2 = b2[:, None] * t1
-        c11, c12, c22 = (A1 * A1).sum(), (A1 * A2).sum(), (A2 * A2).sum()
-        x1, x2 = (A1 * r).sum(), (A2 * r).sum()
+        B = np.stack([v ** 3, 3 * v * v * u, 3 * v * u * u, u ** 3], 1)          # (M, 4)
+        b1, b2 = B[:, 1], B[:, 2]
+        r = q - np.outer(B[:, 0] + b1, p0) - np.outer(b2 + B[:, 3], p3)
+        c11, c12, c22 = b1 @ b1, (b1 @ b2) * tt, b2 @ b2
+        x1, x2 = b1 @ (r @ t0), b2 @ (r @ t1)
         det = c11 * c22 - c12 * c12
         a = b = chord / 3
         if abs(det) > 1e-9 * max(c11 * c22, 1e-30):
@@ -116,31 +117,30 @@ def _fit_one(q: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray,
         if not (a > 1e-3 and b > 1e-3 and a + b <= 2.0 * max(total, chord)):
             a = b = chord / 3
         c = np.stack([p0, p0 + a * t0, p3 + b * t1, p3])
-        if it == _NEWTON:
+        diff = B @ c - q
+        err2 = np.einsum("ij,ij->i", diff, diff)
+        if it == _NEWTON or (it == 0 and err2.max() > 16 * tol * tol):
             break
-        Q = _bezier(c, u)
-        v = 1.0 - u
-        d1 = 3 * ((v * v)[:, None] * (c[1] - c[0]) + (2 * v * u)[:, None] * (c[2] - c[1])
-                  + (u * u)[:, None] * (c[3] - c[2]))
-        d2 = 6 * (v[:, None] * (c[2] - 2 * c[1] + c[0]) + u[:, None] * (c[3] - 2 * c[2] + c[1]))
-        diff = Q - q
-        num = (diff * d1).sum(1)
-        den = (d1 * d1).sum(1) + (diff * d2).sum(1)
+        D1 = 3 * np.stack([v * v, 2 * v * u, u * u], 1) @ np.diff(c, axis=0)                  # (M, 2)
+        D2 = 6 * np.stack([v, u], 1) @ (c[2:] - 2 * c[1:3] + c[:2])
+        num = np.einsum("ij,ij->i", diff, D1)
+        den = np.einsum("ij,ij->i", D1, D1) + np.einsum("ij,ij->i", diff, D2)
         good = np.abs(den) > 1e-12
         u = np.clip(np.where(good, u - num / np.where(good, den, 1.0), u), 0.0, 1.0)
         u[0], u[-1] = 0.0, 1.0
         u = np.maximum.accumulate(u)
-    # distance of every point from the curve: at its parameter, and against a fine sampling of the
-    # curve (a point whose parameter went astray is judged by the nearest sample)
-    k = max(16, int(math.ceil(total)) * 2)
-    fine = _bezier(c, np.linspace(0.0, 1.0, k + 1))
-    at_u = np.sqrt(((_bezier(c, u) - q) ** 2).sum(1))
-    seg_a, seg_b = fine[:-1], fine[1:]
-    e = seg_b - seg_a
-    tt = np.clip((((q[:, None] - seg_a[None]) * e[None]).sum(-1)) / np.maximum((e * e).sum(-1), 1e-18)[None],
-                 0.0, 1.0)
-    near = np.sqrt(((q[:, None] - seg_a[None] - tt[..., None] * e[None]) ** 2).sum(-1)).min(1)
-    return c, np.minimum(at_u, near)
+    err = np.sqrt(err2)
+    far = np.flatnonzero(err > tol)
+    if len(far) and len(far) <= 64:
+        k = max(16, int(math.ceil(total)) * 2)
+        fine = _bezier(c, np.linspace(0.0, 1.0, k + 1))
+        seg_a, e = fine[:-1], np.diff(fine, axis=0)
+        qf = q[far]
+        tt = np.clip((((qf[:, None] - seg_a[None]) * e[None]).sum(-1)) / np.maximum((e * e).sum(-1), 1e-18)[None],
+                     0.0, 1.0)
+        err[far] = np.minimum(err[far], np.sqrt(((qf[:, None] - seg_a[None] - tt[..., None] * e[None]) ** 2)
+                                                .sum(-1)).min(1))
+    return c, err
 
 
 def _chord_dist(q: np.ndarray) -> np.ndarray:
@@ -177,10 +177,9 @@ def _tangent(q: np.ndarray, s: np.ndarray, i: int, reach: float, side: int) -> n
     return _unit(d)
 
 
-def _smoothed(q: np.ndarray, closed_ends: bool) -> np.ndarray:
+def _smoothed(q: np.ndarray) -> np.ndarray:
     """The run q (M, 2) with the pixel staircase smoothed out: ``SMOOTH`` passes of the [1, 2, 1] / 4
-    filter, ends fixed (a run between two smooth cut points of a closed loop wraps, so its ends
-    see their true neighbours: ``closed_ends`` says nothing is lost by fixing them)."""
+    filter, ends fixed."""
     if len(q) < 5:
         return q
     out = q.copy()
@@ -199,7 +198,7 @@ def _fit_run(q: np.ndarray, tol: float, reach: float, t0: np.ndarray | None, t1:
     s = np.concatenate([[0.0], np.cumsum(np.sqrt((np.diff(q, axis=0) ** 2).sum(1)))])
     a = _tangent(q, s, 0, reach, +1) if t0 is None else t0
     b = _tangent(q, s, m - 1, reach, -1) if t1 is None else t1
-    c, err = _fit_one(q, a, b)
+    c, err = _fit_one(q, a, b, tol)
     if err.max() <= tol or m < 5 or depth >= _MAX_DEPTH:
         return [c]
     # split at the worst point, but not within a pixel of an end (a staircase step there would
@@ -249,5 +248,5 @@ def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
             runs = [(c[0], c[0] + n, None, None)]
     ext = np.concatenate([pts, pts, pts[:1]], 0)
     for a, b, t0, t1 in runs:
-        segs += _fit_run(_smoothed(ext[a:b + 1], t0 is not None), tol, reach, t0, t1)
+        segs += _fit_run(_smoothed(ext[a:b + 1]), tol, reach, t0, t1)
     return np.stack([sg[:3] for sg in segs]).reshape(-1, 2)
