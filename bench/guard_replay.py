@@ -1,16 +1,21 @@
-"""Replays the crossing tests of a pipeline run (the geometry guard's, :mod:`lvss.geometry.guard`, and the
-export's) against another source tree: CPU seconds of each tree's ``crossing_pairs`` on the same calls,
-and whether their answers (counts and crossing segment pairs) are equal.
+"""Replays the crossing tests of a pipeline run against another source tree: the geometry guard's
+steps (:mod:`lvss.geometry.guard`) and the other crossing tests (``crossing_pairs``: the export's,
+the start paths'), CPU seconds of each tree on the same calls, and whether their answers are equal.
 
-It records every ``lvss.geometry.simple.crossing_pairs`` call of ``lvss.pipeline.run`` on each image (an
-OpenMoji code, or astronaut / chelsea / coffee / rocket at 256 px) in this tree, then times both trees on
-the recorded calls in fresh processes, taking turns, one thread, median of ``--repeat``:
+It records, in this tree, every ``SimpleGuard`` step of ``lvss.pipeline.run`` on each image (an
+OpenMoji code, or astronaut / chelsea / coffee / rocket at 256 px): the guarded tensors before the
+step and the last good positions, and every ``lvss.geometry.simple.crossing_pairs`` call. Then it
+times both trees on the recorded calls in fresh processes, taking turns, one thread, median of
+``--repeat``: each tree's guard takes the recorded steps (one guard per optimiser run, set to the
+recorded positions before each step), and its ``crossing_pairs`` the recorded calls.
 
-    PYTHONPATH=. python bench/guard_replay.py --against 1f807b1 [--images 1F344:fast:64 astronaut:balanced:256]
+    PYTHONPATH=. python bench/guard_replay.py --against 34e66d6 [--images 1F344:fast:64 astronaut:balanced:256]
                                               [--repeat 3]
 
 ``--against`` takes a directory holding an ``lvss`` package or a git revision (checked out with ``git
-worktree add`` under the system's temporary folder). Exits 1 when the answers differ.
+worktree add`` under the system's temporary folder). Exits 1 when the ``crossing_pairs`` answers
+differ; the guard's outcomes (the tensors after every step, hashed) are reported, not required equal
+(a different flattening may decide a barely-touching edge pair the other way).
 """
 from __future__ import annotations
 
@@ -45,6 +50,37 @@ pickle.dump((cpu, [(a.tolist(), p) for a, p in answers]), open(sys.argv[2], "wb"
 """
 
 
+_GUARD_CHILD = r"""
+import hashlib, pickle, sys, time
+import torch
+torch.set_num_threads(1)
+from lvss.geometry.guard import SimpleGuard
+runs = pickle.load(open(sys.argv[1], "rb"))
+digest, cpu = hashlib.md5(), 0.0
+for params, steps in runs:
+    ts = [t.clone() for t, _ in params]
+    guard = SimpleGuard([(t, s) for t, (_, s) in zip(ts, params)])
+    for now, good in steps:
+        if good is None:
+            continue
+        for t, v in zip(ts, now):
+            t.copy_(v)
+        if isinstance(guard._good, dict):          # a guard keeping one copy per tensor
+            o = 0
+            for i, t in guard._tensors.items():
+                guard._good[i] = good[o:o + t.shape[0]].clone()
+                o += t.shape[0]
+        else:
+            guard._good = good.clone()
+        t0 = time.process_time()
+        guard(None)
+        cpu += time.process_time() - t0
+        for t in ts:
+            digest.update(t.numpy().tobytes())
+pickle.dump((cpu, digest.hexdigest()[:12]), open(sys.argv[2], "wb"))
+"""
+
+
 def _record(image: Path, quality: str, paths: int, out: Path) -> int:
     os.environ.setdefault("LVSS_THREADS", "1")
     import torch
@@ -62,15 +98,36 @@ def _record(image: Path, quality: str, paths: int, out: Path) -> int:
         calls.append(([p.detach().clone() for p in points], pieces, max_batch, min_loop, dtype))
         return orig(points, pieces, max_batch, min_loop, dtype)
 
-    simple.crossing_pairs = guard.crossing_pairs = rec
+    runs = []
+    init, step = guard.SimpleGuard.__init__, guard.SimpleGuard.__call__
+
+    def rec_init(self, params, *a, **k):
+        self._rec_tensors = [t for t, _ in params]
+        self._rec = ([(t.detach().clone(), list(s)) for t, s in params], [])
+        runs.append(self._rec)
+        init(self, params, *a, **k)
+
+    def rec_step(self, opt=None):
+        good = self._good
+        if isinstance(good, dict):
+            good = torch.cat([good[id(t)] for t in dict.fromkeys(self._rec_tensors)]) if good else None
+        self._rec[1].append(([t.detach().clone() for t in self._rec_tensors],
+                             good.clone() if good is not None and self.guarded else None))
+        return step(self, opt)
+
+    simple.crossing_pairs = rec
+    guard.SimpleGuard.__init__, guard.SimpleGuard.__call__ = rec_init, rec_step
     cfg = apply_quality(VectorizeConfig(paths=paths), quality, paths_given=True, levels_given=False)
     try:
         run(str(image), cfg)
     finally:
-        simple.crossing_pairs = guard.crossing_pairs = orig
+        simple.crossing_pairs = orig
+        guard.SimpleGuard.__init__, guard.SimpleGuard.__call__ = init, step
     with open(out, "wb") as f:
         pickle.dump(calls, f)
-    return len(calls)
+    with open(str(out) + ".guard", "wb") as f:
+        pickle.dump(runs, f)
+    return len(calls), sum(len(st) for _, st in runs)
 
 
 def main() -> int:
@@ -83,7 +140,8 @@ def main() -> int:
     other = _tree(args.against)
     trees = [("this", ROOT), ("other", other)]
     bad = 0
-    print("| run | calls | CPU s other → this | same answers |\n|---|---|---|---|")
+    print("| run | guard steps: CPU s other → this | same outcome "
+          "| crossing_pairs calls: CPU s other → this | same answers |\n|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for spec in args.images:
@@ -91,9 +149,10 @@ def main() -> int:
             image = _photo(name, tmp) if name in ("astronaut", "coffee", "chelsea", "rocket") \
                 else OPENMOJI / f"{name}_256.png"
             calls = tmp / f"{name}.calls"
-            n = _record(image, quality, int(paths), calls)
+            n, steps = _record(image, quality, int(paths), calls)
             cpu = {tag: [] for tag, _ in trees}
-            answers = {}
+            gcpu = {tag: [] for tag, _ in trees}
+            answers, outcome = {}, {}
             for r in range(args.repeat):
                 for tag, tree in (trees if r % 2 == 0 else trees[::-1]):
                     out = tmp / f"{name}.{tag}"
@@ -103,10 +162,18 @@ def main() -> int:
                     with open(out, "rb") as f:
                         c, answers[tag] = pickle.load(f)
                     cpu[tag].append(c)
+                    subprocess.run([sys.executable, "-c", _GUARD_CHILD, str(calls) + ".guard", str(out)],
+                                   check=True, env=env, cwd=tree)
+                    with open(out, "rb") as f:
+                        c, outcome[tag] = pickle.load(f)
+                    gcpu[tag].append(c)
             same = answers["this"] == answers["other"]
             bad += not same
             mo, mt = statistics.median(cpu["other"]), statistics.median(cpu["this"])
-            print(f"| {spec} | {n} | {mo:.3f} → {mt:.3f} ({mo / mt:.2f}× faster) | {'yes' if same else 'NO'} |")
+            go, gt = statistics.median(gcpu["other"]), statistics.median(gcpu["this"])
+            print(f"| {spec} | {steps}: {go:.3f} → {gt:.3f} ({go / gt:.2f}× faster) | "
+                  f"{'yes' if outcome['this'] == outcome['other'] else 'no'} | "
+                  f"{n}: {mo:.3f} → {mt:.3f} ({mo / mt:.2f}× faster) | {'yes' if same else 'NO'} |")
     return 1 if bad else 0
 
 

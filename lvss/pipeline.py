@@ -106,6 +106,21 @@ def _device(cfg: VectorizeConfig) -> torch.device:
     return resolve_device(cfg.device)
 
 
+def _outline(mask: np.ndarray, epsilon: float) -> torch.Tensor | None:
+    """Points (3S, 2) of a mask's contour fit (:func:`lvss.layering.mask_to_path`, holes kept open),
+    made a simple loop to start from (a contour fit can overshoot where the mask is thin; in the rare
+    case that not even the polygon through its nodes is one, the fit as it is, which the export
+    repairs); None when the mask is too small to contour."""
+    from .geometry.simple import made_simple
+    from .layering import mask_to_path
+
+    p = mask_to_path(mask, epsilon, holes=True, curve=True)
+    if p is None:
+        return None
+    q = made_simple(p.points)
+    return p.points if q is None else q
+
+
 def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
                       min_pixels: int = 1, valid: np.ndarray | None = None) -> list[StructuralPath]:
     """One path per piece of every layering mask (4-connected, holes filled, at least ``min_pixels``
@@ -118,8 +133,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     the structure stage) and starts from its mask's mean colour. With ``valid`` (H, W) bool, the
     opaque pixels, the back layer's pieces then grow to cover every opaque pixel (:func:`_cover_canvas`).
     """
-    from .geometry.simple import made_simple
-    from .layering import mask_components, mask_to_path
+    from .layering import mask_components
 
     pieces = []  # (area, layer, mask index, piece index, piece, colour)
     k = 0
@@ -135,12 +149,9 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
         if len(chosen) >= budget:
             break
         check_cancel(cancel)
-        p = mask_to_path(piece, epsilon, holes=True, curve=True)
-        if p is not None:
-            # a simple loop to start from (a contour fit can overshoot where the piece is thin); in
-            # the rare case that not even the polygon through its nodes is one, the export repairs it
-            q = made_simple(p.points)
-            chosen.append(((li, k, j), StructuralPath(p.points if q is None else q, piece, li, color)))
+        pts = _outline(piece, epsilon)
+        if pts is not None:
+            chosen.append(((li, k, j), StructuralPath(pts, piece, li, color)))
     chosen.sort(key=lambda e: e[0])
     if valid is not None and chosen:
         _cover_canvas([sp for _, sp in chosen], valid, epsilon)
@@ -154,9 +165,6 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
     A budget smaller than the number of pieces leaves pieces without a path, and their pixels would
     show the empty canvas (white holes in a photograph at 16 paths); paths in front now lie on a
     back layer instead. Pieces already covering their area are unchanged."""
-    from .geometry.simple import made_simple
-    from .layering import mask_to_path
-
     back = min(sp.layer for sp in paths)
     mine = [sp for sp in paths if sp.layer == back]
     markers = np.zeros(valid.shape, np.int32)
@@ -175,10 +183,48 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
         m = grown == i + 1
         if m.sum() == sp.mask.sum():
             continue
-        p = mask_to_path(m, epsilon, holes=True, curve=True)
-        if p is not None:
-            q = made_simple(p.points)
-            sp.points, sp.mask = p.points if q is None else q, m
+        pts = _outline(m, epsilon)
+        if pts is not None:
+            sp.points, sp.mask = pts, m
+
+
+def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: float) -> list[StructuralPath]:
+    """Let no seam show the page (in place on the optimised ``state``; returns ``paths`` in the new
+    order): in every connected opaque region, the back layer's largest structural path becomes the
+    outline of the whole region (its transparent holes kept open) and is drawn first, under everything
+    else there.
+
+    Shapes that abut leave a faint line of page between them wherever a renderer anti-aliases both
+    edges (each covers half of a boundary pixel, and half over half is three quarters, not one). With
+    one shape underneath spanning the region, such a line shows that shape's colour, and the region's
+    outer edge is drawn once. Done after the optimisation, so nothing visible moves: the path keeps its
+    colour and every pixel it showed, and what it now also spans lies under the other shapes, except in
+    those lines. The region's outline usually has fewer nodes than the path it replaces."""
+    from scipy import ndimage
+
+    n = state.n_fixed
+    if n == 0:
+        return paths
+    back = min(sp.layer for sp in paths[:n])
+    regions, count = ndimage.label(valid)
+    first: list[int] = []
+    for r in range(1, count + 1):
+        region = regions == r
+        mine = [i for i in range(n) if paths[i].layer == back and (paths[i].mask & region).any()]
+        if not mine:
+            continue
+        i = max(mine, key=lambda k: int((paths[k].mask & region).sum()))
+        pts = _outline(region, epsilon)
+        if pts is None:
+            continue
+        sp = paths[i]
+        paths[i] = StructuralPath(pts, region, sp.layer, sp.mean_color)
+        state.points[i] = paths[i].points.to(state.points[i].device, state.points[i].dtype)
+        first.append(i)
+    order = first + [i for i in range(len(state.points)) if i not in set(first)]
+    state.points = [state.points[i] for i in order]
+    state.colors = state.colors[torch.as_tensor(order, device=state.colors.device)]
+    return [paths[i] for i in order[:n]] + paths[n:]
 
 
 def _min_piece_pixels(cfg: VectorizeConfig, h: int, w: int) -> int:
@@ -445,6 +491,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
                    preview_callback=prog.preview if prog.previews else None)
     if source is not None and state.points:
         _polish_at_input_size(state, source, (h, w), cfg, weight, prog, cancel)
+    spaths = _underlay(state, spaths, valid, cfg.optimize.dp_epsilon)
     lap("refine")
     # assemble layers: one per structural layer (same order, numbered by place in the scene), each
     # followed by the detail paths that refine it (its sub-group "details"); assign_details keeps

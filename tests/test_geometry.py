@@ -83,6 +83,87 @@ def test_kinks_can_be_left_out():
 
 
 # -- the guard --------------------------------------------------------------------------------
+def _brute_counts(points: torch.Tensor, m: int) -> int:
+    """Crossing edge pairs of one closed path, every pair of edges that are not neighbours tested
+    (no screening), with CrossingIndex's arithmetic."""
+    seg = torch.stack([points[0::3], points[1::3], points[2::3], torch.roll(points[0::3], -1, 0)], 1)
+    t = torch.arange(m, dtype=points.dtype) / m
+    u = 1 - t
+    B = torch.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
+    v = torch.stack([sum(seg[:, k:k + 1, d] * B[:, k] for k in range(4)) for d in range(2)], -1).reshape(-1, 2)
+    a, b = v, torch.roll(v, -1, 0)
+    E = len(v)
+    n = 0
+    for i in range(E):
+        for j in range(i + 2, E):
+            if i == 0 and j == E - 1:
+                continue
+            (a1x, a1y), (b1x, b1y), (a2x, a2y), (b2x, b2y) = a[i], b[i], a[j], b[j]
+            e1x, e1y, e2x, e2y = b1x - a1x, b1y - a1y, b2x - a2x, b2y - a2y
+            d1 = e1x * (a2y - a1y) - e1y * (a2x - a1x)
+            d2 = e1x * (b2y - a1y) - e1y * (b2x - a1x)
+            d3 = e2x * (a2y - a1y) - e2y * (a2x - a1x)
+            d4 = e2x * (b1y - a2y) - e2y * (b1x - a2x)
+            n += bool(d1 * d2 < 0) and bool(d3 * d4 > 0)
+    return n
+
+
+def test_crossing_index_screening_drops_no_crossing():
+    """The index tests only the edge pairs that can cross (segments not monotone along their chord,
+    neighbours no line separates, other segments whose boxes overlap): on random knots and on smooth
+    loops with noise, its counts are those of testing every pair."""
+    from lvss.geometry.simple import CrossingIndex
+
+    g = torch.Generator().manual_seed(3)
+    paths = _random_knots(12, 5)
+    paths += [circle_path(30, 30, 12, segments=int(s)).points + torch.randn(3 * int(s), 2, generator=g) * f
+              for s, f in ((1, 2.0), (2, 3.0), (3, 1.0), (5, 4.0), (8, 6.0), (12, 0.5), (7, 9.0))]
+    paths += [p[:3] for p in _random_knots(4, 9)]                    # one-segment loops
+    for m in (4, 8):
+        want = [_brute_counts(p.double(), m) for p in paths]
+        index = CrossingIndex([p.shape[0] for p in paths], pieces=m)
+        got, pairs = index.crossings(torch.cat(paths).double())
+        assert got.tolist() == want
+        assert sum(want) > 0 and sorted({k for k, _, _ in pairs}) == [k for k, w in enumerate(want) if w]
+        # each path alone gets the same answer, and ``only`` tests the chosen paths alone
+        assert [int(crossing_counts([p], m)[0]) for p in paths] == want
+        only = torch.arange(len(paths)) % 3 == 0
+        part, _ = index.crossings(torch.cat(paths).double(), only=only)
+        assert part.tolist() == [w if o else 0 for w, o in zip(want, only.tolist())]
+        # and with small loops left out (their lengths measured along the chosen paths alone)
+        kinked = CrossingIndex([p.shape[0] for p in paths], pieces=m, min_loop=30.0)
+        full, _ = kinked.crossings(torch.cat(paths).double())
+        part, _ = kinked.crossings(torch.cat(paths).double(), only=only)
+        assert part.tolist() == [c if o else 0 for c, o in zip(full.tolist(), only.tolist())]
+        assert full.sum() < sum(want)
+
+
+def test_guard_rows_of_crossing_spans():
+    """The rows the guard takes back for crossing segment pairs: those of the segments from i to j
+    the shorter way round, ends included, in the rows of each path."""
+    from lvss.geometry.guard import _rows_of
+
+    sizes, starts = np.array([18, 30]), np.array([0, 18])
+    pairs = np.array([[0, 1, 2], [1, 0, 9], [1, 2, 5]])
+    want = set()
+    for k, i, j in pairs:
+        n3, S = sizes[k], sizes[k] // 3
+        span = range(i, j + 1) if j - i <= S - (j - i) else range(j, i + S + 1)
+        want |= {starts[k] + (3 * s + r) % n3 for s in span for r in range(4)}
+    assert _rows_of(pairs, sizes, starts).tolist() == sorted(want)
+
+
+def test_guard_of_paths_in_separate_tensors():
+    """Paths held one per tensor (as the fill stage holds them) are guarded as in one tensor."""
+    paths = [circle_path(50 + 40 * i, 50, 15, segments=6).points.clone().requires_grad_(True) for i in range(3)]
+    g = torch.Generator().manual_seed(2)
+    targets = [p.detach() + torch.randn(p.shape, generator=g) * 15 for p in paths]
+    guard = SimpleGuard([(p, [p.shape[0]]) for p in paths], min_loop=0.0)
+    adam_loop([(paths, 1.0)], lambda: sum(((p - t) ** 2).sum() for p, t in zip(paths, targets)), 100, guard=guard)
+    assert crossing_counts([p.detach() for p in paths], 4).tolist() == [0, 0, 0]
+    assert guard.backtracks > 0
+
+
 def test_guard_keeps_paths_simple_under_steps_that_would_fold_them():
     paths = [circle_path(50 + 40 * i, 50, 15, segments=6).points for i in range(4)]
     sizes = [p.shape[0] for p in paths]

@@ -28,12 +28,14 @@ FULL_COVERAGE = 0.98  # a fully opaque pixel (input alpha 1, not on the opaque a
 
 def drop_hairs(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, width: int, height: int,
                hair_area: float, hair_width: float):
-    """(points, colours, structural count) without the hairs."""
+    """(points, colours, structural count) without the hairs: each path judged as the SVG will have
+    it (:func:`lvss.geometry.repair.hair_mask` with ``clip``, which measures a path near a limit on the
+    contours the SVG writer makes of it)."""
     from ..geometry.repair import hair_mask
 
     if not pts:
         return pts, colors, n_s
-    hair = hair_mask([p.detach().cpu() for p in pts], width, height, hair_area, hair_width)
+    hair = hair_mask([p.detach().cpu() for p in pts], width, height, hair_area, hair_width, clip=True)
     keep = [i for i, h in enumerate(hair) if not h]
     if len(keep) == len(pts):
         return pts, colors, n_s

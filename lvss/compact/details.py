@@ -145,9 +145,10 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
     ``holes``, the regions a path encloses stay out of its shape (one path, the holes joined to the
     contour by zero-width bridges, see :func:`lvss.layering.mask_to_path`), so the path covers only
     what it shows. With a saliency map ``sal`` (H, W) in [0, 1], a region of mean saliency s is
-    outlined f = SALIENT_FINENESS^(2s - 1) times finer (tolerance ``epsilon`` / f, up to f ·
+    outlined f = SALIENT_FINENESS^(2s - 1) times finer (tolerance ``epsilon`` / f, up to max(f, 1) ·
     CONTOUR_SEGMENTS segments): the outline's detail moves from the regions the map leaves out
-    (coarser) to the ones it marks (finer). Returns (points list, region ids)."""
+    (coarser) to the ones it marks (finer). A coarser region keeps the segment budget of no map: a
+    long thin shape (a drawing's outline stroke) capped lower collapses. Returns (points list, region ids)."""
     from scipy import ndimage as ndi
 
     from ..layering import mask_to_path
@@ -176,7 +177,7 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
         fine = SALIENT_FINENESS ** (2.0 * np.clip(mean, 0.0, 1.0) - 1.0)
     for k, (_, r) in enumerate(items):
         mask = region_labels == r
-        eps, segs = epsilon / fine[r], int(round(CONTOUR_SEGMENTS * fine[r]))
+        eps, segs = epsilon / fine[r], int(round(CONTOUR_SEGMENTS * max(fine[r], 1.0)))
         if underlap > 0:
             ys, xs = objs[r]
             y0, y1 = max(0, ys.start - underlap), min(h, ys.stop + underlap)

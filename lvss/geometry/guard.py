@@ -1,6 +1,7 @@
 """Keeps paths simple while they are optimised: a step that would make a path cross itself is shortened.
 
-After every optimiser step, each guarded path is tested (:func:`lvss.geometry.simple.crossing_counts`).
+After every optimiser step, the guarded paths are tested in one pass (:class:`lvss.geometry.simple.CrossingIndex`,
+set up once per guard).
 A path that now crosses itself first takes back the step of the points where it crossed (the
 segments involved and those between them); if it still crosses, its whole step is shortened towards
 the last position where it was a simple loop (half, a quarter, then none of the step). The momentum
@@ -14,9 +15,10 @@ picture the optimiser saw, changes by under a pixel's area).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from .simple import crossing_counts, crossing_pairs
+from .simple import CrossingIndex
 
 __all__ = ["SimpleGuard", "GUARD_PIECES"]
 
@@ -27,75 +29,113 @@ _BACKTRACK = (0.5, 0.25, 0.0)
 
 class SimpleGuard:
     """Guard the paths held in ``params``: (tensor, sizes) pairs, where ``tensor`` (sum sizes, 2) holds
-    the points of consecutive paths of 3S points each (a single path: sizes ``[3S]``)."""
+    the points of consecutive paths of 3S points each (a single path: sizes ``[3S]``).
+
+    The guarded paths' crossing tests are set up once (:class:`lvss.geometry.simple.CrossingIndex`,
+    over the rows of all the tensors put end to end), so a step costs one pass over every path."""
 
     def __init__(self, params: list[tuple[torch.Tensor, list[int]]], pieces: int = GUARD_PIECES,
                  min_loop: float = GUARD_KINK):
         self.pieces, self.min_loop = pieces, min_loop
         self.owners: list[tuple[torch.Tensor, int, int]] = []   # (tensor, first row, end row)
+        self._tensors: list[torch.Tensor] = []                  # each tensor once, in order
+        offset: dict[int, int] = {}
+        rows = 0
         for t, sizes in params:
+            if id(t) not in offset:
+                offset[id(t)] = rows
+                self._tensors.append(t)
+                rows += int(t.shape[0])
             r = 0
             for s in sizes:
                 self.owners.append((t, r, r + s))
                 r += s
-        self._tensors = {id(t): t for t, _, _ in self.owners}
-        self._good = {i: t.detach().clone() for i, t in self._tensors.items()}
-        start = crossing_counts(self._all(), pieces, min_loop=min_loop, dtype=torch.float32) if self.owners else torch.zeros(0, dtype=torch.long)
-        self.guarded = [k for k, c in enumerate(start.tolist()) if c == 0]
+        self._offsets = [offset[id(t)] for t in self._tensors]
+        self.starts = np.array([offset[id(t)] + a for t, a, _ in self.owners], np.int64)
+        self.sizes = np.array([b - a for _, a, b in self.owners], np.int64)
         self.backtracks = 0       # path steps shortened so far (for tests and reports)
+        self.guarded: list[int] = []
+        if not self.owners:
+            return
+        self._good = self._all()
+        dev = self._good.device
+        start, _ = CrossingIndex(self.sizes, self.starts, pieces, min_loop, dev).crossings(self._good.float())
+        self.guarded = [k for k, c in enumerate(start.tolist()) if c == 0]
+        self.index = CrossingIndex(self.sizes[self.guarded], self.starts[self.guarded], pieces, min_loop, dev)
 
-    def _all(self, good: bool = False) -> list[torch.Tensor]:
-        src = (lambda t: self._good[id(t)]) if good else (lambda t: t.detach())  # noqa: E731
-        return [src(t)[a:b] for t, a, b in self.owners]
+    def _all(self) -> torch.Tensor:
+        """(R, 2): the rows of every tensor, end to end (a copy)."""
+        ts = [t.detach() for t in self._tensors]
+        return torch.cat(ts, 0) if len(ts) > 1 else ts[0].clone()
 
     @torch.no_grad()
     def __call__(self, opt=None) -> None:
         if not self.guarded:
             return
-        now, good = self._all(), self._all(good=True)
-        counts, pairs = crossing_pairs([now[k] for k in self.guarded], self.pieces, min_loop=self.min_loop, dtype=torch.float32)
-        bad = [self.guarded[b] for b in counts.nonzero().flatten().tolist()]
-        if bad:
-            by_path: dict[int, list[tuple[int, int]]] = {}
-            for b, i, j in pairs:
-                by_path.setdefault(self.guarded[b], []).append((i, j))
+        now, good = self._all(), self._good
+        counts, pairs = self.index.crossings(now.float(), as_tensor=True)
+        bad = counts.nonzero().flatten()
+        if bad.numel():
             # first undo the step only where each path crossed (the points of the segments involved
             # and of those between them); where it still crosses, shorten the path's whole step
-            rows = {k: _rows_of(by_path[k], now[k].shape[0]) for k in bad}
-            for k in bad:
-                now[k][rows[k]] = good[k][rows[k]]
-            left = [k for k, c in zip(bad, crossing_counts([now[k] for k in bad], self.pieces, min_loop=self.min_loop, dtype=torch.float32).tolist()) if c]
-            step = {k: now[k] - good[k] for k in left}
-            for f in _BACKTRACK:
-                if not left:
-                    break
-                for k in left:
-                    now[k].copy_(good[k] + f * step[k])
-                    rows[k] = slice(None)
-                if f > 0.0:
-                    left = [k for k, c in zip(left, crossing_counts([now[k] for k in left], self.pieces, min_loop=self.min_loop, dtype=torch.float32).tolist()) if c]
-            self.backtracks += len(bad)
-            if opt is not None:
-                for k in bad:
-                    _clear_momentum(opt, *self.owners[k], rows[k])
-        for i, t in self._tensors.items():
-            self._good[i].copy_(t.detach())
+            g_sizes, g_starts = self.sizes[self.guarded], self.starts[self.guarded]
+            undo = torch.from_numpy(_rows_of(pairs.cpu().numpy(), g_sizes, g_starts)).to(now.device)
+            now[undo] = good[undo]
+            only = torch.zeros(len(self.guarded), dtype=torch.bool, device=now.device)
+            only[bad] = True
+            left = self.index.crossings(now.float(), only=only)[0].nonzero().flatten()
+            touched = [undo]
+            if left.numel():
+                whole = _path_rows(left.cpu().numpy(), g_sizes, g_starts).to(now.device)
+                touched.append(whole)
+                step = now - good
+                for f in _BACKTRACK:
+                    now[whole] = good[whole] + f * step[whole] if f > 0.0 else good[whole]
+                    if f == 0.0:
+                        break
+                    only.zero_()
+                    only[left] = True
+                    left = self.index.crossings(now.float(), only=only)[0].nonzero().flatten()
+                    if not left.numel():
+                        break
+                    whole = _path_rows(left.cpu().numpy(), g_sizes, g_starts).to(now.device)
+            self.backtracks += int(bad.numel())
+            rows = torch.cat(touched).unique() if len(touched) > 1 else undo
+            for t, o in zip(self._tensors, self._offsets):
+                sel = rows[(rows >= o) & (rows < o + t.shape[0])]
+                if sel.numel():
+                    t.detach()[sel - o] = now[sel]
+                    if opt is not None:
+                        _clear_momentum(opt, t, sel - o)
+        self._good = now
 
 
-def _rows_of(pairs: list[tuple[int, int]], n3: int) -> torch.Tensor:
-    """Point rows (of a path with n3 = 3S points) defining the segments from i to j of every crossing
-    pair (the shorter way round the loop), ends included."""
+def _path_rows(paths: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> torch.Tensor:
+    """(rows,) long: every row of the given paths (numbers into sizes / starts)."""
+    n = sizes[paths]
+    first = np.repeat(starts[paths] - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+    return torch.from_numpy(first + np.arange(int(n.sum())))
+
+
+def _rows_of(pairs: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Rows (sorted, each once) defining the segments from i to j of every crossing pair (path, i, j)
+    (the shorter way round the path's loop), ends included: path k has sizes[k] = 3S points from row
+    starts[k]."""
+    k, i, j = pairs[:, 0], pairs[:, 1], pairs[:, 2]
+    n3 = sizes[k]
     S = n3 // 3
-    rows: set[int] = set()
-    for i, j in pairs:
-        span = range(i, j + 1) if j - i <= S - (j - i) else range(j, i + S + 1)
-        for s in span:
-            rows.update((3 * s + r) % n3 for r in range(4))
-    return torch.tensor(sorted(rows), dtype=torch.long)
+    d = j - i
+    fwd = d <= S - d
+    first = np.where(fwd, i, j)
+    count = np.where(fwd, d, S - d) + 1                       # segments in the span
+    which = np.repeat(np.arange(len(k)), count)
+    seg = first[which] + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    r = (3 * seg[:, None] + np.arange(4)) % n3[which][:, None] + starts[k][which][:, None]
+    return np.unique(r)
 
 
-def _clear_momentum(opt, tensor: torch.Tensor, a: int, b: int, rows=slice(None)) -> None:
-    """Zero the first moment of ``rows`` of rows a:b of ``tensor`` in a :class:`lvss.optimize.loop.Adam`."""
+def _clear_momentum(opt, tensor: torch.Tensor, rows) -> None:
+    """Zero the first moment of ``rows`` of ``tensor`` in a :class:`lvss.optimize.loop.Adam`."""
     st = opt.state.get(id(tensor))
     if st is not None:
-        st[1][a:b][rows] = 0.0
+        st[1][rows] = 0.0

@@ -89,21 +89,28 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     if not len(I):
         return []
     A, Bp = P[I], P[J]                                                         # (K, n + 1, 2)
-    a0, a1 = A[:, :-1, None], A[:, 1:, None]
-    b0, b1 = Bp[:, None, :-1], Bp[:, None, 1:]
-    ea, eb = a1 - a0, b1 - b0
-    d1, d2 = edge_side(a0, ea, b0), edge_side(a0, ea, b1)
-    d3, d4 = edge_side(b0, eb, a0), edge_side(b0, eb, a1)
-    hit = (d1 * d2 < 0) & (d3 * d4 < 0)                                         # (K, n, n)
+    # edge_side(a0, a1 - a0, b) for b the ends of the other segment's pieces, on x and y planes
+    # (contiguous; the same arithmetic as on (..., 2) points)
+    ax, ay = A[:, :-1, 0, None], A[:, :-1, 1, None]                            # (K, n, 1)
+    ex, ey = A[:, 1:, 0, None] - ax, A[:, 1:, 1, None] - ay
+    bx, by = Bp[:, None, :, 0], Bp[:, None, :, 1]                              # (K, 1, n + 1)
+    d = ex * (by - ay) - ey * (bx - ax)                                         # (K, n, n + 1)
+    d1, d2 = d[:, :, :-1], d[:, :, 1:]
+    hit = d1 * d2 < 0                                                           # (K, n, n)
     ia, ib = np.arange(n)[None, :, None], np.arange(n)[None, None, :]
     hit &= np.where((D == 0)[:, None, None], ib > ia + 1, True)
     hit &= np.where((D == 1)[:, None, None], ~((ia == n - 1) & (ib == 0)), True)
     if S == 2:
         hit &= np.where((D == 1)[:, None, None], ~((ia == 0) & (ib == n - 1)), True)
+    # the other edge's side tests only where the first pair straddles (the same numbers, on fewer)
     k, a, b = np.nonzero(hit)
+    A0, A1, B0, EB = A[k, a], A[k, a + 1], Bp[k, b], Bp[k, b + 1] - Bp[k, b]
+    d3, d4 = edge_side(B0, EB, A0), edge_side(B0, EB, A1)
+    keep = d3 * d4 < 0
+    k, a, b, d3, d4 = k[keep], a[keep], b[keep], d3[keep], d4[keep]
     if not len(k):
         return []
-    sa = d3[k, a, b] / (d3[k, a, b] - d4[k, a, b])
+    sa = d3 / (d3 - d4)
     sb = d1[k, a, b] / (d1[k, a, b] - d2[k, a, b])
     i, j, d = I[k], J[k], D[k]
     la = arc[i, a] + sa * (arc[i, a + 1] - arc[i, a])

@@ -17,9 +17,9 @@ import torch
 
 from .kinks import cut_kinks
 from .simple import (area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, segments_of,
-                     signed_area)
+                     signed_area, viewer_polygon, viewer_simple)
 
-__all__ = ["EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["NEAR_HAIR", "EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
@@ -27,6 +27,7 @@ CHECK_PIECES = 16    # flattening of the export's crossing test (edges per cubic
 CHECK_LENGTH = 8.0   # ... after segments longer than this (pixels of control polygon) are split
 TINY_SEGMENT = 0.02  # pixels: shorter segments of a repaired outline are dropped
 EXPORT_MERGE = 0.02  # pixels: runs of segments one cubic follows this closely are written as one
+STUB_CHORD = 0.5     # pixels: a segment whose ends are closer than this is a stub (see _as_viewers_draw)
 
 
 def _pathops():
@@ -152,7 +153,7 @@ def clean_contours(points, width: float | None = None, height: float | None = No
                     for c1 in (_without_tiny_segments(c0, tiny) for c0 in _from_skia(part, pathops)) if c1 is not None
                     for c in _split_pinches(c1, tiny) if abs(contour_area(c)) >= min_area]
         # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more
-        if all(_simple(c) for c in contours):
+        if all(_simple_many(contours)):
             break
     if len(contours) > 1:
         # the knot of a kink comes out as a speck of its own beside the path's outline
@@ -216,7 +217,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
                 return [_as_written(np.asarray(pts, np.float64), precision)], precision
-            if all(_simple(c) for c in contours) and not _contours_cross(contours):
+            if all(_simple_many(contours)) and not _contours_cross(contours):
                 return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
@@ -238,7 +239,7 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
 
 def _simple_many(contours: list[np.ndarray]) -> list[bool]:
     """Which contours (3K, 2), taken as they are, are simple loops: one batched test (segments split
-    to ``CHECK_LENGTH`` as in :func:`_simple`)."""
+    to ``CHECK_LENGTH`` as in :func:`_simple`; a contour gets the same answer as alone)."""
     if not contours:
         return []
     return (crossing_counts([torch.from_numpy(_split_long(c)) for c in contours], CHECK_PIECES) == 0).tolist()
@@ -252,9 +253,7 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     (:func:`lvss.geometry.kinks.cut_kinks`); after it, runs of segments that one cubic follows within
     ``merge`` pixels become that cubic (:func:`lvss.geometry.merge.merge_segments`; 0: never), unless
     the merged contour would cross itself or the path's other contours, or put a handle off the
-    canvas."""
-    from .merge import merge_segments
-
+    canvas (:func:`merged_contour`)."""
     pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
            for p in points]
     rounded = [_as_written(p, precision) for p in pts]
@@ -277,9 +276,8 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     cand = []                                       # (path, contour number, merged contour)
     for k, (cs, dec) in enumerate(out):
         for n, c in enumerate(cs):
-            m = merge_segments(c, merge)
+            m = merged_contour(c, merge, dec)
             if len(m) < len(c):
-                m = _as_written(m, dec)
                 if inside(m) and abs(contour_area(m)) > 0:
                     cand.append((k, n, m))
     ok = _simple_many([m for _, _, m in cand])
@@ -290,7 +288,74 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     for k in {k for k, _, _ in cand}:
         if len(new[k]) > 1 and _contours_cross(new[k]):
             new[k] = out[k][0]
-    return [(new[k], dec) for k, (_, dec) in enumerate(out)]
+    return [_as_viewers_draw(new[k], dec, width, height) for k, (_, dec) in enumerate(out)]
+
+
+def _as_viewers_draw(contours: list[np.ndarray], decimals: int, width: float, height: float
+                     ) -> tuple[list[np.ndarray], int]:
+    """(contours, decimals), each contour also simple as a viewer flattens it
+    (:func:`lvss.geometry.simple.viewer_simple`). Exact curves that run within a straight piece's
+    sagitta of each other (a spike's sides around a sub-pixel stub, a curl at a node) are simple, yet a
+    viewer's outline view shows them crossing. Such a contour is redrawn by skia-pathops, which splits
+    its curves at their extremes and inflections into pieces that flatten well; if even that does not
+    flatten simply, from the straight pieces of the viewer's own flattening, whose crossings skia
+    resolves exactly (straight segments flatten to themselves)."""
+    simple = [viewer_simple(c) for c in contours]
+    if all(simple):
+        return contours, decimals
+    out: list[np.ndarray] = []
+    for c, ok in zip(contours, simple):
+        if ok:
+            out.append(c)
+            continue
+        stubless = _as_written(_without_stubs(c), decimals)
+        if len(stubless) >= 9 and viewer_simple(stubless) and _simple(stubless):
+            out.append(stubless)
+            continue
+        redrawn = clean_contours(c, width, height, precision=decimals, split=True)
+        if not all(viewer_simple(q) for q in redrawn):
+            redrawn = clean_contours(_straight_pieces(viewer_polygon(c)), width, height, precision=decimals,
+                                     split=True)
+        out += redrawn
+    if len(out) > 1 and _contours_cross(out):
+        return contours, decimals
+    return out, decimals
+
+
+def _without_stubs(c: np.ndarray, limit: float = STUB_CHORD) -> np.ndarray:
+    """The closed cubic path (3S, 2) without its stubs: each segment whose ends lie closer than
+    ``limit`` pixels goes, its two ends joined at their midpoint (the neighbours' handles move with
+    their ends), as long as three segments are left. A stub with long handles is a hook at a node
+    whose neighbours then pass on both sides of it within a fraction of a pixel."""
+    segs = segments_of(np.asarray(c, np.float64)).copy()
+    s = 0
+    while s < len(segs) and len(segs) > 3:
+        if np.linalg.norm(segs[s, 3] - segs[s, 0]) >= limit:
+            s += 1
+            continue
+        mid = (segs[s, 0] + segs[s, 3]) / 2
+        prv, nxt = (s - 1) % len(segs), (s + 1) % len(segs)
+        segs[prv, 2] += mid - segs[prv, 3]
+        segs[prv, 3] = mid
+        segs[nxt, 1] += mid - segs[nxt, 0]
+        segs[nxt, 0] = mid
+        segs = np.delete(segs, s, 0)
+    return segs[:, :3].reshape(-1, 2)
+
+
+def merged_contour(c: np.ndarray, tol: float, decimals: int) -> np.ndarray:
+    """A written contour (3K, 2) with its runs of segments merged within ``tol`` pixels
+    (:func:`lvss.geometry.merge.merge_segments`), as it would be written with ``decimals``. A merged
+    curve can meet a spike's other side at a sharper angle than the segments it replaced did, so
+    that a viewer's coarse flattening (about one straight piece per pixel of curve) shows a crossing
+    the curves do not have: the tips of spikes are cut again (:func:`lvss.geometry.kinks.cut_kinks`).
+    The caller still tests the result."""
+    from .merge import merge_segments
+
+    m = merge_segments(c, tol)
+    if len(m) >= len(c):
+        return c
+    return _as_written(cut_kinks(_as_written(m, decimals), everywhere=False), decimals)
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:
@@ -315,8 +380,12 @@ def _contours_cross(contours: list[np.ndarray]) -> bool:
 
 def _polyline(c: np.ndarray, pieces: int = 4) -> np.ndarray:
     """A contour (3K, 2) as straight cubic pieces through its flattening."""
-    v = flatten_closed(c, pieces)
-    return _straight(v, np.roll(v, -1, 0)).reshape(-1, 2)
+    return _straight_pieces(flatten_closed(c, pieces))
+
+
+def _straight_pieces(poly: np.ndarray) -> np.ndarray:
+    """A closed polygon (P, 2) as a closed cubic path of straight segments (3P, 2)."""
+    return _straight(poly, np.roll(poly, -1, 0)).reshape(-1, 2)
 
 
 def _straight(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -334,11 +403,19 @@ def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
 def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
     """The contour (3K, 2) without segments whose control points all lie within ``tol`` of their
     start (what rounding would fold over); None when fewer than two segments remain."""
-    n = len(c) // 3
-    segs = [np.stack([c[3 * k], c[3 * k + 1], c[3 * k + 2], c[(3 * k + 3) % (3 * n)]]) for k in range(n)]
-    keep = [sg for sg in segs if np.abs(sg[1:] - sg[0]).max() > tol]
+    segs = segments_of(c)
+    kept = segs[np.abs(segs[:, 1:] - segs[:, :1]).max((1, 2)) > tol]
     # a spike: a segment that the next one retraces (same curve back), a zero-area sliver that
-    # rounding can fold into a crossing
+    # rounding can fold into a crossing (looked for one by one only where there is one)
+    spikes = len(kept) > 2 and bool(
+        (np.abs(np.roll(kept, -1, 0)[:, ::-1] - kept).max((1, 2)) <= max(tol, 1e-6) * 4).any())
+    if not spikes:
+        if len(kept) < 2:
+            return None
+        out = kept[:, :3].copy()
+        out[:, 0] = np.roll(kept[:, 3], 1, 0)       # joined to the kept segment before it
+        return out.reshape(-1, 2)
+    keep = list(kept)
     k = 0
     while len(keep) > 2 and k < len(keep):
         a, b = keep[k], keep[(k + 1) % len(keep)]
@@ -395,15 +472,11 @@ def _split_long(c: np.ndarray, limit: float = CHECK_LENGTH) -> np.ndarray:
         mid = (q0 + q1) / 2
         first = np.stack([a[:, 0], p01, q0, mid], 1)
         second = np.stack([mid, q1, p23, a[:, 3]], 1)
-        parts = []
-        k = 0
-        for i in range(len(segs)):
-            if long[i]:
-                parts += [first[k], second[k]]
-                k += 1
-            else:
-                parts.append(segs[i])
-        segs = np.stack(parts)
+        pos = np.arange(len(segs)) + np.cumsum(long) - long      # where each segment's first part goes
+        out = np.empty((len(segs) + int(long.sum()), 4, 2))
+        out[pos[~long]] = segs[~long]
+        out[pos[long]], out[pos[long] + 1] = first, second
+        segs = out
     return segs[:, :3].reshape(-1, 2)
 
 
@@ -437,15 +510,22 @@ def join_contours(contours: list[np.ndarray]) -> np.ndarray | None:
     return acc
 
 
+NEAR_HAIR = 1.5  # paths within this factor of a hair limit are also measured as the SVG writer writes them
+
+
 def hair_mask(points: list[torch.Tensor], width: int, height: int, hair_area: float,
               hair_width: float, clip: bool = False) -> list[bool]:
     """Which paths are hairs: enclosing less than ``hair_area`` x the canvas (pixels²), or thinner than
-    ``hair_width`` pixels on average (2 x area / perimeter). Areas are the paths' enclosed areas;
-    with ``clip``, a path reaching past the canvas is measured by what the export keeps of it (its
-    clean contours inside the canvas), so a path the SVG would leave out counts as a hair."""
+    ``hair_width`` pixels on average (2 x area / perimeter). Areas are the paths' enclosed areas.
+    With ``clip``, a path is judged as the SVG will have it: one reaching past the canvas by what the
+    export keeps of it (its clean contours inside the canvas), so a path the SVG would leave out counts
+    as a hair; and one within ``NEAR_HAIR`` times a limit also by the contours the writer makes of it
+    (:func:`export_scene`: it cuts sub-pixel kinks, rounds the points and merges segments, which moves
+    an outline by a fraction of a pixel, enough to take a path just over a limit under it)."""
     out = []
+    near = []
     limit = hair_area * width * height
-    for p in points:
+    for k, p in enumerate(points):
         a, per = area_and_perimeter(p)
         if clip and a >= limit:
             lo, hi = p.detach().amin(0), p.detach().amax(0)
@@ -454,4 +534,11 @@ def hair_mask(points: list[torch.Tensor], width: int, height: int, hair_area: fl
                 a = sum(abs(contour_area(c)) for c in cs)
                 per = sum(area_and_perimeter(c)[1] for c in cs)
         out.append(a < limit or mean_width(a, per) < hair_width)
+        if clip and not out[-1] and (a < NEAR_HAIR * limit or mean_width(a, per) < NEAR_HAIR * hair_width):
+            near.append(k)
+    if near:
+        for k, (contours, _) in zip(near, export_scene([points[k] for k in near], width, height)):
+            a = sum(abs(contour_area(c)) for c in contours)
+            per = sum(area_and_perimeter(c)[1] for c in contours)
+            out[k] = not contours or a < limit or mean_width(a, per) < hair_width
     return out

@@ -7,9 +7,9 @@ touch or overlap along a line (a zero-width bridge, a shared end) do not count. 
 
 Only pairs of segments whose control-point boxes overlap can cross (a cubic lies in its control
 points' hull), so the tests run on those pairs alone: paths with many segments cost about as much as
-their overlapping neighbourhoods, not the square of their size. Paths are padded to a few segment
-counts (zero-length segments, which cross nothing) and tested in batches, in torch, on the points'
-own device.
+their overlapping neighbourhoods, not the square of their size. A set of paths is tested in one
+pass, whatever the paths' number and sizes (:class:`CrossingIndex`, which the optimiser's guard sets
+up once and reuses at every step), in torch, on the points' own device.
 """
 from __future__ import annotations
 
@@ -90,77 +90,209 @@ def _pair_table(m, dev):
     return t
 
 
-def _group_crossings(pts: torch.Tensor, pieces: int, real: torch.Tensor, pairs: bool = False,
-                     min_loop: float = 0.0):
-    """(G, 3S, 2) paths padded to the same S -> (G,) number of crossing edge pairs of each. ``real``
-    (G,): each path's own number of segments (the rest is padding, which crosses nothing; its own
-    last and first edge are neighbours). ``pairs``: also return (path, i, j) of every crossing
-    segment pair. ``min_loop``: crossings that close a loop of outline shorter than this (pixels)
-    are not counted."""
-    G = pts.shape[0]
-    seg = _segments(pts)                                          # (G, S, 4, 2)
-    S = seg.shape[1]
-    m = pieces
-    E = S * m
-    dev = pts.device
-    lo, hi = seg.amin(2), seg.amax(2)                             # (G, S, 2) control boxes
-    ov = ((lo[:, :, None] <= hi[:, None]) & (lo[:, None] <= hi[:, :, None])).all(-1)   # (G, S, S)
-    # pairs (i <= j) with j in the padding are never counted (edges beyond the path's own are left
-    # out below): drop them before any work is spent on them
-    ov = torch.triu(ov) & (torch.arange(S, device=dev) < real[:, None])[:, None, :]
-    g, i, j = ov.nonzero(as_tuple=True)
-    out = torch.zeros(G, dtype=torch.long, device=dev)
-    if g.numel() == 0:
-        return (out, g.new_zeros(0, 3)) if pairs else out
-    B = _basis(m, dev, pts.dtype)
-    vert = torch.einsum("mk,gskd->gsmd", B, seg)                  # (G, S, m, 2) piece starts
-    flat = vert.reshape(G, E, 2)
-    a = flat
-    b = torch.roll(flat, -1, 1)
-    # x and y as separate contiguous planes (G * E,): every test below is elementwise on them
-    ax, ay = a[..., 0].reshape(-1), a[..., 1].reshape(-1)
-    bx, by = b[..., 0].reshape(-1), b[..., 1].reshape(-1)
-    ex, ey = bx - ax, by - ay
-    ar = torch.arange(m, device=dev)
-    ei = i[:, None] * m + ar                                      # (K, m) edge numbers in the path
-    ej = j[:, None] * m + ar
-    base = (g * E)[:, None]
-    fi, fj = base + ei, base + ej                                 # (K, m) rows of the flat planes
-    a1x, a1y, e1x, e1y = ax[fi][:, :, None], ay[fi][:, :, None], ex[fi][:, :, None], ey[fi][:, :, None]
-    b1x, b1y = bx[fi][:, :, None], by[fi][:, :, None]
-    a2x, a2y, e2x, e2y = ax[fj][:, None], ay[fj][:, None], ex[fj][:, None], ey[fj][:, None]
-    b2x, b2y = bx[fj][:, None], by[fj][:, None]
-    # which side of edge u's line a point q lies on: (b_u - a_u) x (q - a_u), as edge_side computes it,
-    # exactly zero when q is one of the edge's ends (touching edges must not count, whatever the rounding)
-    rx, ry = a2x - a1x, a2y - a1y
-    d1 = e1x * ry - e1y * rx
-    d2 = e1x * (b2y - a1y) - e1y * (b2x - a1x)
-    ok = _pair_table(m, dev)[(j - i).clamp(max=2)]                 # (K, m, m) edge pairs to test
-    closing = ((i == 0) & (j == real[g] - 1)).nonzero().flatten()
-    if closing.numel():                                            # the path's last edge and its first
-        ok[closing, 0, m - 1] = False
-    # only where edge 2's ends lie on both sides of edge 1's line can the edges cross: the other two
-    # tests run on those entries alone (the same arithmetic, on fewer numbers)
-    k, p, q = ((d1 * d2 < 0) & ok).nonzero(as_tuple=True)
-    e2xc, e2yc, a2xc, a2yc = e2x[k, 0, q], e2y[k, 0, q], a2x[k, 0, q], a2y[k, 0, q]
-    d3 = e2xc * ry[k, p, q] - e2yc * rx[k, p, q]   # minus edge_side(a2, e2, a1), exactly (negation is exact)
-    d4 = e2xc * (b1y[k, p, 0] - a2yc) - e2yc * (b1x[k, p, 0] - a2xc)
-    hit = d3 * d4 > 0
-    if min_loop > 0:
-        # the outline between the two crossing edges, the shorter way round
-        seg_len = (b - a).norm(dim=-1)                                          # (G, E)
-        cum = torch.cumsum(seg_len, 1)
-        total = cum[:, -1]
-        cf = cum.reshape(-1)
-        inner = cf[fj[k, q]] - cf[fi[k, p]]
-        loop = torch.minimum(inner, total[g[k]] - inner)
-        hit &= loop >= min_loop
-    counts = torch.zeros(len(g), dtype=torch.long, device=dev).index_add_(0, k, hit.long())
-    out.index_add_(0, g, counts)
-    if pairs:
-        sel = counts > 0
-        return out, torch.stack([g[sel], i[sel], j[sel]], 1)
-    return out
+_TRIU: dict = {}
+
+
+def _far_pairs(S: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of segments i < j of a closed path of S segments that are not neighbours (j - i >= 2,
+    and not the first and the last): the pairs whose crossings depend on where the segments are."""
+    t = _TRIU.get(S)
+    if t is None:
+        i, j = np.triu_indices(S, 2)
+        keep = ~((i == 0) & (j == S - 1))
+        t = _TRIU[S] = (i[keep], j[keep])
+    return t
+
+
+class CrossingIndex:
+    """The crossing tests of a fixed set of closed cubic paths whose points lie in one (R, 2) tensor,
+    path k at rows ``starts[k]`` to ``starts[k] + sizes[k]`` (3S points each). Built once (which rows
+    make each segment, which edge pairs of a segment, of a segment and the next, and which segment
+    pairs of a path are tested), it tests any positions of those rows in one pass over all the paths,
+    however many there are and whatever their sizes.
+
+    Each segment is flattened on its own, as an explicit sum of its control points weighted by the
+    Bernstein table (the same numbers whatever the set's shape: a path gets the same answer alone
+    or among others), its last edge ending exactly at its end node. Edge pairs are tested only where
+    a crossing is possible:
+
+    - within a segment, unless the segment runs monotonically along its chord (its control points'
+      steps all point forward along it): then every flattened vertex is further along than the one
+      before, and edges that are not neighbours can at most touch along a line across the chord;
+    - between a segment and the next, unless a line through their shared node separates their
+      control points (the chord from the first's start to the second's end as its normal): each
+      segment's edges stay in their closed half-plane, and edges on both sides can only meet on
+      the line, which is no crossing;
+    - between other segments, when their control boxes overlap (a cubic lies in its control hull).
+    """
+
+    def __init__(self, sizes, starts=None, pieces: int = DEFAULT_PIECES, min_loop: float = 0.0,
+                 device=None):
+        sizes = np.asarray(sizes, np.int64).reshape(-1)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if starts is None \
+            else np.asarray(starts, np.int64).reshape(-1)
+        m = pieces
+        self.n, self.pieces, self.min_loop = len(sizes), m, min_loop
+        self.device = dev = torch.device("cpu") if device is None else torch.device(device)
+        S = sizes // 3
+        first = np.concatenate([[0], np.cumsum(S)[:-1]]).astype(np.int64)   # first segment of each path
+        NS = int(S.sum())
+        path = np.repeat(np.arange(self.n), S)
+        local = np.arange(NS) - first[path]
+        base = starts[path] + 3 * local
+        nxt = starts[path] + (3 * (local + 1)) % np.maximum(sizes[path], 1)
+        rows = np.stack([base, base + 1, base + 2, nxt], 1)
+        # segment pairs (i, j) by the edge pairs (p, q) they test: within a segment (not an edge with
+        # itself or its neighbour; a one-segment path's first and last edge are neighbours too), a
+        # segment and the next one round the loop (not the two edges at the node they share; a
+        # two-segment path's segments share both), and the others (all edge pairs)
+        p_, q_ = np.arange(m)[:, None], np.arange(m)[None, :]
+        same = (q_ > p_) & (q_ - p_ != 1)
+        nb = ~((p_ == m - 1) & (q_ == 0))
+        ends = (p_ == 0) & (q_ == m - 1)
+        one = first[S == 1]
+        two = first[S == 2]
+        segs = np.flatnonzero(S[path] >= 2)
+        three = segs[S[path[segs]] >= 3]
+        groups = [("same", one, one, same & ~ends), ("same", segs, segs, same),
+                  ("next", two, two + 1, nb & ~ends),
+                  ("next", three, first[path[three]] + (local[three] + 1) % S[path[three]], nb)]
+        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
+        far = [_far_pairs(int(s)) for s in S]
+        groups.append(("far", cat([t[0] + f for t, f in zip(far, first)]),
+                       cat([t[1] + f for t, f in zip(far, first)]), np.ones((m, m), bool)))
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.int64)).to(dev)  # noqa: E731
+        self.groups = []
+        offset = 0
+        for kind, si, sj, table in groups:
+            ent = np.flatnonzero(table.reshape(-1))
+            if len(si) and len(ent):
+                self.groups.append((kind, as_t(si), as_t(sj), as_t(path[si]), as_t(ent // m), as_t(ent % m), offset))
+                offset += len(si)
+        self.rows_flat = as_t(rows.reshape(-1))
+        # every segment pair of every group, in order: its path and its segments' numbers in the path
+        pi = cat([si for _, si, _, _ in groups if len(si)])
+        pj = cat([sj for _, si, sj, _ in groups if len(si)])
+        keep = np.concatenate([np.full(len(si), len(np.flatnonzero(t)) > 0) for _, si, _, t in groups])
+        pi, pj = pi[keep], pj[keep]
+        self.ppath = as_t(path[pi])
+        self.li = as_t(pi - first[path[pi]])
+        self.lj = as_t(pj - first[path[pj]])
+        self.edge_first = as_t(np.minimum(first * m, max(NS * m - 1, 0)))
+        self.edge_last = as_t((first + S) * m - 1)
+        # each segment's path, each path's first and last segment (of an empty path: any)
+        self.seg_path = as_t(path)
+        self.seg_first = as_t(np.minimum(first, max(NS - 1, 0)))
+        self.seg_last = as_t(np.clip(first + S - 1, 0, max(NS - 1, 0)))
+
+    @torch.no_grad()
+    def crossings(self, points: torch.Tensor, max_batch: int = 2_000_000, only: torch.Tensor | None = None,
+                  as_tensor: bool = False) -> tuple[torch.Tensor, list[tuple[int, int, int]] | torch.Tensor]:
+        """(n,) long: the number of crossing edge pairs of every path, for the positions ``points``
+        (R, 2); and (path, i, j) of every crossing segment pair i <= j (path: its number in the set;
+        a (P, 3) long tensor with ``as_tensor``). ``only``: (n,) bool, test these paths alone (the
+        others count 0)."""
+        dev = self.device
+        out = torch.zeros(self.n, dtype=torch.long, device=dev)
+        none = torch.zeros(0, 3, dtype=torch.long, device=dev) if as_tensor else []
+        if self.rows_flat.numel() == 0:
+            return out, none
+        m = self.pieces
+        pts = points.detach().to(dev)
+        g = lambda t, idx: t.index_select(0, idx)  # noqa: E731  (much faster than t[idx] on the CPU)
+        rows, remap = self.rows_flat, None
+        edge_first, edge_last = self.edge_first, self.edge_last
+        if only is not None:
+            # the chosen paths' segments alone, renumbered in order
+            segs = g(only, self.seg_path).nonzero().flatten()
+            if segs.numel() == 0:
+                return out, none
+            rows = g(self.rows_flat.view(-1, 4), segs).reshape(-1)
+            remap = torch.zeros(self.seg_path.numel(), dtype=torch.long, device=dev)
+            remap[segs] = torch.arange(segs.numel(), device=dev)
+            edge_first = g(remap, self.seg_first) * m
+            edge_last = g(remap, self.seg_last) * m + (m - 1)
+        # x and y of the control points as (NS, 4) planes; every test below is elementwise
+        sx, sy = g(pts[:, 0], rows).view(-1, 4), g(pts[:, 1], rows).view(-1, 4)
+        dx, dy = sx[:, 3] - sx[:, 0], sy[:, 3] - sy[:, 0]               # chords
+        ux, uy = sx.diff(dim=1), sy.diff(dim=1)                         # control polygon steps
+        mono = ((ux * dx[:, None] + uy * dy[:, None]) >= 0).all(1) & ((dx != 0) | (dy != 0))
+        lox, hix, loy, hiy = sx.amin(1), sx.amax(1), sy.amin(1), sy.amax(1)
+        fi, fj, fpair = [], [], []
+        for kind, si, sj, spath, ep, eq, off in self.groups:
+            at = None
+            if only is not None:                    # the chosen paths' pairs alone from here on
+                at = g(only, spath).nonzero().flatten()
+                si, sj = g(remap, g(si, at)), g(remap, g(sj, at))
+            if kind == "same":
+                cand = ~g(mono, si)
+            elif kind == "next":
+                # the node the two share, and the chord from the first's start to the second's end
+                ax_, ay_, bx_, by_ = g(sx, si), g(sy, si), g(sx, sj), g(sy, sj)
+                nx, ny = ax_[:, 3:], ay_[:, 3:]
+                cx, cy = bx_[:, 3:] - ax_[:, :1], by_[:, 3:] - ay_[:, :1]
+                cand = ~(((ax_ - nx) * cx + (ay_ - ny) * cy <= 0).all(1) & ((bx_ - nx) * cx + (by_ - ny) * cy >= 0).all(1)
+                         & ((cx != 0) | (cy != 0))[:, 0])
+            else:
+                cand = (g(lox, si) <= g(hix, sj)) & (g(lox, sj) <= g(hix, si)) \
+                    & (g(loy, si) <= g(hiy, sj)) & (g(loy, sj) <= g(hiy, si))
+            sel = cand.nonzero().flatten()
+            if sel.numel():
+                fi.append((g(si, sel)[:, None] * m + ep).reshape(-1))
+                fj.append((g(sj, sel)[:, None] * m + eq).reshape(-1))
+                fpair.append(((sel if at is None else g(at, sel)) + off).repeat_interleave(ep.numel()))
+        if not fi:
+            return out, none
+        fi, fj, fpair = torch.cat(fi), torch.cat(fj), torch.cat(fpair)
+        B = _basis(m, dev, sx.dtype)                                   # (m, 4)
+        vx = sx[:, 0:1] * B[:, 0] + sx[:, 1:2] * B[:, 1] + sx[:, 2:3] * B[:, 2] + sx[:, 3:4] * B[:, 3]
+        vy = sy[:, 0:1] * B[:, 0] + sy[:, 1:2] * B[:, 1] + sy[:, 2:3] * B[:, 2] + sy[:, 3:4] * B[:, 3]
+        # edges as contiguous x and y planes (NS * m,): edge e runs from vertex e to the next one,
+        # the segment's last edge to its end node
+        ax, ay = vx.reshape(-1), vy.reshape(-1)
+        bx = torch.cat([vx[:, 1:], sx[:, 3:4]], 1).reshape(-1)
+        by = torch.cat([vy[:, 1:], sy[:, 3:4]], 1).reshape(-1)
+        ex, ey = bx - ax, by - ay
+        cum = total = None
+        if self.min_loop > 0:
+            ln = torch.sqrt(ex * ex + ey * ey).double()
+            cum = torch.cumsum(ln, 0)
+            total = cum[edge_last] - cum[edge_first] + ln[edge_first]
+        counts = torch.zeros(self.ppath.numel(), dtype=torch.long, device=dev)
+        for c0 in range(0, fi.numel(), max_batch):
+            i, j = fi[c0:c0 + max_batch], fj[c0:c0 + max_batch]
+            a1x, a1y, e1x, e1y = g(ax, i), g(ay, i), g(ex, i), g(ey, i)
+            rx, ry = g(ax, j) - a1x, g(ay, j) - a1y
+            # which side of edge 1's line the ends of edge 2 lie on: (b1 - a1) x (q - a1), as edge_side
+            # computes it, exactly zero when q is one of edge 1's ends (touching edges never count)
+            d1 = e1x * ry - e1y * rx
+            d2 = e1x * (g(by, j) - a1y) - e1y * (g(bx, j) - a1x)
+            # only where edge 2's ends lie on both sides of edge 1's line can the edges cross: the
+            # other two tests run on those entries alone
+            k = (d1 * d2 < 0).nonzero().flatten()
+            if k.numel() == 0:
+                continue
+            i, j = g(i, k), g(j, k)
+            e2x, e2y, a2x, a2y = g(ex, j), g(ey, j), g(ax, j), g(ay, j)
+            d3 = e2x * g(ry, k) - e2y * g(rx, k)    # minus edge_side(a2, e2, a1), exactly
+            d4 = e2x * (g(by, i) - a2y) - e2y * (g(bx, i) - a2x)
+            hit = d3 * d4 > 0
+            pair = g(fpair[c0:c0 + max_batch], k)
+            if cum is not None:
+                # the outline between the two crossing edges, the shorter way round
+                inner = (g(cum, j) - g(cum, i)).abs()
+                loop = torch.minimum(inner, g(total, g(self.ppath, pair)) - inner)
+                hit &= loop >= self.min_loop
+            counts.index_add_(0, pair, hit.long())
+        out.index_add_(0, self.ppath, counts)
+        crossed = (counts > 0).nonzero().flatten()
+        li, lj = self.li[crossed], self.lj[crossed]
+        found = torch.stack([self.ppath[crossed], torch.minimum(li, lj), torch.maximum(li, lj)], 1)
+        return out, (found if as_tensor else [tuple(r) for r in found.tolist()])
+
+
+_INDEXES: dict = {}   # crossing_pairs' indexes by path sizes, pieces, min_loop and device (the export
+                      # tests contours one by one, many of the same size)
 
 
 @torch.no_grad()
@@ -169,28 +301,6 @@ def crossing_counts(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """(N,) long: the number of crossing edge pairs of every path (see :func:`crossing_pairs`)."""
     return crossing_pairs(points, pieces, max_batch, min_loop, dtype)[0]
-
-
-def _bucket(S: int) -> int:
-    """Segment counts batched together (padded up to): 8, 16, 32, 64, then multiples of 32. Few
-    batches matter more than the padding (segment pairs in the padding are dropped before the
-    crossing tests); the sizes are kept as they were, as the flattening's float rounding depends
-    on the batch's shape, and so does whether two edges that barely meet count as crossing."""
-    for b in (8, 16, 32, 64):
-        if S <= b:
-            return b
-    return -(-S // 32) * 32
-
-
-def _stacked(points: list[torch.Tensor], n3: int, dev, dtype) -> torch.Tensor:
-    """(G, n3, 2): the paths, each padded up to n3 points with copies of its first point, gathered
-    from one concatenation (two tensor operations, not two per path)."""
-    allp = torch.cat([p.detach().to(dev, dtype) for p in points], 0)
-    lens = np.array([p.shape[0] for p in points])
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    col = np.arange(n3)
-    rows = starts[:, None] + np.where(col < lens[:, None], col, 0)          # padding: the first point
-    return allp[torch.from_numpy(rows.reshape(-1)).to(dev)].reshape(len(points), n3, 2)
 
 
 @torch.no_grad()
@@ -206,26 +316,13 @@ def crossing_pairs(points: list[torch.Tensor], pieces: int = DEFAULT_PIECES,
     if n == 0:
         return torch.zeros(0, dtype=torch.long), []
     dev = points[0].device
-    out = torch.zeros(n, dtype=torch.long, device=dev)
-    found: list[tuple[int, int, int]] = []
-    # paths are batched by size, padded up to the next of a few sizes with copies of their first
-    # point: the padding's segments have no length, so they cross nothing (a touch is no crossing)
-    by_size: dict[int, list[int]] = {}
-    for k, p in enumerate(points):
-        by_size.setdefault(_bucket(int(p.shape[0]) // 3) * 3, []).append(k)
-    for n3, idx in by_size.items():
-        S = n3 // 3
-        # bound the batch's work: segment pairs x pieces^2 per path, at most S^2 pairs
-        per = max(1, S * S * pieces * pieces)
-        step = max(1, max_batch // per)
-        for s in range(0, len(idx), step):
-            part = idx[s:s + step]
-            pts = _stacked([points[k] for k in part], n3, dev, dtype)
-            real = torch.tensor([points[k].shape[0] // 3 for k in part], device=dev)
-            counts, prs = _group_crossings(pts, pieces, real, pairs=True, min_loop=min_loop)
-            out[torch.tensor(part, device=dev)] = counts
-            found.extend((part[g], i, j) for g, i, j in prs.tolist())
-    return out, found
+    key = (tuple(int(p.shape[0]) for p in points), pieces, min_loop, dev)
+    index = _INDEXES.get(key)
+    if index is None:
+        if len(_INDEXES) >= 512:
+            _INDEXES.clear()
+        index = _INDEXES[key] = CrossingIndex(key[0], pieces=pieces, min_loop=min_loop, device=dev)
+    return index.crossings(torch.cat([p.detach().to(dev, dtype) for p in points], 0), max_batch)
 
 
 def area_and_perimeter(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIECES) -> tuple[float, float]:
@@ -263,3 +360,56 @@ def made_simple(points: torch.Tensor, pieces: int = 16) -> torch.Tensor | None:
         if int(crossing_counts([cand], pieces)[0]) == 0:
             return cand
     return None
+
+
+VIEWER_PIECES = 16      # a viewer's flattening of a cubic: at least this many straight pieces ...
+VIEWER_PIECE_PX = 1.0   # ... and one per this many pixels of its control polygon (at most 512)
+
+
+def viewer_polygon(points: np.ndarray) -> np.ndarray:
+    """The closed cubic path (3S, 2) flattened as a viewer draws it (e.g. an outline view): each
+    segment into max(``VIEWER_PIECES``, control polygon length / ``VIEWER_PIECE_PX``) straight pieces
+    evenly spaced in t, at most 512. (P, 2), the closing piece implied."""
+    segs = segments_of(np.asarray(points, np.float64))
+    length = np.linalg.norm(np.diff(segs, axis=1), axis=2).sum(1)
+    m = np.clip(np.ceil(length / VIEWER_PIECE_PX), VIEWER_PIECES, 512).astype(int)
+    out = []
+    for seg, k in zip(segs, m):
+        t = np.arange(1, k + 1, dtype=np.float64)[:, None] / k
+        u = 1 - t
+        out.append(u ** 3 * seg[0] + 3 * u * u * t * seg[1] + 3 * u * t * t * seg[2] + t ** 3 * seg[3])
+    return np.concatenate(out)
+
+
+def viewer_simple(points: np.ndarray) -> bool:
+    """Whether the closed path, flattened as a viewer draws it (:func:`viewer_polygon`), has no proper
+    crossing between two pieces that are not neighbours. The exact curves can be simple while this
+    is not: where two curves run within a piece's sagitta of each other (a spike's sides, a curl at a
+    node), straight pieces of the longer one cut the other."""
+    P = viewer_polygon(points)
+    keep = np.ones(len(P), bool)
+    keep[1:] = np.abs(np.diff(P, axis=0)).max(1) > 1e-12
+    P = P[keep]
+    n = len(P)
+    if n < 4:
+        return True
+    a, b = P, np.roll(P, -1, 0)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    order = np.argsort(lo[:, 0], kind="stable")
+    xs = lo[order, 0]
+    ends = np.searchsorted(xs, hi[order, 0], side="right")        # pieces j with min x <= max x of i
+    starts = np.arange(n) + 1
+    counts = np.maximum(ends - starts, 0)
+    if not counts.sum():
+        return True
+    i = np.repeat(order, counts)
+    first = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    j = order[first + np.arange(int(counts.sum()))]
+    near = (lo[i, 1] <= hi[j, 1]) & (lo[j, 1] <= hi[i, 1])
+    d = (i - j) % n
+    near &= (d != 1) & (d != n - 1) & (i != j)
+    i, j = i[near], j[near]
+    ei, ej = b[i] - a[i], b[j] - a[j]
+    d1, d2 = edge_side(a[i], ei, a[j]), edge_side(a[i], ei, b[j])
+    d3, d4 = edge_side(a[j], ej, a[i]), edge_side(a[j], ej, b[i])
+    return not bool(((d1 * d2 < 0) & (d3 * d4 < 0)).any())
