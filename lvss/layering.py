@@ -559,8 +559,54 @@ def polygon_to_smooth_path(vertices: np.ndarray, corner_deg: float = _CORNER_DEG
     return np.stack([v, c1, c2], 1).reshape(-1, 2)
 
 
+CURVE_TOL = 0.5  # pixels: how far the curve fit of a contour (``mask_to_path(curve=True)``) may stray
+
+
+_CURVE_IOU_WIDTH = 12.0  # pixels: shapes of a smaller mean width have the curve fit's IoU checked
+
+
+def _curve_iou(pts: np.ndarray, c: _Contour) -> float:
+    """IoU of the pixels whose centre the closed cubic path ``pts`` (3S, 2) covers (each segment
+    flattened into 8 pieces) with the component."""
+    from skimage.draw import polygon2mask
+
+    from .geometry.simple import segments_of
+
+    u = np.linspace(0.0, 1.0, 8, endpoint=False)[:, None, None]
+    seg = segments_of(pts)[None]
+    v = 1.0 - u
+    poly = (v ** 3 * seg[:, :, 0] + 3 * v * v * u * seg[:, :, 1] + 3 * v * u * u * seg[:, :, 2]
+            + u ** 3 * seg[:, :, 3]).transpose(1, 0, 2).reshape(-1, 2)
+    rc = np.stack([poly[:, 1] - 0.5 - c.row0, poly[:, 0] - 0.5 - c.col0], 1)
+    filled = polygon2mask(c.shape.shape, rc)
+    return np.count_nonzero(filled & c.shape) / max(np.count_nonzero(filled | c.shape), 1)
+
+
+def _curve_fit(c: _Contour, max_segments: int, min_iou: float) -> np.ndarray | None:
+    """Control points (3S, 2) of the curve fit of the contour (:func:`lvss.geometry.curvefit.fit_contour`)
+    within ``CURVE_TOL``, the tolerance raised until it has at most ``max_segments`` segments; None
+    where it covers the shape with IoU under ``min_iou`` (small or spiky shapes, which the polygon
+    fit handles)."""
+    from .geometry.curvefit import fit_contour
+
+    perimeter = float(np.sqrt(np.add.reduce(np.diff(c.points, axis=0, append=c.points[:1]) ** 2, axis=1)).sum())
+    width = 2.0 * np.count_nonzero(c.shape) / max(perimeter, 1e-9)
+    tol = CURVE_TOL
+    pts = fit_contour(c.points, tol, c.fixed)
+    while len(pts) // 3 > max(max_segments, len(c.fixed) + 3) and tol < 1e3:
+        tol *= 1.25
+        pts = fit_contour(c.points, tol, c.fixed)
+    if len(pts) // 3 < 2 or not np.isfinite(pts).all():
+        return None
+    # the fit strays at most ``tol`` from the outline: only a shape a few pixels wide can lose much
+    # of its area to that (mean width 2 area / perimeter)
+    if width < _CURVE_IOU_WIDTH and _curve_iou(pts, c) < min_iou:
+        return None
+    return pts
+
+
 def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
-                 min_iou: float = 0.95, holes: bool = False) -> Path | None:
+                 min_iou: float = 0.95, holes: bool = False, curve: bool = False) -> Path | None:
     """Closed cubic Bézier path of a mask's outer contour (largest component, holes filled; see
     :func:`mask_to_paths` for one path per component). With ``holes``, the component's holes of at
     least 9 pixels stay empty: each hole's outline joins the contour through a zero-width bridge and
@@ -582,6 +628,10 @@ def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
     contour = _outer_contour(m.astype(bool), bool(holes))
     if contour is None or len(contour.points) < 4:
         return None
+    if curve:
+        pts = _curve_fit(contour, int(max_segments), float(min_iou))
+        if pts is not None:
+            return Path(torch.from_numpy(pts.astype(np.float32)), torch.tensor([0.0, 0.0, 0.0, 1.0]))
     idx = _simplify_polygon(contour, float(epsilon), int(max_segments), float(min_iou))
     if idx is None:
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,12 @@ _SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), 
          "recolor": (0.2, 0.5), "detail": (0.5, 0.98)}
 
 
+# layered mode: the polish's first steps are ``optimize.polish_lr`` times this. Its structural paths
+# start as curve fits that keep within half a pixel of their pixel outlines with few, long segments
+# (lvss.layering.mask_to_path(curve=True)); larger first steps line them up with the image's edges
+# (12 OpenMoji at 64 paths, 3 seeds: 42.88 dB with 0.2 px steps, 43.12 dB with 0.3 px; the
+# Douglas-Peucker start it replaced had 43.06 dB with 0.2 px and lost 0.27 dB with 0.3 px)
+CURVE_POLISH_GAIN = 1.5
 PREVIEW_EVERY = 0.5  # seconds between two preview events (the first one is sent at once)
 
 
@@ -107,7 +114,7 @@ def _outline(mask: np.ndarray, epsilon: float) -> torch.Tensor | None:
     from .geometry.simple import made_simple
     from .layering import mask_to_path
 
-    p = mask_to_path(mask, epsilon, holes=True)
+    p = mask_to_path(mask, epsilon, holes=True, curve=True)
     if p is None:
         return None
     q = made_simple(p.points)
@@ -476,7 +483,10 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     def p_cb(step, total, loss):
         prog("polish", (step + 1) / max(total, 1), f"polish step {step + 1}/{total}, loss {loss:.4f}")
 
-    state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, cfg.optimize, weight,
+    # the structural paths start as curve fits within CURVE_TOL of their pixel outlines, with few
+    # nodes: the polish takes larger first steps to line them up with the image's edges
+    ocfg = replace(cfg.optimize, polish_lr=cfg.optimize.polish_lr * CURVE_POLISH_GAIN)
+    state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, ocfg, weight,
                    r_cb, cancel, candidates=cands, polish_callback=p_cb,
                    preview_callback=prog.preview if prog.previews else None)
     if source is not None and state.points:
