@@ -190,6 +190,12 @@ class Path:
         return Path(self.points.detach().clone(), self.color.detach().clone(),
                     None if self.fill is None else self.fill.detach())
 
+    @property
+    def opaque(self) -> bool:
+        """Whether the path hides what lies under it (alpha 1, every gradient stop's too)."""
+        solid = float(self.color[3]) >= 1.0 - 1e-6
+        return solid and (self.fill is None or bool((self.fill.colors[:, 3] >= 1.0 - 1e-6).all()))
+
     def scaled(self, sx: float, sy: float) -> "Path":
         """A detached copy with points (and gradient) scaled by (sx, sy)."""
         return Path(self.points.detach() * torch.tensor([sx, sy], dtype=torch.float32), self.color.detach().clone(),

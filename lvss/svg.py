@@ -165,7 +165,8 @@ def scene_to_svg(scene: Scene, precision: int = 2, width: float | None = None,
             for p in layer.paths:
                 if not torch.isfinite(p.points).all():
                     raise SceneError(f"layer {layer.name!r} has a path with NaN or infinite points")
-    exported = iter(export_scene(scene.point_list(), scene.width, scene.height, precision, merge) if clean else [])
+    exported = iter(export_scene(scene.point_list(), scene.width, scene.height, precision, merge,
+                                 [p.opaque for p in scene.paths()]) if clean else [])
     for i, layer in enumerate(scene.layers):
         g = etree.SubElement(root, f"{{{SVG_NS}}}g")
         g.set("id", _layer_id(i, layer, used))

@@ -57,10 +57,14 @@ def _to_piece(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(((q - a - s[..., None] * e) ** 2).sum(-1))
 
 
-def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int):
+def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int, tol: float = 0.0, hidden=None,
+              reach: float = np.inf):
     """Fit one cubic to each run of ``k`` segments starting at ``starts`` (R,) of the closed path's
     segments (S, 4, 2) (a run may wrap past the last segment). Returns the fitted control points
-    (R, 4, 2) and each run's deviation (R,) in pixels (inf where the fit is unusable)."""
+    (R, 4, 2) and each run's deviation (R,) in pixels (inf where the fit is unusable). ``hidden``:
+    points (..., 2) -> (...) bool; where a sample strays more than ``tol`` (but at most ``reach``)
+    and it, its counterpart and the point halfway between them are hidden, its deviation counts as
+    0."""
     S = len(segs)
     m = _SAMPLES
     t = np.arange(2 * m) / (2 * m)          # even ones: the points fitted; odd ones: checked between
@@ -125,22 +129,67 @@ def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int):
     a, b = solve(u)
     c1, c2 = p0 + a[:, None] * t0, p3 + b[:, None] * t1
     Q = _bezier(p0, c1, c2, p3, u)
-    err = np.sqrt(((Q - X) ** 2).sum(-1)).max(1)
+    dev = np.sqrt(((Q - X) ** 2).sum(-1))                                        # (R, L)
     # between two neighbouring samples the curve must stay near the original between them (no loop,
     # no bulge): its point halfway in parameter against the original's two pieces through its
     # halfway sample
     M = _bezier(p0, c1, c2, p3, 0.5 * (u[:, 1:] + u[:, :-1]))
-    off = np.minimum(_to_piece(M, X[:, :-1], mid), _to_piece(M, mid, X[:, 1:])).max(1)
-    err = np.maximum(err, off)
+    off = np.minimum(_to_piece(M, X[:, :-1], mid), _to_piece(M, mid, X[:, 1:]))  # (R, L - 1)
+    if hidden is not None:
+        far = np.nonzero((dev > tol) & (dev <= reach))
+        if len(far[0]):
+            x, q = X[far], Q[far]
+            dev[far] = np.where(hidden(x) & hidden(q) & hidden(0.5 * (x + q)), 0.0, dev[far])
+        far = np.nonzero((off > tol) & (off <= reach))
+        if len(far[0]):
+            off[far] = np.where(hidden(M[far]), 0.0, off[far])
+    err = np.maximum(dev.max(1), off.max(1))
     monotone = (np.diff(u, axis=1) >= 0).all(1)
     bad = ~monotone | (a <= 0) | (b <= 0) | ~np.isfinite(err) | (a + b > 2.0 * total)
-    return np.stack([p0, c1, c2, p3], 1), np.where(bad, np.inf, err)
+    fit, err = np.stack([p0, c1, c2, p3], 1), np.where(bad, np.inf, err)
+    if hidden is not None:
+        # where the run hides under other shapes, a straight segment may do what the curve with
+        # the run's end tangents cannot (a staircase of the mask's outline)
+        miss = np.flatnonzero(err > tol)
+        if len(miss):
+            line, lerr = _line_runs(X[miss], mid[miss], p0[miss], p3[miss], tol, hidden, reach)
+            use = lerr < err[miss]
+            fit[miss[use]], err[miss[use]] = line[use], lerr[use]
+    return fit, err
 
 
-def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN) -> np.ndarray:
+def _line_runs(X: np.ndarray, mid: np.ndarray, p0: np.ndarray, p3: np.ndarray, tol: float, hidden,
+               reach: float):
+    """Straight segments from p0 to p3 (R, 2) for runs sampled at X (R, L, 2), with ``mid`` (R, L - 1,
+    2) between the samples: control points (R, 4, 2) and deviations (R,) as in :func:`_fit_runs`
+    (each sample against its nearest point on the segment)."""
+    e = p3 - p0
+    ee = np.maximum((e * e).sum(-1), 1e-18)[:, None]
+
+    def nearest(q):
+        s = np.clip(((q - p0[:, None]) * e[:, None]).sum(-1) / ee, 0.0, 1.0)
+        return p0[:, None] + s[..., None] * e[:, None]
+
+    dev = []
+    for q in (X, mid):
+        n = nearest(q)
+        d = np.sqrt(((q - n) ** 2).sum(-1))
+        far = np.nonzero((d > tol) & (d <= reach))
+        if len(far[0]):
+            a, b = q[far], n[far]
+            d[far] = np.where(hidden(a) & hidden(b) & hidden(0.5 * (a + b)), 0.0, d[far])
+        dev.append(d.max(1))
+    err = np.maximum(dev[0], dev[1])
+    ctrl = np.stack([p0, p0 + e / 3.0, p0 + 2.0 * e / 3.0, p3], 1)
+    return ctrl, np.where(np.sqrt(ee[:, 0]) > 1e-6, err, np.inf)
+
+
+def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN, hidden=None,
+                   reach: float = np.inf) -> np.ndarray:
     """A closed cubic path (3S, 2) with the fewest segments whose runs each stay within ``tol``
     pixels of the segments they replace (see the module docstring). Returns the path itself when
-    nothing merges."""
+    nothing merges. ``hidden``: points (..., 2) -> (...) bool, where a run may stray up to ``reach``
+    pixels (:func:`lvss.geometry.hidden.simplify_hidden`: under the opaque shapes above the path)."""
     pts = np.asarray(points, np.float64)
     S = len(pts) // 3
     if S < 3 or tol <= 0:
@@ -159,7 +208,7 @@ def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN) -> np
         live = live[live + k <= S]
         if not len(live):
             break
-        f, err = _fit_runs(segs, live, k)
+        f, err = _fit_runs(segs, live, k, tol, hidden, reach)
         ok = err <= tol
         fits += [(int(i), k, c, float(e)) for i, c, e in zip(live[ok], f[ok], err[ok])]
         live = live[ok]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .hidden import HIDDEN_REACH, HIDDEN_RUN, Cover
 from .kinks import cut_kinks
 from .simple import (area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, segments_of,
                      signed_area, viewer_polygon, viewer_simple)
@@ -245,15 +246,17 @@ def _simple_many(contours: list[np.ndarray]) -> list[bool]:
     return (crossing_counts([torch.from_numpy(_split_long(c)) for c in contours], CHECK_PIECES) == 0).tolist()
 
 
-def export_scene(points: list, width: float, height: float, precision: int = 2, merge: float = EXPORT_MERGE
-                 ) -> list[tuple[list[np.ndarray], int]]:
+def export_scene(points: list, width: float, height: float, precision: int = 2, merge: float = EXPORT_MERGE,
+                 opaque: list[bool] | None = None) -> list[tuple[list[np.ndarray], int]]:
     """:func:`export_contours` for every path of a scene, with the crossing tests batched over the
     scene: (contours, decimals) per path. Before it, kinks too small for the coarse test (a loop of a
     tenth of a pixel at a cusp) are looked for where one can hide and cut out
     (:func:`lvss.geometry.kinks.cut_kinks`); after it, runs of segments that one cubic follows within
     ``merge`` pixels become that cubic (:func:`lvss.geometry.merge.merge_segments`; 0: never), unless
     the merged contour would cross itself or the path's other contours, or put a handle off the
-    canvas (:func:`merged_contour`)."""
+    canvas (:func:`merged_contour`). ``opaque``: which paths (back to front) hide what lies under
+    them; where a run lies under the opaque paths drawn after it, it may stray further
+    (:mod:`lvss.geometry.hidden`)."""
     pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
            for p in points]
     rounded = [_as_written(p, precision) for p in pts]
@@ -274,12 +277,16 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     if merge <= 0:
         return out
     cand = []                                       # (path, contour number, merged contour)
-    for k, (cs, dec) in enumerate(out):
+    cover = Cover(width, height) if opaque is not None and any(opaque[1:]) else None
+    for k in range(len(out) - 1, -1, -1):           # from the front: what lies above is known
+        cs, dec = out[k]
         for n, c in enumerate(cs):
-            m = merged_contour(c, merge, dec)
+            m = merged_contour(c, merge, dec, None if cover is None else cover.mostly_hidden(c))
             if len(m) < len(c):
                 if inside(m) and abs(contour_area(m)) > 0:
                     cand.append((k, n, m))
+        if cover is not None and opaque[k]:
+            cover.add(cs)
     ok = _simple_many([m for _, _, m in cand])
     new = {k: list(cs) for k, (cs, _) in enumerate(out)}
     for (k, n, m), good in zip(cand, ok):
@@ -343,16 +350,21 @@ def _without_stubs(c: np.ndarray, limit: float = STUB_CHORD) -> np.ndarray:
     return segs[:, :3].reshape(-1, 2)
 
 
-def merged_contour(c: np.ndarray, tol: float, decimals: int) -> np.ndarray:
+def merged_contour(c: np.ndarray, tol: float, decimals: int, hidden=None) -> np.ndarray:
     """A written contour (3K, 2) with its runs of segments merged within ``tol`` pixels
     (:func:`lvss.geometry.merge.merge_segments`), as it would be written with ``decimals``. A merged
     curve can meet a spike's other side at a sharper angle than the segments it replaced did, so
     that a viewer's coarse flattening (about one straight piece per pixel of curve) shows a crossing
     the curves do not have: the tips of spikes are cut again (:func:`lvss.geometry.kinks.cut_kinks`).
-    The caller still tests the result."""
+    ``hidden``: where the contour lies under opaque shapes (:meth:`lvss.geometry.hidden.Cover.hidden`),
+    runs up to ``HIDDEN_RUN`` segments long may stray up to ``HIDDEN_REACH`` pixels. The caller still
+    tests the result."""
     from .merge import merge_segments
 
-    m = merge_segments(c, tol)
+    if hidden is None:
+        m = merge_segments(c, tol)
+    else:
+        m = merge_segments(c, tol, HIDDEN_RUN, hidden=hidden, reach=HIDDEN_REACH)
     if len(m) >= len(c):
         return c
     return _as_written(cut_kinks(_as_written(m, decimals), everywhere=False), decimals)
