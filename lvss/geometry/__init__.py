@@ -6,7 +6,8 @@
 - :mod:`.repair`: at export, any path's filled area as non-overlapping simple contours inside the
   canvas (skia-pathops), tiny specks dropped; hair detection;
 - :mod:`.kinks`: small loops and spike tips cut out where they sit (the export's first resort);
-- :mod:`.merge`: runs of segments that one cubic follows within a fraction of a pixel merged.
+- :mod:`.merge`: runs of segments that one cubic follows within a fraction of a pixel merged;
+- :mod:`.hidden`: where outlines lie under opaque shapes, so that the merge may stray further there.
 """
 from .simple import area_and_perimeter, crossing_counts, flatten_closed, mean_width
 
