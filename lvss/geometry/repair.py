@@ -361,10 +361,13 @@ def merged_contour(c: np.ndarray, tol: float, decimals: int, hidden=None) -> np.
     tests the result."""
     from .merge import merge_segments
 
-    if hidden is None:
-        m = merge_segments(c, tol)
-    else:
-        m = merge_segments(c, tol, HIDDEN_RUN, hidden=hidden, reach=HIDDEN_REACH)
+    if hidden is not None:
+        m = _as_written(merge_segments(c, tol, HIDDEN_RUN, hidden=hidden, reach=HIDDEN_REACH), decimals)
+        # a spike tip that the merge sharpened would be cut where it may show: then only the
+        # visible merges
+        if len(m) < len(c) and np.array_equal(_as_written(cut_kinks(m, everywhere=False), decimals), m):
+            return m
+    m = merge_segments(c, tol)
     if len(m) >= len(c):
         return c
     return _as_written(cut_kinks(_as_written(m, decimals), everywhere=False), decimals)
