@@ -119,6 +119,13 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     ``simple``: whether the path, rounded, is already known to be a simple loop (:func:`export_scene`
     tests a whole scene at once; None: tested here). ``kinks``: first try cutting out its kinks alone
     (:func:`lvss.geometry.kinks.cut_kinks`; False where the caller already has)."""
+    return _clean(points, width, height, min_area, evenodd, precision, split, simple, kinks)[0]
+
+
+def _clean(points, width, height, min_area, evenodd, precision, split, simple, kinks
+           ) -> tuple[list[np.ndarray], bool]:
+    """:func:`clean_contours`, and whether its contours are known to be simple loops each (tested
+    on the way; False: not known, the caller tests them)."""
     pathops = _pathops()
     pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
                      np.float64)
@@ -131,13 +138,14 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
     if inside and not evenodd and not split:
         if _simple(pts) if simple is None else simple:
-            return [pts] if abs(contour_area(pts)) >= min_area else []
+            return ([pts] if abs(contour_area(pts)) >= min_area else []), True
         # most paths that cross themselves only do so in kinks: cut out where they sit, the rest of
         # the path keeps its nodes (a redraw by skia splits its every curve)
         cut = rnd(cut_kinks(pts)) if kinks else pts
         if kinks and len(cut) >= 6 and _simple(cut):
-            return [cut] if abs(contour_area(cut)) >= min_area else []
+            return ([cut] if abs(contour_area(cut)) >= min_area else []), True
     contours = [pts]
+    known = False
     for attempt in range(2):
         p = pathops.Path()
         for c in contours:
@@ -154,13 +162,14 @@ def clean_contours(points, width: float | None = None, height: float | None = No
                     for c in _split_pinches(c1, tiny) if abs(contour_area(c)) >= min_area]
         # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more
         if all(_simple_many(contours)):
+            known = True
             break
     if len(contours) > 1:
         # the knot of a kink comes out as a speck of its own beside the path's outline
         areas = [abs(contour_area(c)) for c in contours]
         top = max(areas)
         contours = [c for c, a in zip(contours, areas) if a == top or a >= max(min_area, ISLAND_AREA)]
-    return contours
+    return contours, known
 
 
 def _skia_clean(p, clip, pathops):
@@ -211,13 +220,13 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
     for p in (precision, precision + 1, precision + 2):
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
             try:
-                contours = clean_contours(points, width, height, precision=p, split=redraw,
-                                          simple=simple if p == precision else None, kinks=kinks)
+                contours, known = _clean(points, width, height, SPECK_AREA, False, p, redraw,
+                                         simple if p == precision else None, kinks)
             except GeometryError:
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
                 return [_as_written(np.asarray(pts, np.float64), precision)], precision
-            if all(_simple_many(contours)) and not _contours_cross(contours):
+            if (known or all(_simple_many(contours))) and not _contours_cross(contours):
                 return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
@@ -363,14 +372,23 @@ def _contours_cross(contours: list[np.ndarray]) -> bool:
     if len(contours) < 2:
         return False
     polys = [flatten_closed(c, CHECK_PIECES) for c in contours]
+    ends = [np.roll(v, -1, 0) for v in polys]
     boxes = [(v.min(0), v.max(0)) for v in polys]
+    # each edge's box: two edges cross only where their boxes meet, so only the edges of one contour
+    # that reach into the other's box are tested against each other
+    lows = [np.minimum(a, b) for a, b in zip(polys, ends)]
+    highs = [np.maximum(a, b) for a, b in zip(polys, ends)]
     for i in range(len(polys)):
         for j in range(i + 1, len(polys)):
             (lo1, hi1), (lo2, hi2) = boxes[i], boxes[j]
             if (hi1 < lo2).any() or (hi2 < lo1).any():
                 continue
-            a1, b1 = polys[i][:, None], np.roll(polys[i], -1, 0)[:, None]      # (E1, 1, 2)
-            a2, b2 = polys[j][None], np.roll(polys[j], -1, 0)[None]            # (1, E2, 2)
+            s1 = ~((highs[i] < lo2).any(1) | (lows[i] > hi2).any(1))
+            s2 = ~((highs[j] < lo1).any(1) | (lows[j] > hi1).any(1))
+            if not s1.any() or not s2.any():
+                continue
+            a1, b1 = polys[i][s1][:, None], ends[i][s1][:, None]               # (E1, 1, 2)
+            a2, b2 = polys[j][s2][None], ends[j][s2][None]                     # (1, E2, 2)
             e1, e2 = b1 - a1, b2 - a2
             if ((edge_side(a1, e1, a2) * edge_side(a1, e1, b2) < 0)
                     & (edge_side(a2, e2, a1) * edge_side(a2, e2, b1) < 0)).any():
@@ -397,7 +415,16 @@ def _straight(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
     """The numbers as the SVG writer prints them with ``precision`` decimals and a reader reads them
     back (crossing tests of near-touching outlines depend on the last digit)."""
-    return np.array([float(f"{v:.{precision}f}") for v in a.ravel().tolist()], np.float64).reshape(a.shape)
+    flat = np.asarray(a, np.float64).ravel()
+    # numpy's round (x * 10^p to the nearest integer, divided by 10^p) is the printed number wherever
+    # x * 10^p does not lie within its own rounding error of a half: the division of two exact numbers
+    # gives the double nearest the decimal, as reading it does. Near a half, the printing decides
+    y = flat * 10.0 ** precision
+    out = np.round(flat, precision)
+    near = np.abs(y - np.floor(y) - 0.5) <= 1e-7 * np.maximum(np.abs(y), 1.0)
+    if near.any():
+        out[near] = [float(f"{v:.{precision}f}") for v in flat[near].tolist()]
+    return out.reshape(np.shape(a))
 
 
 def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
@@ -440,15 +467,15 @@ def _split_pinches(c: np.ndarray, tol: float) -> list[np.ndarray]:
     the loops on either side of that point, each a contour of its own (rounding would fold the touch
     into a crossing)."""
     nodes = c[0::3]
-    n = len(nodes)
-    for a in range(n):
-        d = np.abs(nodes[a + 1:] - nodes[a]).max(1)
-        hit = np.flatnonzero(d <= tol)
-        if len(hit):
-            b = a + 1 + int(hit[0])
-            inner = c[3 * a:3 * b]
-            outer = np.concatenate([c[3 * b:], c[:3 * a]], 0)
-            return [q for part in (inner, outer) if len(part) >= 6 for q in _split_pinches(part, tol)]
+    # the first node a that a later node b meets, and the first such b: all pairs at once
+    close = np.triu(np.abs(nodes[:, None] - nodes[None]).max(-1) <= tol, 1)
+    rows = np.flatnonzero(close.any(1))
+    if len(rows):
+        a = int(rows[0])
+        b = int(np.flatnonzero(close[a])[0])
+        inner = c[3 * a:3 * b]
+        outer = np.concatenate([c[3 * b:], c[:3 * a]], 0)
+        return [q for part in (inner, outer) if len(part) >= 6 for q in _split_pinches(part, tol)]
     return [c]
 
 
