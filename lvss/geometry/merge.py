@@ -57,26 +57,32 @@ def _to_piece(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(((q - a - s[..., None] * e) ** 2).sum(-1))
 
 
-def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int):
-    """Fit one cubic to each run of ``k`` segments starting at ``starts`` (R,) of the closed path's
-    segments (S, 4, 2) (a run may wrap past the last segment). Returns the fitted control points
-    (R, 4, 2) and each run's deviation (R,) in pixels (inf where the fit is unusable)."""
-    S = len(segs)
+def _samples(segs: np.ndarray) -> np.ndarray:
+    """The points where runs of the closed path's segments (S, 4, 2) are fitted and checked: 2 x
+    ``_SAMPLES`` per segment, segment by segment, and the path's first point again at the end
+    (S * 2 * _SAMPLES + 1, 2)."""
     m = _SAMPLES
     t = np.arange(2 * m) / (2 * m)          # even ones: the points fitted; odd ones: checked between
     v = 1.0 - t
     B = np.stack([v ** 3, 3 * v * v * t, 3 * v * t * t, t ** 3], 1)            # (2m, 4)
-    pts = np.einsum("mk,skd->smd", B, segs).reshape(S * 2 * m, 2)                 # samples, seg by seg
-    pts = np.concatenate([pts, pts, pts[:1]], 0)                                 # wrap around twice
-    R = len(starts)
+    pts = np.einsum("mk,skd->smd", B, segs).reshape(len(segs) * 2 * m, 2)
+    return np.concatenate([pts, pts[:1]], 0)
+
+
+def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarray, k: int):
+    """Fit one cubic to each of R runs of ``k`` segments: run r's samples are
+    ``pts[first[r]:first[r] + 2 k _SAMPLES + 1]`` (:func:`_samples`), its first segment is ``head[r]``
+    (4, 2) and its last ``tail[r]``. Returns the fitted control points (R, 4, 2) and each run's
+    deviation (R,) in pixels (inf where the fit is unusable)."""
+    m = _SAMPLES
+    R = len(first)
     L = k * m + 1
-    full = pts[starts[:, None] * 2 * m + np.arange(2 * L - 1)[None]]             # (R, 2L - 1, 2)
+    full = pts[first[:, None] + np.arange(2 * L - 1)[None]]                      # (R, 2L - 1, 2)
     X, mid = full[:, 0::2], full[:, 1::2]                                         # (R, L, 2), (R, L - 1, 2)
-    p0 = segs[starts, 0]
-    last = (starts + k - 1) % S
-    p3 = segs[last, 3]
-    t0 = _tangent(p0, segs[starts, 1], segs[starts, 2])
-    t1 = _tangent(p3, segs[last, 2], segs[last, 1])
+    p0 = head[:, 0]
+    p3 = tail[:, 3]
+    t0 = _tangent(p0, head[:, 1], head[:, 2])
+    t1 = _tangent(p3, tail[:, 2], tail[:, 1])
     # starting parameters: each segment gets its share of the run's length, uniform in its own
     # parameter within it (exact up to that share for a run that splits one cubic)
     step = np.sqrt((np.diff(full, axis=1) ** 2).sum(-1)).reshape(R, k, 2 * m).sum(-1)   # (R, k) lengths
@@ -141,28 +147,58 @@ def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN) -> np
     """A closed cubic path (3S, 2) with the fewest segments whose runs each stay within ``tol``
     pixels of the segments they replace (see the module docstring). Returns the path itself when
     nothing merges."""
-    pts = np.asarray(points, np.float64)
-    S = len(pts) // 3
-    if S < 3 or tol <= 0:
-        return pts
-    segs = segments_of(pts)                                                             # (S, 4, 2)
-    # start at the sharpest corner: the angle between the handles meeting at each node
-    t_in = _tangent(segs[:, 0], np.roll(segs[:, 2], 1, 0), np.roll(segs[:, 1], 1, 0))
-    t_out = _tangent(segs[:, 0], segs[:, 1], segs[:, 2])
-    start = int(np.argmax((t_in * t_out).sum(-1)))     # handles most nearly the same way: sharpest
-    segs = np.roll(segs, -start, 0)
+    return merge_many([points], tol, max_run)[0]
+
+
+def merge_many(paths: list[np.ndarray], tol: float, max_run: int = MAX_RUN) -> list[np.ndarray]:
+    """:func:`merge_segments` of every closed cubic path (3S, 2) of ``paths``: the runs of each
+    length fitted in one batch over all of them (each gets the numbers it gets alone)."""
+    out = [np.asarray(p, np.float64) for p in paths]
+    todo = [n for n, p in enumerate(out) if len(p) // 3 >= 3] if tol > 0 else []
+    if not todo:
+        return out
+    m = _SAMPLES
+    segs, base, live = [], [], []
+    at = 0
+    for n in todo:
+        sg = segments_of(out[n])                                                      # (S, 4, 2)
+        # start at the sharpest corner: the angle between the handles meeting at each node
+        t_in = _tangent(sg[:, 0], np.roll(sg[:, 2], 1, 0), np.roll(sg[:, 1], 1, 0))
+        t_out = _tangent(sg[:, 0], sg[:, 1], sg[:, 2])
+        start = int(np.argmax((t_in * t_out).sum(-1)))     # handles most nearly the same way: sharpest
+        segs.append(np.roll(sg, -start, 0))
+        base.append(at)
+        at += len(sg) * 2 * m + 1
+        live.append(np.arange(len(sg) - 1))
+    pts = np.concatenate([_samples(sg) for sg in segs], 0)
     # runs grow one segment at a time from where the shorter run still fitted (a run whose part
     # already strays rarely fits as a whole), and never past the start node
-    fits: list[tuple[int, int, np.ndarray, float]] = []      # (start, length, control points, deviation)
-    live = np.arange(S - 1)
-    for k in range(2, min(max_run, S) + 1):
-        live = live[live + k <= S]
-        if not len(live):
+    fits: list[list[tuple[int, int, np.ndarray, float]]] = [[] for _ in todo]  # (start, length, points, deviation)
+    for k in range(2, max_run + 1):
+        live = [lv[lv + k <= len(sg)] for lv, sg in zip(live, segs)]
+        if not any(len(lv) for lv in live):
             break
-        f, err = _fit_runs(segs, live, k)
+        first = np.concatenate([b + lv * 2 * m for b, lv in zip(base, live)])
+        head = np.concatenate([sg[lv] for sg, lv in zip(segs, live)])
+        tail = np.concatenate([sg[lv + k - 1] for sg, lv in zip(segs, live)])
+        f, err = _fit_at(pts, first, head, tail, k)
         ok = err <= tol
-        fits += [(int(i), k, c, float(e)) for i, c, e in zip(live[ok], f[ok], err[ok])]
-        live = live[ok]
+        at = 0
+        for q, lv in enumerate(live):
+            o, fq, eq = ok[at:at + len(lv)], f[at:at + len(lv)], err[at:at + len(lv)]
+            fits[q] += [(int(i), k, c, float(e)) for i, c, e in zip(lv[o], fq[o], eq[o])]
+            live[q] = lv[o]
+            at += len(o)
+    for q, n in enumerate(todo):
+        out[n] = _fewest(out[n], segs[q], fits[q])
+    return out
+
+
+def _fewest(pts: np.ndarray, segs: np.ndarray, fits: list[tuple[int, int, np.ndarray, float]]) -> np.ndarray:
+    """The path (3S, 2) as the fewest of its segments ``segs`` (S, 4, 2; from its sharpest corner) and
+    fitted runs ``fits`` (start, length, control points, deviation), ties by total deviation; the
+    path itself when nothing merges."""
+    S = len(segs)
     if not fits:
         return pts
     # fewest segments from node 0 to node S (= node 0), ties by total deviation

@@ -262,7 +262,7 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     (:func:`lvss.geometry.kinks.cut_kinks`); after it, runs of segments that one cubic follows within
     ``merge`` pixels become that cubic (:func:`lvss.geometry.merge.merge_segments`; 0: never), unless
     the merged contour would cross itself or the path's other contours, or put a handle off the
-    canvas (:func:`merged_contour`)."""
+    canvas (:func:`merged_contours`)."""
     pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
            for p in points]
     rounded = [_as_written(p, precision) for p in pts]
@@ -283,12 +283,12 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     if merge <= 0:
         return out
     cand = []                                       # (path, contour number, merged contour)
-    for k, (cs, dec) in enumerate(out):
-        for n, c in enumerate(cs):
-            m = merged_contour(c, merge, dec)
-            if len(m) < len(c):
-                if inside(m) and abs(contour_area(m)) > 0:
-                    cand.append((k, n, m))
+    every = [(k, n, c, dec) for k, (cs, dec) in enumerate(out) for n, c in enumerate(cs)]
+    for (k, n, c, _), m in zip(every, merged_contours([c for _, _, c, _ in every], merge,
+                                                      [dec for _, _, _, dec in every])):
+        if len(m) < len(c):
+            if inside(m) and abs(contour_area(m)) > 0:
+                cand.append((k, n, m))
     ok = _simple_many([m for _, _, m in cand])
     new = {k: list(cs) for k, (cs, _) in enumerate(out)}
     for (k, n, m), good in zip(cand, ok):
@@ -359,12 +359,16 @@ def merged_contour(c: np.ndarray, tol: float, decimals: int) -> np.ndarray:
     that a viewer's coarse flattening (about one straight piece per pixel of curve) shows a crossing
     the curves do not have: the tips of spikes are cut again (:func:`lvss.geometry.kinks.cut_kinks`).
     The caller still tests the result."""
-    from .merge import merge_segments
+    return merged_contours([c], tol, [decimals])[0]
 
-    m = merge_segments(c, tol)
-    if len(m) >= len(c):
-        return c
-    return _as_written(cut_kinks(_as_written(m, decimals), everywhere=False), decimals)
+
+def merged_contours(contours: list[np.ndarray], tol: float, decimals: list[int]) -> list[np.ndarray]:
+    """:func:`merged_contour` of every contour (with its own decimals), the merging batched
+    (:func:`lvss.geometry.merge.merge_many`)."""
+    from .merge import merge_many
+
+    return [c if len(m) >= len(c) else _as_written(cut_kinks(_as_written(m, d), everywhere=False), d)
+            for c, m, d in zip(contours, merge_many(contours, tol), decimals)]
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:
