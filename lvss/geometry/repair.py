@@ -43,10 +43,10 @@ def _to_skia(points: np.ndarray, pathops, evenodd: bool = False):
     p = pathops.Path()
     p.fillType = pathops.FillType.EVEN_ODD if evenodd else pathops.FillType.WINDING
     pen = p.getPen()
-    pen.moveTo(tuple(map(float, points[0])))
+    xy = [tuple(q) for q in np.asarray(points, np.float64).tolist()]   # Python floats, one conversion
+    pen.moveTo(xy[0])
     for k in range(n):
-        c1, c2, end = points[3 * k + 1], points[3 * k + 2], points[(3 * k + 3) % (3 * n)]
-        pen.curveTo(tuple(map(float, c1)), tuple(map(float, c2)), tuple(map(float, end)))
+        pen.curveTo(xy[3 * k + 1], xy[3 * k + 2], xy[(3 * k + 3) % (3 * n)])
     pen.closePath()
     return p
 
@@ -78,8 +78,7 @@ def _from_skia(path, pathops) -> list[np.ndarray]:
             line(last, pts[0])
             last = pts[0]
         elif verb == "curveTo":
-            a = np.asarray(last, np.float64)
-            cur.extend([a, np.asarray(pts[0], np.float64), np.asarray(pts[1], np.float64)])
+            cur.extend([last, pts[0], pts[1]])     # (x, y) pairs, made an array when the contour closes
             last = pts[2]
         elif verb == "qCurveTo":
             for q0, q1 in _quads(last, pts, pathops):
