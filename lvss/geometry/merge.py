@@ -30,6 +30,7 @@ __all__ = ["merge_segments", "MAX_RUN"]
 MAX_RUN = 8          # segments: the longest run one cubic may replace
 _SAMPLES = 16        # points per original segment where the fit is measured
 _NEWTON = 4          # re-parametrisations
+_BATCH = 4096        # runs fitted in one pass of merge_many (bounds its arrays on large scenes)
 
 
 def _bezier(c0, c1, c2, c3, u):
@@ -181,7 +182,11 @@ def merge_many(paths: list[np.ndarray], tol: float, max_run: int = MAX_RUN) -> l
         first = np.concatenate([b + lv * 2 * m for b, lv in zip(base, live)])
         head = np.concatenate([sg[lv] for sg, lv in zip(segs, live)])
         tail = np.concatenate([sg[lv + k - 1] for sg, lv in zip(segs, live)])
-        f, err = _fit_at(pts, first, head, tail, k)
+        # at most _BATCH runs a pass (a run's arrays hold about 2k x _SAMPLES points each)
+        parts = [_fit_at(pts, first[a:a + _BATCH], head[a:a + _BATCH], tail[a:a + _BATCH], k)
+                 for a in range(0, len(first), _BATCH)]
+        f = np.concatenate([q[0] for q in parts], 0)
+        err = np.concatenate([q[1] for q in parts], 0)
         ok = err <= tol
         at = 0
         for q, lv in enumerate(live):

@@ -424,7 +424,8 @@ def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
     # gives the double nearest the decimal, as reading it does. Near a half, the printing decides
     y = flat * 10.0 ** precision
     out = np.round(flat, precision)
-    near = np.abs(y - np.floor(y) - 0.5) <= 1e-7 * np.maximum(np.abs(y), 1.0)
+    near = ~np.isfinite(y)
+    near[~near] = np.abs(y[~near] - np.floor(y[~near]) - 0.5) <= 1e-7 * np.maximum(np.abs(y[~near]), 1.0)
     if near.any():
         out[near] = [float(f"{v:.{precision}f}") for v in flat[near].tolist()]
     return out.reshape(np.shape(a))
@@ -470,15 +471,20 @@ def _split_pinches(c: np.ndarray, tol: float) -> list[np.ndarray]:
     the loops on either side of that point, each a contour of its own (rounding would fold the touch
     into a crossing)."""
     nodes = c[0::3]
-    # the first node a that a later node b meets, and the first such b: all pairs at once
-    close = np.triu(np.abs(nodes[:, None] - nodes[None]).max(-1) <= tol, 1)
-    rows = np.flatnonzero(close.any(1))
-    if len(rows):
-        a = int(rows[0])
-        b = int(np.flatnonzero(close[a])[0])
-        inner = c[3 * a:3 * b]
-        outer = np.concatenate([c[3 * b:], c[:3 * a]], 0)
-        return [q for part in (inner, outer) if len(part) >= 6 for q in _split_pinches(part, tol)]
+    n = len(nodes)
+    # the first node a that a later node b meets, and the first such b: a block of nodes a at a time
+    # against all nodes (about a million pairs a block)
+    block = max(1, (1 << 20) // max(n, 1))
+    for a0 in range(0, n, block):
+        close = np.abs(nodes[a0:a0 + block, None] - nodes[None]).max(-1) <= tol
+        close &= np.arange(n)[None] > np.arange(a0, min(a0 + block, n))[:, None]     # b > a
+        rows = np.flatnonzero(close.any(1))
+        if len(rows):
+            a = a0 + int(rows[0])
+            b = int(np.flatnonzero(close[rows[0]])[0])
+            inner = c[3 * a:3 * b]
+            outer = np.concatenate([c[3 * b:], c[:3 * a]], 0)
+            return [q for part in (inner, outer) if len(part) >= 6 for q in _split_pinches(part, tol)]
     return [c]
 
 
