@@ -24,6 +24,7 @@ docs/options.md says how to add an option.
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -92,7 +93,14 @@ def set_value(cfg: Any, path: str, value: Any) -> Any:
 
 def preset_values(path: str) -> dict[str, Any]:
     """{preset: the value at ``path`` that preset gives when nothing else sets it}."""
-    return {q: get_value(apply_quality(VectorizeConfig(), q, levels_given=False), path) for q in QUALITY_PRESETS}
+    return {q: get_value(cfg, path) for q, cfg in _preset_configs().items()}
+
+
+@functools.cache
+def _preset_configs() -> dict[str, VectorizeConfig]:
+    """{preset: the configuration it gives when nothing else is set} (frozen; built once, since the
+    command line asks for every option's preset defaults)."""
+    return {q: apply_quality(VectorizeConfig(), q, levels_given=False) for q in QUALITY_PRESETS}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -58,11 +58,11 @@ def _fmt(v: float, precision: int) -> str:
 def path_data(points: np.ndarray, precision: int = 2) -> str:
     """``M … C … Z`` for a closed cubic path given as (3S, 2) points."""
     n = points.shape[0] // 3
-    f = lambda p: f"{_fmt(p[0], precision)} {_fmt(p[1], precision)}"  # noqa: E731
-    parts = [f"M{f(points[0])}"]
+    # every point written once, from Python floats (one conversion of the array)
+    xy = [f"{_fmt(x, precision)} {_fmt(y, precision)}" for x, y in np.asarray(points, np.float64).tolist()]
+    parts = [f"M{xy[0]}"]
     for k in range(n):
-        c1, c2, end = points[3 * k + 1], points[3 * k + 2], points[(3 * k + 3) % (3 * n)]
-        parts.append(f"C{f(c1)} {f(c2)} {f(end)}")
+        parts.append(f"C{xy[3 * k + 1]} {xy[3 * k + 2]} {xy[(3 * k + 3) % (3 * n)]}")
     parts.append("Z")
     return "".join(parts)
 

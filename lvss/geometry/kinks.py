@@ -62,13 +62,15 @@ def _shape(segs: np.ndarray, turn: float):
     return curled, back
 
 
-def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, everywhere: bool = True):
+def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, everywhere: bool = True,
+          shape: tuple[np.ndarray, np.ndarray] | None = None):
     """Every crossing that closes a small loop (at most ``max_loop`` pixels of outline round at most
     ``max_area`` pixels²) within a segment or between a segment and its next two: a list of
     (i, ti, j, tj, point), segment j = i + 0, 1 or 2 (cyclically) after i. Every segment is flattened
     into ``n`` pieces (:func:`_params`), all segment pairs tested in one batch; without
     ``everywhere``, only pairs where a loop can hide from a coarse test: a curled segment, or a node
-    where the outline turns back by more than 90 degrees."""
+    where the outline turns back by more than 90 degrees (``shape``: :func:`_shape` of ``segs`` at
+    90 degrees, when known)."""
     S = len(segs)
     t = _params(n)
     u = 1 - t
@@ -82,7 +84,7 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     J = (I + D) % S
     near = (D == 0) | ((lo[I] <= hi[J]).all(1) & (lo[J] <= hi[I]).all(1))
     if not everywhere:
-        curled, back = _shape(segs, 0.5 * np.pi)
+        curled, back = shape if shape is not None else _shape(segs, 0.5 * np.pi)
         near &= np.where(D == 0, curled[I], curled[I] | curled[J] | back[(I + 1) % S]
                          | ((D == 2) & back[(I + 2) % S]))
     I, J, D = I[near], J[near], D[near]
@@ -136,15 +138,15 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     return found
 
 
-def _spikes(segs: np.ndarray, n: int, eps: float):
+def _spikes(segs: np.ndarray, n: int, eps: float, shape: tuple[np.ndarray, np.ndarray] | None = None):
     """The tips of spikes: at a node where the outline turns back, the stretch where its two sides
     run closer than ``eps`` pixels (a sliver a coarse flattening shows as a crossing). For each, the
     cut where the sides part: (i, ti, j, tj, point) as :func:`_find` gives them, the point halfway
-    across."""
+    across. ``shape``: :func:`_shape` of ``segs`` at 90 degrees, when known."""
     S = len(segs)
     if S < 3:
         return []
-    _, back = _shape(segs, 0.5 * np.pi)
+    _, back = shape if shape is not None else _shape(segs, 0.5 * np.pi)
     nodes = np.flatnonzero(back)
     if not len(nodes):
         return []
@@ -155,9 +157,14 @@ def _spikes(segs: np.ndarray, n: int, eps: float):
     C = np.einsum("mk,skd->smd", B, segs[nodes])                                # (N, n + 1, 2) out of it
     la = np.cumsum(np.sqrt((np.diff(A[:, ::-1], axis=1) ** 2).sum(-1)), 1)      # (N, n) back from the node
     lc = np.cumsum(np.sqrt((np.diff(C, axis=1) ** 2).sum(-1)), 1)               # (N, n) on from it
-    dist = np.sqrt(((A[:, :-1, None] - C[:, None, 1:]) ** 2).sum(-1))           # (N, n, n): a < n, c > 0
     out_len = la[:, ::-1][:, :, None] + lc[:, None, :]                          # outline between them
-    near = (dist < eps) & (out_len > 4 * eps)
+    # the distance of a point on one side to a point on the other (a < n, c > 0) where they can be
+    # closer than eps: only pairs that close in x (a distance is never below its x part, to rounding)
+    dx = A[:, :-1, None, 0] - C[:, None, 1:, 0]                                  # (N, n, n)
+    q, a, c = np.nonzero(np.abs(dx) < eps * (1 + 1e-9))
+    dist = np.sqrt(((A[q, a] - C[q, c + 1]) ** 2).sum(-1))
+    near = np.zeros(dx.shape, bool)
+    near[q, a, c] = (dist < eps) & (out_len[q, a, c] > 4 * eps)
     found = []
     for q in np.flatnonzero(near.any((1, 2))):
         a, c = np.nonzero(near[q])
@@ -192,7 +199,10 @@ def cut_kinks(c: np.ndarray, max_loop: float = KINK_LOOP, max_area: float = KINK
             return c
         if r % 2:        # loops across the path's start are cut in the rounds that start elsewhere
             segs = np.roll(segs, -(S // 2), 0)
-        found = _find(segs, max_loop, pieces, max_area, everywhere) + _spikes(segs, pieces, SPIKE_GAP)
+        shape = _shape(segs, 0.5 * np.pi)
+        if not everywhere and not (shape[0].any() or shape[1].any()):
+            return c     # no curled segment, no node turning back: nothing to look for
+        found = _find(segs, max_loop, pieces, max_area, everywhere, shape) + _spikes(segs, pieces, SPIKE_GAP, shape)
         # the loops that do not wrap past the start, in order along the path, none inside another
         found = sorted((f for f in found if f[0] + (f[2] - f[0]) % S < S and f[2] >= f[0]),
                        key=lambda f: (f[0], f[1]))

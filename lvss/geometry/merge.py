@@ -30,6 +30,7 @@ __all__ = ["merge_segments", "MAX_RUN"]
 MAX_RUN = 8          # segments: the longest run one cubic may replace
 _SAMPLES = 16        # points per original segment where the fit is measured
 _NEWTON = 4          # re-parametrisations
+_BATCH = 4096        # runs fitted in one pass of merge_many (bounds its arrays on large scenes)
 
 
 def _bezier(c0, c1, c2, c3, u):
@@ -57,30 +58,35 @@ def _to_piece(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(((q - a - s[..., None] * e) ** 2).sum(-1))
 
 
-def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int, tol: float = 0.0, hidden=None,
-              reach: float = np.inf):
-    """Fit one cubic to each run of ``k`` segments starting at ``starts`` (R,) of the closed path's
-    segments (S, 4, 2) (a run may wrap past the last segment). Returns the fitted control points
-    (R, 4, 2) and each run's deviation (R,) in pixels (inf where the fit is unusable). ``hidden``:
-    points (..., 2) -> (...) bool; where a sample strays more than ``tol`` (but at most ``reach``)
-    and it, its counterpart and the point halfway between them are hidden, its deviation counts as
-    0."""
-    S = len(segs)
+def _samples(segs: np.ndarray) -> np.ndarray:
+    """The points where runs of the closed path's segments (S, 4, 2) are fitted and checked: 2 x
+    ``_SAMPLES`` per segment, segment by segment, and the path's first point again at the end
+    (S * 2 * _SAMPLES + 1, 2)."""
     m = _SAMPLES
     t = np.arange(2 * m) / (2 * m)          # even ones: the points fitted; odd ones: checked between
     v = 1.0 - t
     B = np.stack([v ** 3, 3 * v * v * t, 3 * v * t * t, t ** 3], 1)            # (2m, 4)
-    pts = np.einsum("mk,skd->smd", B, segs).reshape(S * 2 * m, 2)                 # samples, seg by seg
-    pts = np.concatenate([pts, pts, pts[:1]], 0)                                 # wrap around twice
-    R = len(starts)
+    pts = np.einsum("mk,skd->smd", B, segs).reshape(len(segs) * 2 * m, 2)
+    return np.concatenate([pts, pts[:1]], 0)
+
+
+def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarray, k: int,
+            tol: float = 0.0, hidden=None, reach: float = np.inf):
+    """Fit one cubic to each of R runs of ``k`` segments: run r's samples are
+    ``pts[first[r]:first[r] + 2 k _SAMPLES + 1]`` (:func:`_samples`), its first segment is ``head[r]``
+    (4, 2) and its last ``tail[r]``. Returns the fitted control points (R, 4, 2) and each run's
+    deviation (R,) in pixels (inf where the fit is unusable). ``hidden``: points (..., 2) -> (...)
+    bool; where a sample strays more than ``tol`` (but at most ``reach``) and it, its counterpart and
+    the point halfway between them are hidden, its deviation counts as 0."""
+    m = _SAMPLES
+    R = len(first)
     L = k * m + 1
-    full = pts[starts[:, None] * 2 * m + np.arange(2 * L - 1)[None]]             # (R, 2L - 1, 2)
+    full = pts[first[:, None] + np.arange(2 * L - 1)[None]]                      # (R, 2L - 1, 2)
     X, mid = full[:, 0::2], full[:, 1::2]                                         # (R, L, 2), (R, L - 1, 2)
-    p0 = segs[starts, 0]
-    last = (starts + k - 1) % S
-    p3 = segs[last, 3]
-    t0 = _tangent(p0, segs[starts, 1], segs[starts, 2])
-    t1 = _tangent(p3, segs[last, 2], segs[last, 1])
+    p0 = head[:, 0]
+    p3 = tail[:, 3]
+    t0 = _tangent(p0, head[:, 1], head[:, 2])
+    t1 = _tangent(p3, tail[:, 2], tail[:, 1])
     # starting parameters: each segment gets its share of the run's length, uniform in its own
     # parameter within it (exact up to that share for a run that splits one cubic)
     step = np.sqrt((np.diff(full, axis=1) ** 2).sum(-1)).reshape(R, k, 2 * m).sum(-1)   # (R, k) lengths
@@ -161,7 +167,7 @@ def _fit_runs(segs: np.ndarray, starts: np.ndarray, k: int, tol: float = 0.0, hi
 def _line_runs(X: np.ndarray, mid: np.ndarray, p0: np.ndarray, p3: np.ndarray, tol: float, hidden,
                reach: float):
     """Straight segments from p0 to p3 (R, 2) for runs sampled at X (R, L, 2), with ``mid`` (R, L - 1,
-    2) between the samples: control points (R, 4, 2) and deviations (R,) as in :func:`_fit_runs`
+    2) between the samples: control points (R, 4, 2) and deviations (R,) as in :func:`_fit_at`
     (each sample against its nearest point on the segment)."""
     e = p3 - p0
     ee = np.maximum((e * e).sum(-1), 1e-18)[:, None]
@@ -189,29 +195,65 @@ def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN, hidde
     """A closed cubic path (3S, 2) with the fewest segments whose runs each stay within ``tol``
     pixels of the segments they replace (see the module docstring). Returns the path itself when
     nothing merges. ``hidden``: points (..., 2) -> (...) bool, where a run may stray up to ``reach``
-    pixels (:func:`lvss.geometry.hidden.simplify_hidden`: under the opaque shapes above the path)."""
-    pts = np.asarray(points, np.float64)
-    S = len(pts) // 3
-    if S < 3 or tol <= 0:
-        return pts
-    segs = segments_of(pts)                                                             # (S, 4, 2)
-    # start at the sharpest corner: the angle between the handles meeting at each node
-    t_in = _tangent(segs[:, 0], np.roll(segs[:, 2], 1, 0), np.roll(segs[:, 1], 1, 0))
-    t_out = _tangent(segs[:, 0], segs[:, 1], segs[:, 2])
-    start = int(np.argmax((t_in * t_out).sum(-1)))     # handles most nearly the same way: sharpest
-    segs = np.roll(segs, -start, 0)
+    pixels (:class:`lvss.geometry.hidden.Cover`: under the opaque shapes above the path)."""
+    return merge_many([points], tol, max_run, hidden, reach)[0]
+
+
+def merge_many(paths: list[np.ndarray], tol: float, max_run: int = MAX_RUN, hidden=None,
+               reach: float = np.inf) -> list[np.ndarray]:
+    """:func:`merge_segments` of every closed cubic path (3S, 2) of ``paths``: the runs of each
+    length fitted in one batch over all of them (each gets the numbers it gets alone; ``hidden``
+    holds for all of them)."""
+    out = [np.asarray(p, np.float64) for p in paths]
+    todo = [n for n, p in enumerate(out) if len(p) // 3 >= 3] if tol > 0 else []
+    if not todo:
+        return out
+    m = _SAMPLES
+    segs, base, live = [], [], []
+    at = 0
+    for n in todo:
+        sg = segments_of(out[n])                                                      # (S, 4, 2)
+        # start at the sharpest corner: the angle between the handles meeting at each node
+        t_in = _tangent(sg[:, 0], np.roll(sg[:, 2], 1, 0), np.roll(sg[:, 1], 1, 0))
+        t_out = _tangent(sg[:, 0], sg[:, 1], sg[:, 2])
+        start = int(np.argmax((t_in * t_out).sum(-1)))     # handles most nearly the same way: sharpest
+        segs.append(np.roll(sg, -start, 0))
+        base.append(at)
+        at += len(sg) * 2 * m + 1
+        live.append(np.arange(len(sg) - 1))
+    pts = np.concatenate([_samples(sg) for sg in segs], 0)
     # runs grow one segment at a time from where the shorter run still fitted (a run whose part
     # already strays rarely fits as a whole), and never past the start node
-    fits: list[tuple[int, int, np.ndarray, float]] = []      # (start, length, control points, deviation)
-    live = np.arange(S - 1)
-    for k in range(2, min(max_run, S) + 1):
-        live = live[live + k <= S]
-        if not len(live):
+    fits: list[list[tuple[int, int, np.ndarray, float]]] = [[] for _ in todo]  # (start, length, points, deviation)
+    for k in range(2, max_run + 1):
+        live = [lv[lv + k <= len(sg)] for lv, sg in zip(live, segs)]
+        if not any(len(lv) for lv in live):
             break
-        f, err = _fit_runs(segs, live, k, tol, hidden, reach)
+        first = np.concatenate([b + lv * 2 * m for b, lv in zip(base, live)])
+        head = np.concatenate([sg[lv] for sg, lv in zip(segs, live)])
+        tail = np.concatenate([sg[lv + k - 1] for sg, lv in zip(segs, live)])
+        # at most _BATCH runs a pass (a run's arrays hold about 2k x _SAMPLES points each)
+        parts = [_fit_at(pts, first[a:a + _BATCH], head[a:a + _BATCH], tail[a:a + _BATCH], k, tol, hidden, reach)
+                 for a in range(0, len(first), _BATCH)]
+        f = np.concatenate([q[0] for q in parts], 0)
+        err = np.concatenate([q[1] for q in parts], 0)
         ok = err <= tol
-        fits += [(int(i), k, c, float(e)) for i, c, e in zip(live[ok], f[ok], err[ok])]
-        live = live[ok]
+        at = 0
+        for q, lv in enumerate(live):
+            o, fq, eq = ok[at:at + len(lv)], f[at:at + len(lv)], err[at:at + len(lv)]
+            fits[q] += [(int(i), k, c, float(e)) for i, c, e in zip(lv[o], fq[o], eq[o])]
+            live[q] = lv[o]
+            at += len(o)
+    for q, n in enumerate(todo):
+        out[n] = _fewest(out[n], segs[q], fits[q])
+    return out
+
+
+def _fewest(pts: np.ndarray, segs: np.ndarray, fits: list[tuple[int, int, np.ndarray, float]]) -> np.ndarray:
+    """The path (3S, 2) as the fewest of its segments ``segs`` (S, 4, 2; from its sharpest corner) and
+    fitted runs ``fits`` (start, length, control points, deviation), ties by total deviation; the
+    path itself when nothing merges."""
+    S = len(segs)
     if not fits:
         return pts
     # fewest segments from node 0 to node S (= node 0), ties by total deviation

@@ -44,10 +44,10 @@ def _to_skia(points: np.ndarray, pathops, evenodd: bool = False):
     p = pathops.Path()
     p.fillType = pathops.FillType.EVEN_ODD if evenodd else pathops.FillType.WINDING
     pen = p.getPen()
-    pen.moveTo(tuple(map(float, points[0])))
+    xy = [tuple(q) for q in np.asarray(points, np.float64).tolist()]   # Python floats, one conversion
+    pen.moveTo(xy[0])
     for k in range(n):
-        c1, c2, end = points[3 * k + 1], points[3 * k + 2], points[(3 * k + 3) % (3 * n)]
-        pen.curveTo(tuple(map(float, c1)), tuple(map(float, c2)), tuple(map(float, end)))
+        pen.curveTo(xy[3 * k + 1], xy[3 * k + 2], xy[(3 * k + 3) % (3 * n)])
     pen.closePath()
     return p
 
@@ -79,8 +79,7 @@ def _from_skia(path, pathops) -> list[np.ndarray]:
             line(last, pts[0])
             last = pts[0]
         elif verb == "curveTo":
-            a = np.asarray(last, np.float64)
-            cur.extend([a, np.asarray(pts[0], np.float64), np.asarray(pts[1], np.float64)])
+            cur.extend([last, pts[0], pts[1]])     # (x, y) pairs, made an array when the contour closes
             last = pts[2]
         elif verb == "qCurveTo":
             for q0, q1 in _quads(last, pts, pathops):
@@ -120,6 +119,13 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     ``simple``: whether the path, rounded, is already known to be a simple loop (:func:`export_scene`
     tests a whole scene at once; None: tested here). ``kinks``: first try cutting out its kinks alone
     (:func:`lvss.geometry.kinks.cut_kinks`; False where the caller already has)."""
+    return _clean(points, width, height, min_area, evenodd, precision, split, simple, kinks)[0]
+
+
+def _clean(points, width, height, min_area, evenodd, precision, split, simple, kinks
+           ) -> tuple[list[np.ndarray], bool]:
+    """:func:`clean_contours`, and whether its contours are known to be simple loops each (tested
+    on the way; False: not known, the caller tests them)."""
     pathops = _pathops()
     pts = np.asarray(points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points,
                      np.float64)
@@ -132,13 +138,14 @@ def clean_contours(points, width: float | None = None, height: float | None = No
     inside = width is None or height is None or (pts.min() >= 0 and (pts.max(0) <= (width, height)).all())
     if inside and not evenodd and not split:
         if _simple(pts) if simple is None else simple:
-            return [pts] if abs(contour_area(pts)) >= min_area else []
+            return ([pts] if abs(contour_area(pts)) >= min_area else []), True
         # most paths that cross themselves only do so in kinks: cut out where they sit, the rest of
         # the path keeps its nodes (a redraw by skia splits its every curve)
         cut = rnd(cut_kinks(pts)) if kinks else pts
         if kinks and len(cut) >= 6 and _simple(cut):
-            return [cut] if abs(contour_area(cut)) >= min_area else []
+            return ([cut] if abs(contour_area(cut)) >= min_area else []), True
     contours = [pts]
+    known = False
     for attempt in range(2):
         p = pathops.Path()
         for c in contours:
@@ -155,13 +162,14 @@ def clean_contours(points, width: float | None = None, height: float | None = No
                     for c in _split_pinches(c1, tiny) if abs(contour_area(c)) >= min_area]
         # rounding can fold a sub-pixel sliver of a contour back over itself: simplify once more
         if all(_simple_many(contours)):
+            known = True
             break
     if len(contours) > 1:
         # the knot of a kink comes out as a speck of its own beside the path's outline
         areas = [abs(contour_area(c)) for c in contours]
         top = max(areas)
         contours = [c for c, a in zip(contours, areas) if a == top or a >= max(min_area, ISLAND_AREA)]
-    return contours
+    return contours, known
 
 
 def _skia_clean(p, clip, pathops):
@@ -212,13 +220,13 @@ def export_contours(points, width: float, height: float, precision: int = 2, sim
     for p in (precision, precision + 1, precision + 2):
         for redraw in (False, True):     # a grazing touch that rounding folds: let skia redraw it
             try:
-                contours = clean_contours(points, width, height, precision=p, split=redraw,
-                                          simple=simple if p == precision else None, kinks=kinks)
+                contours, known = _clean(points, width, height, SPECK_AREA, False, p, redraw,
+                                         simple if p == precision else None, kinks)
             except GeometryError:
                 # skia gave up on this outline: it is written as it is rather than lost
                 pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else points
                 return [_as_written(np.asarray(pts, np.float64), precision)], precision
-            if all(_simple_many(contours)) and not _contours_cross(contours):
+            if (known or all(_simple_many(contours))) and not _contours_cross(contours):
                 return contours, p
     # a cusp whose loop skia's curve arithmetic does not resolve: that contour as the straight pieces
     # of its flattening (whose crossings skia finds exactly), redrawn
@@ -254,7 +262,7 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     (:func:`lvss.geometry.kinks.cut_kinks`); after it, runs of segments that one cubic follows within
     ``merge`` pixels become that cubic (:func:`lvss.geometry.merge.merge_segments`; 0: never), unless
     the merged contour would cross itself or the path's other contours, or put a handle off the
-    canvas (:func:`merged_contour`). ``opaque``: which paths (back to front) hide what lies under
+    canvas (:func:`merged_contours`). ``opaque``: which paths (back to front) hide what lies under
     them; where a run lies under the opaque paths drawn after it, it may stray further
     (:mod:`lvss.geometry.hidden`)."""
     pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
@@ -277,16 +285,27 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
     if merge <= 0:
         return out
     cand = []                                       # (path, contour number, merged contour)
+    # from the front backwards, so that what lies above a path is known: a contour partly under
+    # opaque shapes is merged on its own with its hidden test, the others in one batch
     cover = Cover(width, height) if opaque is not None and any(opaque[1:]) else None
-    for k in range(len(out) - 1, -1, -1):           # from the front: what lies above is known
+    every = []                                      # (path, contour number, contour, decimals)
+    for k in range(len(out) - 1, -1, -1):
         cs, dec = out[k]
         for n, c in enumerate(cs):
-            m = merged_contour(c, merge, dec, None if cover is None else cover.mostly_hidden(c))
-            if len(m) < len(c):
-                if inside(m) and abs(contour_area(m)) > 0:
-                    cand.append((k, n, m))
+            hidden = None if cover is None else cover.mostly_hidden(c)
+            if hidden is None:
+                every.append((k, n, c, dec))
+                continue
+            m = merged_contour(c, merge, dec, hidden)
+            if len(m) < len(c) and inside(m) and abs(contour_area(m)) > 0:
+                cand.append((k, n, m))
         if cover is not None and opaque[k]:
             cover.add(cs)
+    for (k, n, c, _), m in zip(every, merged_contours([c for _, _, c, _ in every], merge,
+                                                      [dec for _, _, _, dec in every])):
+        if len(m) < len(c):
+            if inside(m) and abs(contour_area(m)) > 0:
+                cand.append((k, n, m))
     ok = _simple_many([m for _, _, m in cand])
     new = {k: list(cs) for k, (cs, _) in enumerate(out)}
     for (k, n, m), good in zip(cand, ok):
@@ -359,18 +378,24 @@ def merged_contour(c: np.ndarray, tol: float, decimals: int, hidden=None) -> np.
     ``hidden``: where the contour lies under opaque shapes (:meth:`lvss.geometry.hidden.Cover.hidden`),
     runs up to ``HIDDEN_RUN`` segments long may stray up to ``HIDDEN_REACH`` pixels. The caller still
     tests the result."""
-    from .merge import merge_segments
-
     if hidden is not None:
+        from .merge import merge_segments
+
         m = _as_written(merge_segments(c, tol, HIDDEN_RUN, hidden=hidden, reach=HIDDEN_REACH), decimals)
         # a spike tip that the merge sharpened would be cut where it may show: then only the
         # visible merges
         if len(m) < len(c) and np.array_equal(_as_written(cut_kinks(m, everywhere=False), decimals), m):
             return m
-    m = merge_segments(c, tol)
-    if len(m) >= len(c):
-        return c
-    return _as_written(cut_kinks(_as_written(m, decimals), everywhere=False), decimals)
+    return merged_contours([c], tol, [decimals])[0]
+
+
+def merged_contours(contours: list[np.ndarray], tol: float, decimals: list[int]) -> list[np.ndarray]:
+    """:func:`merged_contour` of every contour (with its own decimals), the merging batched
+    (:func:`lvss.geometry.merge.merge_many`)."""
+    from .merge import merge_many
+
+    return [c if len(m) >= len(c) else _as_written(cut_kinks(_as_written(m, d), everywhere=False), d)
+            for c, m, d in zip(contours, merge_many(contours, tol), decimals)]
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:
@@ -378,14 +403,23 @@ def _contours_cross(contours: list[np.ndarray]) -> bool:
     if len(contours) < 2:
         return False
     polys = [flatten_closed(c, CHECK_PIECES) for c in contours]
+    ends = [np.roll(v, -1, 0) for v in polys]
     boxes = [(v.min(0), v.max(0)) for v in polys]
+    # each edge's box: two edges cross only where their boxes meet, so only the edges of one contour
+    # that reach into the other's box are tested against each other
+    lows = [np.minimum(a, b) for a, b in zip(polys, ends)]
+    highs = [np.maximum(a, b) for a, b in zip(polys, ends)]
     for i in range(len(polys)):
         for j in range(i + 1, len(polys)):
             (lo1, hi1), (lo2, hi2) = boxes[i], boxes[j]
             if (hi1 < lo2).any() or (hi2 < lo1).any():
                 continue
-            a1, b1 = polys[i][:, None], np.roll(polys[i], -1, 0)[:, None]      # (E1, 1, 2)
-            a2, b2 = polys[j][None], np.roll(polys[j], -1, 0)[None]            # (1, E2, 2)
+            s1 = ~((highs[i] < lo2).any(1) | (lows[i] > hi2).any(1))
+            s2 = ~((highs[j] < lo1).any(1) | (lows[j] > hi1).any(1))
+            if not s1.any() or not s2.any():
+                continue
+            a1, b1 = polys[i][s1][:, None], ends[i][s1][:, None]               # (E1, 1, 2)
+            a2, b2 = polys[j][s2][None], ends[j][s2][None]                     # (1, E2, 2)
             e1, e2 = b1 - a1, b2 - a2
             if ((edge_side(a1, e1, a2) * edge_side(a1, e1, b2) < 0)
                     & (edge_side(a2, e2, a1) * edge_side(a2, e2, b1) < 0)).any():
@@ -412,7 +446,17 @@ def _straight(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _as_written(a: np.ndarray, precision: int) -> np.ndarray:
     """The numbers as the SVG writer prints them with ``precision`` decimals and a reader reads them
     back (crossing tests of near-touching outlines depend on the last digit)."""
-    return np.array([float(f"{v:.{precision}f}") for v in a.ravel().tolist()], np.float64).reshape(a.shape)
+    flat = np.asarray(a, np.float64).ravel()
+    # numpy's round (x * 10^p to the nearest integer, divided by 10^p) is the printed number wherever
+    # x * 10^p does not lie within its own rounding error of a half: the division of two exact numbers
+    # gives the double nearest the decimal, as reading it does. Near a half, the printing decides
+    y = flat * 10.0 ** precision
+    out = np.round(flat, precision)
+    near = ~np.isfinite(y)
+    near[~near] = np.abs(y[~near] - np.floor(y[~near]) - 0.5) <= 1e-7 * np.maximum(np.abs(y[~near]), 1.0)
+    if near.any():
+        out[near] = [float(f"{v:.{precision}f}") for v in flat[near].tolist()]
+    return out.reshape(np.shape(a))
 
 
 def _without_tiny_segments(c: np.ndarray, tol: float) -> np.ndarray | None:
@@ -456,11 +500,16 @@ def _split_pinches(c: np.ndarray, tol: float) -> list[np.ndarray]:
     into a crossing)."""
     nodes = c[0::3]
     n = len(nodes)
-    for a in range(n):
-        d = np.abs(nodes[a + 1:] - nodes[a]).max(1)
-        hit = np.flatnonzero(d <= tol)
-        if len(hit):
-            b = a + 1 + int(hit[0])
+    # the first node a that a later node b meets, and the first such b: a block of nodes a at a time
+    # against all nodes (about a million pairs a block)
+    block = max(1, (1 << 20) // max(n, 1))
+    for a0 in range(0, n, block):
+        close = np.abs(nodes[a0:a0 + block, None] - nodes[None]).max(-1) <= tol
+        close &= np.arange(n)[None] > np.arange(a0, min(a0 + block, n))[:, None]     # b > a
+        rows = np.flatnonzero(close.any(1))
+        if len(rows):
+            a = a0 + int(rows[0])
+            b = int(np.flatnonzero(close[rows[0]])[0])
             inner = c[3 * a:3 * b]
             outer = np.concatenate([c[3 * b:], c[:3 * a]], 0)
             return [q for part in (inner, outer) if len(part) >= 6 for q in _split_pinches(part, tol)]

@@ -186,15 +186,26 @@ def _levels(x0, y0, w, h):
     bx0, by0, bx1, by1 = x0[vis], y0[vis], x0[vis] + w[vis], y0[vis] + h[vis]
     ov = ((bx0[:, None] < bx1[None, :]) & (bx0[None, :] < bx1[:, None]) &
           (by0[:, None] < by1[None, :]) & (by0[None, :] < by1[:, None]))
-    # level[j] = 1 + the highest level among the earlier paths it overlaps (0 for none), one path at
-    # a time in path order (each row of the overlap matrix is read once)
-    lv = np.zeros(len(vis), dtype=np.int64)
-    for j in range(1, len(vis)):
-        above = lv[:j][ov[j, :j]]
-        if above.size:
-            lv[j] = above.max() + 1
+    # level[j] = 1 + the highest level among the earlier paths it overlaps (0 for none). These
+    # equations have one solution, so the levels of the last call with as many paths are the answer
+    # whenever they satisfy them (one vectorised check; an optimiser's steps seldom change them)
+    lv = _LAST_LEVELS.get(len(vis))
+    if lv is None or not np.array_equal(np.where(np.tril(ov, -1), lv[None, :], -1).max(1) + 1, lv):
+        # one path at a time in path order (each row of the overlap matrix is read once)
+        lv = np.zeros(len(vis), dtype=np.int64)
+        for j in range(1, len(vis)):
+            above = lv[:j][ov[j, :j]]
+            if above.size:
+                lv[j] = above.max() + 1
+        _LAST_LEVELS.pop(len(vis), None)
+        _LAST_LEVELS[len(vis)] = lv
+        while len(_LAST_LEVELS) > 8:     # the most recently computed few
+            _LAST_LEVELS.pop(next(iter(_LAST_LEVELS)))
     level[vis] = lv
     return level
+
+
+_LAST_LEVELS: dict[int, "object"] = {}   # number of visible paths -> their last levels (read-only; 8 at most)
 
 
 def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n: int,
