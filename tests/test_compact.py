@@ -601,3 +601,37 @@ def test_saliency_mask_trades_fidelity_outside_for_inside(tmp_path):
 
     (in_plain, out_plain), (in_masked, out_masked) = errors(base), errors(masked)
     assert in_masked < in_plain and out_masked > out_plain
+
+
+def test_path_stage_later_rounds_go_on_with_the_decayed_step():
+    """The path stage has one step-size schedule over all its rounds: a later round moves the paths
+    already fitted by a decayed step (it does not kick them at the full step again), while the circles
+    it adds start at the full step size."""
+    from lvss.compact.paths import optimise_paths
+    from lvss.layering import mask_to_path
+    from lvss.scene import circle_path
+
+    h = w = 32
+    rgb = np.full((h, w, 3), 0.5, np.float32)
+    rgb[8:24, 8:24] = (0.9, 0.1, 0.1)
+    rgb[14:18, 14:18] = (0.1, 0.1, 0.9)
+    target_c, target_a = torch.from_numpy(rgb), torch.ones(h, w)
+    back = mask_to_path(np.ones((h, w), bool), 0.5).points
+    off = np.zeros((h, w), bool)
+    off[9:25, 9:25] = True  # one pixel off the red square: the fit moves it
+    square = mask_to_path(off, 0.5).points
+    circle = circle_path(12.0, 12.0, 3.0).points  # a new circle away from the blue spot: it moves too
+    colors = torch.tensor([[0.5, 0.5, 0.5, 1.0], [0.9, 0.1, 0.1, 1.0], [0.1, 0.1, 0.9, 1.0]])
+    cfg = _cfg(paths=3)
+    total, steps = 40, 5
+
+    def moved(offset):
+        pts, _ = optimise_paths([back, square, circle], colors, target_c, target_a, None, cfg,
+                                lambda *a: None, None, None, 2, steps, offset, total, fresh=1)
+        return float((pts[1] - square).abs().max()), float((pts[2] - circle).abs().max())
+
+    square_early, circle_early = moved(0)
+    square_late, circle_late = moved(total - steps)
+    assert square_early > 0.3
+    assert square_late < 0.4 * square_early
+    assert circle_late > 0.6 * circle_early
