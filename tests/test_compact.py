@@ -636,3 +636,26 @@ def test_path_stage_later_rounds_go_on_with_the_decayed_step():
     assert square_early > 0.3
     assert square_late < 0.4 * square_early
     assert circle_late > 0.6 * circle_early
+
+
+def _polygon_path(vertices) -> torch.Tensor:
+    v = np.asarray(vertices, np.float64)
+    pts = [q for a, b in zip(v, np.roll(v, -1, 0)) for q in (a, a + (b - a) / 3, a + 2 * (b - a) / 3)]
+    return torch.tensor(np.array(pts), dtype=torch.float32)
+
+
+def test_path_stage_keeps_paths_as_the_svg_writer_writes_them():
+    # a square whose bottom edge makes a loop that crosses itself: the writer cuts the loop, so the
+    # path stage goes on from (and judges) the cut outline; a simple path stays the same object
+    from lvss.compact.cover import as_written
+    from lvss.geometry.repair import clean_contours
+
+    square = _polygon_path([(4, 4), (24, 4), (24, 24), (4, 24)])
+    looped = _polygon_path([(4, 4), (24, 4), (24, 24), (16, 24), (12, 26), (12, 25), (16, 27), (10, 24), (4, 24)])
+    out, changed = as_written([square, looped], 32, 32)
+    assert changed == 1 and out[0] is square and out[1] is not looped
+    written = clean_contours(looped, 32, 32)
+    assert len(written) == 1 and np.allclose(out[1].numpy(), written[0], atol=1e-4)
+    # what it gives back is what the writer writes: a second pass changes nothing
+    again, changed = as_written(out, 32, 32)
+    assert changed == 0 and all(a is b for a, b in zip(again, out))

@@ -27,6 +27,7 @@ from ..config import VectorizeConfig
 from ..optimize.loop import adam_loop, hold_then_decay, visible_kept
 from ..types import check_cancel
 from ..optimize.losses import error_map
+from .cover import as_written
 from .details import Confine, detail_centres, detail_prob, error_centres, mask_depth
 
 __all__ = ["detail_rounds", "optimise_paths", "circle_paths", "CONFINE_TOL"]
@@ -137,6 +138,7 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
         pts, colors = optimise_paths(pts, colors, target_c, target_a, weight, cfg, prog, cancel, confine, n_s,
                                      per[r], done, total, fresh)
         done += per[r]
+        pts = as_written(pts, w, h)[0]  # every state judged below is the one the SVG will show
         if len(pts) > n_s:  # details that no longer show go (and their seeds with them)
             keep = visible_kept(visible_area(pts, colors, w, h), n_s, oc.prune_area)
             seeds = [seeds[i - n_s] for i in keep[n_s:]]
