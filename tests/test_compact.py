@@ -652,6 +652,9 @@ def test_path_stage_keeps_paths_as_the_svg_writer_writes_them():
 
     square = _polygon_path([(4, 4), (24, 4), (24, 24), (4, 24)])
     looped = _polygon_path([(4, 4), (24, 4), (24, 24), (16, 24), (12, 26), (12, 25), (16, 27), (10, 24), (4, 24)])
+    from lvss.geometry.repair import written_as_is
+
+    assert written_as_is([square, looped, square + 30.0], 32, 32) == [True, False, False]  # the last: off the canvas
     out, changed = as_written([square, looped], 32, 32)
     assert changed == 1 and out[0] is square and out[1] is not looped
     written = clean_contours(looped, 32, 32)

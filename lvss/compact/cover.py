@@ -52,12 +52,14 @@ def as_written(pts: list[torch.Tensor], width: int, height: int) -> tuple[list[t
     shares pixels with the rest, so without this the path stage could fit a shape the SVG does not
     have (OpenMoji 2615 at 64 paths: a region with a 96 px sliver twisted at its tip, 173 px² to the
     rasteriser, 146 px² as written: 41.1 dB in resvg, 45.1 dB for its control points as they were)."""
-    from ..geometry.repair import clean_contours
+    from ..geometry.repair import clean_contours, written_as_is
 
     out, changed = list(pts), 0
-    for i, p in enumerate(pts):
+    for i, (p, kept) in enumerate(zip(pts, written_as_is(pts, width, height) if pts else [])):
+        if kept:
+            continue
         src = p.detach().cpu().double().numpy()
-        written = clean_contours(src, width, height)
+        written = clean_contours(src, width, height, simple=False)
         if len(written) != 1 or len(written[0]) < 6:
             continue
         w = written[0]
