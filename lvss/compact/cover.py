@@ -46,17 +46,19 @@ def drop_hairs(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, width: i
 def as_written(pts: list[torch.Tensor], width: int, height: int) -> tuple[list[torch.Tensor], int]:
     """``pts`` with every path the SVG writer would change (:func:`lvss.geometry.repair.clean_contours`:
     a path that crosses itself gets its kinks cut, or becomes the area its nonzero fill covers)
-    replaced by the one contour the writer makes of it; returns (points, paths replaced). A path the
+    replaced by the one contour the writer makes of it; returns (points, paths replaced). A simple
+    path stays as it is, also where it reaches beyond the canvas (the writer clips it, which shows
+    the same). A path the
     writer makes several contours of, or none, stays as it is. The rasteriser takes a pixel's coverage
     as min(|winding sum|, 1), which differs from the writer's outline where a twisted loop (winding -1)
     shares pixels with the rest, so without this the path stage could fit a shape the SVG does not
     have (OpenMoji 2615 at 64 paths: a region with a 96 px sliver twisted at its tip, 173 px² to the
     rasteriser, 146 px² as written: 41.1 dB in resvg, 45.1 dB for its control points as they were)."""
-    from ..geometry.repair import clean_contours, written_as_is
+    from ..geometry.repair import clean_contours, written_simple
 
     out, changed = list(pts), 0
-    for i, (p, kept) in enumerate(zip(pts, written_as_is(pts, width, height) if pts else [])):
-        if kept:
+    for i, (p, simple) in enumerate(zip(pts, written_simple(pts) if pts else [])):
+        if simple:  # written as it is (clipped to the canvas at most, which shows the same)
             continue
         src = p.detach().cpu().double().numpy()
         written = clean_contours(src, width, height, simple=False)
