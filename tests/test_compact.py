@@ -534,7 +534,8 @@ def test_cover_gaps_closes_seams_on_opaque_pixels():
 
 
 def test_region_outlines_follow_saliency():
-    # two equal discs; a saliency map marking the left one makes its outline finer and the rest coarser
+    # two equal discs; a saliency map marking the left one keeps its outline as without a map (a finer
+    # tolerance would put the nodes on the mask's pixel steps) and makes the rest coarser
     from lvss.compact.details import SALIENT_FINENESS
 
     yy, xx = np.mgrid[0:64, 0:128] + 0.5
@@ -552,8 +553,8 @@ def test_region_outlines_follow_saliency():
     plain, marked = outlines(None), outlines(sal)
     assert SALIENT_FINENESS > 1
     assert plain[1][0] == plain[2][0]                    # no map: both discs outlined alike
-    assert marked[1][0] > plain[1][0] > marked[2][0]     # the marked disc gets more points, the other fewer
-    assert err(1, marked[1][1]) <= err(1, plain[1][1]) < err(2, marked[2][1])
+    assert marked[1][0] == plain[1][0] > marked[2][0]    # the marked disc keeps its points, the other gets fewer
+    assert err(1, marked[1][1]) == err(1, plain[1][1]) < err(2, marked[2][1])
     # a uniform map is no map (saliency None): same outlines
     assert {r: n for r, (n, _) in outlines(None).items()} == {r: n for r, (n, _) in plain.items()}
 
@@ -601,3 +602,65 @@ def test_saliency_mask_trades_fidelity_outside_for_inside(tmp_path):
 
     (in_plain, out_plain), (in_masked, out_masked) = errors(base), errors(masked)
     assert in_masked < in_plain and out_masked > out_plain
+
+
+def test_path_stage_later_rounds_go_on_with_the_decayed_step():
+    """The path stage has one step-size schedule over all its rounds: a later round moves the paths
+    already fitted by a decayed step (it does not kick them at the full step again), while the circles
+    it adds start at the full step size."""
+    from lvss.compact.paths import optimise_paths
+    from lvss.layering import mask_to_path
+    from lvss.scene import circle_path
+
+    h = w = 32
+    rgb = np.full((h, w, 3), 0.5, np.float32)
+    rgb[8:24, 8:24] = (0.9, 0.1, 0.1)
+    rgb[14:18, 14:18] = (0.1, 0.1, 0.9)
+    target_c, target_a = torch.from_numpy(rgb), torch.ones(h, w)
+    back = mask_to_path(np.ones((h, w), bool), 0.5).points
+    off = np.zeros((h, w), bool)
+    off[9:25, 9:25] = True  # one pixel off the red square: the fit moves it
+    square = mask_to_path(off, 0.5).points
+    circle = circle_path(12.0, 12.0, 3.0).points  # a new circle away from the blue spot: it moves too
+    colors = torch.tensor([[0.5, 0.5, 0.5, 1.0], [0.9, 0.1, 0.1, 1.0], [0.1, 0.1, 0.9, 1.0]])
+    cfg = _cfg(paths=3)
+    total, steps = 40, 5
+
+    def moved(offset):
+        pts, _ = optimise_paths([back, square, circle], colors, target_c, target_a, None, cfg,
+                                lambda *a: None, None, None, 2, steps, offset, total, fresh=1)
+        return float((pts[1] - square).abs().max()), float((pts[2] - circle).abs().max())
+
+    square_early, circle_early = moved(0)
+    square_late, circle_late = moved(total - steps)
+    assert square_early > 0.3
+    assert square_late < 0.4 * square_early
+    assert circle_late > 0.6 * circle_early
+
+
+def _polygon_path(vertices) -> torch.Tensor:
+    v = np.asarray(vertices, np.float64)
+    pts = [q for a, b in zip(v, np.roll(v, -1, 0)) for q in (a, a + (b - a) / 3, a + 2 * (b - a) / 3)]
+    return torch.tensor(np.array(pts), dtype=torch.float32)
+
+
+def test_path_stage_keeps_paths_as_the_svg_writer_writes_them():
+    # a square whose bottom edge makes a loop that crosses itself: the writer cuts the loop, so the
+    # path stage goes on from (and judges) the cut outline; a simple path stays the same object
+    from lvss.compact.cover import as_written
+    from lvss.geometry.repair import clean_contours
+
+    square = _polygon_path([(4, 4), (24, 4), (24, 24), (4, 24)])
+    looped = _polygon_path([(4, 4), (24, 4), (24, 24), (16, 24), (12, 26), (12, 25), (16, 27), (10, 24), (4, 24)])
+    from lvss.geometry.repair import written_simple
+
+    far = square + 30.0  # reaches off the canvas: the writer clips it, which shows the same
+    assert written_simple([square, looped, far]) == [True, False, True]
+    out, changed = as_written([square, looped, far], 32, 32)
+    assert changed == 1 and out[0] is square and out[1] is not looped and out[2] is far
+    out = out[:2]
+    written = clean_contours(looped, 32, 32)
+    assert len(written) == 1 and np.allclose(out[1].numpy(), written[0], atol=1e-4)
+    # what it gives back is what the writer writes: a second pass changes nothing
+    again, changed = as_written(out, 32, 32)
+    assert changed == 0 and all(a is b for a, b in zip(again, out))

@@ -133,7 +133,7 @@ def detail_prob(sal: np.ndarray | None, alpha: np.ndarray, labels: np.ndarray | 
 
 
 CONTOUR_SEGMENTS = 64  # most segments of a region's contour (lvss.layering.mask_to_path) without saliency
-SALIENT_FINENESS = 2.0  # with a saliency map, a region's outline is up to this much finer (salient) or coarser
+SALIENT_FINENESS = 2.0  # with a saliency map, the outline of a region the map leaves out is up to this much coarser
 
 
 def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0, holes: bool = False,
@@ -145,10 +145,13 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
     ``holes``, the regions a path encloses stay out of its shape (one path, the holes joined to the
     contour by zero-width bridges, see :func:`lvss.layering.mask_to_path`), so the path covers only
     what it shows. With a saliency map ``sal`` (H, W) in [0, 1], a region of mean saliency s is
-    outlined f = SALIENT_FINENESS^(2s - 1) times finer (tolerance ``epsilon`` / f, up to max(f, 1) ·
-    CONTOUR_SEGMENTS segments): the outline's detail moves from the regions the map leaves out
-    (coarser) to the ones it marks (finer). A coarser region keeps the segment budget of no map: a
-    long thin shape (a drawing's outline stroke) capped lower collapses. Returns (points list, region ids)."""
+    outlined with the tolerance ``epsilon`` / f, f = min(1, SALIENT_FINENESS^(2s - 1)): the regions
+    the map leaves out coarser (up to SALIENT_FINENESS times), the ones it marks as without a map.
+    Not finer: a tolerance under ``epsilon`` puts the outline's nodes on the mask's pixel steps, a
+    start farther from the anti-aliased edge the path stage fits than the smoother outline (OpenMoji
+    1F98A and 1F339 with a mask over one object, 16-256 paths: 1.4 dB lower inside the mask on average). A
+    coarser region keeps the segment budget of no map: a long thin shape (a drawing's outline
+    stroke) capped lower collapses. Returns (points list, region ids)."""
     from scipy import ndimage as ndi
 
     from ..layering import mask_to_path
@@ -174,7 +177,7 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
         ok = region_labels >= 0
         cnt = np.bincount(region_labels[ok], minlength=m)
         mean = np.bincount(region_labels[ok], np.asarray(sal, np.float64)[ok], minlength=m) / np.maximum(cnt, 1)
-        fine = SALIENT_FINENESS ** (2.0 * np.clip(mean, 0.0, 1.0) - 1.0)
+        fine = np.minimum(1.0, SALIENT_FINENESS ** (2.0 * np.clip(mean, 0.0, 1.0) - 1.0))
     for k, (_, r) in enumerate(items):
         mask = region_labels == r
         eps, segs = epsilon / fine[r], int(round(CONTOUR_SEGMENTS * max(fine[r], 1.0)))

@@ -4,6 +4,11 @@ The detail budget (the paths left after the structure) is spent in rounds (``Com
 ``path_steps`` steps in all). Every round renders the scene, places its share of new circles, then
 moves every path and colour against the image with the project's optimiser loop
 (:func:`lvss.optimize.loop.adam_loop`); invisible details are pruned and the best state of all rounds (colours solved by least squares) is kept.
+The step size follows one schedule over the whole stage (held for ``STAGE_HOLD`` of the steps, then
+decaying): a round goes on where the previous one stopped. Restarting every round at the full step
+size kicked the fitted structure out of place each time (the error doubled within ten steps and the
+round's few steps went on winning it back), so the outcome depended on how many circles each round
+brought: on clip art a larger budget (more regions, more circles per round) often ended worse.
 Each round's circles are placed two ways (``CompactConfig.error_share``): where a circle would cover
 the most error, times saliency (:func:`.details.error_centres`), and sampled by saliency, balanced
 over the segmenter's masks (:func:`.details.detail_prob`). Every circle stays inside the segmenter
@@ -19,14 +24,17 @@ import numpy as np
 import torch
 
 from ..config import VectorizeConfig
-from ..optimize.loop import adam_loop, visible_kept
+from ..optimize.loop import adam_loop, hold_then_decay, visible_kept
 from ..types import check_cancel
 from ..optimize.losses import error_map
+from .cover import as_written
 from .details import Confine, detail_centres, detail_prob, error_centres, mask_depth
 
 __all__ = ["detail_rounds", "optimise_paths", "circle_paths", "CONFINE_TOL"]
 
 CONFINE_TOL = 0.0  # px a detail path's control point may stray outside its mask
+STAGE_HOLD = 0.5   # the path stage's step size: full for this share of its steps (all rounds together),
+#                    then decaying to a tenth (lvss.optimize.loop.hold_then_decay)
 
 Progress = Callable[[str, float, str], None]
 
@@ -115,10 +123,12 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
         k = int(math.ceil(free / (rounds - r))) if free > 0 else 0
         if pts:
             colors = solved(pts, colors)
+        fresh = 0  # circles this round adds (the last paths)
         if k:
             c = _centres(error(pts, colors).cpu().numpy(), prior, sal, alpha, semantic, k, cfg, r, seeds)
             new_p, new_c = circle_paths(rgb, c, depth, rad, dev)
             if new_p:
+                fresh = len(new_p)
                 pts = pts + new_p
                 colors = torch.cat([colors, new_c], 0)
                 seeds += [tuple(map(float, q)) for q in c]
@@ -126,8 +136,9 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
         confine = (Confine(semantic, np.asarray(seeds, np.float32).reshape(-1, 2), int(math.ceil(2 * rad)) + 2,
                            CONFINE_TOL, dev) if semantic is not None and seeds else None)
         pts, colors = optimise_paths(pts, colors, target_c, target_a, weight, cfg, prog, cancel, confine, n_s,
-                                     per[r], done, total)
+                                     per[r], done, total, fresh)
         done += per[r]
+        pts = as_written(pts, w, h)[0]  # every state judged below is the one the SVG will show
         if len(pts) > n_s:  # details that no longer show go (and their seeds with them)
             keep = visible_kept(visible_area(pts, colors, w, h), n_s, oc.prune_area)
             seeds = [seeds[i - n_s] for i in keep[n_s:]]
@@ -144,12 +155,14 @@ def detail_rounds(pts: list[torch.Tensor], colors: torch.Tensor, target_c: torch
 
 def optimise_paths(points, colors, target_c, target_a, weight, cfg: VectorizeConfig, prog: Progress,
                    cancel, confine: Confine | None, n_fixed: int, iters: int, offset: int = 0,
-                   total: int | None = None):
+                   total: int | None = None, fresh: int = 0):
     """Every path's points and colour against the image (weighted MSE) for ``iters`` steps of the
     project's optimiser loop; paths from index ``n_fixed`` on are kept in their masks by ``confine``.
     The structure's paths start on their regions' contours and move at the polish's step size
-    (``polish_lr``), the circles at refinement's (``point_lr``). Progress counts steps from ``offset``
-    of ``total``."""
+    (``polish_lr``), the circles at refinement's (``point_lr``). These are steps ``offset`` to
+    ``offset + iters`` of a stage of ``total`` (progress, and one step-size schedule over the whole
+    stage, :data:`STAGE_HOLD`); the last ``fresh`` paths are this round's new circles, which start at
+    the full step size and follow the stage's decay from there."""
     from ..optimize.losses import image_loss
     from ..optimize.stopping import Plateau
     from ..render.torch_raster import render_torch
@@ -178,10 +191,16 @@ def optimise_paths(points, colors, target_c, target_a, weight, cfg: VectorizeCon
         if it % 5 == 0 or it == iters - 1:
             prog("detail", (offset + it + 1) / total, f"path step {offset + it + 1}/{total}, loss {value:.4f}")
 
-    groups = [(pts[:n_fixed], oc.polish_lr), (pts[n_fixed:], oc.point_lr), ([cols], oc.color_lr)]
+    # one schedule over the stage: a later round goes on where the previous one stopped instead of
+    # kicking the fitted paths at the full step size again; only its new circles start there
+    decay = hold_then_decay(STAGE_HOLD)
+    old = len(pts) - max(0, min(int(fresh), len(pts) - n_fixed))
+    groups = [(pts[:n_fixed], oc.polish_lr), (pts[n_fixed:old], oc.point_lr),
+              (pts[old:], oc.point_lr / decay(offset, total, 1.0)), ([cols], oc.color_lr)]
     from ..geometry.guard import SimpleGuard
 
     guard = SimpleGuard([(p, [p.shape[0]]) for p in pts]) if oc.simple_paths else None
-    adam_loop([g for g in groups if g[0]], loss_fn, iters, after_step=project, callback=report,
+    adam_loop([g for g in groups if g[0]], loss_fn, iters, schedule=lambda it, n, lr: decay(offset + it, total, lr),
+              after_step=project, callback=report,
               stop=Plateau(oc.stop_tol, oc.stop_patience), cancel=cancel, guard=guard)
     return [p.detach() for p in pts], cols.detach()

@@ -20,7 +20,7 @@ from .kinks import cut_kinks
 from .simple import (area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, segments_of,
                      signed_area, viewer_polygon, viewer_simple)
 
-__all__ = ["NEAR_HAIR", "EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
+__all__ = ["NEAR_HAIR", "EXPORT_MERGE", "clean_contours", "export_contours", "export_scene", "written_simple", "hair_mask", "join_contours", "contour_area", "SPECK_AREA"]
 
 SPECK_AREA = 0.125   # pixels²: contours smaller than this are dropped at export
 ISLAND_AREA = 1.0    # pixels²: a path's contours beside its largest one are dropped below this
@@ -252,6 +252,15 @@ def _simple_many(contours: list[np.ndarray]) -> list[bool]:
     if not contours:
         return []
     return (crossing_counts([torch.from_numpy(_split_long(c)) for c in contours], CHECK_PIECES) == 0).tolist()
+
+
+def written_simple(points: list, precision: int = 2) -> list[bool]:
+    """Whether each closed cubic path (3S, 2), its numbers rounded as the SVG writer prints them
+    (``precision`` decimals), is a simple loop: one batched crossing test. :func:`clean_contours`
+    gives such a path back as it is, only clipped to the canvas where it reaches beyond it."""
+    pts = [np.asarray(p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else p, np.float64)
+           for p in points]
+    return [bool(v) for v in _simple_many([_as_written(p, precision) for p in pts])]
 
 
 def export_scene(points: list, width: float, height: float, precision: int = 2, merge: float = EXPORT_MERGE,
