@@ -5,17 +5,15 @@ import numpy as np
 import torch
 
 from lvss.geometry.hidden import Cover
-from lvss.geometry.repair import export_scene
+from lvss.geometry.repair import _straight_pieces, export_scene
 from lvss.scene import Layer, Path, Scene
 from lvss.svg import contours_data, scene_to_svg
 from lvss.testing import resvg_render
 
 
-def _polygon_path(vertices: np.ndarray) -> np.ndarray:
+def _polygon_path(vertices) -> np.ndarray:
     """Closed cubic path (3S, 2) whose segments are the straight edges of a polygon."""
-    v = np.asarray(vertices, np.float64)
-    w = np.roll(v, -1, 0)
-    return np.stack([v, v + (w - v) / 3, v + 2 * (w - v) / 3], 1).reshape(-1, 2)
+    return _straight_pieces(np.asarray(vertices, np.float64))
 
 
 def _rect(x0, y0, x1, y1) -> np.ndarray:

@@ -142,10 +142,7 @@ def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarr
     M = _bezier(p0, c1, c2, p3, 0.5 * (u[:, 1:] + u[:, :-1]))
     off = np.minimum(_to_piece(M, X[:, :-1], mid), _to_piece(M, mid, X[:, 1:]))  # (R, L - 1)
     if hidden is not None:
-        far = np.nonzero((dev > tol) & (dev <= reach))
-        if len(far[0]):
-            x, q = X[far], Q[far]
-            dev[far] = np.where(hidden(x) & hidden(q) & hidden(0.5 * (x + q)), 0.0, dev[far])
+        dev = _forgive_hidden(dev, X, Q, tol, hidden, reach)
         far = np.nonzero((off > tol) & (off <= reach))
         if len(far[0]):
             off[far] = np.where(hidden(M[far]), 0.0, off[far])
@@ -164,6 +161,16 @@ def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarr
     return fit, err
 
 
+def _forgive_hidden(d: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float, hidden, reach: float) -> np.ndarray:
+    """The deviations ``d`` (...) between the points ``a`` and ``b`` (..., 2), 0 (in place) where one
+    exceeds ``tol`` but not ``reach`` and both points and the point halfway between them are hidden."""
+    far = np.nonzero((d > tol) & (d <= reach))
+    if len(far[0]):
+        x, q = a[far], b[far]
+        d[far] = np.where(hidden(x) & hidden(q) & hidden(0.5 * (x + q)), 0.0, d[far])
+    return d
+
+
 def _line_runs(X: np.ndarray, mid: np.ndarray, p0: np.ndarray, p3: np.ndarray, tol: float, hidden,
                reach: float):
     """Straight segments from p0 to p3 (R, 2) for runs sampled at X (R, L, 2), with ``mid`` (R, L - 1,
@@ -179,12 +186,7 @@ def _line_runs(X: np.ndarray, mid: np.ndarray, p0: np.ndarray, p3: np.ndarray, t
     dev = []
     for q in (X, mid):
         n = nearest(q)
-        d = np.sqrt(((q - n) ** 2).sum(-1))
-        far = np.nonzero((d > tol) & (d <= reach))
-        if len(far[0]):
-            a, b = q[far], n[far]
-            d[far] = np.where(hidden(a) & hidden(b) & hidden(0.5 * (a + b)), 0.0, d[far])
-        dev.append(d.max(1))
+        dev.append(_forgive_hidden(np.sqrt(((q - n) ** 2).sum(-1)), q, n, tol, hidden, reach).max(1))
     err = np.maximum(dev[0], dev[1])
     ctrl = np.stack([p0, p0 + e / 3.0, p0 + 2.0 * e / 3.0, p3], 1)
     return ctrl, np.where(np.sqrt(ee[:, 0]) > 1e-6, err, np.inf)
