@@ -122,7 +122,8 @@ def _outline(mask: np.ndarray, epsilon: float) -> torch.Tensor | None:
 
 
 def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
-                      min_pixels: int = 1, valid: np.ndarray | None = None) -> list[StructuralPath]:
+                      min_pixels: int = 1, valid: np.ndarray | None = None,
+                      rgb: np.ndarray | None = None) -> list[StructuralPath]:
     """One path per piece of every layering mask (4-connected, holes filled, at least ``min_pixels``
     pixels; :func:`lvss.layering.mask_components`), in the mask's layer, back to front. A piece's
     holes (the layering keeps only transparent ones) stay open in its path.
@@ -132,28 +133,53 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     contour hands its place to the next largest. Each path is fitted to its own piece (its target in
     the structure stage) and starts from its mask's mean colour. With ``valid`` (H, W) bool, the
     opaque pixels, the back layer's pieces then grow to cover every opaque pixel (:func:`_cover_canvas`).
-    """
-    from .layering import mask_components
 
-    pieces = []  # (area, layer, mask index, piece index, piece, colour)
+    With ``rgb`` (H, W, 3) and ``valid`` too, the budget may instead go first to one background path
+    per opaque region, under everything, and then to the pieces that remove the most error, whichever
+    of the two ways paints the image closer (:mod:`lvss.pieces`); the background becomes a new back
+    layer of ``layering`` (changed in place)."""
+    from .layering import LayerMask, mask_components
+    from .pieces import Piece, choose, mode_colour
+
+    pieces: list[Piece] = []
+    colours: list[np.ndarray] = []
     k = 0
     for li, layer in enumerate(layering.layers):
         for lm in layer:
             check_cancel(cancel)
             for j, piece in enumerate(mask_components(lm.mask, min_pixels, fill_holes=False)):
-                pieces.append((int(piece.sum()), li, k, j, piece, np.asarray(lm.color, np.float32)))
+                pieces.append(Piece(li, k, j, piece, np.flatnonzero(piece.reshape(-1))))
+                colours.append(np.asarray(lm.color, np.float32))
             k += 1
-    pieces.sort(key=lambda e: (-e[0], e[1], e[2], e[3]))
+    if rgb is not None and valid is not None:
+        choice = choose(pieces, budget, rgb, valid, min_pixels)
+        order, background, grow = choice.order, choice.background, choice.grow
+    else:
+        order = sorted(range(len(pieces)), key=lambda i: (-pieces[i].area, pieces[i].layer,
+                                                          pieces[i].mask_index, pieces[i].index))
+        background, grow = [], True
+    shift = 1 if background else 0
     chosen = []
-    for area, li, k, j, piece, color in pieces:
+    for m in background:
+        check_cancel(cancel)
+        pts = _outline(m, epsilon)
+        if pts is not None:
+            colour = mode_colour(np.asarray(rgb, np.float64)[m]).astype(np.float32)
+            chosen.append(((0, len(chosen), 0), StructuralPath(pts, m, 0, colour)))
+    if background:
+        layering.layers.insert(0, [LayerMask(sp.mask, max(layering.num_levels - 1, 0), sp.mean_color,
+                                             int(sp.mask.sum())) for _, sp in chosen])
+    for i in order:
         if len(chosen) >= budget:
             break
         check_cancel(cancel)
-        pts = _outline(piece, epsilon)
+        p = pieces[i]
+        pts = _outline(p.mask, epsilon)
         if pts is not None:
-            chosen.append(((li, k, j), StructuralPath(pts, piece, li, color)))
+            li = p.layer + shift
+            chosen.append(((li, p.mask_index, p.index), StructuralPath(pts, p.mask, li, colours[i])))
     chosen.sort(key=lambda e: e[0])
-    if valid is not None and chosen:
+    if grow and valid is not None and chosen:
         _cover_canvas([sp for _, sp in chosen], valid, epsilon)
     return [sp for _, sp in chosen]
 
@@ -446,7 +472,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     n_struct = max(1, min(cfg.paths, int(round(cfg.paths * cfg.optimize.structure_share))))
     check_cancel(cancel)
     spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon, cancel, _min_piece_pixels(cfg, h, w),
-                               valid)
+                               valid, rgb)
     prog("layering", 1.0, f"{len(layering)} layers, {len(spaths)} structural paths")
     lap("layering")
     # 5. stage I: structure
