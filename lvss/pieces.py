@@ -9,7 +9,8 @@ shows), and the one closer to the image wins:
 * **over a background**: every opaque region first gets one path underneath everything, in the
   region's most common colour, and the other paths go, one at a time, to the piece that removes the
   most squared error from the picture so far (where pieces of a layer in front already show, a piece
-  behind them changes nothing).
+  behind them changes nothing). The whole share is spent, as by area: a piece whose mean matches what
+  lies under it still gives the optimisation a shape to move (only pieces hidden entirely are left).
 
 The first suits pictures whose large pieces are its main shapes (a face, the sky); the second suits
 pictures whose background is cut into many pieces that touch only at corners or not at all (a
@@ -133,7 +134,7 @@ def _over_background(pieces: list[Piece], budget: int, shape: tuple[int, int], i
         p = pieces[i]
         px = p.pixels[top[p.pixels] < p.layer]
         if px.size == 0:
-            return 0.0
+            return -np.inf   # hidden behind pieces in front: a path there would show nothing
         img = image[px]
         return float(((img - paint[px]) ** 2).sum() - ((img - means[i]) ** 2).sum())
 
@@ -148,7 +149,7 @@ def _over_background(pieces: list[Piece], budget: int, shape: tuple[int, int], i
         if heap and fresh < -heap[0][0]:
             heapq.heappush(heap, (-fresh, i))
             continue
-        if fresh <= 0.0:
+        if fresh == -np.inf:
             break
         order.append(i)
         if len(order) <= want:
