@@ -134,7 +134,8 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     """Stack the masks of all levels into layers (step 3 of the method).
 
     levels: MaskSets of one image, ``levels[0]`` the FINEST level, ``levels[-1]`` the COARSEST; all
-    masks (H, W) bool. dedup_iou: a mask whose IoU with a mask already taken is at least this is
+    masks (H, W) bool. dedup_iou: a mask whose IoU with a mask already taken is at least this (holes
+    filled), and which shares most of its pixels with it (or it with the mask; holes not filled), is
     dropped as a repeat. valid: optional (H, W) bool of opaque pixels; masks are cut to it and dropped
     when nothing is left. overlap_frac: two masks "sit on each other" when their intersection exceeds
     this fraction of the smaller one.
@@ -155,6 +156,7 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     valid = None if valid is None else np.asarray(valid, bool)
     # every candidate, coarsest level first (largest first within a level), as it will be used
     cand: list[np.ndarray] = []                   # flat pixel indices of each filled mask
+    own: list[np.ndarray] = []                    # ... and of the mask itself (holes not filled)
     meta: list[tuple[int, np.ndarray]] = []       # (level, colour)
     for level in range(len(levels) - 1, -1, -1):
         ms = levels[level]
@@ -168,6 +170,7 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
             # holes that are mostly transparent: its paths leave those open
             flat = _fill_holes(m) if valid is None else _fill_opaque_holes(m, valid)
             cand.append(np.flatnonzero(flat.reshape(-1)))
+            own.append(np.flatnonzero(m.reshape(-1)))
             meta.append((level, np.asarray(ms.colors[k], np.float32).reshape(3)))
     if not cand:
         return Layering(layers=[], num_levels=len(levels))
@@ -180,14 +183,23 @@ def build_layers(levels: list[MaskSet], dedup_iou: float = 0.9, valid: np.ndarra
     S = sparse.csr_matrix((np.ones(rows.size, np.int32), (rows, np.concatenate(cand))),
                           shape=(len(cand), h * w))
     inter = (S @ S.T).toarray().astype(np.int64)
-    # pass 1: unique masks; a repeat of a mask already taken (IoU >= dedup_iou) is dropped
+    # the same for the masks' own pixels: an outline ring and the fill inside it have nearly the same
+    # filled shape but no pixel in common, and neither is a repeat of the other
+    own_area = np.array([len(c) for c in own], np.int64)
+    R = sparse.csr_matrix((np.ones(int(own_area.sum()), np.int32),
+                           (np.repeat(np.arange(len(own)), own_area), np.concatenate(own))),
+                          shape=(len(own), h * w))
+    own_inter = (R @ R.T).toarray().astype(np.int64)
+    # pass 1: unique masks; a repeat of a mask already taken (IoU of the filled masks >= dedup_iou,
+    # and most pixels of the smaller mask in the other) is dropped
     kept: list[int] = []
     for c in range(len(cand)):
         if kept:
             kc = np.asarray(kept)
             ic = inter[c, kc]
             iou = ic / (area[c] + area[kc] - ic)
-            if iou.max() >= dedup_iou:
+            same = own_inter[c, kc] * 2 > np.minimum(own_area[c], own_area[kc])
+            if (same & (iou >= dedup_iou)).any():
                 continue
         kept.append(c)
     # pass 2: stack, largest filled area first (coarser level first on ties)

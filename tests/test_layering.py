@@ -116,6 +116,21 @@ def test_dedup_drops_repeats_only():
     assert lay.num_masks == 2 and len(lay) == 2
 
 
+def test_an_outline_ring_is_not_a_repeat_of_the_fill_inside_it():
+    # line art: a 2-px black ring around a white disc, both found at the same level; filled, the
+    # ring is nearly the disc (IoU > 0.9), but the two share no pixel
+    inner = _disc(24, 32, 18)
+    ring = _disc(24, 32, 20) & ~inner
+    assert _iou(inner, ring | inner) > 0.8
+    lay = build_layers([_ms(inner, ring)], dedup_iou=0.8)
+    assert lay.num_masks == 2 and len(lay) == 2
+    assert lay.layers[0][0].area == int((ring | inner).sum())   # the ring, filled, behind
+    assert lay.layers[1][0].area == int(inner.sum())            # the fill in front of it
+    # the same ring found again at a coarser level is still a repeat
+    lay = build_layers([_ms(inner, ring), _ms(ring)], dedup_iou=0.8)
+    assert lay.num_masks == 2
+
+
 def test_transparent_pixels_give_no_masks():
     valid = _disc(24, 32, 15)
     outside = ~_disc(24, 32, 20)                    # background, entirely transparent
