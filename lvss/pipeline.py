@@ -39,6 +39,9 @@ _SPAN = {"load": (0.0, 0.02), "simplify": (0.02, 0.12), "segment": (0.12, 0.2), 
 # Douglas-Peucker start it replaced had 43.06 dB with 0.2 px and lost 0.27 dB with 0.3 px)
 CURVE_POLISH_GAIN = 1.5
 PREVIEW_EVERY = 0.5  # seconds between two preview events (the first one is sent at once)
+# a path that shows fewer pixels than this in the finished picture is left out of the SVG (a path
+# almost wholly under opaque paths in front of it is one a designer would delete)
+HIDDEN_PIXELS = 1.0
 
 
 class _Progress:
@@ -372,15 +375,26 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
 def _without_hairs(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev, metrics: dict) -> Scene:
     """The scene without hair paths (:func:`lvss.geometry.repair.hair_mask`: less than
     ``optimize.hair_area`` of the canvas, or thinner than ``optimize.hair_width`` pixels), whichever
-    stage left them; the metrics follow when any went. Both modes' optimisers prune their detail
-    hairs as they go; this is the guarantee for every path the SVG gets."""
+    stage left them, and without paths that show less than ``HIDDEN_PIXELS`` pixels in the picture
+    (wholly or nearly hidden under opaque paths in front of them), except the back layer's: those lie
+    under the shapes above them on purpose, to fill the seams between them. The metrics follow when
+    any went. Both modes' optimisers prune their detail hairs as they go; this is the guarantee for
+    every path the SVG gets."""
     from .geometry.repair import hair_mask
+    from .optimize.structure import visible_area
 
     oc = cfg.optimize
-    if not scene.num_paths or oc.hair_area + oc.hair_width <= 0:
+    if not scene.num_paths:
         return scene
-    hair = iter(hair_mask(scene.point_list(), scene.width, scene.height, oc.hair_area, oc.hair_width,
-                          clip=True))
+    points = scene.point_list()
+    if oc.hair_area + oc.hair_width > 0:
+        flags = hair_mask(points, scene.width, scene.height, oc.hair_area, oc.hair_width, clip=True)
+    else:
+        flags = np.zeros(len(points), bool)
+    shown = visible_area([p.to(dev) for p in points], scene.colors().to(dev), scene.width, scene.height).cpu()
+    first = len(scene.layers[0].paths) if scene.layers else 0
+    flags = np.asarray(flags, bool) | np.r_[np.zeros(first, bool), shown[first:].numpy() < HIDDEN_PIXELS]
+    hair = iter(flags)
     layers, dropped = [], 0
     for layer in scene.layers:
         keep = [(k, p) for k, p in enumerate(layer.paths) if not next(hair)]

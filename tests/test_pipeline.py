@@ -352,3 +352,33 @@ def test_preload_imports_what_the_stages_load_on_first_use():
             "print(before, all(m in sys.modules for m in p._FIRST_USE))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "True"], out.stderr
+
+
+def test_paths_hidden_under_opaque_paths_are_left_out_but_not_the_back_layer():
+    from lvss.pipeline import HIDDEN_PIXELS, _without_hairs
+    from lvss.scene import Layer, Path
+
+    def rect(x0, y0, x1, y1, rgb):
+        corners = torch.tensor([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=torch.float32)
+        ends = corners.roll(-1, 0)
+        pts = torch.stack([corners, corners + (ends - corners) / 3, corners + 2 * (ends - corners) / 3], 1)
+        return Path(pts.reshape(-1, 2), torch.tensor([*rgb, 1.0]))
+
+    back = rect(0, 0, 64, 64, (1.0, 1.0, 1.0))                 # under everything: kept
+    hidden = rect(10, 10, 20, 20, (1.0, 0.0, 0.0))             # wholly under the blue square
+    speck = rect(40, 40, 50.03, 50.03, (0.0, 1.0, 0.0))         # shows about 0.6 px beside the square
+    top = rect(5, 5, 50, 50, (0.0, 0.0, 1.0))
+    scene = Scene(64, 64, [Layer("01 Background", [back], "layer1"),
+                           Layer("02 Shapes", [hidden, speck], "layer2"),
+                           Layer("03 Shapes", [top], "layer3")])
+    rgb = np.ones((64, 64, 3), np.float32)
+    alpha = np.ones((64, 64), np.float32)
+    metrics: dict = {}
+    out = _without_hairs(scene, rgb, alpha, VectorizeConfig(), torch.device("cpu"), metrics)
+    assert [len(layer.paths) for layer in out.layers] == [1, 1]
+    assert out.layers[0].paths[0] is back and out.layers[1].paths[0] is top
+    assert metrics["paths"] == 2.0
+    # nothing is left out of a scene whose paths all show
+    shown = Scene(64, 64, [Layer("01 Background", [back], "layer1"), Layer("02", [top], "layer2")])
+    assert _without_hairs(shown, rgb, alpha, VectorizeConfig(), torch.device("cpu"), {}) is shown
+    assert HIDDEN_PIXELS > 0
