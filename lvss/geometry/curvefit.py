@@ -14,7 +14,8 @@ algorithm on corner-to-corner runs, potrace's idea of long curves between corner
    some point strays farther than ``tol`` from the cubic, the run is split at its farthest point
    (not within a pixel of either end), with one tangent shared by both halves (so the join is
    smooth), and each half is fitted again. A corner-to-corner run within ``tol`` of its chord is a
-   straight segment.
+   straight segment. All the runs of one split level are fitted together, in one numpy pass over
+   an array of the runs padded to one length (a contour takes a few passes, not one per fit).
 3. A closed outline without corners is cut at its first point, the point farthest from it and, on
    each side, the point farthest from the chord between those two: four smooth joins (two segments
    would make a lens).
@@ -91,13 +92,6 @@ def find_corners(points: np.ndarray, corner_deg: float = CORNER_DEG, reach: floa
     return np.asarray(sorted(out), np.int64)
 
 
-def _bezier(c: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Points at parameters u (N,) of the cubic c (4, 2), or of the cubics c (N, 4, 2), one each."""
-    v = 1.0 - u
-    return ((v ** 3)[:, None] * c[..., 0, :] + (3 * v * v * u)[:, None] * c[..., 1, :]
-            + (3 * v * u * u)[:, None] * c[..., 2, :] + (u ** 3)[:, None] * c[..., 3, :])
-
-
 def _batches(width: np.ndarray, weight: np.ndarray | None = None) -> list[np.ndarray]:
     """Items (R,) in groups whose padded size, summed ``weight`` (default 1 each) x largest
     ``width``, stays within ``_BATCH`` (an item alone may exceed it); all in one group, in order,
@@ -129,9 +123,9 @@ def _curve_dist(c: np.ndarray, total: np.ndarray, q: np.ndarray, run: np.ndarray
         # the pieces' ends at parameters i / k, 0 <= i <= k, as np.linspace(0, 1, k + 1) gives them
         u = np.where(col < kg, col * (1.0 / kg) + 0.0, 1.0)
         v = 1.0 - u
-        b0, b1, b2, b3 = (v ** 3)[..., None], (3 * v * v * u)[..., None], (3 * v * u * u)[..., None], (u ** 3)[..., None]
-        cg = c[g]
-        fine = b0 * cg[:, None, 0] + b1 * cg[:, None, 1] + b2 * cg[:, None, 2] + b3 * cg[:, None, 3]  # (G, K + 1, 2)
+        b0, b1, b2, b3 = (v ** 3)[..., None], (3 * v * v * u)[..., None], (3 * v * u * u)[..., None], u[..., None] ** 3
+        cg = c[g][:, None]
+        fine = b0 * cg[..., 0, :] + b1 * cg[..., 1, :] + b2 * cg[..., 2, :] + b3 * cg[..., 3, :]      # (G, K + 1, 2)
         # piece j of each cubic (the last one repeated up to the longest cubic's count, which
         # changes no minimum)
         j = np.minimum(col[:, :-1], kg - 1)
@@ -227,7 +221,8 @@ def _fit_cubics(q: np.ndarray, valid: np.ndarray, m: np.ndarray, s: np.ndarray, 
     if far.any():
         run, col = np.nonzero(far)
         some, run = np.unique(run, return_inverse=True)
-        err[some[run], col] = np.minimum(err[some[run], col], _curve_dist(c_out[some], total[some], q[some[run], col], run))
+        row = some[run]
+        err[row, col] = np.minimum(err[row, col], _curve_dist(c_out[some], total[some], q[row, col], run))
     return c_out, err
 
 
@@ -310,7 +305,8 @@ def _fit_level(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1
             starts.append(lo[straight])
             cubics.append(np.stack([a, a + (b - a) / 3.0, b - (b - a) / 3.0, b], 1))
             rest = ~straight
-            q, valid, s, m, lo, hi, t0, t1 = q[rest], valid[rest], s[rest], m[rest], lo[rest], hi[rest], t0[rest], t1[rest]
+            q, valid, s, m = q[rest], valid[rest], s[rest], m[rest]
+            lo, hi, t0, t1 = lo[rest], hi[rest], t0[rest], t1[rest]
         if len(lo):
             out_t, in_t = _end_tangents(q, valid, m, s, reach)
             t0 = np.where(np.isnan(t0), out_t, t0)
