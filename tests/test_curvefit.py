@@ -138,3 +138,21 @@ def test_mask_to_path_curve_small_and_thin_shapes():
     bar[30:32, 5:75] = True                                  # two pixels thick
     p = mask_to_path(bar, curve=True)
     assert p is not None and _iou(_coverage(p.points), bar) > 0.95
+
+
+def test_fit_in_bounded_batches_is_the_same_fit(monkeypatch):
+    """The runs of a split level are fitted in batches of bounded size (a large contour with many
+    corners); smaller batches give the same segments, to rounding, and every segment stays within
+    the tolerance."""
+    import lvss.geometry.curvefit as cf
+
+    yy, xx = np.mgrid[:400, :400]
+    ang, rad = np.arctan2(yy - 200, xx - 200), np.hypot(yy - 200, xx - 200)
+    mask = (rad < 150 + 12 * np.sin(9 * ang) + 6 * np.cos(23 * ang)) | ((np.abs(yy - 200) < 20) & (xx > 20))
+    c = _outer_contour(mask)
+    whole = fit_contour(c.points, 0.5)
+    monkeypatch.setattr(cf, "_BATCH", 64)
+    assert len(cf._batches(np.arange(5, 50))) > 1
+    parts = fit_contour(c.points, 0.5)
+    assert parts.shape == whole.shape and np.abs(parts - whole).max() < 1e-6
+    assert _dist_to_curve(c.points, parts).max() < 0.5 + 0.5

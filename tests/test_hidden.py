@@ -111,3 +111,32 @@ def test_random_scenes_keep_their_pictures():
             b = resvg_render(_svg_of(plain, scene), 96 * s, 96 * s)
             assert np.abs(a - b).max() <= 0.1, (seed, s)
     assert fewer > 0
+
+
+def test_cover_remembers_each_moment_and_batched_merges_match_single_ones():
+    """Cover.hidden_many tests each contour against the cover as it was when its level was taken,
+    and merge_many with that test merges every contour as merge_segments does with the test of its
+    own moment."""
+    from lvss.geometry.hidden import HIDDEN_REACH, HIDDEN_RUN
+    from lvss.geometry.merge import merge_many, merge_segments
+
+    rng = np.random.default_rng(3)
+    cover = Cover(64, 64)
+    contours, levels, tests = [], [], []
+    for k in range(4):
+        c = _staircase_blob() + [4.0 * k - 6.0, 0.0]
+        c = c + rng.normal(scale=0.02, size=c.shape)
+        if k:
+            contours.append(c)
+            levels.append(cover.level)
+            tests.append(cover.hidden())
+        cover.add([_rect(44 + 2 * k, 4, 56 + 2 * k, 60)])
+    q = rng.uniform(0, 64, (500, 2))
+    many = cover.hidden_many(levels)
+    for w, test in enumerate(tests):
+        assert np.array_equal(many(q, np.full(len(q), w)), test(q))
+    batched = merge_many(contours, 0.02, HIDDEN_RUN, hidden=many, reach=HIDDEN_REACH)
+    for c, test, m in zip(contours, tests, batched):
+        alone = merge_segments(c, 0.02, HIDDEN_RUN, hidden=test, reach=HIDDEN_REACH)
+        assert np.array_equal(alone, m)
+    assert sum(len(m) for m in batched) < sum(len(c) for c in contours)     # something merged

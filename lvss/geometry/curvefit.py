@@ -14,7 +14,8 @@ algorithm on corner-to-corner runs, potrace's idea of long curves between corner
    some point strays farther than ``tol`` from the cubic, the run is split at its farthest point
    (not within a pixel of either end), with one tangent shared by both halves (so the join is
    smooth), and each half is fitted again. A corner-to-corner run within ``tol`` of its chord is a
-   straight segment.
+   straight segment. All the runs of one split level are fitted together, in one numpy pass over
+   an array of the runs padded to one length (a contour takes a few passes, not one per fit).
 3. A closed outline without corners is cut at its first point, the point farthest from it and, on
    each side, the point farthest from the chord between those two: four smooth joins (two segments
    would make a lens).
@@ -37,6 +38,7 @@ REACH = 3.0          # pixels of arc over which turns and end tangents are measu
 _NEWTON = 2          # re-parametrisations per fit
 SMOOTH = 2           # passes of a [1, 2, 1] / 4 filter over each run before it is fitted
 _MAX_DEPTH = 24      # splits of one run (a safety bound; runs of a few points stop far earlier)
+_BATCH = 1 << 18     # most entries of one padded array (runs x points) the batched fit works on
 
 
 def _arc(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -75,145 +77,286 @@ def find_corners(points: np.ndarray, corner_deg: float = CORNER_DEG, reach: floa
     u_in, u_out = _unit(pts - back), _unit(ahead - pts)
     turn = np.degrees(np.arccos(np.clip((u_in * u_out).sum(1), -1.0, 1.0)))
     cand = np.flatnonzero(turn > corner_deg)
-    out = []
-    for i in cand.tolist():
-        # the largest turn within r of arc (ties: the first one)
-        ds = np.abs(s - s[i])
-        near = np.minimum(ds, total - ds) <= r
-        best = turn[near].max()
-        if turn[i] >= best and not any(np.minimum(abs(s[i] - s[k]), total - abs(s[i] - s[k])) <= r
-                                       for k in out):
+    # the largest turn within r of arc of each candidate (ties: the first one), a bounded number
+    # of candidates at a time
+    best = np.empty(len(cand))
+    step = max(1, _BATCH // n)
+    for k in range(0, len(cand), step):
+        ds = np.abs(s[None] - s[cand[k:k + step], None])
+        best[k:k + step] = np.where(np.minimum(ds, total - ds) <= r, turn[None], -np.inf).max(1)
+    out: list[int] = []
+    sl = s.tolist()
+    for i in cand[turn[cand] >= best].tolist():
+        if not any(min(abs(sl[i] - sl[k]), total - abs(sl[i] - sl[k])) <= r for k in out):
             out.append(i)
     return np.asarray(sorted(out), np.int64)
 
 
-def _bezier(c: np.ndarray, u: np.ndarray) -> np.ndarray:
-    v = 1.0 - u
-    return ((v ** 3)[:, None] * c[0] + (3 * v * v * u)[:, None] * c[1] + (3 * v * u * u)[:, None] * c[2]
-            + (u ** 3)[:, None] * c[3])
-
-
-def _fit_one(q: np.ndarray, t0: np.ndarray, t1: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """One cubic from q[0] to q[-1] with handles along t0 (out of q[0]) and t1 (out of q[-1], into
-    the run), fitted to the points q (M, 2). Returns its control points (4, 2) and every point's
-    distance from it (M,): at its parameter, and for the (few) points farther than ``tol`` there,
-    the distance from the curve itself (flattened), in case their parameter went astray. As in
-    Schneider's method, a first fit farther than 4 ``tol`` from some point is not re-parametrised
-    (the run will be split anyway)."""
-    p0, p3 = q[0], q[-1]
-    d = np.sqrt(np.einsum("ij,ij->i", np.diff(q, axis=0), np.diff(q, axis=0)))
-    cum = np.concatenate([[0.0], np.cumsum(d)])
-    total = cum[-1]
-    u = cum / max(total, 1e-12)
-    chord = float(np.hypot(*(p3 - p0)))
-    tt = float(t0 @ t1)
-    for it in range(_NEWTON + 1):
-        v = 1.0 - u
-        B = np.stack([v ** 3, 3 * v * v * u, 3 * v * u * u, u ** 3], 1)          # (M, 4)
-        b1, b2 = B[:, 1], B[:, 2]
-        r = q - np.outer(B[:, 0] + b1, p0) - np.outer(b2 + B[:, 3], p3)
-        c11, c12, c22 = b1 @ b1, (b1 @ b2) * tt, b2 @ b2
-        x1, x2 = b1 @ (r @ t0), b2 @ (r @ t1)
-        det = c11 * c22 - c12 * c12
-        a = b = chord / 3
-        if abs(det) > 1e-9 * max(c11 * c22, 1e-30):
-            a, b = (x1 * c22 - x2 * c12) / det, (c11 * x2 - c12 * x1) / det
-        # handles pointing backwards, or longer than the run: the fallback of Schneider's method
-        if not (a > 1e-3 and b > 1e-3 and a + b <= 2.0 * max(total, chord)):
-            a = b = chord / 3
-        c = np.stack([p0, p0 + a * t0, p3 + b * t1, p3])
-        diff = B @ c - q
-        err2 = np.einsum("ij,ij->i", diff, diff)
-        if it == _NEWTON or (it == 0 and err2.max() > 16 * tol * tol):
-            break
-        D1 = 3 * np.stack([v * v, 2 * v * u, u * u], 1) @ np.diff(c, axis=0)                  # (M, 2)
-        D2 = 6 * np.stack([v, u], 1) @ (c[2:] - 2 * c[1:3] + c[:2])
-        num = np.einsum("ij,ij->i", diff, D1)
-        den = np.einsum("ij,ij->i", D1, D1) + np.einsum("ij,ij->i", diff, D2)
-        good = np.abs(den) > 1e-12
-        u = np.clip(np.where(good, u - num / np.where(good, den, 1.0), u), 0.0, 1.0)
-        u[0], u[-1] = 0.0, 1.0
-        u = np.maximum.accumulate(u)
-    err = np.sqrt(err2)
-    far = np.flatnonzero(err > tol)
-    if len(far) and len(far) <= 64:
-        k = max(16, int(math.ceil(total)) * 2)
-        fine = _bezier(c, np.linspace(0.0, 1.0, k + 1))
-        seg_a, e = fine[:-1], np.diff(fine, axis=0)
-        qf = q[far]
-        tt = np.clip((((qf[:, None] - seg_a[None]) * e[None]).sum(-1)) / np.maximum((e * e).sum(-1), 1e-18)[None],
-                     0.0, 1.0)
-        err[far] = np.minimum(err[far], np.sqrt(((qf[:, None] - seg_a[None] - tt[..., None] * e[None]) ** 2)
-                                                .sum(-1)).min(1))
-    return c, err
-
-
-def _chord_dist(q: np.ndarray) -> np.ndarray:
-    """Distance of every point of q from the chord q[0]-q[-1]."""
-    a, b = q[0], q[-1]
-    e = b - a
-    L2 = float((e * e).sum())
-    if L2 < 1e-18:
-        return np.sqrt(((q - a) ** 2).sum(1))
-    t = np.clip(((q - a) * e).sum(1) / L2, 0.0, 1.0)
-    return np.sqrt(((q - a - t[:, None] * e) ** 2).sum(1))
-
-
-def _line(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.stack([a, a + (b - a) / 3.0, b - (b - a) / 3.0, b])
-
-
-def _tangent(q: np.ndarray, s: np.ndarray, i: int, reach: float, side: int) -> np.ndarray:
-    """Unit tangent of the run q (M, 2) with arc lengths s at point i: two-sided (side 0, from the
-    point ``reach`` back to the one ``reach`` ahead, clipped to the run) or one-sided out of an end
-    (side +1: forwards from q[0]; side -1: backwards from q[-1])."""
-    if side > 0:
-        j = int(np.searchsorted(s, s[0] + min(reach, s[-1] / 3.0)))
-        d = q[max(min(j, len(q) - 1), 1)] - q[0]
-    elif side < 0:
-        j = int(np.searchsorted(s, s[-1] - min(reach, s[-1] / 3.0), side="right")) - 1
-        d = q[min(max(j, 0), len(q) - 2)] - q[-1]
-    else:
-        r = min(reach, s[i] - s[0], s[-1] - s[i])
-        lo = int(np.searchsorted(s, s[i] - r))
-        hi = int(np.searchsorted(s, s[i] + r, side="right")) - 1
-        lo, hi = min(lo, i - 1), max(hi, i + 1)
-        d = q[hi] - q[lo]
-    return _unit(d)
-
-
-def _smoothed(q: np.ndarray) -> np.ndarray:
-    """The run q (M, 2) with the pixel staircase smoothed out: ``SMOOTH`` passes of the [1, 2, 1] / 4
-    filter, ends fixed."""
-    if len(q) < 5:
-        return q
-    out = q.copy()
-    for _ in range(SMOOTH):
-        out[1:-1] = 0.25 * out[:-2] + 0.5 * out[1:-1] + 0.25 * out[2:]
+def _batches(width: np.ndarray, weight: np.ndarray | None = None) -> list[np.ndarray]:
+    """Items (R,) in groups whose padded size, summed ``weight`` (default 1 each) x largest
+    ``width``, stays within ``_BATCH`` (an item alone may exceed it); all in one group, in order,
+    where that fits."""
+    weight = np.ones(len(width), np.int64) if weight is None else weight
+    if int(weight.sum()) * int(width.max()) <= _BATCH:
+        return [np.arange(len(width))]
+    order = np.argsort(width, kind="stable")
+    out, start, load = [], 0, 0
+    for k, i in enumerate(order.tolist()):
+        load += int(weight[i])
+        if k > start and load * int(width[i]) > _BATCH:
+            out.append(order[start:k])
+            start, load = k, int(weight[i])
+    out.append(order[start:])
     return out
 
 
-def _fit_run(q: np.ndarray, tol: float, reach: float, t0: np.ndarray | None, t1: np.ndarray | None,
-             depth: int = 0) -> list[np.ndarray]:
-    """Cubics (each (4, 2)) from q[0] to q[-1] within ``tol`` of the run's points. t0 / t1: the end
-    tangents (t1 pointing back into the run); None at a corner (estimated one-sided)."""
-    m = len(q)
-    if m <= 2 or (t0 is None and t1 is None and _chord_dist(q).max() <= tol):
-        return [_line(q[0], q[-1])]
-    s = np.concatenate([[0.0], np.cumsum(np.sqrt((np.diff(q, axis=0) ** 2).sum(1)))])
-    a = _tangent(q, s, 0, reach, +1) if t0 is None else t0
-    b = _tangent(q, s, m - 1, reach, -1) if t1 is None else t1
-    c, err = _fit_one(q, a, b, tol)
-    if err.max() <= tol or m < 5 or depth >= _MAX_DEPTH:
-        return [c]
-    # split at the worst point, but not within a pixel of an end (a staircase step there would
-    # leave a sliver of a segment)
-    inner = np.flatnonzero((s >= min(1.0, s[-1] / 4)) & (s <= s[-1] - min(1.0, s[-1] / 4)))
-    inner = inner[(inner >= 2) & (inner <= m - 3)]
-    k = int(inner[np.argmax(err[inner])]) if len(inner) else int(np.clip(np.argmax(err), 2, m - 3))
-    t = _tangent(q, s, k, reach, 0)
-    return (_fit_run(q[:k + 1], tol, reach, a, -t, depth + 1)
-            + _fit_run(q[k:], tol, reach, t, b, depth + 1))
+def _curve_dist(c: np.ndarray, total: np.ndarray, q: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """Distance of every point q (F, 2) from the cubic c[run] (c: (R, 4, 2); run: (F,), sorted),
+    each cubic flattened into k = max(16, 2 ``total``) pieces (total (R,): the arc length of the run
+    it was fitted to)."""
+    k = np.maximum(16, np.ceil(total).astype(np.int64) * 2)
+    first = np.searchsorted(run, np.arange(len(c) + 1))
+    out = np.empty(len(q))
+    for g in _batches(k, np.diff(first)):
+        col = np.arange(int(k[g].max()) + 1)[None]
+        kg = k[g][:, None]
+        # the pieces' ends at parameters i / k, 0 <= i <= k, as np.linspace(0, 1, k + 1) gives them
+        u = np.where(col < kg, col * (1.0 / kg) + 0.0, 1.0)
+        v = 1.0 - u
+        b0, b1, b2, b3 = (v ** 3)[..., None], (3 * v * v * u)[..., None], (3 * v * u * u)[..., None], u[..., None] ** 3
+        cg = c[g][:, None]
+        fine = b0 * cg[..., 0, :] + b1 * cg[..., 1, :] + b2 * cg[..., 2, :] + b3 * cg[..., 3, :]      # (G, K + 1, 2)
+        # piece j of each cubic (the last one repeated up to the longest cubic's count, which
+        # changes no minimum)
+        j = np.minimum(col[:, :-1], kg - 1)
+        rows = np.arange(len(g))[:, None]
+        ax, ay = fine[rows, j, 0], fine[rows, j, 1]
+        ex, ey = fine[rows, j + 1, 0] - ax, fine[rows, j + 1, 1] - ay
+        l2 = np.maximum(ex * ex + ey * ey, 1e-18)
+        # the points of these cubics, each against every piece of its own
+        pts = np.concatenate([np.arange(first[i], first[i + 1]) for i in g.tolist()]) if len(g) > 1 \
+            else np.arange(first[g[0]], first[g[0] + 1])
+        own = np.repeat(np.arange(len(g)), np.diff(first)[g])
+        ax, ay, ex, ey, l2 = ax[own], ay[own], ex[own], ey[own], l2[own]
+        px, py = q[pts, :1] - ax, q[pts, 1:] - ay
+        t = np.clip((px * ex + py * ey) / l2, 0.0, 1.0)
+        dx, dy = px - t * ex, py - t * ey
+        out[pts] = np.sqrt(dx * dx + dy * dy).min(1)
+    return out
+
+
+def _fit_cubics(q: np.ndarray, valid: np.ndarray, m: np.ndarray, s: np.ndarray, t0: np.ndarray,
+                t1: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """One cubic per run, fitted as in Schneider's method, all runs at once. q (R, L, 2): the runs'
+    points, each padded to L with its last point (valid (R, L) marks its own m (R,) points; the
+    padding adds nothing to any sum); s (R, L): arc length from each run's start; t0, t1 (R, 2): the
+    handle directions out of its first point and out of its last (into the run). Each cubic runs
+    from a run's first point to its last, its handle lengths fitted by least squares at chord-length
+    parameters, then ``_NEWTON`` re-parametrisations, each refitted (a first fit more than 4 ``tol``
+    from some point is kept as it is: the run will be split anyway). Returns the control points
+    (R, 4, 2) and every point's distance from its cubic (R, L; 0 on the padding): at its parameter,
+    and for a run's (few) points farther than ``tol`` there, the distance from the curve itself
+    (flattened), in case their parameter went astray."""
+    rows = np.arange(len(q))
+    last = m - 1
+    qx, qy = q[..., 0], q[..., 1]
+    p0, p3 = q[:, 0], q[rows, last]
+    x0, y0, x3, y3 = p0[:, :1], p0[:, 1:], p3[:, :1], p3[:, 1:]
+    total = s[:, -1]
+    u = s / np.maximum(total, 1e-12)[:, None]
+    chord = np.hypot(*(p3 - p0).T)
+    third = chord / 3
+    tt = t0[:, 0] * t1[:, 0] + t0[:, 1] * t1[:, 1]
+    longest = 2.0 * np.maximum(total, chord)
+    a_out, b_out = np.empty(len(q)), np.empty(len(q))
+    err2_out = np.empty(s.shape)
+    going = np.ones(len(q), bool)
+    for it in range(_NEWTON + 1):
+        v = 1.0 - u
+        b0, b1, b2, b3 = v ** 3, 3 * v * v * u, 3 * v * u * u, u ** 3
+        w0, w3 = b0 + b1, b2 + b3
+        rx, ry = qx - w0 * x0 - w3 * x3, qy - w0 * y0 - w3 * y3
+        c11, c12, c22 = np.einsum("ij,ij->i", b1, b1), np.einsum("ij,ij->i", b1, b2) * tt, np.einsum("ij,ij->i", b2, b2)
+        x1 = np.einsum("ij,ij->i", b1, rx * t0[:, :1] + ry * t0[:, 1:])
+        x2 = np.einsum("ij,ij->i", b2, rx * t1[:, :1] + ry * t1[:, 1:])
+        det = c11 * c22 - c12 * c12
+        solved = np.abs(det) > 1e-9 * np.maximum(c11 * c22, 1e-30)
+        det = np.where(solved, det, 1.0)
+        a = np.where(solved, (x1 * c22 - x2 * c12) / det, third)
+        b = np.where(solved, (c11 * x2 - c12 * x1) / det, third)
+        # handles pointing backwards, or longer than the run: the fallback of Schneider's method
+        fallback = ~((a > 1e-3) & (b > 1e-3) & (a + b <= longest))
+        a[fallback] = b[fallback] = third[fallback]
+        c1, c2 = p0 + a[:, None] * t0, p3 + b[:, None] * t1
+        x1, y1, x2, y2 = c1[:, :1], c1[:, 1:], c2[:, :1], c2[:, 1:]
+        dx = b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 - qx
+        dy = b0 * y0 + b1 * y1 + b2 * y2 + b3 * y3 - qy
+        err2 = dx * dx + dy * dy
+        a_out[going], b_out[going], err2_out[going] = a[going], b[going], err2[going]
+        if it == _NEWTON:
+            break
+        if it == 0:
+            going &= err2.max(1) <= 16 * tol * tol
+            if not going.any():
+                break
+        e0, e1, e2 = 3 * (v * v), 3 * (2 * v * u), 3 * (u * u)
+        d1x = e0 * (x1 - x0) + e1 * (x2 - x1) + e2 * (x3 - x2)
+        d1y = e0 * (y1 - y0) + e1 * (y2 - y1) + e2 * (y3 - y2)
+        f0, f1 = 6 * v, 6 * u
+        d2x = f0 * (x2 - 2 * x1 + x0) + f1 * (x3 - 2 * x2 + x1)
+        d2y = f0 * (y2 - 2 * y1 + y0) + f1 * (y3 - 2 * y2 + y1)
+        num = dx * d1x + dy * d1y
+        den = (d1x * d1x + d1y * d1y) + (dx * d2x + dy * d2y)
+        good = np.abs(den) > 1e-12
+        u = np.clip(np.where(good, u - num / np.where(good, den, 1.0), u), 0.0, 1.0)
+        u[:, 0] = 0.0
+        u[~valid] = 1.0
+        u[rows, last] = 1.0
+        u = np.maximum.accumulate(u, axis=1)
+    c_out = np.stack([p0, p0 + a_out[:, None] * t0, p3 + b_out[:, None] * t1, p3], 1)
+    err = np.sqrt(err2_out)
+    far = err > tol
+    nfar = far.sum(1)
+    far &= ((nfar > 0) & (nfar <= 64))[:, None]
+    if far.any():
+        run, col = np.nonzero(far)
+        some, run = np.unique(run, return_inverse=True)
+        row = some[run]
+        err[row, col] = np.minimum(err[row, col], _curve_dist(c_out[some], total[some], q[row, col], run))
+    return c_out, err
+
+
+def _chord_dist(q: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The largest distance of a point of each run (as :func:`_gather` gives them) from the chord
+    between its first point and its last."""
+    a, b = q[:, :1], q[np.arange(len(q)), m - 1][:, None]
+    e = b - a
+    L2 = (e * e).sum(-1)
+    t = np.clip(((q - a) * e).sum(-1) / np.where(L2 < 1e-18, 1.0, L2), 0.0, 1.0)
+    t[L2[:, 0] < 1e-18] = 0.0
+    return np.sqrt(((q - a - t[..., None] * e) ** 2).sum(-1)).max(1)
+
+
+def _smoothed(ext: np.ndarray, lo: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The runs ext[lo : lo + m] (R,) one after the other (sum(m), 2), each with the pixel staircase
+    smoothed out: ``SMOOTH`` passes of the [1, 2, 1] / 4 filter, ends fixed (runs of under 5
+    points as they are)."""
+    col = np.arange(int(m.max()))[None]
+    q = ext[lo[:, None] + np.minimum(col, (m - 1)[:, None])]
+    fixed = ((col >= (m - 1)[:, None]) | (m < 5)[:, None])[..., None]
+    out = q.copy()
+    if out.shape[1] >= 5:
+        for _ in range(SMOOTH):
+            out[:, 1:-1] = 0.25 * out[:, :-2] + 0.5 * out[:, 1:-1] + 0.25 * out[:, 2:]
+            out = np.where(fixed, q, out)
+    return out[col < m[:, None]]
+
+
+def _gather(Q: np.ndarray, lo: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs Q[lo : lo + m] as (R, L, 2), each padded with its last point to the longest length
+    L, the mask of their own points (R, L) and their arc lengths from their first point (R, L)."""
+    col = np.arange(int(m.max()))
+    q = Q[lo[:, None] + np.minimum(col[None], (m - 1)[:, None])]
+    d = np.sqrt((np.diff(q, axis=1) ** 2).sum(-1))
+    s = np.zeros(q.shape[:2])
+    np.cumsum(d, axis=1, out=s[:, 1:])
+    return q, col[None] < m[:, None], s
+
+
+def _end_tangents(q: np.ndarray, valid: np.ndarray, m: np.ndarray, s: np.ndarray,
+                  reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided unit tangents of the runs (as :func:`_gather` gives them) out of their first point
+    (forwards) and out of their last (backwards, into the run), each from the point ``reach`` (at
+    most a third of the run) along the run."""
+    rows, total = np.arange(len(q)), s[:, -1]
+    r = np.minimum(reach, total / 3.0)
+    j = np.maximum(np.minimum((s < r[:, None]).sum(1), m - 1), 1)
+    j1 = np.minimum(np.maximum(((s <= (total - r)[:, None]) & valid).sum(1) - 1, 0), m - 2)
+    return _unit(q[rows, j] - q[:, 0]), _unit(q[rows, j1] - q[rows, m - 1])
+
+
+def _split_tangents(q: np.ndarray, valid: np.ndarray, s: np.ndarray, k: np.ndarray,
+                    reach: float) -> np.ndarray:
+    """Two-sided unit tangents of the runs (as :func:`_gather` gives them) at their points k (R,):
+    from the point ``reach`` back to the one ``reach`` ahead, clipped to the run."""
+    rows, total = np.arange(len(q)), s[:, -1]
+    sk = s[rows, k]
+    r = np.minimum(np.minimum(reach, sk), total - sk)
+    lo = np.minimum((s < (sk - r)[:, None]).sum(1), k - 1)
+    hi = np.maximum(((s <= (sk + r)[:, None]) & valid).sum(1) - 1, k + 1)
+    return _unit(q[rows, hi] - q[rows, lo])
+
+
+def _fit_level(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray, tol: float,
+               reach: float, depth: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """One split level of :func:`_fit_runs` for the runs lo..hi (R,) of Q: the starts (D,) and cubics
+    (D, 4, 2) of the runs that are done, and (lo, hi, t0, t1) of the halves of the others."""
+    m = hi - lo + 1
+    q, valid, s = _gather(Q, lo, m)
+    starts, cubics = [], []
+    if depth == 0:
+        # a corner-to-corner run within ``tol`` of its chord: a straight segment
+        straight = m <= 2
+        corner = np.isnan(t0[:, 0]) & np.isnan(t1[:, 0]) & ~straight
+        if corner.any():
+            straight[corner] = _chord_dist(q[corner], m[corner]) <= tol
+        if straight.any():
+            a, b = Q[lo[straight]], Q[hi[straight]]
+            starts.append(lo[straight])
+            cubics.append(np.stack([a, a + (b - a) / 3.0, b - (b - a) / 3.0, b], 1))
+            rest = ~straight
+            q, valid, s, m = q[rest], valid[rest], s[rest], m[rest]
+            lo, hi, t0, t1 = lo[rest], hi[rest], t0[rest], t1[rest]
+        if len(lo):
+            out_t, in_t = _end_tangents(q, valid, m, s, reach)
+            t0 = np.where(np.isnan(t0), out_t, t0)
+            t1 = np.where(np.isnan(t1), in_t, t1)
+    if len(lo):
+        c, err = _fit_cubics(q, valid, m, s, t0, t1, tol)
+        done = (err.max(1) <= tol) | (m < 5) | (depth >= _MAX_DEPTH)
+        starts.append(lo[done])
+        cubics.append(c[done])
+        keep = ~done
+        q, valid, s, err, m = q[keep], valid[keep], s[keep], err[keep], m[keep]
+        lo, hi, t0, t1 = lo[keep], hi[keep], t0[keep], t1[keep]
+    if len(lo):
+        # split at the worst point, but not within a pixel of an end (a staircase step there would
+        # leave a sliver of a segment)
+        total = s[:, -1]
+        edge = np.minimum(1.0, total / 4)[:, None]
+        col = np.arange(s.shape[1])[None]
+        inner = (s >= edge) & (s <= total[:, None] - edge) & (col >= 2) & (col <= (m - 3)[:, None]) & valid
+        k = np.where(inner.any(1), np.argmax(np.where(inner, err, -np.inf), 1),
+                     np.clip(np.argmax(np.where(valid, err, -np.inf), 1), 2, m - 3))
+        t = _split_tangents(q, valid, s, k, reach)
+        lo, hi = np.concatenate([lo, lo + k]), np.concatenate([lo + k, hi])
+        t0, t1 = np.concatenate([t0, t]), np.concatenate([-t, t1])
+    return np.concatenate(starts), np.concatenate(cubics), (lo, hi, t0, t1)
+
+
+def _fit_runs(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray,
+              tol: float, reach: float) -> np.ndarray:
+    """Cubics (S, 4, 2), in order, from Q[lo] to Q[hi] for every run lo..hi (R,) of the points Q
+    (smoothed runs, one after the other), each within ``tol`` of its run's points. t0 / t1 (R, 2):
+    the end tangents (t1 pointing back into the run); NaN at a corner (estimated one-sided there,
+    and a corner-to-corner run within ``tol`` of its chord is a straight segment). A run one cubic
+    does not follow is split at its farthest point (not within a pixel of either end), with one
+    tangent shared by both halves, and each half is fitted again; all runs of one split level are
+    fitted together (in a few batches where they are many and long)."""
+    starts, cubics = [], []
+    runs = (lo, hi, t0, t1)
+    depth = 0
+    while len(runs[0]):
+        halves = []
+        for g in _batches(runs[1] - runs[0] + 1):
+            st, cu, half = _fit_level(Q, *(x[g] for x in runs), tol, reach, depth)
+            starts.append(st)
+            cubics.append(cu)
+            halves.append(half)
+        runs = tuple(np.concatenate(x) for x in zip(*halves))
+        depth += 1
+    order = np.argsort(np.concatenate(starts), kind="stable")
+    return np.concatenate(cubics)[order]
 
 
 def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
@@ -228,7 +371,6 @@ def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
     corners = find_corners(pts, corner_deg, reach)
     if fixed is not None and len(fixed):
         corners = np.union1d(corners, np.asarray(fixed, np.int64))
-    segs: list[np.ndarray] = []
     if len(corners) == 0:
         # no corner: cut at point 0 and the point farthest from it, both smooth joins
         far = int(np.argmax(((pts - pts[0]) ** 2).sum(1)))
@@ -252,6 +394,9 @@ def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
         if len(c) == 1:
             runs = [(c[0], c[0] + n, None, None)]
     ext = np.concatenate([pts, pts, pts[:1]], 0)
-    for a, b, t0, t1 in runs:
-        segs += _fit_run(_smoothed(ext[a:b + 1]), tol, reach, t0, t1)
-    return np.stack([sg[:3] for sg in segs]).reshape(-1, 2)
+    a, b = np.array([r[0] for r in runs]), np.array([r[1] for r in runs])
+    hi = np.cumsum(b - a + 1) - 1
+    lo = hi - (b - a)
+    t0 = np.array([np.full(2, np.nan) if t is None else t for _, _, t, _ in runs])
+    t1 = np.array([np.full(2, np.nan) if t is None else t for _, _, _, t in runs])
+    return _fit_runs(_smoothed(ext, a, b - a + 1), lo, hi, t0, t1, tol, reach)[:, :3].reshape(-1, 2)

@@ -31,6 +31,7 @@ HIDDEN_REACH = 2.0    # pixels: how far a merged run may stray from the original
 HIDDEN_RUN = 16       # segments: the longest run one cubic may replace in a partly hidden contour
 _PIECES = 8           # straight pieces per segment when a contour is rasterised
 _MAX_RASTER = 2048    # cells: the long side of the raster
+_NEVER = np.iinfo(np.int32).max
 
 
 class Cover:
@@ -40,7 +41,10 @@ class Cover:
     def __init__(self, width: float, height: float, margin: float = HIDDEN_MARGIN):
         self.scale = max(1.0, min(4.0, _MAX_RASTER / max(width, height, 1.0)))
         self.margin = margin
-        self._cells = np.zeros((int(np.ceil(height * self.scale)), int(np.ceil(width * self.scale))), bool)
+        shape = (int(np.ceil(height * self.scale)), int(np.ceil(width * self.scale)))
+        # the number of the first add() that covered each cell (_NEVER: none so far)
+        self._since = np.full(shape, _NEVER, np.int32)
+        self.level = 0      # add() calls so far: the cover as it is now, for :meth:`hidden_many`
         d = margin * self.scale
         ang = np.arange(8) * np.pi / 4
         self._offsets = sorted({(int(np.round(d * np.cos(t))), int(np.round(d * np.sin(t)))) for t in ang})
@@ -53,10 +57,11 @@ class Cover:
         along their shared edge, and what lies under shows through there."""
         from PIL import Image, ImageDraw
 
+        self.level += 1
         polys = [flatten_closed(c, _PIECES) * self.scale - 0.5 for c in contours if len(c) >= 3]
         if not polys:
             return
-        H, W = self._cells.shape
+        H, W = self._since.shape
         r = int(np.ceil(self.margin * self.scale))
         lo = np.floor(np.min([p.min(0) for p in polys], 0)).astype(int) - 1
         hi = np.ceil(np.max([p.max(0) for p in polys], 0)).astype(int) + 2
@@ -76,7 +81,8 @@ class Cover:
         for dx, dy in self._offsets:
             deep[max(0, -dy):ny - max(0, dy), max(0, -dx):nx - max(0, dx)] &= \
                 inside[max(0, dy):ny - max(0, -dy), max(0, dx):nx - max(0, -dx)]
-        self._cells[y0:y1, x0:x1] |= deep[r:r + y1 - y0, r:r + x1 - x0]
+        since = self._since[y0:y1, x0:x1]
+        since[deep[r:r + y1 - y0, r:r + x1 - x0] & (since == _NEVER)] = self.level - 1
         self.empty = False
 
     def hidden(self) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -84,15 +90,23 @@ class Cover:
         while nothing is covered)."""
         if self.empty:
             return None
-        cells, s = self._cells, self.scale
-        H, W = cells.shape
+        level = self.level
+        return lambda q: self._since_at(q) < level
 
-        def test(q: np.ndarray) -> np.ndarray:
-            x, y = np.floor(q[..., 0] * s).astype(np.int64), np.floor(q[..., 1] * s).astype(np.int64)
-            inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
-            return cells[np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)] & inside
+    def hidden_many(self, levels: list[int]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """The tests of the shapes as they were at several moments, as one: (points (..., 2), which
+        (...) int) -> (...) bool, each point tested against the cover as it was when :attr:`level`
+        was ``levels[which]``."""
+        lv = np.asarray(levels, np.int64)
+        return lambda q, which: self._since_at(q) < lv[which]
 
-        return test
+    def _since_at(self, q: np.ndarray) -> np.ndarray:
+        """The first add() that covered the cell of each point (..., 2) (_NEVER off the canvas)."""
+        since, s = self._since, self.scale
+        H, W = since.shape
+        x, y = np.floor(q[..., 0] * s).astype(np.int64), np.floor(q[..., 1] * s).astype(np.int64)
+        inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+        return np.where(inside, since[np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)], _NEVER)
 
     def mostly_hidden(self, contour: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
         """The test, where some segment of ``contour`` is mostly hidden (else None: nothing there

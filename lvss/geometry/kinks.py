@@ -20,6 +20,8 @@ pieces there are a few hundredths of a pixel long), all pairs of a path in one n
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .simple import edge_side, segments_of
@@ -31,10 +33,16 @@ KINK_AREA = 1.0       # pixels²: ... nor are loops round more than this (the ex
 SPIKE_GAP = 0.05      # pixels: the tip of a spike where its sides run closer than this is cut off
 
 
-def _params(n: int) -> np.ndarray:
-    """n + 1 parameters from 0 to 1, crowded towards both ends (cosine spacing): kinks sit at nodes,
-    where a piece of a 10-px segment is then a few hundredths of a pixel long."""
-    return 0.5 - 0.5 * np.cos(np.pi * np.arange(n + 1) / n)
+@functools.lru_cache(maxsize=8)
+def _flattening(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n + 1 parameters from 0 to 1, crowded towards both ends (cosine spacing: kinks sit at nodes,
+    where a piece of a 10-px segment is then a few hundredths of a pixel long), and the cubic's basis
+    at them (n + 1, 4); read-only."""
+    t = 0.5 - 0.5 * np.cos(np.pi * np.arange(n + 1) / n)
+    u = 1 - t
+    B = np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
+    t.flags.writeable = B.flags.writeable = False
+    return t, B
 
 
 def _split(seg: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -67,26 +75,31 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     """Every crossing that closes a small loop (at most ``max_loop`` pixels of outline round at most
     ``max_area`` pixels²) within a segment or between a segment and its next two: a list of
     (i, ti, j, tj, point), segment j = i + 0, 1 or 2 (cyclically) after i. Every segment is flattened
-    into ``n`` pieces (:func:`_params`), all segment pairs tested in one batch; without
+    into ``n`` pieces (:func:`_flattening`), all segment pairs tested in one batch; without
     ``everywhere``, only pairs where a loop can hide from a coarse test: a curled segment, or a node
     where the outline turns back by more than 90 degrees (``shape``: :func:`_shape` of ``segs`` at
     90 degrees, when known)."""
     S = len(segs)
-    t = _params(n)
-    u = 1 - t
-    B = np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)            # (n + 1, 4)
-    P = np.einsum("mk,skd->smd", B, segs)                                       # (S, n + 1, 2)
-    arc = np.concatenate([np.zeros((S, 1)), np.cumsum(np.sqrt((np.diff(P, axis=1) ** 2).sum(-1)), 1)], 1)
-    lo, hi = P.min(1), P.max(1)
+    t, B = _flattening(n)                                                       # (n + 1,), (n + 1, 4)
     ds = [d for d in (0, 1, 2) if d < S and not (d == 2 and S < 4)]
     I = np.concatenate([np.arange(S) for _ in ds])
     D = np.concatenate([np.full(S, d) for d in ds])
     J = (I + D) % S
-    near = (D == 0) | ((lo[I] <= hi[J]).all(1) & (lo[J] <= hi[I]).all(1))
     if not everywhere:
         curled, back = shape if shape is not None else _shape(segs, 0.5 * np.pi)
-        near &= np.where(D == 0, curled[I], curled[I] | curled[J] | back[(I + 1) % S]
-                         | ((D == 2) & back[(I + 2) % S]))
+        some = np.where(D == 0, curled[I], curled[I] | curled[J] | back[(I + 1) % S] | ((D == 2) & back[(I + 2) % S]))
+        I, J, D = I[some], J[some], D[some]
+        if not len(I):
+            return []
+    # the flattening of the segments these pairs (and the loops between them) run along
+    used = np.zeros(S, bool)
+    used[I] = used[J] = True
+    used[(I + 1) % S] |= D == 2
+    P = np.zeros((S, n + 1, 2))
+    P[used] = np.einsum("mk,skd->smd", B, segs[used])                          # (S, n + 1, 2)
+    arc = np.concatenate([np.zeros((S, 1)), np.cumsum(np.sqrt((np.diff(P, axis=1) ** 2).sum(-1)), 1)], 1)
+    lo, hi = P.min(1), P.max(1)
+    near = (D == 0) | ((lo[I] <= hi[J]).all(1) & (lo[J] <= hi[I]).all(1))
     I, J, D = I[near], J[near], D[near]
     if not len(I):
         return []
@@ -150,9 +163,7 @@ def _spikes(segs: np.ndarray, n: int, eps: float, shape: tuple[np.ndarray, np.nd
     nodes = np.flatnonzero(back)
     if not len(nodes):
         return []
-    t = _params(n)
-    u = 1 - t
-    B = np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
+    t, B = _flattening(n)
     A = np.einsum("mk,skd->smd", B, segs[(nodes - 1) % S])                      # (N, n + 1, 2) into the node
     C = np.einsum("mk,skd->smd", B, segs[nodes])                                # (N, n + 1, 2) out of it
     la = np.cumsum(np.sqrt((np.diff(A[:, ::-1], axis=1) ** 2).sum(-1)), 1)      # (N, n) back from the node

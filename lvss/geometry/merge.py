@@ -71,13 +71,14 @@ def _samples(segs: np.ndarray) -> np.ndarray:
 
 
 def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarray, k: int,
-            tol: float = 0.0, hidden=None, reach: float = np.inf):
+            tol: float = 0.0, hidden=None, reach: float = np.inf, owner: np.ndarray | None = None):
     """Fit one cubic to each of R runs of ``k`` segments: run r's samples are
     ``pts[first[r]:first[r] + 2 k _SAMPLES + 1]`` (:func:`_samples`), its first segment is ``head[r]``
     (4, 2) and its last ``tail[r]``. Returns the fitted control points (R, 4, 2) and each run's
-    deviation (R,) in pixels (inf where the fit is unusable). ``hidden``: points (..., 2) -> (...)
-    bool; where a sample strays more than ``tol`` (but at most ``reach``) and it, its counterpart and
-    the point halfway between them are hidden, its deviation counts as 0."""
+    deviation (R,) in pixels (inf where the fit is unusable). ``hidden``: (points (..., 2), which
+    (...) int) -> (...) bool, with ``owner[r]`` (R,) for the points of run r; where a sample strays
+    more than ``tol`` (but at most ``reach``) and it, its counterpart and the point halfway between
+    them are hidden, its deviation counts as 0."""
     m = _SAMPLES
     R = len(first)
     L = k * m + 1
@@ -142,10 +143,10 @@ def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarr
     M = _bezier(p0, c1, c2, p3, 0.5 * (u[:, 1:] + u[:, :-1]))
     off = np.minimum(_to_piece(M, X[:, :-1], mid), _to_piece(M, mid, X[:, 1:]))  # (R, L - 1)
     if hidden is not None:
-        dev = _forgive_hidden(dev, X, Q, tol, hidden, reach)
+        dev = _forgive_hidden(dev, X, Q, tol, hidden, reach, owner)
         far = np.nonzero((off > tol) & (off <= reach))
         if len(far[0]):
-            off[far] = np.where(hidden(M[far]), 0.0, off[far])
+            off[far] = np.where(hidden(M[far], owner[far[0]]), 0.0, off[far])
     err = np.maximum(dev.max(1), off.max(1))
     monotone = (np.diff(u, axis=1) >= 0).all(1)
     bad = ~monotone | (a <= 0) | (b <= 0) | ~np.isfinite(err) | (a + b > 2.0 * total)
@@ -155,24 +156,26 @@ def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarr
         # the run's end tangents cannot (a staircase of the mask's outline)
         miss = np.flatnonzero(err > tol)
         if len(miss):
-            line, lerr = _line_runs(X[miss], mid[miss], p0[miss], p3[miss], tol, hidden, reach)
+            line, lerr = _line_runs(X[miss], mid[miss], p0[miss], p3[miss], tol, hidden, reach, owner[miss])
             use = lerr < err[miss]
             fit[miss[use]], err[miss[use]] = line[use], lerr[use]
     return fit, err
 
 
-def _forgive_hidden(d: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float, hidden, reach: float) -> np.ndarray:
-    """The deviations ``d`` (...) between the points ``a`` and ``b`` (..., 2), 0 (in place) where one
-    exceeds ``tol`` but not ``reach`` and both points and the point halfway between them are hidden."""
+def _forgive_hidden(d: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float, hidden, reach: float,
+                    owner: np.ndarray) -> np.ndarray:
+    """The deviations ``d`` (R, ...) between the points ``a`` and ``b`` (R, ..., 2), 0 (in place)
+    where one exceeds ``tol`` but not ``reach`` and both points and the point halfway between them
+    are hidden (row r tested as ``owner[r]``, see :func:`_fit_at`)."""
     far = np.nonzero((d > tol) & (d <= reach))
     if len(far[0]):
-        x, q = a[far], b[far]
-        d[far] = np.where(hidden(x) & hidden(q) & hidden(0.5 * (x + q)), 0.0, d[far])
+        x, q, w = a[far], b[far], owner[far[0]]
+        d[far] = np.where(hidden(x, w) & hidden(q, w) & hidden(0.5 * (x + q), w), 0.0, d[far])
     return d
 
 
 def _line_runs(X: np.ndarray, mid: np.ndarray, p0: np.ndarray, p3: np.ndarray, tol: float, hidden,
-               reach: float):
+               reach: float, owner: np.ndarray):
     """Straight segments from p0 to p3 (R, 2) for runs sampled at X (R, L, 2), with ``mid`` (R, L - 1,
     2) between the samples: control points (R, 4, 2) and deviations (R,) as in :func:`_fit_at`
     (each sample against its nearest point on the segment)."""
@@ -186,7 +189,7 @@ def _line_runs(X: np.ndarray, mid: np.ndarray, p0: np.ndarray, p3: np.ndarray, t
     dev = []
     for q in (X, mid):
         n = nearest(q)
-        dev.append(_forgive_hidden(np.sqrt(((q - n) ** 2).sum(-1)), q, n, tol, hidden, reach).max(1))
+        dev.append(_forgive_hidden(np.sqrt(((q - n) ** 2).sum(-1)), q, n, tol, hidden, reach, owner).max(1))
     err = np.maximum(dev[0], dev[1])
     ctrl = np.stack([p0, p0 + e / 3.0, p0 + 2.0 * e / 3.0, p3], 1)
     return ctrl, np.where(np.sqrt(ee[:, 0]) > 1e-6, err, np.inf)
@@ -198,14 +201,15 @@ def merge_segments(points: np.ndarray, tol: float, max_run: int = MAX_RUN, hidde
     pixels of the segments they replace (see the module docstring). Returns the path itself when
     nothing merges. ``hidden``: points (..., 2) -> (...) bool, where a run may stray up to ``reach``
     pixels (:class:`lvss.geometry.hidden.Cover`: under the opaque shapes above the path)."""
-    return merge_many([points], tol, max_run, hidden, reach)[0]
+    return merge_many([points], tol, max_run, None if hidden is None else (lambda q, _: hidden(q)), reach)[0]
 
 
 def merge_many(paths: list[np.ndarray], tol: float, max_run: int = MAX_RUN, hidden=None,
                reach: float = np.inf) -> list[np.ndarray]:
     """:func:`merge_segments` of every closed cubic path (3S, 2) of ``paths``: the runs of each
-    length fitted in one batch over all of them (each gets the numbers it gets alone; ``hidden``
-    holds for all of them)."""
+    length fitted in one batch over all of them (each gets the numbers it gets alone). ``hidden``:
+    (points (..., 2), which (...) int) -> (...) bool, whether points of ``paths[which]`` are hidden
+    (:meth:`lvss.geometry.hidden.Cover.hidden_many`)."""
     out = [np.asarray(p, np.float64) for p in paths]
     todo = [n for n, p in enumerate(out) if len(p) // 3 >= 3] if tol > 0 else []
     if not todo:
@@ -234,9 +238,10 @@ def merge_many(paths: list[np.ndarray], tol: float, max_run: int = MAX_RUN, hidd
         first = np.concatenate([b + lv * 2 * m for b, lv in zip(base, live)])
         head = np.concatenate([sg[lv] for sg, lv in zip(segs, live)])
         tail = np.concatenate([sg[lv + k - 1] for sg, lv in zip(segs, live)])
+        owner = np.concatenate([np.full(len(lv), n) for n, lv in zip(todo, live)])
         # at most _BATCH runs a pass (a run's arrays hold about 2k x _SAMPLES points each)
-        parts = [_fit_at(pts, first[a:a + _BATCH], head[a:a + _BATCH], tail[a:a + _BATCH], k, tol, hidden, reach)
-                 for a in range(0, len(first), _BATCH)]
+        parts = [_fit_at(pts, first[a:a + _BATCH], head[a:a + _BATCH], tail[a:a + _BATCH], k, tol, hidden, reach,
+                         owner[a:a + _BATCH]) for a in range(0, len(first), _BATCH)]
         f = np.concatenate([q[0] for q in parts], 0)
         err = np.concatenate([q[1] for q in parts], 0)
         ok = err <= tol

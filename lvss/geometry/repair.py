@@ -295,23 +295,18 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
         return out
     cand = []                                       # (path, contour number, merged contour)
     # from the front backwards, so that what lies above a path is known: a contour partly under
-    # opaque shapes is merged on its own with its hidden test, the others in one batch
+    # opaque shapes is merged with the cover of the paths above it, all in one batch
     cover = Cover(width, height) if opaque is not None and any(opaque[1:]) else None
-    every = []                                      # (path, contour number, contour, decimals)
+    every = []                                      # (path, contour number, contour, decimals, cover level)
     for k in range(len(out) - 1, -1, -1):
         cs, dec = out[k]
         for n, c in enumerate(cs):
-            hidden = None if cover is None else cover.mostly_hidden(c)
-            if hidden is None:
-                every.append((k, n, c, dec))
-                continue
-            m = merged_contour(c, merge, dec, hidden)
-            if len(m) < len(c) and inside(m) and abs(contour_area(m)) > 0:
-                cand.append((k, n, m))
+            hidden = cover is not None and cover.mostly_hidden(c) is not None
+            every.append((k, n, c, dec, cover.level if hidden else None))
         if cover is not None and opaque[k]:
             cover.add(cs)
-    for (k, n, c, _), m in zip(every, merged_contours([c for _, _, c, _ in every], merge,
-                                                      [dec for _, _, _, dec in every])):
+    for (k, n, c, _, _), m in zip(every, merged_contours([e[2] for e in every], merge, [e[3] for e in every],
+                                                         cover, [e[4] for e in every])):
         if len(m) < len(c):
             if inside(m) and abs(contour_area(m)) > 0:
                 cand.append((k, n, m))
@@ -390,21 +385,42 @@ def merged_contour(c: np.ndarray, tol: float, decimals: int, hidden=None) -> np.
     if hidden is not None:
         from .merge import merge_segments
 
-        m = _as_written(merge_segments(c, tol, HIDDEN_RUN, hidden=hidden, reach=HIDDEN_REACH), decimals)
-        # a spike tip that the merge sharpened would be cut where it may show: then only the
-        # visible merges
-        if len(m) < len(c) and np.array_equal(_as_written(cut_kinks(m, everywhere=False), decimals), m):
+        m = _hidden_merge(c, merge_segments(c, tol, HIDDEN_RUN, hidden=hidden, reach=HIDDEN_REACH), decimals)
+        if m is not None:
             return m
     return merged_contours([c], tol, [decimals])[0]
 
 
-def merged_contours(contours: list[np.ndarray], tol: float, decimals: list[int]) -> list[np.ndarray]:
+def _hidden_merge(c: np.ndarray, m: np.ndarray, decimals: int) -> np.ndarray | None:
+    """The contour c merged with its hidden runs straying further (m), as written, or None where that
+    merges nothing or a spike tip that the merge sharpened would be cut where it may show (then only
+    the visible merges)."""
+    m = _as_written(m, decimals)
+    if len(m) < len(c) and np.array_equal(_as_written(cut_kinks(m, everywhere=False), decimals), m):
+        return m
+    return None
+
+
+def merged_contours(contours: list[np.ndarray], tol: float, decimals: list[int], cover: Cover | None = None,
+                    levels: list[int | None] | None = None) -> list[np.ndarray]:
     """:func:`merged_contour` of every contour (with its own decimals), the merging batched
-    (:func:`lvss.geometry.merge.merge_many`)."""
+    (:func:`lvss.geometry.merge.merge_many`). ``levels``: for a contour partly under the opaque
+    shapes of ``cover``, the cover's :attr:`lvss.geometry.hidden.Cover.level` with the shapes above
+    it (its hidden test, :meth:`lvss.geometry.hidden.Cover.mostly_hidden`, then); None for the others."""
     from .merge import merge_many
 
-    return [c if len(m) >= len(c) else _as_written(cut_kinks(_as_written(m, d), everywhere=False), d)
-            for c, m, d in zip(contours, merge_many(contours, tol), decimals)]
+    out: list[np.ndarray | None] = [None] * len(contours)
+    hid = [i for i, lv in enumerate(levels or []) if lv is not None]
+    if hid and cover is not None:
+        merged = merge_many([contours[i] for i in hid], tol, HIDDEN_RUN,
+                            hidden=cover.hidden_many([levels[i] for i in hid]), reach=HIDDEN_REACH)
+        for i, m in zip(hid, merged):
+            out[i] = _hidden_merge(contours[i], m, decimals[i])
+    rest = [i for i, m in enumerate(out) if m is None]
+    for i, m in zip(rest, merge_many([contours[i] for i in rest], tol)):
+        c, d = contours[i], decimals[i]
+        out[i] = c if len(m) >= len(c) else _as_written(cut_kinks(_as_written(m, d), everywhere=False), d)
+    return out
 
 
 def _contours_cross(contours: list[np.ndarray]) -> bool:
