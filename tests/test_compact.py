@@ -718,3 +718,28 @@ def test_larger_budget_never_ends_worse_than_the_rung_below():
         ps = [p for layer in scene.layers for p in layer.paths]
         errs.append(written_error([p.points for p in ps], torch.stack([p.color for p in ps]), tc, ta))
     assert errs[1] <= errs[0] and errs[2] <= errs[1]
+
+
+def test_saliency_mask_never_ends_worse_by_its_own_weights_than_no_mask(tmp_path):
+    # with a map, the run without it (fitted on with the map's weights) is a candidate too, so the
+    # weighted error of the SVG (as an SVG renderer samples it) is never above the run without a map
+    from lvss.compact.graph import pixel_weights
+    from lvss.compact.ladder import written_error
+
+    rgb, _ = _voronoi(50, 48, seed=4)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[8:30, 10:34] = 255
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    base = _cfg(paths=24, compact=CompactConfig(rounds=3, superpixels=(12, 40), path_steps=30))
+    masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
+    weight = torch.from_numpy(pixel_weights(mask / 255.0, mask.shape)[0]).float()
+    tc, ta = torch.from_numpy(rgb), torch.from_numpy(alpha)
+
+    def err(cfg):
+        scene, _ = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        ps = [p for layer in scene.layers for p in layer.paths]
+        return written_error([p.points for p in ps], torch.stack([p.color for p in ps]), tc, ta, weight)
+
+    assert err(masked) <= err(base)
