@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["rungs", "renderer_edges", "sampled_render", "sampled_error", "written_error", "LADDER_START", "SAMPLES"]
+__all__ = ["rungs", "renderer_edges", "sampled_render", "written_error", "LADDER_START", "SAMPLES"]
 
 LADDER_START = 16  # the lowest rung; every budget up to it runs once
-SAMPLES = 4        # point samples per pixel along each axis (resvg's anti-aliasing)
+SAMPLES = 4        # sample rows per pixel, and steps of a span's ends per pixel (resvg's anti-aliasing)
 
 
 def rungs(budget: int) -> list[int]:
@@ -170,21 +170,22 @@ def renderer_edges(contours: list[np.ndarray], shift: int = 2):
 
 
 def sampled_render(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
-                   samples: int = SAMPLES, owner: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(C (H, W, 3) premultiplied, A (H, W)) of the paths (back to front) with ``samples`` ×
-    ``samples`` point samples per pixel: a sample takes the colour of the front-most path whose
-    nonzero fill covers it (paths are taken as opaque: compact mode's are), a pixel the mean of its
-    samples. Curves are stepped as resvg steps them (:func:`renderer_edges`). ``owner``: the path (row of
-    ``colors``) each entry of ``points`` is a closed contour of (default: one contour per path); a
-    path's contours share one nonzero fill."""
+                   owner: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C (H, W, 3) premultiplied, A (H, W)) of the paths (back to front) as resvg renders them
+    anti-aliased: each path's nonzero fill covers a pixel by :data:`SAMPLES` sample rows, each row
+    the span between the path's edges (:func:`renderer_edges`) with its ends rounded to
+    1 / :data:`SAMPLES` of a pixel; the path is composited source-over with that coverage times its
+    colour's alpha. ``owner``: the path (row of ``colors``) each entry of ``points`` is a closed
+    contour of (default: one contour per path); a path's contours share one nonzero fill."""
     dev = colors.device
-    s = int(samples)
+    s = SAMPLES
     C = torch.zeros(height, width, 3, device=dev)
     A = torch.zeros(height, width, device=dev)
     if not points:
         return C, A
     with torch.no_grad():
-        pid, top, last, x0, step, wd = renderer_edges([p.detach().cpu().double().numpy() for p in points])
+        pid, top, last, x0, step, wd = renderer_edges([p.detach().cpu().double().numpy() for p in points],
+                                                      SAMPLES.bit_length() - 1)
         if owner is not None:
             pid = np.asarray(owner, np.int64)[pid]
         lo = np.clip(top, 0, height * s)
@@ -241,20 +242,12 @@ def sampled_render(points: list[torch.Tensor], colors: torch.Tensor, width: int,
     return C, A
 
 
-def sampled_error(points: list[torch.Tensor], colors: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
-                  weight: torch.Tensor | None = None, samples: int = SAMPLES) -> float:
-    """Mean weighted squared error (:func:`lvss.optimize.losses.error_map`) of :func:`sampled_render`."""
-    from ..optimize.losses import error_map
-
-    h, w = target_a.shape
-    C, A = sampled_render(points, colors, w, h, samples)
-    return float(error_map(C, A, target_c, target_a, weight).mean())
-
-
 def written_error(points: list[torch.Tensor], colors: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
-                  weight: torch.Tensor | None = None, samples: int = SAMPLES) -> float:
-    """:func:`sampled_error` of the paths as the SVG writer writes them (:func:`lvss.svg.scene_to_svg`:
-    the contours of :func:`lvss.geometry.repair.export_scene`, colours in 8 bits)."""
+                  weight: torch.Tensor | None = None) -> float:
+    """Mean weighted squared error (:func:`lvss.optimize.losses.error_map`: premultiplied colour and
+    alpha, ``weight`` (H, W) or None) of the paths as the SVG writer writes them
+    (:func:`lvss.svg.scene_to_svg`: the contours of :func:`lvss.geometry.repair.export_scene`,
+    colours in 8 bits) rendered by :func:`sampled_render`."""
     from ..optimize.losses import error_map
     from ..geometry.repair import export_scene
 
@@ -267,5 +260,5 @@ def written_error(points: list[torch.Tensor], colors: torch.Tensor, target_c: to
             contours.append(torch.as_tensor(np.asarray(c), dtype=torch.float32))
             owner.append(k)
     col = torch.cat([torch.round(col[:, :3] * 255.0) / 255.0, torch.round(col[:, 3:] * 1000.0) / 1000.0], 1)
-    C, A = sampled_render(contours, col.to(target_a.device), w, h, samples, owner)
+    C, A = sampled_render(contours, col.to(target_a.device), w, h, owner)
     return float(error_map(C, A, target_c, target_a, weight).mean())
