@@ -32,7 +32,7 @@ from ..types import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, split_budget
 from .cover import absorb_slivers, cover_gaps, drop_hairs
-from .ladder import rungs, written_error
+from .ladder import rungs, written_error, written_render
 from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge, pixel_weights
 from .merge import recolor_merge
 from .paths import detail_rounds, refit
@@ -61,6 +61,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     layers, masks (soup), atoms, regions, merges, forced_merges, rounds, cluster_seconds, structural,
     details, region_psnr (the merged regions filled with their mean colours; only when there are regions)).
     """
+    from ..optimize.losses import error_map
     from ..stages import saliency_map
 
     merge = recolor_merge if merge is None else merge
@@ -81,9 +82,6 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     target_a = torch.from_numpy(alpha).to(dev)
     weight = None if sal is None else torch.from_numpy(pixel_weights(sal, valid.shape)[0]).float().to(dev)
 
-    def score(out) -> float:  # the weighted error as an SVG renderer shows the result (.ladder)
-        return written_error(out[0], out[1], target_c, target_a, weight) if out[0] else math.inf
-
     def ladder(s_map, share: tuple[float, float]):
         # every rung's whole run (.ladder), the best by the error that run minimises kept
         steps = rungs(cfg.paths)
@@ -95,7 +93,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
                 prog(stage, f if stage == "segment" else lo + (hi - lo) * f, m if len(steps) == 1 else f"{b} paths: {m}")
 
             out = _run_budget(rgb, alpha, replace(cfg, paths=b), dev, sub, cancel, merge, soup, s_map)
-            err = written_error(out[0], out[1], target_c, target_a, w_run) if out[0] else math.inf
+            err = written_error(out[0], out[1], target_c, target_a, w_run)
             if best is None or err < best[0]:
                 best = (err, out, b)
         return best[1], best[2]
@@ -104,19 +102,29 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         out, rung = ladder(None, (0.0, 1.0))
     else:
         # with a map: its own run, and the run without it fitted on with the map's weights (the map
-        # buys fidelity where it marks, starting from the best the picture gets without it); the
-        # least weighted error of these and the run without the map is kept
+        # buys fidelity where it marks, starting from the best the picture gets without it). Kept:
+        # the least weighted error among those that are no worse where the map marks (error
+        # weighted by the map itself) than the run without the map, which always qualifies
         out, rung = ladder(sal, (0.0, 0.45))
         plain, plain_rung = ladder(None, (0.45, 0.9))
-        pts, colors, n_s = plain[0], plain[1], plain[2]
-        if pts:
+        cands = [(out, rung), (plain, plain_rung)]
+        if plain[0]:
+            pts, colors, n_s = plain[0], plain[1], plain[2]
             pts, colors = refit(pts, colors, n_s, target_c, target_a, weight, soup.semantic if soup else None, cfg,
                                 lambda st, f, m: prog(st, 0.9 + 0.1 * f, m), cancel)
             pts, colors, n_s, gaps = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
-            refitted = (pts, colors, n_s) + tuple(plain[3:7]) + (dict(plain[7], uncovered=gaps),)
-            for cand, r in ((plain, plain_rung), (refitted, plain_rung)):
-                if score(cand) < score(out):
-                    out, rung = cand, r
+            cands.append(((pts, colors, n_s) + tuple(plain[3:7]) + (dict(plain[7], uncovered=gaps),), plain_rung))
+        marked = torch.from_numpy(np.asarray(sal, np.float32)).to(dev)
+
+        def errors(o):  # (error where the map marks, weighted error) of the SVG as resvg shows it
+            if not o[0]:
+                return math.inf, math.inf
+            e = error_map(*written_render(o[0], o[1], w, h), target_c, target_a)
+            return float((e * marked).mean()), float((e * weight).mean())
+
+        errs = [errors(c[0]) for c in cands]
+        ok = [i for i, e in enumerate(errs) if e[0] <= errs[1][0]]
+        out, rung = cands[min(ok, key=lambda i: errs[i][1])]
     pts, colors, n_s, target_c, target_a, notes, res, counts = out
     counts["rung"] = rung
     return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts)

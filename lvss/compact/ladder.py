@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["rungs", "renderer_edges", "sampled_render", "written_error", "LADDER_START", "SAMPLES"]
+__all__ = ["rungs", "renderer_edges", "sampled_render", "written_render", "written_error", "LADDER_START", "SAMPLES"]
 
 LADDER_START = 16  # the lowest rung; every budget up to it runs once
 SAMPLES = 4        # sample rows per pixel, and steps of a span's ends per pixel (resvg's anti-aliasing)
@@ -242,23 +242,32 @@ def sampled_render(points: list[torch.Tensor], colors: torch.Tensor, width: int,
     return C, A
 
 
-def written_error(points: list[torch.Tensor], colors: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
-                  weight: torch.Tensor | None = None) -> float:
-    """Mean weighted squared error (:func:`lvss.optimize.losses.error_map`: premultiplied colour and
-    alpha, ``weight`` (H, W) or None) of the paths as the SVG writer writes them
+def written_render(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C (H, W, 3) premultiplied, A (H, W)) of the paths as the SVG writer writes them
     (:func:`lvss.svg.scene_to_svg`: the contours of :func:`lvss.geometry.repair.export_scene`,
     colours in 8 bits) rendered by :func:`sampled_render`."""
-    from ..optimize.losses import error_map
     from ..geometry.repair import export_scene
 
-    h, w = target_a.shape
     col = colors.detach().to(torch.float32).clamp(0.0, 1.0)
     opaque = [bool(a >= 1.0) for a in col[:, 3].tolist()]
     contours, owner = [], []
-    for k, (cs, _) in enumerate(export_scene(list(points), w, h, opaque=opaque)):
+    for k, (cs, _) in enumerate(export_scene(list(points), width, height, opaque=opaque)):
         for c in cs:
             contours.append(torch.as_tensor(np.asarray(c), dtype=torch.float32))
             owner.append(k)
     col = torch.cat([torch.round(col[:, :3] * 255.0) / 255.0, torch.round(col[:, 3:] * 1000.0) / 1000.0], 1)
-    C, A = sampled_render(contours, col.to(target_a.device), w, h, owner)
+    return sampled_render(contours, col, width, height, owner)
+
+
+def written_error(points: list[torch.Tensor], colors: torch.Tensor, target_c: torch.Tensor, target_a: torch.Tensor,
+                  weight: torch.Tensor | None = None) -> float:
+    """Mean weighted squared error (:func:`lvss.optimize.losses.error_map`: premultiplied colour and
+    alpha, ``weight`` (H, W) or None) of :func:`written_render`; infinite for no paths."""
+    from ..optimize.losses import error_map
+
+    if not points:
+        return float("inf")
+    h, w = target_a.shape
+    C, A = written_render(points, colors.to(target_a.device), w, h)
     return float(error_map(C, A, target_c, target_a, weight).mean())
