@@ -721,8 +721,9 @@ def test_larger_budget_never_ends_worse_than_the_rung_below():
 
 
 def test_saliency_mask_never_ends_worse_by_its_own_weights_than_no_mask(tmp_path):
-    # with a map, the run without it (fitted on with the map's weights) is a candidate too, so the
-    # weighted error of the SVG (as an SVG renderer samples it) is never above the run without a map
+    # with a map, the run without it (fitted on with the map's weights) is a candidate too, and the
+    # result is no worse where the map marks: the SVG's error (as resvg samples it) inside the mask and
+    # weighted by the map's weights is never above the run without a map
     from lvss.compact.graph import pixel_weights
     from lvss.compact.ladder import written_error
 
@@ -737,9 +738,13 @@ def test_saliency_mask_never_ends_worse_by_its_own_weights_than_no_mask(tmp_path
     weight = torch.from_numpy(pixel_weights(mask / 255.0, mask.shape)[0]).float()
     tc, ta = torch.from_numpy(rgb), torch.from_numpy(alpha)
 
+    inside = torch.from_numpy(mask / 255.0).float()
+
     def err(cfg):
         scene, _ = run_compact(rgb, alpha, cfg, torch.device("cpu"))
         ps = [p for layer in scene.layers for p in layer.paths]
-        return written_error([p.points for p in ps], torch.stack([p.color for p in ps]), tc, ta, weight)
+        pts, cols = [p.points for p in ps], torch.stack([p.color for p in ps])
+        return written_error(pts, cols, tc, ta, inside), written_error(pts, cols, tc, ta, weight)
 
-    assert err(masked) <= err(base)
+    (in_masked, w_masked), (in_plain, w_plain) = err(masked), err(base)
+    assert in_masked <= in_plain and w_masked <= w_plain
