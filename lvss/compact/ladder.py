@@ -14,8 +14,9 @@ to about a quarter of a pixel inside a bend. Two results a few tenths of a dB ap
 often come out the other way round in resvg (OpenMoji 1F431 at 128 and 256 paths: +0.4 dB by exact
 area, -0.17 dB in resvg). :func:`sampled_render` renders paths that way (:func:`renderer_edges`),
 and :func:`written_error` takes the loss's weighted squared error of the SVG's own contours (the
-writer's cleaning and 8-bit colours) rendered so: on twelve compact SVGs it is within 0.1 dB of
-resvg's own render, which it matches to about 60 dB.
+writer's cleaning and 8-bit colours) rendered so. It matches resvg's own render of compact SVGs of
+1F431 to 60.9 dB at 256 paths and 65.5 dB at 64 (no pixel off by more than 0.02; the rest is
+resvg's 8-bit compositing).
 """
 from __future__ import annotations
 
