@@ -10,7 +10,12 @@
    back-most, grown ``underlap`` px under the regions in front of it); the rest of the
    budget are small circles added in rounds, part where the error is largest and part sampled by
    saliency, each kept in the segmenter mask it starts in; every path is fitted to the image with the
-   project's one optimiser loop (:func:`lvss.optimize.loop.adam_loop`), invisible details pruned.
+   project's one optimiser loop (:func:`lvss.optimize.loop.adam_loop`), invisible details pruned;
+4. the budget ladder (:mod:`.ladder`): steps 2-3 run at every budget of 16, 24, 32, 48, ... below
+   the one asked for and at it, and the result with the least error of the SVG as resvg renders it
+   is kept, so a larger budget never ends worse than a smaller one. With a saliency map the run
+   without it, refitted with the map's weights (:func:`.paths.refit`), is a candidate too, and the
+   result kept is no worse where the map marks than that run without the map.
 
 Saliency (a CLIP prompt or a user mask) weights the merge (salient masks keep their colours, the rest
 merges first), the detail seeds and the path loss. Without one, every pixel weighs the same (the
