@@ -664,3 +664,87 @@ def test_path_stage_keeps_paths_as_the_svg_writer_writes_them():
     # what it gives back is what the writer writes: a second pass changes nothing
     again, changed = as_written(out, 32, 32)
     assert changed == 0 and all(a is b for a, b in zip(again, out))
+
+
+def test_ladder_rungs_climb_in_half_octaves_from_16():
+    from lvss.compact.ladder import rungs
+
+    assert rungs(8) == [8] and rungs(16) == [16] and rungs(24) == [16, 24] and rungs(32) == [16, 24, 32]
+    assert rungs(256) == [16, 24, 32, 48, 64, 96, 128, 192, 256] and rungs(100) == [16, 24, 32, 48, 64, 96, 100]
+
+
+def test_sampled_render_covers_as_an_svg_renderer_samples():
+    # 4 sample rows per pixel: a horizontal edge at y = k + f covers 3/4 of row k for f in
+    # [0.125, 0.375), 1/2 in [0.375, 0.625), 1/4 in [0.625, 0.875); a vertical edge the same in
+    # quarters of a pixel; a path with a hole leaves it bare (nonzero fill); paths composite over
+    from lvss.compact.ladder import sampled_render
+
+    def poly(corners):  # closed path of straight cubic segments through the corners
+        c = np.asarray(corners, np.float64)
+        return np.concatenate([[a, a + (b - a) / 3, a + 2 * (b - a) / 3] for a, b in zip(c, np.roll(c, -1, 0))])
+
+    def rect(x0, y0, x1, y1):
+        return poly([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+
+    for f, cov in ((0.2, 0.75), (0.3, 0.75), (0.45, 0.5), (0.7, 0.25), (0.9, 0.0)):
+        p = torch.tensor(rect(2 + f, 3 + f, 9, 9), dtype=torch.float32)
+        C, A = sampled_render([p], torch.tensor([[1.0, 0.0, 0.0, 1.0]]), 12, 12)
+        assert abs(float(A[3, 5]) - cov) < 1e-6 and abs(float(A[5, 2]) - cov) < 1e-6
+        assert abs(float(A[3, 2]) - cov * cov) < 1e-6 and float(A[5, 5]) == 1.0 and float(A[10, 10]) == 0.0
+        assert torch.allclose(C[..., 0], A) and float(C[..., 1:].abs().max()) == 0.0
+    # a ring: the outer square, a zero-width bridge, the hole the other way round, back
+    ring = torch.tensor(poly([(1, 1), (11, 1), (11, 11), (1, 11), (1, 1), (4, 4), (4, 8), (8, 8), (8, 4), (4, 4)]),
+                        dtype=torch.float32)
+    _, A = sampled_render([ring], torch.tensor([[0.0, 0.0, 1.0, 1.0]]), 12, 12)
+    assert float(A[2, 2]) == 1.0 and float(A[6, 6]) == 0.0
+    top = torch.tensor(rect(0, 0, 12, 12), dtype=torch.float32)
+    C, A = sampled_render([top, top], torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.5]]), 12, 12)
+    assert torch.allclose(C[6, 6], torch.tensor([0.5, 0.0, 0.5])) and float(A[6, 6]) == 1.0
+
+
+def test_larger_budget_never_ends_worse_than_the_rung_below():
+    # a run at 2N passes through the run at N and keeps the better by the error of the SVG as an
+    # SVG renderer samples it
+    from lvss.compact.ladder import written_error
+
+    rgb, _ = _voronoi(60, 48, seed=11)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    tc, ta = torch.from_numpy(rgb), torch.from_numpy(alpha)
+    errs = []
+    for paths in (16, 32, 64):
+        cfg = _cfg(paths=paths, compact=CompactConfig(rounds=3, superpixels=(12, 40), path_steps=30))
+        scene, met = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        assert met["rung"] in (16, 24, 32, 48, 64) and met["rung"] <= paths and scene.num_paths <= paths
+        ps = [p for layer in scene.layers for p in layer.paths]
+        errs.append(written_error([p.points for p in ps], torch.stack([p.color for p in ps]), tc, ta))
+    assert errs[1] <= errs[0] and errs[2] <= errs[1]
+
+
+def test_saliency_mask_never_ends_worse_by_its_own_weights_than_no_mask(tmp_path):
+    # with a map, the run without it (fitted on with the map's weights) is a candidate too, and the
+    # result is no worse where the map marks: the SVG's error (as resvg samples it) inside the mask and
+    # weighted by the map's weights is never above the run without a map
+    from lvss.compact.graph import pixel_weights
+    from lvss.compact.ladder import written_error
+
+    rgb, _ = _voronoi(50, 48, seed=4)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[8:30, 10:34] = 255
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    base = _cfg(paths=24, compact=CompactConfig(rounds=3, superpixels=(12, 40), path_steps=30))
+    masked = replace(base, saliency=replace(base.saliency, source="mask", mask_path=str(path)))
+    weight = torch.from_numpy(pixel_weights(mask / 255.0, mask.shape)[0]).float()
+    tc, ta = torch.from_numpy(rgb), torch.from_numpy(alpha)
+
+    inside = torch.from_numpy(mask / 255.0).float()
+
+    def err(cfg):
+        scene, _ = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+        ps = [p for layer in scene.layers for p in layer.paths]
+        pts, cols = [p.points for p in ps], torch.stack([p.color for p in ps])
+        return written_error(pts, cols, tc, ta, inside), written_error(pts, cols, tc, ta, weight)
+
+    (in_masked, w_masked), (in_plain, w_plain) = err(masked), err(base)
+    assert in_masked <= in_plain and w_masked <= w_plain

@@ -10,7 +10,12 @@
    back-most, grown ``underlap`` px under the regions in front of it); the rest of the
    budget are small circles added in rounds, part where the error is largest and part sampled by
    saliency, each kept in the segmenter mask it starts in; every path is fitted to the image with the
-   project's one optimiser loop (:func:`lvss.optimize.loop.adam_loop`), invisible details pruned.
+   project's one optimiser loop (:func:`lvss.optimize.loop.adam_loop`), invisible details pruned;
+4. the budget ladder (:mod:`.ladder`): steps 2-3 run at every budget of 16, 24, 32, 48, ... below
+   the one asked for and at it, and the result with the least error of the SVG as resvg renders it
+   is kept, so a larger budget never ends worse than a smaller one. With a saliency map the run
+   without it, refitted with the map's weights (:func:`.paths.refit`), is a candidate too, and the
+   result kept is no worse where the map marks than that run without the map.
 
 Saliency (a CLIP prompt or a user mask) weights the merge (salient masks keep their colours, the rest
 merges first), the detail seeds and the path loss. Without one, every pixel weighs the same (the
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -31,9 +37,10 @@ from ..types import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, split_budget
 from .cover import absorb_slivers, cover_gaps, drop_hairs
+from .ladder import rungs, written_error, written_render
 from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge, pixel_weights
 from .merge import recolor_merge
-from .paths import detail_rounds
+from .paths import detail_rounds, refit
 from .soup import Soup, labels_from_masks, mask_soup
 
 __all__ = ["run_compact", "recolor_merge", "build_graph", "coarsen", "greedy_merge", "labels_from_masks",
@@ -59,9 +66,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     layers, masks (soup), atoms, regions, merges, forced_merges, rounds, cluster_seconds, structural,
     details, region_psnr (the merged regions filled with their mean colours; only when there are regions)).
     """
-    from ..metrics import psnr
+    from ..optimize.losses import error_map
     from ..stages import saliency_map
-    from ..optimize.structure import fit_colors
 
     merge = recolor_merge if merge is None else merge
     if not callable(merge):
@@ -71,22 +77,84 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     h, w = alpha.shape
     if rgb.shape != (h, w, 3):
         raise ValueError(f"rgb must have shape ({h}, {w}, 3) like alpha, got {rgb.shape}")
+    valid = alpha > 0.5
+    prog("segment", 0.0, "building the mask soup")
+    sal = saliency_map(rgb, cfg)
+    check_cancel(cancel)
+    if valid.any():
+        soup = soup or mask_soup(rgb, valid, cfg, source, lambda f, m: prog("segment", 0.9 * f, m), cancel)
+    target_c = torch.from_numpy(rgb * alpha[..., None]).to(dev)
+    target_a = torch.from_numpy(alpha).to(dev)
+    weight = None if sal is None else torch.from_numpy(pixel_weights(sal, valid.shape)[0]).float().to(dev)
+
+    def ladder(s_map, share: tuple[float, float]):
+        # every rung's whole run (.ladder), the best by the error that run minimises kept
+        steps = rungs(cfg.paths)
+        cut = share[0] + (share[1] - share[0]) * np.cumsum([0.0] + [float(b) for b in steps]) / float(sum(steps))
+        w_run = None if s_map is None else weight
+        best = None
+        for i, b in enumerate(steps):
+            def sub(stage, f, m, lo=cut[i], hi=cut[i + 1], b=b):
+                prog(stage, f if stage == "segment" else lo + (hi - lo) * f, m if len(steps) == 1 else f"{b} paths: {m}")
+
+            out = _run_budget(rgb, alpha, replace(cfg, paths=b), dev, sub, cancel, merge, soup, s_map)
+            err = written_error(out[0], out[1], target_c, target_a, w_run)
+            if best is None or err < best[0]:
+                best = (err, out, b)
+        return best[1], best[2]
+
+    if sal is None:
+        out, rung = ladder(None, (0.0, 1.0))
+    else:
+        # with a map: its own run, and the run without it fitted on with the map's weights (the map
+        # buys fidelity where it marks, starting from the best the picture gets without it). Kept:
+        # the least weighted error among those that are no worse where the map marks (error
+        # weighted by the map itself) than the run without the map, which always qualifies
+        out, rung = ladder(sal, (0.0, 0.45))
+        plain, plain_rung = ladder(None, (0.45, 0.9))
+        cands = [(out, rung), (plain, plain_rung)]
+        if plain[0]:
+            pts, colors, n_s = plain[0], plain[1], plain[2]
+            pts, colors = refit(pts, colors, n_s, target_c, target_a, weight, soup.semantic if soup else None, cfg,
+                                lambda st, f, m: prog(st, 0.9 + 0.1 * f, m), cancel)
+            pts, colors, n_s, gaps = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
+            cands.append(((pts, colors, n_s) + tuple(plain[3:7]) + (dict(plain[7], uncovered=gaps),), plain_rung))
+        marked = torch.from_numpy(np.asarray(sal, np.float32)).to(dev)
+
+        def errors(o):  # (error where the map marks, weighted error) of the SVG as resvg shows it
+            if not o[0]:
+                return math.inf, math.inf
+            e = error_map(*written_render(o[0], o[1], w, h), target_c, target_a)
+            return float((e * marked).mean()), float((e * weight).mean())
+
+        errs = [errors(c[0]) for c in cands]
+        ok = [i for i, e in enumerate(errs) if e[0] <= errs[1][0]]
+        out, rung = cands[min(ok, key=lambda i: errs[i][1])]
+    pts, colors, n_s, target_c, target_a, notes, res, counts = out
+    counts["rung"] = rung
+    return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts)
+
+
+def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, merge: Merge, soup: Soup | None,
+                sal: np.ndarray | None):
+    """One run of compact mode at ``cfg.paths`` (no ladder): (points, colours, structural count, target
+    colour, target alpha, notes, merge result, counts for :func:`_assemble`)."""
+    from ..metrics import psnr
+    from ..optimize.structure import fit_colors
+
+    h, w = alpha.shape
     cc = cfg.compact
     valid = alpha > 0.5
     # a fixed ratio splits the budget now; the adaptive split (ratio None) once the mask graph exists
     n_struct = (structural_budget(cfg.paths, cc.structural_ratio) if cc.structural_ratio is not None
                 else cfg.paths) if valid.any() else 0
-    prog("segment", 0.0, "building the mask soup")
-    sal = saliency_map(rgb, cfg)
     # the colour-fit weight (graph.pixel_weights: MSE_FLOOR outside the salient part, 1 on it), which
     # the split's prediction and the path stage use as the merge does
     fit_weight = pixel_weights(sal, valid.shape)[0]
-    check_cancel(cancel)
     res, region_labels, semantic, atoms_n, regions_n, notes, masks_n = None, None, None, 0, 0, [], 0
     split_pred: dict = {}
     region_psnr = 0.0
     if valid.any():
-        soup = soup or mask_soup(rgb, valid, cfg, source, lambda f, m: prog("segment", 0.9 * f, m), cancel)
         semantic, notes, masks_n = soup.semantic, list(soup.notes), soup.masks
     if n_struct > 0:
         graph = build_graph(soup.atoms, rgb, sal, soup.strength)
@@ -137,22 +205,32 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     # the path stage minimises the error the split predicted (None without a map: uniform)
     weight = None if sal is None else torch.from_numpy(fit_weight).float().to(dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
-    # no hairs, and no opaque pixel left bare (.cover)
+    pts, colors, n_s, gaps_left = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
+    return pts, colors, n_s, target_c, target_a, notes, res, dict(
+        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
+        uncovered=gaps_left)
+
+
+
+def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, weight: torch.Tensor | None,
+            cfg: VectorizeConfig):
+    """The path stage's result made fit to write (.cover): no hairs, no opaque pixel left bare, the
+    colours solved again where a path changed. Returns (points, colours, structural count, pixels
+    left bare)."""
+    from scipy import ndimage as ndi
+
+    h, w = alpha.shape
     n_s = min(n_s, len(pts))
     pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
     before = [p for p in pts]
     # fully opaque pixels away from the picture's own edge (an outline there is simplified) show no seam
-    from scipy import ndimage as ndi
-
     opaque = ndi.binary_erosion(alpha >= 1.0 - 0.5 / 255, np.ones((3, 3), bool), border_value=1)
-    pts, gaps_left = cover_gaps(pts, n_s, valid, cc.contour_epsilon, opaque)
+    pts, gaps_left = cover_gaps(pts, n_s, alpha > 0.5, cfg.compact.contour_epsilon, opaque)
     if pts and any(a is not b for a, b in zip(pts, before)):
         from ..optimize.structure import solve_colors
 
         colors = torch.cat([solve_colors(pts, colors[:, 3], target_c, colors, w, h, weight), colors[:, 3:]], 1)
-    return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, dict(
-        masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
-        uncovered=gaps_left))
+    return pts, colors, n_s, gaps_left
 
 
 def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
@@ -179,7 +257,8 @@ def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
                    forced_merges=float(res.forced if res else 0), rounds=float(res.rounds if res else 0),
                    cluster_seconds=float(res.seconds if res else 0.0), structural=float(len(struct)),
                    details=float(len(details)), budget=float(cfg.paths),
-                   structural_budget=float(counts.get("split", 0)), uncovered=float(counts.get("uncovered", 0)))
+                   structural_budget=float(counts.get("split", 0)), uncovered=float(counts.get("uncovered", 0)),
+                   rung=float(counts.get("rung", cfg.paths)))
     if res is not None:
         metrics["region_psnr"] = float(counts["region_psnr"])
     metrics["_notes"] = notes  # popped by pipeline.run into VectorizeResult.notes

@@ -204,3 +204,28 @@ def optimise_paths(points, colors, target_c, target_a, weight, cfg: VectorizeCon
               after_step=project, callback=report,
               stop=Plateau(oc.stop_tol, oc.stop_patience), cancel=cancel, guard=guard)
     return [p.detach() for p in pts], cols.detach()
+
+
+def refit(pts: list[torch.Tensor], colors: torch.Tensor, n_s: int, target_c: torch.Tensor, target_a: torch.Tensor,
+          weight: torch.Tensor | None, semantic: np.ndarray | None, cfg: VectorizeConfig, prog: Progress,
+          cancel: threading.Event | None = None):
+    """One more round of the path stage on a finished result (structure first, ``n_s`` paths), against
+    the error weighted by ``weight``: the steps of the last round of the stage's schedule (the decayed
+    step size), every detail kept in the segmenter mask its centre lies in, ending on the paths as
+    written. Returns (points, colours) with the colours solved for the weighted error."""
+    from ..optimize.structure import solve_colors
+
+    h, w = target_a.shape
+    cc = cfg.compact
+    total = cc.path_steps
+    iters = total // max(1, cc.path_rounds)
+    dev = target_a.device
+    centres = np.asarray([p.detach().cpu().numpy().mean(0) for p in pts[n_s:]], np.float32).reshape(-1, 2)
+    centres = np.clip(centres, 0.0, [w - 1e-3, h - 1e-3])
+    confine = (Confine(semantic, centres, int(math.ceil(2 * float(cc.detail_radius))) + 2, CONFINE_TOL, dev)
+               if semantic is not None and len(centres) else None)
+    pts, colors = optimise_paths(pts, colors, target_c, target_a, weight, cfg, prog, cancel, confine, n_s, iters,
+                                 total - iters, total, 0)
+    pts = as_written(pts, w, h)[0]
+    colors = torch.cat([solve_colors(pts, colors[:, 3], target_c, colors, w, h, weight), colors[:, 3:]], 1)
+    return pts, colors
