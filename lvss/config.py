@@ -371,6 +371,10 @@ class CompactConfig:
     underlap: int = integer(3, 0, 100, "pixels a path grows under the regions in front of it")
     # regions a path encloses stay out of its shape (it covers what it shows)
     holes: bool = flag(True, "regions a path encloses stay out of its shape")
+    # the budget ladder (lvss/compact/ladder.py): a run also makes the runs at the smaller budgets 16, 24,
+    # 32, 48, ... and keeps the one whose SVG is closest to the image, so a larger budget never ends
+    # worse; it costs the sum of those runs (about 7x one run at 256 paths), so the fast preset leaves it off
+    budget_ladder: bool = flag(True, "compact mode: keep the best of the runs at every smaller budget too")
     error_share: float = real(0.0, 0.0, 1.0, "share of detail circles placed where the error is largest")
     path_rounds: int = integer(4, 1, 1000, "path stage: rounds of detail circles ...")
     path_steps: int = integer(115, 0, 100_000, "... and Adam steps over all of them (every path moves)")
@@ -386,7 +390,7 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256, levels=3,
                  optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=12, refine_scale=0.5,
                                refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=30),
-                 compact=dict(path_rounds=3, path_steps=60)),
+                 compact=dict(path_rounds=3, path_steps=60, budget_ladder=False)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=90, refine_scale=1.0,

@@ -720,6 +720,18 @@ def test_larger_budget_never_ends_worse_than_the_rung_below():
     assert errs[1] <= errs[0] and errs[2] <= errs[1]
 
 
+def test_without_the_ladder_only_the_budget_asked_for_runs():
+    from lvss.config import QUALITY_PRESETS
+
+    rgb, _ = _voronoi(60, 48, seed=11)
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    cfg = _cfg(paths=32, compact=CompactConfig(rounds=3, superpixels=(12, 40), path_steps=30, budget_ladder=False))
+    scene, met = run_compact(rgb, alpha, cfg, torch.device("cpu"))
+    assert met["rung"] == 32 and scene.num_paths <= 32
+    assert QUALITY_PRESETS["fast"]["compact"]["budget_ladder"] is False
+    assert CompactConfig().budget_ladder is True
+
+
 def test_saliency_mask_never_ends_worse_by_its_own_weights_than_no_mask(tmp_path):
     # with a map, the run without it (fitted on with the map's weights) is a candidate too, and the
     # result is no worse where the map marks: the SVG's error (as resvg samples it) inside the mask and

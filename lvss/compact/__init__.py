@@ -15,7 +15,9 @@
    the one asked for and at it, and the result with the least error of the SVG as resvg renders it
    is kept, so a larger budget never ends worse than a smaller one. With a saliency map the run
    without it, refitted with the map's weights (:func:`.paths.refit`), is a candidate too, and the
-   result kept is no worse where the map marks than that run without the map.
+   result kept is no worse where the map marks than that run without the map. The ladder costs the
+   sum of its rungs' runs; ``CompactConfig.budget_ladder`` False (the ``fast`` preset) runs the budget
+   asked for alone.
 
 Saliency (a CLIP prompt or a user mask) weights the merge (salient masks keep their colours, the rest
 merges first), the detail seeds and the path loss. Without one, every pixel weighs the same (the
@@ -89,7 +91,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
 
     def ladder(s_map, share: tuple[float, float]):
         # every rung's whole run (.ladder), the best by the error that run minimises kept
-        steps = rungs(cfg.paths)
+        steps = rungs(cfg.paths) if cfg.compact.budget_ladder else [cfg.paths]
         cut = share[0] + (share[1] - share[0]) * np.cumsum([0.0] + [float(b) for b in steps]) / float(sum(steps))
         w_run = None if s_map is None else weight
         best = None
