@@ -110,10 +110,10 @@ def mode_colour(pixels: np.ndarray) -> np.ndarray:
 
 
 def _over_background(pieces: list[Piece], budget: int, shape: tuple[int, int], image: np.ndarray,
-                     valid: np.ndarray, min_pixels: int) -> Choice | None:
+                     valid: np.ndarray, min_pixels: int, under: np.ndarray | None = None) -> Choice | None:
     from scipy import ndimage
 
-    regions, count = ndimage.label(valid.reshape(shape))
+    regions, count = ndimage.label((valid if under is None else under).reshape(shape))
     regions = regions.reshape(-1)
     sizes = np.bincount(regions, minlength=count + 1)
     kept = [r for r in range(1, count + 1) if sizes[r] >= min_pixels]
@@ -162,16 +162,18 @@ def _over_background(pieces: list[Piece], budget: int, shape: tuple[int, int], i
 
 
 def choose(pieces: list[Piece], budget: int, image: np.ndarray, valid: np.ndarray,
-           min_pixels: int = 1) -> Choice:
+           min_pixels: int = 1, under: np.ndarray | None = None) -> Choice:
     """The better of the two ways (module doc) to spend ``budget`` paths on ``pieces``.
 
-    image: (H, W, 3) float RGB; valid: (H, W) bool, the opaque pixels. A picture the budget covers
-    piece for piece keeps the way by area (nothing to choose)."""
+    image: (H, W, 3) float RGB; valid: (H, W) bool, the opaque pixels; under: (H, W) bool, where a
+    background path may go (default ``valid``; not under translucent areas). A picture the budget
+    covers piece for piece keeps the way by area (nothing to choose)."""
     shape = valid.shape
     img = np.asarray(image, np.float64).reshape(-1, 3)
     flat_valid = np.asarray(valid, bool).reshape(-1)
     by_area = _by_area(pieces, budget, shape, img, flat_valid)
     if len(pieces) <= budget:
         return by_area
-    over = _over_background(pieces, budget, shape, img, flat_valid, min_pixels)
+    over = _over_background(pieces, budget, shape, img, flat_valid, min_pixels,
+                            None if under is None else np.asarray(under, bool).reshape(-1))
     return over if over is not None and over.error < by_area.error else by_area

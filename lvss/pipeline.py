@@ -42,6 +42,10 @@ PREVIEW_EVERY = 0.5  # seconds between two preview events (the first one is sent
 # a path that shows fewer pixels than this in the finished picture is left out of the SVG (a path
 # almost wholly under opaque paths in front of it is one a designer would delete)
 HIDDEN_PIXELS = 1.0
+# translucent input (lvss.pipeline._semi_transparent): alpha below this is not opaque, and a
+# translucent area has an inside this many pixels deep (an anti-aliased rim has none)
+OPAQUE_ALPHA = 0.95
+SEMI_MARGIN = 2
 
 
 class _Progress:
@@ -126,7 +130,7 @@ def _outline(mask: np.ndarray, epsilon: float) -> torch.Tensor | None:
 
 def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
                       min_pixels: int = 1, valid: np.ndarray | None = None,
-                      rgb: np.ndarray | None = None) -> list[StructuralPath]:
+                      rgb: np.ndarray | None = None, semi: np.ndarray | None = None) -> list[StructuralPath]:
     """One path per piece of every layering mask (4-connected, holes filled, at least ``min_pixels``
     pixels; :func:`lvss.layering.mask_components`), in the mask's layer, back to front. A piece's
     holes (the layering keeps only transparent ones) stay open in its path.
@@ -140,7 +144,8 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     With ``rgb`` (H, W, 3) and ``valid`` too, the budget may instead go first to one background path
     per opaque region, under everything, and then to the pieces that remove the most error, whichever
     of the two ways paints the image closer (:mod:`lvss.pieces`); the background becomes a new back
-    layer of ``layering`` (changed in place)."""
+    layer of ``layering`` (changed in place). ``semi``: translucent areas, which no background path
+    goes under."""
     from .layering import LayerMask, mask_components
     from .pieces import Piece, choose, mode_colour
 
@@ -155,7 +160,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
                 colours.append(np.asarray(lm.color, np.float32))
             k += 1
     if rgb is not None and valid is not None:
-        choice = choose(pieces, budget, rgb, valid, min_pixels)
+        choice = choose(pieces, budget, rgb, valid, min_pixels, under=None if semi is None else valid & ~semi)
         order, background, grow = choice.order, choice.background, choice.grow
     else:
         order = sorted(range(len(pieces)), key=lambda i: (-pieces[i].area, pieces[i].layer,
@@ -239,7 +244,9 @@ def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: fl
     first: list[int] = []
     for r in range(1, count + 1):
         region = regions == r
-        mine = [i for i in range(n) if paths[i].layer == back and (paths[i].mask & region).any()]
+        # a translucent path (alpha < 1) never goes under others: what lies under it would show
+        mine = [i for i in range(n) if paths[i].layer == back and (paths[i].mask & region).any()
+                and float(state.colors[i, 3]) >= 1.0]
         if not mine:
             continue
         i = max(mine, key=lambda k: int((paths[k].mask & region).sum()))
@@ -254,6 +261,34 @@ def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: fl
     state.points = [state.points[i] for i in order]
     state.colors = state.colors[torch.as_tensor(order, device=state.colors.device)]
     return [paths[i] for i in order[:n]] + paths[n:]
+
+
+def _semi_transparent(alpha: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the input's translucent areas (a soft shadow, a tinted glass): pixels whose alpha
+    is between ``valid``'s threshold and ``OPAQUE_ALPHA``, in areas with an inside ``SEMI_MARGIN``
+    pixels deep (a morphological opening). The anti-aliased rim of an opaque shape is a band a pixel
+    or two wide and has no such inside."""
+    from scipy import ndimage
+
+    band = (alpha > 0.5) & (alpha < OPAQUE_ALPHA)
+    if not band.any():
+        return band
+    return ndimage.binary_opening(band, np.ones((3, 3), bool), iterations=SEMI_MARGIN)
+
+
+def _path_alphas(paths: list[StructuralPath], alpha: np.ndarray, semi: np.ndarray) -> np.ndarray:
+    """(N,) the alpha of each structural path: 1, except for a piece that lies mostly inside a
+    translucent area (:func:`_semi_transparent`), which takes the mean alpha of the input there, so
+    the SVG keeps the area translucent (an opaque path would have to darken it to its premultiplied
+    colour)."""
+    out = np.ones(len(paths), np.float32)
+    if not semi.any():
+        return out
+    for i, sp in enumerate(paths):
+        inside = sp.mask & semi
+        if 2 * int(inside.sum()) > int(sp.mask.sum()):
+            out[i] = float(alpha[inside].mean())
+    return out
 
 
 def _min_piece_pixels(cfg: VectorizeConfig, h: int, w: int) -> int:
@@ -472,6 +507,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
 
     h, w = alpha.shape
     valid = alpha > 0.5
+    semi = _semi_transparent(alpha)  # translucent areas: no path is drawn under them
     # 1. simplification sequence
     prog("simplify", 0.0, f"simplifying into {cfg.simplify.levels} coarser levels")
     levels = simplify_levels(cfg, rgb, lambda f, m: prog("simplify", f, m), cancel).levels
@@ -486,7 +522,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     n_struct = max(1, min(cfg.paths, int(round(cfg.paths * cfg.optimize.structure_share))))
     check_cancel(cancel)
     spaths = _structural_paths(layering, n_struct, cfg.optimize.dp_epsilon, cancel, _min_piece_pixels(cfg, h, w),
-                               valid, rgb)
+                               valid, rgb, semi)
     prog("layering", 1.0, f"{len(layering)} layers, {len(spaths)} structural paths")
     lap("layering")
     # 5. stage I: structure
@@ -502,9 +538,10 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     n = len(pts)
     if n:
         fallback = torch.from_numpy(np.stack([sp.mean_color for sp in spaths]))
-        cols = fit_colors(pts, torch.ones(n), torch.from_numpy(rgb).to(dev), fallback, w, h)
-        cols = solve_colors(pts, torch.ones(n, device=dev), target_c, cols, w, h)
-        colors = torch.cat([cols, torch.ones(n, 1, device=dev)], 1)
+        alphas = torch.from_numpy(_path_alphas(spaths, alpha, semi)).to(dev)
+        cols = fit_colors(pts, alphas.cpu(), torch.from_numpy(rgb).to(dev), fallback, w, h)
+        cols = solve_colors(pts, alphas, target_c, cols, w, h)
+        colors = torch.cat([cols, alphas[:, None]], 1)
     else:
         colors = torch.zeros(0, 4, device=dev)
     prog("colour", 1.0, "fitted colours")
@@ -531,7 +568,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
                    preview_callback=prog.preview if prog.previews else None)
     if source is not None and state.points:
         _polish_at_input_size(state, source, (h, w), cfg, weight, prog, cancel)
-    spaths = _underlay(state, spaths, valid, cfg.optimize.dp_epsilon)
+    spaths = _underlay(state, spaths, valid & ~semi, cfg.optimize.dp_epsilon)
     lap("refine")
     # assemble layers: one per structural layer (same order, numbered by place in the scene), each
     # followed by the detail paths that refine it (its sub-group "details"); assign_details keeps

@@ -382,3 +382,31 @@ def test_paths_hidden_under_opaque_paths_are_left_out_but_not_the_back_layer():
     shown = Scene(64, 64, [Layer("01 Background", [back], "layer1"), Layer("02", [top], "layer2")])
     assert _without_hairs(shown, rgb, alpha, VectorizeConfig(), torch.device("cpu"), {}) is shown
     assert HIDDEN_PIXELS > 0
+
+
+def test_a_translucent_area_stays_translucent_and_an_antialiased_rim_is_not_one():
+    from PIL import ImageDraw
+
+    from lvss.pipeline import _semi_transparent
+
+    im = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.ellipse((8, 8, 64, 64), fill=(255, 0, 0, 255))
+    d.rectangle((40, 40, 90, 90), fill=(0, 0, 255, 128))         # replaces what was there: alpha 0.5
+    rgba = np.asarray(im)
+    alpha = rgba[..., 3] / 255.0
+    semi = _semi_transparent(alpha)
+    assert semi[45:86, 45:86].all() and not semi[:, :38].any()
+    # an opaque disc's anti-aliased rim has no translucent inside
+    yy, xx = np.mgrid[0:64, 0:64]
+    rim = np.clip(20.5 - np.hypot(yy - 32, xx - 32), 0, 1)
+    assert not _semi_transparent(rim).any()
+    res = run(rgba, VectorizeConfig(paths=8, work_size=96))
+    alphas = sorted(round(float(p.color[3]), 2) for p in res.scene.paths())
+    assert alphas[0] == pytest.approx(0.5, abs=0.02) and alphas[-1] == 1.0
+    out = resvg_render(scene_to_svg(res.scene), 96, 96)
+    out = np.asarray(out, np.float64)[..., :3]
+    out = out / 255.0 if out.max() > 1.5 else out
+    a = alpha[..., None]
+    want = rgba[..., :3] / 255.0 * a + (1 - a)                     # the input over white
+    assert psnr(torch.from_numpy(out), torch.from_numpy(want)) > 24.0
