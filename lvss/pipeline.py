@@ -42,6 +42,8 @@ PREVIEW_EVERY = 0.5  # seconds between two preview events (the first one is sent
 # a path that shows fewer pixels than this in the finished picture is left out of the SVG (a path
 # almost wholly under opaque paths in front of it is one a designer would delete)
 HIDDEN_PIXELS = 1.0
+# a long, thin picture is worked with at least this many pixels across (lvss.pipeline.prepare_image)
+SHORT_SIDE_MIN = 64
 # translucent input (lvss.pipeline._semi_transparent): alpha below this is not opaque, and a
 # translucent area has an inside this many pixels deep (an anti-aliased rim has none)
 OPAQUE_ALPHA = 0.95
@@ -86,12 +88,16 @@ class _Progress:
 def prepare_image(rgba: np.ndarray, work_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 4) uint8 → working-resolution straight RGB (h, w, 3) float32 and alpha (h, w) float32.
 
-    Only downscales (long side ``work_size``); small inputs keep their size.
+    Only downscales (long side ``work_size``); small inputs keep their size. A long, thin picture (a
+    banner) keeps a short side of ``SHORT_SIDE_MIN`` pixels where it has them, within the pixels of a
+    ``work_size`` square: a 1000 x 50 banner is worked at its own size, not at 256 x 13.
     """
     from PIL import Image
 
     H, W = rgba.shape[:2]
     s = min(1.0, work_size / max(H, W))
+    if min(H, W) * s < SHORT_SIDE_MIN:
+        s = max(s, min(1.0, SHORT_SIDE_MIN / min(H, W), work_size / float(np.sqrt(H * W))))
     w, h = max(2, round(W * s)), max(2, round(H * s))
     img = rgba
     if (w, h) != (W, H):

@@ -410,3 +410,18 @@ def test_a_translucent_area_stays_translucent_and_an_antialiased_rim_is_not_one(
     a = alpha[..., None]
     want = rgba[..., :3] / 255.0 * a + (1 - a)                     # the input over white
     assert psnr(torch.from_numpy(out), torch.from_numpy(want)) > 24.0
+
+
+def test_a_long_thin_picture_keeps_its_short_side_within_the_pixels_of_the_working_square():
+    from lvss.pipeline import SHORT_SIDE_MIN, prepare_image
+
+    def shape(h, w, ws=256):
+        return prepare_image(np.zeros((h, w, 4), np.uint8), ws)[1].shape
+
+    assert shape(50, 1000) == (50, 1000)                      # a banner: worked at its own size
+    assert shape(80, 600) == (SHORT_SIDE_MIN, 480)             # 64 px across, not 34
+    h, w = shape(100, 10000)
+    assert h * w <= 1.05 * 256 * 256 and w > 256                # about the square's pixels (rounded)
+    # pictures up to 4:1 keep the long side rule; small ones keep their size
+    assert shape(300, 451) == (170, 256) and shape(512, 512) == (256, 256) and shape(32, 32) == (32, 32)
+    assert shape(256, 256, ws=16) == (16, 16)
