@@ -47,14 +47,39 @@ class Piece:
 @dataclass
 class Choice:
     """The pieces to give paths, in the order they should be tried (a piece whose contour cannot be
-    traced hands its place to the next); ``background``: one (H, W) bool mask per opaque region to
-    put under everything (empty for the way by area); ``grow``: whether the back layer's chosen pieces
-    should grow over uncovered opaque pixels; ``error``: the flat picture's squared error."""
+    traced hands its place to the next); ``background``: one ((H, W) bool mask, (3,) colour) per
+    opaque region to put under everything (empty for the way by area); ``grow``: whether the back
+    layer's chosen pieces should grow over uncovered opaque pixels; ``error``: the flat picture's
+    squared error (None where there was nothing to compare: every piece gets a path)."""
 
     order: list[int]
-    background: list[np.ndarray]
+    background: list[tuple[np.ndarray, np.ndarray]]
     grow: bool
-    error: float
+    error: float | None
+
+
+def area_order(pieces: list[Piece]) -> list[int]:
+    """Indices of ``pieces``, largest first (ties: the back-most layer, then the mask's and the piece's
+    order)."""
+    return sorted(range(len(pieces)), key=lambda i: (-pieces[i].area, pieces[i].layer, pieces[i].mask_index,
+                                                     pieces[i].index))
+
+
+def grow_back(back: list[np.ndarray], covered: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
+    """(H, W) int labels: every opaque pixel (``valid``) that no chosen piece ``covered`` goes to the
+    nearest of the back layer's masks ``back`` (geodesically, through such pixels), labelled 1 + its
+    index; a mask keeps its own pixels. None when nothing is uncovered."""
+    gaps = valid & ~covered
+    if not gaps.any():
+        return None
+    markers = np.zeros(valid.shape, np.int32)
+    for i, m in enumerate(back):
+        markers[m & (markers == 0)] = i + 1
+    # imported only here: scikit-image's watershed imports skimage.morphology (with scipy.spatial and
+    # scipy.linalg), which a picture whose paths already cover the canvas does not need
+    from skimage.segmentation import watershed
+
+    return watershed(np.zeros(valid.shape, np.uint8), markers, mask=gaps | (markers > 0))
 
 
 def _flat_error(owner: np.ndarray, image: np.ndarray, valid: np.ndarray) -> float:
@@ -77,27 +102,19 @@ def _flat_error(owner: np.ndarray, image: np.ndarray, valid: np.ndarray) -> floa
 
 def _by_area(pieces: list[Piece], budget: int, shape: tuple[int, int], image: np.ndarray,
              valid: np.ndarray) -> Choice:
-    order = sorted(range(len(pieces)), key=lambda i: (-pieces[i].area, pieces[i].layer, pieces[i].mask_index,
-                                                      pieces[i].index))
+    order = area_order(pieces)
     chosen = order[:budget]
     owner = np.full(valid.size, -1, np.int64)
-    top = np.full(valid.size, -1, np.int64)
     for i in sorted(chosen, key=lambda i: pieces[i].layer):
         owner[pieces[i].pixels] = i
-        top[pieces[i].pixels] = pieces[i].layer
-    gaps = valid & (owner < 0)
-    if chosen and gaps.any():
-        from skimage.segmentation import watershed
-
-        back = min(pieces[i].layer for i in chosen)
-        markers = np.zeros(valid.size, np.int64)
-        for i in chosen:
-            if pieces[i].layer == back:
-                markers[pieces[i].pixels[markers[pieces[i].pixels] == 0]] = i + 1
-        grown = watershed(np.zeros(shape, np.uint8), markers.reshape(shape),
-                          mask=(gaps | (markers > 0)).reshape(shape)).reshape(-1)
-        fill = gaps & (grown > 0)
-        owner[fill] = grown[fill] - 1
+    if chosen:
+        back_layer = min(pieces[i].layer for i in chosen)
+        back = [i for i in chosen if pieces[i].layer == back_layer]
+        grown = grow_back([pieces[i].mask for i in back], (owner >= 0).reshape(shape), valid.reshape(shape))
+        if grown is not None:
+            grown = grown.reshape(-1)
+            fill = (owner < 0) & valid & (grown > 0)
+            owner[fill] = np.asarray(back)[grown[fill] - 1]
     return Choice(order, [], True, _flat_error(owner, image, valid))
 
 
@@ -119,15 +136,18 @@ def _over_background(pieces: list[Piece], budget: int, shape: tuple[int, int], i
     kept = [r for r in range(1, count + 1) if sizes[r] >= min_pixels]
     if not kept or len(kept) >= budget:
         return None
-    background = [(regions == r).reshape(shape) for r in sorted(kept, key=lambda r: -sizes[r])]
-    n_bg = len(background)
+    background = []
     paint = np.zeros_like(image)
     owner = np.full(valid.size, -1, np.int64)
     top = np.full(valid.size, -1, np.int64)
-    for b, m in enumerate(background):
+    for b, r in enumerate(sorted(kept, key=lambda r: -sizes[r])):
+        m = regions == r
         px = np.flatnonzero(m)
-        paint[px] = mode_colour(image[px])
+        colour = mode_colour(image[px])
+        background.append((m.reshape(shape), colour))
+        paint[px] = colour
         owner[px] = len(pieces) + b
+    n_bg = len(background)
     means = [image[p.pixels].mean(0) for p in pieces]
 
     def gain(i: int) -> float:
@@ -144,7 +164,7 @@ def _over_background(pieces: list[Piece], budget: int, shape: tuple[int, int], i
     want = budget - n_bg
     # a few more than the budget, for pieces whose contour cannot be traced
     while heap and len(order) < want + 16:
-        g, i = heapq.heappop(heap)
+        _, i = heapq.heappop(heap)
         fresh = gain(i)
         if heap and fresh < -heap[0][0]:
             heapq.heappush(heap, (-fresh, i))
@@ -168,12 +188,12 @@ def choose(pieces: list[Piece], budget: int, image: np.ndarray, valid: np.ndarra
     image: (H, W, 3) float RGB; valid: (H, W) bool, the opaque pixels; under: (H, W) bool, where a
     background path may go (default ``valid``; not under translucent areas). A picture the budget
     covers piece for piece keeps the way by area (nothing to choose)."""
+    if len(pieces) <= budget:
+        return Choice(area_order(pieces), [], True, None)
     shape = valid.shape
     img = np.asarray(image, np.float64).reshape(-1, 3)
     flat_valid = np.asarray(valid, bool).reshape(-1)
     by_area = _by_area(pieces, budget, shape, img, flat_valid)
-    if len(pieces) <= budget:
-        return by_area
     over = _over_background(pieces, budget, shape, img, flat_valid, min_pixels,
                             None if under is None else np.asarray(under, bool).reshape(-1))
     return over if over is not None and over.error < by_area.error else by_area

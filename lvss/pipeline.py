@@ -153,7 +153,7 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     layer of ``layering`` (changed in place). ``semi``: translucent areas, which no background path
     goes under."""
     from .layering import LayerMask, mask_components
-    from .pieces import Piece, choose, mode_colour
+    from .pieces import Piece, area_order, choose
 
     pieces: list[Piece] = []
     colours: list[np.ndarray] = []
@@ -169,17 +169,14 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
         choice = choose(pieces, budget, rgb, valid, min_pixels, under=None if semi is None else valid & ~semi)
         order, background, grow = choice.order, choice.background, choice.grow
     else:
-        order = sorted(range(len(pieces)), key=lambda i: (-pieces[i].area, pieces[i].layer,
-                                                          pieces[i].mask_index, pieces[i].index))
-        background, grow = [], True
+        order, background, grow = area_order(pieces), [], True
     shift = 1 if background else 0
     chosen = []
-    for m in background:
+    for m, colour in background:
         check_cancel(cancel)
         pts = _outline(m, epsilon)
         if pts is not None:
-            colour = mode_colour(np.asarray(rgb, np.float64)[m]).astype(np.float32)
-            chosen.append(((0, len(chosen), 0), StructuralPath(pts, m, 0, colour)))
+            chosen.append(((0, len(chosen), 0), StructuralPath(pts, m, 0, colour.astype(np.float32))))
     if background:
         layering.layers.insert(0, [LayerMask(sp.mask, max(layering.num_levels - 1, 0), sp.mean_color,
                                              int(sp.mask.sum())) for _, sp in chosen])
@@ -205,20 +202,13 @@ def _cover_canvas(paths: list[StructuralPath], valid: np.ndarray, epsilon: float
     A budget smaller than the number of pieces leaves pieces without a path, and their pixels would
     show the empty canvas (white holes in a photograph at 16 paths); paths in front now lie on a
     back layer instead. Pieces already covering their area are unchanged."""
+    from .pieces import grow_back
+
     back = min(sp.layer for sp in paths)
     mine = [sp for sp in paths if sp.layer == back]
-    markers = np.zeros(valid.shape, np.int32)
-    for i, sp in enumerate(mine):
-        markers[sp.mask & (markers == 0)] = i + 1
-    covered = np.logical_or.reduce([sp.mask for sp in paths])
-    gaps = valid & ~covered
-    if not gaps.any():
+    grown = grow_back([sp.mask for sp in mine], np.logical_or.reduce([sp.mask for sp in paths]), valid)
+    if grown is None:
         return
-    # imported only here: scikit-image's watershed imports skimage.morphology (with scipy.spatial and
-    # scipy.linalg), which a picture whose paths already cover the canvas does not need
-    from skimage.segmentation import watershed
-
-    grown = watershed(np.zeros(valid.shape, np.uint8), markers, mask=gaps | (markers > 0))
     for i, sp in enumerate(mine):
         m = grown == i + 1
         if m.sum() == sp.mask.sum():
@@ -394,7 +384,7 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
         lap("compact")
     else:
         scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap, source=rgba)
-    scene = _without_hairs(scene, rgb, alpha, cfg, dev, metrics)
+    scene = _without_hairs_or_hidden(scene, rgb, alpha, cfg, dev, metrics)
     if cfg.optimize.fill != "flat":  # gradient fills, both modes (lvss/optimize/fills.py)
         from .optimize.fills import apply_fills
 
@@ -413,7 +403,7 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
     return VectorizeResult(out, timings, metrics, notes)
 
 
-def _without_hairs(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev, metrics: dict) -> Scene:
+def _without_hairs_or_hidden(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev, metrics: dict) -> Scene:
     """The scene without hair paths (:func:`lvss.geometry.repair.hair_mask`: less than
     ``optimize.hair_area`` of the canvas, or thinner than ``optimize.hair_width`` pixels), whichever
     stage left them, and without paths that show less than ``HIDDEN_PIXELS`` pixels in the picture

@@ -60,7 +60,7 @@ def test_a_checkerboard_gets_one_background_and_the_other_colour_on_top():
     assert len(pieces) == 32
     valid = np.ones(img.shape[:2], bool)
     c = choose(pieces, 17, img, valid)
-    assert len(c.background) == 1 and c.background[0].all() and not c.grow
+    assert len(c.background) == 1 and c.background[0][0].all() and not c.grow
     bg_white = mode_colour(img.reshape(-1, 3))[0] > 0.5
     on_top = [pieces[i] for i in c.order[:16]]
     # the 16 cells of the other colour, so the flat picture is exact

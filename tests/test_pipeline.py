@@ -355,7 +355,7 @@ def test_preload_imports_what_the_stages_load_on_first_use():
 
 
 def test_paths_hidden_under_opaque_paths_are_left_out_but_not_the_back_layer():
-    from lvss.pipeline import HIDDEN_PIXELS, _without_hairs
+    from lvss.pipeline import HIDDEN_PIXELS, _without_hairs_or_hidden
     from lvss.scene import Layer, Path
 
     def rect(x0, y0, x1, y1, rgb):
@@ -374,13 +374,13 @@ def test_paths_hidden_under_opaque_paths_are_left_out_but_not_the_back_layer():
     rgb = np.ones((64, 64, 3), np.float32)
     alpha = np.ones((64, 64), np.float32)
     metrics: dict = {}
-    out = _without_hairs(scene, rgb, alpha, VectorizeConfig(), torch.device("cpu"), metrics)
+    out = _without_hairs_or_hidden(scene, rgb, alpha, VectorizeConfig(), torch.device("cpu"), metrics)
     assert [len(layer.paths) for layer in out.layers] == [1, 1]
     assert out.layers[0].paths[0] is back and out.layers[1].paths[0] is top
     assert metrics["paths"] == 2.0
     # nothing is left out of a scene whose paths all show
     shown = Scene(64, 64, [Layer("01 Background", [back], "layer1"), Layer("02", [top], "layer2")])
-    assert _without_hairs(shown, rgb, alpha, VectorizeConfig(), torch.device("cpu"), {}) is shown
+    assert _without_hairs_or_hidden(shown, rgb, alpha, VectorizeConfig(), torch.device("cpu"), {}) is shown
     assert HIDDEN_PIXELS > 0
 
 
