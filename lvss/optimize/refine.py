@@ -258,7 +258,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
            step_callback: Callable[[int, int, float], None] | None = None,
            cancel: threading.Event | None = None, candidates: np.ndarray | None = None,
            polish_callback: Callable[[int, int, float], None] | None = None,
-           preview_callback: Callable[[list, torch.Tensor], None] | None = None) -> RefineState:
+           preview_callback: Callable[[list, torch.Tensor], None] | None = None,
+           before_polish: Callable[[RefineState], None] | None = None) -> RefineState:
     """Add and optimise detail paths until ``budget`` paths in all (never more), climbing the rungs
     of :func:`budget_stages` (``cfg.first_stage_rounds`` rounds for the first, ``cfg.refine_rounds``
     for each later one, ``cfg.refine_iters // cfg.refine_rounds`` steps a round, and on each rung up
@@ -274,6 +275,8 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     and their colours while the rounds and the polish run, for a live preview: detached copies, at
     most every :data:`PREVIEW_EVERY` seconds (:class:`PreviewThrottle`; the first one that long after
     refinement starts), so it costs nothing when None and little otherwise.
+    ``before_polish(state)``: changes the best state of the rounds in place (paths replaced or
+    reordered) before the polish fits it; the changed state is what later results must beat.
     """
     h, w = target_a.shape
     dev = target_a.device
@@ -425,6 +428,11 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
         state.stop_reason = (f"kept the result of round {best_round} ({len(best[1])} paths): the paths added "
                              f"after it did not lower the error" if best_round else
                              "kept the structure alone: no detail path lowered the error")
+    if state.points and before_polish is not None:
+        if best is not None:
+            state.points, state.colors = list(best[1]), best[2]
+        before_polish(state)
+        best = _keep_best(state, None, target_c, target_a, weight, w, h, solve=False)
     if state.points and cfg.polish_iters > 0:
         _polish(state, best, target_c, target_a, weight, cfg, cancel, polish_callback, previews)
     pairs = _pairs(state, w, h) if state.points else None
