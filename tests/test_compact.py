@@ -760,3 +760,20 @@ def test_saliency_mask_never_ends_worse_by_its_own_weights_than_no_mask(tmp_path
 
     (in_masked, w_masked), (in_plain, w_plain) = err(masked), err(base)
     assert in_masked <= in_plain and w_masked <= w_plain
+
+
+def test_edge_pixels_are_gaps_only_when_covered_under_half_their_alpha():
+    # on the picture's own anti-aliased edge a pixel of alpha 0.5 covered 0.47 is the edge fitted, not a
+    # gap to re-contour (that outline, traced from the pixels, would replace the fitted edge)
+    from lvss.compact.cover import uncovered
+    from lvss.scene import polygon_to_path
+
+    valid = np.zeros((32, 32), bool)
+    valid[:, :17] = True                             # column 16 is the edge: alpha 0.5
+    alpha = np.where(valid, 1.0, 0.0)
+    alpha[:, 16] = 0.5
+    fitted = [polygon_to_path(torch.tensor([(0.0, 0.0), (16.47, 0.0), (16.47, 32.0), (0.0, 32.0)])).points]
+    short = [polygon_to_path(torch.tensor([(0.0, 0.0), (16.1, 0.0), (16.1, 32.0), (0.0, 32.0)])).points]
+    assert uncovered(fitted, valid)[:, 16].all()     # by the old rule (half a pixel) a gap ...
+    assert not uncovered(fitted, valid, alpha=alpha).any()   # ... by half of its alpha, none
+    assert uncovered(short, valid, alpha=alpha)[:, 16].all()  # covered 0.1 of 0.5: a gap

@@ -104,3 +104,34 @@ def test_underlay_keeps_the_picture_and_fills_the_cracks():
     assert after_a.min() > 0.999                        # ... are filled
     solid = before_a > 0.999                            # where nothing was cracked, nothing changed
     assert torch.allclose(after_c[solid], before_c[solid], atol=1e-5)
+
+
+def soft_shapes_on_transparency(n: int = 64, ss: int = 8) -> np.ndarray:
+    """(n, n, 4): a disc and a slanted square on transparency, their rims anti-aliased (area coverage
+    from an ss x ss supersampling), as a drawing exported with an alpha channel has them."""
+    m = n * ss
+    yy, xx = (np.mgrid[:m, :m] + 0.5) / ss
+    disc = np.hypot(xx - 22, yy - 30) < 14
+    u, v = (xx - 48) * 0.8 + (yy - 36) * 0.6, -(xx - 48) * 0.6 + (yy - 36) * 0.8
+    square = (np.abs(u) < 9) & (np.abs(v) < 9)
+    cover = lambda b: b.reshape(n, ss, n, ss).mean((1, 3))
+    a_d, a_s = cover(disc), cover(square & ~disc)
+    img = np.zeros((n, n, 4), np.float64)
+    img[..., :3] = a_d[..., None] * (200, 40, 40) + a_s[..., None] * (40, 60, 200)
+    a = a_d + a_s
+    img[..., :3] /= np.maximum(a, 1e-9)[..., None]
+    img[..., 3] = a * 255
+    return np.round(img).astype(np.uint8)
+
+
+def test_outer_edge_against_transparency_is_fitted():
+    # the path under an opaque region is its outline traced from the pixels (alpha > 0.5): where the
+    # region meets transparency that is the drawing's own edge, and the polish fits it to the input's
+    # anti-aliased rim like any other edge, instead of leaving the traced outline
+    img = soft_shapes_on_transparency()
+    res = run(img, VectorizeConfig(paths=8, work_size=64, device="cpu", optimize=FAST))
+    alpha = _alpha(scene_to_svg(res.scene), 64, 1)
+    a_in = img[..., 3] / 255.0
+    rim = (a_in > 0.02) & (a_in < 0.98)
+    err = np.abs(alpha - a_in)[rim]
+    assert err.mean() < 0.05, err.mean()

@@ -119,7 +119,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
             pts, colors, n_s = plain[0], plain[1], plain[2]
             pts, colors = refit(pts, colors, n_s, target_c, target_a, weight, soup.semantic if soup else None, cfg,
                                 lambda st, f, m: prog(st, 0.9 + 0.1 * f, m), cancel)
-            pts, colors, n_s, gaps = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
+            pts, colors, n_s, gaps, _ = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
             cands.append(((pts, colors, n_s) + tuple(plain[3:7]) + (dict(plain[7], uncovered=gaps),), plain_rung))
         marked = torch.from_numpy(np.asarray(sal, np.float32)).to(dev)
 
@@ -207,7 +207,16 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
     # the path stage minimises the error the split predicted (None without a map: uniform)
     weight = None if sal is None else torch.from_numpy(fit_weight).float().to(dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
-    pts, colors, n_s, gaps_left = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
+    pts, colors, n_s, gaps_left, covered = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
+    if covered:
+        # the back path now also spans what was bare, outlined from the pixels: where that outline is
+        # the picture's edge against transparency it is fitted like every other edge (one more round
+        # of the path stage), kept where the SVG as written comes out closer
+        again = refit(pts, colors, n_s, target_c, target_a, weight, semantic, cfg, prog, cancel)
+        again = _finish(*again, n_s, alpha, target_c, weight, cfg)
+        if again[3] <= gaps_left and (written_error(again[0], again[1], target_c, target_a, weight)
+                                      < written_error(pts, colors, target_c, target_a, weight)):
+            pts, colors, n_s, gaps_left = again[:4]
     return pts, colors, n_s, target_c, target_a, notes, res, dict(
         masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
         uncovered=gaps_left)
@@ -218,7 +227,7 @@ def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, we
             cfg: VectorizeConfig):
     """The path stage's result made fit to write (.cover): no hairs, no opaque pixel left bare, the
     colours solved again where a path changed. Returns (points, colours, structural count, pixels
-    left bare)."""
+    left bare, whether a path was re-contoured to cover bare pixels)."""
     from scipy import ndimage as ndi
 
     h, w = alpha.shape
@@ -227,12 +236,13 @@ def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, we
     before = [p for p in pts]
     # fully opaque pixels away from the picture's own edge (an outline there is simplified) show no seam
     opaque = ndi.binary_erosion(alpha >= 1.0 - 0.5 / 255, np.ones((3, 3), bool), border_value=1)
-    pts, gaps_left = cover_gaps(pts, n_s, alpha > 0.5, cfg.compact.contour_epsilon, opaque)
-    if pts and any(a is not b for a, b in zip(pts, before)):
+    pts, gaps_left = cover_gaps(pts, n_s, alpha > 0.5, cfg.compact.contour_epsilon, opaque, alpha)
+    covered = bool(pts) and any(a is not b for a, b in zip(pts, before))
+    if covered:
         from ..optimize.structure import solve_colors
 
         colors = torch.cat([solve_colors(pts, colors[:, 3], target_c, colors, w, h, weight), colors[:, 3:]], 1)
-    return pts, colors, n_s, gaps_left
+    return pts, colors, n_s, gaps_left, covered
 
 
 def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):

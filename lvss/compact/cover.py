@@ -8,7 +8,7 @@
   ones in front of it (``CompactConfig.underlap``), but the path stage moves every path, and a hair
   left out leaves its pixels bare. Where an opaque pixel is left uncovered (coverage below
   ``FULL_COVERAGE`` where the input is fully opaque, a seam the background would show through; below
-  ``GAP_COVERAGE`` on the picture's own anti-aliased edge), the back-most path (the largest region) is re-contoured to take those pixels too:
+  ``GAP_COVERAGE`` of the input's alpha on the picture's own anti-aliased edge), the back-most path (the largest region) is re-contoured to take those pixels too:
   its own shape plus every pixel the paths in front of it leave bare; if that still leaves a gap (the
   gaps were not connected to it), it becomes the backdrop of all opaque pixels (the whole canvas for
   an opaque picture). Nothing changes where nothing is bare.
@@ -21,7 +21,8 @@ import torch
 __all__ = ["drop_hairs", "cover_gaps", "uncovered", "as_written", "GAP_COVERAGE"]
 
 GAP_COVERAGE = 0.5  # a pixel of the picture's own anti-aliased edge (input alpha in (0.5, 1)) the paths
-#                     cover less than half is a gap (the paths' edge there may be 0.5-0.7)
+#                     cover less than half of its alpha is a gap (without the alpha: less than half);
+#                     a pixel of alpha 0.5 covered 0.47 is the edge fitted, not a gap
 WRITTEN_TOL = 0.01  # px: a path the writer gives back within this (its rounding to 2 decimals) is kept
 FULL_COVERAGE = 0.98  # a fully opaque pixel (input alpha 1, not on the opaque area's edge) the paths cover
 #                       less than this shows the background through (a seam of two anti-aliased edges: ~0.75)
@@ -83,43 +84,47 @@ def _coverage(pts: list[torch.Tensor], width: int, height: int) -> np.ndarray:
         return render_torch([p.detach() for p in pts], one, width, height)[1].cpu().numpy()
 
 
-def _need(valid: np.ndarray, opaque: np.ndarray | None) -> np.ndarray:
-    """(H, W) coverage each pixel needs: FULL_COVERAGE on ``opaque``, GAP_COVERAGE elsewhere in ``valid``."""
-    need = np.where(np.asarray(valid, bool), GAP_COVERAGE, 0.0)
+def _need(valid: np.ndarray, opaque: np.ndarray | None, alpha: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) coverage each pixel needs: FULL_COVERAGE on ``opaque``, GAP_COVERAGE elsewhere in ``valid``
+    (times the input's ``alpha`` there when given)."""
+    rim = GAP_COVERAGE if alpha is None else GAP_COVERAGE * np.asarray(alpha, np.float64)
+    need = np.where(np.asarray(valid, bool), rim, 0.0)
     if opaque is not None:
         need = np.where(np.asarray(opaque, bool) & (need > 0), FULL_COVERAGE, need)
     return need
 
 
-def uncovered(pts: list[torch.Tensor], valid: np.ndarray, opaque: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) bool: the ``valid`` pixels the paths cover less than GAP_COVERAGE, and the ``opaque`` ones
-    (input alpha 1; None: none singled out) less than FULL_COVERAGE."""
+def uncovered(pts: list[torch.Tensor], valid: np.ndarray, opaque: np.ndarray | None = None,
+              alpha: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: the ``valid`` pixels the paths cover less than GAP_COVERAGE (of the input's
+    ``alpha`` when given), and the ``opaque`` ones (input alpha 1; None: none singled out) less than
+    FULL_COVERAGE."""
     h, w = valid.shape
-    need = _need(valid, opaque)
+    need = _need(valid, opaque, alpha)
     return (need > 0) & (_coverage(pts, w, h) < need)
 
 
 def cover_gaps(pts: list[torch.Tensor], n_s: int, valid: np.ndarray, epsilon: float,
-               opaque: np.ndarray | None = None) -> tuple[list[torch.Tensor], int]:
+               opaque: np.ndarray | None = None, alpha: np.ndarray | None = None) -> tuple[list[torch.Tensor], int]:
     """``pts`` with the back-most structural path re-contoured over the pixels left bare (see the
     module docstring and :func:`uncovered`); returns (points, gap pixels left: 0 unless the opaque
     pixels are in several separate pieces)."""
     from ..layering import mask_to_path
 
     valid = np.asarray(valid, bool)
-    gaps = uncovered(pts, valid, opaque)
+    gaps = uncovered(pts, valid, opaque, alpha)
     if not gaps.any() or n_s == 0:
         return pts, int(gaps.sum())
     h, w = valid.shape
     dev = pts[0].device
-    bare = valid & (_coverage(pts[1:], w, h) < _need(valid, opaque))
+    bare = valid & (_coverage(pts[1:], w, h) < _need(valid, opaque, alpha))
     own = _coverage(pts[:1], w, h) > 0.5
     for mask in (valid & (own | bare), valid):
         p = mask_to_path(mask, epsilon, max_segments=256, holes=True)
         if p is None:
             continue
         trial = [p.points.to(dev)] + list(pts[1:])
-        left = uncovered(trial, valid, opaque)
+        left = uncovered(trial, valid, opaque, alpha)
         if not left.any():
             return trial, 0
     return trial, int(left.sum())
