@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .bridges import split_bridges
 from .hidden import HIDDEN_REACH, HIDDEN_RUN, Cover
 from .kinks import cut_kinks
 from .simple import (area_and_perimeter, crossing_counts, edge_side, flatten_closed, mean_width, segments_of,
@@ -291,6 +292,8 @@ def export_scene(points: list, width: float, height: float, precision: int = 2, 
         if ok:
             pts[k], simple[k] = cut[k], True
     out = [export_contours(p, width, height, precision, simple=s, kinks=False) for p, s in zip(pts, simple)]
+    # a hole joined to its outline by a zero-width bridge becomes a contour of its own (.bridges)
+    out = [([q for c in cs for q in split_bridges(c)], dec) for cs, dec in out]
     if merge <= 0:
         return out
     cand = []                                       # (path, contour number, merged contour)
