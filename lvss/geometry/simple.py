@@ -9,7 +9,7 @@ Only pairs of segments whose control-point boxes overlap can cross (a cubic lies
 points' hull), so the tests run on those pairs alone: paths with many segments cost about as much as
 their overlapping neighbourhoods, not the square of their size. A set of paths is tested in one
 pass, whatever the paths' number and sizes (:class:`CrossingIndex`, which the optimiser's guard sets
-up once and reuses at every step), in torch, on the points' own device.
+up once and reuses at every step), in numpy on the CPU (the answers on the points' own device).
 """
 from __future__ import annotations
 
