@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from .simple import edge_side, segments_of
+from .simple import edge_side, segments_of, signed_area
 
 __all__ = ["cut_kinks", "KINK_LOOP", "KINK_AREA", "SPIKE_GAP"]
 
@@ -155,7 +155,7 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
             ring = np.concatenate([P[i[q], a[q] + 1:]] + [P[(i[q] + e) % S, 1:] for e in range(1, int(d[q]))]
                                   + [P[j[q], 1:b[q] + 1]], 0)
         ring = np.concatenate([x[None], ring], 0)
-        area = 0.5 * abs(float((ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]).sum()))
+        area = abs(signed_area(ring))
         if area > max_area:
             continue
         ta = t[a[q]] + sa[q] * (t[a[q] + 1] - t[a[q]])

@@ -36,7 +36,8 @@ def signed_area(v: np.ndarray) -> float:
     """Signed area (pixels²) of a closed polygon (V, 2): positive when it runs clockwise on screen
     (x right, y down)."""
     x, y = v[:, 0], v[:, 1]
-    return 0.5 * float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
+    xn, yn = np.concatenate([x[1:], x[:1]]), np.concatenate([y[1:], y[:1]])   # np.roll(., -1), faster
+    return 0.5 * float((x * yn - xn * y).sum())
 
 
 def _basis(pieces: int, dev, dt) -> torch.Tensor:
@@ -400,12 +401,12 @@ def viewer_polygon(points: np.ndarray) -> np.ndarray:
     segs = segments_of(np.asarray(points, np.float64))
     length = np.linalg.norm(np.diff(segs, axis=1), axis=2).sum(1)
     m = np.clip(np.ceil(length / VIEWER_PIECE_PX), VIEWER_PIECES, 512).astype(int)
-    out = []
-    for seg, k in zip(segs, m):
-        t = np.arange(1, k + 1, dtype=np.float64)[:, None] / k
-        u = 1 - t
-        out.append(u ** 3 * seg[0] + 3 * u * u * t * seg[1] + 3 * u * t * t * seg[2] + t ** 3 * seg[3])
-    return np.concatenate(out)
+    # every segment's points at t = 1 / k, 2 / k, .. 1 (k its pieces), all segments at once
+    seg = np.repeat(np.arange(len(segs)), m)
+    t = ((np.arange(1, int(m.sum()) + 1) - np.repeat(np.cumsum(m) - m, m)).astype(np.float64) / m[seg])[:, None]
+    u = 1 - t
+    s = segs[seg]
+    return u ** 3 * s[:, 0] + 3 * u * u * t * s[:, 1] + 3 * u * t * t * s[:, 2] + t ** 3 * s[:, 3]
 
 
 def viewer_simple(points: np.ndarray) -> bool:
