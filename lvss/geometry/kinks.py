@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from .simple import edge_side, segments_of
+from .simple import edge_side, segments_of, signed_area
 
 __all__ = ["cut_kinks", "KINK_LOOP", "KINK_AREA", "SPIKE_GAP"]
 
@@ -43,6 +43,16 @@ def _flattening(n: int) -> tuple[np.ndarray, np.ndarray]:
     B = np.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
     t.flags.writeable = B.flags.writeable = False
     return t, B
+
+
+@functools.lru_cache(maxsize=8)
+def _later(n: int) -> np.ndarray:
+    """(n, n) bool: piece b of a segment comes after piece a and is not its neighbour (b > a + 1);
+    read-only."""
+    a = np.arange(n)
+    out = a[None, :] > a[:, None] + 1
+    out.flags.writeable = False
+    return out
 
 
 def _split(seg: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +122,14 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
     d = ex * (by - ay) - ey * (bx - ax)                                         # (K, n, n + 1)
     d1, d2 = d[:, :, :-1], d[:, :, 1:]
     hit = d1 * d2 < 0                                                           # (K, n, n)
-    ia, ib = np.arange(n)[None, :, None], np.arange(n)[None, None, :]
-    hit &= np.where((D == 0)[:, None, None], ib > ia + 1, True)
-    hit &= np.where((D == 1)[:, None, None], ~((ia == n - 1) & (ib == 0)), True)
+    # not an edge with itself or its neighbour (within a segment), nor the two edges at the node a
+    # segment shares with the next (both nodes of a two-segment path); set where they are
+    same, nxt = np.flatnonzero(D == 0), np.flatnonzero(D == 1)
+    if len(same):
+        hit[same] &= _later(n)
+    hit[nxt, n - 1, 0] = False
     if S == 2:
-        hit &= np.where((D == 1)[:, None, None], ~((ia == 0) & (ib == n - 1)), True)
+        hit[nxt, 0, n - 1] = False
     # the other edge's side tests only where the first pair straddles (the same numbers, on fewer)
     k, a, b = np.nonzero(hit)
     A0, A1, B0, EB = A[k, a], A[k, a + 1], Bp[k, b], Bp[k, b + 1] - Bp[k, b]
@@ -142,7 +155,7 @@ def _find(segs: np.ndarray, max_loop: float, n: int, max_area: float = np.inf, e
             ring = np.concatenate([P[i[q], a[q] + 1:]] + [P[(i[q] + e) % S, 1:] for e in range(1, int(d[q]))]
                                   + [P[j[q], 1:b[q] + 1]], 0)
         ring = np.concatenate([x[None], ring], 0)
-        area = 0.5 * abs(float((ring[:, 0] * np.roll(ring[:, 1], -1) - np.roll(ring[:, 0], -1) * ring[:, 1]).sum()))
+        area = abs(signed_area(ring))
         if area > max_area:
             continue
         ta = t[a[q]] + sa[q] * (t[a[q] + 1] - t[a[q]])
@@ -195,6 +208,14 @@ def _piece(seg: np.ndarray, a: float, b: float) -> np.ndarray:
     return seg
 
 
+def _run(segs: np.ndarray, k0: int, a: float, k1: int, b: float) -> np.ndarray:
+    """The pieces of the path (segments ``segs``) from parameter a of segment k0 to b of segment
+    k1 >= k0, a new (k1 - k0 + 1, 4, 2) array."""
+    if k0 == k1:
+        return _piece(segs[k0], a, b)[None].copy()
+    return np.concatenate([_piece(segs[k0], a, 1.0)[None], segs[k0 + 1:k1], _piece(segs[k1], 0.0, b)[None]])
+
+
 def cut_kinks(c: np.ndarray, max_loop: float = KINK_LOOP, max_area: float = KINK_AREA, pieces: int = 32,
               rounds: int = 4, everywhere: bool = True) -> np.ndarray:
     """The closed cubic path (3S, 2) with its kinks (crossings closing a loop of at most ``max_loop``
@@ -221,26 +242,22 @@ def cut_kinks(c: np.ndarray, max_loop: float = KINK_LOOP, max_area: float = KINK
         for i, ti, j, tj, x in found:
             if (i, ti) <= pos:
                 continue
-            for k in range(pos[0], i + 1):
-                a = pos[1] if k == pos[0] else 0.0
-                b = ti if k == i else 1.0
-                p = _piece(segs[k], a, b).copy()
-                if start_x is not None:
-                    p[0], start_x = start_x, None
-                out.append(p)
-            out[-1][3] = x
+            run = _run(segs, pos[0], pos[1], i, ti)
+            if start_x is not None:
+                run[0, 0] = start_x
+            run[-1, 3] = x
+            out.append(run)
             pos, start_x = (j, tj), x
         if not out:
             return c
-        for k in range(pos[0], S):
-            p = _piece(segs[k], pos[1] if k == pos[0] else 0.0, 1.0).copy()
-            if start_x is not None:
-                p[0], start_x = start_x, None
-            out.append(p)
-        out = [p for p in out if np.abs(p[1:] - p[0]).max() > 1e-9]
+        run = _run(segs, pos[0], pos[1], S - 1, 1.0)
+        if start_x is not None:
+            run[0, 0] = start_x
+        out.append(run)
+        out = np.concatenate(out)                                               # (K, 4, 2)
+        out = out[np.abs(out[:, 1:] - out[:, :1]).max((1, 2)) > 1e-9]
         if len(out) < 2:
             return c
-        for k in range(len(out)):
-            out[k][0] = out[k - 1][3]
-        c = np.concatenate([p[:3] for p in out], 0)
+        out[:, 0] = np.roll(out[:, 3], 1, 0)      # every piece starts where the one before ends
+        c = out[:, :3].reshape(-1, 2)
     return c

@@ -33,12 +33,22 @@ _NEWTON = 4          # re-parametrisations
 _BATCH = 4096        # runs fitted in one pass of merge_many (bounds its arrays on large scenes)
 
 
-def _bezier(c0, c1, c2, c3, u):
-    """Cubic at parameters u (..., L): control points (..., 2) -> (..., L, 2)."""
-    u = u[..., None]
+def _bezier_xy(c0, c1, c2, c3, u):
+    """Points of cubics at parameters u (R, L), control points (R, 2) each: their x and y, (R, L)
+    each (planes: a sum over a last axis of two is slow in numpy)."""
     v = 1.0 - u
-    return (v ** 3 * c0[..., None, :] + 3 * v * v * u * c1[..., None, :]
-            + 3 * v * u * u * c2[..., None, :] + u ** 3 * c3[..., None, :])
+    w0, w1, w2, w3 = v ** 3, 3 * v * v * u, 3 * v * u * u, u ** 3
+    return tuple(w0 * c0[:, k, None] + w1 * c1[:, k, None] + w2 * c2[:, k, None] + w3 * c3[:, k, None]
+                 for k in (0, 1))
+
+
+def _to_piece_xy(q, a, b):
+    """Distance from points q to the straight pieces a-b, each an (x, y) pair of arrays."""
+    ex, ey = b[0] - a[0], b[1] - a[1]
+    qx, qy = q[0] - a[0], q[1] - a[1]
+    s = np.clip((qx * ex + qy * ey) / np.maximum(ex * ex + ey * ey, 1e-18), 0.0, 1.0)
+    dx, dy = qx - s * ex, qy - s * ey
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def _tangent(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -49,13 +59,6 @@ def _tangent(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     d = np.where((n > 1e-9)[..., None], d, d2)
     n = np.hypot(d[..., 0], d[..., 1])
     return d / np.maximum(n, 1e-12)[..., None]
-
-
-def _to_piece(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance from points q to the straight pieces a-b (all (..., 2))."""
-    e = b - a
-    s = np.clip(((q - a) * e).sum(-1) / np.maximum((e * e).sum(-1), 1e-18), 0.0, 1.0)
-    return np.sqrt(((q - a - s[..., None] * e) ** 2).sum(-1))
 
 
 def _samples(segs: np.ndarray) -> np.ndarray:
@@ -97,15 +100,19 @@ def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarr
     u = np.concatenate([cum[:, j // m] + step[:, j // m] * (j % m) / m, total[:, None]], 1)
     u = u / np.maximum(total, 1e-12)[:, None]
     chord = np.sqrt(((p3 - p0) ** 2).sum(-1))
-    g0 = X - p0[:, None]                                  # the residual's pieces, by basis weight
-    d30 = (p3 - p0)[:, None]
+    # the arithmetic below on x and y planes (R, L) (a sum over a last axis of two is slow)
+    Xx, Xy = np.ascontiguousarray(X[..., 0]), np.ascontiguousarray(X[..., 1])
+    mx, my = np.ascontiguousarray(mid[..., 0]), np.ascontiguousarray(mid[..., 1])
+    g0x, g0y = Xx - p0[:, 0, None], Xy - p0[:, 1, None]  # the residual's pieces, by basis weight
+    d30 = p3 - p0
 
     def solve(u):
         vv = 1.0 - u
         b1, b2 = 3 * vv * vv * u, 3 * vv * u * u
-        r = g0 - (b2 + u ** 3)[..., None] * d30             # X - (b0 + b1) p0 - (b2 + b3) p3
-        rt0 = (r * t0[:, None]).sum(-1)
-        rt1 = (r * t1[:, None]).sum(-1)
+        w = b2 + u ** 3
+        rx, ry = g0x - w * d30[:, 0, None], g0y - w * d30[:, 1, None]   # X - (b0 + b1) p0 - (b2 + b3) p3
+        rt0 = rx * t0[:, 0, None] + ry * t0[:, 1, None]
+        rt1 = rx * t1[:, 0, None] + ry * t1[:, 1, None]
         tt = (t0 * t1).sum(-1)
         c11 = (b1 * b1).sum(1)
         c12 = (b1 * b2).sum(1) * tt
@@ -122,31 +129,34 @@ def _fit_at(pts: np.ndarray, first: np.ndarray, head: np.ndarray, tail: np.ndarr
     for _ in range(_NEWTON):
         a, b = solve(u)
         c1, c2 = p0 + a[:, None] * t0, p3 + b[:, None] * t1
-        Q = _bezier(p0, c1, c2, p3, u)
-        uu = u[..., None]
-        vv = 1.0 - uu
-        d1 = 3 * (vv * vv * (c1 - p0)[:, None] + 2 * vv * uu * (c2 - c1)[:, None] + uu * uu * (p3 - c2)[:, None])
-        d2 = 6 * (vv * (c2 - 2 * c1 + p0)[:, None] + uu * (p3 - 2 * c2 + c1)[:, None])
-        diff = Q - X
-        num = (diff * d1).sum(-1)
-        den = (d1 * d1).sum(-1) + (diff * d2).sum(-1)
+        Qx, Qy = _bezier_xy(p0, c1, c2, p3, u)
+        vv = 1.0 - u
+        w1, w2, w3 = vv * vv, 2 * vv * u, u * u
+        h1, h2, h3 = c1 - p0, c2 - c1, p3 - c2
+        d1x, d1y = (3 * (w1 * h1[:, k, None] + w2 * h2[:, k, None] + w3 * h3[:, k, None]) for k in (0, 1))
+        k1, k2 = c2 - 2 * c1 + p0, p3 - 2 * c2 + c1
+        d2x, d2y = (6 * (vv * k1[:, k, None] + u * k2[:, k, None]) for k in (0, 1))
+        fx, fy = Qx - Xx, Qy - Xy
+        num = fx * d1x + fy * d1y
+        den = (d1x * d1x + d1y * d1y) + (fx * d2x + fy * d2y)
         good = np.abs(den) > 1e-12
         u = np.clip(np.where(good, u - num / np.where(good, den, 1.0), u), 0.0, 1.0)
         u[:, 0], u[:, -1] = 0.0, 1.0
     a, b = solve(u)
     c1, c2 = p0 + a[:, None] * t0, p3 + b[:, None] * t1
-    Q = _bezier(p0, c1, c2, p3, u)
-    dev = np.sqrt(((Q - X) ** 2).sum(-1))                                        # (R, L)
+    Qx, Qy = _bezier_xy(p0, c1, c2, p3, u)
+    dev = np.sqrt((Qx - Xx) ** 2 + (Qy - Xy) ** 2)                               # (R, L)
     # between two neighbouring samples the curve must stay near the original between them (no loop,
     # no bulge): its point halfway in parameter against the original's two pieces through its
     # halfway sample
-    M = _bezier(p0, c1, c2, p3, 0.5 * (u[:, 1:] + u[:, :-1]))
-    off = np.minimum(_to_piece(M, X[:, :-1], mid), _to_piece(M, mid, X[:, 1:]))  # (R, L - 1)
+    Mx, My = _bezier_xy(p0, c1, c2, p3, 0.5 * (u[:, 1:] + u[:, :-1]))
+    off = np.minimum(_to_piece_xy((Mx, My), (Xx[:, :-1], Xy[:, :-1]), (mx, my)),
+                     _to_piece_xy((Mx, My), (mx, my), (Xx[:, 1:], Xy[:, 1:])))    # (R, L - 1)
     if hidden is not None:
-        dev = _forgive_hidden(dev, X, Q, tol, hidden, reach, owner)
+        dev = _forgive_hidden(dev, X, np.stack([Qx, Qy], -1), tol, hidden, reach, owner)
         far = np.nonzero((off > tol) & (off <= reach))
         if len(far[0]):
-            off[far] = np.where(hidden(M[far], owner[far[0]]), 0.0, off[far])
+            off[far] = np.where(hidden(np.stack([Mx[far], My[far]], -1), owner[far[0]]), 0.0, off[far])
     err = np.maximum(dev.max(1), off.max(1))
     monotone = (np.diff(u, axis=1) >= 0).all(1)
     bad = ~monotone | (a <= 0) | (b <= 0) | ~np.isfinite(err) | (a + b > 2.0 * total)
@@ -181,15 +191,15 @@ def _line_runs(X: np.ndarray, mid: np.ndarray, p0: np.ndarray, p3: np.ndarray, t
     (each sample against its nearest point on the segment)."""
     e = p3 - p0
     ee = np.maximum((e * e).sum(-1), 1e-18)[:, None]
-
-    def nearest(q):
-        s = np.clip(((q - p0[:, None]) * e[:, None]).sum(-1) / ee, 0.0, 1.0)
-        return p0[:, None] + s[..., None] * e[:, None]
-
+    ex, ey = e[:, 0, None], e[:, 1, None]
     dev = []
     for q in (X, mid):
-        n = nearest(q)
-        dev.append(_forgive_hidden(np.sqrt(((q - n) ** 2).sum(-1)), q, n, tol, hidden, reach, owner).max(1))
+        # each point's nearest point on the segment, on x and y planes
+        qx, qy = q[..., 0], q[..., 1]
+        s = np.clip(((qx - p0[:, 0, None]) * ex + (qy - p0[:, 1, None]) * ey) / ee, 0.0, 1.0)
+        nx, ny = p0[:, 0, None] + s * ex, p0[:, 1, None] + s * ey
+        d = np.sqrt((qx - nx) ** 2 + (qy - ny) ** 2)
+        dev.append(_forgive_hidden(d, q, np.stack([nx, ny], -1), tol, hidden, reach, owner).max(1))
     err = np.maximum(dev[0], dev[1])
     ctrl = np.stack([p0, p0 + e / 3.0, p0 + 2.0 * e / 3.0, p3], 1)
     return ctrl, np.where(np.sqrt(ee[:, 0]) > 1e-6, err, np.inf)

@@ -9,7 +9,7 @@ Only pairs of segments whose control-point boxes overlap can cross (a cubic lies
 points' hull), so the tests run on those pairs alone: paths with many segments cost about as much as
 their overlapping neighbourhoods, not the square of their size. A set of paths is tested in one
 pass, whatever the paths' number and sizes (:class:`CrossingIndex`, which the optimiser's guard sets
-up once and reuses at every step), in torch, on the points' own device.
+up once and reuses at every step), in numpy on the CPU (the answers on the points' own device).
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def signed_area(v: np.ndarray) -> float:
     """Signed area (pixels²) of a closed polygon (V, 2): positive when it runs clockwise on screen
     (x right, y down)."""
     x, y = v[:, 0], v[:, 1]
-    return 0.5 * float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
+    xn, yn = np.concatenate([x[1:], x[:1]]), np.concatenate([y[1:], y[:1]])   # np.roll(., -1), faster
+    return 0.5 * float((x * yn - xn * y).sum())
 
 
 def _basis(pieces: int, dev, dt) -> torch.Tensor:
@@ -47,6 +48,15 @@ def _basis(pieces: int, dev, dt) -> torch.Tensor:
         t = torch.arange(pieces, device=dev, dtype=dt) / pieces
         u = 1.0 - t
         b = _BASIS[key] = torch.stack([u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3], 1)
+    return b
+
+
+def _basis_np(pieces: int, dtype) -> np.ndarray:
+    """:func:`_basis` as a numpy array of ``dtype`` (float32 or float64), the same numbers."""
+    key = (pieces, np.dtype(dtype).name)
+    b = _BASIS.get(key)
+    if b is None:
+        b = _BASIS[key] = _basis(pieces, torch.device("cpu"), torch.float32 if dtype == np.float32 else torch.float64).numpy()
     return b
 
 
@@ -72,6 +82,8 @@ def flatten_closed(points: torch.Tensor | np.ndarray, pieces: int = DEFAULT_PIEC
     v = torch.einsum("mk,skd->smd", _basis(pieces, p.device, p.dtype), seg)
     return v.reshape(-1, 2).numpy()
 
+
+_BATCH = 1 << 14       # edge pairs tested at once by CrossingIndex
 
 _PAIRS: dict = {}
 
@@ -161,29 +173,29 @@ class CrossingIndex:
         far = [_far_pairs(int(s)) for s in S]
         groups.append(("far", cat([t[0] + f for t, f in zip(far, first)]),
                        cat([t[1] + f for t, f in zip(far, first)]), np.ones((m, m), bool)))
-        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.int64)).to(dev)  # noqa: E731
+        as_i = lambda a: np.ascontiguousarray(a, np.int64)  # noqa: E731
         self.groups = []
         offset = 0
         for kind, si, sj, table in groups:
             ent = np.flatnonzero(table.reshape(-1))
             if len(si) and len(ent):
-                self.groups.append((kind, as_t(si), as_t(sj), as_t(path[si]), as_t(ent // m), as_t(ent % m), offset))
+                self.groups.append((kind, as_i(si), as_i(sj), as_i(path[si]), as_i(ent // m), as_i(ent % m), offset))
                 offset += len(si)
-        self.rows_flat = as_t(rows.reshape(-1))
+        self.rows_flat = as_i(rows.reshape(-1))
         # every segment pair of every group, in order: its path and its segments' numbers in the path
         pi = cat([si for _, si, _, _ in groups if len(si)])
         pj = cat([sj for _, si, sj, _ in groups if len(si)])
         keep = np.concatenate([np.full(len(si), len(np.flatnonzero(t)) > 0) for _, si, _, t in groups])
         pi, pj = pi[keep], pj[keep]
-        self.ppath = as_t(path[pi])
-        self.li = as_t(pi - first[path[pi]])
-        self.lj = as_t(pj - first[path[pj]])
-        self.edge_first = as_t(np.minimum(first * m, max(NS * m - 1, 0)))
-        self.edge_last = as_t((first + S) * m - 1)
+        self.ppath = as_i(path[pi])
+        self.li = as_i(pi - first[path[pi]])
+        self.lj = as_i(pj - first[path[pj]])
+        self.edge_first = as_i(np.minimum(first * m, max(NS * m - 1, 0)))
+        self.edge_last = as_i((first + S) * m - 1)
         # each segment's path, each path's first and last segment (of an empty path: any)
-        self.seg_path = as_t(path)
-        self.seg_first = as_t(np.minimum(first, max(NS - 1, 0)))
-        self.seg_last = as_t(np.clip(first + S - 1, 0, max(NS - 1, 0)))
+        self.seg_path = as_i(path)
+        self.seg_first = as_i(np.minimum(first, max(NS - 1, 0)))
+        self.seg_last = as_i(np.clip(first + S - 1, 0, max(NS - 1, 0)))
 
     @torch.no_grad()
     def crossings(self, points: torch.Tensor, max_batch: int = 2_000_000, only: torch.Tensor | None = None,
@@ -191,104 +203,120 @@ class CrossingIndex:
         """(n,) long: the number of crossing edge pairs of every path, for the positions ``points``
         (R, 2); and (path, i, j) of every crossing segment pair i <= j (path: its number in the set;
         a (P, 3) long tensor with ``as_tensor``). ``only``: (n,) bool, test these paths alone (the
-        others count 0)."""
-        dev = self.device
-        out = torch.zeros(self.n, dtype=torch.long, device=dev)
-        none = torch.zeros(0, 3, dtype=torch.long, device=dev) if as_tensor else []
-        if self.rows_flat.numel() == 0:
+        others count 0). The results are on the index's device; the tests run in numpy on the CPU
+        (thousands of small elementwise steps, where numpy's overhead per call is a fraction of
+        torch's), in the points' own precision."""
+        counts, found = self._crossings(points.detach().cpu().numpy(), max_batch,
+                                        None if only is None else only.detach().cpu().numpy())
+        out = torch.from_numpy(counts).to(self.device)
+        if as_tensor:
+            return out, torch.from_numpy(found).to(self.device)
+        return out, [tuple(r) for r in found.tolist()]
+
+    def _crossings(self, pts: np.ndarray, max_batch: int, only: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`crossings` on numpy arrays: (n,) int64 counts and (P, 3) int64 crossing pairs."""
+        out = np.zeros(self.n, np.int64)
+        none = np.zeros((0, 3), np.int64)
+        if self.rows_flat.size == 0:
             return out, none
         m = self.pieces
-        pts = points.detach().to(dev)
-        g = lambda t, idx: t.index_select(0, idx)  # noqa: E731  (much faster than t[idx] on the CPU)
         rows, remap = self.rows_flat, None
         edge_first, edge_last = self.edge_first, self.edge_last
         if only is not None:
             # the chosen paths' segments alone, renumbered in order
-            segs = g(only, self.seg_path).nonzero().flatten()
-            if segs.numel() == 0:
+            segs = np.flatnonzero(only.take(self.seg_path))
+            if segs.size == 0:
                 return out, none
-            rows = g(self.rows_flat.view(-1, 4), segs).reshape(-1)
-            remap = torch.zeros(self.seg_path.numel(), dtype=torch.long, device=dev)
-            remap[segs] = torch.arange(segs.numel(), device=dev)
-            edge_first = g(remap, self.seg_first) * m
-            edge_last = g(remap, self.seg_last) * m + (m - 1)
-        # x and y of the control points as (NS, 4) planes; every test below is elementwise
-        sx, sy = g(pts[:, 0], rows).view(-1, 4), g(pts[:, 1], rows).view(-1, 4)
-        dx, dy = sx[:, 3] - sx[:, 0], sy[:, 3] - sy[:, 0]               # chords
-        ux, uy = sx.diff(dim=1), sy.diff(dim=1)                         # control polygon steps
-        mono = ((ux * dx[:, None] + uy * dy[:, None]) >= 0).all(1) & ((dx != 0) | (dy != 0))
-        lox, hix, loy, hiy = sx.amin(1), sx.amax(1), sy.amin(1), sy.amax(1)
-        fi, fj, fpair = [], [], []
-        for kind, si, sj, spath, ep, eq, off in self.groups:
-            at = None
-            if only is not None:                    # the chosen paths' pairs alone from here on
-                at = g(only, spath).nonzero().flatten()
-                si, sj = g(remap, g(si, at)), g(remap, g(sj, at))
-            if kind == "same":
-                cand = ~g(mono, si)
-            elif kind == "next":
-                # the node the two share, and the chord from the first's start to the second's end
-                ax_, ay_, bx_, by_ = g(sx, si), g(sy, si), g(sx, sj), g(sy, sj)
-                nx, ny = ax_[:, 3:], ay_[:, 3:]
-                cx, cy = bx_[:, 3:] - ax_[:, :1], by_[:, 3:] - ay_[:, :1]
-                cand = ~(((ax_ - nx) * cx + (ay_ - ny) * cy <= 0).all(1) & ((bx_ - nx) * cx + (by_ - ny) * cy >= 0).all(1)
-                         & ((cx != 0) | (cy != 0))[:, 0])
-            else:
-                cand = (g(lox, si) <= g(hix, sj)) & (g(lox, sj) <= g(hix, si)) \
-                    & (g(loy, si) <= g(hiy, sj)) & (g(loy, sj) <= g(hiy, si))
-            sel = cand.nonzero().flatten()
-            if sel.numel():
-                fi.append((g(si, sel)[:, None] * m + ep).reshape(-1))
-                fj.append((g(sj, sel)[:, None] * m + eq).reshape(-1))
-                fpair.append(((sel if at is None else g(at, sel)) + off).repeat_interleave(ep.numel()))
-        if not fi:
-            return out, none
-        fi, fj, fpair = torch.cat(fi), torch.cat(fj), torch.cat(fpair)
-        B = _basis(m, dev, sx.dtype)                                   # (m, 4)
-        vx = sx[:, 0:1] * B[:, 0] + sx[:, 1:2] * B[:, 1] + sx[:, 2:3] * B[:, 2] + sx[:, 3:4] * B[:, 3]
-        vy = sy[:, 0:1] * B[:, 0] + sy[:, 1:2] * B[:, 1] + sy[:, 2:3] * B[:, 2] + sy[:, 3:4] * B[:, 3]
+            rows = self.rows_flat.reshape(-1, 4)[segs].reshape(-1)
+            remap = np.zeros(self.seg_path.size, np.int64)
+            remap[segs] = np.arange(segs.size)
+            edge_first = remap.take(self.seg_first) * m
+            edge_last = remap.take(self.seg_last) * m + (m - 1)
+        # x and y of the control points as (4, NS) planes (control point k of every segment in row
+        # k); every test below is elementwise
+        sx = pts[:, 0].take(rows.reshape(-1, 4).T)
+        sy = pts[:, 1].take(rows.reshape(-1, 4).T)
+        dx, dy = sx[3] - sx[0], sy[3] - sy[0]                           # chords
+        ux, uy = sx[1:] - sx[:-1], sy[1:] - sy[:-1]                     # control polygon steps
+        mono = ((ux * dx + uy * dy) >= 0).all(0) & ((dx != 0) | (dy != 0))
+        lox, hix = np.minimum(np.minimum(sx[0], sx[1]), np.minimum(sx[2], sx[3])), \
+            np.maximum(np.maximum(sx[0], sx[1]), np.maximum(sx[2], sx[3]))
+        loy, hiy = np.minimum(np.minimum(sy[0], sy[1]), np.minimum(sy[2], sy[3])), \
+            np.maximum(np.maximum(sy[0], sy[1]), np.maximum(sy[2], sy[3]))
+        B = _basis_np(m, sx.dtype)                                     # (m, 4)
+        vx = sx[0][:, None] * B[:, 0] + sx[1][:, None] * B[:, 1] + sx[2][:, None] * B[:, 2] + sx[3][:, None] * B[:, 3]
+        vy = sy[0][:, None] * B[:, 0] + sy[1][:, None] * B[:, 1] + sy[2][:, None] * B[:, 2] + sy[3][:, None] * B[:, 3]
         # edges as contiguous x and y planes (NS * m,): edge e runs from vertex e to the next one,
         # the segment's last edge to its end node
         ax, ay = vx.reshape(-1), vy.reshape(-1)
-        bx = torch.cat([vx[:, 1:], sx[:, 3:4]], 1).reshape(-1)
-        by = torch.cat([vy[:, 1:], sy[:, 3:4]], 1).reshape(-1)
+        bx = np.concatenate([vx[:, 1:], sx[3][:, None]], 1).reshape(-1)
+        by = np.concatenate([vy[:, 1:], sy[3][:, None]], 1).reshape(-1)
         ex, ey = bx - ax, by - ay
         cum = total = None
         if self.min_loop > 0:
-            ln = torch.sqrt(ex * ex + ey * ey).double()
-            cum = torch.cumsum(ln, 0)
-            total = cum[edge_last] - cum[edge_first] + ln[edge_first]
-        counts = torch.zeros(self.ppath.numel(), dtype=torch.long, device=dev)
-        for c0 in range(0, fi.numel(), max_batch):
-            i, j = fi[c0:c0 + max_batch], fj[c0:c0 + max_batch]
-            a1x, a1y, e1x, e1y = g(ax, i), g(ay, i), g(ex, i), g(ey, i)
-            rx, ry = g(ax, j) - a1x, g(ay, j) - a1y
-            # which side of edge 1's line the ends of edge 2 lie on: (b1 - a1) x (q - a1), as edge_side
-            # computes it, exactly zero when q is one of edge 1's ends (touching edges never count)
-            d1 = e1x * ry - e1y * rx
-            d2 = e1x * (g(by, j) - a1y) - e1y * (g(bx, j) - a1x)
-            # only where edge 2's ends lie on both sides of edge 1's line can the edges cross: the
-            # other two tests run on those entries alone
-            k = (d1 * d2 < 0).nonzero().flatten()
-            if k.numel() == 0:
+            ln = np.sqrt(ex * ex + ey * ey).astype(np.float64)
+            cum = np.cumsum(ln)
+            total = cum.take(edge_last) - cum.take(edge_first) + ln.take(edge_first)
+        hits = []                                   # the segment pair of every crossing edge pair
+        for kind, si, sj, spath, ep, eq, off in self.groups:
+            at = None
+            if only is not None:                    # the chosen paths' pairs alone from here on
+                at = np.flatnonzero(only.take(spath))
+                si, sj = remap.take(si.take(at)), remap.take(sj.take(at))
+            if kind == "same":
+                cand = ~mono.take(si)
+            elif kind == "next":
+                # the node the two share, and the chord from the first's start to the second's end
+                ax_, ay_, bx_, by_ = sx.take(si, 1), sy.take(si, 1), sx.take(sj, 1), sy.take(sj, 1)
+                nx, ny = ax_[3], ay_[3]
+                cx, cy = bx_[3] - ax_[0], by_[3] - ay_[0]
+                cand = ~(((ax_ - nx) * cx + (ay_ - ny) * cy <= 0).all(0) & ((bx_ - nx) * cx + (by_ - ny) * cy >= 0).all(0)
+                         & ((cx != 0) | (cy != 0)))
+            else:
+                cand = (lox.take(si) <= hix.take(sj)) & (lox.take(sj) <= hix.take(si)) \
+                    & (loy.take(si) <= hiy.take(sj)) & (loy.take(sj) <= hiy.take(si))
+            sel = np.flatnonzero(cand)
+            if sel.size == 0:
                 continue
-            i, j = g(i, k), g(j, k)
-            e2x, e2y, a2x, a2y = g(ex, j), g(ey, j), g(ax, j), g(ay, j)
-            d3 = e2x * g(ry, k) - e2y * g(rx, k)    # minus edge_side(a2, e2, a1), exactly
-            d4 = e2x * (g(by, i) - a2y) - e2y * (g(bx, i) - a2x)
-            hit = d3 * d4 > 0
-            pair = g(fpair[c0:c0 + max_batch], k)
-            if cum is not None:
-                # the outline between the two crossing edges, the shorter way round
-                inner = (g(cum, j) - g(cum, i)).abs()
-                loop = torch.minimum(inner, g(total, g(self.ppath, pair)) - inner)
-                hit &= loop >= self.min_loop
-            counts.index_add_(0, pair, hit.long())
-        out.index_add_(0, self.ppath, counts)
-        crossed = (counts > 0).nonzero().flatten()
-        li, lj = self.li[crossed], self.lj[crossed]
-        found = torch.stack([self.ppath[crossed], torch.minimum(li, lj), torch.maximum(li, lj)], 1)
-        return out, (found if as_tensor else [tuple(r) for r in found.tolist()])
+            si, sj, pairs = si.take(sel), sj.take(sel), (sel if at is None else at.take(sel)) + off
+            # the edge pairs of a batch of segment pairs at a time (small temporaries stay in the
+            # allocator's pool: large ones cost a page fault per 4 KB)
+            per = max(1, min(max_batch, _BATCH) // ep.size)
+            for c0 in range(0, sel.size, per):
+                i = (si[c0:c0 + per, None] * m + ep).reshape(-1)
+                j = (sj[c0:c0 + per, None] * m + eq).reshape(-1)
+                a1x, a1y, e1x, e1y = ax.take(i), ay.take(i), ex.take(i), ey.take(i)
+                rx, ry = ax.take(j) - a1x, ay.take(j) - a1y
+                # which side of edge 1's line the ends of edge 2 lie on: (b1 - a1) x (q - a1), as
+                # edge_side computes it, exactly zero when q is one of edge 1's ends (touching edges
+                # never count)
+                d1 = e1x * ry - e1y * rx
+                d2 = e1x * (by.take(j) - a1y) - e1y * (bx.take(j) - a1x)
+                # only where edge 2's ends lie on both sides of edge 1's line can the edges cross:
+                # the other two tests run on those entries alone
+                k = np.flatnonzero(d1 * d2 < 0)
+                if k.size == 0:
+                    continue
+                i, j = i.take(k), j.take(k)
+                e2x, e2y, a2x, a2y = ex.take(j), ey.take(j), ax.take(j), ay.take(j)
+                d3 = e2x * ry.take(k) - e2y * rx.take(k)    # minus edge_side(a2, e2, a1), exactly
+                d4 = e2x * (by.take(i) - a2y) - e2y * (bx.take(i) - a2x)
+                hit = d3 * d4 > 0
+                pair = pairs[c0:c0 + per].take(k // ep.size)
+                if cum is not None:
+                    # the outline between the two crossing edges, the shorter way round
+                    inner = np.abs(cum.take(j) - cum.take(i))
+                    loop = np.minimum(inner, total.take(self.ppath.take(pair)) - inner)
+                    hit &= loop >= self.min_loop
+                if hit.any():
+                    hits.append(pair[hit])
+        if not hits:
+            return out, none
+        hits = np.concatenate(hits)
+        out += np.bincount(self.ppath.take(hits), minlength=self.n)
+        crossed = np.unique(hits)
+        li, lj = self.li.take(crossed), self.lj.take(crossed)
+        return out, np.stack([self.ppath.take(crossed), np.minimum(li, lj), np.maximum(li, lj)], 1)
 
 
 _INDEXES: dict = {}   # crossing_pairs' indexes by path sizes, pieces, min_loop and device (the export
@@ -373,12 +401,12 @@ def viewer_polygon(points: np.ndarray) -> np.ndarray:
     segs = segments_of(np.asarray(points, np.float64))
     length = np.linalg.norm(np.diff(segs, axis=1), axis=2).sum(1)
     m = np.clip(np.ceil(length / VIEWER_PIECE_PX), VIEWER_PIECES, 512).astype(int)
-    out = []
-    for seg, k in zip(segs, m):
-        t = np.arange(1, k + 1, dtype=np.float64)[:, None] / k
-        u = 1 - t
-        out.append(u ** 3 * seg[0] + 3 * u * u * t * seg[1] + 3 * u * t * t * seg[2] + t ** 3 * seg[3])
-    return np.concatenate(out)
+    # every segment's points at t = 1 / k, 2 / k, .. 1 (k its pieces), all segments at once
+    seg = np.repeat(np.arange(len(segs)), m)
+    t = ((np.arange(1, int(m.sum()) + 1) - np.repeat(np.cumsum(m) - m, m)).astype(np.float64) / m[seg])[:, None]
+    u = 1 - t
+    s = segs[seg]
+    return u ** 3 * s[:, 0] + 3 * u * u * t * s[:, 1] + 3 * u * t * t * s[:, 2] + t ** 3 * s[:, 3]
 
 
 def viewer_simple(points: np.ndarray) -> bool:
