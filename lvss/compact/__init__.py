@@ -208,10 +208,11 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
     weight = None if sal is None else torch.from_numpy(fit_weight).float().to(dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
     pts, colors, n_s, gaps_left, covered = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
-    if covered:
+    if covered and not valid.all():
         # the back path now also spans what was bare, outlined from the pixels: where that outline is
         # the picture's edge against transparency it is fitted like every other edge (one more round
-        # of the path stage), kept where the SVG as written comes out closer
+        # of the path stage), kept where the SVG as written comes out closer (on an opaque picture the
+        # outline is the canvas's edge, and nothing there needs fitting)
         again = refit(pts, colors, n_s, target_c, target_a, weight, semantic, cfg, prog, cancel)
         again = _finish(*again, n_s, alpha, target_c, weight, cfg)
         if again[3] <= gaps_left and (written_error(again[0], again[1], target_c, target_a, weight)
