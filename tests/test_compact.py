@@ -435,6 +435,18 @@ def test_adaptive_split_follows_the_picture_and_the_budget():
     assert adaptive_split(build_graph(lab, rgb), lab, rgb, None, 4, 5.0)[0] >= 3
 
 
+def test_adaptive_splits_of_a_ladder_are_each_budgets_own():
+    from lvss.compact.budget import adaptive_split, adaptive_splits
+
+    # the ladder's shared split (one Ward hierarchy, one disc placement) picks what each budget's own does
+    rgb, lab = _cells(lambda r, n: 0.6 + r.uniform(0, 0.2, (n, 3)), dots=20, seed=3)
+    budgets = [16, 24, 32, 48, 40]
+    together = adaptive_splits(build_graph(lab, rgb), lab, rgb, None, budgets, 5.0)
+    for n in budgets:
+        alone = adaptive_split(build_graph(lab, rgb), lab, rgb, None, n, 5.0)
+        assert together[n][0] == alone[0] and together[n][1] == pytest.approx(alone[1])
+
+
 def test_default_split_is_adaptive_and_the_papers_split_is_exact():
     from lvss.compact import split_budget
 
