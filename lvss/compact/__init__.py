@@ -14,8 +14,9 @@
 4. the budget ladder (:mod:`.ladder`): steps 2-3 run at every budget of 16, 24, 32, 48, ... below
    the one asked for and at it, and the result with the least error of the SVG as resvg renders it
    is kept, so a larger budget never ends worse than a smaller one. With a saliency map the run
-   without it, refitted with the map's weights (:func:`.paths.refit`), is a candidate too, and the
-   result kept is no worse where the map marks than that run without the map. The ladder costs the
+   without it and that run refitted with the map's weights (:func:`.paths.refit`) are candidates
+   too, and the result kept is the one closest where the map marks (so never worse there than the
+   run without the map). The ladder costs the
    sum of its rungs' runs; ``CompactConfig.budget_ladder`` False (the ``fast`` preset) runs the budget
    asked for alone.
 
@@ -112,8 +113,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     else:
         # with a map: its own run, and the run without it fitted on with the map's weights (the map
         # buys fidelity where it marks, starting from the best the picture gets without it). Kept:
-        # the least weighted error among those that are no worse where the map marks (error
-        # weighted by the map itself) than the run without the map, which always qualifies
+        # the one with the least error where the map marks (error weighted by the map itself), so
+        # never worse there than the run without the map; of equals, the least weighted error
         out, rung = ladder(sal, (0.0, 0.45))
         plain, plain_rung = ladder(None, (0.45, 0.9))
         cands = [(out, rung), (plain, plain_rung)]
@@ -132,8 +133,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
             return float((e * marked).mean()), float((e * weight).mean())
 
         errs = [errors(c[0]) for c in cands]
-        ok = [i for i, e in enumerate(errs) if e[0] <= errs[1][0]]
-        out, rung = cands[min(ok, key=lambda i: errs[i][1])]
+        out, rung = cands[min(range(len(cands)), key=lambda i: errs[i])]
     pts, colors, n_s, target_c, target_a, notes, res, counts = out
     counts["rung"] = rung
     return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts)
