@@ -14,8 +14,9 @@
 4. the budget ladder (:mod:`.ladder`): steps 2-3 run at every budget of 16, 24, 32, 48, ... below
    the one asked for and at it, and the result with the least error of the SVG as resvg renders it
    is kept, so a larger budget never ends worse than a smaller one. With a saliency map the run
-   without it, refitted with the map's weights (:func:`.paths.refit`), is a candidate too, and the
-   result kept is no worse where the map marks than that run without the map. The ladder costs the
+   without it and that run refitted with the map's weights (:func:`.paths.refit`) are candidates
+   too, and the result kept is the one closest where the map marks (so never worse there than the
+   run without the map). The ladder costs the
    sum of its rungs' runs; ``CompactConfig.budget_ladder`` False (the ``fast`` preset) runs the budget
    asked for alone.
 
@@ -37,7 +38,7 @@ import torch
 from ..config import VectorizeConfig
 from ..types import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
-from .budget import adaptive_split, split_budget
+from .budget import adaptive_split, adaptive_splits, split_budget
 from .cover import absorb_slivers, cover_gaps, drop_hairs
 from .ladder import rungs, written_error, written_render
 from .graph import MaskGraph, MergeResult, build_graph, coarsen, greedy_merge, pixel_weights
@@ -94,12 +95,14 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
         steps = rungs(cfg.paths) if cfg.compact.budget_ladder else [cfg.paths]
         cut = share[0] + (share[1] - share[0]) * np.cumsum([0.0] + [float(b) for b in steps]) / float(sum(steps))
         w_run = None if s_map is None else weight
-        best = None
+        best, shared = None, {}
         for i, b in enumerate(steps):
             def sub(stage, f, m, lo=cut[i], hi=cut[i + 1], b=b):
                 prog(stage, f if stage == "segment" else lo + (hi - lo) * f, m if len(steps) == 1 else f"{b} paths: {m}")
 
-            out = _run_budget(rgb, alpha, replace(cfg, paths=b), dev, sub, cancel, merge, soup, s_map)
+            out = _run_budget(rgb, alpha, replace(cfg, paths=b), dev, sub, cancel, merge, soup, s_map, shared, steps)
+            if len(steps) == 1:  # nothing to choose from
+                return out, b
             err = written_error(out[0], out[1], target_c, target_a, w_run)
             if best is None or err < best[0]:
                 best = (err, out, b)
@@ -110,8 +113,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     else:
         # with a map: its own run, and the run without it fitted on with the map's weights (the map
         # buys fidelity where it marks, starting from the best the picture gets without it). Kept:
-        # the least weighted error among those that are no worse where the map marks (error
-        # weighted by the map itself) than the run without the map, which always qualifies
+        # the one with the least error where the map marks (error weighted by the map itself), so
+        # never worse there than the run without the map; of equals, the least weighted error
         out, rung = ladder(sal, (0.0, 0.45))
         plain, plain_rung = ladder(None, (0.45, 0.9))
         cands = [(out, rung), (plain, plain_rung)]
@@ -130,23 +133,46 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
             return float((e * marked).mean()), float((e * weight).mean())
 
         errs = [errors(c[0]) for c in cands]
-        ok = [i for i, e in enumerate(errs) if e[0] <= errs[1][0]]
-        out, rung = cands[min(ok, key=lambda i: errs[i][1])]
+        out, rung = cands[min(range(len(cands)), key=lambda i: errs[i])]
     pts, colors, n_s, target_c, target_a, notes, res, counts = out
     counts["rung"] = rung
     return _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts)
 
 
+def _graph(soup: Soup, rgb: np.ndarray, sal: np.ndarray | None, loose: bool, cfg: VectorizeConfig):
+    """The mask graph the merge starts from (firm boundaries off where ``loose``), merged greedily
+    down to ``max_masks`` and with the masks too small or thin for a path joined to a neighbour:
+    (graph, atom -> node mapping, atoms in the soup's graph)."""
+    h, w = soup.atoms.shape
+    graph = build_graph(soup.atoms, rgb, sal, soup.strength)
+    if loose:
+        graph.firm = math.inf
+    atoms_n = graph.n
+    pre = np.arange(graph.n)
+    if graph.n > cfg.compact.max_masks:
+        pre = greedy_merge(graph, cfg.compact.max_masks)
+        graph = coarsen(graph, pre)
+    # masks too small or thin to make a path that is not a hair join a neighbour first
+    fold = absorb_slivers(graph, SLIVER_AREA * cfg.optimize.hair_area * h * w, SLIVER_WIDTH)
+    if int(fold.max()) + 1 < graph.n:
+        pre = fold[pre]
+        graph = coarsen(graph, fold)
+    return graph, pre, atoms_n
+
+
 def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, merge: Merge, soup: Soup | None,
-                sal: np.ndarray | None):
+                sal: np.ndarray | None, shared: dict | None = None, ladder: list[int] | None = None):
     """One run of compact mode at ``cfg.paths`` (no ladder): (points, colours, structural count, target
-    colour, target alpha, notes, merge result, counts for :func:`_assemble`)."""
+    colour, target alpha, notes, merge result, counts for :func:`_assemble`). ``shared``: what the
+    runs of one ladder (its budgets ``ladder``) share, filled by the first that needs it: the mask
+    graph and the adaptive split of every rung (the same as each run's own)."""
     from ..metrics import psnr
     from ..optimize.structure import fit_colors
 
     h, w = alpha.shape
     cc = cfg.compact
     valid = alpha > 0.5
+    shared = {} if shared is None else shared
     # a fixed ratio splits the budget now; the adaptive split (ratio None) once the mask graph exists
     n_struct = (structural_budget(cfg.paths, cc.structural_ratio) if cc.structural_ratio is not None
                 else cfg.paths) if valid.any() else 0
@@ -159,25 +185,22 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
     if valid.any():
         semantic, notes, masks_n = soup.semantic, list(soup.notes), soup.masks
     if n_struct > 0:
-        graph = build_graph(soup.atoms, rgb, sal, soup.strength)
-        if int(soup.semantic.max()) + 1 > n_struct:
-            # the segmenter's masks do not fit the budget (photographs): its boundaries only weigh
-            # (strength), none is kept at any cost
-            graph.firm = math.inf
-        atoms_n = graph.n
-        pre = np.arange(graph.n)
-        if graph.n > cc.max_masks:
-            pre = greedy_merge(graph, cc.max_masks)
-            graph = coarsen(graph, pre)
-        # masks too small or thin to make a path that is not a hair join a neighbour first
-        fold = absorb_slivers(graph, SLIVER_AREA * cfg.optimize.hair_area * h * w, SLIVER_WIDTH)
-        if int(fold.max()) + 1 < graph.n:
-            pre = fold[pre]
-            graph = coarsen(graph, fold)
+        # the segmenter's masks do not fit the budget (photographs): its boundaries only weigh
+        # (strength), none is kept at any cost
+        loose = int(soup.semantic.max()) + 1 > n_struct
+        key = ("graph", loose)
+        if key not in shared:  # the same for every budget of the ladder with the same ``loose``
+            shared[key] = _graph(soup, rgb, sal, loose, cfg)
+        graph, pre, atoms_n = shared[key]
+        graph = replace(graph)  # the merge's own copy (its ``firm`` may change below)
         if cc.structural_ratio is None:
-            n_struct, split_pred = adaptive_split(graph, np.where(soup.atoms >= 0, pre[np.maximum(soup.atoms, 0)], -1),
-                                                  rgb, fit_weight, cfg.paths,
-                                                  float(cc.detail_radius))
+            key = ("split", loose)
+            if key not in shared:  # every rung with this graph at once (.budget.adaptive_splits)
+                same = [b for b in (ladder or [cfg.paths]) if (int(soup.semantic.max()) + 1 > b) == loose]
+                shared[key] = adaptive_splits(graph, np.where(soup.atoms >= 0, pre[np.maximum(soup.atoms, 0)], -1),
+                                              rgb, fit_weight, sorted(set(same) | {cfg.paths}),
+                                              float(cc.detail_radius))
+            n_struct, split_pred = shared[key][cfg.paths]
             if int(soup.semantic.max()) + 1 > n_struct:
                 graph.firm = math.inf
         prog("segment", 1.0, f"{masks_n} masks in the soup, {atoms_n} atoms, {len(graph.edges)} adjacent pairs")

@@ -30,7 +30,7 @@ import numpy as np
 
 from .graph import MaskGraph, coarsen, greedy_merge
 
-__all__ = ["split_budget", "adaptive_split", "fill_error", "detail_gains", "LADDER", "DETAIL_EFFICIENCY", "MIN_SHARE"]
+__all__ = ["split_budget", "adaptive_split", "adaptive_splits", "fill_error", "detail_gains", "LADDER", "DETAIL_EFFICIENCY", "MIN_SHARE"]
 
 DETAIL_EFFICIENCY = 0.35  # share of a disc's ideal gain a detail circle realises (sampled by saliency,
 #                           confined to its mask, fitted with the rest)
@@ -103,12 +103,29 @@ def adaptive_split(graph: MaskGraph, atoms: np.ndarray, rgb: np.ndarray, weight:
     So that a larger budget never gets fewer regions (the budget curve does not drop where the
     prediction errs), K is the largest of the picks at this budget and at every smaller budget of
     ``LADDER``; all of them share one Ward hierarchy and one greedy disc placement per K."""
-    n = int(paths)
-    if n <= 1:
-        return n, {n: 0.0}
-    budgets = [b for b in LADDER if b < n] + [n]
-    cands = {b: _candidates(b, CANDIDATES if b == n else LADDER_CANDIDATES) for b in budgets}
-    ks = sorted({k for c in cands.values() for k in c}, reverse=True)
+    return adaptive_splits(graph, atoms, rgb, weight, [paths], radius)[int(paths)]
+
+
+def adaptive_splits(graph: MaskGraph, atoms: np.ndarray, rgb: np.ndarray, weight: np.ndarray | None,
+                    budgets: list[int], radius: float) -> dict[int, tuple[int, dict]]:
+    """:func:`adaptive_split` at each of ``budgets`` (the budget ladder's rungs), the same results as
+    one call per budget from one Ward hierarchy and one greedy disc placement per K for all of them
+    (the placement is greedy, so a longer one starts with every shorter one)."""
+    out: dict[int, tuple[int, dict]] = {}
+    plans: dict[int, tuple[list[int], dict[int, list[int]]]] = {}
+    for n in sorted({int(b) for b in budgets}):
+        if n <= 1:
+            out[n] = (n, {n: 0.0})
+            continue
+        steps = [b for b in LADDER if b < n] + [n]
+        plans[n] = (steps, {b: _candidates(b, CANDIDATES if b == n else LADDER_CANDIDATES) for b in steps})
+    if not plans:
+        return out
+    need: dict[int, int] = {}  # every K tried, and the largest budget it is tried at
+    for steps, cands in plans.values():
+        for b in steps:
+            for k in cands[b]:
+                need[k] = max(need.get(k, 0), b)
     valid = atoms >= 0
     w = None if weight is None else np.asarray(weight, np.float64)
     img = np.asarray(rgb, np.float64)
@@ -116,7 +133,7 @@ def adaptive_split(graph: MaskGraph, atoms: np.ndarray, rgb: np.ndarray, weight:
     fill: dict[int, float] = {}
     gains: dict[int, np.ndarray] = {}
     used: dict[int, int] = {}
-    for k in ks:  # finest first: each merge continues the previous one (Ward's greedy order)
+    for k in sorted(need, reverse=True):  # finest first: each merge continues the previous one (Ward's greedy order)
         if cur.n > k:
             step = greedy_merge(cur, k)
             mapping = step[mapping]
@@ -127,13 +144,14 @@ def adaptive_split(graph: MaskGraph, atoms: np.ndarray, rgb: np.ndarray, weight:
         # regions left over (fewer regions than K exist) are paths that need not be spent
         used[k] = min(k, cur.n)
         fill[k] = fill_error(cur)
-        gains[k] = detail_gains(res, w, max(b for b in budgets if k in cands[b]) - used[k], radius)
+        gains[k] = detail_gains(res, w, need[k] - used[k], radius)
 
-    def pred_at(b: int) -> dict[int, float]:
-        return {k: fill[k] - DETAIL_EFFICIENCY * gains[k][min(b - used[k], len(gains[k]) - 1)] for k in cands[b]}
+    for n, (steps, cands) in plans.items():
+        def pred_at(b: int) -> dict[int, float]:
+            return {k: fill[k] - DETAIL_EFFICIENCY * gains[k][min(b - used[k], len(gains[k]) - 1)] for k in cands[b]}
 
-    pred = pred_at(n)
-    return min(n, max(_tie_pick(pred_at(b)) for b in budgets)), pred
+        out[n] = (min(n, max(_tie_pick(pred_at(b)) for b in steps)), pred_at(n))
+    return out
 
 
 def split_budget(paths: int, ratio: float | None, graph: MaskGraph | None = None, atoms: np.ndarray | None = None,
