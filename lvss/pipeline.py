@@ -227,11 +227,11 @@ def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: fl
     Shapes that abut leave a faint line of page between them wherever a renderer anti-aliases both
     edges (each covers half of a boundary pixel, and half over half is three quarters, not one). With
     one shape underneath spanning the region, such a line shows that shape's colour, and the region's
-    outer edge is drawn once. Done before the polish (``refine``'s ``before_polish``): inside the
-    region the path keeps its colour and every pixel it showed, and what it now also spans lies under
-    the other shapes, except in those lines; where the region meets transparency its outline, traced
-    from the pixels, is the drawing's outer edge, and the polish fits it to the input's anti-aliased
-    rim. The region's outline usually has fewer nodes than the path it replaces."""
+    outer edge is drawn once. Inside the region the path keeps its colour and every pixel it showed,
+    and what it now also spans lies under the other shapes, except in those lines. Where the region
+    meets transparency its outline, traced from the pixels, is the drawing's outer edge: the pipeline
+    then does this before the polish (``refine``'s ``before_polish``), which fits that edge to the
+    input's anti-aliased rim; on an opaque picture (the region is the canvas) after it. The region's outline usually has fewer nodes than the path it replaces."""
     from scipy import ndimage
 
     n = state.n_fixed
@@ -561,17 +561,19 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     # the structural paths start as curve fits within CURVE_TOL of their pixel outlines, with few
     # nodes: the polish takes larger first steps to line them up with the image's edges
     ocfg = replace(cfg.optimize, polish_lr=cfg.optimize.polish_lr * CURVE_POLISH_GAIN)
-    # the paths under each opaque region go in before the polish: where the region meets transparency
-    # its outline is the drawing's outer edge, which the polish fits like any other edge
+    # the path under each opaque region: where the region meets transparency its outline is the
+    # drawing's outer edge, which the polish must fit like any other edge, so it goes in before the
+    # polish; on an opaque picture it is the canvas, with nothing to fit, and goes in after
+    under = valid & ~semi
     ordered: list[list[StructuralPath]] = []
     state = refine(RefineState(pts, colors, n), target_c, target_a, cfg.paths, ocfg, weight,
                    r_cb, cancel, candidates=cands, polish_callback=p_cb,
                    preview_callback=prog.preview if prog.previews else None,
-                   before_polish=lambda st: ordered.append(_underlay(st, spaths, valid & ~semi,
-                                                                     cfg.optimize.dp_epsilon)))
+                   before_polish=None if under.all() else
+                   (lambda st: ordered.append(_underlay(st, spaths, under, cfg.optimize.dp_epsilon))))
     if source is not None and state.points:
         _polish_at_input_size(state, source, (h, w), cfg, weight, prog, cancel)
-    spaths = ordered[-1] if ordered else spaths
+    spaths = ordered[-1] if ordered else _underlay(state, spaths, under, cfg.optimize.dp_epsilon)
     lap("refine")
     # assemble layers: one per structural layer (same order, numbered by place in the scene), each
     # followed by the detail paths that refine it (its sub-group "details"); assign_details keeps
