@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvss.geometry.bridges import split_bridges
+from lvss.geometry.bridges import close_bridges, split_bridges
 from lvss.geometry.simple import flatten_closed
 from lvss.layering import mask_to_path
 from lvss.scene import Layer, Path, Scene
@@ -56,3 +56,25 @@ def test_written_svg_has_the_hole_as_a_subpath_and_renders_the_same():
     a_eo = resvg_render(svg.replace("<path ", '<path fill-rule="evenodd" ', 1), 48, 48, background=None)[..., 3]
     assert a[20, 20] < 0.01 and a[8, 8] > 0.99
     assert np.abs(a - a_eo).max() < 1e-6
+
+
+def test_a_bridge_opened_into_a_slit_is_closed_again():
+    c = mask_to_path(_holed(), 0.75, holes=True).points.double().numpy()
+    assert close_bridges(c) is None                               # a closed bridge: nothing to do
+    segs = c.reshape(-1, 3, 2)
+    i, j = _bridge_pair(c)
+    opened = c.copy()
+    opened[3 * i:3 * i + 3] += (0.3, -0.2)                        # the optimiser moved one pass aside
+    closed = close_bridges(opened)
+    assert closed is not None and len(split_bridges(closed)) == 2  # zero width again: the hole splits off
+    assert np.abs(closed - c).max() <= 0.5 * 0.3 + 1e-9 + 0.2      # nothing moved by more than half the gap
+    assert segs.shape[0] == len(c) // 3
+
+
+def _bridge_pair(c: np.ndarray) -> tuple[int, int]:
+    from lvss.geometry.bridges import _bridges
+    from lvss.geometry.simple import segments_of
+
+    pairs = _bridges(segments_of(c), 1e-6)
+    assert len(pairs) == 1
+    return pairs[0]

@@ -14,9 +14,46 @@ import numpy as np
 
 from .simple import segments_of
 
-__all__ = ["split_bridges", "BRIDGE_TOL"]
+__all__ = ["split_bridges", "close_bridges", "BRIDGE_TOL", "SLIT_WIDTH"]
 
 BRIDGE_TOL = 1e-6  # px: control points this close count as the same point (contours are compared as written)
+SLIT_WIDTH = 1.0  # px: a bridge whose two passes the optimiser moved apart by at most this is a slit, closed again
+
+
+def _bridges(segs: np.ndarray, tol: float) -> list[tuple[int, int]]:
+    """Every (i, j), i < j, where segment j is segment i drawn backwards (its control points reversed)
+    within ``tol``, with at least two segments between them on either side."""
+    s = len(segs)
+    if s < 6:
+        return []
+    start, end = segs[:, 0], segs[:, 3]
+    d = np.abs(start[:, None, :] - end[None, :, :]).max(-1)          # d[i, j]: start of i vs end of j
+    near = (d <= tol) & (d.T <= tol)                                  # i's start = j's end, i's end = j's start
+    rev = segs[:, ::-1]
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(near, 3)))
+            if s - (j - i) >= 3 and np.abs(segs[i] - rev[j]).max() <= tol]
+
+
+def close_bridges(points: np.ndarray, width: float = SLIT_WIDTH) -> np.ndarray | None:
+    """The closed cubic path (3S, 2) with every bridge the optimiser opened into a slit closed again:
+    where segment j retraces segment i backwards within ``width`` px (a zero-width bridge to a hole
+    whose two passes moved apart), both become their mean, so the bridge has no width and the page no
+    longer shows through it (the export then writes the hole as a contour of its own). None when the
+    path has no such slit."""
+    pts = np.asarray(points, np.float64)
+    segs = segments_of(pts)
+    pairs = [(i, j) for i, j in _bridges(segs, width) if np.abs(segs[i] - segs[j][::-1]).max() > 0]
+    if not pairs:
+        return None
+    out = pts.copy()
+    n = len(pts)
+    for i, j in pairs:
+        mean = 0.5 * (segs[i] + segs[j][::-1])
+        for k, q in enumerate(mean):                                 # segment i's four points ...
+            out[(3 * i + k) % n] = q
+        for k, q in enumerate(mean[::-1]):                           # ... and segment j's, backwards
+            out[(3 * j + k) % n] = q
+    return out
 
 
 def _bridge(segs: np.ndarray, tol: float) -> tuple[int, int] | None:
