@@ -18,7 +18,7 @@ from .config import VectorizeConfig
 from .io import load_image
 from .metrics import composite_metrics
 from .optimize.structure import StructuralPath, fit_colors, optimize_structure, solve_colors
-from .scene import Layer, Path, Scene
+from .scene import OPAQUE_ALPHA, Layer, Path, Scene
 from .types import Cancelled, ProgressCallback, ProgressEvent, VectorizeResult, check_cancel
 
 __all__ = ["run", "vectorize", "Cancelled", "prepare_image", "composite_metrics", "prompt_note"]
@@ -44,9 +44,8 @@ PREVIEW_EVERY = 0.5  # seconds between two preview events (the first one is sent
 HIDDEN_PIXELS = 1.0
 # a long, thin picture is worked with at least this many pixels across (lvss.pipeline.prepare_image)
 SHORT_SIDE_MIN = 64
-# translucent input (lvss.pipeline._semi_transparent): alpha below this is not opaque, and a
-# translucent area has an inside this many pixels deep (an anti-aliased rim has none)
-OPAQUE_ALPHA = 0.95
+# translucent input (lvss.pipeline._semi_transparent): alpha below scene.OPAQUE_ALPHA, in an area
+# with an inside this many pixels deep (an anti-aliased rim has none)
 SEMI_MARGIN = 2
 
 

@@ -19,6 +19,10 @@ from typing import Iterator
 
 import torch
 
+# alpha at or above which an input pixel or a path counts as opaque: a translucent area of the input
+# (lvss.pipeline._semi_transparent) lies below it; a path fitted a little under it (0.97) is opaque
+OPAQUE_ALPHA = 0.95
+
 
 class SceneError(ValueError):
     """A scene, path or canvas is invalid; the message says what to fix."""

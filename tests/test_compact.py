@@ -784,3 +784,19 @@ def test_edge_pixels_are_gaps_only_when_covered_under_half_their_alpha():
     assert uncovered(fitted, valid)[:, 16].all()     # by the old rule (half a pixel) a gap ...
     assert not uncovered(fitted, valid, alpha=alpha).any()   # ... by half of its alpha, none
     assert uncovered(short, valid, alpha=alpha)[:, 16].all()  # covered 0.1 of 0.5: a gap
+
+
+def test_a_path_fitted_a_little_under_opaque_is_written_opaque():
+    # over the input's opaque pixels a path of alpha 0.97 lets the page show through all of it (a
+    # faint seam as large as the path); under OPAQUE_ALPHA a path is translucent on purpose and stays so
+    from lvss.compact import _finish
+    from lvss.scene import OPAQUE_ALPHA, polygon_to_path
+
+    alpha = np.ones((16, 16), np.float32)
+    square = polygon_to_path(torch.tensor([(0.0, 0.0), (16.0, 0.0), (16.0, 16.0), (0.0, 16.0)])).points
+    target_c = torch.full((16, 16, 3), 0.5)
+    cfg = VectorizeConfig(paths=4, mode="compact")
+    for a, want in ((0.97, 1.0), (OPAQUE_ALPHA - 0.1, OPAQUE_ALPHA - 0.1)):
+        colors = torch.tensor([[0.5, 0.5, 0.5, a]])
+        _, out, _, _, _ = _finish([square], colors, 1, alpha, target_c, None, cfg)
+        assert abs(float(out[0, 3]) - want) < 1e-6

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..config import VectorizeConfig
+from ..scene import OPAQUE_ALPHA
 from ..types import check_cancel
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, adaptive_splits, split_budget
@@ -249,20 +250,32 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
 
 def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, weight: torch.Tensor | None,
             cfg: VectorizeConfig):
-    """The path stage's result made fit to write (.cover): no hairs, no opaque pixel left bare, the
-    colours solved again where a path changed. Returns (points, colours, structural count, pixels
+    """The path stage's result made fit to write (.cover): no slit where a bridge to a hole opened
+    (geometry.bridges), no hairs, no opaque pixel left bare, no path a little under opaque (its alpha
+    set to 1), the colours solved again where a path changed. Returns (points, colours, structural count, pixels
     left bare, whether a path was re-contoured to cover bare pixels)."""
     from scipy import ndimage as ndi
 
+    from ..geometry.bridges import close_bridges
+
     h, w = alpha.shape
     n_s = min(n_s, len(pts))
+    # a bridge to a hole that the path stage opened into a slit would show the page: closed again
+    pts = [p if (c := close_bridges(p.detach().cpu().numpy())) is None else
+           torch.as_tensor(c, dtype=p.dtype, device=p.device) for p in pts]
     pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
     before = [p for p in pts]
     # fully opaque pixels away from the picture's own edge (an outline there is simplified) show no seam
     opaque = ndi.binary_erosion(alpha >= 1.0 - 0.5 / 255, np.ones((3, 3), bool), border_value=1)
     pts, gaps_left = cover_gaps(pts, n_s, alpha > 0.5, cfg.compact.contour_epsilon, opaque, alpha)
     covered = bool(pts) and any(a is not b for a, b in zip(pts, before))
-    if covered:
+    # a path the fit left a little under opaque (0.97) is opaque: over the input's opaque pixels it
+    # would let the page show through everywhere it lies, a faint seam as large as the path
+    nearly = (colors[:, 3] >= OPAQUE_ALPHA) & (colors[:, 3] < 1.0) if len(colors) else torch.zeros(0, dtype=torch.bool)
+    if bool(nearly.any()):
+        colors = colors.clone()
+        colors[nearly, 3] = 1.0
+    if covered or bool(nearly.any()):
         from ..optimize.structure import solve_colors
 
         colors = torch.cat([solve_colors(pts, colors[:, 3], target_c, colors, w, h, weight), colors[:, 3:]], 1)
