@@ -230,7 +230,8 @@ def _underlay(state, paths: list[StructuralPath], valid: np.ndarray, epsilon: fl
     and what it now also spans lies under the other shapes, except in those lines. Where the region
     meets transparency its outline, traced from the pixels, is the drawing's outer edge: the pipeline
     then does this before the polish (``refine``'s ``before_polish``), which fits that edge to the
-    input's anti-aliased rim; on an opaque picture (the region is the canvas) after it. The region's outline usually has fewer nodes than the path it replaces."""
+    input's anti-aliased rim; on an opaque picture (the region is the canvas) after it. The region's
+    outline usually has fewer nodes than the path it replaces."""
     from scipy import ndimage
 
     n = state.n_fixed

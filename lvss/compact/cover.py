@@ -8,7 +8,8 @@
   ones in front of it (``CompactConfig.underlap``), but the path stage moves every path, and a hair
   left out leaves its pixels bare. Where an opaque pixel is left uncovered (coverage below
   ``FULL_COVERAGE`` where the input is fully opaque, a seam the background would show through; below
-  ``GAP_COVERAGE`` of the input's alpha on the picture's own anti-aliased edge), the back-most path (the largest region) is re-contoured to take those pixels too:
+  ``GAP_COVERAGE`` of the input's alpha on the picture's own anti-aliased edge), the back-most path
+  (the largest region) is re-contoured to take those pixels too:
   its own shape plus every pixel the paths in front of it leave bare; if that still leaves a gap (the
   gaps were not connected to it), it becomes the backdrop of all opaque pixels (the whole canvas for
   an opaque picture). Nothing changes where nothing is bare.
