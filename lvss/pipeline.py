@@ -574,12 +574,9 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
     if source is not None and state.points:
         _polish_at_input_size(state, source, (h, w), cfg, weight, prog, cancel)
     if ordered:   # a bridge to a hole that the polish opened into a slit shows the page: closed again
-        from .geometry.bridges import close_bridges
+        from .geometry.bridges import closed_slits
 
-        for k, p in enumerate(state.points):
-            closed = close_bridges(p.detach().cpu().numpy())
-            if closed is not None:
-                state.points[k] = torch.as_tensor(closed, dtype=p.dtype, device=p.device)
+        state.points = closed_slits(state.points)
     spaths = ordered[-1] if ordered else _underlay(state, spaths, under, cfg.optimize.dp_epsilon)
     lap("refine")
     # assemble layers: one per structural layer (same order, numbered by place in the scene), each

@@ -75,6 +75,6 @@ def _bridge_pair(c: np.ndarray) -> tuple[int, int]:
     from lvss.geometry.bridges import _bridges
     from lvss.geometry.simple import segments_of
 
-    pairs = _bridges(segments_of(c), 1e-6)
+    pairs = list(_bridges(segments_of(c), 1e-6))
     assert len(pairs) == 1
     return pairs[0]

@@ -247,22 +247,20 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
         uncovered=gaps_left)
 
 
-
 def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, weight: torch.Tensor | None,
             cfg: VectorizeConfig):
     """The path stage's result made fit to write (.cover): no slit where a bridge to a hole opened
     (geometry.bridges), no hairs, no opaque pixel left bare, no path a little under opaque (its alpha
-    set to 1), the colours solved again where a path changed. Returns (points, colours, structural count, pixels
-    left bare, whether a path was re-contoured to cover bare pixels)."""
+    set to 1), the colours solved again where a path changed. Returns (points, colours, structural
+    count, pixels left bare, whether a path was re-contoured to cover bare pixels)."""
     from scipy import ndimage as ndi
 
-    from ..geometry.bridges import close_bridges
+    from ..geometry.bridges import closed_slits
 
     h, w = alpha.shape
     n_s = min(n_s, len(pts))
     # a bridge to a hole that the path stage opened into a slit would show the page: closed again
-    pts = [p if (c := close_bridges(p.detach().cpu().numpy())) is None else
-           torch.as_tensor(c, dtype=p.dtype, device=p.device) for p in pts]
+    pts = closed_slits(pts)
     pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
     before = [p for p in pts]
     # fully opaque pixels away from the picture's own edge (an outline there is simplified) show no seam
@@ -271,11 +269,12 @@ def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, we
     covered = bool(pts) and any(a is not b for a, b in zip(pts, before))
     # a path the fit left a little under opaque (0.97) is opaque: over the input's opaque pixels it
     # would let the page show through everywhere it lies, a faint seam as large as the path
-    nearly = (colors[:, 3] >= OPAQUE_ALPHA) & (colors[:, 3] < 1.0) if len(colors) else torch.zeros(0, dtype=torch.bool)
-    if bool(nearly.any()):
+    nearly = (colors[:, 3] >= OPAQUE_ALPHA) & (colors[:, 3] < 1.0)
+    snapped = bool(nearly.any())
+    if snapped:
         colors = colors.clone()
         colors[nearly, 3] = 1.0
-    if covered or bool(nearly.any()):
+    if covered or snapped:
         from ..optimize.structure import solve_colors
 
         colors = torch.cat([solve_colors(pts, colors[:, 3], target_c, colors, w, h, weight), colors[:, 3:]], 1)

@@ -30,14 +30,28 @@ import numpy as np
 
 from .graph import MaskGraph, coarsen, greedy_merge
 
-__all__ = ["split_budget", "adaptive_split", "adaptive_splits", "fill_error", "detail_gains", "LADDER", "DETAIL_EFFICIENCY", "MIN_SHARE"]
+__all__ = ["split_budget", "adaptive_split", "adaptive_splits", "half_octaves", "fill_error", "detail_gains", "LADDER", "DETAIL_EFFICIENCY", "MIN_SHARE"]
 
 DETAIL_EFFICIENCY = 0.35  # share of a disc's ideal gain a detail circle realises (sampled by saliency,
 #                           confined to its mask, fitted with the rest)
 MIN_SHARE = 0.4           # the adaptive split keeps at least the paper's share of the budget for structure
 TIE_DB = 0.3             # predicted errors this close (dB) to the least count as a tie
 CANDIDATES = 9            # structural counts tried between MIN_SHARE · N and N
-LADDER = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)  # smaller budgets checked
+
+
+def half_octaves(start: int, below: int) -> list[int]:
+    """The half-octave ladder ``start``, 1.5 ``start``, 2 ``start``, 3 ``start``, 4 ``start``, ... up to
+    and not including ``below`` (both of compact mode's ladders: the split's and the runs')."""
+    out, k = [], 0
+    while True:
+        for t in (start << k, (3 * start // 2) << k):
+            if t >= below:
+                return out
+            out.append(t)
+        k += 1
+
+
+LADDER = tuple(half_octaves(8, 1025))  # smaller budgets checked: 8, 12, 16, 24, ..., 768, 1024
 LADDER_CANDIDATES = 5     # structural counts tried at each of those
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .budget import half_octaves
+
 __all__ = ["rungs", "renderer_edges", "sampled_render", "written_render", "written_error", "LADDER_START", "SAMPLES"]
 
 LADDER_START = 16  # the lowest rung; every budget up to it runs once
@@ -33,13 +35,7 @@ def rungs(budget: int) -> list[int]:
     """The budgets a run at ``budget`` passes through, from the lowest up to ``budget`` itself: the
     half-octave ladder 16, 24, 32, 48, 64, 96, ... below ``budget``, then ``budget`` (just ``budget``
     when it is at most 16)."""
-    out, k = [], 0
-    while True:
-        for t in (LADDER_START << k, (3 * LADDER_START // 2) << k):
-            if t >= budget:
-                return out + [int(budget)]
-            out.append(t)
-        k += 1
+    return half_octaves(LADDER_START, budget) + [int(budget)]
 
 
 def _blossom(c: np.ndarray, t1: np.ndarray, t2: np.ndarray, t3: np.ndarray) -> np.ndarray:

@@ -10,28 +10,32 @@ of its own (the hole, or the island), the rest closes over the bridge's ends.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .simple import segments_of
 
-__all__ = ["split_bridges", "close_bridges", "BRIDGE_TOL", "SLIT_WIDTH"]
+__all__ = ["split_bridges", "close_bridges", "closed_slits", "BRIDGE_TOL", "SLIT_WIDTH"]
 
 BRIDGE_TOL = 1e-6  # px: control points this close count as the same point (contours are compared as written)
 SLIT_WIDTH = 1.0  # px: a bridge whose two passes the optimiser moved apart by at most this is a slit, closed again
 
 
-def _bridges(segs: np.ndarray, tol: float) -> list[tuple[int, int]]:
-    """Every (i, j), i < j, where segment j is segment i drawn backwards (its control points reversed)
-    within ``tol``, with at least two segments between them on either side."""
+def _bridges(segs: np.ndarray, tol: float) -> Iterator[tuple[int, int]]:
+    """Every (i, j), i < j, in order, where segment j is segment i drawn backwards (its control points
+    reversed) within ``tol``, with at least two segments between them on either side."""
     s = len(segs)
     if s < 6:
-        return []
+        return
+    # candidate pairs by their ends first (cheap), then every control point
     start, end = segs[:, 0], segs[:, 3]
     d = np.abs(start[:, None, :] - end[None, :, :]).max(-1)          # d[i, j]: start of i vs end of j
     near = (d <= tol) & (d.T <= tol)                                  # i's start = j's end, i's end = j's start
     rev = segs[:, ::-1]
-    return [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(near, 3)))
-            if s - (j - i) >= 3 and np.abs(segs[i] - rev[j]).max() <= tol]
+    for i, j in zip(*np.nonzero(np.triu(near, 3))):
+        if s - (j - i) >= 3 and np.abs(segs[i] - rev[j]).max() <= tol:
+            yield int(i), int(j)
 
 
 def close_bridges(points: np.ndarray, width: float = SLIT_WIDTH) -> np.ndarray | None:
@@ -56,23 +60,16 @@ def close_bridges(points: np.ndarray, width: float = SLIT_WIDTH) -> np.ndarray |
     return out
 
 
-def _bridge(segs: np.ndarray, tol: float) -> tuple[int, int] | None:
-    """(i, j), i < j, where segment j is segment i drawn backwards (its control points reversed),
-    with at least two segments between them on either side; None if there is none."""
-    s = len(segs)
-    if s < 6:
-        return None
-    rev = segs[:, ::-1]
-    # candidate pairs by their ends first (cheap), then every control point
-    start, end = segs[:, 0], segs[:, 3]
-    d = np.abs(start[:, None, :] - end[None, :, :]).max(-1)          # d[i, j]: start of i vs end of j
-    near = (d <= tol) & (d.T <= tol)                                  # i's start = j's end, i's end = j's start
-    for i, j in zip(*np.nonzero(np.triu(near, 2))):
-        if j - i < 3 or s - (j - i) < 3:
-            continue
-        if np.abs(segs[i] - rev[j]).max() <= tol:
-            return int(i), int(j)
-    return None
+def closed_slits(points: list) -> list:
+    """The paths ``points`` (torch (3S, 2) each) with :func:`close_bridges` applied: a path with a slit
+    is replaced by the closed one (same dtype and device), the others are kept as they are."""
+    import torch
+
+    out = []
+    for p in points:
+        closed = close_bridges(p.detach().cpu().numpy())
+        out.append(p if closed is None else torch.as_tensor(closed, dtype=p.dtype, device=p.device))
+    return out
 
 
 def _without_spikes(segs: np.ndarray, tol: float) -> tuple[np.ndarray, bool]:
@@ -101,7 +98,7 @@ def split_bridges(contour: np.ndarray, tol: float = BRIDGE_TOL) -> list[np.ndarr
         c = todo.pop()
         segs = segments_of(np.asarray(c, np.float64))
         segs, spiked = _without_spikes(segs, tol)
-        found = _bridge(segs, tol)
+        found = next(_bridges(segs, tol), None)
         if found is None:
             out.append(c if not spiked else segs[:, :3].reshape(-1, 2).astype(np.asarray(c).dtype))
             continue
