@@ -409,7 +409,8 @@ def _without_hairs_or_hidden(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev
     """The scene without hair paths (:func:`lvss.geometry.repair.hair_mask`: less than
     ``optimize.hair_area`` of the canvas, or thinner than ``optimize.hair_width`` pixels), whichever
     stage left them, and without paths that show less than ``HIDDEN_PIXELS`` pixels in the picture
-    (wholly or nearly hidden under opaque paths in front of them), except the back layer's: those lie
+    (wholly or nearly hidden under opaque paths in front of them), and without paths whose removal
+    changes nothing a viewer sees (:mod:`lvss.optimize.redundant`), except the back layer's: those lie
     under the shapes above them on purpose, to fill the seams between them. The metrics follow when
     any went. Both modes' optimisers prune their detail hairs as they go; this is the guarantee for
     every path the SVG gets."""
@@ -427,6 +428,14 @@ def _without_hairs_or_hidden(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev
     shown = visible_area([p.to(dev) for p in points], scene.colors().to(dev), scene.width, scene.height).cpu()
     first = len(scene.layers[0].paths) if scene.layers else 0
     flags = np.asarray(flags, bool) | np.r_[np.zeros(first, bool), shown[first:].numpy() < HIDDEN_PIXELS]
+    # of the rest, those whose removal changes nothing a viewer sees (lvss/optimize/redundant.py)
+    from .optimize.redundant import redundant_paths
+
+    rest = np.flatnonzero(~flags)
+    target_c, target_a = _targets(rgb, alpha, dev)
+    colors = scene.colors().to(dev)
+    flags[rest[redundant_paths([points[i].to(dev) for i in rest], colors[rest], target_c, target_a,
+                               keep=rest < first)]] = True
     hair = iter(flags)
     layers, dropped = [], 0
     for layer in scene.layers:
@@ -444,7 +453,6 @@ def _without_hairs_or_hidden(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev
     out = Scene(scene.width, scene.height, layers)
     from .render.torch_raster import render_torch
 
-    target_c, target_a = _targets(rgb, alpha, dev)
     with torch.no_grad():
         if out.num_paths:
             C, A = render_torch([p.points.to(dev) for p in out.paths()], out.colors().to(dev), out.width, out.height)
