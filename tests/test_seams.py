@@ -135,3 +135,21 @@ def test_outer_edge_against_transparency_is_fitted():
     rim = (a_in > 0.02) & (a_in < 0.98)
     err = np.abs(alpha - a_in)[rim]
     assert err.mean() < 0.05, err.mean()
+
+
+def test_a_faint_shadow_gets_a_translucent_path():
+    # a soft shadow under half opaque (alpha 0.3 here) is part of the picture: refinement draws it
+    # with a path at its own alpha instead of leaving the page bare, and the shape stays opaque
+    n = 64
+    yy, xx = np.mgrid[:n, :n] + 0.5
+    img = np.zeros((n, n, 4), np.uint8)
+    shadow = (np.abs(xx - 36) < 18) & (np.abs(yy - 36) < 18)
+    img[shadow] = (0, 0, 0, 77)
+    square = (np.abs(xx - 28) < 16) & (np.abs(yy - 28) < 16)
+    img[square] = (40, 120, 220, 255)
+    res = run(img, VectorizeConfig(paths=8, work_size=64, device="cpu", optimize=FAST))
+    alpha = _alpha(scene_to_svg(res.scene), n, 1)
+    only_shadow = ndimage.binary_erosion(shadow & ~square, iterations=2)
+    assert abs(float(np.median(alpha[only_shadow])) - 77 / 255) < 0.05
+    assert alpha[ndimage.binary_erosion(square, iterations=1)].min() >= 0.98
+    assert alpha[ndimage.binary_erosion(~(shadow | square), iterations=2)].max() <= 0.02

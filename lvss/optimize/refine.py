@@ -30,6 +30,8 @@ from ..types import check_cancel
 from .loop import adam_loop, visible_kept
 from .structure import solve_colors
 
+# the faintest target alpha a detail path may be added for (a soft shadow's outer fringe is fainter)
+FAINT_ALPHA = 0.05
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
 PREVIEW_EVERY = 0.5     # seconds: refine's preview_callback is called at most this often
 
@@ -289,7 +291,9 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
     iters_total = n_iter * (sum(rounds_of) + cfg.refill_rounds)
     step = 0
     previews = PreviewThrottle(preview_callback, start=time.monotonic())
-    valid = (target_a > 0.5).cpu().numpy()
+    # where new paths may go: wherever the target shows, its faint translucent areas too (a soft
+    # shadow, a glow), which get a path at their own mean alpha (below)
+    valid = (target_a > FAINT_ALPHA).cpu().numpy()
     tc, ta = target_c.cpu().numpy(), target_a.cpu().numpy()   # new paths' starting colours
     used = np.zeros(len(candidates), bool) if candidates is not None else None
     flat = candidate_matrix(candidates) if candidates is not None and len(candidates) else None
@@ -323,7 +327,9 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
                 a = float(ta[m].mean())
                 rgb = tc[m].mean(0) / max(a, 1e-3)
                 new_pts.append(pts.to(dev))
-                new_cols.append(torch.tensor([*np.clip(rgb, 0, 1), 1.0], dtype=torch.float32))
+                # opaque, unless most of the region is translucent (under half opaque): then its mean alpha
+                opacity = 1.0 if float(np.median(ta[m])) > 0.5 else a
+                new_cols.append(torch.tensor([*np.clip(rgb, 0, 1), opacity], dtype=torch.float32))
             if new_pts:
                 state.points = state.points + new_pts
                 state.colors = torch.cat([state.colors, torch.stack(new_cols).to(dev)], 0)
