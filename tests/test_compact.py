@@ -786,6 +786,35 @@ def test_edge_pixels_are_gaps_only_when_covered_under_half_their_alpha():
     assert uncovered(short, valid, alpha=alpha)[:, 16].all()  # covered 0.1 of 0.5: a gap
 
 
+def test_backdrop_stays_out_of_the_edge_the_paths_in_front_give_its_alpha():
+    # a picture on transparency whose right column is its anti-aliased edge (alpha 0.75), drawn by the
+    # paths in front; a seam between two of them away from the back path makes the back path the
+    # backdrop of the opaque area. Under that edge its colour would show through the front paths'
+    # anti-aliasing (a halo over transparency), so it stops short of it
+    from lvss.compact.cover import _coverage, cover_gaps, uncovered
+    from lvss.scene import polygon_to_path
+
+    def rect(x0, x1, y0, y1):
+        return polygon_to_path(torch.tensor([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])).points
+
+    valid = np.zeros((32, 32), bool)
+    valid[:, :17] = True
+    alpha = np.where(valid, 1.0, 0.0)
+    alpha[:, 16] = 0.75
+    opaque = alpha >= 1.0
+    pts = [rect(0.0, 16.75, 0.0, 12.0),                                # the back path
+           rect(0.0, 8.5, 12.0, 32.0), rect(8.5, 16.75, 12.0, 32.0),   # meeting on column 8: a seam ...
+           rect(6.0, 11.0, 12.0, 20.0)]                                # ... from row 20 on
+    gaps = uncovered(pts, valid, opaque, alpha)
+    assert gaps[20:, 8].all() and gaps.sum() == 12          # not joined to the back path
+    out, left = cover_gaps(pts, 1, valid, 0.75, opaque, alpha)
+    assert left == 0 and not uncovered(out, valid, opaque, alpha).any()
+    assert all(a is b for a, b in zip(out[1:], pts[1:]))
+    back = _coverage(out[:1], 32, 32)
+    assert back[20:, 8].min() > 0.98                        # the backdrop under the seam ...
+    assert back[12:, 16].mean() < 0.2 and back[24:, 16].max() < 0.05  # ... not of the edge the front paths draw
+
+
 def test_a_path_fitted_a_little_under_opaque_is_written_opaque():
     # over the input's opaque pixels a path of alpha 0.97 lets the page show through all of it (a
     # faint seam as large as the path); under OPAQUE_ALPHA a path is translucent on purpose and stays so

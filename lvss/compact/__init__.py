@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import replace
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -73,7 +74,8 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
     from ..optimize.losses import error_map
     from ..stages import saliency_map
 
-    merge = recolor_merge if merge is None else merge
+    # the default merge remembers its rounds: the ladder's merges of one graph share their first
+    merge = partial(recolor_merge, memo={}) if merge is None else merge
     if not callable(merge):
         raise ValueError(f"merge must be a clusterer function (graph, budget, config, seed, ...), got {merge!r}")
     prog = prog or (lambda *a: None)
@@ -102,9 +104,10 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
                 prog(stage, f if stage == "segment" else lo + (hi - lo) * f, m if len(steps) == 1 else f"{b} paths: {m}")
 
             out = _run_budget(rgb, alpha, replace(cfg, paths=b), dev, sub, cancel, merge, soup, s_map, shared, steps)
+            judged = out[7].pop("judged", None)  # the run judged its result already (the same error)
             if len(steps) == 1:  # nothing to choose from
                 return out, b
-            err = written_error(out[0], out[1], target_c, target_a, w_run)
+            err = written_error(out[0], out[1], target_c, target_a, w_run) if judged is None else judged
             if best is None or err < best[0]:
                 best = (err, out, b)
         return best[1], best[2]
@@ -166,10 +169,8 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
     """One run of compact mode at ``cfg.paths`` (no ladder): (points, colours, structural count, target
     colour, target alpha, notes, merge result, counts for :func:`_assemble`). ``shared``: what the
     runs of one ladder (its budgets ``ladder``) share, filled by the first that needs it: the mask
-    graph and the adaptive split of every rung (the same as each run's own)."""
-    from ..metrics import psnr
-    from ..optimize.structure import fit_colors
-
+    graph, the adaptive split of every rung, and the structure (merge, outlines, colours) of every
+    split (the same as each run's own: rungs with the same split have the same structure)."""
     h, w = alpha.shape
     cc = cfg.compact
     valid = alpha > 0.5
@@ -204,34 +205,27 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
             n_struct, split_pred = shared[key][cfg.paths]
             if int(soup.semantic.max()) + 1 > n_struct:
                 graph.firm = math.inf
-        prog("segment", 1.0, f"{masks_n} masks in the soup, {atoms_n} atoms, {len(graph.edges)} adjacent pairs")
-        res = merge(graph, n_struct, cc, cfg.seed, cancel, prog)
-        final = res.mapping[pre]
-        region_labels = np.where(soup.atoms >= 0, final[np.maximum(soup.atoms, 0)], -1).astype(np.int32)
-        regions_n = res.regions
-        flat = region_colors(region_labels, rgb, regions_n)[np.maximum(region_labels, 0)]
-        region_psnr = psnr(np.where(valid[..., None], flat, rgb), rgb)
-        prog("recolor", 1.0, f"{regions_n} regions after {res.rounds} rounds")
+        key = ("structure", loose, n_struct)
+        if key not in shared:  # rungs with the same split merge the same graph to the same regions
+            prog("segment", 1.0, f"{masks_n} masks in the soup, {atoms_n} atoms, {len(graph.edges)} adjacent pairs")
+            shared[key] = _structure(graph, pre, n_struct, soup, rgb, valid, sal, cfg, dev, merge, cancel, prog,
+                                     shared.setdefault("outlines", {}))
+        res, region_labels, regions_n, region_psnr, pts, colors = shared[key]
+        pts, colors = list(pts), colors.clone()
     check_cancel(cancel)
 
     # structural paths, then detail circles in rounds, everything fitted to the image (.paths)
     target_rgb = torch.from_numpy(rgb).to(dev)
     target_a = torch.from_numpy(alpha).to(dev)
     target_c = target_rgb * target_a.unsqueeze(-1)
-    pts: list[torch.Tensor] = []
-    colors = torch.zeros(0, 4, device=dev)
-    if region_labels is not None:
-        pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap, cc.holes, sal)
-        pts = [p.to(dev) for p in pts]
-        if pts:
-            fallback = torch.from_numpy(region_colors(region_labels, rgb, regions_n)[ids]).float()
-            cols = fit_colors(pts, torch.ones(len(pts)), target_rgb, fallback, w, h)
-            colors = torch.cat([cols, torch.ones(len(pts), 1, device=dev)], 1)
+    if region_labels is None:
+        pts, colors = [], torch.zeros(0, 4, device=dev)
     n_s = len(pts)
     # the path stage minimises the error the split predicted (None without a map: uniform)
     weight = None if sal is None else torch.from_numpy(fit_weight).float().to(dev)
     pts, colors = detail_rounds(pts, colors, target_c, target_a, weight, sal, semantic, rgb, cfg, prog, cancel)
     pts, colors, n_s, gaps_left, covered = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
+    judged = None  # the error of the SVG as written (.ladder.written_error, ``weight``) where judged here
     if covered and not valid.all():
         # the back path now also spans what was bare, outlined from the pixels: where that outline is
         # the picture's edge against transparency it is fitted like every other edge (one more round
@@ -239,12 +233,43 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
         # outline is the canvas's edge, and nothing there needs fitting)
         again = refit(pts, colors, n_s, target_c, target_a, weight, semantic, cfg, prog, cancel)
         again = _finish(*again, n_s, alpha, target_c, weight, cfg)
-        if again[3] <= gaps_left and (written_error(again[0], again[1], target_c, target_a, weight)
-                                      < written_error(pts, colors, target_c, target_a, weight)):
-            pts, colors, n_s, gaps_left = again[:4]
+        if again[3] <= gaps_left:
+            judged = (written_error(again[0], again[1], target_c, target_a, weight),
+                      written_error(pts, colors, target_c, target_a, weight))
+            if judged[0] < judged[1]:
+                pts, colors, n_s, gaps_left = again[:4]
+            judged = min(judged)
     return pts, colors, n_s, target_c, target_a, notes, res, dict(
         masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
-        uncovered=gaps_left)
+        uncovered=gaps_left, judged=judged)
+
+
+def _structure(graph, pre: np.ndarray, n_struct: int, soup: Soup, rgb: np.ndarray, valid: np.ndarray,
+               sal: np.ndarray | None, cfg: VectorizeConfig, dev, merge: Merge, cancel, prog: Progress,
+               outlines: dict | None = None):
+    """The structure of a run: the mask graph merged to ``n_struct`` regions and their paths with
+    their colours fitted (``outlines``: the region outlines already traced, .details.region_paths). Returns (merge result, region labels (H, W), regions, PSNR of the regions
+    filled flat, points, (n, 4) colours)."""
+    from ..metrics import psnr
+    from ..optimize.structure import fit_colors
+
+    h, w = valid.shape
+    cc = cfg.compact
+    res = merge(graph, n_struct, cc, cfg.seed, cancel, prog)
+    final = res.mapping[pre]
+    region_labels = np.where(soup.atoms >= 0, final[np.maximum(soup.atoms, 0)], -1).astype(np.int32)
+    regions_n = res.regions
+    flat = region_colors(region_labels, rgb, regions_n)[np.maximum(region_labels, 0)]
+    region_psnr = psnr(np.where(valid[..., None], flat, rgb), rgb)
+    prog("recolor", 1.0, f"{regions_n} regions after {res.rounds} rounds")
+    pts, ids = region_paths(region_labels, regions_n, cc.contour_epsilon, cc.underlap, cc.holes, sal, outlines)
+    pts = [p.to(dev) for p in pts]
+    colors = torch.zeros(0, 4, device=dev)
+    if pts:
+        fallback = torch.from_numpy(region_colors(region_labels, rgb, regions_n)[ids]).float()
+        cols = fit_colors(pts, torch.ones(len(pts)), torch.from_numpy(rgb).to(dev), fallback, w, h)
+        colors = torch.cat([cols, torch.ones(len(pts), 1, device=dev)], 1)
+    return res, region_labels, regions_n, region_psnr, pts, colors
 
 
 def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, weight: torch.Tensor | None,

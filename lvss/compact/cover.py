@@ -120,7 +120,16 @@ def cover_gaps(pts: list[torch.Tensor], n_s: int, valid: np.ndarray, epsilon: fl
     dev = pts[0].device
     bare = valid & (_coverage(pts[1:], w, h) < _need(valid, opaque, alpha))
     own = _coverage(pts[:1], w, h) > 0.5
-    for mask in (valid & (own | bare), valid):
+    masks = [valid & (own | bare), valid]
+    if alpha is not None:
+        # the backdrop of the opaque area, but not under the picture's own anti-aliased edge where the
+        # paths in front already give it its alpha: the back path's colour would show through their
+        # edge there (over transparency a halo of it; the refit then pushed the front paths' edge out
+        # to hide it, an edge too opaque)
+        edge = valid & (np.asarray(alpha) < 1.0 - 0.5 / 255) & ~bare & ~own
+        if edge.any():
+            masks.insert(1, valid & ~edge)
+    for mask in masks:
         p = mask_to_path(mask, epsilon, max_segments=256, holes=True)
         if p is None:
             continue

@@ -8,6 +8,7 @@ flat ones) and kept off mask borders (:func:`detail_prob`, :func:`detail_centres
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -137,7 +138,7 @@ SALIENT_FINENESS = 2.0  # with a saliency map, the outline of a region the map l
 
 
 def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: int = 0, holes: bool = False,
-                 sal: np.ndarray | None = None):
+                 sal: np.ndarray | None = None, memo: dict | None = None):
     """One path per region (outer contour), back to front by filled area (largest first), so that a
     region enclosing others lies behind them. With ``underlap`` > 0, a region's shape also takes the
     pixels within that many px of it that belong to regions in front of it: hidden there, it leaves
@@ -151,12 +152,20 @@ def region_paths(region_labels: np.ndarray, m: int, epsilon: float, underlap: in
     start farther from the anti-aliased edge the path stage fits than the smoother outline (OpenMoji
     1F98A and 1F339 with a mask over one object, 16-256 paths: 1.4 dB lower inside the mask on average). A
     coarser region keeps the segment budget of no map: a long thin shape (a drawing's outline
-    stroke) capped lower collapses. Returns (points list, region ids)."""
+    stroke) capped lower collapses. ``memo``: outlines already traced (by the mask and the tolerances;
+    the runs of one budget ladder share many regions). Returns (points list, region ids)."""
     from scipy import ndimage as ndi
 
-    from ..layering import mask_to_path
-
+    from ..layering import mask_to_path as trace
     from ..render.torch_raster import covered_pixels
+
+    def mask_to_path(mask: np.ndarray, eps: float, segs: int = 64, holes: bool = False):
+        if memo is None:
+            return trace(mask, eps, segs, holes=holes)
+        key = (hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=20).hexdigest(), mask.shape, eps, segs, holes)
+        if key not in memo:
+            memo[key] = trace(mask, eps, segs, holes=holes)
+        return memo[key]
 
     objs = ndi.find_objects(region_labels + 1, max_label=m)
     h, w = region_labels.shape

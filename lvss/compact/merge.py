@@ -19,6 +19,7 @@ Where lvss departs from a fixed-weight formulation (each measured in bench/compa
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -123,14 +124,37 @@ def recolor_round(g: MaskGraph, cc: CompactConfig, tv_scale: float, gen: torch.G
         return (_assign(theta2, area)[0] @ palette).double().numpy()
 
 
+def _round(g: MaskGraph, cc: CompactConfig, tv_scale: float, gen: torch.Generator, cancel: threading.Event | None,
+           open_edges: np.ndarray, memo: dict | None) -> np.ndarray:
+    """:func:`recolor_round`, looked up in ``memo`` (None: none) by everything it reads: the graph's
+    sums and edges, the open edges, the TV scale, the configuration and the generator's state, which is
+    left as the round leaves it. The merges of one budget ladder start from the same graph, and their
+    first round (the largest graph, whatever the budget) is the same."""
+    if memo is None:
+        return recolor_round(g, cc, tv_scale, gen, cancel, open_edges)
+    h = hashlib.blake2b(digest_size=20)
+    for a in (g.area, g.wsum, g.wcol, g.wsq, g.edges, g.tv_w, open_edges, gen.get_state().numpy()):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    key = (h.hexdigest(), float(g.total), float(tv_scale), cc)
+    if key not in memo:
+        memo[key] = (recolor_round(g, cc, tv_scale, gen, cancel, open_edges), gen.get_state())
+    colours, state = memo[key]
+    gen.set_state(state)
+    return colours.copy()
+
+
 def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
-                  cancel: threading.Event | None = None, progress: Progress | None = None) -> MergeResult:
+                  cancel: threading.Event | None = None, progress: Progress | None = None,
+                  memo: dict | None = None) -> MergeResult:
     """Cluster the masks of ``g`` into at most ``budget`` connected regions by rounds of recolouring.
 
     Round r aims at a geometric schedule from N regions down to ``budget`` over ``cc.rounds`` rounds;
     adjacent regions whose final colours agree (within ``cc.merge_tol``) merge, cheapest (Ward cost)
     first, down to the round's target. Regions left over after the last round are merged greedily
     (Ward cost, counted in ``forced``). Non-adjacent regions never merge. Deterministic for a seed.
+    ``memo``: rounds already made by merges of the same graph (:func:`_round`; the same results).
     """
     t0 = time.perf_counter()
     budget = max(1, int(budget))
@@ -161,7 +185,7 @@ def recolor_merge(g: MaskGraph, budget: int, cc: CompactConfig, seed: int = 0,
             plan = idx[np.argsort(cost, kind="stable")[:goal]]
             need = float(np.median(fusion_scales(cur, cc)[plan]))
             scale = max(scale, need * FUSION_MARGIN * boost)
-        colours = recolor_round(cur, cc, scale, gen, cancel, open_edges)
+        colours = _round(cur, cc, scale, gen, cancel, open_edges, memo)
         diff = np.abs(colours[cur.edges[:, 0]] - colours[cur.edges[:, 1]]).max(1)
         # adjacency merging: of the pairs whose colours fused, the cheapest (Ward cost, updated after
         # every merge) merge first, down to the round's target
