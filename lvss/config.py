@@ -373,7 +373,7 @@ class CompactConfig:
     holes: bool = flag(True, "regions a path encloses stay out of its shape")
     # the budget ladder (lvss/compact/ladder.py): a run also makes the runs at the smaller budgets 16, 24,
     # 32, 48, ... and keeps the one whose SVG is closest to the image, so a larger budget never ends
-    # worse; it costs the sum of those runs (about 4-5.5x one run at 256 paths), so the fast preset leaves it off
+    # worse; it costs the sum of those runs (about 4-4.5x one run at 256 paths), so the fast preset leaves it off
     budget_ladder: bool = flag(True, "compact mode: keep the best of the runs at every smaller budget too")
     error_share: float = real(0.0, 0.0, 1.0, "share of detail circles placed where the error is largest")
     path_rounds: int = integer(4, 1, 1000, "path stage: rounds of detail circles ...")
