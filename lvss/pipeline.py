@@ -406,41 +406,56 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
 
 
 def _without_hairs_or_hidden(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev, metrics: dict) -> Scene:
-    """The scene without hair paths (:func:`lvss.geometry.repair.hair_mask`: less than
-    ``optimize.hair_area`` of the canvas, or thinner than ``optimize.hair_width`` pixels), whichever
-    stage left them, and without paths that show less than ``HIDDEN_PIXELS`` pixels in the picture
-    (wholly or nearly hidden under opaque paths in front of them), and without paths whose removal
-    changes nothing a viewer sees (:mod:`lvss.optimize.redundant`), except the back layer's: those lie
-    under the shapes above them on purpose, to fill the seams between them. The metrics follow when
-    any went. Both modes' optimisers prune their detail hairs as they go; this is the guarantee for
-    every path the SVG gets."""
+    """The scene as the SVG gets it, whichever stage left its paths: without hair paths
+    (:func:`lvss.geometry.repair.hair_mask`: less than ``optimize.hair_area`` of the canvas, or thinner
+    than ``optimize.hair_width`` pixels), without paths that show less than ``HIDDEN_PIXELS`` pixels in
+    the picture (wholly or nearly hidden under opaque paths in front of them) and without paths whose
+    removal changes nothing a viewer sees (:mod:`lvss.optimize.redundant`); the back layer's paths
+    are kept from the last two, as they lie under the shapes above them on purpose, to fill the seams
+    between them. A hair by its width alone (a line the polish drew thinner than ``hair_width``) is part
+    of the picture: it is thickened to that width instead (:func:`lvss.geometry.simple.thickened`)
+    where that makes it an ordinary path, and every colour is solved again for the new shapes. The
+    metrics follow any change. Both modes' optimisers prune their detail hairs as they go; this is
+    the guarantee for every path the SVG gets."""
     from .geometry.repair import hair_mask
+    from .geometry.simple import area_and_perimeter, thickened
+    from .optimize.redundant import redundant_paths
     from .optimize.structure import visible_area
 
     oc = cfg.optimize
     if not scene.num_paths:
         return scene
+    w, h = scene.width, scene.height
     points = scene.point_list()
-    if oc.hair_area + oc.hair_width > 0:
-        flags = hair_mask(points, scene.width, scene.height, oc.hair_area, oc.hair_width, clip=True)
-    else:
-        flags = np.zeros(len(points), bool)
-    shown = visible_area([p.to(dev) for p in points], scene.colors().to(dev), scene.width, scene.height).cpu()
-    first = len(scene.layers[0].paths) if scene.layers else 0
-    flags = np.asarray(flags, bool) | np.r_[np.zeros(first, bool), shown[first:].numpy() < HIDDEN_PIXELS]
-    # of the rest, those whose removal changes nothing a viewer sees (lvss/optimize/redundant.py)
-    from .optimize.redundant import redundant_paths
-
-    rest = np.flatnonzero(~flags)
-    target_c, target_a = _targets(rgb, alpha, dev)
     colors = scene.colors().to(dev)
+    target_c, target_a = _targets(rgb, alpha, dev)
+    flags = np.zeros(len(points), bool)
+    if oc.hair_area + oc.hair_width > 0:
+        flags = np.asarray(hair_mask(points, w, h, oc.hair_area, oc.hair_width, clip=True), bool)
+    thick = []
+    for k in np.flatnonzero(flags):
+        if area_and_perimeter(points[k])[0] < oc.hair_area * w * h:
+            continue
+        q = thickened(points[k], oc.hair_width)
+        if q is not None and not hair_mask([q], w, h, oc.hair_area, oc.hair_width, clip=True)[0]:
+            points[k], flags[k] = q, False
+            thick.append(k)
+    if thick:
+        colors = colors.clone()
+        colors[:, :3] = solve_colors([p.to(dev) for p in points], colors[:, 3], target_c, colors, w, h)
+    shown = visible_area([p.to(dev) for p in points], colors, w, h).cpu().numpy()
+    first = len(scene.layers[0].paths) if scene.layers else 0
+    flags[first:] |= shown[first:] < HIDDEN_PIXELS
+    rest = np.flatnonzero(~flags)
     flags[rest[redundant_paths([points[i].to(dev) for i in rest], colors[rest], target_c, target_a,
                                keep=rest < first)]] = True
-    hair = iter(flags)
-    layers, dropped = [], 0
+    if not flags.any() and not thick:
+        return scene
+    layers, start = [], 0
     for layer in scene.layers:
-        keep = [(k, p) for k, p in enumerate(layer.paths) if not next(hair)]
-        dropped += len(layer.paths) - len(keep)
+        keep = [(k, p if not thick else Path(points[start + k], colors[start + k].cpu(), p.fill))
+                for k, p in enumerate(layer.paths) if not flags[start + k]]
+        start += len(layer.paths)
         if not keep:
             continue
         d = layer.details_from
@@ -448,9 +463,7 @@ def _without_hairs_or_hidden(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev
         if details_from is not None and details_from >= len(keep):
             details_from = None
         layers.append(Layer(layer.name, [p for _, p in keep], layer.id, details_from))
-    if not dropped:
-        return scene
-    out = Scene(scene.width, scene.height, layers)
+    out = Scene(w, h, layers)
     from .render.torch_raster import render_torch
 
     with torch.no_grad():

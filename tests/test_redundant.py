@@ -80,3 +80,34 @@ def test_the_pipeline_pass_drops_them_from_the_scene():
     out = _without_hairs_or_hidden(scene, rgb, alpha, VectorizeConfig(), torch.device("cpu"), metrics)
     assert [p for p in out.paths()] == [back, shape, dot]
     assert metrics["paths"] == 3.0 and metrics["psnr"] > 60
+
+
+def test_a_line_drawn_thinner_than_a_hair_is_thickened_not_dropped():
+    """A path that is a hair by its width alone (a thin dark line the polish left under half a pixel
+    wide) is part of the picture: the last pass thickens it to the hair width and solves the colours
+    again, which keeps the picture far closer than dropping it."""
+    from lvss.geometry.repair import hair_mask
+    from lvss.geometry.simple import area_and_perimeter, mean_width, thickened
+    from lvss.pipeline import _without_hairs_or_hidden
+
+    cfg = VectorizeConfig()
+    back = Path(_rect(0, 0, 64, 64), torch.tensor([1.0, 1.0, 1.0, 1.0]))
+    line = Path(_rect(8, 20.1, 56, 20.4), torch.tensor([0.0, 0.0, 0.0, 1.0]))   # 0.3 px x 48 px
+    scene = Scene(64, 64, [Layer("01 Background", [back], "layer1"), Layer("02 Line", [line], "layer2")])
+    assert hair_mask([line.points], 64, 64, cfg.optimize.hair_area, cfg.optimize.hair_width)[0]
+    with torch.no_grad():
+        c, a = render_torch([p.points for p in scene.paths()], scene.colors(), 64, 64)
+    metrics: dict = {}
+    out = _without_hairs_or_hidden(scene, c.numpy(), a.numpy(), cfg, torch.device("cpu"), metrics)
+    kept = out.layers[1].paths[0]
+    assert mean_width(*area_and_perimeter(kept.points)) >= cfg.optimize.hair_width
+    assert not hair_mask([kept.points], 64, 64, cfg.optimize.hair_area, cfg.optimize.hair_width)[0]
+    with torch.no_grad():
+        alone = render_torch([back.points], back.color[None], 64, 64)
+    from lvss.metrics import composite_metrics
+
+    assert metrics["psnr"] > composite_metrics(*alone, c, a)["psnr"] + 10
+    # the thickened line stays where it was: same ends, a fraction of a pixel wider on each side
+    lo, hi = kept.points.amin(0), kept.points.amax(0)
+    assert float(lo[1]) > 19.8 and float(hi[1]) < 20.7 and float(lo[0]) > 7.7 and float(hi[0]) < 56.3
+    assert thickened(line.points, cfg.optimize.hair_width) is not None

@@ -367,6 +367,26 @@ def mean_width(area: float, perimeter: float) -> float:
     return 2.0 * area / perimeter if perimeter > 0 else 0.0
 
 
+def thickened(points: torch.Tensor, width: float, tries: int = 4) -> torch.Tensor | None:
+    """(3S, 2) a thin closed path moved outward, every control point along its control polygon's
+    normal, until its mean width (:func:`mean_width`) is at least ``width``; None when ``tries``
+    moves do not get there (a path whose outline is not one loop). A sliver keeps its place and its
+    length and gains a fraction of a pixel on each side, so what it draws changes little."""
+    p = points.detach().double()
+    for _ in range(tries):
+        area, per = area_and_perimeter(p)
+        w = mean_width(area, per)
+        if w >= width:
+            return p.to(points.dtype)
+        v = flatten_closed(p, DEFAULT_PIECES)
+        s = 1.0 if signed_area(v) >= 0 else -1.0
+        t = torch.roll(p, -1, 0) - torch.roll(p, 1, 0)
+        n = torch.stack([t[:, 1], -t[:, 0]], 1)
+        n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-9)
+        p = p + s * (1.1 * width - w) / 2.0 * n   # aims a little past: corners gain less than sides
+    return None
+
+
 def straightened(points: torch.Tensor, f: float) -> torch.Tensor:
     """(3S, 2) the path with every handle moved a share ``1 - f`` of the way to its place on the
     straight chord (f = 0: the polygon through the nodes, as straight cubic segments)."""
