@@ -16,6 +16,10 @@ algorithm on corner-to-corner runs, potrace's idea of long curves between corner
    smooth), and each half is fitted again. A corner-to-corner run within ``tol`` of its chord is a
    straight segment. All the runs of one split level are fitted together, in one numpy pass over
    an array of the runs padded to one length (a contour takes a few passes, not one per fit).
+   Splitting at the farthest point is greedy and often leaves a node that a split elsewhere would
+   not have needed: neighbouring segments of one run are then joined, best first, wherever one
+   cubic along their outer tangents stays within ``tol`` of both runs' points (a binary disc of
+   radius 24 px at 0.5 px: 16 segments split, 12 joined).
 3. A closed outline without corners is cut at its first point, the point farthest from it and, on
    each side, the point farthest from the chord between those two: four smooth joins (two segments
    would make a lens).

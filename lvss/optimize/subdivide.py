@@ -9,7 +9,9 @@ its 3 x 3 neighbours (an edge that is off shows on either side of it), summed al
 (its mean at ``_SAMPLES`` points times its length) gives each segment's share of the error, and the
 ``share`` of all segments with the most error are halved at their middle (de Casteljau: the same
 curve, so nothing moves), which the rest of the polish then moves apart. Segments under
-``MIN_LENGTH`` px are left whole (halves of a pixel would be stubs).
+``MIN_LENGTH`` px are left whole (halves of a pixel would be stubs), and so is a path whose halved
+curve, flattened as the polish's guard flattens it (``GUARD_PIECES`` pieces a segment), crosses
+itself where the whole one did not (a loop the guard read as a kink).
 
 Measured on the 12 bundled OpenMoji at 64 paths (resvg, 1x), with the contour fit's neighbouring
 segments joined where one cubic follows both (:func:`lvss.geometry.curvefit.fit_contour`): every
@@ -21,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..geometry.guard import GUARD_KINK, GUARD_PIECES
+from ..geometry.simple import crossing_counts
 from ..render.torch_raster import render_torch
 
 __all__ = ["split_where_wrong", "halved", "MIN_LENGTH", "SPLIT_AT"]
@@ -90,4 +94,13 @@ def split_where_wrong(points: list[torch.Tensor], colors: torch.Tensor, target_c
         mine = pick[first:first + s]
         first += s
         out.append(halved(p.detach(), mine) if mine.any() else p)
+    # the guard flattens every segment into as many pieces, so a halved curve is drawn finer: a loop
+    # that its coarser flattening read as a kink would now show. Such a path stays whole
+    changed = [k for k in range(len(points)) if out[k] is not points[k]]
+    if changed:
+        before = crossing_counts([points[k].detach() for k in changed], GUARD_PIECES, min_loop=GUARD_KINK)
+        after = crossing_counts([out[k] for k in changed], GUARD_PIECES, min_loop=GUARD_KINK)
+        for k, b, a in zip(changed, before.tolist(), after.tolist()):
+            if a > b:
+                out[k] = points[k]
     return out
