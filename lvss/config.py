@@ -305,6 +305,10 @@ class OptimizeConfig:
     polish_lr: float = real(0.2, 0.0, 1000.0, "pixels per step at the start of the polish", open=(True, False))
     polish_coarse: float = real(0.0, 0.0, 1.0, "share of the polish's steps taken first at half size",
                                 open=(False, True))
+    # midway through the polish this share of all segments, where the picture is furthest from the
+    # target, is halved (lvss.optimize.subdivide)
+    polish_split: float = real(0.05, 0.0, 1.0, "share of the segments halved halfway through the polish, where "
+                               "the picture is furthest from the target (0 = off)")
     # inputs larger than the working size: a last polish against the input's own pixels, downscaled
     # to polish_size on the long side where larger (layered mode)
     polish_size: int = integer(1024, 16, 16384, "long side (pixels) of the last polish at the input's own size")

@@ -156,3 +156,32 @@ def test_fit_in_bounded_batches_is_the_same_fit(monkeypatch):
     parts = fit_contour(c.points, 0.5)
     assert parts.shape == whole.shape and np.abs(parts - whole).max() < 1e-6
     assert _dist_to_curve(c.points, parts).max() < 0.5 + 0.5
+
+
+@pytest.mark.parametrize("name", sorted(_shapes()))
+def test_neighbours_joined_where_one_cubic_follows_both(name, monkeypatch):
+    """Splitting at the farthest point leaves nodes that one cubic would not have needed: the fit
+    joins those neighbours, so it has no more segments than the split alone and still keeps within
+    its tolerance of the smoothed contour."""
+    import lvss.geometry.curvefit as cf
+
+    c = _outer_contour(_shapes()[name])
+    joined = fit_contour(c.points, 0.5)
+    monkeypatch.setattr(cf, "_joined", lambda Q, lo, hi, t0, t1, cubics, tol: cubics)
+    split = fit_contour(c.points, 0.5)
+    assert len(joined) <= len(split)
+    assert _dist_to_curve(c.points, joined).max() < 0.5 + 0.5
+    assert int(crossing_counts([torch.from_numpy(joined.astype(np.float32))], 16)[0]) == 0
+
+
+def test_a_binary_disc_takes_few_segments_within_tolerance():
+    """A binary disc of radius 24 px at 0.5 px: the split alone took 16 segments; joined, at most 12,
+    every one within the tolerance of the smoothed staircase."""
+    import lvss.geometry.curvefit as cf
+
+    c = _outer_contour(_disc(32, 40, 24))
+    pts = fit_contour(c.points, 0.5)
+    assert 4 <= len(pts) // 3 <= 12
+    n = len(c.points)
+    smooth = cf._smoothed(np.concatenate([c.points, c.points, c.points[:1]], 0), np.array([0]), np.array([n + 1]))
+    assert _dist_to_curve(smooth, pts).max() <= 0.5 + 0.02

@@ -29,6 +29,7 @@ from .stopping import Plateau
 from ..types import check_cancel
 from .loop import adam_loop, visible_kept
 from .structure import solve_colors
+from .subdivide import SPLIT_AT, split_where_wrong
 
 # the faintest target alpha a detail path may be added for (a soft shadow's outer fringe is fainter)
 FAINT_ALPHA = 0.05
@@ -461,7 +462,9 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
     """Last, every path's points (the structure's too) and colours move together against the image at
     full resolution, starting from the best state so far: the structure stage fitted the structural
     shapes to their masks, at reduced size, and this lines their edges up with the image's. Paths keep
-    their layers and order."""
+    their layers and order. Halfway through the full-size steps, ``cfg.polish_split`` of all segments,
+    those along which the picture is furthest from the target, are halved
+    (:func:`lvss.optimize.subdivide.split_where_wrong`)."""
     h, w = target_a.shape
     if best is not None:
         state.points, state.colors = list(best[1]), best[2]
@@ -479,9 +482,18 @@ def _polish(state: RefineState, best, target_c, target_a, weight, cfg: OptimizeC
                    previews, half)
         state.points = [p / half for p in small.points]
         state.colors = small.colors
-    _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, cfg.polish_iters - coarse, cancel,
+    rest = cfg.polish_iters - coarse
+    # halfway, the segments along which the picture is furthest from the target are halved
+    # (lvss.optimize.subdivide): the rest of the polish has nodes where they buy fidelity
+    at = int(round(SPLIT_AT * rest)) if cfg.polish_split > 0 else 0
+    if at:
+        _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, at, cancel, cfg.simple_paths,
+                   None if callback is None else (lambda k, v: callback(coarse + k, cfg.polish_iters, v)),
+                   previews)
+        state.points = split_where_wrong(state.points, state.colors, target_c, target_a, cfg.polish_split)
+    _polish_at(state, target_c, target_a, weight, cfg.polish_lr, cfg.color_lr, rest - at, cancel,
                cfg.simple_paths,
-               None if callback is None else (lambda k, v: callback(coarse + k, cfg.polish_iters, v)),
+               None if callback is None else (lambda k, v: callback(coarse + at + k, cfg.polish_iters, v)),
                previews)
 
 
