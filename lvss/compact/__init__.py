@@ -39,7 +39,7 @@ import torch
 from ..config import VectorizeConfig
 from ..scene import OPAQUE_ALPHA
 from ..types import check_cancel
-from .faint import FAINT_SHARE, faint_areas, faint_paths
+from .faint import faint_areas, faint_paths, faint_taken
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, adaptive_splits, split_budget
 from .cover import absorb_slivers, cover_gaps, drop_hairs
@@ -176,13 +176,13 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
     cc = cfg.compact
     valid = alpha > 0.5
     shared = {} if shared is None else shared
-    # the faint translucent areas (.faint) get a path each, out of the budget of every rung
+    # the faint translucent areas (.faint) get their paths out of the budget of every rung
     if "faint" not in shared:
-        shared["faint"] = faint_areas(alpha, float(cc.detail_radius), max([cfg.paths] + list(ladder or [])))
-    faint = shared["faint"][:_faint_count(shared["faint"], cfg.paths)]
+        shared["faint"] = faint_areas(alpha, float(cc.detail_radius))
+    faint = faint_taken(shared["faint"], cfg.paths)
     if faint:
         ladder = [b - _faint_count(shared["faint"], b) for b in (ladder or [cfg.paths])]
-        cfg = replace(cfg, paths=cfg.paths - len(faint))
+        cfg = replace(cfg, paths=cfg.paths - _faint_count(shared["faint"], cfg.paths))
     # a fixed ratio splits the budget now; the adaptive split (ratio None) once the mask graph exists
     n_struct = (structural_budget(cfg.paths, cc.structural_ratio) if cc.structural_ratio is not None
                 else cfg.paths) if valid.any() else 0
@@ -247,18 +247,19 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
             if judged[0] < judged[1]:
                 pts, colors, n_s, gaps_left = again[:4]
             judged = min(judged)
+    n_faint = 0
     if faint:  # behind everything: the opaque paths in front hide them where the picture is opaque
         f_pts, f_cols = faint_paths(faint, target_c, target_a, cc.contour_epsilon)
-        pts, colors, n_s = f_pts + list(pts), torch.cat([f_cols, colors], 0), n_s + len(f_pts)
+        pts, colors, n_s, n_faint = f_pts + list(pts), torch.cat([f_cols, colors], 0), n_s + len(f_pts), len(f_pts)
         judged = None  # the ladder judges the result with them
     return pts, colors, n_s, target_c, target_a, notes, res, dict(
         masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
-        uncovered=gaps_left, judged=judged, faint=len(faint))
+        uncovered=gaps_left, judged=judged, faint=n_faint)
 
 
 def _faint_count(areas: list, budget: int) -> int:
-    """How many of the faint areas (.faint.faint_areas, largest first) a run at ``budget`` draws."""
-    return min(len(areas), int(budget * FAINT_SHARE))
+    """How many paths the faint areas (.faint.faint_areas) take in a run at ``budget``."""
+    return sum(len(a.masks) for a in faint_taken(areas, budget))
 
 
 def _structure(graph, pre: np.ndarray, n_struct: int, soup: Soup, rgb: np.ndarray, valid: np.ndarray,
