@@ -11,6 +11,8 @@
    budget are small circles added in rounds, part where the error is largest and part sampled by
    saliency, each kept in the segmenter mask it starts in; every path is fitted to the image with the
    project's one optimiser loop (:func:`lvss.optimize.loop.adam_loop`), invisible details pruned;
+   a faint translucent area (a soft shadow, a glow: alpha under 0.5, :mod:`.faint`) gets nested
+   paths at its own alphas behind everything, out of the same budget;
 4. the budget ladder (:mod:`.ladder`): steps 2-3 run at every budget of 16, 24, 32, 48, ... below
    the one asked for and at it, and the result with the least error of the SVG as resvg renders it
    is kept, so a larger budget never ends worse than a smaller one. With a saliency map the run
