@@ -11,6 +11,8 @@
    budget are small circles added in rounds, part where the error is largest and part sampled by
    saliency, each kept in the segmenter mask it starts in; every path is fitted to the image with the
    project's one optimiser loop (:func:`lvss.optimize.loop.adam_loop`), invisible details pruned;
+   a faint translucent area (a soft shadow, a glow: alpha under 0.5, :mod:`.faint`) gets nested
+   paths at its own alphas behind everything, out of the same budget;
 4. the budget ladder (:mod:`.ladder`): steps 2-3 run at every budget of 16, 24, 32, 48, ... below
    the one asked for and at it, and the result with the least error of the SVG as resvg renders it
    is kept, so a larger budget never ends worse than a smaller one. With a saliency map the run
@@ -39,6 +41,7 @@ import torch
 from ..config import VectorizeConfig
 from ..scene import OPAQUE_ALPHA
 from ..types import check_cancel
+from .faint import faint_areas, faint_paths, faint_taken
 from .details import detail_centres, detail_prob, error_centres, region_colors, region_paths, structural_budget
 from .budget import adaptive_split, adaptive_splits, split_budget
 from .cover import absorb_slivers, cover_gaps, drop_hairs
@@ -126,7 +129,7 @@ def run_compact(rgb: np.ndarray, alpha: np.ndarray, cfg: VectorizeConfig, dev: t
             pts, colors, n_s = plain[0], plain[1], plain[2]
             pts, colors = refit(pts, colors, n_s, target_c, target_a, weight, soup.semantic if soup else None, cfg,
                                 lambda st, f, m: prog(st, 0.9 + 0.1 * f, m), cancel)
-            pts, colors, n_s, gaps, _ = _finish(pts, colors, n_s, alpha, target_c, weight, cfg)
+            pts, colors, n_s, gaps, _ = _finish(pts, colors, n_s, alpha, target_c, weight, cfg, plain[7]["faint"])
             cands.append(((pts, colors, n_s) + tuple(plain[3:7]) + (dict(plain[7], uncovered=gaps),), plain_rung))
         marked = torch.from_numpy(np.asarray(sal, np.float32)).to(dev)
 
@@ -175,6 +178,13 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
     cc = cfg.compact
     valid = alpha > 0.5
     shared = {} if shared is None else shared
+    # the faint translucent areas (.faint) get their paths out of the budget of every rung
+    if "faint" not in shared:
+        shared["faint"] = faint_areas(alpha, float(cc.detail_radius))
+    faint = faint_taken(shared["faint"], cfg.paths)
+    if faint:
+        ladder = [b - _faint_count(shared["faint"], b) for b in (ladder or [cfg.paths])]
+        cfg = replace(cfg, paths=cfg.paths - _faint_count(shared["faint"], cfg.paths))
     # a fixed ratio splits the budget now; the adaptive split (ratio None) once the mask graph exists
     n_struct = (structural_budget(cfg.paths, cc.structural_ratio) if cc.structural_ratio is not None
                 else cfg.paths) if valid.any() else 0
@@ -239,9 +249,19 @@ def _run_budget(rgb, alpha, cfg: VectorizeConfig, dev, prog: Progress, cancel, m
             if judged[0] < judged[1]:
                 pts, colors, n_s, gaps_left = again[:4]
             judged = min(judged)
+    n_faint = 0
+    if faint:  # behind everything: the opaque paths in front hide them where the picture is opaque
+        f_pts, f_cols = faint_paths(faint, target_c, target_a, cc.contour_epsilon)
+        pts, colors, n_s, n_faint = f_pts + list(pts), torch.cat([f_cols, colors], 0), n_s + len(f_pts), len(f_pts)
+        judged = None  # the ladder judges the result with them
     return pts, colors, n_s, target_c, target_a, notes, res, dict(
         masks=masks_n, atoms=atoms_n, regions=regions_n, region_psnr=region_psnr, split=n_struct,
-        uncovered=gaps_left, judged=judged)
+        uncovered=gaps_left, judged=judged, faint=n_faint)
+
+
+def _faint_count(areas: list, budget: int) -> int:
+    """How many paths the faint areas (.faint.faint_areas) take in a run at ``budget``."""
+    return sum(len(a.masks) for a in faint_taken(areas, budget))
 
 
 def _structure(graph, pre: np.ndarray, n_struct: int, soup: Soup, rgb: np.ndarray, valid: np.ndarray,
@@ -273,17 +293,20 @@ def _structure(graph, pre: np.ndarray, n_struct: int, soup: Soup, rgb: np.ndarra
 
 
 def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, weight: torch.Tensor | None,
-            cfg: VectorizeConfig):
+            cfg: VectorizeConfig, n_faint: int = 0):
     """The path stage's result made fit to write (.cover): no slit where a bridge to a hole opened
     (geometry.bridges), no hairs, no opaque pixel left bare, no path a little under opaque (its alpha
-    set to 1), the colours solved again where a path changed. Returns (points, colours, structural
-    count, pixels left bare, whether a path was re-contoured to cover bare pixels)."""
+    set to 1), the colours solved again where a path changed. The first ``n_faint`` paths (the faint
+    areas', .faint) stay as they are and cover nothing. Returns (points, colours, structural count,
+    pixels left bare, whether a path was re-contoured to cover bare pixels)."""
     from scipy import ndimage as ndi
 
     from ..geometry.bridges import closed_slits
 
     h, w = alpha.shape
-    n_s = min(n_s, len(pts))
+    faint, faint_c = list(pts[:n_faint]), colors[:n_faint]
+    pts, colors = list(pts[n_faint:]), colors[n_faint:]
+    n_s = min(max(n_s - n_faint, 0), len(pts))
     # a bridge to a hole that the path stage opened into a slit would show the page: closed again
     pts = closed_slits(pts)
     pts, colors, n_s = drop_hairs(pts, colors, n_s, w, h, cfg.optimize.hair_area, cfg.optimize.hair_width)
@@ -299,6 +322,7 @@ def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, we
     if snapped:
         colors = colors.clone()
         colors[nearly, 3] = 1.0
+    pts, colors, n_s = faint + pts, torch.cat([faint_c, colors], 0), n_s + len(faint)
     if covered or snapped:
         from ..optimize.structure import solve_colors
 
