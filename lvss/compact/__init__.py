@@ -342,7 +342,9 @@ def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
     struct = [Path(pts[i].cpu(), colors[i].cpu()) for i in range(n_s)]
     details = [Path(pts[i].cpu(), colors[i].cpu()) for i in range(n_s, len(pts))]
     if struct:
-        scene.layers.append(Layer(f"Structure ({len(struct)} merged regions)", struct, "layer1"))
+        n_faint = counts.get("faint", 0)
+        shadows = f", {n_faint} soft-shadow path{'s' if n_faint != 1 else ''}" if n_faint else ""
+        scene.layers.append(Layer(f"Structure ({len(struct) - n_faint} merged regions{shadows})", struct, "layer1"))
     if details:
         scene.layers.append(Layer("Details", details, f"layer{len(scene.layers) + 1}"))
     with torch.no_grad():
