@@ -393,7 +393,8 @@ class CompactConfig:
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256, levels=3,
                  optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=12, refine_scale=0.5,
-                               refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=30),
+                               refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=30,
+                               polish_split=0.0),
                  compact=dict(path_rounds=3, path_steps=60, budget_ladder=False)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
