@@ -22,6 +22,9 @@ import torch
 # alpha at or above which an input pixel or a path counts as opaque: a translucent area of the input
 # (lvss.pipeline._semi_transparent) lies below it; a path fitted a little under it (0.97) is opaque
 OPAQUE_ALPHA = 0.95
+# the faintest alpha of the input that still gets paths, in both modes: a soft shadow or a glow is
+# mostly under half opaque (its outer fringe fainter still), and is drawn at its own alpha
+FAINT_ALPHA = 0.05
 
 
 class SceneError(ValueError):

@@ -829,28 +829,3 @@ def test_a_path_fitted_a_little_under_opaque_is_written_opaque():
         colors = torch.tensor([[0.5, 0.5, 0.5, a]])
         _, out, _, _, _ = _finish([square], colors, 1, alpha, target_c, None, cfg)
         assert abs(float(out[0, 3]) - want) < 1e-6
-
-
-def test_a_faint_shadow_gets_a_translucent_path():
-    # a soft shadow under half opaque (alpha 0.3 here) is part of the picture: compact mode draws it
-    # with a path at its own alpha behind the shape instead of leaving the page bare, and the shape
-    # stays opaque
-    from scipy import ndimage
-
-    from lvss.pipeline import run
-    from lvss.svg import scene_to_svg
-    from lvss.testing import resvg_render
-
-    n = 64
-    yy, xx = np.mgrid[:n, :n] + 0.5
-    img = np.zeros((n, n, 4), np.uint8)
-    shadow = (np.abs(xx - 36) < 18) & (np.abs(yy - 36) < 18)
-    img[shadow] = (0, 0, 0, 77)
-    square = (np.abs(xx - 28) < 16) & (np.abs(yy - 28) < 16)
-    img[square] = (40, 120, 220, 255)
-    res = run(img, _cfg(paths=8, work_size=64, device="cpu"))
-    alpha = resvg_render(scene_to_svg(res.scene), n, n, background=None)[..., 3]
-    only_shadow = ndimage.binary_erosion(shadow & ~square, iterations=2)
-    assert abs(float(np.median(alpha[only_shadow])) - 77 / 255) < 0.05
-    assert alpha[ndimage.binary_erosion(square, iterations=1)].min() >= 0.98
-    assert alpha[ndimage.binary_erosion(~(shadow | square), iterations=2)].max() <= 0.02

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from lvss.config import OptimizeConfig, VectorizeConfig
+from lvss.config import CompactConfig, OptimizeConfig, VectorizeConfig
 from lvss.pipeline import _underlay, run
 from lvss.optimize.refine import RefineState
 from lvss.optimize.structure import StructuralPath
@@ -137,9 +137,11 @@ def test_outer_edge_against_transparency_is_fitted():
     assert err.mean() < 0.05, err.mean()
 
 
-def test_a_faint_shadow_gets_a_translucent_path():
-    # a soft shadow under half opaque (alpha 0.3 here) is part of the picture: refinement draws it
-    # with a path at its own alpha instead of leaving the page bare, and the shape stays opaque
+@pytest.mark.parametrize("mode", ["layered", "compact"])
+def test_a_faint_shadow_gets_a_translucent_path(mode):
+    # a soft shadow under half opaque (alpha 0.3 here) is part of the picture: both modes draw it
+    # with a path at its own alpha (layered: refinement; compact: lvss/compact/faint.py, behind the
+    # shape) instead of leaving the page bare, and the shape stays opaque
     n = 64
     yy, xx = np.mgrid[:n, :n] + 0.5
     img = np.zeros((n, n, 4), np.uint8)
@@ -147,7 +149,8 @@ def test_a_faint_shadow_gets_a_translucent_path():
     img[shadow] = (0, 0, 0, 77)
     square = (np.abs(xx - 28) < 16) & (np.abs(yy - 28) < 16)
     img[square] = (40, 120, 220, 255)
-    res = run(img, VectorizeConfig(paths=8, work_size=64, device="cpu", optimize=FAST))
+    compact = CompactConfig(rounds=3, superpixels=(12, 40))
+    res = run(img, VectorizeConfig(mode=mode, paths=8, work_size=64, device="cpu", optimize=FAST, compact=compact))
     alpha = _alpha(scene_to_svg(res.scene), n, 1)
     only_shadow = ndimage.binary_erosion(shadow & ~square, iterations=2)
     assert abs(float(np.median(alpha[only_shadow])) - 77 / 255) < 0.05

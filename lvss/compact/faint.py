@@ -1,7 +1,7 @@
 """Compact mode's faint translucent areas (a soft drop shadow, a glow).
 
 The mask soup, the merge and the detail circles work where the picture is over half opaque; a
-translucent area under that (target alpha between :data:`lvss.optimize.refine.FAINT_ALPHA` and 0.5)
+translucent area under that (target alpha between :data:`lvss.scene.FAINT_ALPHA` and 0.5)
 would be left bare. Every piece of the picture (alpha above ``FAINT_ALPHA``, holes filled) that holds
 such an area wider than a picture's anti-aliased edge and as large as a detail circle gets up to
 :data:`FAINT_LEVELS` nested paths behind everything else, the way a designer steps a soft shadow:
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..optimize.refine import FAINT_ALPHA
+from ..scene import FAINT_ALPHA
 
 __all__ = ["FaintArea", "faint_areas", "faint_paths", "faint_taken", "FAINT_SHARE", "FAINT_LEVELS"]
 

@@ -23,7 +23,7 @@ from ..geometry.guard import SimpleGuard
 from ..geometry.simple import made_simple
 from ..geometry.repair import hair_mask
 from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pairs
-from ..scene import circle_path
+from ..scene import FAINT_ALPHA, circle_path
 from .losses import error_map, image_loss
 from .stopping import Plateau
 from ..types import check_cancel
@@ -31,8 +31,6 @@ from .loop import adam_loop, visible_kept
 from .structure import solve_colors
 from .subdivide import SPLIT_AT, split_where_wrong
 
-# the faintest target alpha a detail path may be added for (a soft shadow's outer fringe is fainter)
-FAINT_ALPHA = 0.05
 ERROR_THRESHOLD = 0.02  # per-pixel squared error (colour + alpha) that counts as "wrong"
 PREVIEW_EVERY = 0.5     # seconds: refine's preview_callback is called at most this often
 
