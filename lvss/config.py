@@ -312,7 +312,9 @@ class OptimizeConfig:
     # inputs larger than the working size: a last polish against the input's own pixels, downscaled
     # to polish_size on the long side where larger (layered mode)
     polish_size: int = integer(1024, 16, 16384, "long side (pixels) of the last polish at the input's own size")
-    polish_full_iters: int = integer(10, 0, 100_000, "steps of the last polish at the input's own size (0 = off)")
+    # 10 steps at a step size set in working pixels move an edge about a quarter of a working pixel;
+    # 30 place the edges of a 1024-px input 2-3 dB closer (docs/geometry.md)
+    polish_full_iters: int = integer(30, 0, 100_000, "steps of the last polish at the input's own size (0 = off)")
     prune_every: int = integer(50, 0, 100_000, "prune invisible paths every this many steps (0 = never)")
     # visible pixels (working resolution) below which a path is pruned
     prune_area: float = real(4.0, 0.0, 1e6, "visible pixels below which a path is pruned")
@@ -394,13 +396,13 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(paths=64, work_size=256, levels=3,
                  optimize=dict(structure_iters=20, structure_scale=0.5, refine_iters=12, refine_scale=0.5,
                                refine_rounds=2, first_stage_rounds=3, refill_rounds=1, polish_iters=30,
-                               polish_split=0.0),
+                               polish_split=0.0, polish_full_iters=10),
                  compact=dict(path_rounds=3, path_steps=60, budget_ladder=False)),
     "balanced": dict(paths=128, work_size=256, optimize={}),
     "best": dict(paths=256, work_size=256,
                  optimize=dict(structure_iters=60, structure_scale=1.0, refine_iters=90, refine_scale=1.0,
                                refine_rounds=3, first_stage_rounds=6, refill_rounds=3, freeze_structure_colours=False,
-                               polish_iters=150),
+                               polish_iters=150, polish_full_iters=60),
                  compact=dict(path_rounds=4, path_steps=250)),
 }
 
