@@ -594,27 +594,51 @@ def _curve_iou(pts: np.ndarray, c: _Contour) -> float:
     return np.count_nonzero(filled & c.shape) / max(np.count_nonzero(filled | c.shape), 1)
 
 
-def _curve_fit(c: _Contour, max_segments: int, min_iou: float) -> np.ndarray | None:
-    """Control points (3S, 2) of the curve fit of the contour (:func:`lvss.geometry.curvefit.fit_contour`)
-    within ``CURVE_TOL``, the tolerance raised until it has at most ``max_segments`` segments; None
-    where it covers the shape with IoU under ``min_iou`` (small or spiky shapes, which the polygon
-    fit handles)."""
-    from .geometry.curvefit import fit_contour
+def _curve_fits(contours: list[_Contour], max_segments: int, min_iou: float) -> list[np.ndarray | None]:
+    """Control points (3S, 2) of the curve fit of every contour (:func:`lvss.geometry.curvefit.fit_contours`,
+    all fitted together) within ``CURVE_TOL``, the tolerance raised until it has at most
+    ``max_segments`` segments; None where it covers the shape with IoU under ``min_iou`` (small or
+    spiky shapes, which the polygon fit handles)."""
+    from .geometry.curvefit import fit_contours
 
-    perimeter = float(np.sqrt(np.add.reduce(np.diff(c.points, axis=0, append=c.points[:1]) ** 2, axis=1)).sum())
-    width = 2.0 * np.count_nonzero(c.shape) / max(perimeter, 1e-9)
-    tol = CURVE_TOL
-    pts = fit_contour(c.points, tol, c.fixed)
-    while len(pts) // 3 > max(max_segments, len(c.fixed) + 3) and tol < 1e3:
-        tol *= 1.25
-        pts = fit_contour(c.points, tol, c.fixed)
-    if len(pts) // 3 < 2 or not np.isfinite(pts).all():
+    fits = fit_contours([(c.points, c.fixed) for c in contours], CURVE_TOL) if contours else []
+    out: list[np.ndarray | None] = []
+    for c, pts in zip(contours, fits):
+        tol = CURVE_TOL
+        while len(pts) // 3 > max(max_segments, len(c.fixed) + 3) and tol < 1e3:
+            tol *= 1.25
+            pts = fit_contours([(c.points, c.fixed)], tol)[0]
+        if len(pts) // 3 < 2 or not np.isfinite(pts).all():
+            out.append(None)
+            continue
+        # the fit strays at most ``tol`` from the outline: only a shape a few pixels wide can lose
+        # much of its area to that (mean width 2 area / perimeter)
+        perimeter = float(np.sqrt(np.add.reduce(np.diff(c.points, axis=0, append=c.points[:1]) ** 2,
+                                                axis=1)).sum())
+        width = 2.0 * np.count_nonzero(c.shape) / max(perimeter, 1e-9)
+        out.append(None if width < _CURVE_IOU_WIDTH and _curve_iou(pts, c) < min_iou else pts)
+    return out
+
+
+def _check_path_args(epsilon: float, max_segments: int) -> None:
+    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(f"epsilon must be a positive number of pixels, got {epsilon!r}")
+    if max_segments < 3:
+        raise ValueError(f"max_segments must be at least 3, got {max_segments}")
+
+
+def _as_path(pts: np.ndarray) -> Path:
+    return Path(torch.from_numpy(pts.astype(np.float32)), torch.tensor([0.0, 0.0, 0.0, 1.0]))
+
+
+def _polygon_path(contour: _Contour, epsilon: float, max_segments: int, min_iou: float) -> Path | None:
+    """The path of a contour's Douglas-Peucker polygon with smooth handles (:func:`mask_to_path`)."""
+    idx = _simplify_polygon(contour, float(epsilon), int(max_segments), float(min_iou))
+    if idx is None:
         return None
-    # the fit strays at most ``tol`` from the outline: only a shape a few pixels wide can lose much
-    # of its area to that (mean width 2 area / perimeter)
-    if width < _CURVE_IOU_WIDTH and _curve_iou(pts, c) < min_iou:
-        return None
-    return pts
+    from .fit import fit_closed_cubic
+
+    return _as_path(fit_closed_cubic(contour.points, idx, corners=np.flatnonzero(np.isin(idx, contour.fixed))))
 
 
 def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
@@ -628,29 +652,45 @@ def mask_to_path(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64,
     ``max_segments`` segments, lowered (within that budget) where the polygon would cover the shape
     with IoU below ``min_iou``. Points are in pixels, pixel (r, c) covering [c, c+1] x [r, r+1], so
     rendering the path gives back the mask. Returns None when the mask is too small to contour.
-    Colour is opaque black; the caller sets it.
+    Colour is opaque black; the caller sets it. ``curve``: the contour's curve fit
+    (:func:`curve_paths`), the polygon where that fails.
     """
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be a 2-D (H, W) array, got shape {m.shape}")
-    if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon must be a positive number of pixels, got {epsilon!r}")
-    if max_segments < 3:
-        raise ValueError(f"max_segments must be at least 3, got {max_segments}")
+    if curve:
+        return curve_paths([m], epsilon, max_segments, min_iou, holes)[0]
+    _check_path_args(epsilon, max_segments)
     contour = _outer_contour(m.astype(bool), bool(holes))
     if contour is None or len(contour.points) < 4:
         return None
-    if curve:
-        pts = _curve_fit(contour, int(max_segments), float(min_iou))
-        if pts is not None:
-            return Path(torch.from_numpy(pts.astype(np.float32)), torch.tensor([0.0, 0.0, 0.0, 1.0]))
-    idx = _simplify_polygon(contour, float(epsilon), int(max_segments), float(min_iou))
-    if idx is None:
-        return None
-    from .fit import fit_closed_cubic
+    return _polygon_path(contour, epsilon, max_segments, min_iou)
 
-    pts = fit_closed_cubic(contour.points, idx, corners=np.flatnonzero(np.isin(idx, contour.fixed)))
-    return Path(torch.from_numpy(pts.astype(np.float32)), torch.tensor([0.0, 0.0, 0.0, 1.0]))
+
+def curve_paths(masks: list[np.ndarray], epsilon: float = 1.5, max_segments: int = 64,
+                min_iou: float = 0.95, holes: bool = False) -> list[Path | None]:
+    """``mask_to_path(mask, ..., curve=True)`` of every mask: the curve fit of its contour within
+    ``CURVE_TOL`` (all the masks' contours fitted together, a few numpy passes for a whole picture),
+    or where that fails (a shape a few pixels wide that the curve covers with IoU under ``min_iou``)
+    the polygon fit. None for a mask too small to contour."""
+    _check_path_args(epsilon, max_segments)
+    contours = []
+    for mask in masks:
+        m = np.asarray(mask)
+        if m.ndim != 2:
+            raise ValueError(f"mask must be a 2-D (H, W) array, got shape {m.shape}")
+        c = _outer_contour(m.astype(bool), bool(holes))
+        contours.append(c if c is not None and len(c.points) >= 4 else None)
+    have = [c for c in contours if c is not None]
+    fits = iter(_curve_fits(have, int(max_segments), float(min_iou)))
+    out: list[Path | None] = []
+    for c in contours:
+        if c is None:
+            out.append(None)
+            continue
+        pts = next(fits)
+        out.append(_as_path(pts) if pts is not None else _polygon_path(c, epsilon, max_segments, min_iou))
+    return out
 
 
 def mask_to_paths(mask: np.ndarray, epsilon: float = 1.5, max_segments: int = 64, min_iou: float = 0.95,

@@ -123,14 +123,19 @@ def _outline(mask: np.ndarray, epsilon: float) -> torch.Tensor | None:
     made a simple loop to start from (a contour fit can overshoot where the mask is thin; in the rare
     case that not even the polygon through its nodes is one, the fit as it is, which the export
     repairs); None when the mask is too small to contour."""
-    from .geometry.simple import made_simple
-    from .layering import mask_to_path
+    return _outlines([mask], epsilon)[0]
 
-    p = mask_to_path(mask, epsilon, holes=True, curve=True)
-    if p is None:
-        return None
-    q = made_simple(p.points)
-    return p.points if q is None else q
+
+def _outlines(masks: list[np.ndarray], epsilon: float) -> list[torch.Tensor | None]:
+    """:func:`_outline` of every mask, their contours fitted together (:func:`lvss.layering.curve_paths`)."""
+    from .geometry.simple import made_simple
+    from .layering import curve_paths
+
+    out: list[torch.Tensor | None] = []
+    for p in curve_paths(masks, epsilon, holes=True):
+        q = None if p is None else made_simple(p.points)
+        out.append(None if p is None else p.points if q is None else q)
+    return out
 
 
 def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.Event | None = None,
@@ -179,15 +184,17 @@ def _structural_paths(layering, budget: int, epsilon: float, cancel: threading.E
     if background:
         layering.layers.insert(0, [LayerMask(sp.mask, max(layering.num_levels - 1, 0), sp.mean_color,
                                              int(sp.mask.sum())) for _, sp in chosen])
-    for i in order:
-        if len(chosen) >= budget:
-            break
+    # the pieces in order until the budget is spent, a piece too small to contour handing its place
+    # to the next: outlined as many at a time as there are places left (their fits batched)
+    order = list(order)
+    while order and len(chosen) < budget:
         check_cancel(cancel)
-        p = pieces[i]
-        pts = _outline(p.mask, epsilon)
-        if pts is not None:
-            li = p.layer + shift
-            chosen.append(((li, p.mask_index, p.index), StructuralPath(pts, p.mask, li, colours[i])))
+        batch, order = order[:budget - len(chosen)], order[budget - len(chosen):]
+        for i, pts in zip(batch, _outlines([pieces[i].mask for i in batch], epsilon)):
+            if pts is not None:
+                p = pieces[i]
+                li = p.layer + shift
+                chosen.append(((li, p.mask_index, p.index), StructuralPath(pts, p.mask, li, colours[i])))
     chosen.sort(key=lambda e: e[0])
     if grow and valid is not None and chosen:
         _cover_canvas([sp for _, sp in chosen], valid, epsilon)

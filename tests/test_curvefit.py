@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from lvss.geometry.curvefit import find_corners, fit_contour
+from lvss.geometry.curvefit import find_corners, fit_contour, fit_contours
 from lvss.geometry.simple import crossing_counts, segments_of
-from lvss.layering import _outer_contour, mask_to_path
+from lvss.layering import _outer_contour, curve_paths, mask_to_path
 from lvss.render import render_paths
 
 H, W = 64, 80
@@ -167,7 +167,8 @@ def test_neighbours_joined_where_one_cubic_follows_both(name, monkeypatch):
 
     c = _outer_contour(_shapes()[name])
     joined = fit_contour(c.points, 0.5)
-    monkeypatch.setattr(cf, "_joined", lambda Q, lo, hi, t0, t1, cubics, tol: cubics)
+    monkeypatch.setattr(cf, "_joined", lambda Q, lo, hi, t0, t1, cubics, tol, with_starts=False:
+                        (cubics, lo) if with_starts else cubics)
     split = fit_contour(c.points, 0.5)
     assert len(joined) <= len(split)
     assert _dist_to_curve(c.points, joined).max() < 0.5 + 0.5
@@ -185,3 +186,25 @@ def test_a_binary_disc_takes_few_segments_within_tolerance():
     n = len(c.points)
     smooth = cf._smoothed(np.concatenate([c.points, c.points, c.points[:1]], 0), np.array([0]), np.array([n + 1]))
     assert _dist_to_curve(smooth, pts).max() <= 0.5 + 0.02
+
+
+def test_contours_fitted_together_give_the_paths_fitted_one_by_one():
+    # a picture's outlines go through the fit in one batch: each comes out as it does alone (the
+    # batch pads runs of other lengths, which may move the last bits of a sum)
+    shapes = _shapes()
+    contours = [_outer_contour(m, holes=True) for m in shapes.values()]
+    ring = _disc(32, 40, 24) & ~_disc(32, 40, 10)
+    contours.append(_outer_contour(ring, holes=True))   # a hole, joined by a bridge: fixed nodes
+    assert len(contours[-1].fixed)
+    together = fit_contours([(c.points, c.fixed) for c in contours], 0.5)
+    for c, pts in zip(contours, together):
+        alone = fit_contour(c.points, 0.5, c.fixed)
+        assert pts.shape == alone.shape
+        np.testing.assert_allclose(pts, alone, atol=1e-9)
+    # and the masks' paths from one call are those of mask_to_path, mask by mask
+    masks = list(shapes.values()) + [ring, np.zeros((H, W), bool)]
+    paths = curve_paths(masks, holes=True)
+    assert paths[-1] is None
+    for m, p in zip(masks[:-1], paths[:-1]):
+        q = mask_to_path(m, holes=True, curve=True)
+        np.testing.assert_allclose(p.points.numpy(), q.points.numpy(), atol=1e-5)

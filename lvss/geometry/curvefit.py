@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-__all__ = ["fit_contour", "find_corners"]
+__all__ = ["fit_contour", "fit_contours", "find_corners"]
 
 CORNER_DEG = 60.0    # turn over ``reach`` px of arc on either side above which a point is a corner
 REACH = 3.0          # pixels of arc over which turns and end tangents are measured
@@ -340,7 +340,7 @@ def _fit_level(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1
 
 
 def _fit_runs(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray,
-              tol: float, reach: float) -> np.ndarray:
+              tol: float, reach: float, join=None) -> np.ndarray:
     """Cubics (S, 4, 2), in order, from Q[lo] to Q[hi] for every run lo..hi (R,) of the points Q
     (smoothed runs, one after the other), each within ``tol`` of its run's points. t0 / t1 (R, 2):
     the end tangents (t1 pointing back into the run); NaN at a corner (estimated one-sided there,
@@ -348,7 +348,7 @@ def _fit_runs(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1:
     does not follow is split at its farthest point (not within a pixel of either end), with one
     tangent shared by both halves, and each half is fitted again; all runs of one split level are
     fitted together (in a few batches where they are many and long). Then neighbours that one cubic
-    follows within ``tol`` are joined (:func:`_joined`)."""
+    follows within ``tol`` are joined (``join``, default :func:`_joined`)."""
     done, cubics = [], []
     runs = (lo, hi, t0, t1)
     depth = 0
@@ -364,17 +364,32 @@ def _fit_runs(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1:
     segs = tuple(np.concatenate(x) for x in zip(*done))
     c = np.concatenate(cubics)
     order = np.argsort(segs[0], kind="stable")
-    return _joined(Q, *(x[order] for x in segs), c[order], tol)
+    return (join or _joined)(Q, *(x[order] for x in segs), c[order], tol)
+
+
+def _fit_runs_starts(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray,
+                     tol: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_fit_runs`, and where each cubic starts in Q (for runs of several contours laid end
+    to end: which contour each cubic belongs to)."""
+    starts: list[np.ndarray] = []
+
+    def joined(Q, lo, hi, t0, t1, c, tol):
+        c, first = _joined(Q, lo, hi, t0, t1, c, tol, with_starts=True)
+        starts.append(first)
+        return c
+
+    c = _fit_runs(Q, lo, hi, t0, t1, tol, reach, joined)
+    return c, starts[0]
 
 
 def _joined(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray, c: np.ndarray,
-            tol: float) -> np.ndarray:
+            tol: float, with_starts: bool = False):
     """The cubics c (S, 4, 2) of the runs lo..hi (S,) of Q, in order, with neighbours joined where
     one cubic (from the first one's start to the second one's end, along their outer tangents t0 /
     t1) stays within ``tol`` of both runs' points: splitting at the farthest point is greedy and
     often leaves a node that a split elsewhere would not have needed (potrace's optimal curve, one
     join at a time). Pairs are joined best first, each segment in at most one join per pass, until
-    a pass joins none."""
+    a pass joins none. ``with_starts``: also return where each cubic's run starts in Q."""
     for _ in range(_MAX_DEPTH):
         pair = np.flatnonzero(hi[:-1] == lo[1:])   # the same corner-to-corner run, a smooth node
         if len(pair) == 0:
@@ -401,7 +416,7 @@ def _joined(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: n
         keep = np.ones(len(lo), bool)
         keep[first + 1] = False
         lo, hi, t0, t1, c = lo[keep], hi[keep], t0[keep], t1[keep], c[keep]
-    return c
+    return (c, lo) if with_starts else c
 
 
 def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
@@ -409,6 +424,39 @@ def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
     """(3V, 2) control points of a closed cubic path through points of the closed contour ``points``
     (P, 2, no repeated closing point) that stays within ``tol`` pixels of every contour point, with
     few segments (see the module docstring). fixed: indices that must be nodes, as corners."""
+    return fit_contours([(points, fixed)], tol, corner_deg, reach)[0]
+
+
+def fit_contours(contours: list, tol: float, corner_deg: float = CORNER_DEG, reach: float = REACH
+                 ) -> list[np.ndarray]:
+    """:func:`fit_contour` of every (points, fixed) in ``contours`` (fixed may be None), the same
+    paths, fitted together: the runs of all the contours go through each split level in one batch,
+    so a picture's outlines take a few numpy passes instead of a few per outline."""
+    done: dict[int, np.ndarray] = {}
+    parts = []               # (contour index, smoothed runs, lo, hi, t0, t1)
+    for k, (points, fixed) in enumerate(contours):
+        prep = _prepared(points, fixed, corner_deg, reach)
+        if isinstance(prep, np.ndarray):
+            done[k] = prep
+        else:
+            parts.append((k,) + prep)
+    if parts:
+        offset = np.cumsum([0] + [len(q) for _, q, *_ in parts])
+        Q = np.concatenate([q for _, q, *_ in parts], 0)
+        lo = np.concatenate([p[2] + o for p, o in zip(parts, offset)])
+        hi = np.concatenate([p[3] + o for p, o in zip(parts, offset)])
+        t0 = np.concatenate([p[4] for p in parts], 0)
+        t1 = np.concatenate([p[5] for p in parts], 0)
+        c, first = _fit_runs_starts(Q, lo, hi, t0, t1, tol, reach)
+        owner = np.searchsorted(offset, first, side="right") - 1
+        for j, p in enumerate(parts):
+            done[p[0]] = c[owner == j][:, :3].reshape(-1, 2)
+    return [done[k] for k in range(len(contours))]
+
+
+def _prepared(points: np.ndarray, fixed: np.ndarray | None, corner_deg: float, reach: float):
+    """A contour's corner-to-corner runs, smoothed and laid end to end, as :func:`_fit_runs` takes
+    them: (Q, lo, hi, t0, t1); or the path itself (3V, 2) where there is nothing to fit."""
     pts = np.asarray(points, np.float64)
     n = len(pts)
     if n < 3:
@@ -444,4 +492,4 @@ def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
     lo = hi - (b - a)
     t0 = np.array([np.full(2, np.nan) if t is None else t for _, _, t, _ in runs])
     t1 = np.array([np.full(2, np.nan) if t is None else t for _, _, _, t in runs])
-    return _fit_runs(_smoothed(ext, a, b - a + 1), lo, hi, t0, t1, tol, reach)[:, :3].reshape(-1, 2)
+    return _smoothed(ext, a, b - a + 1), lo, hi, t0, t1
