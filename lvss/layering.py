@@ -321,13 +321,29 @@ def _splice_hole(pts: np.ndarray, fixed: list[int], hole: np.ndarray) -> tuple[n
     """The closed contour ``pts`` with the closed loop ``hole`` (already oriented the other way round)
     spliced in at their nearest pair of points; returns the new contour and the bridge indices
     (plus the old ones, shifted)."""
-    d = ((pts[:, None, :] - hole[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    i, j = _nearest_pair(pts, hole)
     loop = np.concatenate([hole[j:], hole[:j + 1]], 0)        # from hole[j] round to hole[j]
     out = np.concatenate([pts[:i + 1], loop, pts[i:]], 0)
     n = len(loop)
     shifted = [k if k <= i else k + n + 1 for k in fixed]
     return out, shifted + [i, i + 1, i + n, i + n + 1]
+
+
+def _nearest_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """(i, j) with a[i] nearest b[j] (squared distance as numpy sums it), the smallest i and then j
+    among equals: what an argmin over the whole (len(a), len(b)) distance table picks, found with a
+    k-d tree instead of the table (a contour and its hole have thousands of points each)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(a)
+    m = float(tree.query(b)[0].min())
+    near = tree.query_ball_point(b, m * (1.0 + 1e-9) + 1e-9)
+    jj = np.repeat(np.arange(len(b)), [len(n) for n in near])
+    ii = np.fromiter((i for n in near for i in n), np.int64, count=len(jj))
+    d = ((a[ii] - b[jj]) ** 2).sum(-1)
+    best = d == d.min()
+    k = np.lexsort((jj[best], ii[best]))[0]
+    return int(ii[best][k]), int(jj[best][k])
 
 
 def mask_components(mask: np.ndarray, min_pixels: int = 1, fill_holes: bool = True) -> list[np.ndarray]:

@@ -540,3 +540,19 @@ def test_label_mask_equals_scikit_image():
             assert np.array_equal(label_mask(m, conn), label(m, connectivity=conn))
     ints = rng.integers(0, 3, (20, 30))
     assert np.array_equal(label_mask(ints, 1), label(ints, connectivity=1))
+
+
+def test_a_hole_joins_its_outline_where_the_full_distance_table_says():
+    # the k-d tree search for the bridge's ends picks the pair an argmin over every pair picks,
+    # ties included (pixel contours have many equal distances)
+    from lvss.layering import _nearest_pair
+
+    rng = np.random.default_rng(3)
+    for t in range(60):
+        n, m = (int(v) for v in rng.integers(3, 200, 2))
+        if t % 2:
+            a, b = rng.integers(0, 20, (n, 2)) + 0.5, rng.integers(0, 20, (m, 2)).astype(float)
+        else:
+            a, b = rng.random((n, 2)) * 40, rng.random((m, 2)) * 40
+        d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        assert _nearest_pair(a, b) == tuple(int(x) for x in np.unravel_index(int(np.argmin(d)), d.shape))
