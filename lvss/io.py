@@ -385,6 +385,21 @@ def _decode_reduced(im: Any, long_side: int, what: str, cancel: threading.Event 
     return np.ascontiguousarray(rgba), (W0, H0)
 
 
+def area_downscaled(pm: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) float32: the channels of ``pm`` ((H, W, C) float, premultiplied by alpha where it
+    has one, so transparent pixels add nothing) averaged over the area each pixel of the smaller
+    ``size`` (w, h) covers: what a renderer's anti-aliasing gives a shape's edge. (A windowed-sinc
+    filter such as Lanczos overshoots at every edge, and the segmenter reads its ringing as thin
+    bands of new colour: a 768-px OpenMoji on transparency gave 76 paths where the drawing needs 13.)
+    Clipped to [0, 1]."""
+    from PIL import Image
+
+    w, h = size
+    out = [np.asarray(Image.fromarray(np.ascontiguousarray(pm[..., c], np.float32)).resize((w, h), Image.BOX))
+           for c in range(pm.shape[2])]
+    return np.clip(np.stack(out, -1), 0.0, 1.0)
+
+
 def load_image(src: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Load an image from a file path, bytes, a PIL image or an array.
 

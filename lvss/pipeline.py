@@ -89,9 +89,10 @@ def prepare_image(rgba: np.ndarray, work_size: int) -> tuple[np.ndarray, np.ndar
 
     Only downscales (long side ``work_size``); small inputs keep their size. A long, thin picture (a
     banner) keeps a short side of ``SHORT_SIDE_MIN`` pixels where it has them, within the pixels of a
-    ``work_size`` square: a 1000 x 50 banner is worked at its own size, not at 256 x 13.
+    ``work_size`` square: a 1000 x 50 banner is worked at its own size, not at 256 x 13. Downscaled by
+    area (:func:`lvss.io.area_downscaled`).
     """
-    from PIL import Image
+    from .io import area_downscaled
 
     H, W = rgba.shape[:2]
     s = min(1.0, work_size / max(H, W))
@@ -102,9 +103,7 @@ def prepare_image(rgba: np.ndarray, work_size: int) -> tuple[np.ndarray, np.ndar
     if (w, h) != (W, H):
         # resize premultiplied colour so transparent pixels don't bleed their (meaningless) colour
         f = rgba.astype(np.float32) / 255.0
-        pm = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
-        chans = [np.asarray(Image.fromarray(pm[..., c]).resize((w, h), Image.LANCZOS)) for c in range(4)]
-        pm = np.clip(np.stack(chans, -1), 0.0, 1.0)
+        pm = area_downscaled(np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1), (w, h))
         a = pm[..., 3]
         rgb = np.where(a[..., None] > 1e-4, pm[..., :3] / np.maximum(a[..., None], 1e-4), 0.0)
         return np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32)

@@ -168,8 +168,8 @@ def simplify_levels(cfg: VectorizeConfig, image: np.ndarray, progress: StageProg
 def _as_rgb(source: np.ndarray, size: int) -> np.ndarray:
     """A full-resolution original ((H, W, 3|4) uint8, or float in [0, 1]) as straight RGB float32 with
     its long side at most ``size`` (never enlarged); colour is resized premultiplied by alpha so that
-    transparent pixels do not bleed into the edges."""
-    from PIL import Image
+    transparent pixels do not bleed into the edges, by area (:func:`lvss.io.area_downscaled`)."""
+    from .io import area_downscaled
 
     a = np.asarray(source)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or min(a.shape[:2]) < 1:
@@ -182,8 +182,7 @@ def _as_rgb(source: np.ndarray, size: int) -> np.ndarray:
     w, h = max(2, round(W * s)), max(2, round(H * s))
     pm = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
     if (w, h) != (W, H):
-        pm = np.stack([np.asarray(Image.fromarray(pm[..., c]).resize((w, h), Image.LANCZOS)) for c in range(4)], -1)
-        pm = np.clip(pm, 0.0, 1.0)
+        pm = area_downscaled(pm, (w, h))
     al = pm[..., 3:]
     rgb = np.where(al > 1e-4, pm[..., :3] / np.maximum(al, 1e-4), 0.0)
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)

@@ -442,3 +442,21 @@ def test_an_input_larger_than_the_working_size_is_fitted_against_its_own_pixels(
 
     without, with_steps = at_input_size(0), at_input_size(30)
     assert with_steps > without + 1.0, (without, with_steps)
+
+
+def test_a_large_picture_is_downscaled_without_new_colours():
+    # a red disc on a blue ground, anti-aliased at 768 px: at the working size every pixel is a blend
+    # of the two colours (an area average), with no ringing band of darker or paler colour along the
+    # edge for the segmenter to take for a shape of its own
+    from lvss.pipeline import prepare_image
+
+    img = discs(768, 768, background=(30, 30, 200, 255), big=(200, 30, 30), r_small=0)
+    big = np.asarray(Image.fromarray(img).resize((384, 384), Image.BOX))
+    rgb, alpha = prepare_image(big, 64)
+    assert rgb.shape == (64, 64, 3) and np.allclose(alpha, 1.0)
+    red, blue = np.array([200, 30, 30]) / 255.0, np.array([30, 30, 200]) / 255.0
+    t = ((rgb - blue) @ (red - blue)) / float((red - blue) @ (red - blue))
+    # (a Lanczos filter here gives t from -0.07 to 1.08; the input's 8-bit steps allow 1/255)
+    assert t.min() > -1 / 255 and t.max() < 1 + 1 / 255
+    assert np.abs(rgb - (blue + t[..., None] * (red - blue))).max() < 1 / 255
+    assert ((t > 0.02) & (t < 0.98)).sum() > 0     # the edge is anti-aliased, not thresholded
