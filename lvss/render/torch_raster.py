@@ -63,6 +63,31 @@ class PackedPaths:
         return list(self)[i]
 
 
+def _nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """(K,) long: the positions of the true entries of a 1-D bool ``mask``, ascending. On the CPU
+    through numpy, whose pass over a bool array is several times faster than torch.nonzero's (a
+    plan's buffer of a few hundred thousand cells: ~0.1 ms against ~0.5 ms)."""
+    if mask.device.type == "cpu":
+        import numpy as np
+
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return torch.nonzero(mask).flatten()
+
+
+def _repeat(values: torch.Tensor | None, counts: torch.Tensor, total: int) -> torch.Tensor:
+    """``torch.repeat_interleave(values, counts, output_size=total)`` (``values`` None: the index
+    form, 0 .. len(counts) - 1) for 1-D int64 tensors; on the CPU through numpy's repeat, several
+    times faster on the rasterizer's runs."""
+    if counts.device.type == "cpu":
+        import numpy as np
+
+        v = np.arange(counts.shape[0]) if values is None else values.numpy()
+        return torch.from_numpy(np.repeat(v, counts.numpy()))
+    if values is None:
+        return torch.repeat_interleave(counts, output_size=total)
+    return torch.repeat_interleave(values, counts, output_size=total)
+
+
 def _segment_index(sizes: tuple[int, ...], dev) -> tuple[torch.Tensor, torch.Tensor]:
     """(T, 4) indices of every segment's control points in the paths' concatenation (path i has
     ``sizes[i]`` points), and (T,) path ids. They depend only on the paths' sizes, which stay put
@@ -130,7 +155,7 @@ def _flatten_cat(allp: torch.Tensor, sizes: tuple[int, ...], samples: int
         d2 = torch.maximum(a[0] * a[0] + a[1] * a[1], b[0] * b[0] + b[1] * b[1]).sqrt_()
         m = torch.ceil(torch.sqrt(0.75 * d2 / FLATTEN_TOLERANCE)).clamp(MIN_PIECES, max(MIN_PIECES, samples)).long()
         n_e = int(m.sum())
-        e_seg = torch.repeat_interleave(m, output_size=n_e)   # the index form: no gather of an arange
+        e_seg = _repeat(None, m, n_e)   # the index form: no gather of an arange
         first = torch.cumsum(m, 0) - m
         table, start = _basis_table(max(MIN_PIECES, samples), dev, allp.dtype)
         # (8, E): the Bernstein weights at every piece's start (rows 0-3) and end (rows 4-7)
@@ -309,7 +334,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
         if n1 == 0:   # nothing crosses a row inside a box: zero coverage, still connected to the points
             return starts.new_zeros(total), torch.zeros(2, 0, dtype=torch.long, device=dev), \
                 starts.new_zeros(0) + 0.0 * (starts.sum() + ends.sum())
-        e = torch.repeat_interleave(cnt, output_size=n1)   # edge of every row piece (index form: no gather)
+        e = _repeat(None, cnt, n1)   # edge of every row piece (index form: no gather)
         first = torch.cumsum(cnt, 0) - cnt
         # per-piece gathers from channel-planar sources (float: a (k, M) gather along dim 1; int64:
         # 1-D gathers): a gather of short rows costs several times as much per element on the CPU
@@ -357,7 +382,7 @@ def _coverage(starts, ends, edge_path, boxes, total: int, height: int
             col, P, Q, W, W64 = c0, px_, qx_, wdir, wdir64
             b_k, bw_k, x0_k = base1, bw, bx0
         else:
-            k = torch.repeat_interleave(cnt2, output_size=n2)   # row piece of every column piece
+            k = _repeat(None, cnt2, n2)   # row piece of every column piece
             first2 = torch.cumsum(cnt2, 0) - cnt2
             col = (c0 - first2.to(dt)).index_select(0, k) + torch.arange(n2, device=dev).to(dt)
             P, Q, W = torch.stack([px_, qx_, wdir]).index_select(1, k)
@@ -550,7 +575,7 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     keep = sums >= SUM_FLOOR        # |sum| >= SUM_FLOOR without a buffer-sized float64 temporary
     keep |= sums <= -SUM_FLOOR
     keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
-    idx = torch.nonzero(keep).flatten()
+    idx = _nonzero(keep)
     # pairs up to the end of every buffer row (its overflow column) from a running count (int32: a
     # cheap pass, and far cheaper than searching the pairs); rows and paths are consecutive in the
     # buffer, so each row's and each path's pairs are the differences
@@ -565,10 +590,10 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
         if len(order) else [0]
     # pixel = buffer index + its row's shift, spread over the pairs (not over the whole buffer)
-    pix = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), per_row, output_size=idx.shape[0]).add_(idx)
+    pix = _repeat(torch.from_numpy(row_pix).to(dev), per_row, idx.shape[0]).add_(idx)
     run_len = torch.from_numpy(length).to(dev)
     run_path = torch.from_numpy(order).to(dev)
-    pid = torch.repeat_interleave(run_path, run_len, output_size=idx.shape[0])
+    pid = _repeat(run_path, run_len, idx.shape[0])
     at = np.zeros((len(b), 2), dtype=np.int64)
     at[order] = runs
     return _Plan(idx, pix, pid, bounds, path_runs=at.tolist(), run_len=run_len, run_path=run_path, rank=rank)
