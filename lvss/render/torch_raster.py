@@ -59,9 +59,6 @@ class PackedPaths:
     def __iter__(self):
         return iter(torch.split(self.points, self.sizes))
 
-    def __getitem__(self, i):
-        return list(self)[i]
-
 
 def _nonzero(mask: torch.Tensor) -> torch.Tensor:
     """(K,) long: the positions of the true entries of a 1-D bool ``mask``, ascending. On the CPU
