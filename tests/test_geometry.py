@@ -158,7 +158,7 @@ def test_sorted_unique_is_numpys_unique():
     from lvss.geometry.simple import sorted_unique
 
     rng = np.random.default_rng(0)
-    for n, bound in [(0, 0), (0, 5), (1, 1), (7, 3), (50, 1000), (5000, 300), (20000, 60000)]:
+    for n, bound in [(0, 0), (0, 5), (1, 1), (7, 3), (50, 1000), (5000, 300), (20000, 60000), (12, 100000)]:
         v = rng.integers(0, max(bound, 1), n)
         assert sorted_unique(v, bound).tolist() == np.unique(v).tolist()
 

@@ -119,7 +119,10 @@ def _far_pairs(S: int) -> tuple[np.ndarray, np.ndarray]:
 def sorted_unique(values: np.ndarray, bound: int) -> np.ndarray:
     """``np.unique(values)`` for non-negative integers under ``bound``: the distinct values, sorted,
     from a mask of ``bound`` flags (a pass over the flags, where numpy's unique hashes or sorts
-    every value: tens of times slower on the guard's thousands of hits)."""
+    every value: tens of times slower on the guard's thousands of hits); a few values in a wide
+    range (a long contour's segment pairs) are left to np.unique."""
+    if values.size * 64 < bound:
+        return np.unique(values)
     seen = np.zeros(bound, bool)
     seen[values] = True
     return np.flatnonzero(seen)
