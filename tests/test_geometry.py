@@ -153,6 +153,16 @@ def test_guard_rows_of_crossing_spans():
     assert _rows_of(pairs, sizes, starts).tolist() == sorted(want)
 
 
+def test_sorted_unique_is_numpys_unique():
+    """The guard's distinct values (a mask of flags) are np.unique's, on random draws of every size."""
+    from lvss.geometry.simple import sorted_unique
+
+    rng = np.random.default_rng(0)
+    for n, bound in [(0, 0), (0, 5), (1, 1), (7, 3), (50, 1000), (5000, 300), (20000, 60000), (12, 100000)]:
+        v = rng.integers(0, max(bound, 1), n)
+        assert sorted_unique(v, bound).tolist() == np.unique(v).tolist()
+
+
 def test_guard_of_paths_in_separate_tensors():
     """Paths held one per tensor (as the fill stage holds them) are guarded as in one tensor."""
     paths = [circle_path(50 + 40 * i, 50, 15, segments=6).points.clone().requires_grad_(True) for i in range(3)]

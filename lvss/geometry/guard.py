@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .simple import CrossingIndex
+from .simple import CrossingIndex, sorted_unique
 
 __all__ = ["SimpleGuard", "GUARD_PIECES"]
 
@@ -100,7 +100,8 @@ class SimpleGuard:
                         break
                     whole = _path_rows(left.cpu().numpy(), g_sizes, g_starts).to(now.device)
             self.backtracks += int(bad.numel())
-            rows = torch.cat(touched).unique() if len(touched) > 1 else undo
+            rows = (torch.from_numpy(sorted_unique(torch.cat(touched).cpu().numpy(), now.shape[0])).to(now.device)
+                    if len(touched) > 1 else undo)
             for t, o in zip(self._tensors, self._offsets):
                 sel = rows[(rows >= o) & (rows < o + t.shape[0])]
                 if sel.numel():
@@ -131,7 +132,7 @@ def _rows_of(pairs: np.ndarray, sizes: np.ndarray, starts: np.ndarray) -> np.nda
     which = np.repeat(np.arange(len(k)), count)
     seg = first[which] + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
     r = (3 * seg[:, None] + np.arange(4)) % n3[which][:, None] + starts[k][which][:, None]
-    return np.unique(r)
+    return sorted_unique(r.reshape(-1), int(r.max()) + 1 if r.size else 0)
 
 
 def _clear_momentum(opt, tensor: torch.Tensor, rows) -> None:

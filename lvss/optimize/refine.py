@@ -22,7 +22,7 @@ from ..config import OptimizeConfig
 from ..geometry.guard import SimpleGuard
 from ..geometry.simple import made_simple
 from ..geometry.repair import hair_mask
-from ..render.torch_raster import Pairs, composite_pairs, render_torch, scene_pairs
+from ..render.torch_raster import PackedPaths, Pairs, composite_pairs, render_torch, scene_pairs
 from ..scene import FAINT_ALPHA, circle_path
 from .losses import error_map, image_loss
 from .stopping import Plateau
@@ -377,7 +377,7 @@ def refine(state: RefineState, target_c: torch.Tensor, target_a: torch.Tensor, b
             if backdrop is not None:
                 Cb, Ab = backdrop
                 if sizes:
-                    Cd, Ad = render_torch(list(torch.split(free, sizes)), torch.cat([rgb[nf:], alpha[nf:]], 1), ws, hs)
+                    Cd, Ad = render_torch(PackedPaths(free, sizes), torch.cat([rgb[nf:], alpha[nf:]], 1), ws, hs)
                     C, A = Cd + (1.0 - Ad).unsqueeze(-1) * Cb, Ad + (1.0 - Ad) * Ab
                 else:
                     C, A = Cb + 0.0 * rgb.sum(), Ab
@@ -514,7 +514,7 @@ def _polish_at(state: RefineState, target_c, target_a, weight, point_lr: float, 
 
     def loss_fn() -> torch.Tensor:
         seen["now"] = (pts.detach().clone(), rgb.detach().clone())
-        C, A = render_torch(list(torch.split(pts, sizes)), torch.cat([rgb, alpha], 1), w, h)
+        C, A = render_torch(PackedPaths(pts, sizes), torch.cat([rgb, alpha], 1), w, h)
         return image_loss(C, A, target_c, target_a, weight)
 
     def clamp() -> None:

@@ -16,7 +16,7 @@ import torch
 
 from ..config import OptimizeConfig
 from ..geometry.guard import SimpleGuard
-from ..render.torch_raster import render_torch
+from ..render.torch_raster import PackedPaths, render_torch
 from .losses import overlap_loss
 from .loop import adam_loop
 from .stopping import Plateau
@@ -73,8 +73,7 @@ def optimize_structure(paths: list[StructuralPath], height: int, width: int, cfg
     iters = cfg.structure_iters
     lr = cfg.structure_lr * min(sx, sy)
     def loss_fn() -> torch.Tensor:
-        params = list(torch.split(flat, sizes))
-        C, _, S = render_torch(params, colors, Ws, hs, with_coverage_sum=True)
+        C, _, S = render_torch(PackedPaths(flat, sizes), colors, Ws, hs, with_coverage_sum=True)
         loss = ((C - target) ** 2).sum(-1).mean() * n_layers
         if cfg.overlap_weight > 0:
             loss = loss + cfg.overlap_weight * n_layers * overlap_loss(S)

@@ -43,16 +43,55 @@ MIN_PIECES = 4  # even a straight segment gets pieces inside, so its inner contr
 SUM_FLOOR = 1e-9  # a float64 running sum below this (rounding residue) is zero coverage: no pair
 
 
-def _segment_index(points: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T, 4) indices of every segment's control points in ``torch.cat(points)``, and (T,) path ids.
-    They depend only on the paths' sizes, which stay put over an optimisation: the last few are kept."""
-    dev = points[0].device
-    key = (dev, tuple(p.shape[0] for p in points))
+class PackedPaths:
+    """Closed cubic paths held end to end in one tensor: ``points`` (sum sizes, 2), path i the
+    ``sizes[i]`` (3S_i) rows after the paths before it. The rasterizer takes it wherever it takes a
+    list of paths: an optimiser that keeps every path's points in one parameter tensor hands that
+    tensor over as it is, without splitting it into views that the rasterizer concatenates again
+    (hundreds of small autograd nodes per step, each way). Iterating gives the paths as views."""
+
+    def __init__(self, points: torch.Tensor, sizes):
+        self.points, self.sizes = points, tuple(int(s) for s in sizes)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __iter__(self):
+        return iter(torch.split(self.points, self.sizes))
+
+
+def _nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """(K,) long: the positions of the true entries of a 1-D bool ``mask``, ascending. On the CPU
+    through numpy, whose pass over a bool array is several times faster than torch.nonzero's (a
+    plan's buffer of a few hundred thousand cells: ~0.1 ms against ~0.5 ms)."""
+    if mask.device.type == "cpu":
+        import numpy as np
+
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return torch.nonzero(mask).flatten()
+
+
+def _repeat(values: torch.Tensor, counts: torch.Tensor, total: int) -> torch.Tensor:
+    """``torch.repeat_interleave(values, counts, output_size=total)`` for 1-D int64 tensors; on the
+    CPU through numpy's repeat, which is several times faster on long runs (a plan's pairs per
+    path: ~0.1 ms against ~0.5 ms; on many short runs the two are alike)."""
+    if counts.device.type == "cpu":
+        import numpy as np
+
+        return torch.from_numpy(np.repeat(values.numpy(), counts.numpy()))
+    return torch.repeat_interleave(values, counts, output_size=total)
+
+
+def _segment_index(sizes: tuple[int, ...], dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, 4) indices of every segment's control points in the paths' concatenation (path i has
+    ``sizes[i]`` points), and (T,) path ids. They depend only on the paths' sizes, which stay put
+    over an optimisation: the last few are kept."""
+    key = (dev, sizes)
     hit = _INDEX_CACHE.get(key)
     if hit is not None:
         return hit
-    counts = torch.tensor([n // 3 for n in key[1]], device=dev)
-    seg_path = torch.repeat_interleave(torch.arange(len(points), device=dev), counts)
+    counts = torch.tensor([n // 3 for n in sizes], device=dev)
+    seg_path = torch.repeat_interleave(torch.arange(len(sizes), device=dev), counts)
     first = torch.cumsum(counts, 0) - counts                      # first segment of each path
     k = torch.arange(seg_path.shape[0], device=dev) - first[seg_path]   # segment number within path
     base = 3 * first[seg_path]
@@ -94,14 +133,14 @@ def flatten(points: list[torch.Tensor], samples: int) -> tuple[torch.Tensor, tor
     points: list of (3S_i, 2) tensors. Returns ``starts`` (E, 2), ``ends`` (E, 2) and the path id of
     each edge (E,) long. Edges of path i are contiguous and in order.
     """
-    return _flatten_cat(torch.cat(points, 0), points, samples)
+    return _flatten_cat(torch.cat(points, 0), tuple(p.shape[0] for p in points), samples)
 
 
-def _flatten_cat(allp: torch.Tensor, points: list[torch.Tensor], samples: int
+def _flatten_cat(allp: torch.Tensor, sizes: tuple[int, ...], samples: int
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`flatten` of the paths ``points`` given their concatenation ``allp`` (3S, 2)."""
+    """:func:`flatten` of the paths held end to end in ``allp`` (3S, 2), path i its ``sizes[i]`` rows."""
     dev = allp.device
-    idx, seg_path = _segment_index(points)
+    idx, seg_path = _segment_index(sizes, dev)
     with torch.no_grad():
         ctrl = allp.detach().t().contiguous().index_select(1, idx.reshape(-1)).view(2, -1, 4)   # (2, T, 4)
         # largest second difference, squared (a norm over the planar rows' first dimension is a
@@ -216,11 +255,17 @@ def _layout(starts: torch.Tensor, ends: torch.Tensor, edge_path: torch.Tensor, n
     # every path is closed, so its edges' end points are its edges' start points: the extent of the
     # starts is the path's; each path's edges are one run (every path has at least MIN_PIECES edges)
     pts = starts.detach().t()   # (2, E): contiguous rows when ``starts`` comes from flatten
-    counts = torch.bincount(edge_path, minlength=n)
     # x min, y min, x max, y max: 1-D reductions of the rows (a reduction of strided (E, 2) rows
-    # costs twice as much)
-    ext = torch.stack([torch.segment_reduce(r, op, lengths=counts) for op in ("min", "max") for r in pts], 1)
-    ext = ext.cpu().numpy()   # one transfer; the rest is small host work
+    # costs twice as much); on the CPU numpy's reduceat over the runs, a few times faster than
+    # segment_reduce
+    if pts.device.type == "cpu":
+        rows = pts.numpy()
+        first = np.flatnonzero(np.r_[True, np.diff(edge_path.numpy()) != 0])   # every run's first edge
+        ext = np.stack([f.reduceat(r, first) for f in (np.minimum, np.maximum) for r in rows], 1)
+    else:
+        counts = torch.bincount(edge_path, minlength=n)
+        ext = torch.stack([torch.segment_reduce(r, op, lengths=counts) for op in ("min", "max") for r in pts], 1)
+        ext = ext.cpu().numpy()   # one transfer; the rest is small host work
     # a cell [c, c+1) holds x; the box always includes the cell of the largest coordinate
     lim = np.array([width, height])
     lo = np.minimum(np.floor(ext[:, :2]).clip(min=0), lim)
@@ -530,7 +575,7 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     keep = sums >= SUM_FLOOR        # |sum| >= SUM_FLOOR without a buffer-sized float64 temporary
     keep |= sums <= -SUM_FLOOR
     keep[torch.from_numpy(row_start + rw - 1).to(dev)] = False   # the overflow column
-    idx = torch.nonzero(keep).flatten()
+    idx = _nonzero(keep)
     # pairs up to the end of every buffer row (its overflow column) from a running count (int32: a
     # cheap pass, and far cheaper than searching the pairs); rows and paths are consecutive in the
     # buffer, so each row's and each path's pairs are the differences
@@ -545,10 +590,10 @@ def _plan(sums: torch.Tensor, lay: _Layout, width: int) -> _Plan:
     bounds = [0] + np.cumsum(np.bincount(lay.level[order], weights=length).astype(np.int64)).tolist() \
         if len(order) else [0]
     # pixel = buffer index + its row's shift, spread over the pairs (not over the whole buffer)
-    pix = torch.repeat_interleave(torch.from_numpy(row_pix).to(dev), per_row, output_size=idx.shape[0]).add_(idx)
+    pix = _repeat(torch.from_numpy(row_pix).to(dev), per_row, idx.shape[0]).add_(idx)
     run_len = torch.from_numpy(length).to(dev)
     run_path = torch.from_numpy(order).to(dev)
-    pid = torch.repeat_interleave(run_path, run_len, output_size=idx.shape[0])
+    pid = _repeat(run_path, run_len, idx.shape[0])
     at = np.zeros((len(b), 2), dtype=np.int64)
     at[order] = runs
     return _Plan(idx, pix, pid, bounds, path_runs=at.tolist(), run_len=run_len, run_path=run_path, rank=rank)
@@ -845,28 +890,43 @@ def _pair_colors(gf: GradientFills, col: torch.Tensor, plan: _Plan, n: int, widt
     return rgba.index_put((sel,), _gradient_rgba(gf, x, y, g).clamp(0.0, 1.0))
 
 
-def check_points(points: list[torch.Tensor]) -> torch.Tensor:
+def check_points(points: list[torch.Tensor] | PackedPaths) -> torch.Tensor:
     """Check the paths' shapes and that every coordinate is finite (SceneError otherwise); returns
     their concatenation (3S, 2), differentiable (what :func:`flatten` starts from)."""
-    for i, p in enumerate(points):
-        if p.dim() != 2 or p.shape[1] != 2 or p.shape[0] == 0 or p.shape[0] % 3:
-            raise SceneError(f"path {i}: points must have shape (3S, 2), got {tuple(p.shape)}")
+    packed = isinstance(points, PackedPaths)
+    if packed:
+        allp = points.points
+        if allp.dim() != 2 or allp.shape[1] != 2 or sum(points.sizes) != allp.shape[0]:
+            raise SceneError(f"packed paths: points must have shape ({sum(points.sizes)}, 2), got {tuple(allp.shape)}")
+        shapes = [(s, 2) for s in points.sizes]
+    else:
+        shapes = [tuple(p.shape) for p in points]
+    for i, sh in enumerate(shapes):
+        if len(sh) != 2 or sh[1] != 2 or sh[0] == 0 or sh[0] % 3:
+            raise SceneError(f"path {i}: points must have shape (3S, 2), got {sh}")
     # one check for all paths (this runs on every render); the culprit is looked up only on failure
-    allp = torch.cat(points, 0)
+    if not packed:
+        allp = torch.cat(points, 0)
     if not bool(torch.isfinite(allp.detach()).all()):
         bad = next(i for i, p in enumerate(points) if not bool(torch.isfinite(p).all()))
         raise SceneError(f"path {bad}: control points contain NaN or infinite coordinates")
     return allp
 
 
-def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: int, samples: int = 16):
+def _coverage_and_plan(points: list[torch.Tensor] | PackedPaths, dev, dt, width: int, height: int,
+                       samples: int = 16):
     """The steps every entry point shares: checked points -> edges -> boxes -> exact coverage, and the
     compositing plan of the pairs with nonzero coverage. Returns (starts, c, plan) with c the (P,)
     coverage of the plan's pairs (differentiable in the points); c and plan are
     None when no path reaches the canvas."""
-    pts = [p.to(device=dev, dtype=dt) for p in points]
+    if isinstance(points, PackedPaths):
+        pts = PackedPaths(points.points.to(device=dev, dtype=dt), points.sizes)
+        sizes = pts.sizes
+    else:
+        pts = [p.to(device=dev, dtype=dt) for p in points]
+        sizes = tuple(p.shape[0] for p in pts)
     allp = check_points(pts)
-    starts, ends, edge_path = _flatten_cat(allp, pts, samples)
+    starts, ends, edge_path = _flatten_cat(allp, sizes, samples)
     lay = _layout(starts, ends, edge_path, len(pts), width, height)
     if lay.total == 0:
         return starts, None, None
@@ -875,12 +935,13 @@ def _coverage_and_plan(points: list[torch.Tensor], dev, dt, width: int, height: 
     return starts, _PairCoverage.apply(amounts, cells, sums, plan), plan
 
 
-def render_torch(points: list[torch.Tensor], colors: torch.Tensor, width: int, height: int,
+def render_torch(points: list[torch.Tensor] | PackedPaths, colors: torch.Tensor, width: int, height: int,
                  samples_per_segment: int = 16, with_coverage_sum: bool = False,
                  fills: GradientFills | None = None):
     """Render paths onto a transparent canvas.
 
-    points: list of N (3S_i, 2) tensors, pixels. colors: (N, 4) straight RGBA in [0, 1], back to front.
+    points: list of N (3S_i, 2) tensors, pixels, or the same paths end to end (:class:`PackedPaths`;
+    the same render and gradients, fewer autograd nodes). colors: (N, 4) straight RGBA in [0, 1], back to front.
     fills: gradient fills of some paths (their rows of ``colors`` are then not used), or None.
     Returns premultiplied RGB (H, W, 3) and alpha (H, W); with ``with_coverage_sum`` also the (H, W)
     sum over paths of each path's own coverage (no compositing; above 1 where paths overlap).
