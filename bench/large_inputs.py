@@ -14,7 +14,7 @@ and scikit-image's photographs at their own sizes (300-640 px). Per picture and 
 
     PYTHONPATH=. python bench/large_inputs.py [--size 1024] [--hold DIR] [--codes 1F98A 1F620 ...]
                                               [--photos astronaut coffee ...] [--quality balanced]
-                                              [--against REV_OR_DIR]
+                                              [--mode layered|compact] [--against REV_OR_DIR]
 
 ``--against`` runs every picture in another tree too (a git revision or a directory holding
 ``lvss/``), the trees taking turns, and prints both side by side.
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--codes", nargs="*", default=["1F98A", "1F431", "2615", "1F3A8"])
     ap.add_argument("--photos", nargs="*", default=list(PHOTOS))
     ap.add_argument("--quality", default="balanced", choices=("fast", "balanced", "best"))
+    ap.add_argument("--mode", default="layered", choices=("layered", "compact"))
     ap.add_argument("--against", metavar="REV_OR_DIR")
     a = ap.parse_args(argv)
     trees = [("this", ROOT)] + ([("other", _tree(a.against))] if a.against else [])
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         order = trees if k % 2 == 0 else trees[::-1]
         for label, tree in order:
             svg = tmp / f"{img.stem}-{label}.svg"
-            _, cpu, js = run_once(command(img, svg, a.quality, None, 1), tree)
+            _, cpu, js = run_once(command(img, svg, a.quality, None, 1) + ["--mode", a.mode], tree)
             rows[img.stem][label] = (js["paths"], _resvg_psnr(svg, img), stacked_pairs(svg.read_text()), cpu)
         line = " | ".join(f"{lab}: {p} paths, {db:.2f} dB, {sp} stacked, {cpu:.2f} CPU s"
                           for lab, (p, db, sp, cpu) in rows[img.stem].items())
