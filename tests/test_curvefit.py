@@ -167,8 +167,7 @@ def test_neighbours_joined_where_one_cubic_follows_both(name, monkeypatch):
 
     c = _outer_contour(_shapes()[name])
     joined = fit_contour(c.points, 0.5)
-    monkeypatch.setattr(cf, "_joined", lambda Q, lo, hi, t0, t1, cubics, tol, with_starts=False:
-                        (cubics, lo) if with_starts else cubics)
+    monkeypatch.setattr(cf, "_joined", lambda Q, lo, hi, t0, t1, cubics, tol: (cubics, lo))
     split = fit_contour(c.points, 0.5)
     assert len(joined) <= len(split)
     assert _dist_to_curve(c.points, joined).max() < 0.5 + 0.5

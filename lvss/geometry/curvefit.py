@@ -340,7 +340,7 @@ def _fit_level(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1
 
 
 def _fit_runs(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray,
-              tol: float, reach: float, join=None) -> np.ndarray:
+              tol: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
     """Cubics (S, 4, 2), in order, from Q[lo] to Q[hi] for every run lo..hi (R,) of the points Q
     (smoothed runs, one after the other), each within ``tol`` of its run's points. t0 / t1 (R, 2):
     the end tangents (t1 pointing back into the run); NaN at a corner (estimated one-sided there,
@@ -348,7 +348,8 @@ def _fit_runs(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1:
     does not follow is split at its farthest point (not within a pixel of either end), with one
     tangent shared by both halves, and each half is fitted again; all runs of one split level are
     fitted together (in a few batches where they are many and long). Then neighbours that one cubic
-    follows within ``tol`` are joined (``join``, default :func:`_joined`)."""
+    follows within ``tol`` are joined (:func:`_joined`). Also returns where each cubic's run starts
+    in Q (for runs of several contours laid end to end: which contour each cubic belongs to)."""
     done, cubics = [], []
     runs = (lo, hi, t0, t1)
     depth = 0
@@ -364,32 +365,17 @@ def _fit_runs(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1:
     segs = tuple(np.concatenate(x) for x in zip(*done))
     c = np.concatenate(cubics)
     order = np.argsort(segs[0], kind="stable")
-    return (join or _joined)(Q, *(x[order] for x in segs), c[order], tol)
-
-
-def _fit_runs_starts(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray,
-                     tol: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_fit_runs`, and where each cubic starts in Q (for runs of several contours laid end
-    to end: which contour each cubic belongs to)."""
-    starts: list[np.ndarray] = []
-
-    def joined(Q, lo, hi, t0, t1, c, tol):
-        c, first = _joined(Q, lo, hi, t0, t1, c, tol, with_starts=True)
-        starts.append(first)
-        return c
-
-    c = _fit_runs(Q, lo, hi, t0, t1, tol, reach, joined)
-    return c, starts[0]
+    return _joined(Q, *(x[order] for x in segs), c[order], tol)
 
 
 def _joined(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: np.ndarray, c: np.ndarray,
-            tol: float, with_starts: bool = False):
+            tol: float) -> tuple[np.ndarray, np.ndarray]:
     """The cubics c (S, 4, 2) of the runs lo..hi (S,) of Q, in order, with neighbours joined where
     one cubic (from the first one's start to the second one's end, along their outer tangents t0 /
     t1) stays within ``tol`` of both runs' points: splitting at the farthest point is greedy and
     often leaves a node that a split elsewhere would not have needed (potrace's optimal curve, one
     join at a time). Pairs are joined best first, each segment in at most one join per pass, until
-    a pass joins none. ``with_starts``: also return where each cubic's run starts in Q."""
+    a pass joins none. Returns the cubics and where each one's run starts in Q."""
     for _ in range(_MAX_DEPTH):
         pair = np.flatnonzero(hi[:-1] == lo[1:])   # the same corner-to-corner run, a smooth node
         if len(pair) == 0:
@@ -416,7 +402,7 @@ def _joined(Q: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: np.ndarray, t1: n
         keep = np.ones(len(lo), bool)
         keep[first + 1] = False
         lo, hi, t0, t1, c = lo[keep], hi[keep], t0[keep], t1[keep], c[keep]
-    return (c, lo) if with_starts else c
+    return c, lo
 
 
 def fit_contour(points: np.ndarray, tol: float, fixed: np.ndarray | None = None,
@@ -447,7 +433,7 @@ def fit_contours(contours: list, tol: float, corner_deg: float = CORNER_DEG, rea
         hi = np.concatenate([p[3] + o for p, o in zip(parts, offset)])
         t0 = np.concatenate([p[4] for p in parts], 0)
         t1 = np.concatenate([p[5] for p in parts], 0)
-        c, first = _fit_runs_starts(Q, lo, hi, t0, t1, tol, reach)
+        c, first = _fit_runs(Q, lo, hi, t0, t1, tol, reach)
         owner = np.searchsorted(offset, first, side="right") - 1
         for j, p in enumerate(parts):
             done[p[0]] = c[owner == j][:, :3].reshape(-1, 2)
