@@ -99,15 +99,9 @@ def prepare_image(rgba: np.ndarray, work_size: int) -> tuple[np.ndarray, np.ndar
     if min(H, W) * s < SHORT_SIDE_MIN:
         s = max(s, min(1.0, SHORT_SIDE_MIN / min(H, W), work_size / float(np.sqrt(H * W))))
     w, h = max(2, round(W * s)), max(2, round(H * s))
-    img = rgba
+    f = rgba.astype(np.float32) / 255.0
     if (w, h) != (W, H):
-        # resize premultiplied colour so transparent pixels don't bleed their (meaningless) colour
-        f = rgba.astype(np.float32) / 255.0
-        pm = area_downscaled(np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1), (w, h))
-        a = pm[..., 3]
-        rgb = np.where(a[..., None] > 1e-4, pm[..., :3] / np.maximum(a[..., None], 1e-4), 0.0)
-        return np.clip(rgb, 0, 1).astype(np.float32), a.astype(np.float32)
-    f = img.astype(np.float32) / 255.0
+        return area_downscaled(f, (w, h))
     return f[..., :3].copy(), f[..., 3].copy()
 
 

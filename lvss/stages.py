@@ -167,8 +167,8 @@ def simplify_levels(cfg: VectorizeConfig, image: np.ndarray, progress: StageProg
 
 def _as_rgb(source: np.ndarray, size: int) -> np.ndarray:
     """A full-resolution original ((H, W, 3|4) uint8, or float in [0, 1]) as straight RGB float32 with
-    its long side at most ``size`` (never enlarged); colour is resized premultiplied by alpha so that
-    transparent pixels do not bleed into the edges, by area (:func:`lvss.io.area_downscaled`)."""
+    its long side at most ``size`` (never enlarged), by area (:func:`lvss.io.area_downscaled`: colour
+    premultiplied by alpha, so transparent pixels do not bleed into the edges)."""
     from .io import area_downscaled
 
     a = np.asarray(source)
@@ -179,13 +179,7 @@ def _as_rgb(source: np.ndarray, size: int) -> np.ndarray:
         f = np.concatenate([f, np.ones(f.shape[:2] + (1,), np.float32)], -1)
     H, W = f.shape[:2]
     s = min(1.0, size / max(H, W))
-    w, h = max(2, round(W * s)), max(2, round(H * s))
-    pm = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
-    if (w, h) != (W, H):
-        pm = area_downscaled(pm, (w, h))
-    al = pm[..., 3:]
-    rgb = np.where(al > 1e-4, pm[..., :3] / np.maximum(al, 1e-4), 0.0)
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    return area_downscaled(f, (max(2, round(W * s)), max(2, round(H * s))))[0]
 
 
 def resample_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
