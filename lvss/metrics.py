@@ -46,6 +46,23 @@ def composite_metrics(C, A, target_c, target_a) -> dict:
     return {"mse": m, "psnr": 100.0 if m <= 1e-10 else 10.0 * math.log10(1.0 / m)}
 
 
+def scene_metrics(points, colors, target_c, target_a) -> dict:
+    """:func:`composite_metrics` of the paths ``points`` (list of (3S, 2) tensors, back to front, on
+    the targets' device) drawn in ``colors`` (N, 4) by lvss's rasterizer on the targets' canvas; an
+    empty scene is the empty canvas."""
+    import torch
+
+    from .render.torch_raster import render_torch
+
+    h, w = target_a.shape
+    with torch.no_grad():
+        if len(points):
+            C, A = render_torch(points, colors, w, h)
+        else:
+            C, A = torch.zeros_like(target_c), torch.zeros_like(target_a)
+    return composite_metrics(C, A, target_c, target_a)
+
+
 def ssim(a, b) -> float:
     """Structural similarity of two (H, W, 3) images in [0, 1]."""
     from skimage.metrics import structural_similarity

@@ -16,7 +16,7 @@ import torch
 
 from .config import VectorizeConfig
 from .io import load_image
-from .metrics import composite_metrics
+from .metrics import composite_metrics, scene_metrics
 from .optimize.structure import StructuralPath, fit_colors, optimize_structure, solve_colors
 from .scene import OPAQUE_ALPHA, Layer, Path, Scene
 from .types import Cancelled, ProgressCallback, ProgressEvent, VectorizeResult, check_cancel
@@ -357,12 +357,8 @@ def _compact_at_input_size(scene: Scene, source: np.ndarray, rgb, alpha, cfg: Ve
         k += len(paths)
         layers.append(Layer(layer.name, paths, layer.id, layer.details_from))
     out = Scene(w, h, layers)
-    from .render.torch_raster import render_torch
-
     target_c, target_a = _targets(rgb, alpha, dev)
-    with torch.no_grad():
-        C, A = render_torch([p.to(dev) for p in out.point_list()], out.colors().to(dev), w, h)
-    metrics.update(composite_metrics(C, A, target_c, target_a))
+    metrics.update(scene_metrics([p.to(dev) for p in out.point_list()], out.colors().to(dev), target_c, target_a))
     return out
 
 
@@ -499,14 +495,8 @@ def _without_hairs_or_hidden(scene: Scene, rgb, alpha, cfg: VectorizeConfig, dev
             details_from = None
         layers.append(Layer(layer.name, [p for _, p in keep], layer.id, details_from))
     out = Scene(w, h, layers)
-    from .render.torch_raster import render_torch
-
-    with torch.no_grad():
-        if out.num_paths:
-            C, A = render_torch([p.points.to(dev) for p in out.paths()], out.colors().to(dev), out.width, out.height)
-        else:
-            C, A = torch.zeros_like(target_c), torch.zeros_like(target_a)
-    metrics.update(composite_metrics(C, A, target_c, target_a), paths=float(out.num_paths))
+    metrics.update(scene_metrics([p.to(dev) for p in out.point_list()], out.colors().to(dev), target_c, target_a),
+                   paths=float(out.num_paths))
     return out
 
 
@@ -660,13 +650,7 @@ def _run_layered(rgb, alpha, cfg: VectorizeConfig, dev, prog: _Progress, cancel,
                                       len(shapes[k]) if mine else None))
     elif details:
         scene.layers.append(Layer(f"{1:0{width}d} Details", details, "layer1"))
-    with torch.no_grad():
-        C, A = torch.zeros(h, w, 3, device=dev), torch.zeros(h, w, device=dev)
-        if scene.num_paths:
-            from .render.torch_raster import render_torch
-
-            C, A = render_torch([p.to(dev) for p in scene.point_list()], scene.colors().to(dev), w, h)
-    metrics = composite_metrics(C, A, target_c, target_a)
+    metrics = scene_metrics([p.to(dev) for p in scene.point_list()], scene.colors().to(dev), target_c, target_a)
     metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)), budget=float(cfg.paths),
                    refine_rounds=float(state.rounds), **seg.metrics)
     notes = [f"{int(scene.num_paths)} of {cfg.paths} paths used: {state.stop_reason}"] if state.stop_reason else []

@@ -333,8 +333,7 @@ def _finish(pts, colors, n_s: int, alpha: np.ndarray, target_c: torch.Tensor, we
 def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
     """The scene (a "Structure" layer of merged regions at the back, a "Details" layer in front) and
     its metrics."""
-    from ..metrics import composite_metrics
-    from ..render.torch_raster import render_torch
+    from ..metrics import scene_metrics
     from ..scene import Layer, Path, Scene
 
     h, w = target_a.shape
@@ -347,9 +346,7 @@ def _assemble(pts, colors, n_s, target_c, target_a, cfg, notes, res, counts):
         scene.layers.append(Layer(f"Structure ({len(struct) - n_faint} merged regions{shadows})", struct, "layer1"))
     if details:
         scene.layers.append(Layer("Details", details, f"layer{len(scene.layers) + 1}"))
-    with torch.no_grad():
-        C, A = render_torch(pts, colors, w, h) if pts else (torch.zeros_like(target_c), torch.zeros_like(target_a))
-    metrics = composite_metrics(C, A, target_c, target_a)
+    metrics = scene_metrics(pts, colors, target_c, target_a)
     atoms_n, regions_n = counts["atoms"], counts["regions"]
     metrics.update(paths=float(scene.num_paths), layers=float(len(scene.layers)), masks=float(counts["masks"]),
                    atoms=float(atoms_n), regions=float(regions_n), merges=float(max(atoms_n - regions_n, 0)),
