@@ -68,9 +68,11 @@ def _segments(pts: torch.Tensor) -> torch.Tensor:
     return torch.stack([pts[:, 0::3], pts[:, 1::3], pts[:, 2::3], nxt[:, 0::3]], 2).reshape(G, S, 4, 2)
 
 
-def segments_of(points: np.ndarray) -> np.ndarray:
-    """(3S, 2) closed cubic path (numpy) -> (S, 4, 2): every segment's four control points (the last
-    closes to point 0)."""
+def segments_of(points: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """(3S, 2) closed cubic path (numpy or torch, returned as it came) -> (S, 4, 2): every segment's
+    four control points (the last closes to point 0)."""
+    if isinstance(points, torch.Tensor):
+        return _segments(points[None])[0]
     return np.stack([points[0::3], points[1::3], points[2::3], np.roll(points[0::3], -1, 0)], 1)
 
 

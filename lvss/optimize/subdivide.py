@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..geometry.guard import GUARD_KINK, GUARD_PIECES
-from ..geometry.simple import crossing_counts
+from ..geometry.simple import crossing_counts, segments_of
 from ..render.torch_raster import render_torch
 
 __all__ = ["split_where_wrong", "halved", "MIN_LENGTH", "SPLIT_AT"]
@@ -37,15 +37,10 @@ MIN_LENGTH = 2.0   # pixels: shorter segments are not halved
 _SAMPLES = 16      # points per segment at which the error is read
 
 
-def _segments(points: torch.Tensor) -> torch.Tensor:
-    """(3S, 2) closed cubic path -> (S, 4, 2) control points of every segment."""
-    return torch.stack([points[0::3], points[1::3], points[2::3], torch.roll(points[0::3], -1, 0)], 1)
-
-
 def halved(points: torch.Tensor, which: np.ndarray) -> torch.Tensor:
     """The closed cubic path ``points`` (3S, 2) with the segments ``which`` (bool (S,)) each split at
     t = 1/2 into two (the same curve)."""
-    seg = _segments(points)
+    seg = segments_of(points)
     a, b, c, d = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3]
     ab, bc, cd = (a + b) / 2, (b + c) / 2, (c + d) / 2
     abc, bcd = (ab + bc) / 2, (bc + cd) / 2
@@ -77,7 +72,7 @@ def split_where_wrong(points: list[torch.Tensor], colors: torch.Tensor, target_c
     v = 1.0 - u
     scores, owner = [], []
     for k, p in enumerate(points):
-        seg = _segments(p.detach().cpu().double()).numpy()
+        seg = segments_of(p.detach().cpu().double().numpy())
         xy = v ** 3 * seg[None, :, 0] + 3 * v * v * u * seg[None, :, 1] + 3 * v * u * u * seg[None, :, 2] \
             + u ** 3 * seg[None, :, 3]                                                    # (K, S, 2)
         length = np.sqrt((np.diff(xy, axis=0) ** 2).sum(-1)).sum(0) * _SAMPLES / (_SAMPLES - 1)
