@@ -332,36 +332,6 @@ def _polish_at_input_size(state, source: np.ndarray, work: tuple[int, int], cfg:
     state.colors = big.colors
 
 
-def _compact_at_input_size(scene: Scene, source: np.ndarray, rgb, alpha, cfg: VectorizeConfig, dev,
-                           prog: "_Progress", cancel, metrics: dict) -> Scene:
-    """Compact mode's paths (``scene`` at the working size) polished against the input's own pixels
-    where the input is larger, as layered mode's are (:func:`_polish_at_input_size`): the merged
-    regions' outlines are fitted to the thumbnail, and a designer zooms into the picture. Left out
-    with a saliency map: compact mode then keeps whichever of its candidates is closest where the map
-    marks, which an unweighted polish would not respect. ``metrics`` follow the new shapes."""
-    from .optimize.refine import RefineState
-    from .stages import saliency_choice
-
-    if not scene.num_paths or saliency_choice(cfg)[0] != "none":
-        return scene
-    h, w = scene.height, scene.width
-    state = RefineState([p.points.to(dev) for p in scene.paths()], scene.colors().to(dev), scene.num_paths)
-    _polish_at_input_size(state, source, (h, w), cfg, None, prog, cancel)
-    points = [p.detach().cpu() for p in state.points]
-    colors = state.colors.detach().cpu()
-    if all(torch.equal(a, b.points) for a, b in zip(points, scene.paths())):
-        return scene
-    layers, k = [], 0
-    for layer in scene.layers:
-        paths = [Path(points[k + i], colors[k + i], p.fill) for i, p in enumerate(layer.paths)]
-        k += len(paths)
-        layers.append(Layer(layer.name, paths, layer.id, layer.details_from))
-    out = Scene(w, h, layers)
-    target_c, target_a = _targets(rgb, alpha, dev)
-    metrics.update(scene_metrics([p.to(dev) for p in out.point_list()], out.colors().to(dev), target_c, target_a))
-    return out
-
-
 def _solid_masks(masks: list[np.ndarray], h: int, w: int, solidity: float = 0.85) -> np.ndarray:
     """(K, H, W) bool: the masks a single closed path can stand for, i.e. those whose holes are small
     (area >= ``solidity`` x area with holes filled); rings and outlines are left out."""
@@ -413,7 +383,6 @@ def run(image: Any, cfg: VectorizeConfig | None = None, progress: ProgressCallba
         from .compact import run_compact
 
         scene, metrics = run_compact(rgb, alpha, cfg, dev, prog, cancel, source=rgba)
-        scene = _compact_at_input_size(scene, rgba, rgb, alpha, cfg, dev, prog, cancel, metrics)
         lap("compact")
     else:
         scene, metrics = _run_layered(rgb, alpha, cfg, dev, prog, cancel, lap, source=rgba)
